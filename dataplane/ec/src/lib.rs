@@ -1,0 +1,1 @@
+//! Erasure coding: one codec trait, ISA-L and reed-solomon-simd backends, streaming stripes.

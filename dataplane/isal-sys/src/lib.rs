@@ -1,0 +1,1 @@
+//! Raw bindings to ISA-L's erasure-code API (Debian libisal-dev).

@@ -1,0 +1,1 @@
+//! Per-core append-only O_DIRECT shard log.

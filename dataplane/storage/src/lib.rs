@@ -1,0 +1,1 @@
+//! Storage node: glommio executors each owning a shard log, RPC server and client.

@@ -1,0 +1,1 @@
+//! Storage-node wire protocol: flatbuffers schemas, generated code and frame codec (sans-I/O).
