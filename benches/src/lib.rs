@@ -1,1 +1,0 @@
-//! Cairn benchmark harness.
