@@ -34,7 +34,12 @@ impl ShardId {
 
     /// Builds the id of shard `shard_index` of block `block_index` of part `part_number` of the
     /// object version `object_id`.
-    pub fn new(object_id: u128, part_number: u32, block_index: u32, shard_index: ShardIndex) -> Self {
+    pub fn new(
+        object_id: u128,
+        part_number: u32,
+        block_index: u32,
+        shard_index: ShardIndex,
+    ) -> Self {
         let mut bytes = [0u8; Self::LEN];
         bytes[0..16].copy_from_slice(&object_id.to_be_bytes());
         bytes[16..20].copy_from_slice(&part_number.to_be_bytes());
@@ -63,7 +68,9 @@ impl ShardId {
     }
 
     pub fn shard_index(&self) -> ShardIndex {
-        ShardIndex(u16::from_be_bytes(self.0[24..26].try_into().expect("2 bytes")))
+        ShardIndex(u16::from_be_bytes(
+            self.0[24..26].try_into().expect("2 bytes"),
+        ))
     }
 
     /// A stable 64-bit hash (FNV-1a) used to map a shard to the core that owns it. It must never
@@ -118,7 +125,10 @@ mod tests {
         let later_block = ShardId::new(0x0102_0304, 7, 10, ShardIndex(0));
         assert!(id < later_block);
         assert_eq!(ShardId::from_slice(&id.0).unwrap(), id);
-        assert_eq!(ShardId::from_slice(&[0; 3]), Err(CommonError::BadShardIdLength(3)));
+        assert_eq!(
+            ShardId::from_slice(&[0; 3]),
+            Err(CommonError::BadShardIdLength(3))
+        );
     }
 
     #[test]
