@@ -1,0 +1,333 @@
+//! Streaming stripe decoder (sans-I/O): tells the caller which shard pieces to fetch, takes them
+//! as they arrive, and yields the original bytes of a byte range stripe by stripe.
+//!
+//! Model: the decoder walks the [`StripeSpan`]s of the requested range. For each stripe,
+//! [`StripeDecoder::next_step`] first asks only for the data pieces that hold the wanted bytes
+//! (the healthy path: no decode, and the output borrows the fetched buffers, so no copy). When a
+//! piece is missing, late (the caller decides when and calls [`StripeDecoder::mark_unavailable`])
+//! or fails its CRC32C in [`StripeDecoder::push_piece`], the decoder switches that stripe to
+//! reconstruction and asks for further shards (other data shards first, then parity) until it
+//! holds k verified pieces; [`StripeDecoder::output`] then rebuilds the wanted data pieces.
+//! A late piece that arrives after all is still accepted while the stripe is open.
+//!
+//! Invariants: a piece is used only after its CRC32C matched the expected value the caller
+//! supplied, so corrupt bytes are never returned; when fewer than k verified pieces can be had the
+//! decoder fails with [`EcError::TooManyErasures`] instead of guessing; the codec must be the one
+//! that wrote the object (checked against the layout's scheme). Piece buffers come from (and go
+//! back to) a pool, so a steady-state read does not allocate per stripe.
+
+use crate::buffer::{BufferPool, PooledBuf};
+use crate::codec::{EcError, ErasureCodec};
+use crate::layout::{ObjectLayout, StripeSpan, StripeSpans};
+use crate::shard_set::{ShardIndex, ShardSet};
+use smallvec::SmallVec;
+use std::ops::Range;
+
+/// What the I/O shell should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecoderStep {
+    /// Fetch these shards' pieces of stripe `stripe_index` and push them (or mark them
+    /// unavailable). Each shard is asked for once per stripe.
+    Fetch { stripe_index: u64, shards: ShardSet },
+    /// Pieces already asked for are outstanding: push them or mark them unavailable.
+    Wait,
+    /// The current stripe can be produced: call [`StripeDecoder::output`].
+    Ready,
+    /// Every byte of the range has been produced.
+    Done,
+}
+
+/// What [`StripeDecoder::push_piece`] did with a piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PieceVerdict {
+    /// Checksum matched; the piece will be used.
+    Accepted,
+    /// Wrong length or CRC32C mismatch: the piece is treated as missing. Report it to the healer.
+    Corrupt,
+    /// The stripe did not need it (already verified, or already produced).
+    Unneeded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StripeState {
+    /// Collecting pieces.
+    Open,
+    /// `output` was called; `next_step` moves to the next stripe.
+    Produced,
+}
+
+pub struct StripeDecoder {
+    codec: Box<dyn ErasureCodec>,
+    layout: ObjectLayout,
+    pool: BufferPool,
+    spans: StripeSpans,
+    current: Option<StripeSpan>,
+    state: StripeState,
+    /// k + m slots; `Some` for verified pieces (and, after a decode, scratch and rebuilt pieces).
+    pieces: Vec<Option<PooledBuf>>,
+    valid: ShardSet,
+    unavailable: ShardSet,
+    requested: ShardSet,
+    started: bool,
+    degraded_stripes: u64,
+}
+
+/// The original bytes of one stripe's span, as one slice per data piece touched.
+pub struct StripeOutput<'a> {
+    pub span: StripeSpan,
+    /// Whether this stripe needed reconstruction.
+    pub reconstructed: bool,
+    pieces: &'a [Option<PooledBuf>],
+}
+
+impl<'a> StripeOutput<'a> {
+    /// The wanted bytes in order, one slice per data piece; borrowed from the piece buffers.
+    pub fn segments(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let pieces = self.pieces;
+        let span = self.span;
+        span.data_shards_touched().map(move |shard| {
+            let piece = pieces[shard].as_ref().expect("touched pieces are present");
+            &piece[span.piece_range(shard)]
+        })
+    }
+
+    /// Appends the wanted bytes to `out`.
+    pub fn copy_to(&self, out: &mut Vec<u8>) {
+        for segment in self.segments() {
+            out.extend_from_slice(segment);
+        }
+    }
+}
+
+impl StripeDecoder {
+    /// A decoder for `range` (end-exclusive) of an object laid out as `layout`. `codec` must be
+    /// built for `layout.scheme()`; `pool` must hand out `piece_size_bytes` buffers.
+    pub fn new(
+        codec: Box<dyn ErasureCodec>,
+        layout: ObjectLayout,
+        range: Range<u64>,
+        pool: BufferPool,
+    ) -> Result<Self, EcError> {
+        if codec.scheme() != layout.scheme() {
+            return Err(EcError::SchemeMismatch {
+                object: layout.scheme(),
+                codec: codec.scheme(),
+            });
+        }
+        if pool.buffer_size_bytes() != layout.piece_size_bytes() {
+            return Err(EcError::InvalidPieceSize {
+                piece_size_bytes: pool.buffer_size_bytes(),
+                multiple_bytes: layout.piece_size_bytes(),
+            });
+        }
+        let spans = layout.spans(range)?;
+        let total_shards = layout.scheme().total_shards();
+        Ok(StripeDecoder {
+            codec,
+            layout,
+            pool,
+            spans,
+            current: None,
+            state: StripeState::Open,
+            pieces: (0..total_shards).map(|_| None).collect(),
+            valid: ShardSet::EMPTY,
+            unavailable: ShardSet::EMPTY,
+            requested: ShardSet::EMPTY,
+            started: false,
+            degraded_stripes: 0,
+        })
+    }
+
+    pub fn layout(&self) -> ObjectLayout {
+        self.layout
+    }
+
+    /// The pool pieces should be read into, so `push_piece` takes them without a copy.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// The stripe being collected, if any.
+    pub fn current_span(&self) -> Option<StripeSpan> {
+        self.current
+    }
+
+    /// Stripes that needed reconstruction so far.
+    pub fn degraded_stripes(&self) -> u64 {
+        self.degraded_stripes
+    }
+
+    /// Shards of the current stripe reported missing, late or corrupt.
+    pub fn unavailable_shards(&self) -> ShardSet {
+        self.unavailable
+    }
+
+    /// Advances past a produced stripe and says what to do next.
+    pub fn next_step(&mut self) -> Result<DecoderStep, EcError> {
+        if !self.started || self.state == StripeState::Produced {
+            self.started = true;
+            self.open_next_stripe();
+        }
+        let Some(span) = self.current else {
+            return Ok(DecoderStep::Done);
+        };
+        if self.is_ready(&span) {
+            return Ok(DecoderStep::Ready);
+        }
+        let k = self.layout.scheme().data_shards();
+        let touched = span.data_shard_set();
+        let outstanding = self
+            .requested
+            .difference(&self.valid)
+            .difference(&self.unavailable);
+        let to_request = if touched.intersection(&self.unavailable).is_empty() {
+            touched.difference(&self.requested)
+        } else {
+            // Degraded: aim for k verified pieces, counting those still in flight.
+            let needed = k.saturating_sub(self.valid.len() + outstanding.len());
+            let blocked = self.requested.union(&self.unavailable);
+            (0..self.layout.scheme().total_shards())
+                .filter(|&shard| !blocked.contains(shard))
+                .take(needed)
+                .collect()
+        };
+        if !to_request.is_empty() {
+            self.requested = self.requested.union(&to_request);
+            return Ok(DecoderStep::Fetch {
+                stripe_index: span.stripe_index,
+                shards: to_request,
+            });
+        }
+        if !outstanding.is_empty() {
+            return Ok(DecoderStep::Wait);
+        }
+        let scheme = self.layout.scheme();
+        Err(EcError::TooManyErasures {
+            available: self.valid.len(),
+            missing: self.unavailable.len(),
+            data_shards: scheme.data_shards(),
+            parity_shards: scheme.parity_shards(),
+        })
+    }
+
+    /// Offers a piece of the current stripe with the CRC32C recorded at encode time.
+    pub fn push_piece(
+        &mut self,
+        shard: ShardIndex,
+        piece: PooledBuf,
+        expected_crc32c: u32,
+    ) -> Result<PieceVerdict, EcError> {
+        let index = self.check_shard(shard)?;
+        if self.state == StripeState::Produced || self.valid.contains(index) {
+            return Ok(PieceVerdict::Unneeded);
+        }
+        if piece.len() != self.layout.piece_size_bytes()
+            || crc32c::crc32c(&piece) != expected_crc32c
+        {
+            self.unavailable.insert(index);
+            return Ok(PieceVerdict::Corrupt);
+        }
+        self.pieces[index] = Some(piece);
+        self.valid.insert(index);
+        self.unavailable.remove(index);
+        Ok(PieceVerdict::Accepted)
+    }
+
+    /// Like [`StripeDecoder::push_piece`] for bytes not read into a pool buffer (one copy).
+    pub fn push_piece_bytes(
+        &mut self,
+        shard: ShardIndex,
+        piece: &[u8],
+        expected_crc32c: u32,
+    ) -> Result<PieceVerdict, EcError> {
+        let index = self.check_shard(shard)?;
+        if self.state == StripeState::Produced || self.valid.contains(index) {
+            return Ok(PieceVerdict::Unneeded);
+        }
+        if piece.len() != self.layout.piece_size_bytes() {
+            self.unavailable.insert(index);
+            return Ok(PieceVerdict::Corrupt);
+        }
+        let mut buffer = self.pool.take();
+        buffer.copy_from_slice(piece);
+        self.push_piece(shard, buffer, expected_crc32c)
+    }
+
+    /// Reports that a shard's piece of the current stripe is missing or late. The next
+    /// `next_step` asks for replacements. A late piece pushed afterwards is still accepted.
+    pub fn mark_unavailable(&mut self, shard: ShardIndex) -> Result<(), EcError> {
+        let index = self.check_shard(shard)?;
+        if !self.valid.contains(index) {
+            self.unavailable.insert(index);
+        }
+        Ok(())
+    }
+
+    /// Produces the current stripe's wanted bytes, reconstructing if needed. Valid only after
+    /// `next_step` returned [`DecoderStep::Ready`].
+    pub fn output(&mut self) -> Result<StripeOutput<'_>, EcError> {
+        let span = self
+            .current
+            .ok_or(EcError::DecoderState("output called with no open stripe"))?;
+        if self.state == StripeState::Produced {
+            return Err(EcError::DecoderState("stripe already produced"));
+        }
+        if !self.is_ready(&span) {
+            return Err(EcError::DecoderState("output called before Ready"));
+        }
+        let touched = span.data_shard_set();
+        let rebuild = touched.difference(&self.valid);
+        let reconstructed = !rebuild.is_empty();
+        if reconstructed {
+            for slot in self.pieces.iter_mut().filter(|slot| slot.is_none()) {
+                *slot = Some(self.pool.take());
+            }
+            let mut shards: SmallVec<[&mut [u8]; 32]> = self
+                .pieces
+                .iter_mut()
+                .map(|slot| &mut slot.as_mut().expect("filled above")[..])
+                .collect();
+            self.codec.reconstruct(&mut shards, self.valid, rebuild)?;
+            self.degraded_stripes += 1;
+        }
+        self.state = StripeState::Produced;
+        Ok(StripeOutput {
+            span,
+            reconstructed,
+            pieces: &self.pieces,
+        })
+    }
+
+    fn is_ready(&self, span: &StripeSpan) -> bool {
+        span.data_shard_set().is_subset(&self.valid)
+            || self.valid.len() >= self.layout.scheme().data_shards()
+    }
+
+    fn check_shard(&self, shard: ShardIndex) -> Result<usize, EcError> {
+        let total_shards = self.layout.scheme().total_shards();
+        if self.current.is_none() {
+            return Err(EcError::DecoderState(
+                "no open stripe; call next_step first",
+            ));
+        }
+        if shard.get() >= total_shards {
+            return Err(EcError::ShardOutOfRange {
+                shard: shard.get(),
+                total_shards,
+            });
+        }
+        Ok(shard.get())
+    }
+
+    fn open_next_stripe(&mut self) {
+        // Dropping the pieces returns their buffers to the pool.
+        for slot in &mut self.pieces {
+            *slot = None;
+        }
+        self.valid = ShardSet::EMPTY;
+        self.unavailable = ShardSet::EMPTY;
+        self.requested = ShardSet::EMPTY;
+        self.state = StripeState::Open;
+        self.current = self.spans.next();
+    }
+}

@@ -1,0 +1,222 @@
+//! Stripe and range arithmetic: pure functions from (scheme, piece size, object length, byte
+//! range) to the stripes and pieces that hold those bytes.
+//!
+//! Model: an object of `object_len_bytes` is cut into stripes of `k * piece_size_bytes` data
+//! bytes. Stripe `s` holds object bytes `[s * stripe_data_bytes, (s + 1) * stripe_data_bytes)`;
+//! within a stripe, data shard `i` holds stripe bytes `[i * piece_size_bytes, (i + 1) *
+//! piece_size_bytes)`. Every stripe has k + m full pieces; the last stripe's data is zero-padded
+//! and its real length is `object_len_bytes - s * stripe_data_bytes`.
+//!
+//! Invariants: an empty object has zero stripes; `stripe_count = ceil(len / stripe_data_bytes)`;
+//! the spans returned for a range are in order, non-empty, contiguous, and their lengths sum to
+//! the range length, so a range GET reads exactly the stripes (and healthy-path data pieces) that
+//! cover it.
+
+use crate::codec::EcError;
+use crate::scheme::Scheme;
+use crate::shard_set::ShardSet;
+use std::ops::Range;
+
+/// Piece sizes must be a positive multiple of this. 64 keeps both codecs' SIMD blocks whole; the
+/// shard log wants multiples of 4096 for O_DIRECT, which the gateway's sizes are.
+pub const PIECE_SIZE_MULTIPLE_BYTES: usize = 64;
+
+/// How an object is cut into stripes: scheme plus the per-shard piece size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StripeLayout {
+    scheme: Scheme,
+    piece_size_bytes: usize,
+}
+
+impl StripeLayout {
+    pub fn new(scheme: Scheme, piece_size_bytes: usize) -> Result<Self, EcError> {
+        if piece_size_bytes == 0
+            || !piece_size_bytes.is_multiple_of(PIECE_SIZE_MULTIPLE_BYTES)
+            || piece_size_bytes > i32::MAX as usize
+        {
+            return Err(EcError::InvalidPieceSize {
+                piece_size_bytes,
+                multiple_bytes: PIECE_SIZE_MULTIPLE_BYTES,
+            });
+        }
+        Ok(StripeLayout {
+            scheme,
+            piece_size_bytes,
+        })
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    pub fn piece_size_bytes(&self) -> usize {
+        self.piece_size_bytes
+    }
+
+    /// Data bytes per stripe: k * piece size.
+    pub fn stripe_data_bytes(&self) -> usize {
+        self.scheme.data_shards() * self.piece_size_bytes
+    }
+
+    /// The layout of an object of `object_len_bytes`.
+    pub fn object(self, object_len_bytes: u64) -> ObjectLayout {
+        ObjectLayout {
+            stripe: self,
+            object_len_bytes,
+        }
+    }
+}
+
+/// A stripe layout plus the object's real length: everything needed to plan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectLayout {
+    stripe: StripeLayout,
+    object_len_bytes: u64,
+}
+
+/// The part of one stripe that a byte range covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StripeSpan {
+    pub stripe_index: u64,
+    /// Offset of the first wanted byte within the stripe's data.
+    pub offset_in_stripe_bytes: usize,
+    pub len_bytes: usize,
+    /// Offset of the first wanted byte within the object.
+    pub object_offset_bytes: u64,
+    /// Real (unpadded) data bytes in this stripe.
+    pub stripe_data_len_bytes: usize,
+    pub piece_size_bytes: usize,
+}
+
+impl StripeSpan {
+    /// Data shards whose pieces hold the wanted bytes (what a healthy read fetches).
+    pub fn data_shards_touched(&self) -> Range<usize> {
+        if self.len_bytes == 0 {
+            return 0..0;
+        }
+        let first = self.offset_in_stripe_bytes / self.piece_size_bytes;
+        let last = (self.offset_in_stripe_bytes + self.len_bytes - 1) / self.piece_size_bytes;
+        first..last + 1
+    }
+
+    /// The same as a [`ShardSet`].
+    pub fn data_shard_set(&self) -> ShardSet {
+        let touched = self.data_shards_touched();
+        ShardSet::range(touched.start, touched.end)
+    }
+
+    /// For data shard `shard`, the byte range within its piece that the span wants
+    /// (empty when the shard is not touched).
+    pub fn piece_range(&self, shard: usize) -> Range<usize> {
+        let piece_start = shard * self.piece_size_bytes;
+        let piece_end = piece_start + self.piece_size_bytes;
+        let start = self.offset_in_stripe_bytes.max(piece_start);
+        let end = (self.offset_in_stripe_bytes + self.len_bytes).min(piece_end);
+        if start >= end {
+            0..0
+        } else {
+            start - piece_start..end - piece_start
+        }
+    }
+}
+
+impl ObjectLayout {
+    pub fn stripe_layout(&self) -> StripeLayout {
+        self.stripe
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.stripe.scheme
+    }
+
+    pub fn piece_size_bytes(&self) -> usize {
+        self.stripe.piece_size_bytes
+    }
+
+    pub fn object_len_bytes(&self) -> u64 {
+        self.object_len_bytes
+    }
+
+    pub fn stripe_count(&self) -> u64 {
+        self.object_len_bytes
+            .div_ceil(self.stripe.stripe_data_bytes() as u64)
+    }
+
+    /// Real data bytes in stripe `stripe_index` (0 past the end).
+    pub fn stripe_data_len_bytes(&self, stripe_index: u64) -> usize {
+        let stripe_bytes = self.stripe.stripe_data_bytes() as u64;
+        let start = stripe_index.saturating_mul(stripe_bytes);
+        (self.object_len_bytes.saturating_sub(start)).min(stripe_bytes) as usize
+    }
+
+    /// Bytes each shard stores for the whole object: stripe count x piece size.
+    pub fn shard_len_bytes(&self) -> u64 {
+        self.stripe_count() * self.stripe.piece_size_bytes as u64
+    }
+
+    /// The whole object as a range.
+    pub fn full_range(&self) -> Range<u64> {
+        0..self.object_len_bytes
+    }
+
+    /// The spans of the stripes covering `range` (end-exclusive), in order. An empty range gives
+    /// no spans; a range past the end is an error.
+    pub fn spans(&self, range: Range<u64>) -> Result<StripeSpans, EcError> {
+        if range.start > range.end || range.end > self.object_len_bytes {
+            return Err(EcError::RangeNotSatisfiable {
+                start: range.start,
+                end: range.end,
+                object_len_bytes: self.object_len_bytes,
+            });
+        }
+        Ok(StripeSpans {
+            layout: *self,
+            next_offset_bytes: range.start,
+            end_offset_bytes: range.end,
+        })
+    }
+}
+
+/// Iterator over the [`StripeSpan`]s of a range; allocation-free.
+#[derive(Clone, Debug)]
+pub struct StripeSpans {
+    layout: ObjectLayout,
+    next_offset_bytes: u64,
+    end_offset_bytes: u64,
+}
+
+impl Iterator for StripeSpans {
+    type Item = StripeSpan;
+
+    fn next(&mut self) -> Option<StripeSpan> {
+        if self.next_offset_bytes >= self.end_offset_bytes {
+            return None;
+        }
+        let stripe_bytes = self.layout.stripe.stripe_data_bytes() as u64;
+        let stripe_index = self.next_offset_bytes / stripe_bytes;
+        let stripe_start = stripe_index * stripe_bytes;
+        let span_end = self.end_offset_bytes.min(stripe_start + stripe_bytes);
+        let span = StripeSpan {
+            stripe_index,
+            offset_in_stripe_bytes: (self.next_offset_bytes - stripe_start) as usize,
+            len_bytes: (span_end - self.next_offset_bytes) as usize,
+            object_offset_bytes: self.next_offset_bytes,
+            stripe_data_len_bytes: self.layout.stripe_data_len_bytes(stripe_index),
+            piece_size_bytes: self.layout.stripe.piece_size_bytes,
+        };
+        self.next_offset_bytes = span_end;
+        Some(span)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let remaining = if self.next_offset_bytes >= self.end_offset_bytes {
+            0
+        } else {
+            let stripe_bytes = self.layout.stripe.stripe_data_bytes() as u64;
+            (self.end_offset_bytes - 1) / stripe_bytes - self.next_offset_bytes / stripe_bytes + 1
+        };
+        (remaining as usize, Some(remaining as usize))
+    }
+}
+
+impl ExactSizeIterator for StripeSpans {}
