@@ -1,0 +1,374 @@
+//! Blocking storage-node client over `std::net::TcpStream`, for tests, benchmarks and tools.
+//!
+//! # Model
+//!
+//! One connection, one request in flight: each call writes a whole request frame (header, message,
+//! body) and then reads exactly one response frame. Request ids count up from 1 per client and
+//! every response must echo the id it answers (an error response may carry id 0, which a node uses
+//! when it could not read the request's id).
+//!
+//! # Invariants
+//!
+//! - After an I/O or protocol error the connection is dropped, because the position in the byte
+//!   stream can no longer be trusted; the next call opens a fresh connection. Nothing is retried:
+//!   a failed call is reported to the caller, who decides whether a retry is safe.
+//! - A node's error response consumes exactly one frame, so the connection stays usable after it.
+//! - `put` sends the CRC32C of the data it sends; `get` of a whole shard checks the received data
+//!   against the CRC32C the node sends with it (a ranged read cannot be checked that way, since the
+//!   CRC covers the whole shard).
+
+mod error;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+pub use cairn_common::ShardId;
+pub use cairn_wire::{ByteRange, ErrorCode, FrameLimits, HealthReport, ShardEntry};
+use cairn_wire::{FRAME_HEADER_LEN_BYTES, FrameHeader, Request, Response};
+pub use error::{ClientError, ProtocolError};
+
+/// Bodies up to this size are copied behind the header and sent with one write, so a small Put is
+/// one TCP segment; larger ones are written straight from the caller's buffer.
+const COALESCE_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Connection settings. The defaults suit tests and tools on a LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Bound on establishing the TCP connection, per resolved address.
+    pub connect_timeout: Duration,
+    /// Bound on each blocking read; `None` waits forever.
+    pub read_timeout: Option<Duration>,
+    /// Bound on each blocking write; `None` waits forever.
+    pub write_timeout: Option<Duration>,
+    /// Limits applied to response frames; `max_body_len_bytes` caps the shard data one Get returns.
+    pub limits: FrameLimits,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
+            limits: FrameLimits::default(),
+        }
+    }
+}
+
+/// One page of a scan. `next_after` is `Some` when more shards may follow: pass it to the next
+/// [`StorageClient::scan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    pub entries: Vec<ShardEntry>,
+    pub next_after: Option<ShardId>,
+}
+
+/// A blocking connection to one storage node.
+#[derive(Debug)]
+pub struct StorageClient {
+    addresses: Vec<SocketAddr>,
+    config: ClientConfig,
+    /// `None` after an I/O or protocol error; the next call reconnects.
+    stream: Option<TcpStream>,
+    next_request_id: u64,
+}
+
+impl StorageClient {
+    /// Connects with [`ClientConfig::default`].
+    pub fn connect(address: impl ToSocketAddrs) -> Result<Self, ClientError> {
+        Self::connect_with_config(address, ClientConfig::default())
+    }
+
+    /// Resolves `address` and connects to the first resolved address that accepts.
+    pub fn connect_with_config(
+        address: impl ToSocketAddrs,
+        config: ClientConfig,
+    ) -> Result<Self, ClientError> {
+        let addresses: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
+        let mut client = StorageClient {
+            addresses,
+            config,
+            stream: None,
+            next_request_id: 1,
+        };
+        client.ensure_connected()?;
+        Ok(client)
+    }
+
+    /// The node's address, while connected.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream
+            .as_ref()
+            .and_then(|stream| stream.peer_addr().ok())
+    }
+
+    /// Whether a connection is open (it is closed after an I/O or protocol error until the next
+    /// call reopens it).
+    pub fn is_connected(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Stores `data` as shard `shard_id`, sending its CRC32C for the node to verify.
+    pub fn put(&mut self, shard_id: ShardId, data: &[u8]) -> Result<(), ClientError> {
+        self.put_with_crc(shard_id, data, crc32c::crc32c(data))
+    }
+
+    /// Stores `data` with a caller-supplied CRC32C; a wrong one must make the node answer
+    /// [`ClientError::ChecksumMismatch`] (this is how the node's verification is tested).
+    pub fn put_with_crc(
+        &mut self,
+        shard_id: ShardId,
+        data: &[u8],
+        crc32c: u32,
+    ) -> Result<(), ClientError> {
+        let request = |request_id| Request::Put {
+            request_id,
+            shard_id,
+            crc32c,
+        };
+        self.call(request, data, |response, _body| match response {
+            Response::PutOk { .. } => Ok(()),
+            other => Err(unexpected("PutOk", &other)),
+        })
+    }
+
+    /// Reads a whole shard (`range: None`, checked against the node's CRC32C) or the part of it
+    /// in `range`, clipped to the shard's end.
+    pub fn get(
+        &mut self,
+        shard_id: ShardId,
+        range: Option<ByteRange>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let request = |request_id| Request::Get {
+            request_id,
+            shard_id,
+            range,
+        };
+        self.call(request, &[], |response, body| {
+            let Response::GetOk {
+                shard_length,
+                crc32c: expected_crc32c,
+                ..
+            } = response
+            else {
+                return Err(unexpected("GetOk", &response));
+            };
+            let expected_bytes = match range {
+                None => shard_length,
+                Some(range) => range.length.min(shard_length.saturating_sub(range.offset)),
+            };
+            let received_bytes = body.len() as u64;
+            if received_bytes != expected_bytes {
+                return Err(ProtocolError::BodyLengthMismatch {
+                    expected_bytes,
+                    received_bytes,
+                }
+                .into());
+            }
+            if range.is_none() {
+                let actual_crc32c = crc32c::crc32c(&body);
+                if actual_crc32c != expected_crc32c {
+                    return Err(ClientError::ReceivedChecksumMismatch {
+                        expected_crc32c,
+                        actual_crc32c,
+                    });
+                }
+            }
+            Ok(body)
+        })
+    }
+
+    /// Deletes a shard; returns whether it existed.
+    pub fn delete(&mut self, shard_id: ShardId) -> Result<bool, ClientError> {
+        let request = |request_id| Request::Delete {
+            request_id,
+            shard_id,
+        };
+        self.call(request, &[], |response, _body| match response {
+            Response::DeleteOk { existed, .. } => Ok(existed),
+            other => Err(unexpected("DeleteOk", &other)),
+        })
+    }
+
+    /// Length and CRC32C of a stored shard.
+    pub fn stat(&mut self, shard_id: ShardId) -> Result<ShardEntry, ClientError> {
+        let request = |request_id| Request::Stat {
+            request_id,
+            shard_id,
+        };
+        self.call(request, &[], |response, _body| match response {
+            Response::StatOk { entry, .. } => Ok(entry),
+            other => Err(unexpected("StatOk", &other)),
+        })
+    }
+
+    /// Up to `limit` shards in ascending id order, strictly after `after` (from the first shard
+    /// when `None`). A node may return fewer than `limit` and still set `next_after`.
+    pub fn scan(&mut self, after: Option<ShardId>, limit: u32) -> Result<ScanPage, ClientError> {
+        let request = |request_id| Request::Scan {
+            request_id,
+            after,
+            limit,
+        };
+        self.call(request, &[], |response, _body| match response {
+            Response::ScanOk {
+                entries,
+                next_after,
+                ..
+            } => Ok(ScanPage {
+                entries,
+                next_after,
+            }),
+            other => Err(unexpected("ScanOk", &other)),
+        })
+    }
+
+    pub fn health(&mut self) -> Result<HealthReport, ClientError> {
+        let request = |request_id| Request::Health { request_id };
+        self.call(request, &[], |response, _body| match response {
+            Response::HealthOk { report, .. } => Ok(report),
+            other => Err(unexpected("HealthOk", &other)),
+        })
+    }
+
+    /// Sends one request and turns its response into a result with `extract`, dropping the
+    /// connection on any I/O or protocol error (see the module invariants).
+    fn call<T>(
+        &mut self,
+        build_request: impl FnOnce(u64) -> Request,
+        body: &[u8],
+        extract: impl FnOnce(Response, Vec<u8>) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let body_len_bytes =
+            u32::try_from(body.len()).map_err(|_| ClientError::RequestBodyTooLarge {
+                length_bytes: body.len(),
+            })?;
+        let request_id = self.next_request_id;
+        // Skip 0 on wrap-around: it is the "unknown request" id of error responses.
+        self.next_request_id = self.next_request_id.wrapping_add(1).max(1);
+        let request = build_request(request_id);
+
+        let result = self
+            .exchange(&request, body, body_len_bytes)
+            .and_then(|(response, response_body)| extract(response, response_body));
+        if matches!(result, Err(ClientError::Io(_) | ClientError::Protocol(_))) {
+            self.stream = None;
+        }
+        result
+    }
+
+    /// Writes the request frame and reads the response frame, checking framing and request id.
+    /// A node error response becomes the matching [`ClientError`].
+    fn exchange(
+        &mut self,
+        request: &Request,
+        body: &[u8],
+        body_len_bytes: u32,
+    ) -> Result<(Response, Vec<u8>), ClientError> {
+        let limits = self.config.limits;
+        let stream = self.ensure_connected()?;
+
+        let mut frame = cairn_wire::encode_request(request, body_len_bytes);
+        if body.len() <= COALESCE_BODY_MAX_BYTES {
+            frame.extend_from_slice(body);
+            stream.write_all(&frame)?;
+        } else {
+            stream.write_all(&frame)?;
+            stream.write_all(body)?;
+        }
+
+        let mut header_bytes = [0u8; FRAME_HEADER_LEN_BYTES];
+        stream.read_exact(&mut header_bytes)?;
+        let header = FrameHeader::parse(&header_bytes, limits).map_err(ProtocolError::from)?;
+        let mut message = vec![0u8; header.message_len_bytes as usize];
+        stream.read_exact(&mut message)?;
+        let response = cairn_wire::decode_response(&message).map_err(ProtocolError::from)?;
+
+        let sent = request.request_id();
+        let received = response.request_id();
+        let is_unattributed_error = matches!(response, Response::Error { request_id: 0, .. });
+        if received != sent && !is_unattributed_error {
+            return Err(ProtocolError::RequestIdMismatch { sent, received }.into());
+        }
+        if header.body_len_bytes != 0 && !response.carries_body() {
+            return Err(ProtocolError::UnexpectedBody {
+                response: response_name(&response),
+                body_len_bytes: header.body_len_bytes,
+            }
+            .into());
+        }
+        let response_body = read_body(stream, header.body_len_bytes)?;
+
+        match response {
+            Response::Error { code, message, .. } => Err(ClientError::from_node(code, message)),
+            response => Ok((response, response_body)),
+        }
+    }
+
+    fn ensure_connected(&mut self) -> Result<&mut TcpStream, ClientError> {
+        if self.stream.is_none() {
+            self.stream = Some(open_stream(&self.addresses, &self.config)?);
+        }
+        Ok(self.stream.as_mut().expect("connected just above"))
+    }
+}
+
+fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<TcpStream, ClientError> {
+    let mut last_error = io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "address resolved to no socket addresses",
+    );
+    for address in addresses {
+        match TcpStream::connect_timeout(address, config.connect_timeout) {
+            Ok(stream) => {
+                // Requests are written whole, so Nagle's algorithm would only delay them.
+                stream.set_nodelay(true)?;
+                stream.set_read_timeout(config.read_timeout)?;
+                stream.set_write_timeout(config.write_timeout)?;
+                return Ok(stream);
+            }
+            Err(error) => last_error = error,
+        }
+    }
+    Err(ClientError::Io(last_error))
+}
+
+/// Reads exactly `body_len_bytes`, without zero-filling the buffer first.
+fn read_body(stream: &mut TcpStream, body_len_bytes: u32) -> Result<Vec<u8>, ClientError> {
+    let mut body = Vec::with_capacity(body_len_bytes as usize);
+    stream
+        .take(u64::from(body_len_bytes))
+        .read_to_end(&mut body)?;
+    if body.len() != body_len_bytes as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "connection closed after {} of {body_len_bytes} body bytes",
+                body.len()
+            ),
+        )
+        .into());
+    }
+    Ok(body)
+}
+
+fn unexpected(expected: &'static str, received: &Response) -> ClientError {
+    ProtocolError::UnexpectedResponse {
+        expected,
+        received: response_name(received),
+    }
+    .into()
+}
+
+fn response_name(response: &Response) -> &'static str {
+    match response {
+        Response::PutOk { .. } => "PutOk",
+        Response::GetOk { .. } => "GetOk",
+        Response::DeleteOk { .. } => "DeleteOk",
+        Response::StatOk { .. } => "StatOk",
+        Response::ScanOk { .. } => "ScanOk",
+        Response::HealthOk { .. } => "HealthOk",
+        Response::Error { .. } => "Error",
+    }
+}
