@@ -16,6 +16,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Alignment of every piece buffer: the O_DIRECT logical block size of the shard log.
@@ -91,6 +92,8 @@ struct PoolShared {
     buffer_size_bytes: usize,
     max_idle_buffers: usize,
     idle: Mutex<Vec<AlignedBuf>>,
+    /// Buffers ever allocated by this pool: flat in steady state (tests assert it).
+    allocated_buffers: AtomicUsize,
 }
 
 /// A pool of equally sized aligned buffers. Cloning shares the pool.
@@ -107,6 +110,7 @@ impl BufferPool {
                 buffer_size_bytes,
                 max_idle_buffers,
                 idle: Mutex::new(Vec::with_capacity(max_idle_buffers)),
+                allocated_buffers: AtomicUsize::new(0),
             }),
         }
     }
@@ -120,10 +124,20 @@ impl BufferPool {
         self.shared.idle.lock().expect("pool mutex").len()
     }
 
+    /// Buffers this pool has allocated since it was created (for tests and metrics).
+    pub fn allocated_buffers(&self) -> usize {
+        self.shared.allocated_buffers.load(Ordering::Relaxed)
+    }
+
     /// A buffer of `buffer_size_bytes` visible bytes; recycled contents are unspecified.
     pub fn take(&self) -> PooledBuf {
         let recycled = self.shared.idle.lock().expect("pool mutex").pop();
-        let buf = recycled.unwrap_or_else(|| AlignedBuf::new_zeroed(self.shared.buffer_size_bytes));
+        let buf = recycled.unwrap_or_else(|| {
+            self.shared
+                .allocated_buffers
+                .fetch_add(1, Ordering::Relaxed);
+            AlignedBuf::new_zeroed(self.shared.buffer_size_bytes)
+        });
         PooledBuf {
             buf: Some(buf),
             len_bytes: self.shared.buffer_size_bytes,
