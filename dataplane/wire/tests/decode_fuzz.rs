@@ -9,6 +9,14 @@ use cairn_wire::{
 };
 use proptest::prelude::*;
 
+/// `default_cases` unless PROPTEST_CASES asks for a longer (or shorter) run.
+fn cases(default_cases: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default_cases)
+}
+
 fn shard_id() -> impl Strategy<Value = ShardId> {
     any::<[u8; 32]>().prop_map(ShardId)
 }
@@ -121,7 +129,7 @@ fn response() -> impl Strategy<Value = Response> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(20_000), ..ProptestConfig::default() })]
 
     #[test]
     fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -136,7 +144,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 5_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(5_000), ..ProptestConfig::default() })]
 
     /// Random bytes rarely get past the verifier's first check; mutating valid messages reaches
     /// the deeper paths (union dispatch, required fields, enum values, strings).

@@ -370,3 +370,24 @@ fn empty_and_tiny_messages_are_rejected() {
         Err(WireError::MessageTooLarge { .. })
     ));
 }
+
+#[test]
+fn messages_decode_from_any_memory_alignment() {
+    // A node may read header and message into one buffer at any offset; decoding must not depend
+    // on where the message starts in memory.
+    for response in all_responses() {
+        let frame = encode_response(&response, 0);
+        let message = &frame[FRAME_HEADER_LEN_BYTES..];
+        for shift in 1..8 {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(message);
+            assert_eq!(decode_response(&shifted[shift..]).unwrap(), response);
+        }
+    }
+    for request in all_requests() {
+        let frame = encode_request(&request, 0);
+        let mut shifted = vec![0u8; 3];
+        shifted.extend_from_slice(&frame[FRAME_HEADER_LEN_BYTES..]);
+        assert_eq!(decode_request(&shifted[3..]).unwrap(), request);
+    }
+}
