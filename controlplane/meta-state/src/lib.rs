@@ -1,1 +1,34 @@
-//! Sans-I/O metadata state machine: object, bucket, multipart, key and node records.
+//! Sans-I/O metadata state machine: object, bucket, multipart, access-key and node records.
+//!
+//! Model: a [`StateMachine`] is the state of one Raft group. A Raft log entry carries a
+//! [`Command`]; [`StateMachine::apply`] applies it at a log index and returns an [`Output`] (a
+//! result or a typed [`MetaError`], plus any garbage shards the command produced). Nothing in this
+//! crate performs I/O, reads a clock or draws random numbers: time arrives as `now_ms` inside
+//! commands and ids derive from the log index, so every replica computes identical states.
+//!
+//! The same type serves both kinds of instance (see [`role`]): object partitions (objects,
+//! multipart uploads, garbage; routed by `bucket/key`) and the bucket service (buckets, access keys,
+//! storage nodes). A `Combined` instance holds everything, for `cairn dev` and tests.
+//!
+//! Every record, every command and the whole state have a versioned binary encoding ([`codec`]):
+//! [`encode_record`]/[`decode_record`] for single values, [`StateMachine::to_snapshot_bytes`] and
+//! [`StateMachine::from_snapshot_bytes`] for snapshots.
+
+pub mod codec;
+pub mod command;
+pub mod error;
+mod list;
+mod machine;
+pub mod records;
+pub mod role;
+
+pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
+pub use command::*;
+pub use error::MetaError;
+pub use list::{ListPosition, prefix_successor};
+pub use machine::{
+    MAX_KEY_BYTES, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_SIZE_BYTES, StateMachine,
+    validate_bucket_name,
+};
+pub use records::*;
+pub use role::{Role, Scope};

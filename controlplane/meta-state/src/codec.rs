@@ -1,0 +1,1270 @@
+//! The versioned binary format of records, commands and snapshots.
+//!
+//! Why hand-written rather than serde + postcard/bincode under a version byte: the bytes of this
+//! format end up in LMDB and in Raft snapshots that outlive any one build, so the layout must be a
+//! deliberate, reviewable artefact rather than a side effect of derive order and a third-party
+//! crate's encoding rules. Here the field order of each type is written down once (the
+//! `encode_struct!` lists below are the format definition), golden-bytes tests freeze it, and a
+//! change is an explicit new `FORMAT_VERSION` with the old decoder kept. Writing the decoder by hand
+//! also lets it bound every length by the remaining input before allocating, so garbage input can
+//! neither panic nor allocate more than its own size, and reject non-canonical input (unsorted or
+//! repeated map keys, booleans other than 0/1) so that equal states always have equal bytes.
+//!
+//! Layout rules (all of format version 1):
+//! - every top-level value starts with `FORMAT_VERSION` (1 byte) and a [`RecordKind`] (1 byte);
+//! - integers are fixed-width little-endian; `bool` is one byte, 0 or 1;
+//! - strings are a `u32` byte length plus UTF-8 bytes;
+//! - `Option<T>` is a byte 0 (none) or 1 followed by `T`;
+//! - sequences are a `u32` count plus the elements; maps are a `u32` count plus key/value pairs in
+//!   strictly ascending key order;
+//! - enums are a one-byte tag (values listed next to each type below, never reused) plus fields;
+//! - a snapshot ends with the CRC32C of every byte before it (little-endian `u32`), because it
+//!   travels over the network and sits in files, unlike a record that LMDB already checksums.
+
+use std::collections::BTreeMap;
+
+use crate::command::{
+    AbortMultipartUpload, AbortWrite, Command, CommitWrite, CompleteMultipartUpload, CompletedPart,
+    CreateAccessKey, CreateBucket, CreateMultipartUpload, DeleteObject, ListObjectsRequest,
+    ListPartsRequest, ListUploadsRequest, PrepareWrite, Query, RegisterNode, UpdateShardMap,
+    UploadPart,
+};
+use crate::machine::StateMachine;
+use crate::records::{
+    AccessKeyRecord, AccessKeyStatus, Acl, AdditionalChecksum, BlockShards, BucketRecord,
+    CannedAcl, ChecksumAlgorithm, Checksums, ErasureInfo, GarbageId, GarbageReason, GarbageRecord,
+    Grant, Grantee, MultipartUpload, NodeId, NodeRecord, NodeStatus, ObjectRecord, PartRecord,
+    PartShards, Permission, ReplicationRule, ShardIndex, ShardPlacement, StorageClass,
+    TransactionState, UploadId, VersionId, VersionSelector, VersioningState,
+};
+use crate::role::Role;
+
+/// The format version this build writes. Decoders for every older version stay.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// What a top-level encoding holds (second byte). Values are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    Object = 1,
+    Bucket = 2,
+    MultipartUpload = 3,
+    AccessKey = 4,
+    Node = 5,
+    Garbage = 6,
+    Snapshot = 7,
+    Command = 8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unsupported format version {found} (this build reads up to {supported})")]
+    UnsupportedVersion { found: u8, supported: u8 },
+    #[error("record kind {found} where kind {expected} was expected")]
+    WrongKind { expected: u8, found: u8 },
+    #[error("input ends at offset {offset}, {needed} more bytes were needed")]
+    UnexpectedEnd { offset: usize, needed: usize },
+    #[error("invalid {what} tag {tag} at offset {offset}")]
+    InvalidTag {
+        what: &'static str,
+        tag: u8,
+        offset: usize,
+    },
+    #[error("invalid UTF-8 in a string at offset {offset}")]
+    InvalidUtf8 { offset: usize },
+    #[error("{what} at offset {offset} is not in strictly ascending order")]
+    NotCanonical { what: &'static str, offset: usize },
+    #[error("{count} bytes follow the end of the value")]
+    TrailingBytes { count: usize },
+    #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch { stored: u32, computed: u32 },
+    #[error("snapshot state is inconsistent: {reason}")]
+    Inconsistent { reason: String },
+}
+
+/// Appends encoded values to a byte vector.
+#[derive(Default)]
+pub struct Writer {
+    bytes: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Writer::default()
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    pub fn u8(&mut self, value: u8) {
+        self.bytes.push(value);
+    }
+
+    pub fn u16(&mut self, value: u16) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub fn u32(&mut self, value: u32) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub fn u64(&mut self, value: u64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub fn bool(&mut self, value: bool) {
+        self.u8(u8::from(value));
+    }
+
+    /// Writes a count. Collections above 4 GiB entries cannot occur in metadata; refusing them
+    /// loudly beats writing a truncated count that would decode as a different value.
+    pub fn count(&mut self, count: usize) {
+        self.u32(u32::try_from(count).expect("collection of at most u32::MAX entries"));
+    }
+
+    pub fn str(&mut self, value: &str) {
+        self.count(value.len());
+        self.bytes.extend_from_slice(value.as_bytes());
+    }
+}
+
+/// Reads encoded values from a byte slice; every read checks the remaining length first.
+pub struct Reader<'a> {
+    input: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(input: &'a [u8]) -> Self {
+        Reader { input, offset: 0 }
+    }
+
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.input.len() - self.offset
+    }
+
+    fn take(&mut self, length: usize) -> Result<&'a [u8], DecodeError> {
+        if length > self.remaining() {
+            return Err(DecodeError::UnexpectedEnd {
+                offset: self.offset,
+                needed: length - self.remaining(),
+            });
+        }
+        let bytes = &self.input[self.offset..self.offset + length];
+        self.offset += length;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut array = [0u8; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// Reads an enum tag, reporting `what` when it is out of range.
+    pub fn tag(&mut self, what: &'static str, variants: u8) -> Result<u8, DecodeError> {
+        let offset = self.offset;
+        let tag = self.u8()?;
+        if tag >= variants {
+            return Err(DecodeError::InvalidTag { what, tag, offset });
+        }
+        Ok(tag)
+    }
+
+    pub fn bool(&mut self) -> Result<bool, DecodeError> {
+        Ok(self.tag("bool", 2)? == 1)
+    }
+
+    /// Reads a count of elements that each take at least one byte, so a count larger than the
+    /// remaining input is garbage: refusing it bounds every allocation by the input size.
+    pub fn count(&mut self) -> Result<usize, DecodeError> {
+        let offset = self.offset;
+        let count = self.u32()? as usize;
+        if count > self.remaining() {
+            return Err(DecodeError::UnexpectedEnd {
+                offset,
+                needed: count - self.remaining(),
+            });
+        }
+        Ok(count)
+    }
+
+    pub fn string(&mut self) -> Result<String, DecodeError> {
+        let length = self.count()?;
+        let offset = self.offset;
+        let bytes = self.take(length)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { offset })
+    }
+
+    pub fn finish(self) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            count => Err(DecodeError::TrailingBytes { count }),
+        }
+    }
+}
+
+pub trait Encode {
+    fn encode(&self, writer: &mut Writer);
+}
+
+pub trait Decode: Sized {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
+}
+
+/// A value stored on its own (an LMDB value, a log entry): it gets the version/kind header.
+pub trait Record: Encode + Decode {
+    const KIND: RecordKind;
+}
+
+/// Encodes a record with its format-version and kind header.
+pub fn encode_record<R: Record>(record: &R) -> Vec<u8> {
+    let mut writer = Writer::new();
+    writer.u8(FORMAT_VERSION);
+    writer.u8(R::KIND as u8);
+    record.encode(&mut writer);
+    writer.into_bytes()
+}
+
+/// Decodes a record written by [`encode_record`] by this or an older build.
+pub fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    read_header(&mut reader, R::KIND)?;
+    let record = R::decode(&mut reader)?;
+    reader.finish()?;
+    Ok(record)
+}
+
+fn read_header(reader: &mut Reader<'_>, kind: RecordKind) -> Result<(), DecodeError> {
+    let version = reader.u8()?;
+    // Version 1 is the only format so far; a version 2 adds its decoder here beside this one.
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let found = reader.u8()?;
+    if found != kind as u8 {
+        return Err(DecodeError::WrongKind {
+            expected: kind as u8,
+            found,
+        });
+    }
+    Ok(())
+}
+
+// ----- primitives and containers ------------------------------------------------------------
+
+macro_rules! encode_integer {
+    ($($type:ident),*) => {$(
+        impl Encode for $type {
+            fn encode(&self, writer: &mut Writer) {
+                writer.$type(*self);
+            }
+        }
+        impl Decode for $type {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                reader.$type()
+            }
+        }
+    )*};
+}
+encode_integer!(u8, u16, u32, u64);
+
+impl Encode for bool {
+    fn encode(&self, writer: &mut Writer) {
+        writer.bool(*self);
+    }
+}
+
+impl Decode for bool {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.bool()
+    }
+}
+
+impl Encode for String {
+    fn encode(&self, writer: &mut Writer) {
+        writer.str(self);
+    }
+}
+
+impl Decode for String {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.string()
+    }
+}
+
+impl<T: Encode> Encode for Option<T> {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            None => writer.u8(0),
+            Some(value) => {
+                writer.u8(1);
+                value.encode(writer);
+            }
+        }
+    }
+}
+
+impl<T: Decode> Decode for Option<T> {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match reader.tag("option", 2)? {
+            0 => Ok(None),
+            _ => T::decode(reader).map(Some),
+        }
+    }
+}
+
+impl<T: Encode> Encode for Vec<T> {
+    fn encode(&self, writer: &mut Writer) {
+        writer.count(self.len());
+        for item in self {
+            item.encode(writer);
+        }
+    }
+}
+
+impl<T: Decode> Decode for Vec<T> {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = reader.count()?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(T::decode(reader)?);
+        }
+        Ok(items)
+    }
+}
+
+impl<K: Encode, V: Encode> Encode for BTreeMap<K, V> {
+    fn encode(&self, writer: &mut Writer) {
+        writer.count(self.len());
+        for (key, value) in self {
+            key.encode(writer);
+            value.encode(writer);
+        }
+    }
+}
+
+impl<K: Decode + Ord, V: Decode> Decode for BTreeMap<K, V> {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = reader.count()?;
+        let mut map = BTreeMap::new();
+        for _ in 0..count {
+            let offset = reader.offset();
+            let key = K::decode(reader)?;
+            if map.last_key_value().is_some_and(|(last, _)| *last >= key) {
+                return Err(DecodeError::NotCanonical {
+                    what: "map key",
+                    offset,
+                });
+            }
+            let value = V::decode(reader)?;
+            map.insert(key, value);
+        }
+        Ok(map)
+    }
+}
+
+// ----- identifiers --------------------------------------------------------------------------
+
+macro_rules! encode_newtype {
+    ($($type:ident($inner:ty)),*) => {$(
+        impl Encode for $type {
+            fn encode(&self, writer: &mut Writer) {
+                self.0.encode(writer);
+            }
+        }
+        impl Decode for $type {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                <$inner>::decode(reader).map($type)
+            }
+        }
+    )*};
+}
+encode_newtype!(VersionId(u64), UploadId(u64), NodeId(u64), ShardIndex(u16));
+
+/// Field-by-field struct encoding: the field list is the layout.
+macro_rules! encode_struct {
+    ($type:ident { $($field:ident),* $(,)? }) => {
+        impl Encode for $type {
+            fn encode(&self, writer: &mut Writer) {
+                $(self.$field.encode(writer);)*
+            }
+        }
+        impl Decode for $type {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                Ok($type { $($field: Decode::decode(reader)?,)* })
+            }
+        }
+    };
+}
+
+/// Fieldless enums: one tag byte per variant, in the listed order (tags 0, 1, 2, …).
+macro_rules! encode_tag_enum {
+    ($type:ident, $what:literal, [$($variant:ident),* $(,)?]) => {
+        impl Encode for $type {
+            fn encode(&self, writer: &mut Writer) {
+                const VARIANTS: &[$type] = &[$($type::$variant),*];
+                let tag = VARIANTS
+                    .iter()
+                    .position(|variant| variant == self)
+                    .expect("every variant is listed");
+                writer.u8(tag as u8);
+            }
+        }
+        impl Decode for $type {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                const VARIANTS: &[$type] = &[$($type::$variant),*];
+                let tag = reader.tag($what, VARIANTS.len() as u8)?;
+                Ok(VARIANTS[tag as usize])
+            }
+        }
+    };
+}
+
+encode_struct!(GarbageId {
+    log_index,
+    sequence
+});
+
+// ----- enums --------------------------------------------------------------------------------
+
+encode_tag_enum!(
+    TransactionState,
+    "transaction state",
+    [Preparing, Committed, Deleted]
+);
+encode_tag_enum!(
+    VersioningState,
+    "versioning state",
+    [Unversioned, Enabled, Suspended]
+);
+encode_tag_enum!(
+    StorageClass,
+    "storage class",
+    [
+        Standard,
+        ReducedRedundancy,
+        StandardInfrequentAccess,
+        OneZoneInfrequentAccess,
+        IntelligentTiering,
+        Glacier,
+        GlacierInstantRetrieval,
+        DeepArchive,
+    ]
+);
+encode_tag_enum!(
+    CannedAcl,
+    "canned ACL",
+    [
+        Private,
+        PublicRead,
+        PublicReadWrite,
+        AuthenticatedRead,
+        AwsExecRead,
+        BucketOwnerRead,
+        BucketOwnerFullControl,
+        LogDeliveryWrite,
+    ]
+);
+encode_tag_enum!(
+    Permission,
+    "permission",
+    [FullControl, Read, Write, ReadAcp, WriteAcp]
+);
+encode_tag_enum!(
+    ChecksumAlgorithm,
+    "checksum algorithm",
+    [Crc32, Crc32c, Crc64Nvme, Sha1, Sha256]
+);
+encode_tag_enum!(AccessKeyStatus, "access key status", [Active, Revoked]);
+encode_tag_enum!(NodeStatus, "node status", [Up, Down]);
+encode_tag_enum!(
+    GarbageReason,
+    "garbage reason",
+    [
+        Overwritten,
+        Deleted,
+        WriteAborted,
+        CommitRejected,
+        PartReplaced,
+        PartDiscarded,
+        ShardsMoved,
+    ]
+);
+
+impl Encode for Grantee {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            Grantee::CanonicalUser { id } => {
+                writer.u8(0);
+                writer.str(id);
+            }
+            Grantee::Group { uri } => {
+                writer.u8(1);
+                writer.str(uri);
+            }
+            Grantee::Email { address } => {
+                writer.u8(2);
+                writer.str(address);
+            }
+        }
+    }
+}
+
+impl Decode for Grantee {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("grantee", 3)? {
+            0 => Grantee::CanonicalUser {
+                id: reader.string()?,
+            },
+            1 => Grantee::Group {
+                uri: reader.string()?,
+            },
+            _ => Grantee::Email {
+                address: reader.string()?,
+            },
+        })
+    }
+}
+
+impl Encode for VersionSelector {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            VersionSelector::Current => writer.u8(0),
+            VersionSelector::Id(version_id) => {
+                writer.u8(1);
+                version_id.encode(writer);
+            }
+            VersionSelector::Null => writer.u8(2),
+        }
+    }
+}
+
+impl Decode for VersionSelector {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("version selector", 3)? {
+            0 => VersionSelector::Current,
+            1 => VersionSelector::Id(VersionId::decode(reader)?),
+            _ => VersionSelector::Null,
+        })
+    }
+}
+
+impl Encode for Role {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            Role::Combined => writer.u8(0),
+            Role::BucketService => writer.u8(1),
+            Role::ObjectPartition {
+                partition_index,
+                partition_count,
+            } => {
+                writer.u8(2);
+                writer.u32(*partition_index);
+                writer.u32(*partition_count);
+            }
+        }
+    }
+}
+
+impl Decode for Role {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("role", 3)? {
+            0 => Role::Combined,
+            1 => Role::BucketService,
+            _ => Role::ObjectPartition {
+                partition_index: reader.u32()?,
+                partition_count: reader.u32()?,
+            },
+        })
+    }
+}
+
+// ----- records ------------------------------------------------------------------------------
+
+encode_struct!(Grant {
+    grantee,
+    permission
+});
+encode_struct!(Acl { canned, grants });
+encode_struct!(AdditionalChecksum {
+    algorithm,
+    value_base64
+});
+encode_struct!(Checksums { etag, additional });
+encode_struct!(ShardPlacement {
+    node_id,
+    availability_zone,
+    crc32c
+});
+encode_struct!(BlockShards {
+    length_bytes,
+    shards
+});
+encode_struct!(PartShards {
+    part_number,
+    length_bytes,
+    blocks
+});
+encode_struct!(ErasureInfo {
+    scheme,
+    piece_size_bytes,
+    object_length_bytes,
+    parts,
+    degraded
+});
+encode_struct!(ObjectRecord {
+    bucket,
+    key,
+    version_id,
+    null_version,
+    delete_marker,
+    owner,
+    size_bytes,
+    checksums,
+    content_type,
+    user_metadata,
+    storage_class,
+    acl,
+    state,
+    idempotency_token,
+    created_at_ms,
+    committed_at_ms,
+    commit_log_index,
+    upload_id,
+    erasure,
+    record_version,
+});
+encode_struct!(ReplicationRule {
+    rule_id,
+    prefix,
+    destination_region,
+    destination_bucket,
+    enabled
+});
+encode_struct!(BucketRecord {
+    name,
+    owner,
+    primary_region,
+    created_at_ms,
+    versioning,
+    replication_rules,
+    ec_scheme,
+    acl,
+    record_version,
+});
+encode_struct!(PartRecord {
+    part_number,
+    size_bytes,
+    etag,
+    checksum,
+    uploaded_at_ms,
+    blocks,
+    degraded,
+});
+encode_struct!(MultipartUpload {
+    bucket,
+    key,
+    upload_id,
+    owner,
+    content_type,
+    user_metadata,
+    storage_class,
+    acl,
+    ec_scheme,
+    piece_size_bytes,
+    initiated_at_ms,
+    parts,
+    record_version,
+});
+encode_struct!(AccessKeyRecord {
+    access_key_id,
+    secret_access_key,
+    owner,
+    created_at_ms,
+    status,
+    revoked_at_ms,
+    record_version,
+});
+encode_struct!(NodeRecord {
+    node_id,
+    address,
+    availability_zone,
+    capacity_bytes,
+    used_bytes,
+    status,
+    registered_at_ms,
+    last_heartbeat_ms,
+    record_version,
+});
+encode_struct!(GarbageRecord {
+    garbage_id,
+    reason,
+    bucket,
+    key,
+    version_id,
+    upload_id,
+    ec_scheme,
+    parts,
+    created_at_ms,
+});
+
+impl Record for ObjectRecord {
+    const KIND: RecordKind = RecordKind::Object;
+}
+impl Record for BucketRecord {
+    const KIND: RecordKind = RecordKind::Bucket;
+}
+impl Record for MultipartUpload {
+    const KIND: RecordKind = RecordKind::MultipartUpload;
+}
+impl Record for AccessKeyRecord {
+    const KIND: RecordKind = RecordKind::AccessKey;
+}
+impl Record for NodeRecord {
+    const KIND: RecordKind = RecordKind::Node;
+}
+impl Record for GarbageRecord {
+    const KIND: RecordKind = RecordKind::Garbage;
+}
+
+// ----- commands -----------------------------------------------------------------------------
+
+encode_struct!(PrepareWrite {
+    bucket,
+    key,
+    idempotency_token,
+    size_bytes,
+    content_type,
+    owner,
+    user_metadata,
+    storage_class,
+    acl,
+    ec_scheme,
+    piece_size_bytes,
+    versioning,
+    now_ms,
+});
+encode_struct!(CommitWrite {
+    bucket,
+    key,
+    version_id,
+    idempotency_token,
+    checksums,
+    parts,
+    now_ms,
+});
+encode_struct!(AbortWrite {
+    bucket,
+    key,
+    version_id,
+    now_ms
+});
+encode_struct!(DeleteObject {
+    bucket,
+    key,
+    version,
+    versioning,
+    owner,
+    now_ms
+});
+encode_struct!(UpdateShardMap {
+    bucket,
+    key,
+    version_id,
+    expected_record_version,
+    parts,
+    now_ms,
+});
+encode_struct!(CreateMultipartUpload {
+    bucket,
+    key,
+    owner,
+    content_type,
+    user_metadata,
+    storage_class,
+    acl,
+    ec_scheme,
+    piece_size_bytes,
+    now_ms,
+});
+encode_struct!(UploadPart {
+    bucket,
+    key,
+    upload_id,
+    part_number,
+    size_bytes,
+    etag,
+    checksum,
+    blocks,
+    now_ms,
+});
+encode_struct!(CompletedPart { part_number, etag });
+encode_struct!(CompleteMultipartUpload {
+    bucket,
+    key,
+    upload_id,
+    parts,
+    checksums,
+    versioning,
+    now_ms,
+});
+encode_struct!(AbortMultipartUpload {
+    bucket,
+    key,
+    upload_id,
+    now_ms
+});
+encode_struct!(CreateBucket {
+    bucket,
+    owner,
+    primary_region,
+    ec_scheme,
+    acl,
+    now_ms
+});
+encode_struct!(CreateAccessKey {
+    access_key_id,
+    secret_access_key,
+    owner,
+    now_ms
+});
+encode_struct!(RegisterNode {
+    node_id,
+    address,
+    availability_zone,
+    capacity_bytes,
+    now_ms
+});
+encode_struct!(ListObjectsRequest {
+    bucket,
+    prefix,
+    delimiter,
+    start_after,
+    continuation_token,
+    max_keys,
+});
+encode_struct!(ListUploadsRequest {
+    bucket,
+    prefix,
+    key_marker,
+    upload_id_marker,
+    max_uploads,
+});
+encode_struct!(ListPartsRequest {
+    bucket,
+    key,
+    upload_id,
+    part_number_marker,
+    max_parts,
+});
+
+/// Command tags (never reused): 0 PrepareWrite, 1 CommitWrite, 2 AbortWrite, 3 DeleteObject,
+/// 4 UpdateShardMap, 5 CreateMultipartUpload, 6 UploadPart, 7 CompleteMultipartUpload,
+/// 8 AbortMultipartUpload, 9 PurgeGarbage, 10 CreateBucket, 11 DeleteBucket,
+/// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
+/// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read.
+impl Encode for Command {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            Command::PrepareWrite(command) => {
+                writer.u8(0);
+                command.encode(writer);
+            }
+            Command::CommitWrite(command) => {
+                writer.u8(1);
+                command.encode(writer);
+            }
+            Command::AbortWrite(command) => {
+                writer.u8(2);
+                command.encode(writer);
+            }
+            Command::DeleteObject(command) => {
+                writer.u8(3);
+                command.encode(writer);
+            }
+            Command::UpdateShardMap(command) => {
+                writer.u8(4);
+                command.encode(writer);
+            }
+            Command::CreateMultipartUpload(command) => {
+                writer.u8(5);
+                command.encode(writer);
+            }
+            Command::UploadPart(command) => {
+                writer.u8(6);
+                command.encode(writer);
+            }
+            Command::CompleteMultipartUpload(command) => {
+                writer.u8(7);
+                command.encode(writer);
+            }
+            Command::AbortMultipartUpload(command) => {
+                writer.u8(8);
+                command.encode(writer);
+            }
+            Command::PurgeGarbage { garbage_ids } => {
+                writer.u8(9);
+                garbage_ids.encode(writer);
+            }
+            Command::CreateBucket(command) => {
+                writer.u8(10);
+                command.encode(writer);
+            }
+            Command::DeleteBucket { bucket } => {
+                writer.u8(11);
+                writer.str(bucket);
+            }
+            Command::PutBucketVersioning { bucket, versioning } => {
+                writer.u8(12);
+                writer.str(bucket);
+                versioning.encode(writer);
+            }
+            Command::PutBucketReplication { bucket, rules } => {
+                writer.u8(13);
+                writer.str(bucket);
+                rules.encode(writer);
+            }
+            Command::PutBucketEcScheme { bucket, ec_scheme } => {
+                writer.u8(14);
+                writer.str(bucket);
+                writer.str(ec_scheme);
+            }
+            Command::CreateAccessKey(command) => {
+                writer.u8(15);
+                command.encode(writer);
+            }
+            Command::RevokeAccessKey {
+                access_key_id,
+                now_ms,
+            } => {
+                writer.u8(16);
+                writer.str(access_key_id);
+                writer.u64(*now_ms);
+            }
+            Command::RegisterNode(command) => {
+                writer.u8(17);
+                command.encode(writer);
+            }
+            Command::Heartbeat {
+                node_id,
+                used_bytes,
+                now_ms,
+            } => {
+                writer.u8(18);
+                node_id.encode(writer);
+                writer.u64(*used_bytes);
+                writer.u64(*now_ms);
+            }
+            Command::ExpireNodes { now_ms, timeout_ms } => {
+                writer.u8(19);
+                writer.u64(*now_ms);
+                writer.u64(*timeout_ms);
+            }
+            Command::Read(query) => {
+                writer.u8(20);
+                query.encode(writer);
+            }
+        }
+    }
+}
+
+impl Decode for Command {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("command", 21)? {
+            0 => Command::PrepareWrite(Decode::decode(reader)?),
+            1 => Command::CommitWrite(Decode::decode(reader)?),
+            2 => Command::AbortWrite(Decode::decode(reader)?),
+            3 => Command::DeleteObject(Decode::decode(reader)?),
+            4 => Command::UpdateShardMap(Decode::decode(reader)?),
+            5 => Command::CreateMultipartUpload(Decode::decode(reader)?),
+            6 => Command::UploadPart(Decode::decode(reader)?),
+            7 => Command::CompleteMultipartUpload(Decode::decode(reader)?),
+            8 => Command::AbortMultipartUpload(Decode::decode(reader)?),
+            9 => Command::PurgeGarbage {
+                garbage_ids: Decode::decode(reader)?,
+            },
+            10 => Command::CreateBucket(Decode::decode(reader)?),
+            11 => Command::DeleteBucket {
+                bucket: reader.string()?,
+            },
+            12 => Command::PutBucketVersioning {
+                bucket: reader.string()?,
+                versioning: Decode::decode(reader)?,
+            },
+            13 => Command::PutBucketReplication {
+                bucket: reader.string()?,
+                rules: Decode::decode(reader)?,
+            },
+            14 => Command::PutBucketEcScheme {
+                bucket: reader.string()?,
+                ec_scheme: reader.string()?,
+            },
+            15 => Command::CreateAccessKey(Decode::decode(reader)?),
+            16 => Command::RevokeAccessKey {
+                access_key_id: reader.string()?,
+                now_ms: reader.u64()?,
+            },
+            17 => Command::RegisterNode(Decode::decode(reader)?),
+            18 => Command::Heartbeat {
+                node_id: Decode::decode(reader)?,
+                used_bytes: reader.u64()?,
+                now_ms: reader.u64()?,
+            },
+            19 => Command::ExpireNodes {
+                now_ms: reader.u64()?,
+                timeout_ms: reader.u64()?,
+            },
+            _ => Command::Read(Decode::decode(reader)?),
+        })
+    }
+}
+
+/// Query tags (never reused): 0 GetObject, 1 ListObjects, 2 GetUpload, 3 ListUploads,
+/// 4 ListParts, 5 ListStalePreparing, 6 ListGarbage, 7 BucketUsage, 8 GetBucket, 9 ListBuckets,
+/// 10 GetAccessKey, 11 GetNode, 12 ListNodes.
+impl Encode for Query {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            Query::GetObject {
+                bucket,
+                key,
+                version,
+            } => {
+                writer.u8(0);
+                writer.str(bucket);
+                writer.str(key);
+                version.encode(writer);
+            }
+            Query::ListObjects(request) => {
+                writer.u8(1);
+                request.encode(writer);
+            }
+            Query::GetUpload {
+                bucket,
+                key,
+                upload_id,
+            } => {
+                writer.u8(2);
+                writer.str(bucket);
+                writer.str(key);
+                upload_id.encode(writer);
+            }
+            Query::ListUploads(request) => {
+                writer.u8(3);
+                request.encode(writer);
+            }
+            Query::ListParts(request) => {
+                writer.u8(4);
+                request.encode(writer);
+            }
+            Query::ListStalePreparing {
+                created_before_ms,
+                limit,
+            } => {
+                writer.u8(5);
+                writer.u64(*created_before_ms);
+                writer.u32(*limit);
+            }
+            Query::ListGarbage { after, limit } => {
+                writer.u8(6);
+                after.encode(writer);
+                writer.u32(*limit);
+            }
+            Query::BucketUsage { bucket } => {
+                writer.u8(7);
+                writer.str(bucket);
+            }
+            Query::GetBucket { bucket } => {
+                writer.u8(8);
+                writer.str(bucket);
+            }
+            Query::ListBuckets { owner } => {
+                writer.u8(9);
+                owner.encode(writer);
+            }
+            Query::GetAccessKey { access_key_id } => {
+                writer.u8(10);
+                writer.str(access_key_id);
+            }
+            Query::GetNode { node_id } => {
+                writer.u8(11);
+                node_id.encode(writer);
+            }
+            Query::ListNodes => writer.u8(12),
+        }
+    }
+}
+
+impl Decode for Query {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("query", 13)? {
+            0 => Query::GetObject {
+                bucket: reader.string()?,
+                key: reader.string()?,
+                version: Decode::decode(reader)?,
+            },
+            1 => Query::ListObjects(Decode::decode(reader)?),
+            2 => Query::GetUpload {
+                bucket: reader.string()?,
+                key: reader.string()?,
+                upload_id: Decode::decode(reader)?,
+            },
+            3 => Query::ListUploads(Decode::decode(reader)?),
+            4 => Query::ListParts(Decode::decode(reader)?),
+            5 => Query::ListStalePreparing {
+                created_before_ms: reader.u64()?,
+                limit: reader.u32()?,
+            },
+            6 => Query::ListGarbage {
+                after: Decode::decode(reader)?,
+                limit: reader.u32()?,
+            },
+            7 => Query::BucketUsage {
+                bucket: reader.string()?,
+            },
+            8 => Query::GetBucket {
+                bucket: reader.string()?,
+            },
+            9 => Query::ListBuckets {
+                owner: Decode::decode(reader)?,
+            },
+            10 => Query::GetAccessKey {
+                access_key_id: reader.string()?,
+            },
+            11 => Query::GetNode {
+                node_id: Decode::decode(reader)?,
+            },
+            _ => Query::ListNodes,
+        })
+    }
+}
+
+impl Record for Command {
+    const KIND: RecordKind = RecordKind::Command;
+}
+
+// ----- snapshot -----------------------------------------------------------------------------
+
+/// Encodes a sequence of records that must be stored in strictly ascending `key` order.
+fn encode_sorted<'a, T: Encode + 'a>(
+    writer: &mut Writer,
+    records: impl ExactSizeIterator<Item = &'a T>,
+) {
+    writer.count(records.len());
+    for record in records {
+        record.encode(writer);
+    }
+}
+
+/// Decodes a sequence written by [`encode_sorted`] into a map, refusing unsorted or repeated keys.
+fn decode_sorted<K: Ord, T: Decode>(
+    reader: &mut Reader<'_>,
+    what: &'static str,
+    key_of: impl Fn(&T) -> K,
+) -> Result<BTreeMap<K, T>, DecodeError> {
+    let count = reader.count()?;
+    let mut map = BTreeMap::new();
+    for _ in 0..count {
+        let offset = reader.offset();
+        let record = T::decode(reader)?;
+        let key = key_of(&record);
+        if map.last_key_value().is_some_and(|(last, _)| *last >= key) {
+            return Err(DecodeError::NotCanonical { what, offset });
+        }
+        map.insert(key, record);
+    }
+    Ok(map)
+}
+
+impl StateMachine {
+    /// Serialises the whole state: header, role, last applied index, then each key space in key
+    /// order (the derived indexes are left out and rebuilt on load), then a CRC32C.
+    pub fn to_snapshot_bytes(&self) -> Vec<u8> {
+        let mut writer = Writer::new();
+        writer.u8(FORMAT_VERSION);
+        writer.u8(RecordKind::Snapshot as u8);
+        self.role.encode(&mut writer);
+        writer.u64(self.last_applied_index);
+        encode_sorted(&mut writer, self.buckets.values());
+        encode_sorted(&mut writer, self.versions.values());
+        encode_sorted(&mut writer, self.uploads.values());
+        encode_sorted(&mut writer, self.garbage.values());
+        encode_sorted(&mut writer, self.access_keys.values());
+        encode_sorted(&mut writer, self.nodes.values());
+        let mut bytes = writer.into_bytes();
+        let checksum = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        bytes
+    }
+
+    /// Restores a state from [`StateMachine::to_snapshot_bytes`], checking the checksum, the
+    /// canonical order of every key space and the record invariants.
+    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<StateMachine, DecodeError> {
+        let Some(body_length) = bytes.len().checked_sub(4) else {
+            return Err(DecodeError::UnexpectedEnd {
+                offset: bytes.len(),
+                needed: 4 - bytes.len(),
+            });
+        };
+        let (body, stored) = bytes.split_at(body_length);
+        let stored = u32::from_le_bytes(stored.try_into().expect("four bytes"));
+        let computed = crc32c::crc32c(body);
+        if stored != computed {
+            return Err(DecodeError::ChecksumMismatch { stored, computed });
+        }
+        let mut reader = Reader::new(body);
+        read_header(&mut reader, RecordKind::Snapshot)?;
+        let mut state = StateMachine::new(Role::decode(&mut reader)?);
+        state.last_applied_index = reader.u64()?;
+        state.buckets = decode_sorted(&mut reader, "bucket", |record: &BucketRecord| {
+            record.name.clone()
+        })?;
+        state.versions = decode_sorted(&mut reader, "object version", |record: &ObjectRecord| {
+            (record.bucket.clone(), record.key.clone(), record.version_id)
+        })?;
+        state.uploads = decode_sorted(&mut reader, "upload", |record: &MultipartUpload| {
+            (record.bucket.clone(), record.key.clone(), record.upload_id)
+        })?;
+        state.garbage = decode_sorted(&mut reader, "garbage", |record: &GarbageRecord| {
+            record.garbage_id
+        })?;
+        state.access_keys =
+            decode_sorted(&mut reader, "access key", |record: &AccessKeyRecord| {
+                record.access_key_id.clone()
+            })?;
+        state.nodes = decode_sorted(&mut reader, "node", |record: &NodeRecord| record.node_id)?;
+        reader.finish()?;
+        state
+            .rebuild_indexes()
+            .map_err(|reason| DecodeError::Inconsistent { reason })?;
+        state
+            .check_records()
+            .map_err(|reason| DecodeError::Inconsistent { reason })?;
+        Ok(state)
+    }
+}

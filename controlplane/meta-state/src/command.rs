@@ -1,0 +1,520 @@
+//! Commands (Raft log entries), queries, and their outputs.
+//!
+//! A [`Command`] is what a Raft log entry carries; applying it yields an [`Output`]. Everything an
+//! apply needs comes in the command (time as `now_ms`, bucket configuration resolved by the gateway),
+//! so every replica computes the same output and the same next state. Queries never change state:
+//! they can go through the log (`Command::Read`, the simplest linearizable read) or be answered
+//! directly with [`crate::StateMachine::query`] after a read-index check.
+
+use std::collections::BTreeMap;
+
+use crate::error::MetaError;
+use crate::records::{
+    AccessKeyRecord, Acl, AdditionalChecksum, BlockShards, BucketRecord, Checksums, GarbageId,
+    GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards,
+    ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector, VersioningState,
+};
+use crate::role::Scope;
+
+/// Starts a PUT: creates a PREPARING version, or returns the version the token already created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrepareWrite {
+    pub bucket: String,
+    pub key: String,
+    /// Unique per logical PUT; the gateway derives one when the client sent none. Empty disables
+    /// the retry short-circuit.
+    pub idempotency_token: String,
+    pub size_bytes: u64,
+    pub content_type: String,
+    pub owner: String,
+    pub user_metadata: BTreeMap<String, String>,
+    pub storage_class: StorageClass,
+    pub acl: Acl,
+    pub ec_scheme: String,
+    pub piece_size_bytes: u32,
+    /// The bucket's versioning state as the gateway read it from the bucket service.
+    pub versioning: VersioningState,
+    pub now_ms: u64,
+}
+
+/// Finishes a PUT: PREPARING -> COMMITTED with the shard map and checksums.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitWrite {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: VersionId,
+    pub idempotency_token: String,
+    pub checksums: Checksums,
+    pub parts: Vec<PartShards>,
+    pub now_ms: u64,
+}
+
+/// Rolls back a PREPARING write (gateway failure, or the janitor's timeout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AbortWrite {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: VersionId,
+    pub now_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteObject {
+    pub bucket: String,
+    pub key: String,
+    pub version: VersionSelector,
+    /// The bucket's versioning state as the gateway read it.
+    pub versioning: VersioningState,
+    /// Owner recorded on a delete marker.
+    pub owner: String,
+    pub now_ms: u64,
+}
+
+/// Healer's compare-and-set of a committed version's shard map (same lengths, new placements).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateShardMap {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: VersionId,
+    pub expected_record_version: u64,
+    pub parts: Vec<PartShards>,
+    pub now_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateMultipartUpload {
+    pub bucket: String,
+    pub key: String,
+    pub owner: String,
+    pub content_type: String,
+    pub user_metadata: BTreeMap<String, String>,
+    pub storage_class: StorageClass,
+    pub acl: Acl,
+    pub ec_scheme: String,
+    pub piece_size_bytes: u32,
+    pub now_ms: u64,
+}
+
+/// Records a part whose shards are durable (the part's own prepare/commit is the gateway's job:
+/// a crashed part upload leaves orphan shards that the upload's abort or completion reclaims only
+/// if they were recorded, so the janitor also scans for unknown shards).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadPart {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: UploadId,
+    pub part_number: u32,
+    pub size_bytes: u64,
+    pub etag: String,
+    pub checksum: Option<AdditionalChecksum>,
+    pub blocks: Vec<BlockShards>,
+    pub now_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompleteMultipartUpload {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: UploadId,
+    pub parts: Vec<CompletedPart>,
+    /// Object checksums computed by the gateway from the listed parts (the multipart ETag is the
+    /// MD5 of the parts' binary MD5s plus `-N`; hashing stays out of the state machine).
+    pub checksums: Checksums,
+    pub versioning: VersioningState,
+    pub now_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AbortMultipartUpload {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: UploadId,
+    pub now_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateBucket {
+    pub bucket: String,
+    pub owner: String,
+    pub primary_region: String,
+    pub ec_scheme: String,
+    pub acl: Acl,
+    pub now_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateAccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub owner: String,
+    pub now_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterNode {
+    pub node_id: NodeId,
+    pub address: String,
+    pub availability_zone: String,
+    pub capacity_bytes: u64,
+    pub now_ms: u64,
+}
+
+/// A state-changing command: the payload of one Raft log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    // Object partition.
+    PrepareWrite(PrepareWrite),
+    CommitWrite(CommitWrite),
+    AbortWrite(AbortWrite),
+    DeleteObject(DeleteObject),
+    UpdateShardMap(UpdateShardMap),
+    CreateMultipartUpload(CreateMultipartUpload),
+    UploadPart(UploadPart),
+    CompleteMultipartUpload(CompleteMultipartUpload),
+    AbortMultipartUpload(AbortMultipartUpload),
+    /// The janitor deleted these entries' shards. Unknown ids are ignored (a retried purge).
+    PurgeGarbage {
+        garbage_ids: Vec<GarbageId>,
+    },
+    // Bucket service.
+    CreateBucket(CreateBucket),
+    DeleteBucket {
+        bucket: String,
+    },
+    PutBucketVersioning {
+        bucket: String,
+        versioning: VersioningState,
+    },
+    PutBucketReplication {
+        bucket: String,
+        rules: Vec<ReplicationRule>,
+    },
+    PutBucketEcScheme {
+        bucket: String,
+        ec_scheme: String,
+    },
+    CreateAccessKey(CreateAccessKey),
+    RevokeAccessKey {
+        access_key_id: String,
+        now_ms: u64,
+    },
+    RegisterNode(RegisterNode),
+    Heartbeat {
+        node_id: NodeId,
+        used_bytes: u64,
+        now_ms: u64,
+    },
+    /// Marks DOWN every UP node whose last heartbeat is older than `now_ms - timeout_ms`.
+    ExpireNodes {
+        now_ms: u64,
+        timeout_ms: u64,
+    },
+    /// A query sent through the log for a linearizable read.
+    Read(Query),
+}
+
+/// S3 ListObjectsV2 parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListObjectsRequest {
+    pub bucket: String,
+    pub prefix: String,
+    /// Empty means no delimiter.
+    pub delimiter: String,
+    pub start_after: Option<String>,
+    /// Opaque token from a previous page; takes precedence over `start_after`.
+    pub continuation_token: Option<String>,
+    /// Capped at [`crate::MAX_LIST_KEYS`]; 0 returns an empty, untruncated page.
+    pub max_keys: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListUploadsRequest {
+    pub bucket: String,
+    pub prefix: String,
+    pub key_marker: Option<String>,
+    /// Only meaningful with `key_marker`: uploads of that key with a greater id are listed.
+    pub upload_id_marker: Option<UploadId>,
+    pub max_uploads: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListPartsRequest {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: UploadId,
+    pub part_number_marker: u32,
+    pub max_parts: u32,
+}
+
+/// A read-only request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    // Object partition.
+    GetObject {
+        bucket: String,
+        key: String,
+        version: VersionSelector,
+    },
+    ListObjects(ListObjectsRequest),
+    GetUpload {
+        bucket: String,
+        key: String,
+        upload_id: UploadId,
+    },
+    ListUploads(ListUploadsRequest),
+    ListParts(ListPartsRequest),
+    /// The janitor's query: PREPARING versions created before `created_before_ms`, oldest first.
+    ListStalePreparing {
+        created_before_ms: u64,
+        limit: u32,
+    },
+    /// Garbage entries after `after` (exclusive), in id order.
+    ListGarbage {
+        after: Option<GarbageId>,
+        limit: u32,
+    },
+    /// Whether this partition holds versions or uploads of a bucket (before DeleteBucket).
+    BucketUsage {
+        bucket: String,
+    },
+    // Bucket service.
+    GetBucket {
+        bucket: String,
+    },
+    ListBuckets {
+        owner: Option<String>,
+    },
+    GetAccessKey {
+        access_key_id: String,
+    },
+    GetNode {
+        node_id: NodeId,
+    },
+    ListNodes,
+}
+
+/// One entry of a ListObjectsV2 page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub version_id: VersionId,
+    pub null_version: bool,
+    pub size_bytes: u64,
+    pub etag: String,
+    pub last_modified_ms: u64,
+    pub storage_class: StorageClass,
+    pub owner: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListObjectsPage {
+    pub contents: Vec<ObjectSummary>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_continuation_token: Option<String>,
+    /// `contents.len() + common_prefixes.len()`, as S3's KeyCount.
+    pub key_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSummary {
+    pub key: String,
+    pub upload_id: UploadId,
+    pub owner: String,
+    pub storage_class: StorageClass,
+    pub initiated_at_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListUploadsPage {
+    pub uploads: Vec<UploadSummary>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_upload_id_marker: Option<UploadId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListPartsPage {
+    pub parts: Vec<PartRecord>,
+    pub is_truncated: bool,
+    pub next_part_number_marker: Option<u32>,
+}
+
+/// The successful result of a command or query.
+// One Response is built per applied command and moved once to the caller; boxing the records
+// would cost an allocation each time to save a few hundred bytes of stack.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// PrepareWrite: the PREPARING record, or the record the token created earlier (`retried`).
+    Prepared {
+        record: ObjectRecord,
+        retried: bool,
+    },
+    /// CommitWrite or CompleteMultipartUpload: the committed record (`retried` when it was
+    /// already committed by an earlier identical command).
+    Committed {
+        record: ObjectRecord,
+        retried: bool,
+    },
+    /// AbortWrite: the rolled-back record, now DELETED.
+    Aborted {
+        record: ObjectRecord,
+    },
+    /// DeleteObject: the version removed (if any) and the delete marker created (if any).
+    Deleted {
+        removed: Option<ObjectRecord>,
+        delete_marker: Option<ObjectRecord>,
+    },
+    /// UpdateShardMap, GetObject.
+    Object(ObjectRecord),
+    Objects(Vec<ObjectRecord>),
+    ObjectList(ListObjectsPage),
+    Upload(MultipartUpload),
+    /// UploadPart: the stored part.
+    Part(PartRecord),
+    UploadList(ListUploadsPage),
+    PartList(ListPartsPage),
+    /// AbortMultipartUpload: the removed upload.
+    UploadAborted(MultipartUpload),
+    Garbage(Vec<GarbageRecord>),
+    Purged {
+        purged_count: u32,
+    },
+    BucketUsage {
+        has_versions: bool,
+        has_uploads: bool,
+    },
+    Bucket(BucketRecord),
+    Buckets(Vec<BucketRecord>),
+    BucketDeleted(BucketRecord),
+    AccessKey(AccessKeyRecord),
+    Node(NodeRecord),
+    Nodes(Vec<NodeRecord>),
+    /// Heartbeat: the node record and whether this heartbeat brought it back UP.
+    Heartbeat {
+        node: NodeRecord,
+        came_up: bool,
+    },
+    /// ExpireNodes: the nodes this command marked DOWN.
+    NodesExpired(Vec<NodeId>),
+}
+
+/// What applying one command yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub result: Result<Response, MetaError>,
+    /// Garbage entries this command created (also kept in the state until purged): shards a janitor
+    /// must delete. Empty for most commands.
+    pub new_garbage: Vec<GarbageRecord>,
+}
+
+impl Output {
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::PrepareWrite(_) => "PrepareWrite",
+            Command::CommitWrite(_) => "CommitWrite",
+            Command::AbortWrite(_) => "AbortWrite",
+            Command::DeleteObject(_) => "DeleteObject",
+            Command::UpdateShardMap(_) => "UpdateShardMap",
+            Command::CreateMultipartUpload(_) => "CreateMultipartUpload",
+            Command::UploadPart(_) => "UploadPart",
+            Command::CompleteMultipartUpload(_) => "CompleteMultipartUpload",
+            Command::AbortMultipartUpload(_) => "AbortMultipartUpload",
+            Command::PurgeGarbage { .. } => "PurgeGarbage",
+            Command::CreateBucket(_) => "CreateBucket",
+            Command::DeleteBucket { .. } => "DeleteBucket",
+            Command::PutBucketVersioning { .. } => "PutBucketVersioning",
+            Command::PutBucketReplication { .. } => "PutBucketReplication",
+            Command::PutBucketEcScheme { .. } => "PutBucketEcScheme",
+            Command::CreateAccessKey(_) => "CreateAccessKey",
+            Command::RevokeAccessKey { .. } => "RevokeAccessKey",
+            Command::RegisterNode(_) => "RegisterNode",
+            Command::Heartbeat { .. } => "Heartbeat",
+            Command::ExpireNodes { .. } => "ExpireNodes",
+            Command::Read(query) => query.name(),
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        match self {
+            Command::PrepareWrite(_)
+            | Command::CommitWrite(_)
+            | Command::AbortWrite(_)
+            | Command::DeleteObject(_)
+            | Command::UpdateShardMap(_)
+            | Command::CreateMultipartUpload(_)
+            | Command::UploadPart(_)
+            | Command::CompleteMultipartUpload(_)
+            | Command::AbortMultipartUpload(_)
+            | Command::PurgeGarbage { .. } => Scope::Object,
+            Command::CreateBucket(_)
+            | Command::DeleteBucket { .. }
+            | Command::PutBucketVersioning { .. }
+            | Command::PutBucketReplication { .. }
+            | Command::PutBucketEcScheme { .. }
+            | Command::CreateAccessKey(_)
+            | Command::RevokeAccessKey { .. }
+            | Command::RegisterNode(_)
+            | Command::Heartbeat { .. }
+            | Command::ExpireNodes { .. } => Scope::Bucket,
+            Command::Read(query) => query.scope(),
+        }
+    }
+
+    /// Whether applying this command can change the state (openraft may skip read-only entries
+    /// when replaying, and the gateway may answer them by read-index instead).
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Command::Read(_))
+    }
+}
+
+impl Query {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Query::GetObject { .. } => "GetObject",
+            Query::ListObjects(_) => "ListObjects",
+            Query::GetUpload { .. } => "GetUpload",
+            Query::ListUploads(_) => "ListUploads",
+            Query::ListParts(_) => "ListParts",
+            Query::ListStalePreparing { .. } => "ListStalePreparing",
+            Query::ListGarbage { .. } => "ListGarbage",
+            Query::BucketUsage { .. } => "BucketUsage",
+            Query::GetBucket { .. } => "GetBucket",
+            Query::ListBuckets { .. } => "ListBuckets",
+            Query::GetAccessKey { .. } => "GetAccessKey",
+            Query::GetNode { .. } => "GetNode",
+            Query::ListNodes => "ListNodes",
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        match self {
+            Query::GetObject { .. }
+            | Query::ListObjects(_)
+            | Query::GetUpload { .. }
+            | Query::ListUploads(_)
+            | Query::ListParts(_)
+            | Query::ListStalePreparing { .. }
+            | Query::ListGarbage { .. }
+            | Query::BucketUsage { .. } => Scope::Object,
+            Query::GetBucket { .. }
+            | Query::ListBuckets { .. }
+            | Query::GetAccessKey { .. }
+            | Query::GetNode { .. }
+            | Query::ListNodes => Scope::Bucket,
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! ListObjectsV2 over the `current` index, with S3's exact semantics.
+//!
+//! Model: keys are ordered by their UTF-8 bytes (which for Rust `String` equals `Ord`). A page is
+//! built by walking a cursor forward through the keys of one bucket that start with `prefix`:
+//! - keys whose current version is a delete marker are invisible (and create no common prefix);
+//! - with a delimiter, a key whose remainder after `prefix` contains it rolls up into the common
+//!   prefix `prefix + remainder[..=delimiter]`, emitted once, counted as one entry, after which the
+//!   cursor jumps past every key sharing it;
+//! - `is_truncated` is true only when another visible entry exists after the page;
+//! - the continuation token names the last entry returned (key or common prefix), so a page that
+//!   ended on a common prefix resumes after all of that prefix's keys;
+//! - `max_keys` is capped at [`MAX_LIST_KEYS`]; 0 yields an empty, untruncated page;
+//! - `start_after` is ignored when a continuation token is given (as S3 does).
+
+use std::ops::Bound;
+
+use crate::command::{ListObjectsPage, ListObjectsRequest, ObjectSummary};
+use crate::error::MetaError;
+use crate::machine::{MAX_LIST_KEYS, StateMachine};
+
+/// Where a listing resumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListPosition {
+    /// After this key (exclusive).
+    AfterKey(String),
+    /// After every key that starts with this common prefix.
+    AfterPrefix(String),
+}
+
+/// Leading character of a continuation token: its format version, so tokens can change later.
+const TOKEN_FORMAT: char = '1';
+
+impl ListPosition {
+    /// Opaque ASCII token: format char, kind char, hex of the UTF-8 bytes.
+    pub fn to_token(&self) -> String {
+        let (kind, text) = match self {
+            ListPosition::AfterKey(key) => ('k', key),
+            ListPosition::AfterPrefix(prefix) => ('p', prefix),
+        };
+        let mut token = String::with_capacity(2 + text.len() * 2);
+        token.push(TOKEN_FORMAT);
+        token.push(kind);
+        for byte in text.bytes() {
+            token.push_str(&format!("{byte:02x}"));
+        }
+        token
+    }
+
+    pub fn from_token(token: &str) -> Result<Self, MetaError> {
+        let mut chars = token.chars();
+        let (Some(TOKEN_FORMAT), Some(kind)) = (chars.next(), chars.next()) else {
+            return Err(MetaError::InvalidContinuationToken);
+        };
+        let hex = chars.as_str().as_bytes();
+        if !hex.len().is_multiple_of(2) {
+            return Err(MetaError::InvalidContinuationToken);
+        }
+        let nibble = |digit: u8| match digit {
+            b'0'..=b'9' => Ok(digit - b'0'),
+            b'a'..=b'f' => Ok(digit - b'a' + 10),
+            _ => Err(MetaError::InvalidContinuationToken),
+        };
+        let bytes = hex
+            .chunks_exact(2)
+            .map(|pair| Ok(nibble(pair[0])? << 4 | nibble(pair[1])?))
+            .collect::<Result<Vec<u8>, MetaError>>()?;
+        let text = String::from_utf8(bytes).map_err(|_| MetaError::InvalidContinuationToken)?;
+        match kind {
+            'k' => Ok(ListPosition::AfterKey(text)),
+            'p' if !text.is_empty() => Ok(ListPosition::AfterPrefix(text)),
+            _ => Err(MetaError::InvalidContinuationToken),
+        }
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix`, or `None` when no
+/// such string exists (the prefix is empty or all `char::MAX`). Code-point order equals UTF-8 byte
+/// order, so incrementing the last character that can be incremented is enough.
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if next == 0xD800 {
+            // Skip the surrogate range, which no `char` occupies.
+            next = 0xE000;
+        }
+        if let Some(next) = char::from_u32(next) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The next key a listing looks at.
+enum Cursor {
+    /// This key or the first one after it.
+    From(String),
+    /// The first key after this one.
+    After(String),
+}
+
+impl StateMachine {
+    pub(crate) fn list_objects(
+        &self,
+        request: &ListObjectsRequest,
+    ) -> Result<ListObjectsPage, MetaError> {
+        if self.role.holds_everything() && !self.buckets.contains_key(&request.bucket) {
+            return Err(MetaError::NoSuchBucket {
+                bucket: request.bucket.clone(),
+            });
+        }
+        let resume = match (&request.continuation_token, &request.start_after) {
+            (Some(token), _) => Some(ListPosition::from_token(token)?),
+            (None, Some(start_after)) => Some(ListPosition::AfterKey(start_after.clone())),
+            (None, None) => None,
+        };
+        let max_keys = request.max_keys.min(MAX_LIST_KEYS) as usize;
+        let mut page = ListObjectsPage::default();
+        if max_keys == 0 {
+            return Ok(page);
+        }
+        let bucket = &request.bucket;
+        let prefix = &request.prefix;
+        let delimiter = &request.delimiter;
+        let prefix_start = Cursor::From(prefix.clone());
+        let mut cursor = match resume {
+            None => prefix_start,
+            Some(ListPosition::AfterKey(key)) if key < *prefix => prefix_start,
+            Some(ListPosition::AfterKey(key)) => Cursor::After(key),
+            Some(ListPosition::AfterPrefix(common)) => match prefix_successor(&common) {
+                Some(next) if next < *prefix => prefix_start,
+                Some(next) => Cursor::From(next),
+                None => return Ok(page),
+            },
+        };
+        let mut last: Option<ListPosition> = None;
+        loop {
+            let lower = match cursor {
+                Cursor::From(key) => Bound::Included((bucket.clone(), key)),
+                Cursor::After(key) => Bound::Excluded((bucket.clone(), key)),
+            };
+            let Some(((found_bucket, key), version_id)) =
+                self.current.range((lower, Bound::Unbounded)).next()
+            else {
+                break;
+            };
+            // The cursor never precedes `prefix`, so the first key without it ends the range.
+            if found_bucket != bucket || !key.starts_with(prefix.as_str()) {
+                break;
+            }
+            let record = &self.versions[&(bucket.clone(), key.clone(), *version_id)];
+            if record.delete_marker {
+                cursor = Cursor::After(key.clone());
+                continue;
+            }
+            let rolled_up = (!delimiter.is_empty())
+                .then(|| key[prefix.len()..].find(delimiter.as_str()))
+                .flatten()
+                .map(|position| key[..prefix.len() + position + delimiter.len()].to_owned());
+            if page.contents.len() + page.common_prefixes.len() == max_keys {
+                page.is_truncated = true;
+                break;
+            }
+            match rolled_up {
+                Some(common_prefix) => {
+                    page.common_prefixes.push(common_prefix.clone());
+                    let next = prefix_successor(&common_prefix);
+                    last = Some(ListPosition::AfterPrefix(common_prefix));
+                    match next {
+                        Some(next) => cursor = Cursor::From(next),
+                        None => break,
+                    }
+                }
+                None => {
+                    page.contents.push(ObjectSummary {
+                        key: key.clone(),
+                        version_id: record.version_id,
+                        null_version: record.null_version,
+                        size_bytes: record.size_bytes,
+                        etag: record.checksums.etag.clone(),
+                        last_modified_ms: record.committed_at_ms.unwrap_or(record.created_at_ms),
+                        storage_class: record.storage_class,
+                        owner: record.owner.clone(),
+                    });
+                    last = Some(ListPosition::AfterKey(key.clone()));
+                    cursor = Cursor::After(key.clone());
+                }
+            }
+        }
+        page.key_count = (page.contents.len() + page.common_prefixes.len()) as u32;
+        if page.is_truncated {
+            page.next_continuation_token = last.map(|position| position.to_token());
+        }
+        Ok(page)
+    }
+}

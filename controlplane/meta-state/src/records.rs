@@ -1,0 +1,480 @@
+//! Record types held by the state machine, one struct per key space.
+//!
+//! Model: every value here is plain data (no handles, no clocks). Times are milliseconds since the
+//! Unix epoch as supplied by the command that created or changed the record; the state machine never
+//! reads a clock. Every record carries a `record_version` that starts at 1 and grows by one on each
+//! change, so a later writer (the healer) can compare-and-set against the version it read.
+//!
+//! Identifiers derived from the Raft log ([`VersionId`], [`UploadId`]) are the log index of the entry
+//! that created them: the log index is unique within one state machine instance and identical on
+//! every replica, which makes the ids deterministic without a random source.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use cairn_common::ShardIndex;
+
+use crate::error::MetaError;
+
+macro_rules! log_index_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// Parses the 16-digit lowercase hexadecimal form produced by `Display`.
+            pub fn parse(text: &str) -> Option<Self> {
+                let well_formed = text.len() == 16
+                    && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+                if !well_formed {
+                    return None;
+                }
+                u64::from_str_radix(text, 16).ok().map($name)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // Fixed width so that string order equals numeric order (creation order).
+                write!(formatter, "{:016x}", self.0)
+            }
+        }
+    };
+}
+
+log_index_id!(
+    /// Id of one version of an object: the log index of the entry that created it (PrepareWrite,
+    /// a delete marker's DeleteObject, or CompleteMultipartUpload). The gateway shows the S3 id
+    /// `null` for versions whose [`ObjectRecord::null_version`] is set.
+    VersionId
+);
+log_index_id!(
+    /// Id of one multipart upload: the log index of its CreateMultipartUpload entry.
+    UploadId
+);
+
+/// Id of a storage node, chosen by the operator at registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NodeId(pub u64);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "node-{}", self.0)
+    }
+}
+
+/// Id of a garbage entry: the log index of the command that produced it plus a sequence number
+/// because one command (an overwrite of a multipart object, say) can produce several entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GarbageId {
+    pub log_index: u64,
+    pub sequence: u32,
+}
+
+/// Which version a read or delete addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionSelector {
+    /// The current version (the newest committed one).
+    Current,
+    /// One version by id.
+    Id(VersionId),
+    /// The version S3 calls `null`: written while versioning was off or suspended.
+    Null,
+}
+
+/// Write transaction state of an object version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TransactionState {
+    /// PrepareWrite applied; shards may be in flight; invisible to readers.
+    Preparing,
+    /// CommitWrite applied; visible from that log index on.
+    Committed,
+    /// Removed (overwritten, deleted or aborted); only found inside garbage entries.
+    Deleted,
+}
+
+/// Bucket versioning configuration, as in S3. A bucket can never return to `Unversioned` once
+/// versioning has been enabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum VersioningState {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum StorageClass {
+    #[default]
+    Standard,
+    ReducedRedundancy,
+    StandardInfrequentAccess,
+    OneZoneInfrequentAccess,
+    IntelligentTiering,
+    Glacier,
+    GlacierInstantRetrieval,
+    DeepArchive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum CannedAcl {
+    #[default]
+    Private,
+    PublicRead,
+    PublicReadWrite,
+    AuthenticatedRead,
+    AwsExecRead,
+    BucketOwnerRead,
+    BucketOwnerFullControl,
+    LogDeliveryWrite,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    FullControl,
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grantee {
+    CanonicalUser { id: String },
+    Group { uri: String },
+    Email { address: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Grant {
+    pub grantee: Grantee,
+    pub permission: Permission,
+}
+
+/// Access control list: a canned ACL plus explicit grants (x-amz-grant-* headers or an ACL body).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Acl {
+    pub canned: CannedAcl,
+    pub grants: Vec<Grant>,
+}
+
+/// Algorithm of an `x-amz-checksum-*` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+/// An `x-amz-checksum-*` value, kept in the base64 text form S3 returns it in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AdditionalChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub value_base64: String,
+}
+
+/// Checksums of a whole object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Checksums {
+    /// ETag without quotes: MD5 hex for a single PUT, `<hex>-<parts>` for a multipart object.
+    pub etag: String,
+    pub additional: Option<AdditionalChecksum>,
+}
+
+/// A parsed erasure-coding scheme string `"<codec>:<k>+<m>"`, e.g. `"isal-cauchy:4+2"`.
+///
+/// Records keep the string form so that codecs this crate does not know about still round-trip;
+/// the parsed form is used to validate shard maps.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EcScheme {
+    pub codec: String,
+    pub data_shards: u8,
+    pub parity_shards: u8,
+}
+
+impl EcScheme {
+    pub fn parse(text: &str) -> Result<Self, MetaError> {
+        let invalid = |reason: &str| MetaError::InvalidEcScheme {
+            scheme: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (codec, counts) = text
+            .split_once(':')
+            .ok_or_else(|| invalid("expected <codec>:<k>+<m>"))?;
+        let (data, parity) = counts
+            .split_once('+')
+            .ok_or_else(|| invalid("expected <codec>:<k>+<m>"))?;
+        if codec.is_empty() {
+            return Err(invalid("empty codec name"));
+        }
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits(data) || !digits(parity) {
+            return Err(invalid("shard counts must be decimal numbers"));
+        }
+        let data_shards: u16 = data.parse().map_err(|_| invalid("k out of range"))?;
+        let parity_shards: u16 = parity.parse().map_err(|_| invalid("m out of range"))?;
+        if data_shards == 0 {
+            return Err(invalid("k must be at least 1"));
+        }
+        // One byte per shard index on storage nodes' ids is plenty; the codecs cap at 255 too.
+        if data_shards + parity_shards > 255 {
+            return Err(invalid("k + m must be at most 255"));
+        }
+        Ok(EcScheme {
+            codec: codec.to_owned(),
+            data_shards: data_shards as u8,
+            parity_shards: parity_shards as u8,
+        })
+    }
+
+    pub fn total_shards(&self) -> u16 {
+        u16::from(self.data_shards) + u16::from(self.parity_shards)
+    }
+
+    /// Fewest shards per block a commit may have: all k+m normally, at least k+1 when the gateway
+    /// ran out of alternates (ARCHITECTURE.md, PUT step 4); never k or fewer unless m is 0.
+    pub fn minimum_commit_shards(&self) -> u16 {
+        if self.parity_shards == 0 {
+            u16::from(self.data_shards)
+        } else {
+            u16::from(self.data_shards) + 1
+        }
+    }
+}
+
+impl fmt::Display for EcScheme {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{}:{}+{}",
+            self.codec, self.data_shards, self.parity_shards
+        )
+    }
+}
+
+/// Where one shard of one block lives, and its checksum as computed at encode time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ShardPlacement {
+    pub node_id: NodeId,
+    pub availability_zone: String,
+    pub crc32c: u32,
+}
+
+/// One block: a run of stripes encoded together into one shard per shard index.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct BlockShards {
+    /// Object bytes covered by this block (before padding and parity).
+    pub length_bytes: u64,
+    /// Shard index -> placement. A committed block may lack some indexes (a degraded write);
+    /// see [`EcScheme::minimum_commit_shards`].
+    pub shards: BTreeMap<ShardIndex, ShardPlacement>,
+}
+
+/// The shard map of one part (a single PUT has exactly one part, numbered 1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PartShards {
+    pub part_number: u32,
+    pub length_bytes: u64,
+    pub blocks: Vec<BlockShards>,
+}
+
+/// Erasure-coding information of an object version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ErasureInfo {
+    /// Scheme string, e.g. `"isal-cauchy:4+2"`.
+    pub scheme: String,
+    /// Bytes per shard per stripe (the stripe holds `k * piece_size_bytes` object bytes).
+    pub piece_size_bytes: u32,
+    /// Object bytes described by `parts` (equals the object size once committed).
+    pub object_length_bytes: u64,
+    /// Empty until the write commits.
+    pub parts: Vec<PartShards>,
+    /// Set when some block was committed with fewer than k+m shards: the healer must rebuild.
+    pub degraded: bool,
+}
+
+/// One version of one object, or a delete marker.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: VersionId,
+    /// Written while versioning was off or suspended: S3 calls it version `null`, and a later null
+    /// version replaces it.
+    pub null_version: bool,
+    /// A delete marker has no data, no shards and is never PREPARING.
+    pub delete_marker: bool,
+    /// Canonical user id of the writer.
+    pub owner: String,
+    pub size_bytes: u64,
+    pub checksums: Checksums,
+    pub content_type: String,
+    /// `x-amz-meta-*` headers, name (lowercase, without the prefix) -> value.
+    pub user_metadata: BTreeMap<String, String>,
+    pub storage_class: StorageClass,
+    pub acl: Acl,
+    pub state: TransactionState,
+    /// Token of the PUT that created this version; empty when none was given.
+    pub idempotency_token: String,
+    /// Time of the PrepareWrite (what the janitor compares against).
+    pub created_at_ms: u64,
+    /// Time of the CommitWrite (S3 Last-Modified); `None` while PREPARING.
+    pub committed_at_ms: Option<u64>,
+    /// Log index of the CommitWrite; 0 while PREPARING. Orders versions of one key: the current
+    /// version is the committed one with the highest commit index, so the last commit wins even
+    /// when two writers prepared in the other order.
+    pub commit_log_index: u64,
+    /// Set when the version was produced by CompleteMultipartUpload (makes the completion retry safe).
+    pub upload_id: Option<UploadId>,
+    pub erasure: ErasureInfo,
+    pub record_version: u64,
+}
+
+/// A simple replication rule: objects under `prefix` are copied to another region's bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReplicationRule {
+    pub rule_id: String,
+    pub prefix: String,
+    pub destination_region: String,
+    pub destination_bucket: String,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BucketRecord {
+    pub name: String,
+    pub owner: String,
+    pub primary_region: String,
+    pub created_at_ms: u64,
+    pub versioning: VersioningState,
+    pub replication_rules: Vec<ReplicationRule>,
+    /// Scheme for new writes; existing objects keep the scheme they were written with.
+    pub ec_scheme: String,
+    pub acl: Acl,
+    pub record_version: u64,
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PartRecord {
+    pub part_number: u32,
+    pub size_bytes: u64,
+    /// MD5 hex of the part, without quotes.
+    pub etag: String,
+    pub checksum: Option<AdditionalChecksum>,
+    pub uploaded_at_ms: u64,
+    pub blocks: Vec<BlockShards>,
+    pub degraded: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MultipartUpload {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: UploadId,
+    pub owner: String,
+    pub content_type: String,
+    pub user_metadata: BTreeMap<String, String>,
+    pub storage_class: StorageClass,
+    pub acl: Acl,
+    pub ec_scheme: String,
+    pub piece_size_bytes: u32,
+    pub initiated_at_ms: u64,
+    pub parts: BTreeMap<u32, PartRecord>,
+    pub record_version: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AccessKeyStatus {
+    Active,
+    Revoked,
+}
+
+/// An S3 access key. The secret is stored as given; encryption at rest is a later issue.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Canonical user id the key authenticates as.
+    pub owner: String,
+    pub created_at_ms: u64,
+    pub status: AccessKeyStatus,
+    pub revoked_at_ms: Option<u64>,
+    pub record_version: u64,
+}
+
+impl fmt::Debug for AccessKeyRecord {
+    // The secret never reaches a log line through Debug.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AccessKeyRecord")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("owner", &self.owner)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("status", &self.status)
+            .field("revoked_at_ms", &self.revoked_at_ms)
+            .field("record_version", &self.record_version)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeStatus {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeRecord {
+    pub node_id: NodeId,
+    /// `host:port` of the node's shard RPC endpoint.
+    pub address: String,
+    pub availability_zone: String,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub status: NodeStatus,
+    pub registered_at_ms: u64,
+    pub last_heartbeat_ms: u64,
+    pub record_version: u64,
+}
+
+/// Why a garbage entry exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GarbageReason {
+    /// A null version replaced by a newer null version (the unversioned overwrite).
+    Overwritten,
+    /// Removed by DeleteObject.
+    Deleted,
+    /// A PREPARING write rolled back by AbortWrite (the janitor's or the gateway's).
+    WriteAborted,
+    /// A CommitWrite for a write that no longer exists: its shards are orphans.
+    CommitRejected,
+    /// A part uploaded again under the same number.
+    PartReplaced,
+    /// A part of an aborted multipart upload, or not listed in the completion.
+    PartDiscarded,
+    /// Shards moved away by a healer's UpdateShardMap.
+    ShardsMoved,
+}
+
+/// Shards that must be deleted from storage nodes. The entry stays until the janitor reports the
+/// deletion with PurgeGarbage, so a janitor crash loses nothing.
+///
+/// An aborted write's entry has no shard map (PREPARING records have none): the janitor finds its
+/// shards by object id on the nodes placement would have chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GarbageRecord {
+    pub garbage_id: GarbageId,
+    pub reason: GarbageReason,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub upload_id: Option<UploadId>,
+    pub ec_scheme: String,
+    pub parts: Vec<PartShards>,
+    pub created_at_ms: u64,
+}

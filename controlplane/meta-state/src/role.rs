@@ -1,0 +1,51 @@
+//! Which key spaces a state machine instance holds, and therefore which commands it accepts.
+//!
+//! | role | accepts | key spaces |
+//! |---|---|---|
+//! | [`Role::ObjectPartition`] | object and multipart commands, garbage, janitor queries | objects, idempotency tokens, uploads, garbage |
+//! | [`Role::BucketService`] | bucket, access-key and node commands | buckets, access keys, nodes |
+//! | [`Role::Combined`] | everything | all of the above |
+//!
+//! In a partitioned deployment the gateway routes an object command by `bucket/key` (consistent
+//! hash) to one of P `ObjectPartition` instances and everything else to the one `BucketService`
+//! instance. A partition does not hold bucket records, so the gateway resolves the bucket first (it
+//! needs the owner, the EC scheme and the versioning state anyway) and passes what the object
+//! command needs in the command itself; a partition trusts it. A `Combined` instance (`cairn dev`,
+//! tests) additionally checks that the bucket exists and that DeleteBucket finds it empty; a
+//! `BucketService` cannot see objects, so the caller must first ask every partition with
+//! `Query::BucketUsage` (a window where a write slips in is closed by a later issue's bucket fence).
+
+/// The role of one state machine instance. Part of the snapshot: an instance never changes role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Combined,
+    BucketService,
+    ObjectPartition {
+        partition_index: u32,
+        partition_count: u32,
+    },
+}
+
+/// The key-space family a command or query touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Object,
+    Bucket,
+}
+
+impl Role {
+    pub fn accepts(self, scope: Scope) -> bool {
+        matches!(
+            (self, scope),
+            (Role::Combined, _)
+                | (Role::BucketService, Scope::Bucket)
+                | (Role::ObjectPartition { .. }, Scope::Object)
+        )
+    }
+
+    /// Whether this instance holds bucket records and object records together, so object commands
+    /// can check bucket existence and DeleteBucket can check emptiness.
+    pub fn holds_everything(self) -> bool {
+        self == Role::Combined
+    }
+}
