@@ -1,0 +1,347 @@
+//! ListObjectsV2 semantics: ordering, prefix, delimiter, start-after, continuation, max-keys.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use cairn_meta_state::*;
+use common::*;
+use proptest::prelude::*;
+
+use VersioningState::{Enabled, Unversioned};
+
+fn harness_with(keys: &[&str]) -> Harness {
+    let mut harness = Harness::with_bucket();
+    for key in keys {
+        harness.put(key, 1, Unversioned);
+    }
+    harness
+}
+
+fn request(prefix: &str, delimiter: &str, max_keys: u32) -> ListObjectsRequest {
+    ListObjectsRequest {
+        bucket: BUCKET.to_owned(),
+        prefix: prefix.to_owned(),
+        delimiter: delimiter.to_owned(),
+        start_after: None,
+        continuation_token: None,
+        max_keys,
+    }
+}
+
+fn list(state: &StateMachine, request: &ListObjectsRequest) -> ListObjectsPage {
+    match state.query(&Query::ListObjects(request.clone())) {
+        Ok(Response::ObjectList(page)) => page,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn keys(page: &ListObjectsPage) -> Vec<&str> {
+    page.contents
+        .iter()
+        .map(|entry| entry.key.as_str())
+        .collect()
+}
+
+#[test]
+fn keys_are_ordered_by_utf8_bytes() {
+    let harness = harness_with(&["z", "é", "a/b", "B", "a", "\u{10FFFF}", "~"]);
+    let page = list(&harness.state, &request("", "", 1000));
+    assert_eq!(
+        keys(&page),
+        vec!["B", "a", "a/b", "z", "~", "é", "\u{10FFFF}"]
+    );
+    assert_eq!(page.key_count, 7);
+    assert!(!page.is_truncated);
+    assert_eq!(page.next_continuation_token, None);
+    let entry = &page.contents[0];
+    assert_eq!(entry.size_bytes, 1);
+    assert_eq!(entry.etag, "9e107d9d372bb6826bd81d3542a419d6");
+    assert_eq!(entry.last_modified_ms, 20_000);
+    assert_eq!(entry.owner, OWNER);
+}
+
+#[test]
+fn max_keys_zero_returns_an_empty_untruncated_page() {
+    let harness = harness_with(&["a", "b"]);
+    assert_eq!(
+        list(&harness.state, &request("", "", 0)),
+        ListObjectsPage::default()
+    );
+}
+
+#[test]
+fn max_keys_is_capped_at_one_thousand() {
+    let mut harness = Harness::with_bucket();
+    for index in 0..1001 {
+        harness.state.apply(
+            prepare(BUCKET, &format!("k{index:04}"), "", 0, Unversioned),
+            10 + 2 * index,
+        );
+        harness.state.apply(
+            commit(
+                BUCKET,
+                &format!("k{index:04}"),
+                VersionId(10 + 2 * index),
+                "",
+                0,
+            ),
+            11 + 2 * index,
+        );
+    }
+    let page = list(&harness.state, &request("", "", 5000));
+    assert_eq!(page.key_count, 1000);
+    assert!(page.is_truncated);
+    assert_eq!(
+        page.next_continuation_token,
+        Some(ListPosition::AfterKey("k0999".to_owned()).to_token())
+    );
+}
+
+#[test]
+fn pagination_without_delimiter() {
+    let harness = harness_with(&["a", "b", "c", "d", "e"]);
+    let mut request = request("", "", 2);
+    let first = list(&harness.state, &request);
+    assert_eq!(keys(&first), vec!["a", "b"]);
+    assert!(first.is_truncated);
+    assert_eq!(first.next_continuation_token.as_deref(), Some("1k62"));
+    request.continuation_token = first.next_continuation_token;
+    let second = list(&harness.state, &request);
+    assert_eq!(keys(&second), vec!["c", "d"]);
+    assert!(second.is_truncated);
+    request.continuation_token = second.next_continuation_token;
+    let third = list(&harness.state, &request);
+    assert_eq!(keys(&third), vec!["e"]);
+    assert!(!third.is_truncated);
+    assert_eq!(third.next_continuation_token, None);
+    // A page that ends exactly at the last key is not truncated.
+    let exact = list(&harness.state, &self::request("", "", 5));
+    assert!(!exact.is_truncated);
+}
+
+const TREE: &[&str] = &[
+    "photos",
+    "photos/2023/a.jpg",
+    "photos/2023/b.jpg",
+    "photos/2024/c.jpg",
+    "photos/x.jpg",
+    "photosynthesis",
+    "videos/v.mp4",
+];
+
+#[test]
+fn delimiter_with_prefix_rolls_up_common_prefixes() {
+    let harness = harness_with(TREE);
+    let page = list(&harness.state, &request("photos/", "/", 1000));
+    assert_eq!(keys(&page), vec!["photos/x.jpg"]);
+    assert_eq!(page.common_prefixes, vec!["photos/2023/", "photos/2024/"]);
+    assert_eq!(page.key_count, 3);
+    assert!(!page.is_truncated);
+
+    let page = list(&harness.state, &request("", "/", 1000));
+    assert_eq!(keys(&page), vec!["photos", "photosynthesis"]);
+    assert_eq!(page.common_prefixes, vec!["photos/", "videos/"]);
+
+    // A prefix that is not a "directory".
+    let page = list(&harness.state, &request("photo", "/", 1000));
+    assert_eq!(keys(&page), vec!["photos", "photosynthesis"]);
+    assert_eq!(page.common_prefixes, vec!["photos/"]);
+
+    // A multi-character delimiter.
+    let page = list(&harness.state, &request("", "os/", 1000));
+    assert_eq!(page.common_prefixes, vec!["photos/", "videos/"]);
+}
+
+#[test]
+fn continuation_across_common_prefixes() {
+    let harness = harness_with(TREE);
+    let mut request = request("photos/", "/", 1);
+    let mut pages = Vec::new();
+    loop {
+        let page = list(&harness.state, &request);
+        pages.push((
+            keys(&page).join(","),
+            page.common_prefixes.join(","),
+            page.is_truncated,
+        ));
+        match page.next_continuation_token {
+            Some(token) => request.continuation_token = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        vec![
+            (String::new(), "photos/2023/".to_owned(), true),
+            (String::new(), "photos/2024/".to_owned(), true),
+            ("photos/x.jpg".to_owned(), String::new(), false),
+        ]
+    );
+    // The token after a common prefix names the prefix, not its last key.
+    let first = list(&harness.state, &self::request("photos/", "/", 1));
+    assert_eq!(
+        first.next_continuation_token,
+        Some(ListPosition::AfterPrefix("photos/2023/".to_owned()).to_token())
+    );
+}
+
+#[test]
+fn start_after_semantics() {
+    let harness = harness_with(TREE);
+    let mut request = request("photos/", "/", 1000);
+    // Inside a common prefix: the prefix still appears because b.jpg sorts after start-after.
+    request.start_after = Some("photos/2023/a.jpg".to_owned());
+    let page = list(&harness.state, &request);
+    assert_eq!(page.common_prefixes, vec!["photos/2023/", "photos/2024/"]);
+    // Before the prefix: the whole prefix is listed.
+    request.start_after = Some("a".to_owned());
+    assert_eq!(list(&harness.state, &request).key_count, 3);
+    // After every key of the prefix: nothing.
+    request.start_after = Some("photos/zzz".to_owned());
+    assert_eq!(list(&harness.state, &request), ListObjectsPage::default());
+    // A continuation token takes precedence over start-after.
+    request.start_after = Some("photos/zzz".to_owned());
+    request.continuation_token =
+        Some(ListPosition::AfterPrefix("photos/2023/".to_owned()).to_token());
+    let page = list(&harness.state, &request);
+    assert_eq!(page.common_prefixes, vec!["photos/2024/"]);
+    assert_eq!(keys(&page), vec!["photos/x.jpg"]);
+}
+
+#[test]
+fn delete_markers_are_invisible_and_do_not_truncate() {
+    let mut harness = Harness::with_bucket();
+    for key in ["a", "b", "c", "dir/x"] {
+        harness.put(key, 1, Enabled);
+    }
+    harness.ok(delete("b", VersionSelector::Current, Enabled));
+    harness.ok(delete("c", VersionSelector::Current, Enabled));
+    harness.ok(delete("dir/x", VersionSelector::Current, Enabled));
+    let first = list(&harness.state, &request("", "/", 1));
+    assert_eq!(keys(&first), vec!["a"]);
+    // Only delete markers follow "a": the page is complete.
+    assert!(!first.is_truncated);
+    assert!(first.common_prefixes.is_empty());
+    harness.put("d", 1, Enabled);
+    let first = list(&harness.state, &request("", "/", 1));
+    assert!(first.is_truncated);
+    let mut next = request("", "/", 1);
+    next.continuation_token = first.next_continuation_token;
+    assert_eq!(keys(&list(&harness.state, &next)), vec!["d"]);
+}
+
+#[test]
+fn invalid_continuation_tokens_are_refused() {
+    let harness = harness_with(&["a"]);
+    for token in ["", "1", "2k61", "1x61", "1k6", "1kzz", "1kff", "1p"] {
+        let mut request = request("", "", 10);
+        request.continuation_token = Some(token.to_owned());
+        assert_eq!(
+            harness.state.query(&Query::ListObjects(request)),
+            Err(MetaError::InvalidContinuationToken),
+            "{token:?}"
+        );
+    }
+}
+
+#[test]
+fn prefix_successor_is_the_least_upper_bound() {
+    assert_eq!(prefix_successor("a/"), Some("a0".to_owned()));
+    assert_eq!(prefix_successor("a\u{D7FF}"), Some("a\u{E000}".to_owned()));
+    assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".to_owned()));
+    assert_eq!(prefix_successor("\u{10FFFF}"), None);
+    assert_eq!(prefix_successor(""), None);
+}
+
+/// The reference: every entry of the listing at once, from a plain scan.
+fn reference_listing(
+    live_keys: &BTreeSet<String>,
+    prefix: &str,
+    delimiter: &str,
+    start_after: &str,
+) -> Vec<(bool, String)> {
+    let mut entries = BTreeSet::new();
+    for key in live_keys {
+        if !key.starts_with(prefix) || key.as_str() <= start_after {
+            continue;
+        }
+        let rest = &key[prefix.len()..];
+        match (!delimiter.is_empty())
+            .then(|| rest.find(delimiter))
+            .flatten()
+        {
+            Some(position) => entries.insert((
+                key[..prefix.len() + position + delimiter.len()].to_owned(),
+                true,
+            )),
+            None => entries.insert((key.clone(), false)),
+        };
+    }
+    entries
+        .into_iter()
+        .map(|(text, is_prefix)| (is_prefix, text))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Paging through any key set with any prefix, delimiter, start-after and page size yields the
+    /// reference listing in order, in pages of at most max-keys, truncated exactly when more follow.
+    #[test]
+    fn pages_concatenate_to_the_reference_listing(
+        written in proptest::collection::vec(("[ab/é]{1,4}", any::<bool>()), 0..24),
+        prefix in "[ab/]{0,2}",
+        delimiter in prop_oneof![Just(String::new()), Just("/".to_owned()), Just("b/".to_owned())],
+        start_after in "[ab/]{0,3}",
+        max_keys in 1u32..5,
+    ) {
+        let mut state = StateMachine::new(Role::Combined);
+        let apply = |state: &mut StateMachine, command: Command| {
+            let log_index = state.last_applied_index() + 1;
+            let output = state.apply(command, log_index);
+            assert!(output.is_ok(), "{output:?}");
+        };
+        apply(&mut state, create_bucket(BUCKET, OWNER));
+        let mut live_keys = BTreeSet::new();
+        for (key, deleted) in &written {
+            apply(&mut state, prepare(BUCKET, key, "", 1, Enabled));
+            let version_id = VersionId(state.last_applied_index());
+            apply(&mut state, commit(BUCKET, key, version_id, "", 1));
+            live_keys.insert(key.clone());
+            if *deleted {
+                apply(&mut state, delete(key, VersionSelector::Current, Enabled));
+                live_keys.remove(key);
+            }
+        }
+        let expected = reference_listing(&live_keys, &prefix, &delimiter, &start_after);
+        let mut request = request(&prefix, &delimiter, max_keys);
+        request.start_after = Some(start_after.clone());
+        let mut listed = Vec::new();
+        loop {
+            let page = list(&state, &request);
+            let count = page.contents.len() + page.common_prefixes.len();
+            prop_assert!(count <= max_keys as usize);
+            prop_assert_eq!(page.key_count as usize, count);
+            let mut entries: Vec<(bool, String)> = page
+                .contents
+                .iter()
+                .map(|entry| (false, entry.key.clone()))
+                .chain(page.common_prefixes.iter().map(|prefix| (true, prefix.clone())))
+                .collect();
+            entries.sort_by(|left, right| left.1.cmp(&right.1));
+            listed.extend(entries);
+            prop_assert_eq!(page.is_truncated, page.next_continuation_token.is_some());
+            if page.is_truncated {
+                prop_assert_eq!(count, max_keys as usize);
+                prop_assert!(listed.len() < expected.len());
+            }
+            match page.next_continuation_token {
+                Some(token) => request.continuation_token = Some(token),
+                None => break,
+            }
+        }
+        prop_assert_eq!(listed, expected);
+    }
+}
