@@ -649,7 +649,8 @@ impl ShardLog {
         Ok(true)
     }
 
-    /// Reads a shard (or `range = (offset, length)` of it), verifying its checksum.
+    /// Reads a shard (or `range = (offset, length)` of it, clipped to the shard's end), verifying the
+    /// whole shard's checksum.
     pub async fn get(
         &self,
         shard_id: ShardId,
@@ -663,17 +664,17 @@ impl ShardLog {
             (entry, segment.file.clone(), segment.salt, cached)
         };
         let shard_length = u64::from(entry.payload_len);
-        let (offset, length) = range.unwrap_or((0, shard_length));
-        if offset
-            .checked_add(length)
-            .is_none_or(|end| end > shard_length)
-        {
+        // A range reaching past the end is clipped to it (as HTTP ranges are); one starting past
+        // the end is refused.
+        let (offset, requested_length) = range.unwrap_or((0, shard_length));
+        if offset > shard_length {
             return Err(LogError::InvalidRange {
                 offset,
-                length,
+                length: requested_length,
                 shard_length,
             });
         }
+        let length = requested_length.min(shard_length - offset);
         let whole = match cached {
             Some(bytes) => bytes,
             None => {

@@ -76,8 +76,10 @@ fn put_get_range_stat_scan_delete_overwrite() {
         assert_eq!(read.shard_length, 10_000);
         let range = log.get(id(3), Some((4095, 10))).await.unwrap();
         assert_eq!(range.data, content(3, 10_000).slice(4095..4105));
+        let clipped = log.get(id(3), Some((9_995, 10))).await.unwrap();
+        assert_eq!(clipped.data, content(3, 10_000).slice(9_995..));
         assert!(matches!(
-            log.get(id(3), Some((9_995, 10))).await,
+            log.get(id(3), Some((10_001, 1))).await,
             Err(LogError::InvalidRange { .. })
         ));
         assert_eq!(log.stat(id(2)).unwrap().length, 7000);

@@ -1,0 +1,416 @@
+//! Black-box tests of `cairn storage`: a real node process on 127.0.0.1 driven by the blocking
+//! storage client over the flatbuffers RPC.
+
+use cairn_common::{ShardId, ShardIndex};
+use cairn_storage_client::{ByteRange, ClientError, StorageClient};
+use cairn_tests::{
+    CairnProcess, SmallFileSystem, content, free_address, wait_for_listener, wait_until_port_closed,
+};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
+
+struct Node {
+    process: CairnProcess,
+    address: SocketAddr,
+    data: PathBuf,
+    extra_args: Vec<String>,
+    log_dir: PathBuf,
+}
+
+impl Node {
+    fn start(data: &Path, log_dir: &Path, extra_args: &[&str]) -> Node {
+        let address = free_address();
+        let extra_args: Vec<String> = extra_args.iter().map(|arg| arg.to_string()).collect();
+        let process = Self::spawn(address, data, log_dir, &extra_args);
+        let mut node = Node {
+            process,
+            address,
+            data: data.to_owned(),
+            extra_args,
+            log_dir: log_dir.to_owned(),
+        };
+        node.wait_until_ready();
+        node
+    }
+
+    /// Ready means a health request succeeds: every core recovered its log and listens.
+    fn wait_until_ready(&mut self) {
+        wait_for_listener(self.address, &mut self.process, Duration::from_secs(20));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let healthy =
+                StorageClient::connect(self.address).and_then(|mut client| client.health());
+            match healthy {
+                Ok(_) => return,
+                Err(error) if std::time::Instant::now() > deadline => {
+                    panic!("storage node not ready: {error}\n{}", self.process.log())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn spawn(
+        address: SocketAddr,
+        data: &Path,
+        log_dir: &Path,
+        extra_args: &[String],
+    ) -> CairnProcess {
+        let mut args = vec![
+            "storage".to_string(),
+            "--listen".into(),
+            address.to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--cores".into(),
+            "2".into(),
+        ];
+        args.extend(extra_args.iter().cloned());
+        CairnProcess::start(Path::new(BINARY), &args, log_dir, "storage")
+    }
+
+    fn restart(&mut self) {
+        self.process.kill_9();
+        wait_until_port_closed(self.address, Duration::from_secs(20));
+        self.process = Self::spawn(self.address, &self.data, &self.log_dir, &self.extra_args);
+        self.wait_until_ready();
+    }
+
+    fn client(&self) -> StorageClient {
+        StorageClient::connect(self.address).expect("connect to the storage node")
+    }
+
+    fn assert_no_unexpected_errors(&self) {
+        let errors = self.process.error_lines();
+        assert!(
+            errors.is_empty(),
+            "unexpected ERROR lines:\n{}",
+            errors.join("\n")
+        );
+    }
+}
+
+fn shard(n: u64) -> ShardId {
+    ShardId::new(
+        u128::from(n) * 7919,
+        1,
+        (n % 5) as u32,
+        ShardIndex((n % 6) as u16),
+    )
+}
+
+#[test]
+fn round_trip_ranges_scan_health_and_refusals() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), data.path(), &[]);
+    let mut client = node.client();
+    for n in 0..40u64 {
+        client
+            .put(shard(n), &content(n, 1000 + n as usize * 997))
+            .unwrap();
+    }
+    for n in 0..40u64 {
+        assert_eq!(
+            client.get(shard(n), None).unwrap(),
+            content(n, 1000 + n as usize * 997),
+            "shard {n}"
+        );
+    }
+    let range = client
+        .get(
+            shard(30),
+            Some(ByteRange {
+                offset: 4000,
+                length: 5000,
+            }),
+        )
+        .unwrap();
+    assert_eq!(range, content(30, 30_910)[4000..9000]);
+    assert_eq!(client.stat(shard(3)).unwrap().length, 1000 + 3 * 997);
+    assert!(client.delete(shard(3)).unwrap());
+    assert!(!client.delete(shard(3)).unwrap());
+    assert!(matches!(
+        client.get(shard(3), None),
+        Err(ClientError::NotFound { .. })
+    ));
+    assert!(matches!(
+        client.stat(shard(3)),
+        Err(ClientError::NotFound { .. })
+    ));
+
+    // Scan pages through every shard of both cores in id order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client.scan(after, 7).unwrap();
+        seen.extend(page.entries.iter().map(|entry| entry.shard_id));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut expected: Vec<ShardId> = (0..40).filter(|n| *n != 3).map(shard).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    let health = client.health().unwrap();
+    assert_eq!(health.cores, 2);
+    assert_eq!(health.shard_count, 39);
+    assert!(health.capacity_bytes > 0 && health.used_bytes > 0);
+
+    // A wrong checksum is refused and stores nothing.
+    let refused = client.put_with_crc(shard(100), &content(100, 5000), 0xdead_beef);
+    assert!(
+        matches!(refused, Err(ClientError::ChecksumMismatch { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        client.get(shard(100), None),
+        Err(ClientError::NotFound { .. })
+    ));
+    // Out-of-range reads are bad requests.
+    let clipped = client
+        .get(
+            shard(1),
+            Some(ByteRange {
+                offset: 1000,
+                length: 1 << 30,
+            }),
+        )
+        .unwrap();
+    assert_eq!(clipped, content(1, 1997)[1000..]);
+    let bad_range = client.get(
+        shard(1),
+        Some(ByteRange {
+            offset: 5000,
+            length: 1,
+        }),
+    );
+    assert!(
+        matches!(bad_range, Err(ClientError::BadRequest { .. })),
+        "{bad_range:?}"
+    );
+
+    // Garbage and oversized frames get an error reply and a closed connection; the node lives on.
+    for frame in [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        oversized_frame_header(),
+        truncated_message_frame(),
+    ] {
+        let mut raw = TcpStream::connect(node.address).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        raw.write_all(&frame).unwrap();
+        let mut reply = Vec::new();
+        raw.read_to_end(&mut reply)
+            .expect("the node closes the connection");
+        assert!(
+            reply.len() >= 16,
+            "an error frame comes back before the close"
+        );
+        assert_eq!(&reply[0..4], b"CRNW");
+    }
+    assert_eq!(
+        client.health().unwrap().shard_count,
+        39,
+        "node still serves"
+    );
+    node.assert_no_unexpected_errors();
+}
+
+fn oversized_frame_header() -> Vec<u8> {
+    let mut header = Vec::new();
+    header.extend_from_slice(b"CRNW");
+    header.extend_from_slice(&1u16.to_le_bytes());
+    header.extend_from_slice(&0u16.to_le_bytes());
+    header.extend_from_slice(&64u32.to_le_bytes());
+    header.extend_from_slice(&u32::MAX.to_le_bytes());
+    header
+}
+
+fn truncated_message_frame() -> Vec<u8> {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(b"CRNW");
+    frame.extend_from_slice(&1u16.to_le_bytes());
+    frame.extend_from_slice(&0u16.to_le_bytes());
+    frame.extend_from_slice(&8u32.to_le_bytes());
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&[0xff; 8]);
+    frame
+}
+
+/// kill -9 during a write storm: every acknowledged shard reads back bit-exact after the restart;
+/// shards whose put was in flight are absent or intact, never garbage.
+#[test]
+fn kill_9_during_a_write_storm_loses_no_acknowledged_shard() {
+    let data = tempfile::tempdir().unwrap();
+    let mut node = Node::start(data.path(), data.path(), &["--segment-mib", "8"]);
+    let acknowledged = Arc::new(Mutex::new(HashMap::<u64, usize>::new()));
+    let attempted = Arc::new(Mutex::new(HashMap::<u64, usize>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8u64)
+        .map(|writer| {
+            let (acknowledged, attempted, stop, address) = (
+                acknowledged.clone(),
+                attempted.clone(),
+                stop.clone(),
+                node.address,
+            );
+            std::thread::spawn(move || {
+                let mut client = StorageClient::connect(address).unwrap();
+                let mut n = writer;
+                while !stop.load(Ordering::SeqCst) {
+                    let len = [4096, 1, 70_000, 300_000, 12_345][(n % 5) as usize];
+                    attempted.lock().unwrap().insert(n, len);
+                    match client.put(shard(n), &content(n, len)) {
+                        Ok(()) => {
+                            acknowledged.lock().unwrap().insert(n, len);
+                        }
+                        Err(_) => return, // the node died under us
+                    }
+                    n += 8;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    node.process.kill_9();
+    stop.store(true, Ordering::SeqCst);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let attempted = attempted.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 50,
+        "the storm wrote only {} shards",
+        acknowledged.len()
+    );
+
+    node.restart();
+    let mut client = node.client();
+    for (n, len) in &acknowledged {
+        let read = client.get(shard(*n), None).unwrap_or_else(|error| {
+            panic!(
+                "acknowledged shard {n} lost: {error}\nnode log:\n{}",
+                node.process.log()
+            )
+        });
+        assert!(read == content(*n, *len), "acknowledged shard {n} differs");
+    }
+    for (n, len) in attempted
+        .iter()
+        .filter(|(n, _)| !acknowledged.contains_key(n))
+    {
+        match client.get(shard(*n), None) {
+            Ok(read) => assert!(
+                read == content(*n, *len),
+                "unacknowledged shard {n} is garbage"
+            ),
+            Err(ClientError::NotFound { .. }) => {}
+            Err(error) => panic!("unacknowledged shard {n}: {error}"),
+        }
+    }
+    // The node keeps working after recovery.
+    client.put(shard(1_000_000), b"after the crash").unwrap();
+    assert_eq!(
+        client.get(shard(1_000_000), None).unwrap(),
+        b"after the crash"
+    );
+    node.assert_no_unexpected_errors();
+}
+
+/// Finds the segment file and offset holding `needle` (a distinctive part of a shard's bytes).
+fn locate(data: &Path, needle: &[u8]) -> Option<(PathBuf, u64)> {
+    for core in std::fs::read_dir(data).ok()? {
+        let core = core.ok()?.path();
+        if !core.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&core).ok()? {
+            let path = file.ok()?.path();
+            let bytes = std::fs::read(&path).ok()?;
+            if let Some(position) = bytes
+                .windows(needle.len())
+                .position(|window| window == needle)
+            {
+                return Some((path, position as u64));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_flipped_byte_on_disk_is_a_checksum_error_never_wrong_bytes() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), data.path(), &["--cache-mib", "0"]);
+    let mut client = node.client();
+    let bytes = content(77, 50_000);
+    client.put(shard(77), &bytes).unwrap();
+    client.put(shard(78), &content(78, 50_000)).unwrap();
+    let (file, offset) = locate(data.path(), &bytes[1000..1064]).expect("shard bytes are on disk");
+    {
+        use std::os::unix::fs::FileExt;
+        let handle = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap();
+        let mut byte = [0u8];
+        handle.read_exact_at(&mut byte, offset + 10).unwrap();
+        handle.write_all_at(&[byte[0] ^ 0x01], offset + 10).unwrap();
+        handle.sync_all().unwrap();
+    }
+    let whole = client.get(shard(77), None);
+    assert!(
+        matches!(whole, Err(ClientError::ChecksumMismatch { .. })),
+        "{whole:?}"
+    );
+    let range = client.get(
+        shard(77),
+        Some(ByteRange {
+            offset: 0,
+            length: 10,
+        }),
+    );
+    assert!(
+        matches!(range, Err(ClientError::ChecksumMismatch { .. })),
+        "a range read checks the whole shard: {range:?}"
+    );
+    assert_eq!(client.get(shard(78), None).unwrap(), content(78, 50_000));
+    assert_eq!(client.health().unwrap().checksum_errors, 2);
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_the_node_keeps_serving_reads() {
+    let small = SmallFileSystem::mount(40);
+    let logs = tempfile::tempdir().unwrap();
+    let node = Node::start(small.path(), logs.path(), &["--segment-mib", "4"]);
+    let mut client = node.client();
+    let mut stored = 0u64;
+    let error = loop {
+        match client.put(shard(stored), &content(stored, 512 << 10)) {
+            Ok(()) => stored += 1,
+            Err(error) => break error,
+        }
+        assert!(stored < 200, "a 40 MiB file system cannot hold 100 MiB");
+    };
+    assert!(matches!(error, ClientError::NoSpace { .. }), "{error:?}");
+    assert!(stored > 10);
+    for n in 0..stored {
+        assert_eq!(
+            client.get(shard(n), None).unwrap(),
+            content(n, 512 << 10),
+            "shard {n}"
+        );
+    }
+    assert_eq!(client.health().unwrap().shard_count, stored);
+    node.assert_no_unexpected_errors();
+}
