@@ -4,6 +4,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod ec;
+
 #[derive(Parser)]
 #[command(name = "cairn-bench", about = "Cairn benchmark harness")]
 struct Cli {
@@ -12,9 +14,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Workload {}
+enum Workload {
+    /// Erasure-coding throughput: codecs, raw ISA-L, streaming encoder (JSON on stdout).
+    Ec(ec::EcArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.workload {}
+    match cli.workload {
+        Workload::Ec(args) => ec::run(args),
+    }
 }

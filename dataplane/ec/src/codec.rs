@@ -75,8 +75,8 @@ pub enum EcError {
     },
     #[error("shard index {shard} is out of range for a stripe of {total_shards} shards")]
     ShardOutOfRange { shard: usize, total_shards: usize },
-    #[error("decoder misuse: {0}")]
-    DecoderState(&'static str),
+    #[error("API misuse: {0}")]
+    ApiMisuse(&'static str),
 }
 
 /// An erasure codec for one scheme. See the module header for the contract.

@@ -268,12 +268,12 @@ impl StripeDecoder {
     pub fn output(&mut self) -> Result<StripeOutput<'_>, EcError> {
         let span = self
             .current
-            .ok_or(EcError::DecoderState("output called with no open stripe"))?;
+            .ok_or(EcError::ApiMisuse("output called with no open stripe"))?;
         if self.state == StripeState::Produced {
-            return Err(EcError::DecoderState("stripe already produced"));
+            return Err(EcError::ApiMisuse("stripe already produced"));
         }
         if !self.is_ready(&span) {
-            return Err(EcError::DecoderState("output called before Ready"));
+            return Err(EcError::ApiMisuse("output called before Ready"));
         }
         let touched = span.data_shard_set();
         let rebuild = touched.difference(&self.valid);
@@ -306,9 +306,7 @@ impl StripeDecoder {
     fn check_shard(&self, shard: ShardIndex) -> Result<usize, EcError> {
         let total_shards = self.layout.scheme().total_shards();
         if self.current.is_none() {
-            return Err(EcError::DecoderState(
-                "no open stripe; call next_step first",
-            ));
+            return Err(EcError::ApiMisuse("no open stripe; call next_step first"));
         }
         if shard.get() >= total_shards {
             return Err(EcError::ShardOutOfRange {

@@ -20,6 +20,9 @@ use crate::layout::{ObjectLayout, StripeLayout};
 use crate::shard_set::ShardIndex;
 use smallvec::SmallVec;
 
+/// Column block for encode + parity checksum: 16 shards x 32 KiB stays within a 512 KiB L2.
+const ENCODE_BLOCK_BYTES: usize = 32 * 1024;
+
 /// One shard's piece of one stripe.
 #[derive(Debug)]
 pub struct ShardPiece {
@@ -64,6 +67,8 @@ pub struct StripeEncoder {
     pool: BufferPool,
     /// The current stripe's k data pieces (taken lazily, so an empty object takes none).
     data_pieces: Vec<PooledBuf>,
+    /// Running CRC32C of each data piece's bytes so far.
+    data_crcs: Vec<u32>,
     filled_bytes: usize,
     next_stripe_index: u64,
     object_len_bytes: u64,
@@ -91,6 +96,7 @@ impl StripeEncoder {
             layout,
             pool,
             data_pieces: Vec::with_capacity(data_shards),
+            data_crcs: Vec::with_capacity(data_shards),
             filled_bytes: 0,
             next_stripe_index: 0,
             object_len_bytes: 0,
@@ -118,31 +124,63 @@ impl StripeEncoder {
     /// Consumes bytes from `body` up to the end of the current stripe; returns the stripe when
     /// it completes. Call again with the rest of the input until it is consumed.
     pub fn push(&mut self, body: &[u8]) -> Result<PushOutcome, EcError> {
-        let piece_size_bytes = self.layout.piece_size_bytes();
-        let stripe_data_bytes = self.layout.stripe_data_bytes();
         let mut consumed_bytes = 0;
-        while consumed_bytes < body.len() && self.filled_bytes < stripe_data_bytes {
-            let piece_index = self.filled_bytes / piece_size_bytes;
-            if piece_index == self.data_pieces.len() {
-                self.data_pieces.push(self.pool.take());
-            }
-            let offset_in_piece = self.filled_bytes % piece_size_bytes;
-            let count = (piece_size_bytes - offset_in_piece).min(body.len() - consumed_bytes);
-            self.data_pieces[piece_index][offset_in_piece..offset_in_piece + count]
-                .copy_from_slice(&body[consumed_bytes..consumed_bytes + count]);
+        while consumed_bytes < body.len() {
+            let target = self.fill_buffer();
+            let count = target.len().min(body.len() - consumed_bytes);
+            target[..count].copy_from_slice(&body[consumed_bytes..consumed_bytes + count]);
             consumed_bytes += count;
-            self.filled_bytes += count;
+            if let Some(stripe) = self.commit_filled(count)? {
+                return Ok(PushOutcome {
+                    consumed_bytes,
+                    stripe: Some(stripe),
+                });
+            }
         }
-        self.object_len_bytes += consumed_bytes as u64;
-        let stripe = if self.filled_bytes == stripe_data_bytes {
-            Some(self.encode_current()?)
-        } else {
-            None
-        };
         Ok(PushOutcome {
             consumed_bytes,
-            stripe,
+            stripe: None,
         })
+    }
+
+    /// Zero-copy ingestion: the unfilled rest of the current data piece (never empty). An I/O
+    /// shell that can read the body straight into memory writes a prefix of it and then calls
+    /// [`StripeEncoder::commit_filled`], saving the copy that `push` makes.
+    pub fn fill_buffer(&mut self) -> &mut [u8] {
+        let piece_size_bytes = self.layout.piece_size_bytes();
+        let piece_index = self.filled_bytes / piece_size_bytes;
+        if piece_index == self.data_pieces.len() {
+            self.data_pieces.push(self.pool.take());
+            self.data_crcs.push(0);
+        }
+        let offset_in_piece = self.filled_bytes % piece_size_bytes;
+        &mut self.data_pieces[piece_index][offset_in_piece..]
+    }
+
+    /// Records that the first `len_bytes` of the last [`StripeEncoder::fill_buffer`] hold body
+    /// bytes; returns the stripe if that completed it.
+    pub fn commit_filled(&mut self, len_bytes: usize) -> Result<Option<EncodedStripe>, EcError> {
+        if len_bytes == 0 {
+            return Ok(None);
+        }
+        let piece_size_bytes = self.layout.piece_size_bytes();
+        let piece_index = self.filled_bytes / piece_size_bytes;
+        let offset_in_piece = self.filled_bytes % piece_size_bytes;
+        if piece_index >= self.data_pieces.len() || offset_in_piece + len_bytes > piece_size_bytes {
+            return Err(EcError::ApiMisuse(
+                "commit_filled exceeds the buffer from fill_buffer",
+            ));
+        }
+        // Checksum the bytes now, while they are still in cache from being written.
+        let written = &self.data_pieces[piece_index][offset_in_piece..offset_in_piece + len_bytes];
+        self.data_crcs[piece_index] = crc32c::crc32c_append(self.data_crcs[piece_index], written);
+        self.filled_bytes += len_bytes;
+        self.object_len_bytes += len_bytes as u64;
+        if self.filled_bytes == self.layout.stripe_data_bytes() {
+            Ok(Some(self.encode_current()?))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Pads and encodes the last partial stripe and returns the object's layout. The encoder is
@@ -177,38 +215,50 @@ impl StripeEncoder {
         let data_len_bytes = self.filled_bytes;
         // Pad: zero the tail of the partial piece and every piece not reached. Recycled buffers
         // hold old bytes, so this is required for the parity (and the stored pieces) to be right.
+        if !data_len_bytes.is_multiple_of(piece_size_bytes) {
+            let piece_index = data_len_bytes / piece_size_bytes;
+            let tail = &mut self.data_pieces[piece_index][data_len_bytes % piece_size_bytes..];
+            tail.fill(0);
+            self.data_crcs[piece_index] = crc32c::crc32c_append(self.data_crcs[piece_index], tail);
+        }
         while self.data_pieces.len() < scheme.data_shards() {
             let mut piece = self.pool.take();
             piece.fill(0);
+            self.data_crcs.push(crc32c::crc32c(&piece));
             self.data_pieces.push(piece);
-        }
-        if !data_len_bytes.is_multiple_of(piece_size_bytes) {
-            let piece_index = data_len_bytes / piece_size_bytes;
-            self.data_pieces[piece_index][data_len_bytes % piece_size_bytes..].fill(0);
         }
         let mut parity_pieces: SmallVec<[PooledBuf; 32]> = (0..scheme.parity_shards())
             .map(|_| self.pool.take())
             .collect();
-        {
-            let data: SmallVec<[&[u8]; 32]> =
-                self.data_pieces.iter().map(|piece| &piece[..]).collect();
+        let mut parity_crcs: SmallVec<[u32; 32]> = (0..scheme.parity_shards()).map(|_| 0).collect();
+        // Encode in column blocks and checksum each parity block right after it is written, so
+        // the checksum reads it from cache instead of memory (large pieces do not fit in cache).
+        let mut block_start = 0;
+        while block_start < piece_size_bytes {
+            let block_end = (block_start + ENCODE_BLOCK_BYTES).min(piece_size_bytes);
+            let data: SmallVec<[&[u8]; 32]> = self
+                .data_pieces
+                .iter()
+                .map(|piece| &piece[block_start..block_end])
+                .collect();
             let mut parity: SmallVec<[&mut [u8]; 32]> = parity_pieces
                 .iter_mut()
-                .map(|piece| &mut piece[..])
+                .map(|piece| &mut piece[block_start..block_end])
                 .collect();
             self.codec.encode(&data, &mut parity)?;
+            for (crc, block) in parity_crcs.iter_mut().zip(&parity) {
+                *crc = crc32c::crc32c_append(*crc, block);
+            }
+            block_start = block_end;
         }
         let mut pieces = self
             .spare_piece_vectors
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(scheme.total_shards()));
-        for (index, bytes) in self
-            .data_pieces
-            .drain(..)
-            .chain(parity_pieces.drain(..))
-            .enumerate()
-        {
-            let crc32c = crc32c::crc32c(&bytes);
+        let crcs = self.data_crcs.drain(..).chain(parity_crcs);
+        let buffers = self.data_pieces.drain(..).chain(parity_pieces.drain(..));
+        for (index, (bytes, crc32c)) in buffers.zip(crcs).enumerate() {
+            debug_assert_eq!(crc32c::crc32c(&bytes), crc32c);
             pieces.push(ShardPiece {
                 shard: ShardIndex(index as u8),
                 bytes,
