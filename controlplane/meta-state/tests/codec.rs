@@ -1,0 +1,653 @@
+//! The versioned binary format: golden bytes, round trips, and garbage rejection.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use cairn_meta_state::codec::{Encode, Writer};
+use cairn_meta_state::*;
+use common::*;
+use proptest::prelude::*;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn u64_le(value: u64) -> Vec<u8> {
+    value.to_le_bytes().to_vec()
+}
+
+fn string(text: &str) -> Vec<u8> {
+    let mut bytes = (text.len() as u32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    bytes
+}
+
+fn golden_node() -> NodeRecord {
+    NodeRecord {
+        node_id: NodeId(7),
+        address: "n7:7000".to_owned(),
+        availability_zone: "az-1".to_owned(),
+        capacity_bytes: 1000,
+        used_bytes: 10,
+        status: NodeStatus::Down,
+        registered_at_ms: 5,
+        last_heartbeat_ms: 6,
+        record_version: 3,
+    }
+}
+
+#[test]
+fn golden_node_record_bytes_field_by_field() {
+    let expected: Vec<u8> = [
+        vec![0x01, 0x05], // format version 1, kind Node
+        u64_le(7),        // node_id
+        string("n7:7000"),
+        string("az-1"),
+        u64_le(1000), // capacity_bytes
+        u64_le(10),   // used_bytes
+        vec![0x01],   // status Down
+        u64_le(5),    // registered_at_ms
+        u64_le(6),    // last_heartbeat_ms
+        u64_le(3),    // record_version
+    ]
+    .concat();
+    let encoded = encode_record(&golden_node());
+    assert_eq!(encoded, expected);
+    assert_eq!(
+        hex(&encoded),
+        "0105070000000000000007000000\
+         6e373a3730303004000000617a2d31\
+         e8030000000000000a00000000000000\
+         01050000000000000006000000000000\
+         000300000000000000"
+    );
+    assert_eq!(decode_record::<NodeRecord>(&encoded), Ok(golden_node()));
+}
+
+#[test]
+fn golden_command_bytes_field_by_field() {
+    let command = Command::Heartbeat {
+        node_id: NodeId(2),
+        used_bytes: 4096,
+        now_ms: 1_700_000_000_000,
+    };
+    let expected: Vec<u8> = [
+        vec![0x01, 0x08], // format version 1, kind Command
+        vec![18],         // tag Heartbeat
+        u64_le(2),
+        u64_le(4096),
+        u64_le(1_700_000_000_000),
+    ]
+    .concat();
+    assert_eq!(encode_record(&command), expected);
+    assert_eq!(decode_record::<Command>(&expected), Ok(command));
+}
+
+/// An object record that exercises every field type: options set, maps, grants, a shard map.
+fn golden_object() -> ObjectRecord {
+    ObjectRecord {
+        bucket: "b".to_owned(),
+        key: "k".to_owned(),
+        version_id: VersionId(0x10),
+        null_version: false,
+        delete_marker: false,
+        owner: "o".to_owned(),
+        size_bytes: 5,
+        checksums: Checksums {
+            etag: "e".to_owned(),
+            additional: Some(AdditionalChecksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                value_base64: "c=".to_owned(),
+            }),
+        },
+        content_type: "t".to_owned(),
+        user_metadata: BTreeMap::from([("m".to_owned(), "v".to_owned())]),
+        storage_class: StorageClass::Standard,
+        acl: Acl {
+            canned: CannedAcl::PublicRead,
+            grants: vec![Grant {
+                grantee: Grantee::CanonicalUser { id: "u".to_owned() },
+                permission: Permission::Read,
+            }],
+        },
+        state: TransactionState::Committed,
+        idempotency_token: "x".to_owned(),
+        created_at_ms: 1,
+        committed_at_ms: Some(2),
+        commit_log_index: 17,
+        upload_id: None,
+        erasure: ErasureInfo {
+            scheme: "rs:1+1".to_owned(),
+            piece_size_bytes: 4096,
+            object_length_bytes: 5,
+            parts: vec![PartShards {
+                part_number: 1,
+                length_bytes: 5,
+                blocks: vec![BlockShards {
+                    length_bytes: 5,
+                    shards: BTreeMap::from([
+                        (
+                            ShardIndex(0),
+                            ShardPlacement {
+                                node_id: NodeId(1),
+                                availability_zone: "z".to_owned(),
+                                crc32c: 0xAABBCCDD,
+                            },
+                        ),
+                        (
+                            ShardIndex(1),
+                            ShardPlacement {
+                                node_id: NodeId(2),
+                                availability_zone: "y".to_owned(),
+                                crc32c: 0x11223344,
+                            },
+                        ),
+                    ]),
+                }],
+            }],
+            degraded: false,
+        },
+        record_version: 2,
+    }
+}
+
+/// Frozen at format version 1. If this test fails, the format changed: bump FORMAT_VERSION and
+/// keep a decoder for version 1 instead of editing this constant.
+const GOLDEN_OBJECT_HEX: &str = concat!(
+    "0101",                 // version 1, kind Object
+    "0100000062",           // bucket "b"
+    "010000006b",           // key "k"
+    "1000000000000000",     // version_id 0x10
+    "00",                   // null_version
+    "00",                   // delete_marker
+    "010000006f",           // owner "o"
+    "0500000000000000",     // size_bytes
+    "0100000065",           // etag "e"
+    "01",                   // additional: Some
+    "01",                   // algorithm Crc32c
+    "02000000633d",         // value "c="
+    "0100000074",           // content_type "t"
+    "01000000",             // user_metadata: 1 entry
+    "010000006d",           // "m"
+    "0100000076",           // "v"
+    "00",                   // storage class Standard
+    "01",                   // canned ACL PublicRead
+    "01000000",             // 1 grant
+    "00",                   // CanonicalUser
+    "0100000075",           // id "u"
+    "01",                   // permission Read
+    "01",                   // state Committed
+    "0100000078",           // idempotency_token "x"
+    "0100000000000000",     // created_at_ms
+    "01",                   // committed_at_ms: Some
+    "0200000000000000",     // 2
+    "1100000000000000",     // commit_log_index 17
+    "00",                   // upload_id: None
+    "0600000072733a312b31", // scheme "rs:1+1"
+    "00100000",             // piece_size_bytes 4096
+    "0500000000000000",     // object_length_bytes
+    "01000000",             // 1 part
+    "01000000",             // part_number 1
+    "0500000000000000",     // length_bytes
+    "01000000",             // 1 block
+    "0500000000000000",     // length_bytes
+    "02000000",             // 2 shards
+    "0000",                 // shard index 0
+    "0100000000000000",     // node 1
+    "010000007a",           // az "z"
+    "ddccbbaa",             // crc32c
+    "0100",                 // shard index 1
+    "0200000000000000",     // node 2
+    "0100000079",           // az "y"
+    "44332211",             // crc32c
+    "00",                   // degraded
+    "0200000000000000",     // record_version
+);
+
+#[test]
+fn golden_object_record_bytes() {
+    let encoded = encode_record(&golden_object());
+    assert_eq!(hex(&encoded), GOLDEN_OBJECT_HEX);
+    assert_eq!(decode_record::<ObjectRecord>(&encoded), Ok(golden_object()));
+}
+
+#[test]
+fn golden_snapshot_bytes() {
+    let mut state = StateMachine::new(Role::ObjectPartition {
+        partition_index: 1,
+        partition_count: 4,
+    });
+    assert!(
+        state
+            .apply(prepare("b", "k", "", 0, VersioningState::Unversioned), 9)
+            .is_ok()
+    );
+    let bytes = state.to_snapshot_bytes();
+    let body = &bytes[..bytes.len() - 4];
+    let record = encode_record(&state_record(&state));
+    let expected_body: Vec<u8> = [
+        vec![0x01, 0x07],                 // version 1, kind Snapshot
+        vec![0x02],                       // role ObjectPartition
+        1u32.to_le_bytes().to_vec(),      // partition_index
+        4u32.to_le_bytes().to_vec(),      // partition_count
+        u64_le(9),                        // last_applied_index
+        0u32.to_le_bytes().to_vec(),      // buckets
+        1u32.to_le_bytes().to_vec(),      // versions
+        record[2..].to_vec(),             // the version, without its own header
+        [0u32.to_le_bytes(); 4].concat(), // uploads, garbage, access keys, nodes
+    ]
+    .concat();
+    assert_eq!(body, expected_body.as_slice());
+    assert_eq!(bytes[bytes.len() - 4..], crc32c::crc32c(body).to_le_bytes());
+    assert_eq!(StateMachine::from_snapshot_bytes(&bytes), Ok(state));
+}
+
+fn state_record(state: &StateMachine) -> ObjectRecord {
+    match state.query(&Query::ListStalePreparing {
+        created_before_ms: u64::MAX,
+        limit: 1,
+    }) {
+        Ok(Response::Objects(mut records)) => records.remove(0),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn decoder_refusals_are_typed() {
+    let good = encode_record(&golden_node());
+    let mut wrong_version = good.clone();
+    wrong_version[0] = 2;
+    assert_eq!(
+        decode_record::<NodeRecord>(&wrong_version),
+        Err(DecodeError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        })
+    );
+    assert_eq!(
+        decode_record::<BucketRecord>(&good),
+        Err(DecodeError::WrongKind {
+            expected: 2,
+            found: 5
+        })
+    );
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert_eq!(
+        decode_record::<NodeRecord>(&trailing),
+        Err(DecodeError::TrailingBytes { count: 1 })
+    );
+    assert!(matches!(
+        decode_record::<NodeRecord>(&good[..good.len() - 1]),
+        Err(DecodeError::UnexpectedEnd { .. })
+    ));
+    assert!(matches!(
+        decode_record::<NodeRecord>(&[]),
+        Err(DecodeError::UnexpectedEnd { .. })
+    ));
+    let status_offset = good.len() - 25;
+    let mut bad_tag = good.clone();
+    bad_tag[status_offset] = 9;
+    assert_eq!(
+        decode_record::<NodeRecord>(&bad_tag),
+        Err(DecodeError::InvalidTag {
+            what: "node status",
+            tag: 9,
+            offset: status_offset
+        })
+    );
+    // "n7:7000" -> invalid UTF-8.
+    let mut bad_utf8 = good.clone();
+    bad_utf8[14] = 0xFF;
+    assert_eq!(
+        decode_record::<NodeRecord>(&bad_utf8),
+        Err(DecodeError::InvalidUtf8 { offset: 14 })
+    );
+    // A huge length never allocates: it is refused against the remaining input.
+    let mut huge = good.clone();
+    huge[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_record::<NodeRecord>(&huge),
+        Err(DecodeError::UnexpectedEnd { .. })
+    ));
+}
+
+#[test]
+fn unsorted_maps_are_not_canonical() {
+    let mut record = golden_object();
+    record.user_metadata = BTreeMap::from([
+        ("a".to_owned(), "1".to_owned()),
+        ("b".to_owned(), "2".to_owned()),
+    ]);
+    let encoded = hex(&encode_record(&record));
+    // Swap the two entries' keys in the encoding.
+    let swapped = encoded.replace(
+        "0100000061010000003101000000620100000032",
+        "0100000062010000003101000000610100000032",
+    );
+    assert_ne!(swapped, encoded);
+    let bytes: Vec<u8> = (0..swapped.len())
+        .step_by(2)
+        .map(|index| u8::from_str_radix(&swapped[index..index + 2], 16).unwrap())
+        .collect();
+    assert!(matches!(
+        decode_record::<ObjectRecord>(&bytes),
+        Err(DecodeError::NotCanonical {
+            what: "map key",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn snapshot_corruption_and_inconsistency_are_detected() {
+    let mut harness = Harness::with_bucket();
+    harness.put("a", 10, VersioningState::Unversioned);
+    let mut bytes = harness.state.to_snapshot_bytes();
+    bytes[20] ^= 0x01;
+    assert!(matches!(
+        StateMachine::from_snapshot_bytes(&bytes),
+        Err(DecodeError::ChecksumMismatch { .. })
+    ));
+    assert!(matches!(
+        StateMachine::from_snapshot_bytes(&[1, 2]),
+        Err(DecodeError::UnexpectedEnd { .. })
+    ));
+
+    // Two committed null versions of one key: well-formed bytes, impossible state.
+    let record = harness.get("a", VersionSelector::Current).unwrap();
+    let mut second = record.clone();
+    second.version_id = VersionId(record.version_id.0 + 100);
+    let mut writer = Writer::new();
+    writer.u8(FORMAT_VERSION);
+    writer.u8(RecordKind::Snapshot as u8);
+    Role::Combined.encode(&mut writer);
+    writer.u64(1000);
+    writer.u32(0);
+    writer.u32(2);
+    record.encode(&mut writer);
+    second.encode(&mut writer);
+    for _ in 0..4 {
+        writer.u32(0);
+    }
+    let mut bytes = writer.into_bytes();
+    let checksum = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
+    assert!(matches!(
+        StateMachine::from_snapshot_bytes(&bytes),
+        Err(DecodeError::Inconsistent { .. })
+    ));
+}
+
+#[test]
+fn every_record_kind_round_trips() {
+    let mut harness = Harness::with_bucket();
+    harness.ok(Command::CreateAccessKey(CreateAccessKey {
+        access_key_id: "AK".to_owned(),
+        secret_access_key: "SK".to_owned(),
+        owner: OWNER.to_owned(),
+        now_ms: 1,
+    }));
+    let bucket = match harness.query(Query::GetBucket {
+        bucket: BUCKET.to_owned(),
+    }) {
+        Ok(Response::Bucket(bucket)) => bucket,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(
+        decode_record::<BucketRecord>(&encode_record(&bucket)),
+        Ok(bucket)
+    );
+    let Ok(Response::AccessKey(key)) = harness.query(Query::GetAccessKey {
+        access_key_id: "AK".to_owned(),
+    }) else {
+        panic!("a key")
+    };
+    assert_eq!(
+        decode_record::<AccessKeyRecord>(&encode_record(&key)),
+        Ok(key)
+    );
+    harness.put("a", 10, VersioningState::Unversioned);
+    harness.put("a", 10, VersioningState::Unversioned);
+    let garbage = harness.garbage().remove(0);
+    assert_eq!(
+        decode_record::<GarbageRecord>(&encode_record(&garbage)),
+        Ok(garbage)
+    );
+    let Response::Upload(upload) =
+        harness.ok(Command::CreateMultipartUpload(CreateMultipartUpload {
+            bucket: BUCKET.to_owned(),
+            key: "m".to_owned(),
+            owner: OWNER.to_owned(),
+            content_type: String::new(),
+            user_metadata: BTreeMap::new(),
+            storage_class: StorageClass::DeepArchive,
+            acl: Acl::default(),
+            ec_scheme: SCHEME.to_owned(),
+            piece_size_bytes: 1,
+            now_ms: 1,
+        }))
+    else {
+        panic!("an upload")
+    };
+    assert_eq!(
+        decode_record::<MultipartUpload>(&encode_record(&upload)),
+        Ok(upload)
+    );
+}
+
+#[test]
+fn every_command_round_trips() {
+    let commands = vec![
+        prepare(BUCKET, "k", "t", 1, VersioningState::Suspended),
+        commit(BUCKET, "k", VersionId(3), "t", 10),
+        Command::AbortWrite(AbortWrite {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            version_id: VersionId(3),
+            now_ms: 4,
+        }),
+        delete(
+            "k",
+            VersionSelector::Id(VersionId(9)),
+            VersioningState::Enabled,
+        ),
+        delete("k", VersionSelector::Null, VersioningState::Enabled),
+        Command::UpdateShardMap(UpdateShardMap {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            version_id: VersionId(1),
+            expected_record_version: 2,
+            parts: shard_map(7),
+            now_ms: 3,
+        }),
+        Command::UploadPart(UploadPart {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            upload_id: UploadId(5),
+            part_number: 2,
+            size_bytes: 7,
+            etag: "e".to_owned(),
+            checksum: Some(AdditionalChecksum {
+                algorithm: ChecksumAlgorithm::Sha256,
+                value_base64: "x".to_owned(),
+            }),
+            blocks: vec![block(7, 0..6)],
+            now_ms: 1,
+        }),
+        Command::CompleteMultipartUpload(CompleteMultipartUpload {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            upload_id: UploadId(5),
+            parts: vec![CompletedPart {
+                part_number: 1,
+                etag: "e".to_owned(),
+            }],
+            checksums: checksums("e-1"),
+            versioning: VersioningState::Enabled,
+            now_ms: 1,
+        }),
+        Command::AbortMultipartUpload(AbortMultipartUpload {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            upload_id: UploadId(5),
+            now_ms: 1,
+        }),
+        Command::PurgeGarbage {
+            garbage_ids: vec![GarbageId {
+                log_index: 3,
+                sequence: 1,
+            }],
+        },
+        create_bucket("bkt", OWNER),
+        Command::DeleteBucket {
+            bucket: "bkt".to_owned(),
+        },
+        Command::PutBucketVersioning {
+            bucket: "bkt".to_owned(),
+            versioning: VersioningState::Enabled,
+        },
+        Command::PutBucketReplication {
+            bucket: "bkt".to_owned(),
+            rules: vec![ReplicationRule {
+                rule_id: "r".to_owned(),
+                prefix: "p".to_owned(),
+                destination_region: "d".to_owned(),
+                destination_bucket: "b".to_owned(),
+                enabled: false,
+            }],
+        },
+        Command::PutBucketEcScheme {
+            bucket: "bkt".to_owned(),
+            ec_scheme: SCHEME.to_owned(),
+        },
+        Command::RevokeAccessKey {
+            access_key_id: "AK".to_owned(),
+            now_ms: 1,
+        },
+        Command::RegisterNode(RegisterNode {
+            node_id: NodeId(1),
+            address: "a".to_owned(),
+            availability_zone: "z".to_owned(),
+            capacity_bytes: 1,
+            now_ms: 1,
+        }),
+        Command::ExpireNodes {
+            now_ms: 1,
+            timeout_ms: 2,
+        },
+        Command::Read(Query::ListObjects(ListObjectsRequest {
+            bucket: "b".to_owned(),
+            prefix: "p".to_owned(),
+            delimiter: "/".to_owned(),
+            start_after: Some("s".to_owned()),
+            continuation_token: None,
+            max_keys: 3,
+        })),
+        Command::Read(Query::ListUploads(ListUploadsRequest {
+            bucket: "b".to_owned(),
+            prefix: String::new(),
+            key_marker: Some("k".to_owned()),
+            upload_id_marker: Some(UploadId(2)),
+            max_uploads: 1,
+        })),
+        Command::Read(Query::ListGarbage {
+            after: Some(GarbageId {
+                log_index: 1,
+                sequence: 0,
+            }),
+            limit: 5,
+        }),
+        Command::Read(Query::ListBuckets { owner: None }),
+        Command::Read(Query::GetNode { node_id: NodeId(3) }),
+        Command::Read(Query::ListNodes),
+    ];
+    let mut tags = std::collections::BTreeSet::new();
+    for command in commands {
+        let bytes = encode_record(&command);
+        tags.insert(bytes[2]);
+        assert_eq!(decode_record::<Command>(&bytes), Ok(command));
+    }
+    assert!(tags.len() >= 18);
+}
+
+fn decode_everything(bytes: &[u8]) {
+    let _ = decode_record::<ObjectRecord>(bytes);
+    let _ = decode_record::<BucketRecord>(bytes);
+    let _ = decode_record::<MultipartUpload>(bytes);
+    let _ = decode_record::<AccessKeyRecord>(bytes);
+    let _ = decode_record::<NodeRecord>(bytes);
+    let _ = decode_record::<GarbageRecord>(bytes);
+    let _ = decode_record::<Command>(bytes);
+    let _ = StateMachine::from_snapshot_bytes(bytes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        decode_everything(&bytes);
+    }
+
+    /// Random bodies behind a valid header reach deep into every decoder.
+    #[test]
+    fn random_bodies_never_panic(
+        kind in 1u8..=8,
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let bytes = [vec![FORMAT_VERSION, kind], body].concat();
+        decode_everything(&bytes);
+    }
+
+    /// A valid encoding with one byte changed decodes to an error or to some value, never a panic;
+    /// any truncation is always an error.
+    #[test]
+    fn mutated_encodings_never_panic(position in any::<prop::sample::Index>(), value in any::<u8>()) {
+        let good = encode_record(&golden_object());
+        let mut bytes = good.clone();
+        let position = position.index(bytes.len());
+        bytes[position] = value;
+        decode_everything(&bytes);
+        prop_assert!(decode_record::<ObjectRecord>(&good[..position]).is_err());
+    }
+
+    #[test]
+    fn object_records_round_trip(
+        key in "\\PC{0,20}",
+        metadata in proptest::collection::btree_map("[a-z]{1,5}", "\\PC{0,5}", 0..4),
+        token in "[a-z0-9]{0,8}",
+        size_bytes in any::<u64>(),
+        committed_at_ms in proptest::option::of(any::<u64>()),
+        upload_id in proptest::option::of(any::<u64>()),
+        shard_indexes in proptest::collection::btree_set(0u16..12, 0..12),
+        crc32c in any::<u32>(),
+        state in 0usize..3,
+    ) {
+        let mut record = golden_object();
+        record.key = key;
+        record.user_metadata = metadata;
+        record.idempotency_token = token;
+        record.size_bytes = size_bytes;
+        record.committed_at_ms = committed_at_ms;
+        record.upload_id = upload_id.map(UploadId);
+        record.state = [
+            TransactionState::Preparing,
+            TransactionState::Committed,
+            TransactionState::Deleted,
+        ][state];
+        record.erasure.parts[0].blocks[0].shards = shard_indexes
+            .into_iter()
+            .map(|index| {
+                (ShardIndex(index), ShardPlacement {
+                    node_id: NodeId(u64::from(index)),
+                    availability_zone: format!("az{index}"),
+                    crc32c,
+                })
+            })
+            .collect();
+        let bytes = encode_record(&record);
+        prop_assert_eq!(decode_record::<ObjectRecord>(&bytes), Ok(record));
+    }
+}
