@@ -163,6 +163,30 @@ fn codec_encode_gbps(args: &EcArgs, scheme: Scheme, shard_size_bytes: usize) -> 
     )
 }
 
+/// `encode_with_crc32c` on a stripe in place: the codec's share of the streaming encoder.
+fn codec_encode_crc_gbps(args: &EcArgs, scheme: Scheme, shard_size_bytes: usize) -> f64 {
+    let k = scheme.data_shards();
+    let mut codec = new_codec(scheme);
+    let mut shards = make_stripe(scheme.total_shards(), shard_size_bytes);
+    let (data, parity) = shards.split_at_mut(k);
+    let data: Vec<&[u8]> = data.iter().map(|s| &s[..shard_size_bytes]).collect();
+    let mut parity: Vec<&mut [u8]> = parity
+        .iter_mut()
+        .map(|s| &mut s[..shard_size_bytes])
+        .collect();
+    let mut crcs = vec![0u32; scheme.total_shards()];
+    median_gbps(
+        args.runs,
+        Duration::from_millis(args.min_run_ms),
+        k * shard_size_bytes,
+        || {
+            codec
+                .encode_with_crc32c(&data, &mut parity, &mut crcs)
+                .expect("valid stripe")
+        },
+    )
+}
+
 /// Degraded read: the first m shards (data shards, as m <= k here) are lost and rebuilt.
 fn codec_decode_gbps(
     args: &EcArgs,
@@ -323,6 +347,11 @@ pub fn run(args: EcArgs) -> anyhow::Result<()> {
     let mut stream_vs_codec = Vec::new();
     let mut stream_fill_vs_codec = Vec::new();
     let (crc32c_gbps, memcpy_gbps) = reference_gbps(&args);
+    let cpu_flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_features: Vec<&str> = ["avx2", "avx512f", "avx512bw", "gfni", "vpclmulqdq"]
+        .into_iter()
+        .filter(|flag| cpu_flags.split_whitespace().any(|word| word == *flag))
+        .collect();
     for shape in &args.schemes {
         let (k, m) = parse_shape(shape)?;
         for &shard_size_bytes in &args.shard_sizes_bytes {
@@ -335,6 +364,7 @@ pub fn run(args: EcArgs) -> anyhow::Result<()> {
             for codec in CodecKind::ALL {
                 let scheme = Scheme::new(codec, k, m)?;
                 let encode = codec_encode_gbps(&args, scheme, shard_size_bytes);
+                let encode_crc = codec_encode_crc_gbps(&args, scheme, shard_size_bytes);
                 let decode = codec_decode_gbps(&args, scheme, shard_size_bytes)?;
                 let stream = stream_encode_gbps(&args, scheme, shard_size_bytes)?;
                 let stream_fill = stream_fill_encode_gbps(&args, scheme, shard_size_bytes)?;
@@ -347,6 +377,7 @@ pub fn run(args: EcArgs) -> anyhow::Result<()> {
                     codec.name().to_owned(),
                     json!({
                         "encode_gbps": round3(encode),
+                        "encode_with_crc32c_gbps": round3(encode_crc),
                         "decode_m_lost_gbps": round3(decode),
                         "stream_encode_crc32c_gbps": round3(stream),
                         "stream_vs_codec_encode": round3(stream / encode),
@@ -381,6 +412,7 @@ pub fn run(args: EcArgs) -> anyhow::Result<()> {
     let report = json!({
         "workload": "ec",
         "cpu_model": cpu_model(),
+        "cpu_features": cpu_features,
         "pinned_cpu": if pinned { Some(args.cpu) } else { None },
         "runs_per_figure": args.runs.max(3),
         "min_run_ms": args.min_run_ms,

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod ec;
+mod storage_node;
 
 #[derive(Parser)]
 #[command(name = "cairn-bench", about = "Cairn benchmark harness")]
@@ -17,11 +18,14 @@ struct Cli {
 enum Workload {
     /// Erasure-coding throughput: codecs, raw ISA-L, streaming encoder (JSON on stdout).
     Ec(ec::EcArgs),
+    /// Shard put/get through the storage-node RPC next to fio on the same disk (JSON on stdout).
+    StorageNode(storage_node::StorageNodeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.workload {
         Workload::Ec(args) => ec::run(args),
+        Workload::StorageNode(args) => storage_node::run(args),
     }
 }
