@@ -25,10 +25,12 @@ use std::collections::BTreeMap;
 
 use crate::command::{
     AbortMultipartUpload, AbortWrite, Command, CommitWrite, CompleteMultipartUpload, CompletedPart,
-    CreateAccessKey, CreateBucket, CreateMultipartUpload, DeleteObject, ListObjectsRequest,
-    ListPartsRequest, ListUploadsRequest, PrepareWrite, Query, RegisterNode, UpdateShardMap,
-    UploadPart,
+    CreateAccessKey, CreateBucket, CreateMultipartUpload, DeleteObject, ListObjectsPage,
+    ListObjectsRequest, ListPartsPage, ListPartsRequest, ListUploadsPage, ListUploadsRequest,
+    ListVersionsPage, ListVersionsRequest, ObjectSummary, Output, PrepareWrite, Query,
+    RegisterNode, Response, UpdateShardMap, UploadPart, UploadSummary, VersionSummary,
 };
+use crate::error::MetaError;
 use crate::machine::StateMachine;
 use crate::records::{
     AccessKeyRecord, AccessKeyStatus, Acl, AdditionalChecksum, BlockShards, BucketRecord,
@@ -54,6 +56,7 @@ pub enum RecordKind {
     Garbage = 6,
     Snapshot = 7,
     Command = 8,
+    Output = 9,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -868,6 +871,14 @@ encode_struct!(ListObjectsRequest {
     continuation_token,
     max_keys,
 });
+encode_struct!(ListVersionsRequest {
+    bucket,
+    prefix,
+    delimiter,
+    key_marker,
+    version_id_marker,
+    max_keys,
+});
 encode_struct!(ListUploadsRequest {
     bucket,
     prefix,
@@ -1046,7 +1057,7 @@ impl Decode for Command {
 
 /// Query tags (never reused): 0 GetObject, 1 ListObjects, 2 GetUpload, 3 ListUploads,
 /// 4 ListParts, 5 ListStalePreparing, 6 ListGarbage, 7 BucketUsage, 8 GetBucket, 9 ListBuckets,
-/// 10 GetAccessKey, 11 GetNode, 12 ListNodes.
+/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions.
 impl Encode for Query {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1116,13 +1127,17 @@ impl Encode for Query {
                 node_id.encode(writer);
             }
             Query::ListNodes => writer.u8(12),
+            Query::ListVersions(request) => {
+                writer.u8(13);
+                request.encode(writer);
+            }
         }
     }
 }
 
 impl Decode for Query {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("query", 13)? {
+        Ok(match reader.tag("query", 14)? {
             0 => Query::GetObject {
                 bucket: reader.string()?,
                 key: reader.string()?,
@@ -1159,13 +1174,189 @@ impl Decode for Query {
             11 => Query::GetNode {
                 node_id: Decode::decode(reader)?,
             },
-            _ => Query::ListNodes,
+            12 => Query::ListNodes,
+            _ => Query::ListVersions(Decode::decode(reader)?),
         })
     }
 }
 
 impl Record for Command {
     const KIND: RecordKind = RecordKind::Command;
+}
+
+// ----- outputs ------------------------------------------------------------------------------
+
+/// Enums whose variants carry fields: a tag byte (listed explicitly, never reused) and then the
+/// fields in the listed order. Tuple variants name their field `0`.
+macro_rules! encode_variants {
+    ($type:ident, $what:literal, [$($tag:literal => $variant:ident { $($field:tt : $binding:ident),* }),* $(,)?]) => {
+        impl Encode for $type {
+            fn encode(&self, writer: &mut Writer) {
+                match self {
+                    $($type::$variant { $($field: $binding),* } => {
+                        writer.u8($tag);
+                        $($binding.encode(writer);)*
+                    })*
+                }
+            }
+        }
+        impl Decode for $type {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                let offset = reader.offset();
+                let tag = reader.u8()?;
+                match tag {
+                    $($tag => Ok($type::$variant { $($field: Decode::decode(reader)?),* }),)*
+                    _ => Err(DecodeError::InvalidTag { what: $what, tag, offset }),
+                }
+            }
+        }
+    };
+}
+
+impl<T: Encode, E: Encode> Encode for Result<T, E> {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            Ok(value) => {
+                writer.u8(0);
+                value.encode(writer);
+            }
+            Err(error) => {
+                writer.u8(1);
+                error.encode(writer);
+            }
+        }
+    }
+}
+
+impl<T: Decode, E: Decode> Decode for Result<T, E> {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("result", 2)? {
+            0 => Ok(T::decode(reader)?),
+            _ => Err(E::decode(reader)?),
+        })
+    }
+}
+
+encode_struct!(ObjectSummary {
+    key,
+    version_id,
+    null_version,
+    size_bytes,
+    etag,
+    last_modified_ms,
+    storage_class,
+    owner,
+});
+encode_struct!(ListObjectsPage {
+    contents,
+    common_prefixes,
+    is_truncated,
+    next_continuation_token,
+    key_count,
+});
+encode_struct!(VersionSummary {
+    key,
+    version_id,
+    null_version,
+    delete_marker,
+    is_latest,
+    size_bytes,
+    etag,
+    last_modified_ms,
+    storage_class,
+    owner,
+});
+encode_struct!(ListVersionsPage {
+    versions,
+    common_prefixes,
+    is_truncated,
+    next_key_marker,
+    next_version_id_marker,
+});
+encode_struct!(UploadSummary {
+    key,
+    upload_id,
+    owner,
+    storage_class,
+    initiated_at_ms,
+});
+encode_struct!(ListUploadsPage {
+    uploads,
+    is_truncated,
+    next_key_marker,
+    next_upload_id_marker,
+});
+encode_struct!(ListPartsPage {
+    parts,
+    is_truncated,
+    next_part_number_marker,
+});
+
+encode_variants!(Response, "response", [
+    0 => Prepared { record: record, retried: retried },
+    1 => Committed { record: record, retried: retried },
+    2 => Aborted { record: record },
+    3 => Deleted { removed: removed, delete_marker: delete_marker },
+    4 => Object { 0: record },
+    5 => Objects { 0: records },
+    6 => ObjectList { 0: page },
+    7 => VersionList { 0: page },
+    8 => Upload { 0: upload },
+    9 => Part { 0: part },
+    10 => UploadList { 0: page },
+    11 => PartList { 0: page },
+    12 => UploadAborted { 0: upload },
+    13 => Garbage { 0: entries },
+    14 => Purged { purged_count: purged_count },
+    15 => BucketUsage { has_versions: has_versions, has_uploads: has_uploads },
+    16 => Bucket { 0: bucket },
+    17 => Buckets { 0: buckets },
+    18 => BucketDeleted { 0: bucket },
+    19 => AccessKey { 0: key },
+    20 => Node { 0: node },
+    21 => Nodes { 0: nodes },
+    22 => Heartbeat { node: node, came_up: came_up },
+    23 => NodesExpired { 0: node_ids },
+]);
+
+encode_variants!(MetaError, "error", [
+    0 => NoSuchBucket { bucket: bucket },
+    1 => NoSuchKey { bucket: bucket, key: key, delete_marker: delete_marker },
+    2 => NoSuchVersion { bucket: bucket, key: key, version: version },
+    3 => MethodNotAllowedOnDeleteMarker { version_id: version_id },
+    4 => NoSuchUpload { bucket: bucket, key: key, upload_id: upload_id },
+    5 => InvalidPart { part_number: part_number, reason: reason },
+    6 => InvalidPartOrder { part_number: part_number },
+    7 => InvalidPartNumber { part_number: part_number },
+    8 => EntityTooSmall { part_number: part_number, size_bytes: size_bytes, minimum_bytes: minimum_bytes },
+    9 => BucketNotEmpty { bucket: bucket },
+    10 => BucketAlreadyExists { bucket: bucket },
+    11 => BucketAlreadyOwnedByYou { bucket: bucket },
+    12 => InvalidBucketName { bucket: bucket, reason: reason },
+    13 => IllegalVersioningConfiguration { bucket: bucket },
+    14 => NoSuchWrite { bucket: bucket, key: key, version_id: version_id },
+    15 => WriteAlreadyCommitted { version_id: version_id },
+    16 => TokenMismatch { version_id: version_id },
+    17 => IdempotencyTokenReused { token: token },
+    18 => InvalidEcScheme { scheme: scheme, reason: reason },
+    19 => InvalidShardMap { reason: reason },
+    20 => RecordVersionMismatch { expected: expected, actual: actual },
+    21 => InvalidContinuationToken {},
+    22 => InvalidArgument { reason: reason },
+    23 => AccessKeyAlreadyExists { access_key_id: access_key_id },
+    24 => NoSuchAccessKey { access_key_id: access_key_id },
+    25 => NoSuchNode { node_id: node_id },
+    26 => WrongRole { command: command, role: role },
+    27 => StaleLogIndex { log_index: log_index, last_applied_index: last_applied_index },
+]);
+
+encode_struct!(Output {
+    result,
+    new_garbage
+});
+
+impl Record for Output {
+    const KIND: RecordKind = RecordKind::Output;
 }
 
 // ----- snapshot -----------------------------------------------------------------------------

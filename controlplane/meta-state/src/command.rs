@@ -233,6 +233,21 @@ pub struct ListObjectsRequest {
     pub max_keys: u32,
 }
 
+/// S3 ListObjectVersions parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListVersionsRequest {
+    pub bucket: String,
+    pub prefix: String,
+    /// Empty means no delimiter.
+    pub delimiter: String,
+    /// Resume after this key (after all of its versions unless `version_id_marker` is set).
+    pub key_marker: Option<String>,
+    /// With `key_marker`: resume after this version of that key (versions are newest first).
+    pub version_id_marker: Option<VersionId>,
+    /// Capped at [`crate::MAX_LIST_KEYS`]; 0 yields an empty, untruncated page.
+    pub max_keys: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ListUploadsRequest {
     pub bucket: String,
@@ -262,6 +277,7 @@ pub enum Query {
         version: VersionSelector,
     },
     ListObjects(ListObjectsRequest),
+    ListVersions(ListVersionsRequest),
     GetUpload {
         bucket: String,
         key: String,
@@ -322,6 +338,33 @@ pub struct ListObjectsPage {
     pub key_count: u32,
 }
 
+/// One entry of a ListObjectVersions page: a version or a delete marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub key: String,
+    pub version_id: VersionId,
+    pub null_version: bool,
+    pub delete_marker: bool,
+    /// This is the key's current version.
+    pub is_latest: bool,
+    pub size_bytes: u64,
+    pub etag: String,
+    pub last_modified_ms: u64,
+    pub storage_class: StorageClass,
+    pub owner: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ListVersionsPage {
+    /// By key, then newest first within a key.
+    pub versions: Vec<VersionSummary>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    /// Absent when the page ended on a common prefix.
+    pub next_version_id_marker: Option<VersionId>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadSummary {
     pub key: String,
@@ -376,6 +419,7 @@ pub enum Response {
     Object(ObjectRecord),
     Objects(Vec<ObjectRecord>),
     ObjectList(ListObjectsPage),
+    VersionList(ListVersionsPage),
     Upload(MultipartUpload),
     /// UploadPart: the stored part.
     Part(PartRecord),
@@ -486,6 +530,7 @@ impl Query {
         match self {
             Query::GetObject { .. } => "GetObject",
             Query::ListObjects(_) => "ListObjects",
+            Query::ListVersions(_) => "ListVersions",
             Query::GetUpload { .. } => "GetUpload",
             Query::ListUploads(_) => "ListUploads",
             Query::ListParts(_) => "ListParts",
@@ -504,6 +549,7 @@ impl Query {
         match self {
             Query::GetObject { .. }
             | Query::ListObjects(_)
+            | Query::ListVersions(_)
             | Query::GetUpload { .. }
             | Query::ListUploads(_)
             | Query::ListParts(_)

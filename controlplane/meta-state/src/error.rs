@@ -91,7 +91,7 @@ pub enum MetaError {
     NoSuchNode { node_id: NodeId },
     /// The command was routed to an instance that does not hold its key space.
     #[error("command {command} is not accepted by a {role:?} instance")]
-    WrongRole { command: &'static str, role: Role },
+    WrongRole { command: String, role: Role },
     /// The log index did not grow; the state is unchanged (not even `last_applied_index`).
     #[error("log index {log_index} is not above the last applied index {last_applied_index}")]
     StaleLogIndex {

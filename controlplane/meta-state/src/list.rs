@@ -11,12 +11,23 @@
 //!   ended on a common prefix resumes after all of that prefix's keys;
 //! - `max_keys` is capped at [`MAX_LIST_KEYS`]; 0 yields an empty, untruncated page;
 //! - `start_after` is ignored when a continuation token is given (as S3 does).
+//!
+//! ListObjectVersions walks the same index (a key is in `current` exactly when it has a committed
+//! version or delete marker) and lists every committed version of each key newest first (highest
+//! commit index first), delete markers included, with the same delimiter roll-up. Its markers follow
+//! S3: `key_marker` alone resumes after every version of that key, `key_marker` plus
+//! `version_id_marker` resumes after that version; a common prefix that contains `key_marker` was
+//! listed on an earlier page and is skipped.
 
 use std::ops::Bound;
 
-use crate::command::{ListObjectsPage, ListObjectsRequest, ObjectSummary};
+use crate::command::{
+    ListObjectsPage, ListObjectsRequest, ListVersionsPage, ListVersionsRequest, ObjectSummary,
+    VersionSummary,
+};
 use crate::error::MetaError;
 use crate::machine::{MAX_LIST_KEYS, StateMachine};
+use crate::records::{ObjectRecord, TransactionState, VersionId};
 
 /// Where a listing resumes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,6 +202,116 @@ impl StateMachine {
         page.key_count = (page.contents.len() + page.common_prefixes.len()) as u32;
         if page.is_truncated {
             page.next_continuation_token = last.map(|position| position.to_token());
+        }
+        Ok(page)
+    }
+}
+
+impl StateMachine {
+    pub(crate) fn list_versions(
+        &self,
+        request: &ListVersionsRequest,
+    ) -> Result<ListVersionsPage, MetaError> {
+        if self.role.holds_everything() && !self.buckets.contains_key(&request.bucket) {
+            return Err(MetaError::NoSuchBucket {
+                bucket: request.bucket.clone(),
+            });
+        }
+        let max_keys = request.max_keys.min(MAX_LIST_KEYS) as usize;
+        let mut page = ListVersionsPage::default();
+        if max_keys == 0 {
+            return Ok(page);
+        }
+        let bucket = &request.bucket;
+        let prefix = &request.prefix;
+        let delimiter = &request.delimiter;
+        let key_marker = request.key_marker.as_deref();
+        // The version of the marker key after which listing resumes, if any.
+        let mut version_marker = match (key_marker, request.version_id_marker) {
+            (Some(key), Some(version_id)) if key >= prefix.as_str() => Some((key, version_id)),
+            _ => None,
+        };
+        let mut cursor = match (key_marker, version_marker) {
+            (Some(key), Some(_)) => Cursor::From(key.to_owned()),
+            (Some(key), None) if key >= prefix.as_str() => Cursor::After(key.to_owned()),
+            _ => Cursor::From(prefix.clone()),
+        };
+        let mut last: Option<(String, Option<VersionId>)> = None;
+        'keys: loop {
+            let lower = match cursor {
+                Cursor::From(key) => Bound::Included((bucket.clone(), key)),
+                Cursor::After(key) => Bound::Excluded((bucket.clone(), key)),
+            };
+            let Some(((found_bucket, key), current_version)) =
+                self.current.range((lower, Bound::Unbounded)).next()
+            else {
+                break;
+            };
+            if found_bucket != bucket || !key.starts_with(prefix.as_str()) {
+                break;
+            }
+            let rolled_up = (!delimiter.is_empty())
+                .then(|| key[prefix.len()..].find(delimiter.as_str()))
+                .flatten()
+                .map(|position| key[..prefix.len() + position + delimiter.len()].to_owned());
+            if let Some(common_prefix) = rolled_up {
+                let already_listed =
+                    key_marker.is_some_and(|marker| marker.starts_with(common_prefix.as_str()));
+                if !already_listed {
+                    if page.versions.len() + page.common_prefixes.len() == max_keys {
+                        page.is_truncated = true;
+                        break;
+                    }
+                    page.common_prefixes.push(common_prefix.clone());
+                    last = Some((common_prefix.clone(), None));
+                }
+                match prefix_successor(&common_prefix) {
+                    Some(next) => cursor = Cursor::From(next),
+                    None => break,
+                }
+                continue;
+            }
+            let mut versions: Vec<&ObjectRecord> = self
+                .key_versions(bucket, key)
+                .filter(|record| record.state == TransactionState::Committed)
+                .collect();
+            versions.sort_by(|left, right| right.commit_log_index.cmp(&left.commit_log_index));
+            let mut skip = 0;
+            if let Some((marker_key, marker_version)) = version_marker.take()
+                && marker_key == key
+            {
+                // An unknown version marker skips the whole key rather than repeating it.
+                skip = versions
+                    .iter()
+                    .position(|record| record.version_id == marker_version)
+                    .map_or(versions.len(), |position| position + 1);
+            }
+            for record in versions.into_iter().skip(skip) {
+                if page.versions.len() + page.common_prefixes.len() == max_keys {
+                    page.is_truncated = true;
+                    break 'keys;
+                }
+                page.versions.push(VersionSummary {
+                    key: key.clone(),
+                    version_id: record.version_id,
+                    null_version: record.null_version,
+                    delete_marker: record.delete_marker,
+                    is_latest: record.version_id == *current_version,
+                    size_bytes: record.size_bytes,
+                    etag: record.checksums.etag.clone(),
+                    last_modified_ms: record.committed_at_ms.unwrap_or(record.created_at_ms),
+                    storage_class: record.storage_class,
+                    owner: record.owner.clone(),
+                });
+                last = Some((key.clone(), Some(record.version_id)));
+            }
+            cursor = Cursor::After(key.clone());
+        }
+        if page.is_truncated
+            && let Some((key, version_id)) = last
+        {
+            page.next_key_marker = Some(key);
+            page.next_version_id_marker = version_id;
         }
         Ok(page)
     }

@@ -111,7 +111,7 @@ impl StateMachine {
         if !self.role.accepts(command.scope()) {
             return Output {
                 result: Err(MetaError::WrongRole {
-                    command: command.name(),
+                    command: command.name().to_owned(),
                     role: self.role,
                 }),
                 new_garbage: Vec::new(),
@@ -171,7 +171,7 @@ impl StateMachine {
     pub fn query(&self, query: &Query) -> Result<Response, MetaError> {
         if !self.role.accepts(query.scope()) {
             return Err(MetaError::WrongRole {
-                command: query.name(),
+                command: query.name().to_owned(),
                 role: self.role,
             });
         }
@@ -186,6 +186,7 @@ impl StateMachine {
                 version,
             } => self.get_object(bucket, key, version).map(Response::Object),
             Query::ListObjects(request) => self.list_objects(request).map(Response::ObjectList),
+            Query::ListVersions(request) => self.list_versions(request).map(Response::VersionList),
             Query::GetUpload {
                 bucket,
                 key,

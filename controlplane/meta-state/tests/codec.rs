@@ -580,6 +580,7 @@ fn decode_everything(bytes: &[u8]) {
     let _ = decode_record::<NodeRecord>(bytes);
     let _ = decode_record::<GarbageRecord>(bytes);
     let _ = decode_record::<Command>(bytes);
+    let _ = decode_record::<Output>(bytes);
     let _ = StateMachine::from_snapshot_bytes(bytes);
 }
 
@@ -594,7 +595,7 @@ proptest! {
     /// Random bodies behind a valid header reach deep into every decoder.
     #[test]
     fn random_bodies_never_panic(
-        kind in 1u8..=8,
+        kind in 1u8..=9,
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
         let bytes = [vec![FORMAT_VERSION, kind], body].concat();
@@ -649,5 +650,195 @@ proptest! {
             .collect();
         let bytes = encode_record(&record);
         prop_assert_eq!(decode_record::<ObjectRecord>(&bytes), Ok(record));
+    }
+}
+
+#[test]
+fn every_error_and_response_round_trips() {
+    let errors = vec![
+        MetaError::NoSuchBucket {
+            bucket: "b".to_owned(),
+        },
+        MetaError::NoSuchKey {
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            delete_marker: Some(VersionId(4)),
+        },
+        MetaError::NoSuchVersion {
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            version: "null".to_owned(),
+        },
+        MetaError::MethodNotAllowedOnDeleteMarker {
+            version_id: VersionId(1),
+        },
+        MetaError::NoSuchUpload {
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            upload_id: UploadId(3),
+        },
+        MetaError::InvalidPart {
+            part_number: 2,
+            reason: "r".to_owned(),
+        },
+        MetaError::InvalidPartOrder { part_number: 2 },
+        MetaError::InvalidPartNumber { part_number: 0 },
+        MetaError::EntityTooSmall {
+            part_number: 1,
+            size_bytes: 2,
+            minimum_bytes: 3,
+        },
+        MetaError::BucketNotEmpty {
+            bucket: "b".to_owned(),
+        },
+        MetaError::BucketAlreadyExists {
+            bucket: "b".to_owned(),
+        },
+        MetaError::BucketAlreadyOwnedByYou {
+            bucket: "b".to_owned(),
+        },
+        MetaError::InvalidBucketName {
+            bucket: "B".to_owned(),
+            reason: "r".to_owned(),
+        },
+        MetaError::IllegalVersioningConfiguration {
+            bucket: "b".to_owned(),
+        },
+        MetaError::NoSuchWrite {
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            version_id: VersionId(9),
+        },
+        MetaError::WriteAlreadyCommitted {
+            version_id: VersionId(9),
+        },
+        MetaError::TokenMismatch {
+            version_id: VersionId(9),
+        },
+        MetaError::IdempotencyTokenReused {
+            token: "t".to_owned(),
+        },
+        MetaError::InvalidEcScheme {
+            scheme: "s".to_owned(),
+            reason: "r".to_owned(),
+        },
+        MetaError::InvalidShardMap {
+            reason: "r".to_owned(),
+        },
+        MetaError::RecordVersionMismatch {
+            expected: 1,
+            actual: 2,
+        },
+        MetaError::InvalidContinuationToken,
+        MetaError::InvalidArgument {
+            reason: "r".to_owned(),
+        },
+        MetaError::AccessKeyAlreadyExists {
+            access_key_id: "a".to_owned(),
+        },
+        MetaError::NoSuchAccessKey {
+            access_key_id: "a".to_owned(),
+        },
+        MetaError::NoSuchNode { node_id: NodeId(5) },
+        MetaError::WrongRole {
+            command: "PrepareWrite".to_owned(),
+            role: Role::ObjectPartition {
+                partition_index: 1,
+                partition_count: 2,
+            },
+        },
+        MetaError::StaleLogIndex {
+            log_index: 1,
+            last_applied_index: 2,
+        },
+    ];
+    let mut tags = std::collections::BTreeSet::new();
+    for error in errors {
+        let output = Output {
+            result: Err(error),
+            new_garbage: Vec::new(),
+        };
+        let bytes = encode_record(&output);
+        tags.insert(bytes[3]);
+        assert_eq!(decode_record::<Output>(&bytes), Ok(output));
+    }
+    assert_eq!(tags.len(), 28, "one tag per error variant");
+
+    let node = golden_node();
+    let responses = vec![
+        Response::Prepared {
+            record: golden_object(),
+            retried: true,
+        },
+        Response::Deleted {
+            removed: None,
+            delete_marker: Some(golden_object()),
+        },
+        Response::Objects(vec![golden_object()]),
+        Response::ObjectList(ListObjectsPage {
+            contents: vec![ObjectSummary {
+                key: "k".to_owned(),
+                version_id: VersionId(1),
+                null_version: true,
+                size_bytes: 2,
+                etag: "e".to_owned(),
+                last_modified_ms: 3,
+                storage_class: StorageClass::Glacier,
+                owner: "o".to_owned(),
+            }],
+            common_prefixes: vec!["p/".to_owned()],
+            is_truncated: true,
+            next_continuation_token: Some("1k6b".to_owned()),
+            key_count: 2,
+        }),
+        Response::VersionList(ListVersionsPage {
+            versions: vec![VersionSummary {
+                key: "k".to_owned(),
+                version_id: VersionId(1),
+                null_version: false,
+                delete_marker: true,
+                is_latest: true,
+                size_bytes: 0,
+                etag: String::new(),
+                last_modified_ms: 3,
+                storage_class: StorageClass::Standard,
+                owner: "o".to_owned(),
+            }],
+            common_prefixes: Vec::new(),
+            is_truncated: false,
+            next_key_marker: None,
+            next_version_id_marker: Some(VersionId(1)),
+        }),
+        Response::UploadList(ListUploadsPage {
+            uploads: vec![UploadSummary {
+                key: "k".to_owned(),
+                upload_id: UploadId(1),
+                owner: "o".to_owned(),
+                storage_class: StorageClass::Standard,
+                initiated_at_ms: 1,
+            }],
+            is_truncated: true,
+            next_key_marker: Some("k".to_owned()),
+            next_upload_id_marker: Some(UploadId(1)),
+        }),
+        Response::PartList(ListPartsPage::default()),
+        Response::Purged { purged_count: 3 },
+        Response::BucketUsage {
+            has_versions: true,
+            has_uploads: false,
+        },
+        Response::Nodes(vec![node.clone()]),
+        Response::Heartbeat {
+            node,
+            came_up: true,
+        },
+        Response::NodesExpired(vec![NodeId(1), NodeId(2)]),
+    ];
+    for response in responses {
+        let output = Output {
+            result: Ok(response),
+            new_garbage: Vec::new(),
+        };
+        assert_eq!(decode_record::<Output>(&encode_record(&output)), Ok(output));
     }
 }

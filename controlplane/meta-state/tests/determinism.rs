@@ -293,6 +293,9 @@ proptest! {
             let before = leader.clone();
             let output = leader.apply(command.clone(), log_index);
             prop_assert_eq!(&follower.apply(command.clone(), log_index), &output);
+            // Log entries and outputs survive their encodings.
+            prop_assert_eq!(decode_record::<Command>(&encode_record(&command)), Ok(command.clone()));
+            prop_assert_eq!(decode_record::<Output>(&encode_record(&output)), Ok(output.clone()));
             if let Some(restored) = restored.as_mut() {
                 prop_assert_eq!(&restored.apply(command.clone(), log_index), &output);
             }

@@ -345,3 +345,129 @@ proptest! {
         prop_assert_eq!(listed, expected);
     }
 }
+
+fn list_versions(state: &StateMachine, request: &ListVersionsRequest) -> ListVersionsPage {
+    match state.query(&Query::ListVersions(request.clone())) {
+        Ok(Response::VersionList(page)) => page,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn list_versions_newest_first_with_markers_and_prefixes() {
+    let mut harness = Harness::with_bucket();
+    let a1 = harness.put("a", 1, Enabled).version_id;
+    let a2 = harness.put("a", 2, Enabled).version_id;
+    let Response::Deleted {
+        delete_marker: Some(marker),
+        ..
+    } = harness.ok(delete("a", VersionSelector::Current, Enabled))
+    else {
+        panic!("a marker")
+    };
+    let b1 = harness.put("b", 4, Enabled).version_id;
+    harness.put("dir/x", 5, Enabled);
+    // A PREPARING version is not listed.
+    harness.ok(prepare(BUCKET, "b", "pending", 9, Enabled));
+
+    let full = list_versions(
+        &harness.state,
+        &ListVersionsRequest {
+            bucket: BUCKET.to_owned(),
+            delimiter: "/".to_owned(),
+            max_keys: 1000,
+            ..Default::default()
+        },
+    );
+    let summary: Vec<(&str, VersionId, bool, bool)> = full
+        .versions
+        .iter()
+        .map(|entry| {
+            (
+                entry.key.as_str(),
+                entry.version_id,
+                entry.is_latest,
+                entry.delete_marker,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a", marker.version_id, true, true),
+            ("a", a2, false, false),
+            ("a", a1, false, false),
+            ("b", b1, true, false),
+        ]
+    );
+    assert_eq!(full.common_prefixes, vec!["dir/"]);
+    assert!(!full.is_truncated);
+
+    // Pages of two: markers name the last version listed, then the common prefix.
+    let mut request = ListVersionsRequest {
+        bucket: BUCKET.to_owned(),
+        delimiter: "/".to_owned(),
+        max_keys: 2,
+        ..Default::default()
+    };
+    let first = list_versions(&harness.state, &request);
+    assert_eq!(first.versions.len(), 2);
+    assert!(first.is_truncated);
+    assert_eq!(first.next_key_marker.as_deref(), Some("a"));
+    assert_eq!(first.next_version_id_marker, Some(a2));
+    request.key_marker = first.next_key_marker;
+    request.version_id_marker = first.next_version_id_marker;
+    let second = list_versions(&harness.state, &request);
+    let ids: Vec<VersionId> = second
+        .versions
+        .iter()
+        .map(|entry| entry.version_id)
+        .collect();
+    assert_eq!(ids, vec![a1, b1]);
+    assert!(second.is_truncated);
+    request.key_marker = second.next_key_marker;
+    request.version_id_marker = second.next_version_id_marker;
+    let third = list_versions(&harness.state, &request);
+    assert!(third.versions.is_empty());
+    assert_eq!(third.common_prefixes, vec!["dir/"]);
+    assert!(!third.is_truncated);
+
+    // A key marker alone skips every version of that key.
+    request.key_marker = Some("a".to_owned());
+    request.version_id_marker = None;
+    request.max_keys = 1000;
+    let after_a = list_versions(&harness.state, &request);
+    assert_eq!(after_a.versions.len(), 1);
+    assert_eq!(after_a.versions[0].key, "b");
+    // A marker inside a common prefix means the prefix was already listed.
+    request.key_marker = Some("dir/x".to_owned());
+    assert_eq!(
+        list_versions(&harness.state, &request),
+        ListVersionsPage::default()
+    );
+
+    // Every page size concatenates to the full listing.
+    for max_keys in 1..=6 {
+        let mut request = ListVersionsRequest {
+            bucket: BUCKET.to_owned(),
+            delimiter: "/".to_owned(),
+            max_keys,
+            ..Default::default()
+        };
+        let mut versions = Vec::new();
+        let mut prefixes = Vec::new();
+        loop {
+            let page = list_versions(&harness.state, &request);
+            assert!(page.versions.len() + page.common_prefixes.len() <= max_keys as usize);
+            versions.extend(page.versions);
+            prefixes.extend(page.common_prefixes);
+            if !page.is_truncated {
+                break;
+            }
+            request.key_marker = page.next_key_marker;
+            request.version_id_marker = page.next_version_id_marker;
+        }
+        assert_eq!(versions, full.versions, "max_keys {max_keys}");
+        assert_eq!(prefixes, full.common_prefixes, "max_keys {max_keys}");
+    }
+}
