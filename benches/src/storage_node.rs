@@ -43,6 +43,9 @@ pub struct StorageNodeArgs {
     /// Client concurrency levels (one connection per worker).
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
+    /// Skip the fio reference runs (for profiling the node alone; ratios are then omitted).
+    #[arg(long)]
+    no_fio: bool,
     /// Executors (cores) of the node.
     #[arg(long, default_value_t = 2)]
     cores: usize,
@@ -247,7 +250,7 @@ pub fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
     let mut fio_write = Vec::new();
     let mut fio_read = Vec::new();
     let mut fio_sync_iops = Vec::new();
-    for _ in 0..args.runs {
+    for _ in 0..if args.no_fio { 0 } else { args.runs } {
         fio_write.push(
             fio(
                 &directory,
@@ -279,9 +282,21 @@ pub fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
     for name in ["seqwrite", "seqread", "syncwrite"] {
         let _ = std::fs::remove_file(directory.join(format!("fio-{name}")));
     }
-    let fio_write_median = median(&mut fio_write);
-    let fio_read_median = median(&mut fio_read);
-    let fio_sync_median = median(&mut fio_sync_iops);
+    let fio_write_median = if args.no_fio {
+        f64::NAN
+    } else {
+        median(&mut fio_write)
+    };
+    let fio_read_median = if args.no_fio {
+        f64::NAN
+    } else {
+        median(&mut fio_read)
+    };
+    let fio_sync_median = if args.no_fio {
+        f64::NAN
+    } else {
+        median(&mut fio_sync_iops)
+    };
 
     let (node, address) = start_node(&binary, &directory, args.cores)?;
     let mut cases = Vec::new();

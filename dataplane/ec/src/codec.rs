@@ -116,6 +116,18 @@ pub trait ErasureCodec: Send {
         self.reconstruct(shards, present, data.difference(&present))
     }
 
+    /// Encodes like [`ErasureCodec::encode`] and also writes the CRC32C of every shard, data
+    /// then parity, into `crc32c_out` (k + m entries). The default works in column blocks so the
+    /// checksums read cache-hot bytes; a backend may fuse both into one pass.
+    fn encode_with_crc32c(
+        &mut self,
+        data: &[&[u8]],
+        parity: &mut [&mut [u8]],
+        crc32c_out: &mut [u32],
+    ) -> Result<(), EcError> {
+        blocked_encode_with_crc32c(self, data, parity, crc32c_out)
+    }
+
     /// True when the parity shards match the data shards. Allocates scratch parity: this is the
     /// scrubber's path, not the request path.
     fn verify(&mut self, shards: &[&[u8]]) -> Result<bool, EcError> {
@@ -135,6 +147,50 @@ pub trait ErasureCodec: Send {
             .zip(parity)
             .all(|(computed, stored)| **computed == **stored))
     }
+}
+
+/// Column block of [`blocked_encode_with_crc32c`]: 16 shards x 32 KiB stay within a 512 KiB L2.
+const CRC_BLOCK_BYTES: usize = 32 * 1024;
+
+/// Encode + checksum in column blocks: encode a block of every shard, then checksum those blocks
+/// while they are still in cache.
+pub(crate) fn blocked_encode_with_crc32c<C: ErasureCodec + ?Sized>(
+    codec: &mut C,
+    data: &[&[u8]],
+    parity: &mut [&mut [u8]],
+    crc32c_out: &mut [u32],
+) -> Result<(), EcError> {
+    let scheme = codec.scheme();
+    let len_bytes = check_encode_args(scheme, data, parity)?;
+    if crc32c_out.len() != scheme.total_shards() {
+        return Err(EcError::ShardCount {
+            expected: scheme.total_shards(),
+            got: crc32c_out.len(),
+        });
+    }
+    crc32c_out.fill(0);
+    let mut block_start = 0;
+    while block_start < len_bytes {
+        let block_end = (block_start + CRC_BLOCK_BYTES).min(len_bytes);
+        let data_blocks: smallvec::SmallVec<[&[u8]; 32]> = data
+            .iter()
+            .map(|shard| &shard[block_start..block_end])
+            .collect();
+        let mut parity_blocks: smallvec::SmallVec<[&mut [u8]; 32]> = parity
+            .iter_mut()
+            .map(|shard| &mut shard[block_start..block_end])
+            .collect();
+        codec.encode(&data_blocks, &mut parity_blocks)?;
+        let blocks = data_blocks
+            .iter()
+            .map(|block| &**block)
+            .chain(parity_blocks.iter().map(|block| &**block));
+        for (crc, block) in crc32c_out.iter_mut().zip(blocks) {
+            *crc = crc32c::crc32c_append(*crc, block);
+        }
+        block_start = block_end;
+    }
+    Ok(())
 }
 
 /// Builds the codec named by `scheme`.

@@ -20,9 +20,6 @@ use crate::layout::{ObjectLayout, StripeLayout};
 use crate::shard_set::ShardIndex;
 use smallvec::SmallVec;
 
-/// Column block for encode + parity checksum: 16 shards x 32 KiB stays within a 512 KiB L2.
-const ENCODE_BLOCK_BYTES: usize = 32 * 1024;
-
 /// One shard's piece of one stripe.
 #[derive(Debug)]
 pub struct ShardPiece {
@@ -67,8 +64,6 @@ pub struct StripeEncoder {
     pool: BufferPool,
     /// The current stripe's k data pieces (taken lazily, so an empty object takes none).
     data_pieces: Vec<PooledBuf>,
-    /// Running CRC32C of each data piece's bytes so far.
-    data_crcs: Vec<u32>,
     filled_bytes: usize,
     next_stripe_index: u64,
     object_len_bytes: u64,
@@ -96,7 +91,6 @@ impl StripeEncoder {
             layout,
             pool,
             data_pieces: Vec::with_capacity(data_shards),
-            data_crcs: Vec::with_capacity(data_shards),
             filled_bytes: 0,
             next_stripe_index: 0,
             object_len_bytes: 0,
@@ -151,7 +145,6 @@ impl StripeEncoder {
         let piece_index = self.filled_bytes / piece_size_bytes;
         if piece_index == self.data_pieces.len() {
             self.data_pieces.push(self.pool.take());
-            self.data_crcs.push(0);
         }
         let offset_in_piece = self.filled_bytes % piece_size_bytes;
         &mut self.data_pieces[piece_index][offset_in_piece..]
@@ -171,9 +164,6 @@ impl StripeEncoder {
                 "commit_filled exceeds the buffer from fill_buffer",
             ));
         }
-        // Checksum the bytes now, while they are still in cache from being written.
-        let written = &self.data_pieces[piece_index][offset_in_piece..offset_in_piece + len_bytes];
-        self.data_crcs[piece_index] = crc32c::crc32c_append(self.data_crcs[piece_index], written);
         self.filled_bytes += len_bytes;
         self.object_len_bytes += len_bytes as u64;
         if self.filled_bytes == self.layout.stripe_data_bytes() {
@@ -217,45 +207,32 @@ impl StripeEncoder {
         // hold old bytes, so this is required for the parity (and the stored pieces) to be right.
         if !data_len_bytes.is_multiple_of(piece_size_bytes) {
             let piece_index = data_len_bytes / piece_size_bytes;
-            let tail = &mut self.data_pieces[piece_index][data_len_bytes % piece_size_bytes..];
-            tail.fill(0);
-            self.data_crcs[piece_index] = crc32c::crc32c_append(self.data_crcs[piece_index], tail);
+            self.data_pieces[piece_index][data_len_bytes % piece_size_bytes..].fill(0);
         }
         while self.data_pieces.len() < scheme.data_shards() {
             let mut piece = self.pool.take();
             piece.fill(0);
-            self.data_crcs.push(crc32c::crc32c(&piece));
             self.data_pieces.push(piece);
         }
         let mut parity_pieces: SmallVec<[PooledBuf; 32]> = (0..scheme.parity_shards())
             .map(|_| self.pool.take())
             .collect();
-        let mut parity_crcs: SmallVec<[u32; 32]> = (0..scheme.parity_shards()).map(|_| 0).collect();
-        // Encode in column blocks and checksum each parity block right after it is written, so
-        // the checksum reads it from cache instead of memory (large pieces do not fit in cache).
-        let mut block_start = 0;
-        while block_start < piece_size_bytes {
-            let block_end = (block_start + ENCODE_BLOCK_BYTES).min(piece_size_bytes);
-            let data: SmallVec<[&[u8]; 32]> = self
-                .data_pieces
-                .iter()
-                .map(|piece| &piece[block_start..block_end])
-                .collect();
+        let mut crcs: SmallVec<[u32; 32]> = (0..scheme.total_shards()).map(|_| 0).collect();
+        {
+            let data: SmallVec<[&[u8]; 32]> =
+                self.data_pieces.iter().map(|piece| &piece[..]).collect();
             let mut parity: SmallVec<[&mut [u8]; 32]> = parity_pieces
                 .iter_mut()
-                .map(|piece| &mut piece[block_start..block_end])
+                .map(|piece| &mut piece[..])
                 .collect();
-            self.codec.encode(&data, &mut parity)?;
-            for (crc, block) in parity_crcs.iter_mut().zip(&parity) {
-                *crc = crc32c::crc32c_append(*crc, block);
-            }
-            block_start = block_end;
+            // One pass computes parity and every piece's checksum (fused on CPUs that allow it).
+            self.codec
+                .encode_with_crc32c(&data, &mut parity, &mut crcs)?;
         }
         let mut pieces = self
             .spare_piece_vectors
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(scheme.total_shards()));
-        let crcs = self.data_crcs.drain(..).chain(parity_crcs);
         let buffers = self.data_pieces.drain(..).chain(parity_pieces.drain(..));
         for (index, (bytes, crc32c)) in buffers.zip(crcs).enumerate() {
             debug_assert_eq!(crc32c::crc32c(&bytes), crc32c);

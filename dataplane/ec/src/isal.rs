@@ -12,7 +12,9 @@
 //! degraded read almost always miss the same shards. All scratch is owned by the instance, so the
 //! hot path does not allocate.
 
-use crate::codec::{EcError, ErasureCodec, check_encode_args, check_reconstruct_args};
+use crate::codec::{
+    EcError, ErasureCodec, blocked_encode_with_crc32c, check_encode_args, check_reconstruct_args,
+};
 use crate::scheme::Scheme;
 use crate::shard_set::ShardSet;
 use cairn_isal_sys as sys;
@@ -35,6 +37,12 @@ pub struct IsalCauchyCodec {
     submatrix: Vec<u8>,
     inverse: Vec<u8>,
     decode_rows: Vec<u8>,
+    /// Kernel for `encode_with_crc32c`; `None` uses the blocked ISA-L + crc32c path.
+    #[cfg(target_arch = "x86_64")]
+    fused_kernel: Option<crate::fused::FusedKernel>,
+    /// Tables of the parity coefficients for the fused kernel, indexed `p * k + j`.
+    #[cfg(target_arch = "x86_64")]
+    fused_tables: Vec<crate::fused::CoefficientTables>,
 }
 
 impl IsalCauchyCodec {
@@ -55,6 +63,17 @@ impl IsalCauchyCodec {
                 encode_tables.as_mut_ptr(),
             )
         };
+        #[cfg(target_arch = "x86_64")]
+        let fused_tables = {
+            let gf_mul = |a, b| {
+                // SAFETY: pure function over two bytes.
+                unsafe { sys::gf_mul(a, b) }
+            };
+            generator[k * k..]
+                .iter()
+                .map(|&coefficient| crate::fused::coefficient_tables(gf_mul, coefficient))
+                .collect()
+        };
         IsalCauchyCodec {
             scheme,
             generator,
@@ -64,7 +83,124 @@ impl IsalCauchyCodec {
             submatrix: vec![0u8; k * k],
             inverse: vec![0u8; k * k],
             decode_rows: Vec::with_capacity(total * k),
+            #[cfg(target_arch = "x86_64")]
+            fused_kernel: crate::fused::FusedKernel::best(),
+            #[cfg(target_arch = "x86_64")]
+            fused_tables,
         }
+    }
+
+    /// Fused encode + CRC32C (see `fused.rs`); `false` when the CPU lacks AVX2 / SSE4.2 and the
+    /// caller must use the blocked path.
+    #[cfg(target_arch = "x86_64")]
+    fn fused_encode_with_crc32c(
+        &mut self,
+        len_bytes: usize,
+        data: &[&[u8]],
+        parity: &mut [&mut [u8]],
+        crc32c_out: &mut [u32],
+    ) -> bool {
+        let Some(kernel) = self.fused_kernel else {
+            return false;
+        };
+        let (k, m) = (self.scheme.data_shards(), self.scheme.parity_shards());
+        let vector_len_bytes = len_bytes & !31;
+        let data_pointers: SmallVec<[*const u8; 32]> =
+            data.iter().map(|shard| shard.as_ptr()).collect();
+        // Raw CRC32C registers start inverted (the crc32c crate's convention for an empty prefix).
+        let initial_state = u64::from(u32::MAX);
+        let mut data_states: SmallVec<[u64; 32]> = (0..k).map(|_| initial_state).collect();
+        let mut group_start = 0;
+        while group_start < m {
+            let group_len = (m - group_start).min(4);
+            let tables = &self.fused_tables[group_start * k..];
+            let group = &mut parity[group_start..group_start + group_len];
+            // Data checksums ride along with the first group only.
+            let states = (group_start == 0).then_some(&mut data_states[..]);
+            let out = &mut crc32c_out[k + group_start..k + group_start + group_len];
+            // SAFETY: `fused_kernel` is only ever set to a kernel the CPU supports; every
+            // pointer is valid for `len_bytes >= vector_len_bytes` (checked by the caller);
+            // tables hold m * k entries, so at least group_len * k from group_start * k.
+            unsafe {
+                match group_len {
+                    1 => run_group::<1>(
+                        kernel,
+                        vector_len_bytes,
+                        tables,
+                        &data_pointers,
+                        group,
+                        states,
+                        out,
+                    ),
+                    2 => run_group::<2>(
+                        kernel,
+                        vector_len_bytes,
+                        tables,
+                        &data_pointers,
+                        group,
+                        states,
+                        out,
+                    ),
+                    3 => run_group::<3>(
+                        kernel,
+                        vector_len_bytes,
+                        tables,
+                        &data_pointers,
+                        group,
+                        states,
+                        out,
+                    ),
+                    _ => run_group::<4>(
+                        kernel,
+                        vector_len_bytes,
+                        tables,
+                        &data_pointers,
+                        group,
+                        states,
+                        out,
+                    ),
+                }
+            }
+            group_start += group_len;
+        }
+        for (out, state) in crc32c_out.iter_mut().zip(&data_states) {
+            *out = !(*state as u32);
+        }
+        // The tail below 32 bytes: the same table arithmetic, one byte at a time.
+        if vector_len_bytes < len_bytes {
+            for (p, parity_shard) in parity.iter_mut().enumerate() {
+                for offset in vector_len_bytes..len_bytes {
+                    let mut value = 0u8;
+                    for (j, data_shard) in data.iter().enumerate() {
+                        let byte = data_shard[offset];
+                        let tables = &self.fused_tables[p * k + j].nibbles;
+                        value ^=
+                            tables[usize::from(byte & 15)] ^ tables[32 + usize::from(byte >> 4)];
+                    }
+                    parity_shard[offset] = value;
+                }
+            }
+            let tails = data
+                .iter()
+                .map(|shard| &shard[vector_len_bytes..])
+                .chain(parity.iter().map(|shard| &shard[vector_len_bytes..]));
+            for (crc, tail) in crc32c_out.iter_mut().zip(tails) {
+                *crc = crc32c::crc32c_append(*crc, tail);
+            }
+        }
+        true
+    }
+
+    /// Chooses the fused encode + CRC32C kernel (`None`: ISA-L then crc32c in column blocks).
+    /// The default is the fastest the CPU supports; tests use this to cover every kernel.
+    /// Returns `false` (and changes nothing) when the CPU cannot run `kernel`.
+    #[cfg(target_arch = "x86_64")]
+    pub fn set_fused_kernel(&mut self, kernel: Option<crate::fused::FusedKernel>) -> bool {
+        if kernel.is_some_and(|kernel| !kernel.is_supported()) {
+            return false;
+        }
+        self.fused_kernel = kernel;
+        true
     }
 
     /// The generator matrix, row-major `(k + m) x k` (exposed for tests and the benchmark).
@@ -160,6 +296,27 @@ impl ErasureCodec for IsalCauchyCodec {
         Ok(())
     }
 
+    fn encode_with_crc32c(
+        &mut self,
+        data: &[&[u8]],
+        parity: &mut [&mut [u8]],
+        crc32c_out: &mut [u32],
+    ) -> Result<(), EcError> {
+        let len_bytes = check_encode_args(self.scheme, data, parity)?;
+        if crc32c_out.len() != self.scheme.total_shards() {
+            return Err(EcError::ShardCount {
+                expected: self.scheme.total_shards(),
+                got: crc32c_out.len(),
+            });
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.fused_encode_with_crc32c(len_bytes, data, parity, crc32c_out) {
+            return Ok(());
+        }
+        let _ = len_bytes;
+        blocked_encode_with_crc32c(self, data, parity, crc32c_out)
+    }
+
     fn reconstruct(
         &mut self,
         shards: &mut [&mut [u8]],
@@ -197,5 +354,38 @@ impl ErasureCodec for IsalCauchyCodec {
             )
         };
         Ok(())
+    }
+}
+
+/// Runs the fused kernel for one group of `M` parity shards and writes their CRC32C.
+///
+/// # Safety
+/// As [`crate::fused::encode_crc_block`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn run_group<const M: usize>(
+    kernel: crate::fused::FusedKernel,
+    vector_len_bytes: usize,
+    tables: &[crate::fused::CoefficientTables],
+    data: &[*const u8],
+    parity: &mut [&mut [u8]],
+    data_states: Option<&mut [u64]>,
+    crc32c_out: &mut [u32],
+) {
+    let pointers: [*mut u8; M] = std::array::from_fn(|p| parity[p].as_mut_ptr());
+    let mut states = [u64::from(u32::MAX); M];
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        crate::fused::encode_crc_block_with::<M>(
+            kernel,
+            vector_len_bytes,
+            tables,
+            data,
+            &pointers,
+            data_states,
+            &mut states,
+        )
+    };
+    for (out, state) in crc32c_out.iter_mut().zip(states) {
+        *out = !(state as u32);
     }
 }

@@ -20,6 +20,8 @@ mod calibrate;
 mod codec;
 mod decoder;
 mod encoder;
+#[cfg(target_arch = "x86_64")]
+mod fused;
 mod isal;
 mod layout;
 mod rs_simd;
@@ -31,6 +33,8 @@ pub use calibrate::{Calibration, CodecSpeed, calibrate, static_default_codec};
 pub use codec::{EcError, ErasureCodec, SHARD_LENGTH_MULTIPLE_BYTES, new_codec};
 pub use decoder::{DecoderStep, PieceVerdict, StripeDecoder, StripeOutput};
 pub use encoder::{EncodedStripe, FinishedObject, PushOutcome, ShardPiece, StripeEncoder};
+#[cfg(target_arch = "x86_64")]
+pub use fused::FusedKernel;
 pub use isal::IsalCauchyCodec;
 pub use layout::{ObjectLayout, PIECE_SIZE_MULTIPLE_BYTES, StripeLayout, StripeSpan, StripeSpans};
 pub use rs_simd::{RsSimdCodec, SUB_STRIPE_BYTES};
