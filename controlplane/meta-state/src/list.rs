@@ -275,7 +275,7 @@ impl StateMachine {
                 .key_versions(bucket, key)
                 .filter(|record| record.state == TransactionState::Committed)
                 .collect();
-            versions.sort_by(|left, right| right.commit_log_index.cmp(&left.commit_log_index));
+            versions.sort_by_key(|record| std::cmp::Reverse(record.commit_log_index));
             let mut skip = 0;
             if let Some((marker_key, marker_version)) = version_marker.take()
                 && marker_key == key
