@@ -12,11 +12,13 @@
 //!
 //! Every record, every command and the whole state have a versioned binary encoding ([`codec`]):
 //! [`encode_record`]/[`decode_record`] for single values, [`StateMachine::to_snapshot_bytes`] and
-//! [`StateMachine::from_snapshot_bytes`] for snapshots.
+//! [`StateMachine::from_snapshot_bytes`] for snapshots; [`keys`] encodes every key space's keys
+//! so that byte order equals the state machine's order (for LMDB).
 
 pub mod codec;
 pub mod command;
 pub mod error;
+pub mod keys;
 mod list;
 mod machine;
 pub mod records;
