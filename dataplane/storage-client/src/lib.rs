@@ -19,7 +19,7 @@
 
 mod error;
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -31,6 +31,9 @@ pub use error::{ClientError, ProtocolError};
 /// Bodies up to this size are copied behind the header and sent with one write, so a small Put is
 /// one TCP segment; larger ones are written straight from the caller's buffer.
 const COALESCE_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Read buffer per connection; bodies larger than it are read straight into their destination.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Connection settings. The defaults suit tests and tools on a LAN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +73,8 @@ pub struct StorageClient {
     addresses: Vec<SocketAddr>,
     config: ClientConfig,
     /// `None` after an I/O or protocol error; the next call reconnects.
-    stream: Option<TcpStream>,
+    /// Reads go through a buffer so a response frame's header and message cost one system call.
+    stream: Option<BufReader<TcpStream>>,
     next_request_id: u64,
 }
 
@@ -100,7 +104,7 @@ impl StorageClient {
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.stream
             .as_ref()
-            .and_then(|stream| stream.peer_addr().ok())
+            .and_then(|stream| stream.get_ref().peer_addr().ok())
     }
 
     /// Whether a connection is open (it is closed after an I/O or protocol error until the next
@@ -272,10 +276,10 @@ impl StorageClient {
         let mut frame = cairn_wire::encode_request(request, body_len_bytes);
         if body.len() <= COALESCE_BODY_MAX_BYTES {
             frame.extend_from_slice(body);
-            stream.write_all(&frame)?;
+            stream.get_mut().write_all(&frame)?;
         } else {
-            stream.write_all(&frame)?;
-            stream.write_all(body)?;
+            stream.get_mut().write_all(&frame)?;
+            stream.get_mut().write_all(body)?;
         }
 
         let mut header_bytes = [0u8; FRAME_HEADER_LEN_BYTES];
@@ -306,9 +310,10 @@ impl StorageClient {
         }
     }
 
-    fn ensure_connected(&mut self) -> Result<&mut TcpStream, ClientError> {
+    fn ensure_connected(&mut self) -> Result<&mut BufReader<TcpStream>, ClientError> {
         if self.stream.is_none() {
-            self.stream = Some(open_stream(&self.addresses, &self.config)?);
+            let stream = open_stream(&self.addresses, &self.config)?;
+            self.stream = Some(BufReader::with_capacity(READ_BUFFER_BYTES, stream));
         }
         Ok(self.stream.as_mut().expect("connected just above"))
     }
@@ -335,7 +340,10 @@ fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<TcpStr
 }
 
 /// Reads exactly `body_len_bytes`, without zero-filling the buffer first.
-fn read_body(stream: &mut TcpStream, body_len_bytes: u32) -> Result<Vec<u8>, ClientError> {
+fn read_body(
+    stream: &mut BufReader<TcpStream>,
+    body_len_bytes: u32,
+) -> Result<Vec<u8>, ClientError> {
     let mut body = Vec::with_capacity(body_len_bytes as usize);
     stream
         .take(u64::from(body_len_bytes))
