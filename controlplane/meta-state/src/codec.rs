@@ -1430,7 +1430,18 @@ impl StateMachine {
         }
         let mut reader = Reader::new(body);
         read_header(&mut reader, RecordKind::Snapshot)?;
-        let mut state = StateMachine::new(Role::decode(&mut reader)?);
+        let role = Role::decode(&mut reader)?;
+        if let Role::ObjectPartition {
+            partition_index,
+            partition_count,
+        } = role
+            && partition_index >= partition_count
+        {
+            return Err(DecodeError::Inconsistent {
+                reason: format!("partition {partition_index} of {partition_count}"),
+            });
+        }
+        let mut state = StateMachine::new(role);
         state.last_applied_index = reader.u64()?;
         state.buckets = decode_sorted(&mut reader, "bucket", |record: &BucketRecord| {
             record.name.clone()

@@ -148,12 +148,25 @@ pub struct CreateBucket {
     pub now_ms: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CreateAccessKey {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub owner: String,
     pub now_ms: u64,
+}
+
+impl std::fmt::Debug for CreateAccessKey {
+    // Commands are logged; the secret must not be.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CreateAccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("owner", &self.owner)
+            .field("now_ms", &self.now_ms)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -348,7 +348,7 @@ impl StateMachine {
             ));
         }
         record.state = TransactionState::Deleted;
-        record.record_version += 1;
+        bump(&mut record.record_version);
         record
     }
 
@@ -583,7 +583,7 @@ impl StateMachine {
         record.erasure.object_length_bytes = record.size_bytes;
         record.erasure.parts = command.parts;
         record.erasure.degraded = degraded;
-        record.record_version += 1;
+        bump(&mut record.record_version);
         let record = record.clone();
         self.current
             .insert((command.bucket, command.key), command.version_id);
@@ -763,7 +763,7 @@ impl StateMachine {
             .expect("looked up above");
         record.erasure.parts = command.parts;
         record.erasure.degraded = degraded;
-        record.record_version += 1;
+        bump(&mut record.record_version);
         Ok(Response::Object(record.clone()))
     }
 
@@ -838,7 +838,7 @@ impl StateMachine {
             command.upload_id,
         );
         let upload = self.uploads.get_mut(&upload_key).expect("looked up above");
-        upload.record_version += 1;
+        bump(&mut upload.record_version);
         let replaced = upload.parts.insert(part.part_number, part.clone());
         if let Some(old) = replaced {
             let draft = GarbageDraft {
@@ -919,7 +919,11 @@ impl StateMachine {
                     minimum_bytes: MIN_PART_SIZE_BYTES,
                 });
             }
-            size_bytes += part.size_bytes;
+            size_bytes = size_bytes.checked_add(part.size_bytes).ok_or_else(|| {
+                MetaError::InvalidArgument {
+                    reason: "parts add up to more than 2^64 bytes".to_owned(),
+                }
+            })?;
             object_parts.push(part_shards(part));
         }
         let degraded = command
@@ -1236,7 +1240,7 @@ impl StateMachine {
             });
         }
         record.versioning = versioning;
-        record.record_version += 1;
+        bump(&mut record.record_version);
         Ok(Response::Bucket(record.clone()))
     }
 
@@ -1263,7 +1267,7 @@ impl StateMachine {
         }
         let record = self.bucket_mut(bucket)?;
         record.replication_rules = rules;
-        record.record_version += 1;
+        bump(&mut record.record_version);
         Ok(Response::Bucket(record.clone()))
     }
 
@@ -1275,7 +1279,7 @@ impl StateMachine {
         EcScheme::parse(&ec_scheme)?;
         let record = self.bucket_mut(bucket)?;
         record.ec_scheme = ec_scheme;
-        record.record_version += 1;
+        bump(&mut record.record_version);
         Ok(Response::Bucket(record.clone()))
     }
 
@@ -1319,7 +1323,7 @@ impl StateMachine {
         if record.status == AccessKeyStatus::Active {
             record.status = AccessKeyStatus::Revoked;
             record.revoked_at_ms = Some(now_ms);
-            record.record_version += 1;
+            bump(&mut record.record_version);
         }
         Ok(Response::AccessKey(record.clone()))
     }
@@ -1334,7 +1338,7 @@ impl StateMachine {
                 record.capacity_bytes = command.capacity_bytes;
                 record.status = NodeStatus::Up;
                 record.last_heartbeat_ms = record.last_heartbeat_ms.max(command.now_ms);
-                record.record_version += 1;
+                bump(&mut record.record_version);
             })
             .or_insert_with(|| NodeRecord {
                 node_id: command.node_id,
@@ -1365,7 +1369,7 @@ impl StateMachine {
         record.used_bytes = used_bytes;
         // A heartbeat delayed in the log must not move the clock backwards.
         record.last_heartbeat_ms = record.last_heartbeat_ms.max(now_ms);
-        record.record_version += 1;
+        bump(&mut record.record_version);
         Ok(Response::Heartbeat {
             node: record.clone(),
             came_up,
@@ -1379,7 +1383,7 @@ impl StateMachine {
                 && now_ms.saturating_sub(record.last_heartbeat_ms) > timeout_ms
             {
                 record.status = NodeStatus::Down;
-                record.record_version += 1;
+                bump(&mut record.record_version);
                 expired.push(record.node_id);
             }
         }
@@ -1470,6 +1474,12 @@ impl StateMachine {
         }
         self.check_records()
     }
+}
+
+/// Advances a record version. It only has to differ from the version a compare-and-set caller
+/// read, so wrapping is correct and keeps a crafted `u64::MAX` from panicking.
+fn bump(record_version: &mut u64) {
+    *record_version = record_version.wrapping_add(1);
 }
 
 /// The parts of a garbage entry that differ per caller.

@@ -355,6 +355,27 @@ fn snapshot_corruption_and_inconsistency_are_detected() {
         Err(DecodeError::UnexpectedEnd { .. })
     ));
 
+    // A partition index outside the partition count.
+    let mut writer = Writer::new();
+    writer.u8(FORMAT_VERSION);
+    writer.u8(RecordKind::Snapshot as u8);
+    Role::ObjectPartition {
+        partition_index: 4,
+        partition_count: 4,
+    }
+    .encode(&mut writer);
+    writer.u64(0);
+    for _ in 0..6 {
+        writer.u32(0);
+    }
+    let mut bytes = writer.into_bytes();
+    let checksum = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
+    assert!(matches!(
+        StateMachine::from_snapshot_bytes(&bytes),
+        Err(DecodeError::Inconsistent { .. })
+    ));
+
     // Two committed null versions of one key: well-formed bytes, impossible state.
     let record = harness.get("a", VersionSelector::Current).unwrap();
     let mut second = record.clone();
