@@ -334,3 +334,209 @@ fn strip_index(state: &StateMachine) -> Vec<u8> {
     bytes.truncate(length - 4);
     bytes
 }
+
+fn hostile_blocks() -> impl Strategy<Value = Vec<BlockShards>> {
+    proptest::collection::vec(
+        (
+            prop_oneof![Just(0u64), Just(1), Just(u64::MAX), any::<u64>()],
+            proptest::collection::btree_set(any::<u16>(), 0..8),
+        )
+            .prop_map(|(length_bytes, indexes)| block(length_bytes, indexes)),
+        0..3,
+    )
+}
+
+fn hostile_command() -> impl Strategy<Value = Command> {
+    let key = prop_oneof![Just("a".to_owned()), "\\PC{0,6}", Just("k".repeat(1025))];
+    let size = prop_oneof![Just(0u64), Just(1), Just(u64::MAX), any::<u64>()];
+    let scheme = prop_oneof![
+        Just(SCHEME.to_owned()),
+        Just("x:1+0".to_owned()),
+        Just("x:255+0".to_owned()),
+        "\\PC{0,8}"
+    ];
+    prop_oneof![
+        (
+            key.clone(),
+            "\\PC{0,3}",
+            size.clone(),
+            scheme.clone(),
+            any::<u32>(),
+            0usize..3
+        )
+            .prop_map(
+                |(key, token, size_bytes, ec_scheme, piece_size_bytes, versioning)| {
+                    let mut command =
+                        prepare(BUCKET, &key, &token, size_bytes, VERSIONING[versioning]);
+                    if let Command::PrepareWrite(inner) = &mut command {
+                        inner.ec_scheme = ec_scheme;
+                        inner.piece_size_bytes = piece_size_bytes;
+                    }
+                    command
+                }
+            ),
+        (
+            key.clone(),
+            0u64..40,
+            "\\PC{0,3}",
+            proptest::collection::vec((any::<u32>(), size.clone(), hostile_blocks()), 0..3)
+        )
+            .prop_map(|(key, version, token, parts)| {
+                Command::CommitWrite(CommitWrite {
+                    bucket: BUCKET.to_owned(),
+                    key,
+                    version_id: VersionId(version),
+                    idempotency_token: token,
+                    checksums: checksums("e"),
+                    parts: parts
+                        .into_iter()
+                        .map(|(part_number, length_bytes, blocks)| PartShards {
+                            part_number,
+                            length_bytes,
+                            blocks,
+                        })
+                        .collect(),
+                    now_ms: 1,
+                })
+            }),
+        (key.clone(), scheme).prop_map(|(key, ec_scheme)| {
+            Command::CreateMultipartUpload(CreateMultipartUpload {
+                bucket: BUCKET.to_owned(),
+                key,
+                owner: OWNER.to_owned(),
+                content_type: String::new(),
+                user_metadata: Default::default(),
+                storage_class: StorageClass::Standard,
+                acl: Acl::default(),
+                ec_scheme,
+                piece_size_bytes: 1,
+                now_ms: 1,
+            })
+        }),
+        (
+            key.clone(),
+            0u64..40,
+            any::<u32>(),
+            size.clone(),
+            hostile_blocks()
+        )
+            .prop_map(|(key, upload, part_number, size_bytes, blocks)| {
+                Command::UploadPart(UploadPart {
+                    bucket: BUCKET.to_owned(),
+                    key,
+                    upload_id: UploadId(upload),
+                    part_number,
+                    size_bytes,
+                    etag: "e".to_owned(),
+                    checksum: None,
+                    blocks,
+                    now_ms: 1,
+                })
+            }),
+        (
+            key.clone(),
+            0u64..40,
+            proptest::collection::vec(any::<u32>(), 0..4),
+            0usize..3
+        )
+            .prop_map(|(key, upload, numbers, versioning)| {
+                Command::CompleteMultipartUpload(CompleteMultipartUpload {
+                    bucket: BUCKET.to_owned(),
+                    key,
+                    upload_id: UploadId(upload),
+                    parts: numbers
+                        .into_iter()
+                        .map(|part_number| CompletedPart {
+                            part_number,
+                            etag: "e".to_owned(),
+                        })
+                        .collect(),
+                    checksums: checksums("e-1"),
+                    versioning: VERSIONING[versioning],
+                    now_ms: 1,
+                })
+            }),
+        (key.clone(), 0u64..40, 0usize..3, 0usize..3).prop_map(
+            |(key, version, selector, versioning)| {
+                let selector = [
+                    VersionSelector::Current,
+                    VersionSelector::Null,
+                    VersionSelector::Id(VersionId(version)),
+                ][selector]
+                    .clone();
+                delete(&key, selector, VERSIONING[versioning])
+            }
+        ),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(now_ms, timeout_ms)| Command::ExpireNodes { now_ms, timeout_ms }),
+        (0u64..3, any::<u64>(), any::<u64>()).prop_map(|(node, used_bytes, now_ms)| {
+            Command::Heartbeat {
+                node_id: NodeId(node),
+                used_bytes,
+                now_ms,
+            }
+        }),
+        (0u64..3, any::<u64>()).prop_map(|(node, now_ms)| Command::RegisterNode(RegisterNode {
+            node_id: NodeId(node),
+            address: String::new(),
+            availability_zone: String::new(),
+            capacity_bytes: 0,
+            now_ms,
+        })),
+        (
+            "\\PC{0,3}",
+            "\\PC{0,2}",
+            proptest::option::of("\\PC{0,3}"),
+            proptest::option::of("\\PC{0,6}"),
+            any::<u32>()
+        )
+            .prop_map(
+                |(prefix, delimiter, start_after, continuation_token, max_keys)| {
+                    Command::Read(Query::ListObjects(ListObjectsRequest {
+                        bucket: BUCKET.to_owned(),
+                        prefix,
+                        delimiter,
+                        start_after,
+                        continuation_token,
+                        max_keys,
+                    }))
+                }
+            ),
+        (
+            "\\PC{0,3}",
+            "\\PC{0,2}",
+            proptest::option::of("\\PC{0,3}"),
+            proptest::option::of(0u64..40),
+            any::<u32>()
+        )
+            .prop_map(|(prefix, delimiter, key_marker, version, max_keys)| {
+                Command::Read(Query::ListVersions(ListVersionsRequest {
+                    bucket: BUCKET.to_owned(),
+                    prefix,
+                    delimiter,
+                    key_marker,
+                    version_id_marker: version.map(VersionId),
+                    max_keys,
+                }))
+            }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Extreme and malformed values are refused with typed errors, never a panic or a broken state.
+    #[test]
+    fn hostile_values_never_panic(commands in proptest::collection::vec(hostile_command(), 1..40)) {
+        let mut state = StateMachine::new(Role::Combined);
+        state.apply(create_bucket(BUCKET, OWNER), 1);
+        for (position, command) in commands.into_iter().enumerate() {
+            let description = format!("{command:?}");
+            state.apply(command, position as u64 + 2);
+            if let Err(violation) = state.check_invariants() {
+                panic!("{violation} after {description}");
+            }
+        }
+        prop_assert_eq!(StateMachine::from_snapshot_bytes(&state.to_snapshot_bytes()), Ok(state));
+    }
+}
