@@ -242,7 +242,8 @@ pub struct ListObjectsRequest {
     pub start_after: Option<String>,
     /// Opaque token from a previous page; takes precedence over `start_after`.
     pub continuation_token: Option<String>,
-    /// Capped at [`crate::MAX_LIST_KEYS`]; 0 returns an empty, untruncated page.
+    /// Capped at [`crate::MAX_LIST_KEYS`]; 0 returns an empty, untruncated page. S3's default
+    /// (1000 when the request has no max-keys) is the gateway's to fill in.
     pub max_keys: u32,
 }
 

@@ -12,6 +12,11 @@
 //! - `max_keys` is capped at [`MAX_LIST_KEYS`]; 0 yields an empty, untruncated page;
 //! - `start_after` is ignored when a continuation token is given (as S3 does).
 //!
+//! The continuation token names a position in the key space, not in one instance, so a client that
+//! merges P partitions sends the same token to every partition, merges their pages k-way, drops
+//! duplicate common prefixes (one prefix can span partitions) and cuts the merged page at max-keys;
+//! the last entry kept becomes the next token.
+//!
 //! ListObjectVersions walks the same index (a key is in `current` exactly when it has a committed
 //! version or delete marker) and lists every committed version of each key newest first (highest
 //! commit index first), delete markers included, with the same delimiter roll-up. Its markers follow

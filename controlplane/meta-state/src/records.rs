@@ -54,6 +54,15 @@ log_index_id!(
     UploadId
 );
 
+/// The `object_id` half of a [`cairn_common::ShardId`] for the shards of a version or of a
+/// multipart upload's parts: the partition index in the high 64 bits and the version or upload id
+/// (a log index of that partition) in the low 64 bits. Ids from one partition's log never repeat, and
+/// partitions are told apart by the high half, so shards of different writes never share a name,
+/// and a janitor can find an aborted write's shards (which have no shard map) by this id.
+pub fn shard_object_id(partition_index: u32, log_index_id: u64) -> u128 {
+    (u128::from(partition_index) << 64) | u128::from(log_index_id)
+}
+
 /// Id of a storage node, chosen by the operator at registration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct NodeId(pub u64);

@@ -43,6 +43,18 @@ impl Role {
         )
     }
 
+    /// The partition index used in [`crate::shard_object_id`]: 0 for a Combined instance, `None`
+    /// for the bucket service (which creates no objects).
+    pub fn partition_index(self) -> Option<u32> {
+        match self {
+            Role::Combined => Some(0),
+            Role::BucketService => None,
+            Role::ObjectPartition {
+                partition_index, ..
+            } => Some(partition_index),
+        }
+    }
+
     /// Whether this instance holds bucket records and object records together, so object commands
     /// can check bucket existence and DeleteBucket can check emptiness.
     pub fn holds_everything(self) -> bool {

@@ -651,3 +651,33 @@ fn ec_scheme_parsing() {
         assert!(EcScheme::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn ids_print_and_parse() {
+    assert_eq!(VersionId(0x2a).to_string(), "000000000000002a");
+    assert_eq!(VersionId::parse("000000000000002a"), Some(VersionId(0x2a)));
+    assert_eq!(
+        UploadId::parse(&UploadId(u64::MAX).to_string()),
+        Some(UploadId(u64::MAX))
+    );
+    for bad in [
+        "",
+        "2a",
+        "000000000000002A",
+        "000000000000002g",
+        "0000000000000002a",
+    ] {
+        assert_eq!(VersionId::parse(bad), None, "{bad}");
+    }
+    assert_eq!(shard_object_id(3, 7), (3u128 << 64) | 7);
+    assert_eq!(Role::Combined.partition_index(), Some(0));
+    assert_eq!(Role::BucketService.partition_index(), None);
+    assert_eq!(
+        Role::ObjectPartition {
+            partition_index: 5,
+            partition_count: 8
+        }
+        .partition_index(),
+        Some(5)
+    );
+}
