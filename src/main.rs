@@ -21,6 +21,19 @@ struct Cli {
 enum Role {
     /// Run a storage node: one executor and one O_DIRECT shard log per core.
     Storage(StorageArgs),
+    /// The embedded single-machine setup. Today: six storage nodes in three simulated AZs in one
+    /// process (the S3 gateway and metadata service join it as they land; see README).
+    Dev(DevArgs),
+}
+
+#[derive(clap::Args)]
+struct DevArgs {
+    /// Data directory; every role keeps its state below it, so a restart keeps all data.
+    #[arg(long, default_value = "cairn-data")]
+    data: PathBuf,
+    /// First storage-node port; the six nodes use this port and the five after it on 127.0.0.1.
+    #[arg(long, default_value_t = 7101)]
+    storage_base_port: u16,
 }
 
 #[derive(clap::Args)]
@@ -48,6 +61,47 @@ struct StorageArgs {
     compaction_interval_secs: u64,
 }
 
+/// `CAIRN_FAULT_INJECT_WRITE_ERRNO=N` makes the node's first shard-log write fail with errno N
+/// (tests use it to check that EIO stops the node and ENOSPC does not).
+fn fault_injection_errno() -> anyhow::Result<Option<i32>> {
+    match std::env::var("CAIRN_FAULT_INJECT_WRITE_ERRNO") {
+        Ok(value) => {
+            Ok(Some(value.parse().context(
+                "CAIRN_FAULT_INJECT_WRITE_ERRNO must be an errno number",
+            )?))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+fn run_dev(args: DevArgs) -> anyhow::Result<()> {
+    const NODES: u16 = 6;
+    let mut threads = Vec::new();
+    for node in 0..NODES {
+        let listen = SocketAddr::from(([127, 0, 0, 1], args.storage_base_port + node));
+        let availability_zone = format!("az{}", node / 2 + 1);
+        let data = args.data.join(format!("storage-{node}"));
+        let mut config = cairn_storage::NodeConfig::new(listen, data, availability_zone.clone());
+        config.cores = Some(1);
+        println!("storage node {node}: {listen} ({availability_zone})");
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("storage-node-{node}"))
+                .spawn(move || cairn_storage::run(config))?,
+        );
+    }
+    println!(
+        "cairn dev: data in {}; the S3 gateway is not part of this build yet",
+        args.data.display()
+    );
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a storage node thread panicked"))??;
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -64,7 +118,9 @@ fn main() -> anyhow::Result<()> {
             config.cache_capacity_bytes_per_core = args.cache_mib << 20;
             config.segment_size_bytes = args.segment_mib << 20;
             config.compaction_interval = Duration::from_secs(args.compaction_interval_secs);
+            config.inject_write_errno = fault_injection_errno()?;
             cairn_storage::run(config).context("storage node")
         }
+        Role::Dev(args) => run_dev(args),
     }
 }

@@ -31,6 +31,17 @@ pub struct CairnProcess {
 impl CairnProcess {
     /// Starts `binary` with `args`, logging to `log_dir/<name>.log` (appended across restarts).
     pub fn start(binary: &Path, args: &[String], log_dir: &Path, name: &str) -> CairnProcess {
+        Self::start_with_env(binary, args, log_dir, name, &[])
+    }
+
+    /// Like [`CairnProcess::start`] with extra environment variables.
+    pub fn start_with_env(
+        binary: &Path,
+        args: &[String],
+        log_dir: &Path,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> CairnProcess {
         std::fs::create_dir_all(log_dir).expect("log dir");
         let log_path = log_dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
@@ -44,6 +55,7 @@ impl CairnProcess {
                 "CAIRN_LOG",
                 std::env::var("CAIRN_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)

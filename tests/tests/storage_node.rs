@@ -414,3 +414,146 @@ fn a_full_disk_is_a_clear_error_and_the_node_keeps_serving_reads() {
     assert_eq!(client.health().unwrap().shard_count, stored);
     node.assert_no_unexpected_errors();
 }
+
+/// EIO on a shard-log write stops the node (exit code 74) and loses nothing acknowledged before.
+#[test]
+fn an_io_error_on_write_stops_the_node_and_enospc_does_not() {
+    let data = tempfile::tempdir().unwrap();
+    let mut node = Node::start(data.path(), data.path(), &[]);
+    node.client().put(shard(1), &content(1, 10_000)).unwrap();
+    node.process.kill_9();
+    wait_until_port_closed(node.address, Duration::from_secs(20));
+
+    // ENOSPC: the put fails with a clear error, the node keeps serving.
+    let args: Vec<String> = ["storage", "--listen", &node.address.to_string(), "--data"]
+        .iter()
+        .map(|arg| arg.to_string())
+        .chain([
+            data.path().display().to_string(),
+            "--cores".into(),
+            "2".into(),
+        ])
+        .collect();
+    let mut enospc = CairnProcess::start_with_env(
+        Path::new(BINARY),
+        &args,
+        data.path(),
+        "storage-enospc",
+        &[("CAIRN_FAULT_INJECT_WRITE_ERRNO", "28")],
+    );
+    wait_for_listener(node.address, &mut enospc, Duration::from_secs(20));
+    let mut client = StorageClient::connect(node.address).unwrap();
+    let first = client.put(shard(2), &content(2, 100));
+    let second = client.put(shard(3), &content(3, 100));
+    // The fault fires once per core log: the first put that reaches each core fails.
+    assert!(
+        matches!(first, Err(ClientError::NoSpace { .. }))
+            || matches!(second, Err(ClientError::NoSpace { .. })),
+        "{first:?} {second:?}\n{}",
+        enospc.log()
+    );
+    assert_eq!(client.get(shard(1), None).unwrap(), content(1, 10_000));
+    assert!(
+        enospc.try_exit_code().is_none(),
+        "ENOSPC does not stop the node"
+    );
+    enospc.kill_9();
+    wait_until_port_closed(node.address, Duration::from_secs(20));
+
+    // EIO: the node stops with exit code 74.
+    let mut eio = CairnProcess::start_with_env(
+        Path::new(BINARY),
+        &args,
+        data.path(),
+        "storage-eio",
+        &[("CAIRN_FAULT_INJECT_WRITE_ERRNO", "5")],
+    );
+    wait_for_listener(node.address, &mut eio, Duration::from_secs(20));
+    let mut client = StorageClient::connect(node.address).unwrap();
+    for n in 10..20 {
+        if client.put(shard(n), &content(n, 100)).is_err() {
+            break;
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(code) = eio.try_exit_code() {
+            break code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not stop after EIO"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(74));
+    assert!(
+        eio.log()
+            .contains("stopping the storage node after an I/O error")
+    );
+    wait_until_port_closed(node.address, Duration::from_secs(20));
+
+    // Restarted without the fault, the acknowledged shard is intact.
+    node.restart();
+    assert_eq!(
+        node.client().get(shard(1), None).unwrap(),
+        content(1, 10_000)
+    );
+}
+
+/// `cairn dev` starts six storage nodes in one process; data survives kill -9 and a restart.
+#[test]
+fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
+    let data = tempfile::tempdir().unwrap();
+    let base_port = loop {
+        let port = cairn_tests::free_port();
+        if port < 65_000
+            && (1..6)
+                .all(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)).is_ok())
+        {
+            break port;
+        }
+    };
+    let args = vec![
+        "dev".to_string(),
+        "--data".into(),
+        data.path().join("cluster").display().to_string(),
+        "--storage-base-port".into(),
+        base_port.to_string(),
+    ];
+    let addresses: Vec<SocketAddr> = (0..6)
+        .map(|n| SocketAddr::from(([127, 0, 0, 1], base_port + n)))
+        .collect();
+    let mut dev = CairnProcess::start(Path::new(BINARY), &args, data.path(), "dev");
+    for address in &addresses {
+        wait_for_listener(*address, &mut dev, Duration::from_secs(30));
+    }
+    for (n, address) in addresses.iter().enumerate() {
+        let mut client = StorageClient::connect(address).unwrap();
+        client
+            .put(shard(n as u64), &content(n as u64, 4000))
+            .unwrap();
+    }
+    dev.kill_9();
+    for address in &addresses {
+        wait_until_port_closed(*address, Duration::from_secs(20));
+    }
+    let mut dev = CairnProcess::start(Path::new(BINARY), &args, data.path(), "dev");
+    for (n, address) in addresses.iter().enumerate() {
+        wait_for_listener(*address, &mut dev, Duration::from_secs(30));
+        let mut client = StorageClient::connect(address).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let read = loop {
+            match client.get(shard(n as u64), None) {
+                Ok(read) => break read,
+                Err(error) if std::time::Instant::now() > deadline => {
+                    panic!("node {n}: {error}\n{}", dev.log())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        assert_eq!(read, content(n as u64, 4000));
+    }
+    let errors = dev.error_lines();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}

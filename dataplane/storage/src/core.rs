@@ -183,9 +183,6 @@ fn stop_node(reason: &str) {
     .detach();
 }
 
-/// Cores that bound their listener; the node is ready when all did.
-static LISTENING_CORES: AtomicUsize = AtomicUsize::new(0);
-
 const LAYOUT_FILE: &str = "storage-node.conf";
 
 /// Reads the number of logs from the data directory, or initialises the directory.
@@ -257,6 +254,8 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
         receivers.push(receiver);
     }
     let peers = Arc::new(senders);
+    // Cores that bound their listener; the node is ready when all did.
+    let listening_cores = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(logs);
     for (index, receiver) in receivers.into_iter().enumerate() {
         let placement = if logs <= cpus {
@@ -266,9 +265,10 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
         };
         let config = config.clone();
         let peers = peers.clone();
+        let listening_cores = listening_cores.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("storage-{index}"))
-            .spawn(move || core_main(index, config, peers, receiver))
+            .spawn(move || core_main(index, config, peers, receiver, listening_cores))
             .map_err(|error| NodeError::Executor {
                 core: index,
                 source: error.into(),
@@ -304,11 +304,20 @@ async fn core_main(
     config: NodeConfig,
     peers: Arc<Vec<async_channel::Sender<Forwarded>>>,
     receiver: async_channel::Receiver<Forwarded>,
+    listening_cores: Arc<AtomicUsize>,
 ) -> Result<(), NodeError> {
     let mut log_config = LogConfig::new(config.data_dir.join(format!("core-{index}")));
     log_config.segment_size_bytes = config.segment_size_bytes;
     log_config.cache_capacity_bytes = config.cache_capacity_bytes_per_core;
     log_config.compaction_garbage_ratio = config.compaction_garbage_ratio;
+    if let Some(errno) = config.inject_write_errno {
+        tracing::warn!(
+            core = index,
+            errno,
+            "fault injection: the first shard-log write will fail"
+        );
+        log_config.inject_write_errno.store(errno, Ordering::SeqCst);
+    }
     let log = ShardLog::open(log_config)
         .await
         .map_err(|source| NodeError::Log {
@@ -327,7 +336,7 @@ async fn core_main(
             addr: config.listen.to_string(),
             source: error.into(),
         })?;
-    let listening = LISTENING_CORES.fetch_add(1, Ordering::SeqCst) + 1;
+    let listening = listening_cores.fetch_add(1, Ordering::SeqCst) + 1;
     if listening == peers.len() {
         tracing::info!(listen = %config.listen, cores = listening, "storage node ready");
     }
