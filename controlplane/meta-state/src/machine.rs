@@ -167,6 +167,13 @@ impl StateMachine {
         }
     }
 
+    /// Records that a log entry carrying no command (openraft's blank and membership entries) was
+    /// applied, so `last_applied_index` keeps matching Raft's applied position. An index that does
+    /// not grow is ignored.
+    pub fn apply_blank(&mut self, log_index: u64) {
+        self.last_applied_index = self.last_applied_index.max(log_index);
+    }
+
     /// Answers a query without going through the log (after a read-index or lease check).
     pub fn query(&self, query: &Query) -> Result<Response, MetaError> {
         if !self.role.accepts(query.scope()) {

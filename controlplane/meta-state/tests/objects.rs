@@ -528,6 +528,15 @@ fn stale_log_index_changes_nothing() {
     );
     assert_eq!(state, before);
     assert_eq!(state.last_applied_index(), 5);
+    // Blank and membership entries advance the index without a command.
+    state.apply_blank(7);
+    state.apply_blank(6);
+    assert_eq!(state.last_applied_index(), 7);
+    assert!(matches!(
+        state.apply(create_bucket("other", OWNER), 7).result,
+        Err(MetaError::StaleLogIndex { .. })
+    ));
+    assert!(state.apply(create_bucket("other", OWNER), 8).is_ok());
 }
 
 #[test]
