@@ -15,22 +15,25 @@
 //! [`StateMachine::from_snapshot_bytes`] for snapshots; [`keys`] encodes every key space's keys
 //! so that byte order equals the state machine's order (for LMDB).
 
+mod bucket_service;
 pub mod codec;
 pub mod command;
 pub mod error;
 pub mod keys;
 mod list;
 mod machine;
+mod multipart;
+mod objects;
 pub mod records;
 pub mod role;
 
+pub use bucket_service::validate_bucket_name;
 pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
 pub use command::*;
 pub use error::MetaError;
 pub use list::{ListPosition, prefix_successor};
 pub use machine::{
     MAX_KEY_BYTES, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_SIZE_BYTES, StateMachine,
-    validate_bucket_name,
 };
 pub use records::*;
 pub use role::{Role, Scope};
