@@ -54,7 +54,12 @@ fn thread_cpu_seconds() -> f64 {
 
 /// Runs `work` (which processes `bytes_per_call` data bytes) for at least `min_run` of thread
 /// CPU time per run and returns the median GB/s over `runs` runs.
-fn median_gbps(runs: usize, min_run: Duration, bytes_per_call: usize, mut work: impl FnMut()) -> f64 {
+fn median_gbps(
+    runs: usize,
+    min_run: Duration,
+    bytes_per_call: usize,
+    mut work: impl FnMut(),
+) -> f64 {
     work(); // warm-up: tables, work areas, page faults
     let min_run_seconds = min_run.as_secs_f64();
     let mut rates: Vec<f64> = (0..runs.max(3))

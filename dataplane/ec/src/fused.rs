@@ -22,6 +22,10 @@
 
 use std::arch::x86_64::*;
 
+/// Bytes of every shard that one kernel iteration processes: a cache line, so that with
+/// page-aligned buffers (whose lines all map to the same L1 sets) each line is loaded once.
+pub(crate) const COLUMN_BYTES: usize = 64;
+
 /// Everything a kernel needs to multiply by one coefficient.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
@@ -68,17 +72,31 @@ pub(crate) fn coefficient_tables(
 /// The fused kernels, fastest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FusedKernel {
-    /// GF(2^8) products with `vgf2p8affineqb` (GFNI + AVX2).
+    /// GFNI products and CRC32C by carry-less-multiply folding (GFNI + VPCLMULQDQ + AVX2).
+    GfniClmul,
+    /// GF(2^8) products with `vgf2p8affineqb` (GFNI + AVX2), CRC32C with the `crc32` instruction.
     Gfni,
     /// GF(2^8) products with nibble tables and `vpshufb` (AVX2).
     Avx2Shuffle,
 }
 
 impl FusedKernel {
+    /// Every kernel, fastest first.
+    pub const ALL: [FusedKernel; 3] = [
+        FusedKernel::GfniClmul,
+        FusedKernel::Gfni,
+        FusedKernel::Avx2Shuffle,
+    ];
+
     /// Whether the running CPU can run this kernel.
     pub fn is_supported(self) -> bool {
         let base = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("sse4.2");
         match self {
+            FusedKernel::GfniClmul => {
+                base && is_x86_feature_detected!("gfni")
+                    && is_x86_feature_detected!("vpclmulqdq")
+                    && is_x86_feature_detected!("pclmulqdq")
+            }
             FusedKernel::Gfni => base && is_x86_feature_detected!("gfni"),
             FusedKernel::Avx2Shuffle => base,
         }
@@ -86,40 +104,350 @@ impl FusedKernel {
 
     /// The fastest kernel the running CPU supports.
     pub fn best() -> Option<FusedKernel> {
-        [FusedKernel::Gfni, FusedKernel::Avx2Shuffle]
+        FusedKernel::ALL
             .into_iter()
             .find(|kernel| kernel.is_supported())
     }
 }
 
-/// `encode_crc_block` for the chosen kernel.
+/// Encodes the m parity shards over the first `vector_len_bytes` (a positive multiple of
+/// [`COLUMN_BYTES`])
+/// and writes the final CRC32C of that prefix of every shard (data then parity) to `crc_out`.
+/// Parity shards are processed in groups of up to four so the accumulators stay in registers;
+/// data checksums ride along with the first group.
 ///
 /// # Safety
-/// `kernel.is_supported()`, and the contract of [`encode_crc_block`].
-pub(crate) unsafe fn encode_crc_block_with<const M: usize>(
+/// `kernel.is_supported()`; `data` holds k and `parity` m pointers valid for
+/// `vector_len_bytes`, parity aliasing nothing; `tables` holds `m * k` entries; `crc_out` holds
+/// k + m entries.
+pub(crate) unsafe fn encode_with_crc32c_prefix(
     kernel: FusedKernel,
+    vector_len_bytes: usize,
+    tables: &[CoefficientTables],
+    data: &[*const u8],
+    parity: &[*mut u8],
+    crc_out: &mut [u32],
+) {
+    debug_assert!(vector_len_bytes > 0 && vector_len_bytes.is_multiple_of(COLUMN_BYTES));
+    let (k, m) = (data.len(), parity.len());
+    // SAFETY (whole function): forwarded from the caller; each group's tables start at
+    // `group_start * k`, leaving at least `group_len * k` entries.
+    unsafe {
+        match kernel {
+            FusedKernel::GfniClmul => {
+                let mut data_states: smallvec::SmallVec<[__m256i; 32]> =
+                    (0..k).map(|_| clmul_initial_state()).collect();
+                let mut group_start = 0;
+                while group_start < m {
+                    let group_len = (m - group_start).min(4);
+                    let tables = &tables[group_start * k..];
+                    let group = &parity[group_start..group_start + group_len];
+                    let states = (group_start == 0).then_some(&mut data_states[..]);
+                    let out = &mut crc_out[k + group_start..k + group_start + group_len];
+                    match group_len {
+                        1 => clmul_group::<1>(vector_len_bytes, tables, data, group, states, out),
+                        2 => clmul_group::<2>(vector_len_bytes, tables, data, group, states, out),
+                        3 => clmul_group::<3>(vector_len_bytes, tables, data, group, states, out),
+                        _ => clmul_group::<4>(vector_len_bytes, tables, data, group, states, out),
+                    }
+                    group_start += group_len;
+                }
+                for (out, state) in crc_out.iter_mut().zip(&data_states) {
+                    *out = clmul_finish(*state);
+                }
+            }
+            FusedKernel::Gfni | FusedKernel::Avx2Shuffle => {
+                // Raw CRC32C registers start inverted (the crc32c convention).
+                let mut data_states: smallvec::SmallVec<[u64; 32]> =
+                    (0..k).map(|_| u64::from(u32::MAX)).collect();
+                let mut group_start = 0;
+                while group_start < m {
+                    let group_len = (m - group_start).min(4);
+                    let tables = &tables[group_start * k..];
+                    let group = &parity[group_start..group_start + group_len];
+                    let states = (group_start == 0).then_some(&mut data_states[..]);
+                    let out = &mut crc_out[k + group_start..k + group_start + group_len];
+                    match group_len {
+                        1 => crc32_group::<1>(
+                            kernel,
+                            vector_len_bytes,
+                            tables,
+                            data,
+                            group,
+                            states,
+                            out,
+                        ),
+                        2 => crc32_group::<2>(
+                            kernel,
+                            vector_len_bytes,
+                            tables,
+                            data,
+                            group,
+                            states,
+                            out,
+                        ),
+                        3 => crc32_group::<3>(
+                            kernel,
+                            vector_len_bytes,
+                            tables,
+                            data,
+                            group,
+                            states,
+                            out,
+                        ),
+                        _ => crc32_group::<4>(
+                            kernel,
+                            vector_len_bytes,
+                            tables,
+                            data,
+                            group,
+                            states,
+                            out,
+                        ),
+                    }
+                    group_start += group_len;
+                }
+                for (out, state) in crc_out.iter_mut().zip(&data_states) {
+                    *out = !(*state as u32);
+                }
+            }
+        }
+    }
+}
+
+/// One group of `M` parity shards with a `crc32`-instruction kernel.
+///
+/// # Safety
+/// As [`encode_with_crc32c_prefix`].
+unsafe fn crc32_group<const M: usize>(
+    kernel: FusedKernel,
+    vector_len_bytes: usize,
+    tables: &[CoefficientTables],
+    data: &[*const u8],
+    parity: &[*mut u8],
+    data_states: Option<&mut [u64]>,
+    crc_out: &mut [u32],
+) {
+    let pointers: [*mut u8; M] = std::array::from_fn(|p| parity[p]);
+    let mut states = [u64::from(u32::MAX); M];
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if kernel == FusedKernel::Gfni {
+            encode_crc_block_gfni::<M>(
+                vector_len_bytes,
+                tables,
+                data,
+                &pointers,
+                data_states,
+                &mut states,
+            )
+        } else {
+            encode_crc_block::<M>(
+                vector_len_bytes,
+                tables,
+                data,
+                &pointers,
+                data_states,
+                &mut states,
+            )
+        }
+    }
+    for (out, state) in crc_out.iter_mut().zip(states) {
+        *out = !(state as u32);
+    }
+}
+
+/// One group of `M` parity shards with the GFNI + carry-less-multiply kernel.
+///
+/// # Safety
+/// As [`encode_with_crc32c_prefix`], with `FusedKernel::GfniClmul` supported.
+unsafe fn clmul_group<const M: usize>(
+    vector_len_bytes: usize,
+    tables: &[CoefficientTables],
+    data: &[*const u8],
+    parity: &[*mut u8],
+    data_states: Option<&mut [__m256i]>,
+    crc_out: &mut [u32],
+) {
+    let pointers: [*mut u8; M] = std::array::from_fn(|p| parity[p]);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let mut states = [clmul_initial_state(); M];
+        match data_states {
+            Some(data_states) => encode_crc_block_gfni_clmul::<M, true>(
+                vector_len_bytes,
+                tables,
+                data,
+                &pointers,
+                data_states,
+                &mut states,
+            ),
+            None => encode_crc_block_gfni_clmul::<M, false>(
+                vector_len_bytes,
+                tables,
+                data,
+                &pointers,
+                &mut [],
+                &mut states,
+            ),
+        }
+        for (out, state) in crc_out.iter_mut().zip(states) {
+            *out = clmul_finish(state);
+        }
+    }
+}
+
+/// `x^n mod P` for the CRC32C polynomial P, bit-reflected into bits 32..63: the folding
+/// constant that moves a 64-bit reflected half `n + 1 - 64` bits forward (see
+/// [`encode_crc_block_gfni_clmul`]).
+const fn fold_constant(n: u32) -> u64 {
+    let mut remainder: u64 = 1;
+    let mut step = 0;
+    while step < n {
+        remainder <<= 1;
+        if remainder & (1 << 32) != 0 {
+            remainder ^= 0x1_1EDC_6F41;
+        }
+        step += 1;
+    }
+    ((remainder as u32).reverse_bits() as u64) << 32
+}
+
+/// Folds a 128-bit lane forward by 256 bits: low half times x^(64+256), high half times x^256
+/// (each minus one for the reflected carry-less product's extra factor x).
+const FOLD_256_LOW: u64 = fold_constant(64 + 256 - 1);
+const FOLD_256_HIGH: u64 = fold_constant(256 - 1);
+/// The same for 128 bits, to merge the two lanes at the end.
+const FOLD_128_LOW: u64 = fold_constant(64 + 128 - 1);
+const FOLD_128_HIGH: u64 = fold_constant(128 - 1);
+
+/// The state before any byte: the CRC32C initial value 0xFFFFFFFF, XORed into the first four
+/// message bytes when the first block is absorbed.
+#[inline]
+fn clmul_initial_state() -> __m256i {
+    // SAFETY: `_mm256_set_epi64x` only needs AVX, which every caller's CPU has (AVX2 kernels).
+    unsafe { _mm256_set_epi64x(0, 0, 0, 0xFFFF_FFFF) }
+}
+
+/// Reduces a 256-bit folding state (two 128-bit lanes) to the final CRC32C: fold the first lane
+/// onto the second, then let the `crc32` instruction reduce the remaining 16 message bytes.
+///
+/// # Safety
+/// The CPU supports AVX2, PCLMULQDQ and SSE4.2.
+#[target_feature(enable = "avx2,pclmulqdq,sse4.2")]
+unsafe fn clmul_finish(state: __m256i) -> u32 {
+    let first = _mm256_castsi256_si128(state);
+    let second = _mm256_extracti128_si256::<1>(state);
+    let constants = _mm_set_epi64x(FOLD_128_HIGH as i64, FOLD_128_LOW as i64);
+    let folded = _mm_xor_si128(
+        _mm_xor_si128(
+            _mm_clmulepi64_si128::<0x00>(first, constants),
+            _mm_clmulepi64_si128::<0x11>(first, constants),
+        ),
+        second,
+    );
+    let low = _mm_cvtsi128_si64(folded) as u64;
+    let high = _mm_extract_epi64::<1>(folded) as u64;
+    !(_mm_crc32_u64(_mm_crc32_u64(0, low), high) as u32)
+}
+
+/// GFNI products plus CRC32C by carry-less-multiply folding, so the checksums run on the vector
+/// units alongside the encode instead of queueing on the single `crc32` port. Measured on the
+/// project's AMD EPYC (10+4, 64 KiB pieces, one core): about 1.6x the `crc32`-instruction GFNI
+/// kernel, and faster than ISA-L's encode alone.
+///
+/// CRC model (reflected CRC32C): a 128-bit lane holding message bytes is the polynomial
+/// `low(x) * x^64 + high(x)`; moving it D bits further into the message multiplies it by x^D,
+/// which mod P is `clmul(low, x^(64+D-1) mod P) ^ clmul(high, x^(D-1) mod P)` (the reflected
+/// product carries an extra x). Each 32-byte column folds the shard's state forward 256 bits and
+/// XORs in the new bytes; the first column instead XORs the bytes into the initial state. The
+/// result is congruent to the message, so reducing it (see [`clmul_finish`]) gives the CRC.
+/// Each 64-byte column absorbs its two halves one after the other.
+/// Checked against the crc32c crate by the shared codec tests.
+///
+/// # Safety
+/// As [`encode_crc_block`], plus GFNI and VPCLMULQDQ support; `vector_len_bytes >= 32`.
+#[target_feature(enable = "avx2,gfni,vpclmulqdq,pclmulqdq,sse4.2")]
+unsafe fn encode_crc_block_gfni_clmul<const M: usize, const WITH_DATA: bool>(
     len_bytes: usize,
     tables: &[CoefficientTables],
     data: &[*const u8],
     parity: &[*mut u8; M],
-    data_states: Option<&mut [u64]>,
-    parity_states: &mut [u64; M],
+    data_states: &mut [__m256i],
+    parity_states: &mut [__m256i; M],
 ) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match kernel {
-            FusedKernel::Gfni => encode_crc_block_gfni::<M>(
-                len_bytes,
-                tables,
-                data,
-                parity,
-                data_states,
-                parity_states,
+    debug_assert!(len_bytes >= COLUMN_BYTES && len_bytes.is_multiple_of(COLUMN_BYTES));
+    let k = data.len();
+    debug_assert!(tables.len() >= M * k);
+    let fold = _mm256_set_epi64x(
+        FOLD_256_HIGH as i64,
+        FOLD_256_LOW as i64,
+        FOLD_256_HIGH as i64,
+        FOLD_256_LOW as i64,
+    );
+    let start = |state: __m256i, bytes: __m256i| _mm256_xor_si256(state, bytes);
+    let fold_in = |state: __m256i, bytes: __m256i| {
+        _mm256_xor_si256(
+            _mm256_xor_si256(
+                _mm256_clmulepi64_epi128::<0x00>(state, fold),
+                _mm256_clmulepi64_epi128::<0x11>(state, fold),
             ),
-            FusedKernel::Avx2Shuffle => {
-                encode_crc_block::<M>(len_bytes, tables, data, parity, data_states, parity_states)
+            bytes,
+        )
+    };
+    // One 64-byte column at `offset` (two 32-byte halves, so each cache line is visited once);
+    // `$absorb_first` folds the first half into a CRC state, the second half always folds.
+    // Written as a macro so the first column (which starts the checksums) and the rest compile
+    // to separate branch-free code.
+    macro_rules! column {
+        ($offset:expr, $absorb_first:expr) => {{
+            let offset = $offset;
+            let mut low_accumulators = [_mm256_setzero_si256(); M];
+            let mut high_accumulators = [_mm256_setzero_si256(); M];
+            for j in 0..k {
+                // SAFETY (whole block): offsets stay below len_bytes, for which every pointer
+                // is valid; table and state indices are below M * k and k.
+                unsafe {
+                    let source = (*data.get_unchecked(j)).add(offset);
+                    let low = _mm256_loadu_si256(source as *const __m256i);
+                    let high = _mm256_loadu_si256(source.add(32) as *const __m256i);
+                    if WITH_DATA {
+                        let state = data_states.get_unchecked_mut(j);
+                        *state = fold_in($absorb_first(*state, low), high);
+                    }
+                    for p in 0..M {
+                        let matrix = tables.get_unchecked(p * k + j).affine.as_ptr();
+                        let matrix = _mm256_load_si256(matrix as *const __m256i);
+                        low_accumulators[p] = _mm256_xor_si256(
+                            low_accumulators[p],
+                            _mm256_gf2p8affine_epi64_epi8::<0>(low, matrix),
+                        );
+                        high_accumulators[p] = _mm256_xor_si256(
+                            high_accumulators[p],
+                            _mm256_gf2p8affine_epi64_epi8::<0>(high, matrix),
+                        );
+                    }
+                }
             }
-        }
+            for p in 0..M {
+                // SAFETY: as above; the parity buffer is exclusively ours.
+                unsafe {
+                    let target = parity[p].add(offset);
+                    _mm256_storeu_si256(target as *mut __m256i, low_accumulators[p]);
+                    _mm256_storeu_si256(target.add(32) as *mut __m256i, high_accumulators[p]);
+                }
+                parity_states[p] = fold_in(
+                    $absorb_first(parity_states[p], low_accumulators[p]),
+                    high_accumulators[p],
+                );
+            }
+        }};
+    }
+    column!(0, start);
+    let mut offset = COLUMN_BYTES;
+    while offset < len_bytes {
+        column!(offset, fold_in);
+        offset += COLUMN_BYTES;
     }
 }
 

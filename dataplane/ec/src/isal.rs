@@ -103,70 +103,30 @@ impl IsalCauchyCodec {
         let Some(kernel) = self.fused_kernel else {
             return false;
         };
-        let (k, m) = (self.scheme.data_shards(), self.scheme.parity_shards());
-        let vector_len_bytes = len_bytes & !31;
+        let k = self.scheme.data_shards();
+        let vector_len_bytes = len_bytes - len_bytes % crate::fused::COLUMN_BYTES;
+        if vector_len_bytes == 0 {
+            return false; // too short for a vector column: the blocked path handles it
+        }
         let data_pointers: SmallVec<[*const u8; 32]> =
             data.iter().map(|shard| shard.as_ptr()).collect();
-        // Raw CRC32C registers start inverted (the crc32c crate's convention for an empty prefix).
-        let initial_state = u64::from(u32::MAX);
-        let mut data_states: SmallVec<[u64; 32]> = (0..k).map(|_| initial_state).collect();
-        let mut group_start = 0;
-        while group_start < m {
-            let group_len = (m - group_start).min(4);
-            let tables = &self.fused_tables[group_start * k..];
-            let group = &mut parity[group_start..group_start + group_len];
-            // Data checksums ride along with the first group only.
-            let states = (group_start == 0).then_some(&mut data_states[..]);
-            let out = &mut crc32c_out[k + group_start..k + group_start + group_len];
-            // SAFETY: `fused_kernel` is only ever set to a kernel the CPU supports; every
-            // pointer is valid for `len_bytes >= vector_len_bytes` (checked by the caller);
-            // tables hold m * k entries, so at least group_len * k from group_start * k.
-            unsafe {
-                match group_len {
-                    1 => run_group::<1>(
-                        kernel,
-                        vector_len_bytes,
-                        tables,
-                        &data_pointers,
-                        group,
-                        states,
-                        out,
-                    ),
-                    2 => run_group::<2>(
-                        kernel,
-                        vector_len_bytes,
-                        tables,
-                        &data_pointers,
-                        group,
-                        states,
-                        out,
-                    ),
-                    3 => run_group::<3>(
-                        kernel,
-                        vector_len_bytes,
-                        tables,
-                        &data_pointers,
-                        group,
-                        states,
-                        out,
-                    ),
-                    _ => run_group::<4>(
-                        kernel,
-                        vector_len_bytes,
-                        tables,
-                        &data_pointers,
-                        group,
-                        states,
-                        out,
-                    ),
-                }
-            }
-            group_start += group_len;
-        }
-        for (out, state) in crc32c_out.iter_mut().zip(&data_states) {
-            *out = !(*state as u32);
-        }
-        // The tail below 32 bytes: the same table arithmetic, one byte at a time.
+        let parity_pointers: SmallVec<[*mut u8; 32]> =
+            parity.iter_mut().map(|shard| shard.as_mut_ptr()).collect();
+        // SAFETY: `fused_kernel` is only ever set to a kernel the CPU supports; k data and m
+        // parity pointers are valid for `len_bytes >= vector_len_bytes` (checked by the caller),
+        // parity shards are `&mut` so alias nothing; tables hold m * k entries; crc32c_out holds
+        // k + m entries (checked by the caller).
+        unsafe {
+            crate::fused::encode_with_crc32c_prefix(
+                kernel,
+                vector_len_bytes,
+                &self.fused_tables,
+                &data_pointers,
+                &parity_pointers,
+                crc32c_out,
+            )
+        };
+        // The tail below one column: the same table arithmetic, one byte at a time.
         if vector_len_bytes < len_bytes {
             for (p, parity_shard) in parity.iter_mut().enumerate() {
                 for offset in vector_len_bytes..len_bytes {
@@ -354,38 +314,5 @@ impl ErasureCodec for IsalCauchyCodec {
             )
         };
         Ok(())
-    }
-}
-
-/// Runs the fused kernel for one group of `M` parity shards and writes their CRC32C.
-///
-/// # Safety
-/// As [`crate::fused::encode_crc_block`].
-#[cfg(target_arch = "x86_64")]
-unsafe fn run_group<const M: usize>(
-    kernel: crate::fused::FusedKernel,
-    vector_len_bytes: usize,
-    tables: &[crate::fused::CoefficientTables],
-    data: &[*const u8],
-    parity: &mut [&mut [u8]],
-    data_states: Option<&mut [u64]>,
-    crc32c_out: &mut [u32],
-) {
-    let pointers: [*mut u8; M] = std::array::from_fn(|p| parity[p].as_mut_ptr());
-    let mut states = [u64::from(u32::MAX); M];
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        crate::fused::encode_crc_block_with::<M>(
-            kernel,
-            vector_len_bytes,
-            tables,
-            data,
-            &pointers,
-            data_states,
-            &mut states,
-        )
-    };
-    for (out, state) in crc32c_out.iter_mut().zip(states) {
-        *out = !(state as u32);
     }
 }

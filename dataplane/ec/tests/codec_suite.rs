@@ -158,7 +158,8 @@ proptest! {
         let mut expected = random_stripe(scheme, len_bytes, seed);
         encode(&mut IsalCauchyCodec::new(scheme), &mut expected);
         let expected_crcs: Vec<u32> = expected.iter().map(|s| crc32c::crc32c(s)).collect();
-        for kernel in [None, Some(FusedKernel::Gfni), Some(FusedKernel::Avx2Shuffle)] {
+        let kernels = std::iter::once(None).chain(FusedKernel::ALL.into_iter().map(Some));
+        for kernel in kernels {
             let mut codec = IsalCauchyCodec::new(scheme);
             if !codec.set_fused_kernel(kernel) {
                 continue; // the CPU lacks it
