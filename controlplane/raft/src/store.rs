@@ -1,0 +1,624 @@
+//! Raft log and state machine storage of one metadata group, in LMDB through heed.
+//!
+//! # Model
+//!
+//! Each group owns one LMDB environment (a directory `group-<id>/` under the node's data dir).
+//! One environment per group rather than per process because LMDB admits one write transaction
+//! per environment at a time: with a shared environment every partition's log append would wait
+//! for every other partition's fsync, and partitions exist precisely to commit in parallel. A
+//! group's directory can also be deleted or copied as a unit. The cost is one memory map and a
+//! few file descriptors per group, which is small for the tens of groups a process hosts.
+//!
+//! The environment holds three named databases:
+//! - `log`: log index (u64, big-endian so byte order is index order) → [`LOG_FORMAT_VERSION`]
+//!   byte + postcard of the openraft entry (whose payload is the meta-state command encoding);
+//! - `meta`: `vote`, `last_purged` and `committed` → version byte + postcard of the openraft value;
+//! - `snapshot`: `meta` → version byte + postcard of the [`SnapshotMeta`], `data` → the
+//!   meta-state snapshot encoding ([`StateMachine::to_snapshot_bytes`]), written together in one
+//!   transaction.
+//!
+//! The state machine itself ([`StateMachine`]) is held in memory; its durable form is the latest
+//! snapshot in LMDB plus the log after it. Opening a group loads the snapshot, and openraft
+//! re-applies the log from the snapshot up to the committed index it finds (the committed log id
+//! is persisted, so a restarted node rebuilds its state without waiting for a leader). Log entries
+//! are purged only up to a snapshot that is already durable, so the snapshot plus the remaining
+//! log always reproduce every applied entry.
+//!
+//! # Invariants
+//!
+//! - Every write is one LMDB transaction committed with fsync (the environment is opened without
+//!   `NO_SYNC`/`NO_META_SYNC`): when `append` reports the entries flushed, or `save_vote` returns,
+//!   the data survives a crash.
+//! - Writes run on tokio's blocking pool and are awaited before the storage call returns, so
+//!   openraft's ordering of append, truncate and purge is the order on disk.
+//! - `last_purged` is written before the purged entries are deleted, in the same transaction.
+//! - A snapshot whose state-machine role differs from the group's role is refused.
+
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use cairn_meta_state::{MetaError, Query, Response, Role, StateMachine};
+use heed::byteorder::BigEndian;
+use heed::types::{Bytes, Str, U64};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    EntryPayload, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::types::{
+    Entry, LogId, MetaResponse, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Vote,
+};
+
+/// Leading byte of every value this module writes, so the layout can change later.
+pub const LOG_FORMAT_VERSION: u8 = 1;
+
+/// Default LMDB map size per group. The map is virtual address space, not disk: the file grows
+/// with the data. 1 GiB holds millions of metadata records per partition.
+pub const DEFAULT_MAP_SIZE_BYTES: usize = 1 << 30;
+
+const KEY_VOTE: &str = "vote";
+const KEY_LAST_PURGED: &str = "last_purged";
+const KEY_COMMITTED: &str = "committed";
+const KEY_SNAPSHOT_META: &str = "meta";
+const KEY_SNAPSHOT_DATA: &str = "data";
+
+/// Errors opening a group's storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("lmdb: {0}")]
+    Lmdb(#[from] heed::Error),
+    #[error("io on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt {what}: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+    #[error("snapshot holds role {found:?}, the group has role {expected:?}")]
+    WrongRole { expected: Role, found: Role },
+}
+
+type LogDatabase = Database<'static, U64<BigEndian>, Bytes>;
+type NamedDatabase = Database<'static, Str, Bytes>;
+
+/// The LMDB environment of one group and its databases.
+struct GroupDatabases {
+    env: Env,
+    log: LogDatabase,
+    meta: NamedDatabase,
+    snapshot: NamedDatabase,
+}
+
+fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = vec![LOG_FORMAT_VERSION];
+    // postcard only fails on types serde cannot describe (maps with unknown length, etc.), which
+    // openraft's types are not; a failure here is a programming error.
+    let body = postcard::to_stdvec(value).expect("openraft types serialise with postcard");
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+fn decode_value<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&LOG_FORMAT_VERSION, body)) => {
+            postcard::from_bytes(body).map_err(|error| StoreError::Corrupt {
+                what,
+                reason: error.to_string(),
+            })
+        }
+        Some((version, _)) => Err(StoreError::Corrupt {
+            what,
+            reason: format!("unknown format version {version}"),
+        }),
+        None => Err(StoreError::Corrupt {
+            what,
+            reason: "empty value".to_owned(),
+        }),
+    }
+}
+
+impl GroupDatabases {
+    fn open(dir: &Path, map_size_bytes: usize) -> Result<GroupDatabases, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut options = EnvOpenOptions::new();
+        options.map_size(map_size_bytes).max_dbs(4);
+        // SAFETY: heed requires that the same environment is not opened twice in one process
+        // (it checks and returns EnvAlreadyOpened) and that the files are not modified by another
+        // process without LMDB's locking; each group directory belongs to one group of one node.
+        let env = unsafe { options.open(dir)? };
+        let write_txn = env.write_txn()?;
+        let (log, meta, snapshot) = env
+            .create_databases_and_commit(write_txn, |opener, write_txn| {
+                let log =
+                    opener.create_database::<U64<BigEndian>, Bytes>(write_txn, Some("log"))?;
+                let meta = opener.create_database::<Str, Bytes>(write_txn, Some("meta"))?;
+                let snapshot = opener.create_database::<Str, Bytes>(write_txn, Some("snapshot"))?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((log, meta, snapshot)))
+            })?
+            .unwrap_commit();
+        Ok(GroupDatabases {
+            env,
+            log,
+            meta,
+            snapshot,
+        })
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &'static str) -> Result<Option<T>, StoreError> {
+        let read_txn = self.env.read_txn()?;
+        match self.meta.get(&read_txn, key)? {
+            Some(bytes) => Ok(Some(decode_value(key, bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn read_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
+        let read_txn = self.env.read_txn()?;
+        let meta = self.snapshot.get(&read_txn, KEY_SNAPSHOT_META)?;
+        let data = self.snapshot.get(&read_txn, KEY_SNAPSHOT_DATA)?;
+        match (meta, data) {
+            (Some(meta), Some(data)) => {
+                Ok(Some((decode_value("snapshot meta", meta)?, data.to_vec())))
+            }
+            (None, None) => Ok(None),
+            _ => Err(StoreError::Corrupt {
+                what: "snapshot",
+                reason: "meta and data are not both present".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Runs a blocking LMDB write on tokio's blocking pool and waits for it.
+async fn write_blocking<F>(databases: &Arc<GroupDatabases>, write: F) -> Result<(), StoreError>
+where
+    F: FnOnce(&GroupDatabases) -> Result<(), StoreError> + Send + 'static,
+{
+    let databases = Arc::clone(databases);
+    match tokio::task::spawn_blocking(move || write(&databases)).await {
+        Ok(result) => result,
+        Err(join_error) => Err(StoreError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(join_error.to_string()),
+        }),
+    }
+}
+
+/// Opens (creating if needed) the storage of one group in `dir`.
+///
+/// `role` is the state machine's role when the group starts empty; a stored snapshot must have
+/// the same role.
+pub fn open_group_storage(
+    dir: &Path,
+    role: Role,
+    map_size_bytes: usize,
+) -> Result<(LogStore, StateMachineStore), StoreError> {
+    let databases = Arc::new(GroupDatabases::open(dir, map_size_bytes)?);
+    let mut applied = AppliedState {
+        machine: StateMachine::new(role),
+        last_applied: None,
+        last_membership: StoredMembership::default(),
+    };
+    if let Some((meta, data)) = databases.read_snapshot()? {
+        applied = AppliedState::from_snapshot(role, &meta, &data)?;
+    }
+    let log_store = LogStore {
+        databases: Arc::clone(&databases),
+    };
+    let state_machine = StateMachineStore {
+        databases,
+        role,
+        shared: Arc::new(RwLock::new(applied)),
+        snapshot_sequence: 0,
+    };
+    Ok((log_store, state_machine))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log
+
+/// The Raft log and vote of one group. Cloning is cheap and shares the environment (the clone
+/// serves as openraft's log reader).
+#[derive(Clone)]
+pub struct LogStore {
+    databases: Arc<GroupDatabases>,
+}
+
+fn index_bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
+    (range.start_bound().cloned(), range.end_bound().cloned())
+}
+
+impl LogStore {
+    fn read_entries<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry>, StoreError> {
+        let databases = &self.databases;
+        let read_txn = databases.env.read_txn()?;
+        let mut entries = Vec::new();
+        for item in databases.log.range(&read_txn, &index_bounds(&range))? {
+            let (_index, bytes) = item?;
+            entries.push(decode_value::<Entry>("log entry", bytes)?);
+        }
+        Ok(entries)
+    }
+
+    fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
+        let last_purged_log_id: Option<LogId> = self.databases.read_meta(KEY_LAST_PURGED)?;
+        let read_txn = self.databases.env.read_txn()?;
+        let last_entry = match self.databases.log.last(&read_txn)? {
+            Some((_index, bytes)) => Some(decode_value::<Entry>("log entry", bytes)?),
+            None => None,
+        };
+        let last_log_id = last_entry.map(|entry| entry.log_id).or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+}
+
+fn read_logs_error(error: StoreError) -> StorageError {
+    StorageIOError::read_logs(&error).into()
+}
+
+fn write_logs_error(error: StoreError) -> StorageError {
+    StorageIOError::write_logs(&error).into()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + std::fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.read_entries(range).map_err(read_logs_error)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        self.log_state().map_err(read_logs_error)
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let bytes = encode_value(vote);
+        write_blocking(&self.databases, move |databases| {
+            let mut write_txn = databases.env.write_txn()?;
+            databases.meta.put(&mut write_txn, KEY_VOTE, &bytes)?;
+            write_txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|error| StorageIOError::write_vote(&error).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.databases
+            .read_meta(KEY_VOTE)
+            .map_err(|error| StorageIOError::read_vote(&error).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let bytes = encode_value(&committed);
+        write_blocking(&self.databases, move |databases| {
+            let mut write_txn = databases.env.write_txn()?;
+            databases.meta.put(&mut write_txn, KEY_COMMITTED, &bytes)?;
+            write_txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(write_logs_error)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let committed: Option<Option<LogId>> = self
+            .databases
+            .read_meta(KEY_COMMITTED)
+            .map_err(read_logs_error)?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let encoded: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|entry| (entry.log_id.index, encode_value(&entry)))
+            .collect();
+        let result = write_blocking(&self.databases, move |databases| {
+            let mut write_txn = databases.env.write_txn()?;
+            for (index, bytes) in &encoded {
+                databases.log.put(&mut write_txn, index, bytes)?;
+            }
+            write_txn.commit()?;
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(error) => {
+                callback.log_io_completed(Err(std::io::Error::other(error.to_string())));
+                Err(write_logs_error(error))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        write_blocking(&self.databases, move |databases| {
+            let mut write_txn = databases.env.write_txn()?;
+            databases
+                .log
+                .delete_range(&mut write_txn, &(log_id.index..))?;
+            write_txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(write_logs_error)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let bytes = encode_value(&log_id);
+        write_blocking(&self.databases, move |databases| {
+            let mut write_txn = databases.env.write_txn()?;
+            databases
+                .meta
+                .put(&mut write_txn, KEY_LAST_PURGED, &bytes)?;
+            databases
+                .log
+                .delete_range(&mut write_txn, &(..=log_id.index))?;
+            write_txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(write_logs_error)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State machine
+
+/// The applied state of one group: the meta-state machine and what openraft needs about it.
+pub struct AppliedState {
+    pub machine: StateMachine,
+    pub last_applied: Option<LogId>,
+    pub last_membership: StoredMembership,
+}
+
+impl AppliedState {
+    fn from_snapshot(role: Role, meta: &SnapshotMeta, data: &[u8]) -> Result<Self, StoreError> {
+        let machine =
+            StateMachine::from_snapshot_bytes(data).map_err(|error| StoreError::Corrupt {
+                what: "snapshot data",
+                reason: error.to_string(),
+            })?;
+        if machine.role() != role {
+            return Err(StoreError::WrongRole {
+                expected: role,
+                found: machine.role(),
+            });
+        }
+        Ok(AppliedState {
+            machine,
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+        })
+    }
+}
+
+/// A read handle on a group's applied state, for queries served after a read-index check.
+#[derive(Clone)]
+pub struct StateReader {
+    shared: Arc<RwLock<AppliedState>>,
+}
+
+impl StateReader {
+    /// Answers `query` from the state applied so far.
+    pub fn query(&self, query: &Query) -> Result<Response, MetaError> {
+        let applied = self
+            .shared
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        applied.machine.query(query)
+    }
+
+    /// The log index of the last applied entry (0 before any).
+    pub fn last_applied_index(&self) -> u64 {
+        let applied = self
+            .shared
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        applied.last_applied.map_or(0, |log_id| log_id.index)
+    }
+}
+
+/// The state machine of one group (openraft's `RaftStateMachine`) and its snapshots.
+pub struct StateMachineStore {
+    databases: Arc<GroupDatabases>,
+    role: Role,
+    shared: Arc<RwLock<AppliedState>>,
+    /// Distinguishes snapshots built at the same log id (openraft wants unique ids).
+    snapshot_sequence: u64,
+}
+
+impl StateMachineStore {
+    /// A handle for reads that does not keep the storage open.
+    pub fn reader(&self) -> StateReader {
+        StateReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    fn persist_snapshot_blocking(
+        databases: &GroupDatabases,
+        meta_bytes: &[u8],
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut write_txn = databases.env.write_txn()?;
+        databases
+            .snapshot
+            .put(&mut write_txn, KEY_SNAPSHOT_META, meta_bytes)?;
+        databases
+            .snapshot
+            .put(&mut write_txn, KEY_SNAPSHOT_DATA, data)?;
+        write_txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Builds snapshots from a consistent copy of the applied state.
+pub struct SnapshotBuilder {
+    databases: Arc<GroupDatabases>,
+    shared: Arc<RwLock<AppliedState>>,
+    snapshot_sequence: u64,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // Encode under the read lock so data, last_applied and membership describe one state.
+        let (data, meta) = {
+            let applied = self
+                .shared
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let data = applied.machine.to_snapshot_bytes();
+            let snapshot_id = match applied.last_applied {
+                Some(log_id) => format!(
+                    "{}-{}-{}",
+                    log_id.leader_id.term, log_id.index, self.snapshot_sequence
+                ),
+                None => format!("none-{}", self.snapshot_sequence),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.last_membership.clone(),
+                snapshot_id,
+            };
+            (data, meta)
+        };
+        let meta_bytes = encode_value(&meta);
+        let data_for_disk = data.clone();
+        let signature = meta.signature();
+        write_blocking(&self.databases, move |databases| {
+            StateMachineStore::persist_snapshot_blocking(databases, &meta_bytes, &data_for_disk)
+        })
+        .await
+        .map_err(|error| StorageIOError::write_snapshot(Some(signature), &error))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+fn write_state_machine_error(error: StoreError) -> StorageError {
+    StorageIOError::write_state_machine(&error).into()
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self
+            .shared
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        Ok((applied.last_applied, applied.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<MetaResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut applied = self
+            .shared
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut responses = Vec::new();
+        for entry in entries {
+            applied.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => MetaResponse(None),
+                EntryPayload::Normal(request) => {
+                    let output = applied.machine.apply(request.0, entry.log_id.index);
+                    MetaResponse(Some(output))
+                }
+                EntryPayload::Membership(membership) => {
+                    applied.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                    MetaResponse(None)
+                }
+            };
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.snapshot_sequence += 1;
+        SnapshotBuilder {
+            databases: Arc::clone(&self.databases),
+            shared: Arc::clone(&self.shared),
+            snapshot_sequence: self.snapshot_sequence,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let installed = AppliedState::from_snapshot(self.role, meta, &data)
+            .map_err(|error| StorageIOError::read_snapshot(Some(meta.signature()), &error))?;
+        // Durable first: if the process dies between the two steps the next start loads the new
+        // snapshot, which is what openraft already believes was installed.
+        let meta_bytes = encode_value(meta);
+        write_blocking(&self.databases, move |databases| {
+            StateMachineStore::persist_snapshot_blocking(databases, &meta_bytes, &data)
+        })
+        .await
+        .map_err(write_state_machine_error)?;
+        let mut applied = self
+            .shared
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        *applied = installed;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let stored = self
+            .databases
+            .read_snapshot()
+            .map_err(|error| StorageIOError::read_snapshot(None, &error))?;
+        Ok(stored.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
