@@ -1379,17 +1379,18 @@ fn decode_sorted<K: Ord, T: Decode>(
     key_of: impl Fn(&T) -> K,
 ) -> Result<BTreeMap<K, T>, DecodeError> {
     let count = reader.count()?;
-    let mut map = BTreeMap::new();
+    let mut entries: Vec<(K, T)> = Vec::with_capacity(count);
     for _ in 0..count {
         let offset = reader.offset();
         let record = T::decode(reader)?;
         let key = key_of(&record);
-        if map.last_key_value().is_some_and(|(last, _)| *last >= key) {
+        if entries.last().is_some_and(|(last, _)| *last >= key) {
             return Err(DecodeError::NotCanonical { what, offset });
         }
-        map.insert(key, record);
+        entries.push((key, record));
     }
-    Ok(map)
+    // Sorted input: the map is bulk-built instead of inserted into one entry at a time.
+    Ok(entries.into_iter().collect())
 }
 
 impl StateMachine {

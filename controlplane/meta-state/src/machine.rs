@@ -440,39 +440,56 @@ impl StateMachine {
     /// Rebuilds the derived indexes from `versions` (after loading a snapshot). Fails when two
     /// versions of one key carry the same idempotency token.
     pub(crate) fn rebuild_indexes(&mut self) -> Result<(), String> {
-        self.current.clear();
-        self.tokens.clear();
-        let mut newest: BTreeMap<ObjectKey, (u64, VersionId)> = BTreeMap::new();
-        for ((bucket, key, version_id), record) in &self.versions {
-            if !record.idempotency_token.is_empty() {
-                let token_key = (
-                    bucket.clone(),
-                    key.clone(),
-                    record.idempotency_token.clone(),
-                );
-                if self.tokens.insert(token_key, *version_id).is_some() {
-                    return Err(format!("two versions of {bucket}/{key} share a token"));
-                }
+        // One pass over the versions, one key at a time (a key's versions are adjacent), pushing
+        // index entries in key order so the maps are bulk-built rather than inserted into.
+        let mut current: Vec<(ObjectKey, VersionId)> = Vec::new();
+        let mut tokens: Vec<(TokenKey, VersionId)> = Vec::new();
+        for ((bucket, key), group) in self.key_groups() {
+            let newest = group
+                .iter()
+                .filter(|record| record.state == TransactionState::Committed)
+                .max_by_key(|record| record.commit_log_index);
+            if let Some(newest) = newest {
+                current.push(((bucket.to_owned(), key.to_owned()), newest.version_id));
             }
-            if record.state == TransactionState::Committed {
-                let entry = newest
-                    .entry((bucket.clone(), key.clone()))
-                    .or_insert((record.commit_log_index, *version_id));
-                if record.commit_log_index > entry.0 {
-                    *entry = (record.commit_log_index, *version_id);
-                }
+            let mut group_tokens: Vec<(&str, VersionId)> = group
+                .iter()
+                .filter(|record| !record.idempotency_token.is_empty())
+                .map(|record| (record.idempotency_token.as_str(), record.version_id))
+                .collect();
+            group_tokens.sort_unstable();
+            if group_tokens.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+                return Err(format!("two versions of {bucket}/{key} share a token"));
             }
+            tokens.extend(group_tokens.into_iter().map(|(token, version_id)| {
+                (
+                    (bucket.to_owned(), key.to_owned(), token.to_owned()),
+                    version_id,
+                )
+            }));
         }
-        self.current = newest
-            .into_iter()
-            .map(|(object_key, (_, version_id))| (object_key, version_id))
-            .collect();
+        self.current = current.into_iter().collect();
+        self.tokens = tokens.into_iter().collect();
         Ok(())
+    }
+
+    /// The versions grouped by object, in key order.
+    fn key_groups(&self) -> impl Iterator<Item = ((&str, &str), Vec<&ObjectRecord>)> {
+        let mut entries = self.versions.iter().peekable();
+        std::iter::from_fn(move || {
+            let ((bucket, key, _), first) = entries.next()?;
+            let mut group = vec![first];
+            while let Some((_, record)) = entries
+                .next_if(|((next_bucket, next_key, _), _)| next_bucket == bucket && next_key == key)
+            {
+                group.push(record);
+            }
+            Some(((bucket.as_str(), key.as_str()), group))
+        })
     }
 
     /// Checks the record-level invariants of the module header (those not about the indexes).
     pub(crate) fn check_records(&self) -> Result<(), String> {
-        let mut null_versions: BTreeMap<ObjectKey, u32> = BTreeMap::new();
         for ((bucket, key, version_id), record) in &self.versions {
             if (&record.bucket, &record.key, record.version_id) != (bucket, key, *version_id) {
                 return Err(format!("record stored under the wrong key: {bucket}/{key}"));
@@ -480,14 +497,15 @@ impl StateMachine {
             if record.state == TransactionState::Deleted {
                 return Err(format!("DELETED record left in versions: {bucket}/{key}"));
             }
-            if record.state == TransactionState::Committed && record.null_version {
-                *null_versions
-                    .entry((bucket.clone(), key.clone()))
-                    .or_default() += 1;
-            }
         }
-        if let Some(((bucket, key), _)) = null_versions.iter().find(|(_, count)| **count > 1) {
-            return Err(format!("two committed null versions of {bucket}/{key}"));
+        for ((bucket, key), group) in self.key_groups() {
+            let committed_null_versions = group
+                .iter()
+                .filter(|record| record.state == TransactionState::Committed && record.null_version)
+                .count();
+            if committed_null_versions > 1 {
+                return Err(format!("two committed null versions of {bucket}/{key}"));
+            }
         }
         for ((bucket, key, upload_id), upload) in &self.uploads {
             if (&upload.bucket, &upload.key, upload.upload_id) != (bucket, key, *upload_id) {
