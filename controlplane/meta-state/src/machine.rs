@@ -12,10 +12,11 @@
 //!   `commit_log_index`, and is absent when the key has none.
 //! - At most one COMMITTED version per key has `null_version` set.
 //! - `tokens[(bucket, key, token)]` points at the version in `versions` that carries that token.
+//! - `preparing` holds exactly the PREPARING versions, ordered by creation time.
 //! - A refused command changes nothing except `last_applied_index`, with one documented exception:
 //!   a CommitWrite for an unknown write records its shard map as garbage.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use crate::command::{Command, Output, Query, Response};
@@ -40,6 +41,8 @@ pub(crate) type ObjectKey = (String, String);
 pub(crate) type VersionKey = (String, String, VersionId);
 pub(crate) type UploadKey = (String, String, UploadId);
 pub(crate) type TokenKey = (String, String, String);
+/// (created_at_ms, bucket, key, version): PREPARING versions oldest first, for the janitor.
+pub(crate) type PreparingKey = (u64, String, String, VersionId);
 
 /// One metadata state machine instance (one Raft group's state).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +58,7 @@ pub struct StateMachine {
     // Derived indexes: not in the snapshot, rebuilt from `versions` when one is loaded.
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
+    pub(crate) preparing: BTreeSet<PreparingKey>,
 }
 
 /// Garbage produced while applying one command.
@@ -76,6 +80,7 @@ impl StateMachine {
             nodes: BTreeMap::new(),
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            preparing: BTreeSet::new(),
         }
     }
 
@@ -353,6 +358,9 @@ impl StateMachine {
                 record.idempotency_token.clone(),
             ));
         }
+        if record.state == TransactionState::Preparing {
+            self.preparing.remove(&preparing_key(&record));
+        }
         record.state = TransactionState::Deleted;
         bump(&mut record.record_version);
         record
@@ -444,7 +452,14 @@ impl StateMachine {
         // index entries in key order so the maps are bulk-built rather than inserted into.
         let mut current: Vec<(ObjectKey, VersionId)> = Vec::new();
         let mut tokens: Vec<(TokenKey, VersionId)> = Vec::new();
+        let mut preparing: Vec<PreparingKey> = Vec::new();
         for ((bucket, key), group) in self.key_groups() {
+            preparing.extend(
+                group
+                    .iter()
+                    .filter(|record| record.state == TransactionState::Preparing)
+                    .map(|record| preparing_key(record)),
+            );
             let newest = group
                 .iter()
                 .filter(|record| record.state == TransactionState::Committed)
@@ -470,6 +485,7 @@ impl StateMachine {
         }
         self.current = current.into_iter().collect();
         self.tokens = tokens.into_iter().collect();
+        self.preparing = preparing.into_iter().collect();
         Ok(())
     }
 
@@ -535,8 +551,20 @@ impl StateMachine {
         if rebuilt.tokens != self.tokens {
             return Err("token index disagrees with the versions".to_owned());
         }
+        if rebuilt.preparing != self.preparing {
+            return Err("PREPARING index disagrees with the versions".to_owned());
+        }
         self.check_records()
     }
+}
+
+pub(crate) fn preparing_key(record: &ObjectRecord) -> PreparingKey {
+    (
+        record.created_at_ms,
+        record.bucket.clone(),
+        record.key.clone(),
+        record.version_id,
+    )
 }
 
 /// Advances a record version. It only has to differ from the version a compare-and-set caller

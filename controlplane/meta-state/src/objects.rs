@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::command::*;
 use crate::error::MetaError;
 use crate::machine::MAX_KEY_BYTES;
-use crate::machine::{Effects, GarbageDraft, StateMachine, bump};
+use crate::machine::{Effects, GarbageDraft, StateMachine, bump, preparing_key};
 use crate::records::*;
 
 impl StateMachine {
@@ -84,6 +84,7 @@ impl StateMachine {
         if !command.idempotency_token.is_empty() {
             self.tokens.insert(token_key, version_id);
         }
+        self.preparing.insert(preparing_key(&record));
         self.versions
             .insert((command.bucket, command.key, version_id), record.clone());
         Ok(Response::Prepared {
@@ -159,6 +160,7 @@ impl StateMachine {
             .versions
             .get_mut(&version_key)
             .expect("looked up above");
+        let was_preparing = preparing_key(record);
         record.state = TransactionState::Committed;
         record.committed_at_ms = Some(command.now_ms);
         record.commit_log_index = effects.log_index;
@@ -168,6 +170,7 @@ impl StateMachine {
         record.erasure.degraded = degraded;
         bump(&mut record.record_version);
         let record = record.clone();
+        self.preparing.remove(&was_preparing);
         self.current
             .insert((command.bucket, command.key), command.version_id);
         Ok(Response::Committed {
@@ -406,26 +409,17 @@ impl StateMachine {
         }
     }
 
-    /// PREPARING versions created before `created_before_ms`, oldest first. A full scan: the
-    /// janitor runs rarely, and an index would be one more thing to keep consistent.
+    /// PREPARING versions created before `created_before_ms`, oldest first (ties by bucket, key,
+    /// version), from the `preparing` index so the query costs the size of its answer.
     pub(crate) fn stale_preparing(&self, created_before_ms: u64, limit: u32) -> Vec<ObjectRecord> {
-        let mut stale: Vec<&ObjectRecord> = self
-            .versions
-            .values()
-            .filter(|record| {
-                record.state == TransactionState::Preparing
-                    && record.created_at_ms < created_before_ms
+        self.preparing
+            .iter()
+            .take_while(|(created_at_ms, _, _, _)| *created_at_ms < created_before_ms)
+            .take(limit as usize)
+            .map(|(_, bucket, key, version_id)| {
+                self.versions[&(bucket.clone(), key.clone(), *version_id)].clone()
             })
-            .collect();
-        stale.sort_by(|left, right| {
-            (left.created_at_ms, &left.bucket, &left.key, left.version_id).cmp(&(
-                right.created_at_ms,
-                &right.bucket,
-                &right.key,
-                right.version_id,
-            ))
-        });
-        stale.into_iter().take(limit as usize).cloned().collect()
+            .collect()
     }
 }
 
