@@ -2,8 +2,12 @@
 //!
 //! Model: the body arrives as chunks of arbitrary sizes. [`StripeEncoder::push`] copies bytes
 //! into the k data pieces of the current stripe (the one copy on the write path: it is what puts
-//! the data into aligned buffers); when the stripe is full it computes the m parity pieces and a
-//! CRC32C of every piece and returns the [`EncodedStripe`]. [`StripeEncoder::finish`] zero-pads
+//! the data into aligned buffers); an I/O shell that can read the body straight into memory uses
+//! [`StripeEncoder::fill_buffer`] + [`StripeEncoder::commit_filled`] instead and avoids even that
+//! copy. When the stripe is full the encoder computes the m parity pieces and the CRC32C of every
+//! piece in one pass ([`ErasureCodec::encode_with_crc32c`]) and returns the [`EncodedStripe`].
+//! Keep `k * piece_size_bytes` within the L2/L3 cache (64–256 KiB pieces): the data of a stripe
+//! waits in memory until its last piece arrives, and larger stripes are encoded from DRAM. [`StripeEncoder::finish`] zero-pads
 //! and encodes the final partial stripe and returns the object's [`ObjectLayout`], which records
 //! the real length.
 //!

@@ -1,22 +1,28 @@
-//! Fused encode + CRC32C kernels for the `isal-cauchy` code on x86-64 (GFNI or AVX2, plus SSE4.2).
+//! Fused encode + CRC32C kernels for the `isal-cauchy` code on x86-64.
 //!
-//! Why: the streaming encoder must checksum every piece. Done as a separate pass, CRC32C (one
-//! `crc32` instruction per 8 bytes, on the integer ports) costs as much as the encode itself
-//! (byte shuffles on the vector ports). Interleaving both in one loop lets the two run on
-//! different execution ports at the same time and reads each byte once.
+//! Why: the streaming encoder must checksum every piece. As a separate pass, CRC32C with the
+//! `crc32` instruction (8 bytes per cycle at best, one integer port) over k + m pieces costs about
+//! as much as ISA-L's encode of k, and rereads every byte. One loop that encodes a column and
+//! folds the same registers into the checksums reads each byte once and lets the checksum run on
+//! otherwise idle execution units.
 //!
 //! Model: exactly ISA-L's arithmetic. Parity shard p is the XOR over data shards j of
 //! `generator[k + p][j] * data[j]` in GF(2^8) (polynomial 0x11d). Multiplying by a constant is a
-//! linear map on the 8 bits of a byte, so the GFNI kernel applies it as one 8x8 bit-matrix
-//! (`vgf2p8affineqb`) per 32 bytes; the AVX2 kernel splits each byte into nibbles and looks both
-//! up in 16-entry product tables (`vpshufb`), as ISA-L's AVX2 code does. CPUs with GFNI run the
-//! first (ISA-L itself uses GFNI there, and the shuffle kernel cannot keep up with it).
-//! The output is therefore byte-identical to `ec_encode_data` with the same matrix — the shared
-//! tests compare them on random inputs, and the golden tests pin both.
+//! linear map on the 8 bits of a byte, so the GFNI kernels apply it as one 8x8 bit matrix
+//! (`vgf2p8affineqb`); the AVX2 kernel splits bytes into nibbles and looks both up in 16-entry
+//! product tables (`vpshufb`), as ISA-L's AVX2 code does. Three kernels, fastest first:
+//! - [`FusedKernel::GfniClmul`]: GFNI products, CRC32C by carry-less-multiply folding
+//!   (`vpclmulqdq`) on the vector units, 64-byte (cache-line) columns;
+//! - [`FusedKernel::Gfni`]: GFNI products, CRC32C with the `crc32` instruction;
+//! - [`FusedKernel::Avx2Shuffle`]: nibble tables, `crc32` instruction.
 //!
-//! Invariants: `data` holds k pointers and `parity` M pointers, all valid for `len_bytes`;
-//! parity buffers alias nothing else. CRC states are the raw (inverted) CRC32C registers so
-//! blocks can be chained.
+//! The output is byte-identical to `ec_encode_data` with the same matrix and the CRCs to the
+//! crc32c crate: the shared codec tests run every kernel the CPU supports against both, and the
+//! golden tests pin the code.
+//!
+//! Invariants: `data` holds k pointers and `parity` M pointers, all valid for the length given;
+//! parity buffers alias nothing else; lengths are multiples of the column size (the caller does
+//! the short tail with scalar code).
 
 #![cfg(target_arch = "x86_64")]
 

@@ -7,6 +7,10 @@
 //! that is just a row of the inverse. The resulting `targets x k` matrix goes through
 //! `ec_init_tables` and `ec_encode_data` exactly like encoding.
 //!
+//! `encode_with_crc32c` (the streaming write path) runs Cairn's fused encode + CRC32C kernel
+//! (`fused.rs`) when the CPU allows: same matrix, same bytes as `ec_encode_data` (tested), one
+//! pass instead of encode-then-checksum. `encode` and `reconstruct` always call ISA-L.
+//!
 //! Invariants: the generator matrix and encode tables are computed once per instance; decode
 //! tables are cached for the last (survivors, targets) pair, because consecutive stripes of a
 //! degraded read almost always miss the same shards. All scratch is owned by the instance, so the

@@ -14,6 +14,62 @@
 //!   no I/O; the gateway's I/O shell moves bytes between them and the network or disks.
 //! - [`BufferPool`] hands out 4096-aligned buffers that the shard log can use for O_DIRECT.
 //! - [`calibrate`] / [`static_default_codec`] pick the default codec for new buckets.
+//!
+//! A PUT and a degraded range GET, with the I/O shell reduced to a vector of stored pieces:
+//!
+//! ```
+//! use cairn_ec::*;
+//!
+//! let scheme: Scheme = "isal-cauchy:4+2".parse()?;
+//! let piece_size_bytes = 4096;
+//! let layout = StripeLayout::new(scheme, piece_size_bytes)?;
+//! let pool = StripeEncoder::pool_for(layout, 2);
+//! let mut encoder = StripeEncoder::new(new_codec(scheme), piece_size_bytes, pool.clone())?;
+//!
+//! // PUT: push body chunks as they arrive; each completed stripe goes to k + m storage nodes.
+//! let body: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+//! let mut stored: Vec<Vec<(Vec<u8>, u32)>> = Vec::new(); // [stripe][shard] -> (bytes, crc32c)
+//! let mut keep = |stripe: EncodedStripe| {
+//!     stored.push(stripe.pieces.iter().map(|p| (p.bytes.to_vec(), p.crc32c)).collect());
+//! };
+//! for mut chunk in body.chunks(1500) {
+//!     while !chunk.is_empty() {
+//!         let outcome = encoder.push(chunk)?;
+//!         chunk = &chunk[outcome.consumed_bytes..];
+//!         if let Some(stripe) = outcome.stripe {
+//!             keep(stripe);
+//!         }
+//!     }
+//! }
+//! let finished = encoder.finish()?;
+//! if let Some(stripe) = finished.last_stripe {
+//!     keep(stripe);
+//! }
+//! let object = finished.layout; // store scheme, piece size and length with the object
+//!
+//! // GET bytes 10_000..30_000 while shard 1 is down.
+//! let mut decoder = StripeDecoder::new(new_codec(object.scheme()), object, 10_000..30_000, pool)?;
+//! let mut out = Vec::new();
+//! loop {
+//!     match decoder.next_step()? {
+//!         DecoderStep::Fetch { stripe_index, shards } => {
+//!             for shard in shards.iter() {
+//!                 if shard == 1 {
+//!                     decoder.mark_unavailable(ShardIndex(1))?;
+//!                 } else {
+//!                     let (bytes, crc) = &stored[stripe_index as usize][shard];
+//!                     decoder.push_piece_bytes(ShardIndex(shard as u8), bytes, *crc)?;
+//!                 }
+//!             }
+//!         }
+//!         DecoderStep::Wait => unreachable!("every fetch above completes at once"),
+//!         DecoderStep::Ready => decoder.output()?.copy_to(&mut out),
+//!         DecoderStep::Done => break,
+//!     }
+//! }
+//! assert_eq!(out, body[10_000..30_000]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod buffer;
 mod calibrate;

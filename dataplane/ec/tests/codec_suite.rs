@@ -53,7 +53,7 @@ fn erasure_set(total: usize, count: usize, seed: u64) -> ShardSet {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// Up to m erasures: every backend rebuilds every lost shard exactly.
     #[test]

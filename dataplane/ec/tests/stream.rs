@@ -202,7 +202,7 @@ fn scheme_strategy() -> impl Strategy<Value = Scheme> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     /// Any body, chunked any way, encodes into pieces that decode back exactly — also with up
     /// to m missing, late or corrupt pieces per stripe.
