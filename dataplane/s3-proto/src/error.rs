@@ -1,0 +1,418 @@
+//! The S3 error model: every error the gateway can answer, and the single place where each one
+//! is mapped to its S3 `Code` string and HTTP status.
+//!
+//! Invariants: [`S3Error::code`] and [`S3Error::http_status`] are the only mapping from variants to
+//! wire codes (the table test below covers every variant, and an exhaustive `match` there fails to
+//! compile when a variant is added without a row). [`S3Error::to_xml`] renders the standard S3
+//! `<Error>` document; `NotModified` and HEAD responses carry no body, which the gateway decides via
+//! [`S3Error::has_body`].
+
+use crate::xml::XmlWriter;
+
+/// An S3-visible failure. The `Display` text is the human-readable `<Message>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum S3Error {
+    // --- authentication and authorisation ---
+    #[error("Access Denied")]
+    AccessDenied,
+    #[error("Request has expired")]
+    RequestExpired,
+    #[error("Request is not valid yet")]
+    RequestNotYetValid,
+    #[error("The provided token has expired.")]
+    ExpiredToken,
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+    )]
+    SignatureDoesNotMatch,
+    #[error("The AWS Access Key Id you provided does not exist in our records.")]
+    InvalidAccessKeyId,
+    #[error("The difference between the request time and the server's time is too large.")]
+    RequestTimeTooSkewed,
+    #[error("The authorization header is malformed; {0}")]
+    AuthorizationHeaderMalformed(String),
+    #[error("Error parsing the X-Amz-Credential parameter; {0}")]
+    AuthorizationQueryParametersError(String),
+    #[error("There were headers present in the request which were not signed: {0}")]
+    UnsignedHeaders(String),
+    #[error("Your request was missing a required header: {0}")]
+    MissingSecurityHeader(String),
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    XAmzContentSha256Mismatch,
+
+    // --- buckets ---
+    #[error("The specified bucket does not exist")]
+    NoSuchBucket,
+    #[error("The requested bucket name is not available.")]
+    BucketAlreadyExists,
+    #[error("Your previous request to create the named bucket succeeded and you already own it.")]
+    BucketAlreadyOwnedByYou,
+    #[error("The bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    #[error("The specified bucket is not valid.")]
+    InvalidBucketName,
+    #[error("The specified location-constraint is not valid")]
+    InvalidLocationConstraint,
+    #[error("You have attempted to create more buckets than allowed")]
+    TooManyBuckets,
+
+    // --- objects and keys ---
+    #[error("The specified key does not exist.")]
+    NoSuchKey,
+    #[error("The specified version does not exist.")]
+    NoSuchVersion,
+    #[error("Your key is too long")]
+    KeyTooLongError,
+    #[error("Couldn't parse the specified URI.")]
+    InvalidUri,
+    #[error("Your metadata headers exceed the maximum allowed metadata size.")]
+    MetadataTooLarge,
+    #[error("The storage class you specified is not valid")]
+    InvalidStorageClass,
+
+    // --- multipart ---
+    #[error(
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )]
+    NoSuchUpload,
+    #[error(
+        "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+    )]
+    InvalidPart,
+    #[error("The list of parts was not in ascending order. Parts must be ordered by part number.")]
+    InvalidPartOrder,
+    #[error("Your proposed upload is smaller than the minimum allowed object size.")]
+    EntityTooSmall,
+    #[error("Your proposed upload exceeds the maximum allowed object size.")]
+    EntityTooLarge,
+
+    // --- bodies, digests and checksums ---
+    #[error("The Content-MD5 or checksum value you specified did not match what we received.")]
+    BadDigest,
+    #[error("The Content-MD5 you specified is not valid.")]
+    InvalidDigest,
+    #[error("You did not provide the number of bytes specified by the Content-Length HTTP header.")]
+    IncompleteBody,
+    #[error("You must provide the Content-Length HTTP header.")]
+    MissingContentLength,
+    #[error("Request body is empty.")]
+    MissingRequestBodyError,
+    #[error(
+        "The XML you provided was not well-formed or did not validate against our published schema."
+    )]
+    MalformedXml,
+    #[error("Your request was too big.")]
+    MaxMessageLengthExceeded,
+    #[error("Only the last chunk is allowed to have a size less than 8192 bytes")]
+    InvalidChunkSizeError,
+    #[error(
+        "Your socket connection to the server was not read from or written to within the timeout period."
+    )]
+    RequestTimeout,
+
+    // --- conditions and ranges ---
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
+    #[error("Not Modified")]
+    NotModified,
+    #[error("The requested range is not satisfiable")]
+    InvalidRange,
+    #[error("A conflicting conditional operation is currently in progress against this resource.")]
+    ConditionalRequestConflict,
+
+    // --- generic request problems ---
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("The specified method is not allowed against this resource.")]
+    MethodNotAllowed,
+    #[error("A header you provided implies functionality that is not implemented")]
+    NotImplemented,
+
+    // --- server side ---
+    #[error("We encountered an internal error. Please try again.")]
+    InternalError,
+    #[error("Service is unable to handle request.")]
+    ServiceUnavailable,
+    #[error("Please reduce your request rate.")]
+    SlowDown,
+}
+
+impl S3Error {
+    /// The S3 `<Code>` string. Several variants share a code (for example an expired presigned URL
+    /// is `AccessDenied` on AWS) but keep their own message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            S3Error::AccessDenied
+            | S3Error::RequestExpired
+            | S3Error::RequestNotYetValid
+            | S3Error::UnsignedHeaders(_) => "AccessDenied",
+            S3Error::ExpiredToken => "ExpiredToken",
+            S3Error::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            S3Error::InvalidAccessKeyId => "InvalidAccessKeyId",
+            S3Error::RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            S3Error::AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
+            S3Error::AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
+            S3Error::MissingSecurityHeader(_) => "MissingSecurityHeader",
+            S3Error::XAmzContentSha256Mismatch => "XAmzContentSHA256Mismatch",
+            S3Error::NoSuchBucket => "NoSuchBucket",
+            S3Error::BucketAlreadyExists => "BucketAlreadyExists",
+            S3Error::BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            S3Error::BucketNotEmpty => "BucketNotEmpty",
+            S3Error::InvalidBucketName => "InvalidBucketName",
+            S3Error::InvalidLocationConstraint => "InvalidLocationConstraint",
+            S3Error::TooManyBuckets => "TooManyBuckets",
+            S3Error::NoSuchKey => "NoSuchKey",
+            S3Error::NoSuchVersion => "NoSuchVersion",
+            S3Error::KeyTooLongError => "KeyTooLongError",
+            S3Error::InvalidUri => "InvalidURI",
+            S3Error::MetadataTooLarge => "MetadataTooLarge",
+            S3Error::InvalidStorageClass => "InvalidStorageClass",
+            S3Error::NoSuchUpload => "NoSuchUpload",
+            S3Error::InvalidPart => "InvalidPart",
+            S3Error::InvalidPartOrder => "InvalidPartOrder",
+            S3Error::EntityTooSmall => "EntityTooSmall",
+            S3Error::EntityTooLarge => "EntityTooLarge",
+            S3Error::BadDigest => "BadDigest",
+            S3Error::InvalidDigest => "InvalidDigest",
+            S3Error::IncompleteBody => "IncompleteBody",
+            S3Error::MissingContentLength => "MissingContentLength",
+            S3Error::MissingRequestBodyError => "MissingRequestBodyError",
+            S3Error::MalformedXml => "MalformedXML",
+            S3Error::MaxMessageLengthExceeded => "MaxMessageLengthExceeded",
+            S3Error::InvalidChunkSizeError => "InvalidChunkSizeError",
+            S3Error::RequestTimeout => "RequestTimeout",
+            S3Error::PreconditionFailed => "PreconditionFailed",
+            S3Error::NotModified => "NotModified",
+            S3Error::InvalidRange => "InvalidRange",
+            S3Error::ConditionalRequestConflict => "ConditionalRequestConflict",
+            S3Error::InvalidArgument(_) => "InvalidArgument",
+            S3Error::InvalidRequest(_) => "InvalidRequest",
+            S3Error::MethodNotAllowed => "MethodNotAllowed",
+            S3Error::NotImplemented => "NotImplemented",
+            S3Error::InternalError => "InternalError",
+            S3Error::ServiceUnavailable => "ServiceUnavailable",
+            S3Error::SlowDown => "SlowDown",
+        }
+    }
+
+    /// The HTTP status code of the response carrying this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            S3Error::NotModified => 304,
+            S3Error::AccessDenied
+            | S3Error::RequestExpired
+            | S3Error::RequestNotYetValid
+            | S3Error::UnsignedHeaders(_)
+            | S3Error::SignatureDoesNotMatch
+            | S3Error::InvalidAccessKeyId
+            | S3Error::RequestTimeTooSkewed
+            | S3Error::AuthorizationQueryParametersError(_)
+            | S3Error::InvalidChunkSizeError => 403,
+            S3Error::ExpiredToken
+            | S3Error::AuthorizationHeaderMalformed(_)
+            | S3Error::MissingSecurityHeader(_)
+            | S3Error::XAmzContentSha256Mismatch
+            | S3Error::InvalidBucketName
+            | S3Error::InvalidLocationConstraint
+            | S3Error::TooManyBuckets
+            | S3Error::KeyTooLongError
+            | S3Error::InvalidUri
+            | S3Error::MetadataTooLarge
+            | S3Error::InvalidStorageClass
+            | S3Error::InvalidPart
+            | S3Error::InvalidPartOrder
+            | S3Error::EntityTooSmall
+            | S3Error::EntityTooLarge
+            | S3Error::BadDigest
+            | S3Error::InvalidDigest
+            | S3Error::IncompleteBody
+            | S3Error::MissingRequestBodyError
+            | S3Error::MalformedXml
+            | S3Error::MaxMessageLengthExceeded
+            | S3Error::RequestTimeout
+            | S3Error::InvalidArgument(_)
+            | S3Error::InvalidRequest(_) => 400,
+            S3Error::NoSuchBucket
+            | S3Error::NoSuchKey
+            | S3Error::NoSuchVersion
+            | S3Error::NoSuchUpload => 404,
+            S3Error::MethodNotAllowed => 405,
+            S3Error::BucketAlreadyExists
+            | S3Error::BucketAlreadyOwnedByYou
+            | S3Error::BucketNotEmpty
+            | S3Error::ConditionalRequestConflict => 409,
+            S3Error::MissingContentLength => 411,
+            S3Error::PreconditionFailed => 412,
+            S3Error::InvalidRange => 416,
+            S3Error::InternalError => 500,
+            S3Error::NotImplemented => 501,
+            S3Error::ServiceUnavailable | S3Error::SlowDown => 503,
+        }
+    }
+
+    /// Whether the response may carry the XML body. A 304 never has one (RFC 9110 §15.4.5); the
+    /// gateway also drops it for HEAD requests.
+    pub fn has_body(&self) -> bool {
+        self.http_status() != 304
+    }
+
+    /// Renders the S3 `<Error>` document. `resource` is the request path (for example
+    /// `/bucket/key`), `request_id` the id the gateway also sends in `x-amz-request-id`.
+    pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
+        let mut writer = XmlWriter::new();
+        writer.open("Error");
+        writer.text_element("Code", self.code());
+        writer.text_element("Message", &self.to_string());
+        writer.text_element("Resource", resource);
+        writer.text_element("RequestId", request_id);
+        writer.close("Error");
+        writer.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant once. The exhaustive match in `row` (no wildcard arm) makes adding a variant
+    /// without a row here a compile error.
+    fn all_variants() -> Vec<S3Error> {
+        vec![
+            S3Error::AccessDenied,
+            S3Error::RequestExpired,
+            S3Error::RequestNotYetValid,
+            S3Error::ExpiredToken,
+            S3Error::SignatureDoesNotMatch,
+            S3Error::InvalidAccessKeyId,
+            S3Error::RequestTimeTooSkewed,
+            S3Error::AuthorizationHeaderMalformed("x".into()),
+            S3Error::AuthorizationQueryParametersError("x".into()),
+            S3Error::UnsignedHeaders("x-amz-meta-a".into()),
+            S3Error::MissingSecurityHeader("x-amz-date".into()),
+            S3Error::XAmzContentSha256Mismatch,
+            S3Error::NoSuchBucket,
+            S3Error::BucketAlreadyExists,
+            S3Error::BucketAlreadyOwnedByYou,
+            S3Error::BucketNotEmpty,
+            S3Error::InvalidBucketName,
+            S3Error::InvalidLocationConstraint,
+            S3Error::TooManyBuckets,
+            S3Error::NoSuchKey,
+            S3Error::NoSuchVersion,
+            S3Error::KeyTooLongError,
+            S3Error::InvalidUri,
+            S3Error::MetadataTooLarge,
+            S3Error::InvalidStorageClass,
+            S3Error::NoSuchUpload,
+            S3Error::InvalidPart,
+            S3Error::InvalidPartOrder,
+            S3Error::EntityTooSmall,
+            S3Error::EntityTooLarge,
+            S3Error::BadDigest,
+            S3Error::InvalidDigest,
+            S3Error::IncompleteBody,
+            S3Error::MissingContentLength,
+            S3Error::MissingRequestBodyError,
+            S3Error::MalformedXml,
+            S3Error::MaxMessageLengthExceeded,
+            S3Error::InvalidChunkSizeError,
+            S3Error::RequestTimeout,
+            S3Error::PreconditionFailed,
+            S3Error::NotModified,
+            S3Error::InvalidRange,
+            S3Error::ConditionalRequestConflict,
+            S3Error::InvalidArgument("x".into()),
+            S3Error::InvalidRequest("x".into()),
+            S3Error::MethodNotAllowed,
+            S3Error::NotImplemented,
+            S3Error::InternalError,
+            S3Error::ServiceUnavailable,
+            S3Error::SlowDown,
+        ]
+    }
+
+    /// The expected (code, status) per variant, written independently of the implementation.
+    fn row(error: &S3Error) -> (&'static str, u16) {
+        match error {
+            S3Error::AccessDenied => ("AccessDenied", 403),
+            S3Error::RequestExpired => ("AccessDenied", 403),
+            S3Error::RequestNotYetValid => ("AccessDenied", 403),
+            S3Error::ExpiredToken => ("ExpiredToken", 400),
+            S3Error::SignatureDoesNotMatch => ("SignatureDoesNotMatch", 403),
+            S3Error::InvalidAccessKeyId => ("InvalidAccessKeyId", 403),
+            S3Error::RequestTimeTooSkewed => ("RequestTimeTooSkewed", 403),
+            S3Error::AuthorizationHeaderMalformed(_) => ("AuthorizationHeaderMalformed", 400),
+            S3Error::AuthorizationQueryParametersError(_) => {
+                ("AuthorizationQueryParametersError", 403)
+            }
+            S3Error::UnsignedHeaders(_) => ("AccessDenied", 403),
+            S3Error::MissingSecurityHeader(_) => ("MissingSecurityHeader", 400),
+            S3Error::XAmzContentSha256Mismatch => ("XAmzContentSHA256Mismatch", 400),
+            S3Error::NoSuchBucket => ("NoSuchBucket", 404),
+            S3Error::BucketAlreadyExists => ("BucketAlreadyExists", 409),
+            S3Error::BucketAlreadyOwnedByYou => ("BucketAlreadyOwnedByYou", 409),
+            S3Error::BucketNotEmpty => ("BucketNotEmpty", 409),
+            S3Error::InvalidBucketName => ("InvalidBucketName", 400),
+            S3Error::InvalidLocationConstraint => ("InvalidLocationConstraint", 400),
+            S3Error::TooManyBuckets => ("TooManyBuckets", 400),
+            S3Error::NoSuchKey => ("NoSuchKey", 404),
+            S3Error::NoSuchVersion => ("NoSuchVersion", 404),
+            S3Error::KeyTooLongError => ("KeyTooLongError", 400),
+            S3Error::InvalidUri => ("InvalidURI", 400),
+            S3Error::MetadataTooLarge => ("MetadataTooLarge", 400),
+            S3Error::InvalidStorageClass => ("InvalidStorageClass", 400),
+            S3Error::NoSuchUpload => ("NoSuchUpload", 404),
+            S3Error::InvalidPart => ("InvalidPart", 400),
+            S3Error::InvalidPartOrder => ("InvalidPartOrder", 400),
+            S3Error::EntityTooSmall => ("EntityTooSmall", 400),
+            S3Error::EntityTooLarge => ("EntityTooLarge", 400),
+            S3Error::BadDigest => ("BadDigest", 400),
+            S3Error::InvalidDigest => ("InvalidDigest", 400),
+            S3Error::IncompleteBody => ("IncompleteBody", 400),
+            S3Error::MissingContentLength => ("MissingContentLength", 411),
+            S3Error::MissingRequestBodyError => ("MissingRequestBodyError", 400),
+            S3Error::MalformedXml => ("MalformedXML", 400),
+            S3Error::MaxMessageLengthExceeded => ("MaxMessageLengthExceeded", 400),
+            S3Error::InvalidChunkSizeError => ("InvalidChunkSizeError", 403),
+            S3Error::RequestTimeout => ("RequestTimeout", 400),
+            S3Error::PreconditionFailed => ("PreconditionFailed", 412),
+            S3Error::NotModified => ("NotModified", 304),
+            S3Error::InvalidRange => ("InvalidRange", 416),
+            S3Error::ConditionalRequestConflict => ("ConditionalRequestConflict", 409),
+            S3Error::InvalidArgument(_) => ("InvalidArgument", 400),
+            S3Error::InvalidRequest(_) => ("InvalidRequest", 400),
+            S3Error::MethodNotAllowed => ("MethodNotAllowed", 405),
+            S3Error::NotImplemented => ("NotImplemented", 501),
+            S3Error::InternalError => ("InternalError", 500),
+            S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
+            S3Error::SlowDown => ("SlowDown", 503),
+        }
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_code_and_status() {
+        let variants = all_variants();
+        assert_eq!(variants.len(), 50, "a variant is missing from the table");
+        for error in &variants {
+            assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
+            assert!(!error.to_string().is_empty(), "{error:?} has no message");
+        }
+    }
+
+    #[test]
+    fn error_xml_is_golden() {
+        let xml = S3Error::NoSuchKey.to_xml("/photos/a&b.jpg", "4442587FB7D0A2F9");
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Resource>/photos/a&amp;b.jpg</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>"
+        );
+    }
+
+    #[test]
+    fn not_modified_has_no_body() {
+        assert!(!S3Error::NotModified.has_body());
+        assert!(S3Error::PreconditionFailed.has_body());
+    }
+}
