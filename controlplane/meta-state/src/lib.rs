@@ -14,6 +14,50 @@
 //! [`encode_record`]/[`decode_record`] for single values, [`StateMachine::to_snapshot_bytes`] and
 //! [`StateMachine::from_snapshot_bytes`] for snapshots; [`keys`] encodes every key space's keys
 //! so that byte order equals the state machine's order (for LMDB).
+//!
+//! ```
+//! use cairn_meta_state::*;
+//!
+//! let mut state = StateMachine::new(Role::ObjectPartition { partition_index: 0, partition_count: 4 });
+//! let prepare = Command::PrepareWrite(PrepareWrite {
+//!     bucket: "photos".into(),
+//!     key: "cat.jpg".into(),
+//!     idempotency_token: "put-1".into(),
+//!     size_bytes: 0,
+//!     content_type: "image/jpeg".into(),
+//!     owner: "alice".into(),
+//!     user_metadata: Default::default(),
+//!     storage_class: StorageClass::Standard,
+//!     acl: Acl::default(),
+//!     ec_scheme: "isal-cauchy:4+2".into(),
+//!     piece_size_bytes: 65_536,
+//!     versioning: VersioningState::Unversioned,
+//!     now_ms: 1_700_000_000_000,
+//! });
+//! // The log entry is the encoded command; the same bytes replay identically everywhere.
+//! let entry = encode_record(&prepare);
+//! let output = state.apply(decode_record(&entry).unwrap(), 1);
+//! let Ok(Response::Prepared { record, retried: false }) = output.result else { panic!() };
+//! assert_eq!(record.version_id, VersionId(1));
+//! assert_eq!(record.state, TransactionState::Preparing);
+//!
+//! let commit = Command::CommitWrite(CommitWrite {
+//!     bucket: "photos".into(),
+//!     key: "cat.jpg".into(),
+//!     version_id: record.version_id,
+//!     idempotency_token: "put-1".into(),
+//!     checksums: Checksums { etag: "d41d8cd98f00b204e9800998ecf8427e".into(), additional: None },
+//!     parts: vec![PartShards { part_number: 1, length_bytes: 0, blocks: Vec::new() }],
+//!     now_ms: 1_700_000_000_050,
+//! });
+//! assert!(state.apply(commit, 2).is_ok());
+//! let current = state.query(&Query::GetObject {
+//!     bucket: "photos".into(),
+//!     key: "cat.jpg".into(),
+//!     version: VersionSelector::Current,
+//! });
+//! assert!(matches!(current, Ok(Response::Object(record)) if record.state == TransactionState::Committed));
+//! ```
 
 mod bucket_service;
 pub mod codec;
