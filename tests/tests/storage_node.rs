@@ -160,7 +160,13 @@ fn round_trip_ranges_scan_health_and_refusals() {
     expected.sort();
     assert_eq!(seen, expected);
 
+    // The hot cache serves repeated reads (the first read of each shard above was a miss).
+    for _ in 0..3 {
+        assert_eq!(client.get(shard(7), None).unwrap(), content(7, 1000 + 7 * 997));
+    }
     let health = client.health().unwrap();
+    assert!(health.cache_hits >= 3, "{health:?}");
+    assert!(health.cache_misses >= 39 && health.cache_used_bytes > 0, "{health:?}");
     assert_eq!(health.cores, 2);
     assert_eq!(health.shard_count, 39);
     assert!(health.capacity_bytes > 0 && health.used_bytes > 0);

@@ -7,4 +7,4 @@ pub mod log;
 pub mod record;
 
 pub use cache::CacheStats;
-pub use log::{LogConfig, LogError, LogStats, ShardLog, ShardRead, ShardStat};
+pub use log::{LogConfig, LogError, LogStats, RecordBuffer, ShardLog, ShardRead, ShardStat};

@@ -215,6 +215,11 @@ enum WriteKind {
     Put {
         data: Bytes,
     },
+    /// A put whose payload was received straight into its own aligned record buffer; the writer
+    /// sends that buffer to the disk without copying it.
+    Prepared {
+        record: RecordBuffer,
+    },
     Tombstone,
     /// A compaction copy: same payload, flags and sequence, new place. Installed only if the index
     /// still points at `from` when the copy is durable.
@@ -237,6 +242,7 @@ impl WriteRequest {
     fn payload(&self) -> &[u8] {
         match &self.kind {
             WriteKind::Put { data } | WriteKind::Relocate { data, .. } => data,
+            WriteKind::Prepared { record } => record.payload(),
             WriteKind::Tombstone => &[],
         }
     }
@@ -250,6 +256,25 @@ impl WriteRequest {
                     ..
                 }
         )
+    }
+}
+
+/// An O_DIRECT-ready record buffer whose payload the caller fills in place (for example straight
+/// from a socket), so a put reaches the disk without being copied. Obtained from
+/// [`ShardLog::alloc_record_buffer`]; the 64-byte header in front and the padding behind are
+/// written by the log.
+pub struct RecordBuffer {
+    buffer: glommio::io::DmaBuffer,
+    payload_len: usize,
+}
+
+impl RecordBuffer {
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_bytes()[RECORD_HEADER_LEN..RECORD_HEADER_LEN + self.payload_len]
+    }
+
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_bytes_mut()[RECORD_HEADER_LEN..RECORD_HEADER_LEN + self.payload_len]
     }
 }
 
@@ -638,6 +663,31 @@ impl ShardLog {
             return Err(LogError::TooLarge(data.len() as u64));
         }
         self.submit(shard_id, crc32c, WriteKind::Put { data }).await
+    }
+
+    /// A buffer for a shard of `payload_len` bytes to fill and pass to [`ShardLog::put_record`].
+    pub fn alloc_record_buffer(&self, payload_len: usize) -> Result<RecordBuffer, LogError> {
+        if payload_len > MAX_PAYLOAD_BYTES {
+            return Err(LogError::TooLarge(payload_len as u64));
+        }
+        let state = self.shared.state.borrow();
+        let file = &state.segments[&state.active_segment_id].file;
+        let buffer = file.alloc_dma_buffer(record_len_bytes(payload_len) as usize);
+        Ok(RecordBuffer {
+            buffer,
+            payload_len,
+        })
+    }
+
+    /// Like [`ShardLog::put`], for a payload already in a record buffer: no copy on the way to disk.
+    pub async fn put_record(
+        &self,
+        shard_id: ShardId,
+        record: RecordBuffer,
+        crc32c: u32,
+    ) -> Result<(), LogError> {
+        self.submit(shard_id, crc32c, WriteKind::Prepared { record })
+            .await
     }
 
     /// Deletes a shard durably. Returns whether it existed; deleting a missing shard writes nothing.
@@ -1074,69 +1124,119 @@ impl Shared {
             let segment = &state.segments[&segment_id];
             (segment.file.clone(), segment.salt)
         };
-        let mut buffer = file.alloc_dma_buffer(batch_bytes as usize);
-        let mut placed = Vec::with_capacity(batch.len());
-        {
-            let bytes = buffer.as_bytes_mut();
-            let mut next_sequence = self.state.borrow().next_sequence;
-            let mut at = 0usize;
-            for request in &batch {
-                let payload = request.payload();
-                let (sequence, flags) = match &request.kind {
-                    WriteKind::Put { .. } => (next_sequence, 0),
-                    WriteKind::Tombstone => (next_sequence, FLAG_TOMBSTONE),
-                    WriteKind::Relocate {
-                        sequence,
-                        tombstone,
-                        ..
-                    } => (*sequence, if *tombstone { FLAG_TOMBSTONE } else { 0 }),
-                };
-                if !matches!(request.kind, WriteKind::Relocate { .. }) {
-                    next_sequence += 1;
+        // Records that arrived in their own aligned buffer are written from it; all others are
+        // copied into one buffer. The copied ones go first, then each prepared one, back to back;
+        // all writes are in flight together and one fdatasync covers them.
+        let is_prepared =
+            |request: &WriteRequest| matches!(request.kind, WriteKind::Prepared { .. });
+        let mut offsets = vec![0u64; batch.len()];
+        let mut cursor = tail;
+        for pass_prepared in [false, true] {
+            for (index, request) in batch.iter().enumerate() {
+                if is_prepared(request) == pass_prepared {
+                    offsets[index] = cursor;
+                    cursor += record_len_bytes(request.payload().len());
                 }
-                let header = RecordHeader {
-                    flags,
-                    shard_id: request.shard_id,
-                    payload_len: payload.len() as u32,
-                    payload_crc32c: if flags & FLAG_TOMBSTONE != 0 {
-                        0
-                    } else {
-                        request.crc32c
-                    },
-                    sequence,
-                };
-                let record_len = header.record_len_bytes() as usize;
-                bytes[at..at + RECORD_HEADER_LEN].copy_from_slice(&header.encode(salt));
-                bytes[at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + payload.len()]
-                    .copy_from_slice(payload);
-                bytes[at + RECORD_HEADER_LEN + payload.len()..at + record_len].fill(0);
-                placed.push(IndexEntry {
-                    segment_id,
-                    offset: tail + at as u64,
-                    payload_len: header.payload_len,
-                    crc32c: header.payload_crc32c,
-                    sequence,
-                    tombstone: header.is_tombstone(),
-                });
-                at += record_len;
             }
-            self.state.borrow_mut().next_sequence = next_sequence;
+        }
+        let copied_bytes = batch
+            .iter()
+            .filter(|request| !is_prepared(request))
+            .map(|request| record_len_bytes(request.payload().len()))
+            .sum::<u64>();
+        let mut copied = (copied_bytes > 0).then(|| file.alloc_dma_buffer(copied_bytes as usize));
+        let mut writes = Vec::new();
+        let mut placed = Vec::with_capacity(batch.len());
+        let mut next_sequence = self.state.borrow().next_sequence;
+        for (index, request) in batch.iter_mut().enumerate() {
+            let (sequence, flags) = match &request.kind {
+                WriteKind::Put { .. } | WriteKind::Prepared { .. } => (next_sequence, 0),
+                WriteKind::Tombstone => (next_sequence, FLAG_TOMBSTONE),
+                WriteKind::Relocate {
+                    sequence,
+                    tombstone,
+                    ..
+                } => (*sequence, if *tombstone { FLAG_TOMBSTONE } else { 0 }),
+            };
+            if !matches!(request.kind, WriteKind::Relocate { .. }) {
+                next_sequence += 1;
+            }
+            let payload_len = request.payload().len();
+            let header = RecordHeader {
+                flags,
+                shard_id: request.shard_id,
+                payload_len: payload_len as u32,
+                payload_crc32c: if flags & FLAG_TOMBSTONE != 0 {
+                    0
+                } else {
+                    request.crc32c
+                },
+                sequence,
+            };
+            let record_len = header.record_len_bytes() as usize;
+            let payload_end = RECORD_HEADER_LEN + payload_len;
+            if is_prepared(request) {
+                // The payload is written from its own buffer; what stays behind is an empty put,
+                // which the index update below treats like any put.
+                let kind =
+                    std::mem::replace(&mut request.kind, WriteKind::Put { data: Bytes::new() });
+                if let WriteKind::Prepared { mut record } = kind {
+                    let bytes = record.buffer.as_bytes_mut();
+                    bytes[..RECORD_HEADER_LEN].copy_from_slice(&header.encode(salt));
+                    bytes[payload_end..record_len].fill(0);
+                    writes.push((offsets[index], record.buffer));
+                }
+            } else {
+                let bytes = copied.as_mut().expect("a copied record").as_bytes_mut();
+                let at = (offsets[index] - tail) as usize;
+                bytes[at..at + RECORD_HEADER_LEN].copy_from_slice(&header.encode(salt));
+                bytes[at + RECORD_HEADER_LEN..at + payload_end].copy_from_slice(request.payload());
+                bytes[at + payload_end..at + record_len].fill(0);
+            }
+            placed.push(IndexEntry {
+                segment_id,
+                offset: offsets[index],
+                payload_len: header.payload_len,
+                crc32c: header.payload_crc32c,
+                sequence,
+                tombstone: header.is_tombstone(),
+            });
+        }
+        self.state.borrow_mut().next_sequence = next_sequence;
+        if let Some(buffer) = copied {
+            writes.insert(0, (tail, buffer));
         }
 
         let injected = self.config.inject_write_errno.swap(0, Ordering::SeqCst);
         let result: io::Result<()> = if injected != 0 {
             Err(io::Error::from_raw_os_error(injected))
         } else {
-            async {
-                let written = file.write_at(buffer, tail).await.map_err(to_io)?;
-                if written as u64 != batch_bytes {
-                    return Err(io::Error::other(format!(
-                        "short write: {written} of {batch_bytes} bytes"
-                    )));
+            let tasks: Vec<_> = writes
+                .into_iter()
+                .map(|(offset, buffer)| {
+                    let file = file.clone();
+                    glommio::spawn_local(async move {
+                        let length = buffer.len();
+                        let written = file.write_at(buffer, offset).await.map_err(to_io)?;
+                        if written != length {
+                            return Err(io::Error::other(format!(
+                                "short write: {written} of {length} bytes"
+                            )));
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            let mut first_error = None;
+            for task in tasks {
+                if let Err(error) = task.await {
+                    first_error.get_or_insert(error);
                 }
-                file.fdatasync().await.map_err(to_io)
             }
-            .await
+            match first_error {
+                Some(error) => Err(error),
+                None => file.fdatasync().await.map_err(to_io),
+            }
         };
         if let Err(error) = result {
             if is_no_space(&error) {
@@ -1172,7 +1272,7 @@ impl Shared {
                         segment.min_sequence = segment.min_sequence.min(entry.sequence);
                     }
                 }
-                WriteKind::Put { .. } | WriteKind::Tombstone => {
+                WriteKind::Put { .. } | WriteKind::Prepared { .. } | WriteKind::Tombstone => {
                     let was_live = state.live_entry(&request.shard_id).is_some();
                     state.install(request.shard_id, entry);
                     match (was_live, entry.tombstone) {

@@ -451,3 +451,57 @@ fn a_full_disk_is_a_clear_error_and_reads_go_on() {
     });
     assert!(outcome > 10);
 }
+
+#[test]
+fn record_buffers_mix_with_copied_puts_in_one_batch_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let log = ShardLog::open(LogConfig::new(&path)).await.unwrap();
+        let tasks: Vec<_> = (0..40u128)
+            .map(|n| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    let data = content(n, 5000 + n as usize * 100);
+                    let crc = crc32c::crc32c(&data);
+                    if n % 2 == 0 {
+                        let mut record = log.alloc_record_buffer(data.len()).unwrap();
+                        record.payload_mut().copy_from_slice(&data);
+                        log.put_record(id(n), record, crc).await
+                    } else {
+                        log.put(id(n), data, crc).await
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // A record buffer with a wrong checksum is refused like any put.
+        let mut record = log.alloc_record_buffer(10).unwrap();
+        record.payload_mut().fill(7);
+        assert!(matches!(
+            log.put_record(id(99), record, 1).await,
+            Err(LogError::ChecksumMismatch { .. })
+        ));
+        assert!(
+            log.stats().batches < 40,
+            "prepared and copied puts share batches"
+        );
+        log.close().await;
+        let log = ShardLog::open(LogConfig::new(&path)).await.unwrap();
+        for n in 0..40u128 {
+            let expected = content(n, 5000 + n as usize * 100);
+            assert_eq!(
+                log.get(id(n), None).await.unwrap().data,
+                expected,
+                "shard {n}"
+            );
+        }
+        assert!(matches!(
+            log.get(id(99), None).await,
+            Err(LogError::NotFound)
+        ));
+        log.close().await;
+    });
+}

@@ -56,6 +56,33 @@ pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
             );
             return send(&mut stream, &response, None).await;
         }
+        // A put for this core's own log is read straight into an O_DIRECT record buffer; one for
+        // another core is read into memory and handed over (buffers of the disk's I/O memory
+        // belong to the core that allocated them).
+        if let Request::Put {
+            request_id,
+            shard_id,
+            crc32c,
+        } = request
+            && header.body_len_bytes > 0
+            && core.owns(&shard_id)
+        {
+            let mut record = match core.log.alloc_record_buffer(header.body_len_bytes as usize) {
+                Ok(record) => record,
+                Err(error) => {
+                    let error = crate::core::OperationError::from(error);
+                    let response = error_response(request_id, error.code, &error.message);
+                    return send(&mut stream, &response, None).await;
+                }
+            };
+            stream.read_exact(record.payload_mut()).await?;
+            let response = match core.put_record(shard_id, record, crc32c).await {
+                Ok(_) => Response::PutOk { request_id },
+                Err(error) => error_response(request_id, error.code, &error.message),
+            };
+            send(&mut stream, &response, None).await?;
+            continue;
+        }
         let body = if header.body_len_bytes > 0 {
             let mut body = vec![0u8; header.body_len_bytes as usize];
             stream.read_exact(&mut body).await?;

@@ -109,6 +109,27 @@ impl Core {
         self.peers.len()
     }
 
+    /// Whether this core's log holds `shard_id`.
+    pub fn owns(&self, shard_id: &ShardId) -> bool {
+        self.owner(shard_id) == self.index
+    }
+
+    /// Stores a shard this core owns from a record buffer filled in place (no copy to disk).
+    pub async fn put_record(
+        &self,
+        shard_id: ShardId,
+        record: cairn_shardlog::RecordBuffer,
+        crc32c: u32,
+    ) -> OperationResult {
+        let result = self.log.put_record(shard_id, record, crc32c).await;
+        if let Err(LogError::Failed(reason)) = &result {
+            stop_node(reason);
+        }
+        result
+            .map(|()| Outcome::Stored)
+            .map_err(OperationError::from)
+    }
+
     fn owner(&self, shard_id: &ShardId) -> usize {
         (shard_id.stable_hash() % self.peers.len() as u64) as usize
     }
