@@ -103,6 +103,10 @@ pub enum S3Error {
     MalformedXml,
     #[error("Your request was too big.")]
     MaxMessageLengthExceeded,
+    #[error(
+        "The request contained trailing data that was not well-formed or did not conform to our published schema."
+    )]
+    MalformedTrailerError,
     #[error("Only the last chunk is allowed to have a size less than 8192 bytes")]
     InvalidChunkSizeError,
     #[error(
@@ -182,6 +186,7 @@ impl S3Error {
             S3Error::MalformedXml => "MalformedXML",
             S3Error::MaxMessageLengthExceeded => "MaxMessageLengthExceeded",
             S3Error::InvalidChunkSizeError => "InvalidChunkSizeError",
+            S3Error::MalformedTrailerError => "MalformedTrailerError",
             S3Error::RequestTimeout => "RequestTimeout",
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::NotModified => "NotModified",
@@ -231,6 +236,7 @@ impl S3Error {
             | S3Error::MissingRequestBodyError
             | S3Error::MalformedXml
             | S3Error::MaxMessageLengthExceeded
+            | S3Error::MalformedTrailerError
             | S3Error::RequestTimeout
             | S3Error::InvalidArgument(_)
             | S3Error::InvalidRequest(_) => 400,
@@ -318,6 +324,7 @@ mod tests {
             S3Error::MalformedXml,
             S3Error::MaxMessageLengthExceeded,
             S3Error::InvalidChunkSizeError,
+            S3Error::MalformedTrailerError,
             S3Error::RequestTimeout,
             S3Error::PreconditionFailed,
             S3Error::NotModified,
@@ -376,6 +383,7 @@ mod tests {
             S3Error::MalformedXml => ("MalformedXML", 400),
             S3Error::MaxMessageLengthExceeded => ("MaxMessageLengthExceeded", 400),
             S3Error::InvalidChunkSizeError => ("InvalidChunkSizeError", 403),
+            S3Error::MalformedTrailerError => ("MalformedTrailerError", 400),
             S3Error::RequestTimeout => ("RequestTimeout", 400),
             S3Error::PreconditionFailed => ("PreconditionFailed", 412),
             S3Error::NotModified => ("NotModified", 304),
@@ -394,7 +402,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 50, "a variant is missing from the table");
+        assert_eq!(variants.len(), 51, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");
