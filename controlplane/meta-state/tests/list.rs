@@ -471,3 +471,106 @@ fn list_versions_newest_first_with_markers_and_prefixes() {
         assert_eq!(prefixes, full.common_prefixes, "max_keys {max_keys}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Paging ListObjectVersions with any page size yields, in order, every committed version and
+    /// delete marker of every key newest first, with the same delimiter roll-up as ListObjectsV2.
+    #[test]
+    fn version_pages_concatenate_to_the_reference_listing(
+        operations in proptest::collection::vec(("[ab/]{1,3}", 0u8..4, any::<prop::sample::Index>()), 0..30),
+        prefix in "[ab/]{0,2}",
+        delimiter in prop_oneof![Just(String::new()), Just("/".to_owned())],
+        max_keys in 1u32..5,
+    ) {
+        let mut state = StateMachine::new(Role::Combined);
+        let apply = |state: &mut StateMachine, command: Command| {
+            let log_index = state.last_applied_index() + 1;
+            state.apply(command, log_index)
+        };
+        apply(&mut state, create_bucket(BUCKET, OWNER));
+        // The model: each key's committed versions and markers, oldest first.
+        let mut model: std::collections::BTreeMap<String, Vec<(VersionId, bool)>> = Default::default();
+        for (key, kind, pick) in &operations {
+            match kind {
+                0 | 1 => {
+                    apply(&mut state, prepare(BUCKET, key, "", 1, Enabled));
+                    let version_id = VersionId(state.last_applied_index());
+                    apply(&mut state, commit(BUCKET, key, version_id, "", 1));
+                    model.entry(key.clone()).or_default().push((version_id, false));
+                }
+                2 => {
+                    let output = apply(&mut state, delete(key, VersionSelector::Current, Enabled));
+                    let Ok(Response::Deleted { delete_marker: Some(marker), .. }) = output.result else {
+                        panic!("a marker: {output:?}")
+                    };
+                    model.entry(key.clone()).or_default().push((marker.version_id, true));
+                }
+                _ => {
+                    let Some(versions) = model.get_mut(key) else { continue };
+                    let (version_id, _) = versions.remove(pick.index(versions.len()));
+                    let output = apply(&mut state, delete(key, VersionSelector::Id(version_id), Enabled));
+                    prop_assert!(output.is_ok());
+                    if versions.is_empty() {
+                        model.remove(key);
+                    }
+                }
+            }
+        }
+        let mut expected: Vec<(String, Option<(VersionId, bool, bool)>)> = Vec::new();
+        for (key, versions) in &model {
+            if !key.starts_with(&prefix) {
+                continue;
+            }
+            let rolled = (!delimiter.is_empty())
+                .then(|| key[prefix.len()..].find(&delimiter))
+                .flatten()
+                .map(|position| key[..prefix.len() + position + delimiter.len()].to_owned());
+            match rolled {
+                Some(common) => {
+                    if expected.last().map(|(text, _)| text) != Some(&common) {
+                        expected.push((common, None));
+                    }
+                }
+                None => {
+                    for (position, (version_id, marker)) in versions.iter().rev().enumerate() {
+                        expected.push((key.clone(), Some((*version_id, *marker, position == 0))));
+                    }
+                }
+            }
+        }
+        let mut request = ListVersionsRequest {
+            bucket: BUCKET.to_owned(),
+            prefix: prefix.clone(),
+            delimiter: delimiter.clone(),
+            max_keys,
+            ..Default::default()
+        };
+        let mut listed = Vec::new();
+        loop {
+            let page = list_versions(&state, &request);
+            prop_assert!(page.versions.len() + page.common_prefixes.len() <= max_keys as usize);
+            let mut entries: Vec<(String, Option<(VersionId, bool, bool)>)> = page
+                .versions
+                .iter()
+                .map(|entry| {
+                    (entry.key.clone(), Some((entry.version_id, entry.delete_marker, entry.is_latest)))
+                })
+                .chain(page.common_prefixes.iter().map(|common| (common.clone(), None)))
+                .collect();
+            // Within a page, versions and prefixes interleave by key; the sort is stable, so a
+            // key's versions keep their newest-first order.
+            entries.sort_by(|left, right| left.0.cmp(&right.0));
+            listed.extend(entries);
+            if !page.is_truncated {
+                prop_assert!(page.next_key_marker.is_none());
+                break;
+            }
+            prop_assert!(listed.len() < expected.len());
+            request.key_marker = page.next_key_marker;
+            request.version_id_marker = page.next_version_id_marker;
+        }
+        prop_assert_eq!(listed, expected);
+    }
+}
