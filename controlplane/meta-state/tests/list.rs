@@ -472,6 +472,9 @@ fn list_versions_newest_first_with_markers_and_prefixes() {
     }
 }
 
+/// A version (key, Some((version id, delete marker, is latest))) or a common prefix (prefix, None).
+type VersionEntry = (String, Option<(VersionId, bool, bool)>);
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(150))]
 
@@ -518,7 +521,7 @@ proptest! {
                 }
             }
         }
-        let mut expected: Vec<(String, Option<(VersionId, bool, bool)>)> = Vec::new();
+        let mut expected: Vec<VersionEntry> = Vec::new();
         for (key, versions) in &model {
             if !key.starts_with(&prefix) {
                 continue;
@@ -551,7 +554,7 @@ proptest! {
         loop {
             let page = list_versions(&state, &request);
             prop_assert!(page.versions.len() + page.common_prefixes.len() <= max_keys as usize);
-            let mut entries: Vec<(String, Option<(VersionId, bool, bool)>)> = page
+            let mut entries: Vec<VersionEntry> = page
                 .versions
                 .iter()
                 .map(|entry| {
