@@ -21,7 +21,7 @@
 //! - a snapshot ends with the CRC32C of every byte before it (little-endian `u32`), because it
 //!   travels over the network and sits in files, unlike a record that LMDB already checksums.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::{
     AbortMultipartUpload, AbortWrite, Command, CommitWrite, CompleteMultipartUpload, CompletedPart,
@@ -388,6 +388,34 @@ impl<K: Decode + Ord, V: Decode> Decode for BTreeMap<K, V> {
             map.insert(key, value);
         }
         Ok(map)
+    }
+}
+
+impl<T: Encode> Encode for BTreeSet<T> {
+    fn encode(&self, writer: &mut Writer) {
+        writer.count(self.len());
+        for item in self {
+            item.encode(writer);
+        }
+    }
+}
+
+impl<T: Decode + Ord> Decode for BTreeSet<T> {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = reader.count()?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            let offset = reader.offset();
+            let item = T::decode(reader)?;
+            if items.last().is_some_and(|last| *last >= item) {
+                return Err(DecodeError::NotCanonical {
+                    what: "set element",
+                    offset,
+                });
+            }
+            items.push(item);
+        }
+        Ok(items.into_iter().collect())
     }
 }
 
@@ -898,7 +926,8 @@ encode_struct!(ListPartsRequest {
 /// 4 UpdateShardMap, 5 CreateMultipartUpload, 6 UploadPart, 7 CompleteMultipartUpload,
 /// 8 AbortMultipartUpload, 9 PurgeGarbage, 10 CreateBucket, 11 DeleteBucket,
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
-/// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read.
+/// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
+/// 22 UnsealBucket.
 impl Encode for Command {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1000,13 +1029,21 @@ impl Encode for Command {
                 writer.u8(20);
                 query.encode(writer);
             }
+            Command::SealBucket { bucket } => {
+                writer.u8(21);
+                writer.str(bucket);
+            }
+            Command::UnsealBucket { bucket } => {
+                writer.u8(22);
+                writer.str(bucket);
+            }
         }
     }
 }
 
 impl Decode for Command {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("command", 21)? {
+        Ok(match reader.tag("command", 23)? {
             0 => Command::PrepareWrite(Decode::decode(reader)?),
             1 => Command::CommitWrite(Decode::decode(reader)?),
             2 => Command::AbortWrite(Decode::decode(reader)?),
@@ -1050,7 +1087,13 @@ impl Decode for Command {
                 now_ms: reader.u64()?,
                 timeout_ms: reader.u64()?,
             },
-            _ => Command::Read(Decode::decode(reader)?),
+            20 => Command::Read(Decode::decode(reader)?),
+            21 => Command::SealBucket {
+                bucket: reader.string()?,
+            },
+            _ => Command::UnsealBucket {
+                bucket: reader.string()?,
+            },
         })
     }
 }
@@ -1408,6 +1451,7 @@ impl StateMachine {
         encode_sorted(&mut writer, self.garbage.values());
         encode_sorted(&mut writer, self.access_keys.values());
         encode_sorted(&mut writer, self.nodes.values());
+        self.sealed_buckets.encode(&mut writer);
         let mut bytes = writer.into_bytes();
         let checksum = crc32c::crc32c(&bytes);
         bytes.extend_from_slice(&checksum.to_le_bytes());
@@ -1461,6 +1505,7 @@ impl StateMachine {
                 record.access_key_id.clone()
             })?;
         state.nodes = decode_sorted(&mut reader, "node", |record: &NodeRecord| record.node_id)?;
+        state.sealed_buckets = Decode::decode(&mut reader)?;
         reader.finish()?;
         state
             .rebuild_indexes()

@@ -195,6 +195,15 @@ pub enum Command {
     PurgeGarbage {
         garbage_ids: Vec<GarbageId>,
     },
+    /// Step 1 of a partitioned DeleteBucket: from now on this partition refuses new versions,
+    /// delete markers and uploads in the bucket (NoSuchBucket); answers BucketUsage.
+    SealBucket {
+        bucket: String,
+    },
+    /// Undoes SealBucket (the bucket was not empty, or it was created again); answers BucketUsage.
+    UnsealBucket {
+        bucket: String,
+    },
     // Bucket service.
     CreateBucket(CreateBucket),
     DeleteBucket {
@@ -309,7 +318,7 @@ pub enum Query {
         after: Option<GarbageId>,
         limit: u32,
     },
-    /// Whether this partition holds versions or uploads of a bucket (before DeleteBucket).
+    /// Whether this partition holds versions or uploads of a bucket.
     BucketUsage {
         bucket: String,
     },
@@ -492,6 +501,8 @@ impl Command {
             Command::CompleteMultipartUpload(_) => "CompleteMultipartUpload",
             Command::AbortMultipartUpload(_) => "AbortMultipartUpload",
             Command::PurgeGarbage { .. } => "PurgeGarbage",
+            Command::SealBucket { .. } => "SealBucket",
+            Command::UnsealBucket { .. } => "UnsealBucket",
             Command::CreateBucket(_) => "CreateBucket",
             Command::DeleteBucket { .. } => "DeleteBucket",
             Command::PutBucketVersioning { .. } => "PutBucketVersioning",
@@ -517,7 +528,9 @@ impl Command {
             | Command::UploadPart(_)
             | Command::CompleteMultipartUpload(_)
             | Command::AbortMultipartUpload(_)
-            | Command::PurgeGarbage { .. } => Scope::Object,
+            | Command::PurgeGarbage { .. }
+            | Command::SealBucket { .. }
+            | Command::UnsealBucket { .. } => Scope::Object,
             Command::CreateBucket(_)
             | Command::DeleteBucket { .. }
             | Command::PutBucketVersioning { .. }

@@ -55,6 +55,8 @@ pub struct StateMachine {
     pub(crate) garbage: BTreeMap<GarbageId, GarbageRecord>,
     pub(crate) access_keys: BTreeMap<String, AccessKeyRecord>,
     pub(crate) nodes: BTreeMap<NodeId, NodeRecord>,
+    /// Buckets this partition refuses new objects for (SealBucket): see [`crate::role`].
+    pub(crate) sealed_buckets: BTreeSet<String>,
     // Derived indexes: not in the snapshot, rebuilt from `versions` when one is loaded.
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
@@ -78,6 +80,7 @@ impl StateMachine {
             garbage: BTreeMap::new(),
             access_keys: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            sealed_buckets: BTreeSet::new(),
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
             preparing: BTreeSet::new(),
@@ -133,6 +136,14 @@ impl StateMachine {
             }
             Command::AbortMultipartUpload(command) => self.abort_upload(command, &mut effects),
             Command::PurgeGarbage { garbage_ids } => Ok(self.purge_garbage(&garbage_ids)),
+            Command::SealBucket { bucket } => {
+                self.sealed_buckets.insert(bucket.clone());
+                Ok(self.bucket_usage(&bucket))
+            }
+            Command::UnsealBucket { bucket } => {
+                self.sealed_buckets.remove(&bucket);
+                Ok(self.bucket_usage(&bucket))
+            }
             Command::CreateBucket(command) => self.create_bucket(command),
             Command::DeleteBucket { bucket } => self.delete_bucket(&bucket),
             Command::PutBucketVersioning { bucket, versioning } => {
@@ -222,10 +233,7 @@ impl StateMachine {
                     .collect();
                 Ok(Response::Garbage(entries))
             }
-            Query::BucketUsage { bucket } => Ok(Response::BucketUsage {
-                has_versions: self.bucket_has_versions(bucket),
-                has_uploads: self.bucket_has_uploads(bucket),
-            }),
+            Query::BucketUsage { bucket } => Ok(self.bucket_usage(bucket)),
             Query::GetBucket { bucket } => self.bucket(bucket).cloned().map(Response::Bucket),
             Query::ListBuckets { owner } => Ok(Response::Buckets(
                 self.buckets
@@ -262,6 +270,25 @@ impl StateMachine {
             });
         }
         Ok(())
+    }
+
+    /// Like `check_bucket`, and also refuses a bucket this partition has sealed: commands that
+    /// would create a version or an upload call it, so a sealed, empty bucket stays empty.
+    pub(crate) fn check_bucket_open(&self, bucket: &str) -> Result<(), MetaError> {
+        self.check_bucket(bucket)?;
+        if self.sealed_buckets.contains(bucket) {
+            return Err(MetaError::NoSuchBucket {
+                bucket: bucket.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn bucket_usage(&self, bucket: &str) -> Response {
+        Response::BucketUsage {
+            has_versions: self.bucket_has_versions(bucket),
+            has_uploads: self.bucket_has_uploads(bucket),
+        }
     }
 
     pub(crate) fn bucket(&self, bucket: &str) -> Result<&BucketRecord, MetaError> {

@@ -19,7 +19,7 @@ impl StateMachine {
         command: CreateMultipartUpload,
         effects: &Effects,
     ) -> Result<Response, MetaError> {
-        self.check_bucket(&command.bucket)?;
+        self.check_bucket_open(&command.bucket)?;
         validate_key(&command.key)?;
         EcScheme::parse(&command.ec_scheme)?;
         if command.piece_size_bytes == 0 {

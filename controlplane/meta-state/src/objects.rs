@@ -19,7 +19,7 @@ impl StateMachine {
         command: PrepareWrite,
         effects: &Effects,
     ) -> Result<Response, MetaError> {
-        self.check_bucket(&command.bucket)?;
+        self.check_bucket_open(&command.bucket)?;
         validate_key(&command.key)?;
         EcScheme::parse(&command.ec_scheme)?;
         if command.piece_size_bytes == 0 {
@@ -219,7 +219,7 @@ impl StateMachine {
         command: DeleteObject,
         effects: &mut Effects,
     ) -> Result<Response, MetaError> {
-        self.check_bucket(&command.bucket)?;
+        self.check_bucket_open(&command.bucket)?;
         validate_key(&command.key)?;
         let (bucket, key) = (command.bucket.as_str(), command.key.as_str());
         let target = match &command.version {

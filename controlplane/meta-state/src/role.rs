@@ -11,9 +11,19 @@
 //! instance. A partition does not hold bucket records, so the gateway resolves the bucket first (it
 //! needs the owner, the EC scheme and the versioning state anyway) and passes what the object
 //! command needs in the command itself; a partition trusts it. A `Combined` instance (`cairn dev`,
-//! tests) additionally checks that the bucket exists and that DeleteBucket finds it empty; a
-//! `BucketService` cannot see objects, so the caller must first ask every partition with
-//! `Query::BucketUsage` (a window where a write slips in is closed by a later issue's bucket fence).
+//! tests) additionally checks that the bucket exists and that DeleteBucket finds it empty.
+//!
+//! A `BucketService` cannot see objects, so a partitioned DeleteBucket is a protocol over
+//! instances, built from commands here:
+//! 1. `SealBucket` on every partition: each stops accepting new versions, delete markers and
+//!    uploads in the bucket (answering NoSuchBucket) and reports whether it still holds any;
+//! 2. if any partition holds some, `UnsealBucket` on every partition and answer BucketNotEmpty;
+//! 3. otherwise `DeleteBucket` on the bucket service. The seals stay, so a gateway acting on a
+//!    stale bucket cache cannot resurrect objects in the deleted bucket.
+//!
+//! CreateBucket runs `UnsealBucket` on every partition after the bucket service accepted it (also
+//! when it answered BucketAlreadyOwnedByYou, which makes a crashed DeleteBucket or CreateBucket
+//! recoverable by retrying). Seals are idempotent, so every step may be retried.
 
 /// The role of one state machine instance. Part of the snapshot: an instance never changes role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -407,3 +407,134 @@ fn node_registry_heartbeats_and_expiry() {
         })
     );
 }
+
+#[test]
+fn partitioned_delete_bucket_protocol_with_seals() {
+    let mut first = Harness::new(Role::ObjectPartition {
+        partition_index: 0,
+        partition_count: 2,
+    });
+    let mut second = Harness::new(Role::ObjectPartition {
+        partition_index: 1,
+        partition_count: 2,
+    });
+    let mut service = bucket_service();
+    service.ok(create_bucket(BUCKET, OWNER));
+    let record = first.put("a", 1, VersioningState::Unversioned);
+    let seal = || Command::SealBucket {
+        bucket: BUCKET.to_owned(),
+    };
+    let unseal = || Command::UnsealBucket {
+        bucket: BUCKET.to_owned(),
+    };
+    let no_such_bucket = MetaError::NoSuchBucket {
+        bucket: BUCKET.to_owned(),
+    };
+
+    // Step 1: seal every partition; the first still holds a version.
+    assert_eq!(
+        first.ok(seal()),
+        Response::BucketUsage {
+            has_versions: true,
+            has_uploads: false
+        }
+    );
+    assert_eq!(
+        second.ok(seal()),
+        Response::BucketUsage {
+            has_versions: false,
+            has_uploads: false
+        }
+    );
+    // Sealed partitions refuse new versions, markers and uploads, and still serve reads.
+    assert_eq!(
+        second.err(prepare(BUCKET, "b", "t", 1, VersioningState::Unversioned)),
+        no_such_bucket
+    );
+    assert_eq!(
+        second.err(delete(
+            "b",
+            VersionSelector::Current,
+            VersioningState::Enabled
+        )),
+        no_such_bucket
+    );
+    assert_eq!(
+        first.err(Command::CreateMultipartUpload(CreateMultipartUpload {
+            bucket: BUCKET.to_owned(),
+            key: "m".to_owned(),
+            owner: OWNER.to_owned(),
+            content_type: String::new(),
+            user_metadata: Default::default(),
+            storage_class: StorageClass::Standard,
+            acl: Acl::default(),
+            ec_scheme: SCHEME.to_owned(),
+            piece_size_bytes: 1,
+            now_ms: 1,
+        })),
+        no_such_bucket
+    );
+    assert_eq!(first.get("a", VersionSelector::Current), Ok(record.clone()));
+    // A neighbouring bucket is unaffected.
+    second.ok(prepare(
+        "photos2",
+        "b",
+        "t",
+        1,
+        VersioningState::Unversioned,
+    ));
+
+    // Step 2: not empty, so unseal everywhere (seals are idempotent) and writes work again.
+    first.ok(unseal());
+    second.ok(unseal());
+    second.ok(unseal());
+    second.ok(prepare(BUCKET, "b", "t", 1, VersioningState::Unversioned));
+    second.ok(Command::AbortWrite(AbortWrite {
+        bucket: BUCKET.to_owned(),
+        key: "b".to_owned(),
+        version_id: VersionId(second.next_log_index - 1),
+        now_ms: 1,
+    }));
+
+    // Empty the bucket and retry: both seals report empty, so the bucket service deletes it.
+    first.ok(delete(
+        "a",
+        VersionSelector::Id(record.version_id),
+        VersioningState::Unversioned,
+    ));
+    assert_eq!(
+        first.ok(seal()),
+        Response::BucketUsage {
+            has_versions: false,
+            has_uploads: false
+        }
+    );
+    assert_eq!(
+        second.ok(seal()),
+        Response::BucketUsage {
+            has_versions: false,
+            has_uploads: false
+        }
+    );
+    assert!(matches!(
+        service.ok(Command::DeleteBucket {
+            bucket: BUCKET.to_owned()
+        }),
+        Response::BucketDeleted(_)
+    ));
+    // A gateway with a stale bucket cache cannot put objects into the deleted bucket.
+    assert_eq!(
+        first.err(prepare(
+            BUCKET,
+            "late",
+            "t",
+            1,
+            VersioningState::Unversioned
+        )),
+        no_such_bucket
+    );
+    // Creating the bucket again unseals it.
+    service.ok(create_bucket(BUCKET, OWNER));
+    first.ok(unseal());
+    first.ok(prepare(BUCKET, "new", "t", 1, VersioningState::Unversioned));
+}

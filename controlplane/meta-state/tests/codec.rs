@@ -235,7 +235,7 @@ fn golden_snapshot_bytes() {
         0u32.to_le_bytes().to_vec(),      // buckets
         1u32.to_le_bytes().to_vec(),      // versions
         record[2..].to_vec(),             // the version, without its own header
-        [0u32.to_le_bytes(); 4].concat(), // uploads, garbage, access keys, nodes
+        [0u32.to_le_bytes(); 5].concat(), // uploads, garbage, access keys, nodes, sealed buckets
     ]
     .concat();
     assert_eq!(body, expected_body.as_slice());
@@ -365,7 +365,7 @@ fn snapshot_corruption_and_inconsistency_are_detected() {
     }
     .encode(&mut writer);
     writer.u64(0);
-    for _ in 0..6 {
+    for _ in 0..7 {
         writer.u32(0);
     }
     let mut bytes = writer.into_bytes();
@@ -389,7 +389,7 @@ fn snapshot_corruption_and_inconsistency_are_detected() {
     writer.u32(2);
     record.encode(&mut writer);
     second.encode(&mut writer);
-    for _ in 0..4 {
+    for _ in 0..5 {
         writer.u32(0);
     }
     let mut bytes = writer.into_bytes();
@@ -521,6 +521,12 @@ fn every_command_round_trips() {
                 sequence: 1,
             }],
         },
+        Command::SealBucket {
+            bucket: "bkt".to_owned(),
+        },
+        Command::UnsealBucket {
+            bucket: "bkt".to_owned(),
+        },
         create_bucket("bkt", OWNER),
         Command::DeleteBucket {
             bucket: "bkt".to_owned(),
@@ -590,7 +596,7 @@ fn every_command_round_trips() {
         tags.insert(bytes[2]);
         assert_eq!(decode_record::<Command>(&bytes), Ok(command));
     }
-    assert!(tags.len() >= 18);
+    assert!(tags.len() >= 20);
 }
 
 fn decode_everything(bytes: &[u8]) {

@@ -49,6 +49,9 @@ enum Operation {
     Versioning {
         versioning: usize,
     },
+    Seal {
+        unseal: bool,
+    },
 }
 
 const KEYS: &[&str] = &["a", "a/b", "b", "c/d/e"];
@@ -90,6 +93,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         any::<usize>().prop_map(|pick| Operation::AbortUpload { pick }),
         (0usize..3).prop_map(|count| Operation::Purge { count }),
         (1usize..3).prop_map(|versioning| Operation::Versioning { versioning }),
+        any::<bool>().prop_map(|unseal| Operation::Seal { unseal }),
     ]
 }
 
@@ -261,6 +265,12 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
                 garbage_ids: garbage.iter().map(|entry| entry.garbage_id).collect(),
             }
         }
+        Operation::Seal { unseal: true } => Command::UnsealBucket {
+            bucket: BUCKET.to_owned(),
+        },
+        Operation::Seal { unseal: false } => Command::SealBucket {
+            bucket: BUCKET.to_owned(),
+        },
         Operation::Versioning { versioning } => Command::PutBucketVersioning {
             bucket: BUCKET.to_owned(),
             versioning: VERSIONING[*versioning],
