@@ -1,0 +1,468 @@
+//! `MetaClient`: the gateway's and workers' handle on the metadata groups (tokio).
+//!
+//! # Model
+//!
+//! The client knows the meta nodes' addresses and the partition count P. It routes an object
+//! command or query by the consistent-hash ring over `bucket/key` ([`crate::ring`]) to a
+//! partition group and everything bucket-, key- or node-related to the bucket-service group. It
+//! remembers each group's leader address; a request goes there (or, when unknown, to the next
+//! node in turn), a `ForwardToLeader` answer redirects it at once, and an unavailable group
+//! (election in progress, node down, timeout) is retried on the next node after a capped
+//! exponential backoff with jitter, until the operation's deadline.
+//!
+//! Reads are linearizable: the node serving a `ClientRead` is the leader and runs a read-index
+//! check (`Raft::ensure_linearizable`) before answering from its state machine, so a read observes
+//! every write acknowledged before the read began (read-after-write, -overwrite, -delete and
+//! list-after-write hold).
+//!
+//! ListObjects fans out to every partition with the same start position and merges the ordered
+//! pages (see [`MetaClient::list_objects`]); the continuation token is the meta-state
+//! `ListPosition` token, which names a key or common prefix rather than a partition, so it is the
+//! same format whether one partition or P answered.
+//!
+//! # Retries and duplicates
+//!
+//! A write whose answer was lost (timeout, dropped connection, leader change while the entry was
+//! in flight) may or may not have been applied, and the retry may apply it a second time. The
+//! meta-state commands the PUT path uses are idempotent by design (PrepareWrite by its idempotency
+//! token, CommitWrite reports `retried`); callers of other commands should treat a retried
+//! success accordingly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cairn_meta_state::{
+    Command, ListObjectsPage, ListObjectsRequest, ListPosition, MAX_LIST_KEYS, MetaError,
+    ObjectSummary, Output, Query, Response, Scope, decode_record, encode_record,
+};
+
+use crate::network::Connection;
+use crate::ring::PartitionRing;
+use crate::types::{GroupId, NodeId};
+use crate::wire::{Envelope, MessageKind, Status};
+
+/// How a client reaches the cluster and how patiently it retries.
+#[derive(Clone, Debug)]
+pub struct MetaClientConfig {
+    /// Every meta node's RPC address (id → `host:port`); the same map as the nodes' `peers`.
+    pub nodes: BTreeMap<NodeId, String>,
+    /// P, as configured on the nodes.
+    pub partition_count: u32,
+    /// Deadline of one attempt (one request to one node).
+    pub attempt_timeout_ms: u64,
+    /// Deadline of a whole operation across retries.
+    pub operation_timeout_ms: u64,
+    /// First retry delay; doubles per failed attempt up to `backoff_max_ms`.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl MetaClientConfig {
+    pub fn new(nodes: BTreeMap<NodeId, String>, partition_count: u32) -> Self {
+        MetaClientConfig {
+            nodes,
+            partition_count,
+            attempt_timeout_ms: 2_000,
+            operation_timeout_ms: 15_000,
+            backoff_initial_ms: 20,
+            backoff_max_ms: 500,
+        }
+    }
+}
+
+/// Why an operation failed without an answer from the state machine.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{group} unavailable after {attempts} attempts: {last_error}")]
+    Unavailable {
+        group: GroupId,
+        attempts: u32,
+        last_error: String,
+    },
+    #[error("cannot route {0}: it names no bucket/key; use the *_to / *_from variant")]
+    Unroutable(&'static str),
+    #[error("node refused the request: {0}")]
+    Rejected(String),
+    #[error("undecodable answer: {0}")]
+    BadAnswer(String),
+}
+
+/// Most idle connections kept per node address.
+const MAX_IDLE_CONNECTIONS_PER_NODE: usize = 16;
+
+/// The metadata client. Share it (`Arc`) across tasks; every method takes `&self`.
+pub struct MetaClient {
+    config: MetaClientConfig,
+    ring: PartitionRing,
+    node_addresses: Vec<String>,
+    /// Last known leader address per group.
+    leaders: Mutex<HashMap<GroupId, String>>,
+    idle_connections: Mutex<HashMap<String, Vec<Connection>>>,
+}
+
+/// One attempt's outcome.
+enum Attempt {
+    Answer(Vec<u8>),
+    Redirect(String),
+    Retry(String),
+    Rejected(String),
+}
+
+impl MetaClient {
+    pub fn new(config: MetaClientConfig) -> MetaClient {
+        let ring = PartitionRing::new(config.partition_count);
+        let node_addresses = config.nodes.values().cloned().collect();
+        MetaClient {
+            config,
+            ring,
+            node_addresses,
+            leaders: Mutex::new(HashMap::new()),
+            idle_connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The partition group owning `bucket/key`.
+    pub fn partition_of(&self, bucket: &str, key: &str) -> GroupId {
+        GroupId::partition(self.ring.partition_of(bucket, key))
+    }
+
+    /// Every object-partition group.
+    pub fn partitions(&self) -> Vec<GroupId> {
+        (0..self.config.partition_count)
+            .map(GroupId::partition)
+            .collect()
+    }
+
+    /// The group a command goes to, or `None` when it names no single bucket/key
+    /// (`PurgeGarbage`: send it with [`MetaClient::write_to`] to the partition that listed the
+    /// garbage).
+    pub fn group_for_command(&self, command: &Command) -> Option<GroupId> {
+        let (bucket, key) = match command {
+            Command::PrepareWrite(c) => (&c.bucket, &c.key),
+            Command::CommitWrite(c) => (&c.bucket, &c.key),
+            Command::AbortWrite(c) => (&c.bucket, &c.key),
+            Command::DeleteObject(c) => (&c.bucket, &c.key),
+            Command::UpdateShardMap(c) => (&c.bucket, &c.key),
+            Command::CreateMultipartUpload(c) => (&c.bucket, &c.key),
+            Command::UploadPart(c) => (&c.bucket, &c.key),
+            Command::CompleteMultipartUpload(c) => (&c.bucket, &c.key),
+            Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
+            Command::PurgeGarbage { .. } => return None,
+            Command::Read(query) => return self.group_for_query(query),
+            other => {
+                debug_assert_eq!(other.scope(), Scope::Bucket);
+                return Some(GroupId::BUCKET_SERVICE);
+            }
+        };
+        Some(self.partition_of(bucket, key))
+    }
+
+    /// The group a query goes to, or `None` when it spans partitions (ListObjects: use
+    /// [`MetaClient::list_objects`]; ListVersions, ListUploads, the janitor's and garbage queries
+    /// and BucketUsage: ask each of [`MetaClient::partitions`] with [`MetaClient::read_from`]).
+    pub fn group_for_query(&self, query: &Query) -> Option<GroupId> {
+        match query {
+            Query::GetObject { bucket, key, .. } | Query::GetUpload { bucket, key, .. } => {
+                Some(self.partition_of(bucket, key))
+            }
+            Query::ListParts(request) => Some(self.partition_of(&request.bucket, &request.key)),
+            Query::ListObjects(_)
+            | Query::ListVersions(_)
+            | Query::ListUploads(_)
+            | Query::ListStalePreparing { .. }
+            | Query::ListGarbage { .. }
+            | Query::BucketUsage { .. } => None,
+            Query::GetBucket { .. }
+            | Query::ListBuckets { .. }
+            | Query::GetAccessKey { .. }
+            | Query::GetNode { .. }
+            | Query::ListNodes => Some(GroupId::BUCKET_SERVICE),
+        }
+    }
+
+    /// Applies `command` through the Raft log of the group it belongs to.
+    pub async fn write(&self, command: Command) -> Result<Output, ClientError> {
+        let group = self
+            .group_for_command(&command)
+            .ok_or(ClientError::Unroutable(command.name()))?;
+        self.write_to(group, command).await
+    }
+
+    /// Applies `command` through the Raft log of `group`.
+    pub async fn write_to(&self, group: GroupId, command: Command) -> Result<Output, ClientError> {
+        let answer = self
+            .call_group(group, MessageKind::ClientWrite, encode_record(&command))
+            .await?;
+        decode_record::<Output>(&answer).map_err(|error| ClientError::BadAnswer(error.to_string()))
+    }
+
+    /// Linearizable read of `query` from the group it belongs to.
+    pub async fn read(&self, query: Query) -> Result<Result<Response, MetaError>, ClientError> {
+        let group = self
+            .group_for_query(&query)
+            .ok_or(ClientError::Unroutable(query.name()))?;
+        self.read_from(group, query).await
+    }
+
+    /// Linearizable read of `query` from `group`.
+    pub async fn read_from(
+        &self,
+        group: GroupId,
+        query: Query,
+    ) -> Result<Result<Response, MetaError>, ClientError> {
+        let payload = encode_record(&Command::Read(query));
+        let answer = self
+            .call_group(group, MessageKind::ClientRead, payload)
+            .await?;
+        let output = decode_record::<Output>(&answer)
+            .map_err(|error| ClientError::BadAnswer(error.to_string()))?;
+        Ok(output.result)
+    }
+
+    /// ListObjectsV2 over every partition, merged into S3 order.
+    ///
+    /// Every partition is asked for up to `max_keys` entries from the same position; the merged
+    /// page is the first `max_keys` entries of the union (common prefixes deduplicated: a prefix
+    /// can have keys in several partitions). That is exact: a partition that returned a full,
+    /// truncated page has at least `max_keys` entries at or before its last one, so no entry it
+    /// did not return can precede the merged page's last entry. The page is truncated when
+    /// entries were left over or any partition had more.
+    pub async fn list_objects(
+        &self,
+        request: ListObjectsRequest,
+    ) -> Result<Result<ListObjectsPage, MetaError>, ClientError> {
+        if let Some(token) = &request.continuation_token
+            && let Err(error) = ListPosition::from_token(token)
+        {
+            return Ok(Err(error));
+        }
+        let max_keys = request.max_keys.min(MAX_LIST_KEYS);
+        if max_keys == 0 {
+            return Ok(Ok(ListObjectsPage::default()));
+        }
+        let reads = self.partitions().into_iter().map(|group| {
+            let partition_request = ListObjectsRequest {
+                max_keys,
+                ..request.clone()
+            };
+            self.read_from(group, Query::ListObjects(partition_request))
+        });
+        let answers = futures::future::join_all(reads).await;
+
+        /// One listed entry, ordered by its string.
+        enum Entry {
+            Object(ObjectSummary),
+            Prefix(String),
+        }
+        let mut entries: Vec<(String, Entry)> = Vec::new();
+        let mut any_partition_truncated = false;
+        for answer in answers {
+            let page = match answer? {
+                Ok(Response::ObjectList(page)) => page,
+                Ok(other) => {
+                    return Err(ClientError::BadAnswer(format!(
+                        "ListObjects answered {other:?}"
+                    )));
+                }
+                Err(error) => return Ok(Err(error)),
+            };
+            any_partition_truncated |= page.is_truncated;
+            entries.extend(
+                page.contents
+                    .into_iter()
+                    .map(|object| (object.key.clone(), Entry::Object(object))),
+            );
+            entries.extend(
+                page.common_prefixes
+                    .into_iter()
+                    .map(|prefix| (prefix.clone(), Entry::Prefix(prefix))),
+            );
+        }
+        entries.sort_by(|left, right| left.0.cmp(&right.0));
+        // A key never equals a common prefix (such a key rolls up into it), so equal strings
+        // are the same prefix reported by several partitions.
+        entries.dedup_by(|next, previous| next.0 == previous.0);
+        let left_over = entries.len() > max_keys as usize;
+        entries.truncate(max_keys as usize);
+        let is_truncated = left_over || any_partition_truncated;
+
+        let mut page = ListObjectsPage {
+            is_truncated,
+            key_count: entries.len() as u32,
+            ..ListObjectsPage::default()
+        };
+        if is_truncated {
+            page.next_continuation_token = entries.last().map(|(_, entry)| match entry {
+                Entry::Object(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
+                Entry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
+            });
+        }
+        for (_, entry) in entries {
+            match entry {
+                Entry::Object(object) => page.contents.push(object),
+                Entry::Prefix(prefix) => page.common_prefixes.push(prefix),
+            }
+        }
+        Ok(Ok(page))
+    }
+
+    // -----------------------------------------------------------------------------------------
+
+    fn known_leader(&self, group: GroupId) -> Option<String> {
+        self.leaders
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&group)
+            .cloned()
+    }
+
+    fn set_leader(&self, group: GroupId, address: Option<String>) {
+        let mut leaders = self
+            .leaders
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match address {
+            Some(address) => leaders.insert(group, address),
+            None => leaders.remove(&group),
+        };
+    }
+
+    fn take_connection(&self, address: &str) -> Option<Connection> {
+        self.idle_connections
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get_mut(address)
+            .and_then(Vec::pop)
+    }
+
+    fn return_connection(&self, address: &str, connection: Connection) {
+        let mut idle = self
+            .idle_connections
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let connections = idle.entry(address.to_owned()).or_default();
+        if connections.len() < MAX_IDLE_CONNECTIONS_PER_NODE {
+            connections.push(connection);
+        }
+    }
+
+    async fn attempt(&self, address: &str, request: Envelope) -> Attempt {
+        let deadline = Duration::from_millis(self.config.attempt_timeout_ms);
+        let exchange = async {
+            let mut connection = match self.take_connection(address) {
+                Some(connection) => connection,
+                None => Connection::connect(address)
+                    .await
+                    .map_err(|error| format!("connect {address}: {error}"))?,
+            };
+            let response = connection
+                .call(request)
+                .await
+                .map_err(|error| format!("call {address}: {error}"))?;
+            Ok::<_, String>((connection, response))
+        };
+        let (connection, response) = match tokio::time::timeout(deadline, exchange).await {
+            Err(_elapsed) => {
+                return Attempt::Retry(format!("{address}: no answer in {deadline:?}"));
+            }
+            Ok(Err(error)) => return Attempt::Retry(error),
+            Ok(Ok(exchanged)) => exchanged,
+        };
+        self.return_connection(address, connection);
+        match response.status {
+            Status::Ok => Attempt::Answer(response.payload),
+            Status::ForwardToLeader if !response.leader_address.is_empty() => {
+                Attempt::Redirect(response.leader_address)
+            }
+            Status::ForwardToLeader => Attempt::Retry(format!("{address}: no leader known")),
+            Status::BadRequest => Attempt::Rejected(response.error_message),
+            Status::UnknownGroup | Status::Unavailable | Status::ApiError => {
+                Attempt::Retry(format!(
+                    "{address}: {:?} {}",
+                    response.status, response.error_message
+                ))
+            }
+        }
+    }
+
+    /// Sends one request to `group`'s leader, following redirects and retrying with backoff.
+    async fn call_group(
+        &self,
+        group: GroupId,
+        kind: MessageKind,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let started = Instant::now();
+        let operation_deadline = Duration::from_millis(self.config.operation_timeout_ms);
+        let mut backoff = Duration::from_millis(self.config.backoff_initial_ms);
+        let backoff_max = Duration::from_millis(self.config.backoff_max_ms);
+        let mut next_node = (group.0 as usize) % self.node_addresses.len().max(1);
+        let mut target = self.known_leader(group);
+        let mut attempts = 0u32;
+        let mut redirects_in_a_row = 0usize;
+        loop {
+            let address = match target.take() {
+                Some(address) => address,
+                None => {
+                    let Some(address) = self.node_addresses.get(next_node).cloned() else {
+                        return Err(ClientError::Unavailable {
+                            group,
+                            attempts,
+                            last_error: "no meta nodes configured".to_owned(),
+                        });
+                    };
+                    next_node = (next_node + 1) % self.node_addresses.len();
+                    address
+                }
+            };
+            attempts += 1;
+            let request = Envelope::request(group, kind, payload.clone());
+            let last_error = match self.attempt(&address, request).await {
+                Attempt::Answer(answer) => {
+                    self.set_leader(group, Some(address));
+                    return Ok(answer);
+                }
+                Attempt::Rejected(message) => return Err(ClientError::Rejected(message)),
+                Attempt::Redirect(leader_address) => {
+                    redirects_in_a_row += 1;
+                    self.set_leader(group, Some(leader_address.clone()));
+                    // Follow a redirect at once, unless nodes keep pointing at each other (stale
+                    // views during an election): then back off like any other failure.
+                    if redirects_in_a_row <= self.node_addresses.len() {
+                        target = Some(leader_address);
+                        continue;
+                    }
+                    target = Some(leader_address);
+                    format!("redirect loop for {group}")
+                }
+                Attempt::Retry(error) => {
+                    redirects_in_a_row = 0;
+                    self.set_leader(group, None);
+                    error
+                }
+            };
+            if started.elapsed() + backoff > operation_deadline {
+                return Err(ClientError::Unavailable {
+                    group,
+                    attempts,
+                    last_error,
+                });
+            }
+            tracing::debug!(%group, attempts, %last_error, ?backoff, "meta request retry");
+            tokio::time::sleep(with_jitter(backoff)).await;
+            backoff = (backoff * 2).min(backoff_max);
+        }
+    }
+}
+
+/// `delay` scaled by a factor in [0.5, 1.0), so clients that failed together do not retry in
+/// lockstep. The sub-second clock is random enough for spreading retries.
+fn with_jitter(delay: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    delay.mul_f64(factor)
+}

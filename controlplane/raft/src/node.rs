@@ -1,0 +1,517 @@
+//! `MetaNode`: one `cairn meta` process hosting a replica of every metadata Raft group.
+//!
+//! # Model
+//!
+//! A node hosts the bucket-service group ([`GroupId::BUCKET_SERVICE`], which also holds the node
+//! registry and access keys: the meta-state `BucketService` role) and the P object-partition
+//! groups (`GroupId::partition(0..P)`), each an openraft instance with its own LMDB directory
+//! `<data_dir>/group-<id>/`. One TCP listener serves every group: each frame names its group.
+//!
+//! Bootstrap: when a group's storage is empty, every node calls `initialize` with the same
+//! membership (all of `peers` as voters), which openraft allows; whichever election wins first
+//! commits it and the others' calls fail harmlessly. A node that restarts with data keeps its log
+//! and vote and never re-initializes. Later membership changes go through
+//! [`MetaNode::add_learner`] and [`MetaNode::change_membership`] on the group's leader.
+//!
+//! Requests the listener serves, per group: openraft's AppendEntries, Vote and InstallSnapshot
+//! (chunked), ClientWrite (a meta-state `Command` through the log; a follower answers
+//! ForwardToLeader with the leader's id and address) and ClientRead (a `Query` answered from the
+//! state machine after a read-index check — `Raft::ensure_linearizable` — on the leader, so a read
+//! never returns state older than a write acknowledged before it started).
+//!
+//! # Invariants
+//!
+//! - A group's Raft instance exists before the listener accepts, so a peer never sees
+//!   UnknownGroup from a live node for a configured group.
+//! - Reads are served only by a leader that has just confirmed its leadership with a quorum and
+//!   applied up to the commit index it saw at that moment.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_meta_state::{Command, Output, decode_record, encode_record};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
+use tokio::io::BufStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::network::NetworkFactory;
+use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
+use crate::types::{GroupId, MetaRequest, NodeId, Raft};
+use crate::wire::{
+    Envelope, MessageKind, Status, WireError, from_payload, read_envelope, to_payload,
+    write_envelope,
+};
+
+/// Raft timing and log compaction of every group on a node.
+#[derive(Clone, Debug)]
+pub struct RaftTiming {
+    /// Leader → follower heartbeat period.
+    pub heartbeat_interval_ms: u64,
+    /// A follower that hears no leader for a random time in [min, max] starts an election.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many entries were applied since the last one.
+    pub snapshot_after_log_entries: u64,
+    /// Log entries kept behind a snapshot (a follower that lags less catches up from the log).
+    pub log_entries_kept_after_snapshot: u64,
+    /// Size of one InstallSnapshot chunk.
+    pub snapshot_chunk_size_bytes: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_after_log_entries: 10_000,
+            log_entries_kept_after_snapshot: 1_000,
+            snapshot_chunk_size_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Configuration of one `cairn meta` replica. The CLI maps
+/// `cairn meta --id N --listen ADDR --data DIR --peers 1=host:port,2=host:port,3=host:port
+/// [--partitions P]` onto it.
+#[derive(Clone, Debug)]
+pub struct MetaNodeConfig {
+    /// This node's Raft id (`--id`); non-zero, unique in the cluster, stable across restarts.
+    pub node_id: NodeId,
+    /// Where the RPC listener binds (`--listen`), e.g. `127.0.0.1:7401`.
+    pub listen_address: SocketAddr,
+    /// Root of this node's state (`--data`): one LMDB directory per group.
+    pub data_dir: PathBuf,
+    /// The initial voters of every group, this node included (`--peers`): id → `host:port`,
+    /// the address other nodes and clients dial (so not 0.0.0.0).
+    pub peers: BTreeMap<NodeId, String>,
+    /// P, the number of object partitions (`--partitions`, default 8). Fixed for the cluster's
+    /// life: the ring maps keys by it.
+    pub partition_count: u32,
+    pub timing: RaftTiming,
+    /// Whether to initialize empty groups with `peers` as voters (`true` for the nodes of a new
+    /// cluster). A node joining an existing cluster sets `false` (`cairn meta --join`) and waits
+    /// to be added with [`MetaNode::add_learner`] + [`MetaNode::change_membership`] on a leader.
+    pub bootstrap: bool,
+    /// LMDB map size per group (virtual address space; the file grows with the data).
+    pub map_size_bytes: usize,
+}
+
+impl MetaNodeConfig {
+    /// A config with default timing, 8 partitions and the default map size.
+    pub fn new(
+        node_id: NodeId,
+        listen_address: SocketAddr,
+        data_dir: PathBuf,
+        peers: BTreeMap<NodeId, String>,
+    ) -> Self {
+        MetaNodeConfig {
+            node_id,
+            listen_address,
+            data_dir,
+            peers,
+            partition_count: 8,
+            timing: RaftTiming::default(),
+            bootstrap: true,
+            map_size_bytes: DEFAULT_MAP_SIZE_BYTES,
+        }
+    }
+
+    fn raft_config(&self) -> Result<Arc<Config>, NodeError> {
+        let timing = &self.timing;
+        let config = Config {
+            cluster_name: "cairn-meta".to_owned(),
+            heartbeat_interval: timing.heartbeat_interval_ms,
+            election_timeout_min: timing.election_timeout_min_ms,
+            election_timeout_max: timing.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(timing.snapshot_after_log_entries),
+            max_in_snapshot_log_to_keep: timing.log_entries_kept_after_snapshot,
+            snapshot_max_chunk_size: timing.snapshot_chunk_size_bytes,
+            // A chunk is written to LMDB only at the end, but the deadline covers one chunk's
+            // transfer plus the receiver's work on the last one (decode + fsync).
+            install_snapshot_timeout: 2_000,
+            ..Config::default()
+        };
+        config
+            .validate()
+            .map(Arc::new)
+            .map_err(|error| NodeError::Config(error.to_string()))
+    }
+}
+
+/// Errors of a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("storage of {group}: {source}")]
+    Store { group: GroupId, source: StoreError },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("this process hosts no group {0}")]
+    UnknownGroup(GroupId),
+    #[error("not the leader of {group}; leader is {leader:?}")]
+    NotLeader {
+        group: GroupId,
+        leader: Option<NodeId>,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// A running group replica.
+#[derive(Clone)]
+pub struct GroupHandle {
+    pub raft: Raft,
+    pub reader: StateReader,
+}
+
+type Groups = Arc<BTreeMap<GroupId, GroupHandle>>;
+
+/// A running metadata replica. Dropping it without [`MetaNode::shutdown`] leaves the tasks running
+/// until the runtime stops.
+pub struct MetaNode {
+    config: MetaNodeConfig,
+    local_address: SocketAddr,
+    groups: Groups,
+    listener_task: JoinHandle<()>,
+}
+
+/// Opens a group's storage, waiting briefly if a previous instance in this process is still
+/// closing its LMDB environment (heed refuses to open one environment twice).
+async fn open_storage_with_retry(
+    config: &MetaNodeConfig,
+    group: GroupId,
+) -> Result<(crate::store::LogStore, crate::store::StateMachineStore), NodeError> {
+    let dir = config.data_dir.join(format!("group-{}", group.0));
+    let role = group.role(config.partition_count);
+    let mut attempts_left = 50;
+    loop {
+        match open_group_storage(&dir, role, config.map_size_bytes) {
+            Err(StoreError::Lmdb(heed::Error::EnvAlreadyOpened)) if attempts_left > 0 => {
+                attempts_left -= 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(source) => return Err(NodeError::Store { group, source }),
+            Ok(stores) => return Ok(stores),
+        }
+    }
+}
+
+impl MetaNode {
+    /// Binds `config.listen_address` and starts the node.
+    pub async fn start(config: MetaNodeConfig) -> Result<MetaNode, NodeError> {
+        let listener = TcpListener::bind(config.listen_address).await?;
+        MetaNode::start_with_listener(config, listener).await
+    }
+
+    /// Starts the node on an already bound listener (tests bind port 0 first to learn the port).
+    pub async fn start_with_listener(
+        config: MetaNodeConfig,
+        listener: TcpListener,
+    ) -> Result<MetaNode, NodeError> {
+        if config.node_id == 0 {
+            return Err(NodeError::Config("node id 0 is reserved".to_owned()));
+        }
+        if !config.peers.contains_key(&config.node_id) {
+            return Err(NodeError::Config(format!(
+                "peers must include this node ({})",
+                config.node_id
+            )));
+        }
+        if config.partition_count == 0 {
+            return Err(NodeError::Config(
+                "partition_count must be at least 1".to_owned(),
+            ));
+        }
+        let raft_config = config.raft_config()?;
+        let local_address = listener.local_addr()?;
+
+        let mut groups = BTreeMap::new();
+        for group in GroupId::all(config.partition_count) {
+            let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
+            let reader = state_machine.reader();
+            let network = NetworkFactory {
+                local_node_id: config.node_id,
+                group,
+            };
+            let raft = Raft::new(
+                config.node_id,
+                Arc::clone(&raft_config),
+                network,
+                log_store,
+                state_machine,
+            )
+            .await
+            .map_err(|error| NodeError::Raft(error.to_string()))?;
+            groups.insert(group, GroupHandle { raft, reader });
+        }
+        let groups: Groups = Arc::new(groups);
+        let listener_task = tokio::spawn(serve(listener, Arc::clone(&groups)));
+
+        let members: BTreeMap<NodeId, BasicNode> = config
+            .peers
+            .iter()
+            .map(|(&node_id, address)| (node_id, BasicNode::new(address)))
+            .collect();
+        for (group, handle) in groups.iter() {
+            let initialized = handle
+                .raft
+                .is_initialized()
+                .await
+                .map_err(|error| NodeError::Raft(error.to_string()))?;
+            if config.bootstrap && !initialized {
+                // Another node's identical initialization may win first; that is the expected
+                // outcome of everyone bootstrapping at once, not a failure.
+                if let Err(error) = handle.raft.initialize(members.clone()).await {
+                    tracing::debug!(%group, %error, "initialize not applied");
+                }
+            }
+        }
+        tracing::info!(node_id = config.node_id, %local_address, groups = groups.len(), "meta node started");
+        Ok(MetaNode {
+            config,
+            local_address,
+            groups,
+            listener_task,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    pub fn config(&self) -> &MetaNodeConfig {
+        &self.config
+    }
+
+    /// The Raft instance and state reader of `group`, for tests and admin tools.
+    pub fn group(&self, group: GroupId) -> Option<&GroupHandle> {
+        self.groups.get(&group)
+    }
+
+    /// The leader of `group` as this node currently believes.
+    pub fn current_leader(&self, group: GroupId) -> Option<NodeId> {
+        self.groups
+            .get(&group)
+            .and_then(|handle| handle.raft.metrics().borrow().current_leader)
+    }
+
+    fn handle(&self, group: GroupId) -> Result<&GroupHandle, NodeError> {
+        self.groups
+            .get(&group)
+            .ok_or(NodeError::UnknownGroup(group))
+    }
+
+    /// Adds `node_id` at `address` as a learner of `group` and waits until it has caught up
+    /// with the log. Must run on the group's leader.
+    pub async fn add_learner(
+        &self,
+        group: GroupId,
+        node_id: NodeId,
+        address: &str,
+    ) -> Result<(), NodeError> {
+        let handle = self.handle(group)?;
+        handle
+            .raft
+            .add_learner(node_id, BasicNode::new(address), true)
+            .await
+            .map(|_| ())
+            .map_err(|error| write_error(group, error))
+    }
+
+    /// Makes `voters` the voter set of `group` (joint consensus under the hood). Voters not in
+    /// the set are removed from the group entirely; new voters must already be learners. Must run
+    /// on the group's leader.
+    pub async fn change_membership(
+        &self,
+        group: GroupId,
+        voters: BTreeSet<NodeId>,
+    ) -> Result<(), NodeError> {
+        let handle = self.handle(group)?;
+        handle
+            .raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
+            .await
+            .map(|_| ())
+            .map_err(|error| write_error(group, error))
+    }
+
+    /// Stops every group and the listener. Storage is closed once openraft's tasks have exited.
+    pub async fn shutdown(self) {
+        self.listener_task.abort();
+        let _ = self.listener_task.await;
+        for (group, handle) in self.groups.iter() {
+            if let Err(error) = handle.raft.shutdown().await {
+                tracing::warn!(%group, %error, "raft shutdown");
+            }
+        }
+    }
+}
+
+fn write_error(
+    group: GroupId,
+    error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+) -> NodeError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => NodeError::NotLeader {
+            group,
+            leader: forward.leader_id,
+        },
+        other => NodeError::Raft(other.to_string()),
+    }
+}
+
+/// Runs a replica until Ctrl-C / SIGINT, then shuts it down. This is what `cairn meta` calls.
+pub async fn run_meta_node(config: MetaNodeConfig) -> Result<(), NodeError> {
+    let node = MetaNode::start(config).await?;
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("meta node shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listener
+
+async fn serve(listener: TcpListener, groups: Groups) {
+    // Connection tasks live in this set so aborting the listener task ends them too.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(serve_connection(stream, Arc::clone(&groups)));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_finished) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, groups: Groups) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "set_nodelay");
+    }
+    let mut stream = BufStream::new(stream);
+    loop {
+        let request = match read_envelope(&mut stream).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(%error, "dropping connection");
+                return;
+            }
+        };
+        let response = dispatch(&groups, &request).await;
+        if let Err(error) = write_envelope(&mut stream, &response).await {
+            tracing::debug!(%error, "dropping connection");
+            return;
+        }
+    }
+}
+
+fn failure(request: &Envelope, status: Status, message: impl ToString) -> Envelope {
+    let mut response = Envelope::response_to(request, status, Vec::new());
+    response.error_message = message.to_string();
+    response
+}
+
+fn forward_to_leader(
+    request: &Envelope,
+    leader_id: Option<NodeId>,
+    leader_node: Option<BasicNode>,
+) -> Envelope {
+    let mut response = Envelope::response_to(request, Status::ForwardToLeader, Vec::new());
+    response.leader_id = leader_id.unwrap_or(0);
+    response.leader_address = leader_node.map(|node| node.addr).unwrap_or_default();
+    response
+}
+
+fn bad_request(request: &Envelope, error: WireError) -> Envelope {
+    failure(request, Status::BadRequest, error)
+}
+
+async fn dispatch(groups: &Groups, request: &Envelope) -> Envelope {
+    let Some(handle) = groups.get(&request.group_id) else {
+        return failure(request, Status::UnknownGroup, request.group_id);
+    };
+    let raft = &handle.raft;
+    match request.kind {
+        MessageKind::AppendEntries => match from_payload(&request.payload) {
+            Err(error) => bad_request(request, error),
+            Ok(rpc) => match raft.append_entries(rpc).await {
+                Ok(response) => Envelope::response_to(request, Status::Ok, to_payload(&response)),
+                Err(error) => failure(request, Status::Unavailable, error),
+            },
+        },
+        MessageKind::Vote => match from_payload(&request.payload) {
+            Err(error) => bad_request(request, error),
+            Ok(rpc) => match raft.vote(rpc).await {
+                Ok(response) => Envelope::response_to(request, Status::Ok, to_payload(&response)),
+                Err(error) => failure(request, Status::Unavailable, error),
+            },
+        },
+        MessageKind::InstallSnapshot => match from_payload(&request.payload) {
+            Err(error) => bad_request(request, error),
+            Ok(rpc) => match raft.install_snapshot(rpc).await {
+                Ok(response) => Envelope::response_to(request, Status::Ok, to_payload(&response)),
+                Err(RaftError::APIError(api_error)) => {
+                    let api_error: InstallSnapshotError = api_error;
+                    Envelope::response_to(request, Status::ApiError, to_payload(&api_error))
+                }
+                Err(error) => failure(request, Status::Unavailable, error),
+            },
+        },
+        MessageKind::ClientWrite => match decode_record::<Command>(&request.payload) {
+            Err(error) => failure(request, Status::BadRequest, error),
+            Ok(command) => match raft.client_write(MetaRequest(command)).await {
+                Ok(written) => match written.data.0 {
+                    Some(output) => {
+                        Envelope::response_to(request, Status::Ok, encode_record(&output))
+                    }
+                    None => failure(request, Status::Unavailable, "entry produced no output"),
+                },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    forward_to_leader(request, forward.leader_id, forward.leader_node)
+                }
+                Err(error) => failure(request, Status::Unavailable, error),
+            },
+        },
+        MessageKind::ClientRead => match decode_record::<Command>(&request.payload) {
+            Err(error) => failure(request, Status::BadRequest, error),
+            Ok(Command::Read(query)) => match raft.ensure_linearizable().await {
+                Ok(_read_log_id) => {
+                    let output = Output {
+                        result: handle.reader.query(&query),
+                        new_garbage: Vec::new(),
+                    };
+                    Envelope::response_to(request, Status::Ok, encode_record(&output))
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                    forward_to_leader(request, forward.leader_id, forward.leader_node)
+                }
+                Err(error) => failure(request, Status::Unavailable, error),
+            },
+            Ok(other) => failure(
+                request,
+                Status::BadRequest,
+                format!("ClientRead carries {}, not a Read", other.name()),
+            ),
+        },
+    }
+}

@@ -1,0 +1,312 @@
+//! Raft RPC framing: a flatbuffers [`Envelope`] per frame, length-prefixed on a TCP stream.
+//!
+//! # Model
+//!
+//! A frame is a 4-byte little-endian body length followed by one flatbuffers `Envelope`
+//! (`schema/raft.fbs`, format version [`WIRE_FORMAT_VERSION`]). A connection carries one request
+//! at a time in each direction: the caller writes a request and reads exactly one response with
+//! the same `request_id`; concurrency comes from more connections, not from multiplexing. Every
+//! envelope names its group, so one listener serves every group of a process.
+//!
+//! The payload is opaque to the envelope: openraft's RPC types as postcard, the meta-state
+//! `Command`/`Output` in their own versioned record encoding (see the schema's comment).
+//!
+//! # Invariants
+//!
+//! - A frame longer than [`MAX_FRAME_BYTES`] is refused on both ends before any allocation of
+//!   that size, so a corrupt length cannot exhaust memory.
+//! - An envelope whose `format_version` is not [`WIRE_FORMAT_VERSION`] is refused.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::generated::cairn::raft as fb;
+use crate::types::GroupId;
+
+/// Version of the envelope layout and of the payload conventions in the schema comment.
+pub const WIRE_FORMAT_VERSION: u8 = 1;
+
+/// Largest frame accepted. Snapshot chunks (openraft's `snapshot_max_chunk_size`, 3 MiB by
+/// default) and append batches must fit well inside it.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// What an envelope asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+    ClientWrite,
+    ClientRead,
+}
+
+/// How a request ended (always `Ok` on requests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    ForwardToLeader,
+    UnknownGroup,
+    BadRequest,
+    Unavailable,
+    ApiError,
+}
+
+/// Errors decoding a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("frame of {length_bytes} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    FrameTooLarge { length_bytes: usize },
+    #[error("invalid envelope: {0}")]
+    Invalid(String),
+    #[error("unsupported envelope format version {0}")]
+    UnsupportedVersion(u8),
+    #[error("unknown {what} {value}")]
+    UnknownEnum { what: &'static str, value: u8 },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One message, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub request_id: u64,
+    pub group_id: GroupId,
+    pub kind: MessageKind,
+    pub status: Status,
+    pub payload: Vec<u8>,
+    /// With `ForwardToLeader`: the leader's node id, 0 when unknown.
+    pub leader_id: u64,
+    /// With `ForwardToLeader`: the leader's RPC address, empty when unknown.
+    pub leader_address: String,
+    pub error_message: String,
+}
+
+impl MessageKind {
+    fn to_flatbuffers(self) -> fb::MessageKind {
+        match self {
+            MessageKind::AppendEntries => fb::MessageKind::AppendEntries,
+            MessageKind::Vote => fb::MessageKind::Vote,
+            MessageKind::InstallSnapshot => fb::MessageKind::InstallSnapshot,
+            MessageKind::ClientWrite => fb::MessageKind::ClientWrite,
+            MessageKind::ClientRead => fb::MessageKind::ClientRead,
+        }
+    }
+
+    fn from_flatbuffers(kind: fb::MessageKind) -> Result<Self, WireError> {
+        Ok(match kind {
+            fb::MessageKind::AppendEntries => MessageKind::AppendEntries,
+            fb::MessageKind::Vote => MessageKind::Vote,
+            fb::MessageKind::InstallSnapshot => MessageKind::InstallSnapshot,
+            fb::MessageKind::ClientWrite => MessageKind::ClientWrite,
+            fb::MessageKind::ClientRead => MessageKind::ClientRead,
+            other => {
+                return Err(WireError::UnknownEnum {
+                    what: "message kind",
+                    value: other.0,
+                });
+            }
+        })
+    }
+}
+
+impl Status {
+    fn to_flatbuffers(self) -> fb::Status {
+        match self {
+            Status::Ok => fb::Status::Ok,
+            Status::ForwardToLeader => fb::Status::ForwardToLeader,
+            Status::UnknownGroup => fb::Status::UnknownGroup,
+            Status::BadRequest => fb::Status::BadRequest,
+            Status::Unavailable => fb::Status::Unavailable,
+            Status::ApiError => fb::Status::ApiError,
+        }
+    }
+
+    fn from_flatbuffers(status: fb::Status) -> Result<Self, WireError> {
+        Ok(match status {
+            fb::Status::Ok => Status::Ok,
+            fb::Status::ForwardToLeader => Status::ForwardToLeader,
+            fb::Status::UnknownGroup => Status::UnknownGroup,
+            fb::Status::BadRequest => Status::BadRequest,
+            fb::Status::Unavailable => Status::Unavailable,
+            fb::Status::ApiError => Status::ApiError,
+            other => {
+                return Err(WireError::UnknownEnum {
+                    what: "status",
+                    value: other.0,
+                });
+            }
+        })
+    }
+}
+
+impl Envelope {
+    /// A request envelope (status `Ok`, no leader hint).
+    pub fn request(group_id: GroupId, kind: MessageKind, payload: Vec<u8>) -> Envelope {
+        Envelope {
+            request_id: 0,
+            group_id,
+            kind,
+            status: Status::Ok,
+            payload,
+            leader_id: 0,
+            leader_address: String::new(),
+            error_message: String::new(),
+        }
+    }
+
+    /// A response to `request` with `status` and `payload`.
+    pub fn response_to(request: &Envelope, status: Status, payload: Vec<u8>) -> Envelope {
+        Envelope {
+            request_id: request.request_id,
+            group_id: request.group_id,
+            kind: request.kind,
+            status,
+            payload,
+            leader_id: 0,
+            leader_address: String::new(),
+            error_message: String::new(),
+        }
+    }
+
+    /// The flatbuffers body (without the length prefix).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut builder = flatbuffers::FlatBufferBuilder::with_capacity(self.payload.len() + 128);
+        let payload = builder.create_vector(&self.payload);
+        let leader_address = builder.create_string(&self.leader_address);
+        let error_message = builder.create_string(&self.error_message);
+        let root = fb::Envelope::create(
+            &mut builder,
+            &fb::EnvelopeArgs {
+                format_version: WIRE_FORMAT_VERSION,
+                request_id: self.request_id,
+                group_id: self.group_id.0,
+                kind: self.kind.to_flatbuffers(),
+                status: self.status.to_flatbuffers(),
+                payload: Some(payload),
+                leader_id: self.leader_id,
+                leader_address: Some(leader_address),
+                error_message: Some(error_message),
+            },
+        );
+        builder.finish(root, None);
+        builder.finished_data().to_vec()
+    }
+
+    /// Decodes a flatbuffers body (without the length prefix).
+    pub fn decode(body: &[u8]) -> Result<Envelope, WireError> {
+        let envelope =
+            fb::root_as_envelope(body).map_err(|error| WireError::Invalid(error.to_string()))?;
+        if envelope.format_version() != WIRE_FORMAT_VERSION {
+            return Err(WireError::UnsupportedVersion(envelope.format_version()));
+        }
+        Ok(Envelope {
+            request_id: envelope.request_id(),
+            group_id: GroupId(envelope.group_id()),
+            kind: MessageKind::from_flatbuffers(envelope.kind())?,
+            status: Status::from_flatbuffers(envelope.status())?,
+            payload: envelope
+                .payload()
+                .map(|payload| payload.bytes().to_vec())
+                .unwrap_or_default(),
+            leader_id: envelope.leader_id(),
+            leader_address: envelope.leader_address().unwrap_or_default().to_owned(),
+            error_message: envelope.error_message().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// Writes one frame (length prefix + envelope) and flushes.
+pub async fn write_envelope<W>(writer: &mut W, envelope: &Envelope) -> Result<(), WireError>
+where
+    W: AsyncWriteExt + Unpin,
+{
+    let body = envelope.encode();
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge {
+            length_bytes: body.len(),
+        });
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    writer.write_all(&frame).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame. `Ok(None)` on a clean end of stream before the frame began.
+pub async fn read_envelope<R>(reader: &mut R) -> Result<Option<Envelope>, WireError>
+where
+    R: AsyncReadExt + Unpin,
+{
+    let mut length_prefix = [0u8; 4];
+    match reader.read_exact(&mut length_prefix).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error.into()),
+    }
+    let length_bytes = u32::from_le_bytes(length_prefix) as usize;
+    if length_bytes > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge { length_bytes });
+    }
+    let mut body = vec![0u8; length_bytes];
+    reader.read_exact(&mut body).await?;
+    Envelope::decode(&body).map(Some)
+}
+
+/// Serialises an openraft value for a payload.
+pub fn to_payload<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // openraft's RPC types are plain serde structs and enums; postcard cannot fail on them.
+    postcard::to_stdvec(value).expect("openraft RPC types serialise with postcard")
+}
+
+/// Deserialises an openraft value from a payload.
+pub fn from_payload<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, WireError> {
+    postcard::from_bytes(payload).map_err(|error| WireError::Invalid(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips() {
+        let envelope = Envelope {
+            request_id: 7,
+            group_id: GroupId(3),
+            kind: MessageKind::ClientWrite,
+            status: Status::ForwardToLeader,
+            payload: vec![1, 2, 3],
+            leader_id: 2,
+            leader_address: "127.0.0.1:9000".to_owned(),
+            error_message: "not leader".to_owned(),
+        };
+        assert_eq!(Envelope::decode(&envelope.encode()).unwrap(), envelope);
+    }
+
+    #[test]
+    fn garbage_and_wrong_version_are_refused() {
+        assert!(Envelope::decode(&[0xff; 3]).is_err());
+        let mut builder = flatbuffers::FlatBufferBuilder::new();
+        let root = fb::Envelope::create(
+            &mut builder,
+            &fb::EnvelopeArgs {
+                format_version: WIRE_FORMAT_VERSION + 1,
+                ..Default::default()
+            },
+        );
+        builder.finish(root, None);
+        assert!(matches!(
+            Envelope::decode(builder.finished_data()),
+            Err(WireError::UnsupportedVersion(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn oversized_length_prefix_is_refused_before_allocation() {
+        let mut frame: &[u8] = &((MAX_FRAME_BYTES as u32) + 1).to_le_bytes();
+        assert!(matches!(
+            read_envelope(&mut frame).await,
+            Err(WireError::FrameTooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,237 @@
+//! Test harness: three (or more) `MetaNode`s in one process over real TCP on 127.0.0.1, each
+//! with its own LMDB directory, and helpers to build object commands.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cairn_meta_state::{
+    Acl, Checksums, Command, CommitWrite, ObjectRecord, PrepareWrite, Query, Response,
+    StorageClass, VersionSelector, VersioningState,
+};
+use cairn_raft::types::NodeId;
+use cairn_raft::{GroupId, MetaClient, MetaClientConfig, MetaNode, MetaNodeConfig, RaftTiming};
+use tokio::net::TcpListener;
+
+pub const BUCKET: &str = "photos";
+
+/// Fast elections for tests: a leader loss is detected within a second.
+pub fn fast_timing() -> RaftTiming {
+    RaftTiming {
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        ..RaftTiming::default()
+    }
+}
+
+pub struct Cluster {
+    pub dirs: BTreeMap<NodeId, tempfile::TempDir>,
+    pub addresses: BTreeMap<NodeId, SocketAddr>,
+    pub nodes: BTreeMap<NodeId, MetaNode>,
+    pub partition_count: u32,
+    pub timing: RaftTiming,
+}
+
+impl Cluster {
+    /// Starts `node_count` bootstrapping nodes with ids 1..=node_count.
+    pub async fn start(node_count: u64, partition_count: u32, timing: RaftTiming) -> Cluster {
+        let mut listeners = BTreeMap::new();
+        let mut addresses = BTreeMap::new();
+        for node_id in 1..=node_count {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addresses.insert(node_id, listener.local_addr().expect("local addr"));
+            listeners.insert(node_id, listener);
+        }
+        let mut cluster = Cluster {
+            dirs: BTreeMap::new(),
+            addresses,
+            nodes: BTreeMap::new(),
+            partition_count,
+            timing,
+        };
+        for (node_id, listener) in listeners {
+            cluster
+                .dirs
+                .insert(node_id, tempfile::tempdir().expect("temp dir"));
+            let node = MetaNode::start_with_listener(cluster.config(node_id), listener)
+                .await
+                .expect("start node");
+            cluster.nodes.insert(node_id, node);
+        }
+        cluster
+    }
+
+    pub fn peers(&self) -> BTreeMap<NodeId, String> {
+        self.addresses
+            .iter()
+            .map(|(&node_id, address)| (node_id, address.to_string()))
+            .collect()
+    }
+
+    pub fn config(&self, node_id: NodeId) -> MetaNodeConfig {
+        let mut config = MetaNodeConfig::new(
+            node_id,
+            self.addresses[&node_id],
+            self.dirs[&node_id].path().to_owned(),
+            self.peers(),
+        );
+        config.partition_count = self.partition_count;
+        config.timing = self.timing.clone();
+        config
+    }
+
+    pub fn client(&self) -> MetaClient {
+        let mut config = MetaClientConfig::new(self.peers(), self.partition_count);
+        config.operation_timeout_ms = 20_000;
+        MetaClient::new(config)
+    }
+
+    /// Shuts a node down (its data stays).
+    pub async fn stop(&mut self, node_id: NodeId) {
+        let node = self.nodes.remove(&node_id).expect("node running");
+        node.shutdown().await;
+    }
+
+    /// Starts a stopped node again on its old address and data directory.
+    pub async fn restart(&mut self, node_id: NodeId) {
+        let listener = bind_retrying(self.addresses[&node_id]).await;
+        let node = MetaNode::start_with_listener(self.config(node_id), listener)
+            .await
+            .expect("restart node");
+        self.nodes.insert(node_id, node);
+    }
+
+    /// The leader of `group` once every running node agrees on one.
+    pub async fn wait_for_leader(&self, group: GroupId, timeout: Duration) -> NodeId {
+        let started = Instant::now();
+        loop {
+            let views: Vec<Option<NodeId>> = self
+                .nodes
+                .values()
+                .map(|node| node.current_leader(group))
+                .collect();
+            if let Some(Some(leader)) = views.first()
+                && self.nodes.contains_key(leader)
+                && views.iter().all(|view| *view == Some(*leader))
+            {
+                return *leader;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "no agreed leader for {group} after {timeout:?}: {views:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn shutdown(self) {
+        for (_, node) in self.nodes {
+            node.shutdown().await;
+        }
+    }
+}
+
+async fn bind_retrying(address: SocketAddr) -> TcpListener {
+    let started = Instant::now();
+    loop {
+        match TcpListener::bind(address).await {
+            Ok(listener) => return listener,
+            Err(error) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "rebind {address}: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+pub fn prepare(key: &str, token: &str) -> Command {
+    Command::PrepareWrite(PrepareWrite {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        idempotency_token: token.to_owned(),
+        size_bytes: 0,
+        content_type: "text/plain".to_owned(),
+        owner: "owner-alice".to_owned(),
+        user_metadata: BTreeMap::new(),
+        storage_class: StorageClass::Standard,
+        acl: Acl::default(),
+        ec_scheme: "isal-cauchy:4+2".to_owned(),
+        piece_size_bytes: 65_536,
+        versioning: VersioningState::Unversioned,
+        now_ms: 10_000,
+    })
+}
+
+/// PrepareWrite + CommitWrite of an empty object through the client; returns the record.
+pub async fn put(client: &MetaClient, key: &str) -> ObjectRecord {
+    let token = format!("token-{key}");
+    let prepared = client.write(prepare(key, &token)).await.expect("prepare");
+    let version_id = match prepared.result {
+        Ok(Response::Prepared { record, .. }) => record.version_id,
+        other => panic!("prepare {key}: {other:?}"),
+    };
+    let committed = client
+        .write(Command::CommitWrite(CommitWrite {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version_id,
+            idempotency_token: token,
+            checksums: Checksums {
+                etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+                additional: None,
+            },
+            parts: Vec::new(),
+            now_ms: 20_000,
+        }))
+        .await
+        .expect("commit");
+    match committed.result {
+        Ok(Response::Committed { record, .. }) => record,
+        other => panic!("commit {key}: {other:?}"),
+    }
+}
+
+/// Linearizable GetObject through the client.
+pub async fn get(client: &MetaClient, key: &str) -> Option<ObjectRecord> {
+    let answer = client
+        .read(Query::GetObject {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version: VersionSelector::Current,
+        })
+        .await
+        .expect("read");
+    match answer {
+        Ok(Response::Object(record)) => Some(record),
+        Err(_) => None,
+        Ok(other) => panic!("get {key}: {other:?}"),
+    }
+}
+
+/// GetObject straight from one node's applied state (no read-index): what that replica holds.
+pub fn local_get(node: &MetaNode, group: GroupId, key: &str) -> Option<ObjectRecord> {
+    let handle = node.group(group).expect("group");
+    match handle.reader.query(&Query::GetObject {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version: VersionSelector::Current,
+    }) {
+        Ok(Response::Object(record)) => Some(record),
+        _ => None,
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
