@@ -454,6 +454,7 @@ pub enum Response {
     Purged {
         purged_count: u32,
     },
+    /// Query BucketUsage, SealBucket, UnsealBucket: what the partition holds of the bucket.
     BucketUsage {
         has_versions: bool,
         has_uploads: bool,

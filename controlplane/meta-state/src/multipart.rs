@@ -3,6 +3,7 @@
 //! Model: an upload collects parts (each with its own shard map, recorded once its shards are
 //! durable); completion turns the listed parts into one COMMITTED version whose shard map is the
 //! parts' maps in order, and every unlisted or replaced part becomes garbage.
+
 use std::collections::BTreeMap;
 use std::ops::Bound;
 

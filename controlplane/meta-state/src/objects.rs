@@ -5,12 +5,12 @@
 //! makes it COMMITTED and current. A committed null version (written while versioning is off or
 //! suspended) replaces the key's previous null version, which becomes garbage; with versioning on,
 //! versions accumulate and DeleteObject adds delete markers.
+
 use std::collections::BTreeMap;
 
 use crate::command::*;
 use crate::error::MetaError;
-use crate::machine::MAX_KEY_BYTES;
-use crate::machine::{Effects, GarbageDraft, StateMachine, bump, preparing_key};
+use crate::machine::{Effects, GarbageDraft, MAX_KEY_BYTES, StateMachine, bump, preparing_key};
 use crate::records::*;
 
 impl StateMachine {
