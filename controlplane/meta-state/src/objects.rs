@@ -219,7 +219,14 @@ impl StateMachine {
         command: DeleteObject,
         effects: &mut Effects,
     ) -> Result<Response, MetaError> {
-        self.check_bucket_open(&command.bucket)?;
+        // Removing versions is allowed in a sealed bucket; adding a delete marker is not.
+        let adds_marker = command.version == VersionSelector::Current
+            && command.versioning != VersioningState::Unversioned;
+        if adds_marker {
+            self.check_bucket_open(&command.bucket)?;
+        } else {
+            self.check_bucket(&command.bucket)?;
+        }
         validate_key(&command.key)?;
         let (bucket, key) = (command.bucket.as_str(), command.key.as_str());
         let target = match &command.version {

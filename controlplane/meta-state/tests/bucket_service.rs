@@ -496,7 +496,9 @@ fn partitioned_delete_bucket_protocol_with_seals() {
         now_ms: 1,
     }));
 
-    // Empty the bucket and retry: both seals report empty, so the bucket service deletes it.
+    // Empty the bucket (removing versions is allowed while sealed) and retry: both seals report
+    // empty, so the bucket service deletes it.
+    first.ok(seal());
     first.ok(delete(
         "a",
         VersionSelector::Id(record.version_id),
