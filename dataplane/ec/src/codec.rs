@@ -59,6 +59,13 @@ pub enum EcError {
         piece_size_bytes: usize,
         multiple_bytes: usize,
     },
+    #[error(
+        "buffer pool hands out {pool_buffer_bytes}-byte buffers, pieces are {piece_size_bytes} bytes"
+    )]
+    PoolBufferSize {
+        pool_buffer_bytes: usize,
+        piece_size_bytes: usize,
+    },
     #[error("object was written with scheme {object} but the codec is {codec}")]
     SchemeMismatch { object: Scheme, codec: Scheme },
     #[error("byte range {start}..{end} is not within the object's {object_len_bytes} bytes")]

@@ -115,9 +115,9 @@ impl StripeDecoder {
             });
         }
         if pool.buffer_size_bytes() != layout.piece_size_bytes() {
-            return Err(EcError::InvalidPieceSize {
-                piece_size_bytes: pool.buffer_size_bytes(),
-                multiple_bytes: layout.piece_size_bytes(),
+            return Err(EcError::PoolBufferSize {
+                pool_buffer_bytes: pool.buffer_size_bytes(),
+                piece_size_bytes: layout.piece_size_bytes(),
             });
         }
         let spans = layout.spans(range)?;

@@ -84,9 +84,9 @@ impl StripeEncoder {
     ) -> Result<Self, EcError> {
         let layout = StripeLayout::new(codec.scheme(), piece_size_bytes)?;
         if pool.buffer_size_bytes() != piece_size_bytes {
-            return Err(EcError::InvalidPieceSize {
-                piece_size_bytes: pool.buffer_size_bytes(),
-                multiple_bytes: piece_size_bytes,
+            return Err(EcError::PoolBufferSize {
+                pool_buffer_bytes: pool.buffer_size_bytes(),
+                piece_size_bytes,
             });
         }
         let data_shards = layout.scheme().data_shards();
