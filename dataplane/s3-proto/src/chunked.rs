@@ -346,8 +346,10 @@ impl AwsChunkedDecoder {
             .trailer_signature_hex
             .as_deref()
             .ok_or(S3Error::SignatureDoesNotMatch)?;
-        let canonical_trailer: String = self
-            .trailers
+        // Trailer headers are signed sorted by name (names are already lowercase).
+        let mut sorted_trailers: Vec<&(String, String)> = self.trailers.iter().collect();
+        sorted_trailers.sort();
+        let canonical_trailer: String = sorted_trailers
             .iter()
             .map(|(name, value)| format!("{name}:{value}\n"))
             .collect();
