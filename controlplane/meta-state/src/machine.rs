@@ -434,7 +434,7 @@ impl StateMachine {
             bucket: record.bucket.clone(),
             key: record.key.clone(),
             version_id: Some(record.version_id),
-            upload_id: None,
+            upload_id: record.upload_id,
             ec_scheme: record.erasure.scheme.clone(),
             parts: record.erasure.parts.clone(),
         };

@@ -55,8 +55,9 @@ log_index_id!(
 );
 
 /// The `object_id` half of a [`cairn_common::ShardId`] for the shards of a version or of a
-/// multipart upload's parts: the partition index in the high 64 bits and the version or upload id
-/// (a log index of that partition) in the low 64 bits. Ids from one partition's log never repeat, and
+/// multipart upload's parts: the partition index in the high 64 bits and the id that named the
+/// shards when they were written (a log index of that partition, see
+/// [`ObjectRecord::shard_name_id`]) in the low 64 bits. Ids from one partition's log never repeat, and
 /// partitions are told apart by the high half, so shards of different writes never share a name,
 /// and a janitor can find an aborted write's shards (which have no shard map) by this id.
 pub fn shard_object_id(partition_index: u32, log_index_id: u64) -> u128 {
@@ -342,6 +343,16 @@ pub struct ObjectRecord {
     pub record_version: u64,
 }
 
+impl ObjectRecord {
+    /// The id its shards were named with: the upload id for a version completed from a multipart
+    /// upload (its parts' shards were written before the version existed), the version id
+    /// otherwise.
+    pub fn shard_name_id(&self) -> u64 {
+        self.upload_id
+            .map_or(self.version_id.0, |upload_id| upload_id.0)
+    }
+}
+
 /// A simple replication rule: objects under `prefix` are copied to another region's bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReplicationRule {
@@ -470,7 +481,8 @@ pub enum GarbageReason {
     ShardsMoved,
 }
 
-/// Shards that must be deleted from storage nodes. The entry stays until the janitor reports the
+/// Shards that must be deleted from storage nodes. `version_id` and `upload_id` say what the
+/// shards belonged to; both are set for a version completed from a multipart upload. The entry stays until the janitor reports the
 /// deletion with PurgeGarbage, so a janitor crash loses nothing.
 ///
 /// An aborted write's entry has no shard map (PREPARING records have none): the janitor finds its
@@ -486,4 +498,14 @@ pub struct GarbageRecord {
     pub ec_scheme: String,
     pub parts: Vec<PartShards>,
     pub created_at_ms: u64,
+}
+
+impl GarbageRecord {
+    /// The id the shards were named with (see [`ObjectRecord::shard_name_id`]): the upload id when
+    /// set (parts, or a version completed from an upload), else the version id.
+    pub fn shard_name_id(&self) -> Option<u64> {
+        self.upload_id
+            .map(|upload_id| upload_id.0)
+            .or(self.version_id.map(|version_id| version_id.0))
+    }
 }

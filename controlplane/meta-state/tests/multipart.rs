@@ -215,6 +215,30 @@ fn completion_overwrites_the_null_version() {
     assert_eq!(output.new_garbage.len(), 1);
     assert_eq!(output.new_garbage[0].reason, GarbageReason::Overwritten);
     assert_eq!(output.new_garbage[0].version_id, Some(old.version_id));
+    assert_eq!(
+        output.new_garbage[0].shard_name_id(),
+        Some(old.version_id.0)
+    );
+    let Response::Committed {
+        record: multipart, ..
+    } = output.result.unwrap()
+    else {
+        panic!("committed")
+    };
+    // Its shards were named by the upload, which the version records.
+    assert_eq!(multipart.shard_name_id(), upload.upload_id.0);
+    assert_ne!(multipart.version_id.0, upload.upload_id.0);
+    // Overwriting the multipart object names its shards by the upload id too.
+    let output_index = harness.next_log_index + 1;
+    harness.put("a", 3, Unversioned);
+    let garbage = harness
+        .garbage()
+        .into_iter()
+        .find(|entry| entry.garbage_id.log_index == output_index)
+        .expect("the overwritten multipart version");
+    assert_eq!(garbage.version_id, Some(multipart.version_id));
+    assert_eq!(garbage.upload_id, Some(upload.upload_id));
+    assert_eq!(garbage.shard_name_id(), Some(upload.upload_id.0));
 
     // With versioning enabled nothing is replaced.
     let upload = create(&mut harness, "a");
