@@ -344,7 +344,7 @@ impl StateMachine {
                 bucket: command.bucket.clone(),
                 key: command.key.clone(),
                 version_id: Some(command.version_id),
-                upload_id: None,
+                upload_id: record.upload_id,
                 ec_scheme: record.erasure.scheme.clone(),
                 parts: moved,
             };
