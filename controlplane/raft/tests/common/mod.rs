@@ -88,6 +88,22 @@ impl Cluster {
         MetaClient::new(config)
     }
 
+    /// Starts a node that joins nothing by itself (`bootstrap: false`), to be added by a leader.
+    pub async fn start_joining(&mut self, node_id: NodeId) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("local addr");
+        self.addresses.insert(node_id, address);
+        self.dirs
+            .insert(node_id, tempfile::tempdir().expect("temp dir"));
+        let mut config = self.config(node_id);
+        config.bootstrap = false;
+        let node = MetaNode::start_with_listener(config, listener)
+            .await
+            .expect("start joining node");
+        self.nodes.insert(node_id, node);
+        address
+    }
+
     /// Shuts a node down (its data stays).
     pub async fn stop(&mut self, node_id: NodeId) {
         let node = self.nodes.remove(&node_id).expect("node running");
@@ -107,9 +123,25 @@ impl Cluster {
     pub async fn wait_for_leader(&self, group: GroupId, timeout: Duration) -> NodeId {
         let started = Instant::now();
         loop {
+            // Only members of the group have a view worth agreeing on (a node waiting to join
+            // knows no leader yet).
             let views: Vec<Option<NodeId>> = self
                 .nodes
                 .values()
+                .filter(|node| {
+                    let metrics = node
+                        .group(group)
+                        .expect("group")
+                        .raft
+                        .metrics()
+                        .borrow()
+                        .clone();
+                    metrics
+                        .membership_config
+                        .membership()
+                        .nodes()
+                        .any(|(&member, _)| member == node.node_id())
+                })
                 .map(|node| node.current_leader(group))
                 .collect();
             if let Some(Some(leader)) = views.first()
@@ -234,4 +266,47 @@ pub fn init_tracing() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// A node's Raft metrics for one group.
+pub fn metrics(
+    node: &MetaNode,
+    group: GroupId,
+) -> openraft::RaftMetrics<NodeId, openraft::BasicNode> {
+    node.group(group)
+        .expect("group")
+        .raft
+        .metrics()
+        .borrow()
+        .clone()
+}
+
+/// Index of the last entry `node` applied in `group` (0 before any).
+pub fn applied_index(node: &MetaNode, group: GroupId) -> u64 {
+    metrics(node, group)
+        .last_applied
+        .map_or(0, |log_id| log_id.index)
+}
+
+/// Waits until `node` has applied `group`'s log up to at least `index`.
+pub async fn wait_applied(node: &MetaNode, group: GroupId, index: u64, timeout: Duration) {
+    let started = Instant::now();
+    while applied_index(node, group) < index {
+        assert!(
+            started.elapsed() < timeout,
+            "node {} applied {} of {group}, wanted {index}",
+            node.node_id(),
+            applied_index(node, group)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A running node other than `leader`.
+pub fn follower_of(cluster: &Cluster, leader: NodeId) -> NodeId {
+    *cluster
+        .nodes
+        .keys()
+        .find(|&&node_id| node_id != leader)
+        .expect("a follower")
 }
