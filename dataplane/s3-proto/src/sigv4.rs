@@ -459,10 +459,7 @@ fn check_signature(
     canonical_headers: &str,
     signed_headers: &[String],
     payload_hash: &str,
-    amz_timestamp: &str,
-    scope: &str,
-    signing_key: &[u8; 32],
-    provided_signature_hex: &str,
+    claimed: &ChunkSigningContext,
 ) -> Result<(), S3Error> {
     let signed_headers_joined = signed_headers.join(";");
     for canonical_uri in canonical_uri_candidates(request.raw_path)? {
@@ -474,11 +471,9 @@ fn check_signature(
             &signed_headers_joined,
             payload_hash,
         );
-        let computed = signature_hex(
-            signing_key,
-            &string_to_sign(amz_timestamp, scope, &canonical),
-        );
-        if signatures_equal(&computed, provided_signature_hex) {
+        let to_sign = string_to_sign(&claimed.amz_timestamp, &claimed.scope, &canonical);
+        let computed = signature_hex(&claimed.signing_key, &to_sign);
+        if signatures_equal(&computed, &claimed.seed_signature_hex) {
             return Ok(());
         }
     }
@@ -562,28 +557,26 @@ pub fn verify_header_signed(
     let scope = credential.scope();
     let canonical_query = canonical_query_string(request.raw_query, false)?;
     let headers = canonical_headers(request, &parsed.signed_headers)?;
+    let signing = ChunkSigningContext {
+        signing_key: key,
+        amz_timestamp,
+        scope,
+        seed_signature_hex: parsed.signature_hex,
+    };
     check_signature(
         request,
         &canonical_query,
         &headers,
         &parsed.signed_headers,
         payload_hash_header.unwrap_or(UNSIGNED_PAYLOAD).trim(),
-        &amz_timestamp,
-        &scope,
-        &key,
-        &parsed.signature_hex,
+        &signing,
     )?;
     Ok(VerifiedRequest {
         access_key_id: credential.access_key_id.clone(),
         region: credential.region.clone(),
         presigned: false,
         payload,
-        signing: ChunkSigningContext {
-            signing_key: key,
-            amz_timestamp,
-            scope,
-            seed_signature_hex: parsed.signature_hex,
-        },
+        signing,
     })
 }
 
@@ -658,28 +651,26 @@ pub fn verify_presigned(
     let scope = credential.scope();
     let canonical_query = canonical_query_string(request.raw_query, true)?;
     let headers = canonical_headers(request, &signed_headers)?;
+    let signing = ChunkSigningContext {
+        signing_key: key,
+        amz_timestamp,
+        scope,
+        seed_signature_hex: provided_signature,
+    };
     check_signature(
         request,
         &canonical_query,
         &headers,
         &signed_headers,
         &payload_hash,
-        &amz_timestamp,
-        &scope,
-        &key,
-        &provided_signature,
+        &signing,
     )?;
     Ok(VerifiedRequest {
         access_key_id: credential.access_key_id.clone(),
         region: credential.region.clone(),
         presigned: true,
         payload,
-        signing: ChunkSigningContext {
-            signing_key: key,
-            amz_timestamp,
-            scope,
-            seed_signature_hex: provided_signature,
-        },
+        signing,
     })
 }
 
