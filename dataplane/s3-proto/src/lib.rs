@@ -7,15 +7,19 @@
 //! - [`xml`]: response documents and bounded request-body parsers.
 //! - [`sigv4`]: Authorization-header and presigned verification; [`chunked`]: aws-chunked bodies
 //!   (signed chunk chains and trailing checksums).
+//! - [`body`]: streaming body verification (ETag MD5, Content-MD5, payload SHA-256, checksums).
+//! - [`headers`]: size limits, user metadata, copy directives, checksum headers.
 //! - [`checksum`], [`range`], [`conditions`], [`time`]: pure helpers for bodies, ranges,
 //!   conditional requests and dates.
 
+pub mod body;
 pub mod checksum;
 pub mod chunked;
 pub mod conditions;
 pub mod encoding;
 pub mod endpoint;
 pub mod error;
+pub mod headers;
 pub mod range;
 pub mod sigv4;
 pub mod time;
