@@ -37,7 +37,7 @@ use cairn_meta_state::{
     ObjectSummary, Output, Query, Response, Scope, decode_record, encode_record,
 };
 
-use crate::network::Connection;
+use crate::network::{CallFailure, ConnectionPool};
 use crate::ring::PartitionRing;
 use crate::types::{GroupId, NodeId};
 use crate::wire::{Envelope, MessageKind, Status};
@@ -88,9 +88,6 @@ pub enum ClientError {
     BadAnswer(String),
 }
 
-/// Most idle connections kept per node address.
-const MAX_IDLE_CONNECTIONS_PER_NODE: usize = 16;
-
 /// The metadata client. Share it (`Arc`) across tasks; every method takes `&self`.
 pub struct MetaClient {
     config: MetaClientConfig,
@@ -98,7 +95,7 @@ pub struct MetaClient {
     node_addresses: Vec<String>,
     /// Last known leader address per group.
     leaders: Mutex<HashMap<GroupId, String>>,
-    idle_connections: Mutex<HashMap<String, Vec<Connection>>>,
+    pool: ConnectionPool,
 }
 
 /// One attempt's outcome.
@@ -118,7 +115,7 @@ impl MetaClient {
             ring,
             node_addresses,
             leaders: Mutex::new(HashMap::new()),
-            idle_connections: Mutex::new(HashMap::new()),
+            pool: ConnectionPool::default(),
         }
     }
 
@@ -328,48 +325,24 @@ impl MetaClient {
         };
     }
 
-    fn take_connection(&self, address: &str) -> Option<Connection> {
-        self.idle_connections
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get_mut(address)
-            .and_then(Vec::pop)
-    }
-
-    fn return_connection(&self, address: &str, connection: Connection) {
-        let mut idle = self
-            .idle_connections
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let connections = idle.entry(address.to_owned()).or_default();
-        if connections.len() < MAX_IDLE_CONNECTIONS_PER_NODE {
-            connections.push(connection);
-        }
-    }
-
     async fn attempt(&self, address: &str, request: Envelope) -> Attempt {
         let deadline = Duration::from_millis(self.config.attempt_timeout_ms);
-        let exchange = async {
-            let mut connection = match self.take_connection(address) {
-                Some(connection) => connection,
-                None => Connection::connect(address)
-                    .await
-                    .map_err(|error| format!("connect {address}: {error}"))?,
-            };
-            let response = connection
-                .call(request)
-                .await
-                .map_err(|error| format!("call {address}: {error}"))?;
-            Ok::<_, String>((connection, response))
-        };
-        let (connection, response) = match tokio::time::timeout(deadline, exchange).await {
+        let response = match tokio::time::timeout(deadline, self.pool.call(address, request)).await
+        {
             Err(_elapsed) => {
                 return Attempt::Retry(format!("{address}: no answer in {deadline:?}"));
             }
-            Ok(Err(error)) => return Attempt::Retry(error),
-            Ok(Ok(exchanged)) => exchanged,
+            Ok(Err(CallFailure::Unreachable(error))) => {
+                return Attempt::Retry(format!("connect {address}: {error}"));
+            }
+            Ok(Err(CallFailure::Network(error))) => {
+                return Attempt::Retry(format!("call {address}: {error}"));
+            }
+            Ok(Err(CallFailure::Timeout)) => {
+                return Attempt::Retry(format!("{address}: timed out"));
+            }
+            Ok(Ok(response)) => response,
         };
-        self.return_connection(address, connection);
         match response.status {
             Status::Ok => Attempt::Answer(response.payload),
             Status::ForwardToLeader if !response.leader_address.is_empty() => {

@@ -2,16 +2,23 @@
 //!
 //! # Model
 //!
-//! Each (group, target) replication stream that openraft opens gets its own [`PeerClient`] with
-//! its own lazily dialled TCP connection, so one slow group never queues behind another on a
-//! shared socket and a request/response pair never interleaves with another. A failed or timed
-//! out call drops the connection; the next call dials again.
+//! Each client openraft creates (one per replication stream, one per election or read-index
+//! round) is a [`PeerClient`] that holds at most one TCP connection at a time, so a
+//! request/response pair never interleaves with another and one slow group never queues behind
+//! another on a shared socket. Connections are group-agnostic (every envelope names its group), so
+//! a node keeps one [`ConnectionPool`] for all its groups: a client takes an idle connection to
+//! its target or dials one, and gives it back when dropped. openraft creates a client for every
+//! read-index round, which without the pool would cost a TCP handshake per follower per read.
+//! A failed or timed out call drops the connection; a pooled connection that turns out to be dead
+//! (the peer restarted) is replaced by a fresh dial within the same call.
 //!
 //! Error mapping (what openraft does next): dial failure, unknown group or an unavailable group
 //! on the peer → `Unreachable` (openraft backs off); a deadline → `Timeout`; an I/O error on an
 //! established connection → `Network` (retried at once on a fresh connection); an openraft API
 //! error from the peer (snapshot chunk mismatch) → `RemoteError`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -71,10 +78,66 @@ impl Connection {
     }
 }
 
+/// Most idle connections kept per address.
+const MAX_IDLE_CONNECTIONS_PER_ADDRESS: usize = 16;
+
+/// Idle connections by address, shared by every group of a node (or by one client).
+#[derive(Default)]
+pub struct ConnectionPool {
+    idle: Mutex<HashMap<String, Vec<Connection>>>,
+}
+
+impl ConnectionPool {
+    /// An idle connection to `address`, if any.
+    pub fn take(&self, address: &str) -> Option<Connection> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get_mut(address)
+            .and_then(Vec::pop)
+    }
+
+    /// Keeps `connection` for reuse (closes it if enough are idle already).
+    pub fn give_back(&self, address: &str, connection: Connection) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let connections = idle.entry(address.to_owned()).or_default();
+        if connections.len() < MAX_IDLE_CONNECTIONS_PER_ADDRESS {
+            connections.push(connection);
+        }
+    }
+
+    /// Sends `request` on a pooled or new connection to `address`. A pooled connection that
+    /// fails is assumed stale (the peer restarted or closed it) and the request is sent once more
+    /// on a fresh one. Raft RPCs are idempotent, so the resend is harmless; a client write may
+    /// have been applied before the connection broke, which callers already handle (see
+    /// [`crate::client`] on duplicates).
+    pub async fn call(&self, address: &str, request: Envelope) -> Result<Envelope, CallFailure> {
+        if let Some(mut connection) = self.take(address)
+            && let Ok(response) = connection.call(request.clone()).await
+        {
+            self.give_back(address, connection);
+            return Ok(response);
+        }
+        let mut connection = Connection::connect(address)
+            .await
+            .map_err(CallFailure::Unreachable)?;
+        let response = connection
+            .call(request)
+            .await
+            .map_err(CallFailure::Network)?;
+        self.give_back(address, connection);
+        Ok(response)
+    }
+}
+
 /// Creates the outbound clients of one group on one node.
 pub struct NetworkFactory {
     pub local_node_id: NodeId,
     pub group: GroupId,
+    pub pool: Arc<ConnectionPool>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -86,7 +149,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             group: self.group,
             target,
             address: node.addr.clone(),
-            connection: None,
+            pool: Arc::clone(&self.pool),
         }
     }
 }
@@ -97,11 +160,11 @@ pub struct PeerClient {
     group: GroupId,
     target: NodeId,
     address: String,
-    connection: Option<Connection>,
+    pool: Arc<ConnectionPool>,
 }
 
 /// Why a call failed, before mapping to openraft's error for the RPC at hand.
-enum CallFailure {
+pub enum CallFailure {
     Unreachable(std::io::Error),
     Timeout,
     Network(WireError),
@@ -112,30 +175,17 @@ type RpcResult<T, E = openraft::error::Infallible> =
 
 impl PeerClient {
     async fn call(
-        &mut self,
+        &self,
         kind: MessageKind,
         payload: Vec<u8>,
         deadline: Duration,
     ) -> Result<Envelope, CallFailure> {
         let request = Envelope::request(self.group, kind, payload);
-        let attempt = async {
-            if self.connection.is_none() {
-                let connection = Connection::connect(&self.address)
-                    .await
-                    .map_err(CallFailure::Unreachable)?;
-                self.connection = Some(connection);
-            }
-            let connection = self.connection.as_mut().expect("connected above");
-            connection.call(request).await.map_err(CallFailure::Network)
-        };
-        let result = match tokio::time::timeout(deadline, attempt).await {
+        // A connection abandoned by the timeout is dropped with the future, never pooled.
+        match tokio::time::timeout(deadline, self.pool.call(&self.address, request)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(CallFailure::Timeout),
-        };
-        if result.is_err() {
-            self.connection = None;
         }
-        result
     }
 
     fn map_failure<E: std::error::Error>(

@@ -39,7 +39,7 @@ use tokio::io::BufStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::network::NetworkFactory;
+use crate::network::{ConnectionPool, NetworkFactory};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
 use crate::types::{GroupId, MetaRequest, NodeId, Raft};
 use crate::wire::{
@@ -61,6 +61,10 @@ pub struct RaftTiming {
     pub log_entries_kept_after_snapshot: u64,
     /// Size of one InstallSnapshot chunk.
     pub snapshot_chunk_size_bytes: u64,
+    /// How long a node works on one client write or read before answering Unavailable. A leader
+    /// cut off from its quorum would otherwise hold the request (and its connection) until it
+    /// learns of a newer leader.
+    pub client_request_timeout_ms: u64,
 }
 
 impl Default for RaftTiming {
@@ -72,6 +76,7 @@ impl Default for RaftTiming {
             snapshot_after_log_entries: 10_000,
             log_entries_kept_after_snapshot: 1_000,
             snapshot_chunk_size_bytes: 1 << 20,
+            client_request_timeout_ms: 5_000,
         }
     }
 }
@@ -232,6 +237,7 @@ impl MetaNode {
         let raft_config = config.raft_config()?;
         let local_address = listener.local_addr()?;
 
+        let pool = Arc::new(ConnectionPool::default());
         let mut groups = BTreeMap::new();
         for group in GroupId::all(config.partition_count) {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
@@ -239,6 +245,7 @@ impl MetaNode {
             let network = NetworkFactory {
                 local_node_id: config.node_id,
                 group,
+                pool: Arc::clone(&pool),
             };
             let raft = Raft::new(
                 config.node_id,
@@ -252,7 +259,11 @@ impl MetaNode {
             groups.insert(group, GroupHandle { raft, reader });
         }
         let groups: Groups = Arc::new(groups);
-        let listener_task = tokio::spawn(serve(listener, Arc::clone(&groups)));
+        let server = Server {
+            groups: Arc::clone(&groups),
+            client_request_timeout: Duration::from_millis(config.timing.client_request_timeout_ms),
+        };
+        let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
 
         let members: BTreeMap<NodeId, BasicNode> = config
             .peers
@@ -384,14 +395,20 @@ pub async fn run_meta_node(config: MetaNodeConfig) -> Result<(), NodeError> {
 // ---------------------------------------------------------------------------------------------
 // Listener
 
-async fn serve(listener: TcpListener, groups: Groups) {
+/// What every connection task of the listener shares.
+struct Server {
+    groups: Groups,
+    client_request_timeout: Duration,
+}
+
+async fn serve(listener: TcpListener, server: Arc<Server>) {
     // Connection tasks live in this set so aborting the listener task ends them too.
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, Arc::clone(&groups)));
+                    connections.spawn(serve_connection(stream, Arc::clone(&server)));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
@@ -403,7 +420,7 @@ async fn serve(listener: TcpListener, groups: Groups) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, groups: Groups) {
+async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "set_nodelay");
     }
@@ -417,7 +434,7 @@ async fn serve_connection(stream: TcpStream, groups: Groups) {
                 return;
             }
         };
-        let response = dispatch(&groups, &request).await;
+        let response = dispatch(&server, &request).await;
         if let Err(error) = write_envelope(&mut stream, &response).await {
             tracing::debug!(%error, "dropping connection");
             return;
@@ -446,8 +463,8 @@ fn bad_request(request: &Envelope, error: WireError) -> Envelope {
     failure(request, Status::BadRequest, error)
 }
 
-async fn dispatch(groups: &Groups, request: &Envelope) -> Envelope {
-    let Some(handle) = groups.get(&request.group_id) else {
+async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
+    let Some(handle) = server.groups.get(&request.group_id) else {
         return failure(request, Status::UnknownGroup, request.group_id);
     };
     let raft = &handle.raft;
@@ -479,33 +496,45 @@ async fn dispatch(groups: &Groups, request: &Envelope) -> Envelope {
         },
         MessageKind::ClientWrite => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
-            Ok(command) => match raft.client_write(MetaRequest(command)).await {
-                Ok(written) => match written.data.0 {
+            Ok(command) => match tokio::time::timeout(
+                server.client_request_timeout,
+                raft.client_write(MetaRequest(command)),
+            )
+            .await
+            {
+                Err(_elapsed) => failure(request, Status::Unavailable, "write timed out"),
+                Ok(Ok(written)) => match written.data.0 {
                     Some(output) => {
                         Envelope::response_to(request, Status::Ok, encode_record(&output))
                     }
                     None => failure(request, Status::Unavailable, "entry produced no output"),
                 },
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                     forward_to_leader(request, forward.leader_id, forward.leader_node)
                 }
-                Err(error) => failure(request, Status::Unavailable, error),
+                Ok(Err(error)) => failure(request, Status::Unavailable, error),
             },
         },
         MessageKind::ClientRead => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
-            Ok(Command::Read(query)) => match raft.ensure_linearizable().await {
-                Ok(_read_log_id) => {
+            Ok(Command::Read(query)) => match tokio::time::timeout(
+                server.client_request_timeout,
+                raft.ensure_linearizable(),
+            )
+            .await
+            {
+                Err(_elapsed) => failure(request, Status::Unavailable, "read-index timed out"),
+                Ok(Ok(_read_log_id)) => {
                     let output = Output {
                         result: handle.reader.query(&query),
                         new_garbage: Vec::new(),
                     };
                     Envelope::response_to(request, Status::Ok, encode_record(&output))
                 }
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => {
                     forward_to_leader(request, forward.leader_id, forward.leader_node)
                 }
-                Err(error) => failure(request, Status::Unavailable, error),
+                Ok(Err(error)) => failure(request, Status::Unavailable, error),
             },
             Ok(other) => failure(
                 request,

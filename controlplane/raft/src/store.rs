@@ -19,10 +19,15 @@
 //!
 //! The state machine itself ([`StateMachine`]) is held in memory; its durable form is the latest
 //! snapshot in LMDB plus the log after it. Opening a group loads the snapshot, and openraft
-//! re-applies the log from the snapshot up to the committed index it finds (the committed log id
-//! is persisted, so a restarted node rebuilds its state without waiting for a leader). Log entries
-//! are purged only up to a snapshot that is already durable, so the snapshot plus the remaining
-//! log always reproduce every applied entry.
+//! re-applies the log from the snapshot up to the committed index it finds, so a restarted node
+//! rebuilds its state without waiting for a leader. Log entries are purged only up to a snapshot
+//! that is already durable, so the snapshot plus the remaining log always reproduce every applied
+//! entry.
+//!
+//! The committed log id costs no fsync of its own: `save_committed` only records it in memory and
+//! the next log or vote transaction writes it along. A crash can therefore lose the latest
+//! committed id, which is safe: an older committed id is still a true lower bound, and the leader
+//! re-announces the rest.
 //!
 //! # Invariants
 //!
@@ -213,6 +218,7 @@ pub fn open_group_storage(
     }
     let log_store = LogStore {
         databases: Arc::clone(&databases),
+        pending_committed: Arc::new(std::sync::Mutex::new(None)),
     };
     let state_machine = StateMachineStore {
         databases,
@@ -231,6 +237,8 @@ pub fn open_group_storage(
 #[derive(Clone)]
 pub struct LogStore {
     databases: Arc<GroupDatabases>,
+    /// The latest committed log id openraft reported, written with the next transaction.
+    pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
 }
 
 fn index_bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
@@ -238,6 +246,35 @@ fn index_bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
 }
 
 impl LogStore {
+    /// The encoded pending committed log id, to write in the next transaction.
+    fn pending_committed_bytes(&self) -> Option<Vec<u8>> {
+        let pending = self
+            .pending_committed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        pending.as_ref().map(encode_value)
+    }
+
+    /// Runs `write` and the pending committed-id update in one durable transaction.
+    async fn write_with_committed<F>(&self, write: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&GroupDatabases, &mut heed::RwTxn<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        let committed = self.pending_committed_bytes();
+        write_blocking(&self.databases, move |databases| {
+            let mut write_txn = databases.env.write_txn()?;
+            write(databases, &mut write_txn)?;
+            if let Some(committed) = committed {
+                databases
+                    .meta
+                    .put(&mut write_txn, KEY_COMMITTED, &committed)?;
+            }
+            write_txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     fn read_entries<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry>, StoreError> {
         let databases = &self.databases;
         let read_txn = databases.env.read_txn()?;
@@ -294,10 +331,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let bytes = encode_value(vote);
-        write_blocking(&self.databases, move |databases| {
-            let mut write_txn = databases.env.write_txn()?;
-            databases.meta.put(&mut write_txn, KEY_VOTE, &bytes)?;
-            write_txn.commit()?;
+        self.write_with_committed(move |databases, write_txn| {
+            databases.meta.put(write_txn, KEY_VOTE, &bytes)?;
             Ok(())
         })
         .await
@@ -311,18 +346,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let bytes = encode_value(&committed);
-        write_blocking(&self.databases, move |databases| {
-            let mut write_txn = databases.env.write_txn()?;
-            databases.meta.put(&mut write_txn, KEY_COMMITTED, &bytes)?;
-            write_txn.commit()?;
-            Ok(())
-        })
-        .await
-        .map_err(write_logs_error)
+        // Written by the next transaction; see the module header.
+        *self
+            .pending_committed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let pending = *self
+            .pending_committed
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(committed) = pending {
+            return Ok(committed);
+        }
         let committed: Option<Option<LogId>> = self
             .databases
             .read_meta(KEY_COMMITTED)
@@ -343,15 +382,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .into_iter()
             .map(|entry| (entry.log_id.index, encode_value(&entry)))
             .collect();
-        let result = write_blocking(&self.databases, move |databases| {
-            let mut write_txn = databases.env.write_txn()?;
-            for (index, bytes) in &encoded {
-                databases.log.put(&mut write_txn, index, bytes)?;
-            }
-            write_txn.commit()?;
-            Ok(())
-        })
-        .await;
+        let result = self
+            .write_with_committed(move |databases, write_txn| {
+                for (index, bytes) in &encoded {
+                    databases.log.put(write_txn, index, bytes)?;
+                }
+                Ok(())
+            })
+            .await;
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
@@ -365,12 +403,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        write_blocking(&self.databases, move |databases| {
-            let mut write_txn = databases.env.write_txn()?;
-            databases
-                .log
-                .delete_range(&mut write_txn, &(log_id.index..))?;
-            write_txn.commit()?;
+        self.write_with_committed(move |databases, write_txn| {
+            databases.log.delete_range(write_txn, &(log_id.index..))?;
             Ok(())
         })
         .await
@@ -379,15 +413,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let bytes = encode_value(&log_id);
-        write_blocking(&self.databases, move |databases| {
-            let mut write_txn = databases.env.write_txn()?;
-            databases
-                .meta
-                .put(&mut write_txn, KEY_LAST_PURGED, &bytes)?;
-            databases
-                .log
-                .delete_range(&mut write_txn, &(..=log_id.index))?;
-            write_txn.commit()?;
+        // last_purged first, in the same transaction as the deletion (module invariant).
+        self.write_with_committed(move |databases, write_txn| {
+            databases.meta.put(write_txn, KEY_LAST_PURGED, &bytes)?;
+            databases.log.delete_range(write_txn, &(..=log_id.index))?;
             Ok(())
         })
         .await
