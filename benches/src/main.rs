@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod ec;
+mod shard_log;
 mod storage_node;
 
 #[derive(Parser)]
@@ -20,6 +21,8 @@ enum Workload {
     Ec(ec::EcArgs),
     /// Shard put/get through the storage-node RPC next to fio on the same disk (JSON on stdout).
     StorageNode(storage_node::StorageNodeArgs),
+    /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
+    ShardLog(shard_log::ShardLogArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,5 +30,6 @@ fn main() -> anyhow::Result<()> {
     match cli.workload {
         Workload::Ec(args) => ec::run(args),
         Workload::StorageNode(args) => storage_node::run(args),
+        Workload::ShardLog(args) => shard_log::run(args),
     }
 }

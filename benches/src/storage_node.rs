@@ -191,7 +191,12 @@ where
 }
 
 /// Runs fio and returns (bandwidth bytes/s, IOPS) of its single job.
-fn fio(directory: &Path, name: &str, extra: &[&str], seconds: f64) -> anyhow::Result<(f64, f64)> {
+pub fn fio(
+    directory: &Path,
+    name: &str,
+    extra: &[&str],
+    seconds: f64,
+) -> anyhow::Result<(f64, f64)> {
     let file = directory.join(format!("fio-{name}"));
     let output = Command::new("fio")
         .arg(format!("--name={name}"))
