@@ -31,7 +31,7 @@ pub enum S3Error {
     RequestTimeTooSkewed,
     #[error("The authorization header is malformed; {0}")]
     AuthorizationHeaderMalformed(String),
-    #[error("Error parsing the X-Amz-Credential parameter; {0}")]
+    #[error("Query-string authentication is malformed: {0}")]
     AuthorizationQueryParametersError(String),
     #[error("There were headers present in the request which were not signed: {0}")]
     UnsignedHeaders(String),

@@ -9,6 +9,7 @@
 //!   (signed chunk chains and trailing checksums).
 //! - [`body`]: streaming body verification (ETag MD5, Content-MD5, payload SHA-256, checksums).
 //! - [`headers`]: size limits, user metadata, copy directives, checksum headers.
+//! - [`listing`]: prefix/delimiter/page logic of listings and opaque continuation tokens.
 //! - [`checksum`], [`range`], [`conditions`], [`time`]: pure helpers for bodies, ranges,
 //!   conditional requests and dates.
 //!
@@ -77,6 +78,7 @@ pub mod encoding;
 pub mod endpoint;
 pub mod error;
 pub mod headers;
+pub mod listing;
 pub mod range;
 pub mod sigv4;
 pub mod time;
