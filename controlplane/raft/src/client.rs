@@ -246,62 +246,19 @@ impl MetaClient {
             self.read_from(group, Query::ListObjects(partition_request))
         });
         let answers = futures::future::join_all(reads).await;
-
-        /// One listed entry, ordered by its string.
-        enum Entry {
-            Object(ObjectSummary),
-            Prefix(String),
-        }
-        let mut entries: Vec<(String, Entry)> = Vec::new();
-        let mut any_partition_truncated = false;
+        let mut pages = Vec::with_capacity(answers.len());
         for answer in answers {
-            let page = match answer? {
-                Ok(Response::ObjectList(page)) => page,
+            match answer? {
+                Ok(Response::ObjectList(page)) => pages.push(page),
                 Ok(other) => {
                     return Err(ClientError::BadAnswer(format!(
                         "ListObjects answered {other:?}"
                     )));
                 }
                 Err(error) => return Ok(Err(error)),
-            };
-            any_partition_truncated |= page.is_truncated;
-            entries.extend(
-                page.contents
-                    .into_iter()
-                    .map(|object| (object.key.clone(), Entry::Object(object))),
-            );
-            entries.extend(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|prefix| (prefix.clone(), Entry::Prefix(prefix))),
-            );
-        }
-        entries.sort_by(|left, right| left.0.cmp(&right.0));
-        // A key never equals a common prefix (such a key rolls up into it), so equal strings
-        // are the same prefix reported by several partitions.
-        entries.dedup_by(|next, previous| next.0 == previous.0);
-        let left_over = entries.len() > max_keys as usize;
-        entries.truncate(max_keys as usize);
-        let is_truncated = left_over || any_partition_truncated;
-
-        let mut page = ListObjectsPage {
-            is_truncated,
-            key_count: entries.len() as u32,
-            ..ListObjectsPage::default()
-        };
-        if is_truncated {
-            page.next_continuation_token = entries.last().map(|(_, entry)| match entry {
-                Entry::Object(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
-                Entry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
-            });
-        }
-        for (_, entry) in entries {
-            match entry {
-                Entry::Object(object) => page.contents.push(object),
-                Entry::Prefix(prefix) => page.common_prefixes.push(prefix),
             }
         }
-        Ok(Ok(page))
+        Ok(Ok(merge_list_pages(pages, max_keys)))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -438,4 +395,56 @@ fn with_jitter(delay: Duration) -> Duration {
         .unwrap_or(0);
     let factor = 0.5 + f64::from(nanos % 1000) / 2000.0;
     delay.mul_f64(factor)
+}
+
+/// Merges the pages P partitions returned for the same ListObjectsV2 request (each asked for
+/// `max_keys` entries from the same position) into the page one partition holding every key
+/// would have returned. See [`MetaClient::list_objects`] for why this is exact.
+pub fn merge_list_pages(pages: Vec<ListObjectsPage>, max_keys: u32) -> ListObjectsPage {
+    /// One listed entry, ordered by its string.
+    enum Entry {
+        Object(ObjectSummary),
+        Prefix(String),
+    }
+    let mut entries: Vec<(String, Entry)> = Vec::new();
+    let mut any_partition_truncated = false;
+    for page in pages {
+        any_partition_truncated |= page.is_truncated;
+        entries.extend(
+            page.contents
+                .into_iter()
+                .map(|object| (object.key.clone(), Entry::Object(object))),
+        );
+        entries.extend(
+            page.common_prefixes
+                .into_iter()
+                .map(|prefix| (prefix.clone(), Entry::Prefix(prefix))),
+        );
+    }
+    entries.sort_by(|left, right| left.0.cmp(&right.0));
+    // A key never equals a common prefix (such a key rolls up into it), so equal strings are the
+    // same prefix reported by several partitions.
+    entries.dedup_by(|next, previous| next.0 == previous.0);
+    let left_over = entries.len() > max_keys as usize;
+    entries.truncate(max_keys as usize);
+    let is_truncated = left_over || any_partition_truncated;
+
+    let mut page = ListObjectsPage {
+        is_truncated,
+        key_count: entries.len() as u32,
+        ..ListObjectsPage::default()
+    };
+    if is_truncated {
+        page.next_continuation_token = entries.last().map(|(_, entry)| match entry {
+            Entry::Object(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
+            Entry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
+        });
+    }
+    for (_, entry) in entries {
+        match entry {
+            Entry::Object(object) => page.contents.push(object),
+            Entry::Prefix(prefix) => page.common_prefixes.push(prefix),
+        }
+    }
+    page
 }

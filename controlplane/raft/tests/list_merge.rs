@@ -1,0 +1,204 @@
+//! The client's ListObjects merge over P partitions returns exactly the pages (entries, common
+//! prefixes, truncation, continuation tokens) that one state machine holding every key returns,
+//! for every prefix/delimiter/page size combination tried, page after page.
+
+use cairn_meta_state::{
+    Acl, Checksums, Command, CommitWrite, CreateBucket, DeleteObject, ListObjectsPage,
+    ListObjectsRequest, PrepareWrite, Query, Response, Role, StateMachine, StorageClass,
+    VersionSelector, VersioningState,
+};
+use cairn_raft::PartitionRing;
+use cairn_raft::client::merge_list_pages;
+
+const BUCKET: &str = "photos";
+const PARTITION_COUNT: u32 = 5;
+
+struct Machines {
+    oracle: StateMachine,
+    partitions: Vec<StateMachine>,
+    ring: PartitionRing,
+    next_index: u64,
+}
+
+impl Machines {
+    fn new() -> Machines {
+        let mut oracle = StateMachine::new(Role::Combined);
+        let created = oracle.apply(
+            Command::CreateBucket(CreateBucket {
+                bucket: BUCKET.to_owned(),
+                owner: "owner".to_owned(),
+                primary_region: "eu-west-1".to_owned(),
+                ec_scheme: "isal-cauchy:4+2".to_owned(),
+                acl: Acl::default(),
+                now_ms: 1,
+            }),
+            1,
+        );
+        assert!(created.is_ok());
+        Machines {
+            oracle,
+            partitions: (0..PARTITION_COUNT)
+                .map(|partition_index| {
+                    StateMachine::new(Role::ObjectPartition {
+                        partition_index,
+                        partition_count: PARTITION_COUNT,
+                    })
+                })
+                .collect(),
+            ring: PartitionRing::new(PARTITION_COUNT),
+            next_index: 2,
+        }
+    }
+
+    /// Applies `command` to the oracle and to the partition owning `key`.
+    fn apply(&mut self, key: &str, command: Command) -> Response {
+        let index = self.next_index;
+        self.next_index += 1;
+        let partition = self.ring.partition_of(BUCKET, key) as usize;
+        let from_partition = self.partitions[partition].apply(command.clone(), index);
+        let from_oracle = self.oracle.apply(command, index);
+        assert_eq!(from_partition.result, from_oracle.result);
+        from_oracle.result.expect("command applies")
+    }
+
+    fn put(&mut self, key: &str) {
+        let token = format!("t-{key}");
+        let prepared = self.apply(
+            key,
+            Command::PrepareWrite(PrepareWrite {
+                bucket: BUCKET.to_owned(),
+                key: key.to_owned(),
+                idempotency_token: token.clone(),
+                size_bytes: 0,
+                content_type: "text/plain".to_owned(),
+                owner: "owner".to_owned(),
+                user_metadata: Default::default(),
+                storage_class: StorageClass::Standard,
+                acl: Acl::default(),
+                ec_scheme: "isal-cauchy:4+2".to_owned(),
+                piece_size_bytes: 65_536,
+                versioning: VersioningState::Unversioned,
+                now_ms: 10,
+            }),
+        );
+        let Response::Prepared { record, .. } = prepared else {
+            panic!("prepare answered {prepared:?}")
+        };
+        self.apply(
+            key,
+            Command::CommitWrite(CommitWrite {
+                bucket: BUCKET.to_owned(),
+                key: key.to_owned(),
+                version_id: record.version_id,
+                idempotency_token: token,
+                checksums: Checksums {
+                    etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+                    additional: None,
+                },
+                parts: Vec::new(),
+                now_ms: 20,
+            }),
+        );
+    }
+
+    fn delete(&mut self, key: &str) {
+        self.apply(
+            key,
+            Command::DeleteObject(DeleteObject {
+                bucket: BUCKET.to_owned(),
+                key: key.to_owned(),
+                version: VersionSelector::Current,
+                versioning: VersioningState::Unversioned,
+                owner: "owner".to_owned(),
+                now_ms: 30,
+            }),
+        );
+    }
+
+    fn oracle_page(&self, request: &ListObjectsRequest) -> ListObjectsPage {
+        match self.oracle.query(&Query::ListObjects(request.clone())) {
+            Ok(Response::ObjectList(page)) => page,
+            other => panic!("oracle list: {other:?}"),
+        }
+    }
+
+    fn merged_page(&self, request: &ListObjectsRequest) -> ListObjectsPage {
+        let pages = self
+            .partitions
+            .iter()
+            .map(
+                |partition| match partition.query(&Query::ListObjects(request.clone())) {
+                    Ok(Response::ObjectList(page)) => page,
+                    other => panic!("partition list: {other:?}"),
+                },
+            )
+            .collect();
+        merge_list_pages(pages, request.max_keys)
+    }
+}
+
+#[test]
+fn merged_pages_equal_single_machine_pages() {
+    let mut machines = Machines::new();
+    // A tree with shared prefixes across partitions, top-level keys, and keys that sort around
+    // the delimiter ('.' < '/' < '0').
+    for top in 0..12 {
+        for middle in 0..8 {
+            for leaf in 0..20 {
+                machines.put(&format!("dir{top:02}/sub{middle}/file{leaf:02}.jpg"));
+            }
+            machines.put(&format!("dir{top:02}/sub{middle}.txt"));
+        }
+        machines.put(&format!("dir{top:02}.manifest"));
+        machines.put(&format!("dir{top:02}0"));
+    }
+    // Deleted keys must vanish from both listings.
+    for top in 0..12 {
+        machines.delete(&format!("dir{top:02}/sub3/file07.jpg"));
+    }
+    machines.delete("dir05/sub1.txt");
+
+    let mut pages_compared = 0;
+    for prefix in ["", "dir03/", "dir03/sub2/", "dir1", "nothing/"] {
+        for delimiter in ["", "/"] {
+            for max_keys in [1u32, 7, 100, 1000] {
+                let mut request = ListObjectsRequest {
+                    bucket: BUCKET.to_owned(),
+                    prefix: prefix.to_owned(),
+                    delimiter: delimiter.to_owned(),
+                    max_keys,
+                    ..ListObjectsRequest::default()
+                };
+                // Walk at most 40 pages per combination to bound the test's time.
+                for _ in 0..40 {
+                    let expected = machines.oracle_page(&request);
+                    let merged = machines.merged_page(&request);
+                    assert_eq!(
+                        merged, expected,
+                        "prefix {prefix:?} delimiter {delimiter:?} max_keys {max_keys} \
+                         token {:?}",
+                        request.continuation_token
+                    );
+                    pages_compared += 1;
+                    if !expected.is_truncated {
+                        break;
+                    }
+                    request.continuation_token = expected.next_continuation_token.clone();
+                }
+            }
+        }
+    }
+    // start_after instead of a token.
+    let request = ListObjectsRequest {
+        bucket: BUCKET.to_owned(),
+        delimiter: "/".to_owned(),
+        start_after: Some("dir04/sub9".to_owned()),
+        max_keys: 5,
+        ..ListObjectsRequest::default()
+    };
+    assert_eq!(
+        machines.merged_page(&request),
+        machines.oracle_page(&request)
+    );
+    assert!(pages_compared > 100);
+}
