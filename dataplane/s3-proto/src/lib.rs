@@ -10,6 +10,7 @@
 //! - [`body`]: streaming body verification (ETag MD5, Content-MD5, payload SHA-256, checksums).
 //! - [`headers`]: size limits, user metadata, copy directives, checksum headers.
 //! - [`listing`]: prefix/delimiter/page logic of listings and opaque continuation tokens.
+//! - [`multipart`]: CompleteMultipartUpload validation, part order, ETag and size.
 //! - [`checksum`], [`range`], [`conditions`], [`time`]: pure helpers for bodies, ranges,
 //!   conditional requests and dates.
 //!
@@ -79,6 +80,7 @@ pub mod endpoint;
 pub mod error;
 pub mod headers;
 pub mod listing;
+pub mod multipart;
 pub mod range;
 pub mod sigv4;
 pub mod time;

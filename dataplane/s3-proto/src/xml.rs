@@ -607,7 +607,9 @@ fn parse_document(body: &[u8], limit_bytes: usize) -> Result<Element, S3Error> {
                 }
             }
             Event::Text(text) => {
-                let decoded = text.xml_content().map_err(|_| S3Error::MalformedXml)?;
+                // XML 1.0 end-of-line handling only: the XML 1.1 rules would also turn U+0085 and
+                // U+2028 into newlines, altering keys that contain them.
+                let decoded = text.xml10_content().map_err(|_| S3Error::MalformedXml)?;
                 match stack.last_mut() {
                     Some(element) => element.text.push_str(&decoded),
                     None if decoded.trim().is_empty() => {}

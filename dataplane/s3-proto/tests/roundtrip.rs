@@ -12,7 +12,7 @@ fn key_strategy() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn encoded_keys_route_back_to_themselves(key in key_strategy(), virtual_host in any::<bool>()) {
