@@ -487,7 +487,15 @@ pub fn verify_request(
     config: &VerifyConfig,
     now_unix_seconds: i64,
 ) -> Result<Authentication, S3Error> {
+    let presigned = request.raw_query.split('&').any(|segment| {
+        segment.starts_with("X-Amz-Algorithm=") || segment.starts_with("X-Amz-Signature=")
+    });
     if let Some(authorization) = request.header("authorization") {
+        if presigned {
+            return Err(S3Error::InvalidArgument(
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified".to_string(),
+            ));
+        }
         if authorization.trim_start().starts_with("AWS ") {
             return Err(S3Error::InvalidRequest(
                 "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
@@ -497,9 +505,6 @@ pub fn verify_request(
         return verify_header_signed(request, authorization, secrets, config, now_unix_seconds)
             .map(Authentication::Verified);
     }
-    let presigned = request.raw_query.split('&').any(|segment| {
-        segment.starts_with("X-Amz-Algorithm=") || segment.starts_with("X-Amz-Signature=")
-    });
     if presigned {
         return verify_presigned(request, secrets, config, now_unix_seconds)
             .map(Authentication::Verified);

@@ -419,6 +419,28 @@ fn header_auth_failures() {
 }
 
 #[test]
+fn two_auth_mechanisms_are_refused() {
+    let authorization = authorization(
+        "host",
+        "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+    );
+    let headers = [
+        ("Host", "examplebucket.s3.amazonaws.com"),
+        ("Authorization", authorization.as_str()),
+    ];
+    assert!(matches!(
+        verify(
+            "GET",
+            "/test.txt",
+            PRESIGNED_EXAMPLE_QUERY,
+            &headers,
+            EXAMPLE_TIME_UNIX_SECONDS
+        ),
+        Err(S3Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
 fn anonymous_requests_are_reported_as_such() {
     let request = SignedRequest {
         method: "GET",
