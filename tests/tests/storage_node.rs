@@ -162,11 +162,17 @@ fn round_trip_ranges_scan_health_and_refusals() {
 
     // The hot cache serves repeated reads (the first read of each shard above was a miss).
     for _ in 0..3 {
-        assert_eq!(client.get(shard(7), None).unwrap(), content(7, 1000 + 7 * 997));
+        assert_eq!(
+            client.get(shard(7), None).unwrap(),
+            content(7, 1000 + 7 * 997)
+        );
     }
     let health = client.health().unwrap();
     assert!(health.cache_hits >= 3, "{health:?}");
-    assert!(health.cache_misses >= 39 && health.cache_used_bytes > 0, "{health:?}");
+    assert!(
+        health.cache_misses >= 39 && health.cache_used_bytes > 0,
+        "{health:?}"
+    );
     assert_eq!(health.cores, 2);
     assert_eq!(health.shard_count, 39);
     assert!(health.capacity_bytes > 0 && health.used_bytes > 0);
@@ -562,4 +568,63 @@ fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
     }
     let errors = dev.error_lines();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// The gateway's async client (monoio, io_uring) against a real node.
+#[test]
+fn the_monoio_client_round_trips_and_reports_node_errors() {
+    use cairn_storage_client::monoio_client::AsyncStorageClient;
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(data.path(), data.path(), &[]);
+    let address = node.address;
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("monoio runtime")
+        .block_on(async move {
+            let mut client = AsyncStorageClient::connect(address).await.unwrap();
+            for n in 0..20u64 {
+                let body = content(n, 100 + n as usize * 40_000);
+                let crc = crc32c::crc32c(&body);
+                let (result, returned) = client.put(shard(n), body, crc).await;
+                result.unwrap();
+                assert_eq!(
+                    returned.len(),
+                    100 + n as usize * 40_000,
+                    "the body comes back"
+                );
+            }
+            for n in 0..20u64 {
+                assert_eq!(
+                    client.get(shard(n), None).await.unwrap(),
+                    content(n, 100 + n as usize * 40_000)
+                );
+            }
+            let range = client
+                .get(
+                    shard(19),
+                    Some(ByteRange {
+                        offset: 5,
+                        length: 10,
+                    }),
+                )
+                .await
+                .unwrap();
+            assert_eq!(range, content(19, 760_100)[5..15]);
+            assert_eq!(client.stat(shard(4)).await.unwrap().length, 160_100);
+            assert!(client.delete(shard(4)).await.unwrap());
+            assert!(matches!(
+                client.get(shard(4), None).await,
+                Err(ClientError::NotFound { .. })
+            ));
+            let (refused, _) = client.put(shard(50), content(50, 10), 0xbad).await;
+            assert!(
+                matches!(refused, Err(ClientError::ChecksumMismatch { .. })),
+                "{refused:?}"
+            );
+            let page = client.scan(None, 100).await.unwrap();
+            assert_eq!(page.entries.len(), 19);
+            assert_eq!(client.health().await.unwrap().shard_count, 19);
+        });
+    node.assert_no_unexpected_errors();
 }

@@ -18,6 +18,9 @@
 //!   CRC covers the whole shard).
 
 mod error;
+#[cfg(feature = "monoio")]
+pub mod monoio_client;
+mod operation;
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -27,6 +30,7 @@ pub use cairn_common::ShardId;
 pub use cairn_wire::{ByteRange, ErrorCode, FrameLimits, HealthReport, ShardEntry};
 use cairn_wire::{FRAME_HEADER_LEN_BYTES, FrameHeader, Request, Response};
 pub use error::{ClientError, ProtocolError};
+use operation::Operation;
 
 /// Bodies up to this size are copied behind the header and sent with one write, so a small Put is
 /// one TCP segment; larger ones are written straight from the caller's buffer.
@@ -126,14 +130,9 @@ impl StorageClient {
         data: &[u8],
         crc32c: u32,
     ) -> Result<(), ClientError> {
-        let request = |request_id| Request::Put {
-            request_id,
-            shard_id,
-            crc32c,
-        };
-        self.call(request, data, |response, _body| match response {
-            Response::PutOk { .. } => Ok(()),
-            other => Err(unexpected("PutOk", &other)),
+        let request = Operation::Put { shard_id, crc32c };
+        self.call(request, data, |response, _body| {
+            operation::extract_put(response)
         })
     }
 
@@ -144,95 +143,41 @@ impl StorageClient {
         shard_id: ShardId,
         range: Option<ByteRange>,
     ) -> Result<Vec<u8>, ClientError> {
-        let request = |request_id| Request::Get {
-            request_id,
-            shard_id,
-            range,
-        };
+        let request = Operation::Get { shard_id, range };
         self.call(request, &[], |response, body| {
-            let Response::GetOk {
-                shard_length,
-                crc32c: expected_crc32c,
-                ..
-            } = response
-            else {
-                return Err(unexpected("GetOk", &response));
-            };
-            let expected_bytes = match range {
-                None => shard_length,
-                Some(range) => range.length.min(shard_length.saturating_sub(range.offset)),
-            };
-            let received_bytes = body.len() as u64;
-            if received_bytes != expected_bytes {
-                return Err(ProtocolError::BodyLengthMismatch {
-                    expected_bytes,
-                    received_bytes,
-                }
-                .into());
-            }
-            if range.is_none() {
-                let actual_crc32c = crc32c::crc32c(&body);
-                if actual_crc32c != expected_crc32c {
-                    return Err(ClientError::ReceivedChecksumMismatch {
-                        expected_crc32c,
-                        actual_crc32c,
-                    });
-                }
-            }
+            operation::extract_get(response, range, &body)?;
             Ok(body)
         })
     }
 
     /// Deletes a shard; returns whether it existed.
     pub fn delete(&mut self, shard_id: ShardId) -> Result<bool, ClientError> {
-        let request = |request_id| Request::Delete {
-            request_id,
-            shard_id,
-        };
-        self.call(request, &[], |response, _body| match response {
-            Response::DeleteOk { existed, .. } => Ok(existed),
-            other => Err(unexpected("DeleteOk", &other)),
+        let request = Operation::Delete { shard_id };
+        self.call(request, &[], |response, _body| {
+            operation::extract_delete(response)
         })
     }
 
     /// Length and CRC32C of a stored shard.
     pub fn stat(&mut self, shard_id: ShardId) -> Result<ShardEntry, ClientError> {
-        let request = |request_id| Request::Stat {
-            request_id,
-            shard_id,
-        };
-        self.call(request, &[], |response, _body| match response {
-            Response::StatOk { entry, .. } => Ok(entry),
-            other => Err(unexpected("StatOk", &other)),
+        let request = Operation::Stat { shard_id };
+        self.call(request, &[], |response, _body| {
+            operation::extract_stat(response)
         })
     }
 
     /// Up to `limit` shards in ascending id order, strictly after `after` (from the first shard
     /// when `None`). A node may return fewer than `limit` and still set `next_after`.
     pub fn scan(&mut self, after: Option<ShardId>, limit: u32) -> Result<ScanPage, ClientError> {
-        let request = |request_id| Request::Scan {
-            request_id,
-            after,
-            limit,
-        };
-        self.call(request, &[], |response, _body| match response {
-            Response::ScanOk {
-                entries,
-                next_after,
-                ..
-            } => Ok(ScanPage {
-                entries,
-                next_after,
-            }),
-            other => Err(unexpected("ScanOk", &other)),
+        let request = Operation::Scan { after, limit };
+        self.call(request, &[], |response, _body| {
+            operation::extract_scan(response)
         })
     }
 
     pub fn health(&mut self) -> Result<HealthReport, ClientError> {
-        let request = |request_id| Request::Health { request_id };
-        self.call(request, &[], |response, _body| match response {
-            Response::HealthOk { report, .. } => Ok(report),
-            other => Err(unexpected("HealthOk", &other)),
+        self.call(Operation::Health, &[], |response, _body| {
+            operation::extract_health(response)
         })
     }
 
@@ -240,7 +185,7 @@ impl StorageClient {
     /// connection on any I/O or protocol error (see the module invariants).
     fn call<T>(
         &mut self,
-        build_request: impl FnOnce(u64) -> Request,
+        operation: Operation,
         body: &[u8],
         extract: impl FnOnce(Response, Vec<u8>) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
@@ -248,10 +193,7 @@ impl StorageClient {
             u32::try_from(body.len()).map_err(|_| ClientError::RequestBodyTooLarge {
                 length_bytes: body.len(),
             })?;
-        let request_id = self.next_request_id;
-        // Skip 0 on wrap-around: it is the "unknown request" id of error responses.
-        self.next_request_id = self.next_request_id.wrapping_add(1).max(1);
-        let request = build_request(request_id);
+        let request = operation.request(operation::next_request_id(&mut self.next_request_id));
 
         let result = self
             .exchange(&request, body, body_len_bytes)
@@ -289,25 +231,10 @@ impl StorageClient {
         stream.read_exact(&mut message)?;
         let response = cairn_wire::decode_response(&message).map_err(ProtocolError::from)?;
 
-        let sent = request.request_id();
-        let received = response.request_id();
-        let is_unattributed_error = matches!(response, Response::Error { request_id: 0, .. });
-        if received != sent && !is_unattributed_error {
-            return Err(ProtocolError::RequestIdMismatch { sent, received }.into());
-        }
-        if header.body_len_bytes != 0 && !response.carries_body() {
-            return Err(ProtocolError::UnexpectedBody {
-                response: response_name(&response),
-                body_len_bytes: header.body_len_bytes,
-            }
-            .into());
-        }
+        operation::check_response(request, &header, &response)?;
         let response_body = read_body(stream, header.body_len_bytes)?;
 
-        match response {
-            Response::Error { code, message, .. } => Err(ClientError::from_node(code, message)),
-            response => Ok((response, response_body)),
-        }
+        Ok((operation::node_error(response)?, response_body))
     }
 
     fn ensure_connected(&mut self) -> Result<&mut BufReader<TcpStream>, ClientError> {
@@ -359,24 +286,4 @@ fn read_body(
         .into());
     }
     Ok(body)
-}
-
-fn unexpected(expected: &'static str, received: &Response) -> ClientError {
-    ProtocolError::UnexpectedResponse {
-        expected,
-        received: response_name(received),
-    }
-    .into()
-}
-
-fn response_name(response: &Response) -> &'static str {
-    match response {
-        Response::PutOk { .. } => "PutOk",
-        Response::GetOk { .. } => "GetOk",
-        Response::DeleteOk { .. } => "DeleteOk",
-        Response::StatOk { .. } => "StatOk",
-        Response::ScanOk { .. } => "ScanOk",
-        Response::HealthOk { .. } => "HealthOk",
-        Response::Error { .. } => "Error",
-    }
 }

@@ -1,0 +1,196 @@
+//! Async storage-node client on monoio (io_uring), for the gateway's executors.
+//!
+//! Same model and checks as the blocking client (one request in flight per connection, the
+//! connection dropped after an I/O or protocol error and reopened by the next call, whole-shard
+//! reads checked against the node's CRC32C), sharing the sans-I/O code in `operation`. Buffers are
+//! owned and passed to the kernel, io_uring style: a put takes its body by value and hands it back,
+//! so the caller can return it to a pool.
+
+use crate::operation::{self, Operation};
+use crate::{ClientError, ProtocolError, ScanPage};
+use cairn_common::ShardId;
+use cairn_wire::{
+    ByteRange, FRAME_HEADER_LEN_BYTES, FrameHeader, FrameLimits, HealthReport, Request, Response,
+    ShardEntry,
+};
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::io;
+use std::net::SocketAddr;
+
+/// A connection to one storage node from a monoio executor. Not `Send`: it lives on the executor
+/// that created it.
+pub struct AsyncStorageClient {
+    address: SocketAddr,
+    limits: FrameLimits,
+    stream: Option<TcpStream>,
+    next_request_id: u64,
+}
+
+impl AsyncStorageClient {
+    pub async fn connect(address: SocketAddr) -> Result<Self, ClientError> {
+        let mut client = AsyncStorageClient {
+            address,
+            limits: FrameLimits::default(),
+            stream: None,
+            next_request_id: 1,
+        };
+        client.ensure_connected().await?;
+        Ok(client)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stores `body` (its CRC32C computed by the caller, e.g. at erasure-coding time) as
+    /// `shard_id`. The body comes back with the result.
+    pub async fn put<B: IoBuf + 'static>(
+        &mut self,
+        shard_id: ShardId,
+        body: B,
+        crc32c: u32,
+    ) -> (Result<(), ClientError>, B) {
+        let (result, body) = self
+            .call(Operation::Put { shard_id, crc32c }, Some(body))
+            .await;
+        let body = body.expect("the put body comes back");
+        (
+            result.and_then(|(response, _)| operation::extract_put(response)),
+            body,
+        )
+    }
+
+    /// Reads a whole shard (checked against the node's CRC32C) or `range` of it.
+    pub async fn get(
+        &mut self,
+        shard_id: ShardId,
+        range: Option<ByteRange>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let (result, _) = self
+            .call::<Vec<u8>>(Operation::Get { shard_id, range }, None)
+            .await;
+        let (response, body) = result?;
+        operation::extract_get(response, range, &body)?;
+        Ok(body)
+    }
+
+    pub async fn delete(&mut self, shard_id: ShardId) -> Result<bool, ClientError> {
+        let (result, _) = self
+            .call::<Vec<u8>>(Operation::Delete { shard_id }, None)
+            .await;
+        operation::extract_delete(result?.0)
+    }
+
+    pub async fn stat(&mut self, shard_id: ShardId) -> Result<ShardEntry, ClientError> {
+        let (result, _) = self
+            .call::<Vec<u8>>(Operation::Stat { shard_id }, None)
+            .await;
+        operation::extract_stat(result?.0)
+    }
+
+    pub async fn scan(
+        &mut self,
+        after: Option<ShardId>,
+        limit: u32,
+    ) -> Result<ScanPage, ClientError> {
+        let (result, _) = self
+            .call::<Vec<u8>>(Operation::Scan { after, limit }, None)
+            .await;
+        operation::extract_scan(result?.0)
+    }
+
+    pub async fn health(&mut self) -> Result<HealthReport, ClientError> {
+        let (result, _) = self.call::<Vec<u8>>(Operation::Health, None).await;
+        operation::extract_health(result?.0)
+    }
+
+    async fn ensure_connected(&mut self) -> Result<&mut TcpStream, ClientError> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect_addr(self.address).await?;
+            // Requests are written whole, so Nagle's algorithm would only delay them.
+            stream.set_nodelay(true)?;
+            self.stream = Some(stream);
+        }
+        Ok(self.stream.as_mut().expect("connected just above"))
+    }
+
+    /// Sends one request (with `body`, if any) and reads its response; drops the connection on an
+    /// I/O or protocol error.
+    async fn call<B: IoBuf + 'static>(
+        &mut self,
+        operation: Operation,
+        body: Option<B>,
+    ) -> (Result<(Response, Vec<u8>), ClientError>, Option<B>) {
+        let request = operation.request(operation::next_request_id(&mut self.next_request_id));
+        let (result, body) = self.exchange(&request, body).await;
+        if matches!(result, Err(ClientError::Io(_) | ClientError::Protocol(_))) {
+            self.stream = None;
+        }
+        (result, body)
+    }
+
+    async fn exchange<B: IoBuf + 'static>(
+        &mut self,
+        request: &Request,
+        body: Option<B>,
+    ) -> (Result<(Response, Vec<u8>), ClientError>, Option<B>) {
+        let body_len = body.as_ref().map_or(0, |body| body.bytes_init());
+        let Ok(body_len_bytes) = u32::try_from(body_len) else {
+            return (
+                Err(ClientError::RequestBodyTooLarge {
+                    length_bytes: body_len,
+                }),
+                body,
+            );
+        };
+        let limits = self.limits;
+        let stream = match self.ensure_connected().await {
+            Ok(stream) => stream,
+            Err(error) => return (Err(error), body),
+        };
+        let frame = cairn_wire::encode_request(request, body_len_bytes);
+        let (written, _) = stream.write_all(frame).await;
+        if let Err(error) = written {
+            return (Err(error.into()), body);
+        }
+        let body = match body {
+            Some(body) if body_len > 0 => {
+                let (written, body) = stream.write_all(body).await;
+                if let Err(error) = written {
+                    return (Err(error.into()), Some(body));
+                }
+                Some(body)
+            }
+            other => other,
+        };
+        (read_response(stream, request, limits).await, body)
+    }
+}
+
+async fn read_exactly(stream: &mut TcpStream, len_bytes: usize) -> io::Result<Vec<u8>> {
+    if len_bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let buffer = Vec::with_capacity(len_bytes).slice_mut(0..len_bytes);
+    let (result, buffer) = stream.read_exact(buffer).await;
+    result?;
+    Ok(buffer.into_inner())
+}
+
+async fn read_response(
+    stream: &mut TcpStream,
+    request: &Request,
+    limits: FrameLimits,
+) -> Result<(Response, Vec<u8>), ClientError> {
+    let header_bytes = read_exactly(stream, FRAME_HEADER_LEN_BYTES).await?;
+    let header_bytes: [u8; FRAME_HEADER_LEN_BYTES] =
+        header_bytes.try_into().expect("read exactly a header");
+    let header = FrameHeader::parse(&header_bytes, limits).map_err(ProtocolError::from)?;
+    let message = read_exactly(stream, header.message_len_bytes as usize).await?;
+    let response = cairn_wire::decode_response(&message).map_err(ProtocolError::from)?;
+    operation::check_response(request, &header, &response)?;
+    let body = read_exactly(stream, header.body_len_bytes as usize).await?;
+    Ok((operation::node_error(response)?, body))
+}
