@@ -785,7 +785,9 @@ pub unsafe extern "C" fn cairn_codec_encode(
         // SAFETY: non-null, disjoint, sized as promised by the caller.
         let data_slices: Vec<&[u8]> = data_pointers
             .iter()
-            .map(|pointer| unsafe { std::slice::from_raw_parts(*pointer as *const u8, shard_len_bytes) })
+            .map(|pointer| unsafe {
+                std::slice::from_raw_parts(*pointer as *const u8, shard_len_bytes)
+            })
             .collect();
         let mut parity_slices: Vec<&mut [u8]> = parity_pointers
             .iter()
@@ -799,8 +801,7 @@ pub unsafe extern "C" fn cairn_codec_encode(
             codec.encode(&data_slices, &mut parity_slices)?;
         } else {
             // SAFETY: non-null, writable for k + m values (caller's promise).
-            let crcs =
-                unsafe { std::slice::from_raw_parts_mut(out_crc32c, scheme.total_shards()) };
+            let crcs = unsafe { std::slice::from_raw_parts_mut(out_crc32c, scheme.total_shards()) };
             codec.encode_with_crc32c(&data_slices, &mut parity_slices, crcs)?;
         }
         Ok(())
@@ -881,7 +882,9 @@ pub unsafe extern "C" fn cairn_codec_verify(
         // SAFETY: non-null, sized as promised by the caller; only read, so overlap is harmless.
         let slices: Vec<&[u8]> = pointers
             .iter()
-            .map(|pointer| unsafe { std::slice::from_raw_parts(*pointer as *const u8, shard_len_bytes) })
+            .map(|pointer| unsafe {
+                std::slice::from_raw_parts(*pointer as *const u8, shard_len_bytes)
+            })
             .collect();
         let mut codec = codec
             .codec

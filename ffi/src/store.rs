@@ -262,7 +262,7 @@ impl Store {
                 reply,
             })?);
         }
-        merged.sort_unstable_by(|left, right| left.shard_id.cmp(&right.shard_id));
+        merged.sort_unstable_by_key(|stat| stat.shard_id);
         merged.truncate(limit);
         Ok(merged)
     }
@@ -315,10 +315,7 @@ impl Drop for Store {
 
 /// Closing the request channels ends each executor's loop; it then closes its log (which commits
 /// everything queued) and returns.
-fn shut_down(
-    senders: Vec<async_channel::Sender<Request>>,
-    executors: Vec<ExecutorJoinHandle<()>>,
-) {
+fn shut_down(senders: Vec<async_channel::Sender<Request>>, executors: Vec<ExecutorJoinHandle<()>>) {
     drop(senders);
     for executor in executors {
         if executor.join().is_err() {
@@ -416,7 +413,10 @@ fn lock_directory(dir: &Path) -> Result<std::fs::File, FfiError> {
         if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
             return Err(FfiError::new(
                 CairnStatus::Locked,
-                format!("store directory {} is open in another handle", dir.display()),
+                format!(
+                    "store directory {} is open in another handle",
+                    dir.display()
+                ),
             ));
         }
         return Err(io_error(dir, error));
