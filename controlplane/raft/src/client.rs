@@ -33,8 +33,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_meta_state::{
-    Command, ListObjectsPage, ListObjectsRequest, ListPosition, MAX_LIST_KEYS, MetaError,
-    ObjectSummary, Output, Query, Response, Scope, decode_record, encode_record,
+    Command, ListObjectsPage, ListObjectsRequest, ListPosition, ListUploadsPage,
+    ListUploadsRequest, ListVersionsPage, ListVersionsRequest, MAX_LIST_KEYS, MetaError,
+    ObjectSummary, Output, Query, Response, Scope, UploadSummary, VersionSummary, decode_record,
+    encode_record,
 };
 
 use crate::network::{CallFailure, ConnectionPool};
@@ -261,6 +263,101 @@ impl MetaClient {
         Ok(Ok(merge_list_pages(pages, max_keys)))
     }
 
+    /// ListObjectVersions over every partition, merged into S3 order (keys ascending, each
+    /// key's versions newest first; a key's versions all live in one partition). Same merge
+    /// argument as [`MetaClient::list_objects`]; the markers name the last entry returned.
+    pub async fn list_versions(
+        &self,
+        request: ListVersionsRequest,
+    ) -> Result<Result<ListVersionsPage, MetaError>, ClientError> {
+        let max_keys = request.max_keys.min(MAX_LIST_KEYS);
+        if max_keys == 0 {
+            return Ok(Ok(ListVersionsPage::default()));
+        }
+        let reads = self.partitions().into_iter().map(|group| {
+            let partition_request = ListVersionsRequest {
+                max_keys,
+                ..request.clone()
+            };
+            self.read_from(group, Query::ListVersions(partition_request))
+        });
+        let mut pages = Vec::new();
+        for answer in futures::future::join_all(reads).await {
+            match answer? {
+                Ok(Response::VersionList(page)) => pages.push(page),
+                Ok(other) => {
+                    return Err(ClientError::BadAnswer(format!(
+                        "ListVersions answered {other:?}"
+                    )));
+                }
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(merge_version_pages(pages, max_keys)))
+    }
+
+    /// ListMultipartUploads over every partition, merged in (key, upload id) order.
+    pub async fn list_uploads(
+        &self,
+        request: ListUploadsRequest,
+    ) -> Result<Result<ListUploadsPage, MetaError>, ClientError> {
+        let max_uploads = request.max_uploads.min(MAX_LIST_KEYS);
+        let reads = self.partitions().into_iter().map(|group| {
+            let partition_request = ListUploadsRequest {
+                max_uploads,
+                ..request.clone()
+            };
+            self.read_from(group, Query::ListUploads(partition_request))
+        });
+        let mut pages = Vec::new();
+        for answer in futures::future::join_all(reads).await {
+            match answer? {
+                Ok(Response::UploadList(page)) => pages.push(page),
+                Ok(other) => {
+                    return Err(ClientError::BadAnswer(format!(
+                        "ListUploads answered {other:?}"
+                    )));
+                }
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(merge_upload_pages(pages, max_uploads)))
+    }
+
+    /// Whether any partition holds versions or uploads of `bucket` (ask before DeleteBucket).
+    pub async fn bucket_usage(
+        &self,
+        bucket: &str,
+    ) -> Result<Result<(bool, bool), MetaError>, ClientError> {
+        let reads = self.partitions().into_iter().map(|group| {
+            self.read_from(
+                group,
+                Query::BucketUsage {
+                    bucket: bucket.to_owned(),
+                },
+            )
+        });
+        let (mut any_versions, mut any_uploads) = (false, false);
+        for answer in futures::future::join_all(reads).await {
+            match answer? {
+                Ok(Response::BucketUsage {
+                    has_versions,
+                    has_uploads,
+                }) => {
+                    any_versions |= has_versions;
+                    any_uploads |= has_uploads;
+                }
+                Ok(other) => {
+                    return Err(ClientError::BadAnswer(format!(
+                        "BucketUsage answered {other:?}"
+                    )));
+                }
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok((any_versions, any_uploads)))
+    }
+
     // -----------------------------------------------------------------------------------------
 
     fn known_leader(&self, group: GroupId) -> Option<String> {
@@ -446,5 +543,83 @@ pub fn merge_list_pages(pages: Vec<ListObjectsPage>, max_keys: u32) -> ListObjec
             Entry::Prefix(prefix) => page.common_prefixes.push(prefix),
         }
     }
+    page
+}
+
+/// Merges the ListObjectVersions pages of P partitions (same request, `max_keys` each) into the
+/// page one partition holding every key would have returned.
+pub fn merge_version_pages(pages: Vec<ListVersionsPage>, max_keys: u32) -> ListVersionsPage {
+    enum Entry {
+        Version(VersionSummary),
+        Prefix(String),
+    }
+    let mut entries: Vec<(String, Entry)> = Vec::new();
+    let mut any_partition_truncated = false;
+    for page in pages {
+        any_partition_truncated |= page.is_truncated;
+        entries.extend(
+            page.versions
+                .into_iter()
+                .map(|version| (version.key.clone(), Entry::Version(version))),
+        );
+        entries.extend(
+            page.common_prefixes
+                .into_iter()
+                .map(|prefix| (prefix.clone(), Entry::Prefix(prefix))),
+        );
+    }
+    // Stable: a key's versions come from one partition, newest first, and keep that order.
+    entries.sort_by(|left, right| left.0.cmp(&right.0));
+    entries.dedup_by(|next, previous| {
+        matches!((&next.1, &previous.1), (Entry::Prefix(_), Entry::Prefix(_)))
+            && next.0 == previous.0
+    });
+    let left_over = entries.len() > max_keys as usize;
+    entries.truncate(max_keys as usize);
+    let mut page = ListVersionsPage {
+        is_truncated: left_over || any_partition_truncated,
+        ..ListVersionsPage::default()
+    };
+    if page.is_truncated {
+        match entries.last() {
+            Some((_, Entry::Version(version))) => {
+                page.next_key_marker = Some(version.key.clone());
+                page.next_version_id_marker = Some(version.version_id);
+            }
+            Some((_, Entry::Prefix(prefix))) => page.next_key_marker = Some(prefix.clone()),
+            None => {}
+        }
+    }
+    for (_, entry) in entries {
+        match entry {
+            Entry::Version(version) => page.versions.push(version),
+            Entry::Prefix(prefix) => page.common_prefixes.push(prefix),
+        }
+    }
+    page
+}
+
+/// Merges the ListMultipartUploads pages of P partitions (same request, `max_uploads` each).
+pub fn merge_upload_pages(pages: Vec<ListUploadsPage>, max_uploads: u32) -> ListUploadsPage {
+    let mut uploads: Vec<UploadSummary> = Vec::new();
+    let mut any_partition_truncated = false;
+    for page in pages {
+        any_partition_truncated |= page.is_truncated;
+        uploads.extend(page.uploads);
+    }
+    uploads.sort_by(|left, right| (&left.key, left.upload_id).cmp(&(&right.key, right.upload_id)));
+    let left_over = uploads.len() > max_uploads as usize;
+    uploads.truncate(max_uploads as usize);
+    let mut page = ListUploadsPage {
+        is_truncated: left_over || any_partition_truncated,
+        ..ListUploadsPage::default()
+    };
+    if page.is_truncated
+        && let Some(last) = uploads.last()
+    {
+        page.next_key_marker = Some(last.key.clone());
+        page.next_upload_id_marker = Some(last.upload_id);
+    }
+    page.uploads = uploads;
     page
 }

@@ -47,6 +47,6 @@ pub mod types;
 pub mod wire;
 
 pub use client::{ClientError, MetaClient, MetaClientConfig};
-pub use node::{MetaNode, MetaNodeConfig, NodeError, RaftTiming, run_meta_node};
+pub use node::{MetaNode, MetaNodeConfig, NodeError, RaftTiming, parse_peers, run_meta_node};
 pub use ring::PartitionRing;
 pub use types::GroupId;

@@ -149,6 +149,42 @@ impl MetaNodeConfig {
     }
 }
 
+/// Parses the `--peers` syntax `1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403` into
+/// id → address. Ids must be non-zero and distinct; addresses are kept as written (host:port).
+pub fn parse_peers(spec: &str) -> Result<BTreeMap<NodeId, String>, NodeError> {
+    let mut peers = BTreeMap::new();
+    for item in spec
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let Some((id, address)) = item.split_once('=') else {
+            return Err(NodeError::Config(format!(
+                "peer {item:?} is not ID=HOST:PORT"
+            )));
+        };
+        let node_id: NodeId = id
+            .trim()
+            .parse()
+            .map_err(|_| NodeError::Config(format!("peer id {id:?} is not a number")))?;
+        let address = address.trim();
+        if node_id == 0 || !address.contains(':') {
+            return Err(NodeError::Config(format!(
+                "peer {item:?}: id must be non-zero and the address HOST:PORT"
+            )));
+        }
+        if peers.insert(node_id, address.to_owned()).is_some() {
+            return Err(NodeError::Config(format!(
+                "peer id {node_id} appears twice"
+            )));
+        }
+    }
+    if peers.is_empty() {
+        return Err(NodeError::Config("no peers given".to_owned()));
+    }
+    Ok(peers)
+}
+
 /// Errors of a node.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -542,5 +578,32 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
                 format!("ClientRead carries {}, not a Read", other.name()),
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_reject_malformed_input() {
+        let peers = parse_peers("1=127.0.0.1:7401, 2=127.0.0.1:7402,3=meta-3:7403").unwrap();
+        assert_eq!(peers.len(), 3);
+        assert_eq!(peers[&3], "meta-3:7403");
+        for bad in ["", "1", "0=a:1", "x=a:1", "1=a:1,1=b:2", "1=nohostport"] {
+            assert!(parse_peers(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn default_timing_builds_a_valid_raft_config() {
+        let config = MetaNodeConfig::new(
+            1,
+            "127.0.0.1:0".parse().unwrap(),
+            PathBuf::from("/nonexistent"),
+            parse_peers("1=127.0.0.1:1").unwrap(),
+        );
+        let raft_config = config.raft_config().unwrap();
+        assert_eq!(raft_config.heartbeat_interval, 100);
     }
 }

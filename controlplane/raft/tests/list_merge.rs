@@ -3,17 +3,19 @@
 //! for every prefix/delimiter/page size combination tried, page after page.
 
 use cairn_meta_state::{
-    Acl, Checksums, Command, CommitWrite, CreateBucket, DeleteObject, ListObjectsPage,
-    ListObjectsRequest, PrepareWrite, Query, Response, Role, StateMachine, StorageClass,
+    Acl, Checksums, Command, CommitWrite, CreateBucket, CreateMultipartUpload, DeleteObject,
+    ListObjectsPage, ListObjectsRequest, ListUploadsPage, ListUploadsRequest, ListVersionsPage,
+    ListVersionsRequest, PrepareWrite, Query, Response, Role, StateMachine, StorageClass,
     VersionSelector, VersioningState,
 };
 use cairn_raft::PartitionRing;
-use cairn_raft::client::merge_list_pages;
+use cairn_raft::client::{merge_list_pages, merge_upload_pages, merge_version_pages};
 
 const BUCKET: &str = "photos";
 const PARTITION_COUNT: u32 = 5;
 
 struct Machines {
+    versioning: VersioningState,
     oracle: StateMachine,
     partitions: Vec<StateMachine>,
     ring: PartitionRing,
@@ -21,7 +23,7 @@ struct Machines {
 }
 
 impl Machines {
-    fn new() -> Machines {
+    fn new(versioning: VersioningState) -> Machines {
         let mut oracle = StateMachine::new(Role::Combined);
         let created = oracle.apply(
             Command::CreateBucket(CreateBucket {
@@ -35,7 +37,18 @@ impl Machines {
             1,
         );
         assert!(created.is_ok());
+        if versioning == VersioningState::Enabled {
+            let enabled = oracle.apply(
+                Command::PutBucketVersioning {
+                    bucket: BUCKET.to_owned(),
+                    versioning,
+                },
+                2,
+            );
+            assert!(enabled.is_ok());
+        }
         Machines {
+            versioning,
             oracle,
             partitions: (0..PARTITION_COUNT)
                 .map(|partition_index| {
@@ -46,7 +59,7 @@ impl Machines {
                 })
                 .collect(),
             ring: PartitionRing::new(PARTITION_COUNT),
-            next_index: 2,
+            next_index: 3,
         }
     }
 
@@ -77,7 +90,7 @@ impl Machines {
                 acl: Acl::default(),
                 ec_scheme: "isal-cauchy:4+2".to_owned(),
                 piece_size_bytes: 65_536,
-                versioning: VersioningState::Unversioned,
+                versioning: self.versioning,
                 now_ms: 10,
             }),
         );
@@ -108,11 +121,71 @@ impl Machines {
                 bucket: BUCKET.to_owned(),
                 key: key.to_owned(),
                 version: VersionSelector::Current,
-                versioning: VersioningState::Unversioned,
+                versioning: self.versioning,
                 owner: "owner".to_owned(),
                 now_ms: 30,
             }),
         );
+    }
+
+    fn create_upload(&mut self, key: &str) {
+        self.apply(
+            key,
+            Command::CreateMultipartUpload(CreateMultipartUpload {
+                bucket: BUCKET.to_owned(),
+                key: key.to_owned(),
+                owner: "owner".to_owned(),
+                content_type: "text/plain".to_owned(),
+                user_metadata: Default::default(),
+                storage_class: StorageClass::Standard,
+                acl: Acl::default(),
+                ec_scheme: "isal-cauchy:4+2".to_owned(),
+                piece_size_bytes: 65_536,
+                now_ms: 40,
+            }),
+        );
+    }
+
+    fn oracle_versions(&self, request: &ListVersionsRequest) -> ListVersionsPage {
+        match self.oracle.query(&Query::ListVersions(request.clone())) {
+            Ok(Response::VersionList(page)) => page,
+            other => panic!("oracle versions: {other:?}"),
+        }
+    }
+
+    fn merged_versions(&self, request: &ListVersionsRequest) -> ListVersionsPage {
+        let pages = self
+            .partitions
+            .iter()
+            .map(
+                |partition| match partition.query(&Query::ListVersions(request.clone())) {
+                    Ok(Response::VersionList(page)) => page,
+                    other => panic!("partition versions: {other:?}"),
+                },
+            )
+            .collect();
+        merge_version_pages(pages, request.max_keys)
+    }
+
+    fn oracle_uploads(&self, request: &ListUploadsRequest) -> ListUploadsPage {
+        match self.oracle.query(&Query::ListUploads(request.clone())) {
+            Ok(Response::UploadList(page)) => page,
+            other => panic!("oracle uploads: {other:?}"),
+        }
+    }
+
+    fn merged_uploads(&self, request: &ListUploadsRequest) -> ListUploadsPage {
+        let pages = self
+            .partitions
+            .iter()
+            .map(
+                |partition| match partition.query(&Query::ListUploads(request.clone())) {
+                    Ok(Response::UploadList(page)) => page,
+                    other => panic!("partition uploads: {other:?}"),
+                },
+            )
+            .collect();
+        merge_upload_pages(pages, request.max_uploads)
     }
 
     fn oracle_page(&self, request: &ListObjectsRequest) -> ListObjectsPage {
@@ -139,7 +212,7 @@ impl Machines {
 
 #[test]
 fn merged_pages_equal_single_machine_pages() {
-    let mut machines = Machines::new();
+    let mut machines = Machines::new(VersioningState::Unversioned);
     // A tree with shared prefixes across partitions, top-level keys, and keys that sort around
     // the delimiter ('.' < '/' < '0').
     for top in 0..12 {
@@ -200,5 +273,81 @@ fn merged_pages_equal_single_machine_pages() {
         machines.merged_page(&request),
         machines.oracle_page(&request)
     );
+    assert!(pages_compared > 100);
+}
+
+#[test]
+fn merged_version_and_upload_pages_equal_single_machine_pages() {
+    let mut machines = Machines::new(VersioningState::Enabled);
+    for top in 0..6 {
+        for leaf in 0..15 {
+            let key = format!("dir{top}/file{leaf:02}");
+            // Several versions per key, and a delete marker on some.
+            for _ in 0..(1 + leaf % 3) {
+                machines.put(&key);
+            }
+            if leaf % 4 == 0 {
+                machines.delete(&key);
+            }
+            if leaf % 5 == 0 {
+                machines.create_upload(&key);
+                machines.create_upload(&key);
+            }
+        }
+        machines.put(&format!("top{top}"));
+    }
+
+    let mut pages_compared = 0;
+    for prefix in ["", "dir2/", "dir"] {
+        for delimiter in ["", "/"] {
+            for max_keys in [1u32, 4, 50, 1000] {
+                let mut request = ListVersionsRequest {
+                    bucket: BUCKET.to_owned(),
+                    prefix: prefix.to_owned(),
+                    delimiter: delimiter.to_owned(),
+                    max_keys,
+                    ..ListVersionsRequest::default()
+                };
+                for _ in 0..60 {
+                    let expected = machines.oracle_versions(&request);
+                    let merged = machines.merged_versions(&request);
+                    assert_eq!(
+                        merged, expected,
+                        "versions: prefix {prefix:?} delimiter {delimiter:?} max_keys {max_keys} \
+                         markers {:?} {:?}",
+                        request.key_marker, request.version_id_marker
+                    );
+                    pages_compared += 1;
+                    if !expected.is_truncated {
+                        break;
+                    }
+                    request.key_marker = expected.next_key_marker.clone();
+                    request.version_id_marker = expected.next_version_id_marker;
+                }
+            }
+        }
+        for max_uploads in [1u32, 3, 1000] {
+            let mut request = ListUploadsRequest {
+                bucket: BUCKET.to_owned(),
+                prefix: prefix.to_owned(),
+                max_uploads,
+                ..ListUploadsRequest::default()
+            };
+            for _ in 0..60 {
+                let expected = machines.oracle_uploads(&request);
+                let merged = machines.merged_uploads(&request);
+                assert_eq!(
+                    merged, expected,
+                    "uploads: prefix {prefix:?} max {max_uploads}"
+                );
+                pages_compared += 1;
+                if !expected.is_truncated {
+                    break;
+                }
+                request.key_marker = expected.next_key_marker.clone();
+                request.upload_id_marker = expected.next_upload_id_marker;
+            }
+        }
+    }
     assert!(pages_compared > 100);
 }
