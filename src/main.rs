@@ -56,6 +56,9 @@ struct StorageArgs {
     /// Segment size of the shard logs, in MiB.
     #[arg(long, default_value_t = 128)]
     segment_mib: u64,
+    /// Open client connections allowed per core; more are closed as they arrive.
+    #[arg(long, default_value_t = 4096)]
+    max_connections_per_core: usize,
     /// Seconds between compaction passes.
     #[arg(long, default_value_t = 10)]
     compaction_interval_secs: u64,
@@ -118,6 +121,7 @@ fn main() -> anyhow::Result<()> {
             config.cache_capacity_bytes_per_core = args.cache_mib << 20;
             config.segment_size_bytes = args.segment_mib << 20;
             config.compaction_interval = Duration::from_secs(args.compaction_interval_secs);
+            config.max_connections_per_core = args.max_connections_per_core;
             config.inject_write_errno = fault_injection_errno()?;
             cairn_storage::run(config).context("storage node")
         }

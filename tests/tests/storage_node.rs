@@ -628,3 +628,39 @@ fn the_monoio_client_round_trips_and_reports_node_errors() {
         });
     node.assert_no_unexpected_errors();
 }
+
+#[test]
+fn connections_past_the_per_core_limit_are_closed() {
+    let data = tempfile::tempdir().unwrap();
+    let mut node = Node::start(
+        data.path(),
+        data.path(),
+        &["--max-connections-per-core", "3"],
+    );
+    node.extra_args.clear();
+    // The readiness probe's connection may still be closing; wait until the count settles.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut held: Vec<StorageClient> = Vec::new();
+    let mut refused = 0;
+    for _ in 0..8 {
+        let mut client = StorageClient::connect(node.address).unwrap();
+        match client.health() {
+            Ok(_) => held.push(client),
+            Err(ClientError::Io(_)) => refused += 1,
+            Err(error) => panic!("{error}"),
+        }
+    }
+    // Two cores share the port (the kernel spreads connections at random), three slots each.
+    assert!(
+        held.len() <= 6 && refused >= 2,
+        "held {} refused {refused}",
+        held.len()
+    );
+    assert!(held.len() >= 3, "held {}", held.len());
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        node.client().health().is_ok(),
+        "closing connections frees their slots"
+    );
+}

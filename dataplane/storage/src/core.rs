@@ -102,6 +102,7 @@ pub struct Core {
     pub log: ShardLog,
     peers: Arc<Vec<async_channel::Sender<Forwarded>>>,
     pub config: NodeConfig,
+    open_connections: std::cell::Cell<usize>,
 }
 
 impl Core {
@@ -366,6 +367,7 @@ async fn core_main(
         log,
         peers,
         config,
+        open_connections: std::cell::Cell::new(0),
     });
 
     // Requests forwarded by other cores.
@@ -417,11 +419,23 @@ async fn core_main(
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                // Connections are bounded per core: past the limit a new one is closed at once
+                // (clients keep pools; a flood must not exhaust memory or file descriptors).
+                if core.open_connections.get() >= core.config.max_connections_per_core {
+                    tracing::warn!(
+                        core = index,
+                        "connection limit reached; refusing a connection"
+                    );
+                    drop(stream);
+                    continue;
+                }
+                core.open_connections.set(core.open_connections.get() + 1);
                 let core = core.clone();
                 glommio::spawn_local(async move {
-                    if let Err(error) = crate::connection::serve(stream, core).await {
+                    if let Err(error) = crate::connection::serve(stream, core.clone()).await {
                         tracing::debug!(%error, "connection closed");
                     }
+                    core.open_connections.set(core.open_connections.get() - 1);
                 })
                 .detach();
             }

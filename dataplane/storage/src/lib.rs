@@ -42,6 +42,8 @@ pub struct NodeConfig {
     pub compaction_garbage_ratio: f64,
     /// Idle connections are closed after this long without a request.
     pub idle_timeout: Duration,
+    /// Open client connections allowed per core; more are closed as they arrive.
+    pub max_connections_per_core: usize,
     /// Fault injection for tests: the first shard-log write fails with this errno (5 = EIO stops
     /// the node, 28 = ENOSPC is reported and the node goes on).
     pub inject_write_errno: Option<i32>,
@@ -64,6 +66,7 @@ impl NodeConfig {
             compaction_interval: Duration::from_secs(10),
             compaction_garbage_ratio: 0.5,
             idle_timeout: Duration::from_secs(300),
+            max_connections_per_core: 4096,
             inject_write_errno: None,
         }
     }
