@@ -18,6 +18,7 @@
 //! error from the peer (snapshot chunk mismatch) → `RemoteError`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -133,11 +134,28 @@ impl ConnectionPool {
     }
 }
 
+/// Fault injection: while set, a node neither sends nor accepts Raft RPCs (client requests still
+/// work), as if a network partition separated it from every other replica. Tests use it to cut
+/// a leader off without stopping it.
+#[derive(Clone, Default)]
+pub struct PeerIsolation(Arc<AtomicBool>);
+
+impl PeerIsolation {
+    pub fn set(&self, isolated: bool) {
+        self.0.store(isolated, Ordering::SeqCst);
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Creates the outbound clients of one group on one node.
 pub struct NetworkFactory {
     pub local_node_id: NodeId,
     pub group: GroupId,
     pub pool: Arc<ConnectionPool>,
+    pub isolation: PeerIsolation,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -150,6 +168,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             address: node.addr.clone(),
             pool: Arc::clone(&self.pool),
+            isolation: self.isolation.clone(),
         }
     }
 }
@@ -161,6 +180,7 @@ pub struct PeerClient {
     target: NodeId,
     address: String,
     pool: Arc<ConnectionPool>,
+    isolation: PeerIsolation,
 }
 
 /// Why a call failed, before mapping to openraft's error for the RPC at hand.
@@ -180,6 +200,11 @@ impl PeerClient {
         payload: Vec<u8>,
         deadline: Duration,
     ) -> Result<Envelope, CallFailure> {
+        if self.isolation.is_isolated() {
+            return Err(CallFailure::Unreachable(std::io::Error::other(
+                "isolated from peers (fault injection)",
+            )));
+        }
         let request = Envelope::request(self.group, kind, payload);
         // A connection abandoned by the timeout is dropped with the future, never pooled.
         match tokio::time::timeout(deadline, self.pool.call(&self.address, request)).await {

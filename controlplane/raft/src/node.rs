@@ -39,7 +39,7 @@ use tokio::io::BufStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::network::{ConnectionPool, NetworkFactory};
+use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
 use crate::types::{GroupId, MetaRequest, NodeId, Raft};
 use crate::wire::{
@@ -220,6 +220,7 @@ pub struct MetaNode {
     config: MetaNodeConfig,
     local_address: SocketAddr,
     groups: Groups,
+    isolation: PeerIsolation,
     listener_task: JoinHandle<()>,
 }
 
@@ -274,6 +275,7 @@ impl MetaNode {
         let local_address = listener.local_addr()?;
 
         let pool = Arc::new(ConnectionPool::default());
+        let isolation = PeerIsolation::default();
         let mut groups = BTreeMap::new();
         for group in GroupId::all(config.partition_count) {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
@@ -282,6 +284,7 @@ impl MetaNode {
                 local_node_id: config.node_id,
                 group,
                 pool: Arc::clone(&pool),
+                isolation: isolation.clone(),
             };
             let raft = Raft::new(
                 config.node_id,
@@ -297,6 +300,7 @@ impl MetaNode {
         let groups: Groups = Arc::new(groups);
         let server = Server {
             groups: Arc::clone(&groups),
+            isolation: isolation.clone(),
             client_request_timeout: Duration::from_millis(config.timing.client_request_timeout_ms),
         };
         let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
@@ -325,6 +329,7 @@ impl MetaNode {
             config,
             local_address,
             groups,
+            isolation,
             listener_task,
         })
     }
@@ -340,6 +345,13 @@ impl MetaNode {
 
     pub fn config(&self) -> &MetaNodeConfig {
         &self.config
+    }
+
+    /// Fault injection for tests: cut this node off from (or reconnect it to) every other
+    /// replica. Client requests are still accepted, so a test can check what a cut-off replica
+    /// answers.
+    pub fn set_isolated_from_peers(&self, isolated: bool) {
+        self.isolation.set(isolated);
     }
 
     /// The Raft instance and state reader of `group`, for tests and admin tools.
@@ -434,6 +446,7 @@ pub async fn run_meta_node(config: MetaNodeConfig) -> Result<(), NodeError> {
 /// What every connection task of the listener shares.
 struct Server {
     groups: Groups,
+    isolation: PeerIsolation,
     client_request_timeout: Duration,
 }
 
@@ -504,6 +517,17 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
         return failure(request, Status::UnknownGroup, request.group_id);
     };
     let raft = &handle.raft;
+    let is_peer_rpc = matches!(
+        request.kind,
+        MessageKind::AppendEntries | MessageKind::Vote | MessageKind::InstallSnapshot
+    );
+    if is_peer_rpc && server.isolation.is_isolated() {
+        return failure(
+            request,
+            Status::Unavailable,
+            "isolated from peers (fault injection)",
+        );
+    }
     match request.kind {
         MessageKind::AppendEntries => match from_payload(&request.payload) {
             Err(error) => bad_request(request, error),

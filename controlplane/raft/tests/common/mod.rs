@@ -201,7 +201,12 @@ pub fn prepare(key: &str, token: &str) -> Command {
 
 /// PrepareWrite + CommitWrite of an empty object through the client; returns the record.
 pub async fn put(client: &MetaClient, key: &str) -> ObjectRecord {
-    let token = format!("token-{key}");
+    put_with_token(client, key, &format!("token-{key}")).await
+}
+
+/// Like [`put`] with an explicit idempotency token (a new token makes a new version).
+pub async fn put_with_token(client: &MetaClient, key: &str, token: &str) -> ObjectRecord {
+    let token = token.to_owned();
     let prepared = client.write(prepare(key, &token)).await.expect("prepare");
     let version_id = match prepared.result {
         Ok(Response::Prepared { record, .. }) => record.version_id,

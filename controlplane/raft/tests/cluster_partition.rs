@@ -1,0 +1,90 @@
+//! A leader cut off from the other replicas (network partition, injected in the transport) keeps
+//! running but can neither acknowledge writes nor serve reads: the majority elects a new leader
+//! and overwrites a key, and the cut-off replica never returns the old value. After healing it
+//! converges to the majority's state.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cairn_raft::{ClientError, GroupId, MetaClient, MetaClientConfig};
+use common::{BUCKET, Cluster, fast_timing, get, local_get, prepare, put, put_with_token};
+
+fn client_for(cluster: &Cluster, node_ids: &[u64], impatient: bool) -> MetaClient {
+    let nodes: BTreeMap<u64, String> = cluster
+        .peers()
+        .into_iter()
+        .filter(|(node_id, _)| node_ids.contains(node_id))
+        .collect();
+    let mut config = MetaClientConfig::new(nodes, cluster.partition_count);
+    if impatient {
+        config.attempt_timeout_ms = 800;
+        config.operation_timeout_ms = 2_000;
+    }
+    MetaClient::new(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_leader_serves_no_stale_reads_and_converges_after_healing() {
+    common::init_tracing();
+    let cluster = Cluster::start(3, 1, fast_timing()).await;
+    let group = GroupId::partition(0);
+    let first = put(&cluster.client(), "k").await;
+
+    let old_leader = cluster.wait_for_leader(group, Duration::from_secs(5)).await;
+    let majority: Vec<u64> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|&node_id| node_id != old_leader)
+        .collect();
+    cluster.nodes[&old_leader].set_isolated_from_peers(true);
+
+    // The majority elects a leader of its own and takes a write.
+    let majority_client = client_for(&cluster, &majority, false);
+    let started = Instant::now();
+    let second = put_with_token(&majority_client, "k", "token-k-second").await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_ne!(second.version_id, first.version_id);
+
+    // The cut-off replica still believes it leads, but refuses to answer from its stale state.
+    let minority_client = client_for(&cluster, &[old_leader], true);
+    let read = minority_client
+        .read(cairn_meta_state::Query::GetObject {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            version: cairn_meta_state::VersionSelector::Current,
+        })
+        .await;
+    assert!(
+        matches!(read, Err(ClientError::Unavailable { .. })),
+        "cut-off replica answered {read:?}"
+    );
+    let write = minority_client.write(prepare("k", "token-minority")).await;
+    assert!(
+        matches!(write, Err(ClientError::Unavailable { .. })),
+        "cut-off replica acknowledged {write:?}"
+    );
+    assert_eq!(
+        local_get(&cluster.nodes[&old_leader], group, "k").map(|record| record.version_id),
+        Some(first.version_id),
+        "the cut-off replica cannot have learned the new version"
+    );
+
+    // Heal: the old leader learns of the newer term and catches up.
+    cluster.nodes[&old_leader].set_isolated_from_peers(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while local_get(&cluster.nodes[&old_leader], group, "k").map(|record| record.version_id)
+        != Some(second.version_id)
+    {
+        assert!(Instant::now() < deadline, "old leader did not converge");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let full_client = cluster.client();
+    assert_eq!(
+        get(&full_client, "k").await.map(|record| record.version_id),
+        Some(second.version_id)
+    );
+    cluster.shutdown().await;
+}
