@@ -24,9 +24,11 @@
 pub mod error;
 pub mod store;
 
+pub use crate::error::CairnStatus;
+
 use crate::error::{
-    CairnStatus, FfiError, c_str_arg, guard, guard_value, in_arg, last_error_ptr, out_arg,
-    slice_arg, slice_arg_mut,
+    FfiError, c_str_arg, guard, guard_value, in_arg, last_error_ptr, out_arg, slice_arg,
+    slice_arg_mut,
 };
 use crate::store::{Store, StoreConfig};
 use bytes::Bytes;
