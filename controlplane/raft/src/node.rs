@@ -19,6 +19,13 @@
 //! state machine after a read-index check — `Raft::ensure_linearizable` — on the leader, so a read
 //! never returns state older than a write acknowledged before it started).
 //!
+//! A local 3-replica cluster (once the lead wires `cairn meta` to [`run_meta_node`]):
+//!
+//! ```text
+//! PEERS=1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403
+//! for n in 1 2 3; do cairn meta --id $n --listen 127.0.0.1:740$n --data /tmp/cairn-meta-$n --peers $PEERS & done
+//! ```
+//!
 //! # Invariants
 //!
 //! - A group's Raft instance exists before the listener accepts, so a peer never sees
@@ -431,11 +438,16 @@ fn write_error(
     }
 }
 
-/// Runs a replica until Ctrl-C / SIGINT, then shuts it down. This is what `cairn meta` calls.
+/// Runs a replica until SIGINT or SIGTERM, then shuts it down. This is what `cairn meta` calls
+/// (from a multi-threaded tokio runtime).
 pub async fn run_meta_node(config: MetaNodeConfig) -> Result<(), NodeError> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let node = MetaNode::start(config).await?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("meta node shutting down");
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = terminate.recv() => {}
+    }
+    tracing::info!(node_id = node.node_id(), "meta node shutting down");
     node.shutdown().await;
     Ok(())
 }
