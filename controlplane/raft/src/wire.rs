@@ -283,6 +283,25 @@ mod tests {
         assert_eq!(Envelope::decode(&envelope.encode()).unwrap(), envelope);
     }
 
+    /// Golden bytes of one request envelope. A failure means the wire layout changed: bump
+    /// WIRE_FORMAT_VERSION and keep decoding the old one instead of updating the string.
+    #[test]
+    fn envelope_matches_golden_bytes() {
+        let mut envelope = Envelope::request(GroupId(2), MessageKind::Vote, vec![0xab, 0xcd]);
+        envelope.request_id = 9;
+        let hex: String = envelope
+            .encode()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "1c000000000016002400060014001c0007000000080000000c00100016000000000001012c000000\
+             2000000014000000090000000000000002000000000000000000000000000000000000000000000002\
+             000000abcd0000"
+        );
+    }
+
     #[test]
     fn garbage_and_wrong_version_are_refused() {
         assert!(Envelope::decode(&[0xff; 3]).is_err());
