@@ -2,8 +2,8 @@
 //! runs the Python ctypes example.
 //!
 //! The C tests run under AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer), not
-//! valgrind: glommio drives its files through io_uring, and under valgrind 3.19 the executor never
-//! sees its completions, so opening a store hangs. The C side is instrumented; the Rust side is
+//! valgrind: valgrind 3.19 does not model io_uring, which glommio uses for all file I/O, so bytes
+//! the kernel reads look uninitialised to it and the tests stall in `cairn_store_open`. The C side is instrumented; the Rust side is
 //! covered by its own tests. Compiler flags come from the `cairn.pc` file generated from
 //! `cairn.pc.in` for the build tree, so the pkg-config file is exercised too.
 
