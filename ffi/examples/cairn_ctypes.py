@@ -44,6 +44,7 @@ class StoreOptions(ctypes.Structure):
         ("create_if_missing", ctypes.c_uint32),
         ("segment_size_bytes", ctypes.c_uint64),
         ("cache_capacity_bytes_per_log", ctypes.c_uint64),
+        ("compaction_interval_ms", ctypes.c_uint64),
     ]
 
 

@@ -96,6 +96,9 @@ typedef struct cairn_store_options {
   uint64_t segment_size_bytes;
   // Hot-shard read cache of each log; 0 disables it.
   uint64_t cache_capacity_bytes_per_log;
+  // Each log compacts sealed segments in the background this often (the storage node's default
+  // is 10 s); 0: only when `cairn_store_compact` is called.
+  uint64_t compaction_interval_ms;
 } cairn_store_options;
 
 // What the store knows about one live shard.
@@ -172,7 +175,7 @@ enum cairn_status cairn_shard_id_make(uint64_t object_id_high,
 void cairn_buffer_free(struct cairn_buffer *buffer);
 
 // Fills `*out_options` with the defaults: logs = 0 (one per CPU), create_if_missing = 1, 128 MiB
-// segments, 64 MiB cache per log (the storage node's defaults).
+// segments, 64 MiB cache per log, compaction every 10 s (the storage node's defaults).
 //
 // # Safety
 // `out_options` is writable.

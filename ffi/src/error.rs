@@ -254,3 +254,50 @@ pub fn status_name(status: CairnStatus) -> &'static CStr {
         CairnStatus::Internal => c"internal error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_internal_with_its_message() {
+        let status = guard(|| panic!("boom at the boundary"));
+        assert_eq!(status, CairnStatus::Internal);
+        assert!(last_error_string().contains("boom at the boundary"));
+        assert_eq!(guard_value(7, || panic!("again")), 7);
+    }
+
+    #[test]
+    fn errors_set_the_thread_local_message_per_thread() {
+        let status = guard(|| Err(FfiError::invalid("first \0 message")));
+        assert_eq!(status, CairnStatus::InvalidArgument);
+        assert_eq!(last_error_string(), "first \\0 message");
+        std::thread::spawn(|| assert_eq!(last_error_string(), ""))
+            .join()
+            .unwrap();
+        assert_eq!(guard(|| Ok(())), CairnStatus::Ok);
+    }
+
+    #[test]
+    fn log_errors_map_to_statuses() {
+        let cases = [
+            (LogError::NotFound, CairnStatus::NotFound),
+            (LogError::NoSpace, CairnStatus::NoSpace),
+            (LogError::TooLarge(1), CairnStatus::TooLarge),
+            (LogError::Closed, CairnStatus::Unavailable),
+            (LogError::Failed("eio".into()), CairnStatus::Unavailable),
+            (
+                LogError::InvalidRange {
+                    offset: 2,
+                    length: 1,
+                    shard_length: 1,
+                },
+                CairnStatus::InvalidRange,
+            ),
+            (LogError::Io(std::io::Error::other("x")), CairnStatus::Io),
+        ];
+        for (error, status) in cases {
+            assert_eq!(FfiError::from(error).status, status);
+        }
+    }
+}

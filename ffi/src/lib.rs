@@ -90,6 +90,9 @@ pub struct CairnStoreOptions {
     pub segment_size_bytes: u64,
     /// Hot-shard read cache of each log; 0 disables it.
     pub cache_capacity_bytes_per_log: u64,
+    /// Each log compacts sealed segments in the background this often (the storage node's default
+    /// is 10 s); 0: only when `cairn_store_compact` is called.
+    pub compaction_interval_ms: u64,
 }
 
 /// Totals over every log of a store.
@@ -261,7 +264,7 @@ pub unsafe extern "C" fn cairn_buffer_free(buffer: *mut CairnBuffer) {
 // Store.
 
 /// Fills `*out_options` with the defaults: logs = 0 (one per CPU), create_if_missing = 1, 128 MiB
-/// segments, 64 MiB cache per log (the storage node's defaults).
+/// segments, 64 MiB cache per log, compaction every 10 s (the storage node's defaults).
 ///
 /// # Safety
 /// `out_options` is writable.
@@ -278,6 +281,9 @@ pub unsafe extern "C" fn cairn_store_options_init(
             create_if_missing: 1,
             segment_size_bytes: defaults.segment_size_bytes,
             cache_capacity_bytes_per_log: defaults.cache_capacity_bytes_per_log,
+            compaction_interval_ms: defaults
+                .compaction_interval
+                .map_or(0, |interval| interval.as_millis() as u64),
         };
         Ok(())
     })
@@ -322,6 +328,8 @@ pub unsafe extern "C" fn cairn_store_open(
             config.create_if_missing = options.create_if_missing != 0;
             config.segment_size_bytes = options.segment_size_bytes;
             config.cache_capacity_bytes_per_log = options.cache_capacity_bytes_per_log;
+            config.compaction_interval = (options.compaction_interval_ms > 0)
+                .then(|| std::time::Duration::from_millis(options.compaction_interval_ms));
         }
         let store = Store::open(config)?;
         *out = Box::into_raw(Box::new(CairnStore { store }));

@@ -23,9 +23,10 @@ use bytes::Bytes;
 use cairn_common::ShardId;
 use cairn_shardlog::{LogConfig, LogError, LogStats, ShardLog, ShardRead, ShardStat};
 use futures_channel::oneshot;
-use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use glommio::{ExecutorJoinHandle, Latency, LocalExecutorBuilder, Placement, Shares};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Name of the layout file shared with the storage node (`dataplane/storage/src/core.rs`).
 pub const LAYOUT_FILE: &str = "storage-node.conf";
@@ -45,6 +46,9 @@ pub struct StoreConfig {
     pub segment_size_bytes: u64,
     pub cache_capacity_bytes_per_log: u64,
     pub compaction_garbage_ratio: f64,
+    /// Each log compacts in the background this often (like the storage node); `None`: only when
+    /// [`Store::compact`] is called.
+    pub compaction_interval: Option<Duration>,
 }
 
 impl StoreConfig {
@@ -57,6 +61,7 @@ impl StoreConfig {
             segment_size_bytes: defaults.segment_size_bytes,
             cache_capacity_bytes_per_log: defaults.cache_capacity_bytes,
             compaction_garbage_ratio: defaults.compaction_garbage_ratio,
+            compaction_interval: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -154,10 +159,11 @@ impl Store {
             log_config.segment_size_bytes = config.segment_size_bytes;
             log_config.cache_capacity_bytes = config.cache_capacity_bytes_per_log;
             log_config.compaction_garbage_ratio = config.compaction_garbage_ratio;
+            let compaction_interval = config.compaction_interval;
             // Unbound: a library must not pin its host process's threads to cores.
             let spawned = LocalExecutorBuilder::new(Placement::Unbound)
                 .name(&format!("cairn-log-{index}"))
-                .spawn(move || executor_main(log_config, receiver, ready));
+                .spawn(move || executor_main(log_config, compaction_interval, receiver, ready));
             match spawned {
                 Ok(handle) => {
                     senders.push(sender);
@@ -337,6 +343,7 @@ fn io_error(path: &Path, error: std::io::Error) -> FfiError {
 
 async fn executor_main(
     config: LogConfig,
+    compaction_interval: Option<Duration>,
     requests: async_channel::Receiver<Request>,
     ready: oneshot::Sender<Result<(), LogError>>,
 ) {
@@ -350,6 +357,9 @@ async fn executor_main(
             return;
         }
     };
+    if let Some(interval) = compaction_interval {
+        spawn_background_compaction(log.clone(), interval);
+    }
     let in_flight = std::rc::Rc::new(glommio::sync::Gate::new());
     while let Ok(request) = requests.recv().await {
         let log = log.clone();
@@ -362,6 +372,35 @@ async fn executor_main(
     // Every sender is gone: let the running requests finish, then stop the writer.
     let _ = in_flight.close().await;
     log.close().await;
+}
+
+/// Compaction runs in its own task queue with a small share of the executor, as on the storage node,
+/// so that foreground requests keep their latency while it copies. It is dropped with the executor
+/// when the store closes; an interrupted copy is harmless (the old segment stays until a copy
+/// completes).
+fn spawn_background_compaction(log: ShardLog, interval: Duration) {
+    let queue = glommio::executor().create_task_queue(
+        Shares::Static(50),
+        Latency::NotImportant,
+        "compaction",
+    );
+    let task = glommio::spawn_local_into(
+        async move {
+            loop {
+                glommio::timer::sleep(interval).await;
+                if let Err(error) = log.compact().await {
+                    if matches!(error, LogError::Closed) {
+                        return;
+                    }
+                    tracing::warn!(%error, dir = ?log.config().dir, "background compaction failed");
+                }
+            }
+        },
+        queue,
+    );
+    if let Ok(task) = task {
+        task.detach();
+    }
 }
 
 async fn serve(log: ShardLog, request: Request) {

@@ -3,25 +3,22 @@
 //!
 //! The C tests run under AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer), not
 //! valgrind: valgrind 3.19 does not model io_uring, which glommio uses for all file I/O, so bytes
-//! the kernel reads look uninitialised to it and the tests stall in `cairn_store_open`. The C side is instrumented; the Rust side is
-//! covered by its own tests. Compiler flags come from the `cairn.pc` file generated from
+//! the kernel reads look uninitialised to it and the tests stall in `cairn_store_open`. The C side
+//! is instrumented; the Rust side is covered by its own tests. Compiler flags come from the `cairn.pc` file generated from
 //! `cairn.pc.in` for the build tree, so the pkg-config file is exercised too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `target/<profile>`: the directory holding `libcairn.so` and `libcairn.a`, two levels above
-/// this test executable (`target/<profile>/deps/c_tests-*`).
+/// `target/<profile>/deps`, next to this test executable: the libcairn.so and libcairn.a that
+/// `cargo test` just built. (Cargo copies them up to `target/<profile>` only on `cargo build`, so
+/// the copies there may be stale.)
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile directory")
-        .to_owned();
+    let dir = exe.parent().expect("deps directory").to_owned();
     assert!(
-        dir.join("libcairn.so").exists(),
-        "libcairn.so not found in {}",
+        dir.join("libcairn.so").exists() && dir.join("libcairn.a").exists(),
+        "libcairn.so / libcairn.a not found in {}",
         dir.display()
     );
     dir

@@ -2,7 +2,10 @@
  * stat / scan / delete / stats / compact, the storage-node directory layout, reopen, and erasure
  * coding (encode with checksums, verify, reconstruct) for both codecs, storing the shards.
  * Usage: test_roundtrip SCRATCH_DIR */
+#define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
+
+#include <time.h>
 
 #include <sys/stat.h>
 
@@ -207,6 +210,37 @@ static void codec_round_trip(const char *scheme, const char *dir) {
     cairn_codec_free(NULL);
 }
 
+/* Background compaction (the storage node's behaviour) removes segments whose shards were deleted. */
+static void background_compaction(const char *dir) {
+    cairn_store_options options = test_options(1);
+    options.segment_size_bytes = 1u << 20;
+    options.compaction_interval_ms = 20;
+    cairn_store *store = NULL;
+    CHECK_OK(cairn_store_open(dir, &options, &store));
+    enum { COUNT = 12, LEN = 300 * 1000 };
+    for (uint64_t n = 0; n < COUNT; n++) {
+        cairn_shard_id id = make_id(500 + n, 0, 0);
+        CHECK_OK(put_content(store, &id, n, LEN));
+    }
+    cairn_stats before;
+    CHECK_OK(cairn_store_stats(store, &before));
+    CHECK(before.segment_count >= 3);
+    for (uint64_t n = 0; n < COUNT - 1; n++) {
+        cairn_shard_id id = make_id(500 + n, 0, 0);
+        CHECK_OK(cairn_store_delete(store, &id, NULL));
+    }
+    cairn_stats after = before;
+    for (int attempt = 0; attempt < 200 && after.compactions == 0; attempt++) {
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        CHECK_OK(cairn_store_stats(store, &after));
+    }
+    CHECK(after.compactions > 0);
+    cairn_shard_id last = make_id(500 + COUNT - 1, 0, 0);
+    check_content(store, &last, COUNT - 1, LEN);
+    CHECK_OK(cairn_store_close(store));
+}
+
 int main(int argc, char **argv) {
     CHECK(argc == 2);
     char dir[4096];
@@ -217,6 +251,8 @@ int main(int argc, char **argv) {
     codec_round_trip("isal-cauchy:4+2", dir);
     snprintf(dir, sizeof dir, "%s/rs", argv[1]);
     codec_round_trip("rs-simd:4+2", dir);
+    snprintf(dir, sizeof dir, "%s/compaction", argv[1]);
+    background_compaction(dir);
     printf("test_roundtrip: ok\n");
     return 0;
 }

@@ -85,6 +85,8 @@ static inline cairn_store_options test_options(uint32_t logs) {
     options.logs = logs;
     options.segment_size_bytes = 8u << 20;
     options.cache_capacity_bytes_per_log = 0;
+    /* Tests compact explicitly unless they test the background compaction. */
+    options.compaction_interval_ms = 0;
     return options;
 }
 
