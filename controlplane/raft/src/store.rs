@@ -63,9 +63,11 @@ use crate::types::{
 /// Leading byte of every value this module writes, so the layout can change later.
 pub const LOG_FORMAT_VERSION: u8 = 1;
 
-/// Default LMDB map size per group. The map is virtual address space, not disk: the file grows
-/// with the data. 1 GiB holds millions of metadata records per partition.
-pub const DEFAULT_MAP_SIZE_BYTES: usize = 1 << 30;
+/// Default LMDB map size per group: the most the group's file may grow to. The map is virtual
+/// address space, not disk (the file grows with the data), so it is sized for the worst case: a
+/// partition of millions of records whose snapshot is written as one value next to the previous
+/// one (copy-on-write keeps both until the commit).
+pub const DEFAULT_MAP_SIZE_BYTES: usize = 16 << 30;
 
 const KEY_VOTE: &str = "vote";
 const KEY_LAST_PURGED: &str = "last_purged";
