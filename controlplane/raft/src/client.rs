@@ -88,6 +88,8 @@ pub enum ClientError {
     Rejected(String),
     #[error("undecodable answer: {0}")]
     BadAnswer(String),
+    #[error("the meta client's runtime has stopped")]
+    RuntimeStopped,
 }
 
 /// The metadata client. Share it (`Arc`) across tasks; every method takes `&self`.
@@ -622,4 +624,97 @@ pub fn merge_upload_pages(pages: Vec<ListUploadsPage>, max_uploads: u32) -> List
     }
     page.uploads = uploads;
     page
+}
+
+/// A [`MetaClient`] running on its own small tokio runtime, usable from any executor.
+///
+/// The gateway and storage nodes run monoio/glommio, where tokio's I/O cannot run. This handle
+/// spawns each operation onto a dedicated tokio runtime (its own threads) and hands back a future
+/// that only waits on a oneshot channel, which any executor can poll. Dropping the handle stops
+/// the runtime without waiting for operations in flight.
+pub struct DetachedMetaClient {
+    client: std::sync::Arc<MetaClient>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl DetachedMetaClient {
+    /// Starts the runtime (`worker_threads` threads, at least 1) and the client.
+    pub fn start(config: MetaClientConfig, worker_threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads.max(1))
+            .thread_name("cairn-meta-client")
+            .enable_all()
+            .build()?;
+        Ok(DetachedMetaClient {
+            client: std::sync::Arc::new(MetaClient::new(config)),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The client itself, for synchronous helpers such as [`MetaClient::partition_of`].
+    pub fn client(&self) -> &MetaClient {
+        &self.client
+    }
+
+    /// Runs `operation` on the client's runtime; the returned future can be awaited anywhere.
+    pub fn run<F, Fut, T>(
+        &self,
+        operation: F,
+    ) -> impl std::future::Future<Output = Result<T, ClientError>> + Send + 'static
+    where
+        F: FnOnce(std::sync::Arc<MetaClient>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        if let Some(runtime) = &self.runtime {
+            let client = std::sync::Arc::clone(&self.client);
+            runtime.spawn(async move {
+                // The caller may have given up waiting; nothing to do then.
+                let _ = sender.send(operation(client).await);
+            });
+        }
+        async move { receiver.await.map_err(|_| ClientError::RuntimeStopped) }
+    }
+
+    /// [`MetaClient::write`] from any executor.
+    pub fn write(
+        &self,
+        command: Command,
+    ) -> impl std::future::Future<Output = Result<Output, ClientError>> + Send + 'static {
+        let result = self.run(move |client| async move { client.write(command).await });
+        async move { result.await? }
+    }
+
+    /// [`MetaClient::read`] from any executor.
+    pub fn read(
+        &self,
+        query: Query,
+    ) -> impl std::future::Future<Output = Result<Result<Response, MetaError>, ClientError>>
+    + Send
+    + 'static {
+        let result = self.run(move |client| async move { client.read(query).await });
+        async move { result.await? }
+    }
+
+    /// [`MetaClient::list_objects`] from any executor.
+    pub fn list_objects(
+        &self,
+        request: ListObjectsRequest,
+    ) -> impl std::future::Future<Output = Result<Result<ListObjectsPage, MetaError>, ClientError>>
+    + Send
+    + 'static {
+        let result = self.run(move |client| async move { client.list_objects(request).await });
+        async move { result.await? }
+    }
+}
+
+impl Drop for DetachedMetaClient {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Dropping a runtime blocks until its tasks stop, which is not allowed on an async
+            // thread; shutting down in the background is.
+            runtime.shutdown_background();
+        }
+    }
 }

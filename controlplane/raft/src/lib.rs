@@ -46,7 +46,7 @@ pub mod store;
 pub mod types;
 pub mod wire;
 
-pub use client::{ClientError, MetaClient, MetaClientConfig};
+pub use client::{ClientError, DetachedMetaClient, MetaClient, MetaClientConfig};
 pub use node::{MetaNode, MetaNodeConfig, NodeError, RaftTiming, parse_peers, run_meta_node};
 pub use ring::PartitionRing;
 pub use types::GroupId;
