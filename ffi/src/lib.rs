@@ -409,7 +409,8 @@ fn range_arg(offset: u64, length: u64) -> Option<(u64, u64)> {
 /// checksum is verified on every read (`CAIRN_STATUS_CHECKSUM_MISMATCH` if it fails; no bytes are
 /// returned then). `*out_len_bytes` receives the number of bytes read; if `buffer_capacity_bytes`
 /// is too small it receives the size needed and the call returns `CAIRN_STATUS_BUFFER_TOO_SMALL`
-/// (a null buffer with capacity 0 is a size query). `out_stat` may be null.
+/// (a null buffer with capacity 0 is a size query). `out_stat` may be null; it receives the whole
+/// shard's length and CRC32C (its `sequence` is 0 here: `cairn_store_stat` reports it).
 ///
 /// # Safety
 /// `store` is a live handle; `id` is readable; `buffer` is writable for `buffer_capacity_bytes`
