@@ -8,7 +8,11 @@
 //! `cairn.pc.in` for the build tree, so the pkg-config file is exercised too.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A C test that runs longer than this has hung (they take well under a second on an idle machine).
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `target/<profile>/deps`, next to this test executable: the libcairn.so and libcairn.a that
 /// `cargo test` just built. (Cargo copies them up to `target/<profile>` only on `cargo build`, so
@@ -106,9 +110,43 @@ fn compile(test: &str, dir: &Path, sanitize: bool, static_link: bool) -> PathBuf
     output
 }
 
+/// Runs `command` with a deadline, its output going to files in `output_dir` so that a hung
+/// process can be killed and what it printed still shown.
+fn output_with_timeout(mut command: Command, name: &str, output_dir: &Path) -> Output {
+    let stdout_path = output_dir.join(format!("{name}.stdout"));
+    let stderr_path = output_dir.join(format!("{name}.stderr"));
+    let mut child = command
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|error| panic!("{name} does not start: {error}"));
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{name} did not finish within {TEST_TIMEOUT:?}:\n{}\n{}",
+                std::fs::read_to_string(&stdout_path).unwrap_or_default(),
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&stdout_path).expect("stdout"),
+        stderr: std::fs::read(&stderr_path).expect("stderr"),
+    }
+}
+
 fn run(test: &str, executable: &Path, scratch: &Path) {
     let execute = |detect_leaks: bool| {
-        Command::new(executable)
+        let mut command = Command::new(executable);
+        command
             .arg(scratch)
             .env(
                 "ASAN_OPTIONS",
@@ -117,9 +155,8 @@ fn run(test: &str, executable: &Path, scratch: &Path) {
                     u8::from(detect_leaks)
                 ),
             )
-            .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-            .output()
-            .expect("C test runs")
+            .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
+        output_with_timeout(command, test, executable.parent().expect("build dir"))
     };
     let mut result = execute(true);
     // LeakSanitizer stops the process with ptrace; where a sandbox forbids that it cannot run at
@@ -186,14 +223,14 @@ fn c_round_trip_static_library() {
 #[test]
 fn python_ctypes_example() {
     let scratch = tempfile::tempdir_in("/tmp").expect("scratch dir");
-    let result = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(crate_dir().join("examples/cairn_ctypes.py"))
         .arg("--library")
         .arg(library_dir().join("libcairn.so"))
         .arg("--dir")
-        .arg(scratch.path().join("store"))
-        .output()
-        .expect("python3 runs");
+        .arg(scratch.path().join("store"));
+    let result = output_with_timeout(command, "cairn_ctypes", scratch.path());
     let stdout = String::from_utf8_lossy(&result.stdout);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
