@@ -551,7 +551,8 @@ pub unsafe extern "C" fn cairn_store_stat(
 
 /// Iterates live shards in id order: writes up to `capacity` entries with ids strictly after
 /// `*after` (null: from the first shard) into `out_stats` and their number into `*out_count`. Pass
-/// the last id returned as `after` to get the next page; a count below `capacity` means the end.
+/// the last id returned as `after` to get the next page (it may point into `out_stats`: it is read
+/// before anything is written); a count below `capacity` means the end.
 ///
 /// # Safety
 /// `store` is a live handle; `after` is null or readable; `out_stats` is writable for `capacity`

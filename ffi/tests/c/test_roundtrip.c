@@ -113,6 +113,15 @@ static void store_round_trip(const char *dir) {
         }
     } while (count == 3);
     CHECK(total == SHARDS);
+    /* `after` may point into the page being overwritten. */
+    total = 0;
+    after = NULL;
+    do {
+        CHECK_OK(cairn_store_scan(store, after, page, 3, &count));
+        total += count;
+        after = count > 0 ? &page[count - 1].id : after;
+    } while (count == 3);
+    CHECK(total == SHARDS);
 
     /* Overwrite, delete, delete again. */
     CHECK_OK(put_content(store, &id7, 777, 5000));
