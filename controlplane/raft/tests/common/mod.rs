@@ -204,6 +204,36 @@ pub async fn put(client: &MetaClient, key: &str) -> ObjectRecord {
     put_with_token(client, key, &format!("token-{key}")).await
 }
 
+/// PrepareWrite + CommitWrite that reports failure instead of panicking: `true` only when both
+/// were acknowledged.
+pub async fn try_put(client: &MetaClient, key: &str) -> bool {
+    let token = format!("token-{key}");
+    let Ok(prepared) = client.write(prepare(key, &token)).await else {
+        return false;
+    };
+    let Ok(Response::Prepared { record, .. }) = prepared.result else {
+        return false;
+    };
+    let committed = client
+        .write(Command::CommitWrite(CommitWrite {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version_id: record.version_id,
+            idempotency_token: token,
+            checksums: Checksums {
+                etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+                additional: None,
+            },
+            parts: Vec::new(),
+            now_ms: 20_000,
+        }))
+        .await;
+    matches!(
+        committed.map(|output| output.result),
+        Ok(Ok(Response::Committed { .. }))
+    )
+}
+
 /// Like [`put`] with an explicit idempotency token (a new token makes a new version).
 pub async fn put_with_token(client: &MetaClient, key: &str, token: &str) -> ObjectRecord {
     let token = token.to_owned();
