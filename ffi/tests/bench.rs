@@ -216,13 +216,6 @@ fn in_process_versus_storage_node_rpc() {
         CairnStatus::Ok
     );
     let handle = store as usize;
-    for workload in &WORKLOADS {
-        results.extend(run("in-process", workload, &|| InProcess {
-            store: handle as *mut CairnStore,
-        }));
-    }
-    // SAFETY: every thread using the handle has been joined.
-    assert_eq!(unsafe { cairn_store_close(store) }, CairnStatus::Ok);
 
     // The same over the storage node RPC (node in this process, loopback TCP).
     let node_dir = scratch.path().join("node");
@@ -233,16 +226,28 @@ fn in_process_versus_storage_node_rpc() {
     )
     .expect("layout");
     let address: SocketAddr = support::start_node(&node_dir, 0);
+
+    // Each workload runs on both transports back to back, so that both see the same machine
+    // conditions (other load on a shared machine moves the figures from minute to minute).
     for workload in &WORKLOADS {
+        results.extend(run("in-process", workload, &|| InProcess {
+            store: handle as *mut CairnStore,
+        }));
         results.extend(run("storage-node-rpc", workload, &|| Rpc {
             client: StorageClient::connect(address).expect("connect"),
         }));
     }
+    // SAFETY: every thread using the handle has been joined.
+    assert_eq!(unsafe { cairn_store_close(store) }, CairnStatus::Ok);
     let document = serde_json::json!({
         "benchmark": "cairn-ffi in-process vs storage node RPC",
         "logs": LOGS,
         "cache": "off",
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        // Other load on the machine while this ran (the figures are only as quiet as the machine).
+        "load_average_1m_at_end": std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|text| text.split_whitespace().next().map(str::to_owned)),
         "results": results,
     });
     println!("{}", serde_json::to_string_pretty(&document).expect("json"));
