@@ -47,6 +47,8 @@ pub mod types;
 pub mod wire;
 
 pub use client::{ClientError, DetachedMetaClient, MetaClient, MetaClientConfig};
-pub use node::{MetaNode, MetaNodeConfig, NodeError, RaftTiming, parse_peers, run_meta_node};
+pub use node::{
+    GroupStatus, MetaNode, MetaNodeConfig, NodeError, RaftTiming, parse_peers, run_meta_node,
+};
 pub use ring::PartitionRing;
 pub use types::GroupId;

@@ -212,6 +212,21 @@ pub enum NodeError {
     Raft(String),
 }
 
+/// One group's replica state as this node sees it (for `cairn meta status` and health checks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub is_leader: bool,
+    pub last_log_index: u64,
+    pub last_applied_index: u64,
+    /// Last log index covered by this replica's snapshot (0 without one).
+    pub snapshot_index: u64,
+    pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
+}
+
 /// A running group replica.
 #[derive(Clone)]
 pub struct GroupHandle {
@@ -364,6 +379,28 @@ impl MetaNode {
     /// The Raft instance and state reader of `group`, for tests and admin tools.
     pub fn group(&self, group: GroupId) -> Option<&GroupHandle> {
         self.groups.get(&group)
+    }
+
+    /// Every group's replica state, bucket service first.
+    pub fn status(&self) -> Vec<GroupStatus> {
+        self.groups
+            .iter()
+            .map(|(&group, handle)| {
+                let metrics = handle.raft.metrics().borrow().clone();
+                let membership = metrics.membership_config.membership();
+                GroupStatus {
+                    group,
+                    leader: metrics.current_leader,
+                    term: metrics.current_term,
+                    is_leader: metrics.current_leader == Some(self.config.node_id),
+                    last_log_index: metrics.last_log_index.unwrap_or(0),
+                    last_applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
+                    snapshot_index: metrics.snapshot.map_or(0, |log_id| log_id.index),
+                    voters: membership.voter_ids().collect(),
+                    learners: membership.learner_ids().collect(),
+                }
+            })
+            .collect()
     }
 
     /// The leader of `group` as this node currently believes.

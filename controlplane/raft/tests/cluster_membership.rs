@@ -61,6 +61,15 @@ async fn learner_joins_is_promoted_and_an_old_voter_leaves() {
         "removed voter still a member"
     );
 
+    let status = cluster.nodes[&leader]
+        .status()
+        .into_iter()
+        .find(|status| status.group == group)
+        .expect("status of the group");
+    assert!(status.is_leader);
+    assert_eq!(status.voters, voters);
+    assert!(status.learners.is_empty());
+
     // The group commits without the removed node.
     cluster.stop(leaving).await;
     for index in 0..10 {
