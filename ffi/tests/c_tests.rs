@@ -240,3 +240,37 @@ fn python_ctypes_example() {
     );
     assert!(stdout.contains("cairn_ctypes: ok"), "{stdout}");
 }
+
+/// The header is strict C99 and, through `cpp_compat`, valid C++11 (g++ is optional).
+#[test]
+fn header_compiles_as_pedantic_c99_and_cpp() {
+    let build = tempfile::tempdir().expect("build dir");
+    let source = "#include \"cairn.h\"\nint main(void) { cairn_status status = CAIRN_STATUS_OK; \
+                  return (int)status + (int)sizeof(cairn_shard_stat); }\n";
+    let include = format!("-I{}", crate_dir().join("include").display());
+    for (compiler, standard, file) in [("gcc", "-std=c99", "h.c"), ("g++", "-std=c++11", "h.cpp")] {
+        let path = build.path().join(file);
+        std::fs::write(&path, source).expect("source written");
+        let result = Command::new(compiler)
+            .args([
+                standard,
+                "-pedantic",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+            ])
+            .arg(&include)
+            .arg(&path)
+            .output();
+        match result {
+            Ok(output) => assert!(
+                output.status.success(),
+                "{compiler} {standard} rejects cairn.h:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(error) if compiler == "g++" => eprintln!("g++ not available ({error}); skipped"),
+            Err(error) => panic!("{compiler} does not run: {error}"),
+        }
+    }
+}
