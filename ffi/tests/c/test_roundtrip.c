@@ -239,7 +239,7 @@ static void background_compaction(const char *dir) {
         CHECK_OK(cairn_store_delete(store, &id, NULL));
     }
     cairn_stats after = before;
-    for (int attempt = 0; attempt < 200 && after.compactions == 0; attempt++) {
+    for (int attempt = 0; attempt < 1000 && after.compactions == 0; attempt++) {
         struct timespec pause = {0, 10 * 1000 * 1000};
         nanosleep(&pause, NULL);
         CHECK_OK(cairn_store_stats(store, &after));
