@@ -12,8 +12,9 @@
  * Thread safety:
  * - cairn_store: every call except cairn_store_close may run concurrently from any number of
  *   threads on one handle. cairn_store_close runs once, after all other calls on the handle
- *   returned. A handle does not survive fork(): a child process opens its own (after the parent
- *   closed it, or on another directory: a directory is open in at most one handle at a time).
+ *   returned. A handle does not survive fork(): in the child, calls on the inherited handle return
+ *   CAIRN_STATUS_INVALID_ARGUMENT and cairn_store_close only releases it; a child opens its own
+ *   store (a directory is open in at most one handle at a time).
  * - cairn_codec: calls on one handle are serialised by an internal lock; use one codec per thread
  *   to encode in parallel. cairn_codec_free runs after all other calls on the handle returned.
  * - cairn_last_error is per thread; every other function is thread-safe.

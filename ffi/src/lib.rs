@@ -16,7 +16,8 @@
 //! Thread safety (repeated in the header):
 //! - `cairn_store`: every call except `cairn_store_close` may run concurrently from any number of
 //!   threads on one handle. `cairn_store_close` must run once, after all other calls on that handle
-//!   returned. A handle does not survive `fork()`: a child process opens its own.
+//!   returned. A handle does not survive `fork()`: in the child, calls on the inherited handle
+//!   return `CAIRN_STATUS_INVALID_ARGUMENT` and closing it only releases it.
 //! - `cairn_codec`: calls on one handle are serialised by an internal lock; use one codec per
 //!   thread to encode in parallel. `cairn_codec_free` must run after all other calls returned.
 //! - `cairn_last_error()` is per thread. Everything else is stateless and thread-safe.

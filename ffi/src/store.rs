@@ -122,6 +122,9 @@ pub struct Store {
     executors: Vec<ExecutorJoinHandle<()>>,
     /// Holds the directory's flock for as long as the store is open.
     _lock: std::fs::File,
+    /// The process that opened the store. Its executor threads do not exist in a `fork()`ed child,
+    /// where a request would wait forever and a join would touch threads that are not there.
+    opener_pid: u32,
 }
 
 impl Store {
@@ -203,6 +206,7 @@ impl Store {
             senders,
             executors,
             _lock: lock,
+            opener_pid: std::process::id(),
         })
     }
 
@@ -216,6 +220,12 @@ impl Store {
 
     /// Sends a request to log `index` and blocks the calling thread until it is answered.
     fn call<T>(&self, index: usize, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, FfiError> {
+        if std::process::id() != self.opener_pid {
+            return Err(FfiError::invalid(
+                "the store handle was opened in another process (used after fork()); open the \
+                 store in this process",
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         self.senders[index]
             .send_blocking(make(reply))
@@ -302,20 +312,24 @@ impl Store {
     }
 
     /// Commits what is queued, closes every log and joins the executor threads.
-    pub fn close(mut self) {
-        shut_down(
-            std::mem::take(&mut self.senders),
-            std::mem::take(&mut self.executors),
-        );
+    pub fn close(self) {
+        // Drop does the work, so that an early return or a panic in the caller closes the same way.
+        drop(self);
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        shut_down(
-            std::mem::take(&mut self.senders),
-            std::mem::take(&mut self.executors),
-        );
+        let senders = std::mem::take(&mut self.senders);
+        let executors = std::mem::take(&mut self.executors);
+        if std::process::id() != self.opener_pid {
+            // In a forked child the executor threads do not exist: joining them is undefined and
+            // dropping the channels would wake nobody. Leak this copy; the parent's store is intact.
+            std::mem::forget(senders);
+            std::mem::forget(executors);
+            return;
+        }
+        shut_down(senders, executors);
     }
 }
 

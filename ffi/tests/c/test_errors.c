@@ -4,8 +4,11 @@
  * Usage: test_errors SCRATCH_DIR */
 #include "test_util.h"
 
+#define _DEFAULT_SOURCE
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void expect_message(void) { CHECK(strlen(cairn_last_error()) > 0); }
 
@@ -259,6 +262,31 @@ static void scheme_errors(void) {
     cairn_codec_free(codec);
 }
 
+/* A handle used in a fork()ed child is refused (its executor threads are not there) instead of
+ * hanging, closing it there is harmless, and the parent's handle keeps working. */
+static void handle_after_fork(const char *dir) {
+    cairn_store_options options = test_options(1);
+    cairn_store *store = NULL;
+    CHECK_OK(cairn_store_open(dir, &options, &store));
+    cairn_shard_id id = make_id(90, 0, 0);
+    CHECK_OK(put_content(store, &id, 90, 1000));
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        int ok = put_content(store, &id, 91, 1000) == CAIRN_STATUS_INVALID_ARGUMENT &&
+                 strstr(cairn_last_error(), "fork") != NULL &&
+                 cairn_store_close(store) == CAIRN_STATUS_OK;
+        _exit(ok ? 0 : 1);
+    }
+    int wait_status = 0;
+    CHECK(waitpid(child, &wait_status, 0) == child);
+    CHECK(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0);
+    check_content(store, &id, 90, 1000);
+    CHECK_OK(put_content(store, &id, 92, 1000));
+    check_content(store, &id, 92, 1000);
+    CHECK_OK(cairn_store_close(store));
+}
+
 int main(int argc, char **argv) {
     CHECK(argc == 2);
     char dir[4096];
@@ -268,6 +296,8 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/corrupt", argv[1]);
     corrupt_shard(dir);
     scheme_errors();
+    snprintf(dir, sizeof dir, "%s/fork", argv[1]);
+    handle_after_fork(dir);
     printf("test_errors: ok\n");
     return 0;
 }
