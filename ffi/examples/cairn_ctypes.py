@@ -13,6 +13,7 @@ import argparse
 import ctypes
 import os
 import sys
+import threading
 import zlib
 
 STATUS_OK = 0
@@ -332,6 +333,26 @@ def self_test(library_path, store_dir):
         assert store.stats().shard_count == len(shards) - 1
         for shard_id, data in shards[1:]:
             assert store.get(shard_id) == data
+        # One handle shared by Python threads (ctypes releases the GIL during each call).
+        failures = []
+
+        def worker(thread):
+            try:
+                for n in range(25):
+                    shard_id = library.shard_id(10_000 + thread * 100 + n)
+                    data = os.urandom(2048 + n)
+                    store.put(shard_id, data)
+                    assert store.get(shard_id) == data
+            except Exception as error:  # reported by the main thread
+                failures.append(error)
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures
+        assert store.stats().shard_count == len(shards) - 1 + 4 * 25
     expect_error(STATUS_NOT_FOUND, Store, library, store_dir + "-missing", 2, False)
 
     for scheme in ("isal-cauchy:4+2", "rs-simd:4+2"):
