@@ -17,6 +17,9 @@
 //!   process or two) never write the same logs. The storage node does not take this lock.
 //! - [`Store::close`] (and drop) lets every executor commit what was queued, closes the logs and
 //!   joins the threads; no executor thread outlives the handle.
+//! - A handle is bound to the process that opened it: after `fork()` the child's copy refuses every
+//!   request (the executor threads exist only in the parent) and dropping it leaks instead of
+//!   joining threads that are not there.
 
 use crate::error::{CairnStatus, FfiError};
 use bytes::Bytes;
