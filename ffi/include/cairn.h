@@ -31,6 +31,9 @@
 // A `length` for `cairn_store_get`: everything from `offset` to the end of the shard.
 #define CAIRN_LENGTH_TO_END UINT64_MAX
 
+// Largest shard the store accepts (the shard log's record limit).
+#define CAIRN_MAX_SHARD_BYTES (256 << 20)
+
 // Length of a shard id in bytes.
 #define CAIRN_SHARD_ID_LEN 32
 
@@ -206,7 +209,8 @@ enum cairn_status cairn_store_close(struct cairn_store *store);
 // `store` is a live handle; `out_logs` is writable.
 enum cairn_status cairn_store_log_count(const struct cairn_store *store, uint32_t *out_logs);
 
-// Stores `len_bytes` bytes at `data` as shard `*id`, replacing any earlier version. `crc32c` is
+// Stores `len_bytes` bytes at `data` as shard `*id`, replacing any earlier version. Shards are at
+// most `CAIRN_MAX_SHARD_BYTES` long (`CAIRN_STATUS_TOO_LARGE` otherwise). `crc32c` is
 // the CRC32C of the data (see `cairn_crc32c`); a mismatch is refused with
 // `CAIRN_STATUS_CHECKSUM_MISMATCH` before anything is written. Returns after the shard is durable
 // (fdatasync). The library copies `data`; the caller keeps ownership.

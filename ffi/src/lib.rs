@@ -42,6 +42,11 @@ use std::sync::Mutex;
 /// A `length` for `cairn_store_get`: everything from `offset` to the end of the shard.
 pub const CAIRN_LENGTH_TO_END: u64 = u64::MAX;
 
+/// Largest shard the store accepts (the shard log's record limit).
+pub const CAIRN_MAX_SHARD_BYTES: usize = 256 << 20;
+// A literal so that cbindgen can export it; it must follow the shard log's limit.
+const _: () = assert!(CAIRN_MAX_SHARD_BYTES == cairn_shardlog::record::MAX_PAYLOAD_BYTES);
+
 /// Length of a shard id in bytes.
 pub const CAIRN_SHARD_ID_LEN: usize = 32;
 
@@ -373,7 +378,8 @@ pub unsafe extern "C" fn cairn_store_log_count(
     })
 }
 
-/// Stores `len_bytes` bytes at `data` as shard `*id`, replacing any earlier version. `crc32c` is
+/// Stores `len_bytes` bytes at `data` as shard `*id`, replacing any earlier version. Shards are at
+/// most `CAIRN_MAX_SHARD_BYTES` long (`CAIRN_STATUS_TOO_LARGE` otherwise). `crc32c` is
 /// the CRC32C of the data (see `cairn_crc32c`); a mismatch is refused with
 /// `CAIRN_STATUS_CHECKSUM_MISMATCH` before anything is written. Returns after the shard is durable
 /// (fdatasync). The library copies `data`; the caller keeps ownership.
@@ -394,6 +400,16 @@ pub unsafe extern "C" fn cairn_store_put(
         let store = unsafe { in_arg(store, "store") }?;
         let id = unsafe { in_arg(id, "id") }?;
         let data = unsafe { slice_arg(data, len_bytes, "data") }?;
+        // Refused before the copy below, which would otherwise be the size of the refused shard.
+        if data.len() > CAIRN_MAX_SHARD_BYTES {
+            return Err(FfiError::new(
+                CairnStatus::TooLarge,
+                format!(
+                    "shard of {} bytes exceeds the limit of {CAIRN_MAX_SHARD_BYTES} bytes",
+                    data.len()
+                ),
+            ));
+        }
         store
             .store
             .put(ShardId(id.bytes), Bytes::copy_from_slice(data), crc32c)

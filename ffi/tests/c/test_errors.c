@@ -2,10 +2,11 @@
  * file, a wrong checksum, a corrupt shard on disk, bad ranges, wrong and mismatched schemes, too
  * many erasures, overlapping buffers. Every failure must leave a message in cairn_last_error().
  * Usage: test_errors SCRATCH_DIR */
+#define _DEFAULT_SOURCE
 #include "test_util.h"
 
-#define _DEFAULT_SOURCE
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,6 +65,14 @@ static void argument_errors(const char *dir) {
     CHECK(strstr(cairn_last_error(), "checksum") != NULL);
     CHECK_STATUS(cairn_store_stat(store, &id, &page[0]), CAIRN_STATUS_NOT_FOUND);
     expect_message();
+
+    /* A shard over the limit is refused before the library copies it (the mapping is never
+     * touched, so this costs no memory). */
+    size_t too_large = (size_t)CAIRN_MAX_SHARD_BYTES + 1;
+    void *mapping = mmap(NULL, too_large, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(mapping != MAP_FAILED);
+    CHECK_STATUS(cairn_store_put(store, &id, mapping, too_large, 0), CAIRN_STATUS_TOO_LARGE);
+    CHECK(munmap(mapping, too_large) == 0);
 
     /* A range starting past the end. */
     CHECK_OK(put_content(store, &id, 5, 64));
