@@ -21,9 +21,34 @@ struct Cli {
 enum Role {
     /// Run a storage node: one executor and one O_DIRECT shard log per core.
     Storage(StorageArgs),
+    /// Run a metadata replica: one replica of the bucket-service group and of every object
+    /// partition group (openraft, state in LMDB).
+    Meta(MetaArgs),
     /// The embedded single-machine setup. Today: six storage nodes in three simulated AZs in one
     /// process (the S3 gateway and metadata service join it as they land; see README).
     Dev(DevArgs),
+}
+
+#[derive(clap::Args)]
+struct MetaArgs {
+    /// This replica's id: non-zero, unique in the cluster, stable across restarts.
+    #[arg(long)]
+    id: u64,
+    /// Address of the Raft and client RPC listener.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Data directory (one LMDB environment per group below it).
+    #[arg(long)]
+    data: PathBuf,
+    /// Every initial replica, this one included: `1=127.0.0.1:7401,2=127.0.0.2:7401,...`.
+    #[arg(long)]
+    peers: String,
+    /// Object partitions (fixed for the cluster's life).
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    /// Join an existing cluster instead of initialising the groups with `--peers` as voters.
+    #[arg(long)]
+    join: bool,
 }
 
 #[derive(clap::Args)]
@@ -124,6 +149,19 @@ fn main() -> anyhow::Result<()> {
             config.max_connections_per_core = args.max_connections_per_core;
             config.inject_write_errno = fault_injection_errno()?;
             cairn_storage::run(config).context("storage node")
+        }
+        Role::Meta(args) => {
+            let peers = cairn_raft::parse_peers(&args.peers)?;
+            let mut config =
+                cairn_raft::MetaNodeConfig::new(args.id, args.listen, args.data, peers);
+            config.partition_count = args.partitions;
+            config.bootstrap = !args.join;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("tokio runtime")?
+                .block_on(cairn_raft::run_meta_node(config))
+                .context("metadata replica")
         }
         Role::Dev(args) => run_dev(args),
     }
