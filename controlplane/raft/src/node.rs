@@ -26,6 +26,17 @@
 //! for n in 1 2 3; do cairn meta --id $n --listen 127.0.0.1:740$n --data /tmp/cairn-meta-$n --peers $PEERS & done
 //! ```
 //!
+//! Read fence after a restart: openraft 0.9 restores a node that was leader when it stopped as
+//! leader of the same term at once, without a new no-op entry, and its read index is
+//! max(first entry of its term, committed index). The committed index it reloads may be older
+//! than what it acknowledged before stopping (the store writes it lazily, see [`crate::store`]),
+//! so a read could miss an acknowledged write. Every entry such a leader acknowledged is in its
+//! own log, so while a group is still in the term it restarted in, it serves reads only once it
+//! has applied its log as it was at startup ([`GroupHandle::read_fence_index`]). After any
+//! election (a higher term) the fence no longer applies: the new leader's no-op entry covers
+//! everything committed before, and the startup log may hold uncommitted entries that the new
+//! leader truncated, which would otherwise hold reads back.
+//!
 //! # Invariants
 //!
 //! - A group's Raft instance exists before the listener accepts, so a peer never sees
@@ -232,6 +243,10 @@ pub struct GroupStatus {
 pub struct GroupHandle {
     pub raft: Raft,
     pub reader: StateReader,
+    /// While the group is in term `read_fence_term`, reads wait until this log index is
+    /// applied: the last log index and the vote's term found at startup (see the module header).
+    pub read_fence_index: u64,
+    pub read_fence_term: u64,
 }
 
 type Groups = Arc<BTreeMap<GroupId, GroupHandle>>;
@@ -302,6 +317,10 @@ impl MetaNode {
         for group in GroupId::all(config.partition_count) {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
             let reader = state_machine.reader();
+            let (read_fence_index, read_fence_term) = log_store
+                .last_log_index()
+                .and_then(|index| Ok((index, log_store.stored_vote_term()?)))
+                .map_err(|source| NodeError::Store { group, source })?;
             let network = NetworkFactory {
                 local_node_id: config.node_id,
                 group,
@@ -317,7 +336,15 @@ impl MetaNode {
             )
             .await
             .map_err(|error| NodeError::Raft(error.to_string()))?;
-            groups.insert(group, GroupHandle { raft, reader });
+            groups.insert(
+                group,
+                GroupHandle {
+                    raft,
+                    reader,
+                    read_fence_index,
+                    read_fence_term,
+                },
+            );
         }
         let groups: Groups = Arc::new(groups);
         let server = Server {
@@ -634,6 +661,18 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
             {
                 Err(_elapsed) => failure(request, Status::Unavailable, "read-index timed out"),
                 Ok(Ok(_read_log_id)) => {
+                    let current_term = raft.metrics().borrow().current_term;
+                    if current_term == handle.read_fence_term
+                        && handle.reader.last_applied_index() < handle.read_fence_index
+                    {
+                        let fenced = raft
+                            .wait(Some(server.client_request_timeout))
+                            .applied_index_at_least(Some(handle.read_fence_index), "read fence")
+                            .await;
+                        if let Err(error) = fenced {
+                            return failure(request, Status::Unavailable, error);
+                        }
+                    }
                     let output = Output {
                         result: handle.reader.query(&query),
                         new_garbage: Vec::new(),

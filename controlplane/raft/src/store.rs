@@ -277,6 +277,20 @@ impl LogStore {
         .await
     }
 
+    /// The term of the stored vote (0 before any vote).
+    pub fn stored_vote_term(&self) -> Result<u64, StoreError> {
+        let vote: Option<Vote> = self.databases.read_meta(KEY_VOTE)?;
+        Ok(vote.map_or(0, |vote| vote.leader_id().term))
+    }
+
+    /// Index of the last log entry (or of the last purged one; 0 for an empty log).
+    pub fn last_log_index(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .log_state()?
+            .last_log_id
+            .map_or(0, |log_id| log_id.index))
+    }
+
     fn read_entries<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry>, StoreError> {
         let databases = &self.databases;
         let read_txn = databases.env.read_txn()?;
