@@ -10,9 +10,9 @@
 mod support;
 
 use cairn::{
-    CAIRN_LENGTH_TO_END, CairnShardId, CairnStatus, CairnStore, CairnStoreOptions,
+    CAIRN_LENGTH_TO_END, CairnShardId, CairnShardStat, CairnStatus, CairnStore, CairnStoreOptions,
     cairn_store_close, cairn_store_get, cairn_store_open, cairn_store_options_init,
-    cairn_store_put,
+    cairn_store_put, cairn_store_stat,
 };
 use cairn_common::{ShardId, ShardIndex};
 use cairn_storage_client::StorageClient;
@@ -36,6 +36,8 @@ fn id(size_bytes: usize, thread: usize, n: usize) -> ShardId {
 trait Transport {
     fn put(&mut self, shard_id: ShardId, data: &[u8], crc32c: u32);
     fn get(&mut self, shard_id: ShardId, buffer: &mut [u8]) -> usize;
+    /// Index lookup only (no disk I/O): the cost of the transport itself.
+    fn stat(&mut self, shard_id: ShardId) -> u64;
 }
 
 /// The C ABI, called exactly as C code would.
@@ -73,6 +75,15 @@ impl Transport for InProcess {
         assert_eq!(status, CairnStatus::Ok);
         got
     }
+
+    fn stat(&mut self, shard_id: ShardId) -> u64 {
+        let id = CairnShardId { bytes: shard_id.0 };
+        let mut stat = CairnShardStat::default();
+        // SAFETY: live handle, valid pointers for the call.
+        let status = unsafe { cairn_store_stat(self.store, &id, &mut stat) };
+        assert_eq!(status, CairnStatus::Ok);
+        stat.length_bytes
+    }
 }
 
 struct Rpc {
@@ -91,6 +102,10 @@ impl Transport for Rpc {
         buffer[..data.len()].copy_from_slice(&data);
         data.len()
     }
+
+    fn stat(&mut self, shard_id: ShardId) -> u64 {
+        self.client.stat(shard_id).expect("rpc stat").length
+    }
 }
 
 struct Workload {
@@ -99,7 +114,8 @@ struct Workload {
     operations_per_thread: usize,
 }
 
-/// Runs puts then gets of the same shards with `threads` threads; returns two JSON figures.
+/// Runs puts, then gets, then stats of the same shards with `threads` threads; returns three JSON
+/// figures.
 fn run<T: Transport + Send>(
     transport_name: &str,
     workload: &Workload,
@@ -110,7 +126,7 @@ fn run<T: Transport + Send>(
         .collect();
     let crc = crc32c::crc32c(&data);
     let mut figures = Vec::new();
-    for operation in ["put", "get"] {
+    for operation in ["put", "get", "stat"] {
         let started = Instant::now();
         let histograms: Vec<Histogram<u64>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workload.threads)
@@ -124,11 +140,16 @@ fn run<T: Transport + Send>(
                         for n in 0..workload.operations_per_thread {
                             let shard_id = id(data.len(), thread, n);
                             let begin = Instant::now();
-                            if operation == "put" {
-                                transport.put(shard_id, data, crc);
-                            } else {
-                                let got = transport.get(shard_id, &mut buffer);
-                                assert_eq!(got, data.len());
+                            match operation {
+                                "put" => transport.put(shard_id, data, crc),
+                                "get" => {
+                                    let got = transport.get(shard_id, &mut buffer);
+                                    assert_eq!(got, data.len());
+                                }
+                                _ => {
+                                    let length_bytes = transport.stat(shard_id);
+                                    assert_eq!(length_bytes, data.len() as u64);
+                                }
                             }
                             histogram
                                 .record(begin.elapsed().as_micros().max(1) as u64)
@@ -161,7 +182,12 @@ fn run<T: Transport + Send>(
             "latency_us_max": total.max(),
             "latency_us_mean": (total.mean() * 10.0).round() / 10.0,
             "throughput_ops_per_s": (operations / seconds).round(),
-            "throughput_mib_per_s": ((operations * workload.size_bytes as f64 / seconds / (1 << 20) as f64) * 10.0).round() / 10.0,
+            // A stat moves no shard bytes.
+            "throughput_mib_per_s": (operation != "stat").then(|| {
+                let bytes = operations * workload.size_bytes as f64;
+                let mib_per_s = bytes / seconds / (1 << 20) as f64;
+                (mib_per_s * 10.0).round() / 10.0
+            }),
         }));
     }
     figures
