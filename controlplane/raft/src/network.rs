@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use openraft::BasicNode;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -36,8 +37,8 @@ use tokio::net::TcpStream;
 
 use crate::types::{GroupId, NodeId, TypeConfig};
 use crate::wire::{
-    Envelope, MessageKind, Status, WireError, from_payload, read_envelope, to_payload,
-    write_envelope,
+    Envelope, MAX_FRAME_BYTES, MessageKind, Status, WireError, from_payload, read_envelope,
+    to_payload, write_envelope,
 };
 
 /// One request/response TCP connection to a `MetaNode` listener.
@@ -78,6 +79,9 @@ impl Connection {
         Ok(response)
     }
 }
+
+/// Largest AppendEntries payload sent in one frame; leaves room for the envelope.
+const MAX_APPEND_PAYLOAD_BYTES: usize = MAX_FRAME_BYTES - (1 << 20);
 
 /// Most idle connections kept per address.
 const MAX_IDLE_CONNECTIONS_PER_ADDRESS: usize = 16;
@@ -242,16 +246,16 @@ impl PeerClient {
         RPCError::Unreachable(Unreachable::new(&error))
     }
 
-    async fn simple_rpc<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    async fn simple_rpc<Resp: serde::de::DeserializeOwned>(
         &mut self,
         kind: MessageKind,
         action: RPCTypes,
-        request: &Req,
+        payload: Vec<u8>,
         option: &RPCOption,
     ) -> RpcResult<Resp> {
         let deadline = option.hard_ttl();
         let response = self
-            .call(kind, to_payload(request), deadline)
+            .call(kind, payload, deadline)
             .await
             .map_err(|failure| self.map_failure(failure, action, deadline))?;
         if response.status != Status::Ok {
@@ -268,10 +272,19 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        // A batch too large for one frame (entries with huge shard maps) would fail forever;
+        // asking openraft for a smaller batch lets replication proceed.
+        let payload = to_payload(&rpc);
+        if payload.len() > MAX_APPEND_PAYLOAD_BYTES && rpc.entries.len() > 1 {
+            let entries_hint = (rpc.entries.len() / 2) as u64;
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(entries_hint),
+            ));
+        }
         self.simple_rpc(
             MessageKind::AppendEntries,
             RPCTypes::AppendEntries,
-            &rpc,
+            payload,
             &option,
         )
         .await
@@ -307,7 +320,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
-        self.simple_rpc(MessageKind::Vote, RPCTypes::Vote, &rpc, &option)
+        self.simple_rpc(MessageKind::Vote, RPCTypes::Vote, to_payload(&rpc), &option)
             .await
     }
 }
