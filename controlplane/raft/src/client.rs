@@ -92,6 +92,11 @@ pub enum ClientError {
     RuntimeStopped,
 }
 
+/// Largest encoded command the client sends. A log entry must fit in one replication frame with
+/// room to spare ([`crate::wire::MAX_FRAME_BYTES`]); metadata commands are far smaller, so a
+/// larger one is a caller bug, refused before it reaches the log.
+pub const MAX_COMMAND_BYTES: usize = 16 << 20;
+
 /// The metadata client. Share it (`Arc`) across tasks; every method takes `&self`.
 pub struct MetaClient {
     config: MetaClientConfig,
@@ -422,6 +427,12 @@ impl MetaClient {
         kind: MessageKind,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, ClientError> {
+        if payload.len() > MAX_COMMAND_BYTES {
+            return Err(ClientError::Rejected(format!(
+                "command of {} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit",
+                payload.len()
+            )));
+        }
         let started = Instant::now();
         let operation_deadline = Duration::from_millis(self.config.operation_timeout_ms);
         let mut backoff = Duration::from_millis(self.config.backoff_initial_ms);
