@@ -24,17 +24,15 @@
 use crate::error::{CairnStatus, FfiError};
 use bytes::Bytes;
 use cairn_common::ShardId;
+use cairn_shardlog::layout;
 use cairn_shardlog::{LogConfig, LogError, LogStats, ShardLog, ShardRead, ShardStat};
 use futures_channel::oneshot;
 use glommio::{ExecutorJoinHandle, Latency, LocalExecutorBuilder, Placement, Shares};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Name of the layout file shared with the storage node (`dataplane/storage/src/core.rs`).
-pub const LAYOUT_FILE: &str = "storage-node.conf";
-/// Version written as `format = 1` in the layout file.
-pub const LAYOUT_FORMAT_VERSION: u32 = 1;
+/// The layout file and its version, shared with the storage node (`cairn_shardlog::layout`).
+pub use cairn_shardlog::layout::{LAYOUT_FILE, LAYOUT_FORMAT_VERSION};
 /// Depth of each executor's request queue; callers block beyond it.
 const REQUEST_QUEUE_DEPTH: usize = 256;
 
@@ -153,7 +151,10 @@ impl Store {
             Err(error) => return Err(io_error(dir, error)),
         }
         let lock = lock_directory(dir)?;
-        let logs = log_count(dir, config.logs)?;
+        let logs = layout::log_count(dir, config.logs).map_err(|error| match error {
+            layout::LayoutError::Io { source, .. } => io_error(&dir.join(LAYOUT_FILE), source),
+            other => FfiError::new(CairnStatus::Corrupt, other.to_string()),
+        })?;
 
         let mut senders = Vec::with_capacity(logs);
         let mut executors = Vec::with_capacity(logs);
@@ -161,7 +162,7 @@ impl Store {
         for index in 0..logs {
             let (sender, receiver) = async_channel::bounded(REQUEST_QUEUE_DEPTH);
             let (ready, ready_receiver) = oneshot::channel();
-            let mut log_config = LogConfig::new(dir.join(format!("core-{index}")));
+            let mut log_config = LogConfig::new(layout::log_dir(dir, index));
             log_config.segment_size_bytes = config.segment_size_bytes;
             log_config.cache_capacity_bytes = config.cache_capacity_bytes_per_log;
             log_config.compaction_garbage_ratio = config.compaction_garbage_ratio;
@@ -218,7 +219,7 @@ impl Store {
     }
 
     fn owner(&self, shard_id: &ShardId) -> usize {
-        (shard_id.stable_hash() % self.senders.len() as u64) as usize
+        layout::owning_log(shard_id, self.senders.len())
     }
 
     /// Sends a request to log `index` and blocks the calling thread until it is answered.
@@ -461,90 +462,17 @@ async fn serve(log: ShardLog, request: Request) {
 
 /// Takes an exclusive, non-blocking flock on the directory itself (no extra file in the layout).
 fn lock_directory(dir: &Path) -> Result<std::fs::File, FfiError> {
-    let handle = std::fs::File::open(dir).map_err(|error| io_error(dir, error))?;
-    // SAFETY: flock on a file descriptor we own; no memory is passed.
-    let result = unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if result != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(FfiError::new(
-                CairnStatus::Locked,
-                format!(
-                    "store directory {} is open in another handle",
-                    dir.display()
-                ),
-            ));
+    layout::lock_data_dir(dir).map_err(|error| match error {
+        layout::LayoutError::Locked { .. } => FfiError::new(
+            CairnStatus::Locked,
+            format!(
+                "store directory {} is open in another handle",
+                dir.display()
+            ),
+        ),
+        layout::LayoutError::Io { source, .. } => io_error(dir, source),
+        malformed @ layout::LayoutError::Malformed { .. } => {
+            FfiError::new(CairnStatus::Corrupt, malformed.to_string())
         }
-        return Err(io_error(dir, error));
-    }
-    Ok(handle)
-}
-
-/// Reads the number of logs from the layout file, or initialises it (atomically: write a temporary,
-/// fsync, rename, fsync the directory), with the same text the storage node writes.
-fn log_count(dir: &Path, requested: Option<usize>) -> Result<usize, FfiError> {
-    let layout_path = dir.join(LAYOUT_FILE);
-    match std::fs::read_to_string(&layout_path) {
-        Ok(text) => {
-            let count = parse_log_count(&text).ok_or_else(|| {
-                FfiError::new(
-                    CairnStatus::Corrupt,
-                    format!("{}: no valid `logs = N` line", layout_path.display()),
-                )
-            })?;
-            if let Some(requested) = requested
-                && requested != count
-            {
-                tracing::warn!(
-                    requested,
-                    count,
-                    "the store directory was initialised with another log count; keeping it"
-                );
-            }
-            Ok(count)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let count = requested
-                .unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                })
-                .max(1);
-            let text = format!(
-                "# Cairn storage node data directory. Do not edit.\nformat = {LAYOUT_FORMAT_VERSION}\nlogs = {count}\n"
-            );
-            let temporary = dir.join(format!("{LAYOUT_FILE}.tmp"));
-            let write = || -> std::io::Result<()> {
-                std::fs::write(&temporary, text)?;
-                std::fs::File::open(&temporary)?.sync_all()?;
-                std::fs::rename(&temporary, &layout_path)?;
-                std::fs::File::open(dir)?.sync_all()
-            };
-            write().map_err(|error| io_error(&layout_path, error))?;
-            Ok(count)
-        }
-        Err(error) => Err(io_error(&layout_path, error)),
-    }
-}
-
-/// The `logs = N` value of a layout file, if present and positive.
-pub fn parse_log_count(text: &str) -> Option<usize> {
-    text.lines()
-        .find_map(|line| line.strip_prefix("logs = "))
-        .and_then(|value| value.trim().parse::<usize>().ok())
-        .filter(|count| *count > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout_parsing_matches_the_node() {
-        assert_eq!(parse_log_count("format = 1\nlogs = 3\n"), Some(3));
-        assert_eq!(parse_log_count("logs = 0\n"), None);
-        assert_eq!(parse_log_count("logs=3\n"), None);
-        assert_eq!(parse_log_count(""), None);
-    }
+    })
 }

@@ -3,6 +3,7 @@
 //! See [`log`] for the model and its invariants, [`record`] for the on-disk format.
 
 pub mod cache;
+pub mod layout;
 pub mod log;
 pub mod record;
 

@@ -3,24 +3,19 @@
 use crate::{EXIT_CODE_IO_ERROR, NodeConfig};
 use bytes::Bytes;
 use cairn_common::ShardId;
+use cairn_shardlog::layout;
 use cairn_shardlog::{LogConfig, LogError, LogStats, ShardLog, ShardRead, ShardStat};
 use cairn_wire::ErrorCode;
 use futures_channel::oneshot;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
-use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("data directory {path} is not a storage node directory: {reason}")]
-    BadLayout { path: String, reason: String },
+    #[error("data directory: {0}")]
+    Layout(#[from] layout::LayoutError),
     #[error("starting executor {core}: {source}")]
     Executor { core: usize, source: std::io::Error },
     #[error("core {core}: {source}")]
@@ -132,7 +127,7 @@ impl Core {
     }
 
     fn owner(&self, shard_id: &ShardId) -> usize {
-        (shard_id.stable_hash() % self.peers.len() as u64) as usize
+        layout::owning_log(shard_id, self.peers.len())
     }
 
     /// Runs `operation` on the core that owns its shard (this one or another).
@@ -205,66 +200,10 @@ fn stop_node(reason: &str) {
     .detach();
 }
 
-const LAYOUT_FILE: &str = "storage-node.conf";
-
-/// Reads the number of logs from the data directory, or initialises the directory.
-fn log_count(data_dir: &Path, requested: Option<usize>) -> Result<usize, NodeError> {
-    let data_error = |source| NodeError::DataDir {
-        path: data_dir.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(data_dir).map_err(data_error)?;
-    let layout_path = data_dir.join(LAYOUT_FILE);
-    match std::fs::read_to_string(&layout_path) {
-        Ok(text) => {
-            let count = text
-                .lines()
-                .find_map(|line| line.strip_prefix("logs = "))
-                .and_then(|value| value.trim().parse::<usize>().ok())
-                .filter(|count| *count > 0)
-                .ok_or_else(|| NodeError::BadLayout {
-                    path: layout_path.display().to_string(),
-                    reason: "no valid `logs = N` line".into(),
-                })?;
-            if let Some(requested) = requested
-                && requested != count
-            {
-                tracing::warn!(
-                    requested,
-                    count,
-                    "the data directory was initialised with another core count; keeping it"
-                );
-            }
-            Ok(count)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let count = requested
-                .unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                })
-                .max(1);
-            let text = format!(
-                "# Cairn storage node data directory. Do not edit.\nformat = 1\nlogs = {count}\n"
-            );
-            let temporary = data_dir.join(format!("{LAYOUT_FILE}.tmp"));
-            std::fs::write(&temporary, text).map_err(data_error)?;
-            std::fs::File::open(&temporary)
-                .and_then(|file| file.sync_all())
-                .map_err(data_error)?;
-            std::fs::rename(&temporary, &layout_path).map_err(data_error)?;
-            std::fs::File::open(data_dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(data_error)?;
-            Ok(count)
-        }
-        Err(error) => Err(data_error(error)),
-    }
-}
-
 pub fn run(config: NodeConfig) -> Result<(), NodeError> {
-    let logs = log_count(&config.data_dir, config.cores)?;
+    // Held until the node stops: no second node or in-process library opens these logs.
+    let _lock = layout::lock_data_dir(&config.data_dir)?;
+    let logs = layout::log_count(&config.data_dir, config.cores)?;
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -328,7 +267,7 @@ async fn core_main(
     receiver: async_channel::Receiver<Forwarded>,
     listening_cores: Arc<AtomicUsize>,
 ) -> Result<(), NodeError> {
-    let mut log_config = LogConfig::new(config.data_dir.join(format!("core-{index}")));
+    let mut log_config = LogConfig::new(layout::log_dir(&config.data_dir, index));
     log_config.segment_size_bytes = config.segment_size_bytes;
     log_config.cache_capacity_bytes = config.cache_capacity_bytes_per_core;
     log_config.compaction_garbage_ratio = config.compaction_garbage_ratio;
