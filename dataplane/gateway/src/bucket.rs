@@ -1,0 +1,200 @@
+//! Bucket operations, all answered by the bucket-service Raft group (plus every object
+//! partition for DeleteBucket's emptiness check).
+//!
+//! DeleteBucket model: each partition is sealed first (it then refuses new versions and uploads
+//! in the bucket and reports what it holds), so no write can slip in between the emptiness check
+//! and the delete; if any partition holds something the seals are lifted and the answer is
+//! BucketNotEmpty. CreateBucket lifts any seal a previous DeleteBucket of the same name left.
+
+use cairn_meta_state::{Acl, BucketRecord, Command, CreateBucket, Query, Response};
+use cairn_raft::MetaClient;
+use cairn_s3_proto::S3Error;
+use cairn_s3_proto::xml::{
+    BucketSummary, Owner, list_buckets_xml, location_constraint_xml,
+    parse_create_bucket_configuration,
+};
+
+use crate::body::RequestBody;
+use crate::errors::{client_error_to_s3, meta_error_to_s3};
+use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, xml_response};
+
+/// Reads a bucket and checks that the caller owns it.
+pub async fn owned_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<BucketRecord, S3Error> {
+    let answer = context
+        .executor
+        .meta_read(Query::GetBucket {
+            bucket: bucket.to_owned(),
+        })
+        .await?;
+    match answer {
+        Ok(Response::Bucket(record)) => {
+            if record.owner != context.caller.owner {
+                return Err(S3Error::AccessDenied);
+            }
+            Ok(record)
+        }
+        Ok(_) => Err(S3Error::InternalError),
+        Err(error) => Err(meta_error_to_s3(&error)),
+    }
+}
+
+pub async fn list_buckets(context: &RequestContext<'_>) -> Result<HttpResponse, S3Error> {
+    let answer = context
+        .executor
+        .meta_read(Query::ListBuckets {
+            owner: Some(context.caller.owner.clone()),
+        })
+        .await?
+        .map_err(|error| meta_error_to_s3(&error))?;
+    let Response::Buckets(records) = answer else {
+        return Err(S3Error::InternalError);
+    };
+    let buckets: Vec<BucketSummary> = records
+        .into_iter()
+        .map(|record| BucketSummary {
+            name: record.name,
+            creation_unix_millis: record.created_at_ms as i64,
+            region: Some(record.primary_region),
+        })
+        .collect();
+    let owner = Owner {
+        id: context.caller.owner.clone(),
+        display_name: context.caller.owner.clone(),
+    };
+    Ok(xml_response(list_buckets_xml(&owner, &buckets)))
+}
+
+pub async fn create_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    mut body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    let shared = &context.executor.shared;
+    let document = body.read_to_end(shared.config.max_xml_body_bytes).await?;
+    body.finish()?;
+    if !document.iter().all(u8::is_ascii_whitespace) {
+        let location = parse_create_bucket_configuration(&document)?;
+        // An empty constraint means S3's implicit default; anything named must be this
+        // gateway's region (buckets live where they were created).
+        if let Some(location) = location
+            && !location.is_empty()
+            && location != shared.config.region
+        {
+            return Err(S3Error::InvalidLocationConstraint);
+        }
+    }
+    let command = Command::CreateBucket(CreateBucket {
+        bucket: bucket.to_owned(),
+        owner: context.caller.owner.clone(),
+        primary_region: shared.config.region.clone(),
+        ec_scheme: shared.config.default_ec_scheme.clone(),
+        acl: Acl::default(),
+        now_ms: now_unix_millis(),
+    });
+    context.executor.meta_write(command).await?;
+    set_sealed(context, bucket, false).await?;
+    Ok(http::Response::builder()
+        .status(http::StatusCode::OK)
+        .header("location", format!("/{bucket}"))
+        .body(empty_body())
+        .expect("valid headers"))
+}
+
+pub async fn head_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    let record = owned_bucket(context, bucket).await?;
+    Ok(http::Response::builder()
+        .status(http::StatusCode::OK)
+        .header("x-amz-bucket-region", record.primary_region)
+        .body(empty_body())
+        .expect("valid headers"))
+}
+
+pub async fn get_bucket_location(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    let record = owned_bucket(context, bucket).await?;
+    Ok(xml_response(location_constraint_xml(
+        &record.primary_region,
+    )))
+}
+
+/// Seals (or unseals) the bucket on every object partition; reports whether any partition holds
+/// versions or uploads of it.
+async fn set_sealed(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    sealed: bool,
+) -> Result<bool, S3Error> {
+    let bucket = bucket.to_owned();
+    let outcome = context
+        .executor
+        .shared
+        .meta
+        .run(move |client: std::sync::Arc<MetaClient>| async move {
+            let writes = client.partitions().into_iter().map(|group| {
+                let command = if sealed {
+                    Command::SealBucket {
+                        bucket: bucket.clone(),
+                    }
+                } else {
+                    Command::UnsealBucket {
+                        bucket: bucket.clone(),
+                    }
+                };
+                let client = std::sync::Arc::clone(&client);
+                async move { client.write_to(group, command).await }
+            });
+            futures::future::join_all(writes).await
+        })
+        .await
+        .map_err(|error| client_error_to_s3(&error))?;
+    let mut in_use = false;
+    for answer in outcome {
+        let output = answer.map_err(|error| client_error_to_s3(&error))?;
+        match output.result {
+            Ok(Response::BucketUsage {
+                has_versions,
+                has_uploads,
+            }) => in_use |= has_versions || has_uploads,
+            Ok(_) => return Err(S3Error::InternalError),
+            Err(error) => return Err(meta_error_to_s3(&error)),
+        }
+    }
+    Ok(in_use)
+}
+
+pub async fn delete_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    if set_sealed(context, bucket, true).await? {
+        set_sealed(context, bucket, false).await?;
+        return Err(S3Error::BucketNotEmpty);
+    }
+    match context
+        .executor
+        .meta_write(Command::DeleteBucket {
+            bucket: bucket.to_owned(),
+        })
+        .await
+    {
+        Ok(_) => {}
+        Err(error) => {
+            // The bucket stays: let writes in again.
+            set_sealed(context, bucket, false).await?;
+            return Err(error);
+        }
+    }
+    Ok(http::Response::builder()
+        .status(http::StatusCode::NO_CONTENT)
+        .body(empty_body())
+        .expect("valid headers"))
+}

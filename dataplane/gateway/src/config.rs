@@ -1,0 +1,118 @@
+//! Gateway configuration: where it listens, how many executors, which region and base domains it
+//! answers for, the storage nodes it writes shards to and the metadata cluster it commits to.
+//!
+//! Invariant: a storage node's `node_id` is what object records store (`ShardPlacement::node_id`)
+//! and what reads resolve back to an address, so it must stay stable for the node's life; the
+//! order of `storage_nodes` does not matter.
+
+use std::net::SocketAddr;
+
+use cairn_raft::MetaClientConfig;
+
+/// One storage node the gateway may place shards on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageNodeConfig {
+    /// Stable id recorded in shard maps (non-zero, unique in the cluster).
+    pub node_id: u64,
+    pub address: SocketAddr,
+    /// Availability zone; placement puts at most m shards of a stripe in one zone.
+    pub az: String,
+}
+
+impl StorageNodeConfig {
+    pub fn new(node_id: u64, address: SocketAddr, az: impl Into<String>) -> Self {
+        StorageNodeConfig {
+            node_id,
+            address,
+            az: az.into(),
+        }
+    }
+}
+
+/// Root credentials, registered in the metadata service at start (idempotently).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RootCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// The owner name buckets and objects created with these keys carry.
+    pub owner: String,
+}
+
+impl std::fmt::Debug for RootCredentials {
+    // Configurations get logged; the secret must not be.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RootCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+impl RootCredentials {
+    /// Reads `CAIRN_ROOT_ACCESS_KEY` / `CAIRN_ROOT_SECRET_KEY`; `None` unless both are set.
+    pub fn from_env() -> Option<RootCredentials> {
+        let access_key_id = std::env::var("CAIRN_ROOT_ACCESS_KEY").ok()?;
+        let secret_access_key = std::env::var("CAIRN_ROOT_SECRET_KEY").ok()?;
+        if access_key_id.is_empty() || secret_access_key.is_empty() {
+            return None;
+        }
+        Some(RootCredentials {
+            access_key_id,
+            secret_access_key,
+            owner: "root".to_owned(),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// S3 listener; every executor binds it with SO_REUSEPORT. Port 0 picks one port for all.
+    pub listen: SocketAddr,
+    /// Executors (threads, one io_uring each); `None` means one per available core.
+    pub executors: Option<usize>,
+    /// The region this gateway serves (SigV4 scope, LocationConstraint, bucket primary region).
+    pub region: String,
+    /// Base domains for virtual-host-style addressing (`<bucket>.<base domain>`).
+    pub base_domains: Vec<String>,
+    pub storage_nodes: Vec<StorageNodeConfig>,
+    pub meta: MetaClientConfig,
+    /// Scheme of new buckets, e.g. `isal-cauchy:4+2`.
+    pub default_ec_scheme: String,
+    /// Erasure-coding piece size (one shard's share of a stripe).
+    pub piece_size_bytes: u32,
+    /// Registered at start when set.
+    pub root_credentials: Option<RootCredentials>,
+    /// How long a looked-up access key stays cached per executor.
+    pub access_key_cache_ttl_ms: u64,
+    /// Deadline of one shard put or get on a storage node.
+    pub storage_timeout_ms: u64,
+    /// Largest XML request body accepted (CreateBucket configuration and the like).
+    pub max_xml_body_bytes: usize,
+}
+
+impl GatewayConfig {
+    /// A configuration with Cairn's defaults: `isal-cauchy:4+2`, 256 KiB pieces, region
+    /// `us-east-1`, base domain `s3.localhost`, root credentials from the environment.
+    pub fn new(
+        listen: SocketAddr,
+        storage_nodes: Vec<StorageNodeConfig>,
+        meta: MetaClientConfig,
+    ) -> GatewayConfig {
+        GatewayConfig {
+            listen,
+            executors: None,
+            region: "us-east-1".to_owned(),
+            base_domains: vec!["s3.localhost".to_owned()],
+            storage_nodes,
+            meta,
+            default_ec_scheme: "isal-cauchy:4+2".to_owned(),
+            piece_size_bytes: 256 * 1024,
+            root_credentials: RootCredentials::from_env(),
+            access_key_cache_ttl_ms: 5_000,
+            storage_timeout_ms: 30_000,
+            max_xml_body_bytes: 1 << 20,
+        }
+    }
+}

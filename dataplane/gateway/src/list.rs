@@ -1,0 +1,152 @@
+//! ListObjectsV2 and ListObjects (v1): the metadata client fans the request out to every
+//! partition and merges the ordered pages; this file maps S3 parameters in and XML out.
+//!
+//! The continuation token is the metadata service's own opaque position token, passed through
+//! unchanged; V1's marker is a plain key and becomes `start_after`.
+
+use cairn_meta_state::{ListObjectsPage, ListObjectsRequest};
+use cairn_s3_proto::S3Error;
+use cairn_s3_proto::endpoint::{ListObjectsV1Params, ListObjectsV2Params};
+use cairn_s3_proto::xml::{
+    ListingPage, ObjectSummary, Owner, list_objects_v1_xml, list_objects_v2_xml,
+};
+
+use crate::bucket::owned_bucket;
+use crate::errors::{client_error_to_s3, meta_error_to_s3};
+use crate::server::{HttpResponse, RequestContext, xml_response};
+
+async fn list_page(
+    context: &RequestContext<'_>,
+    request: ListObjectsRequest,
+) -> Result<ListObjectsPage, S3Error> {
+    context
+        .executor
+        .shared
+        .meta
+        .list_objects(request)
+        .await
+        .map_err(|error| client_error_to_s3(&error))?
+        .map_err(|error| meta_error_to_s3(&error))
+}
+
+fn storage_class_name(storage_class: cairn_meta_state::StorageClass) -> &'static str {
+    use cairn_meta_state::StorageClass;
+    match storage_class {
+        StorageClass::Standard => "STANDARD",
+        StorageClass::ReducedRedundancy => "REDUCED_REDUNDANCY",
+        StorageClass::StandardInfrequentAccess => "STANDARD_IA",
+        StorageClass::OneZoneInfrequentAccess => "ONEZONE_IA",
+        StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+        StorageClass::Glacier => "GLACIER",
+        StorageClass::GlacierInstantRetrieval => "GLACIER_IR",
+        StorageClass::DeepArchive => "DEEP_ARCHIVE",
+    }
+}
+
+fn to_listing(
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    max_keys: u32,
+    encoding: cairn_s3_proto::xml::ListEncoding,
+    page: &ListObjectsPage,
+    with_owner: bool,
+) -> ListingPage {
+    ListingPage {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+        delimiter: delimiter.map(str::to_owned),
+        max_keys,
+        encoding,
+        is_truncated: page.is_truncated,
+        objects: page
+            .contents
+            .iter()
+            .map(|summary| ObjectSummary {
+                key: summary.key.clone(),
+                last_modified_unix_millis: summary.last_modified_ms as i64,
+                etag: format!("\"{}\"", summary.etag),
+                size_bytes: summary.size_bytes,
+                storage_class: storage_class_name(summary.storage_class).to_owned(),
+                owner: with_owner.then(|| Owner {
+                    id: summary.owner.clone(),
+                    display_name: summary.owner.clone(),
+                }),
+                checksum_algorithms: Vec::new(),
+            })
+            .collect(),
+        common_prefixes: page.common_prefixes.clone(),
+    }
+}
+
+pub async fn list_objects_v2(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    params: ListObjectsV2Params,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    let request = ListObjectsRequest {
+        bucket: bucket.to_owned(),
+        prefix: params.prefix.clone(),
+        delimiter: params.delimiter.clone().unwrap_or_default(),
+        start_after: params.start_after.clone(),
+        continuation_token: params.continuation_token.clone(),
+        max_keys: params.max_keys,
+    };
+    let page = list_page(context, request).await?;
+    let listing = to_listing(
+        bucket,
+        &params.prefix,
+        params.delimiter.as_deref(),
+        params.max_keys,
+        params.encoding,
+        &page,
+        params.fetch_owner,
+    );
+    Ok(xml_response(list_objects_v2_xml(
+        &listing,
+        params.continuation_token.as_deref(),
+        page.next_continuation_token.as_deref(),
+        params.start_after.as_deref(),
+    )))
+}
+
+pub async fn list_objects_v1(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    params: ListObjectsV1Params,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    let request = ListObjectsRequest {
+        bucket: bucket.to_owned(),
+        prefix: params.prefix.clone(),
+        delimiter: params.delimiter.clone().unwrap_or_default(),
+        start_after: (!params.marker.is_empty()).then(|| params.marker.clone()),
+        continuation_token: None,
+        max_keys: params.max_keys,
+    };
+    let page = list_page(context, request).await?;
+    // NextMarker only with a delimiter (see list_objects_v1_xml): the greatest key or prefix
+    // of the page.
+    let next_marker = if page.is_truncated && params.delimiter.is_some() {
+        let last_key = page.contents.last().map(|summary| summary.key.as_str());
+        let last_prefix = page.common_prefixes.last().map(String::as_str);
+        last_key.max(last_prefix).map(str::to_owned)
+    } else {
+        None
+    };
+    let listing = to_listing(
+        bucket,
+        &params.prefix,
+        params.delimiter.as_deref(),
+        params.max_keys,
+        params.encoding,
+        &page,
+        true,
+    );
+    Ok(xml_response(list_objects_v1_xml(
+        &listing,
+        &params.marker,
+        next_marker.as_deref(),
+    )))
+}

@@ -1,0 +1,708 @@
+//! Object operations: the PUT transaction, GET/HEAD with ranges, DeleteObject.
+//!
+//! PUT model (ARCHITECTURE.md, "The PUT transaction"): PrepareWrite through Raft (the token from
+//! `x-cairn-idempotency-token`, else derived from the request id so the metadata client's own
+//! retries are safe) → the body streams through the aws-chunked decoder, the body verifier and
+//! the stripe encoder → each completed stripe's k + m pieces go to k + m distinct nodes in
+//! parallel while the next stripe fills (at most one stripe being written, one being filled) →
+//! CommitWrite with the shard map and CRC32Cs. A piece whose node fails is rewritten on an
+//! alternate from placement; a stripe commits with all k + m pieces or, when alternates run out,
+//! with at least k + 1, never fewer. Any failure before the commit aborts the PREPARING record
+//! (best effort; the janitor covers a gateway that dies) and the shards written become orphans the
+//! janitor reclaims.
+//!
+//! Shard naming: one stored shard per piece, `ShardId(object id, part 1, block = stripe index,
+//! shard index)`, so every piece has its own CRC32C in the record and a range GET fetches only the
+//! pieces of the covering stripes.
+//!
+//! GET model: metadata read through the leader → the stripe decoder asks for the data pieces of
+//! each stripe in the range; a missing, failed or corrupt piece makes it ask for more and decode.
+//! Stripes are sent through a bounded channel as they are produced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use cairn_common::ShardId;
+use cairn_ec::{
+    DecoderStep, EncodedStripe, PieceVerdict, Scheme, StripeDecoder, StripeEncoder, StripeLayout,
+    new_codec,
+};
+use cairn_meta_state::{
+    AdditionalChecksum, BlockShards, Checksums, Command, CommitWrite, MetaError, ObjectRecord,
+    PartShards, PrepareWrite, Query, Response, ShardIndex, ShardPlacement, StorageClass,
+    TransactionState, VersionId, VersionSelector,
+};
+use cairn_s3_proto::S3Error;
+use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
+use cairn_s3_proto::checksum::{ChecksumAlgorithm, parse_content_md5};
+use cairn_s3_proto::conditions::evaluate_conditions;
+use cairn_s3_proto::endpoint::ResponseOverrides;
+use cairn_s3_proto::headers::{
+    check_upload_length, checksum_request, conditional_headers, parse_length, user_metadata,
+};
+use cairn_s3_proto::range::resolve_range_header;
+use cairn_s3_proto::sigv4::PayloadMode;
+use cairn_s3_proto::time::format_http_date;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+
+use crate::body::RequestBody;
+use crate::bucket::owned_bucket;
+use crate::errors::{ec_error_to_s3, meta_error_to_s3};
+use crate::placement::choose_nodes;
+use crate::server::{Executor, HttpResponse, RequestContext, empty_body, now_unix_millis};
+use crate::storage::PieceBuf;
+
+/// Objects written by a single PUT are part 1 of themselves.
+const SINGLE_PART_NUMBER: u32 = 1;
+/// Stripes encoded but not yet durable while the body keeps streaming in.
+const STRIPES_IN_FLIGHT: usize = 1;
+/// Stripes buffered between the decoder and a slow GET client.
+const GET_CHANNEL_STRIPES: usize = 2;
+
+pub fn not_implemented_yet() -> Result<HttpResponse, S3Error> {
+    Err(S3Error::NotImplemented)
+}
+
+fn to_meta_algorithm(algorithm: ChecksumAlgorithm) -> cairn_meta_state::ChecksumAlgorithm {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => cairn_meta_state::ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32c => cairn_meta_state::ChecksumAlgorithm::Crc32c,
+        ChecksumAlgorithm::Crc64Nvme => cairn_meta_state::ChecksumAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1 => cairn_meta_state::ChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Sha256 => cairn_meta_state::ChecksumAlgorithm::Sha256,
+    }
+}
+
+fn checksum_header_name(algorithm: cairn_meta_state::ChecksumAlgorithm) -> &'static str {
+    match algorithm {
+        cairn_meta_state::ChecksumAlgorithm::Crc32 => "x-amz-checksum-crc32",
+        cairn_meta_state::ChecksumAlgorithm::Crc32c => "x-amz-checksum-crc32c",
+        cairn_meta_state::ChecksumAlgorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+        cairn_meta_state::ChecksumAlgorithm::Sha1 => "x-amz-checksum-sha1",
+        cairn_meta_state::ChecksumAlgorithm::Sha256 => "x-amz-checksum-sha256",
+    }
+}
+
+fn quoted(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+fn parse_scheme(text: &str) -> Result<Scheme, S3Error> {
+    text.parse().map_err(|_| S3Error::InternalError)
+}
+
+/// Spreads stripes of one object, and objects, over the nodes.
+fn stripe_rotation(object_id: u128, stripe_index: u64) -> u64 {
+    let mixed = (object_id as u64) ^ ((object_id >> 64) as u64).rotate_left(17);
+    mixed.wrapping_add(stripe_index.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+pub async fn put_object(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    let executor = context.executor;
+    let config = &executor.shared.config;
+    let bucket_record = owned_bucket(context, bucket).await?;
+    let scheme = parse_scheme(&bucket_record.ec_scheme)?;
+    let piece_size_bytes = config.piece_size_bytes as usize;
+    StripeLayout::new(scheme, piece_size_bytes).map_err(|error| ec_error_to_s3(&error))?;
+
+    let chunked = context.payload.is_aws_chunked();
+    let declared_length = if chunked {
+        context.header("x-amz-decoded-content-length")
+    } else {
+        context.header("content-length")
+    };
+    let size_bytes = check_upload_length(parse_length(declared_length)?)?;
+    let expectations = BodyExpectations {
+        length_bytes: Some(size_bytes),
+        content_md5: context
+            .header("content-md5")
+            .map(parse_content_md5)
+            .transpose()?,
+        payload_sha256: match &context.payload {
+            PayloadMode::Sha256 { expected_sha256 } => Some(*expected_sha256),
+            _ => None,
+        },
+        // An aws-chunked body carries its checksum in the trailer, which the decoder verifies.
+        checksum: if chunked {
+            None
+        } else {
+            Some(checksum_request(context.headers)?)
+        },
+    };
+    let token = context
+        .header("x-cairn-idempotency-token")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("gw-{}", context.request_id));
+    let prepare = Command::PrepareWrite(PrepareWrite {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        idempotency_token: token.clone(),
+        size_bytes,
+        content_type: context
+            .header("content-type")
+            .unwrap_or("binary/octet-stream")
+            .to_owned(),
+        owner: context.caller.owner.clone(),
+        user_metadata: user_metadata(context.headers)?.into_iter().collect(),
+        storage_class: StorageClass::Standard,
+        acl: Default::default(),
+        ec_scheme: bucket_record.ec_scheme.clone(),
+        piece_size_bytes: config.piece_size_bytes,
+        versioning: bucket_record.versioning,
+        now_ms: now_unix_millis(),
+    });
+    let Response::Prepared { record, retried } = executor.meta_write(prepare).await? else {
+        return Err(S3Error::InternalError);
+    };
+    if retried && record.state == TransactionState::Committed {
+        // A retry of a PUT that already committed: answer as the first attempt did.
+        return Ok(put_response(&record.checksums));
+    }
+    let partition = executor.shared.meta.client().partition_of(bucket, key);
+    let object_id =
+        cairn_meta_state::shard_object_id((partition.0 - 1) as u32, record.shard_name_id());
+
+    let stored = stream_and_store(
+        executor,
+        scheme,
+        piece_size_bytes,
+        object_id,
+        body,
+        expectations,
+    )
+    .await;
+    let (checksums, blocks) = match stored {
+        Ok(stored) => stored,
+        Err(error) => {
+            abort_write(executor, bucket, key, record.version_id).await;
+            return Err(error);
+        }
+    };
+    let commit = Command::CommitWrite(CommitWrite {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: record.version_id,
+        idempotency_token: token,
+        checksums: checksums.clone(),
+        parts: vec![PartShards {
+            part_number: SINGLE_PART_NUMBER,
+            length_bytes: size_bytes,
+            blocks,
+        }],
+        now_ms: now_unix_millis(),
+    });
+    if let Err(error) = executor.meta_write(commit).await {
+        abort_write(executor, bucket, key, record.version_id).await;
+        return Err(error);
+    }
+    let mut response = put_response(&checksums);
+    if bucket_record.versioning == cairn_meta_state::VersioningState::Enabled
+        && let Ok(value) = http::HeaderValue::from_str(&record.version_id.to_string())
+    {
+        response.headers_mut().insert("x-amz-version-id", value);
+    }
+    Ok(response)
+}
+
+fn put_response(checksums: &Checksums) -> HttpResponse {
+    let mut builder = http::Response::builder()
+        .status(http::StatusCode::OK)
+        .header("etag", quoted(&checksums.etag));
+    if let Some(additional) = &checksums.additional {
+        builder = builder.header(
+            checksum_header_name(additional.algorithm),
+            &additional.value_base64,
+        );
+    }
+    builder.body(empty_body()).expect("valid headers")
+}
+
+async fn abort_write(executor: &Executor, bucket: &str, key: &str, version_id: VersionId) {
+    let command = Command::AbortWrite(cairn_meta_state::AbortWrite {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id,
+        now_ms: now_unix_millis(),
+    });
+    if let Err(error) = executor.meta_write(command).await {
+        // The janitor rolls the PREPARING record back later.
+        tracing::warn!(bucket, key, %version_id, code = error.code(), "AbortWrite failed");
+    }
+}
+
+/// Reads the body through the encoder and writes every stripe; returns the verified checksums
+/// and the shard map.
+async fn stream_and_store(
+    executor: &Rc<Executor>,
+    scheme: Scheme,
+    piece_size_bytes: usize,
+    object_id: u128,
+    mut body: RequestBody,
+    expectations: BodyExpectations,
+) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
+    let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
+    let mut encoder = StripeEncoder::new(new_codec(scheme), piece_size_bytes, pool)
+        .map_err(|error| ec_error_to_s3(&error))?;
+    let mut verifier = BodyVerifier::new(expectations);
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut blocks = Vec::new();
+    while let Some(chunk) = body.next_chunk().await? {
+        verifier.update(&chunk)?;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let outcome = encoder.push(rest).map_err(|error| ec_error_to_s3(&error))?;
+            rest = &rest[outcome.consumed_bytes..];
+            if let Some(stripe) = outcome.stripe {
+                if in_flight.len() >= STRIPES_IN_FLIGHT {
+                    let written: monoio::task::JoinHandle<_> =
+                        in_flight.pop_front().expect("non-empty");
+                    blocks.push(written.await?);
+                }
+                in_flight.push_back(monoio::spawn(write_stripe(
+                    Rc::clone(executor),
+                    object_id,
+                    scheme,
+                    stripe,
+                )));
+            }
+        }
+    }
+    // Framing, chunk signatures, trailer, length and digests: all before anything commits.
+    let trailer = body.finish()?;
+    let digest = verifier.finish()?;
+    let finished = encoder.finish().map_err(|error| ec_error_to_s3(&error))?;
+    while let Some(written) = in_flight.pop_front() {
+        blocks.push(written.await?);
+    }
+    if let Some(stripe) = finished.last_stripe {
+        blocks.push(write_stripe(Rc::clone(executor), object_id, scheme, stripe).await?);
+    }
+    let additional = trailer
+        .and_then(|summary| summary.trailing_checksum)
+        .or(digest.checksum)
+        .map(|(algorithm, value_base64)| AdditionalChecksum {
+            algorithm: to_meta_algorithm(algorithm),
+            value_base64,
+        });
+    let checksums = Checksums {
+        etag: digest.etag.trim_matches('"').to_owned(),
+        additional,
+    };
+    Ok((checksums, blocks))
+}
+
+/// Writes one stripe's pieces to distinct nodes in parallel, replacing failed nodes with
+/// alternates; returns the block's shard map.
+async fn write_stripe(
+    executor: Rc<Executor>,
+    object_id: u128,
+    scheme: Scheme,
+    stripe: EncodedStripe,
+) -> Result<BlockShards, S3Error> {
+    let shared = &executor.shared;
+    let zones: Vec<&str> = shared.zones.iter().map(String::as_str).collect();
+    let max_per_zone = scheme.parity_shards();
+    let minimum_shards = if scheme.parity_shards() == 0 {
+        scheme.data_shards()
+    } else {
+        scheme.data_shards() + 1
+    };
+    let rotation = stripe_rotation(object_id, stripe.stripe_index);
+    let block_index = u32::try_from(stripe.stripe_index).map_err(|_| S3Error::EntityTooLarge)?;
+    let data_len_bytes = stripe.data_len_bytes as u64;
+    let mut unavailable = BTreeSet::new();
+    let nodes = choose_nodes(
+        &zones,
+        stripe.pieces.len(),
+        max_per_zone,
+        rotation,
+        &unavailable,
+        &[],
+    )
+    .map_err(|_| S3Error::ServiceUnavailable)?;
+    let mut pending: Vec<(u16, u32, PieceBuf, usize)> = stripe
+        .pieces
+        .into_iter()
+        .zip(nodes)
+        .map(|(piece, node)| {
+            (
+                u16::from(piece.shard.0),
+                piece.crc32c,
+                PieceBuf(piece.bytes),
+                node,
+            )
+        })
+        .collect();
+    let mut stored: BTreeMap<ShardIndex, ShardPlacement> = BTreeMap::new();
+    let mut stored_nodes: Vec<usize> = Vec::new();
+    while !pending.is_empty() {
+        let puts = pending.drain(..).map(|(shard, crc32c, piece, node)| {
+            let executor = Rc::clone(&executor);
+            async move {
+                let shard_id = ShardId::new(
+                    object_id,
+                    SINGLE_PART_NUMBER,
+                    block_index,
+                    cairn_common::ShardIndex(shard),
+                );
+                let (result, piece) = executor.storage.put(node, shard_id, piece, crc32c).await;
+                (shard, crc32c, node, result, piece)
+            }
+        });
+        let mut retry = Vec::new();
+        for (shard, crc32c, node, result, piece) in futures::future::join_all(puts).await {
+            match result {
+                Ok(()) => {
+                    stored_nodes.push(node);
+                    stored.insert(
+                        ShardIndex(shard),
+                        ShardPlacement {
+                            node_id: cairn_meta_state::NodeId(
+                                shared.config.storage_nodes[node].node_id,
+                            ),
+                            availability_zone: zones[node].to_owned(),
+                            crc32c,
+                        },
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(%error, node = shared.config.storage_nodes[node].node_id, "shard put failed; trying an alternate");
+                    unavailable.insert(node);
+                    if let Some(piece) = piece {
+                        retry.push((shard, crc32c, piece));
+                    }
+                }
+            }
+        }
+        let mut assigned = stored_nodes.clone();
+        for (shard, crc32c, piece) in retry {
+            // Nodes that still hold other pieces of this stripe count against their zone.
+            match choose_nodes(&zones, 1, max_per_zone, rotation, &unavailable, &assigned) {
+                Ok(alternate) => {
+                    assigned.push(alternate[0]);
+                    pending.push((shard, crc32c, piece, alternate[0]));
+                }
+                Err(_) => tracing::warn!(shard, "no alternate node left for a shard"),
+            }
+        }
+    }
+    if stored.len() < minimum_shards {
+        return Err(S3Error::ServiceUnavailable);
+    }
+    Ok(BlockShards {
+        length_bytes: data_len_bytes,
+        shards: stored,
+    })
+}
+
+fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error> {
+    match version_id {
+        None => Ok(VersionSelector::Current),
+        Some("null") => Ok(VersionSelector::Null),
+        Some(text) => VersionId::parse(text)
+            .map(VersionSelector::Id)
+            .ok_or_else(|| S3Error::InvalidArgument("Invalid version id specified".to_owned())),
+    }
+}
+
+/// Reads an object record (the caller checked the bucket, so NoSuchKey means the key).
+async fn read_record(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    version: VersionSelector,
+) -> Result<ObjectRecord, S3Error> {
+    let answer = context
+        .executor
+        .meta_read(Query::GetObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version,
+        })
+        .await?;
+    match answer {
+        Ok(Response::Object(record)) => Ok(record),
+        Ok(_) => Err(S3Error::InternalError),
+        Err(error) => Err(meta_error_to_s3(&error)),
+    }
+}
+
+/// GetObject and (with `overrides == None`) HeadObject.
+pub async fn get_object(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    part_number: Option<u32>,
+    overrides: Option<&ResponseOverrides>,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    let record = read_record(context, bucket, key, version_selector(version_id)?).await?;
+    if part_number.is_some_and(|part| part != SINGLE_PART_NUMBER) {
+        return Err(S3Error::InvalidRange);
+    }
+    let etag = quoted(&record.checksums.etag);
+    let last_modified_unix_seconds =
+        (record.committed_at_ms.unwrap_or(record.created_at_ms) / 1000) as i64;
+    evaluate_conditions(
+        &conditional_headers(context.headers),
+        &etag,
+        last_modified_unix_seconds,
+        true,
+    )
+    .into_result()?;
+    let range = resolve_range_header(context.header("range"), record.size_bytes)?;
+    let (status, first_byte, length_bytes) = match range {
+        Some(range) => (
+            http::StatusCode::PARTIAL_CONTENT,
+            range.first_byte,
+            range.length_bytes(),
+        ),
+        None => (http::StatusCode::OK, 0, record.size_bytes),
+    };
+    let mut builder = http::Response::builder()
+        .status(status)
+        .header("etag", &etag)
+        .header(
+            "last-modified",
+            format_http_date(last_modified_unix_seconds),
+        )
+        .header("accept-ranges", "bytes")
+        .header("content-length", length_bytes);
+    if let Some(range) = range {
+        builder = builder.header("content-range", range.content_range(record.size_bytes));
+    }
+    let overrides = overrides.cloned().unwrap_or_default();
+    builder = builder.header(
+        "content-type",
+        overrides
+            .content_type
+            .as_deref()
+            .unwrap_or(&record.content_type),
+    );
+    for (name, value) in [
+        ("cache-control", &overrides.cache_control),
+        ("content-disposition", &overrides.content_disposition),
+        ("content-encoding", &overrides.content_encoding),
+        ("content-language", &overrides.content_language),
+        ("expires", &overrides.expires),
+    ] {
+        if let Some(value) = value {
+            builder = builder.header(name, value);
+        }
+    }
+    for (name, value) in &record.user_metadata {
+        builder = builder.header(format!("x-amz-meta-{name}"), value);
+    }
+    if context
+        .header("x-amz-checksum-mode")
+        .is_some_and(|mode| mode.eq_ignore_ascii_case("enabled"))
+        && let Some(additional) = &record.checksums.additional
+    {
+        builder = builder.header(
+            checksum_header_name(additional.algorithm),
+            &additional.value_base64,
+        );
+    }
+    if context.is_head || length_bytes == 0 {
+        return builder
+            .body(empty_body())
+            .map_err(|_| S3Error::InternalError);
+    }
+    let (sender, receiver) = futures::channel::mpsc::channel(GET_CHANNEL_STRIPES);
+    monoio::spawn(stream_object(
+        Rc::clone(context.executor),
+        record,
+        first_byte..first_byte + length_bytes,
+        sender,
+    ));
+    let body = StreamBody::new(receiver).boxed_unsync();
+    // A response header the metadata allowed but HTTP forbids is a server-side bug, not the
+    // client's.
+    builder.body(body).map_err(|_| S3Error::InternalError)
+}
+
+type FrameSender = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
+
+/// Produces `range` of the object into `sender`, stripe by stripe. An error after the headers
+/// went out can only abort the response (the client sees a short body).
+async fn stream_object(
+    executor: Rc<Executor>,
+    record: ObjectRecord,
+    range: std::ops::Range<u64>,
+    mut sender: FrameSender,
+) {
+    use futures::SinkExt;
+    if let Err(error) = decode_into(&executor, &record, range, &mut sender).await {
+        tracing::warn!(
+            bucket = record.bucket,
+            key = record.key,
+            code = error.code(),
+            "GET aborted"
+        );
+        let _ = sender
+            .send(Err(std::io::Error::other(error.to_string())))
+            .await;
+    }
+}
+
+async fn decode_into(
+    executor: &Rc<Executor>,
+    record: &ObjectRecord,
+    range: std::ops::Range<u64>,
+    sender: &mut FrameSender,
+) -> Result<(), S3Error> {
+    use futures::SinkExt;
+    let scheme = parse_scheme(&record.erasure.scheme)?;
+    let piece_size_bytes = record.erasure.piece_size_bytes as usize;
+    let layout = StripeLayout::new(scheme, piece_size_bytes)
+        .map_err(|error| ec_error_to_s3(&error))?
+        .object(record.size_bytes);
+    let [part] = record.erasure.parts.as_slice() else {
+        // Multipart objects restart stripes per part; they are not written yet.
+        return Err(S3Error::NotImplemented);
+    };
+    let object_id = cairn_meta_state::shard_object_id(
+        (executor
+            .shared
+            .meta
+            .client()
+            .partition_of(&record.bucket, &record.key)
+            .0
+            - 1) as u32,
+        record.shard_name_id(),
+    );
+    let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
+    let mut decoder = StripeDecoder::new(new_codec(scheme), layout, range, pool)
+        .map_err(|error| ec_error_to_s3(&error))?;
+    loop {
+        match decoder
+            .next_step()
+            .map_err(|error| ec_error_to_s3(&error))?
+        {
+            DecoderStep::Fetch {
+                stripe_index,
+                shards,
+            } => {
+                let block = part
+                    .blocks
+                    .get(stripe_index as usize)
+                    .ok_or(S3Error::InternalError)?;
+                let block_index = stripe_index as u32;
+                let fetches = shards.iter().map(|shard| {
+                    let placement = block.shards.get(&ShardIndex(shard as u16));
+                    let node = placement.and_then(|placement| {
+                        executor.shared.node_positions.get(&placement.node_id.0).copied()
+                    });
+                    let crc32c = placement.map(|placement| placement.crc32c);
+                    let executor = Rc::clone(executor);
+                    async move {
+                        let (Some(node), Some(crc32c)) = (node, crc32c) else {
+                            return (shard, None);
+                        };
+                        let shard_id = ShardId::new(
+                            object_id,
+                            part.part_number,
+                            block_index,
+                            cairn_common::ShardIndex(shard as u16),
+                        );
+                        match executor.storage.get(node, shard_id).await {
+                            Ok(bytes) => (shard, Some((bytes, crc32c))),
+                            Err(error) => {
+                                tracing::warn!(%error, shard, "shard read failed; decoding around it");
+                                (shard, None)
+                            }
+                        }
+                    }
+                });
+                for (shard, fetched) in futures::future::join_all(fetches).await {
+                    let index = cairn_ec::ShardIndex(shard as u8);
+                    match fetched {
+                        Some((bytes, crc32c)) => {
+                            let verdict = decoder
+                                .push_piece_bytes(index, &bytes, crc32c)
+                                .map_err(|error| ec_error_to_s3(&error))?;
+                            if verdict == PieceVerdict::Corrupt {
+                                // Reporting the piece to the healer belongs here once the
+                                // healer exists; until then the log is the report.
+                                tracing::warn!(
+                                    shard,
+                                    stripe_index,
+                                    "corrupt shard piece; decoding around it"
+                                );
+                            }
+                        }
+                        None => decoder
+                            .mark_unavailable(index)
+                            .map_err(|error| ec_error_to_s3(&error))?,
+                    }
+                }
+            }
+            // Every fetch above completes before the next step, so nothing is ever outstanding.
+            DecoderStep::Wait => return Err(S3Error::InternalError),
+            DecoderStep::Ready => {
+                let output = decoder.output().map_err(|error| ec_error_to_s3(&error))?;
+                let mut bytes =
+                    Vec::with_capacity(output.span.data_shards_touched().len() * piece_size_bytes);
+                output.copy_to(&mut bytes);
+                if sender
+                    .send(Ok(Frame::data(Bytes::from(bytes))))
+                    .await
+                    .is_err()
+                {
+                    // The client went away; stop reading shards for it.
+                    return Ok(());
+                }
+            }
+            DecoderStep::Done => return Ok(()),
+        }
+    }
+}
+
+pub async fn delete_object(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<HttpResponse, S3Error> {
+    let bucket_record = owned_bucket(context, bucket).await?;
+    let command = Command::DeleteObject(cairn_meta_state::DeleteObject {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version: version_selector(version_id)?,
+        versioning: bucket_record.versioning,
+        owner: context.caller.owner.clone(),
+        now_ms: now_unix_millis(),
+    });
+    let output = context
+        .executor
+        .shared
+        .meta
+        .write(command)
+        .await
+        .map_err(|error| crate::errors::client_error_to_s3(&error))?;
+    let mut builder = http::Response::builder().status(http::StatusCode::NO_CONTENT);
+    match output.result {
+        Ok(Response::Deleted { delete_marker, .. }) => {
+            if let Some(marker) = delete_marker {
+                builder = builder
+                    .header("x-amz-delete-marker", "true")
+                    .header("x-amz-version-id", marker.version_id.to_string());
+            }
+        }
+        Ok(_) => return Err(S3Error::InternalError),
+        // Deleting what is not there succeeds in S3.
+        Err(MetaError::NoSuchKey { .. } | MetaError::NoSuchVersion { .. }) => {}
+        Err(error) => return Err(meta_error_to_s3(&error)),
+    }
+    builder
+        .body(empty_body())
+        .map_err(|_| S3Error::InternalError)
+}

@@ -1,0 +1,531 @@
+//! The I/O shell: one monoio executor per core, each with its own SO_REUSEPORT listener, hyper's
+//! HTTP/1.1 connection state machine over monoio's poll-io streams, and the request pipeline
+//! (request id → route → authenticate → one `match` on the endpoint → one handler per family).
+//!
+//! Model: everything mutable is executor-local (`Rc<Executor>`: storage connections, the access
+//! key cache, buffer pools, the request-id counter); the only shared state is read-only
+//! configuration and the metadata client, whose futures are `Send` and run on its own threads.
+//! Bodies stream in both directions: a PUT body is pulled frame by frame into the encoder, a GET
+//! body is pushed stripe by stripe through a bounded channel, so an object never sits in memory.
+//!
+//! Invariants: every response carries `x-amz-request-id`; every error response is built by
+//! [`crate::errors::error_response`]; every accepted socket has TCP_NODELAY.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use cairn_ec::BufferPool;
+use cairn_meta_state::{Command, CreateAccessKey, MetaError, Query, Response};
+use cairn_raft::DetachedMetaClient;
+use cairn_s3_proto::{Endpoint, RequestHead, Router, S3Error};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use monoio_compat::hyper::{MonoioIo, MonoioTimer};
+
+use crate::auth::{AccessKeyCache, Caller};
+use crate::config::GatewayConfig;
+use crate::errors::{GatewayError, client_error_to_s3, error_response, meta_error_to_s3};
+use crate::request_id::RequestIdGenerator;
+use crate::storage::StoragePool;
+
+/// Response bodies: a whole small document or a stream of stripes.
+pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;
+pub type HttpResponse = http::Response<ResponseBody>;
+
+/// Read-only state shared by every executor.
+pub struct Shared {
+    pub config: GatewayConfig,
+    pub meta: DetachedMetaClient,
+    pub router: Router,
+    /// Zone of each configured storage node, by position (placement input).
+    pub zones: Vec<String>,
+    /// Position of each node id in `config.storage_nodes`.
+    pub node_positions: BTreeMap<u64, usize>,
+}
+
+/// One executor's state.
+pub struct Executor {
+    pub shared: Arc<Shared>,
+    pub storage: StoragePool,
+    pub access_keys: AccessKeyCache,
+    pub request_ids: RequestIdGenerator,
+    piece_pools: RefCell<HashMap<usize, BufferPool>>,
+}
+
+impl Executor {
+    /// A buffer pool for pieces of this size, shared by this executor's requests.
+    pub fn piece_pool(&self, piece_size_bytes: usize, total_shards: usize) -> BufferPool {
+        self.piece_pools
+            .borrow_mut()
+            .entry(piece_size_bytes)
+            .or_insert_with(|| BufferPool::new(piece_size_bytes, total_shards * 4))
+            .clone()
+    }
+
+    /// A metadata write; a refusal of the state machine becomes its S3 error.
+    pub async fn meta_write(&self, command: Command) -> Result<Response, S3Error> {
+        let output = self
+            .shared
+            .meta
+            .write(command)
+            .await
+            .map_err(|error| client_error_to_s3(&error))?;
+        output.result.map_err(|error| meta_error_to_s3(&error))
+    }
+
+    /// A linearizable metadata read, with the refusal kept typed for callers that branch on it.
+    pub async fn meta_read(&self, query: Query) -> Result<Result<Response, MetaError>, S3Error> {
+        self.shared
+            .meta
+            .read(query)
+            .await
+            .map_err(|error| client_error_to_s3(&error))
+    }
+}
+
+pub fn now_unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// A running gateway: its address and executor threads.
+pub struct GatewayHandle {
+    local_address: SocketAddr,
+    threads: Vec<std::thread::JoinHandle<Result<(), GatewayError>>>,
+}
+
+impl GatewayHandle {
+    /// The address the executors listen on (the real port when the configured one was 0).
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// Blocks until every executor stops (they run until the process ends or one fails).
+    pub fn wait(self) -> Result<(), GatewayError> {
+        let mut outcome = Ok(());
+        for thread in self.threads {
+            let result = thread.join().unwrap_or(Err(GatewayError::ExecutorPanicked));
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
+        outcome
+    }
+}
+
+fn validate(config: &GatewayConfig) -> Result<(), GatewayError> {
+    let scheme: cairn_ec::Scheme = config
+        .default_ec_scheme
+        .parse()
+        .map_err(|error| GatewayError::Config(format!("default_ec_scheme: {error}")))?;
+    cairn_ec::StripeLayout::new(scheme, config.piece_size_bytes as usize)
+        .map_err(|error| GatewayError::Config(format!("piece_size_bytes: {error}")))?;
+    let zones: Vec<&str> = config
+        .storage_nodes
+        .iter()
+        .map(|node| node.az.as_str())
+        .collect();
+    crate::placement::choose_nodes(
+        &zones,
+        scheme.total_shards(),
+        scheme.parity_shards(),
+        0,
+        &Default::default(),
+        &[],
+    )
+    .map_err(|error| {
+        GatewayError::Config(format!("storage nodes cannot hold {scheme}: {error}"))
+    })?;
+    let mut ids = std::collections::BTreeSet::new();
+    for node in &config.storage_nodes {
+        if node.node_id == 0 || !ids.insert(node.node_id) {
+            return Err(GatewayError::Config(format!(
+                "storage node ids must be non-zero and unique (node {})",
+                node.node_id
+            )));
+        }
+    }
+    if config.region.is_empty() {
+        return Err(GatewayError::Config("region is empty".to_owned()));
+    }
+    Ok(())
+}
+
+/// Registers the root access key; succeeds when it already exists with the same secret. Retries
+/// while the metadata service is unavailable (it may still be electing leaders at `cairn dev`
+/// start), for up to a minute.
+fn register_root_key(shared: &Shared) -> Result<(), GatewayError> {
+    let Some(root) = &shared.config.root_credentials else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let command = Command::CreateAccessKey(CreateAccessKey {
+            access_key_id: root.access_key_id.clone(),
+            secret_access_key: root.secret_access_key.clone(),
+            owner: root.owner.clone(),
+            now_ms: now_unix_millis(),
+        });
+        match futures::executor::block_on(shared.meta.write(command)) {
+            Ok(output) => match output.result {
+                Ok(_) => return Ok(()),
+                Err(MetaError::AccessKeyAlreadyExists { .. }) => {
+                    let query = Query::GetAccessKey {
+                        access_key_id: root.access_key_id.clone(),
+                    };
+                    return match futures::executor::block_on(shared.meta.read(query)) {
+                        Ok(Ok(Response::AccessKey(record)))
+                            if record.secret_access_key == root.secret_access_key =>
+                        {
+                            Ok(())
+                        }
+                        Ok(Ok(_)) => Err(GatewayError::RootKeyConflict {
+                            access_key_id: root.access_key_id.clone(),
+                        }),
+                        Ok(Err(error)) => Err(GatewayError::Meta(error.to_string())),
+                        Err(error) => Err(GatewayError::Meta(error.to_string())),
+                    };
+                }
+                Err(error) => return Err(GatewayError::Meta(error.to_string())),
+            },
+            Err(error) if Instant::now() < deadline => {
+                tracing::warn!(%error, "metadata service not ready; retrying root key registration");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => return Err(GatewayError::Meta(error.to_string())),
+        }
+    }
+}
+
+/// Starts the executors and returns once every one of them listens.
+pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayError> {
+    validate(&config)?;
+    let executor_count = config
+        .executors
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+        .max(1);
+    let meta = DetachedMetaClient::start(config.meta.clone(), 1)?;
+    let zones = config
+        .storage_nodes
+        .iter()
+        .map(|node| node.az.clone())
+        .collect();
+    let node_positions = config
+        .storage_nodes
+        .iter()
+        .enumerate()
+        .map(|(position, node)| (node.node_id, position))
+        .collect();
+    let shared = Arc::new(Shared {
+        router: Router::new(config.base_domains.iter().map(String::as_str)),
+        config,
+        meta,
+        zones,
+        node_positions,
+    });
+    register_root_key(&shared)?;
+    let process_start_unix_millis = now_unix_millis();
+    let mut threads = Vec::with_capacity(executor_count);
+    let mut local_address = shared.config.listen;
+    for executor_index in 0..executor_count {
+        let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
+        let shared = Arc::clone(&shared);
+        let listen = local_address;
+        let thread = std::thread::Builder::new()
+            .name(format!("cairn-gateway-{executor_index}"))
+            .spawn(move || {
+                run_executor(
+                    shared,
+                    executor_index,
+                    listen,
+                    process_start_unix_millis,
+                    ready_sender,
+                )
+            })?;
+        match ready_receiver.recv() {
+            Ok(Ok(address)) => local_address = address,
+            Ok(Err(error)) => return Err(GatewayError::Io(error)),
+            Err(_) => {
+                return Err(thread
+                    .join()
+                    .unwrap_or(Err(GatewayError::ExecutorPanicked))
+                    .err()
+                    .unwrap_or(GatewayError::ExecutorPanicked));
+            }
+        }
+        threads.push(thread);
+    }
+    tracing::info!(address = %local_address, executors = executor_count, "gateway listening");
+    Ok(GatewayHandle {
+        local_address,
+        threads,
+    })
+}
+
+/// Starts the gateway and blocks until it stops (it runs until the process ends).
+pub fn run_gateway(config: GatewayConfig) -> Result<(), GatewayError> {
+    start_gateway(config)?.wait()
+}
+
+fn run_executor(
+    shared: Arc<Shared>,
+    executor_index: usize,
+    listen: SocketAddr,
+    process_start_unix_millis: u64,
+    ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+) -> Result<(), GatewayError> {
+    let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()?;
+    runtime.block_on(async move {
+        // SO_REUSEPORT (monoio's default listener option) lets every executor bind the same port.
+        let listener = match monoio::net::TcpListener::bind(listen) {
+            Ok(listener) => listener,
+            Err(error) => {
+                let _ = ready.send(Err(std::io::Error::new(error.kind(), error.to_string())));
+                return Err(GatewayError::Io(error));
+            }
+        };
+        let local_address = listener.local_addr()?;
+        let _ = ready.send(Ok(local_address));
+        let executor = Rc::new(Executor {
+            storage: StoragePool::new(
+                shared
+                    .config
+                    .storage_nodes
+                    .iter()
+                    .map(|node| node.address)
+                    .collect(),
+                Duration::from_millis(shared.config.storage_timeout_ms),
+            ),
+            access_keys: AccessKeyCache::new(Duration::from_millis(
+                shared.config.access_key_cache_ttl_ms,
+            )),
+            request_ids: RequestIdGenerator::new(executor_index, process_start_unix_millis),
+            piece_pools: RefCell::new(HashMap::new()),
+            shared,
+        });
+        loop {
+            let (stream, _peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    monoio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            monoio::spawn(serve_connection(Rc::clone(&executor), stream));
+        }
+    })
+}
+
+async fn serve_connection(executor: Rc<Executor>, stream: monoio::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "TCP_NODELAY failed");
+    }
+    let stream = match monoio::io::IntoPollIo::into_poll_io(stream) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(%error, "poll-io conversion failed");
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |request| {
+        let executor = Rc::clone(&executor);
+        async move { Ok::<_, Infallible>(handle(executor, request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(MonoioTimer)
+        .keep_alive(true)
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(MonoioIo::new(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// The parts of a request every handler may read.
+pub struct RequestContext<'a> {
+    pub executor: &'a Rc<Executor>,
+    pub request_id: &'a str,
+    pub caller: Caller,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub is_head: bool,
+    /// How the body is protected (what is still to verify while reading it).
+    pub payload: cairn_s3_proto::sigv4::PayloadMode,
+}
+
+impl RequestContext<'_> {
+    pub fn header(&self, lowercase_name: &str) -> Option<&str> {
+        cairn_s3_proto::headers::header(self.headers, lowercase_name)
+    }
+}
+
+async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> HttpResponse {
+    let request_id = executor.request_ids.next_id();
+    let (parts, body) = request.into_parts();
+    let is_head = parts.method == http::Method::HEAD;
+    let resource = parts.uri.path().to_owned();
+    // Non-UTF-8 header values cannot be part of a valid signature; they are left out.
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let outcome = process(&executor, &parts, &headers, body, &request_id, is_head).await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            if error.http_status() >= 500 {
+                tracing::warn!(request_id, code = error.code(), %error, "request failed");
+            }
+            error_response(&error, &resource, &request_id, is_head)
+        }
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amz-request-id", value);
+    }
+    response
+}
+
+async fn process(
+    executor: &Rc<Executor>,
+    parts: &http::request::Parts,
+    headers: &[(&str, &str)],
+    body: Incoming,
+    request_id: &str,
+    is_head: bool,
+) -> Result<HttpResponse, S3Error> {
+    let head = RequestHead {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        host: parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|authority| authority.as_str())),
+        copy_source: cairn_s3_proto::headers::header(headers, "x-amz-copy-source"),
+        copy_source_range: cairn_s3_proto::headers::header(headers, "x-amz-copy-source-range"),
+    };
+    let endpoint = executor.shared.router.parse(&head)?;
+    let (caller, verified) =
+        crate::auth::authenticate(executor, &head, headers, now_unix_millis()).await?;
+    let context = RequestContext {
+        executor,
+        request_id,
+        caller,
+        headers,
+        is_head,
+        payload: verified.payload.clone(),
+    };
+    let body = crate::body::RequestBody::new(body, &verified, headers)?;
+    dispatch(&context, endpoint, body).await
+}
+
+/// The S3 surface: one arm per operation, each in its family's handler file.
+async fn dispatch(
+    context: &RequestContext<'_>,
+    endpoint: Endpoint,
+    body: crate::body::RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    use crate::{bucket, list, multipart, object};
+    match endpoint {
+        Endpoint::ListBuckets => bucket::list_buckets(context).await,
+        Endpoint::CreateBucket { bucket } => bucket::create_bucket(context, &bucket, body).await,
+        Endpoint::HeadBucket { bucket } => bucket::head_bucket(context, &bucket).await,
+        Endpoint::DeleteBucket { bucket } => bucket::delete_bucket(context, &bucket).await,
+        Endpoint::GetBucketLocation { bucket } => {
+            bucket::get_bucket_location(context, &bucket).await
+        }
+        Endpoint::PutObject { bucket, key } => {
+            object::put_object(context, &bucket, &key, body).await
+        }
+        Endpoint::GetObject {
+            bucket,
+            key,
+            version_id,
+            part_number,
+            overrides,
+        } => {
+            object::get_object(
+                context,
+                &bucket,
+                &key,
+                version_id.as_deref(),
+                part_number,
+                Some(&overrides),
+            )
+            .await
+        }
+        Endpoint::HeadObject {
+            bucket,
+            key,
+            version_id,
+            part_number,
+        } => {
+            object::get_object(
+                context,
+                &bucket,
+                &key,
+                version_id.as_deref(),
+                part_number,
+                None,
+            )
+            .await
+        }
+        Endpoint::DeleteObject {
+            bucket,
+            key,
+            version_id,
+        } => object::delete_object(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::DeleteObjects { .. } | Endpoint::CopyObject { .. } => {
+            object::not_implemented_yet()
+        }
+        Endpoint::ListObjectsV2 { bucket, params } => {
+            list::list_objects_v2(context, &bucket, params).await
+        }
+        Endpoint::ListObjectsV1 { bucket, params } => {
+            list::list_objects_v1(context, &bucket, params).await
+        }
+        Endpoint::CreateMultipartUpload { .. }
+        | Endpoint::UploadPart { .. }
+        | Endpoint::UploadPartCopy { .. }
+        | Endpoint::CompleteMultipartUpload { .. }
+        | Endpoint::AbortMultipartUpload { .. }
+        | Endpoint::ListParts { .. }
+        | Endpoint::ListMultipartUploads { .. } => multipart::not_implemented_yet(),
+        Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
+    }
+}
+
+/// A small complete response body.
+pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn empty_body() -> ResponseBody {
+    full_body(Bytes::new())
+}
+
+/// A 200 response with an XML document.
+pub fn xml_response(document: String) -> HttpResponse {
+    http::Response::builder()
+        .status(http::StatusCode::OK)
+        .header("content-type", "application/xml")
+        .body(full_body(document))
+        .expect("static headers are valid")
+}

@@ -1,0 +1,131 @@
+//! Per-executor connections to storage nodes: a small pool of `AsyncStorageClient`s per node
+//! (each carries one request at a time), every call under a deadline.
+//!
+//! Invariants: a connection that failed is dropped, never returned to the pool; a call made on
+//! a pooled connection that turns out dead (the node closed it while idle) is retried once on a
+//! fresh one, which is safe because shard puts and gets are idempotent.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cairn_common::ShardId;
+use cairn_ec::PooledBuf;
+use cairn_storage_client::ClientError;
+use cairn_storage_client::monoio_client::AsyncStorageClient;
+use monoio::buf::IoBuf;
+
+/// Idle connections kept per node and executor.
+const IDLE_CONNECTIONS_PER_NODE: usize = 16;
+
+/// An erasure-coded piece handed to io_uring as a put body.
+pub struct PieceBuf(pub PooledBuf);
+
+// SAFETY: the bytes live in the pooled buffer's heap allocation, which does not move when the
+// `PieceBuf` moves, and stay initialised and unaliased for as long as the `PieceBuf` exists.
+unsafe impl IoBuf for PieceBuf {
+    fn read_ptr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
+
+    fn bytes_init(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageCallError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("storage node {0} did not answer in time")]
+    Timeout(SocketAddr),
+}
+
+pub struct StoragePool {
+    addresses: Vec<SocketAddr>,
+    idle: RefCell<Vec<Vec<AsyncStorageClient>>>,
+    timeout: Duration,
+}
+
+impl StoragePool {
+    pub fn new(addresses: Vec<SocketAddr>, timeout: Duration) -> Self {
+        let idle = RefCell::new(addresses.iter().map(|_| Vec::new()).collect());
+        StoragePool {
+            addresses,
+            idle,
+            timeout,
+        }
+    }
+
+    async fn checkout(&self, node: usize) -> Result<(AsyncStorageClient, bool), StorageCallError> {
+        if let Some(client) = self.idle.borrow_mut()[node].pop() {
+            return Ok((client, true));
+        }
+        let address = self.addresses[node];
+        match monoio::time::timeout(self.timeout, AsyncStorageClient::connect(address)).await {
+            Ok(connected) => Ok((connected?, false)),
+            Err(_) => Err(StorageCallError::Timeout(address)),
+        }
+    }
+
+    fn checkin(&self, node: usize, client: AsyncStorageClient) {
+        let mut idle = self.idle.borrow_mut();
+        if idle[node].len() < IDLE_CONNECTIONS_PER_NODE {
+            idle[node].push(client);
+        }
+    }
+
+    /// Stores one piece; gives the buffer back unless the call timed out (the cancelled
+    /// operation owned it then).
+    pub async fn put(
+        &self,
+        node: usize,
+        shard_id: ShardId,
+        mut piece: PieceBuf,
+        crc32c: u32,
+    ) -> (Result<(), StorageCallError>, Option<PieceBuf>) {
+        let address = self.addresses[node];
+        for attempt in 0..2 {
+            let (mut client, pooled) = match self.checkout(node).await {
+                Ok(checked_out) => checked_out,
+                Err(error) => return (Err(error), Some(piece)),
+            };
+            let Ok((result, returned)) =
+                monoio::time::timeout(self.timeout, client.put(shard_id, piece, crc32c)).await
+            else {
+                return (Err(StorageCallError::Timeout(address)), None);
+            };
+            piece = returned;
+            match result {
+                Ok(()) => {
+                    self.checkin(node, client);
+                    return (Ok(()), Some(piece));
+                }
+                Err(ClientError::Io(_)) if pooled && attempt == 0 => continue,
+                Err(error) => return (Err(error.into()), Some(piece)),
+            }
+        }
+        unreachable!("the second attempt always returns")
+    }
+
+    /// Reads one whole piece (the node checks its stored CRC32C before answering).
+    pub async fn get(&self, node: usize, shard_id: ShardId) -> Result<Vec<u8>, StorageCallError> {
+        let address = self.addresses[node];
+        for attempt in 0..2 {
+            let (mut client, pooled) = self.checkout(node).await?;
+            let Ok(result) = monoio::time::timeout(self.timeout, client.get(shard_id, None)).await
+            else {
+                return Err(StorageCallError::Timeout(address));
+            };
+            match result {
+                Ok(bytes) => {
+                    self.checkin(node, client);
+                    return Ok(bytes);
+                }
+                Err(ClientError::Io(_)) if pooled && attempt == 0 => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        unreachable!("the second attempt always returns")
+    }
+}
