@@ -60,9 +60,21 @@ fn library_and_storage_node_share_the_directory_format() {
             .expect("node put");
     }
 
-    // 3. The library opens what the node wrote (the node is idle now; the test process ends with
-    //    it) and reads both generations back.
-    let store = Store::open(config).expect("library reopens the node's directory");
+    // 3. While the node runs, the directory is locked: the library refuses to open it.
+    let refused = Store::open(config.clone());
+    assert!(
+        matches!(&refused, Err(error) if error.status == cairn::CairnStatus::Locked),
+        "a running node holds the directory lock: {:?}",
+        refused.as_ref().err()
+    );
+
+    // 4. A copy of the directory (every put above was acknowledged, so durable; the node is idle)
+    //    opens in the library, which reads both generations back.
+    let copy = scratch.path().join("copy");
+    copy_tree(&dir, &copy);
+    let mut config = config;
+    config.dir = copy;
+    let store = Store::open(config).expect("library opens the node's directory");
     assert_eq!(store.log_count(), 3);
     for n in (0..39).chain(100..120) {
         let read = store.get(id(n), None).expect("library reads");
@@ -80,4 +92,17 @@ fn library_and_storage_node_share_the_directory_format() {
             .all(|pair| pair[0].shard_id < pair[1].shard_id)
     );
     store.close();
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create copy");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
 }
