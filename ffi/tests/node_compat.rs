@@ -72,7 +72,6 @@ fn library_and_storage_node_share_the_directory_format() {
     //    opens in the library, which reads both generations back.
     let copy = scratch.path().join("copy");
     copy_tree(&dir, &copy);
-    let mut config = config;
     config.dir = copy;
     let store = Store::open(config).expect("library opens the node's directory");
     assert_eq!(store.log_count(), 3);
