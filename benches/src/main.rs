@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod ec;
+mod meta;
 mod shard_log;
 mod storage_node;
 
@@ -21,6 +22,8 @@ enum Workload {
     Ec(ec::EcArgs),
     /// Shard put/get through the storage-node RPC next to fio on the same disk (JSON on stdout).
     StorageNode(storage_node::StorageNodeArgs),
+    /// Metadata cluster: PrepareWrite+CommitWrite pairs/s next to raw LMDB commits (JSON).
+    Meta(meta::MetaArgs),
     /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
     ShardLog(shard_log::ShardLogArgs),
 }
@@ -31,5 +34,6 @@ fn main() -> anyhow::Result<()> {
         Workload::Ec(args) => ec::run(args),
         Workload::StorageNode(args) => storage_node::run(args),
         Workload::ShardLog(args) => shard_log::run(args),
+        Workload::Meta(args) => meta::run(args),
     }
 }
