@@ -501,9 +501,11 @@ pub async fn get_object(
     for (name, value) in &record.user_metadata {
         builder = builder.header(format!("x-amz-meta-{name}"), value);
     }
-    if context
-        .header("x-amz-checksum-mode")
-        .is_some_and(|mode| mode.eq_ignore_ascii_case("enabled"))
+    // The stored checksum covers the whole object: S3 returns it only for whole-object reads.
+    if range.is_none()
+        && context
+            .header("x-amz-checksum-mode")
+            .is_some_and(|mode| mode.eq_ignore_ascii_case("enabled"))
         && let Some(additional) = &record.checksums.additional
     {
         builder = builder.header(
