@@ -24,8 +24,11 @@ enum Role {
     /// Run a metadata replica: one replica of the bucket-service group and of every object
     /// partition group (openraft, state in LMDB).
     Meta(MetaArgs),
-    /// The embedded single-machine setup. Today: six storage nodes in three simulated AZs in one
-    /// process (the S3 gateway and metadata service join it as they land; see README).
+    /// Run an S3 gateway (monoio, one executor per core) in front of a metadata cluster and
+    /// storage nodes.
+    Gateway(GatewayArgs),
+    /// The embedded single-machine setup: S3 gateway, one metadata replica and six storage nodes
+    /// in three simulated AZs, in one process; EC 4+2.
     Dev(DevArgs),
 }
 
@@ -52,13 +55,62 @@ struct MetaArgs {
 }
 
 #[derive(clap::Args)]
+struct GatewayArgs {
+    /// S3 listener.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+    /// Metadata replicas: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
+    #[arg(long)]
+    meta: String,
+    /// Object partitions of the metadata cluster (as given to `cairn meta`).
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    /// Storage nodes: `ID=HOST:PORT@AZ,...` (ids are recorded in shard maps: keep them stable).
+    #[arg(long)]
+    storage: String,
+    /// Executors (default: one per core).
+    #[arg(long)]
+    executors: Option<usize>,
+    /// Region this gateway serves.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+}
+
+/// Parses `ID=HOST:PORT@AZ,...`.
+fn parse_storage_nodes(spec: &str) -> anyhow::Result<Vec<cairn_gateway::StorageNodeConfig>> {
+    spec.split(',')
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let (id, rest) = item
+                .trim()
+                .split_once('=')
+                .context("storage node is ID=HOST:PORT@AZ")?;
+            let (address, az) = rest
+                .split_once('@')
+                .context("storage node is ID=HOST:PORT@AZ")?;
+            Ok(cairn_gateway::StorageNodeConfig::new(
+                id.parse().context("storage node id")?,
+                address.parse().context("storage node address")?,
+                az,
+            ))
+        })
+        .collect()
+}
+
+#[derive(clap::Args)]
 struct DevArgs {
     /// Data directory; every role keeps its state below it, so a restart keeps all data.
     #[arg(long, default_value = "cairn-data")]
     data: PathBuf,
+    /// S3 endpoint.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
     /// First storage-node port; the six nodes use this port and the five after it on 127.0.0.1.
     #[arg(long, default_value_t = 7101)]
     storage_base_port: u16,
+    /// Port of the metadata replica on 127.0.0.1.
+    #[arg(long, default_value_t = 7400)]
+    meta_port: u16,
 }
 
 #[derive(clap::Args)]
@@ -102,33 +154,136 @@ fn fault_injection_errno() -> anyhow::Result<Option<i32>> {
     }
 }
 
+/// Root credentials for `cairn dev`: from the environment when set, otherwise generated on first
+/// start and kept in the data directory (mode 0600) so that restarts keep them.
+fn dev_credentials(data: &std::path::Path) -> anyhow::Result<cairn_gateway::RootCredentials> {
+    if let Some(credentials) = cairn_gateway::RootCredentials::from_env() {
+        return Ok(credentials);
+    }
+    let path = data.join("root-credentials");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut lines = text.lines();
+        if let (Some(access_key_id), Some(secret_access_key)) = (lines.next(), lines.next()) {
+            return Ok(cairn_gateway::RootCredentials {
+                access_key_id: access_key_id.to_owned(),
+                secret_access_key: secret_access_key.to_owned(),
+                owner: "root".to_owned(),
+            });
+        }
+    }
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut random = [0u8; 60];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut random))
+        .context("read /dev/urandom")?;
+    let access_key_id: String = std::iter::once('C')
+        .chain(
+            random[..19]
+                .iter()
+                .map(|byte| alphabet[usize::from(*byte) % 32] as char),
+        )
+        .collect();
+    let secret_alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let secret_access_key: String = random[20..]
+        .iter()
+        .map(|byte| secret_alphabet[usize::from(*byte) % 64] as char)
+        .collect();
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("create {}", path.display()))?;
+        writeln!(file, "{access_key_id}\n{secret_access_key}")?;
+        file.sync_all()?;
+    }
+    Ok(cairn_gateway::RootCredentials {
+        access_key_id,
+        secret_access_key,
+        owner: "root".to_owned(),
+    })
+}
+
 fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     const NODES: u16 = 6;
+    // One `cairn dev` per data directory: a second one fails here instead of sharing the ports
+    // (SO_REUSEPORT) and fighting over the files.
+    let _lock = cairn_shardlog::layout::lock_data_dir(&args.data)?;
+    let credentials = dev_credentials(&args.data)?;
     let mut threads = Vec::new();
+    let mut storage_nodes = Vec::new();
     for node in 0..NODES {
         let listen = SocketAddr::from(([127, 0, 0, 1], args.storage_base_port + node));
         let availability_zone = format!("az{}", node / 2 + 1);
+        storage_nodes.push(cairn_gateway::StorageNodeConfig::new(
+            u64::from(node) + 1,
+            listen,
+            availability_zone.clone(),
+        ));
         let data = args.data.join(format!("storage-{node}"));
-        let mut config = cairn_storage::NodeConfig::new(listen, data, availability_zone.clone());
+        let mut config = cairn_storage::NodeConfig::new(listen, data, availability_zone);
         config.cores = Some(1);
-        println!("storage node {node}: {listen} ({availability_zone})");
         threads.push(
             std::thread::Builder::new()
                 .name(format!("storage-node-{node}"))
-                .spawn(move || cairn_storage::run(config))?,
+                .spawn(move || cairn_storage::run(config).map_err(anyhow::Error::from))?,
         );
     }
+
+    // One metadata replica (a single-voter Raft group per partition) on its own tokio runtime.
+    let meta_address = SocketAddr::from(([127, 0, 0, 1], args.meta_port));
+    let peers = std::collections::BTreeMap::from([(1u64, meta_address.to_string())]);
+    let mut meta_config =
+        cairn_raft::MetaNodeConfig::new(1, meta_address, args.data.join("meta"), peers.clone());
+    meta_config.partition_count = DEV_PARTITIONS;
+    // The metadata replica owns SIGINT/SIGTERM handling: when it returns, the whole process ends.
+    std::thread::Builder::new()
+        .name("meta".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("tokio runtime")
+                .and_then(|runtime| {
+                    runtime
+                        .block_on(cairn_raft::run_meta_node(meta_config))
+                        .map_err(anyhow::Error::from)
+                });
+            match result {
+                Ok(()) => std::process::exit(0),
+                Err(error) => {
+                    eprintln!("cairn dev: metadata replica stopped: {error:#}");
+                    std::process::exit(1);
+                }
+            }
+        })?;
+
+    let meta = cairn_raft::MetaClientConfig::new(peers, DEV_PARTITIONS);
+    let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
+    gateway.root_credentials = Some(credentials.clone());
+    let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
+    println!("cairn dev: S3 endpoint http://{}", handle.local_address());
+    println!("  access key: {}", credentials.access_key_id);
+    println!("  secret key: {}", credentials.secret_access_key);
     println!(
-        "cairn dev: data in {}; the S3 gateway is not part of this build yet",
+        "  region: us-east-1; EC 4+2 over six storage nodes in three AZs; data in {}",
         args.data.display()
     );
+    handle.wait().context("gateway")?;
     for thread in threads {
         thread
             .join()
-            .map_err(|_| anyhow::anyhow!("a storage node thread panicked"))??;
+            .map_err(|_| anyhow::anyhow!("a cairn dev thread panicked"))??;
     }
     Ok(())
 }
+
+/// Object partitions of the `cairn dev` metadata replica.
+const DEV_PARTITIONS: u32 = 4;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -162,6 +317,20 @@ fn main() -> anyhow::Result<()> {
                 .context("tokio runtime")?
                 .block_on(cairn_raft::run_meta_node(config))
                 .context("metadata replica")
+        }
+        Role::Gateway(args) => {
+            let meta = cairn_raft::MetaClientConfig::new(
+                cairn_raft::parse_peers(&args.meta)?,
+                args.partitions,
+            );
+            let mut config = cairn_gateway::GatewayConfig::new(
+                args.listen,
+                parse_storage_nodes(&args.storage)?,
+                meta,
+            );
+            config.executors = args.executors;
+            config.region = args.region;
+            cairn_gateway::run_gateway(config).context("gateway")
         }
         Role::Dev(args) => run_dev(args),
     }

@@ -513,7 +513,7 @@ fn an_io_error_on_write_stops_the_node_and_enospc_does_not() {
     );
 }
 
-/// `cairn dev` starts six storage nodes in one process; data survives kill -9 and a restart.
+/// `cairn dev` runs six storage nodes in one process; shards survive kill -9 and a restart.
 #[test]
 fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
     let data = tempfile::tempdir().unwrap();
@@ -532,6 +532,10 @@ fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
         data.path().join("cluster").display().to_string(),
         "--storage-base-port".into(),
         base_port.to_string(),
+        "--listen".into(),
+        cairn_tests::free_address().to_string(),
+        "--meta-port".into(),
+        cairn_tests::free_port().to_string(),
     ];
     let addresses: Vec<SocketAddr> = (0..6)
         .map(|n| SocketAddr::from(([127, 0, 0, 1], base_port + n)))

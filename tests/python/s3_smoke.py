@@ -1,0 +1,93 @@
+"""boto3 against a running Cairn: bucket and object operations, byte-exact reads, errors.
+
+Usage: s3_smoke.py ENDPOINT ACCESS_KEY SECRET_KEY full|verify
+`full` runs every check and leaves `durable/object` in bucket `durable`; `verify` only checks that
+object (used after a kill -9 and restart). Exits non-zero on the first failed check.
+"""
+import hashlib
+import random
+import sys
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+endpoint, access_key, secret_key, mode = sys.argv[1:5]
+
+
+def client(secret=secret_key):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+
+
+def content(seed, size):
+    return random.Random(seed).randbytes(size)
+
+
+def error_code(call):
+    try:
+        call()
+    except ClientError as error:
+        return error.response["Error"]["Code"]
+    raise AssertionError("the call succeeded")
+
+
+s3 = client()
+durable = content(42, 5 * 1024 * 1024 + 3)
+
+if mode == "verify":
+    body = s3.get_object(Bucket="durable", Key="durable/object")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(durable).digest(), "durable object differs"
+    print("verify: durable object intact")
+    sys.exit(0)
+
+s3.create_bucket(Bucket="durable")
+s3.put_object(Bucket="durable", Key="durable/object", Body=durable)
+
+bucket = "smoke"
+s3.create_bucket(Bucket=bucket)
+assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+s3.head_bucket(Bucket=bucket)
+assert error_code(lambda: s3.create_bucket(Bucket=bucket)) == "BucketAlreadyOwnedByYou"
+assert error_code(lambda: s3.head_object(Bucket=bucket, Key="missing")) in ("404", "NoSuchKey")
+assert error_code(lambda: s3.get_object(Bucket=bucket, Key="missing")) == "NoSuchKey"
+assert error_code(lambda: s3.get_object(Bucket="no-such-bucket", Key="x")) == "NoSuchBucket"
+
+sizes = [0, 1, 4095, 4096, 262_144 * 4, 262_144 * 4 + 1, 3 * 1024 * 1024 + 17]
+for index, size in enumerate(sizes):
+    data = content(index, size)
+    key = f"objects/{index:02d} with space+plus%percent/ü"
+    s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"index": str(index)})
+    got = s3.get_object(Bucket=bucket, Key=key)
+    assert got["Body"].read() == data, f"object of {size} bytes differs"
+    assert got["Metadata"].get("index") == str(index)
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == size
+    if size > 2000:
+        ranged = s3.get_object(Bucket=bucket, Key=key, Range="bytes=1000-1999")["Body"].read()
+        assert ranged == data[1000:2000], f"range of a {size}-byte object differs"
+        tail = s3.get_object(Bucket=bucket, Key=key, Range="bytes=-100")["Body"].read()
+        assert tail == data[-100:]
+
+listed = s3.list_objects_v2(Bucket=bucket, Prefix="objects/")
+assert listed["KeyCount"] == len(sizes), listed["KeyCount"]
+page = s3.list_objects_v2(Bucket=bucket, Prefix="objects/", MaxKeys=3)
+assert page["IsTruncated"] and len(page["Contents"]) == 3
+rest = s3.list_objects_v2(Bucket=bucket, Prefix="objects/", ContinuationToken=page["NextContinuationToken"])
+assert [o["Key"] for o in page["Contents"] + rest["Contents"]] == [o["Key"] for o in listed["Contents"]]
+
+s3.delete_object(Bucket=bucket, Key="objects/00 with space+plus%percent/ü")
+assert s3.list_objects_v2(Bucket=bucket, Prefix="objects/")["KeyCount"] == len(sizes) - 1
+assert error_code(lambda: s3.delete_bucket(Bucket=bucket)) == "BucketNotEmpty"
+assert error_code(lambda: client("wrong-secret").list_buckets()) == "SignatureDoesNotMatch"
+
+for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+    s3.delete_object(Bucket=bucket, Key=obj["Key"])
+s3.delete_bucket(Bucket=bucket)
+assert error_code(lambda: s3.head_bucket(Bucket=bucket)) in ("404", "NoSuchBucket")
+print("full: all checks passed")
