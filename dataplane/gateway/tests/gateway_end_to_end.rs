@@ -158,48 +158,33 @@ impl Client {
         extra: &[(&str, &str)],
         body: &[u8],
     ) -> Answer {
-        let identity: Identity = Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            None,
-            None,
-            "test",
-        )
-        .into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
-        settings.signature_location = SignatureLocation::Headers;
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(REGION)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .unwrap()
-            .into();
-        let url = format!("http://{}{}", self.gateway, path_and_query);
-        let host = self.gateway.to_string();
-        let mut headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
-        headers.extend_from_slice(extra);
-        let signable = SignableRequest::new(
+        self.send_signed(
             method,
-            &url,
-            headers.iter().copied(),
+            path_and_query,
+            extra,
+            body,
             SignableBody::Bytes(body),
+            false,
         )
-        .unwrap();
-        let (instructions, _signature) = sign(signable, &params).unwrap().into_parts();
+    }
+
+    /// Signs `signable` (the payload as the signer sees it) and sends `wire_body`; with
+    /// `presign` the signature goes into the query string instead of the headers.
+    fn send_signed(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        extra: &[(&str, &str)],
+        wire_body: &[u8],
+        signable: SignableBody<'_>,
+        presign: bool,
+    ) -> Answer {
+        let (url, headers) = self.sign(method, path_and_query, extra, signable, presign);
         let mut request = ureq::request(method, &url);
-        for (name, value) in extra {
+        for (name, value) in &headers {
             request = request.set(name, value);
         }
-        for (name, value) in instructions.headers() {
-            request = request.set(name, value);
-        }
-        let response = match request.send_bytes(body) {
+        let response = match request.send_bytes(wire_body) {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => response,
             Err(error) => panic!("{method} {path_and_query}: {error}"),
@@ -221,6 +206,102 @@ impl Client {
             body,
         }
     }
+
+    /// Returns the URL to request and the headers to send (the extra ones plus the signer's).
+    fn sign(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        extra: &[(&str, &str)],
+        signable: SignableBody<'_>,
+        presign: bool,
+    ) -> (String, Vec<(String, String)>) {
+        let identity: Identity = Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            None,
+            None,
+            "test",
+        )
+        .into();
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        if presign {
+            settings.signature_location = SignatureLocation::QueryParams;
+            settings.expires_in = Some(Duration::from_secs(300));
+        } else {
+            settings.payload_checksum_kind =
+                aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+            settings.signature_location = SignatureLocation::Headers;
+        }
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(REGION)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let mut url = format!("http://{}{}", self.gateway, path_and_query);
+        let host = self.gateway.to_string();
+        let mut signed_headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
+        signed_headers.extend_from_slice(extra);
+        let signable =
+            SignableRequest::new(method, &url, signed_headers.iter().copied(), signable).unwrap();
+        let (instructions, _signature) = sign(signable, &params).unwrap().into_parts();
+        let mut headers: Vec<(String, String)> = extra
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        headers.extend(
+            instructions
+                .headers()
+                .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        for (index, (name, value)) in instructions.params().iter().enumerate() {
+            let separator = if index == 0 && !url.contains('?') {
+                '?'
+            } else {
+                '&'
+            };
+            url.push(separator);
+            url.push_str(name);
+            url.push('=');
+            url.push_str(&query_encode(value));
+        }
+        (url, headers)
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn query_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+/// An aws-chunked body with unsigned chunks and a trailing CRC32C, as current AWS SDKs send.
+fn unsigned_trailer_body(payload: &[u8], chunk_size_bytes: usize) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut wire = Vec::new();
+    for chunk in payload.chunks(chunk_size_bytes) {
+        wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        wire.extend_from_slice(chunk);
+        wire.extend_from_slice(b"\r\n");
+    }
+    let checksum =
+        base64::engine::general_purpose::STANDARD.encode(crc32c::crc32c(payload).to_be_bytes());
+    wire.extend_from_slice(format!("0\r\nx-amz-checksum-crc32c:{checksum}\r\n\r\n").as_bytes());
+    wire
 }
 
 fn random_bytes(length: usize) -> Vec<u8> {
@@ -371,6 +452,71 @@ fn s3_operations_end_to_end() {
     assert_eq!(tagging.status, 501);
     assert!(tagging.text().contains("<Code>NotImplemented</Code>"));
 
+    // Current SDKs' default upload: aws-chunked, unsigned chunks, trailing checksum.
+    let chunked_object = random_bytes(700_000);
+    let decoded_length = chunked_object.len().to_string();
+    let chunked_headers = [
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", decoded_length.as_str()),
+        ("x-amz-trailer", "x-amz-checksum-crc32c"),
+    ];
+    let chunked_put = client.send_signed(
+        "PUT",
+        "/photos/chunked",
+        &chunked_headers,
+        &unsigned_trailer_body(&chunked_object, 65_536),
+        SignableBody::Precomputed("STREAMING-UNSIGNED-PAYLOAD-TRAILER".to_owned()),
+        false,
+    );
+    assert_eq!(chunked_put.status, 200, "{}", chunked_put.text());
+    assert!(chunked_put.headers.contains_key("x-amz-checksum-crc32c"));
+    let chunked_get = client.send("GET", "/photos/chunked", &[], b"");
+    assert!(
+        chunked_get.body == chunked_object,
+        "aws-chunked object differs"
+    );
+    // A trailer whose checksum does not match the payload stores nothing.
+    let mut corrupted = unsigned_trailer_body(&chunked_object, 65_536);
+    corrupted[10] ^= 0xFF;
+    let bad_trailer = client.send_signed(
+        "PUT",
+        "/photos/bad-trailer",
+        &chunked_headers,
+        &corrupted,
+        SignableBody::Precomputed("STREAMING-UNSIGNED-PAYLOAD-TRAILER".to_owned()),
+        false,
+    );
+    assert_eq!(bad_trailer.status, 400, "{}", bad_trailer.text());
+    assert_eq!(
+        client.send("GET", "/photos/bad-trailer", &[], b"").status,
+        404
+    );
+    assert_eq!(
+        client.send("DELETE", "/photos/chunked", &[], b"").status,
+        204
+    );
+
+    // A presigned GET.
+    let presigned = client.send_signed(
+        "GET",
+        "/photos/dir/cat.bin",
+        &[],
+        b"",
+        SignableBody::UnsignedPayload,
+        true,
+    );
+    assert_eq!(presigned.status, 200, "{}", presigned.text());
+    assert!(presigned.body == object, "presigned GET differs");
+
+    // Expect: 100-continue: the gateway asks for the body only after the head passed.
+    expect_continue_put(&client, "/photos/continued", b"after the interim response");
+    let continued = client.send("GET", "/photos/continued", &[], b"");
+    assert_eq!(continued.body, b"after the interim response");
+    assert_eq!(
+        client.send("DELETE", "/photos/continued", &[], b"").status,
+        204
+    );
+
     // A gateway that cannot reach node 1: the write commits on the other five (k + 1 at least)
     // and both gateways read it back, decoding around the missing shard.
     let mut partial_nodes = cluster.storage_nodes.clone();
@@ -418,4 +564,38 @@ fn s3_operations_end_to_end() {
         "{}",
         deleted.text()
     );
+}
+
+/// Sends a signed PUT over a raw socket with `Expect: 100-continue` and checks that the interim
+/// response arrives before the body is sent and the final one after.
+fn expect_continue_put(client: &Client, path: &str, body: &[u8]) {
+    use std::io::{Read, Write};
+    let length = body.len().to_string();
+    let (_, headers) = client.sign(
+        "PUT",
+        path,
+        &[
+            ("content-length", length.as_str()),
+            ("expect", "100-continue"),
+        ],
+        SignableBody::Bytes(body),
+        false,
+    );
+    let mut stream = TcpStream::connect(client.gateway).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = format!("PUT {path} HTTP/1.1\r\nhost: {}\r\n", client.gateway);
+    for (name, value) in &headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(body).unwrap();
+    let mut status_line = [0u8; 12];
+    stream.read_exact(&mut status_line).unwrap();
+    assert_eq!(&status_line, b"HTTP/1.1 200");
 }
