@@ -5,7 +5,9 @@
 //! and what reads resolve back to an address, so it must stay stable for the node's life; the
 //! order of `storage_nodes` does not matter.
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 
 use cairn_raft::MetaClientConfig;
 
@@ -63,6 +65,110 @@ impl RootCredentials {
             secret_access_key,
             owner: "root".to_owned(),
         })
+    }
+
+    /// The environment's credentials when set; otherwise the ones stored at `path`, generated
+    /// (random, file mode 0600) on the first call so they survive restarts. The flag is `true`
+    /// when this call generated them: the caller prints them once.
+    pub fn from_env_or_file(path: &Path) -> std::io::Result<(RootCredentials, bool)> {
+        if let Some(credentials) = RootCredentials::from_env() {
+            return Ok((credentials, false));
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let mut lines = text.lines();
+                let (Some(access_key_id), Some(secret_access_key)) = (lines.next(), lines.next())
+                else {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{} does not hold two lines (key id, secret)",
+                            path.display()
+                        ),
+                    ));
+                };
+                Ok((
+                    RootCredentials {
+                        access_key_id: access_key_id.trim().to_owned(),
+                        secret_access_key: secret_access_key.trim().to_owned(),
+                        owner: "root".to_owned(),
+                    },
+                    false,
+                ))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let credentials = RootCredentials {
+                    access_key_id: format!(
+                        "CAIRN{}",
+                        random_text(15, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")?
+                    ),
+                    secret_access_key: random_text(
+                        40,
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                    )?,
+                    owner: "root".to_owned(),
+                };
+                // Written to a temporary name and renamed, so a crash never leaves half a file
+                // that would lock the operator out.
+                let temporary = path.with_extension("tmp");
+                let mut file = {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&temporary)?
+                };
+                writeln!(file, "{}", credentials.access_key_id)?;
+                writeln!(file, "{}", credentials.secret_access_key)?;
+                file.sync_all()?;
+                std::fs::rename(&temporary, path)?;
+                Ok((credentials, true))
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// `length` characters drawn uniformly from `alphabet` (rejection sampling over kernel random
+/// bytes, so no character is more likely than another).
+fn random_text(length: usize, alphabet: &[u8]) -> std::io::Result<String> {
+    let limit = 256 - 256 % alphabet.len();
+    let mut source = std::fs::File::open("/dev/urandom")?;
+    let mut text = String::with_capacity(length);
+    let mut byte = [0u8; 1];
+    while text.len() < length {
+        source.read_exact(&mut byte)?;
+        if usize::from(byte[0]) < limit {
+            text.push(char::from(alphabet[usize::from(byte[0]) % alphabet.len()]));
+        }
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_root_credentials_persist_across_calls() {
+        if RootCredentials::from_env().is_some() {
+            // The environment wins by design; nothing to test here then.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("root-credentials");
+        let (first, generated) = RootCredentials::from_env_or_file(&path).unwrap();
+        assert!(generated);
+        assert_eq!(first.access_key_id.len(), 20);
+        assert_eq!(first.secret_access_key.len(), 40);
+        let (second, generated_again) = RootCredentials::from_env_or_file(&path).unwrap();
+        assert!(!generated_again);
+        assert_eq!(first, second);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
 

@@ -93,6 +93,19 @@ fn parse_scheme(text: &str) -> Result<Scheme, S3Error> {
     text.parse().map_err(|_| S3Error::InternalError)
 }
 
+/// The object id shard names use: the partition that owns the key and the version's log-index id,
+/// so shard names never collide across partitions or versions.
+fn shard_object_id(executor: &Executor, record: &ObjectRecord) -> u128 {
+    let group = executor
+        .shared
+        .meta
+        .client()
+        .partition_of(&record.bucket, &record.key);
+    // Partition groups are numbered 1..=P (group 0 is the bucket service).
+    let partition_index = (group.0 - 1) as u32;
+    cairn_meta_state::shard_object_id(partition_index, record.shard_name_id())
+}
+
 /// Spreads stripes of one object, and objects, over the nodes.
 fn stripe_rotation(object_id: u128, stripe_index: u64) -> u64 {
     let mixed = (object_id as u64) ^ ((object_id >> 64) as u64).rotate_left(17);
@@ -165,9 +178,7 @@ pub async fn put_object(
         // A retry of a PUT that already committed: answer as the first attempt did.
         return Ok(put_response(&record.checksums));
     }
-    let partition = executor.shared.meta.client().partition_of(bucket, key);
-    let object_id =
-        cairn_meta_state::shard_object_id((partition.0 - 1) as u32, record.shard_name_id());
+    let object_id = shard_object_id(executor, &record);
 
     let stored = stream_and_store(
         executor,
@@ -571,16 +582,7 @@ async fn decode_into(
         // Multipart objects restart stripes per part; they are not written yet.
         return Err(S3Error::NotImplemented);
     };
-    let object_id = cairn_meta_state::shard_object_id(
-        (executor
-            .shared
-            .meta
-            .client()
-            .partition_of(&record.bucket, &record.key)
-            .0
-            - 1) as u32,
-        record.shard_name_id(),
-    );
+    let object_id = shard_object_id(executor, record);
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
     let mut decoder = StripeDecoder::new(new_codec(scheme), layout, range, pool)
         .map_err(|error| ec_error_to_s3(&error))?;

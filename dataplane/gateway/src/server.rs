@@ -214,7 +214,9 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
         .max(1);
-    let meta = DetachedMetaClient::start(config.meta.clone(), 1)?;
+    // Two threads keep metadata round trips of several executors from queueing behind each
+    // other; the work per call is small (encode, send, decode).
+    let meta = DetachedMetaClient::start(config.meta.clone(), executor_count.clamp(1, 2))?;
     let zones = config
         .storage_nodes
         .iter()
@@ -273,6 +275,9 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
 }
 
 /// Starts the gateway and blocks until it stops (it runs until the process ends).
+///
+/// Call it (and [`start_gateway`]) from a plain thread, not from a tokio worker: start-up waits
+/// for the metadata service synchronously while registering the root key.
 pub fn run_gateway(config: GatewayConfig) -> Result<(), GatewayError> {
     start_gateway(config)?.wait()
 }
@@ -374,6 +379,7 @@ impl RequestContext<'_> {
 
 async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> HttpResponse {
     let request_id = executor.request_ids.next_id();
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
     let is_head = parts.method == http::Method::HEAD;
     let resource = parts.uri.path().to_owned();
@@ -396,6 +402,15 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
+    // Headers are done here; a streamed body continues after this line.
+    tracing::debug!(
+        request_id,
+        method = %parts.method,
+        path = resource,
+        status = response.status().as_u16(),
+        head_latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
     response
 }
 
