@@ -670,15 +670,16 @@ async fn decode_into(
     }
 }
 
-pub async fn delete_object(
+/// Deletes one key (or version); returns the delete marker created, if any. Deleting what is not
+/// there succeeds, as in S3.
+async fn delete_one(
     context: &RequestContext<'_>,
-    bucket: &str,
+    bucket_record: &cairn_meta_state::BucketRecord,
     key: &str,
     version_id: Option<&str>,
-) -> Result<HttpResponse, S3Error> {
-    let bucket_record = owned_bucket(context, bucket).await?;
+) -> Result<Option<ObjectRecord>, S3Error> {
     let command = Command::DeleteObject(cairn_meta_state::DeleteObject {
-        bucket: bucket.to_owned(),
+        bucket: bucket_record.name.clone(),
         key: key.to_owned(),
         version: version_selector(version_id)?,
         versioning: bucket_record.versioning,
@@ -692,21 +693,107 @@ pub async fn delete_object(
         .write(command)
         .await
         .map_err(|error| crate::errors::client_error_to_s3(&error))?;
-    let mut builder = http::Response::builder().status(http::StatusCode::NO_CONTENT);
     match output.result {
-        Ok(Response::Deleted { delete_marker, .. }) => {
-            if let Some(marker) = delete_marker {
-                builder = builder
-                    .header("x-amz-delete-marker", "true")
-                    .header("x-amz-version-id", marker.version_id.to_string());
-            }
-        }
-        Ok(_) => return Err(S3Error::InternalError),
-        // Deleting what is not there succeeds in S3.
-        Err(MetaError::NoSuchKey { .. } | MetaError::NoSuchVersion { .. }) => {}
-        Err(error) => return Err(meta_error_to_s3(&error)),
+        Ok(Response::Deleted { delete_marker, .. }) => Ok(delete_marker),
+        Ok(_) => Err(S3Error::InternalError),
+        Err(MetaError::NoSuchKey { .. } | MetaError::NoSuchVersion { .. }) => Ok(None),
+        Err(error) => Err(meta_error_to_s3(&error)),
+    }
+}
+
+pub async fn delete_object(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<HttpResponse, S3Error> {
+    let bucket_record = owned_bucket(context, bucket).await?;
+    let mut builder = http::Response::builder().status(http::StatusCode::NO_CONTENT);
+    if let Some(marker) = delete_one(context, &bucket_record, key, version_id).await? {
+        builder = builder
+            .header("x-amz-delete-marker", "true")
+            .header("x-amz-version-id", marker.version_id.to_string());
     }
     builder
         .body(empty_body())
         .map_err(|_| S3Error::InternalError)
+}
+
+/// Deletes running at once for one DeleteObjects request.
+const DELETE_OBJECTS_CONCURRENCY: usize = 16;
+
+/// DeleteObjects: up to 1,000 keys; each succeeds or fails on its own.
+pub async fn delete_objects(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    mut body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    use cairn_s3_proto::xml::{
+        DeleteFailure, DeletedObject, delete_result_xml, parse_delete_objects,
+    };
+    use futures::StreamExt;
+    let bucket_record = owned_bucket(context, bucket).await?;
+    let document = body
+        .read_to_end(context.executor.shared.config.max_xml_body_bytes)
+        .await?;
+    let mut verifier = BodyVerifier::new(BodyExpectations {
+        length_bytes: None,
+        content_md5: context
+            .header("content-md5")
+            .map(parse_content_md5)
+            .transpose()?,
+        payload_sha256: match &context.payload {
+            PayloadMode::Sha256 { expected_sha256 } => Some(*expected_sha256),
+            _ => None,
+        },
+        checksum: if context.payload.is_aws_chunked() {
+            None
+        } else {
+            Some(checksum_request(context.headers)?)
+        },
+    });
+    verifier.update(&document)?;
+    body.finish()?;
+    verifier.finish()?;
+    let request = parse_delete_objects(&document)?;
+    let bucket_record = &bucket_record;
+    let outcomes: Vec<_> = futures::stream::iter(request.objects)
+        .map(|object| async move {
+            let outcome = delete_one(
+                context,
+                bucket_record,
+                &object.key,
+                object.version_id.as_deref(),
+            )
+            .await;
+            (object, outcome)
+        })
+        .buffered(DELETE_OBJECTS_CONCURRENCY)
+        .collect()
+        .await;
+    let mut deleted = Vec::new();
+    let mut failures = Vec::new();
+    for (object, outcome) in outcomes {
+        match outcome {
+            Ok(marker) => {
+                if !request.quiet {
+                    deleted.push(DeletedObject {
+                        key: object.key,
+                        version_id: object.version_id,
+                        delete_marker: marker.as_ref().map(|_| true),
+                        delete_marker_version_id: marker
+                            .map(|marker| marker.version_id.to_string()),
+                    });
+                }
+            }
+            Err(error) => failures.push(DeleteFailure {
+                key: object.key,
+                version_id: object.version_id,
+                error,
+            }),
+        }
+    }
+    Ok(crate::server::xml_response(delete_result_xml(
+        &deleted, &failures,
+    )))
 }

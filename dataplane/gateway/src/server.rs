@@ -505,9 +505,8 @@ async fn dispatch(
             key,
             version_id,
         } => object::delete_object(context, &bucket, &key, version_id.as_deref()).await,
-        Endpoint::DeleteObjects { .. } | Endpoint::CopyObject { .. } => {
-            object::not_implemented_yet()
-        }
+        Endpoint::DeleteObjects { bucket } => object::delete_objects(context, &bucket, body).await,
+        Endpoint::CopyObject { .. } => object::not_implemented_yet(),
         Endpoint::ListObjectsV2 { bucket, params } => {
             list::list_objects_v2(context, &bucket, params).await
         }

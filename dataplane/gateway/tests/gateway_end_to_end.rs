@@ -540,9 +540,25 @@ fn s3_operations_end_to_end() {
     let not_empty = client.send("DELETE", "/photos", &[], b"");
     assert_eq!(not_empty.status, 409, "{}", not_empty.text());
     assert!(not_empty.text().contains("BucketNotEmpty"));
-    for key in ["/photos/dir/cat.bin", "/photos/empty", "/photos/degraded"] {
-        assert_eq!(client.send("DELETE", key, &[], b"").status, 204);
+    assert_eq!(
+        client
+            .send("DELETE", "/photos/dir/cat.bin", &[], b"")
+            .status,
+        204
+    );
+    let batch = client.send(
+        "POST",
+        "/photos?delete",
+        &[],
+        b"<Delete><Object><Key>empty</Key></Object><Object><Key>degraded</Key></Object><Object><Key>absent</Key></Object></Delete>",
+    );
+    assert_eq!(batch.status, 200, "{}", batch.text());
+    let result = batch.text();
+    for key in ["empty", "degraded", "absent"] {
+        assert!(result.contains(&format!("<Key>{key}</Key>")), "{result}");
     }
+    assert!(!result.contains("<Error>"), "{result}");
+    assert_eq!(client.send("GET", "/photos/degraded", &[], b"").status, 404);
     let gone = client.send("GET", "/photos/dir/cat.bin", &[], b"");
     assert_eq!(gone.status, 404);
     assert!(
