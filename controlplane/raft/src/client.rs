@@ -247,27 +247,19 @@ impl MetaClient {
         if max_keys == 0 {
             return Ok(Ok(ListObjectsPage::default()));
         }
-        let reads = self.partitions().into_iter().map(|group| {
-            let partition_request = ListObjectsRequest {
+        let query = || {
+            Query::ListObjects(ListObjectsRequest {
                 max_keys,
                 ..request.clone()
-            };
-            self.read_from(group, Query::ListObjects(partition_request))
-        });
-        let answers = futures::future::join_all(reads).await;
-        let mut pages = Vec::with_capacity(answers.len());
-        for answer in answers {
-            match answer? {
-                Ok(Response::ObjectList(page)) => pages.push(page),
-                Ok(other) => {
-                    return Err(ClientError::BadAnswer(format!(
-                        "ListObjects answered {other:?}"
-                    )));
-                }
-                Err(error) => return Ok(Err(error)),
-            }
-        }
-        Ok(Ok(merge_list_pages(pages, max_keys)))
+            })
+        };
+        let pages = self
+            .ask_every_partition("ListObjects", query, |response| match response {
+                Response::ObjectList(page) => Ok(page),
+                other => Err(Box::new(other)),
+            })
+            .await?;
+        Ok(pages.map(|pages| merge_list_pages(pages, max_keys)))
     }
 
     /// ListObjectVersions over every partition, merged into S3 order (keys ascending, each
@@ -281,26 +273,19 @@ impl MetaClient {
         if max_keys == 0 {
             return Ok(Ok(ListVersionsPage::default()));
         }
-        let reads = self.partitions().into_iter().map(|group| {
-            let partition_request = ListVersionsRequest {
+        let query = || {
+            Query::ListVersions(ListVersionsRequest {
                 max_keys,
                 ..request.clone()
-            };
-            self.read_from(group, Query::ListVersions(partition_request))
-        });
-        let mut pages = Vec::new();
-        for answer in futures::future::join_all(reads).await {
-            match answer? {
-                Ok(Response::VersionList(page)) => pages.push(page),
-                Ok(other) => {
-                    return Err(ClientError::BadAnswer(format!(
-                        "ListVersions answered {other:?}"
-                    )));
-                }
-                Err(error) => return Ok(Err(error)),
-            }
-        }
-        Ok(Ok(merge_version_pages(pages, max_keys)))
+            })
+        };
+        let pages = self
+            .ask_every_partition("ListVersions", query, |response| match response {
+                Response::VersionList(page) => Ok(page),
+                other => Err(Box::new(other)),
+            })
+            .await?;
+        Ok(pages.map(|pages| merge_version_pages(pages, max_keys)))
     }
 
     /// ListMultipartUploads over every partition, merged in (key, upload id) order.
@@ -309,26 +294,19 @@ impl MetaClient {
         request: ListUploadsRequest,
     ) -> Result<Result<ListUploadsPage, MetaError>, ClientError> {
         let max_uploads = request.max_uploads.min(MAX_LIST_KEYS);
-        let reads = self.partitions().into_iter().map(|group| {
-            let partition_request = ListUploadsRequest {
+        let query = || {
+            Query::ListUploads(ListUploadsRequest {
                 max_uploads,
                 ..request.clone()
-            };
-            self.read_from(group, Query::ListUploads(partition_request))
-        });
-        let mut pages = Vec::new();
-        for answer in futures::future::join_all(reads).await {
-            match answer? {
-                Ok(Response::UploadList(page)) => pages.push(page),
-                Ok(other) => {
-                    return Err(ClientError::BadAnswer(format!(
-                        "ListUploads answered {other:?}"
-                    )));
-                }
-                Err(error) => return Ok(Err(error)),
-            }
-        }
-        Ok(Ok(merge_upload_pages(pages, max_uploads)))
+            })
+        };
+        let pages = self
+            .ask_every_partition("ListUploads", query, |response| match response {
+                Response::UploadList(page) => Ok(page),
+                other => Err(Box::new(other)),
+            })
+            .await?;
+        Ok(pages.map(|pages| merge_upload_pages(pages, max_uploads)))
     }
 
     /// Whether any partition holds versions or uploads of `bucket` (ask before DeleteBucket).
@@ -336,33 +314,53 @@ impl MetaClient {
         &self,
         bucket: &str,
     ) -> Result<Result<(bool, bool), MetaError>, ClientError> {
-        let reads = self.partitions().into_iter().map(|group| {
-            self.read_from(
-                group,
-                Query::BucketUsage {
-                    bucket: bucket.to_owned(),
-                },
-            )
-        });
-        let (mut any_versions, mut any_uploads) = (false, false);
-        for answer in futures::future::join_all(reads).await {
-            match answer? {
-                Ok(Response::BucketUsage {
+        let query = || Query::BucketUsage {
+            bucket: bucket.to_owned(),
+        };
+        let usages = self
+            .ask_every_partition("BucketUsage", query, |response| match response {
+                Response::BucketUsage {
                     has_versions,
                     has_uploads,
-                }) => {
-                    any_versions |= has_versions;
-                    any_uploads |= has_uploads;
-                }
-                Ok(other) => {
-                    return Err(ClientError::BadAnswer(format!(
-                        "BucketUsage answered {other:?}"
-                    )));
-                }
+                } => Ok((has_versions, has_uploads)),
+                other => Err(Box::new(other)),
+            })
+            .await?;
+        Ok(usages.map(|usages| {
+            usages
+                .into_iter()
+                .fold((false, false), |(versions, uploads), usage| {
+                    (versions || usage.0, uploads || usage.1)
+                })
+        }))
+    }
+
+    /// Sends `query()` to every partition at once and extracts each answer with `extract`
+    /// (which hands back a response of the wrong kind). A state-machine refusal from any
+    /// partition is the result; a wrong kind of answer is a [`ClientError::BadAnswer`].
+    async fn ask_every_partition<T>(
+        &self,
+        name: &str,
+        query: impl Fn() -> Query,
+        extract: impl Fn(Response) -> Result<T, Box<Response>>,
+    ) -> Result<Result<Vec<T>, MetaError>, ClientError> {
+        let reads = self
+            .partitions()
+            .into_iter()
+            .map(|group| self.read_from(group, query()));
+        let mut answers = Vec::new();
+        for answer in futures::future::join_all(reads).await {
+            match answer? {
+                Ok(response) => match extract(response) {
+                    Ok(value) => answers.push(value),
+                    Err(other) => {
+                        return Err(ClientError::BadAnswer(format!("{name} answered {other:?}")));
+                    }
+                },
                 Err(error) => return Ok(Err(error)),
             }
         }
-        Ok(Ok((any_versions, any_uploads)))
+        Ok(Ok(answers))
     }
 
     // -----------------------------------------------------------------------------------------
