@@ -1,12 +1,236 @@
-//! Multipart upload (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
-//! ListMultipartUploads). The metadata commands exist (`cairn_meta_state::CreateMultipartUpload`
-//! and friends); the gateway side follows the single-PUT path per part and is not written yet,
-//! so every operation answers 501 NotImplemented rather than a wrong success.
+//! Multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+//! AbortMultipartUpload. ListParts, ListMultipartUploads and UploadPartCopy answer 501 for now.
+//!
+//! Model: an upload is a metadata record (scheme and piece size fixed at creation). Each part is
+//! streamed and erasure-coded exactly like a single PUT, under shard names
+//! `ShardId(object id of the upload, part number, stripe, shard)`, and recorded with
+//! `UploadPart` once its shards are durable; re-uploading a part number replaces it (the old
+//! shards become garbage in the metadata service). Completion checks the listed parts against
+//! the stored ones (`plan_completion`: ETags, 5 MiB minimum but for the last) and commits the
+//! object whose parts are those parts' shard maps, each part striped on its own.
+//!
+//! Invariant: the object id of an upload's shards is derived from the upload id, which is also
+//! what the committed record's `shard_name_id` returns, so reads find the parts' shards.
 
+use cairn_meta_state::{
+    Checksums, Command, MultipartUpload, Query, Response, StorageClass, UploadId,
+};
 use cairn_s3_proto::S3Error;
+use cairn_s3_proto::body::BodyExpectations;
+use cairn_s3_proto::checksum::{parse_content_md5, part_md5_from_etag};
+use cairn_s3_proto::headers::{check_upload_length, checksum_request, parse_length, user_metadata};
+use cairn_s3_proto::multipart::{StoredPart, plan_completion};
+use cairn_s3_proto::sigv4::PayloadMode;
+use cairn_s3_proto::xml::{
+    complete_multipart_upload_xml, initiate_multipart_upload_xml, parse_complete_multipart_upload,
+};
 
-use crate::server::HttpResponse;
+use crate::body::RequestBody;
+use crate::bucket::owned_bucket;
+use crate::errors::{ec_error_to_s3, meta_error_to_s3};
+use crate::object::{parse_scheme, put_response, quoted_etag, stream_and_store};
+use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, xml_response};
 
 pub fn not_implemented_yet() -> Result<HttpResponse, S3Error> {
     Err(S3Error::NotImplemented)
+}
+
+fn parse_upload_id(text: &str) -> Result<UploadId, S3Error> {
+    UploadId::parse(text).ok_or(S3Error::NoSuchUpload)
+}
+
+async fn read_upload(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    upload_id: UploadId,
+) -> Result<MultipartUpload, S3Error> {
+    let answer = context
+        .executor
+        .meta_read(Query::GetUpload {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id,
+        })
+        .await?;
+    match answer {
+        Ok(Response::Upload(upload)) => Ok(upload),
+        Ok(_) => Err(S3Error::InternalError),
+        Err(error) => Err(meta_error_to_s3(&error)),
+    }
+}
+
+pub async fn create_multipart_upload(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+) -> Result<HttpResponse, S3Error> {
+    let bucket_record = owned_bucket(context, bucket).await?;
+    let command = Command::CreateMultipartUpload(cairn_meta_state::CreateMultipartUpload {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        owner: context.caller.owner.clone(),
+        content_type: context
+            .header("content-type")
+            .unwrap_or("binary/octet-stream")
+            .to_owned(),
+        user_metadata: user_metadata(context.headers)?.into_iter().collect(),
+        storage_class: StorageClass::Standard,
+        acl: Default::default(),
+        ec_scheme: bucket_record.ec_scheme,
+        piece_size_bytes: context.executor.shared.config.piece_size_bytes,
+        now_ms: now_unix_millis(),
+    });
+    let Response::Upload(upload) = context.executor.meta_write(command).await? else {
+        return Err(S3Error::InternalError);
+    };
+    Ok(xml_response(initiate_multipart_upload_xml(
+        bucket,
+        key,
+        &upload.upload_id.to_string(),
+    )))
+}
+
+pub async fn upload_part(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part_number: u32,
+    body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    let executor = context.executor;
+    owned_bucket(context, bucket).await?;
+    let upload = read_upload(context, bucket, key, parse_upload_id(upload_id)?).await?;
+    let scheme = parse_scheme(&upload.ec_scheme)?;
+    let piece_size_bytes = upload.piece_size_bytes as usize;
+    cairn_ec::StripeLayout::new(scheme, piece_size_bytes)
+        .map_err(|error| ec_error_to_s3(&error))?;
+    let chunked = context.payload.is_aws_chunked();
+    let declared_length = if chunked {
+        context.header("x-amz-decoded-content-length")
+    } else {
+        context.header("content-length")
+    };
+    let size_bytes = check_upload_length(parse_length(declared_length)?)?;
+    let expectations = BodyExpectations {
+        length_bytes: Some(size_bytes),
+        content_md5: context
+            .header("content-md5")
+            .map(parse_content_md5)
+            .transpose()?,
+        payload_sha256: match &context.payload {
+            PayloadMode::Sha256 { expected_sha256 } => Some(*expected_sha256),
+            _ => None,
+        },
+        checksum: if chunked {
+            None
+        } else {
+            Some(checksum_request(context.headers)?)
+        },
+    };
+    let group = executor.shared.meta.client().partition_of(bucket, key);
+    // Partition groups are numbered 1..=P (group 0 is the bucket service).
+    let object_id = cairn_meta_state::shard_object_id((group.0 - 1) as u32, upload.upload_id.0);
+    let (checksums, blocks) = stream_and_store(
+        executor,
+        scheme,
+        piece_size_bytes,
+        object_id,
+        part_number,
+        body,
+        expectations,
+    )
+    .await?;
+    let command = Command::UploadPart(cairn_meta_state::UploadPart {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        upload_id: upload.upload_id,
+        part_number,
+        size_bytes,
+        etag: checksums.etag.clone(),
+        checksum: checksums.additional.clone(),
+        blocks,
+        now_ms: now_unix_millis(),
+    });
+    // A refused part leaves orphan shards; the janitor's scan for unknown shards reclaims them.
+    executor.meta_write(command).await?;
+    Ok(put_response(&checksums))
+}
+
+pub async fn complete_multipart_upload(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    mut body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    let bucket_record = owned_bucket(context, bucket).await?;
+    let upload = read_upload(context, bucket, key, parse_upload_id(upload_id)?).await?;
+    let document = body
+        .read_to_end(context.executor.shared.config.max_xml_body_bytes)
+        .await?;
+    body.finish()?;
+    let requested = parse_complete_multipart_upload(&document)?;
+    let plan = plan_completion(&requested, |part_number| {
+        let part = upload.parts.get(&part_number)?;
+        Some(StoredPart {
+            md5: part_md5_from_etag(&part.etag)?,
+            size_bytes: part.size_bytes,
+        })
+    })?;
+    let command = Command::CompleteMultipartUpload(cairn_meta_state::CompleteMultipartUpload {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        upload_id: upload.upload_id,
+        parts: requested
+            .iter()
+            .map(|part| cairn_meta_state::CompletedPart {
+                part_number: part.part_number,
+                etag: part.etag.trim_matches('"').to_owned(),
+            })
+            .collect(),
+        checksums: Checksums {
+            etag: plan.etag.trim_matches('"').to_owned(),
+            additional: None,
+        },
+        versioning: bucket_record.versioning,
+        now_ms: now_unix_millis(),
+    });
+    let Response::Committed { record, .. } = context.executor.meta_write(command).await? else {
+        return Err(S3Error::InternalError);
+    };
+    let mut response = xml_response(complete_multipart_upload_xml(
+        &format!("/{bucket}/{key}"),
+        bucket,
+        key,
+        &quoted_etag(&record.checksums.etag),
+        &Vec::new(),
+    ));
+    if bucket_record.versioning == cairn_meta_state::VersioningState::Enabled
+        && let Ok(value) = http::HeaderValue::from_str(&record.version_id.to_string())
+    {
+        response.headers_mut().insert("x-amz-version-id", value);
+    }
+    Ok(response)
+}
+
+pub async fn abort_multipart_upload(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    let command = Command::AbortMultipartUpload(cairn_meta_state::AbortMultipartUpload {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        upload_id: parse_upload_id(upload_id)?,
+        now_ms: now_unix_millis(),
+    });
+    context.executor.meta_write(command).await?;
+    Ok(http::Response::builder()
+        .status(http::StatusCode::NO_CONTENT)
+        .body(empty_body())
+        .expect("valid headers"))
 }

@@ -61,11 +61,17 @@ const STRIPES_IN_FLIGHT: usize = 1;
 /// Stripes buffered between the decoder and a slow GET client.
 const GET_CHANNEL_STRIPES: usize = 2;
 
+pub(crate) fn quoted_etag(etag: &str) -> String {
+    quoted(etag)
+}
+
 pub fn not_implemented_yet() -> Result<HttpResponse, S3Error> {
     Err(S3Error::NotImplemented)
 }
 
-fn to_meta_algorithm(algorithm: ChecksumAlgorithm) -> cairn_meta_state::ChecksumAlgorithm {
+pub(crate) fn to_meta_algorithm(
+    algorithm: ChecksumAlgorithm,
+) -> cairn_meta_state::ChecksumAlgorithm {
     match algorithm {
         ChecksumAlgorithm::Crc32 => cairn_meta_state::ChecksumAlgorithm::Crc32,
         ChecksumAlgorithm::Crc32c => cairn_meta_state::ChecksumAlgorithm::Crc32c,
@@ -89,7 +95,7 @@ fn quoted(etag: &str) -> String {
     format!("\"{etag}\"")
 }
 
-fn parse_scheme(text: &str) -> Result<Scheme, S3Error> {
+pub(crate) fn parse_scheme(text: &str) -> Result<Scheme, S3Error> {
     text.parse().map_err(|_| S3Error::InternalError)
 }
 
@@ -185,6 +191,7 @@ pub async fn put_object(
         scheme,
         piece_size_bytes,
         object_id,
+        SINGLE_PART_NUMBER,
         body,
         expectations,
     )
@@ -222,7 +229,7 @@ pub async fn put_object(
     Ok(response)
 }
 
-fn put_response(checksums: &Checksums) -> HttpResponse {
+pub(crate) fn put_response(checksums: &Checksums) -> HttpResponse {
     let mut builder = http::Response::builder()
         .status(http::StatusCode::OK)
         .header("etag", quoted(&checksums.etag));
@@ -235,7 +242,12 @@ fn put_response(checksums: &Checksums) -> HttpResponse {
     builder.body(empty_body()).expect("valid headers")
 }
 
-async fn abort_write(executor: &Executor, bucket: &str, key: &str, version_id: VersionId) {
+pub(crate) async fn abort_write(
+    executor: &Executor,
+    bucket: &str,
+    key: &str,
+    version_id: VersionId,
+) {
     let command = Command::AbortWrite(cairn_meta_state::AbortWrite {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -250,11 +262,12 @@ async fn abort_write(executor: &Executor, bucket: &str, key: &str, version_id: V
 
 /// Reads the body through the encoder and writes every stripe; returns the verified checksums
 /// and the shard map.
-async fn stream_and_store(
+pub(crate) async fn stream_and_store(
     executor: &Rc<Executor>,
     scheme: Scheme,
     piece_size_bytes: usize,
     object_id: u128,
+    part_number: u32,
     mut body: RequestBody,
     expectations: BodyExpectations,
 ) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
@@ -279,6 +292,7 @@ async fn stream_and_store(
                 in_flight.push_back(monoio::spawn(write_stripe(
                     Rc::clone(executor),
                     object_id,
+                    part_number,
                     scheme,
                     stripe,
                 )));
@@ -293,7 +307,8 @@ async fn stream_and_store(
         blocks.push(written.await?);
     }
     if let Some(stripe) = finished.last_stripe {
-        blocks.push(write_stripe(Rc::clone(executor), object_id, scheme, stripe).await?);
+        blocks
+            .push(write_stripe(Rc::clone(executor), object_id, part_number, scheme, stripe).await?);
     }
     let additional = trailer
         .and_then(|summary| summary.trailing_checksum)
@@ -314,6 +329,7 @@ async fn stream_and_store(
 async fn write_stripe(
     executor: Rc<Executor>,
     object_id: u128,
+    part_number: u32,
     scheme: Scheme,
     stripe: EncodedStripe,
 ) -> Result<BlockShards, S3Error> {
@@ -359,7 +375,7 @@ async fn write_stripe(
             async move {
                 let shard_id = ShardId::new(
                     object_id,
-                    SINGLE_PART_NUMBER,
+                    part_number,
                     block_index,
                     cairn_common::ShardIndex(shard),
                 );
@@ -456,9 +472,6 @@ pub async fn get_object(
 ) -> Result<HttpResponse, S3Error> {
     owned_bucket(context, bucket).await?;
     let record = read_record(context, bucket, key, version_selector(version_id)?).await?;
-    if part_number.is_some_and(|part| part != SINGLE_PART_NUMBER) {
-        return Err(S3Error::InvalidRange);
-    }
     let etag = quoted(&record.checksums.etag);
     let last_modified_unix_seconds =
         (record.committed_at_ms.unwrap_or(record.created_at_ms) / 1000) as i64;
@@ -469,7 +482,31 @@ pub async fn get_object(
         true,
     )
     .into_result()?;
-    let range = resolve_range_header(context.header("range"), record.size_bytes)?;
+    let parts = &record.erasure.parts;
+    let range = match part_number {
+        None => resolve_range_header(context.header("range"), record.size_bytes)?,
+        Some(_) if context.header("range").is_some() => {
+            return Err(S3Error::InvalidRequest(
+                "Cannot specify both Range header and partNumber query parameter".to_owned(),
+            ));
+        }
+        // A single-PUT object is its own part 1.
+        Some(SINGLE_PART_NUMBER) if parts.len() <= 1 => None,
+        Some(wanted) => {
+            let mut part_start = 0u64;
+            let mut found = None;
+            for part in parts {
+                if part.part_number == wanted && part.length_bytes > 0 {
+                    found = Some(cairn_s3_proto::range::ByteRange {
+                        first_byte: part_start,
+                        last_byte_inclusive: part_start + part.length_bytes - 1,
+                    });
+                }
+                part_start += part.length_bytes;
+            }
+            Some(found.ok_or(S3Error::InvalidRange)?)
+        }
+    };
     let (status, first_byte, length_bytes) = match range {
         Some(range) => (
             http::StatusCode::PARTIAL_CONTENT,
@@ -489,6 +526,9 @@ pub async fn get_object(
         .header("content-length", length_bytes);
     if let Some(range) = range {
         builder = builder.header("content-range", range.content_range(record.size_bytes));
+    }
+    if part_number.is_some() && parts.len() > 1 {
+        builder = builder.header("x-amz-mp-parts-count", parts.len());
     }
     let overrides = overrides.cloned().unwrap_or_default();
     builder = builder.header(
@@ -572,17 +612,42 @@ async fn decode_into(
     range: std::ops::Range<u64>,
     sender: &mut FrameSender,
 ) -> Result<(), S3Error> {
-    use futures::SinkExt;
     let scheme = parse_scheme(&record.erasure.scheme)?;
     let piece_size_bytes = record.erasure.piece_size_bytes as usize;
-    let layout = StripeLayout::new(scheme, piece_size_bytes)
-        .map_err(|error| ec_error_to_s3(&error))?
-        .object(record.size_bytes);
-    let [part] = record.erasure.parts.as_slice() else {
-        // Multipart objects restart stripes per part; they are not written yet.
-        return Err(S3Error::NotImplemented);
-    };
     let object_id = shard_object_id(executor, record);
+    // Each part is striped on its own (a multipart object's parts were encoded separately), so
+    // the range is cut at part boundaries and each piece decoded with its part's layout.
+    let mut part_start = 0u64;
+    for part in &record.erasure.parts {
+        let part_end = part_start + part.length_bytes;
+        let first = range.start.max(part_start);
+        let last = range.end.min(part_end);
+        if first < last {
+            let layout = StripeLayout::new(scheme, piece_size_bytes)
+                .map_err(|error| ec_error_to_s3(&error))?
+                .object(part.length_bytes);
+            let local = first - part_start..last - part_start;
+            if !decode_part(executor, object_id, part, layout, local, sender).await? {
+                return Ok(());
+            }
+        }
+        part_start = part_end;
+    }
+    Ok(())
+}
+
+/// Streams `range` (part-relative) of one part; `Ok(false)` when the client went away.
+async fn decode_part(
+    executor: &Rc<Executor>,
+    object_id: u128,
+    part: &PartShards,
+    layout: cairn_ec::ObjectLayout,
+    range: std::ops::Range<u64>,
+    sender: &mut FrameSender,
+) -> Result<bool, S3Error> {
+    use futures::SinkExt;
+    let scheme = layout.scheme();
+    let piece_size_bytes = layout.piece_size_bytes();
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
     let mut decoder = StripeDecoder::new(new_codec(scheme), layout, range, pool)
         .map_err(|error| ec_error_to_s3(&error))?;
@@ -662,10 +727,10 @@ async fn decode_into(
                     .is_err()
                 {
                     // The client went away; stop reading shards for it.
-                    return Ok(());
+                    return Ok(false);
                 }
             }
-            DecoderStep::Done => return Ok(()),
+            DecoderStep::Done => return Ok(true),
         }
     }
 }

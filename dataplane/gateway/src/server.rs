@@ -513,11 +513,26 @@ async fn dispatch(
         Endpoint::ListObjectsV1 { bucket, params } => {
             list::list_objects_v1(context, &bucket, params).await
         }
-        Endpoint::CreateMultipartUpload { .. }
-        | Endpoint::UploadPart { .. }
-        | Endpoint::UploadPartCopy { .. }
-        | Endpoint::CompleteMultipartUpload { .. }
-        | Endpoint::AbortMultipartUpload { .. }
+        Endpoint::CreateMultipartUpload { bucket, key } => {
+            multipart::create_multipart_upload(context, &bucket, &key).await
+        }
+        Endpoint::UploadPart {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+        } => multipart::upload_part(context, &bucket, &key, &upload_id, part_number, body).await,
+        Endpoint::CompleteMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::complete_multipart_upload(context, &bucket, &key, &upload_id, body).await,
+        Endpoint::AbortMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::abort_multipart_upload(context, &bucket, &key, &upload_id).await,
+        Endpoint::UploadPartCopy { .. }
         | Endpoint::ListParts { .. }
         | Endpoint::ListMultipartUploads { .. } => multipart::not_implemented_yet(),
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),

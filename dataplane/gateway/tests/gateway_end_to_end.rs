@@ -517,6 +517,79 @@ fn s3_operations_end_to_end() {
         204
     );
 
+    // Multipart: two parts (the first at the 5 MiB minimum plus a little), completed, read back
+    // whole, across the part boundary, and by part number.
+    let first_part = random_bytes(5 * 1024 * 1024 + 4_321);
+    let second_part = random_bytes(1024 * 1024 + 99);
+    let created_upload = client.send("POST", "/photos/big?uploads", &[], b"");
+    assert_eq!(created_upload.status, 200, "{}", created_upload.text());
+    let upload_id = element(&created_upload.text(), "UploadId");
+    let mut etags = Vec::new();
+    for (number, part) in [(1, &first_part), (2, &second_part)] {
+        let uploaded = client.send(
+            "PUT",
+            &format!("/photos/big?partNumber={number}&uploadId={upload_id}"),
+            &[],
+            part,
+        );
+        assert_eq!(uploaded.status, 200, "{}", uploaded.text());
+        etags.push(uploaded.headers["etag"].clone());
+    }
+    let completion = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
+        etags[0], etags[1]
+    );
+    let completed = client.send(
+        "POST",
+        &format!("/photos/big?uploadId={upload_id}"),
+        &[],
+        completion.as_bytes(),
+    );
+    assert_eq!(completed.status, 200, "{}", completed.text());
+    assert!(
+        element(&completed.text(), "ETag").ends_with("-2\""),
+        "{}",
+        completed.text()
+    );
+    let whole: Vec<u8> = [first_part.as_slice(), second_part.as_slice()].concat();
+    let big = client.send("GET", "/photos/big", &[], b"");
+    assert_eq!(big.status, 200);
+    assert!(big.body == whole, "multipart object differs");
+    let boundary = first_part.len();
+    let across = format!("bytes={}-{}", boundary - 1000, boundary + 1000);
+    let across_answer = client.send("GET", "/photos/big", &[("range", across.as_str())], b"");
+    assert_eq!(across_answer.status, 206);
+    assert!(across_answer.body == whole[boundary - 1000..=boundary + 1000]);
+    let by_part = client.send("GET", "/photos/big?partNumber=2", &[], b"");
+    assert_eq!(by_part.status, 206, "{}", by_part.text());
+    assert!(by_part.body == second_part, "part 2 differs");
+    assert_eq!(
+        by_part
+            .headers
+            .get("x-amz-mp-parts-count")
+            .map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(client.send("DELETE", "/photos/big", &[], b"").status, 204);
+    // An aborted upload takes no more parts.
+    let doomed = client.send("POST", "/photos/doomed?uploads", &[], b"");
+    let doomed_id = element(&doomed.text(), "UploadId");
+    let aborted = client.send(
+        "DELETE",
+        &format!("/photos/doomed?uploadId={doomed_id}"),
+        &[],
+        b"",
+    );
+    assert_eq!(aborted.status, 204, "{}", aborted.text());
+    let late = client.send(
+        "PUT",
+        &format!("/photos/doomed?partNumber=1&uploadId={doomed_id}"),
+        &[],
+        b"late",
+    );
+    assert_eq!(late.status, 404, "{}", late.text());
+    assert!(late.text().contains("NoSuchUpload"));
+
     // A gateway that cannot reach node 1: the write commits on the other five (k + 1 at least)
     // and both gateways read it back, decoding around the missing shard.
     let mut partial_nodes = cluster.storage_nodes.clone();
@@ -614,4 +687,15 @@ fn expect_continue_put(client: &Client, path: &str, body: &[u8]) {
     let mut status_line = [0u8; 12];
     stream.read_exact(&mut status_line).unwrap();
     assert_eq!(&status_line, b"HTTP/1.1 200");
+}
+
+/// The text of the first `<name>` element of an XML document.
+fn element(document: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let start = document
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{name}> in {document}"))
+        + open.len();
+    let end = document[start..].find('<').expect("element closes") + start;
+    document[start..end].replace("&quot;", "\"")
 }
