@@ -154,65 +154,16 @@ fn fault_injection_errno() -> anyhow::Result<Option<i32>> {
     }
 }
 
-/// Root credentials for `cairn dev`: from the environment when set, otherwise generated on first
-/// start and kept in the data directory (mode 0600) so that restarts keep them.
-fn dev_credentials(data: &std::path::Path) -> anyhow::Result<cairn_gateway::RootCredentials> {
-    if let Some(credentials) = cairn_gateway::RootCredentials::from_env() {
-        return Ok(credentials);
-    }
-    let path = data.join("root-credentials");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let mut lines = text.lines();
-        if let (Some(access_key_id), Some(secret_access_key)) = (lines.next(), lines.next()) {
-            return Ok(cairn_gateway::RootCredentials {
-                access_key_id: access_key_id.to_owned(),
-                secret_access_key: secret_access_key.to_owned(),
-                owner: "root".to_owned(),
-            });
-        }
-    }
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut random = [0u8; 60];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut random))
-        .context("read /dev/urandom")?;
-    let access_key_id: String = std::iter::once('C')
-        .chain(
-            random[..19]
-                .iter()
-                .map(|byte| alphabet[usize::from(*byte) % 32] as char),
-        )
-        .collect();
-    let secret_alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let secret_access_key: String = random[20..]
-        .iter()
-        .map(|byte| secret_alphabet[usize::from(*byte) % 64] as char)
-        .collect();
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("create {}", path.display()))?;
-        writeln!(file, "{access_key_id}\n{secret_access_key}")?;
-        file.sync_all()?;
-    }
-    Ok(cairn_gateway::RootCredentials {
-        access_key_id,
-        secret_access_key,
-        owner: "root".to_owned(),
-    })
-}
-
 fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     const NODES: u16 = 6;
     // One `cairn dev` per data directory: a second one fails here instead of sharing the ports
     // (SO_REUSEPORT) and fighting over the files.
     let _lock = cairn_shardlog::layout::lock_data_dir(&args.data)?;
-    let credentials = dev_credentials(&args.data)?;
+    // From CAIRN_ROOT_ACCESS_KEY / CAIRN_ROOT_SECRET_KEY, or generated on first start and kept.
+    let credentials_path = args.data.join("root-credentials");
+    let (credentials, _generated) =
+        cairn_gateway::RootCredentials::from_env_or_file(&credentials_path)
+            .with_context(|| format!("root credentials in {}", credentials_path.display()))?;
     let mut threads = Vec::new();
     let mut storage_nodes = Vec::new();
     for node in 0..NODES {
