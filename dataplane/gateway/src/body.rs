@@ -95,3 +95,42 @@ impl RequestBody {
         self.decoder.map(AwsChunkedDecoder::finish).transpose()
     }
 }
+
+/// Bytes decoded from stored shards (a copy source), in the frame form GET responses use.
+pub type CopyFrames =
+    futures::channel::mpsc::Receiver<Result<http_body::Frame<Bytes>, std::io::Error>>;
+
+/// Where an object's bytes come from while they are encoded: the request, or a copy source.
+pub enum PayloadSource {
+    Request(RequestBody),
+    Copy(CopyFrames),
+}
+
+impl PayloadSource {
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, S3Error> {
+        use futures::StreamExt;
+        match self {
+            PayloadSource::Request(body) => body.next_chunk().await,
+            PayloadSource::Copy(frames) => loop {
+                match frames.next().await {
+                    None => return Ok(None),
+                    // The source could not be read back (too many shards lost): nothing of the
+                    // copy commits.
+                    Some(Err(_)) => return Err(S3Error::ServiceUnavailable),
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Ok(Some(data));
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    pub fn finish(self) -> Result<Option<ChunkedSummary>, S3Error> {
+        match self {
+            PayloadSource::Request(body) => body.finish(),
+            PayloadSource::Copy(_) => Ok(None),
+        }
+    }
+}

@@ -138,7 +138,7 @@ pub async fn upload_part(
         piece_size_bytes,
         object_id,
         part_number,
-        body,
+        crate::body::PayloadSource::Request(body),
         expectations,
     )
     .await?;

@@ -47,7 +47,7 @@ use cairn_s3_proto::time::format_http_date;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 
-use crate::body::RequestBody;
+use crate::body::{PayloadSource, RequestBody};
 use crate::bucket::owned_bucket;
 use crate::errors::{ec_error_to_s3, meta_error_to_s3};
 use crate::placement::choose_nodes;
@@ -63,10 +63,6 @@ const GET_CHANNEL_STRIPES: usize = 2;
 
 pub(crate) fn quoted_etag(etag: &str) -> String {
     quoted(etag)
-}
-
-pub fn not_implemented_yet() -> Result<HttpResponse, S3Error> {
-    Err(S3Error::NotImplemented)
 }
 
 pub(crate) fn to_meta_algorithm(
@@ -192,7 +188,7 @@ pub async fn put_object(
         piece_size_bytes,
         object_id,
         SINGLE_PART_NUMBER,
-        body,
+        PayloadSource::Request(body),
         expectations,
     )
     .await;
@@ -268,7 +264,7 @@ pub(crate) async fn stream_and_store(
     piece_size_bytes: usize,
     object_id: u128,
     part_number: u32,
-    mut body: RequestBody,
+    mut body: PayloadSource,
     expectations: BodyExpectations,
 ) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
@@ -733,6 +729,145 @@ async fn decode_part(
             DecoderStep::Done => return Ok(true),
         }
     }
+}
+
+/// CopyObject: the source is decoded from its shards and re-encoded as a new single-part object
+/// through the same PUT transaction (prepare, stream, commit); nothing is buffered whole.
+pub async fn copy_object(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    source: &cairn_s3_proto::endpoint::CopySource,
+) -> Result<HttpResponse, S3Error> {
+    use cairn_s3_proto::headers::{
+        MetadataDirective, check_copy_onto_itself, copy_source_conditional_headers,
+        metadata_directive,
+    };
+    let executor = context.executor;
+    let config = &executor.shared.config;
+    let bucket_record = owned_bucket(context, bucket).await?;
+    owned_bucket(context, &source.bucket).await?;
+    let directive = metadata_directive(context.headers)?;
+    check_copy_onto_itself(
+        &source.bucket,
+        &source.key,
+        source.version_id.as_deref(),
+        bucket,
+        key,
+        directive,
+    )?;
+    let source_record = read_record(
+        context,
+        &source.bucket,
+        &source.key,
+        version_selector(source.version_id.as_deref())?,
+    )
+    .await?;
+    let source_last_modified_unix_seconds = (source_record
+        .committed_at_ms
+        .unwrap_or(source_record.created_at_ms)
+        / 1000) as i64;
+    evaluate_conditions(
+        &copy_source_conditional_headers(context.headers),
+        &quoted(&source_record.checksums.etag),
+        source_last_modified_unix_seconds,
+        false,
+    )
+    .into_result()?;
+    let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
+    let (content_type, metadata) = match directive {
+        MetadataDirective::Copy => (
+            source_record.content_type.clone(),
+            source_record.user_metadata.clone(),
+        ),
+        MetadataDirective::Replace => (
+            context
+                .header("content-type")
+                .unwrap_or("binary/octet-stream")
+                .to_owned(),
+            user_metadata(context.headers)?.into_iter().collect(),
+        ),
+    };
+    let scheme = parse_scheme(&bucket_record.ec_scheme)?;
+    let piece_size_bytes = config.piece_size_bytes as usize;
+    let token = format!("gw-{}", context.request_id);
+    let prepare = Command::PrepareWrite(PrepareWrite {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        idempotency_token: token.clone(),
+        size_bytes,
+        content_type,
+        owner: context.caller.owner.clone(),
+        user_metadata: metadata,
+        storage_class: StorageClass::Standard,
+        acl: Default::default(),
+        ec_scheme: bucket_record.ec_scheme.clone(),
+        piece_size_bytes: config.piece_size_bytes,
+        versioning: bucket_record.versioning,
+        now_ms: now_unix_millis(),
+    });
+    let Response::Prepared { record, .. } = executor.meta_write(prepare).await? else {
+        return Err(S3Error::InternalError);
+    };
+    let object_id = shard_object_id(executor, &record);
+    let (sender, receiver) = futures::channel::mpsc::channel(GET_CHANNEL_STRIPES);
+    if size_bytes > 0 {
+        monoio::spawn(stream_object(
+            Rc::clone(executor),
+            source_record,
+            0..size_bytes,
+            sender,
+        ));
+    } else {
+        drop(sender);
+    }
+    let expectations = BodyExpectations {
+        length_bytes: Some(size_bytes),
+        ..Default::default()
+    };
+    let stored = stream_and_store(
+        executor,
+        scheme,
+        piece_size_bytes,
+        object_id,
+        SINGLE_PART_NUMBER,
+        PayloadSource::Copy(receiver),
+        expectations,
+    )
+    .await;
+    let (checksums, blocks) = match stored {
+        Ok(stored) => stored,
+        Err(error) => {
+            abort_write(executor, bucket, key, record.version_id).await;
+            return Err(error);
+        }
+    };
+    let committed_at_ms = now_unix_millis();
+    let commit = Command::CommitWrite(CommitWrite {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: record.version_id,
+        idempotency_token: token,
+        checksums: checksums.clone(),
+        parts: vec![PartShards {
+            part_number: SINGLE_PART_NUMBER,
+            length_bytes: size_bytes,
+            blocks,
+        }],
+        now_ms: committed_at_ms,
+    });
+    if let Err(error) = executor.meta_write(commit).await {
+        abort_write(executor, bucket, key, record.version_id).await;
+        return Err(error);
+    }
+    Ok(crate::server::xml_response(
+        cairn_s3_proto::xml::copy_result_xml(
+            cairn_s3_proto::xml::CopyResultKind::Object,
+            &quoted(&checksums.etag),
+            committed_at_ms as i64,
+            &Vec::new(),
+        ),
+    ))
 }
 
 /// Deletes one key (or version); returns the delete marker created, if any. Deleting what is not

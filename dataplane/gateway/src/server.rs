@@ -506,7 +506,11 @@ async fn dispatch(
             version_id,
         } => object::delete_object(context, &bucket, &key, version_id.as_deref()).await,
         Endpoint::DeleteObjects { bucket } => object::delete_objects(context, &bucket, body).await,
-        Endpoint::CopyObject { .. } => object::not_implemented_yet(),
+        Endpoint::CopyObject {
+            bucket,
+            key,
+            source,
+        } => object::copy_object(context, &bucket, &key, &source).await,
         Endpoint::ListObjectsV2 { bucket, params } => {
             list::list_objects_v2(context, &bucket, params).await
         }

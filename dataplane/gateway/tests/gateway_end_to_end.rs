@@ -570,7 +570,57 @@ fn s3_operations_end_to_end() {
             .map(String::as_str),
         Some("2")
     );
-    assert_eq!(client.send("DELETE", "/photos/big", &[], b"").status, 204);
+    // CopyObject of the multipart object (decoded part by part, re-encoded as one part) with new
+    // metadata, and of a single-part object keeping its metadata.
+    let copied = client.send(
+        "PUT",
+        "/photos/big-copy",
+        &[
+            ("x-amz-copy-source", "/photos/big"),
+            ("x-amz-metadata-directive", "REPLACE"),
+            ("content-type", "text/x-copy"),
+        ],
+        b"",
+    );
+    assert_eq!(copied.status, 200, "{}", copied.text());
+    assert!(
+        copied.text().contains("<CopyObjectResult"),
+        "{}",
+        copied.text()
+    );
+    let big_copy = client.send("GET", "/photos/big-copy", &[], b"");
+    assert!(
+        big_copy.body == whole,
+        "copy of the multipart object differs"
+    );
+    assert_eq!(
+        big_copy.headers.get("content-type").map(String::as_str),
+        Some("text/x-copy")
+    );
+    let kept = client.send(
+        "PUT",
+        "/photos/cat-copy",
+        &[("x-amz-copy-source", "photos/dir/cat.bin")],
+        b"",
+    );
+    assert_eq!(kept.status, 200, "{}", kept.text());
+    let cat_copy = client.send("GET", "/photos/cat-copy", &[], b"");
+    assert!(cat_copy.body == object, "copy differs");
+    assert_eq!(
+        cat_copy.headers.get("content-type").map(String::as_str),
+        Some("image/x-test")
+    );
+    assert_eq!(cat_copy.headers.get("etag"), Some(&etag));
+    let onto_itself = client.send(
+        "PUT",
+        "/photos/cat-copy",
+        &[("x-amz-copy-source", "photos/cat-copy")],
+        b"",
+    );
+    assert_eq!(onto_itself.status, 400, "{}", onto_itself.text());
+    for key in ["/photos/big", "/photos/big-copy", "/photos/cat-copy"] {
+        assert_eq!(client.send("DELETE", key, &[], b"").status, 204);
+    }
     // An aborted upload takes no more parts.
     let doomed = client.send("POST", "/photos/doomed?uploads", &[], b"");
     let doomed_id = element(&doomed.text(), "UploadId");
