@@ -101,6 +101,9 @@ pub type CopyFrames =
     futures::channel::mpsc::Receiver<Result<http_body::Frame<Bytes>, std::io::Error>>;
 
 /// Where an object's bytes come from while they are encoded: the request, or a copy source.
+// One value per request, created once and never copied around: boxing the request body would
+// cost an allocation per PUT to save stack space nobody is short of.
+#[allow(clippy::large_enum_variant)]
 pub enum PayloadSource {
     Request(RequestBody),
     Copy(CopyFrames),
