@@ -105,3 +105,140 @@ fn boto3_against_cairn_dev_and_data_survives_kill_9() {
         errors.join("\n")
     );
 }
+
+/// Runs the AWS CLI (v1, from pip) against `endpoint`; returns stdout.
+fn aws(endpoint: SocketAddr, access: &str, secret: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("aws")
+        .arg("--endpoint-url")
+        .arg(format!("http://{endpoint}"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", access)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("run aws (pip install awscli)");
+    assert!(
+        output.status.success(),
+        "aws {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sha256_file(path: &Path) -> String {
+    let output = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The AWS CLI's high-level commands: `s3 cp` of a 200 MiB file (multipart), `s3 sync` of 1,000
+/// small files, `s3 ls`, `s3 rm`; every byte compared by SHA-256.
+#[test]
+fn aws_cli_cp_multipart_sync_ls_rm() {
+    let data = tempfile::tempdir().unwrap();
+    let endpoint = free_address();
+    let storage_base_port = consecutive_free_ports(6);
+    let args: Vec<String> = vec![
+        "dev".into(),
+        "--data".into(),
+        data.path().join("cluster").display().to_string(),
+        "--listen".into(),
+        endpoint.to_string(),
+        "--meta-port".into(),
+        free_port().to_string(),
+        "--storage-base-port".into(),
+        storage_base_port.to_string(),
+    ];
+    let (dev, access, secret) = start(&args, data.path(), endpoint);
+    let files = data.path().join("files");
+    std::fs::create_dir_all(files.join("small")).unwrap();
+    let big = files.join("big.bin");
+    std::fs::write(&big, cairn_tests::content(7, 200 << 20)).unwrap();
+    for n in 0..1000u64 {
+        std::fs::write(
+            files.join("small").join(format!("file-{n:04}.txt")),
+            cairn_tests::content(n, (n as usize * 37) % 5000),
+        )
+        .unwrap();
+    }
+    aws(endpoint, &access, &secret, &["s3", "mb", "s3://cli"]);
+    aws(
+        endpoint,
+        &access,
+        &secret,
+        &["s3", "cp", big.to_str().unwrap(), "s3://cli/big.bin"],
+    );
+    let back = files.join("big.back");
+    aws(
+        endpoint,
+        &access,
+        &secret,
+        &["s3", "cp", "s3://cli/big.bin", back.to_str().unwrap()],
+    );
+    assert_eq!(
+        sha256_file(&back),
+        sha256_file(&big),
+        "200 MiB object differs"
+    );
+
+    aws(
+        endpoint,
+        &access,
+        &secret,
+        &[
+            "s3",
+            "sync",
+            files.join("small").to_str().unwrap(),
+            "s3://cli/small/",
+        ],
+    );
+    let listing = aws(endpoint, &access, &secret, &["s3", "ls", "s3://cli/small/"]);
+    assert_eq!(listing.lines().count(), 1000, "ls shows every synced file");
+    let restored = files.join("restored");
+    aws(
+        endpoint,
+        &access,
+        &secret,
+        &["s3", "sync", "s3://cli/small/", restored.to_str().unwrap()],
+    );
+    for n in 0..1000u64 {
+        let name = format!("file-{n:04}.txt");
+        assert_eq!(
+            std::fs::read(restored.join(&name)).unwrap(),
+            std::fs::read(files.join("small").join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+    aws(
+        endpoint,
+        &access,
+        &secret,
+        &["s3", "rm", "--recursive", "s3://cli/small/"],
+    );
+    aws(
+        endpoint,
+        &access,
+        &secret,
+        &["s3", "rm", "s3://cli/big.bin"],
+    );
+    assert_eq!(
+        aws(endpoint, &access, &secret, &["s3", "ls", "s3://cli/"]).trim(),
+        ""
+    );
+    aws(endpoint, &access, &secret, &["s3", "rb", "s3://cli"]);
+    let errors = dev.error_lines();
+    assert!(
+        errors.is_empty(),
+        "unexpected ERROR lines:\n{}",
+        errors.join("\n")
+    );
+}
