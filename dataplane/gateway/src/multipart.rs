@@ -1,5 +1,5 @@
 //! Multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
-//! AbortMultipartUpload. ListParts, ListMultipartUploads and UploadPartCopy answer 501 for now.
+//! AbortMultipartUpload, ListParts, ListMultipartUploads. UploadPartCopy answers 501 for now.
 //!
 //! Model: an upload is a metadata record (scheme and piece size fixed at creation). Each part is
 //! streamed and erasure-coded exactly like a single PUT, under shard names
@@ -233,4 +233,114 @@ pub async fn abort_multipart_upload(
         .status(http::StatusCode::NO_CONTENT)
         .body(empty_body())
         .expect("valid headers"))
+}
+
+fn owner_of(name: &str) -> cairn_s3_proto::xml::Owner {
+    cairn_s3_proto::xml::Owner {
+        id: name.to_owned(),
+        display_name: name.to_owned(),
+    }
+}
+
+pub async fn list_parts(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    max_parts: u32,
+    part_number_marker: u32,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    let upload = read_upload(context, bucket, key, parse_upload_id(upload_id)?).await?;
+    let answer = context
+        .executor
+        .meta_read(Query::ListParts(cairn_meta_state::ListPartsRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id: upload.upload_id,
+            part_number_marker,
+            max_parts,
+        }))
+        .await?
+        .map_err(|error| meta_error_to_s3(&error))?;
+    let Response::PartList(page) = answer else {
+        return Err(S3Error::InternalError);
+    };
+    let document = cairn_s3_proto::xml::list_parts_xml(&cairn_s3_proto::xml::ListPartsPage {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        upload_id: upload.upload_id.to_string(),
+        initiator: owner_of(&upload.owner),
+        owner: owner_of(&upload.owner),
+        storage_class: "STANDARD".to_owned(),
+        part_number_marker,
+        next_part_number_marker: page.next_part_number_marker,
+        max_parts,
+        is_truncated: page.is_truncated,
+        parts: page
+            .parts
+            .iter()
+            .map(|part| cairn_s3_proto::xml::PartSummary {
+                part_number: part.part_number,
+                last_modified_unix_millis: part.uploaded_at_ms as i64,
+                etag: quoted_etag(&part.etag),
+                size_bytes: part.size_bytes,
+                checksums: Vec::new(),
+            })
+            .collect(),
+    });
+    Ok(xml_response(document))
+}
+
+/// ListMultipartUploads. The metadata service lists uploads by key; a delimiter is not applied
+/// (no common prefixes are reported).
+pub async fn list_multipart_uploads(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    params: cairn_s3_proto::endpoint::ListUploadsParams,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    let request = cairn_meta_state::ListUploadsRequest {
+        bucket: bucket.to_owned(),
+        prefix: params.prefix.clone(),
+        key_marker: (!params.key_marker.is_empty()).then(|| params.key_marker.clone()),
+        upload_id_marker: UploadId::parse(&params.upload_id_marker),
+        max_uploads: params.max_uploads,
+    };
+    let page = context
+        .executor
+        .shared
+        .meta
+        .run(move |client| async move { client.list_uploads(request).await })
+        .await
+        .and_then(|answer| answer)
+        .map_err(|error| crate::errors::client_error_to_s3(&error))?
+        .map_err(|error| meta_error_to_s3(&error))?;
+    let document =
+        cairn_s3_proto::xml::list_multipart_uploads_xml(&cairn_s3_proto::xml::ListUploadsPage {
+            bucket: bucket.to_owned(),
+            key_marker: params.key_marker.clone(),
+            upload_id_marker: params.upload_id_marker.clone(),
+            next_key_marker: page.next_key_marker.clone(),
+            next_upload_id_marker: page.next_upload_id_marker.map(|id| id.to_string()),
+            prefix: params.prefix.clone(),
+            delimiter: params.delimiter.clone(),
+            max_uploads: params.max_uploads,
+            encoding: params.encoding,
+            is_truncated: page.is_truncated,
+            uploads: page
+                .uploads
+                .iter()
+                .map(|upload| cairn_s3_proto::xml::UploadSummary {
+                    key: upload.key.clone(),
+                    upload_id: upload.upload_id.to_string(),
+                    initiator: owner_of(&upload.owner),
+                    owner: owner_of(&upload.owner),
+                    storage_class: "STANDARD".to_owned(),
+                    initiated_unix_millis: upload.initiated_at_ms as i64,
+                })
+                .collect(),
+            common_prefixes: Vec::new(),
+        });
+    Ok(xml_response(document))
 }

@@ -536,9 +536,27 @@ async fn dispatch(
             key,
             upload_id,
         } => multipart::abort_multipart_upload(context, &bucket, &key, &upload_id).await,
-        Endpoint::UploadPartCopy { .. }
-        | Endpoint::ListParts { .. }
-        | Endpoint::ListMultipartUploads { .. } => multipart::not_implemented_yet(),
+        Endpoint::ListParts {
+            bucket,
+            key,
+            upload_id,
+            max_parts,
+            part_number_marker,
+        } => {
+            multipart::list_parts(
+                context,
+                &bucket,
+                &key,
+                &upload_id,
+                max_parts,
+                part_number_marker,
+            )
+            .await
+        }
+        Endpoint::ListMultipartUploads { bucket, params } => {
+            multipart::list_multipart_uploads(context, &bucket, params).await
+        }
+        Endpoint::UploadPartCopy { .. } => multipart::not_implemented_yet(),
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
     }
 }

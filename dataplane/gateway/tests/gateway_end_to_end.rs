@@ -535,6 +535,22 @@ fn s3_operations_end_to_end() {
         assert_eq!(uploaded.status, 200, "{}", uploaded.text());
         etags.push(uploaded.headers["etag"].clone());
     }
+    let parts = client.send(
+        "GET",
+        &format!("/photos/big?uploadId={upload_id}"),
+        &[],
+        b"",
+    );
+    assert_eq!(parts.status, 200, "{}", parts.text());
+    assert_eq!(
+        parts.text().matches("<Part>").count(),
+        2,
+        "{}",
+        parts.text()
+    );
+    let uploads = client.send("GET", "/photos?uploads", &[], b"");
+    assert_eq!(uploads.status, 200, "{}", uploads.text());
+    assert!(uploads.text().contains(&upload_id), "{}", uploads.text());
     let completion = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         etags[0], etags[1]
