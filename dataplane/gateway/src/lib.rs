@@ -12,7 +12,32 @@
 //! checksums verified.
 //!
 //! Entry points for the `cairn` binary: [`run_gateway`] (blocking) and [`start_gateway`]
-//! (returns once listening, for `cairn dev` and tests).
+//! (returns once listening, for `cairn dev` and tests). Both must be called from a plain thread
+//! (not a tokio worker): start-up registers the root key synchronously.
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use cairn_gateway::{GatewayConfig, RootCredentials, StorageNodeConfig, run_gateway};
+//! use cairn_raft::MetaClientConfig;
+//!
+//! // Six storage nodes in three zones, one metadata replica with 8 partitions.
+//! let storage_nodes = (0..6u64)
+//!     .map(|index| {
+//!         let address = format!("127.0.0.1:{}", 7601 + index).parse().unwrap();
+//!         StorageNodeConfig::new(index + 1, address, format!("az{}", index % 3))
+//!     })
+//!     .collect();
+//! let meta = MetaClientConfig::new(BTreeMap::from([(1, "127.0.0.1:7401".to_owned())]), 8);
+//! let mut config = GatewayConfig::new("127.0.0.1:9000".parse()?, storage_nodes, meta);
+//! let (root, generated) =
+//!     RootCredentials::from_env_or_file(std::path::Path::new("/var/lib/cairn/root-credentials"))?;
+//! if generated {
+//!     println!("access key {} secret {}", root.access_key_id, root.secret_access_key);
+//! }
+//! config.root_credentials = Some(root);
+//! run_gateway(config)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod auth;
 mod body;
