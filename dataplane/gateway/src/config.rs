@@ -192,8 +192,13 @@ pub struct GatewayConfig {
     pub root_credentials: Option<RootCredentials>,
     /// How long a looked-up access key stays cached per executor.
     pub access_key_cache_ttl_ms: u64,
-    /// Deadline of one shard put or get on a storage node.
+    /// Deadline of one shard put on a storage node (and of connecting to one).
     pub storage_timeout_ms: u64,
+    /// Deadline of one piece read on the GET path. A piece later than this is treated as missing
+    /// and the stripe is decoded from other shards, so one slow node does not stall a GET.
+    pub shard_read_timeout_ms: u64,
+    /// Open client connections per executor; further connections are closed at once.
+    pub max_connections_per_executor: usize,
     /// Largest XML request body accepted (CreateBucket configuration and the like).
     pub max_xml_body_bytes: usize,
 }
@@ -218,6 +223,8 @@ impl GatewayConfig {
             root_credentials: RootCredentials::from_env(),
             access_key_cache_ttl_ms: 5_000,
             storage_timeout_ms: 30_000,
+            shard_read_timeout_ms: 2_000,
+            max_connections_per_executor: 4_096,
             max_xml_body_bytes: 1 << 20,
         }
     }

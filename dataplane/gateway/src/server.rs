@@ -57,6 +57,8 @@ pub struct Executor {
     pub access_keys: AccessKeyCache,
     pub request_ids: RequestIdGenerator,
     piece_pools: RefCell<HashMap<usize, BufferPool>>,
+    /// Client connections this executor serves now (bounded by the configuration).
+    open_connections: std::cell::Cell<usize>,
 }
 
 impl Executor {
@@ -312,12 +314,14 @@ fn run_executor(
                     .map(|node| node.address)
                     .collect(),
                 Duration::from_millis(shared.config.storage_timeout_ms),
+                Duration::from_millis(shared.config.shard_read_timeout_ms),
             ),
             access_keys: AccessKeyCache::new(Duration::from_millis(
                 shared.config.access_key_cache_ttl_ms,
             )),
             request_ids: RequestIdGenerator::new(executor_index, process_start_unix_millis),
             piece_pools: RefCell::new(HashMap::new()),
+            open_connections: std::cell::Cell::new(0),
             shared,
         });
         loop {
@@ -330,7 +334,24 @@ fn run_executor(
                     continue;
                 }
             };
-            monoio::spawn(serve_connection(Rc::clone(&executor), stream));
+            if executor.open_connections.get()
+                >= executor.shared.config.max_connections_per_executor
+            {
+                // Dropping the stream closes it: a bounded executor beats one that runs out of
+                // memory or descriptors for everyone.
+                tracing::warn!("connection limit reached; closing a new connection");
+                continue;
+            }
+            executor
+                .open_connections
+                .set(executor.open_connections.get() + 1);
+            let served = Rc::clone(&executor);
+            monoio::spawn(async move {
+                serve_connection(Rc::clone(&served), stream).await;
+                served
+                    .open_connections
+                    .set(served.open_connections.get() - 1);
+            });
         }
     })
 }

@@ -45,15 +45,17 @@ pub struct StoragePool {
     addresses: Vec<SocketAddr>,
     idle: RefCell<Vec<Vec<AsyncStorageClient>>>,
     timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl StoragePool {
-    pub fn new(addresses: Vec<SocketAddr>, timeout: Duration) -> Self {
+    pub fn new(addresses: Vec<SocketAddr>, timeout: Duration, read_timeout: Duration) -> Self {
         let idle = RefCell::new(addresses.iter().map(|_| Vec::new()).collect());
         StoragePool {
             addresses,
             idle,
             timeout,
+            read_timeout,
         }
     }
 
@@ -113,7 +115,10 @@ impl StoragePool {
         let address = self.addresses[node];
         for attempt in 0..2 {
             let (mut client, pooled) = self.checkout(node).await?;
-            let Ok(result) = monoio::time::timeout(self.timeout, client.get(shard_id, None)).await
+            // A late piece is decoded around rather than waited for (the connection is dropped
+            // with the cancelled call, so no stale answer can be read later).
+            let Ok(result) =
+                monoio::time::timeout(self.read_timeout, client.get(shard_id, None)).await
             else {
                 return Err(StorageCallError::Timeout(address));
             };

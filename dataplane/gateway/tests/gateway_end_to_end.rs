@@ -139,6 +139,8 @@ struct Client {
     gateway: SocketAddr,
     access_key_id: String,
     secret_access_key: String,
+    /// Sent (and signed) instead of the gateway's address, for virtual-host-style requests.
+    host_override: Option<String>,
 }
 
 impl Client {
@@ -147,6 +149,7 @@ impl Client {
             gateway,
             access_key_id: ACCESS_KEY_ID.to_owned(),
             secret_access_key: SECRET_ACCESS_KEY.to_owned(),
+            host_override: None,
         }
     }
 
@@ -245,7 +248,10 @@ impl Client {
             .unwrap()
             .into();
         let mut url = format!("http://{}{}", self.gateway, path_and_query);
-        let host = self.gateway.to_string();
+        let host = self
+            .host_override
+            .clone()
+            .unwrap_or_else(|| self.gateway.to_string());
         let mut signed_headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
         signed_headers.extend_from_slice(extra);
         let signable =
@@ -255,6 +261,9 @@ impl Client {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
+        if self.host_override.is_some() {
+            headers.push(("host".to_owned(), host.clone()));
+        }
         headers.extend(
             instructions
                 .headers()
@@ -446,6 +455,22 @@ fn s3_operations_end_to_end() {
     let Err(ureq::Error::Status(403, _)) = anonymous else {
         panic!("anonymous request was not refused: {anonymous:?}");
     };
+
+    // Virtual-host-style addressing: the bucket is in the Host header, the key is the path.
+    let mut virtual_host = Client::new(gateway.local_address());
+    virtual_host.host_override = Some(format!(
+        "photos.s3.localhost:{}",
+        gateway.local_address().port()
+    ));
+    let by_host = virtual_host.send("GET", "/dir/cat.bin", &[("range", "bytes=0-99")], b"");
+    assert_eq!(by_host.status, 206, "{}", by_host.text());
+    assert!(by_host.body == object[..100]);
+    let listed_by_host = virtual_host.send("GET", "/?list-type=2", &[], b"");
+    assert!(
+        listed_by_host.text().contains("<Key>dir/cat.bin</Key>"),
+        "{}",
+        listed_by_host.text()
+    );
 
     // Unimplemented operations answer 501 with an S3 error document.
     let tagging = client.send("GET", "/photos?tagging", &[], b"");
