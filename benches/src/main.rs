@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod ec;
 mod meta;
+mod s3;
 mod shard_log;
 mod storage_node;
 
@@ -22,6 +23,8 @@ enum Workload {
     Ec(ec::EcArgs),
     /// Shard put/get through the storage-node RPC next to fio on the same disk (JSON on stdout).
     StorageNode(storage_node::StorageNodeArgs),
+    /// S3 load: PUT then GET of fixed-size objects against any endpoint (JSON).
+    S3(s3::S3Args),
     /// Metadata cluster: PrepareWrite+CommitWrite pairs/s next to raw LMDB commits (JSON).
     Meta(meta::MetaArgs),
     /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
@@ -35,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         Workload::StorageNode(args) => storage_node::run(args),
         Workload::ShardLog(args) => shard_log::run(args),
         Workload::Meta(args) => meta::run(args),
+        Workload::S3(args) => s3::run(args),
     }
 }
