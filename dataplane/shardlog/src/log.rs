@@ -340,6 +340,9 @@ struct SegmentReader<'a> {
 
 const SCAN_WINDOW_BYTES: usize = 4 << 20;
 
+/// Upper bound of the space at the end of each segment that only deletes may use.
+const TOMBSTONE_RESERVE_BYTES: u64 = 2 << 20;
+
 impl<'a> SegmentReader<'a> {
     fn new(file: &'a DmaFile, file_size: u64) -> Self {
         SegmentReader {
@@ -1041,6 +1044,22 @@ impl Shared {
         Ok(())
     }
 
+    /// Gives back the preallocated space a segment did not use once it is sealed (a segment rolls
+    /// over when the next batch does not fit, leaving up to a batch plus the tombstone reserve
+    /// unused). Best effort: a failure only costs disk space.
+    async fn release_sealed_tail(&self, segment_id: u64) {
+        let (file, written_bytes) = {
+            let state = self.state.borrow();
+            let Some(segment) = state.segments.get(&segment_id) else {
+                return;
+            };
+            (segment.file.clone(), segment.written_bytes)
+        };
+        if let Err(error) = file.truncate(written_bytes).await {
+            tracing::warn!(segment_id, %error, "could not release a sealed segment's unused space");
+        }
+    }
+
     fn fail(&self, reason: String) {
         let mut state = self.state.borrow_mut();
         state.stats.io_errors += 1;
@@ -1091,18 +1110,24 @@ impl Shared {
                 state.segments[&state.active_segment_id].written_bytes,
             )
         };
-        // Puts leave the last eighth of a segment to deletes, so that a full disk can still take
-        // the tombstones that free space (compaction then removes the dead segments).
+        // Puts leave the end of a segment (an eighth, at most 2 MiB: 512 tombstones) to deletes, so
+        // that a full disk can still take the tombstones that free space (compaction then removes
+        // the dead segments).
         let only_tombstones = batch.iter().all(WriteRequest::is_tombstone);
+        let tombstone_reserve_bytes =
+            (self.config.segment_size_bytes / 8).min(TOMBSTONE_RESERVE_BYTES);
         let segment_limit = if only_tombstones {
             self.config.segment_size_bytes
         } else {
-            self.config.segment_size_bytes - self.config.segment_size_bytes / 8
+            self.config.segment_size_bytes - tombstone_reserve_bytes
         };
         let (segment_id, tail) =
             if tail + batch_bytes > segment_limit && tail > SEGMENT_HEADER_LEN as u64 {
                 match self.create_segment(active_id + 1).await {
-                    Ok(()) => (active_id + 1, SEGMENT_HEADER_LEN as u64),
+                    Ok(()) => {
+                        self.release_sealed_tail(active_id).await;
+                        (active_id + 1, SEGMENT_HEADER_LEN as u64)
+                    }
                     Err(error) => {
                         let error = match error {
                             LogError::NoSpace => LogError::NoSpace,

@@ -136,6 +136,14 @@ fn reopen_rebuilds_the_index_including_tombstones_and_overwrites() {
                 .unwrap();
         }
         assert!(log.stats().segment_count > 1);
+        // Sealed segments give back their unused preallocated tail; only the active one keeps it.
+        let files = segment_files(&path);
+        let (active, sealed) = files.split_last().unwrap();
+        for file in sealed {
+            let size = std::fs::metadata(file).unwrap().len();
+            assert!(size < 1 << 20 && size % 4096 == 0, "{file:?}: {size} bytes");
+        }
+        assert_eq!(std::fs::metadata(active).unwrap().len(), 1 << 20);
         log.close().await;
 
         let log = ShardLog::open(small_config(&path)).await.unwrap();
