@@ -358,7 +358,7 @@ async fn write_stripe(
             (
                 u16::from(piece.shard.0),
                 piece.crc32c,
-                PieceBuf(piece.bytes),
+                PieceBuf::new(piece.bytes),
                 node,
             )
         })
@@ -375,7 +375,7 @@ async fn write_stripe(
                     block_index,
                     cairn_common::ShardIndex(shard),
                 );
-                let (result, piece) = executor.storage.put(node, shard_id, piece, crc32c).await;
+                let (result, piece) = executor.storage.put(node, shard_id, piece).await;
                 (shard, crc32c, node, result, piece)
             }
         });
@@ -678,7 +678,7 @@ async fn decode_part(
                             block_index,
                             cairn_common::ShardIndex(shard as u16),
                         );
-                        match executor.storage.get(node, shard_id).await {
+                        match executor.storage.get(node, shard_id, piece_size_bytes).await {
                             Ok(bytes) => (shard, Some((bytes, crc32c))),
                             Err(error) => {
                                 tracing::warn!(%error, shard, "shard read failed; decoding around it");

@@ -18,18 +18,45 @@ use monoio::buf::IoBuf;
 /// Idle connections kept per node and executor.
 const IDLE_CONNECTIONS_PER_NODE: usize = 16;
 
-/// An erasure-coded piece handed to io_uring as a put body.
-pub struct PieceBuf(pub PooledBuf);
+/// An erasure-coded piece handed to io_uring as a put body, without its trailing zero bytes.
+///
+/// The last stripe of an object is zero-padded to a whole stripe, so a small object's pieces are
+/// mostly zeros (a 4 KiB object in 256 KiB pieces would take 1.5 MiB with 4+2). The node stores
+/// the piece up to its last non-zero byte and [`StoragePool::get`] zero-extends it back to the
+/// piece size: the result is byte-identical to the encoded piece, whatever the codec, and the
+/// shard map's CRC32C (of the whole piece) still checks it end to end.
+pub struct PieceBuf {
+    piece: PooledBuf,
+    stored_len_bytes: usize,
+}
+
+impl PieceBuf {
+    pub fn new(piece: PooledBuf) -> Self {
+        let stored_len_bytes = piece
+            .iter()
+            .rposition(|byte| *byte != 0)
+            .map_or(0, |last| last + 1);
+        PieceBuf {
+            piece,
+            stored_len_bytes,
+        }
+    }
+
+    /// CRC32C of the bytes the node stores (it verifies the body against it).
+    fn stored_crc32c(&self) -> u32 {
+        crc32c::crc32c(&self.piece[..self.stored_len_bytes])
+    }
+}
 
 // SAFETY: the bytes live in the pooled buffer's heap allocation, which does not move when the
 // `PieceBuf` moves, and stay initialised and unaliased for as long as the `PieceBuf` exists.
 unsafe impl IoBuf for PieceBuf {
     fn read_ptr(&self) -> *const u8 {
-        self.0.as_ptr()
+        self.piece.as_ptr()
     }
 
     fn bytes_init(&self) -> usize {
-        self.0.len()
+        self.stored_len_bytes
     }
 }
 
@@ -77,16 +104,16 @@ impl StoragePool {
         }
     }
 
-    /// Stores one piece; gives the buffer back unless the call timed out (the cancelled
-    /// operation owned it then).
+    /// Stores one piece (trimmed, see [`PieceBuf`]); gives the buffer back unless the call timed
+    /// out (the cancelled operation owned it then).
     pub async fn put(
         &self,
         node: usize,
         shard_id: ShardId,
         mut piece: PieceBuf,
-        crc32c: u32,
     ) -> (Result<(), StorageCallError>, Option<PieceBuf>) {
         let address = self.addresses[node];
+        let crc32c = piece.stored_crc32c();
         for attempt in 0..2 {
             let (mut client, pooled) = match self.checkout(node).await {
                 Ok(checked_out) => checked_out,
@@ -110,8 +137,14 @@ impl StoragePool {
         unreachable!("the second attempt always returns")
     }
 
-    /// Reads one whole piece (the node checks its stored CRC32C before answering).
-    pub async fn get(&self, node: usize, shard_id: ShardId) -> Result<Vec<u8>, StorageCallError> {
+    /// Reads one whole piece (the node checks its stored CRC32C before answering) and zero-extends
+    /// it to `piece_size_bytes` (see [`PieceBuf`]).
+    pub async fn get(
+        &self,
+        node: usize,
+        shard_id: ShardId,
+        piece_size_bytes: usize,
+    ) -> Result<Vec<u8>, StorageCallError> {
         let address = self.addresses[node];
         for attempt in 0..2 {
             let (mut client, pooled) = self.checkout(node).await?;
@@ -123,8 +156,17 @@ impl StoragePool {
                 return Err(StorageCallError::Timeout(address));
             };
             match result {
-                Ok(bytes) => {
+                Ok(mut bytes) => {
                     self.checkin(node, client);
+                    if bytes.len() > piece_size_bytes {
+                        return Err(StorageCallError::Client(ClientError::Protocol(
+                            cairn_storage_client::ProtocolError::BodyLengthMismatch {
+                                expected_bytes: piece_size_bytes as u64,
+                                received_bytes: bytes.len() as u64,
+                            },
+                        )));
+                    }
+                    bytes.resize(piece_size_bytes, 0);
                     return Ok(bytes);
                 }
                 Err(ClientError::Io(_)) if pooled && attempt == 0 => continue,
@@ -132,5 +174,34 @@ impl StoragePool {
             }
         }
         unreachable!("the second attempt always returns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_stored_without_trailing_zeros() {
+        let pool = cairn_ec::BufferPool::new(4096, 4);
+        let mut piece = pool.take();
+        piece.fill(0);
+        piece[0] = 7;
+        piece[99] = 1;
+        let trimmed = PieceBuf::new(piece);
+        assert_eq!(trimmed.bytes_init(), 100);
+        assert_eq!(
+            trimmed.stored_crc32c(),
+            crc32c::crc32c(&trimmed.piece[..100])
+        );
+
+        let mut zeros = pool.take();
+        zeros.fill(0);
+        assert_eq!(PieceBuf::new(zeros).bytes_init(), 0);
+
+        let mut full = pool.take();
+        full.fill(0);
+        full[4095] = 1;
+        assert_eq!(PieceBuf::new(full).bytes_init(), 4096);
     }
 }
