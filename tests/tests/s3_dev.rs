@@ -108,8 +108,10 @@ fn boto3_against_cairn_dev_and_data_survives_kill_9() {
 
 /// Runs the AWS CLI (v1, from pip) against `endpoint`; returns stdout.
 fn aws(endpoint: SocketAddr, access: &str, secret: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new("aws")
-        .arg("--endpoint-url")
+    // `python3 -m awscli` rather than the `aws` script: the script's location depends on how pip
+    // was set up (pyenv shims appear only after a rehash), the module does not.
+    let output = std::process::Command::new("python3")
+        .args(["-m", "awscli", "--endpoint-url"])
         .arg(format!("http://{endpoint}"))
         .args(args)
         .env("AWS_ACCESS_KEY_ID", access)
