@@ -22,7 +22,8 @@ def client(secret=secret_key):
         aws_access_key_id=access_key,
         aws_secret_access_key=secret,
         region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        # SigV4 also for presigned URLs (boto3 would presign with SigV2, which Cairn refuses).
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, signature_version="s3v4"),
     )
 
 
@@ -85,6 +86,28 @@ s3.delete_object(Bucket=bucket, Key="objects/00 with space+plus%percent/ü")
 assert s3.list_objects_v2(Bucket=bucket, Prefix="objects/")["KeyCount"] == len(sizes) - 1
 assert error_code(lambda: s3.delete_bucket(Bucket=bucket)) == "BucketNotEmpty"
 assert error_code(lambda: client("wrong-secret").list_buckets()) == "SignatureDoesNotMatch"
+
+# Refusals: each is a clear S3 error and stores nothing.
+import base64
+import urllib.request
+
+bad_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+assert error_code(lambda: s3.put_object(Bucket=bucket, Key="bad-md5", Body=b"payload", ContentMD5=bad_md5)) in ("BadDigest", "InvalidDigest")
+assert error_code(lambda: s3.head_object(Bucket=bucket, Key="bad-md5")) in ("404", "NoSuchKey")
+assert error_code(lambda: s3.put_object(Bucket=bucket, Key="k" * 1025, Body=b"x")) == "KeyTooLongError"
+for name in ["UPPER", "ab", "-leading", "a" * 64, "192.168.1.1", "under_score"]:
+    assert error_code(lambda: s3.create_bucket(Bucket=name)) == "InvalidBucketName", name
+expired = client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "objects/06 with space+plus%percent/ü"}, ExpiresIn=1)
+import time
+time.sleep(2)
+try:
+    urllib.request.urlopen(expired)
+    raise AssertionError("an expired presigned URL was accepted")
+except urllib.error.HTTPError as error:
+    assert error.code == 403, error.code
+fresh = client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "objects/06 with space+plus%percent/ü"}, ExpiresIn=300)
+assert urllib.request.urlopen(fresh).read() == content(6, sizes[6])
+assert error_code(lambda: s3.delete_objects(Bucket=bucket, Delete={"Objects": []})) == "MalformedXML"
 
 for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]:
     s3.delete_object(Bucket=bucket, Key=obj["Key"])
