@@ -25,19 +25,18 @@ pub async fn owned_bucket(
 ) -> Result<BucketRecord, S3Error> {
     let answer = context
         .executor
-        .meta_read(Query::GetBucket {
+        .meta_query(Query::GetBucket {
             bucket: bucket.to_owned(),
         })
         .await?;
     match answer {
-        Ok(Response::Bucket(record)) => {
+        Response::Bucket(record) => {
             if record.owner != context.caller.owner {
                 return Err(S3Error::AccessDenied);
             }
             Ok(record)
         }
-        Ok(_) => Err(S3Error::InternalError),
-        Err(error) => Err(meta_error_to_s3(&error)),
+        _ => Err(S3Error::InternalError),
     }
 }
 

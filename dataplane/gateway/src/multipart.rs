@@ -47,16 +47,15 @@ async fn read_upload(
 ) -> Result<MultipartUpload, S3Error> {
     let answer = context
         .executor
-        .meta_read(Query::GetUpload {
+        .meta_query(Query::GetUpload {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             upload_id,
         })
         .await?;
     match answer {
-        Ok(Response::Upload(upload)) => Ok(upload),
-        Ok(_) => Err(S3Error::InternalError),
-        Err(error) => Err(meta_error_to_s3(&error)),
+        Response::Upload(upload) => Ok(upload),
+        _ => Err(S3Error::InternalError),
     }
 }
 

@@ -444,16 +444,15 @@ async fn read_record(
 ) -> Result<ObjectRecord, S3Error> {
     let answer = context
         .executor
-        .meta_read(Query::GetObject {
+        .meta_query(Query::GetObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version,
         })
         .await?;
     match answer {
-        Ok(Response::Object(record)) => Ok(record),
-        Ok(_) => Err(S3Error::InternalError),
-        Err(error) => Err(meta_error_to_s3(&error)),
+        Response::Object(record) => Ok(record),
+        _ => Err(S3Error::InternalError),
     }
 }
 

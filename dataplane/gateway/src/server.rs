@@ -82,6 +82,13 @@ impl Executor {
         output.result.map_err(|error| meta_error_to_s3(&error))
     }
 
+    /// A linearizable metadata read whose refusal is an S3 error (like [`Self::meta_write`]).
+    pub async fn meta_query(&self, query: Query) -> Result<Response, S3Error> {
+        self.meta_read(query)
+            .await?
+            .map_err(|error| meta_error_to_s3(&error))
+    }
+
     /// A linearizable metadata read, with the refusal kept typed for callers that branch on it.
     pub async fn meta_read(&self, query: Query) -> Result<Result<Response, MetaError>, S3Error> {
         self.shared
