@@ -7,6 +7,7 @@
 //! bytes per second (GB/s = 1e9 B/s); each figure is the median of `--runs` timed runs of at least
 //! `--min-run-ms` each, all measured in this process so ratios compare like with like.
 
+use crate::load::median;
 use anyhow::{Context, bail};
 use cairn_ec::{
     AlignedBuf, CodecKind, Scheme, ShardSet, StripeEncoder, StripeLayout, calibrate, new_codec,
@@ -344,11 +345,6 @@ fn reference_gbps(args: &EcArgs) -> (f64, f64) {
 
 fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 pub fn run(args: EcArgs) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod ec;
+mod load;
 mod meta;
 mod s3;
 mod shard_log;

@@ -7,6 +7,7 @@
 //! every replica, all three replicas on the one disk here, so "per partition" figures are reported
 //! as entries/s beside the raw commit rate.
 
+use crate::load::median;
 use cairn_meta_state::{
     Acl, Checksums, Command, CommitWrite, ListObjectsRequest, PrepareWrite, Response, StorageClass,
     VersioningState,
@@ -161,11 +162,6 @@ fn raw_lmdb_commits_per_second(data: &Path, seconds: f64) -> anyhow::Result<f64>
         commits += 1;
     }
     Ok(commits as f64 / start.elapsed().as_secs_f64())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    values[values.len() / 2]
 }
 
 pub fn run(args: MetaArgs) -> anyhow::Result<()> {

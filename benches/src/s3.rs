@@ -3,6 +3,7 @@
 //! UNSIGNED-PAYLOAD, so the client spends no CPU hashing bodies), one keep-alive connection per
 //! worker. JSON on stdout with medians of several runs.
 
+use crate::load::{Phase, median, run_workers};
 use anyhow::Context;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
@@ -11,11 +12,10 @@ use aws_sigv4::http_request::{
 };
 use aws_smithy_runtime_api::client::identity::Identity;
 use clap::Args;
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 #[derive(Args, Debug, Clone)]
 pub struct S3Args {
@@ -100,62 +100,24 @@ impl Signer {
     }
 }
 
-struct Phase {
-    operations: u64,
-    seconds: f64,
-    histogram: Histogram<u64>,
-}
-
+/// Runs `concurrency` workers for `seconds`, one keep-alive HTTP agent each.
 fn run_phase(
     signer: &Arc<Signer>,
     concurrency: usize,
     seconds: f64,
     operation: impl Fn(&Signer, &ureq::Agent, usize, u64) -> anyhow::Result<()> + Send + Sync + 'static,
 ) -> anyhow::Result<Phase> {
-    let operation = Arc::new(operation);
-    let stop = Arc::new(AtomicBool::new(false));
-    let operations = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|worker| {
-            let (signer, operation, stop, operations) = (
-                signer.clone(),
-                operation.clone(),
-                stop.clone(),
-                operations.clone(),
-            );
-            std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(120))
-                    .build();
-                let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-                let mut sequence = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let begin = Instant::now();
-                    operation(&signer, &agent, worker, sequence)?;
-                    histogram.saturating_record(begin.elapsed().as_micros() as u64);
-                    operations.fetch_add(1, Ordering::Relaxed);
-                    sequence += 1;
-                }
-                Ok(histogram)
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    for worker in workers {
-        histogram.add(
-            &worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("worker panicked"))??,
-        )?;
-    }
-    Ok(Phase {
-        operations: operations.load(Ordering::Relaxed),
-        seconds: start.elapsed().as_secs_f64(),
-        histogram,
-    })
+    let signer = signer.clone();
+    run_workers(
+        concurrency,
+        seconds,
+        |_| {
+            Ok(ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(120))
+                .build())
+        },
+        move |agent, worker, sequence| operation(&signer, agent, worker, sequence),
+    )
 }
 
 fn phase_json(phase: &Phase, size: usize) -> Value {
@@ -167,11 +129,6 @@ fn phase_json(phase: &Phase, size: usize) -> Value {
         "latency_ms_p50": phase.histogram.value_at_quantile(0.5) as f64 / 1e3,
         "latency_ms_p99": phase.histogram.value_at_quantile(0.99) as f64 / 1e3,
     })
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    values[values.len() / 2]
 }
 
 pub fn run(args: S3Args) -> anyhow::Result<()> {
@@ -249,7 +206,7 @@ pub fn run(args: S3Args) -> anyhow::Result<()> {
                 get_rates.push(get.operations as f64 / get.seconds);
                 runs.push(json!({ "put": phase_json(&put, size), "get": phase_json(&get, size) }));
             }
-            let (put_ops, get_ops) = (median(put_rates), median(get_rates));
+            let (put_ops, get_ops) = (median(&mut put_rates), median(&mut get_rates));
             cases.push(json!({
                 "object_size_bytes": size,
                 "concurrency": concurrency,

@@ -6,6 +6,7 @@
 //! ratio "puts per second ÷ fdatasyncs per second" and the records-per-fdatasync figure say
 //! whether group commit amortises the flush.
 
+use crate::load::median;
 use cairn_common::{ShardId, ShardIndex};
 use cairn_shardlog::{LogConfig, ShardLog};
 use clap::Args;
@@ -76,11 +77,6 @@ fn run_once(directory: PathBuf, size: usize, concurrency: usize, seconds: f64) -
         .expect("executor")
         .join()
         .expect("executor thread")
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    values[values.len() / 2]
 }
 
 pub fn run(args: ShardLogArgs) -> anyhow::Result<()> {

@@ -10,17 +10,17 @@
 //! Each case runs `--runs` times; the JSON reports every run and the median, plus the ratios the
 //! foundation issue sets targets for.
 
+use crate::load::{Phase, median, run_workers};
 use anyhow::{Context, bail};
 use cairn_common::{ShardId, ShardIndex};
 use cairn_storage_client::StorageClient;
 use clap::Args;
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -121,15 +121,9 @@ fn shard_id(round: u64, worker: usize, sequence: u64) -> ShardId {
     )
 }
 
-struct PhaseResult {
-    operations: u64,
-    seconds: f64,
-    histogram: Histogram<u64>,
-}
-
-impl PhaseResult {
+impl Phase {
     fn to_json(&self, size_bytes: usize) -> Value {
-        let ops_per_second = self.operations as f64 / self.seconds;
+        let ops_per_second = self.ops_per_second();
         json!({
             "operations": self.operations,
             "ops_per_second": ops_per_second,
@@ -141,53 +135,20 @@ impl PhaseResult {
     }
 }
 
-/// Runs `concurrency` workers for `seconds`; each calls `operation(worker, sequence, client)`.
-fn run_phase<F>(
+/// Runs `concurrency` workers for `seconds`, one storage-node connection each; each calls
+/// `operation(worker, sequence, client)`.
+fn run_phase(
     address: SocketAddr,
     concurrency: usize,
     seconds: f64,
-    operation: F,
-) -> anyhow::Result<PhaseResult>
-where
-    F: Fn(usize, u64, &mut StorageClient) -> anyhow::Result<()> + Send + Sync + 'static,
-{
-    let operation = Arc::new(operation);
-    let stop = Arc::new(AtomicBool::new(false));
-    let operations = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|worker| {
-            let (operation, stop, operations) =
-                (operation.clone(), stop.clone(), operations.clone());
-            std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
-                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-                let mut client = StorageClient::connect(address)?;
-                let mut sequence = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let begin = Instant::now();
-                    operation(worker, sequence, &mut client)?;
-                    histogram.saturating_record(begin.elapsed().as_micros() as u64);
-                    operations.fetch_add(1, Ordering::Relaxed);
-                    sequence += 1;
-                }
-                Ok(histogram)
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for worker in workers {
-        let worker_histogram = worker
-            .join()
-            .map_err(|_| anyhow::anyhow!("worker panicked"))??;
-        histogram.add(&worker_histogram)?;
-    }
-    Ok(PhaseResult {
-        operations: operations.load(Ordering::Relaxed),
-        seconds: start.elapsed().as_secs_f64(),
-        histogram,
-    })
+    operation: impl Fn(usize, u64, &mut StorageClient) -> anyhow::Result<()> + Send + Sync + 'static,
+) -> anyhow::Result<Phase> {
+    run_workers(
+        concurrency,
+        seconds,
+        move |_| Ok(StorageClient::connect(address)?),
+        move |client, worker, sequence| operation(worker, sequence, client),
+    )
 }
 
 /// Runs fio and returns (bandwidth bytes/s, IOPS) of its single job.
@@ -225,11 +186,6 @@ pub fn fio(
     let bandwidth_bytes = job[side]["bw_bytes"].as_f64().unwrap_or(0.0);
     let iops = job[side]["iops"].as_f64().unwrap_or(0.0);
     Ok((bandwidth_bytes, iops))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    values[values.len() / 2]
 }
 
 pub fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
