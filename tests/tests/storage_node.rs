@@ -636,12 +636,11 @@ fn the_monoio_client_round_trips_and_reports_node_errors() {
 #[test]
 fn connections_past_the_per_core_limit_are_closed() {
     let data = tempfile::tempdir().unwrap();
-    let mut node = Node::start(
+    let node = Node::start(
         data.path(),
         data.path(),
         &["--max-connections-per-core", "3"],
     );
-    node.extra_args.clear();
     // The readiness probe's connection may still be closing; wait until the count settles.
     std::thread::sleep(Duration::from_millis(200));
     let mut held: Vec<StorageClient> = Vec::new();
