@@ -1,9 +1,13 @@
 //! `cairn`: one binary, one subcommand per role (see ARCHITECTURE.md).
 
+mod cluster;
+mod meta_admin;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -30,22 +34,66 @@ enum Role {
     /// The embedded single-machine setup: S3 gateway, one metadata replica and six storage nodes
     /// in three simulated AZs, in one process; EC 4+2.
     Dev(DevArgs),
+    /// Multi-process clusters described by a TOML cluster file.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Write a local cluster file (3 meta, 9 storage nodes in 3 AZs, 2 gateways on 127.0.x.y,
+    /// EC 6+3) and generate its root credentials.
+    Init {
+        /// The cluster file to write (never overwritten).
+        #[arg(long, default_value = "cluster.toml")]
+        out: PathBuf,
+        /// Data root of every role.
+        #[arg(long, default_value = "cairn-cluster")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        meta: u64,
+        #[arg(long, default_value_t = 9)]
+        storage: u64,
+        #[arg(long, default_value_t = 2)]
+        gateways: u64,
+        #[arg(long, default_value_t = 3)]
+        azs: u64,
+        /// Scheme of new buckets.
+        #[arg(long, default_value = "isal-cauchy:6+3")]
+        ec_scheme: String,
+        /// Ports: meta this, meta admin +1, storage +2, gateway S3 +3, gateway admin +4 (every
+        /// process has its own address). Default: 7400, 7490, 7100, 9000, 9090.
+        #[arg(long)]
+        base_port: Option<u16>,
+    },
+    /// Start every role of a cluster file as its own process; stop them all on Ctrl-C/SIGTERM.
+    Up {
+        /// The cluster file.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
 struct MetaArgs {
+    /// Take listen address, data directory, peers and partitions from this cluster file's
+    /// `[[meta]]` entry with `--id`.
+    #[arg(long, conflicts_with_all = ["listen", "data", "peers"])]
+    cluster: Option<PathBuf>,
     /// This replica's id: non-zero, unique in the cluster, stable across restarts.
     #[arg(long)]
     id: u64,
     /// Address of the Raft and client RPC listener.
-    #[arg(long)]
-    listen: SocketAddr,
+    #[arg(long, required_unless_present = "cluster")]
+    listen: Option<SocketAddr>,
     /// Data directory (one LMDB environment per group below it).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "cluster")]
+    data: Option<PathBuf>,
     /// Every initial replica, this one included: `1=127.0.0.1:7401,2=127.0.0.2:7401,...`.
+    #[arg(long, required_unless_present = "cluster")]
+    peers: Option<String>,
+    /// Admin HTTP listener serving `/metrics` and `/status`.
     #[arg(long)]
-    peers: String,
+    admin_listen: Option<SocketAddr>,
     /// Object partitions (fixed for the cluster's life).
     #[arg(long, default_value_t = 8)]
     partitions: u32,
@@ -56,18 +104,24 @@ struct MetaArgs {
 
 #[derive(clap::Args)]
 struct GatewayArgs {
+    /// Take every setting from this cluster file's `[[gateway]]` entry with `--id`.
+    #[arg(long, requires = "id", conflicts_with_all = ["meta", "storage"])]
+    cluster: Option<PathBuf>,
+    /// This gateway's id in the cluster file.
+    #[arg(long)]
+    id: Option<u64>,
     /// S3 listener.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
     /// Metadata replicas: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
-    #[arg(long)]
-    meta: String,
+    #[arg(long, required_unless_present = "cluster")]
+    meta: Option<String>,
     /// Object partitions of the metadata cluster (as given to `cairn meta`).
     #[arg(long, default_value_t = 8)]
     partitions: u32,
     /// Storage nodes: `ID=HOST:PORT@AZ,...` (ids are recorded in shard maps: keep them stable).
-    #[arg(long)]
-    storage: String,
+    #[arg(long, required_unless_present = "cluster")]
+    storage: Option<String>,
     /// Executors (default: one per core).
     #[arg(long)]
     executors: Option<usize>,
@@ -115,12 +169,19 @@ struct DevArgs {
 
 #[derive(clap::Args)]
 struct StorageArgs {
+    /// Take address, AZ, data directory, cores, cache and segment size from this cluster
+    /// file's `[[storage]]` entry with `--id`.
+    #[arg(long, requires = "id", conflicts_with = "data")]
+    cluster: Option<PathBuf>,
+    /// This node's id in the cluster file.
+    #[arg(long)]
+    id: Option<u64>,
     /// Address to serve the storage RPC on.
     #[arg(long, default_value = "127.0.0.1:7100")]
     listen: SocketAddr,
     /// Data directory (must be on a file system with O_DIRECT, e.g. ext4 or xfs).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "cluster")]
+    data: Option<PathBuf>,
     /// Availability zone of this node.
     #[arg(long, default_value = "az1")]
     az: String,
@@ -246,43 +307,155 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.role {
-        Role::Storage(args) => {
-            let mut config = cairn_storage::NodeConfig::new(args.listen, args.data, args.az);
+        Role::Storage(args) => run_storage(args),
+        Role::Meta(args) => run_meta(args),
+        Role::Gateway(args) => run_gateway(args),
+        Role::Dev(args) => run_dev(args),
+        Role::Cluster(ClusterCommand::Init {
+            out,
+            data,
+            meta,
+            storage,
+            gateways,
+            azs,
+            ec_scheme,
+            base_port,
+        }) => {
+            let mut layout = cluster::LocalLayout {
+                meta_count: meta,
+                storage_count: storage,
+                gateway_count: gateways,
+                az_count: azs,
+                ec_scheme,
+                ..cluster::LocalLayout::default()
+            };
+            if let Some(base) = base_port {
+                anyhow::ensure!(base > 0 && base < u16::MAX - 4, "--base-port out of range");
+                layout.meta_port = base;
+                layout.meta_admin_port = base + 1;
+                layout.storage_port = base + 2;
+                layout.gateway_port = base + 3;
+                layout.gateway_admin_port = base + 4;
+            }
+            cluster::init(&out, &data, &layout).map(|_| ())
+        }
+        Role::Cluster(ClusterCommand::Up { file }) => cluster::up(&file),
+    }
+}
+
+fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
+    let mut config = match (&args.cluster, args.id, &args.data) {
+        (Some(path), Some(id), _) => cluster::ClusterFile::load(path)?.storage_config(id)?,
+        (None, _, Some(data)) => {
+            let mut config = cairn_storage::NodeConfig::new(args.listen, data, args.az);
             config.cores = args.cores;
             config.cache_capacity_bytes_per_core = args.cache_mib << 20;
             config.segment_size_bytes = args.segment_mib << 20;
-            config.compaction_interval = Duration::from_secs(args.compaction_interval_secs);
-            config.max_connections_per_core = args.max_connections_per_core;
-            config.inject_write_errno = fault_injection_errno()?;
-            cairn_storage::run(config).context("storage node")
+            config
         }
-        Role::Meta(args) => {
-            let peers = cairn_raft::parse_peers(&args.peers)?;
-            let mut config =
-                cairn_raft::MetaNodeConfig::new(args.id, args.listen, args.data, peers);
+        _ => anyhow::bail!("give --data, or --cluster FILE with --id"),
+    };
+    config.compaction_interval = Duration::from_secs(args.compaction_interval_secs);
+    config.max_connections_per_core = args.max_connections_per_core;
+    config.inject_write_errno = fault_injection_errno()?;
+    cairn_storage::run(config).context("storage node")
+}
+
+fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
+    let (config, admin) = match &args.cluster {
+        Some(path) => {
+            let file = cluster::ClusterFile::load(path)?;
+            let mut config = file.meta_config(args.id)?;
+            config.bootstrap = !args.join;
+            (config, args.admin_listen.or(file.meta_admin(args.id)?))
+        }
+        None => {
+            let (Some(listen), Some(data), Some(peers)) = (args.listen, args.data, args.peers)
+            else {
+                anyhow::bail!("give --listen, --data and --peers, or --cluster FILE");
+            };
+            let mut config = cairn_raft::MetaNodeConfig::new(
+                args.id,
+                listen,
+                data,
+                cairn_raft::parse_peers(&peers)?,
+            );
             config.partition_count = args.partitions;
             config.bootstrap = !args.join;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("tokio runtime")?
-                .block_on(cairn_raft::run_meta_node(config))
-                .context("metadata replica")
+            (config, args.admin_listen)
         }
-        Role::Gateway(args) => {
-            let meta = cairn_raft::MetaClientConfig::new(
-                cairn_raft::parse_peers(&args.meta)?,
-                args.partitions,
-            );
-            let mut config = cairn_gateway::GatewayConfig::new(
-                args.listen,
-                parse_storage_nodes(&args.storage)?,
-                meta,
-            );
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?
+        .block_on(serve_meta(config, admin))
+}
+
+/// Runs a metadata replica (and its admin listener) until SIGINT or SIGTERM.
+async fn serve_meta(
+    config: cairn_raft::MetaNodeConfig,
+    admin: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let node = Arc::new(
+        cairn_raft::MetaNode::start(config)
+            .await
+            .context("metadata replica")?,
+    );
+    let admin_task = match admin {
+        Some(address) => Some(
+            meta_admin::start(address, node.clone())
+                .await
+                .with_context(|| format!("admin listener on {address}"))?,
+        ),
+        None => None,
+    };
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = terminate.recv() => {}
+    }
+    tracing::info!(node_id = node.node_id(), "meta node shutting down");
+    if let Some(task) = admin_task {
+        task.abort();
+        let _ = task.await;
+    }
+    // The admin connections hold clones for at most one response; wait them out briefly.
+    let mut node = node;
+    for _ in 0..100 {
+        match Arc::try_unwrap(node) {
+            Ok(owned) => {
+                owned.shutdown().await;
+                return Ok(());
+            }
+            Err(shared) => {
+                node = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let config = match (&args.cluster, args.id, &args.meta, &args.storage) {
+        (Some(path), Some(id), _, _) => {
+            let (mut config, _admin) = cluster::ClusterFile::load(path)?.gateway_config(id)?;
+            if args.executors.is_some() {
+                config.executors = args.executors;
+            }
+            config
+        }
+        (None, _, Some(meta), Some(storage)) => {
+            let meta =
+                cairn_raft::MetaClientConfig::new(cairn_raft::parse_peers(meta)?, args.partitions);
+            let mut config =
+                cairn_gateway::GatewayConfig::new(args.listen, parse_storage_nodes(storage)?, meta);
             config.executors = args.executors;
             config.region = args.region;
-            cairn_gateway::run_gateway(config).context("gateway")
+            config
         }
-        Role::Dev(args) => run_dev(args),
-    }
+        _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
+    };
+    cairn_gateway::run_gateway(config).context("gateway")
 }

@@ -60,6 +60,30 @@ assert error_code(lambda: s3.head_object(Bucket=bucket, Key="missing")) in ("404
 assert error_code(lambda: s3.get_object(Bucket=bucket, Key="missing")) == "NoSuchKey"
 assert error_code(lambda: s3.get_object(Bucket="no-such-bucket", Key="x")) == "NoSuchBucket"
 
+# An empty PUT (botocore sends `Expect: 100-continue`, which gets no 100 for an empty body) and
+# then a non-empty PUT on the same keep-alive connection: without `Connection: close` on the
+# first answer botocore misreads the second and waits for its read timeout.
+strict = boto3.client(
+    "s3",
+    endpoint_url=endpoint,
+    aws_access_key_id=access_key,
+    aws_secret_access_key=secret_key,
+    region_name="us-east-1",
+    config=Config(
+        s3={"addressing_style": "path"},
+        retries={"total_max_attempts": 1},
+        read_timeout=10,
+        signature_version="s3v4",
+    ),
+)
+for round_number in range(3):
+    strict.put_object(Bucket=bucket, Key="expect/empty", Body=b"")
+    strict.put_object(Bucket=bucket, Key="expect/one", Body=b"x")
+assert strict.get_object(Bucket=bucket, Key="expect/one")["Body"].read() == b"x"
+strict.delete_objects(
+    Bucket=bucket, Delete={"Objects": [{"Key": "expect/empty"}, {"Key": "expect/one"}]}
+)
+
 sizes = [0, 1, 4095, 4096, 262_144 * 4, 262_144 * 4 + 1, 3 * 1024 * 1024 + 17]
 for index, size in enumerate(sizes):
     data = content(index, size)

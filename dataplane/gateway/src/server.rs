@@ -430,6 +430,17 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
+    if expects_continue_without_body(&parts.headers) {
+        // hyper sends no `100 Continue` for an empty body, so the client gets the final answer
+        // instead. botocore (1.43) then keeps that answer's status line on the connection and
+        // applies it to the next response it reads there, which breaks the next request (seen:
+        // a PUT of 1 byte after a PUT of 0 bytes hung until the client's read timeout). Closing
+        // this one connection costs the client one reconnect.
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     // Headers are done here; a streamed body continues after this line.
     tracing::debug!(
         request_id,
@@ -440,6 +451,16 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
         "request"
     );
     response
+}
+
+/// `Expect: 100-continue` on a request whose body is empty (`Content-Length: 0`).
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|value| value.as_bytes() == b"0")
 }
 
 async fn process(

@@ -1,0 +1,750 @@
+//! Cluster mode: one TOML file names every process of a region — metadata replicas, storage nodes
+//! (each with its AZ) and gateways — and every role reads its own part of it
+//! (`cairn meta --cluster FILE --id N`, `cairn storage --cluster FILE --id N`,
+//! `cairn gateway --cluster FILE --id N`), so the processes can never disagree about who is in
+//! the cluster. `cairn cluster init` writes a local example (3 meta, 9 storage nodes in 3 AZs,
+//! 2 gateways on 127.0.x.y addresses, EC 6+3) and the root credentials; `cairn cluster up FILE`
+//! starts every role as its own child process and stops them all on SIGINT/SIGTERM.
+//!
+//! Invariants checked by [`ClusterFile::validate`] before any process starts: ids are non-zero and
+//! unique per role, no two listeners share an address, the EC scheme parses and the storage nodes
+//! can hold one stripe with at most m shards per AZ (the gateway's placement rule).
+//!
+//! Relative paths in the file are relative to the file's own directory, so a cluster directory
+//! can be moved as a whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The parsed cluster file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Region the gateways serve.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Object partitions of the metadata cluster (fixed for the cluster's life).
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Erasure-coding scheme of new buckets, e.g. `isal-cauchy:6+3`.
+    #[serde(default = "default_ec_scheme")]
+    pub ec_scheme: String,
+    /// Every role keeps its state below this directory: `meta-N`, `storage-N`, and the logs of
+    /// `cairn cluster up` in `logs/`.
+    pub data_root: PathBuf,
+    /// Root credentials (two lines: key id, secret) shared by every gateway; written by
+    /// `cairn cluster init`. `CAIRN_ROOT_ACCESS_KEY` / `CAIRN_ROOT_SECRET_KEY` override it.
+    /// Default: `<data_root>/root-credentials`.
+    pub credentials_file: Option<PathBuf>,
+    #[serde(default)]
+    pub meta: Vec<MetaEntry>,
+    #[serde(default)]
+    pub storage: Vec<StorageEntry>,
+    #[serde(default)]
+    pub gateway: Vec<GatewayEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaEntry {
+    pub id: u64,
+    /// Raft and client RPC listener; other replicas and the gateways dial it.
+    pub address: SocketAddr,
+    /// The replica's AZ: Raft groups place their three replicas in distinct AZs.
+    #[allow(dead_code)] // Read once group placement is AZ-aware (metadata issue).
+    pub az: String,
+    /// Admin HTTP listener (`/metrics`, `/status`).
+    pub admin: Option<SocketAddr>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageEntry {
+    /// Recorded in shard maps: keep it stable for the node's life.
+    pub id: u64,
+    pub address: SocketAddr,
+    pub az: String,
+    /// Executors and shard logs (fixed when the data directory is first initialised).
+    pub cores: Option<usize>,
+    /// Hot-shard cache per core, in MiB.
+    pub cache_mib: Option<u64>,
+    /// Shard-log segment size, in MiB.
+    pub segment_mib: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayEntry {
+    pub id: u64,
+    /// S3 listener.
+    pub address: SocketAddr,
+    /// Admin HTTP listener (`/metrics`).
+    pub admin: Option<SocketAddr>,
+    /// Executors (default: one per core).
+    pub executors: Option<usize>,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn default_partitions() -> u32 {
+    8
+}
+
+fn default_ec_scheme() -> String {
+    "isal-cauchy:6+3".to_owned()
+}
+
+/// A role of the cluster file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RoleKind {
+    Meta,
+    Storage,
+    Gateway,
+}
+
+impl RoleKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleKind::Meta => "meta",
+            RoleKind::Storage => "storage",
+            RoleKind::Gateway => "gateway",
+        }
+    }
+}
+
+impl ClusterFile {
+    /// Reads, resolves relative paths against the file's directory, and validates.
+    pub fn load(path: &Path) -> anyhow::Result<ClusterFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading cluster file {}", path.display()))?;
+        let mut file: ClusterFile = toml::from_str(&text)
+            .with_context(|| format!("parsing cluster file {}", path.display()))?;
+        let base = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        file.data_root = base.join(&file.data_root);
+        file.credentials_file = file.credentials_file.map(|path| base.join(path));
+        file.validate()
+            .with_context(|| format!("cluster file {}", path.display()))?;
+        Ok(file)
+    }
+
+    /// The checks listed in the module header.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.meta.is_empty() || self.storage.is_empty() {
+            bail!("a cluster needs at least one [[meta]] and one [[storage]] entry");
+        }
+        if self.partitions == 0 {
+            bail!("partitions must be at least 1");
+        }
+        let mut addresses = BTreeSet::new();
+        let mut check_address = |address: SocketAddr, what: String| {
+            if address.port() == 0 || address.ip().is_unspecified() {
+                bail!("{what}: {address} must be a dialable address with a port");
+            }
+            if !addresses.insert(address) {
+                bail!("{what}: address {address} is used twice");
+            }
+            Ok(())
+        };
+        for (kind, ids) in [
+            (
+                RoleKind::Meta,
+                self.meta.iter().map(|entry| entry.id).collect::<Vec<_>>(),
+            ),
+            (
+                RoleKind::Storage,
+                self.storage.iter().map(|entry| entry.id).collect(),
+            ),
+            (
+                RoleKind::Gateway,
+                self.gateway.iter().map(|entry| entry.id).collect(),
+            ),
+        ] {
+            let mut seen = BTreeSet::new();
+            for id in ids {
+                if id == 0 || !seen.insert(id) {
+                    bail!("{} ids must be non-zero and unique (id {id})", kind.name());
+                }
+            }
+        }
+        for entry in &self.meta {
+            check_address(entry.address, format!("meta {}", entry.id))?;
+            if let Some(admin) = entry.admin {
+                check_address(admin, format!("meta {} admin", entry.id))?;
+            }
+        }
+        for entry in &self.storage {
+            check_address(entry.address, format!("storage {}", entry.id))?;
+        }
+        for entry in &self.gateway {
+            check_address(entry.address, format!("gateway {}", entry.id))?;
+            if let Some(admin) = entry.admin {
+                check_address(admin, format!("gateway {} admin", entry.id))?;
+            }
+        }
+        let scheme: cairn_ec::Scheme = self
+            .ec_scheme
+            .parse()
+            .map_err(|error| anyhow::anyhow!("ec_scheme {:?}: {error}", self.ec_scheme))?;
+        let zones: Vec<&str> = self.storage.iter().map(|entry| entry.az.as_str()).collect();
+        cairn_gateway::placement::choose_nodes(
+            &zones,
+            scheme.total_shards(),
+            scheme.parity_shards(),
+            0,
+            &BTreeSet::new(),
+            &[],
+        )
+        .map_err(|error| anyhow::anyhow!("storage nodes cannot hold {scheme}: {error}"))?;
+        Ok(())
+    }
+
+    /// Where role `kind` number `id` keeps its state.
+    pub fn data_dir(&self, kind: RoleKind, id: u64) -> PathBuf {
+        self.data_root.join(format!("{}-{id}", kind.name()))
+    }
+
+    pub fn credentials_path(&self) -> PathBuf {
+        self.credentials_file
+            .clone()
+            .unwrap_or_else(|| self.data_root.join("root-credentials"))
+    }
+
+    /// Meta replicas as `--peers` would give them: id → `host:port`.
+    pub fn meta_peers(&self) -> BTreeMap<u64, String> {
+        self.meta
+            .iter()
+            .map(|entry| (entry.id, entry.address.to_string()))
+            .collect()
+    }
+
+    fn meta_entry(&self, id: u64) -> anyhow::Result<&MetaEntry> {
+        self.meta
+            .iter()
+            .find(|entry| entry.id == id)
+            .with_context(|| format!("no [[meta]] with id {id} in the cluster file"))
+    }
+
+    pub fn meta_admin(&self, id: u64) -> anyhow::Result<Option<SocketAddr>> {
+        Ok(self.meta_entry(id)?.admin)
+    }
+
+    pub fn meta_config(&self, id: u64) -> anyhow::Result<cairn_raft::MetaNodeConfig> {
+        let entry = self.meta_entry(id)?;
+        let mut config = cairn_raft::MetaNodeConfig::new(
+            id,
+            entry.address,
+            self.data_dir(RoleKind::Meta, id),
+            self.meta_peers(),
+        );
+        config.partition_count = self.partitions;
+        Ok(config)
+    }
+
+    pub fn storage_config(&self, id: u64) -> anyhow::Result<cairn_storage::NodeConfig> {
+        let entry = self
+            .storage
+            .iter()
+            .find(|entry| entry.id == id)
+            .with_context(|| format!("no [[storage]] with id {id} in the cluster file"))?;
+        let mut config = cairn_storage::NodeConfig::new(
+            entry.address,
+            self.data_dir(RoleKind::Storage, id),
+            entry.az.clone(),
+        );
+        config.cores = entry.cores;
+        if let Some(cache_mib) = entry.cache_mib {
+            config.cache_capacity_bytes_per_core = cache_mib << 20;
+        }
+        if let Some(segment_mib) = entry.segment_mib {
+            config.segment_size_bytes = segment_mib << 20;
+        }
+        Ok(config)
+    }
+
+    pub fn storage_nodes(&self) -> Vec<cairn_gateway::StorageNodeConfig> {
+        self.storage
+            .iter()
+            .map(|entry| {
+                cairn_gateway::StorageNodeConfig::new(entry.id, entry.address, entry.az.clone())
+            })
+            .collect()
+    }
+
+    /// The gateway's configuration. Root credentials come from the environment or the
+    /// credentials file, which must exist: two gateways generating their own would disagree.
+    pub fn gateway_config(
+        &self,
+        id: u64,
+    ) -> anyhow::Result<(cairn_gateway::GatewayConfig, Option<SocketAddr>)> {
+        let entry = self
+            .gateway
+            .iter()
+            .find(|entry| entry.id == id)
+            .with_context(|| format!("no [[gateway]] with id {id} in the cluster file"))?;
+        let meta = cairn_raft::MetaClientConfig::new(self.meta_peers(), self.partitions);
+        let mut config =
+            cairn_gateway::GatewayConfig::new(entry.address, self.storage_nodes(), meta);
+        config.region = self.region.clone();
+        config.default_ec_scheme = self.ec_scheme.clone();
+        config.executors = entry.executors;
+        config.root_credentials = match cairn_gateway::RootCredentials::from_env() {
+            Some(credentials) => Some(credentials),
+            None => Some(read_credentials(&self.credentials_path())?),
+        };
+        Ok((config, entry.admin))
+    }
+}
+
+/// Reads an existing credentials file (never generates one).
+fn read_credentials(path: &Path) -> anyhow::Result<cairn_gateway::RootCredentials> {
+    if !path.exists() {
+        bail!(
+            "root credentials file {} is missing: run `cairn cluster init` or set \
+             CAIRN_ROOT_ACCESS_KEY and CAIRN_ROOT_SECRET_KEY",
+            path.display()
+        );
+    }
+    let (credentials, _) = cairn_gateway::RootCredentials::from_env_or_file(path)
+        .with_context(|| format!("root credentials in {}", path.display()))?;
+    Ok(credentials)
+}
+
+/// Layout of the local example cluster.
+#[derive(Clone, Debug)]
+pub struct LocalLayout {
+    pub meta_count: u64,
+    pub storage_count: u64,
+    pub gateway_count: u64,
+    pub az_count: u64,
+    pub partitions: u32,
+    pub ec_scheme: String,
+    /// Ports are these plus nothing: every process gets its own 127.0.x.y address, so the same
+    /// port is reused (meta 127.0.1.N, storage 127.0.2.N, gateways 127.0.3.N).
+    pub meta_port: u16,
+    pub meta_admin_port: u16,
+    pub storage_port: u16,
+    pub gateway_port: u16,
+    pub gateway_admin_port: u16,
+}
+
+impl Default for LocalLayout {
+    fn default() -> Self {
+        LocalLayout {
+            meta_count: 3,
+            storage_count: 9,
+            gateway_count: 2,
+            az_count: 3,
+            partitions: 8,
+            ec_scheme: default_ec_scheme(),
+            meta_port: 7400,
+            meta_admin_port: 7490,
+            storage_port: 7100,
+            gateway_port: 9000,
+            gateway_admin_port: 9090,
+        }
+    }
+}
+
+/// The TOML text of a local cluster with `layout`, state below `data_root`. Node N of a role sits
+/// in AZ `az((N - 1) mod azs + 1)`, so every AZ gets its share of every role.
+pub fn local_cluster_file(layout: &LocalLayout, data_root: &Path) -> String {
+    use std::fmt::Write;
+    let az = |index: u64| format!("az{}", (index - 1) % layout.az_count.max(1) + 1);
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "# Cairn cluster file: {} meta replicas, {} storage nodes in {} AZs, {} gateways.\n\
+         # Start everything with `cairn cluster up <this file>`, or one role per process with\n\
+         # `cairn meta|storage|gateway --cluster <this file> --id N`.\n",
+        layout.meta_count, layout.storage_count, layout.az_count, layout.gateway_count
+    );
+    let _ = writeln!(text, "region = \"us-east-1\"");
+    let _ = writeln!(text, "partitions = {}", layout.partitions);
+    let _ = writeln!(text, "ec_scheme = \"{}\"", layout.ec_scheme);
+    let _ = writeln!(
+        text,
+        "data_root = {}\n",
+        toml_string(&data_root.display().to_string())
+    );
+    for id in 1..=layout.meta_count {
+        let _ = writeln!(
+            text,
+            "[[meta]]\nid = {id}\naddress = \"127.0.1.{id}:{}\"\naz = \"{}\"\nadmin = \"127.0.1.{id}:{}\"\n",
+            layout.meta_port,
+            az(id),
+            layout.meta_admin_port
+        );
+    }
+    for id in 1..=layout.storage_count {
+        let _ = writeln!(
+            text,
+            "[[storage]]\nid = {id}\naddress = \"127.0.2.{id}:{}\"\naz = \"{}\"\ncores = 1\n",
+            layout.storage_port,
+            az(id)
+        );
+    }
+    for id in 1..=layout.gateway_count {
+        let _ = writeln!(
+            text,
+            "[[gateway]]\nid = {id}\naddress = \"127.0.3.{id}:{}\"\nadmin = \"127.0.3.{id}:{}\"\n",
+            layout.gateway_port, layout.gateway_admin_port
+        );
+    }
+    text
+}
+
+/// A TOML basic string with the characters TOML requires escaped.
+fn toml_string(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for character in value.chars() {
+        match character {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            character if character.is_control() => {
+                quoted.push_str(&format!("\\u{:04X}", u32::from(character)))
+            }
+            character => quoted.push(character),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// `cairn cluster init`: writes the cluster file (refusing to overwrite one) and generates the
+/// root credentials unless they exist. Returns the loaded file.
+pub fn init(out: &Path, data_root: &Path, layout: &LocalLayout) -> anyhow::Result<ClusterFile> {
+    if out.exists() {
+        bail!("{} exists; not overwriting a cluster file", out.display());
+    }
+    let data_root = if data_root.is_absolute() {
+        data_root.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(data_root)
+    };
+    let text = local_cluster_file(layout, &data_root);
+    // Validate before writing, so a bad layout leaves nothing behind.
+    let parsed: ClusterFile = toml::from_str(&text).context("generated cluster file")?;
+    parsed.validate().context("generated cluster file")?;
+    std::fs::create_dir_all(&data_root)
+        .with_context(|| format!("creating {}", data_root.display()))?;
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    let file = ClusterFile::load(out)?;
+    let (credentials, _generated) =
+        cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
+    println!("cairn cluster init: wrote {}", out.display());
+    println!("  data root: {}", file.data_root.display());
+    println!("  access key: {}", credentials.access_key_id);
+    println!("  secret key: {}", credentials.secret_access_key);
+    Ok(file)
+}
+
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// One child process of `cairn cluster up`.
+struct RoleProcess {
+    kind: RoleKind,
+    id: u64,
+    child: Child,
+    exited: bool,
+}
+
+/// `cairn cluster up FILE`: starts every role of the file as its own `cairn` process (logs in
+/// `<data_root>/logs/`), waits for the gateways to listen, prints the endpoints, and runs until
+/// SIGINT/SIGTERM, then stops gateways, storage nodes and meta replicas in that order (SIGTERM,
+/// then SIGKILL after a grace period). A child that dies is reported and not restarted: the
+/// cluster is built to survive it and a restart is the operator's decision.
+pub fn up(path: &Path) -> anyhow::Result<()> {
+    let file = ClusterFile::load(path)?;
+    let path = std::fs::canonicalize(path)?;
+    // Generated here once, before any gateway reads it.
+    let (credentials, _generated) =
+        cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
+    let logs = file.data_root.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let binary = std::env::current_exe().context("locating the cairn binary")?;
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(request_stop),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { nix::sys::signal::sigaction(signal, &action) }
+            .with_context(|| format!("installing the {signal} handler"))?;
+    }
+
+    let mut processes: Vec<RoleProcess> = Vec::new();
+    let roles: Vec<(RoleKind, u64)> = file
+        .meta
+        .iter()
+        .map(|entry| (RoleKind::Meta, entry.id))
+        .chain(
+            file.storage
+                .iter()
+                .map(|entry| (RoleKind::Storage, entry.id)),
+        )
+        .chain(
+            file.gateway
+                .iter()
+                .map(|entry| (RoleKind::Gateway, entry.id)),
+        )
+        .collect();
+    for (kind, id) in roles {
+        let log_path = logs.join(format!("{}-{id}.log", kind.name()));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = Command::new(&binary)
+            .arg(kind.name())
+            .arg("--cluster")
+            .arg(&path)
+            .arg("--id")
+            .arg(id.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {} {id}", kind.name()));
+        match child {
+            Ok(child) => processes.push(RoleProcess {
+                kind,
+                id,
+                child,
+                exited: false,
+            }),
+            Err(error) => {
+                stop_all(&mut processes);
+                return Err(error);
+            }
+        }
+    }
+
+    let ready = wait_for_gateways(&file, &mut processes, Duration::from_secs(60));
+    if let Err(error) = ready {
+        stop_all(&mut processes);
+        return Err(error);
+    }
+    println!(
+        "cairn cluster up: {} meta, {} storage, {} gateways running; logs in {}",
+        file.meta.len(),
+        file.storage.len(),
+        file.gateway.len(),
+        logs.display()
+    );
+    for entry in &file.gateway {
+        println!("  S3 endpoint http://{}", entry.address);
+    }
+    println!("  access key: {}", credentials.access_key_id);
+    println!("  secret key: {}", credentials.secret_access_key);
+    println!("  region: {}; EC {}", file.region, file.ec_scheme);
+
+    while !STOP_REQUESTED.load(Ordering::SeqCst) {
+        for process in processes.iter_mut().filter(|process| !process.exited) {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                process.exited = true;
+                eprintln!(
+                    "cairn cluster up: {} {} exited ({status}); see {}",
+                    process.kind.name(),
+                    process.id,
+                    logs.join(format!("{}-{}.log", process.kind.name(), process.id))
+                        .display()
+                );
+            }
+        }
+        if processes.iter().all(|process| process.exited) {
+            bail!("every process of the cluster exited");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("cairn cluster up: stopping");
+    stop_all(&mut processes);
+    Ok(())
+}
+
+fn wait_for_gateways(
+    file: &ClusterFile,
+    processes: &mut [RoleProcess],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    for entry in &file.gateway {
+        loop {
+            if std::net::TcpStream::connect_timeout(&entry.address, Duration::from_millis(200))
+                .is_ok()
+            {
+                break;
+            }
+            for process in processes.iter_mut() {
+                if let Ok(Some(status)) = process.child.try_wait() {
+                    bail!(
+                        "{} {} exited during start-up ({status}); see its log in {}",
+                        process.kind.name(),
+                        process.id,
+                        file.data_root.join("logs").display()
+                    );
+                }
+            }
+            if Instant::now() > deadline || STOP_REQUESTED.load(Ordering::SeqCst) {
+                bail!("gateway {} did not listen on {}", entry.id, entry.address);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM to every running child, role by role (gateways first: they stop taking requests
+/// before the services under them go), SIGKILL for any that outlives the grace period.
+fn stop_all(processes: &mut [RoleProcess]) {
+    const GRACE: Duration = Duration::from_secs(10);
+    for kind in [RoleKind::Gateway, RoleKind::Storage, RoleKind::Meta] {
+        let group: Vec<&mut RoleProcess> = processes
+            .iter_mut()
+            .filter(|process| process.kind == kind && !process.exited)
+            .collect();
+        for process in &group {
+            let pid = nix::unistd::Pid::from_raw(process.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + GRACE;
+        for process in group {
+            loop {
+                match process.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = process.child.kill();
+                        let _ = process.child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+            process.exited = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_example_parses_and_validates() {
+        let layout = LocalLayout::default();
+        let text = local_cluster_file(&layout, Path::new("/var/tmp/cairn \"x\""));
+        let file: ClusterFile = toml::from_str(&text).unwrap();
+        file.validate().unwrap();
+        assert_eq!(file.meta.len(), 3);
+        assert_eq!(file.storage.len(), 9);
+        assert_eq!(file.gateway.len(), 2);
+        assert_eq!(file.data_root, Path::new("/var/tmp/cairn \"x\""));
+        let per_zone = |zone: &str| file.storage.iter().filter(|node| node.az == zone).count();
+        assert_eq!(
+            (per_zone("az1"), per_zone("az2"), per_zone("az3")),
+            (3, 3, 3)
+        );
+        assert_eq!(
+            file.storage[4].address,
+            "127.0.2.5:7100".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            file.meta_peers(),
+            BTreeMap::from([
+                (1, "127.0.1.1:7400".to_owned()),
+                (2, "127.0.1.2:7400".to_owned()),
+                (3, "127.0.1.3:7400".to_owned()),
+            ])
+        );
+    }
+
+    fn parse(text: &str) -> anyhow::Result<ClusterFile> {
+        let file: ClusterFile = toml::from_str(text)?;
+        file.validate()?;
+        Ok(file)
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let base =
+            "data_root = \"/tmp/x\"\n[[meta]]\nid = 1\naddress = \"127.0.0.1:7400\"\naz = \"a\"\n";
+        let nodes = |count: u64, zones: u64| {
+            (1..=count)
+                .map(|id| {
+                    format!(
+                        "[[storage]]\nid = {id}\naddress = \"127.0.2.{id}:7100\"\naz = \"z{}\"\n",
+                        id % zones
+                    )
+                })
+                .collect::<String>()
+        };
+        // Nine nodes in three zones hold 6+3.
+        parse(&format!("{base}{}", nodes(9, 3))).unwrap();
+        // Nine nodes in two zones cannot keep ≤ 3 shards per zone.
+        let error = parse(&format!("{base}{}", nodes(9, 2))).unwrap_err();
+        assert!(format!("{error:#}").contains("cannot hold"), "{error:#}");
+        // Duplicate ids and addresses.
+        let duplicate = format!(
+            "{base}{}[[storage]]\nid = 1\naddress = \"127.0.2.99:7100\"\naz = \"z1\"\n",
+            nodes(9, 3)
+        );
+        let error = parse(&duplicate).unwrap_err();
+        assert!(format!("{error:#}").contains("unique"), "{error:#}");
+        let clash = format!(
+            "{base}{}[[gateway]]\nid = 1\naddress = \"127.0.0.1:7400\"\n",
+            nodes(9, 3)
+        );
+        let error = parse(&clash).unwrap_err();
+        assert!(format!("{error:#}").contains("used twice"), "{error:#}");
+        // Unknown keys are typos, not silently ignored settings.
+        let typo = format!("{base}{}partitons = 4\n", nodes(9, 3));
+        assert!(parse(&typo).is_err());
+        // Bad scheme.
+        let scheme = format!("ec_scheme = \"nope\"\n{base}{}", nodes(9, 3));
+        let error = parse(&scheme).unwrap_err();
+        assert!(format!("{error:#}").contains("ec_scheme"), "{error:#}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = local_cluster_file(&LocalLayout::default(), Path::new("state"))
+            + "credentials_file = \"keys/root\"\n";
+        // `credentials_file` must precede the tables; move it to the top.
+        let text = format!(
+            "credentials_file = \"keys/root\"\n{}",
+            text.replace("credentials_file = \"keys/root\"\n", "")
+        );
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, text).unwrap();
+        let file = ClusterFile::load(&path).unwrap();
+        assert_eq!(file.data_root, dir.path().join("state"));
+        assert_eq!(file.credentials_path(), dir.path().join("keys/root"));
+        assert_eq!(
+            file.data_dir(RoleKind::Storage, 4),
+            dir.path().join("state/storage-4")
+        );
+    }
+}
