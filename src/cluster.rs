@@ -49,6 +49,18 @@ pub struct ClusterFile {
     pub storage: Vec<StorageEntry>,
     #[serde(default)]
     pub gateway: Vec<GatewayEntry>,
+    /// Background workers (`cairn worker`: the janitor). Several may run: their work is
+    /// idempotent.
+    #[serde(default)]
+    pub worker: Vec<WorkerEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerEntry {
+    pub id: u64,
+    /// Admin HTTP listener (`/metrics`).
+    pub admin: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -109,6 +121,7 @@ pub enum RoleKind {
     Meta,
     Storage,
     Gateway,
+    Worker,
 }
 
 impl RoleKind {
@@ -117,6 +130,7 @@ impl RoleKind {
             RoleKind::Meta => "meta",
             RoleKind::Storage => "storage",
             RoleKind::Gateway => "gateway",
+            RoleKind::Worker => "worker",
         }
     }
 }
@@ -170,6 +184,10 @@ impl ClusterFile {
                 RoleKind::Gateway,
                 self.gateway.iter().map(|entry| entry.id).collect(),
             ),
+            (
+                RoleKind::Worker,
+                self.worker.iter().map(|entry| entry.id).collect(),
+            ),
         ] {
             let mut seen = BTreeSet::new();
             for id in ids {
@@ -191,6 +209,11 @@ impl ClusterFile {
             check_address(entry.address, format!("gateway {}", entry.id))?;
             if let Some(admin) = entry.admin {
                 check_address(admin, format!("gateway {} admin", entry.id))?;
+            }
+        }
+        for entry in &self.worker {
+            if let Some(admin) = entry.admin {
+                check_address(admin, format!("worker {} admin", entry.id))?;
             }
         }
         let scheme: cairn_ec::Scheme = self
@@ -238,6 +261,15 @@ impl ClusterFile {
 
     pub fn meta_admin(&self, id: u64) -> anyhow::Result<Option<SocketAddr>> {
         Ok(self.meta_entry(id)?.admin)
+    }
+
+    pub fn worker_admin(&self, id: u64) -> anyhow::Result<Option<SocketAddr>> {
+        Ok(self
+            .worker
+            .iter()
+            .find(|entry| entry.id == id)
+            .with_context(|| format!("no [[worker]] with id {id} in the cluster file"))?
+            .admin)
     }
 
     pub fn meta_config(&self, id: u64) -> anyhow::Result<cairn_raft::MetaNodeConfig> {
@@ -327,6 +359,7 @@ pub struct LocalLayout {
     pub meta_count: u64,
     pub storage_count: u64,
     pub gateway_count: u64,
+    pub worker_count: u64,
     pub az_count: u64,
     pub partitions: u32,
     pub ec_scheme: String,
@@ -337,6 +370,8 @@ pub struct LocalLayout {
     pub storage_port: u16,
     pub gateway_port: u16,
     pub gateway_admin_port: u16,
+    /// Workers sit on 127.0.4.N.
+    pub worker_admin_port: u16,
 }
 
 impl Default for LocalLayout {
@@ -345,6 +380,7 @@ impl Default for LocalLayout {
             meta_count: 3,
             storage_count: 9,
             gateway_count: 2,
+            worker_count: 1,
             az_count: 3,
             partitions: 8,
             ec_scheme: default_ec_scheme(),
@@ -353,6 +389,7 @@ impl Default for LocalLayout {
             storage_port: 7100,
             gateway_port: 9000,
             gateway_admin_port: 9090,
+            worker_admin_port: 7590,
         }
     }
 }
@@ -367,7 +404,7 @@ pub fn local_cluster_file(layout: &LocalLayout, data_root: &Path) -> String {
         text,
         "# Cairn cluster file: {} meta replicas, {} storage nodes in {} AZs, {} gateways.\n\
          # Start everything with `cairn cluster up <this file>`, or one role per process with\n\
-         # `cairn meta|storage|gateway --cluster <this file> --id N`.\n",
+         # `cairn meta|storage|gateway|worker --cluster <this file> --id N`.\n",
         layout.meta_count, layout.storage_count, layout.az_count, layout.gateway_count
     );
     let _ = writeln!(text, "region = \"us-east-1\"");
@@ -400,6 +437,13 @@ pub fn local_cluster_file(layout: &LocalLayout, data_root: &Path) -> String {
             text,
             "[[gateway]]\nid = {id}\naddress = \"127.0.3.{id}:{}\"\nadmin = \"127.0.3.{id}:{}\"\n",
             layout.gateway_port, layout.gateway_admin_port
+        );
+    }
+    for id in 1..=layout.worker_count {
+        let _ = writeln!(
+            text,
+            "[[worker]]\nid = {id}\nadmin = \"127.0.4.{id}:{}\"\n",
+            layout.worker_admin_port
         );
     }
     text
@@ -616,11 +660,16 @@ fn wait_for_gateways(
     Ok(())
 }
 
-/// SIGTERM to every running child, role by role (gateways first: they stop taking requests
-/// before the services under them go), SIGKILL for any that outlives the grace period.
+/// SIGTERM to every running child, role by role (workers and gateways first: they stop making
+/// requests before the services under them go), SIGKILL for any that outlives the grace period.
 fn stop_all(processes: &mut [RoleProcess]) {
     const GRACE: Duration = Duration::from_secs(10);
-    for kind in [RoleKind::Gateway, RoleKind::Storage, RoleKind::Meta] {
+    for kind in [
+        RoleKind::Worker,
+        RoleKind::Gateway,
+        RoleKind::Storage,
+        RoleKind::Meta,
+    ] {
         let group: Vec<&mut RoleProcess> = processes
             .iter_mut()
             .filter(|process| process.kind == kind && !process.exited)
@@ -660,6 +709,7 @@ mod tests {
         assert_eq!(file.meta.len(), 3);
         assert_eq!(file.storage.len(), 9);
         assert_eq!(file.gateway.len(), 2);
+        assert_eq!(file.worker.len(), 1);
         assert_eq!(file.data_root, Path::new("/var/tmp/cairn \"x\""));
         let per_zone = |zone: &str| file.storage.iter().filter(|node| node.az == zone).count();
         assert_eq!(

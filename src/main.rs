@@ -1,7 +1,7 @@
 //! `cairn`: one binary, one subcommand per role (see ARCHITECTURE.md).
 
+mod admin;
 mod cluster;
-mod meta_admin;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -34,6 +34,9 @@ enum Role {
     /// The embedded single-machine setup: S3 gateway, one metadata replica and six storage nodes
     /// in three simulated AZs, in one process; EC 4+2.
     Dev(DevArgs),
+    /// Run the background workers (the janitor: stale PREPARING rollback and shard garbage
+    /// collection) against a metadata cluster and its storage nodes.
+    Worker(WorkerArgs),
     /// Multi-process clusters described by a TOML cluster file.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -61,8 +64,9 @@ enum ClusterCommand {
         /// Scheme of new buckets.
         #[arg(long, default_value = "isal-cauchy:6+3")]
         ec_scheme: String,
-        /// Ports: meta this, meta admin +1, storage +2, gateway S3 +3, gateway admin +4 (every
-        /// process has its own address). Default: 7400, 7490, 7100, 9000, 9090.
+        /// Ports: meta this, meta admin +1, storage +2, gateway S3 +3, gateway admin +4, worker
+        /// admin +5 (every process has its own address). Default: 7400, 7490, 7100, 9000, 9090,
+        /// 7590.
         #[arg(long)]
         base_port: Option<u16>,
     },
@@ -100,6 +104,55 @@ struct MetaArgs {
     /// Join an existing cluster instead of initialising the groups with `--peers` as voters.
     #[arg(long)]
     join: bool,
+}
+
+/// Janitor timing, shared by `cairn worker` and `cairn dev`.
+#[derive(clap::Args, Clone, Debug)]
+struct JanitorArgs {
+    /// Roll back writes still PREPARING after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    janitor_prepare_timeout_secs: u64,
+    /// Delete a garbage entry's shards only once it is this old (in-flight puts land first).
+    #[arg(long, default_value_t = 120)]
+    janitor_garbage_grace_secs: u64,
+    /// Seconds between janitor passes.
+    #[arg(long, default_value_t = 30)]
+    janitor_interval_secs: u64,
+}
+
+impl JanitorArgs {
+    fn config(&self) -> cairn_workers::JanitorConfig {
+        cairn_workers::JanitorConfig {
+            prepare_timeout: Duration::from_secs(self.janitor_prepare_timeout_secs),
+            garbage_grace: Duration::from_secs(self.janitor_garbage_grace_secs),
+            pass_interval: Duration::from_secs(self.janitor_interval_secs),
+            ..cairn_workers::JanitorConfig::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// Take the metadata replicas, storage nodes and admin address from this cluster file
+    /// (`[[worker]]` entry with `--id`).
+    #[arg(long, requires = "id", conflicts_with_all = ["meta", "storage"])]
+    cluster: Option<PathBuf>,
+    #[arg(long)]
+    id: Option<u64>,
+    /// Metadata replicas: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
+    #[arg(long, required_unless_present = "cluster")]
+    meta: Option<String>,
+    /// Object partitions of the metadata cluster.
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    /// Storage nodes: `ID=HOST:PORT@AZ,...`.
+    #[arg(long, required_unless_present = "cluster")]
+    storage: Option<String>,
+    /// Admin HTTP listener serving `/metrics`.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    janitor: JanitorArgs,
 }
 
 #[derive(clap::Args)]
@@ -165,6 +218,8 @@ struct DevArgs {
     /// Port of the metadata replica on 127.0.0.1.
     #[arg(long, default_value_t = 7400)]
     meta_port: u16,
+    #[command(flatten)]
+    janitor: JanitorArgs,
 }
 
 #[derive(clap::Args)]
@@ -275,6 +330,13 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         })?;
 
     let meta = cairn_raft::MetaClientConfig::new(peers, DEV_PARTITIONS);
+    let janitor_nodes = storage_nodes
+        .iter()
+        .map(|node| (node.node_id, node.address))
+        .collect();
+    let _janitor_stats =
+        cairn_workers::spawn_janitor(meta.clone(), janitor_nodes, args.janitor.config())
+            .context("starting the janitor")?;
     let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
     gateway.root_credentials = Some(credentials.clone());
     let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
@@ -311,6 +373,7 @@ fn main() -> anyhow::Result<()> {
         Role::Meta(args) => run_meta(args),
         Role::Gateway(args) => run_gateway(args),
         Role::Dev(args) => run_dev(args),
+        Role::Worker(args) => run_worker(args),
         Role::Cluster(ClusterCommand::Init {
             out,
             data,
@@ -330,12 +393,13 @@ fn main() -> anyhow::Result<()> {
                 ..cluster::LocalLayout::default()
             };
             if let Some(base) = base_port {
-                anyhow::ensure!(base > 0 && base < u16::MAX - 4, "--base-port out of range");
+                anyhow::ensure!(base > 0 && base < u16::MAX - 5, "--base-port out of range");
                 layout.meta_port = base;
                 layout.meta_admin_port = base + 1;
                 layout.storage_port = base + 2;
                 layout.gateway_port = base + 3;
                 layout.gateway_admin_port = base + 4;
+                layout.worker_admin_port = base + 5;
             }
             cluster::init(&out, &data, &layout).map(|_| ())
         }
@@ -405,7 +469,7 @@ async fn serve_meta(
     );
     let admin_task = match admin {
         Some(address) => Some(
-            meta_admin::start(address, node.clone())
+            admin::start(address, node.clone())
                 .await
                 .with_context(|| format!("admin listener on {address}"))?,
         ),
@@ -435,6 +499,60 @@ async fn serve_meta(
         }
     }
     Ok(())
+}
+
+fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let (meta, nodes, admin) = match (&args.cluster, args.id, &args.meta, &args.storage) {
+        (Some(path), Some(id), _, _) => {
+            let file = cluster::ClusterFile::load(path)?;
+            let admin = args.admin_listen.or(file.worker_admin(id)?);
+            (
+                cairn_raft::MetaClientConfig::new(file.meta_peers(), file.partitions),
+                file.storage_nodes(),
+                admin,
+            )
+        }
+        (None, _, Some(meta), Some(storage)) => (
+            cairn_raft::MetaClientConfig::new(cairn_raft::parse_peers(meta)?, args.partitions),
+            parse_storage_nodes(storage)?,
+            args.admin_listen,
+        ),
+        _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
+    };
+    let nodes = nodes
+        .into_iter()
+        .map(|node| (node.node_id, node.address))
+        .collect();
+    let stats = cairn_workers::spawn_janitor(meta, nodes, args.janitor.config())
+        .context("starting the janitor")?;
+    tracing::info!("worker running: janitor");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async move {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let _admin = match admin {
+            Some(address) => {
+                let pages: admin::Pages = Arc::new(move |path: &str| {
+                    (path == "/metrics").then(|| (admin::PROMETHEUS_TEXT, stats.render_metrics()))
+                });
+                Some(
+                    admin::serve(address, pages)
+                        .await
+                        .with_context(|| format!("admin listener on {address}"))?,
+                )
+            }
+            None => None,
+        };
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted?,
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("worker stopping");
+        anyhow::Ok(())
+    })
 }
 
 fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {

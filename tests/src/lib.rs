@@ -202,3 +202,56 @@ pub fn content(seed: u64, len: usize) -> Vec<u8> {
     bytes.truncate(len);
     bytes
 }
+
+/// A port P on 127.0.0.1 such that P..P+count are all free (for `cairn dev`'s storage nodes).
+pub fn consecutive_free_ports(count: u16) -> u16 {
+    loop {
+        let port = free_port();
+        if port < 65_000
+            && (1..count).all(|offset| TcpListener::bind(("127.0.0.1", port + offset)).is_ok())
+        {
+            return port;
+        }
+    }
+}
+
+/// A `cairn dev` started by a test, with the root keys it printed.
+pub struct DevProcess {
+    pub process: CairnProcess,
+    pub endpoint: SocketAddr,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// Starts `cairn dev` with `args` (which must include `--listen endpoint`), waits for the S3
+/// listener and the printed credentials.
+pub fn start_dev(
+    binary: &Path,
+    args: &[String],
+    log_dir: &Path,
+    endpoint: SocketAddr,
+) -> DevProcess {
+    let mut process = CairnProcess::start(binary, args, log_dir, "dev");
+    wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = process.log();
+        let value = |label: &str| {
+            log.lines().rev().find_map(|line| {
+                line.trim()
+                    .strip_prefix(label)
+                    .map(|rest| rest.trim().to_owned())
+            })
+        };
+        if let (Some(access_key), Some(secret_key)) = (value("access key:"), value("secret key:")) {
+            return DevProcess {
+                process,
+                endpoint,
+                access_key,
+                secret_key,
+            };
+        }
+        assert!(Instant::now() < deadline, "no credentials printed:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

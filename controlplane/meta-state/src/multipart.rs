@@ -87,15 +87,22 @@ impl StateMachine {
         bump(&mut upload.record_version);
         let replaced = upload.parts.insert(part.part_number, part.clone());
         if let Some(old) = replaced {
-            let draft = GarbageDraft {
-                bucket: command.bucket,
-                key: command.key,
-                version_id: None,
-                upload_id: Some(command.upload_id),
-                ec_scheme,
-                parts: vec![part_shards(&old)],
-            };
-            self.add_garbage(effects, GarbageReason::PartReplaced, draft, command.now_ms);
+            let superseded = superseded_shards(&old, &part);
+            if superseded
+                .blocks
+                .iter()
+                .any(|block| !block.shards.is_empty())
+            {
+                let draft = GarbageDraft {
+                    bucket: command.bucket,
+                    key: command.key,
+                    version_id: None,
+                    upload_id: Some(command.upload_id),
+                    ec_scheme,
+                    parts: vec![superseded],
+                };
+                self.add_garbage(effects, GarbageReason::PartReplaced, draft, command.now_ms);
+            }
         }
         Ok(Response::Part(part))
     }
@@ -354,5 +361,41 @@ impl StateMachine {
             page.next_part_number_marker = page.parts.last().map(|part| part.part_number);
         }
         Ok(page)
+    }
+}
+
+/// The shards of `old` that its replacement `new` (the same part number uploaded again) does not
+/// reuse. Shards are named by (upload id, part number, block, shard index), so a re-uploaded part
+/// writes the same names again: where the new part put a shard on the same node as the old one,
+/// that node now holds the new bytes under the old name, and deleting it would destroy the live
+/// part. Only the old shards on other nodes, and blocks the new part no longer has, are garbage.
+/// Block positions are kept (a shard's name includes its block index); emptied blocks stay as
+/// empty maps.
+fn superseded_shards(old: &PartRecord, new: &PartRecord) -> PartShards {
+    let blocks = old
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(block_index, block)| {
+            let reused = new.blocks.get(block_index);
+            BlockShards {
+                length_bytes: block.length_bytes,
+                shards: block
+                    .shards
+                    .iter()
+                    .filter(|(shard_index, placement)| {
+                        reused
+                            .and_then(|new_block| new_block.shards.get(shard_index))
+                            .is_none_or(|new_placement| new_placement.node_id != placement.node_id)
+                    })
+                    .map(|(shard_index, placement)| (*shard_index, placement.clone()))
+                    .collect(),
+            }
+        })
+        .collect();
+    PartShards {
+        part_number: old.part_number,
+        length_bytes: old.size_bytes,
+        blocks,
     }
 }

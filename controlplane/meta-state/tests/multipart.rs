@@ -252,10 +252,44 @@ fn uploading_a_part_again_replaces_it() {
     let mut harness = Harness::with_bucket();
     let upload = create(&mut harness, "a");
     harness.ok(upload_part("a", upload.upload_id, 1, 10));
+    // Shards are named by (upload, part, block, shard index): a part uploaded again on the same
+    // nodes overwrote its old shards under the same names, so nothing of the old part is garbage
+    // (deleting those names would destroy the new part).
     let output = harness.apply(upload_part("a", upload.upload_id, 1, 20));
+    assert!(output.new_garbage.is_empty(), "{:?}", output.new_garbage);
+
+    // Uploaded again with one block less and shard 2 of block 0 on another node: the old copy
+    // of that shard and the whole dropped block are garbage, at their block positions.
+    let mut two_blocks = upload_part("a", upload.upload_id, 2, 30);
+    let Command::UploadPart(part) = &mut two_blocks else {
+        unreachable!()
+    };
+    part.blocks = vec![block(15, 0..6), block(15, 0..6)];
+    harness.ok(two_blocks);
+    let mut one_block = upload_part("a", upload.upload_id, 2, 12);
+    let Command::UploadPart(part) = &mut one_block else {
+        unreachable!()
+    };
+    part.blocks[0]
+        .shards
+        .get_mut(&ShardIndex(2))
+        .unwrap()
+        .node_id = NodeId(999);
+    let output = harness.apply(one_block);
     assert_eq!(output.new_garbage.len(), 1);
-    assert_eq!(output.new_garbage[0].reason, GarbageReason::PartReplaced);
-    assert_eq!(output.new_garbage[0].parts[0].length_bytes, 10);
+    let garbage = &output.new_garbage[0];
+    assert_eq!(garbage.reason, GarbageReason::PartReplaced);
+    assert_eq!(garbage.parts.len(), 1);
+    assert_eq!(garbage.parts[0].part_number, 2);
+    assert_eq!(garbage.parts[0].length_bytes, 30);
+    let blocks = &garbage.parts[0].blocks;
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(
+        blocks[0].shards.keys().copied().collect::<Vec<_>>(),
+        vec![ShardIndex(2)]
+    );
+    assert_eq!(blocks[0].shards[&ShardIndex(2)].node_id, NodeId(102));
+    assert_eq!(blocks[1], block(15, 0..6));
     let Ok(Response::Upload(current)) = harness.query(Query::GetUpload {
         bucket: BUCKET.to_owned(),
         key: "a".to_owned(),
@@ -263,9 +297,10 @@ fn uploading_a_part_again_replaces_it() {
     }) else {
         panic!("upload exists")
     };
-    assert_eq!(current.parts.len(), 1);
+    assert_eq!(current.parts.len(), 2);
     assert_eq!(current.parts[&1].size_bytes, 20);
-    assert_eq!(current.record_version, 3);
+    assert_eq!(current.parts[&2].size_bytes, 12);
+    assert_eq!(current.record_version, 5);
 }
 
 #[test]

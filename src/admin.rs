@@ -1,10 +1,9 @@
-//! The admin HTTP listener of `cairn meta` (`--admin-listen`): `GET /metrics` in the Prometheus
-//! text format and `GET /status` as JSON, both built from [`cairn_raft::MetaNode::status`] at
-//! request time (no counters to keep consistent). Operators and tests use it to see which replica
-//! leads which group, how far each replica has applied, and its snapshots.
-//!
-//! Model: hyper HTTP/1.1 on the replica's tokio runtime; every other path answers 404 and every
-//! other method 405. Nothing here can change the replica's state.
+//! Admin HTTP listeners of the tokio-based roles. [`serve`] answers `GET` for a set of pages
+//! (hyper HTTP/1.1 on the caller's tokio runtime; unknown paths 404, other methods 405; nothing
+//! here can change state). `cairn meta` (`--admin-listen`) serves `/metrics` in the Prometheus
+//! text format and `/status` as JSON, both built from [`cairn_raft::MetaNode::status`] at request
+//! time: operators and tests see which replica leads which group, how far each replica has
+//! applied, and its snapshots. `cairn worker` serves its janitor's counters on `/metrics`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -21,8 +20,33 @@ pub async fn start(
     address: SocketAddr,
     node: Arc<MetaNode>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let pages = Arc::new(move |path: &str| match path {
+        "/metrics" => Some((
+            PROMETHEUS_TEXT,
+            render_metrics(node.node_id(), &node.status()),
+        )),
+        "/status" => Some((
+            "application/json",
+            render_status(node.node_id(), &node.status()),
+        )),
+        _ => None,
+    });
+    serve(address, pages).await
+}
+
+/// Content type of the Prometheus text exposition format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What an admin listener serves: path → (content type, body), `None` for 404.
+pub type Pages = Arc<dyn Fn(&str) -> Option<(&'static str, String)> + Send + Sync>;
+
+/// Serves `pages` on `address` for `GET`; binds before returning.
+pub async fn serve(
+    address: SocketAddr,
+    pages: Pages,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(address).await?;
-    tracing::info!(%address, "meta admin listener (/metrics, /status)");
+    tracing::info!(%address, "admin listener");
     Ok(tokio::spawn(async move {
         loop {
             let (stream, _) = match listener.accept().await {
@@ -33,11 +57,11 @@ pub async fn start(
                     continue;
                 }
             };
-            let node = node.clone();
+            let pages = pages.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    let node = node.clone();
-                    async move { Ok::<_, std::convert::Infallible>(answer(&node, &request)) }
+                    let pages = pages.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(&pages, &request)) }
                 });
                 if let Err(error) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -50,27 +74,19 @@ pub async fn start(
     }))
 }
 
-fn answer<B>(node: &MetaNode, request: &Request<B>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            render_metrics(node.node_id(), &node.status()),
-        ),
-        (&Method::GET, "/status") => (
-            StatusCode::OK,
-            "application/json",
-            render_status(node.node_id(), &node.status()),
-        ),
-        (_, "/metrics" | "/status") => (
+fn answer<B>(pages: &Pages, request: &Request<B>) -> Response<Full<Bytes>> {
+    let page = pages(request.uri().path());
+    let (status, content_type, body) = match (request.method(), page) {
+        (&Method::GET, Some((content_type, body))) => (StatusCode::OK, content_type, body),
+        (_, Some(_)) => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only GET\n".to_owned(),
         ),
-        _ => (
+        (_, None) => (
             StatusCode::NOT_FOUND,
             "text/plain",
-            "try /metrics or /status\n".to_owned(),
+            "not found\n".to_owned(),
         ),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));

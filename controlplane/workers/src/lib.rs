@@ -1,0 +1,12 @@
+//! Background workers of the control plane (ARCHITECTURE.md, "background workers"): they read
+//! and write metadata through the Raft client like a gateway does and reach storage nodes over
+//! their RPC, so they can run in any process — inside `cairn dev`, or as `cairn worker`.
+//!
+//! - [`janitor`]: stale PREPARING rollback and shard garbage collection.
+
+pub mod janitor;
+
+pub use janitor::{
+    DeletionPlan, Janitor, JanitorConfig, JanitorError, JanitorStats, PassReport, RpcShardStore,
+    ShardStore, spawn_janitor,
+};
