@@ -37,6 +37,9 @@ enum Role {
     /// Run the background workers (the janitor: stale PREPARING rollback and shard garbage
     /// collection) against a metadata cluster and its storage nodes.
     Worker(WorkerArgs),
+    /// Annual data-loss probability of an erasure-coding scheme (Markov model; see
+    /// controlplane/workers/src/durability.rs for the model and its assumptions).
+    Durability(DurabilityArgs),
     /// Multi-process clusters described by a TOML cluster file.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -104,6 +107,82 @@ struct MetaArgs {
     /// Join an existing cluster instead of initialising the groups with `--peers` as voters.
     #[arg(long)]
     join: bool,
+}
+
+#[derive(clap::Args)]
+struct DurabilityArgs {
+    /// `k+m`, e.g. `8+4` (a codec prefix such as `isal-cauchy:` is accepted and ignored).
+    #[arg(long, default_value = "8+4")]
+    scheme: String,
+    /// Storage nodes in the cluster.
+    #[arg(long, default_value_t = 24)]
+    nodes: u32,
+    /// Availability zones; placement keeps at most m shards of a stripe per zone.
+    #[arg(long, default_value_t = 3)]
+    azs: u32,
+    /// Annualised failure rate of one node.
+    #[arg(long, default_value_t = 0.02)]
+    afr: f64,
+    /// Mean hours to rebuild one lost shard (default: a day, an assumption until the healer's
+    /// rate is measured on the target hardware).
+    #[arg(long, default_value_t = 24.0)]
+    rebuild_hours: f64,
+    /// Model repairs of one stripe as one at a time (conservative) instead of in parallel.
+    #[arg(long)]
+    serial_repair: bool,
+}
+
+fn run_durability(args: DurabilityArgs) -> anyhow::Result<()> {
+    let counts = args
+        .scheme
+        .rsplit_once(':')
+        .map_or(args.scheme.as_str(), |(_, counts)| counts);
+    let (data, parity) = counts
+        .split_once('+')
+        .context("--scheme is k+m, e.g. 8+4")?;
+    let data_shards: u32 = data.trim().parse().context("k in --scheme")?;
+    let parity_shards: u32 = parity.trim().parse().context("m in --scheme")?;
+    anyhow::ensure!(args.azs >= 1, "--azs must be at least 1");
+    // ≤ m shards per zone: k + m shards need ceil((k+m)/m) zones.
+    anyhow::ensure!(
+        parity_shards > 0 && data_shards + parity_shards <= args.azs * parity_shards,
+        "{data_shards}+{parity_shards} cannot keep at most {parity_shards} shards per AZ in {} AZs, \
+         so losing one AZ would lose data; placement refuses this scheme",
+        args.azs
+    );
+    let input = cairn_workers::durability::DurabilityInput {
+        data_shards,
+        parity_shards,
+        nodes: args.nodes,
+        annual_failure_rate: args.afr,
+        rebuild_hours: args.rebuild_hours,
+        repair: if args.serial_repair {
+            cairn_workers::durability::RepairModel::Serial
+        } else {
+            cairn_workers::durability::RepairModel::Parallel
+        },
+    };
+    let report = cairn_workers::durability::annual_loss(&input)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "scheme": format!("{data_shards}+{parity_shards}"),
+            "nodes": args.nodes,
+            "azs": args.azs,
+            "annual_failure_rate": args.afr,
+            "rebuild_hours": args.rebuild_hours,
+            "repair": if args.serial_repair { "serial" } else { "parallel" },
+            "stripe_annual_loss_probability": report.stripe_annual_loss_probability,
+            "stripe_nines": report.stripe_nines,
+            "stripe_mttdl_years": report.stripe_mttdl_years,
+            "placement_groups": report.placement_groups,
+            "cluster_annual_loss_probability": report.cluster_annual_loss_probability,
+            "cluster_nines": report.cluster_nines,
+            "assumptions": "independent node failures at a constant rate; exponential rebuild times; \
+                an AZ loss is survived by placement (at most m shards per AZ), not modelled here",
+        })
+    );
+    Ok(())
 }
 
 /// Janitor timing, shared by `cairn worker` and `cairn dev`.
@@ -374,6 +453,7 @@ fn main() -> anyhow::Result<()> {
         Role::Gateway(args) => run_gateway(args),
         Role::Dev(args) => run_dev(args),
         Role::Worker(args) => run_worker(args),
+        Role::Durability(args) => run_durability(args),
         Role::Cluster(ClusterCommand::Init {
             out,
             data,

@@ -3,7 +3,9 @@
 //! their RPC, so they can run in any process — inside `cairn dev`, or as `cairn worker`.
 //!
 //! - [`janitor`]: stale PREPARING rollback and shard garbage collection.
+//! - [`durability`]: the Markov model behind `cairn durability` (pure arithmetic).
 
+pub mod durability;
 pub mod janitor;
 
 pub use janitor::{
