@@ -210,6 +210,44 @@ impl JanitorArgs {
     }
 }
 
+/// Scrubber/healer settings, shared by `cairn worker` and `cairn dev`.
+#[derive(clap::Args, Clone, Debug)]
+struct HealerArgs {
+    /// A storage node unreachable this long is DOWN: its pieces are rebuilt elsewhere.
+    #[arg(long, default_value_t = 600)]
+    healer_down_grace_secs: u64,
+    /// Seconds between scrub/heal passes.
+    #[arg(long, default_value_t = 60)]
+    healer_interval_secs: u64,
+    /// Shard bytes the scrubber reads per second, at most.
+    #[arg(long, default_value_t = 64)]
+    scrub_budget_mib_per_sec: u64,
+}
+
+impl HealerArgs {
+    fn config(&self) -> cairn_workers::healer::HealerConfig {
+        cairn_workers::healer::HealerConfig {
+            down_grace: Duration::from_secs(self.healer_down_grace_secs),
+            pass_interval: Duration::from_secs(self.healer_interval_secs),
+            read_budget_bytes_per_second: self.scrub_budget_mib_per_sec.max(1) << 20,
+            ..cairn_workers::healer::HealerConfig::default()
+        }
+    }
+}
+
+fn healer_nodes(
+    nodes: &[cairn_gateway::StorageNodeConfig],
+) -> Vec<cairn_workers::healer::HealerNode> {
+    nodes
+        .iter()
+        .map(|node| cairn_workers::healer::HealerNode {
+            node_id: node.node_id,
+            address: node.address,
+            availability_zone: node.az.clone(),
+        })
+        .collect()
+}
+
 #[derive(clap::Args)]
 struct WorkerArgs {
     /// Take the metadata replicas, storage nodes and admin address from this cluster file
@@ -232,6 +270,8 @@ struct WorkerArgs {
     admin_listen: Option<SocketAddr>,
     #[command(flatten)]
     janitor: JanitorArgs,
+    #[command(flatten)]
+    healer: HealerArgs,
 }
 
 #[derive(clap::Args)]
@@ -299,6 +339,8 @@ struct DevArgs {
     meta_port: u16,
     #[command(flatten)]
     janitor: JanitorArgs,
+    #[command(flatten)]
+    healer: HealerArgs,
 }
 
 #[derive(clap::Args)]
@@ -416,6 +458,12 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let _janitor_stats =
         cairn_workers::spawn_janitor(meta.clone(), janitor_nodes, args.janitor.config())
             .context("starting the janitor")?;
+    let _healer_stats = cairn_workers::healer::spawn_healer(
+        meta.clone(),
+        healer_nodes(&storage_nodes),
+        args.healer.config(),
+    )
+    .context("starting the healer")?;
     let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
     gateway.root_credentials = Some(credentials.clone());
     let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
@@ -599,13 +647,19 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         ),
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
     };
+    let healer_stats = cairn_workers::healer::spawn_healer(
+        meta.clone(),
+        healer_nodes(&nodes),
+        args.healer.config(),
+    )
+    .context("starting the healer")?;
     let nodes = nodes
         .into_iter()
         .map(|node| (node.node_id, node.address))
         .collect();
     let stats = cairn_workers::spawn_janitor(meta, nodes, args.janitor.config())
         .context("starting the janitor")?;
-    tracing::info!("worker running: janitor");
+    tracing::info!("worker running: janitor, scrubber/healer");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -616,7 +670,12 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         let _admin = match admin {
             Some(address) => {
                 let pages: admin::Pages = Arc::new(move |path: &str| {
-                    (path == "/metrics").then(|| (admin::PROMETHEUS_TEXT, stats.render_metrics()))
+                    (path == "/metrics").then(|| {
+                        (
+                            admin::PROMETHEUS_TEXT,
+                            stats.render_metrics() + &healer_stats.render_metrics(),
+                        )
+                    })
                 });
                 Some(
                     admin::serve(address, pages)

@@ -42,7 +42,8 @@ use std::time::Duration;
 
 use cairn_common::ShardId;
 use cairn_meta_state::{
-    AbortWrite, Command, GarbageId, GarbageRecord, MetaError, Query, Response, shard_object_id,
+    AbortWrite, Command, GarbageId, GarbageReason, GarbageRecord, MetaError, Query, Response,
+    VersionSelector, shard_object_id,
 };
 use cairn_raft::{GroupId, MetaClient};
 use cairn_storage_client::{ClientConfig, ClientError, ScanPage, StorageClient};
@@ -469,6 +470,38 @@ impl<S: ShardStore> Janitor<S> {
         }
     }
 
+    /// For a healer's move: the (node, shard) pairs the version's current map still uses. A shard
+    /// keeps its name when it moves, so a later heal may put it back on a node an older move's
+    /// garbage entry names; that copy is live and must stay. Other reasons name versions or
+    /// parts that no longer exist, so nothing of theirs is referenced.
+    fn still_referenced(
+        &mut self,
+        entry: &GarbageRecord,
+        partition_index: u32,
+    ) -> Result<std::collections::BTreeSet<(u64, ShardId)>, JanitorError> {
+        let (GarbageReason::ShardsMoved, Some(version_id)) = (entry.reason, entry.version_id)
+        else {
+            return Ok(Default::default());
+        };
+        let query = Query::GetObject {
+            bucket: entry.bucket.clone(),
+            key: entry.key.clone(),
+            version: VersionSelector::Id(version_id),
+        };
+        let record = match self.runtime.block_on(self.meta.read(query))? {
+            Ok(Response::Object(record)) => record,
+            _ => return Ok(Default::default()),
+        };
+        let current = GarbageRecord {
+            parts: record.erasure.parts.clone(),
+            ..entry.clone()
+        };
+        Ok(match plan_deletions(&current, partition_index) {
+            DeletionPlan::Known(shards) => shards.into_iter().collect(),
+            DeletionPlan::ScanForObject { .. } => Default::default(),
+        })
+    }
+
     /// Deletes every shard of `entry`; returns how many existed.
     fn delete_shards(
         &mut self,
@@ -478,7 +511,11 @@ impl<S: ShardStore> Janitor<S> {
         let mut deleted = 0;
         match plan_deletions(entry, partition_index) {
             DeletionPlan::Known(shards) => {
+                let still_referenced = self.still_referenced(entry, partition_index)?;
                 for (node_id, shard_id) in shards {
+                    if still_referenced.contains(&(node_id, shard_id)) {
+                        continue;
+                    }
                     deleted += u64::from(self.shards.delete(node_id, shard_id)?);
                 }
             }

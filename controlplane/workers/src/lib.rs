@@ -3,9 +3,11 @@
 //! their RPC, so they can run in any process — inside `cairn dev`, or as `cairn worker`.
 //!
 //! - [`janitor`]: stale PREPARING rollback and shard garbage collection.
+//! - [`healer`]: the scrubber/healer (verify every piece, rebuild missing and corrupt ones).
 //! - [`durability`]: the Markov model behind `cairn durability` (pure arithmetic).
 
 pub mod durability;
+pub mod healer;
 pub mod janitor;
 
 pub use janitor::{

@@ -47,11 +47,11 @@ pub mod errors;
 mod list;
 mod multipart;
 mod object;
-pub mod placement;
 mod request_id;
 mod server;
 mod storage;
 
+pub use cairn_common::placement;
 pub use config::{GatewayConfig, RootCredentials, StorageNodeConfig};
 pub use errors::GatewayError;
 pub use server::{GatewayHandle, run_gateway, start_gateway};
