@@ -74,6 +74,10 @@ struct GatewayArgs {
     /// Region this gateway serves.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Admin listener serving Prometheus `GET /metrics` (unauthenticated: keep it private);
+    /// none when absent.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
 }
 
 /// Parses `ID=HOST:PORT@AZ,...`.
@@ -111,6 +115,9 @@ struct DevArgs {
     /// Port of the metadata replica on 127.0.0.1.
     #[arg(long, default_value_t = 7400)]
     meta_port: u16,
+    /// Admin listener serving Prometheus `GET /metrics`.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    admin_listen: SocketAddr,
 }
 
 #[derive(clap::Args)]
@@ -216,8 +223,12 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let meta = cairn_raft::MetaClientConfig::new(peers, DEV_PARTITIONS);
     let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
     gateway.root_credentials = Some(credentials.clone());
+    gateway.admin_listen = Some(args.admin_listen);
     let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
     println!("cairn dev: S3 endpoint http://{}", handle.local_address());
+    if let Some(admin) = handle.admin_address() {
+        println!("  metrics: http://{admin}/metrics");
+    }
     println!("  access key: {}", credentials.access_key_id);
     println!("  secret key: {}", credentials.secret_access_key);
     println!(
@@ -281,6 +292,7 @@ fn main() -> anyhow::Result<()> {
             );
             config.executors = args.executors;
             config.region = args.region;
+            config.admin_listen = args.admin_listen;
             cairn_gateway::run_gateway(config).context("gateway")
         }
         Role::Dev(args) => run_dev(args),

@@ -24,6 +24,23 @@ fn consecutive_free_ports(count: u16) -> u16 {
     }
 }
 
+/// `cairn dev` arguments with every port free and the data under `dir`.
+fn dev_args(dir: &Path, endpoint: SocketAddr, admin: SocketAddr) -> Vec<String> {
+    vec![
+        "dev".into(),
+        "--data".into(),
+        dir.join("cluster").display().to_string(),
+        "--listen".into(),
+        endpoint.to_string(),
+        "--meta-port".into(),
+        free_port().to_string(),
+        "--storage-base-port".into(),
+        consecutive_free_ports(6).to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
+    ]
+}
+
 fn start(args: &[String], log_dir: &Path, endpoint: SocketAddr) -> (CairnProcess, String, String) {
     let mut process = CairnProcess::start(Path::new(BINARY), args, log_dir, "dev");
     wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
@@ -48,23 +65,66 @@ fn start(args: &[String], log_dir: &Path, endpoint: SocketAddr) -> (CairnProcess
     }
 }
 
-fn boto3(endpoint: SocketAddr, access: &str, secret: &str, mode: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/s3_smoke.py");
+/// Runs `tests/python/<script>` with `args`; fails the test with its output unless it succeeds.
+fn python(script: &str, args: &[String]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let output = std::process::Command::new("python3")
-        .arg(&script)
-        .args([
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python3 (pip install -r .ci/requirements.txt)");
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn boto3(endpoint: SocketAddr, access: &str, secret: &str, mode: &str) {
+    python(
+        "s3_smoke.py",
+        &[
             format!("http://{endpoint}"),
             access.to_owned(),
             secret.to_owned(),
             mode.to_owned(),
-        ])
-        .output()
-        .expect("run python3 (pip install boto3)");
+        ],
+    );
+}
+
+/// Prometheus `/metrics` on the admin listener: boto3 sends a known set of requests between two
+/// scrapes and every counter must move by exactly what they imply (tests/python/metrics_check.py,
+/// parsed with prometheus_client's text-format parser).
+#[test]
+fn metrics_count_known_traffic_exactly() {
+    let data = tempfile::tempdir().unwrap();
+    let endpoint = free_address();
+    let admin = free_address();
+    let args = dev_args(data.path(), endpoint, admin);
+    let (dev, access, secret) = start(&args, data.path(), endpoint);
     assert!(
-        output.status.success(),
-        "boto3 {mode} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        dev.log()
+            .contains(&format!("metrics: http://{admin}/metrics")),
+        "cairn dev prints the metrics address:\n{}",
+        dev.log()
+    );
+    python(
+        "metrics_check.py",
+        &[
+            format!("http://{endpoint}"),
+            format!("http://{admin}/metrics"),
+            access,
+            secret,
+        ],
+    );
+    let errors = dev.error_lines();
+    assert!(
+        errors.is_empty(),
+        "unexpected ERROR lines:\n{}",
+        errors.join("\n")
     );
 }
 
@@ -73,6 +133,7 @@ fn boto3_against_cairn_dev_and_data_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let endpoint = free_address();
     let meta = free_address();
+    let admin = free_address();
     let storage_base_port = consecutive_free_ports(6);
     let args: Vec<String> = vec![
         "dev".into(),
@@ -84,12 +145,15 @@ fn boto3_against_cairn_dev_and_data_survives_kill_9() {
         meta.port().to_string(),
         "--storage-base-port".into(),
         storage_base_port.to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
     ];
     let (mut dev, access, secret) = start(&args, data.path(), endpoint);
     boto3(endpoint, &access, &secret, "full");
     dev.kill_9();
     wait_until_port_closed(endpoint, Duration::from_secs(20));
     wait_until_port_closed(meta, Duration::from_secs(20));
+    wait_until_port_closed(admin, Duration::from_secs(20));
 
     let (dev, access_again, secret_again) = start(&args, data.path(), endpoint);
     assert_eq!(
@@ -148,18 +212,7 @@ fn sha256_file(path: &Path) -> String {
 fn aws_cli_cp_multipart_sync_ls_rm() {
     let data = tempfile::tempdir().unwrap();
     let endpoint = free_address();
-    let storage_base_port = consecutive_free_ports(6);
-    let args: Vec<String> = vec![
-        "dev".into(),
-        "--data".into(),
-        data.path().join("cluster").display().to_string(),
-        "--listen".into(),
-        endpoint.to_string(),
-        "--meta-port".into(),
-        free_port().to_string(),
-        "--storage-base-port".into(),
-        storage_base_port.to_string(),
-    ];
+    let args = dev_args(data.path(), endpoint, free_address());
     let (dev, access, secret) = start(&args, data.path(), endpoint);
     let files = data.path().join("files");
     std::fs::create_dir_all(files.join("small")).unwrap();

@@ -50,6 +50,7 @@ use http_body_util::{BodyExt, StreamBody};
 use crate::body::{PayloadSource, RequestBody};
 use crate::bucket::owned_bucket;
 use crate::errors::{ec_error_to_s3, meta_error_to_s3};
+use crate::metrics::ShardReadError;
 use crate::placement::choose_nodes;
 use crate::server::{Executor, HttpResponse, RequestContext, empty_body, now_unix_millis};
 use crate::storage::PieceBuf;
@@ -396,6 +397,7 @@ async fn write_stripe(
                     );
                 }
                 Err(error) => {
+                    executor.metrics.shard_write_failed();
                     tracing::warn!(%error, node = shared.config.storage_nodes[node].node_id, "shard put failed; trying an alternate");
                     unavailable.insert(node);
                     if let Some(piece) = piece {
@@ -646,6 +648,8 @@ async fn decode_part(
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
     let mut decoder = StripeDecoder::new(new_codec(scheme), layout, range, pool)
         .map_err(|error| ec_error_to_s3(&error))?;
+    // Whether the stripe being assembled lost a piece (it is then decoded from parity).
+    let mut stripe_degraded = false;
     loop {
         match decoder
             .next_step()
@@ -694,6 +698,8 @@ async fn decode_part(
                                 .push_piece_bytes(index, &bytes, crc32c)
                                 .map_err(|error| ec_error_to_s3(&error))?;
                             if verdict == PieceVerdict::Corrupt {
+                                stripe_degraded = true;
+                                executor.metrics.shard_read_failed(ShardReadError::Corrupt);
                                 // Reporting the piece to the healer belongs here once the
                                 // healer exists; until then the log is the report.
                                 tracing::warn!(
@@ -703,15 +709,24 @@ async fn decode_part(
                                 );
                             }
                         }
-                        None => decoder
-                            .mark_unavailable(index)
-                            .map_err(|error| ec_error_to_s3(&error))?,
+                        None => {
+                            stripe_degraded = true;
+                            executor
+                                .metrics
+                                .shard_read_failed(ShardReadError::Unavailable);
+                            decoder
+                                .mark_unavailable(index)
+                                .map_err(|error| ec_error_to_s3(&error))?
+                        }
                     }
                 }
             }
             // Every fetch above completes before the next step, so nothing is ever outstanding.
             DecoderStep::Wait => return Err(S3Error::InternalError),
             DecoderStep::Ready => {
+                if std::mem::take(&mut stripe_degraded) {
+                    executor.metrics.degraded_stripe_read();
+                }
                 let output = decoder.output().map_err(|error| ec_error_to_s3(&error))?;
                 let mut bytes =
                     Vec::with_capacity(output.span.data_shards_touched().len() * piece_size_bytes);
