@@ -36,7 +36,7 @@ use cairn_meta_state::{
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
 use cairn_s3_proto::checksum::{ChecksumAlgorithm, parse_content_md5};
-use cairn_s3_proto::conditions::evaluate_conditions;
+use cairn_s3_proto::conditions::{evaluate_conditions, evaluate_copy_source_conditions};
 use cairn_s3_proto::endpoint::ResponseOverrides;
 use cairn_s3_proto::headers::{
     check_upload_length, checksum_request, conditional_headers, parse_length, user_metadata,
@@ -60,7 +60,7 @@ const SINGLE_PART_NUMBER: u32 = 1;
 /// Stripes encoded but not yet durable while the body keeps streaming in.
 const STRIPES_IN_FLIGHT: usize = 1;
 /// Stripes buffered between the decoder and a slow GET client.
-const GET_CHANNEL_STRIPES: usize = 2;
+pub(crate) const GET_CHANNEL_STRIPES: usize = 2;
 
 pub(crate) fn quoted_etag(etag: &str) -> String {
     quoted(etag)
@@ -427,7 +427,7 @@ async fn write_stripe(
     })
 }
 
-fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error> {
+pub(crate) fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error> {
     match version_id {
         None => Ok(VersionSelector::Current),
         Some("null") => Ok(VersionSelector::Null),
@@ -438,7 +438,7 @@ fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error
 }
 
 /// Reads an object record (the caller checked the bucket, so NoSuchKey means the key).
-async fn read_record(
+pub(crate) async fn read_record(
     context: &RequestContext<'_>,
     bucket: &str,
     key: &str,
@@ -579,11 +579,11 @@ pub async fn get_object(
     builder.body(body).map_err(|_| S3Error::InternalError)
 }
 
-type FrameSender = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
+pub(crate) type FrameSender = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
 /// Produces `range` of the object into `sender`, stripe by stripe. An error after the headers
 /// went out can only abort the response (the client sees a short body).
-async fn stream_object(
+pub(crate) async fn stream_object(
     executor: Rc<Executor>,
     record: ObjectRecord,
     range: std::ops::Range<u64>,
@@ -781,13 +781,11 @@ pub async fn copy_object(
         .committed_at_ms
         .unwrap_or(source_record.created_at_ms)
         / 1000) as i64;
-    evaluate_conditions(
+    evaluate_copy_source_conditions(
         &copy_source_conditional_headers(context.headers),
         &quoted(&source_record.checksums.etag),
         source_last_modified_unix_seconds,
-        false,
-    )
-    .into_result()?;
+    )?;
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
     let (content_type, metadata) = match directive {
         MetadataDirective::Copy => (

@@ -734,7 +734,25 @@ async fn dispatch(
         Endpoint::ListMultipartUploads { bucket, params } => {
             multipart::list_multipart_uploads(context, &bucket, params).await
         }
-        Endpoint::UploadPartCopy { .. } => multipart::not_implemented_yet(),
+        Endpoint::UploadPartCopy {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            source,
+            source_range,
+        } => {
+            multipart::upload_part_copy(
+                context,
+                &bucket,
+                &key,
+                &upload_id,
+                part_number,
+                &source,
+                source_range,
+            )
+            .await
+        }
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
     }
 }
