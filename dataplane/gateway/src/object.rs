@@ -251,15 +251,72 @@ pub(crate) async fn abort_write(
         version_id,
         now_ms: now_unix_millis(),
     });
-    if let Err(error) = executor.meta_write(command).await {
+    match executor.meta_write(command).await {
+        Ok(_) => executor.metrics.write_aborted(),
         // The janitor rolls the PREPARING record back later.
-        tracing::warn!(bucket, key, %version_id, code = error.code(), "AbortWrite failed");
+        Err(error) => {
+            tracing::warn!(bucket, key, %version_id, code = error.code(), "AbortWrite failed")
+        }
     }
 }
 
 /// Reads the body through the encoder and writes every stripe; returns the verified checksums
 /// and the shard map.
+///
+/// On any failure (a truncated or refused body, a source that cannot be read, too few nodes) the
+/// stripes already written are awaited and their pieces deleted, best effort, before the error is
+/// returned: nothing references them, and a shard the gateway knows about should not wait for the
+/// janitor's scan. This runs only before a commit was attempted; after one, a shard may belong to
+/// a committed object even when the commit's answer was lost, so it is left alone.
 pub(crate) async fn stream_and_store(
+    executor: &Rc<Executor>,
+    scheme: Scheme,
+    piece_size_bytes: usize,
+    object_id: u128,
+    part_number: u32,
+    body: PayloadSource,
+    expectations: BodyExpectations,
+) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
+    let mut blocks = Vec::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    let outcome = encode_and_write(
+        executor,
+        scheme,
+        piece_size_bytes,
+        object_id,
+        part_number,
+        body,
+        expectations,
+        &mut blocks,
+        &mut in_flight,
+    )
+    .await;
+    match outcome {
+        Ok(checksums) => Ok((checksums, blocks)),
+        Err(error) => {
+            // `blocks` holds stripes 0.. in order; a stripe still in flight carries its index
+            // (one that failed in between leaves a gap).
+            let mut written: Vec<(u64, BlockShards)> = blocks
+                .into_iter()
+                .enumerate()
+                .map(|(stripe_index, block)| (stripe_index as u64, block))
+                .collect();
+            while let Some((stripe_index, pending)) = in_flight.pop_front() {
+                if let Ok(block) = pending.await {
+                    written.push((stripe_index, block));
+                }
+            }
+            delete_pieces(executor, object_id, part_number, &written).await;
+            Err(error)
+        }
+    }
+}
+
+/// A stripe being written: its index and the task writing it.
+type StripeWrite = (u64, monoio::task::JoinHandle<Result<BlockShards, S3Error>>);
+
+#[allow(clippy::too_many_arguments)]
+async fn encode_and_write(
     executor: &Rc<Executor>,
     scheme: Scheme,
     piece_size_bytes: usize,
@@ -267,13 +324,13 @@ pub(crate) async fn stream_and_store(
     part_number: u32,
     mut body: PayloadSource,
     expectations: BodyExpectations,
-) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
+    blocks: &mut Vec<BlockShards>,
+    in_flight: &mut std::collections::VecDeque<StripeWrite>,
+) -> Result<Checksums, S3Error> {
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
     let mut encoder = StripeEncoder::new(new_codec(scheme), piece_size_bytes, pool)
         .map_err(|error| ec_error_to_s3(&error))?;
     let mut verifier = BodyVerifier::new(expectations);
-    let mut in_flight = std::collections::VecDeque::new();
-    let mut blocks = Vec::new();
     while let Some(chunk) = body.next_chunk().await? {
         verifier.update(&chunk)?;
         let mut rest = &chunk[..];
@@ -282,17 +339,20 @@ pub(crate) async fn stream_and_store(
             rest = &rest[outcome.consumed_bytes..];
             if let Some(stripe) = outcome.stripe {
                 if in_flight.len() >= STRIPES_IN_FLIGHT {
-                    let written: monoio::task::JoinHandle<_> =
-                        in_flight.pop_front().expect("non-empty");
+                    let (_, written) = in_flight.pop_front().expect("non-empty");
                     blocks.push(written.await?);
                 }
-                in_flight.push_back(monoio::spawn(write_stripe(
-                    Rc::clone(executor),
-                    object_id,
-                    part_number,
-                    scheme,
-                    stripe,
-                )));
+                let stripe_index = stripe.stripe_index;
+                in_flight.push_back((
+                    stripe_index,
+                    monoio::spawn(write_stripe(
+                        Rc::clone(executor),
+                        object_id,
+                        part_number,
+                        scheme,
+                        stripe,
+                    )),
+                ));
             }
         }
     }
@@ -300,7 +360,7 @@ pub(crate) async fn stream_and_store(
     let trailer = body.finish()?;
     let digest = verifier.finish()?;
     let finished = encoder.finish().map_err(|error| ec_error_to_s3(&error))?;
-    while let Some(written) = in_flight.pop_front() {
+    while let Some((_, written)) = in_flight.pop_front() {
         blocks.push(written.await?);
     }
     if let Some(stripe) = finished.last_stripe {
@@ -314,11 +374,61 @@ pub(crate) async fn stream_and_store(
             algorithm: to_meta_algorithm(algorithm),
             value_base64,
         });
-    let checksums = Checksums {
+    Ok(Checksums {
         etag: digest.etag.trim_matches('"').to_owned(),
         additional,
-    };
-    Ok((checksums, blocks))
+    })
+}
+
+/// Deletes the pieces of `blocks` (a write that will never commit), all at once; a piece that
+/// cannot be deleted now is left to the janitor's scan for unreferenced shards.
+async fn delete_pieces(
+    executor: &Rc<Executor>,
+    object_id: u128,
+    part_number: u32,
+    blocks: &[(u64, BlockShards)],
+) {
+    let deletes = blocks.iter().flat_map(|(stripe_index, block)| {
+        block.shards.iter().map(move |(shard, placement)| {
+            let executor = Rc::clone(executor);
+            async move {
+                let node = executor
+                    .shared
+                    .node_positions
+                    .get(&placement.node_id.0)
+                    .copied()?;
+                let shard_id = ShardId::new(
+                    object_id,
+                    part_number,
+                    *stripe_index as u32,
+                    cairn_common::ShardIndex(shard.0),
+                );
+                Some(executor.storage.delete(node, shard_id).await)
+            }
+        })
+    });
+    let mut deleted = 0u64;
+    let mut failed = 0u64;
+    for outcome in futures::future::join_all(deletes).await {
+        match outcome {
+            Some(Ok(())) => deleted += 1,
+            Some(Err(error)) => {
+                failed += 1;
+                tracing::warn!(%error, "could not delete a piece of an abandoned write");
+            }
+            None => failed += 1,
+        }
+    }
+    executor.metrics.orphan_pieces_deleted(deleted, failed);
+    if deleted + failed > 0 {
+        tracing::info!(
+            object_id = format_args!("{object_id:032x}"),
+            part_number,
+            deleted,
+            failed,
+            "deleted the pieces of an abandoned write"
+        );
+    }
 }
 
 /// Writes one stripe's pieces to distinct nodes in parallel, replacing failed nodes with
