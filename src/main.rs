@@ -254,6 +254,11 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (the disk under a redirected stderr is full) is
+        // dropped. With the default, the writer reports the failure with `eprintln!`, which
+        // fails the same way and panics in whichever thread logged: a gateway executor, a
+        // storage node, the metadata replica.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     match cli.role {

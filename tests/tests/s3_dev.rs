@@ -444,3 +444,38 @@ fn rclone_copy_check_sync() {
     ok(&["purge", "cairn:rclone"]);
     dev.assert_no_errors_logged();
 }
+
+/// A full disk under the log: with stderr on `/dev/full` every log line fails with ENOSPC. The
+/// gateway (access log on, so every request writes one) must keep serving; before the fix the
+/// log writer's fallback `eprintln!` panicked in whichever thread logged, executors included.
+#[test]
+fn a_full_log_disk_does_not_stop_the_gateway() {
+    let data = tempfile::tempdir().unwrap();
+    let endpoint = free_address();
+    let admin = free_address();
+    let args = dev_args(data.path(), endpoint, admin);
+    let (access, secret) = (
+        "CAIRNFULLDISKTEST",
+        "full-disk-test-secret-0123456789abcdefgh",
+    );
+    let mut dev = CairnProcess::start_with_stderr(
+        Path::new(BINARY),
+        &args,
+        data.path(),
+        "dev",
+        &[
+            ("CAIRN_LOG", "debug"),
+            ("CAIRN_ROOT_ACCESS_KEY", access),
+            ("CAIRN_ROOT_SECRET_KEY", secret),
+        ],
+        Some(Path::new("/dev/full")),
+    );
+    wait_for_listener(endpoint, &mut dev, Duration::from_secs(60));
+    boto3(endpoint, access, secret, "full");
+    assert_eq!(
+        dev.try_exit_code(),
+        None,
+        "cairn dev exited; stdout:\n{}",
+        dev.log()
+    );
+}
