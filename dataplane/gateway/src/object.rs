@@ -7,9 +7,9 @@
 //! parallel while the next stripe fills (at most one stripe being written, one being filled) →
 //! CommitWrite with the shard map and CRC32Cs. A piece whose node fails is rewritten on an
 //! alternate from placement; a stripe commits with all k + m pieces or, when alternates run out,
-//! with at least k + 1, never fewer. Any failure before the commit aborts the PREPARING record
-//! (best effort; the janitor covers a gateway that dies) and the shards written become orphans the
-//! janitor reclaims.
+//! with at least k + 1, never fewer. Any failure before the commit deletes the pieces already
+//! stored and aborts the PREPARING record, both best effort: the janitor covers a gateway that
+//! dies and a piece whose delete failed.
 //!
 //! Shard naming: one stored shard per piece, `ShardId(object id, part 1, block = stripe index,
 //! shard index)`, so every piece has its own CRC32C in the record and a range GET fetches only the
@@ -528,13 +528,23 @@ async fn write_stripe(
             }
         }
     }
-    if stored.len() < minimum_shards {
-        return Err(S3Error::ServiceUnavailable);
-    }
-    Ok(BlockShards {
+    let block = BlockShards {
         length_bytes: data_len_bytes,
         shards: stored,
-    })
+    };
+    if block.shards.len() < minimum_shards {
+        // Too few pieces to ever read the stripe back: the ones stored are deleted here, since
+        // no shard map will ever name them.
+        delete_pieces(
+            &executor,
+            object_id,
+            part_number,
+            &[(stripe.stripe_index, block)],
+        )
+        .await;
+        return Err(S3Error::ServiceUnavailable);
+    }
+    Ok(block)
 }
 
 pub(crate) fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error> {

@@ -730,6 +730,46 @@ fn s3_operations_end_to_end() {
         1
     );
 
+    // Two nodes out: a stripe would keep only k = 4 pieces, fewer than the k + 1 a commit needs.
+    // The PUT fails with 503, stores nothing readable, and the four pieces it did store are
+    // deleted (they are in no shard map) before the record is aborted.
+    let mut two_down = cluster.storage_nodes.clone();
+    two_down[0].address = free_local_address();
+    two_down[1].address = free_local_address();
+    let mut two_down_config = gateway_config(&cluster, two_down);
+    two_down_config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let two_down_gateway =
+        start_gateway(two_down_config).expect("start a gateway missing two nodes");
+    let refused = Client::new(two_down_gateway.local_address()).send(
+        "PUT",
+        "/photos/unwritable",
+        &[],
+        &random_bytes(100_000),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(
+        client.send("GET", "/photos/unwritable", &[], b"").status,
+        404
+    );
+    let admin = two_down_gateway.admin_address().expect("admin listener");
+    let metrics = ureq::get(&format!("http://{admin}/metrics"))
+        .call()
+        .expect("scrape")
+        .into_string()
+        .unwrap();
+    let metric = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{metrics}"))
+    };
+    assert_eq!(metric("cairn_gateway_abandoned_pieces_deleted_total"), 4);
+    assert_eq!(
+        metric("cairn_gateway_abandoned_piece_delete_errors_total"),
+        0
+    );
+    assert_eq!(metric("cairn_gateway_aborted_writes_total"), 1);
+
     // Delete: the bucket is not empty until every object is gone.
     let not_empty = client.send("DELETE", "/photos", &[], b"");
     assert_eq!(not_empty.status, 409, "{}", not_empty.text());
