@@ -9,7 +9,9 @@
 //! body is pushed stripe by stripe through a bounded channel, so an object never sits in memory.
 //!
 //! Invariants: every response carries `x-amz-request-id`; every error response is built by
-//! [`crate::errors::error_response`]; every accepted socket has TCP_NODELAY.
+//! [`crate::errors::error_response`]; every accepted socket has TCP_NODELAY; every request that
+//! reaches [`handle`] is recorded in the executor's metrics exactly once, when its response body
+//! ends or is dropped (`RequestRecord`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
