@@ -300,6 +300,10 @@ struct GatewayArgs {
     /// Region this gateway serves.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Admin listener serving Prometheus `GET /metrics` (unauthenticated: keep it private);
+    /// none when absent.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
 }
 
 /// Parses `ID=HOST:PORT@AZ,...`.
@@ -337,6 +341,9 @@ struct DevArgs {
     /// Port of the metadata replica on 127.0.0.1.
     #[arg(long, default_value_t = 7400)]
     meta_port: u16,
+    /// Admin listener serving Prometheus `GET /metrics`.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    admin_listen: SocketAddr,
     #[command(flatten)]
     janitor: JanitorArgs,
     #[command(flatten)]
@@ -466,8 +473,12 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     .context("starting the healer")?;
     let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
     gateway.root_credentials = Some(credentials.clone());
+    gateway.admin_listen = Some(args.admin_listen);
     let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
     println!("cairn dev: S3 endpoint http://{}", handle.local_address());
+    if let Some(admin) = handle.admin_address() {
+        println!("  metrics: http://{admin}/metrics");
+    }
     println!("  access key: {}", credentials.access_key_id);
     println!("  secret key: {}", credentials.secret_access_key);
     println!(
@@ -493,6 +504,11 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (the disk under a redirected stderr is full) is
+        // dropped. With the default, the writer reports the failure with `eprintln!`, which
+        // fails the same way and panics in whichever thread logged: a gateway executor, a
+        // storage node, the metadata replica.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     match cli.role {
@@ -697,10 +713,11 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
 fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let config = match (&args.cluster, args.id, &args.meta, &args.storage) {
         (Some(path), Some(id), _, _) => {
-            let (mut config, _admin) = cluster::ClusterFile::load(path)?.gateway_config(id)?;
+            let (mut config, admin) = cluster::ClusterFile::load(path)?.gateway_config(id)?;
             if args.executors.is_some() {
                 config.executors = args.executors;
             }
+            config.admin_listen = args.admin_listen.or(admin);
             config
         }
         (None, _, Some(meta), Some(storage)) => {
@@ -710,6 +727,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
                 cairn_gateway::GatewayConfig::new(args.listen, parse_storage_nodes(storage)?, meta);
             config.executors = args.executors;
             config.region = args.region;
+            config.admin_listen = args.admin_listen;
             config
         }
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),

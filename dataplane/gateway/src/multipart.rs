@@ -1,5 +1,5 @@
 //! Multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
-//! AbortMultipartUpload, ListParts, ListMultipartUploads. UploadPartCopy answers 501 for now.
+//! AbortMultipartUpload, ListParts, ListMultipartUploads, UploadPartCopy.
 //!
 //! Model: an upload is a metadata record (scheme and piece size fixed at creation). Each part is
 //! streamed and erasure-coded exactly like a single PUT, under shard names
@@ -8,6 +8,10 @@
 //! shards become garbage in the metadata service). Completion checks the listed parts against
 //! the stored ones (`plan_completion`: ETags, 5 MiB minimum but for the last) and commits the
 //! object whose parts are those parts' shard maps, each part striped on its own.
+//!
+//! UploadPartCopy is UploadPart whose bytes come from a committed object (all of it, or
+//! `x-amz-copy-source-range`) instead of the request: the source is decoded stripe by stripe into
+//! a bounded channel and re-encoded as the part, so the part is never whole in memory.
 //!
 //! Invariant: the object id of an upload's shards is derived from the upload id, which is also
 //! what the committed record's `shard_name_id` returns, so reads find the parts' shards.
@@ -28,12 +32,11 @@ use cairn_s3_proto::xml::{
 use crate::body::RequestBody;
 use crate::bucket::owned_bucket;
 use crate::errors::{ec_error_to_s3, meta_error_to_s3};
-use crate::object::{parse_scheme, put_response, quoted_etag, stream_and_store};
+use crate::object::{
+    GET_CHANNEL_STRIPES, parse_scheme, put_response, quoted_etag, read_record, stream_and_store,
+    stream_object, version_selector,
+};
 use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, xml_response};
-
-pub fn not_implemented_yet() -> Result<HttpResponse, S3Error> {
-    Err(S3Error::NotImplemented)
-}
 
 fn parse_upload_id(text: &str) -> Result<UploadId, S3Error> {
     UploadId::parse(text).ok_or(S3Error::NoSuchUpload)
@@ -155,6 +158,111 @@ pub async fn upload_part(
     // A refused part leaves orphan shards; the janitor's scan for unknown shards reclaims them.
     executor.meta_write(command).await?;
     Ok(put_response(&checksums))
+}
+
+/// UploadPartCopy: `x-amz-copy-source` (with `?versionId=`, read like CopyObject's), the
+/// optional `x-amz-copy-source-range: bytes=first-last` (malformed: `InvalidArgument` when
+/// routed; past the source's end: `InvalidRange`) and the `x-amz-copy-source-if-*` conditions
+/// (any failure is 412). Answers `CopyPartResult` with the part's ETag.
+pub async fn upload_part_copy(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part_number: u32,
+    source: &cairn_s3_proto::endpoint::CopySource,
+    source_range: Option<cairn_s3_proto::range::ByteRange>,
+) -> Result<HttpResponse, S3Error> {
+    use cairn_s3_proto::conditions::evaluate_copy_source_conditions;
+    use cairn_s3_proto::headers::copy_source_conditional_headers;
+    use cairn_s3_proto::range::check_copy_source_range;
+    let executor = context.executor;
+    owned_bucket(context, bucket).await?;
+    owned_bucket(context, &source.bucket).await?;
+    let upload = read_upload(context, bucket, key, parse_upload_id(upload_id)?).await?;
+    let scheme = parse_scheme(&upload.ec_scheme)?;
+    let piece_size_bytes = upload.piece_size_bytes as usize;
+    cairn_ec::StripeLayout::new(scheme, piece_size_bytes)
+        .map_err(|error| ec_error_to_s3(&error))?;
+    let source_record = read_record(
+        context,
+        &source.bucket,
+        &source.key,
+        version_selector(source.version_id.as_deref())?,
+    )
+    .await?;
+    let source_last_modified_unix_seconds = (source_record
+        .committed_at_ms
+        .unwrap_or(source_record.created_at_ms)
+        / 1000) as i64;
+    evaluate_copy_source_conditions(
+        &copy_source_conditional_headers(context.headers),
+        &quoted_etag(&source_record.checksums.etag),
+        source_last_modified_unix_seconds,
+    )?;
+    let range = match source_range {
+        Some(range) => {
+            check_copy_source_range(range, source_record.size_bytes)?;
+            range.first_byte..range.last_byte_inclusive + 1
+        }
+        None => 0..source_record.size_bytes,
+    };
+    let size_bytes = check_upload_length(Some(range.end - range.start))?;
+    let source_version_id = source_record.version_id;
+    let (sender, receiver) = futures::channel::mpsc::channel(GET_CHANNEL_STRIPES);
+    if size_bytes > 0 {
+        monoio::spawn(stream_object(
+            std::rc::Rc::clone(executor),
+            source_record,
+            range,
+            sender,
+        ));
+    } else {
+        drop(sender);
+    }
+    let group = executor.shared.meta.client().partition_of(bucket, key);
+    // Partition groups are numbered 1..=P (group 0 is the bucket service).
+    let object_id = cairn_meta_state::shard_object_id((group.0 - 1) as u32, upload.upload_id.0);
+    let (checksums, blocks) = stream_and_store(
+        executor,
+        scheme,
+        piece_size_bytes,
+        object_id,
+        part_number,
+        crate::body::PayloadSource::Copy(receiver),
+        BodyExpectations {
+            length_bytes: Some(size_bytes),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let uploaded_at_ms = now_unix_millis();
+    let command = Command::UploadPart(cairn_meta_state::UploadPart {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        upload_id: upload.upload_id,
+        part_number,
+        size_bytes,
+        etag: checksums.etag.clone(),
+        checksum: checksums.additional.clone(),
+        blocks,
+        now_ms: uploaded_at_ms,
+    });
+    executor.meta_write(command).await?;
+    let mut response = xml_response(cairn_s3_proto::xml::copy_result_xml(
+        cairn_s3_proto::xml::CopyResultKind::Part,
+        &quoted_etag(&checksums.etag),
+        uploaded_at_ms as i64,
+        &Vec::new(),
+    ));
+    if source.version_id.is_some()
+        && let Ok(value) = http::HeaderValue::from_str(&source_version_id.to_string())
+    {
+        response
+            .headers_mut()
+            .insert("x-amz-copy-source-version-id", value);
+    }
+    Ok(response)
 }
 
 pub async fn complete_multipart_upload(

@@ -7,9 +7,9 @@
 //! parallel while the next stripe fills (at most one stripe being written, one being filled) →
 //! CommitWrite with the shard map and CRC32Cs. A piece whose node fails is rewritten on an
 //! alternate from placement; a stripe commits with all k + m pieces or, when alternates run out,
-//! with at least k + 1, never fewer. Any failure before the commit aborts the PREPARING record
-//! (best effort; the janitor covers a gateway that dies) and the shards written become orphans the
-//! janitor reclaims.
+//! with at least k + 1, never fewer. Any failure before the commit deletes the pieces already
+//! stored and aborts the PREPARING record, both best effort: the janitor covers a gateway that
+//! dies and a piece whose delete failed.
 //!
 //! Shard naming: one stored shard per piece, `ShardId(object id, part 1, block = stripe index,
 //! shard index)`, so every piece has its own CRC32C in the record and a range GET fetches only the
@@ -36,7 +36,7 @@ use cairn_meta_state::{
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
 use cairn_s3_proto::checksum::{ChecksumAlgorithm, parse_content_md5};
-use cairn_s3_proto::conditions::evaluate_conditions;
+use cairn_s3_proto::conditions::{evaluate_conditions, evaluate_copy_source_conditions};
 use cairn_s3_proto::endpoint::ResponseOverrides;
 use cairn_s3_proto::headers::{
     check_upload_length, checksum_request, conditional_headers, parse_length, user_metadata,
@@ -50,6 +50,7 @@ use http_body_util::{BodyExt, StreamBody};
 use crate::body::{PayloadSource, RequestBody};
 use crate::bucket::owned_bucket;
 use crate::errors::{ec_error_to_s3, meta_error_to_s3};
+use crate::metrics::ShardReadError;
 use crate::placement::choose_nodes;
 use crate::server::{Executor, HttpResponse, RequestContext, empty_body, now_unix_millis};
 use crate::storage::PieceBuf;
@@ -59,7 +60,7 @@ const SINGLE_PART_NUMBER: u32 = 1;
 /// Stripes encoded but not yet durable while the body keeps streaming in.
 const STRIPES_IN_FLIGHT: usize = 1;
 /// Stripes buffered between the decoder and a slow GET client.
-const GET_CHANNEL_STRIPES: usize = 2;
+pub(crate) const GET_CHANNEL_STRIPES: usize = 2;
 
 pub(crate) fn quoted_etag(etag: &str) -> String {
     quoted(etag)
@@ -250,15 +251,72 @@ pub(crate) async fn abort_write(
         version_id,
         now_ms: now_unix_millis(),
     });
-    if let Err(error) = executor.meta_write(command).await {
+    match executor.meta_write(command).await {
+        Ok(_) => executor.metrics.write_aborted(),
         // The janitor rolls the PREPARING record back later.
-        tracing::warn!(bucket, key, %version_id, code = error.code(), "AbortWrite failed");
+        Err(error) => {
+            tracing::warn!(bucket, key, %version_id, code = error.code(), "AbortWrite failed")
+        }
     }
 }
 
 /// Reads the body through the encoder and writes every stripe; returns the verified checksums
 /// and the shard map.
+///
+/// On any failure (a truncated or refused body, a source that cannot be read, too few nodes) the
+/// stripes already written are awaited and their pieces deleted, best effort, before the error is
+/// returned: nothing references them, and a shard the gateway knows about should not wait for the
+/// janitor's scan. This runs only before a commit was attempted; after one, a shard may belong to
+/// a committed object even when the commit's answer was lost, so it is left alone.
 pub(crate) async fn stream_and_store(
+    executor: &Rc<Executor>,
+    scheme: Scheme,
+    piece_size_bytes: usize,
+    object_id: u128,
+    part_number: u32,
+    body: PayloadSource,
+    expectations: BodyExpectations,
+) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
+    let mut blocks = Vec::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    let outcome = encode_and_write(
+        executor,
+        scheme,
+        piece_size_bytes,
+        object_id,
+        part_number,
+        body,
+        expectations,
+        &mut blocks,
+        &mut in_flight,
+    )
+    .await;
+    match outcome {
+        Ok(checksums) => Ok((checksums, blocks)),
+        Err(error) => {
+            // `blocks` holds stripes 0.. in order; a stripe still in flight carries its index
+            // (one that failed in between leaves a gap).
+            let mut written: Vec<(u64, BlockShards)> = blocks
+                .into_iter()
+                .enumerate()
+                .map(|(stripe_index, block)| (stripe_index as u64, block))
+                .collect();
+            while let Some((stripe_index, pending)) = in_flight.pop_front() {
+                if let Ok(block) = pending.await {
+                    written.push((stripe_index, block));
+                }
+            }
+            delete_pieces(executor, object_id, part_number, &written).await;
+            Err(error)
+        }
+    }
+}
+
+/// A stripe being written: its index and the task writing it.
+type StripeWrite = (u64, monoio::task::JoinHandle<Result<BlockShards, S3Error>>);
+
+#[allow(clippy::too_many_arguments)]
+async fn encode_and_write(
     executor: &Rc<Executor>,
     scheme: Scheme,
     piece_size_bytes: usize,
@@ -266,13 +324,13 @@ pub(crate) async fn stream_and_store(
     part_number: u32,
     mut body: PayloadSource,
     expectations: BodyExpectations,
-) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
+    blocks: &mut Vec<BlockShards>,
+    in_flight: &mut std::collections::VecDeque<StripeWrite>,
+) -> Result<Checksums, S3Error> {
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
     let mut encoder = StripeEncoder::new(new_codec(scheme), piece_size_bytes, pool)
         .map_err(|error| ec_error_to_s3(&error))?;
     let mut verifier = BodyVerifier::new(expectations);
-    let mut in_flight = std::collections::VecDeque::new();
-    let mut blocks = Vec::new();
     while let Some(chunk) = body.next_chunk().await? {
         verifier.update(&chunk)?;
         let mut rest = &chunk[..];
@@ -281,17 +339,20 @@ pub(crate) async fn stream_and_store(
             rest = &rest[outcome.consumed_bytes..];
             if let Some(stripe) = outcome.stripe {
                 if in_flight.len() >= STRIPES_IN_FLIGHT {
-                    let written: monoio::task::JoinHandle<_> =
-                        in_flight.pop_front().expect("non-empty");
+                    let (_, written) = in_flight.pop_front().expect("non-empty");
                     blocks.push(written.await?);
                 }
-                in_flight.push_back(monoio::spawn(write_stripe(
-                    Rc::clone(executor),
-                    object_id,
-                    part_number,
-                    scheme,
-                    stripe,
-                )));
+                let stripe_index = stripe.stripe_index;
+                in_flight.push_back((
+                    stripe_index,
+                    monoio::spawn(write_stripe(
+                        Rc::clone(executor),
+                        object_id,
+                        part_number,
+                        scheme,
+                        stripe,
+                    )),
+                ));
             }
         }
     }
@@ -299,7 +360,7 @@ pub(crate) async fn stream_and_store(
     let trailer = body.finish()?;
     let digest = verifier.finish()?;
     let finished = encoder.finish().map_err(|error| ec_error_to_s3(&error))?;
-    while let Some(written) = in_flight.pop_front() {
+    while let Some((_, written)) = in_flight.pop_front() {
         blocks.push(written.await?);
     }
     if let Some(stripe) = finished.last_stripe {
@@ -313,11 +374,61 @@ pub(crate) async fn stream_and_store(
             algorithm: to_meta_algorithm(algorithm),
             value_base64,
         });
-    let checksums = Checksums {
+    Ok(Checksums {
         etag: digest.etag.trim_matches('"').to_owned(),
         additional,
-    };
-    Ok((checksums, blocks))
+    })
+}
+
+/// Deletes the pieces of `blocks` (a write that will never commit), all at once; a piece that
+/// cannot be deleted now is left to the janitor's scan for unreferenced shards.
+async fn delete_pieces(
+    executor: &Rc<Executor>,
+    object_id: u128,
+    part_number: u32,
+    blocks: &[(u64, BlockShards)],
+) {
+    let deletes = blocks.iter().flat_map(|(stripe_index, block)| {
+        block.shards.iter().map(move |(shard, placement)| {
+            let executor = Rc::clone(executor);
+            async move {
+                let node = executor
+                    .shared
+                    .node_positions
+                    .get(&placement.node_id.0)
+                    .copied()?;
+                let shard_id = ShardId::new(
+                    object_id,
+                    part_number,
+                    *stripe_index as u32,
+                    cairn_common::ShardIndex(shard.0),
+                );
+                Some(executor.storage.delete(node, shard_id).await)
+            }
+        })
+    });
+    let mut deleted = 0u64;
+    let mut failed = 0u64;
+    for outcome in futures::future::join_all(deletes).await {
+        match outcome {
+            Some(Ok(())) => deleted += 1,
+            Some(Err(error)) => {
+                failed += 1;
+                tracing::warn!(%error, "could not delete a piece of an abandoned write");
+            }
+            None => failed += 1,
+        }
+    }
+    executor.metrics.orphan_pieces_deleted(deleted, failed);
+    if deleted + failed > 0 {
+        tracing::info!(
+            object_id = format_args!("{object_id:032x}"),
+            part_number,
+            deleted,
+            failed,
+            "deleted the pieces of an abandoned write"
+        );
+    }
 }
 
 /// Writes one stripe's pieces to distinct nodes in parallel, replacing failed nodes with
@@ -396,6 +507,7 @@ async fn write_stripe(
                     );
                 }
                 Err(error) => {
+                    executor.metrics.shard_write_failed();
                     tracing::warn!(%error, node = shared.config.storage_nodes[node].node_id, "shard put failed; trying an alternate");
                     unavailable.insert(node);
                     if let Some(piece) = piece {
@@ -416,16 +528,26 @@ async fn write_stripe(
             }
         }
     }
-    if stored.len() < minimum_shards {
-        return Err(S3Error::ServiceUnavailable);
-    }
-    Ok(BlockShards {
+    let block = BlockShards {
         length_bytes: data_len_bytes,
         shards: stored,
-    })
+    };
+    if block.shards.len() < minimum_shards {
+        // Too few pieces to ever read the stripe back: the ones stored are deleted here, since
+        // no shard map will ever name them.
+        delete_pieces(
+            &executor,
+            object_id,
+            part_number,
+            &[(stripe.stripe_index, block)],
+        )
+        .await;
+        return Err(S3Error::ServiceUnavailable);
+    }
+    Ok(block)
 }
 
-fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error> {
+pub(crate) fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error> {
     match version_id {
         None => Ok(VersionSelector::Current),
         Some("null") => Ok(VersionSelector::Null),
@@ -436,7 +558,7 @@ fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error
 }
 
 /// Reads an object record (the caller checked the bucket, so NoSuchKey means the key).
-async fn read_record(
+pub(crate) async fn read_record(
     context: &RequestContext<'_>,
     bucket: &str,
     key: &str,
@@ -577,11 +699,11 @@ pub async fn get_object(
     builder.body(body).map_err(|_| S3Error::InternalError)
 }
 
-type FrameSender = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
+pub(crate) type FrameSender = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
 /// Produces `range` of the object into `sender`, stripe by stripe. An error after the headers
 /// went out can only abort the response (the client sees a short body).
-async fn stream_object(
+pub(crate) async fn stream_object(
     executor: Rc<Executor>,
     record: ObjectRecord,
     range: std::ops::Range<u64>,
@@ -646,6 +768,8 @@ async fn decode_part(
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
     let mut decoder = StripeDecoder::new(new_codec(scheme), layout, range, pool)
         .map_err(|error| ec_error_to_s3(&error))?;
+    // Whether the stripe being assembled lost a piece (it is then decoded from parity).
+    let mut stripe_degraded = false;
     loop {
         match decoder
             .next_step()
@@ -694,6 +818,8 @@ async fn decode_part(
                                 .push_piece_bytes(index, &bytes, crc32c)
                                 .map_err(|error| ec_error_to_s3(&error))?;
                             if verdict == PieceVerdict::Corrupt {
+                                stripe_degraded = true;
+                                executor.metrics.shard_read_failed(ShardReadError::Corrupt);
                                 // Reporting the piece to the healer belongs here once the
                                 // healer exists; until then the log is the report.
                                 tracing::warn!(
@@ -703,15 +829,24 @@ async fn decode_part(
                                 );
                             }
                         }
-                        None => decoder
-                            .mark_unavailable(index)
-                            .map_err(|error| ec_error_to_s3(&error))?,
+                        None => {
+                            stripe_degraded = true;
+                            executor
+                                .metrics
+                                .shard_read_failed(ShardReadError::Unavailable);
+                            decoder
+                                .mark_unavailable(index)
+                                .map_err(|error| ec_error_to_s3(&error))?
+                        }
                     }
                 }
             }
             // Every fetch above completes before the next step, so nothing is ever outstanding.
             DecoderStep::Wait => return Err(S3Error::InternalError),
             DecoderStep::Ready => {
+                if std::mem::take(&mut stripe_degraded) {
+                    executor.metrics.degraded_stripe_read();
+                }
                 let output = decoder.output().map_err(|error| ec_error_to_s3(&error))?;
                 let mut bytes =
                     Vec::with_capacity(output.span.data_shards_touched().len() * piece_size_bytes);
@@ -766,13 +901,11 @@ pub async fn copy_object(
         .committed_at_ms
         .unwrap_or(source_record.created_at_ms)
         / 1000) as i64;
-    evaluate_conditions(
+    evaluate_copy_source_conditions(
         &copy_source_conditional_headers(context.headers),
         &quoted(&source_record.checksums.etag),
         source_last_modified_unix_seconds,
-        false,
-    )
-    .into_result()?;
+    )?;
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
     let (content_type, metadata) = match directive {
         MetadataDirective::Copy => (

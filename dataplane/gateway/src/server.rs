@@ -9,7 +9,9 @@
 //! body is pushed stripe by stripe through a bounded channel, so an object never sits in memory.
 //!
 //! Invariants: every response carries `x-amz-request-id`; every error response is built by
-//! [`crate::errors::error_response`]; every accepted socket has TCP_NODELAY.
+//! [`crate::errors::error_response`]; every accepted socket has TCP_NODELAY; every request that
+//! reaches [`handle`] is recorded in the executor's metrics exactly once, when its response body
+//! ends or is dropped (`RequestRecord`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +34,7 @@ use monoio_compat::hyper::{MonoioIo, MonoioTimer};
 use crate::auth::{AccessKeyCache, Caller};
 use crate::config::GatewayConfig;
 use crate::errors::{GatewayError, client_error_to_s3, error_response, meta_error_to_s3};
+use crate::metrics::{ExecutorMetrics, MetricsRegistry, UNROUTED_OPERATION};
 use crate::request_id::RequestIdGenerator;
 use crate::storage::StoragePool;
 
@@ -48,6 +51,8 @@ pub struct Shared {
     pub zones: Vec<String>,
     /// Position of each node id in `config.storage_nodes`.
     pub node_positions: BTreeMap<u64, usize>,
+    /// Every executor's counters, merged when the admin listener is scraped.
+    pub metrics: MetricsRegistry,
 }
 
 /// One executor's state.
@@ -56,6 +61,8 @@ pub struct Executor {
     pub storage: StoragePool,
     pub access_keys: AccessKeyCache,
     pub request_ids: RequestIdGenerator,
+    /// This executor's counters (written only by this executor's thread).
+    pub metrics: Arc<ExecutorMetrics>,
     piece_pools: RefCell<HashMap<usize, BufferPool>>,
     /// Client connections this executor serves now (bounded by the configuration).
     open_connections: std::cell::Cell<usize>,
@@ -108,6 +115,7 @@ pub fn now_unix_millis() -> u64 {
 /// A running gateway: its address and executor threads.
 pub struct GatewayHandle {
     local_address: SocketAddr,
+    admin_address: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<Result<(), GatewayError>>>,
 }
 
@@ -115,6 +123,11 @@ impl GatewayHandle {
     /// The address the executors listen on (the real port when the configured one was 0).
     pub fn local_address(&self) -> SocketAddr {
         self.local_address
+    }
+
+    /// The admin listener's address (`/metrics`), when one was configured.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin_address
     }
 
     /// Blocks until every executor stops (they run until the process ends or one fails).
@@ -243,6 +256,7 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         meta,
         zones,
         node_positions,
+        metrics: MetricsRegistry::default(),
     });
     register_root_key(&shared)?;
     let process_start_unix_millis = now_unix_millis();
@@ -277,8 +291,18 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         threads.push(thread);
     }
     tracing::info!(address = %local_address, executors = executor_count, "gateway listening");
+    let admin_address = match shared.config.admin_listen {
+        Some(address) => {
+            let (address, thread) = crate::admin::start_admin(Arc::clone(&shared), address)?;
+            threads.push(thread);
+            tracing::info!(address = %address, "admin listener (GET /metrics)");
+            Some(address)
+        }
+        None => None,
+    };
     Ok(GatewayHandle {
         local_address,
+        admin_address,
         threads,
     })
 }
@@ -327,6 +351,7 @@ fn run_executor(
                 shared.config.access_key_cache_ttl_ms,
             )),
             request_ids: RequestIdGenerator::new(executor_index, process_start_unix_millis),
+            metrics: shared.metrics.register_executor(),
             piece_pools: RefCell::new(HashMap::new()),
             open_connections: std::cell::Cell::new(0),
             shared,
@@ -405,9 +430,125 @@ impl RequestContext<'_> {
     }
 }
 
+/// One request's metrics and access-log record, from its head to the end of its response body.
+///
+/// Created when the request arrives (counted in flight from then on), handed to the response
+/// body, and recorded exactly once: when the body's last frame is sent, or when it is dropped
+/// (a HEAD or empty body, a client that went away mid-body, or a handler future dropped because
+/// the connection died: then the status is 499, the code the client-closed case has elsewhere).
+///
+/// It must be `Send` (hyper's boxed body is), so it holds the executor's counters by `Arc` and
+/// shares the received-bytes tally with the request body through an atomic; both are only ever
+/// touched by this executor's thread, so the atomics are never contended.
+struct RequestRecord {
+    metrics: Arc<ExecutorMetrics>,
+    request_id: String,
+    operation: usize,
+    status: u16,
+    started: Instant,
+    request_body_bytes: Arc<std::sync::atomic::AtomicU64>,
+    response_body_bytes: u64,
+    recorded: bool,
+}
+
+/// Status recorded for an exchange abandoned before a response was produced.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl RequestRecord {
+    fn new(metrics: Arc<ExecutorMetrics>, request_id: String) -> Self {
+        metrics.request_started();
+        RequestRecord {
+            metrics,
+            request_id,
+            operation: UNROUTED_OPERATION,
+            status: CLIENT_CLOSED_REQUEST,
+            started: Instant::now(),
+            request_body_bytes: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            response_body_bytes: 0,
+            recorded: false,
+        }
+    }
+
+    fn record(&mut self) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        let latency_micros = self.started.elapsed().as_micros() as u64;
+        let request_body_bytes = self
+            .request_body_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.metrics.record_request(
+            self.operation,
+            self.status,
+            latency_micros,
+            request_body_bytes,
+            self.response_body_bytes,
+        );
+        // Debug, not info: at info every request would take the process-wide stderr lock of the
+        // log writer, a global lock on the request path. `CAIRN_LOG=cairn_gateway=debug` turns
+        // the access log on.
+        tracing::debug!(
+            request_id = self.request_id,
+            operation = crate::metrics::operation_label(self.operation),
+            status = self.status,
+            request_body_bytes,
+            response_body_bytes = self.response_body_bytes,
+            latency_us = latency_micros,
+            "request"
+        );
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+/// A response body that counts the bytes it sends and records the request when it ends.
+struct MeteredBody {
+    inner: ResponseBody,
+    record: RequestRecord,
+}
+
+impl http_body::Body for MeteredBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(context);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.record.response_body_bytes += data.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.record.record();
+                }
+            }
+            Poll::Ready(Some(Err(_)) | None) => this.record.record(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> HttpResponse {
     let request_id = executor.request_ids.next_id();
-    let started = Instant::now();
+    let mut record = RequestRecord::new(Arc::clone(&executor.metrics), request_id.clone());
     let (parts, body) = request.into_parts();
     let is_head = parts.method == http::Method::HEAD;
     let resource = parts.uri.path().to_owned();
@@ -417,7 +558,16 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
-    let outcome = process(&executor, &parts, &headers, body, &request_id, is_head).await;
+    let outcome = process(
+        &executor,
+        &parts,
+        &headers,
+        body,
+        &request_id,
+        is_head,
+        &mut record,
+    )
+    .await;
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
@@ -441,16 +591,11 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
             http::HeaderValue::from_static("close"),
         );
     }
-    // Headers are done here; a streamed body continues after this line.
-    tracing::debug!(
-        request_id,
-        method = %parts.method,
-        path = resource,
-        status = response.status().as_u16(),
-        head_latency_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
+    record.status = response.status().as_u16();
+    // Headers are done here; a streamed body continues after this line, and the record goes
+    // with it.
+    let (response_parts, inner) = response.into_parts();
+    http::Response::from_parts(response_parts, MeteredBody { inner, record }.boxed_unsync())
 }
 
 /// `Expect: 100-continue` on a request whose body is empty (`Content-Length: 0`).
@@ -470,6 +615,7 @@ async fn process(
     body: Incoming,
     request_id: &str,
     is_head: bool,
+    record: &mut RequestRecord,
 ) -> Result<HttpResponse, S3Error> {
     let head = RequestHead {
         method: parts.method.as_str(),
@@ -484,6 +630,7 @@ async fn process(
         copy_source_range: cairn_s3_proto::headers::header(headers, "x-amz-copy-source-range"),
     };
     let endpoint = executor.shared.router.parse(&head)?;
+    record.operation = endpoint.operation_index();
     let (caller, verified) =
         crate::auth::authenticate(executor, &head, headers, now_unix_millis()).await?;
     let context = RequestContext {
@@ -494,7 +641,12 @@ async fn process(
         is_head,
         payload: verified.payload.clone(),
     };
-    let body = crate::body::RequestBody::new(body, &verified, headers)?;
+    let body = crate::body::RequestBody::new(
+        body,
+        &verified,
+        headers,
+        Arc::clone(&record.request_body_bytes),
+    )?;
     dispatch(&context, endpoint, body).await
 }
 
@@ -605,7 +757,25 @@ async fn dispatch(
         Endpoint::ListMultipartUploads { bucket, params } => {
             multipart::list_multipart_uploads(context, &bucket, params).await
         }
-        Endpoint::UploadPartCopy { .. } => multipart::not_implemented_yet(),
+        Endpoint::UploadPartCopy {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            source,
+            source_range,
+        } => {
+            multipart::upload_part_copy(
+                context,
+                &bucket,
+                &key,
+                &upload_id,
+                part_number,
+                &source,
+                source_range,
+            )
+            .await
+        }
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
     }
 }

@@ -137,6 +137,27 @@ impl StoragePool {
         unreachable!("the second attempt always returns")
     }
 
+    /// Deletes one piece (idempotent on the node: deleting what is not there succeeds).
+    pub async fn delete(&self, node: usize, shard_id: ShardId) -> Result<(), StorageCallError> {
+        let address = self.addresses[node];
+        for attempt in 0..2 {
+            let (mut client, pooled) = self.checkout(node).await?;
+            let Ok(result) = monoio::time::timeout(self.timeout, client.delete(shard_id)).await
+            else {
+                return Err(StorageCallError::Timeout(address));
+            };
+            match result {
+                Ok(_existed) => {
+                    self.checkin(node, client);
+                    return Ok(());
+                }
+                Err(ClientError::Io(_)) if pooled && attempt == 0 => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        unreachable!("the second attempt always returns")
+    }
+
     /// Reads one whole piece (the node checks its stored CRC32C before answering) and zero-extends
     /// it to `piece_size_bytes` (see [`PieceBuf`]).
     pub async fn get(

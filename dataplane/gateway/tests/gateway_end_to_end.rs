@@ -685,8 +685,9 @@ fn s3_operations_end_to_end() {
     // and both gateways read it back, decoding around the missing shard.
     let mut partial_nodes = cluster.storage_nodes.clone();
     partial_nodes[0].address = free_local_address();
-    let degraded_gateway =
-        start_gateway(gateway_config(&cluster, partial_nodes)).expect("start degraded gateway");
+    let mut degraded_config = gateway_config(&cluster, partial_nodes);
+    degraded_config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let degraded_gateway = start_gateway(degraded_config).expect("start degraded gateway");
     let degraded_client = Client::new(degraded_gateway.local_address());
     let degraded_object = random_bytes(2 * 1024 * 1024 + 777);
     let degraded_put = degraded_client.send("PUT", "/photos/degraded", &[], &degraded_object);
@@ -699,6 +700,75 @@ fn s3_operations_end_to_end() {
         decoded.body == object,
         "decoded GET differs from the PUT body"
     );
+    let degraded_read = degraded_client.send("GET", "/photos/degraded", &[], b"");
+    assert!(degraded_read.body == degraded_object);
+    // The failures show in the degraded gateway's metrics: one failed piece write per stripe of
+    // the PUT (every stripe places a piece on every node, and node 1 refuses connections), and
+    // exactly one unusable piece per degraded stripe read.
+    let admin = degraded_gateway.admin_address().expect("admin listener");
+    let metrics = ureq::get(&format!("http://{admin}/metrics"))
+        .call()
+        .expect("scrape")
+        .into_string()
+        .unwrap();
+    let metric = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{metrics}"))
+    };
+    let stripes = degraded_object.len().div_ceil(4 * 256 * 1024) as u64;
+    assert_eq!(metric("cairn_gateway_shard_write_errors_total"), stripes);
+    let degraded_stripes = metric("cairn_gateway_degraded_stripe_reads_total");
+    assert!(degraded_stripes > 0, "{metrics}");
+    assert_eq!(
+        metric("cairn_gateway_shard_read_errors_total{reason=\"unavailable\"}"),
+        degraded_stripes
+    );
+    assert_eq!(
+        metric("cairn_gateway_requests_total{operation=\"PutObject\",status_class=\"2xx\"}"),
+        1
+    );
+
+    // Two nodes out: a stripe would keep only k = 4 pieces, fewer than the k + 1 a commit needs.
+    // The PUT fails with 503, stores nothing readable, and the four pieces it did store are
+    // deleted (they are in no shard map) before the record is aborted.
+    let mut two_down = cluster.storage_nodes.clone();
+    two_down[0].address = free_local_address();
+    two_down[1].address = free_local_address();
+    let mut two_down_config = gateway_config(&cluster, two_down);
+    two_down_config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let two_down_gateway =
+        start_gateway(two_down_config).expect("start a gateway missing two nodes");
+    let refused = Client::new(two_down_gateway.local_address()).send(
+        "PUT",
+        "/photos/unwritable",
+        &[],
+        &random_bytes(100_000),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(
+        client.send("GET", "/photos/unwritable", &[], b"").status,
+        404
+    );
+    let admin = two_down_gateway.admin_address().expect("admin listener");
+    let metrics = ureq::get(&format!("http://{admin}/metrics"))
+        .call()
+        .expect("scrape")
+        .into_string()
+        .unwrap();
+    let metric = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{metrics}"))
+    };
+    assert_eq!(metric("cairn_gateway_abandoned_pieces_deleted_total"), 4);
+    assert_eq!(
+        metric("cairn_gateway_abandoned_piece_delete_errors_total"),
+        0
+    );
+    assert_eq!(metric("cairn_gateway_aborted_writes_total"), 1);
 
     // Delete: the bucket is not empty until every object is gone.
     let not_empty = client.send("DELETE", "/photos", &[], b"");

@@ -103,6 +103,29 @@ pub fn evaluate_conditions(
     ConditionOutcome::Proceed
 }
 
+/// Evaluates the `x-amz-copy-source-if-*` conditions of CopyObject and UploadPartCopy against
+/// the source. They follow the same precedence as GET's (a matching `if-none-match` hides
+/// `if-modified-since`, a matching `if-match` hides `if-unmodified-since`), and every failure,
+/// including the cases where a GET would answer 304, is `PreconditionFailed` (412): a copy has
+/// nothing to answer "not modified" with.
+pub fn evaluate_copy_source_conditions(
+    headers: &ConditionalHeaders<'_>,
+    source_etag: &str,
+    source_last_modified_unix_seconds: i64,
+) -> Result<(), S3Error> {
+    match evaluate_conditions(
+        headers,
+        source_etag,
+        source_last_modified_unix_seconds,
+        true,
+    ) {
+        ConditionOutcome::Proceed => Ok(()),
+        ConditionOutcome::NotModified | ConditionOutcome::PreconditionFailed => {
+            Err(S3Error::PreconditionFailed)
+        }
+    }
+}
+
 /// Evaluates the conditions when the object does not exist: `If-Match` can never hold (412),
 /// while `If-None-Match: *` holds (this is the conditional-create case).
 pub fn evaluate_conditions_absent(headers: &ConditionalHeaders<'_>) -> ConditionOutcome {
@@ -352,6 +375,61 @@ mod tests {
         assert_eq!(
             ConditionOutcome::NotModified.into_result(),
             Err(S3Error::NotModified)
+        );
+    }
+
+    #[test]
+    fn copy_source_conditions_fail_with_412_only() {
+        let before = format_http_date(MODIFIED - 10);
+        let after = format_http_date(MODIFIED + 10);
+        let none = ConditionalHeaders::default();
+        let copy = |headers| evaluate_copy_source_conditions(&headers, ETAG, MODIFIED);
+        assert_eq!(copy(none), Ok(()));
+        // Where GET answers 304, a copy refuses with 412.
+        let unchanged_since_after = ConditionalHeaders {
+            if_modified_since: Some(&after),
+            ..none
+        };
+        assert_eq!(
+            copy(unchanged_since_after),
+            Err(S3Error::PreconditionFailed)
+        );
+        let same_etag = ConditionalHeaders {
+            if_none_match: Some(ETAG),
+            ..none
+        };
+        assert_eq!(copy(same_etag), Err(S3Error::PreconditionFailed));
+        assert_eq!(
+            copy(ConditionalHeaders {
+                if_modified_since: Some(&before),
+                ..none
+            }),
+            Ok(())
+        );
+        // AWS's documented pairs: if-match true wins over if-unmodified-since false, and
+        // if-none-match false with if-modified-since true fails.
+        assert_eq!(
+            copy(ConditionalHeaders {
+                if_match: Some(ETAG),
+                if_unmodified_since: Some(&before),
+                ..none
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            copy(ConditionalHeaders {
+                if_none_match: Some(ETAG),
+                if_modified_since: Some(&before),
+                ..none
+            }),
+            Err(S3Error::PreconditionFailed)
+        );
+        assert_eq!(
+            copy(ConditionalHeaders {
+                if_match: Some("\"other\""),
+                ..none
+            }),
+            Err(S3Error::PreconditionFailed)
         );
     }
 }

@@ -134,6 +134,32 @@ pub enum UnimplementedOperation {
     OtherBucketSubresource(&'static str),
 }
 
+/// Every operation name [`Endpoint::operation_name`] returns, indexed by
+/// [`Endpoint::operation_index`].
+pub const OPERATION_NAMES: [&str; 21] = [
+    "ListBuckets",
+    "CreateBucket",
+    "HeadBucket",
+    "DeleteBucket",
+    "GetBucketLocation",
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "DeleteObjects",
+    "ListObjectsV2",
+    "ListObjects",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListParts",
+    "ListMultipartUploads",
+    "NotImplemented",
+];
+
 /// One S3 operation with its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -237,28 +263,34 @@ pub enum Endpoint {
 impl Endpoint {
     /// A stable operation name for logs and metrics labels.
     pub fn operation_name(&self) -> &'static str {
+        OPERATION_NAMES[self.operation_index()]
+    }
+
+    /// The position of this operation in [`OPERATION_NAMES`]: metrics keep one slot per
+    /// operation and index it with this, so a request never looks a label up by string.
+    pub fn operation_index(&self) -> usize {
         match self {
-            Endpoint::ListBuckets => "ListBuckets",
-            Endpoint::CreateBucket { .. } => "CreateBucket",
-            Endpoint::HeadBucket { .. } => "HeadBucket",
-            Endpoint::DeleteBucket { .. } => "DeleteBucket",
-            Endpoint::GetBucketLocation { .. } => "GetBucketLocation",
-            Endpoint::PutObject { .. } => "PutObject",
-            Endpoint::GetObject { .. } => "GetObject",
-            Endpoint::HeadObject { .. } => "HeadObject",
-            Endpoint::DeleteObject { .. } => "DeleteObject",
-            Endpoint::DeleteObjects { .. } => "DeleteObjects",
-            Endpoint::ListObjectsV2 { .. } => "ListObjectsV2",
-            Endpoint::ListObjectsV1 { .. } => "ListObjects",
-            Endpoint::CopyObject { .. } => "CopyObject",
-            Endpoint::CreateMultipartUpload { .. } => "CreateMultipartUpload",
-            Endpoint::UploadPart { .. } => "UploadPart",
-            Endpoint::UploadPartCopy { .. } => "UploadPartCopy",
-            Endpoint::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
-            Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
-            Endpoint::ListParts { .. } => "ListParts",
-            Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
-            Endpoint::NotImplemented { .. } => "NotImplemented",
+            Endpoint::ListBuckets => 0,
+            Endpoint::CreateBucket { .. } => 1,
+            Endpoint::HeadBucket { .. } => 2,
+            Endpoint::DeleteBucket { .. } => 3,
+            Endpoint::GetBucketLocation { .. } => 4,
+            Endpoint::PutObject { .. } => 5,
+            Endpoint::GetObject { .. } => 6,
+            Endpoint::HeadObject { .. } => 7,
+            Endpoint::DeleteObject { .. } => 8,
+            Endpoint::DeleteObjects { .. } => 9,
+            Endpoint::ListObjectsV2 { .. } => 10,
+            Endpoint::ListObjectsV1 { .. } => 11,
+            Endpoint::CopyObject { .. } => 12,
+            Endpoint::CreateMultipartUpload { .. } => 13,
+            Endpoint::UploadPart { .. } => 14,
+            Endpoint::UploadPartCopy { .. } => 15,
+            Endpoint::CompleteMultipartUpload { .. } => 16,
+            Endpoint::AbortMultipartUpload { .. } => 17,
+            Endpoint::ListParts { .. } => 18,
+            Endpoint::ListMultipartUploads { .. } => 19,
+            Endpoint::NotImplemented { .. } => 20,
         }
     }
 

@@ -601,4 +601,13 @@ fn endpoint_accessors() {
     assert_eq!(endpoint.operation_name(), "ListParts");
     assert_eq!(endpoint.bucket(), Some("b1b"));
     assert_eq!(Endpoint::ListBuckets.bucket(), None);
+    // Metrics index operations by position: every name appears once.
+    let names: std::collections::BTreeSet<_> =
+        cairn_s3_proto::endpoint::OPERATION_NAMES.iter().collect();
+    assert_eq!(names.len(), cairn_s3_proto::endpoint::OPERATION_NAMES.len());
+    assert_eq!(
+        route("PUT", "/b1b/key", "").unwrap().operation_name(),
+        "PutObject"
+    );
+    assert_eq!(Endpoint::ListBuckets.operation_index(), 0);
 }
