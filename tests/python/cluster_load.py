@@ -18,27 +18,21 @@ import random
 import sys
 import time
 
-import boto3
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+import s3client
 
 endpoint, access_key, secret_key, mode, bucket = sys.argv[1:6]
 rest = sys.argv[6:]
 
-s3 = boto3.client(
-    "s3",
-    endpoint_url=endpoint,
-    aws_access_key_id=access_key,
-    aws_secret_access_key=secret_key,
-    region_name="us-east-1",
-    config=Config(
-        s3={"addressing_style": "path"},
-        retries={"max_attempts": 8, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=60,
-        signature_version="s3v4",
-    ),
+s3 = s3client.client(
+    endpoint,
+    access_key,
+    secret_key,
+    retries={"max_attempts": 8, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=60,
 )
 # Objects above 8 MiB go up as multipart uploads of 5 MiB parts.
 transfer = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)

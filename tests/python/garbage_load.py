@@ -18,22 +18,15 @@ import sys
 import time
 from urllib.parse import urlparse
 
-import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
+
+import s3client
 
 endpoint, access_key, secret_key, mode, bucket = sys.argv[1:6]
 rest = sys.argv[6:]
-s3 = boto3.client(
-    "s3",
-    endpoint_url=endpoint,
-    aws_access_key_id=access_key,
-    aws_secret_access_key=secret_key,
-    region_name="us-east-1",
-    config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-)
+s3 = s3client.client(endpoint, access_key, secret_key)
 MIB = 1024 * 1024
 
 

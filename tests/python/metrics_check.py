@@ -11,27 +11,22 @@ import sys
 import time
 import urllib.request
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+import s3client
+
 endpoint, admin_url, access_key, secret_key = sys.argv[1:5]
 
-s3 = boto3.client(
-    "s3",
-    endpoint_url=endpoint,
-    aws_access_key_id=access_key,
-    aws_secret_access_key=secret_key,
-    region_name="us-east-1",
-    # One HTTP request per call (no retries), bodies sent as they are (no aws-chunked framing), so
-    # the expected request-body bytes are the object sizes.
-    config=Config(
-        s3={"addressing_style": "path"},
-        retries={"max_attempts": 1, "mode": "standard"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    ),
+# One HTTP request per call (no retries), bodies sent as they are (no aws-chunked framing), so the
+# expected request-body bytes are the object sizes.
+s3 = s3client.client(
+    endpoint,
+    access_key,
+    secret_key,
+    retries={"max_attempts": 1, "mode": "standard"},
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
 )
 
 

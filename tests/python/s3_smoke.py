@@ -8,23 +8,15 @@ import hashlib
 import random
 import sys
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+import s3client
 
 endpoint, access_key, secret_key, mode = sys.argv[1:5]
 
 
 def client(secret=secret_key):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret,
-        region_name="us-east-1",
-        # SigV4 also for presigned URLs (boto3 would presign with SigV2, which Cairn refuses).
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, signature_version="s3v4"),
-    )
+    return s3client.client(endpoint, access_key, secret)
 
 
 def content(seed, size):
@@ -63,18 +55,8 @@ assert error_code(lambda: s3.get_object(Bucket="no-such-bucket", Key="x")) == "N
 # An empty PUT (botocore sends `Expect: 100-continue`, which gets no 100 for an empty body) and
 # then a non-empty PUT on the same keep-alive connection: without `Connection: close` on the
 # first answer botocore misreads the second and waits for its read timeout.
-strict = boto3.client(
-    "s3",
-    endpoint_url=endpoint,
-    aws_access_key_id=access_key,
-    aws_secret_access_key=secret_key,
-    region_name="us-east-1",
-    config=Config(
-        s3={"addressing_style": "path"},
-        retries={"total_max_attempts": 1},
-        read_timeout=10,
-        signature_version="s3v4",
-    ),
+strict = s3client.client(
+    endpoint, access_key, secret_key, retries={"total_max_attempts": 1}, read_timeout=10
 )
 for round_number in range(3):
     strict.put_object(Bucket=bucket, Key="expect/empty", Body=b"")

@@ -14,12 +14,12 @@ import time
 import urllib.parse
 import urllib.request
 
-import boto3
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+
+import s3client
 
 endpoint, metrics_url, access_key, secret_key = sys.argv[1:5]
 MiB = 1024 * 1024
@@ -28,14 +28,7 @@ SENT = 5 * MiB // 2
 # With EC 4+2 and 256 KiB pieces a stripe holds 1 MiB: 2.5 MiB complete two stripes.
 PIECES_WRITTEN_PER_PUT = 2 * 6
 
-s3 = boto3.client(
-    "s3",
-    endpoint_url=endpoint,
-    aws_access_key_id=access_key,
-    aws_secret_access_key=secret_key,
-    region_name="us-east-1",
-    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, signature_version="s3v4"),
-)
+s3 = s3client.client(endpoint, access_key, secret_key, retries={"max_attempts": 1})
 host = urllib.parse.urlparse(endpoint).netloc
 address = (urllib.parse.urlparse(endpoint).hostname, urllib.parse.urlparse(endpoint).port)
 

@@ -235,6 +235,33 @@ pub fn consecutive_free_ports(count: u16) -> u16 {
     }
 }
 
+/// `cairn dev` arguments with every port free (S3, admin, metadata, six storage nodes) and the
+/// data in `dir/cluster`, plus `extra_args`; returns them with the S3, admin and metadata
+/// addresses.
+pub fn dev_command_line(
+    dir: &Path,
+    extra_args: &[&str],
+) -> (Vec<String>, SocketAddr, SocketAddr, SocketAddr) {
+    let endpoint = free_address();
+    let admin = free_address();
+    let meta = free_address();
+    let mut args: Vec<String> = vec![
+        "dev".into(),
+        "--data".into(),
+        dir.join("cluster").display().to_string(),
+        "--listen".into(),
+        endpoint.to_string(),
+        "--meta-port".into(),
+        meta.port().to_string(),
+        "--storage-base-port".into(),
+        consecutive_free_ports(6).to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
+    ];
+    args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+    (args, endpoint, admin, meta)
+}
+
 /// A running `cairn dev` on free ports with its data under a directory the caller owns, and the
 /// root keys it printed.
 pub struct CairnDev {
@@ -259,23 +286,7 @@ impl CairnDev {
 
     /// Like [`CairnDev::start`] with extra flags (e.g. janitor or healer timing).
     pub fn start_with(binary: &Path, dir: &Path, extra_args: &[&str]) -> CairnDev {
-        let endpoint = free_address();
-        let admin = free_address();
-        let meta = free_address();
-        let mut args: Vec<String> = vec![
-            "dev".into(),
-            "--data".into(),
-            dir.join("cluster").display().to_string(),
-            "--listen".into(),
-            endpoint.to_string(),
-            "--meta-port".into(),
-            meta.port().to_string(),
-            "--storage-base-port".into(),
-            consecutive_free_ports(6).to_string(),
-            "--admin-listen".into(),
-            admin.to_string(),
-        ];
-        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        let (args, endpoint, admin, meta) = dev_command_line(dir, extra_args);
         Self::launch(binary, dir, args, endpoint, admin, meta)
     }
 

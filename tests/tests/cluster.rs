@@ -11,9 +11,9 @@
 //! - `cairn cluster init` + `cairn cluster up` (the documented commands) start a working cluster
 //!   and SIGTERM stops every process it started.
 
-use cairn_tests::{CairnProcess, free_port, wait_for_listener, wait_until_port_closed};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use cairn_tests::{CairnProcess, free_port, http_get, wait_for_listener, wait_until_port_closed};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -192,7 +192,7 @@ impl Cluster {
             .enumerate()
             .filter(|(_, role)| role.process.is_some())
             .map(|(index, role)| {
-                let metrics = http_get(role.admin.unwrap(), "/metrics");
+                let metrics = get_ok(role.admin.unwrap(), "/metrics");
                 let led = metrics
                     .lines()
                     .filter(|line| {
@@ -206,24 +206,11 @@ impl Cluster {
     }
 }
 
-/// A plain HTTP/1.1 GET (the admin listener is plain HTTP); returns the body.
-fn http_get(address: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
+/// The body of a `GET` that must answer 200.
+fn get_ok(address: SocketAddr, path: &str) -> String {
+    let (status, body) = http_get(address, path);
+    assert_eq!(status, 200, "GET {path} on {address}");
+    String::from_utf8(body).expect("UTF-8")
 }
 
 fn line_count(path: &Path) -> usize {

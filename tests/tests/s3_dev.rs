@@ -3,67 +3,12 @@
 //! storage nodes, EC 4+2), then the process is killed with SIGKILL, restarted on the same data, and
 //! an object written before the kill reads back byte-exact with the same generated credentials.
 
-use cairn_tests::{
-    CairnProcess, free_address, free_port, wait_for_listener, wait_until_port_closed,
-};
+use cairn_tests::{CairnDev, CairnProcess, dev_command_line, wait_for_listener};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
-
-fn consecutive_free_ports(count: u16) -> u16 {
-    loop {
-        let port = free_port();
-        if port < 65_000
-            && (1..count)
-                .all(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)).is_ok())
-        {
-            return port;
-        }
-    }
-}
-
-/// `cairn dev` arguments with every port free and the data under `dir`.
-fn dev_args(dir: &Path, endpoint: SocketAddr, admin: SocketAddr) -> Vec<String> {
-    vec![
-        "dev".into(),
-        "--data".into(),
-        dir.join("cluster").display().to_string(),
-        "--listen".into(),
-        endpoint.to_string(),
-        "--meta-port".into(),
-        free_port().to_string(),
-        "--storage-base-port".into(),
-        consecutive_free_ports(6).to_string(),
-        "--admin-listen".into(),
-        admin.to_string(),
-    ]
-}
-
-fn start(args: &[String], log_dir: &Path, endpoint: SocketAddr) -> (CairnProcess, String, String) {
-    let mut process = CairnProcess::start(Path::new(BINARY), args, log_dir, "dev");
-    wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = process.log();
-        let value = |label: &str| {
-            log.lines().rev().find_map(|line| {
-                line.trim()
-                    .strip_prefix(label)
-                    .map(|rest| rest.trim().to_owned())
-            })
-        };
-        if let (Some(access), Some(secret)) = (value("access key:"), value("secret key:")) {
-            return (process, access, secret);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no credentials printed:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Runs `tests/python/<script>` with `args`; fails the test with its output unless it succeeds.
 fn python(script: &str, args: &[String]) {
@@ -101,73 +46,41 @@ fn boto3(endpoint: SocketAddr, access: &str, secret: &str, mode: &str) {
 #[test]
 fn metrics_count_known_traffic_exactly() {
     let data = tempfile::tempdir().unwrap();
-    let endpoint = free_address();
-    let admin = free_address();
-    let args = dev_args(data.path(), endpoint, admin);
-    let (dev, access, secret) = start(&args, data.path(), endpoint);
+    let dev = CairnDev::start(Path::new(BINARY), data.path());
+    let admin = dev.admin;
     assert!(
-        dev.log()
+        dev.process
+            .log()
             .contains(&format!("metrics: http://{admin}/metrics")),
         "cairn dev prints the metrics address:\n{}",
-        dev.log()
+        dev.process.log()
     );
     python(
         "metrics_check.py",
         &[
-            format!("http://{endpoint}"),
+            dev.url(),
             format!("http://{admin}/metrics"),
-            access,
-            secret,
+            dev.access_key.clone(),
+            dev.secret_key.clone(),
         ],
     );
-    let errors = dev.error_lines();
-    assert!(
-        errors.is_empty(),
-        "unexpected ERROR lines:\n{}",
-        errors.join("\n")
-    );
+    dev.assert_no_errors_logged();
 }
 
 #[test]
 fn boto3_against_cairn_dev_and_data_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
-    let endpoint = free_address();
-    let meta = free_address();
-    let admin = free_address();
-    let storage_base_port = consecutive_free_ports(6);
-    let args: Vec<String> = vec![
-        "dev".into(),
-        "--data".into(),
-        data.path().join("cluster").display().to_string(),
-        "--listen".into(),
-        endpoint.to_string(),
-        "--meta-port".into(),
-        meta.port().to_string(),
-        "--storage-base-port".into(),
-        storage_base_port.to_string(),
-        "--admin-listen".into(),
-        admin.to_string(),
-    ];
-    let (mut dev, access, secret) = start(&args, data.path(), endpoint);
-    boto3(endpoint, &access, &secret, "full");
-    dev.kill_9();
-    wait_until_port_closed(endpoint, Duration::from_secs(20));
-    wait_until_port_closed(meta, Duration::from_secs(20));
-    wait_until_port_closed(admin, Duration::from_secs(20));
-
-    let (dev, access_again, secret_again) = start(&args, data.path(), endpoint);
+    let dev = CairnDev::start(Path::new(BINARY), data.path());
+    let (access, secret) = (dev.access_key.clone(), dev.secret_key.clone());
+    boto3(dev.endpoint, &access, &secret, "full");
+    let dev = dev.restarted(Path::new(BINARY), data.path());
     assert_eq!(
-        (access_again.as_str(), secret_again.as_str()),
+        (dev.access_key.as_str(), dev.secret_key.as_str()),
         (access.as_str(), secret.as_str()),
         "credentials are kept"
     );
-    boto3(endpoint, &access, &secret, "verify");
-    let errors = dev.error_lines();
-    assert!(
-        errors.is_empty(),
-        "unexpected ERROR lines:\n{}",
-        errors.join("\n")
-    );
+    boto3(dev.endpoint, &access, &secret, "verify");
+    dev.assert_no_errors_logged();
 }
 
 /// Runs the AWS CLI (v1, from pip) against `endpoint`; returns stdout.
@@ -211,9 +124,8 @@ fn sha256_file(path: &Path) -> String {
 #[test]
 fn aws_cli_cp_multipart_sync_ls_rm() {
     let data = tempfile::tempdir().unwrap();
-    let endpoint = free_address();
-    let args = dev_args(data.path(), endpoint, free_address());
-    let (dev, access, secret) = start(&args, data.path(), endpoint);
+    let dev = CairnDev::start(Path::new(BINARY), data.path());
+    let (endpoint, access, secret) = (dev.endpoint, dev.access_key.clone(), dev.secret_key.clone());
     let files = data.path().join("files");
     std::fs::create_dir_all(files.join("small")).unwrap();
     let big = files.join("big.bin");
@@ -290,12 +202,7 @@ fn aws_cli_cp_multipart_sync_ls_rm() {
         ""
     );
     aws(endpoint, &access, &secret, &["s3", "rb", "s3://cli"]);
-    let errors = dev.error_lines();
-    assert!(
-        errors.is_empty(),
-        "unexpected ERROR lines:\n{}",
-        errors.join("\n")
-    );
+    dev.assert_no_errors_logged();
 }
 
 /// Client disconnects mid-body (plain and aws-chunked): no object appears, the PREPARING record is
@@ -451,9 +358,7 @@ fn rclone_copy_check_sync() {
 #[test]
 fn a_full_log_disk_does_not_stop_the_gateway() {
     let data = tempfile::tempdir().unwrap();
-    let endpoint = free_address();
-    let admin = free_address();
-    let args = dev_args(data.path(), endpoint, admin);
+    let (args, endpoint, _, _) = dev_command_line(data.path(), &[]);
     let (access, secret) = (
         "CAIRNFULLDISKTEST",
         "full-disk-test-secret-0123456789abcdefgh",

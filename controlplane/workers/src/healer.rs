@@ -46,7 +46,9 @@ use cairn_meta_state::{
     Response, ShardPlacement, UpdateShardMap, VersionSelector, shard_object_id,
 };
 use cairn_raft::MetaClient;
-use cairn_storage_client::{ClientConfig, ClientError, StorageClient};
+use cairn_storage_client::{ClientError, StorageClient};
+
+use crate::shared::{NodeConnections, render_counters};
 
 /// A storage node the healer may read from and place on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,14 +247,7 @@ impl HealerStats {
                 &self.errors,
             ),
         ];
-        let mut text = String::new();
-        for (name, help, counter) in counters {
-            text += &format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        text
+        render_counters(&counters)
     }
 }
 
@@ -287,7 +282,7 @@ pub enum HealerError {
 pub struct Healer {
     meta: MetaClient,
     nodes: Vec<HealerNode>,
-    connections: BTreeMap<usize, StorageClient>,
+    connections: NodeConnections,
     unreachable_since: BTreeMap<usize, Instant>,
     config: HealerConfig,
     stats: Arc<HealerStats>,
@@ -314,10 +309,15 @@ impl Healer {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let addresses = nodes
+            .iter()
+            .map(|node| (node.node_id, node.address))
+            .collect();
+        let connections = NodeConnections::new(addresses, config.storage_timeout);
         Ok(Healer {
             meta,
             nodes,
-            connections: BTreeMap::new(),
+            connections,
             unreachable_since: BTreeMap::new(),
             config,
             stats: Arc::new(HealerStats::default()),
@@ -447,22 +447,9 @@ impl Healer {
         position: usize,
         operation: impl FnOnce(&mut StorageClient) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
-        if !self.connections.contains_key(&position) {
-            let config = ClientConfig {
-                connect_timeout: self.config.storage_timeout,
-                read_timeout: Some(self.config.storage_timeout),
-                write_timeout: Some(self.config.storage_timeout),
-                ..ClientConfig::default()
-            };
-            let client = StorageClient::connect_with_config(self.nodes[position].address, config)?;
-            self.connections.insert(position, client);
-        }
-        let client = self.connections.get_mut(&position).expect("inserted above");
-        let result = operation(client);
-        if matches!(result, Err(ClientError::Io(_) | ClientError::Protocol(_))) {
-            self.connections.remove(&position);
-        }
-        result
+        self.connections
+            .call(self.nodes[position].node_id, operation)
+            .expect("positions index the configured nodes")
     }
 
     /// Whether a node has been unreachable past the grace period (after a failed call).

@@ -46,7 +46,9 @@ use cairn_meta_state::{
     VersionSelector, shard_object_id,
 };
 use cairn_raft::{GroupId, MetaClient};
-use cairn_storage_client::{ClientConfig, ClientError, ScanPage, StorageClient};
+use cairn_storage_client::{ClientError, ScanPage, StorageClient};
+
+use crate::shared::{NodeConnections, render_counters};
 
 /// How the janitor works; the defaults are production values.
 #[derive(Clone, Debug)]
@@ -149,25 +151,15 @@ pub trait ShardStore {
     ) -> Result<ScanPage, JanitorError>;
 }
 
-/// [`ShardStore`] over the storage nodes' RPC (blocking client, one cached connection per node;
-/// a connection that failed is dropped and redialled on the next call).
+/// [`ShardStore`] over the storage nodes' RPC ([`NodeConnections`]).
 pub struct RpcShardStore {
-    nodes: BTreeMap<u64, SocketAddr>,
-    connections: BTreeMap<u64, StorageClient>,
-    config: ClientConfig,
+    connections: NodeConnections,
 }
 
 impl RpcShardStore {
     pub fn new(nodes: BTreeMap<u64, SocketAddr>, timeout: Duration) -> Self {
         RpcShardStore {
-            nodes,
-            connections: BTreeMap::new(),
-            config: ClientConfig {
-                connect_timeout: timeout,
-                read_timeout: Some(timeout),
-                write_timeout: Some(timeout),
-                ..ClientConfig::default()
-            },
+            connections: NodeConnections::new(nodes, timeout),
         }
     }
 
@@ -176,27 +168,16 @@ impl RpcShardStore {
         node_id: u64,
         operation: impl FnOnce(&mut StorageClient) -> Result<T, ClientError>,
     ) -> Result<T, JanitorError> {
-        let address = *self
-            .nodes
-            .get(&node_id)
-            .ok_or(JanitorError::UnknownNode { node_id })?;
-        if !self.connections.contains_key(&node_id) {
-            let client = StorageClient::connect_with_config(address, self.config)
-                .map_err(|error| JanitorError::Storage { node_id, error })?;
-            self.connections.insert(node_id, client);
+        match self.connections.call(node_id, operation) {
+            None => Err(JanitorError::UnknownNode { node_id }),
+            Some(result) => result.map_err(|error| JanitorError::Storage { node_id, error }),
         }
-        let client = self.connections.get_mut(&node_id).expect("inserted above");
-        let result = operation(client);
-        if result.is_err() {
-            self.connections.remove(&node_id);
-        }
-        result.map_err(|error| JanitorError::Storage { node_id, error })
     }
 }
 
 impl ShardStore for RpcShardStore {
     fn node_ids(&self) -> Vec<u64> {
-        self.nodes.keys().copied().collect()
+        self.connections.node_ids()
     }
 
     fn delete(&mut self, node_id: u64, shard_id: ShardId) -> Result<bool, JanitorError> {
@@ -253,14 +234,7 @@ impl JanitorStats {
                 &self.errors,
             ),
         ];
-        let mut text = String::new();
-        for (name, help, counter) in counters {
-            text += &format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        text
+        render_counters(&counters)
     }
 }
 

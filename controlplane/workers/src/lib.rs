@@ -9,6 +9,7 @@
 pub mod durability;
 pub mod healer;
 pub mod janitor;
+pub mod shared;
 
 pub use janitor::{
     DeletionPlan, Janitor, JanitorConfig, JanitorError, JanitorStats, PassReport, RpcShardStore,
