@@ -33,8 +33,7 @@ use crate::body::RequestBody;
 use crate::bucket::owned_bucket;
 use crate::errors::{ec_error_to_s3, meta_error_to_s3};
 use crate::object::{
-    GET_CHANNEL_STRIPES, parse_scheme, put_response, quoted_etag, read_record, stream_and_store,
-    stream_object, version_selector,
+    GET_CHANNEL_STRIPES, parse_scheme, put_response, quoted_etag, stream_and_store, stream_object,
 };
 use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, xml_response};
 
@@ -131,9 +130,7 @@ pub async fn upload_part(
             Some(checksum_request(context.headers)?)
         },
     };
-    let group = executor.shared.meta.client().partition_of(bucket, key);
-    // Partition groups are numbered 1..=P (group 0 is the bucket service).
-    let object_id = cairn_meta_state::shard_object_id((group.0 - 1) as u32, upload.upload_id.0);
+    let object_id = upload_object_id(context, bucket, key, upload.upload_id);
     let (checksums, blocks) = stream_and_store(
         executor,
         scheme,
@@ -160,6 +157,23 @@ pub async fn upload_part(
     Ok(put_response(&checksums))
 }
 
+/// The object id an upload's part shards are named with.
+fn upload_object_id(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    upload_id: cairn_meta_state::UploadId,
+) -> u128 {
+    let group = context
+        .executor
+        .shared
+        .meta
+        .client()
+        .partition_of(bucket, key);
+    // Partition groups are numbered 1..=P (group 0 is the bucket service).
+    cairn_meta_state::shard_object_id((group.0 - 1) as u32, upload_id.0)
+}
+
 /// UploadPartCopy: `x-amz-copy-source` (with `?versionId=`, read like CopyObject's), the
 /// optional `x-amz-copy-source-range: bytes=first-last` (malformed: `InvalidArgument` when
 /// routed; past the source's end: `InvalidRange`) and the `x-amz-copy-source-if-*` conditions
@@ -173,8 +187,6 @@ pub async fn upload_part_copy(
     source: &cairn_s3_proto::endpoint::CopySource,
     source_range: Option<cairn_s3_proto::range::ByteRange>,
 ) -> Result<HttpResponse, S3Error> {
-    use cairn_s3_proto::conditions::evaluate_copy_source_conditions;
-    use cairn_s3_proto::headers::copy_source_conditional_headers;
     use cairn_s3_proto::range::check_copy_source_range;
     let executor = context.executor;
     owned_bucket(context, bucket).await?;
@@ -184,22 +196,7 @@ pub async fn upload_part_copy(
     let piece_size_bytes = upload.piece_size_bytes as usize;
     cairn_ec::StripeLayout::new(scheme, piece_size_bytes)
         .map_err(|error| ec_error_to_s3(&error))?;
-    let source_record = read_record(
-        context,
-        &source.bucket,
-        &source.key,
-        version_selector(source.version_id.as_deref())?,
-    )
-    .await?;
-    let source_last_modified_unix_seconds = (source_record
-        .committed_at_ms
-        .unwrap_or(source_record.created_at_ms)
-        / 1000) as i64;
-    evaluate_copy_source_conditions(
-        &copy_source_conditional_headers(context.headers),
-        &quoted_etag(&source_record.checksums.etag),
-        source_last_modified_unix_seconds,
-    )?;
+    let source_record = crate::object::read_copy_source(context, source).await?;
     let range = match source_range {
         Some(range) => {
             check_copy_source_range(range, source_record.size_bytes)?;
@@ -220,9 +217,7 @@ pub async fn upload_part_copy(
     } else {
         drop(sender);
     }
-    let group = executor.shared.meta.client().partition_of(bucket, key);
-    // Partition groups are numbered 1..=P (group 0 is the bucket service).
-    let object_id = cairn_meta_state::shard_object_id((group.0 - 1) as u32, upload.upload_id.0);
+    let object_id = upload_object_id(context, bucket, key, upload.upload_id);
     let (checksums, blocks) = stream_and_store(
         executor,
         scheme,

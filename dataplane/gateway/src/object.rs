@@ -36,7 +36,7 @@ use cairn_meta_state::{
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
 use cairn_s3_proto::checksum::{ChecksumAlgorithm, parse_content_md5};
-use cairn_s3_proto::conditions::{evaluate_conditions, evaluate_copy_source_conditions};
+use cairn_s3_proto::conditions::evaluate_conditions;
 use cairn_s3_proto::endpoint::ResponseOverrides;
 use cairn_s3_proto::headers::{
     check_upload_length, checksum_request, conditional_headers, parse_length, user_metadata,
@@ -867,29 +867,15 @@ async fn decode_part(
 
 /// CopyObject: the source is decoded from its shards and re-encoded as a new single-part object
 /// through the same PUT transaction (prepare, stream, commit); nothing is buffered whole.
-pub async fn copy_object(
+/// The record a copy reads (`x-amz-copy-source`, with its `versionId`), once the
+/// `x-amz-copy-source-if-*` conditions held (any failure is 412). Shared by CopyObject and
+/// UploadPartCopy.
+pub(crate) async fn read_copy_source(
     context: &RequestContext<'_>,
-    bucket: &str,
-    key: &str,
     source: &cairn_s3_proto::endpoint::CopySource,
-) -> Result<HttpResponse, S3Error> {
-    use cairn_s3_proto::headers::{
-        MetadataDirective, check_copy_onto_itself, copy_source_conditional_headers,
-        metadata_directive,
-    };
-    let executor = context.executor;
-    let config = &executor.shared.config;
-    let bucket_record = owned_bucket(context, bucket).await?;
-    owned_bucket(context, &source.bucket).await?;
-    let directive = metadata_directive(context.headers)?;
-    check_copy_onto_itself(
-        &source.bucket,
-        &source.key,
-        source.version_id.as_deref(),
-        bucket,
-        key,
-        directive,
-    )?;
+) -> Result<ObjectRecord, S3Error> {
+    use cairn_s3_proto::conditions::evaluate_copy_source_conditions;
+    use cairn_s3_proto::headers::copy_source_conditional_headers;
     let source_record = read_record(
         context,
         &source.bucket,
@@ -906,6 +892,30 @@ pub async fn copy_object(
         &quoted(&source_record.checksums.etag),
         source_last_modified_unix_seconds,
     )?;
+    Ok(source_record)
+}
+
+pub async fn copy_object(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    source: &cairn_s3_proto::endpoint::CopySource,
+) -> Result<HttpResponse, S3Error> {
+    use cairn_s3_proto::headers::{MetadataDirective, check_copy_onto_itself, metadata_directive};
+    let executor = context.executor;
+    let config = &executor.shared.config;
+    let bucket_record = owned_bucket(context, bucket).await?;
+    owned_bucket(context, &source.bucket).await?;
+    let directive = metadata_directive(context.headers)?;
+    check_copy_onto_itself(
+        &source.bucket,
+        &source.key,
+        source.version_id.as_deref(),
+        bucket,
+        key,
+        directive,
+    )?;
+    let source_record = read_copy_source(context, source).await?;
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
     let (content_type, metadata) = match directive {
         MetadataDirective::Copy => (
