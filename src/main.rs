@@ -185,6 +185,40 @@ fn run_durability(args: DurabilityArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Node-registry timing, shared by the roles that heartbeat or expire nodes.
+#[derive(clap::Args, Clone, Debug)]
+struct RegistryArgs {
+    /// Seconds between a storage node's heartbeats.
+    #[arg(long, default_value_t = 2)]
+    node_heartbeat_secs: u64,
+    /// A node without a heartbeat for this many seconds is marked DOWN.
+    #[arg(long, default_value_t = 10)]
+    node_down_after_secs: u64,
+}
+
+impl RegistryArgs {
+    fn heartbeat(
+        &self,
+        node: &cairn_gateway::StorageNodeConfig,
+    ) -> cairn_workers::heartbeat::HeartbeatConfig {
+        cairn_workers::heartbeat::HeartbeatConfig {
+            node_id: node.node_id,
+            address: node.address,
+            availability_zone: node.az.clone(),
+            interval: Duration::from_secs(self.node_heartbeat_secs.max(1)),
+        }
+    }
+
+    fn spawn_expiry(&self, meta: cairn_raft::MetaClientConfig) -> anyhow::Result<()> {
+        cairn_workers::heartbeat::spawn_node_expiry(
+            meta,
+            Duration::from_secs(self.node_down_after_secs),
+            Duration::from_secs(self.node_heartbeat_secs.max(1)),
+        )
+        .context("starting node expiry")
+    }
+}
+
 /// Janitor timing, shared by `cairn worker` and `cairn dev`.
 #[derive(clap::Args, Clone, Debug)]
 struct JanitorArgs {
@@ -272,6 +306,8 @@ struct WorkerArgs {
     janitor: JanitorArgs,
     #[command(flatten)]
     healer: HealerArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(clap::Args)]
@@ -348,6 +384,8 @@ struct DevArgs {
     janitor: JanitorArgs,
     #[command(flatten)]
     healer: HealerArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(clap::Args)]
@@ -383,6 +421,15 @@ struct StorageArgs {
     /// Seconds between compaction passes.
     #[arg(long, default_value_t = 10)]
     compaction_interval_secs: u64,
+    /// Metadata replicas (`1=HOST:PORT,...`) to heartbeat to under `--id` (taken from the
+    /// cluster file with `--cluster`); without them the node runs unregistered.
+    #[arg(long, requires = "id")]
+    meta: Option<String>,
+    /// Object partitions of the metadata cluster.
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// `CAIRN_FAULT_INJECT_WRITE_ERRNO=N` makes the node's first shard-log write fail with errno N
@@ -465,6 +512,11 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let _janitor_stats =
         cairn_workers::spawn_janitor(meta.clone(), janitor_nodes, args.janitor.config())
             .context("starting the janitor")?;
+    for node in &storage_nodes {
+        cairn_workers::heartbeat::spawn_heartbeat(meta.clone(), args.registry.heartbeat(node))
+            .context("starting a heartbeat")?;
+    }
+    args.registry.spawn_expiry(meta.clone())?;
     let _healer_stats = cairn_workers::healer::spawn_healer(
         meta.clone(),
         healer_nodes(&storage_nodes),
@@ -504,6 +556,8 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: logs redirected to files stay plain text for grep.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A log line that cannot be written (the disk under a redirected stderr is full) is
         // dropped. With the default, the writer reports the failure with `eprintln!`, which
         // fails the same way and panics in whichever thread logged: a gateway executor, a
@@ -552,17 +606,37 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
-    let mut config = match (&args.cluster, args.id, &args.data) {
-        (Some(path), Some(id), _) => cluster::ClusterFile::load(path)?.storage_config(id)?,
+    let (mut config, meta) = match (&args.cluster, args.id, &args.data) {
+        (Some(path), Some(id), _) => {
+            let file = cluster::ClusterFile::load(path)?;
+            let meta = cairn_raft::MetaClientConfig::new(file.meta_peers(), file.partitions);
+            (file.storage_config(id)?, Some(meta))
+        }
         (None, _, Some(data)) => {
-            let mut config = cairn_storage::NodeConfig::new(args.listen, data, args.az);
+            let mut config = cairn_storage::NodeConfig::new(args.listen, data, args.az.clone());
             config.cores = args.cores;
             config.cache_capacity_bytes_per_core = args.cache_mib << 20;
             config.segment_size_bytes = args.segment_mib << 20;
-            config
+            let meta = match &args.meta {
+                Some(peers) => Some(cairn_raft::MetaClientConfig::new(
+                    cairn_raft::parse_peers(peers)?,
+                    args.partitions,
+                )),
+                None => None,
+            };
+            (config, meta)
         }
         _ => anyhow::bail!("give --data, or --cluster FILE with --id"),
     };
+    if let (Some(meta), Some(id)) = (meta, args.id) {
+        let node = cairn_gateway::StorageNodeConfig::new(
+            id,
+            config.listen,
+            config.availability_zone.clone(),
+        );
+        cairn_workers::heartbeat::spawn_heartbeat(meta, args.registry.heartbeat(&node))
+            .context("starting the heartbeat")?;
+    }
     config.compaction_interval = Duration::from_secs(args.compaction_interval_secs);
     config.max_connections_per_core = args.max_connections_per_core;
     config.inject_write_errno = fault_injection_errno()?;
@@ -663,6 +737,7 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         ),
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
     };
+    args.registry.spawn_expiry(meta.clone())?;
     let healer_stats = cairn_workers::healer::spawn_healer(
         meta.clone(),
         healer_nodes(&nodes),

@@ -39,6 +39,7 @@ struct Cluster {
     meta: Vec<Role>,
     storage: Vec<Role>,
     gateways: Vec<Role>,
+    worker: Role,
 }
 
 fn address(third: u8, fourth: u8) -> SocketAddr {
@@ -60,7 +61,8 @@ impl Cluster {
         };
         let meta: Vec<Role> = (1..=3).map(|id| role(1, id, true)).collect();
         let storage: Vec<Role> = (1..=9).map(|id| role(2, id, false)).collect();
-        let gateways: Vec<Role> = (1..=2).map(|id| role(3, id, false)).collect();
+        let gateways: Vec<Role> = (1..=2).map(|id| role(3, id, true)).collect();
+        let worker = role(4, 1, true);
         let mut text = String::from(
             "partitions = 4\nec_scheme = \"isal-cauchy:6+3\"\ndata_root = \"state\"\n\n",
         );
@@ -83,10 +85,16 @@ impl Cluster {
         }
         for role in &gateways {
             text += &format!(
-                "[[gateway]]\nid = {}\naddress = \"{}\"\nexecutors = 1\n\n",
-                role.id, role.address
+                "[[gateway]]\nid = {}\naddress = \"{}\"\nadmin = \"{}\"\nexecutors = 1\n\n",
+                role.id,
+                role.address,
+                role.admin.unwrap()
             );
         }
+        text += &format!(
+            "[[worker]]\nid = 1\nadmin = \"{}\"\n",
+            worker.admin.unwrap()
+        );
         let file = dir.path().join("cluster.toml");
         std::fs::write(&file, text).unwrap();
         let mut cluster = Cluster {
@@ -95,6 +103,7 @@ impl Cluster {
             meta,
             storage,
             gateways,
+            worker,
         };
         for index in 0..3 {
             cluster.start_role("meta", index);
@@ -105,6 +114,7 @@ impl Cluster {
         for index in 0..2 {
             cluster.start_role("gateway", index);
         }
+        cluster.start_role("worker", 0);
         cluster
     }
 
@@ -118,15 +128,27 @@ impl Cluster {
         let role = match kind {
             "meta" => &mut self.meta[index],
             "storage" => &mut self.storage[index],
+            "worker" => &mut self.worker,
             _ => &mut self.gateways[index],
         };
-        let args = vec![
+        let mut args = vec![
             kind.to_owned(),
             "--cluster".to_owned(),
             file,
             "--id".to_owned(),
             role.id.to_string(),
         ];
+        // Fast liveness: heartbeats every second, DOWN after four silent seconds.
+        match kind {
+            "storage" => args.extend(["--node-heartbeat-secs".to_owned(), "1".to_owned()]),
+            "worker" => args.extend([
+                "--node-heartbeat-secs".to_owned(),
+                "1".to_owned(),
+                "--node-down-after-secs".to_owned(),
+                "4".to_owned(),
+            ]),
+            _ => {}
+        }
         let mut process = CairnProcess::start_with_env(
             Path::new(BINARY),
             &args,
@@ -137,7 +159,13 @@ impl Cluster {
                 ("CAIRN_ROOT_SECRET_KEY", SECRET_KEY),
             ],
         );
-        wait_for_listener(role.address, &mut process, Duration::from_secs(60));
+        // A worker listens only on its admin address.
+        let listener = if kind == "worker" {
+            role.admin.unwrap()
+        } else {
+            role.address
+        };
+        wait_for_listener(listener, &mut process, Duration::from_secs(60));
         role.process = Some(process);
     }
 
@@ -174,7 +202,13 @@ impl Cluster {
 
     fn log_tails(&self) -> String {
         let mut text = String::new();
-        for role in self.meta.iter().chain(&self.storage).chain(&self.gateways) {
+        for role in self
+            .meta
+            .iter()
+            .chain(&self.storage)
+            .chain(&self.gateways)
+            .chain([&self.worker])
+        {
             if let Some(process) = &role.process {
                 let log = process.log();
                 let lines: Vec<&str> = log.lines().collect();
@@ -211,6 +245,17 @@ fn get_ok(address: SocketAddr, path: &str) -> String {
     let (status, body) = http_get(address, path);
     assert_eq!(status, 200, "GET {path} on {address}");
     String::from_utf8(body).expect("UTF-8")
+}
+
+/// One unlabelled sample of a Prometheus endpoint.
+fn metric(address: SocketAddr, name: &str) -> f64 {
+    let text = get_ok(address, "/metrics");
+    text.lines()
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            (series == name).then(|| value.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
 }
 
 fn line_count(path: &Path) -> usize {
@@ -344,10 +389,36 @@ fn uploads_survive_a_killed_meta_leader_and_reads_survive_two_killed_storage_nod
             &["verify", "cluster-data", &manifest.display().to_string()],
         );
     }
-    // New objects still commit on the seven nodes left, and read back exactly.
+    // The node registry marks both DOWN (no heartbeat for 4 s) and the gateways learn it: new
+    // objects commit on the seven nodes left without a single write to a dead node, and read
+    // back exactly.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for gateway in &cluster.gateways {
+        let process = gateway.process.as_ref().unwrap();
+        while !process.log().contains("down={1, 5}") {
+            assert!(
+                Instant::now() < deadline,
+                "the registry never reported nodes 2 and 6 DOWN:\n{}",
+                cluster.log_tails()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let write_errors = |gateway: usize| {
+        metric(
+            cluster.gateways[gateway].admin.unwrap(),
+            "cairn_gateway_shard_write_errors_total",
+        )
+    };
+    let errors_before = write_errors(1);
     let degraded = work.join("degraded.manifest");
     let degraded_path = degraded.display().to_string();
     cluster.run_load(1, &["put", "degraded-writes", "7", &degraded_path]);
+    assert_eq!(
+        write_errors(1),
+        errors_before,
+        "a shard write went to a DOWN node"
+    );
     cluster.run_load(0, &["verify", "degraded-writes", &degraded_path]);
 
     for role in cluster.storage.iter().chain(&cluster.gateways) {

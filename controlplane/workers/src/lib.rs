@@ -4,10 +4,12 @@
 //!
 //! - [`janitor`]: stale PREPARING rollback and shard garbage collection.
 //! - [`healer`]: the scrubber/healer (verify every piece, rebuild missing and corrupt ones).
+//! - [`heartbeat`]: storage-node heartbeats into the node registry, and DOWN marking.
 //! - [`durability`]: the Markov model behind `cairn durability` (pure arithmetic).
 
 pub mod durability;
 pub mod healer;
+pub mod heartbeat;
 pub mod janitor;
 pub mod shared;
 

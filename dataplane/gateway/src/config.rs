@@ -204,6 +204,8 @@ pub struct GatewayConfig {
     pub max_connections_per_executor: usize,
     /// Largest XML request body accepted (CreateBucket configuration and the like).
     pub max_xml_body_bytes: usize,
+    /// How often the node registry is read for DOWN and full nodes (0: never).
+    pub node_status_refresh_ms: u64,
 }
 
 impl GatewayConfig {
@@ -230,6 +232,7 @@ impl GatewayConfig {
             shard_read_timeout_ms: 2_000,
             max_connections_per_executor: 4_096,
             max_xml_body_bytes: 1 << 20,
+            node_status_refresh_ms: 2_000,
         }
     }
 }

@@ -19,7 +19,7 @@
 //! each stripe in the range; a missing, failed or corrupt piece makes it ask for more and decode.
 //! Stripes are sent through a bounded channel as they are produced.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -451,16 +451,27 @@ async fn write_stripe(
     let rotation = stripe_rotation(object_id, stripe.stripe_index);
     let block_index = u32::try_from(stripe.stripe_index).map_err(|_| S3Error::EntityTooLarge)?;
     let data_len_bytes = stripe.data_len_bytes as u64;
-    let mut unavailable = BTreeSet::new();
-    let nodes = choose_nodes(
-        &zones,
-        stripe.pieces.len(),
-        max_per_zone,
-        rotation,
-        &unavailable,
-        &[],
-    )
-    .map_err(|_| S3Error::ServiceUnavailable)?;
+    // Nodes the registry reports DOWN or full are never tried.
+    let mut unavailable = shared.node_availability().not_writable();
+    // With fewer writable nodes than pieces (an AZ or nodes DOWN), place as many as the AZ rule
+    // allows; the stripe commits degraded if that is at least k + 1 and the healer completes it.
+    let mut wanted = stripe.pieces.len();
+    let nodes = loop {
+        match choose_nodes(&zones, wanted, max_per_zone, rotation, &unavailable, &[]) {
+            Ok(nodes) => break nodes,
+            Err(_) if wanted > minimum_shards => wanted -= 1,
+            Err(_) => return Err(S3Error::ServiceUnavailable),
+        }
+    };
+    if nodes.len() < stripe.pieces.len() {
+        tracing::debug!(
+            placed = nodes.len(),
+            pieces = stripe.pieces.len(),
+            "degraded write: too few writable nodes for every piece"
+        );
+    }
+    // Pieces without a node (the last parity ones) are dropped: the shard map records which
+    // indexes exist.
     let mut pending: Vec<(u16, u32, PieceBuf, usize)> = stripe
         .pieces
         .into_iter()
@@ -784,11 +795,16 @@ async fn decode_part(
                     .get(stripe_index as usize)
                     .ok_or(S3Error::InternalError)?;
                 let block_index = stripe_index as u32;
+                // Pieces on nodes the registry reports DOWN are decoded around at once instead
+                // of waiting for a connection to a dead node to fail.
+                let down = executor.shared.node_availability().down;
                 let fetches = shards.iter().map(|shard| {
                     let placement = block.shards.get(&ShardIndex(shard as u16));
-                    let node = placement.and_then(|placement| {
-                        executor.shared.node_positions.get(&placement.node_id.0).copied()
-                    });
+                    let node = placement
+                        .and_then(|placement| {
+                            executor.shared.node_positions.get(&placement.node_id.0).copied()
+                        })
+                        .filter(|node| !down.contains(node));
                     let crc32c = placement.map(|placement| placement.crc32c);
                     let executor = Rc::clone(executor);
                     async move {

@@ -14,7 +14,7 @@
 //! ends or is dropped (`RequestRecord`).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -53,6 +53,79 @@ pub struct Shared {
     pub node_positions: BTreeMap<u64, usize>,
     /// Every executor's counters, merged when the admin listener is scraped.
     pub metrics: MetricsRegistry,
+    /// What the node registry says of the storage nodes, refreshed by [`refresh_node_status`].
+    pub node_status: std::sync::RwLock<NodeAvailability>,
+}
+
+/// Storage nodes (by position in the configuration) the registry takes out of service: DOWN
+/// nodes are neither written to nor read from (their pieces are decoded around at once), full
+/// ones are not written to. Nodes that never registered (a deployment without heartbeats) stay
+/// in service: the registry only ever takes nodes away.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeAvailability {
+    pub down: BTreeSet<usize>,
+    pub full: BTreeSet<usize>,
+}
+
+impl NodeAvailability {
+    /// A node is full when less than this share of its capacity is free.
+    pub const FULL_FREE_RATIO: f64 = 0.02;
+
+    pub fn from_records(
+        records: &[cairn_meta_state::NodeRecord],
+        node_positions: &BTreeMap<u64, usize>,
+    ) -> NodeAvailability {
+        let mut availability = NodeAvailability::default();
+        for record in records {
+            let Some(&position) = node_positions.get(&record.node_id.0) else {
+                continue;
+            };
+            if record.status == cairn_meta_state::NodeStatus::Down {
+                availability.down.insert(position);
+            }
+            let free_bytes = record.capacity_bytes.saturating_sub(record.used_bytes);
+            if record.capacity_bytes > 0
+                && (free_bytes as f64) < record.capacity_bytes as f64 * Self::FULL_FREE_RATIO
+            {
+                availability.full.insert(position);
+            }
+        }
+        availability
+    }
+
+    /// Nodes placement must skip.
+    pub fn not_writable(&self) -> BTreeSet<usize> {
+        self.down.union(&self.full).copied().collect()
+    }
+}
+
+impl Shared {
+    /// A copy of the registry's view (a handful of positions; cloned so no lock is held).
+    pub fn node_availability(&self) -> NodeAvailability {
+        self.node_status
+            .read()
+            .map(|status| status.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Polls the node registry every `interval` while the gateway lives (it holds only a weak
+/// reference) and publishes what it says. A failed read keeps the previous set.
+fn refresh_node_status(shared: std::sync::Weak<Shared>, interval: Duration) {
+    while let Some(shared) = shared.upgrade() {
+        let answer = futures::executor::block_on(shared.meta.read(Query::ListNodes));
+        if let Ok(Ok(Response::Nodes(records))) = answer {
+            let availability = NodeAvailability::from_records(&records, &shared.node_positions);
+            if let Ok(mut current) = shared.node_status.write()
+                && *current != availability
+            {
+                tracing::info!(down = ?availability.down, full = ?availability.full, "node registry changed");
+                *current = availability;
+            }
+        }
+        drop(shared);
+        std::thread::sleep(interval);
+    }
 }
 
 /// One executor's state.
@@ -257,7 +330,15 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         zones,
         node_positions,
         metrics: MetricsRegistry::default(),
+        node_status: Default::default(),
     });
+    if shared.config.node_status_refresh_ms > 0 {
+        let weak = Arc::downgrade(&shared);
+        let interval = Duration::from_millis(shared.config.node_status_refresh_ms);
+        std::thread::Builder::new()
+            .name("cairn-gateway-nodes".into())
+            .spawn(move || refresh_node_status(weak, interval))?;
+    }
     register_root_key(&shared)?;
     let process_start_unix_millis = now_unix_millis();
     let mut threads = Vec::with_capacity(executor_count);
@@ -798,4 +879,49 @@ pub fn xml_response(document: String) -> HttpResponse {
         .header("content-type", "application/xml")
         .body(full_body(document))
         .expect("static headers are valid")
+}
+
+#[cfg(test)]
+mod node_availability_tests {
+    use super::*;
+    use cairn_meta_state::{NodeId, NodeRecord, NodeStatus};
+
+    fn record(
+        node_id: u64,
+        status: NodeStatus,
+        capacity_bytes: u64,
+        used_bytes: u64,
+    ) -> NodeRecord {
+        NodeRecord {
+            node_id: NodeId(node_id),
+            address: format!("127.0.0.1:{}", 7000 + node_id),
+            availability_zone: "az1".into(),
+            capacity_bytes,
+            used_bytes,
+            status,
+            registered_at_ms: 1,
+            last_heartbeat_ms: 1,
+            record_version: 1,
+        }
+    }
+
+    #[test]
+    fn down_nodes_leave_reads_and_writes_full_nodes_only_writes() {
+        let positions = BTreeMap::from([(11, 0), (12, 1), (13, 2), (14, 3)]);
+        let records = [
+            record(11, NodeStatus::Up, 1000, 10),
+            record(12, NodeStatus::Down, 1000, 10),
+            record(13, NodeStatus::Up, 1000, 990),
+            // Unknown to this gateway's configuration: ignored.
+            record(99, NodeStatus::Down, 1000, 0),
+            // No capacity reported: never "full".
+            record(14, NodeStatus::Up, 0, 5),
+        ];
+        let availability = NodeAvailability::from_records(&records, &positions);
+        assert_eq!(availability.down, BTreeSet::from([1]));
+        assert_eq!(availability.full, BTreeSet::from([2]));
+        assert_eq!(availability.not_writable(), BTreeSet::from([1, 2]));
+        // A node that never registered (position 3 has a record, but say 15 had none) stays in.
+        assert!(!availability.not_writable().contains(&3));
+    }
 }
