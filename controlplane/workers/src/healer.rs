@@ -45,10 +45,9 @@ use cairn_meta_state::{
     BlockShards, Command, ListVersionsRequest, MetaError, ObjectRecord, PartShards, Query,
     Response, ShardPlacement, UpdateShardMap, VersionSelector, shard_object_id,
 };
-use cairn_raft::MetaClient;
-use cairn_storage_client::{ClientError, StorageClient};
+use cairn_storage_client::ClientError;
 
-use crate::shared::{NodeConnections, render_counters};
+use crate::shared::{MetaAccess, NodeConnections, RaftMeta, ShardAccess, render_counters};
 
 /// A storage node the healer may read from and place on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,16 +276,15 @@ pub enum HealerError {
     UnexpectedAnswer(&'static str),
 }
 
-/// The healer's I/O shell (blocking storage calls, metadata through its own current-thread
-/// runtime); run it on a thread of its own.
-pub struct Healer {
-    meta: MetaClient,
+/// The healer's I/O shell (blocking calls through [`MetaAccess`] and [`ShardAccess`], so the
+/// deterministic simulator runs the same code); run it on a thread of its own.
+pub struct Healer<M: MetaAccess, S: ShardAccess> {
+    meta: M,
     nodes: Vec<HealerNode>,
-    connections: NodeConnections,
+    shards: S,
     unreachable_since: BTreeMap<usize, Instant>,
     config: HealerConfig,
     stats: Arc<HealerStats>,
-    runtime: tokio::runtime::Runtime,
     pass_started: Instant,
     pass_bytes: u64,
 }
@@ -300,31 +298,19 @@ struct ObjectRepair {
     fewest_healthy: usize,
 }
 
-impl Healer {
-    pub fn new(
-        meta: MetaClient,
-        nodes: Vec<HealerNode>,
-        config: HealerConfig,
-    ) -> std::io::Result<Healer> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let addresses = nodes
-            .iter()
-            .map(|node| (node.node_id, node.address))
-            .collect();
-        let connections = NodeConnections::new(addresses, config.storage_timeout);
-        Ok(Healer {
+impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
+    /// `nodes` are the storage nodes it may read from and place on (`shards` reaches them by id).
+    pub fn new(meta: M, shards: S, nodes: Vec<HealerNode>, config: HealerConfig) -> Self {
+        Healer {
             meta,
             nodes,
-            connections,
+            shards,
             unreachable_since: BTreeMap::new(),
             config,
             stats: Arc::new(HealerStats::default()),
-            runtime,
             pass_started: Instant::now(),
             pass_bytes: 0,
-        })
+        }
     }
 
     pub fn stats(&self) -> Arc<HealerStats> {
@@ -348,8 +334,14 @@ impl Healer {
         }
     }
 
-    /// One scrub-and-heal pass over every committed object.
+    /// One scrub-and-heal pass over every committed object, now.
     pub fn run_pass(&mut self) -> Result<HealReport, HealerError> {
+        self.run_pass_at(now_unix_millis())
+    }
+
+    /// One pass at wall-clock time `now_ms` (what shard-map updates record; the simulator
+    /// passes its virtual clock).
+    pub fn run_pass_at(&mut self, now_ms: u64) -> Result<HealReport, HealerError> {
         self.pass_started = Instant::now();
         self.pass_bytes = 0;
         let mut report = HealReport::default();
@@ -367,14 +359,14 @@ impl Healer {
         // Most endangered first.
         repairs.sort_by_key(|repair| repair.fewest_healthy);
         for repair in repairs {
-            self.heal_object(&repair.record, &mut report)?;
+            self.heal_object(&repair.record, now_ms, &mut report)?;
         }
         self.stats.passes.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }
 
-    fn read_meta(&self, query: Query, name: &'static str) -> Result<Response, HealerError> {
-        match self.runtime.block_on(self.meta.read(query))? {
+    fn read_meta(&mut self, query: Query, name: &'static str) -> Result<Response, HealerError> {
+        match self.meta.read(query)? {
             Ok(response) => Ok(response),
             Err(error) => Err(HealerError::Refused {
                 command: name,
@@ -384,7 +376,7 @@ impl Healer {
     }
 
     /// Every committed, non-delete-marker version of every bucket.
-    fn committed_records(&self) -> Result<Vec<ObjectRecord>, HealerError> {
+    fn committed_records(&mut self) -> Result<Vec<ObjectRecord>, HealerError> {
         let Response::Buckets(buckets) =
             self.read_meta(Query::ListBuckets { owner: None }, "ListBuckets")?
         else {
@@ -403,7 +395,7 @@ impl Healer {
                     version_id_marker,
                     max_keys: 1000,
                 };
-                let page = match self.runtime.block_on(self.meta.list_versions(request))? {
+                let page = match self.meta.list_versions(request)? {
                     Ok(page) => page,
                     Err(error) => {
                         return Err(HealerError::Refused {
@@ -422,9 +414,7 @@ impl Healer {
                         version: VersionSelector::Id(version.version_id),
                     };
                     // A version deleted since the listing is skipped.
-                    if let Ok(Response::Object(record)) =
-                        self.runtime.block_on(self.meta.read(query))?
-                    {
+                    if let Ok(Response::Object(record)) = self.meta.read(query)? {
                         records.push(record);
                     }
                 }
@@ -440,16 +430,6 @@ impl Healer {
 
     fn position_of(&self, node_id: u64) -> Option<usize> {
         self.nodes.iter().position(|node| node.node_id == node_id)
-    }
-
-    fn call<T>(
-        &mut self,
-        position: usize,
-        operation: impl FnOnce(&mut StorageClient) -> Result<T, ClientError>,
-    ) -> Result<T, ClientError> {
-        self.connections
-            .call(self.nodes[position].node_id, operation)
-            .expect("positions index the configured nodes")
     }
 
     /// Whether a node has been unreachable past the grace period (after a failed call).
@@ -498,7 +478,8 @@ impl Healer {
                 continue;
             };
             let shard_id = ShardId::new(object_id, part_number, block_index, index);
-            let state = match self.call(position, |client| client.get(shard_id, None)) {
+            let node_id = self.nodes[position].node_id;
+            let state = match self.shards.get(node_id, shard_id) {
                 Ok(mut bytes) => {
                     self.unreachable_since.remove(&position);
                     self.throttle(bytes.len() as u64);
@@ -589,6 +570,7 @@ impl Healer {
     fn heal_object(
         &mut self,
         scanned: &ObjectRecord,
+        now_ms: u64,
         report: &mut HealReport,
     ) -> Result<(), HealerError> {
         let query = Query::GetObject {
@@ -596,7 +578,7 @@ impl Healer {
             key: scanned.key.clone(),
             version: VersionSelector::Id(scanned.version_id),
         };
-        let record = match self.runtime.block_on(self.meta.read(query))? {
+        let record = match self.meta.read(query)? {
             Ok(Response::Object(record)) if record.record_version == scanned.record_version => {
                 record
             }
@@ -723,7 +705,10 @@ impl Healer {
                     let shard_id =
                         ShardId::new(object_id, part.part_number, block_index as u32, index);
                     let stored = &piece[..stored_len];
-                    match self.call(position, |client| client.put(shard_id, stored)) {
+                    match self
+                        .shards
+                        .put(self.nodes[position].node_id, shard_id, stored)
+                    {
                         Ok(()) => {
                             rebuilt += 1;
                             if moves {
@@ -758,9 +743,9 @@ impl Healer {
                 version_id: record.version_id,
                 expected_record_version: record.record_version,
                 parts: new_parts,
-                now_ms: now_unix_millis(),
+                now_ms,
             });
-            let output = self.runtime.block_on(self.meta.write(command))?;
+            let output = self.meta.write(command)?;
             if let Err(error) = output.result {
                 // Overwritten, deleted or healed by someone else meanwhile: that change wins, and
                 // the pieces this pass placed are named by no record.
@@ -768,7 +753,7 @@ impl Healer {
                 self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%error, key = record.key, "shard map changed concurrently; undoing");
                 for (position, shard_id) in written {
-                    let _ = self.call(position, |client| client.delete(shard_id));
+                    let _ = self.shards.delete(self.nodes[position].node_id, shard_id);
                 }
                 return Ok(());
             }
@@ -803,7 +788,12 @@ pub fn spawn_healer(
     nodes: Vec<HealerNode>,
     config: HealerConfig,
 ) -> std::io::Result<Arc<HealerStats>> {
-    let healer = Healer::new(MetaClient::new(meta), nodes, config)?;
+    let addresses = nodes
+        .iter()
+        .map(|node| (node.node_id, node.address))
+        .collect();
+    let shards = NodeConnections::new(addresses, config.storage_timeout);
+    let healer = Healer::new(RaftMeta::new(meta)?, shards, nodes, config);
     let stats = healer.stats();
     std::thread::Builder::new()
         .name("healer".into())

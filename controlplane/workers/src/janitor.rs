@@ -31,8 +31,8 @@
 //!   purged entry are no-ops, so janitors may run concurrently, crash and rerun.
 //!
 //! The planning functions ([`plan_deletions`], [`object_scan_start`]) are pure; [`Janitor`] is
-//! the thin I/O shell around them (metadata through [`MetaClient`], shards through
-//! [`ShardStore`]).
+//! the thin I/O shell around them (metadata through [`MetaAccess`], shards through
+//! [`ShardAccess`], so the deterministic simulator runs the same code).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,10 +45,10 @@ use cairn_meta_state::{
     AbortWrite, Command, GarbageId, GarbageReason, GarbageRecord, MetaError, Query, Response,
     VersionSelector, shard_object_id,
 };
-use cairn_raft::{GroupId, MetaClient};
-use cairn_storage_client::{ClientError, ScanPage, StorageClient};
+use cairn_raft::GroupId;
+use cairn_storage_client::ClientError;
 
-use crate::shared::{NodeConnections, render_counters};
+use crate::shared::{MetaAccess, NodeConnections, RaftMeta, ShardAccess, render_counters};
 
 /// How the janitor works; the defaults are production values.
 #[derive(Clone, Debug)]
@@ -131,67 +131,8 @@ pub enum JanitorError {
     },
     #[error("unexpected metadata answer to {0}")]
     UnexpectedAnswer(&'static str),
-    #[error("storage node {node_id} unknown to the janitor")]
-    UnknownNode { node_id: u64 },
     #[error("storage node {node_id}: {error}")]
     Storage { node_id: u64, error: ClientError },
-}
-
-/// Shard access the janitor needs. Contract: `delete` of an absent shard succeeds (returns
-/// `false`); `scan` lists shards in ascending id order strictly after `after`, and `next_after`
-/// is `Some` while more may follow.
-pub trait ShardStore {
-    fn node_ids(&self) -> Vec<u64>;
-    fn delete(&mut self, node_id: u64, shard_id: ShardId) -> Result<bool, JanitorError>;
-    fn scan(
-        &mut self,
-        node_id: u64,
-        after: Option<ShardId>,
-        limit: u32,
-    ) -> Result<ScanPage, JanitorError>;
-}
-
-/// [`ShardStore`] over the storage nodes' RPC ([`NodeConnections`]).
-pub struct RpcShardStore {
-    connections: NodeConnections,
-}
-
-impl RpcShardStore {
-    pub fn new(nodes: BTreeMap<u64, SocketAddr>, timeout: Duration) -> Self {
-        RpcShardStore {
-            connections: NodeConnections::new(nodes, timeout),
-        }
-    }
-
-    fn call<T>(
-        &mut self,
-        node_id: u64,
-        operation: impl FnOnce(&mut StorageClient) -> Result<T, ClientError>,
-    ) -> Result<T, JanitorError> {
-        match self.connections.call(node_id, operation) {
-            None => Err(JanitorError::UnknownNode { node_id }),
-            Some(result) => result.map_err(|error| JanitorError::Storage { node_id, error }),
-        }
-    }
-}
-
-impl ShardStore for RpcShardStore {
-    fn node_ids(&self) -> Vec<u64> {
-        self.connections.node_ids()
-    }
-
-    fn delete(&mut self, node_id: u64, shard_id: ShardId) -> Result<bool, JanitorError> {
-        self.call(node_id, |client| client.delete(shard_id))
-    }
-
-    fn scan(
-        &mut self,
-        node_id: u64,
-        after: Option<ShardId>,
-        limit: u32,
-    ) -> Result<ScanPage, JanitorError> {
-        self.call(node_id, |client| client.scan(after, limit))
-    }
 }
 
 /// Counters since start (Prometheus counters in [`JanitorStats::render_metrics`]).
@@ -248,28 +189,23 @@ pub struct PassReport {
     pub garbage_entries_deferred: u64,
 }
 
-/// The janitor's I/O shell. Runs its metadata calls on a current-thread tokio runtime it owns,
-/// so it lives on a plain thread of its own ([`Janitor::run_forever`]).
-pub struct Janitor<S: ShardStore> {
-    meta: MetaClient,
+/// The janitor's I/O shell: blocking calls, so it lives on a plain thread of its own
+/// ([`Janitor::run_forever`]).
+pub struct Janitor<M: MetaAccess, S: ShardAccess> {
+    meta: M,
     shards: S,
     config: JanitorConfig,
     stats: Arc<JanitorStats>,
-    runtime: tokio::runtime::Runtime,
 }
 
-impl<S: ShardStore> Janitor<S> {
-    pub fn new(meta: MetaClient, shards: S, config: JanitorConfig) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok(Janitor {
+impl<M: MetaAccess, S: ShardAccess> Janitor<M, S> {
+    pub fn new(meta: M, shards: S, config: JanitorConfig) -> Self {
+        Janitor {
             meta,
             shards,
             config,
             stats: Arc::new(JanitorStats::default()),
-            runtime,
-        })
+        }
     }
 
     pub fn stats(&self) -> Arc<JanitorStats> {
@@ -318,7 +254,7 @@ impl<S: ShardStore> Janitor<S> {
                 created_before_ms,
                 limit: self.config.page_limit,
             };
-            let records = match self.runtime.block_on(self.meta.read_from(group, query))? {
+            let records = match self.meta.read_from(group, query)? {
                 Ok(Response::Objects(records)) => records,
                 Ok(_) => return Err(JanitorError::UnexpectedAnswer("ListStalePreparing")),
                 Err(error) => {
@@ -337,7 +273,7 @@ impl<S: ShardStore> Janitor<S> {
                     version_id: record.version_id,
                     now_ms,
                 });
-                let output = self.runtime.block_on(self.meta.write_to(group, command))?;
+                let output = self.meta.write_to(group, command)?;
                 match output.result {
                     Ok(_) => {
                         progressed = true;
@@ -385,7 +321,7 @@ impl<S: ShardStore> Janitor<S> {
                 after,
                 limit: self.config.page_limit,
             };
-            let entries = match self.runtime.block_on(self.meta.read_from(group, query))? {
+            let entries = match self.meta.read_from(group, query)? {
                 Ok(Response::Garbage(entries)) => entries,
                 Ok(_) => return Err(JanitorError::UnexpectedAnswer("ListGarbage")),
                 Err(error) => {
@@ -426,7 +362,7 @@ impl<S: ShardStore> Janitor<S> {
                 let command = Command::PurgeGarbage {
                     garbage_ids: collected,
                 };
-                let output = self.runtime.block_on(self.meta.write_to(group, command))?;
+                let output = self.meta.write_to(group, command)?;
                 if let Err(error) = output.result {
                     return Err(JanitorError::Refused {
                         command: "PurgeGarbage",
@@ -462,7 +398,7 @@ impl<S: ShardStore> Janitor<S> {
             key: entry.key.clone(),
             version: VersionSelector::Id(version_id),
         };
-        let record = match self.runtime.block_on(self.meta.read(query))? {
+        let record = match self.meta.read(query)? {
             Ok(Response::Object(record)) => record,
             _ => return Ok(Default::default()),
         };
@@ -490,7 +426,11 @@ impl<S: ShardStore> Janitor<S> {
                     if still_referenced.contains(&(node_id, shard_id)) {
                         continue;
                     }
-                    deleted += u64::from(self.shards.delete(node_id, shard_id)?);
+                    deleted += u64::from(
+                        self.shards
+                            .delete(node_id, shard_id)
+                            .map_err(|error| JanitorError::Storage { node_id, error })?,
+                    );
                 }
             }
             DeletionPlan::ScanForObject { object_id } => {
@@ -499,14 +439,19 @@ impl<S: ShardStore> Janitor<S> {
                     loop {
                         let page = self
                             .shards
-                            .scan(node_id, after, self.config.scan_page_limit)?;
+                            .scan(node_id, after, self.config.scan_page_limit)
+                            .map_err(|error| JanitorError::Storage { node_id, error })?;
                         let mut past_object = page.next_after.is_none();
                         for shard in &page.entries {
                             if shard.shard_id.object_id() != object_id {
                                 past_object = true;
                                 break;
                             }
-                            deleted += u64::from(self.shards.delete(node_id, shard.shard_id)?);
+                            deleted += u64::from(
+                                self.shards
+                                    .delete(node_id, shard.shard_id)
+                                    .map_err(|error| JanitorError::Storage { node_id, error })?,
+                            );
                         }
                         if past_object {
                             break;
@@ -536,8 +481,8 @@ pub fn spawn_janitor(
     nodes: BTreeMap<u64, SocketAddr>,
     config: JanitorConfig,
 ) -> std::io::Result<Arc<JanitorStats>> {
-    let store = RpcShardStore::new(nodes, Duration::from_secs(10));
-    let janitor = Janitor::new(MetaClient::new(meta), store, config)?;
+    let store = NodeConnections::new(nodes, Duration::from_secs(10));
+    let janitor = Janitor::new(RaftMeta::new(meta)?, store, config);
     let stats = janitor.stats();
     std::thread::Builder::new()
         .name("janitor".into())

@@ -13,7 +13,8 @@ pub mod heartbeat;
 pub mod janitor;
 pub mod shared;
 
+pub use shared::{MetaAccess, NodeConnections, RaftMeta, ShardAccess};
+
 pub use janitor::{
-    DeletionPlan, Janitor, JanitorConfig, JanitorError, JanitorStats, PassReport, RpcShardStore,
-    ShardStore, spawn_janitor,
+    DeletionPlan, Janitor, JanitorConfig, JanitorError, JanitorStats, PassReport, spawn_janitor,
 };

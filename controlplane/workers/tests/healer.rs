@@ -136,12 +136,19 @@ fn one_pass_finds_and_rebuilds_lost_missing_and_corrupt_pieces() {
         storage_timeout: Duration::from_secs(2),
         ..HealerConfig::default()
     };
+    let shards = cairn_workers::NodeConnections::new(
+        nodes
+            .iter()
+            .map(|node| (node.node_id, node.address))
+            .collect(),
+        Duration::from_secs(2),
+    );
     let mut healer = Healer::new(
-        cairn_raft::MetaClient::new(setup.meta_config.clone()),
+        cairn_workers::RaftMeta::new(setup.meta_config.clone()).unwrap(),
+        shards,
         nodes.clone(),
         config,
-    )
-    .unwrap();
+    );
     let report = healer.run_pass().unwrap();
     assert_eq!(
         report,
@@ -221,8 +228,8 @@ fn one_pass_finds_and_rebuilds_lost_missing_and_corrupt_pieces() {
     // The janitor cannot reach the dead node: the entry waits (and is retried) instead of
     // being purged with the stale copy still out there.
     let mut janitor = cairn_workers::Janitor::new(
-        cairn_raft::MetaClient::new(setup.meta_config.clone()),
-        cairn_workers::RpcShardStore::new(
+        cairn_workers::RaftMeta::new(setup.meta_config.clone()).unwrap(),
+        cairn_workers::NodeConnections::new(
             nodes
                 .iter()
                 .map(|node| (node.node_id, node.address))
@@ -233,8 +240,7 @@ fn one_pass_finds_and_rebuilds_lost_missing_and_corrupt_pieces() {
             garbage_grace: Duration::ZERO,
             ..cairn_workers::JanitorConfig::default()
         },
-    )
-    .unwrap();
+    );
     let janitor_report = janitor.run_pass(now_ms()).unwrap();
     assert_eq!(
         janitor_report.garbage_entries_deferred, 1,

@@ -12,11 +12,10 @@ use std::time::Duration;
 use cairn_meta_state::{
     AbortWrite, Checksums, Command, CommitWrite, Query, Response, VersionSelector,
 };
-use cairn_raft::MetaClient;
-use cairn_workers::{Janitor, JanitorConfig, PassReport, RpcShardStore};
+use cairn_workers::{Janitor, JanitorConfig, NodeConnections, PassReport, RaftMeta};
 use common::{BUCKET, HOUR_MS, Setup, start};
 
-fn janitor(setup: &Setup) -> Janitor<RpcShardStore> {
+fn janitor(setup: &Setup) -> Janitor<RaftMeta, NodeConnections> {
     let config = JanitorConfig {
         prepare_timeout: Duration::from_millis(HOUR_MS),
         garbage_grace: Duration::from_secs(60),
@@ -25,11 +24,10 @@ fn janitor(setup: &Setup) -> Janitor<RpcShardStore> {
         ..JanitorConfig::default()
     };
     Janitor::new(
-        MetaClient::new(setup.meta_config.clone()),
-        RpcShardStore::new(setup.nodes.clone(), Duration::from_secs(5)),
+        RaftMeta::new(setup.meta_config.clone()).unwrap(),
+        NodeConnections::new(setup.nodes.clone(), Duration::from_secs(5)),
         config,
     )
-    .unwrap()
 }
 
 #[test]
