@@ -21,8 +21,8 @@ struct Cli {
 enum Role {
     /// Run a storage node: one executor and one O_DIRECT shard log per core.
     Storage(StorageArgs),
-    /// Run a metadata replica: one replica of the bucket-service group and of every object
-    /// partition group (openraft, state in LMDB).
+    /// Run a metadata replica: it hosts the groups (bucket service, node registry, object
+    /// partitions) that placement puts on it, 3 replicas each (openraft, state in LMDB).
     Meta(MetaArgs),
     /// Run an S3 gateway (monoio, one executor per core) in front of a metadata cluster and
     /// storage nodes.
@@ -43,7 +43,9 @@ struct MetaArgs {
     /// Data directory (one LMDB environment per group below it).
     #[arg(long)]
     data: PathBuf,
-    /// Every initial replica, this one included: `1=127.0.0.1:7401,2=127.0.0.2:7401,...`.
+    /// Every meta node, this one included, optionally with its availability zone:
+    /// `1=127.0.0.1:7401@az1,2=127.0.0.2:7401@az2,...` (without zones every node is its own
+    /// zone). Each group gets 3 of them as replicas, in distinct zones when there are 3 zones.
     #[arg(long)]
     peers: String,
     /// Object partitions (fixed for the cluster's life).
@@ -59,7 +61,7 @@ struct GatewayArgs {
     /// S3 listener.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
-    /// Metadata replicas: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
+    /// Metadata replicas, as given to `cairn meta --peers`: `1=HOST:PORT[@AZ],2=...`.
     #[arg(long)]
     meta: String,
     /// Object partitions of the metadata cluster (as given to `cairn meta`).
@@ -257,9 +259,10 @@ fn main() -> anyhow::Result<()> {
             cairn_storage::run(config).context("storage node")
         }
         Role::Meta(args) => {
-            let peers = cairn_raft::parse_peers(&args.peers)?;
+            let (peers, zones) = cairn_raft::parse_peer_list(&args.peers)?;
             let mut config =
                 cairn_raft::MetaNodeConfig::new(args.id, args.listen, args.data, peers);
+            config.zones = zones;
             config.partition_count = args.partitions;
             config.bootstrap = !args.join;
             tokio::runtime::Builder::new_multi_thread()
@@ -270,10 +273,9 @@ fn main() -> anyhow::Result<()> {
                 .context("metadata replica")
         }
         Role::Gateway(args) => {
-            let meta = cairn_raft::MetaClientConfig::new(
-                cairn_raft::parse_peers(&args.meta)?,
-                args.partitions,
-            );
+            let (meta_nodes, meta_zones) = cairn_raft::parse_peer_list(&args.meta)?;
+            let mut meta = cairn_raft::MetaClientConfig::new(meta_nodes, args.partitions);
+            meta.zones = meta_zones;
             let mut config = cairn_gateway::GatewayConfig::new(
                 args.listen,
                 parse_storage_nodes(&args.storage)?,

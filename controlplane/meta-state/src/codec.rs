@@ -605,6 +605,7 @@ impl Decode for VersionSelector {
     }
 }
 
+/// Role tags (never reused): 0 Combined, 1 BucketService, 2 ObjectPartition, 3 NodeRegistry.
 impl Encode for Role {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -618,19 +619,21 @@ impl Encode for Role {
                 writer.u32(*partition_index);
                 writer.u32(*partition_count);
             }
+            Role::NodeRegistry => writer.u8(3),
         }
     }
 }
 
 impl Decode for Role {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("role", 3)? {
+        Ok(match reader.tag("role", 4)? {
             0 => Role::Combined,
             1 => Role::BucketService,
-            _ => Role::ObjectPartition {
+            2 => Role::ObjectPartition {
                 partition_index: reader.u32()?,
                 partition_count: reader.u32()?,
             },
+            _ => Role::NodeRegistry,
         })
     }
 }

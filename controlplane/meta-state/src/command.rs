@@ -226,6 +226,7 @@ pub enum Command {
         access_key_id: String,
         now_ms: u64,
     },
+    // Node registry.
     RegisterNode(RegisterNode),
     Heartbeat {
         node_id: NodeId,
@@ -332,6 +333,7 @@ pub enum Query {
     GetAccessKey {
         access_key_id: String,
     },
+    // Node registry.
     GetNode {
         node_id: NodeId,
     },
@@ -538,10 +540,10 @@ impl Command {
             | Command::PutBucketReplication { .. }
             | Command::PutBucketEcScheme { .. }
             | Command::CreateAccessKey(_)
-            | Command::RevokeAccessKey { .. }
-            | Command::RegisterNode(_)
-            | Command::Heartbeat { .. }
-            | Command::ExpireNodes { .. } => Scope::Bucket,
+            | Command::RevokeAccessKey { .. } => Scope::Bucket,
+            Command::RegisterNode(_) | Command::Heartbeat { .. } | Command::ExpireNodes { .. } => {
+                Scope::Node
+            }
             Command::Read(query) => query.scope(),
         }
     }
@@ -584,11 +586,10 @@ impl Query {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. } => Scope::Object,
-            Query::GetBucket { .. }
-            | Query::ListBuckets { .. }
-            | Query::GetAccessKey { .. }
-            | Query::GetNode { .. }
-            | Query::ListNodes => Scope::Bucket,
+            Query::GetBucket { .. } | Query::ListBuckets { .. } | Query::GetAccessKey { .. } => {
+                Scope::Bucket
+            }
+            Query::GetNode { .. } | Query::ListNodes => Scope::Node,
         }
     }
 }

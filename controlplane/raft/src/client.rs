@@ -28,7 +28,7 @@
 //! token, CommitWrite reports `retried`); callers of other commands should treat a retried
 //! success accordingly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,7 @@ use cairn_meta_state::{
 };
 
 use crate::network::{CallFailure, ConnectionPool};
+use crate::placement::{Placement, effective_zones};
 use crate::ring::PartitionRing;
 use crate::types::{GroupId, NodeId};
 use crate::wire::{Envelope, MessageKind, Status};
@@ -49,6 +50,13 @@ use crate::wire::{Envelope, MessageKind, Status};
 pub struct MetaClientConfig {
     /// Every meta node's RPC address (id → `host:port`); the same map as the nodes' `peers`.
     pub nodes: BTreeMap<NodeId, String>,
+    /// Availability zone of each node, as given to the nodes (empty: every node its own zone).
+    /// With `nodes` it determines each group's replicas ([`crate::placement`]).
+    pub zones: BTreeMap<NodeId, String>,
+    /// When set, the client dials only these nodes (placement is still computed from all of
+    /// `nodes`): a redirect to a leader outside the set counts as a failed attempt. Tests use it
+    /// to talk to one replica cut off from the others and see what it answers.
+    pub dial_only: Option<BTreeSet<NodeId>>,
     /// P, as configured on the nodes.
     pub partition_count: u32,
     /// Deadline of one attempt (one request to one node).
@@ -64,6 +72,8 @@ impl MetaClientConfig {
     pub fn new(nodes: BTreeMap<NodeId, String>, partition_count: u32) -> Self {
         MetaClientConfig {
             nodes,
+            zones: BTreeMap::new(),
+            dial_only: None,
             partition_count,
             attempt_timeout_ms: 2_000,
             operation_timeout_ms: 15_000,
@@ -101,7 +111,7 @@ pub const MAX_COMMAND_BYTES: usize = 16 << 20;
 pub struct MetaClient {
     config: MetaClientConfig,
     ring: PartitionRing,
-    node_addresses: Vec<String>,
+    placement: Placement,
     /// Last known leader address per group.
     leaders: Mutex<HashMap<GroupId, String>>,
     pool: ConnectionPool,
@@ -118,14 +128,38 @@ enum Attempt {
 impl MetaClient {
     pub fn new(config: MetaClientConfig) -> MetaClient {
         let ring = PartitionRing::new(config.partition_count);
-        let node_addresses = config.nodes.values().cloned().collect();
+        let placement = Placement::compute(
+            effective_zones(config.nodes.keys().copied(), &config.zones),
+            config.partition_count,
+        );
         MetaClient {
             config,
             ring,
-            node_addresses,
+            placement,
             leaders: Mutex::new(HashMap::new()),
             pool: ConnectionPool::default(),
         }
+    }
+
+    /// Where every group lives, as this client computed it from its configuration.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The addresses this client dials for `group`: the group's replicas (restricted to
+    /// [`MetaClientConfig::dial_only`] when set).
+    fn replica_addresses(&self, group: GroupId) -> Vec<String> {
+        self.placement
+            .replicas(group)
+            .iter()
+            .filter(|node_id| {
+                self.config
+                    .dial_only
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.contains(node_id))
+            })
+            .filter_map(|node_id| self.config.nodes.get(node_id).cloned())
+            .collect()
     }
 
     /// The partition group owning `bucket/key`.
@@ -157,8 +191,13 @@ impl MetaClient {
             Command::PurgeGarbage { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
             other => {
-                debug_assert_eq!(other.scope(), Scope::Bucket);
-                return Some(GroupId::BUCKET_SERVICE);
+                return Some(match other.scope() {
+                    Scope::Node => GroupId::NODE_REGISTRY,
+                    Scope::Bucket | Scope::Object => {
+                        debug_assert_eq!(other.scope(), Scope::Bucket);
+                        GroupId::BUCKET_SERVICE
+                    }
+                });
             }
         };
         Some(self.partition_of(bucket, key))
@@ -179,11 +218,10 @@ impl MetaClient {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. } => None,
-            Query::GetBucket { .. }
-            | Query::ListBuckets { .. }
-            | Query::GetAccessKey { .. }
-            | Query::GetNode { .. }
-            | Query::ListNodes => Some(GroupId::BUCKET_SERVICE),
+            Query::GetBucket { .. } | Query::ListBuckets { .. } | Query::GetAccessKey { .. } => {
+                Some(GroupId::BUCKET_SERVICE)
+            }
+            Query::GetNode { .. } | Query::ListNodes => Some(GroupId::NODE_REGISTRY),
         }
     }
 
@@ -435,22 +473,27 @@ impl MetaClient {
         let operation_deadline = Duration::from_millis(self.config.operation_timeout_ms);
         let mut backoff = Duration::from_millis(self.config.backoff_initial_ms);
         let backoff_max = Duration::from_millis(self.config.backoff_max_ms);
-        let mut next_node = (group.0 as usize) % self.node_addresses.len().max(1);
-        let mut target = self.known_leader(group);
+        let addresses = self.replica_addresses(group);
+        let mut next_node = (group.0 as usize) % addresses.len().max(1);
+        // A remembered leader may have joined after the placement was computed (membership
+        // changes move groups); it is dialed unless the client is restricted to some nodes.
+        let mut target = self
+            .known_leader(group)
+            .filter(|address| self.config.dial_only.is_none() || addresses.contains(address));
         let mut attempts = 0u32;
         let mut redirects_in_a_row = 0usize;
         loop {
             let address = match target.take() {
                 Some(address) => address,
                 None => {
-                    let Some(address) = self.node_addresses.get(next_node).cloned() else {
+                    let Some(address) = addresses.get(next_node).cloned() else {
                         return Err(ClientError::Unavailable {
                             group,
                             attempts,
-                            last_error: "no meta nodes configured".to_owned(),
+                            last_error: "no replica of the group to dial".to_owned(),
                         });
                     };
-                    next_node = (next_node + 1) % self.node_addresses.len();
+                    next_node = (next_node + 1) % addresses.len();
                     address
                 }
             };
@@ -462,12 +505,18 @@ impl MetaClient {
                     return Ok(answer);
                 }
                 Attempt::Rejected(message) => return Err(ClientError::Rejected(message)),
+                Attempt::Redirect(leader_address)
+                    if self.config.dial_only.is_some() && !addresses.contains(&leader_address) =>
+                {
+                    redirects_in_a_row = 0;
+                    format!("{address}: leader {leader_address} is not a node this client dials")
+                }
                 Attempt::Redirect(leader_address) => {
                     redirects_in_a_row += 1;
                     self.set_leader(group, Some(leader_address.clone()));
                     // Follow a redirect at once, unless nodes keep pointing at each other (stale
                     // views during an election): then back off like any other failure.
-                    if redirects_in_a_row <= self.node_addresses.len() {
+                    if redirects_in_a_row <= addresses.len() {
                         target = Some(leader_address);
                         continue;
                     }

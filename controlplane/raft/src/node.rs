@@ -1,17 +1,22 @@
-//! `MetaNode`: one `cairn meta` process hosting a replica of every metadata Raft group.
+//! `MetaNode`: one `cairn meta` process hosting its share of the metadata Raft groups.
 //!
 //! # Model
 //!
-//! A node hosts the bucket-service group ([`GroupId::BUCKET_SERVICE`], which also holds the node
-//! registry and access keys: the meta-state `BucketService` role) and the P object-partition
-//! groups (`GroupId::partition(0..P)`), each an openraft instance with its own LMDB directory
-//! `<data_dir>/group-<id>/`. One TCP listener serves every group: each frame names its group.
+//! A cluster has the bucket-service group ([`GroupId::BUCKET_SERVICE`]: buckets and access keys),
+//! the node-registry group ([`GroupId::NODE_REGISTRY`]: storage-node registrations and
+//! heartbeats) and P object-partition groups (`GroupId::partition(0..P)`). Each group has 3
+//! replicas (every node when the cluster has fewer), chosen by [`crate::placement`] from the peer
+//! list and the peers' availability zones, in 3 distinct zones when there are 3; a node runs only
+//! the groups placed on it, each an openraft instance with its own LMDB directory
+//! `<data_dir>/group-<id>/`. One TCP listener serves every hosted group: each frame names its
+//! group, and a frame for a group the node does not host is answered UnknownGroup.
 //!
-//! Bootstrap: when a group's storage is empty, every node calls `initialize` with the same
-//! membership (all of `peers` as voters), which openraft allows; whichever election wins first
-//! commits it and the others' calls fail harmlessly. A node that restarts with data keeps its log
-//! and vote and never re-initializes. Later membership changes go through
-//! [`MetaNode::add_learner`] and [`MetaNode::change_membership`] on the group's leader.
+//! Bootstrap: when a group's storage is empty, each of its placed replicas calls `initialize`
+//! with the same membership (the group's 3 replicas as voters), which openraft allows; whichever
+//! election wins first commits it and the others' calls fail harmlessly. A node that restarts
+//! with data keeps its log and vote and never re-initializes. Later membership changes go through
+//! [`MetaNode::add_learner`] and [`MetaNode::change_membership`] on the group's leader; a node
+//! started to join (`bootstrap: false`) hosts every group, empty, so it can be added to any.
 //!
 //! Requests the listener serves, per group: openraft's AppendEntries, Vote and InstallSnapshot
 //! (chunked), ClientWrite (a meta-state `Command` through the log; a follower answers
@@ -19,11 +24,11 @@
 //! state machine after a read-index check — `Raft::ensure_linearizable` — on the leader, so a read
 //! never returns state older than a write acknowledged before it started).
 //!
-//! A local 3-replica cluster (once the lead wires `cairn meta` to [`run_meta_node`]):
+//! A local cluster of 6 nodes in 3 zones (each group on 3 of them, one per zone):
 //!
 //! ```text
-//! PEERS=1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403
-//! for n in 1 2 3; do cairn meta --id $n --listen 127.0.0.1:740$n --data /tmp/cairn-meta-$n --peers $PEERS & done
+//! PEERS=1=127.0.0.1:7401@az1,2=127.0.0.1:7402@az2,3=127.0.0.1:7403@az3,4=127.0.0.1:7404@az1,5=127.0.0.1:7405@az2,6=127.0.0.1:7406@az3
+//! for n in 1 2 3 4 5 6; do cairn meta --id $n --listen 127.0.0.1:740$n --data /tmp/cairn-meta-$n --peers $PEERS & done
 //! ```
 //!
 //! Read fence after a restart: openraft 0.9 restores a node that was leader when it stopped as
@@ -40,7 +45,8 @@
 //! # Invariants
 //!
 //! - A group's Raft instance exists before the listener accepts, so a peer never sees
-//!   UnknownGroup from a live node for a configured group.
+//!   UnknownGroup from a live replica of that group.
+//! - Every node and client computes the same placement from the same peer list and zones.
 //! - Reads are served only by a leader that has just confirmed its leadership with a quorum and
 //!   applied up to the commit index it saw at that moment.
 
@@ -58,6 +64,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
+use crate::placement::{Placement, effective_zones};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
 use crate::types::{GroupId, MetaRequest, NodeId, Raft};
 use crate::wire::{
@@ -110,9 +117,13 @@ pub struct MetaNodeConfig {
     pub listen_address: SocketAddr,
     /// Root of this node's state (`--data`): one LMDB directory per group.
     pub data_dir: PathBuf,
-    /// The initial voters of every group, this node included (`--peers`): id → `host:port`,
-    /// the address other nodes and clients dial (so not 0.0.0.0).
+    /// Every meta node of the cluster, this node included (`--peers`): id → `host:port`, the
+    /// address other nodes and clients dial (so not 0.0.0.0). Each group's initial voters are
+    /// the 3 of them that [`crate::placement`] chooses.
     pub peers: BTreeMap<NodeId, String>,
+    /// Availability zone of each peer (`--peers 1=host:port@az1,...`). Empty: every node is a
+    /// zone of its own. Placement puts a group's replicas in distinct zones.
+    pub zones: BTreeMap<NodeId, String>,
     /// P, the number of object partitions (`--partitions`, default 8). Fixed for the cluster's
     /// life: the ring maps keys by it.
     pub partition_count: u32,
@@ -138,10 +149,29 @@ impl MetaNodeConfig {
             listen_address,
             data_dir,
             peers,
+            zones: BTreeMap::new(),
             partition_count: 8,
             timing: RaftTiming::default(),
             bootstrap: true,
             map_size_bytes: DEFAULT_MAP_SIZE_BYTES,
+        }
+    }
+
+    /// Where every group of the deployment lives, computed from `peers` and `zones`.
+    pub fn placement(&self) -> Placement {
+        Placement::compute(
+            effective_zones(self.peers.keys().copied(), &self.zones),
+            self.partition_count,
+        )
+    }
+
+    /// The groups this node hosts: those placed on it, or every group for a node that joins an
+    /// existing cluster (it may be added to any group with [`MetaNode::add_learner`]).
+    pub fn hosted_groups(&self) -> Vec<GroupId> {
+        if self.bootstrap {
+            self.placement().groups_on(self.node_id)
+        } else {
+            GroupId::all(self.partition_count)
         }
     }
 
@@ -168,24 +198,41 @@ impl MetaNodeConfig {
 }
 
 /// Parses the `--peers` syntax `1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403` into
-/// id → address. Ids must be non-zero and distinct; addresses are kept as written (host:port).
+/// id → address, ignoring zones (see [`parse_peer_list`]).
 pub fn parse_peers(spec: &str) -> Result<BTreeMap<NodeId, String>, NodeError> {
+    parse_peer_list(spec).map(|(addresses, _zones)| addresses)
+}
+
+/// Parses `--peers`, optionally with an availability zone per node
+/// (`1=127.0.0.1:7401@az1,2=127.0.0.1:7402@az2,...`), into (id → address, id → zone). Ids must
+/// be non-zero and distinct; addresses are kept as written (host:port). Either every peer names
+/// its zone or none does (then every node is its own zone and the zone map is empty): a cluster
+/// where some nodes lack a zone is almost certainly a typo, and placement would treat each of
+/// them as a zone of its own.
+#[allow(clippy::type_complexity)]
+pub fn parse_peer_list(
+    spec: &str,
+) -> Result<(BTreeMap<NodeId, String>, BTreeMap<NodeId, String>), NodeError> {
     let mut peers = BTreeMap::new();
+    let mut zones = BTreeMap::new();
     for item in spec
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
     {
-        let Some((id, address)) = item.split_once('=') else {
+        let Some((id, rest)) = item.split_once('=') else {
             return Err(NodeError::Config(format!(
-                "peer {item:?} is not ID=HOST:PORT"
+                "peer {item:?} is not ID=HOST:PORT[@ZONE]"
             )));
         };
         let node_id: NodeId = id
             .trim()
             .parse()
             .map_err(|_| NodeError::Config(format!("peer id {id:?} is not a number")))?;
-        let address = address.trim();
+        let (address, zone) = match rest.split_once('@') {
+            Some((address, zone)) => (address.trim(), Some(zone.trim())),
+            None => (rest.trim(), None),
+        };
         if node_id == 0 || !address.contains(':') {
             return Err(NodeError::Config(format!(
                 "peer {item:?}: id must be non-zero and the address HOST:PORT"
@@ -196,11 +243,22 @@ pub fn parse_peers(spec: &str) -> Result<BTreeMap<NodeId, String>, NodeError> {
                 "peer id {node_id} appears twice"
             )));
         }
+        if let Some(zone) = zone {
+            if zone.is_empty() {
+                return Err(NodeError::Config(format!("peer {item:?}: empty zone")));
+            }
+            zones.insert(node_id, zone.to_owned());
+        }
     }
     if peers.is_empty() {
         return Err(NodeError::Config("no peers given".to_owned()));
     }
-    Ok(peers)
+    if !zones.is_empty() && zones.len() != peers.len() {
+        return Err(NodeError::Config(
+            "either every peer names its zone (ID=HOST:PORT@ZONE) or none does".to_owned(),
+        ));
+    }
+    Ok((peers, zones))
 }
 
 /// Errors of a node.
@@ -308,13 +366,19 @@ impl MetaNode {
                 "partition_count must be at least 1".to_owned(),
             ));
         }
+        if !config.zones.is_empty() && !config.zones.keys().eq(config.peers.keys()) {
+            return Err(NodeError::Config(
+                "zones must name every peer and no other node".to_owned(),
+            ));
+        }
         let raft_config = config.raft_config()?;
         let local_address = listener.local_addr()?;
 
         let pool = Arc::new(ConnectionPool::default());
         let isolation = PeerIsolation::default();
+        let placement = config.placement();
         let mut groups = BTreeMap::new();
-        for group in GroupId::all(config.partition_count) {
+        for group in config.hosted_groups() {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
             let reader = state_machine.reader();
             let (read_fence_index, read_fence_term) = log_store
@@ -354,11 +418,6 @@ impl MetaNode {
         };
         let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
 
-        let members: BTreeMap<NodeId, BasicNode> = config
-            .peers
-            .iter()
-            .map(|(&node_id, address)| (node_id, BasicNode::new(address)))
-            .collect();
         for (group, handle) in groups.iter() {
             let initialized = handle
                 .raft
@@ -366,9 +425,15 @@ impl MetaNode {
                 .await
                 .map_err(|error| NodeError::Raft(error.to_string()))?;
             if config.bootstrap && !initialized {
+                // Each group starts with its own placed replicas as voters.
+                let members: BTreeMap<NodeId, BasicNode> = placement
+                    .replicas(*group)
+                    .iter()
+                    .map(|node_id| (*node_id, BasicNode::new(&config.peers[node_id])))
+                    .collect();
                 // Another node's identical initialization may win first; that is the expected
                 // outcome of everyone bootstrapping at once, not a failure.
-                if let Err(error) = handle.raft.initialize(members.clone()).await {
+                if let Err(error) = handle.raft.initialize(members).await {
                     tracing::debug!(%group, %error, "initialize not applied");
                 }
             }
@@ -704,6 +769,22 @@ mod tests {
         assert_eq!(peers[&3], "meta-3:7403");
         for bad in ["", "1", "0=a:1", "x=a:1", "1=a:1,1=b:2", "1=nohostport"] {
             assert!(parse_peers(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn peers_with_zones_parse_and_zones_are_all_or_nothing() {
+        let (peers, zones) =
+            parse_peer_list("1=127.0.0.1:7401@az1,2=127.0.0.1:7402@az2, 3=meta-3:7403@az1")
+                .unwrap();
+        assert_eq!(peers[&3], "meta-3:7403");
+        assert_eq!(zones[&1], "az1");
+        assert_eq!(zones[&3], "az1");
+        assert_eq!(parse_peers("1=a:1@z").unwrap()[&1], "a:1");
+        let (_, no_zones) = parse_peer_list("1=a:1,2=b:2").unwrap();
+        assert!(no_zones.is_empty());
+        for bad in ["1=a:1@az1,2=b:2", "1=a:1@", "1=@az1"] {
+            assert!(parse_peer_list(bad).is_err(), "{bad:?} accepted");
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Cluster {
     pub dirs: BTreeMap<NodeId, tempfile::TempDir>,
     pub addresses: BTreeMap<NodeId, SocketAddr>,
     pub nodes: BTreeMap<NodeId, MetaNode>,
+    /// Zone of each node (empty: every node its own zone).
+    pub zones: BTreeMap<NodeId, String>,
     pub partition_count: u32,
     pub timing: RaftTiming,
 }
@@ -37,6 +39,24 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `node_count` bootstrapping nodes with ids 1..=node_count.
     pub async fn start(node_count: u64, partition_count: u32, timing: RaftTiming) -> Cluster {
+        Cluster::start_in_zones(&vec![""; node_count as usize], partition_count, timing).await
+    }
+
+    /// Starts one bootstrapping node per entry of `zones` (ids 1..), node i in zone `zones[i-1]`;
+    /// all zones empty means no zones configured.
+    pub async fn start_in_zones(
+        zones: &[&str],
+        partition_count: u32,
+        timing: RaftTiming,
+    ) -> Cluster {
+        let node_count = zones.len() as u64;
+        let zones: BTreeMap<NodeId, String> = if zones.iter().all(|zone| zone.is_empty()) {
+            BTreeMap::new()
+        } else {
+            (1..=node_count)
+                .zip(zones.iter().map(|zone| zone.to_string()))
+                .collect()
+        };
         let mut listeners = BTreeMap::new();
         let mut addresses = BTreeMap::new();
         for node_id in 1..=node_count {
@@ -48,6 +68,7 @@ impl Cluster {
             dirs: BTreeMap::new(),
             addresses,
             nodes: BTreeMap::new(),
+            zones,
             partition_count,
             timing,
         };
@@ -78,14 +99,20 @@ impl Cluster {
             self.peers(),
         );
         config.partition_count = self.partition_count;
+        config.zones = self.zones.clone();
         config.timing = self.timing.clone();
         config
     }
 
-    pub fn client(&self) -> MetaClient {
+    pub fn client_config(&self) -> MetaClientConfig {
         let mut config = MetaClientConfig::new(self.peers(), self.partition_count);
+        config.zones = self.zones.clone();
         config.operation_timeout_ms = 20_000;
-        MetaClient::new(config)
+        config
+    }
+
+    pub fn client(&self) -> MetaClient {
+        MetaClient::new(self.client_config())
     }
 
     /// Starts a node that joins nothing by itself (`bootstrap: false`), to be added by a leader.
@@ -129,13 +156,10 @@ impl Cluster {
                 .nodes
                 .values()
                 .filter(|node| {
-                    let metrics = node
-                        .group(group)
-                        .expect("group")
-                        .raft
-                        .metrics()
-                        .borrow()
-                        .clone();
+                    let Some(handle) = node.group(group) else {
+                        return false;
+                    };
+                    let metrics = handle.raft.metrics().borrow().clone();
                     metrics
                         .membership_config
                         .membership()
