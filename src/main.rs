@@ -21,8 +21,9 @@ struct Cli {
 enum Role {
     /// Run a storage node: one executor and one O_DIRECT shard log per core.
     Storage(StorageArgs),
-    /// Run a metadata replica: it hosts the groups (bucket service, node registry, object
-    /// partitions) that placement puts on it, 3 replicas each (openraft, state in LMDB).
+    /// Run a metadata replica: it hosts the groups (bucket service, node registry, partition
+    /// map, object partitions) that placement puts on it, 3 replicas each (openraft, LMDB).
+    /// It exits with an error if its configuration does not match the recorded cluster layout.
     Meta(MetaArgs),
     /// Run an S3 gateway (monoio, one executor per core) in front of a metadata cluster and
     /// storage nodes.

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 
 use crate::error::MetaError;
 use crate::records::{
-    AccessKeyRecord, Acl, AdditionalChecksum, BlockShards, BucketRecord, Checksums, GarbageId,
-    GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards,
-    ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector, VersioningState,
+    AccessKeyRecord, Acl, AdditionalChecksum, BlockShards, BucketRecord, Checksums, ClusterLayout,
+    GarbageId, GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord,
+    PartShards, ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector,
+    VersioningState,
 };
 use crate::role::Scope;
 
@@ -238,6 +239,9 @@ pub enum Command {
         now_ms: u64,
         timeout_ms: u64,
     },
+    /// Partition map: records `layout` if none is recorded yet (the first bootstrap wins) and
+    /// answers the recorded layout, which the caller compares with its own.
+    RecordLayout(ClusterLayout),
     /// A query sent through the log for a linearizable read.
     Read(Query),
 }
@@ -338,6 +342,9 @@ pub enum Query {
         node_id: NodeId,
     },
     ListNodes,
+    // Partition map.
+    /// The recorded cluster layout (`None` before the first bootstrap recorded one).
+    GetLayout,
 }
 
 /// One entry of a ListObjectsV2 page.
@@ -474,6 +481,8 @@ pub enum Response {
     },
     /// ExpireNodes: the nodes this command marked DOWN.
     NodesExpired(Vec<NodeId>),
+    /// RecordLayout, GetLayout: the recorded layout.
+    Layout(Option<ClusterLayout>),
 }
 
 /// What applying one command yields.
@@ -516,6 +525,7 @@ impl Command {
             Command::RegisterNode(_) => "RegisterNode",
             Command::Heartbeat { .. } => "Heartbeat",
             Command::ExpireNodes { .. } => "ExpireNodes",
+            Command::RecordLayout(_) => "RecordLayout",
             Command::Read(query) => query.name(),
         }
     }
@@ -544,6 +554,7 @@ impl Command {
             Command::RegisterNode(_) | Command::Heartbeat { .. } | Command::ExpireNodes { .. } => {
                 Scope::Node
             }
+            Command::RecordLayout(_) => Scope::Layout,
             Command::Read(query) => query.scope(),
         }
     }
@@ -572,6 +583,7 @@ impl Query {
             Query::GetAccessKey { .. } => "GetAccessKey",
             Query::GetNode { .. } => "GetNode",
             Query::ListNodes => "ListNodes",
+            Query::GetLayout => "GetLayout",
         }
     }
 
@@ -590,6 +602,7 @@ impl Query {
                 Scope::Bucket
             }
             Query::GetNode { .. } | Query::ListNodes => Scope::Node,
+            Query::GetLayout => Scope::Layout,
         }
     }
 }

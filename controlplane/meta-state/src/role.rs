@@ -5,7 +5,8 @@
 //! | [`Role::ObjectPartition`] | object and multipart commands, garbage, janitor queries | objects, idempotency tokens, uploads, garbage |
 //! | [`Role::BucketService`] | bucket and access-key commands | buckets, access keys |
 //! | [`Role::NodeRegistry`] | storage-node commands (register, heartbeat, expire) | nodes |
-//! | [`Role::Combined`] | everything | all of the above |
+//! | [`Role::PartitionMap`] | RecordLayout, GetLayout | the cluster layout (ring and placement) |
+//! | [`Role::Combined`] | everything but the layout | all of the above but the layout |
 //!
 //! In a partitioned deployment the gateway routes an object command by `bucket/key` (consistent
 //! hash) to one of P `ObjectPartition` instances and everything else to the one `BucketService`
@@ -34,6 +35,9 @@ pub enum Role {
     Combined,
     BucketService,
     NodeRegistry,
+    /// The partition map: records the cluster layout once, so that nodes and clients configured
+    /// differently (another partition count, other peers or zones) are refused.
+    PartitionMap,
     ObjectPartition {
         partition_index: u32,
         partition_count: u32,
@@ -47,13 +51,16 @@ pub enum Scope {
     Bucket,
     /// The storage-node registry.
     Node,
+    /// The cluster layout.
+    Layout,
 }
 
 impl Role {
     pub fn accepts(self, scope: Scope) -> bool {
         matches!(
             (self, scope),
-            (Role::Combined, _)
+            (Role::Combined, Scope::Object | Scope::Bucket | Scope::Node)
+                | (Role::PartitionMap, Scope::Layout)
                 | (Role::BucketService, Scope::Bucket)
                 | (Role::NodeRegistry, Scope::Node)
                 | (Role::ObjectPartition { .. }, Scope::Object)
@@ -65,7 +72,7 @@ impl Role {
     pub fn partition_index(self) -> Option<u32> {
         match self {
             Role::Combined => Some(0),
-            Role::BucketService | Role::NodeRegistry => None,
+            Role::BucketService | Role::NodeRegistry | Role::PartitionMap => None,
             Role::ObjectPartition {
                 partition_index, ..
             } => Some(partition_index),

@@ -33,12 +33,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_meta_state::{
-    Command, ListObjectsPage, ListObjectsRequest, ListPosition, ListUploadsPage,
+    ClusterLayout, Command, ListObjectsPage, ListObjectsRequest, ListPosition, ListUploadsPage,
     ListUploadsRequest, ListVersionsPage, ListVersionsRequest, MAX_LIST_KEYS, MetaError,
     ObjectSummary, Output, Query, Response, Scope, UploadSummary, VersionSummary, decode_record,
     encode_record,
 };
 
+use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{CallFailure, ConnectionPool};
 use crate::placement::{Placement, effective_zones};
 use crate::ring::PartitionRing;
@@ -55,7 +56,8 @@ pub struct MetaClientConfig {
     pub zones: BTreeMap<NodeId, String>,
     /// When set, the client dials only these nodes (placement is still computed from all of
     /// `nodes`): a redirect to a leader outside the set counts as a failed attempt. Tests use it
-    /// to talk to one replica cut off from the others and see what it answers.
+    /// to talk to one replica cut off from the others and see what it answers. (The one-time
+    /// layout check, [`MetaClient::verify_layout`], may use any replica.)
     pub dial_only: Option<BTreeSet<NodeId>>,
     /// P, as configured on the nodes.
     pub partition_count: u32,
@@ -112,9 +114,30 @@ pub struct MetaClient {
     config: MetaClientConfig,
     ring: PartitionRing,
     placement: Placement,
+    /// The layout this client's configuration implies, checked once against the recorded one.
+    layout: ClusterLayout,
+    layout_check: Mutex<LayoutCheck>,
     /// Last known leader address per group.
     leaders: Mutex<HashMap<GroupId, String>>,
     pool: ConnectionPool,
+}
+
+/// Whether the client's configuration was found to match the cluster's recorded layout.
+#[derive(Clone, Debug)]
+enum LayoutCheck {
+    Unchecked,
+    Verified,
+    Refused(String),
+}
+
+/// Which nodes a request may go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialing {
+    /// The group's replicas, restricted to [`MetaClientConfig::dial_only`] when set.
+    AsConfigured,
+    /// Any replica of the group: the layout check is about the cluster, not about the nodes
+    /// this client's requests are meant for.
+    AnyReplica,
 }
 
 /// One attempt's outcome.
@@ -132,10 +155,13 @@ impl MetaClient {
             effective_zones(config.nodes.keys().copied(), &config.zones),
             config.partition_count,
         );
+        let layout = cluster_layout(&placement, config.partition_count);
         MetaClient {
             config,
             ring,
             placement,
+            layout,
+            layout_check: Mutex::new(LayoutCheck::Unchecked),
             leaders: Mutex::new(HashMap::new()),
             pool: ConnectionPool::default(),
         }
@@ -147,17 +173,13 @@ impl MetaClient {
     }
 
     /// The addresses this client dials for `group`: the group's replicas (restricted to
-    /// [`MetaClientConfig::dial_only`] when set).
-    fn replica_addresses(&self, group: GroupId) -> Vec<String> {
+    /// [`MetaClientConfig::dial_only`] when `restricted` and set).
+    fn replica_addresses(&self, group: GroupId, restricted: bool) -> Vec<String> {
+        let dial_only = self.config.dial_only.as_ref().filter(|_| restricted);
         self.placement
             .replicas(group)
             .iter()
-            .filter(|node_id| {
-                self.config
-                    .dial_only
-                    .as_ref()
-                    .is_none_or(|allowed| allowed.contains(node_id))
-            })
+            .filter(|node_id| dial_only.is_none_or(|allowed| allowed.contains(node_id)))
             .filter_map(|node_id| self.config.nodes.get(node_id).cloned())
             .collect()
     }
@@ -193,6 +215,7 @@ impl MetaClient {
             other => {
                 return Some(match other.scope() {
                     Scope::Node => GroupId::NODE_REGISTRY,
+                    Scope::Layout => GroupId::PARTITION_MAP,
                     Scope::Bucket | Scope::Object => {
                         debug_assert_eq!(other.scope(), Scope::Bucket);
                         GroupId::BUCKET_SERVICE
@@ -222,6 +245,7 @@ impl MetaClient {
                 Some(GroupId::BUCKET_SERVICE)
             }
             Query::GetNode { .. } | Query::ListNodes => Some(GroupId::NODE_REGISTRY),
+            Query::GetLayout => Some(GroupId::PARTITION_MAP),
         }
     }
 
@@ -233,10 +257,82 @@ impl MetaClient {
         self.write_to(group, command).await
     }
 
+    /// Checks, once per client, that this client's configuration (partition count, meta nodes,
+    /// zones) matches the layout the partition-map group recorded at bootstrap; every request
+    /// to another group runs it first. A mismatch is final: this and every later request fail
+    /// with [`ClientError::Rejected`] naming the differences, since a client with another
+    /// layout would send keys to the wrong partitions. While no layout is recorded yet (the
+    /// cluster is bootstrapping) it retries until the operation deadline.
+    pub async fn verify_layout(&self) -> Result<(), ClientError> {
+        let state = self
+            .layout_check
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
+        match state {
+            LayoutCheck::Verified => return Ok(()),
+            LayoutCheck::Refused(message) => return Err(ClientError::Rejected(message)),
+            LayoutCheck::Unchecked => {}
+        }
+        let started = Instant::now();
+        let operation_deadline = Duration::from_millis(self.config.operation_timeout_ms);
+        let recorded = loop {
+            match self
+                .read_unverified(
+                    GroupId::PARTITION_MAP,
+                    Query::GetLayout,
+                    Dialing::AnyReplica,
+                )
+                .await?
+            {
+                Ok(Response::Layout(Some(recorded))) => break recorded,
+                Ok(Response::Layout(None)) if started.elapsed() < operation_deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Response::Layout(None)) => {
+                    return Err(ClientError::Unavailable {
+                        group: GroupId::PARTITION_MAP,
+                        attempts: 1,
+                        last_error: "no cluster layout recorded yet".to_owned(),
+                    });
+                }
+                other => {
+                    return Err(ClientError::BadAnswer(format!(
+                        "GetLayout answered {other:?}"
+                    )));
+                }
+            }
+        };
+        let outcome = check_layout(&self.layout, &recorded, LayoutComparison::Full);
+        let mut state = self
+            .layout_check
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match outcome {
+            Ok(()) => {
+                *state = LayoutCheck::Verified;
+                Ok(())
+            }
+            Err(message) => {
+                tracing::error!(%message, "meta client refused by the cluster layout");
+                *state = LayoutCheck::Refused(message.clone());
+                Err(ClientError::Rejected(message))
+            }
+        }
+    }
+
     /// Applies `command` through the Raft log of `group`.
     pub async fn write_to(&self, group: GroupId, command: Command) -> Result<Output, ClientError> {
+        if group != GroupId::PARTITION_MAP {
+            self.verify_layout().await?;
+        }
         let answer = self
-            .call_group(group, MessageKind::ClientWrite, encode_record(&command))
+            .call_group(
+                group,
+                MessageKind::ClientWrite,
+                encode_record(&command),
+                Dialing::AsConfigured,
+            )
             .await?;
         decode_record::<Output>(&answer).map_err(|error| ClientError::BadAnswer(error.to_string()))
     }
@@ -255,9 +351,22 @@ impl MetaClient {
         group: GroupId,
         query: Query,
     ) -> Result<Result<Response, MetaError>, ClientError> {
+        if group != GroupId::PARTITION_MAP {
+            self.verify_layout().await?;
+        }
+        self.read_unverified(group, query, Dialing::AsConfigured)
+            .await
+    }
+
+    async fn read_unverified(
+        &self,
+        group: GroupId,
+        query: Query,
+        dialing: Dialing,
+    ) -> Result<Result<Response, MetaError>, ClientError> {
         let payload = encode_record(&Command::Read(query));
         let answer = self
-            .call_group(group, MessageKind::ClientRead, payload)
+            .call_group(group, MessageKind::ClientRead, payload, dialing)
             .await?;
         let output = decode_record::<Output>(&answer)
             .map_err(|error| ClientError::BadAnswer(error.to_string()))?;
@@ -462,7 +571,9 @@ impl MetaClient {
         group: GroupId,
         kind: MessageKind,
         payload: Vec<u8>,
+        dialing: Dialing,
     ) -> Result<Vec<u8>, ClientError> {
+        let restricted = dialing == Dialing::AsConfigured && self.config.dial_only.is_some();
         if payload.len() > MAX_COMMAND_BYTES {
             return Err(ClientError::Rejected(format!(
                 "command of {} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit",
@@ -473,13 +584,13 @@ impl MetaClient {
         let operation_deadline = Duration::from_millis(self.config.operation_timeout_ms);
         let mut backoff = Duration::from_millis(self.config.backoff_initial_ms);
         let backoff_max = Duration::from_millis(self.config.backoff_max_ms);
-        let addresses = self.replica_addresses(group);
+        let addresses = self.replica_addresses(group, restricted);
         let mut next_node = (group.0 as usize) % addresses.len().max(1);
         // A remembered leader may have joined after the placement was computed (membership
         // changes move groups); it is dialed unless the client is restricted to some nodes.
         let mut target = self
             .known_leader(group)
-            .filter(|address| self.config.dial_only.is_none() || addresses.contains(address));
+            .filter(|address| !restricted || addresses.contains(address));
         let mut attempts = 0u32;
         let mut redirects_in_a_row = 0usize;
         loop {
@@ -506,7 +617,7 @@ impl MetaClient {
                 }
                 Attempt::Rejected(message) => return Err(ClientError::Rejected(message)),
                 Attempt::Redirect(leader_address)
-                    if self.config.dial_only.is_some() && !addresses.contains(&leader_address) =>
+                    if restricted && !addresses.contains(&leader_address) =>
                 {
                     redirects_in_a_row = 0;
                     format!("{address}: leader {leader_address} is not a node this client dials")

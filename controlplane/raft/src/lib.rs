@@ -5,7 +5,8 @@
 //!
 //! The metadata state is the sans-I/O `cairn_meta_state::StateMachine`, replicated by openraft
 //! (0.9.25, v2 storage API) in several independent groups: the bucket service (buckets, access
-//! keys), the node registry (storage nodes) and P object partitions, chosen for a key by a
+//! keys), the node registry (storage nodes), the partition map (the cluster layout recorded at
+//! bootstrap) and P object partitions, chosen for a key by a
 //! consistent-hash ring over `bucket/key`. Each group has 3 replicas placed on the meta nodes in
 //! distinct availability zones. Layers, each depending only on those listed before it:
 //!
@@ -15,6 +16,8 @@
 //! - [`network`]: openraft's outbound RPC over that framing;
 //! - [`ring`]: `bucket/key` → partition (pure);
 //! - [`placement`]: group → its 3 replicas, zone-aware rendezvous hashing (pure);
+//! - [`layout`]: the cluster layout (ring and placement parameters) and the check of one's own
+//!   configuration against the one the partition-map group recorded (pure);
 //! - [`client`]: [`MetaClient`], leader discovery among a group's replicas, retries,
 //!   linearizable reads, merged listing; [`DetachedMetaClient`] wraps it in its own tokio
 //!   runtime for monoio/glommio callers;
@@ -53,6 +56,7 @@
 pub mod generated;
 
 pub mod client;
+pub mod layout;
 pub mod network;
 pub mod node;
 pub mod placement;
@@ -63,8 +67,8 @@ pub mod wire;
 
 pub use client::{ClientError, DetachedMetaClient, MetaClient, MetaClientConfig};
 pub use node::{
-    GroupStatus, MetaNode, MetaNodeConfig, NodeError, RaftTiming, parse_peer_list, parse_peers,
-    run_meta_node,
+    GroupStatus, LayoutStatus, MetaNode, MetaNodeConfig, NodeError, RaftTiming, parse_peer_list,
+    parse_peers, run_meta_node,
 };
 pub use placement::{Placement, REPLICAS_PER_GROUP};
 pub use ring::PartitionRing;

@@ -4,7 +4,8 @@
 //!
 //! A cluster has the bucket-service group ([`GroupId::BUCKET_SERVICE`]: buckets and access keys),
 //! the node-registry group ([`GroupId::NODE_REGISTRY`]: storage-node registrations and
-//! heartbeats) and P object-partition groups (`GroupId::partition(0..P)`). Each group has 3
+//! heartbeats), the partition-map group ([`GroupId::PARTITION_MAP`]: the cluster layout) and P
+//! object-partition groups (`GroupId::partition(0..P)`). Each group has 3
 //! replicas (every node when the cluster has fewer), chosen by [`crate::placement`] from the peer
 //! list and the peers' availability zones, in 3 distinct zones when there are 3; a node runs only
 //! the groups placed on it, each an openraft instance with its own LMDB directory
@@ -17,6 +18,14 @@
 //! with data keeps its log and vote and never re-initializes. Later membership changes go through
 //! [`MetaNode::add_learner`] and [`MetaNode::change_membership`] on the group's leader; a node
 //! started to join (`bootstrap: false`) hosts every group, empty, so it can be added to any.
+//!
+//! Layout check: once started, a node proposes its layout (partition count, ring and placement
+//! parameters, peers and zones, group → replicas; see [`crate::layout`]) to the partition-map
+//! group, which keeps the first one it commits, and compares the answer with its own. On a
+//! mismatch (say `--partitions 3` in a cluster bootstrapped with 8) it logs the differences,
+//! stops all Raft traffic, answers client requests with the refusal, and [`run_meta_node`]
+//! returns [`NodeError::LayoutMismatch`], so `cairn meta` exits with that message. Clients run
+//! the same check before their first request ([`crate::MetaClient::verify_layout`]).
 //!
 //! Requests the listener serves, per group: openraft's AppendEntries, Vote and InstallSnapshot
 //! (chunked), ClientWrite (a meta-state `Command` through the log; a follower answers
@@ -56,13 +65,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_meta_state::{Command, Output, decode_record, encode_record};
+use cairn_meta_state::{Command, Output, Query, Response, decode_record, encode_record};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use tokio::io::BufStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::client::{MetaClient, MetaClientConfig};
+use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
 use crate::placement::{Placement, effective_zones};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
@@ -279,6 +290,19 @@ pub enum NodeError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("refused by the cluster: {0}")]
+    LayoutMismatch(String),
+}
+
+/// Where a node stands with the cluster layout check (see [`crate::layout`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayoutStatus {
+    /// Not answered yet (the partition-map group has no leader yet, or is unreachable).
+    Pending,
+    /// This node's configuration matches the recorded layout.
+    Verified,
+    /// It does not: the node has cut itself off from its peers and refuses client requests.
+    Refused(String),
 }
 
 /// One group's replica state as this node sees it (for `cairn meta status` and health checks).
@@ -317,6 +341,8 @@ pub struct MetaNode {
     groups: Groups,
     isolation: PeerIsolation,
     listener_task: JoinHandle<()>,
+    layout_task: JoinHandle<()>,
+    layout_status: tokio::sync::watch::Receiver<LayoutStatus>,
 }
 
 /// Opens a group's storage, waiting briefly if a previous instance in this process is still
@@ -411,9 +437,11 @@ impl MetaNode {
             );
         }
         let groups: Groups = Arc::new(groups);
+        let refusal: Refusal = Arc::new(std::sync::Mutex::new(None));
         let server = Server {
             groups: Arc::clone(&groups),
             isolation: isolation.clone(),
+            refusal: Arc::clone(&refusal),
             client_request_timeout: Duration::from_millis(config.timing.client_request_timeout_ms),
         };
         let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
@@ -439,17 +467,44 @@ impl MetaNode {
             }
         }
         tracing::info!(node_id = config.node_id, %local_address, groups = groups.len(), "meta node started");
+        let (status_sender, layout_status) = tokio::sync::watch::channel(LayoutStatus::Pending);
+        let layout_task = tokio::spawn(check_cluster_layout(
+            config.clone(),
+            isolation.clone(),
+            refusal,
+            status_sender,
+        ));
         Ok(MetaNode {
             config,
             local_address,
             groups,
             isolation,
             listener_task,
+            layout_task,
+            layout_status,
         })
     }
 
     pub fn node_id(&self) -> NodeId {
         self.config.node_id
+    }
+
+    /// Where this node stands with the cluster layout check.
+    pub fn layout_status(&self) -> LayoutStatus {
+        self.layout_status.borrow().clone()
+    }
+
+    /// Waits until the layout check has an answer (verified or refused).
+    pub async fn layout_checked(&self) -> LayoutStatus {
+        let mut status = self.layout_status.clone();
+        match status
+            .wait_for(|status| *status != LayoutStatus::Pending)
+            .await
+        {
+            Ok(status) => status.clone(),
+            // The check task ended without an answer: the node is shutting down.
+            Err(_closed) => LayoutStatus::Pending,
+        }
     }
 
     /// The address the listener is bound to.
@@ -544,6 +599,7 @@ impl MetaNode {
 
     /// Stops every group and the listener. Storage is closed once openraft's tasks have exited.
     pub async fn shutdown(self) {
+        self.layout_task.abort();
         self.listener_task.abort();
         let _ = self.listener_task.await;
         for (group, handle) in self.groups.iter() {
@@ -572,22 +628,99 @@ fn write_error(
 pub async fn run_meta_node(config: MetaNodeConfig) -> Result<(), NodeError> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let node = MetaNode::start(config).await?;
+    let mut refused = None;
     tokio::select! {
         interrupted = tokio::signal::ctrl_c() => interrupted?,
         _ = terminate.recv() => {}
+        status = node.layout_checked_refused() => refused = Some(status),
     }
     tracing::info!(node_id = node.node_id(), "meta node shutting down");
     node.shutdown().await;
-    Ok(())
+    match refused {
+        Some(message) => Err(NodeError::LayoutMismatch(message)),
+        None => Ok(()),
+    }
+}
+
+impl MetaNode {
+    /// Resolves with the refusal message if the layout check refuses this node; never resolves
+    /// otherwise.
+    async fn layout_checked_refused(&self) -> String {
+        match self.layout_checked().await {
+            LayoutStatus::Refused(message) => message,
+            LayoutStatus::Verified | LayoutStatus::Pending => std::future::pending().await,
+        }
+    }
+}
+
+/// Checks this node's configuration against the cluster layout and refuses to serve on a
+/// mismatch. A bootstrapping node proposes its own layout (RecordLayout: the first proposal the
+/// partition-map group commits is the cluster's); a joining node only reads the recorded one.
+/// Retries until the partition-map group answers.
+async fn check_cluster_layout(
+    config: MetaNodeConfig,
+    isolation: PeerIsolation,
+    refusal: Refusal,
+    status: tokio::sync::watch::Sender<LayoutStatus>,
+) {
+    let placement = config.placement();
+    let ours = cluster_layout(&placement, config.partition_count);
+    let (comparison, command) = if config.bootstrap {
+        (LayoutComparison::Full, Command::RecordLayout(ours.clone()))
+    } else {
+        (
+            LayoutComparison::ParametersOnly,
+            Command::Read(Query::GetLayout),
+        )
+    };
+    let mut client_config = MetaClientConfig::new(config.peers.clone(), config.partition_count);
+    client_config.zones = config.zones.clone();
+    let client = MetaClient::new(client_config);
+    let recorded = loop {
+        let answer = match &command {
+            Command::Read(query) => client
+                .read_from(GroupId::PARTITION_MAP, query.clone())
+                .await
+                .map(|result| result.map_err(|error| error.to_string())),
+            command => client
+                .write_to(GroupId::PARTITION_MAP, command.clone())
+                .await
+                .map(|output| output.result.map_err(|error| error.to_string())),
+        };
+        match answer {
+            Ok(Ok(Response::Layout(Some(recorded)))) => break recorded,
+            Ok(other) => tracing::debug!(?other, "no cluster layout yet"),
+            Err(error) => tracing::debug!(%error, "cluster layout check: retrying"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    match check_layout(&ours, &recorded, comparison) {
+        Ok(()) => {
+            tracing::info!(node_id = config.node_id, "cluster layout verified");
+            let _ = status.send(LayoutStatus::Verified);
+        }
+        Err(message) => {
+            tracing::error!(node_id = config.node_id, %message, "refusing to serve");
+            // Raft traffic stops both ways before anyone learns of the refusal, so a
+            // misconfigured node takes no further part in any group.
+            isolation.set(true);
+            *refusal.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(message.clone());
+            let _ = status.send(LayoutStatus::Refused(message));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Listener
 
+/// Set when the layout check refused this node: the reason client requests are answered with.
+type Refusal = Arc<std::sync::Mutex<Option<String>>>;
+
 /// What every connection task of the listener shares.
 struct Server {
     groups: Groups,
     isolation: PeerIsolation,
+    refusal: Refusal,
     client_request_timeout: Duration,
 }
 
@@ -662,6 +795,15 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
         request.kind,
         MessageKind::AppendEntries | MessageKind::Vote | MessageKind::InstallSnapshot
     );
+    if !is_peer_rpc
+        && let Some(message) = server
+            .refusal
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    {
+        return failure(request, Status::BadRequest, message);
+    }
     if is_peer_rpc && server.isolation.is_isolated() {
         return failure(
             request,

@@ -172,7 +172,7 @@ mod tests {
             ]),
         ] {
             let placement = Placement::compute(zones.clone(), 64);
-            assert_eq!(placement.groups().len(), 66);
+            assert_eq!(placement.groups().len(), 67);
             for (group, replicas) in placement.groups() {
                 assert_eq!(replicas.len(), REPLICAS_PER_GROUP, "{group}: {replicas:?}");
                 let distinct_zones: BTreeSet<&str> = replicas

@@ -27,6 +27,10 @@ impl GroupId {
     /// `u32`), so adding partitions never renames it.
     pub const NODE_REGISTRY: GroupId = GroupId(1 << 32);
 
+    /// The partition map: records the cluster layout (partition count, ring and placement
+    /// parameters, group → replicas) at the first bootstrap; see [`crate::layout`].
+    pub const PARTITION_MAP: GroupId = GroupId((1 << 32) + 1);
+
     /// The group of object partition `partition_index` (0-based): group ids 1..=P.
     pub fn partition(partition_index: u32) -> GroupId {
         GroupId(u64::from(partition_index) + 1)
@@ -47,6 +51,7 @@ impl GroupId {
         match self {
             GroupId::BUCKET_SERVICE => Role::BucketService,
             GroupId::NODE_REGISTRY => Role::NodeRegistry,
+            GroupId::PARTITION_MAP => Role::PartitionMap,
             _ => Role::ObjectPartition {
                 partition_index: (self.0 - 1) as u32,
                 partition_count,
@@ -57,10 +62,14 @@ impl GroupId {
     /// Every group of a deployment with `partition_count` partitions: the cluster-wide groups
     /// first, then the partitions in index order.
     pub fn all(partition_count: u32) -> Vec<GroupId> {
-        [GroupId::BUCKET_SERVICE, GroupId::NODE_REGISTRY]
-            .into_iter()
-            .chain((0..partition_count).map(GroupId::partition))
-            .collect()
+        [
+            GroupId::BUCKET_SERVICE,
+            GroupId::NODE_REGISTRY,
+            GroupId::PARTITION_MAP,
+        ]
+        .into_iter()
+        .chain((0..partition_count).map(GroupId::partition))
+        .collect()
     }
 }
 
@@ -69,6 +78,7 @@ impl fmt::Display for GroupId {
         match *self {
             GroupId::BUCKET_SERVICE => write!(formatter, "bucket-service"),
             GroupId::NODE_REGISTRY => write!(formatter, "node-registry"),
+            GroupId::PARTITION_MAP => write!(formatter, "partition-map"),
             _ => match self.partition_index() {
                 Some(partition_index) => write!(formatter, "partition-{partition_index}"),
                 None => write!(formatter, "group-{}", self.0),
