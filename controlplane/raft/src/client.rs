@@ -551,6 +551,14 @@ impl MetaClient {
         };
         match response.status {
             Status::Ok => Attempt::Answer(response.payload),
+            // The leader's address as this client knows it wins over the one the node reports:
+            // nodes may reach each other by other addresses (another network, a proxy) than
+            // clients do.
+            Status::ForwardToLeader
+                if let Some(address) = self.config.nodes.get(&response.leader_id) =>
+            {
+                Attempt::Redirect(address.clone())
+            }
             Status::ForwardToLeader if !response.leader_address.is_empty() => {
                 Attempt::Redirect(response.leader_address)
             }

@@ -403,6 +403,7 @@ impl MetaNode {
         let pool = Arc::new(ConnectionPool::default());
         let isolation = PeerIsolation::default();
         let placement = config.placement();
+        let peer_addresses = Arc::new(config.peers.clone());
         let mut groups = BTreeMap::new();
         for group in config.hosted_groups() {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
@@ -413,6 +414,7 @@ impl MetaNode {
                 .map_err(|source| NodeError::Store { group, source })?;
             let network = NetworkFactory {
                 local_node_id: config.node_id,
+                peer_addresses: Arc::clone(&peer_addresses),
                 group,
                 pool: Arc::clone(&pool),
                 isolation: isolation.clone(),

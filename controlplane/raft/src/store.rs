@@ -231,6 +231,42 @@ pub fn open_group_storage(
     Ok((log_store, state_machine))
 }
 
+/// The state the storage of a stopped replica in `dir` holds: its snapshot with every later log
+/// entry applied in order. For offline inspection (tests, admin tools): no Raft instance runs
+/// and nothing is written. Entries past the replica's committed index are applied too (the
+/// committed index is stored lazily, see the module header), so the result is the replica's
+/// state if its whole log commits, which is what a replica that followed a leader to the end
+/// of its log holds.
+pub fn read_replica_state(dir: &Path, role: Role) -> Result<StateMachine, StoreError> {
+    if !dir.is_dir() {
+        return Err(StoreError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let databases = Arc::new(GroupDatabases::open(dir, DEFAULT_MAP_SIZE_BYTES)?);
+    let (mut machine, first_index) = match databases.read_snapshot()? {
+        Some((meta, data)) => {
+            let first_index = meta.last_log_id.map_or(0, |log_id| log_id.index + 1);
+            (
+                AppliedState::from_snapshot(role, &meta, &data)?.machine,
+                first_index,
+            )
+        }
+        None => (StateMachine::new(role), 0),
+    };
+    let log = LogStore {
+        databases,
+        pending_committed: Arc::new(std::sync::Mutex::new(None)),
+    };
+    for entry in log.read_entries(first_index..)? {
+        if let EntryPayload::Normal(request) = entry.payload {
+            machine.apply(request.0, entry.log_id.index);
+        }
+    }
+    Ok(machine)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Log
 
