@@ -44,7 +44,7 @@ use crate::network::{CallFailure, ConnectionPool};
 use crate::placement::{Placement, effective_zones};
 use crate::ring::PartitionRing;
 use crate::types::{GroupId, NodeId};
-use crate::wire::{Envelope, MessageKind, Status};
+use crate::wire::{Envelope, MessageKind, Status, decode_batch_answers, encode_batch};
 
 /// How a client reaches the cluster and how patiently it retries.
 #[derive(Clone, Debug)]
@@ -335,6 +335,108 @@ impl MetaClient {
             )
             .await?;
         decode_record::<Output>(&answer).map_err(|error| ClientError::BadAnswer(error.to_string()))
+    }
+
+    /// Applies `commands` through the Raft log of `group`, each as its own log entry in the
+    /// order given, in one request: the replicas append, replicate and fsync them together.
+    /// Returns each command's output, or why it was not applied (then it may or may not have
+    /// been: treat it like a failed [`MetaClient::write_to`]). Keep a batch to a few thousand
+    /// small commands: the whole request must stay under [`MAX_COMMAND_BYTES`].
+    pub async fn write_batch_to(
+        &self,
+        group: GroupId,
+        commands: &[Command],
+    ) -> Result<Vec<Result<Output, ClientError>>, ClientError> {
+        if group != GroupId::PARTITION_MAP {
+            self.verify_layout().await?;
+        }
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoded: Vec<Vec<u8>> = commands.iter().map(encode_record).collect();
+        let payload = encode_batch(encoded.iter().map(Vec::as_slice));
+        let answer = self
+            .call_group(
+                group,
+                MessageKind::ClientWriteBatch,
+                payload,
+                Dialing::AsConfigured,
+            )
+            .await?;
+        let answers = decode_batch_answers(&answer)
+            .map_err(|error| ClientError::BadAnswer(error.to_string()))?;
+        if answers.len() != commands.len() {
+            return Err(ClientError::BadAnswer(format!(
+                "{} answers to {} commands",
+                answers.len(),
+                commands.len()
+            )));
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(bytes) => decode_record::<Output>(&bytes)
+                    .map_err(|error| ClientError::BadAnswer(error.to_string())),
+                Err(message) => Err(ClientError::Unavailable {
+                    group,
+                    attempts: 1,
+                    last_error: message,
+                }),
+            })
+            .collect())
+    }
+
+    /// Applies `commands` (each routed like [`MetaClient::write`]) with one
+    /// [`MetaClient::write_batch_to`] per group, all groups at once; the answers come back in the
+    /// order of `commands`. Commands for one group keep their relative order; a group that
+    /// cannot be reached fails its own commands only.
+    pub async fn write_many(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<Result<Output, ClientError>>, ClientError> {
+        let mut by_group: BTreeMap<GroupId, (Vec<usize>, Vec<Command>)> = BTreeMap::new();
+        for (position, command) in commands.into_iter().enumerate() {
+            let group = self
+                .group_for_command(&command)
+                .ok_or(ClientError::Unroutable(command.name()))?;
+            let (positions, group_commands) = by_group.entry(group).or_default();
+            positions.push(position);
+            group_commands.push(command);
+        }
+        let total: usize = by_group
+            .values()
+            .map(|(positions, _)| positions.len())
+            .sum();
+        let batches = by_group
+            .iter()
+            .map(|(&group, (_, group_commands))| self.write_batch_to(group, group_commands));
+        let answers = futures::future::join_all(batches).await;
+        let mut ordered: Vec<Option<Result<Output, ClientError>>> =
+            (0..total).map(|_| None).collect();
+        for ((group, (positions, _)), answers) in by_group.into_iter().zip(answers) {
+            match answers {
+                Ok(answers) => {
+                    for (position, answer) in positions.into_iter().zip(answers) {
+                        ordered[position] = Some(answer);
+                    }
+                }
+                // One group's failure fails its own commands only.
+                Err(error) => {
+                    let last_error = error.to_string();
+                    for position in positions {
+                        ordered[position] = Some(Err(ClientError::Unavailable {
+                            group,
+                            attempts: 0,
+                            last_error: last_error.clone(),
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(ordered
+            .into_iter()
+            .map(|answer| answer.expect("every position answered"))
+            .collect())
     }
 
     /// Linearizable read of `query` from the group it belongs to.

@@ -83,8 +83,10 @@ impl Connection {
 /// Largest AppendEntries payload sent in one frame; leaves room for the envelope.
 const MAX_APPEND_PAYLOAD_BYTES: usize = MAX_FRAME_BYTES - (1 << 20);
 
-/// Most idle connections kept per address.
-const MAX_IDLE_CONNECTIONS_PER_ADDRESS: usize = 16;
+/// Most idle connections kept per address. A connection carries one request at a time, so a
+/// client with many requests in flight (a gateway, a bulk loader) needs about as many; keeping
+/// fewer would close and re-dial most of them on every request.
+const MAX_IDLE_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 /// Idle connections by address, shared by every group of a node (or by one client).
 #[derive(Default)]

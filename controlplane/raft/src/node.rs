@@ -79,8 +79,8 @@ use crate::placement::{Placement, effective_zones};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
 use crate::types::{GroupId, MetaRequest, NodeId, Raft};
 use crate::wire::{
-    Envelope, MessageKind, Status, WireError, from_payload, read_envelope, to_payload,
-    write_envelope,
+    Envelope, MessageKind, Status, WireError, decode_batch, encode_batch_answers, from_payload,
+    read_envelope, to_payload, write_envelope,
 };
 
 /// Raft timing and log compaction of every group on a node.
@@ -860,6 +860,7 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
                 Ok(Err(error)) => failure(request, Status::Unavailable, error),
             },
         },
+        MessageKind::ClientWriteBatch => write_batch(server, raft, request).await,
         MessageKind::ClientRead => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
             Ok(Command::Read(query)) => match tokio::time::timeout(
@@ -900,6 +901,56 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
             ),
         },
     }
+}
+
+/// Serves a ClientWriteBatch: every command goes to openraft at once, in order, so they become
+/// consecutive log entries that the replicas append, replicate and fsync together (see
+/// [`crate::store`]'s group commit) instead of one round of each per command.
+async fn write_batch(server: &Server, raft: &Raft, request: &Envelope) -> Envelope {
+    let commands = match decode_batch(&request.payload).and_then(|items| {
+        items
+            .into_iter()
+            .map(|item| {
+                decode_record::<Command>(item)
+                    .map_err(|error| WireError::Invalid(error.to_string()))
+            })
+            .collect::<Result<Vec<Command>, WireError>>()
+    }) {
+        Ok(commands) => commands,
+        Err(error) => return bad_request(request, error),
+    };
+    // join_all polls the writes in order, so they enter openraft's queue (and the log) in the
+    // order given.
+    let writes = commands
+        .into_iter()
+        .map(|command| raft.client_write(MetaRequest(command)));
+    let results = match tokio::time::timeout(
+        server.client_request_timeout,
+        futures::future::join_all(writes),
+    )
+    .await
+    {
+        Err(_elapsed) => return failure(request, Status::Unavailable, "write timed out"),
+        Ok(results) => results,
+    };
+    // A node that does not lead refuses every command alike: redirect the whole batch.
+    if let Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) =
+        results.first()
+    {
+        return forward_to_leader(request, forward.leader_id, forward.leader_node.clone());
+    }
+    let answers: Vec<Result<Vec<u8>, String>> = results
+        .into_iter()
+        .map(|result| match result {
+            Ok(written) => written
+                .data
+                .0
+                .map(|output| encode_record(&output))
+                .ok_or_else(|| "entry produced no output".to_owned()),
+            Err(error) => Err(error.to_string()),
+        })
+        .collect();
+    Envelope::response_to(request, Status::Ok, encode_batch_answers(&answers))
 }
 
 #[cfg(test)]

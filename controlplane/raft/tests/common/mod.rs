@@ -223,6 +223,55 @@ pub fn prepare(key: &str, token: &str) -> Command {
     })
 }
 
+/// The CommitWrite of an empty object prepared with `token`.
+pub fn commit(key: &str, token: &str, version_id: cairn_meta_state::VersionId) -> Command {
+    Command::CommitWrite(CommitWrite {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version_id,
+        idempotency_token: token.to_owned(),
+        checksums: Checksums {
+            etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+            additional: None,
+        },
+        parts: Vec::new(),
+        now_ms: 20_000,
+    })
+}
+
+/// PrepareWrite + CommitWrite of every key, each phase in one batch per partition
+/// ([`MetaClient::write_many`]). A key whose batch item was not applied is put again alone
+/// (both commands are idempotent by the key's token). Panics if a key cannot be put.
+pub async fn put_batch(client: &MetaClient, keys: &[String]) {
+    let token = |key: &str| format!("token-{key}");
+    let prepares = keys.iter().map(|key| prepare(key, &token(key))).collect();
+    let prepared = client.write_many(prepares).await.expect("prepare batch");
+    let mut commits = Vec::new();
+    let mut committing = Vec::new();
+    let mut again = Vec::new();
+    for (key, answer) in keys.iter().zip(prepared) {
+        match answer.map(|output| output.result) {
+            Ok(Ok(Response::Prepared { record, .. })) => {
+                commits.push(commit(key, &token(key), record.version_id));
+                committing.push(key);
+            }
+            _ => again.push(key),
+        }
+    }
+    let committed = client.write_many(commits).await.expect("commit batch");
+    for (key, answer) in committing.into_iter().zip(committed) {
+        if !matches!(
+            answer.map(|output| output.result),
+            Ok(Ok(Response::Committed { .. }))
+        ) {
+            again.push(key);
+        }
+    }
+    for key in again {
+        assert!(try_put(client, key).await, "put {key}");
+    }
+}
+
 /// PrepareWrite + CommitWrite of an empty object through the client; returns the record.
 pub async fn put(client: &MetaClient, key: &str) -> ObjectRecord {
     put_with_token(client, key, &format!("token-{key}")).await
