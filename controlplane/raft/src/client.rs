@@ -2,13 +2,25 @@
 //!
 //! # Model
 //!
-//! The client knows the meta nodes' addresses and the partition count P. It routes an object
-//! command or query by the consistent-hash ring over `bucket/key` ([`crate::ring`]) to a
-//! partition group and everything bucket-, key- or node-related to the bucket-service group. It
-//! remembers each group's leader address; a request goes there (or, when unknown, to the next
-//! node in turn), a `ForwardToLeader` answer redirects it at once, and an unavailable group
-//! (election in progress, node down, timeout) is retried on the next node after a capped
-//! exponential backoff with jitter, until the operation's deadline.
+//! The client knows the meta nodes' addresses (and zones) and the partition count P. It routes an
+//! object command or query by the consistent-hash ring over `bucket/key` ([`crate::ring`]) to a
+//! partition group, bucket and access-key commands to the bucket-service group and storage-node
+//! commands to the node-registry group, and computes each group's 3 replicas the way the nodes
+//! do ([`crate::placement`]), so it dials only those. It remembers each group's leader address; a
+//! request goes there (or, when unknown, to the group's next replica in turn), a
+//! `ForwardToLeader` answer redirects it at once, and an unavailable group (election in
+//! progress, node down, timeout) is retried on the next replica after a capped exponential
+//! backoff with jitter, until the operation's deadline.
+//!
+//! Before its first request the client checks its configuration against the layout the
+//! partition-map group recorded at bootstrap ([`MetaClient::verify_layout`]) and refuses to run
+//! with another partition count, other nodes or other zones.
+//!
+//! [`MetaClient::write_many`] sends many commands as one ClientWriteBatch per group (bulk loads,
+//! multi-object deletes): each command is still its own log entry, but one request carries them
+//! all and the followers receive and fsync them in a few AppendEntries. The leader still
+//! appends and fsyncs them one by one: openraft 0.9 waits for each append's flush before it
+//! takes the next client write, which bounds a group at one entry per fsync.
 //!
 //! Reads are linearizable: the node serving a `ClientRead` is the leader and runs a read-index
 //! check (`Raft::ensure_linearizable`) before answering from its state machine, so a read observes
@@ -338,7 +350,7 @@ impl MetaClient {
     }
 
     /// Applies `commands` through the Raft log of `group`, each as its own log entry in the
-    /// order given, in one request: the replicas append, replicate and fsync them together.
+    /// order given, in one request (see the module header for what that saves).
     /// Returns each command's output, or why it was not applied (then it may or may not have
     /// been: treat it like a failed [`MetaClient::write_to`]). Keep a batch to a few thousand
     /// small commands: the whole request must stay under [`MAX_COMMAND_BYTES`].

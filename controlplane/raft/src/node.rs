@@ -904,8 +904,8 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
 }
 
 /// Serves a ClientWriteBatch: every command goes to openraft at once, in order, so they become
-/// consecutive log entries that the replicas append, replicate and fsync together (see
-/// [`crate::store`]'s group commit) instead of one round of each per command.
+/// consecutive log entries, replicated to the followers in a few AppendEntries rather than one
+/// round trip per command.
 async fn write_batch(server: &Server, raft: &Raft, request: &Envelope) -> Envelope {
     let commands = match decode_batch(&request.payload).and_then(|items| {
         items

@@ -29,30 +29,21 @@
 //! committed id, which is safe: an older committed id is still a true lower bound, and the leader
 //! re-announces the rest.
 //!
-//! Appends are group-committed: `append` hands the entries to the group's log-writer thread and
-//! returns at once (openraft's v2 API allows it: entries must be readable when `append` returns
-//! and durable when its callback fires). The thread writes every append queued while the previous
-//! transaction was fsyncing in one transaction, then fires all their callbacks; until then the
-//! entries are served from memory. openraft 0.9 appends each client write on its own, so without
-//! this a leader would fsync once per entry and a group could never commit faster than its disk
-//! syncs, however many writes were waiting.
+//! `append` writes and fsyncs before it returns rather than handing the entries to a background
+//! group commit: openraft 0.9.25 waits for each append's flush callback before it takes the next
+//! client write (`RaftCore::append_to_log`), so a deferred flush would batch nothing. A leader
+//! therefore commits at most one entry per fsync per group; throughput comes from partitions.
 //!
 //! # Invariants
 //!
 //! - Every write is one LMDB transaction committed with fsync (the environment is opened without
-//!   `NO_SYNC`/`NO_META_SYNC`): when an append's callback reports the entries flushed, or
-//!   `save_vote` returns, the data survives a crash.
-//! - Appends reach LMDB in the order openraft made them (one queue, one thread); truncate, purge
-//!   and vote writes first wait until every queued append is durable and then run on tokio's
-//!   blocking pool, awaited before the call returns, so openraft's ordering is the order on
-//!   disk.
-//! - An appended entry is readable at every moment: from memory until its transaction commits,
-//!   from LMDB after (readers look in memory first, so an entry leaving memory is already
-//!   visible in LMDB).
+//!   `NO_SYNC`/`NO_META_SYNC`): when `append` reports the entries flushed, or `save_vote` returns,
+//!   the data survives a crash.
+//! - Writes run on tokio's blocking pool and are awaited before the storage call returns, so
+//!   openraft's ordering of append, truncate and purge is the order on disk.
 //! - `last_purged` is written before the purged entries are deleted, in the same transaction.
 //! - A snapshot whose state-machine role differs from the group's role is refused.
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
@@ -235,7 +226,6 @@ pub fn open_group_storage(
     let log_store = LogStore {
         databases: Arc::clone(&databases),
         pending_committed: Arc::new(std::sync::Mutex::new(None)),
-        writer: LogWriter::start(Arc::clone(&databases), dir)?,
     };
     let state_machine = StateMachineStore {
         databases,
@@ -270,7 +260,11 @@ pub fn read_replica_state(dir: &Path, role: Role) -> Result<StateMachine, StoreE
         }
         None => (StateMachine::new(role), 0),
     };
-    for entry in read_stored_entries(&databases, first_index..)? {
+    let log = LogStore {
+        databases,
+        pending_committed: Arc::new(std::sync::Mutex::new(None)),
+    };
+    for entry in log.read_entries(first_index..)? {
         if let EntryPayload::Normal(request) = entry.payload {
             machine.apply(request.0, entry.log_id.index);
         }
@@ -281,151 +275,13 @@ pub fn read_replica_state(dir: &Path, role: Role) -> Result<StateMachine, StoreE
 // ---------------------------------------------------------------------------------------------
 // Log
 
-/// The Raft log and vote of one group. Cloning is cheap and shares the environment and the
-/// log writer (the clone serves as openraft's log reader).
+/// The Raft log and vote of one group. Cloning is cheap and shares the environment (the clone
+/// serves as openraft's log reader).
 #[derive(Clone)]
 pub struct LogStore {
     databases: Arc<GroupDatabases>,
     /// The latest committed log id openraft reported, written with the next transaction.
     pending_committed: Arc<std::sync::Mutex<Option<Option<LogId>>>>,
-    writer: Arc<LogWriter>,
-}
-
-/// A job for a group's log-writer thread.
-enum WriteJob {
-    /// Entries to write (index, encoded entry), the committed id to write along, and whom to
-    /// tell once they are durable.
-    Append {
-        entries: Vec<(u64, Vec<u8>)>,
-        committed: Option<Vec<u8>>,
-        callback: LogFlushed<TypeConfig>,
-    },
-    /// Answered once every job queued before it is durable.
-    Barrier(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Group commit of appended log entries: one thread per group writes every append queued while
-/// the previous transaction was being fsynced in one LMDB transaction, then reports them all
-/// flushed. Until then the entries are served from `unflushed` (openraft reads entries it has
-/// just appended, to replicate them, before they are durable, which its contract allows).
-struct LogWriter {
-    jobs: std::sync::mpsc::Sender<WriteJob>,
-    /// Appended entries not yet durable in LMDB, by index.
-    unflushed: Arc<std::sync::Mutex<BTreeMap<u64, Entry>>>,
-}
-
-/// Most append jobs written in one transaction: bounds the latency a huge backlog could add to
-/// the first job of a batch.
-const MAX_APPENDS_PER_COMMIT: usize = 4096;
-
-impl LogWriter {
-    fn start(databases: Arc<GroupDatabases>, dir: &Path) -> Result<Arc<LogWriter>, StoreError> {
-        let (jobs, receiver) = std::sync::mpsc::channel::<WriteJob>();
-        let unflushed = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-        let thread_unflushed = Arc::clone(&unflushed);
-        std::thread::Builder::new()
-            .name("cairn-raft-log".to_owned())
-            .spawn(move || write_log_jobs(&databases, &receiver, &thread_unflushed))
-            .map_err(|source| StoreError::Io {
-                path: dir.to_owned(),
-                source,
-            })?;
-        Ok(Arc::new(LogWriter { jobs, unflushed }))
-    }
-}
-
-/// The log-writer thread: runs until every [`LogStore`] clone is gone, then drops its handle on
-/// the environment.
-fn write_log_jobs(
-    databases: &GroupDatabases,
-    receiver: &std::sync::mpsc::Receiver<WriteJob>,
-    unflushed: &std::sync::Mutex<BTreeMap<u64, Entry>>,
-) {
-    while let Ok(first) = receiver.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_APPENDS_PER_COMMIT {
-            match receiver.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let appends = jobs
-            .iter()
-            .filter(|job| matches!(job, WriteJob::Append { .. }))
-            .count();
-        let result = if appends == 0 {
-            Ok(())
-        } else {
-            write_appends(databases, &jobs)
-        };
-        if result.is_ok() {
-            let mut unflushed = unflushed
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            for job in &jobs {
-                if let WriteJob::Append { entries, .. } = job {
-                    for (index, _) in entries {
-                        unflushed.remove(index);
-                    }
-                }
-            }
-        }
-        for job in jobs {
-            match job {
-                WriteJob::Append { callback, .. } => {
-                    let outcome = match &result {
-                        Ok(()) => Ok(()),
-                        Err(error) => Err(std::io::Error::other(error.to_string())),
-                    };
-                    callback.log_io_completed(outcome);
-                }
-                WriteJob::Barrier(done) => {
-                    let _ = done.send(());
-                }
-            }
-        }
-    }
-}
-
-/// Writes every append of `jobs` (and the newest committed id among them) in one durable
-/// transaction.
-fn write_appends(databases: &GroupDatabases, jobs: &[WriteJob]) -> Result<(), StoreError> {
-    let mut write_txn = databases.env.write_txn()?;
-    let mut newest_committed = None;
-    for job in jobs {
-        if let WriteJob::Append {
-            entries, committed, ..
-        } = job
-        {
-            for (index, bytes) in entries {
-                databases.log.put(&mut write_txn, index, bytes)?;
-            }
-            if committed.is_some() {
-                newest_committed = committed.as_ref();
-            }
-        }
-    }
-    if let Some(committed) = newest_committed {
-        databases
-            .meta
-            .put(&mut write_txn, KEY_COMMITTED, committed)?;
-    }
-    write_txn.commit()?;
-    Ok(())
-}
-
-/// Entries of `range` stored in LMDB.
-fn read_stored_entries<RB: RangeBounds<u64>>(
-    databases: &GroupDatabases,
-    range: RB,
-) -> Result<Vec<Entry>, StoreError> {
-    let read_txn = databases.env.read_txn()?;
-    let mut entries = Vec::new();
-    for item in databases.log.range(&read_txn, &index_bounds(&range))? {
-        let (_index, bytes) = item?;
-        entries.push(decode_value::<Entry>("log entry", bytes)?);
-    }
-    Ok(entries)
 }
 
 fn index_bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
@@ -476,62 +332,25 @@ impl LogStore {
             .map_or(0, |log_id| log_id.index))
     }
 
-    /// Entries of `range`, durable or still queued for the writer.
     fn read_entries<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry>, StoreError> {
-        // The queued entries first: the writer removes them only after they are durable, so an
-        // entry missing from this copy is already in LMDB when LMDB is read next.
-        let queued: Vec<Entry> = self
-            .writer
-            .unflushed
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .range(index_bounds(&range))
-            .map(|(_, entry)| entry.clone())
-            .collect();
-        let stored = read_stored_entries(&self.databases, range)?;
-        if queued.is_empty() {
-            return Ok(stored);
+        let databases = &self.databases;
+        let read_txn = databases.env.read_txn()?;
+        let mut entries = Vec::new();
+        for item in databases.log.range(&read_txn, &index_bounds(&range))? {
+            let (_index, bytes) = item?;
+            entries.push(decode_value::<Entry>("log entry", bytes)?);
         }
-        let mut merged: BTreeMap<u64, Entry> = stored
-            .into_iter()
-            .map(|entry| (entry.log_id.index, entry))
-            .collect();
-        merged.extend(queued.into_iter().map(|entry| (entry.log_id.index, entry)));
-        Ok(merged.into_values().collect())
-    }
-
-    /// Waits until every append queued so far is durable (and out of `unflushed`). Truncate,
-    /// purge and vote writes call it first, so the order on disk stays openraft's order.
-    async fn flush_queued(&self) -> Result<(), StoreError> {
-        let (done, flushed) = tokio::sync::oneshot::channel();
-        let stopped = || StoreError::Io {
-            path: PathBuf::new(),
-            source: std::io::Error::other("the log writer has stopped"),
-        };
-        self.writer
-            .jobs
-            .send(WriteJob::Barrier(done))
-            .map_err(|_| stopped())?;
-        flushed.await.map_err(|_| stopped())
+        Ok(entries)
     }
 
     fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
-        let last_queued: Option<LogId> = self
-            .writer
-            .unflushed
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .last_key_value()
-            .map(|(_, entry)| entry.log_id);
         let last_purged_log_id: Option<LogId> = self.databases.read_meta(KEY_LAST_PURGED)?;
         let read_txn = self.databases.env.read_txn()?;
         let last_entry = match self.databases.log.last(&read_txn)? {
             Some((_index, bytes)) => Some(decode_value::<Entry>("log entry", bytes)?),
             None => None,
         };
-        let last_log_id = last_queued
-            .max(last_entry.map(|entry| entry.log_id))
-            .or(last_purged_log_id);
+        let last_log_id = last_entry.map(|entry| entry.log_id).or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -569,9 +388,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let bytes = encode_value(vote);
-        self.flush_queued()
-            .await
-            .map_err(|error| StorageIOError::write_vote(&error))?;
         self.write_with_committed(move |databases, write_txn| {
             databases.meta.put(write_txn, KEY_VOTE, &bytes)?;
             Ok(())
@@ -619,37 +435,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded: Vec<(u64, Vec<u8>)> = Vec::new();
-        {
-            let mut unflushed = self
-                .writer
-                .unflushed
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            for entry in entries {
-                encoded.push((entry.log_id.index, encode_value(&entry)));
-                unflushed.insert(entry.log_id.index, entry);
+        let encoded: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|entry| (entry.log_id.index, encode_value(&entry)))
+            .collect();
+        let result = self
+            .write_with_committed(move |databases, write_txn| {
+                for (index, bytes) in &encoded {
+                    databases.log.put(write_txn, index, bytes)?;
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
             }
-        }
-        // Durable once the writer thread has committed the batch it lands in; the callback
-        // tells openraft so. Returning now lets openraft queue the next entries meanwhile.
-        let job = WriteJob::Append {
-            entries: encoded,
-            committed: self.pending_committed_bytes(),
-            callback,
-        };
-        if let Err(std::sync::mpsc::SendError(job)) = self.writer.jobs.send(job) {
-            let error = std::io::Error::other("the log writer has stopped");
-            if let WriteJob::Append { callback, .. } = job {
+            Err(error) => {
                 callback.log_io_completed(Err(std::io::Error::other(error.to_string())));
+                Err(write_logs_error(error))
             }
-            return Err(StorageIOError::write_logs(&error).into());
         }
-        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.flush_queued().await.map_err(write_logs_error)?;
         self.write_with_committed(move |databases, write_txn| {
             databases.log.delete_range(write_txn, &(log_id.index..))?;
             Ok(())
@@ -660,7 +470,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let bytes = encode_value(&log_id);
-        self.flush_queued().await.map_err(write_logs_error)?;
         // last_purged first, in the same transaction as the deletion (module invariant).
         self.write_with_committed(move |databases, write_txn| {
             databases.meta.put(write_txn, KEY_LAST_PURGED, &bytes)?;

@@ -37,7 +37,7 @@ pub enum MessageKind {
     InstallSnapshot,
     ClientWrite,
     ClientRead,
-    /// Several commands for one group, each its own log entry, committed together.
+    /// Several commands for one group in one request, each its own log entry.
     ClientWriteBatch,
 }
 

@@ -4,8 +4,7 @@
 //! start-after, following continuation tokens, at max-keys 1000 and at odd page sizes.
 //!
 //! The keys go in through the real PUT path (PrepareWrite + CommitWrite through Raft, one log
-//! entry each), sent as batches per partition (ClientWriteBatch) by several writers at once, so
-//! the replicas append, replicate and fsync many entries together.
+//! entry each), sent as batches per partition (ClientWriteBatch) by several writers at once.
 
 mod common;
 
