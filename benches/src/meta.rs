@@ -109,6 +109,7 @@ async fn put_pair(client: &MetaClient, key: &str) -> anyhow::Result<()> {
 
 struct Cluster {
     nodes: Vec<MetaNode>,
+    peers: BTreeMap<u64, String>,
     client: Arc<MetaClient>,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -168,11 +169,15 @@ async fn start_cluster_with(
         nodes.push(MetaNode::start_with_listener(config, listener).await?);
         dirs.push(dir);
     }
-    let client = Arc::new(MetaClient::new(MetaClientConfig::new(peers, partitions)));
+    let client = Arc::new(MetaClient::new(MetaClientConfig::new(
+        peers.clone(),
+        partitions,
+    )));
     // The first write waits for the elections.
     put_pair(&client, "warm-up").await?;
     Ok(Cluster {
         nodes,
+        peers,
         client,
         _dirs: dirs,
     })
@@ -269,7 +274,12 @@ fn list_figure(
 ) -> anyhow::Result<serde_json::Value> {
     let data = Path::new(&args.data);
     runtime.block_on(async {
-        let cluster = start_cluster_with(args.list_partitions, data, bulk_timing()).await?;
+        let mut cluster = start_cluster_with(args.list_partitions, data, bulk_timing()).await?;
+        // A bulk load on a busy machine can lose a leader for longer than a request's usual
+        // deadline (elections are slow when the CPU is); wait it out instead of aborting.
+        let mut patient = MetaClientConfig::new(cluster.peers.clone(), args.list_partitions);
+        patient.operation_timeout_ms = 120_000;
+        cluster.client = Arc::new(MetaClient::new(patient));
         eprintln!(
             "meta: loading {} keys into {} partitions",
             args.list_keys, args.list_partitions
