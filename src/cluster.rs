@@ -70,7 +70,6 @@ pub struct MetaEntry {
     /// Raft and client RPC listener; other replicas and the gateways dial it.
     pub address: SocketAddr,
     /// The replica's AZ: Raft groups place their three replicas in distinct AZs.
-    #[allow(dead_code)] // Read once group placement is AZ-aware (metadata issue).
     pub az: String,
     /// Admin HTTP listener (`/metrics`, `/status`).
     pub admin: Option<SocketAddr>,
@@ -252,6 +251,21 @@ impl ClusterFile {
             .collect()
     }
 
+    /// Meta replicas' zones, as `--peers ...@AZ` would give them.
+    pub fn meta_zones(&self) -> BTreeMap<u64, String> {
+        self.meta
+            .iter()
+            .map(|entry| (entry.id, entry.az.clone()))
+            .collect()
+    }
+
+    /// The metadata client every role of this cluster uses.
+    pub fn meta_client(&self) -> cairn_raft::MetaClientConfig {
+        let mut config = cairn_raft::MetaClientConfig::new(self.meta_peers(), self.partitions);
+        config.zones = self.meta_zones();
+        config
+    }
+
     fn meta_entry(&self, id: u64) -> anyhow::Result<&MetaEntry> {
         self.meta
             .iter()
@@ -280,6 +294,7 @@ impl ClusterFile {
             self.data_dir(RoleKind::Meta, id),
             self.meta_peers(),
         );
+        config.zones = self.meta_zones();
         config.partition_count = self.partitions;
         Ok(config)
     }
@@ -325,9 +340,11 @@ impl ClusterFile {
             .iter()
             .find(|entry| entry.id == id)
             .with_context(|| format!("no [[gateway]] with id {id} in the cluster file"))?;
-        let meta = cairn_raft::MetaClientConfig::new(self.meta_peers(), self.partitions);
-        let mut config =
-            cairn_gateway::GatewayConfig::new(entry.address, self.storage_nodes(), meta);
+        let mut config = cairn_gateway::GatewayConfig::new(
+            entry.address,
+            self.storage_nodes(),
+            self.meta_client(),
+        );
         config.region = self.region.clone();
         config.default_ec_scheme = self.ec_scheme.clone();
         config.executors = entry.executors;

@@ -25,8 +25,9 @@ struct Cli {
 enum Role {
     /// Run a storage node: one executor and one O_DIRECT shard log per core.
     Storage(StorageArgs),
-    /// Run a metadata replica: one replica of the bucket-service group and of every object
-    /// partition group (openraft, state in LMDB).
+    /// Run a metadata replica: it hosts the groups (bucket service, node registry, partition
+    /// map, object partitions) that placement puts on it, 3 replicas each (openraft, LMDB).
+    /// It exits with an error if its configuration does not match the recorded cluster layout.
     Meta(MetaArgs),
     /// Run an S3 gateway (monoio, one executor per core) in front of a metadata cluster and
     /// storage nodes.
@@ -95,7 +96,9 @@ struct MetaArgs {
     /// Data directory (one LMDB environment per group below it).
     #[arg(long, required_unless_present = "cluster")]
     data: Option<PathBuf>,
-    /// Every initial replica, this one included: `1=127.0.0.1:7401,2=127.0.0.2:7401,...`.
+    /// Every meta node, this one included, optionally with its availability zone:
+    /// `1=127.0.0.1:7401@az1,2=127.0.0.2:7401@az2,...` (without zones every node is its own
+    /// zone). Each group gets 3 of them as replicas, in distinct zones when there are 3 zones.
     #[arg(long, required_unless_present = "cluster")]
     peers: Option<String>,
     /// Admin HTTP listener serving `/metrics` and `/status`.
@@ -321,7 +324,7 @@ struct GatewayArgs {
     /// S3 listener.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
-    /// Metadata replicas: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
+    /// Metadata replicas, as given to `cairn meta --peers`: `1=HOST:PORT[@AZ],2=...`.
     #[arg(long, required_unless_present = "cluster")]
     meta: Option<String>,
     /// Object partitions of the metadata cluster (as given to `cairn meta`).
@@ -340,6 +343,15 @@ struct GatewayArgs {
     /// none when absent.
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+}
+
+/// The metadata client for `--meta 1=HOST:PORT[@AZ],...` (zones as the nodes were given them:
+/// clients compute each group's replicas the same way, and a mismatch is refused).
+fn meta_client_config(spec: &str, partitions: u32) -> anyhow::Result<cairn_raft::MetaClientConfig> {
+    let (nodes, zones) = cairn_raft::parse_peer_list(spec)?;
+    let mut config = cairn_raft::MetaClientConfig::new(nodes, partitions);
+    config.zones = zones;
+    Ok(config)
 }
 
 /// Parses `ID=HOST:PORT@AZ,...`.
@@ -609,7 +621,7 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
     let (mut config, meta) = match (&args.cluster, args.id, &args.data) {
         (Some(path), Some(id), _) => {
             let file = cluster::ClusterFile::load(path)?;
-            let meta = cairn_raft::MetaClientConfig::new(file.meta_peers(), file.partitions);
+            let meta = file.meta_client();
             (file.storage_config(id)?, Some(meta))
         }
         (None, _, Some(data)) => {
@@ -618,10 +630,7 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
             config.cache_capacity_bytes_per_core = args.cache_mib << 20;
             config.segment_size_bytes = args.segment_mib << 20;
             let meta = match &args.meta {
-                Some(peers) => Some(cairn_raft::MetaClientConfig::new(
-                    cairn_raft::parse_peers(peers)?,
-                    args.partitions,
-                )),
+                Some(peers) => Some(meta_client_config(peers, args.partitions)?),
                 None => None,
             };
             (config, meta)
@@ -656,12 +665,9 @@ fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
             else {
                 anyhow::bail!("give --listen, --data and --peers, or --cluster FILE");
             };
-            let mut config = cairn_raft::MetaNodeConfig::new(
-                args.id,
-                listen,
-                data,
-                cairn_raft::parse_peers(&peers)?,
-            );
+            let (peers, zones) = cairn_raft::parse_peer_list(&peers)?;
+            let mut config = cairn_raft::MetaNodeConfig::new(args.id, listen, data, peers);
+            config.zones = zones;
             config.partition_count = args.partitions;
             config.bootstrap = !args.join;
             (config, args.admin_listen)
@@ -693,9 +699,13 @@ async fn serve_meta(
         ),
         None => None,
     };
+    // A configuration that does not match the cluster's recorded layout stops the replica
+    // with the reason (it has already cut itself off from its peers).
+    let mut refused = None;
     tokio::select! {
         interrupted = tokio::signal::ctrl_c() => interrupted?,
         _ = terminate.recv() => {}
+        message = node.layout_checked_refused() => refused = Some(message),
     }
     tracing::info!(node_id = node.node_id(), "meta node shutting down");
     if let Some(task) = admin_task {
@@ -708,7 +718,7 @@ async fn serve_meta(
         match Arc::try_unwrap(node) {
             Ok(owned) => {
                 owned.shutdown().await;
-                return Ok(());
+                break;
             }
             Err(shared) => {
                 node = shared;
@@ -716,7 +726,12 @@ async fn serve_meta(
             }
         }
     }
-    Ok(())
+    match refused {
+        Some(message) => {
+            Err(cairn_raft::NodeError::LayoutMismatch(message)).context("metadata replica")
+        }
+        None => Ok(()),
+    }
 }
 
 fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
@@ -724,14 +739,10 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         (Some(path), Some(id), _, _) => {
             let file = cluster::ClusterFile::load(path)?;
             let admin = args.admin_listen.or(file.worker_admin(id)?);
-            (
-                cairn_raft::MetaClientConfig::new(file.meta_peers(), file.partitions),
-                file.storage_nodes(),
-                admin,
-            )
+            (file.meta_client(), file.storage_nodes(), admin)
         }
         (None, _, Some(meta), Some(storage)) => (
-            cairn_raft::MetaClientConfig::new(cairn_raft::parse_peers(meta)?, args.partitions),
+            meta_client_config(meta, args.partitions)?,
             parse_storage_nodes(storage)?,
             args.admin_listen,
         ),
@@ -796,8 +807,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
             config
         }
         (None, _, Some(meta), Some(storage)) => {
-            let meta =
-                cairn_raft::MetaClientConfig::new(cairn_raft::parse_peers(meta)?, args.partitions);
+            let meta = meta_client_config(meta, args.partitions)?;
             let mut config =
                 cairn_gateway::GatewayConfig::new(args.listen, parse_storage_nodes(storage)?, meta);
             config.executors = args.executors;

@@ -1,7 +1,10 @@
 //! `cairn-bench meta`: committed PrepareWrite+CommitWrite pairs per second on a local 3-replica
 //! metadata cluster (three in-process `MetaNode`s over real TCP on 127.0.0.1, LMDB with fsync on),
 //! for several partition counts, next to the raw LMDB commit+fsync rate of the same disk measured
-//! in the same run; then ListObjects keys/s over everything the run wrote.
+//! in the same run; then ListObjects keys/s over everything the run wrote; then the ListObjects
+//! figure proper: a bucket of `--list-keys` keys (1M by default) over `--list-partitions`
+//! partitions, loaded through the batched PUT path (PrepareWrite and CommitWrite batches per
+//! partition, one log entry per command), listed end to end at 1000 keys a page.
 //!
 //! Each pair is two Raft entries (prepare, commit) and each entry is an fsynced LMDB commit on
 //! every replica, all three replicas on the one disk here, so "per partition" figures are reported
@@ -38,6 +41,22 @@ pub struct MetaArgs {
     /// Directory for the replicas' LMDB files (on the disk under test).
     #[arg(long, default_value = "/var/tmp")]
     data: String,
+    /// Keys of the ListObjects figure's bucket (0 skips the figure).
+    #[arg(long, default_value_t = 1_000_000)]
+    list_keys: usize,
+    /// Partitions of the ListObjects figure's cluster.
+    #[arg(long, default_value_t = 8)]
+    list_partitions: u32,
+    /// Full listings of that bucket; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    list_runs: usize,
+    /// Concurrent loaders of that bucket, each sending batches of `--load-batch-keys` keys.
+    #[arg(long, default_value_t = 8)]
+    load_writers: usize,
+    /// Keys per loader batch (their PrepareWrites, then their CommitWrites, one request per
+    /// partition each).
+    #[arg(long, default_value_t = 1000)]
+    load_batch_keys: usize,
 }
 
 const BUCKET: &str = "bench";
@@ -90,11 +109,42 @@ async fn put_pair(client: &MetaClient, key: &str) -> anyhow::Result<()> {
 
 struct Cluster {
     nodes: Vec<MetaNode>,
+    peers: BTreeMap<u64, String>,
     client: Arc<MetaClient>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
+fn test_timing() -> RaftTiming {
+    RaftTiming {
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        ..RaftTiming::default()
+    }
+}
+
+/// Timing for the bulk load: openraft bounds an AppendEntries by the heartbeat interval, and a
+/// follower's batch (hundreds of entries, one fsync, on a disk shared by every replica) can take
+/// longer than 50 ms; snapshots (a partition's whole state rewritten) every 100k entries.
+fn bulk_timing() -> RaftTiming {
+    RaftTiming {
+        heartbeat_interval_ms: 250,
+        election_timeout_min_ms: 1_500,
+        election_timeout_max_ms: 3_000,
+        snapshot_after_log_entries: 100_000,
+        ..RaftTiming::default()
+    }
+}
+
 async fn start_cluster(partitions: u32, data: &Path) -> anyhow::Result<Cluster> {
+    start_cluster_with(partitions, data, test_timing()).await
+}
+
+async fn start_cluster_with(
+    partitions: u32,
+    data: &Path,
+    timing: RaftTiming,
+) -> anyhow::Result<Cluster> {
     let mut listeners = Vec::new();
     let mut peers = BTreeMap::new();
     for node_id in 1..=3u64 {
@@ -115,22 +165,178 @@ async fn start_cluster(partitions: u32, data: &Path) -> anyhow::Result<Cluster> 
             peers.clone(),
         );
         config.partition_count = partitions;
-        config.timing = RaftTiming {
-            heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
-            ..RaftTiming::default()
-        };
+        config.timing = timing.clone();
         nodes.push(MetaNode::start_with_listener(config, listener).await?);
         dirs.push(dir);
     }
-    let client = Arc::new(MetaClient::new(MetaClientConfig::new(peers, partitions)));
+    let client = Arc::new(MetaClient::new(MetaClientConfig::new(
+        peers.clone(),
+        partitions,
+    )));
     // The first write waits for the elections.
     put_pair(&client, "warm-up").await?;
     Ok(Cluster {
         nodes,
+        peers,
         client,
         _dirs: dirs,
+    })
+}
+
+/// The ListObjects figure's keys: 100 "directories" with the keys spread over them.
+fn list_key(index: usize) -> String {
+    format!("dir-{:02}/object-{index:08}", index % 100)
+}
+
+/// PrepareWrite + CommitWrite of `keys`, each phase as one batch per partition; a key whose
+/// batch item was not applied is put again alone (both commands are idempotent by its token).
+async fn put_batch(client: &MetaClient, keys: &[String]) -> anyhow::Result<()> {
+    let prepares = keys.iter().map(|key| prepare(key)).collect();
+    let prepared = client.write_many(prepares).await?;
+    let mut commits = Vec::new();
+    let mut committing = Vec::new();
+    let mut again = Vec::new();
+    for (key, answer) in keys.iter().zip(prepared) {
+        match answer.map(|output| output.result) {
+            Ok(Ok(Response::Prepared { record, .. })) => {
+                commits.push(Command::CommitWrite(CommitWrite {
+                    bucket: BUCKET.to_owned(),
+                    key: key.clone(),
+                    version_id: record.version_id,
+                    idempotency_token: format!("token-{key}"),
+                    checksums: Checksums {
+                        etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+                        additional: None,
+                    },
+                    parts: Vec::new(),
+                    now_ms: 1_700_000_000_001,
+                }));
+                committing.push(key);
+            }
+            _ => again.push(key),
+        }
+    }
+    let committed = client.write_many(commits).await?;
+    for (key, answer) in committing.into_iter().zip(committed) {
+        if !matches!(
+            answer.map(|output| output.result),
+            Ok(Ok(Response::Committed { .. }))
+        ) {
+            again.push(key);
+        }
+    }
+    for key in again {
+        put_pair(client, key).await?;
+    }
+    Ok(())
+}
+
+/// Lists the whole bucket at 1000 keys a page: (keys, pages, seconds).
+async fn list_bucket(client: &MetaClient) -> anyhow::Result<(u64, u64, f64)> {
+    let start = Instant::now();
+    let mut listed = 0u64;
+    let mut pages = 0u64;
+    let mut token = None;
+    let mut last_key: Option<String> = None;
+    loop {
+        let page = client
+            .list_objects(ListObjectsRequest {
+                bucket: BUCKET.to_owned(),
+                max_keys: 1000,
+                continuation_token: token.take(),
+                ..ListObjectsRequest::default()
+            })
+            .await?
+            .map_err(|error| anyhow::anyhow!("list: {error:?}"))?;
+        // S3 order across pages: a listing that repeats or reorders keys is no figure at all.
+        for object in &page.contents {
+            anyhow::ensure!(
+                last_key.as_ref().is_none_or(|last| *last < object.key),
+                "{} listed after {last_key:?}",
+                object.key
+            );
+            last_key = Some(object.key.clone());
+        }
+        listed += page.contents.len() as u64;
+        pages += 1;
+        match page.next_continuation_token {
+            Some(next) if page.is_truncated => token = Some(next),
+            _ => break,
+        }
+    }
+    Ok((listed, pages, start.elapsed().as_secs_f64()))
+}
+
+/// The ListObjects figure: load `args.list_keys` keys, then list them `args.list_runs` times.
+fn list_figure(
+    runtime: &tokio::runtime::Runtime,
+    args: &MetaArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let data = Path::new(&args.data);
+    runtime.block_on(async {
+        let mut cluster = start_cluster_with(args.list_partitions, data, bulk_timing()).await?;
+        // A bulk load on a busy machine can lose a leader for longer than a request's usual
+        // deadline (elections are slow when the CPU is); wait it out instead of aborting.
+        let mut patient = MetaClientConfig::new(cluster.peers.clone(), args.list_partitions);
+        patient.operation_timeout_ms = 120_000;
+        cluster.client = Arc::new(MetaClient::new(patient));
+        eprintln!(
+            "meta: loading {} keys into {} partitions",
+            args.list_keys, args.list_partitions
+        );
+        let load_start = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut loaders = tokio::task::JoinSet::new();
+        for _ in 0..args.load_writers {
+            let (client, next) = (cluster.client.clone(), next.clone());
+            let (total, batch) = (args.list_keys, args.load_batch_keys);
+            loaders.spawn(async move {
+                loop {
+                    let first = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                    if first >= total {
+                        return anyhow::Ok(());
+                    }
+                    let keys: Vec<String> =
+                        (first..total.min(first + batch)).map(list_key).collect();
+                    put_batch(&client, &keys).await?;
+                }
+            });
+        }
+        while let Some(result) = loaders.join_next().await {
+            result??;
+        }
+        let load_seconds = load_start.elapsed().as_secs_f64();
+        eprintln!("meta: loaded in {load_seconds:.1} s; listing");
+        let mut rates = Vec::new();
+        let mut pages = 0;
+        for _ in 0..args.list_runs {
+            let (listed, run_pages, seconds) = list_bucket(&cluster.client).await?;
+            // The cluster's warm-up key is in the bucket too.
+            anyhow::ensure!(
+                listed == args.list_keys as u64 + 1,
+                "listed {listed} of {} keys",
+                args.list_keys + 1
+            );
+            rates.push(listed as f64 / seconds);
+            pages = run_pages;
+        }
+        for node in cluster.nodes {
+            node.shutdown().await;
+        }
+        let runs = rates.clone();
+        anyhow::Ok(json!({
+            "partitions": args.list_partitions,
+            "replicas": 3,
+            "keys": args.list_keys + 1,
+            "page_size": 1000,
+            "pages_per_listing": pages,
+            "load_writers": args.load_writers,
+            "load_batch_keys": args.load_batch_keys,
+            "load_seconds": load_seconds,
+            "load_keys_per_second": args.list_keys as f64 / load_seconds,
+            "list_keys_per_second_median": median(&mut rates),
+            "list_runs_keys_per_second": runs,
+        }))
     })
 }
 
@@ -264,15 +470,21 @@ pub fn run(args: MetaArgs) -> anyhow::Result<()> {
             "keys_written_last_run": last_keys,
         }));
     }
+    let list_objects_bucket = if args.list_keys > 0 {
+        list_figure(&runtime, &args)?
+    } else {
+        json!(null)
+    };
     let report = json!({
         "workload": "meta",
-        "schema_version": 1,
+        "schema_version": 2,
         "replicas": 3,
         "seconds_per_run": args.seconds,
         "runs": args.runs,
         "raw_lmdb_commits_per_second_median": raw_median,
         "cases": cases,
         "list_objects": list_report,
+        "list_objects_bucket": list_objects_bucket,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -21,6 +21,20 @@ pub fn free_address() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// What openraft logs at ERROR while a peer replica is down or cut off (vote and replication
+/// RPCs failing), and when several replicas of a new cluster initialize a group at once (all
+/// but one are refused, as designed). A test that kills or isolates replicas expects these and
+/// nothing else.
+pub const RAFT_PEER_UNREACHABLE: &[&str] = &[
+    "error=Unreachable node",
+    "err=Unreachable node",
+    "err=timeout after",
+    "error=timeout after",
+    "error=NetworkError",
+    "err=NetworkError",
+    "Can not initialize",
+];
+
 /// A running `cairn` process whose stderr goes to a log file.
 pub struct CairnProcess {
     child: Option<Child>,
@@ -115,6 +129,15 @@ impl CairnProcess {
             let _ = file.read_to_string(&mut text);
         }
         text
+    }
+
+    /// ERROR lines in the log, except those containing one of `expected` (e.g.
+    /// [`RAFT_PEER_UNREACHABLE`] in a test that kills or cuts off replicas).
+    pub fn error_lines_except(&self, expected: &[&str]) -> Vec<String> {
+        self.error_lines()
+            .into_iter()
+            .filter(|line| !expected.iter().any(|pattern| line.contains(pattern)))
+            .collect()
     }
 
     /// ERROR lines in the log, which a test fails on unless it expected them.
@@ -428,4 +451,167 @@ pub fn http_get(address: SocketAddr, path_and_query: &str) -> (u16, Vec<u8>) {
     let body = response[split + 4..].to_vec();
     assert_eq!(body.len(), length, "short body");
     (status, body)
+}
+
+/// A TCP proxy on 127.0.0.1 for one directed link (one replica dialing another), with a switch
+/// that cuts the link: [`FaultProxy::cut`] closes every connection through it and closes each
+/// new one as soon as it is accepted, until [`FaultProxy::heal`]. Threads, no runtime: one
+/// accepting, two per connection copying bytes. Dropping the proxy stops and joins them all.
+pub struct FaultProxy {
+    address: SocketAddr,
+    shared: std::sync::Arc<ProxyShared>,
+    accept_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct ProxyShared {
+    target: SocketAddr,
+    cut: std::sync::atomic::AtomicBool,
+    stopping: std::sync::atomic::AtomicBool,
+    /// One handle on each end of every connection, to close them from outside the pumps.
+    sockets: std::sync::Mutex<Vec<TcpStream>>,
+    pumps: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl ProxyShared {
+    fn close_all(&self) {
+        let mut sockets = self
+            .sockets
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for socket in sockets.drain(..) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl FaultProxy {
+    /// Listens on a free port and forwards every connection to `target`.
+    pub fn start(target: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let shared = std::sync::Arc::new(ProxyShared {
+            target,
+            cut: std::sync::atomic::AtomicBool::new(false),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            sockets: std::sync::Mutex::new(Vec::new()),
+            pumps: std::sync::Mutex::new(Vec::new()),
+        });
+        let accept_shared = std::sync::Arc::clone(&shared);
+        let accept_thread = std::thread::Builder::new()
+            .name(format!("proxy-{}", address.port()))
+            .spawn(move || accept_loop(listener, accept_shared))
+            .expect("spawn proxy thread");
+        FaultProxy {
+            address,
+            shared,
+            accept_thread: Some(accept_thread),
+        }
+    }
+
+    /// Where to dial instead of the target.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Cuts the link: closes every open connection and every new one.
+    pub fn cut(&self) {
+        self.shared
+            .cut
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.close_all();
+    }
+
+    /// Restores the link for new connections.
+    pub fn heal(&self) {
+        self.shared
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.close_all();
+        // Wake the blocking accept so the thread sees `stopping`.
+        let _ = TcpStream::connect_timeout(&self.address, Duration::from_millis(500));
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+        self.shared.close_all();
+        let pumps: Vec<_> = self
+            .shared
+            .pumps
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .drain(..)
+            .collect();
+        for pump in pumps {
+            let _ = pump.join();
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: std::sync::Arc<ProxyShared>) {
+    use std::sync::atomic::Ordering;
+    for incoming in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(inbound) = incoming else { continue };
+        if shared.cut.load(Ordering::SeqCst) {
+            // Refused: closed at once, as a dead link looks to the dialer.
+            let _ = inbound.shutdown(std::net::Shutdown::Both);
+            continue;
+        }
+        let Ok(outbound) = TcpStream::connect_timeout(&shared.target, Duration::from_secs(1))
+        else {
+            continue;
+        };
+        let _ = inbound.set_nodelay(true);
+        let _ = outbound.set_nodelay(true);
+        let handles = (
+            inbound.try_clone(),
+            outbound.try_clone(),
+            inbound.try_clone(),
+            outbound.try_clone(),
+        );
+        let (Ok(inbound_reader), Ok(outbound_reader), Ok(inbound_handle), Ok(outbound_handle)) =
+            handles
+        else {
+            continue;
+        };
+        {
+            let mut sockets = shared
+                .sockets
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            // A cut that raced with this accept must not miss the new connection.
+            if shared.cut.load(Ordering::SeqCst) || shared.stopping.load(Ordering::SeqCst) {
+                let _ = inbound.shutdown(std::net::Shutdown::Both);
+                let _ = outbound.shutdown(std::net::Shutdown::Both);
+                continue;
+            }
+            sockets.push(inbound_handle);
+            sockets.push(outbound_handle);
+        }
+        let forward = std::thread::spawn(move || pump(inbound_reader, outbound));
+        let backward = std::thread::spawn(move || pump(outbound_reader, inbound));
+        let mut pumps = shared
+            .pumps
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        pumps.retain(|pump| !pump.is_finished());
+        pumps.push(forward);
+        pumps.push(backward);
+    }
+}
+
+/// Copies `from` → `to` until either side fails or ends, then closes both directions of both.
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }

@@ -1,12 +1,24 @@
-//! Black-box test of `cairn meta`: three real replica processes on 127.0.0.1, a write stream from
-//! the meta client, every replica killed with SIGKILL in turn (so the leader is killed at least
-//! once: killing a follower does not move leadership) and restarted; afterwards every write that
-//! was acknowledged reads back, and writes kept being acknowledged after each kill.
+//! Black-box tests of `cairn meta` with three real replica processes on 127.0.0.1:
+//!
+//! - a write stream from the meta client, every replica killed with SIGKILL in turn (so the
+//!   leader is killed at least once: killing a follower does not move leadership) and restarted;
+//!   afterwards every write that was acknowledged reads back, and writes kept being acknowledged
+//!   after each kill;
+//! - a network partition made by real TCP proxies on every replica → replica link: the cut-off
+//!   replica refuses writes and linearizable reads while the majority keeps writing, and after
+//!   healing it converges (shown by replaying its data directory once every replica stopped);
+//! - a replica restarted with another `--partitions` refuses to run and says why.
 
-use cairn_meta_state::{Acl, Command, CreateBucket, Query, Response};
-use cairn_raft::{MetaClient, MetaClientConfig};
-use cairn_tests::{CairnProcess, free_address, wait_for_listener, wait_until_port_closed};
-use std::collections::BTreeMap;
+use cairn_meta_state::{
+    Acl, Checksums, Command, CommitWrite, CreateBucket, ObjectRecord, PrepareWrite, Query,
+    Response, StorageClass, VersionSelector, VersioningState,
+};
+use cairn_raft::store::read_replica_state;
+use cairn_raft::{ClientError, MetaClient, MetaClientConfig};
+use cairn_tests::{
+    CairnProcess, FaultProxy, free_address, wait_for_listener, wait_until_port_closed,
+};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +36,13 @@ struct Replica {
 }
 
 fn start(replica: &mut Replica, peers: &str, log_dir: &Path) {
+    let mut process = spawn(replica, peers, log_dir, PARTITIONS);
+    wait_for_listener(replica.address, &mut process, Duration::from_secs(30));
+    replica.process = Some(process);
+}
+
+/// Starts `cairn meta` for `replica` with `peers` as its view of the cluster.
+fn spawn(replica: &Replica, peers: &str, log_dir: &Path, partitions: u32) -> CairnProcess {
     let args = vec![
         "meta".to_string(),
         "--id".into(),
@@ -35,16 +54,14 @@ fn start(replica: &mut Replica, peers: &str, log_dir: &Path) {
         "--peers".into(),
         peers.to_string(),
         "--partitions".into(),
-        PARTITIONS.to_string(),
+        partitions.to_string(),
     ];
-    let mut process = CairnProcess::start(
+    CairnProcess::start(
         Path::new(BINARY),
         &args,
         log_dir,
         &format!("meta-{}", replica.id),
-    );
-    wait_for_listener(replica.address, &mut process, Duration::from_secs(30));
-    replica.process = Some(process);
+    )
 }
 
 fn bucket_command(n: u64) -> Command {
@@ -152,12 +169,342 @@ fn acknowledged_writes_survive_kill_9_of_every_replica_in_turn() {
         }
     });
     for replica in &replicas {
-        let errors = replica.process.as_ref().unwrap().error_lines();
+        let errors = replica
+            .process
+            .as_ref()
+            .unwrap()
+            .error_lines_except(cairn_tests::RAFT_PEER_UNREACHABLE);
         assert!(
             errors.is_empty(),
-            "replica {} logged errors:\n{}",
+            "replica {} logged unexpected errors:\n{}",
             replica.id,
             errors.join("\n")
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network partition through real proxies
+
+const BUCKET: &str = "photos";
+
+fn prepare(key: &str, token: &str) -> Command {
+    Command::PrepareWrite(PrepareWrite {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        idempotency_token: token.to_owned(),
+        size_bytes: 0,
+        content_type: "text/plain".to_owned(),
+        owner: "owner".to_owned(),
+        user_metadata: BTreeMap::new(),
+        storage_class: StorageClass::Standard,
+        acl: Acl::default(),
+        ec_scheme: "isal-cauchy:4+2".to_owned(),
+        piece_size_bytes: 65_536,
+        versioning: VersioningState::Unversioned,
+        now_ms: 10_000,
+    })
+}
+
+/// PrepareWrite + CommitWrite of an empty object; the committed record.
+async fn put(client: &MetaClient, key: &str, token: &str) -> ObjectRecord {
+    let prepared = client.write(prepare(key, token)).await.expect("prepare");
+    let Ok(Response::Prepared { record, .. }) = prepared.result else {
+        panic!("prepare {key}: {:?}", prepared.result);
+    };
+    let committed = client
+        .write(Command::CommitWrite(CommitWrite {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version_id: record.version_id,
+            idempotency_token: token.to_owned(),
+            checksums: Checksums {
+                etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+                additional: None,
+            },
+            parts: Vec::new(),
+            now_ms: 20_000,
+        }))
+        .await
+        .expect("commit");
+    match committed.result {
+        Ok(Response::Committed { record, .. }) => record,
+        other => panic!("commit {key}: {other:?}"),
+    }
+}
+
+fn get_object(key: &str) -> Query {
+    Query::GetObject {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version: VersionSelector::Current,
+    }
+}
+
+/// A client that dials only `node_ids` (a redirect elsewhere counts as a failure), with short
+/// deadlines so a refusal shows quickly.
+fn pinned_client(nodes: &BTreeMap<u64, String>, node_ids: &[u64]) -> MetaClient {
+    let mut config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+    config.dial_only = Some(node_ids.iter().copied().collect::<BTreeSet<u64>>());
+    config.attempt_timeout_ms = 1_500;
+    config.operation_timeout_ms = 4_000;
+    MetaClient::new(config)
+}
+
+#[test]
+fn cut_off_replica_refuses_and_converges_after_healing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut replicas: Vec<Replica> = (1..=3)
+        .map(|id| Replica {
+            id,
+            address: free_address(),
+            data: root.path().join(format!("meta-{id}")),
+            process: None,
+        })
+        .collect();
+    // proxies[(from, to)] carries every connection `from` opens to `to`.
+    let mut proxies: BTreeMap<(u64, u64), FaultProxy> = BTreeMap::new();
+    for from in &replicas {
+        for to in &replicas {
+            if from.id != to.id {
+                proxies.insert((from.id, to.id), FaultProxy::start(to.address));
+            }
+        }
+    }
+    // Each replica's own view: itself at its listener, every other replica behind a proxy.
+    let peers_of = |replica_id: u64| -> String {
+        replicas
+            .iter()
+            .map(|other| {
+                let address = if other.id == replica_id {
+                    other.address
+                } else {
+                    proxies[&(replica_id, other.id)].address()
+                };
+                format!("{}={address}", other.id)
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let views: BTreeMap<u64, String> = (1..=3).map(|id| (id, peers_of(id))).collect();
+    for replica in &mut replicas {
+        start(replica, &views[&replica.id], root.path());
+    }
+    // Clients dial the replicas' own listeners.
+    let nodes: BTreeMap<u64, String> = replicas
+        .iter()
+        .map(|replica| (replica.id, replica.address.to_string()))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut full_config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+    full_config.operation_timeout_ms = 30_000;
+    let client = MetaClient::new(full_config);
+
+    let first = runtime.block_on(put(&client, "k", "token-k-1"));
+    let group = client.partition_of(BUCKET, "k");
+
+    // The leader of k's partition is the replica that answers a read addressed to it alone.
+    let cut_id = runtime.block_on(async {
+        for attempt in 0..50 {
+            for &node_id in nodes.keys() {
+                let mut config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+                config.dial_only = Some([node_id].into_iter().collect());
+                config.operation_timeout_ms = 500;
+                let pinned = MetaClient::new(config);
+                if let Ok(Ok(Response::Object(_))) = pinned.read(get_object("k")).await {
+                    return node_id;
+                }
+            }
+            assert!(attempt < 49, "no replica leads {group}");
+        }
+        unreachable!()
+    });
+    let majority: Vec<u64> = nodes.keys().copied().filter(|&id| id != cut_id).collect();
+    let majority_client = {
+        let mut config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+        config.dial_only = Some(majority.iter().copied().collect());
+        config.operation_timeout_ms = 30_000;
+        MetaClient::new(config)
+    };
+    let minority_client = pinned_client(&nodes, &[cut_id]);
+    runtime.block_on(async {
+        majority_client.verify_layout().await.expect("layout");
+        minority_client.verify_layout().await.expect("layout");
+    });
+
+    // Cut every link to and from the leader of k's partition.
+    for ((from, to), proxy) in &proxies {
+        if *from == cut_id || *to == cut_id {
+            proxy.cut();
+        }
+    }
+
+    // The majority elects its own leaders and keeps taking writes, k's overwrite included.
+    let cut_started = std::time::Instant::now();
+    let second = runtime.block_on(put(&majority_client, "k", "token-k-2"));
+    assert_ne!(second.version_id, first.version_id);
+    let during_cut: Vec<String> = (0..20)
+        .map(|index| format!("during-cut/{index:02}"))
+        .collect();
+    runtime.block_on(async {
+        for key in &during_cut {
+            put(&majority_client, key, &format!("token-{key}")).await;
+        }
+    });
+    assert!(
+        cut_started.elapsed() < Duration::from_secs(20),
+        "the majority took {:?} to serve",
+        cut_started.elapsed()
+    );
+
+    // The cut-off replica, asked directly, refuses: no write is acknowledged and no read answers
+    // from its stale state (it still holds the first version of k).
+    runtime.block_on(async {
+        let write = minority_client.write(prepare("k", "token-minority")).await;
+        assert!(
+            matches!(write, Err(ClientError::Unavailable { .. })),
+            "cut-off replica acknowledged a write: {write:?}"
+        );
+        for key in ["k", "during-cut/00"] {
+            let read = minority_client.read(get_object(key)).await;
+            assert!(
+                matches!(read, Err(ClientError::Unavailable { .. })),
+                "cut-off replica answered a read of {key}: {read:?}"
+            );
+        }
+    });
+
+    // Heal. The old leader learns of the newer term and follows: addressed alone it now
+    // redirects to the majority's leader (a refusal for a pinned client, with that reason).
+    for proxy in proxies.values() {
+        proxy.heal();
+    }
+    runtime.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match minority_client
+                .write(prepare("k", "token-after-heal"))
+                .await
+            {
+                Err(ClientError::Unavailable { last_error, .. })
+                    if last_error.contains("not a node this client dials") =>
+                {
+                    break;
+                }
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "healed replica still not following: {other:?}"
+                ),
+            }
+        }
+    });
+
+    // Convergence: let it follow for a moment, stop every replica, and read the healed replica's
+    // own data directory (its snapshot plus its log, replayed offline): it must hold everything
+    // the majority acknowledged while it was cut off, k's overwrite included.
+    std::thread::sleep(Duration::from_secs(2));
+    for replica in &mut replicas {
+        replica.process.as_mut().unwrap().kill_9();
+    }
+    for replica in &replicas {
+        let errors = replica
+            .process
+            .as_ref()
+            .unwrap()
+            .error_lines_except(cairn_tests::RAFT_PEER_UNREACHABLE);
+        assert!(
+            errors.is_empty(),
+            "replica {} logged unexpected errors:\n{}",
+            replica.id,
+            errors.join("\n")
+        );
+    }
+    let healed_data = &replicas[(cut_id - 1) as usize].data;
+    let state_of = |group: cairn_raft::GroupId| {
+        read_replica_state(
+            &healed_data.join(format!("group-{}", group.0)),
+            group.role(PARTITIONS),
+        )
+        .expect("read the healed replica's state")
+    };
+    match state_of(group).query(&get_object("k")) {
+        Ok(Response::Object(record)) => assert_eq!(
+            record.version_id, second.version_id,
+            "the healed replica holds an old version of k"
+        ),
+        other => panic!("k in the healed replica: {other:?}"),
+    }
+    for key in &during_cut {
+        let answer = state_of(client.partition_of(BUCKET, key)).query(&get_object(key));
+        assert!(
+            matches!(answer, Ok(Response::Object(_))),
+            "{key} missing from the healed replica: {answer:?}"
+        );
+    }
+}
+
+#[test]
+fn replica_with_another_partition_count_refuses_to_run() {
+    let root = tempfile::tempdir().unwrap();
+    let mut replicas: Vec<Replica> = (1..=3)
+        .map(|id| Replica {
+            id,
+            address: free_address(),
+            data: root.path().join(format!("meta-{id}")),
+            process: None,
+        })
+        .collect();
+    let peers = replicas
+        .iter()
+        .map(|replica| format!("{}={}", replica.id, replica.address))
+        .collect::<Vec<_>>()
+        .join(",");
+    for replica in &mut replicas {
+        start(replica, &peers, root.path());
+    }
+    let nodes: BTreeMap<u64, String> = replicas
+        .iter()
+        .map(|replica| (replica.id, replica.address.to_string()))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = MetaClient::new(MetaClientConfig::new(nodes, PARTITIONS));
+    runtime.block_on(put(&client, "k", "token-k"));
+
+    // Replica 3 comes back with one partition more than the cluster was bootstrapped with.
+    let third = &mut replicas[2];
+    third.process.as_mut().unwrap().kill_9();
+    wait_until_port_closed(third.address, Duration::from_secs(20));
+    let mut process = spawn(third, &peers, root.path(), PARTITIONS + 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exit_code = loop {
+        if let Some(code) = process.try_exit_code() {
+            break code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica with --partitions {} kept running; log:\n{}",
+            PARTITIONS + 1,
+            process.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_ne!(exit_code, Some(0));
+    let log = process.log();
+    let expected = format!(
+        "partition count (--partitions): configured {}, recorded {PARTITIONS}",
+        PARTITIONS + 1
+    );
+    assert!(
+        log.contains(&expected),
+        "no clear refusal in the log:\n{log}"
+    );
+    // The two others still serve.
+    runtime.block_on(put(&client, "after-refusal", "token-after-refusal"));
 }

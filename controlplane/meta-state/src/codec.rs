@@ -34,9 +34,9 @@ use crate::error::MetaError;
 use crate::machine::StateMachine;
 use crate::records::{
     AccessKeyRecord, AccessKeyStatus, Acl, AdditionalChecksum, BlockShards, BucketRecord,
-    CannedAcl, ChecksumAlgorithm, Checksums, ErasureInfo, GarbageId, GarbageReason, GarbageRecord,
-    Grant, Grantee, MultipartUpload, NodeId, NodeRecord, NodeStatus, ObjectRecord, PartRecord,
-    PartShards, Permission, ReplicationRule, ShardIndex, ShardPlacement, StorageClass,
+    CannedAcl, ChecksumAlgorithm, Checksums, ClusterLayout, ErasureInfo, GarbageId, GarbageReason,
+    GarbageRecord, Grant, Grantee, MultipartUpload, NodeId, NodeRecord, NodeStatus, ObjectRecord,
+    PartRecord, PartShards, Permission, ReplicationRule, ShardIndex, ShardPlacement, StorageClass,
     TransactionState, UploadId, VersionId, VersionSelector, VersioningState,
 };
 use crate::role::Role;
@@ -605,6 +605,8 @@ impl Decode for VersionSelector {
     }
 }
 
+/// Role tags (never reused): 0 Combined, 1 BucketService, 2 ObjectPartition, 3 NodeRegistry,
+/// 4 PartitionMap.
 impl Encode for Role {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -618,19 +620,23 @@ impl Encode for Role {
                 writer.u32(*partition_index);
                 writer.u32(*partition_count);
             }
+            Role::NodeRegistry => writer.u8(3),
+            Role::PartitionMap => writer.u8(4),
         }
     }
 }
 
 impl Decode for Role {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("role", 3)? {
+        Ok(match reader.tag("role", 5)? {
             0 => Role::Combined,
             1 => Role::BucketService,
-            _ => Role::ObjectPartition {
+            2 => Role::ObjectPartition {
                 partition_index: reader.u32()?,
                 partition_count: reader.u32()?,
             },
+            3 => Role::NodeRegistry,
+            _ => Role::PartitionMap,
         })
     }
 }
@@ -740,6 +746,15 @@ encode_struct!(AccessKeyRecord {
     status,
     revoked_at_ms,
     record_version,
+});
+encode_struct!(ClusterLayout {
+    ring_version,
+    partition_count,
+    virtual_nodes_per_partition,
+    placement_version,
+    replicas_per_group,
+    zones,
+    placement,
 });
 encode_struct!(NodeRecord {
     node_id,
@@ -927,7 +942,7 @@ encode_struct!(ListPartsRequest {
 /// 8 AbortMultipartUpload, 9 PurgeGarbage, 10 CreateBucket, 11 DeleteBucket,
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
-/// 22 UnsealBucket.
+/// 22 UnsealBucket, 23 RecordLayout.
 impl Encode for Command {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1037,13 +1052,17 @@ impl Encode for Command {
                 writer.u8(22);
                 writer.str(bucket);
             }
+            Command::RecordLayout(layout) => {
+                writer.u8(23);
+                layout.encode(writer);
+            }
         }
     }
 }
 
 impl Decode for Command {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("command", 23)? {
+        Ok(match reader.tag("command", 24)? {
             0 => Command::PrepareWrite(Decode::decode(reader)?),
             1 => Command::CommitWrite(Decode::decode(reader)?),
             2 => Command::AbortWrite(Decode::decode(reader)?),
@@ -1091,16 +1110,17 @@ impl Decode for Command {
             21 => Command::SealBucket {
                 bucket: reader.string()?,
             },
-            _ => Command::UnsealBucket {
+            22 => Command::UnsealBucket {
                 bucket: reader.string()?,
             },
+            _ => Command::RecordLayout(Decode::decode(reader)?),
         })
     }
 }
 
 /// Query tags (never reused): 0 GetObject, 1 ListObjects, 2 GetUpload, 3 ListUploads,
 /// 4 ListParts, 5 ListStalePreparing, 6 ListGarbage, 7 BucketUsage, 8 GetBucket, 9 ListBuckets,
-/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions.
+/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout.
 impl Encode for Query {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1174,13 +1194,14 @@ impl Encode for Query {
                 writer.u8(13);
                 request.encode(writer);
             }
+            Query::GetLayout => writer.u8(14),
         }
     }
 }
 
 impl Decode for Query {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("query", 14)? {
+        Ok(match reader.tag("query", 15)? {
             0 => Query::GetObject {
                 bucket: reader.string()?,
                 key: reader.string()?,
@@ -1218,7 +1239,8 @@ impl Decode for Query {
                 node_id: Decode::decode(reader)?,
             },
             12 => Query::ListNodes,
-            _ => Query::ListVersions(Decode::decode(reader)?),
+            13 => Query::ListVersions(Decode::decode(reader)?),
+            _ => Query::GetLayout,
         })
     }
 }
@@ -1360,6 +1382,7 @@ encode_variants!(Response, "response", [
     21 => Nodes { 0: nodes },
     22 => Heartbeat { node: node, came_up: came_up },
     23 => NodesExpired { 0: node_ids },
+    24 => Layout { 0: layout },
 ]);
 
 encode_variants!(MetaError, "error", [
@@ -1452,6 +1475,11 @@ impl StateMachine {
         encode_sorted(&mut writer, self.access_keys.values());
         encode_sorted(&mut writer, self.nodes.values());
         self.sealed_buckets.encode(&mut writer);
+        // Only a partition map has a layout, and older snapshots have no partition-map role, so
+        // appending it for that role alone leaves every other snapshot's bytes unchanged.
+        if self.role == Role::PartitionMap {
+            self.layout.encode(&mut writer);
+        }
         let mut bytes = writer.into_bytes();
         let checksum = crc32c::crc32c(&bytes);
         bytes.extend_from_slice(&checksum.to_le_bytes());
@@ -1506,6 +1534,9 @@ impl StateMachine {
             })?;
         state.nodes = decode_sorted(&mut reader, "node", |record: &NodeRecord| record.node_id)?;
         state.sealed_buckets = Decode::decode(&mut reader)?;
+        if role == Role::PartitionMap {
+            state.layout = Decode::decode(&mut reader)?;
+        }
         reader.finish()?;
         state
             .rebuild_indexes()

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 
 use crate::error::MetaError;
 use crate::records::{
-    AccessKeyRecord, Acl, AdditionalChecksum, BlockShards, BucketRecord, Checksums, GarbageId,
-    GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards,
-    ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector, VersioningState,
+    AccessKeyRecord, Acl, AdditionalChecksum, BlockShards, BucketRecord, Checksums, ClusterLayout,
+    GarbageId, GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord,
+    PartShards, ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector,
+    VersioningState,
 };
 use crate::role::Scope;
 
@@ -226,6 +227,7 @@ pub enum Command {
         access_key_id: String,
         now_ms: u64,
     },
+    // Node registry.
     RegisterNode(RegisterNode),
     Heartbeat {
         node_id: NodeId,
@@ -237,6 +239,9 @@ pub enum Command {
         now_ms: u64,
         timeout_ms: u64,
     },
+    /// Partition map: records `layout` if none is recorded yet (the first bootstrap wins) and
+    /// answers the recorded layout, which the caller compares with its own.
+    RecordLayout(ClusterLayout),
     /// A query sent through the log for a linearizable read.
     Read(Query),
 }
@@ -332,10 +337,14 @@ pub enum Query {
     GetAccessKey {
         access_key_id: String,
     },
+    // Node registry.
     GetNode {
         node_id: NodeId,
     },
     ListNodes,
+    // Partition map.
+    /// The recorded cluster layout (`None` before the first bootstrap recorded one).
+    GetLayout,
 }
 
 /// One entry of a ListObjectsV2 page.
@@ -472,6 +481,8 @@ pub enum Response {
     },
     /// ExpireNodes: the nodes this command marked DOWN.
     NodesExpired(Vec<NodeId>),
+    /// RecordLayout, GetLayout: the recorded layout.
+    Layout(Option<ClusterLayout>),
 }
 
 /// What applying one command yields.
@@ -514,6 +525,7 @@ impl Command {
             Command::RegisterNode(_) => "RegisterNode",
             Command::Heartbeat { .. } => "Heartbeat",
             Command::ExpireNodes { .. } => "ExpireNodes",
+            Command::RecordLayout(_) => "RecordLayout",
             Command::Read(query) => query.name(),
         }
     }
@@ -538,10 +550,11 @@ impl Command {
             | Command::PutBucketReplication { .. }
             | Command::PutBucketEcScheme { .. }
             | Command::CreateAccessKey(_)
-            | Command::RevokeAccessKey { .. }
-            | Command::RegisterNode(_)
-            | Command::Heartbeat { .. }
-            | Command::ExpireNodes { .. } => Scope::Bucket,
+            | Command::RevokeAccessKey { .. } => Scope::Bucket,
+            Command::RegisterNode(_) | Command::Heartbeat { .. } | Command::ExpireNodes { .. } => {
+                Scope::Node
+            }
+            Command::RecordLayout(_) => Scope::Layout,
             Command::Read(query) => query.scope(),
         }
     }
@@ -570,6 +583,7 @@ impl Query {
             Query::GetAccessKey { .. } => "GetAccessKey",
             Query::GetNode { .. } => "GetNode",
             Query::ListNodes => "ListNodes",
+            Query::GetLayout => "GetLayout",
         }
     }
 
@@ -584,11 +598,11 @@ impl Query {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. } => Scope::Object,
-            Query::GetBucket { .. }
-            | Query::ListBuckets { .. }
-            | Query::GetAccessKey { .. }
-            | Query::GetNode { .. }
-            | Query::ListNodes => Scope::Bucket,
+            Query::GetBucket { .. } | Query::ListBuckets { .. } | Query::GetAccessKey { .. } => {
+                Scope::Bucket
+            }
+            Query::GetNode { .. } | Query::ListNodes => Scope::Node,
+            Query::GetLayout => Scope::Layout,
         }
     }
 }

@@ -22,9 +22,9 @@ use std::ops::Bound;
 use crate::command::{Command, Output, Query, Response};
 use crate::error::MetaError;
 use crate::records::{
-    AccessKeyRecord, BucketRecord, GarbageId, GarbageReason, GarbageRecord, MultipartUpload,
-    NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards, TransactionState, UploadId,
-    VersionId,
+    AccessKeyRecord, BucketRecord, ClusterLayout, GarbageId, GarbageReason, GarbageRecord,
+    MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards, TransactionState,
+    UploadId, VersionId,
 };
 use crate::role::Role;
 
@@ -57,6 +57,8 @@ pub struct StateMachine {
     pub(crate) nodes: BTreeMap<NodeId, NodeRecord>,
     /// Buckets this partition refuses new objects for (SealBucket): see [`crate::role`].
     pub(crate) sealed_buckets: BTreeSet<String>,
+    /// The cluster layout a partition map recorded (see [`Role::PartitionMap`]).
+    pub(crate) layout: Option<ClusterLayout>,
     // Derived indexes: not in the snapshot, rebuilt from `versions` when one is loaded.
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
@@ -81,6 +83,7 @@ impl StateMachine {
             access_keys: BTreeMap::new(),
             nodes: BTreeMap::new(),
             sealed_buckets: BTreeSet::new(),
+            layout: None,
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
             preparing: BTreeSet::new(),
@@ -168,6 +171,13 @@ impl StateMachine {
             } => self.heartbeat(node_id, used_bytes, now_ms),
             Command::ExpireNodes { now_ms, timeout_ms } => {
                 Ok(self.expire_nodes(now_ms, timeout_ms))
+            }
+            Command::RecordLayout(layout) => {
+                // The first layout stays: a later, different one is answered with the recorded
+                // one, and the caller refuses to run with its own.
+                Ok(Response::Layout(Some(
+                    self.layout.get_or_insert(layout).clone(),
+                )))
             }
             Command::Read(query) => self.answer(&query),
         };
@@ -257,6 +267,7 @@ impl StateMachine {
                 .map(Response::Node)
                 .ok_or(MetaError::NoSuchNode { node_id: *node_id }),
             Query::ListNodes => Ok(Response::Nodes(self.nodes.values().cloned().collect())),
+            Query::GetLayout => Ok(Response::Layout(self.layout.clone())),
         }
     }
 

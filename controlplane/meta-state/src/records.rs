@@ -448,6 +448,26 @@ pub enum NodeStatus {
     Down,
 }
 
+/// The cluster's metadata layout, recorded once by the partition-map group when the cluster
+/// is first bootstrapped: what every meta node and client must agree on to route a key to the
+/// same partition and a partition to the same replicas. The values are produced and compared by
+/// the Raft layer (`cairn_raft::layout`); the state machine only stores the first one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterLayout {
+    /// Version of the `bucket/key` → partition hash (`cairn_raft::ring::RING_VERSION`).
+    pub ring_version: u32,
+    /// P, the number of object partitions.
+    pub partition_count: u32,
+    pub virtual_nodes_per_partition: u32,
+    /// Version of the group → replicas hash (`cairn_raft::placement::PLACEMENT_VERSION`).
+    pub placement_version: u32,
+    pub replicas_per_group: u32,
+    /// Meta node id → availability zone.
+    pub zones: BTreeMap<u64, String>,
+    /// Raft group id → the meta node ids of its initial voters, ascending.
+    pub placement: BTreeMap<u64, Vec<u64>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeRecord {
     pub node_id: NodeId,

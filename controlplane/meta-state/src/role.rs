@@ -3,12 +3,16 @@
 //! | role | accepts | key spaces |
 //! |---|---|---|
 //! | [`Role::ObjectPartition`] | object and multipart commands, garbage, janitor queries | objects, idempotency tokens, uploads, garbage |
-//! | [`Role::BucketService`] | bucket, access-key and node commands | buckets, access keys, nodes |
-//! | [`Role::Combined`] | everything | all of the above |
+//! | [`Role::BucketService`] | bucket and access-key commands | buckets, access keys |
+//! | [`Role::NodeRegistry`] | storage-node commands (register, heartbeat, expire) | nodes |
+//! | [`Role::PartitionMap`] | RecordLayout, GetLayout | the cluster layout (ring and placement) |
+//! | [`Role::Combined`] | everything but the layout | all of the above but the layout |
 //!
 //! In a partitioned deployment the gateway routes an object command by `bucket/key` (consistent
 //! hash) to one of P `ObjectPartition` instances and everything else to the one `BucketService`
-//! instance. A partition does not hold bucket records, so the gateway resolves the bucket first (it
+//! instance; storage-node registrations and heartbeats go to the one `NodeRegistry` instance, a
+//! group of its own so that heartbeats from every storage node never queue behind bucket changes
+//! in one log. A partition does not hold bucket records, so the gateway resolves the bucket first (it
 //! needs the owner, the EC scheme and the versioning state anyway) and passes what the object
 //! command needs in the command itself; a partition trusts it. A `Combined` instance (`cairn dev`,
 //! tests) additionally checks that the bucket exists and that DeleteBucket finds it empty.
@@ -30,6 +34,10 @@
 pub enum Role {
     Combined,
     BucketService,
+    NodeRegistry,
+    /// The partition map: records the cluster layout once, so that nodes and clients configured
+    /// differently (another partition count, other peers or zones) are refused.
+    PartitionMap,
     ObjectPartition {
         partition_index: u32,
         partition_count: u32,
@@ -41,24 +49,30 @@ pub enum Role {
 pub enum Scope {
     Object,
     Bucket,
+    /// The storage-node registry.
+    Node,
+    /// The cluster layout.
+    Layout,
 }
 
 impl Role {
     pub fn accepts(self, scope: Scope) -> bool {
         matches!(
             (self, scope),
-            (Role::Combined, _)
+            (Role::Combined, Scope::Object | Scope::Bucket | Scope::Node)
+                | (Role::PartitionMap, Scope::Layout)
                 | (Role::BucketService, Scope::Bucket)
+                | (Role::NodeRegistry, Scope::Node)
                 | (Role::ObjectPartition { .. }, Scope::Object)
         )
     }
 
     /// The partition index used in [`crate::shard_object_id`]: 0 for a Combined instance, `None`
-    /// for the bucket service (which creates no objects).
+    /// for the bucket service and the node registry (which create no objects).
     pub fn partition_index(self) -> Option<u32> {
         match self {
             Role::Combined => Some(0),
-            Role::BucketService => None,
+            Role::BucketService | Role::NodeRegistry | Role::PartitionMap => None,
             Role::ObjectPartition {
                 partition_index, ..
             } => Some(partition_index),

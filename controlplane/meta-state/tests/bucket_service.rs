@@ -311,7 +311,7 @@ fn heartbeat(node: u64, used_bytes: u64, now_ms: u64) -> Command {
 
 #[test]
 fn node_registry_heartbeats_and_expiry() {
-    let mut harness = bucket_service();
+    let mut harness = Harness::new(Role::NodeRegistry);
     let response = harness.ok(register(1, 1_000));
     assert_eq!(
         response,
@@ -406,6 +406,41 @@ fn node_registry_heartbeats_and_expiry() {
             node_id: NodeId(42)
         })
     );
+}
+
+/// The node registry and the bucket service are separate groups: each refuses the other's
+/// commands and queries, so a misrouted command fails loudly instead of landing in a log that
+/// nobody reads it from.
+#[test]
+fn node_registry_and_bucket_service_refuse_each_others_commands() {
+    let mut registry = Harness::new(Role::NodeRegistry);
+    assert_eq!(
+        registry.err(create_bucket(BUCKET, OWNER)),
+        MetaError::WrongRole {
+            command: "CreateBucket".to_owned(),
+            role: Role::NodeRegistry,
+        }
+    );
+    assert!(matches!(
+        registry.query(Query::ListBuckets { owner: None }),
+        Err(MetaError::WrongRole { .. })
+    ));
+    let mut service = bucket_service();
+    assert_eq!(
+        service.err(register(1, 1_000)),
+        MetaError::WrongRole {
+            command: "RegisterNode".to_owned(),
+            role: Role::BucketService,
+        }
+    );
+    assert!(matches!(
+        service.query(Query::ListNodes),
+        Err(MetaError::WrongRole { .. })
+    ));
+    // Combined (cairn dev, tests) still holds both.
+    let mut combined = Harness::new(Role::Combined);
+    combined.ok(register(1, 1_000));
+    combined.ok(create_bucket(BUCKET, OWNER));
 }
 
 #[test]

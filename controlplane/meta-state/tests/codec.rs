@@ -589,6 +589,8 @@ fn every_command_round_trips() {
         Command::Read(Query::ListBuckets { owner: None }),
         Command::Read(Query::GetNode { node_id: NodeId(3) }),
         Command::Read(Query::ListNodes),
+        Command::RecordLayout(sample_layout()),
+        Command::Read(Query::GetLayout),
     ];
     let mut tags = std::collections::BTreeSet::new();
     for command in commands {
@@ -860,6 +862,8 @@ fn every_error_and_response_round_trips() {
             came_up: true,
         },
         Response::NodesExpired(vec![NodeId(1), NodeId(2)]),
+        Response::Layout(None),
+        Response::Layout(Some(sample_layout())),
     ];
     for response in responses {
         let output = Output {
@@ -868,4 +872,60 @@ fn every_error_and_response_round_trips() {
         };
         assert_eq!(decode_record::<Output>(&encode_record(&output)), Ok(output));
     }
+}
+
+fn sample_layout() -> ClusterLayout {
+    ClusterLayout {
+        ring_version: 1,
+        partition_count: 2,
+        virtual_nodes_per_partition: 1024,
+        placement_version: 1,
+        replicas_per_group: 3,
+        zones: BTreeMap::from([(1, "az1".to_owned()), (2, "az2".to_owned())]),
+        placement: BTreeMap::from([(0, vec![1, 2]), (1, vec![1, 2])]),
+    }
+}
+
+/// The partition map records the first layout and keeps it: a later, different layout is
+/// answered with the recorded one (the caller refuses to run), and the layout survives a
+/// snapshot round trip; other roles neither accept layout commands nor carry a layout.
+#[test]
+fn partition_map_keeps_the_first_layout() {
+    let mut state = StateMachine::new(Role::PartitionMap);
+    assert_eq!(state.query(&Query::GetLayout), Ok(Response::Layout(None)));
+    let first = sample_layout();
+    let output = state.apply(Command::RecordLayout(first.clone()), 1);
+    assert_eq!(output.result, Ok(Response::Layout(Some(first.clone()))));
+    let mut other = first.clone();
+    other.partition_count = 3;
+    let output = state.apply(Command::RecordLayout(other), 2);
+    assert_eq!(output.result, Ok(Response::Layout(Some(first.clone()))));
+    assert_eq!(
+        state.query(&Query::GetLayout),
+        Ok(Response::Layout(Some(first.clone())))
+    );
+
+    let restored = StateMachine::from_snapshot_bytes(&state.to_snapshot_bytes()).unwrap();
+    assert_eq!(restored, state);
+
+    for role in [Role::Combined, Role::BucketService, Role::NodeRegistry] {
+        let mut other_role = StateMachine::new(role);
+        let output = other_role.apply(Command::RecordLayout(first.clone()), 1);
+        assert!(
+            matches!(output.result, Err(MetaError::WrongRole { .. })),
+            "{role:?} accepted a layout"
+        );
+    }
+    let mut partition_map = StateMachine::new(Role::PartitionMap);
+    let output = partition_map.apply(
+        Command::RegisterNode(RegisterNode {
+            node_id: NodeId(1),
+            address: "a".to_owned(),
+            availability_zone: "z".to_owned(),
+            capacity_bytes: 1,
+            now_ms: 1,
+        }),
+        1,
+    );
+    assert!(matches!(output.result, Err(MetaError::WrongRole { .. })));
 }

@@ -2,13 +2,25 @@
 //!
 //! # Model
 //!
-//! The client knows the meta nodes' addresses and the partition count P. It routes an object
-//! command or query by the consistent-hash ring over `bucket/key` ([`crate::ring`]) to a
-//! partition group and everything bucket-, key- or node-related to the bucket-service group. It
-//! remembers each group's leader address; a request goes there (or, when unknown, to the next
-//! node in turn), a `ForwardToLeader` answer redirects it at once, and an unavailable group
-//! (election in progress, node down, timeout) is retried on the next node after a capped
-//! exponential backoff with jitter, until the operation's deadline.
+//! The client knows the meta nodes' addresses (and zones) and the partition count P. It routes an
+//! object command or query by the consistent-hash ring over `bucket/key` ([`crate::ring`]) to a
+//! partition group, bucket and access-key commands to the bucket-service group and storage-node
+//! commands to the node-registry group, and computes each group's 3 replicas the way the nodes
+//! do ([`crate::placement`]), so it dials only those. It remembers each group's leader address; a
+//! request goes there (or, when unknown, to the group's next replica in turn), a
+//! `ForwardToLeader` answer redirects it at once, and an unavailable group (election in
+//! progress, node down, timeout) is retried on the next replica after a capped exponential
+//! backoff with jitter, until the operation's deadline.
+//!
+//! Before its first request the client checks its configuration against the layout the
+//! partition-map group recorded at bootstrap ([`MetaClient::verify_layout`]) and refuses to run
+//! with another partition count, other nodes or other zones.
+//!
+//! [`MetaClient::write_many`] sends many commands as one ClientWriteBatch per group (bulk loads,
+//! multi-object deletes): each command is still its own log entry, but one request carries them
+//! all and the followers receive and fsync them in a few AppendEntries. The leader still
+//! appends and fsyncs them one by one: openraft 0.9 waits for each append's flush before it
+//! takes the next client write, which bounds a group at one entry per fsync.
 //!
 //! Reads are linearizable: the node serving a `ClientRead` is the leader and runs a read-index
 //! check (`Raft::ensure_linearizable`) before answering from its state machine, so a read observes
@@ -28,27 +40,37 @@
 //! token, CommitWrite reports `retried`); callers of other commands should treat a retried
 //! success accordingly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_meta_state::{
-    Command, ListObjectsPage, ListObjectsRequest, ListPosition, ListUploadsPage,
+    ClusterLayout, Command, ListObjectsPage, ListObjectsRequest, ListPosition, ListUploadsPage,
     ListUploadsRequest, ListVersionsPage, ListVersionsRequest, MAX_LIST_KEYS, MetaError,
     ObjectSummary, Output, Query, Response, Scope, UploadSummary, VersionSummary, decode_record,
     encode_record,
 };
 
+use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{CallFailure, ConnectionPool};
+use crate::placement::{Placement, effective_zones};
 use crate::ring::PartitionRing;
 use crate::types::{GroupId, NodeId};
-use crate::wire::{Envelope, MessageKind, Status};
+use crate::wire::{Envelope, MessageKind, Status, decode_batch_answers, encode_batch};
 
 /// How a client reaches the cluster and how patiently it retries.
 #[derive(Clone, Debug)]
 pub struct MetaClientConfig {
     /// Every meta node's RPC address (id → `host:port`); the same map as the nodes' `peers`.
     pub nodes: BTreeMap<NodeId, String>,
+    /// Availability zone of each node, as given to the nodes (empty: every node its own zone).
+    /// With `nodes` it determines each group's replicas ([`crate::placement`]).
+    pub zones: BTreeMap<NodeId, String>,
+    /// When set, the client dials only these nodes (placement is still computed from all of
+    /// `nodes`): a redirect to a leader outside the set counts as a failed attempt. Tests use it
+    /// to talk to one replica cut off from the others and see what it answers. (The one-time
+    /// layout check, [`MetaClient::verify_layout`], may use any replica.)
+    pub dial_only: Option<BTreeSet<NodeId>>,
     /// P, as configured on the nodes.
     pub partition_count: u32,
     /// Deadline of one attempt (one request to one node).
@@ -64,6 +86,8 @@ impl MetaClientConfig {
     pub fn new(nodes: BTreeMap<NodeId, String>, partition_count: u32) -> Self {
         MetaClientConfig {
             nodes,
+            zones: BTreeMap::new(),
+            dial_only: None,
             partition_count,
             attempt_timeout_ms: 2_000,
             operation_timeout_ms: 15_000,
@@ -101,10 +125,31 @@ pub const MAX_COMMAND_BYTES: usize = 16 << 20;
 pub struct MetaClient {
     config: MetaClientConfig,
     ring: PartitionRing,
-    node_addresses: Vec<String>,
+    placement: Placement,
+    /// The layout this client's configuration implies, checked once against the recorded one.
+    layout: ClusterLayout,
+    layout_check: Mutex<LayoutCheck>,
     /// Last known leader address per group.
     leaders: Mutex<HashMap<GroupId, String>>,
     pool: ConnectionPool,
+}
+
+/// Whether the client's configuration was found to match the cluster's recorded layout.
+#[derive(Clone, Debug)]
+enum LayoutCheck {
+    Unchecked,
+    Verified,
+    Refused(String),
+}
+
+/// Which nodes a request may go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialing {
+    /// The group's replicas, restricted to [`MetaClientConfig::dial_only`] when set.
+    AsConfigured,
+    /// Any replica of the group: the layout check is about the cluster, not about the nodes
+    /// this client's requests are meant for.
+    AnyReplica,
 }
 
 /// One attempt's outcome.
@@ -118,14 +163,37 @@ enum Attempt {
 impl MetaClient {
     pub fn new(config: MetaClientConfig) -> MetaClient {
         let ring = PartitionRing::new(config.partition_count);
-        let node_addresses = config.nodes.values().cloned().collect();
+        let placement = Placement::compute(
+            effective_zones(config.nodes.keys().copied(), &config.zones),
+            config.partition_count,
+        );
+        let layout = cluster_layout(&placement, config.partition_count);
         MetaClient {
             config,
             ring,
-            node_addresses,
+            placement,
+            layout,
+            layout_check: Mutex::new(LayoutCheck::Unchecked),
             leaders: Mutex::new(HashMap::new()),
             pool: ConnectionPool::default(),
         }
+    }
+
+    /// Where every group lives, as this client computed it from its configuration.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The addresses this client dials for `group`: the group's replicas (restricted to
+    /// [`MetaClientConfig::dial_only`] when `restricted` and set).
+    fn replica_addresses(&self, group: GroupId, restricted: bool) -> Vec<String> {
+        let dial_only = self.config.dial_only.as_ref().filter(|_| restricted);
+        self.placement
+            .replicas(group)
+            .iter()
+            .filter(|node_id| dial_only.is_none_or(|allowed| allowed.contains(node_id)))
+            .filter_map(|node_id| self.config.nodes.get(node_id).cloned())
+            .collect()
     }
 
     /// The partition group owning `bucket/key`.
@@ -157,8 +225,14 @@ impl MetaClient {
             Command::PurgeGarbage { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
             other => {
-                debug_assert_eq!(other.scope(), Scope::Bucket);
-                return Some(GroupId::BUCKET_SERVICE);
+                return Some(match other.scope() {
+                    Scope::Node => GroupId::NODE_REGISTRY,
+                    Scope::Layout => GroupId::PARTITION_MAP,
+                    Scope::Bucket | Scope::Object => {
+                        debug_assert_eq!(other.scope(), Scope::Bucket);
+                        GroupId::BUCKET_SERVICE
+                    }
+                });
             }
         };
         Some(self.partition_of(bucket, key))
@@ -179,11 +253,11 @@ impl MetaClient {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. } => None,
-            Query::GetBucket { .. }
-            | Query::ListBuckets { .. }
-            | Query::GetAccessKey { .. }
-            | Query::GetNode { .. }
-            | Query::ListNodes => Some(GroupId::BUCKET_SERVICE),
+            Query::GetBucket { .. } | Query::ListBuckets { .. } | Query::GetAccessKey { .. } => {
+                Some(GroupId::BUCKET_SERVICE)
+            }
+            Query::GetNode { .. } | Query::ListNodes => Some(GroupId::NODE_REGISTRY),
+            Query::GetLayout => Some(GroupId::PARTITION_MAP),
         }
     }
 
@@ -195,12 +269,186 @@ impl MetaClient {
         self.write_to(group, command).await
     }
 
+    /// Checks, once per client, that this client's configuration (partition count, meta nodes,
+    /// zones) matches the layout the partition-map group recorded at bootstrap; every request
+    /// to another group runs it first. A mismatch is final: this and every later request fail
+    /// with [`ClientError::Rejected`] naming the differences, since a client with another
+    /// layout would send keys to the wrong partitions. While no layout is recorded yet (the
+    /// cluster is bootstrapping) it retries until the operation deadline.
+    pub async fn verify_layout(&self) -> Result<(), ClientError> {
+        let state = self
+            .layout_check
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
+        match state {
+            LayoutCheck::Verified => return Ok(()),
+            LayoutCheck::Refused(message) => return Err(ClientError::Rejected(message)),
+            LayoutCheck::Unchecked => {}
+        }
+        let started = Instant::now();
+        let operation_deadline = Duration::from_millis(self.config.operation_timeout_ms);
+        let recorded = loop {
+            match self
+                .read_unverified(
+                    GroupId::PARTITION_MAP,
+                    Query::GetLayout,
+                    Dialing::AnyReplica,
+                )
+                .await?
+            {
+                Ok(Response::Layout(Some(recorded))) => break recorded,
+                Ok(Response::Layout(None)) if started.elapsed() < operation_deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Response::Layout(None)) => {
+                    return Err(ClientError::Unavailable {
+                        group: GroupId::PARTITION_MAP,
+                        attempts: 1,
+                        last_error: "no cluster layout recorded yet".to_owned(),
+                    });
+                }
+                other => {
+                    return Err(ClientError::BadAnswer(format!(
+                        "GetLayout answered {other:?}"
+                    )));
+                }
+            }
+        };
+        let outcome = check_layout(&self.layout, &recorded, LayoutComparison::Full);
+        let mut state = self
+            .layout_check
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match outcome {
+            Ok(()) => {
+                *state = LayoutCheck::Verified;
+                Ok(())
+            }
+            Err(message) => {
+                tracing::error!(%message, "meta client refused by the cluster layout");
+                *state = LayoutCheck::Refused(message.clone());
+                Err(ClientError::Rejected(message))
+            }
+        }
+    }
+
     /// Applies `command` through the Raft log of `group`.
     pub async fn write_to(&self, group: GroupId, command: Command) -> Result<Output, ClientError> {
+        if group != GroupId::PARTITION_MAP {
+            self.verify_layout().await?;
+        }
         let answer = self
-            .call_group(group, MessageKind::ClientWrite, encode_record(&command))
+            .call_group(
+                group,
+                MessageKind::ClientWrite,
+                encode_record(&command),
+                Dialing::AsConfigured,
+            )
             .await?;
         decode_record::<Output>(&answer).map_err(|error| ClientError::BadAnswer(error.to_string()))
+    }
+
+    /// Applies `commands` through the Raft log of `group`, each as its own log entry in the
+    /// order given, in one request (see the module header for what that saves).
+    /// Returns each command's output, or why it was not applied (then it may or may not have
+    /// been: treat it like a failed [`MetaClient::write_to`]). Keep a batch to a few thousand
+    /// small commands: the whole request must stay under [`MAX_COMMAND_BYTES`].
+    pub async fn write_batch_to(
+        &self,
+        group: GroupId,
+        commands: &[Command],
+    ) -> Result<Vec<Result<Output, ClientError>>, ClientError> {
+        if group != GroupId::PARTITION_MAP {
+            self.verify_layout().await?;
+        }
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoded: Vec<Vec<u8>> = commands.iter().map(encode_record).collect();
+        let payload = encode_batch(encoded.iter().map(Vec::as_slice));
+        let answer = self
+            .call_group(
+                group,
+                MessageKind::ClientWriteBatch,
+                payload,
+                Dialing::AsConfigured,
+            )
+            .await?;
+        let answers = decode_batch_answers(&answer)
+            .map_err(|error| ClientError::BadAnswer(error.to_string()))?;
+        if answers.len() != commands.len() {
+            return Err(ClientError::BadAnswer(format!(
+                "{} answers to {} commands",
+                answers.len(),
+                commands.len()
+            )));
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(bytes) => decode_record::<Output>(&bytes)
+                    .map_err(|error| ClientError::BadAnswer(error.to_string())),
+                Err(message) => Err(ClientError::Unavailable {
+                    group,
+                    attempts: 1,
+                    last_error: message,
+                }),
+            })
+            .collect())
+    }
+
+    /// Applies `commands` (each routed like [`MetaClient::write`]) with one
+    /// [`MetaClient::write_batch_to`] per group, all groups at once; the answers come back in the
+    /// order of `commands`. Commands for one group keep their relative order; a group that
+    /// cannot be reached fails its own commands only.
+    pub async fn write_many(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<Result<Output, ClientError>>, ClientError> {
+        let mut by_group: BTreeMap<GroupId, (Vec<usize>, Vec<Command>)> = BTreeMap::new();
+        for (position, command) in commands.into_iter().enumerate() {
+            let group = self
+                .group_for_command(&command)
+                .ok_or(ClientError::Unroutable(command.name()))?;
+            let (positions, group_commands) = by_group.entry(group).or_default();
+            positions.push(position);
+            group_commands.push(command);
+        }
+        let total: usize = by_group
+            .values()
+            .map(|(positions, _)| positions.len())
+            .sum();
+        let batches = by_group
+            .iter()
+            .map(|(&group, (_, group_commands))| self.write_batch_to(group, group_commands));
+        let answers = futures::future::join_all(batches).await;
+        let mut ordered: Vec<Option<Result<Output, ClientError>>> =
+            (0..total).map(|_| None).collect();
+        for ((group, (positions, _)), answers) in by_group.into_iter().zip(answers) {
+            match answers {
+                Ok(answers) => {
+                    for (position, answer) in positions.into_iter().zip(answers) {
+                        ordered[position] = Some(answer);
+                    }
+                }
+                // One group's failure fails its own commands only.
+                Err(error) => {
+                    let last_error = error.to_string();
+                    for position in positions {
+                        ordered[position] = Some(Err(ClientError::Unavailable {
+                            group,
+                            attempts: 0,
+                            last_error: last_error.clone(),
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(ordered
+            .into_iter()
+            .map(|answer| answer.expect("every position answered"))
+            .collect())
     }
 
     /// Linearizable read of `query` from the group it belongs to.
@@ -217,9 +465,22 @@ impl MetaClient {
         group: GroupId,
         query: Query,
     ) -> Result<Result<Response, MetaError>, ClientError> {
+        if group != GroupId::PARTITION_MAP {
+            self.verify_layout().await?;
+        }
+        self.read_unverified(group, query, Dialing::AsConfigured)
+            .await
+    }
+
+    async fn read_unverified(
+        &self,
+        group: GroupId,
+        query: Query,
+        dialing: Dialing,
+    ) -> Result<Result<Response, MetaError>, ClientError> {
         let payload = encode_record(&Command::Read(query));
         let answer = self
-            .call_group(group, MessageKind::ClientRead, payload)
+            .call_group(group, MessageKind::ClientRead, payload, dialing)
             .await?;
         let output = decode_record::<Output>(&answer)
             .map_err(|error| ClientError::BadAnswer(error.to_string()))?;
@@ -404,6 +665,14 @@ impl MetaClient {
         };
         match response.status {
             Status::Ok => Attempt::Answer(response.payload),
+            // The leader's address as this client knows it wins over the one the node reports:
+            // nodes may reach each other by other addresses (another network, a proxy) than
+            // clients do.
+            Status::ForwardToLeader
+                if let Some(address) = self.config.nodes.get(&response.leader_id) =>
+            {
+                Attempt::Redirect(address.clone())
+            }
             Status::ForwardToLeader if !response.leader_address.is_empty() => {
                 Attempt::Redirect(response.leader_address)
             }
@@ -424,7 +693,9 @@ impl MetaClient {
         group: GroupId,
         kind: MessageKind,
         payload: Vec<u8>,
+        dialing: Dialing,
     ) -> Result<Vec<u8>, ClientError> {
+        let restricted = dialing == Dialing::AsConfigured && self.config.dial_only.is_some();
         if payload.len() > MAX_COMMAND_BYTES {
             return Err(ClientError::Rejected(format!(
                 "command of {} bytes exceeds the {MAX_COMMAND_BYTES}-byte limit",
@@ -435,22 +706,27 @@ impl MetaClient {
         let operation_deadline = Duration::from_millis(self.config.operation_timeout_ms);
         let mut backoff = Duration::from_millis(self.config.backoff_initial_ms);
         let backoff_max = Duration::from_millis(self.config.backoff_max_ms);
-        let mut next_node = (group.0 as usize) % self.node_addresses.len().max(1);
-        let mut target = self.known_leader(group);
+        let addresses = self.replica_addresses(group, restricted);
+        let mut next_node = (group.0 as usize) % addresses.len().max(1);
+        // A remembered leader may have joined after the placement was computed (membership
+        // changes move groups); it is dialed unless the client is restricted to some nodes.
+        let mut target = self
+            .known_leader(group)
+            .filter(|address| !restricted || addresses.contains(address));
         let mut attempts = 0u32;
         let mut redirects_in_a_row = 0usize;
         loop {
             let address = match target.take() {
                 Some(address) => address,
                 None => {
-                    let Some(address) = self.node_addresses.get(next_node).cloned() else {
+                    let Some(address) = addresses.get(next_node).cloned() else {
                         return Err(ClientError::Unavailable {
                             group,
                             attempts,
-                            last_error: "no meta nodes configured".to_owned(),
+                            last_error: "no replica of the group to dial".to_owned(),
                         });
                     };
-                    next_node = (next_node + 1) % self.node_addresses.len();
+                    next_node = (next_node + 1) % addresses.len();
                     address
                 }
             };
@@ -462,12 +738,18 @@ impl MetaClient {
                     return Ok(answer);
                 }
                 Attempt::Rejected(message) => return Err(ClientError::Rejected(message)),
+                Attempt::Redirect(leader_address)
+                    if restricted && !addresses.contains(&leader_address) =>
+                {
+                    redirects_in_a_row = 0;
+                    format!("{address}: leader {leader_address} is not a node this client dials")
+                }
                 Attempt::Redirect(leader_address) => {
                     redirects_in_a_row += 1;
                     self.set_leader(group, Some(leader_address.clone()));
                     // Follow a redirect at once, unless nodes keep pointing at each other (stale
                     // views during an election): then back off like any other failure.
-                    if redirects_in_a_row <= self.node_addresses.len() {
+                    if redirects_in_a_row <= addresses.len() {
                         target = Some(leader_address);
                         continue;
                     }

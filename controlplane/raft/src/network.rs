@@ -17,7 +17,7 @@
 //! established connection → `Network` (retried at once on a fresh connection); an openraft API
 //! error from the peer (snapshot chunk mismatch) → `RemoteError`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,8 +83,10 @@ impl Connection {
 /// Largest AppendEntries payload sent in one frame; leaves room for the envelope.
 const MAX_APPEND_PAYLOAD_BYTES: usize = MAX_FRAME_BYTES - (1 << 20);
 
-/// Most idle connections kept per address.
-const MAX_IDLE_CONNECTIONS_PER_ADDRESS: usize = 16;
+/// Most idle connections kept per address. A connection carries one request at a time, so a
+/// client with many requests in flight (a gateway, a bulk loader) needs about as many; keeping
+/// fewer would close and re-dial most of them on every request.
+const MAX_IDLE_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 /// Idle connections by address, shared by every group of a node (or by one client).
 #[derive(Default)]
@@ -157,6 +159,11 @@ impl PeerIsolation {
 /// Creates the outbound clients of one group on one node.
 pub struct NetworkFactory {
     pub local_node_id: NodeId,
+    /// Peer addresses as this node's configuration gives them (`--peers`). They take precedence
+    /// over the addresses stored in the group membership, which are those of whichever node
+    /// bootstrapped the group: nodes may see each other under different addresses (separate
+    /// networks, NAT, the fault-injecting proxies of the tests).
+    pub peer_addresses: Arc<BTreeMap<NodeId, String>>,
     pub group: GroupId,
     pub pool: Arc<ConnectionPool>,
     pub isolation: PeerIsolation,
@@ -170,7 +177,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             local_node_id: self.local_node_id,
             group: self.group,
             target,
-            address: node.addr.clone(),
+            address: self
+                .peer_addresses
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| node.addr.clone()),
             pool: Arc::clone(&self.pool),
             isolation: self.isolation.clone(),
         }

@@ -1,17 +1,31 @@
-//! `MetaNode`: one `cairn meta` process hosting a replica of every metadata Raft group.
+//! `MetaNode`: one `cairn meta` process hosting its share of the metadata Raft groups.
 //!
 //! # Model
 //!
-//! A node hosts the bucket-service group ([`GroupId::BUCKET_SERVICE`], which also holds the node
-//! registry and access keys: the meta-state `BucketService` role) and the P object-partition
-//! groups (`GroupId::partition(0..P)`), each an openraft instance with its own LMDB directory
-//! `<data_dir>/group-<id>/`. One TCP listener serves every group: each frame names its group.
+//! A cluster has the bucket-service group ([`GroupId::BUCKET_SERVICE`]: buckets and access keys),
+//! the node-registry group ([`GroupId::NODE_REGISTRY`]: storage-node registrations and
+//! heartbeats), the partition-map group ([`GroupId::PARTITION_MAP`]: the cluster layout) and P
+//! object-partition groups (`GroupId::partition(0..P)`). Each group has 3
+//! replicas (every node when the cluster has fewer), chosen by [`crate::placement`] from the peer
+//! list and the peers' availability zones, in 3 distinct zones when there are 3; a node runs only
+//! the groups placed on it, each an openraft instance with its own LMDB directory
+//! `<data_dir>/group-<id>/`. One TCP listener serves every hosted group: each frame names its
+//! group, and a frame for a group the node does not host is answered UnknownGroup.
 //!
-//! Bootstrap: when a group's storage is empty, every node calls `initialize` with the same
-//! membership (all of `peers` as voters), which openraft allows; whichever election wins first
-//! commits it and the others' calls fail harmlessly. A node that restarts with data keeps its log
-//! and vote and never re-initializes. Later membership changes go through
-//! [`MetaNode::add_learner`] and [`MetaNode::change_membership`] on the group's leader.
+//! Bootstrap: when a group's storage is empty, each of its placed replicas calls `initialize`
+//! with the same membership (the group's 3 replicas as voters), which openraft allows; whichever
+//! election wins first commits it and the others' calls fail harmlessly. A node that restarts
+//! with data keeps its log and vote and never re-initializes. Later membership changes go through
+//! [`MetaNode::add_learner`] and [`MetaNode::change_membership`] on the group's leader; a node
+//! started to join (`bootstrap: false`) hosts every group, empty, so it can be added to any.
+//!
+//! Layout check: once started, a node proposes its layout (partition count, ring and placement
+//! parameters, peers and zones, group → replicas; see [`crate::layout`]) to the partition-map
+//! group, which keeps the first one it commits, and compares the answer with its own. On a
+//! mismatch (say `--partitions 3` in a cluster bootstrapped with 8) it logs the differences,
+//! stops all Raft traffic, answers client requests with the refusal, and [`run_meta_node`]
+//! returns [`NodeError::LayoutMismatch`], so `cairn meta` exits with that message. Clients run
+//! the same check before their first request ([`crate::MetaClient::verify_layout`]).
 //!
 //! Requests the listener serves, per group: openraft's AppendEntries, Vote and InstallSnapshot
 //! (chunked), ClientWrite (a meta-state `Command` through the log; a follower answers
@@ -19,11 +33,11 @@
 //! state machine after a read-index check — `Raft::ensure_linearizable` — on the leader, so a read
 //! never returns state older than a write acknowledged before it started).
 //!
-//! A local 3-replica cluster (once the lead wires `cairn meta` to [`run_meta_node`]):
+//! A local cluster of 6 nodes in 3 zones (each group on 3 of them, one per zone):
 //!
 //! ```text
-//! PEERS=1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403
-//! for n in 1 2 3; do cairn meta --id $n --listen 127.0.0.1:740$n --data /tmp/cairn-meta-$n --peers $PEERS & done
+//! PEERS=1=127.0.0.1:7401@az1,2=127.0.0.1:7402@az2,3=127.0.0.1:7403@az3,4=127.0.0.1:7404@az1,5=127.0.0.1:7405@az2,6=127.0.0.1:7406@az3
+//! for n in 1 2 3 4 5 6; do cairn meta --id $n --listen 127.0.0.1:740$n --data /tmp/cairn-meta-$n --peers $PEERS & done
 //! ```
 //!
 //! Read fence after a restart: openraft 0.9 restores a node that was leader when it stopped as
@@ -40,7 +54,8 @@
 //! # Invariants
 //!
 //! - A group's Raft instance exists before the listener accepts, so a peer never sees
-//!   UnknownGroup from a live node for a configured group.
+//!   UnknownGroup from a live replica of that group.
+//! - Every node and client computes the same placement from the same peer list and zones.
 //! - Reads are served only by a leader that has just confirmed its leadership with a quorum and
 //!   applied up to the commit index it saw at that moment.
 
@@ -50,19 +65,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_meta_state::{Command, Output, decode_record, encode_record};
+use cairn_meta_state::{Command, Output, Query, Response, decode_record, encode_record};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use tokio::io::BufStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::client::{MetaClient, MetaClientConfig};
+use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
+use crate::placement::{Placement, effective_zones};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
 use crate::types::{GroupId, MetaRequest, NodeId, Raft};
 use crate::wire::{
-    Envelope, MessageKind, Status, WireError, from_payload, read_envelope, to_payload,
-    write_envelope,
+    Envelope, MessageKind, Status, WireError, decode_batch, encode_batch_answers, from_payload,
+    read_envelope, to_payload, write_envelope,
 };
 
 /// Raft timing and log compaction of every group on a node.
@@ -110,9 +128,13 @@ pub struct MetaNodeConfig {
     pub listen_address: SocketAddr,
     /// Root of this node's state (`--data`): one LMDB directory per group.
     pub data_dir: PathBuf,
-    /// The initial voters of every group, this node included (`--peers`): id → `host:port`,
-    /// the address other nodes and clients dial (so not 0.0.0.0).
+    /// Every meta node of the cluster, this node included (`--peers`): id → `host:port`, the
+    /// address other nodes and clients dial (so not 0.0.0.0). Each group's initial voters are
+    /// the 3 of them that [`crate::placement`] chooses.
     pub peers: BTreeMap<NodeId, String>,
+    /// Availability zone of each peer (`--peers 1=host:port@az1,...`). Empty: every node is a
+    /// zone of its own. Placement puts a group's replicas in distinct zones.
+    pub zones: BTreeMap<NodeId, String>,
     /// P, the number of object partitions (`--partitions`, default 8). Fixed for the cluster's
     /// life: the ring maps keys by it.
     pub partition_count: u32,
@@ -138,10 +160,29 @@ impl MetaNodeConfig {
             listen_address,
             data_dir,
             peers,
+            zones: BTreeMap::new(),
             partition_count: 8,
             timing: RaftTiming::default(),
             bootstrap: true,
             map_size_bytes: DEFAULT_MAP_SIZE_BYTES,
+        }
+    }
+
+    /// Where every group of the deployment lives, computed from `peers` and `zones`.
+    pub fn placement(&self) -> Placement {
+        Placement::compute(
+            effective_zones(self.peers.keys().copied(), &self.zones),
+            self.partition_count,
+        )
+    }
+
+    /// The groups this node hosts: those placed on it, or every group for a node that joins an
+    /// existing cluster (it may be added to any group with [`MetaNode::add_learner`]).
+    pub fn hosted_groups(&self) -> Vec<GroupId> {
+        if self.bootstrap {
+            self.placement().groups_on(self.node_id)
+        } else {
+            GroupId::all(self.partition_count)
         }
     }
 
@@ -168,24 +209,41 @@ impl MetaNodeConfig {
 }
 
 /// Parses the `--peers` syntax `1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403` into
-/// id → address. Ids must be non-zero and distinct; addresses are kept as written (host:port).
+/// id → address, ignoring zones (see [`parse_peer_list`]).
 pub fn parse_peers(spec: &str) -> Result<BTreeMap<NodeId, String>, NodeError> {
+    parse_peer_list(spec).map(|(addresses, _zones)| addresses)
+}
+
+/// Parses `--peers`, optionally with an availability zone per node
+/// (`1=127.0.0.1:7401@az1,2=127.0.0.1:7402@az2,...`), into (id → address, id → zone). Ids must
+/// be non-zero and distinct; addresses are kept as written (host:port). Either every peer names
+/// its zone or none does (then every node is its own zone and the zone map is empty): a cluster
+/// where some nodes lack a zone is almost certainly a typo, and placement would treat each of
+/// them as a zone of its own.
+#[allow(clippy::type_complexity)]
+pub fn parse_peer_list(
+    spec: &str,
+) -> Result<(BTreeMap<NodeId, String>, BTreeMap<NodeId, String>), NodeError> {
     let mut peers = BTreeMap::new();
+    let mut zones = BTreeMap::new();
     for item in spec
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
     {
-        let Some((id, address)) = item.split_once('=') else {
+        let Some((id, rest)) = item.split_once('=') else {
             return Err(NodeError::Config(format!(
-                "peer {item:?} is not ID=HOST:PORT"
+                "peer {item:?} is not ID=HOST:PORT[@ZONE]"
             )));
         };
         let node_id: NodeId = id
             .trim()
             .parse()
             .map_err(|_| NodeError::Config(format!("peer id {id:?} is not a number")))?;
-        let address = address.trim();
+        let (address, zone) = match rest.split_once('@') {
+            Some((address, zone)) => (address.trim(), Some(zone.trim())),
+            None => (rest.trim(), None),
+        };
         if node_id == 0 || !address.contains(':') {
             return Err(NodeError::Config(format!(
                 "peer {item:?}: id must be non-zero and the address HOST:PORT"
@@ -196,11 +254,22 @@ pub fn parse_peers(spec: &str) -> Result<BTreeMap<NodeId, String>, NodeError> {
                 "peer id {node_id} appears twice"
             )));
         }
+        if let Some(zone) = zone {
+            if zone.is_empty() {
+                return Err(NodeError::Config(format!("peer {item:?}: empty zone")));
+            }
+            zones.insert(node_id, zone.to_owned());
+        }
     }
     if peers.is_empty() {
         return Err(NodeError::Config("no peers given".to_owned()));
     }
-    Ok(peers)
+    if !zones.is_empty() && zones.len() != peers.len() {
+        return Err(NodeError::Config(
+            "either every peer names its zone (ID=HOST:PORT@ZONE) or none does".to_owned(),
+        ));
+    }
+    Ok((peers, zones))
 }
 
 /// Errors of a node.
@@ -221,6 +290,19 @@ pub enum NodeError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("refused by the cluster: {0}")]
+    LayoutMismatch(String),
+}
+
+/// Where a node stands with the cluster layout check (see [`crate::layout`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayoutStatus {
+    /// Not answered yet (the partition-map group has no leader yet, or is unreachable).
+    Pending,
+    /// This node's configuration matches the recorded layout.
+    Verified,
+    /// It does not: the node has cut itself off from its peers and refuses client requests.
+    Refused(String),
 }
 
 /// One group's replica state as this node sees it (for `cairn meta status` and health checks).
@@ -259,6 +341,8 @@ pub struct MetaNode {
     groups: Groups,
     isolation: PeerIsolation,
     listener_task: JoinHandle<()>,
+    layout_task: JoinHandle<()>,
+    layout_status: tokio::sync::watch::Receiver<LayoutStatus>,
 }
 
 /// Opens a group's storage, waiting briefly if a previous instance in this process is still
@@ -308,13 +392,20 @@ impl MetaNode {
                 "partition_count must be at least 1".to_owned(),
             ));
         }
+        if !config.zones.is_empty() && !config.zones.keys().eq(config.peers.keys()) {
+            return Err(NodeError::Config(
+                "zones must name every peer and no other node".to_owned(),
+            ));
+        }
         let raft_config = config.raft_config()?;
         let local_address = listener.local_addr()?;
 
         let pool = Arc::new(ConnectionPool::default());
         let isolation = PeerIsolation::default();
+        let placement = config.placement();
+        let peer_addresses = Arc::new(config.peers.clone());
         let mut groups = BTreeMap::new();
-        for group in GroupId::all(config.partition_count) {
+        for group in config.hosted_groups() {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
             let reader = state_machine.reader();
             let (read_fence_index, read_fence_term) = log_store
@@ -323,6 +414,7 @@ impl MetaNode {
                 .map_err(|source| NodeError::Store { group, source })?;
             let network = NetworkFactory {
                 local_node_id: config.node_id,
+                peer_addresses: Arc::clone(&peer_addresses),
                 group,
                 pool: Arc::clone(&pool),
                 isolation: isolation.clone(),
@@ -347,18 +439,15 @@ impl MetaNode {
             );
         }
         let groups: Groups = Arc::new(groups);
+        let refusal: Refusal = Arc::new(std::sync::Mutex::new(None));
         let server = Server {
             groups: Arc::clone(&groups),
             isolation: isolation.clone(),
+            refusal: Arc::clone(&refusal),
             client_request_timeout: Duration::from_millis(config.timing.client_request_timeout_ms),
         };
         let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
 
-        let members: BTreeMap<NodeId, BasicNode> = config
-            .peers
-            .iter()
-            .map(|(&node_id, address)| (node_id, BasicNode::new(address)))
-            .collect();
         for (group, handle) in groups.iter() {
             let initialized = handle
                 .raft
@@ -366,25 +455,58 @@ impl MetaNode {
                 .await
                 .map_err(|error| NodeError::Raft(error.to_string()))?;
             if config.bootstrap && !initialized {
+                // Each group starts with its own placed replicas as voters.
+                let members: BTreeMap<NodeId, BasicNode> = placement
+                    .replicas(*group)
+                    .iter()
+                    .map(|node_id| (*node_id, BasicNode::new(&config.peers[node_id])))
+                    .collect();
                 // Another node's identical initialization may win first; that is the expected
                 // outcome of everyone bootstrapping at once, not a failure.
-                if let Err(error) = handle.raft.initialize(members.clone()).await {
+                if let Err(error) = handle.raft.initialize(members).await {
                     tracing::debug!(%group, %error, "initialize not applied");
                 }
             }
         }
         tracing::info!(node_id = config.node_id, %local_address, groups = groups.len(), "meta node started");
+        let (status_sender, layout_status) = tokio::sync::watch::channel(LayoutStatus::Pending);
+        let layout_task = tokio::spawn(check_cluster_layout(
+            config.clone(),
+            isolation.clone(),
+            refusal,
+            status_sender,
+        ));
         Ok(MetaNode {
             config,
             local_address,
             groups,
             isolation,
             listener_task,
+            layout_task,
+            layout_status,
         })
     }
 
     pub fn node_id(&self) -> NodeId {
         self.config.node_id
+    }
+
+    /// Where this node stands with the cluster layout check.
+    pub fn layout_status(&self) -> LayoutStatus {
+        self.layout_status.borrow().clone()
+    }
+
+    /// Waits until the layout check has an answer (verified or refused).
+    pub async fn layout_checked(&self) -> LayoutStatus {
+        let mut status = self.layout_status.clone();
+        match status
+            .wait_for(|status| *status != LayoutStatus::Pending)
+            .await
+        {
+            Ok(status) => status.clone(),
+            // The check task ended without an answer: the node is shutting down.
+            Err(_closed) => LayoutStatus::Pending,
+        }
     }
 
     /// The address the listener is bound to.
@@ -479,6 +601,7 @@ impl MetaNode {
 
     /// Stops every group and the listener. Storage is closed once openraft's tasks have exited.
     pub async fn shutdown(self) {
+        self.layout_task.abort();
         self.listener_task.abort();
         let _ = self.listener_task.await;
         for (group, handle) in self.groups.iter() {
@@ -507,22 +630,99 @@ fn write_error(
 pub async fn run_meta_node(config: MetaNodeConfig) -> Result<(), NodeError> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let node = MetaNode::start(config).await?;
+    let mut refused = None;
     tokio::select! {
         interrupted = tokio::signal::ctrl_c() => interrupted?,
         _ = terminate.recv() => {}
+        status = node.layout_checked_refused() => refused = Some(status),
     }
     tracing::info!(node_id = node.node_id(), "meta node shutting down");
     node.shutdown().await;
-    Ok(())
+    match refused {
+        Some(message) => Err(NodeError::LayoutMismatch(message)),
+        None => Ok(()),
+    }
+}
+
+impl MetaNode {
+    /// Resolves with the refusal message if the layout check refuses this node; never resolves
+    /// otherwise.
+    pub async fn layout_checked_refused(&self) -> String {
+        match self.layout_checked().await {
+            LayoutStatus::Refused(message) => message,
+            LayoutStatus::Verified | LayoutStatus::Pending => std::future::pending().await,
+        }
+    }
+}
+
+/// Checks this node's configuration against the cluster layout and refuses to serve on a
+/// mismatch. A bootstrapping node proposes its own layout (RecordLayout: the first proposal the
+/// partition-map group commits is the cluster's); a joining node only reads the recorded one.
+/// Retries until the partition-map group answers.
+async fn check_cluster_layout(
+    config: MetaNodeConfig,
+    isolation: PeerIsolation,
+    refusal: Refusal,
+    status: tokio::sync::watch::Sender<LayoutStatus>,
+) {
+    let placement = config.placement();
+    let ours = cluster_layout(&placement, config.partition_count);
+    let (comparison, command) = if config.bootstrap {
+        (LayoutComparison::Full, Command::RecordLayout(ours.clone()))
+    } else {
+        (
+            LayoutComparison::ParametersOnly,
+            Command::Read(Query::GetLayout),
+        )
+    };
+    let mut client_config = MetaClientConfig::new(config.peers.clone(), config.partition_count);
+    client_config.zones = config.zones.clone();
+    let client = MetaClient::new(client_config);
+    let recorded = loop {
+        let answer = match &command {
+            Command::Read(query) => client
+                .read_from(GroupId::PARTITION_MAP, query.clone())
+                .await
+                .map(|result| result.map_err(|error| error.to_string())),
+            command => client
+                .write_to(GroupId::PARTITION_MAP, command.clone())
+                .await
+                .map(|output| output.result.map_err(|error| error.to_string())),
+        };
+        match answer {
+            Ok(Ok(Response::Layout(Some(recorded)))) => break recorded,
+            Ok(other) => tracing::debug!(?other, "no cluster layout yet"),
+            Err(error) => tracing::debug!(%error, "cluster layout check: retrying"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    match check_layout(&ours, &recorded, comparison) {
+        Ok(()) => {
+            tracing::info!(node_id = config.node_id, "cluster layout verified");
+            let _ = status.send(LayoutStatus::Verified);
+        }
+        Err(message) => {
+            tracing::error!(node_id = config.node_id, %message, "refusing to serve");
+            // Raft traffic stops both ways before anyone learns of the refusal, so a
+            // misconfigured node takes no further part in any group.
+            isolation.set(true);
+            *refusal.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(message.clone());
+            let _ = status.send(LayoutStatus::Refused(message));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Listener
 
+/// Set when the layout check refused this node: the reason client requests are answered with.
+type Refusal = Arc<std::sync::Mutex<Option<String>>>;
+
 /// What every connection task of the listener shares.
 struct Server {
     groups: Groups,
     isolation: PeerIsolation,
+    refusal: Refusal,
     client_request_timeout: Duration,
 }
 
@@ -597,6 +797,15 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
         request.kind,
         MessageKind::AppendEntries | MessageKind::Vote | MessageKind::InstallSnapshot
     );
+    if !is_peer_rpc
+        && let Some(message) = server
+            .refusal
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    {
+        return failure(request, Status::BadRequest, message);
+    }
     if is_peer_rpc && server.isolation.is_isolated() {
         return failure(
             request,
@@ -651,6 +860,7 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
                 Ok(Err(error)) => failure(request, Status::Unavailable, error),
             },
         },
+        MessageKind::ClientWriteBatch => write_batch(server, raft, request).await,
         MessageKind::ClientRead => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
             Ok(Command::Read(query)) => match tokio::time::timeout(
@@ -693,6 +903,56 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
     }
 }
 
+/// Serves a ClientWriteBatch: every command goes to openraft at once, in order, so they become
+/// consecutive log entries, replicated to the followers in a few AppendEntries rather than one
+/// round trip per command.
+async fn write_batch(server: &Server, raft: &Raft, request: &Envelope) -> Envelope {
+    let commands = match decode_batch(&request.payload).and_then(|items| {
+        items
+            .into_iter()
+            .map(|item| {
+                decode_record::<Command>(item)
+                    .map_err(|error| WireError::Invalid(error.to_string()))
+            })
+            .collect::<Result<Vec<Command>, WireError>>()
+    }) {
+        Ok(commands) => commands,
+        Err(error) => return bad_request(request, error),
+    };
+    // join_all polls the writes in order, so they enter openraft's queue (and the log) in the
+    // order given.
+    let writes = commands
+        .into_iter()
+        .map(|command| raft.client_write(MetaRequest(command)));
+    let results = match tokio::time::timeout(
+        server.client_request_timeout,
+        futures::future::join_all(writes),
+    )
+    .await
+    {
+        Err(_elapsed) => return failure(request, Status::Unavailable, "write timed out"),
+        Ok(results) => results,
+    };
+    // A node that does not lead refuses every command alike: redirect the whole batch.
+    if let Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) =
+        results.first()
+    {
+        return forward_to_leader(request, forward.leader_id, forward.leader_node.clone());
+    }
+    let answers: Vec<Result<Vec<u8>, String>> = results
+        .into_iter()
+        .map(|result| match result {
+            Ok(written) => written
+                .data
+                .0
+                .map(|output| encode_record(&output))
+                .ok_or_else(|| "entry produced no output".to_owned()),
+            Err(error) => Err(error.to_string()),
+        })
+        .collect();
+    Envelope::response_to(request, Status::Ok, encode_batch_answers(&answers))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,6 +964,22 @@ mod tests {
         assert_eq!(peers[&3], "meta-3:7403");
         for bad in ["", "1", "0=a:1", "x=a:1", "1=a:1,1=b:2", "1=nohostport"] {
             assert!(parse_peers(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn peers_with_zones_parse_and_zones_are_all_or_nothing() {
+        let (peers, zones) =
+            parse_peer_list("1=127.0.0.1:7401@az1,2=127.0.0.1:7402@az2, 3=meta-3:7403@az1")
+                .unwrap();
+        assert_eq!(peers[&3], "meta-3:7403");
+        assert_eq!(zones[&1], "az1");
+        assert_eq!(zones[&3], "az1");
+        assert_eq!(parse_peers("1=a:1@z").unwrap()[&1], "a:1");
+        let (_, no_zones) = parse_peer_list("1=a:1,2=b:2").unwrap();
+        assert!(no_zones.is_empty());
+        for bad in ["1=a:1@az1,2=b:2", "1=a:1@", "1=@az1"] {
+            assert!(parse_peer_list(bad).is_err(), "{bad:?} accepted");
         }
     }
 

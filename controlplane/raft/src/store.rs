@@ -29,6 +29,11 @@
 //! committed id, which is safe: an older committed id is still a true lower bound, and the leader
 //! re-announces the rest.
 //!
+//! `append` writes and fsyncs before it returns rather than handing the entries to a background
+//! group commit: openraft 0.9.25 waits for each append's flush callback before it takes the next
+//! client write (`RaftCore::append_to_log`), so a deferred flush would batch nothing. A leader
+//! therefore commits at most one entry per fsync per group; throughput comes from partitions.
+//!
 //! # Invariants
 //!
 //! - Every write is one LMDB transaction committed with fsync (the environment is opened without
@@ -229,6 +234,42 @@ pub fn open_group_storage(
         snapshot_sequence: 0,
     };
     Ok((log_store, state_machine))
+}
+
+/// The state the storage of a stopped replica in `dir` holds: its snapshot with every later log
+/// entry applied in order. For offline inspection (tests, admin tools): no Raft instance runs
+/// and nothing is written. Entries past the replica's committed index are applied too (the
+/// committed index is stored lazily, see the module header), so the result is the replica's
+/// state if its whole log commits, which is what a replica that followed a leader to the end
+/// of its log holds.
+pub fn read_replica_state(dir: &Path, role: Role) -> Result<StateMachine, StoreError> {
+    if !dir.is_dir() {
+        return Err(StoreError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let databases = Arc::new(GroupDatabases::open(dir, DEFAULT_MAP_SIZE_BYTES)?);
+    let (mut machine, first_index) = match databases.read_snapshot()? {
+        Some((meta, data)) => {
+            let first_index = meta.last_log_id.map_or(0, |log_id| log_id.index + 1);
+            (
+                AppliedState::from_snapshot(role, &meta, &data)?.machine,
+                first_index,
+            )
+        }
+        None => (StateMachine::new(role), 0),
+    };
+    let log = LogStore {
+        databases,
+        pending_committed: Arc::new(std::sync::Mutex::new(None)),
+    };
+    for entry in log.read_entries(first_index..)? {
+        if let EntryPayload::Normal(request) = entry.payload {
+            machine.apply(request.0, entry.log_id.index);
+        }
+    }
+    Ok(machine)
 }
 
 // ---------------------------------------------------------------------------------------------

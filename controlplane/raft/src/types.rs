@@ -19,42 +19,70 @@ pub type NodeId = u64;
 pub struct GroupId(pub u64);
 
 impl GroupId {
-    /// The bucket service (buckets, access keys and the node registry share one group: the
-    /// meta-state `BucketService` role holds all three).
+    /// The bucket service (buckets and access keys: the meta-state `BucketService` role).
     pub const BUCKET_SERVICE: GroupId = GroupId(0);
+
+    /// The storage-node registry (registrations, heartbeats, UP/DOWN: the meta-state
+    /// `NodeRegistry` role). Its id lies above every partition's (partitions are 1..=P with P a
+    /// `u32`), so adding partitions never renames it.
+    pub const NODE_REGISTRY: GroupId = GroupId(1 << 32);
+
+    /// The partition map: records the cluster layout (partition count, ring and placement
+    /// parameters, group → replicas) at the first bootstrap; see [`crate::layout`].
+    pub const PARTITION_MAP: GroupId = GroupId((1 << 32) + 1);
 
     /// The group of object partition `partition_index` (0-based): group ids 1..=P.
     pub fn partition(partition_index: u32) -> GroupId {
         GroupId(u64::from(partition_index) + 1)
     }
 
-    /// The meta-state role this group's state machine has in a deployment with
-    /// `partition_count` object partitions.
-    pub fn role(self, partition_count: u32) -> Role {
-        if self == GroupId::BUCKET_SERVICE {
-            Role::BucketService
+    /// The partition index of an object-partition group, `None` for the other groups.
+    pub fn partition_index(self) -> Option<u32> {
+        if self.0 >= 1 && self.0 <= u64::from(u32::MAX) {
+            Some((self.0 - 1) as u32)
         } else {
-            Role::ObjectPartition {
-                partition_index: (self.0 - 1) as u32,
-                partition_count,
-            }
+            None
         }
     }
 
-    /// Every group of a deployment with `partition_count` partitions: the bucket service first.
+    /// The meta-state role this group's state machine has in a deployment with
+    /// `partition_count` object partitions.
+    pub fn role(self, partition_count: u32) -> Role {
+        match self {
+            GroupId::BUCKET_SERVICE => Role::BucketService,
+            GroupId::NODE_REGISTRY => Role::NodeRegistry,
+            GroupId::PARTITION_MAP => Role::PartitionMap,
+            _ => Role::ObjectPartition {
+                partition_index: (self.0 - 1) as u32,
+                partition_count,
+            },
+        }
+    }
+
+    /// Every group of a deployment with `partition_count` partitions: the cluster-wide groups
+    /// first, then the partitions in index order.
     pub fn all(partition_count: u32) -> Vec<GroupId> {
-        std::iter::once(GroupId::BUCKET_SERVICE)
-            .chain((0..partition_count).map(GroupId::partition))
-            .collect()
+        [
+            GroupId::BUCKET_SERVICE,
+            GroupId::NODE_REGISTRY,
+            GroupId::PARTITION_MAP,
+        ]
+        .into_iter()
+        .chain((0..partition_count).map(GroupId::partition))
+        .collect()
     }
 }
 
 impl fmt::Display for GroupId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == GroupId::BUCKET_SERVICE {
-            write!(formatter, "bucket-service")
-        } else {
-            write!(formatter, "partition-{}", self.0 - 1)
+        match *self {
+            GroupId::BUCKET_SERVICE => write!(formatter, "bucket-service"),
+            GroupId::NODE_REGISTRY => write!(formatter, "node-registry"),
+            GroupId::PARTITION_MAP => write!(formatter, "partition-map"),
+            _ => match self.partition_index() {
+                Some(partition_index) => write!(formatter, "partition-{partition_index}"),
+                None => write!(formatter, "group-{}", self.0),
+            },
         }
     }
 }

@@ -37,6 +37,8 @@ pub enum MessageKind {
     InstallSnapshot,
     ClientWrite,
     ClientRead,
+    /// Several commands for one group in one request, each its own log entry.
+    ClientWriteBatch,
 }
 
 /// How a request ended (always `Ok` on requests).
@@ -88,6 +90,7 @@ impl MessageKind {
             MessageKind::InstallSnapshot => fb::MessageKind::InstallSnapshot,
             MessageKind::ClientWrite => fb::MessageKind::ClientWrite,
             MessageKind::ClientRead => fb::MessageKind::ClientRead,
+            MessageKind::ClientWriteBatch => fb::MessageKind::ClientWriteBatch,
         }
     }
 
@@ -98,6 +101,7 @@ impl MessageKind {
             fb::MessageKind::InstallSnapshot => MessageKind::InstallSnapshot,
             fb::MessageKind::ClientWrite => MessageKind::ClientWrite,
             fb::MessageKind::ClientRead => MessageKind::ClientRead,
+            fb::MessageKind::ClientWriteBatch => MessageKind::ClientWriteBatch,
             other => {
                 return Err(WireError::UnknownEnum {
                     what: "message kind",
@@ -253,6 +257,116 @@ where
     Envelope::decode(&body).map(Some)
 }
 
+/// The payload of a ClientWriteBatch request: a u32 count, then each item as a u32 length and
+/// its bytes (the command's record encoding). See the schema comment.
+pub fn encode_batch<'a>(items: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for item in items {
+        payload.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        payload.extend_from_slice(item);
+    }
+    payload
+}
+
+/// Reads a little-endian u32 at `*offset` and advances it.
+fn read_u32(payload: &[u8], offset: &mut usize) -> Result<u32, WireError> {
+    let bytes = payload
+        .get(*offset..*offset + 4)
+        .ok_or_else(|| WireError::Invalid("batch ends inside a length".to_owned()))?;
+    *offset += 4;
+    Ok(u32::from_le_bytes(bytes.try_into().expect("four bytes")))
+}
+
+/// Reads `length` bytes at `*offset` and advances it.
+fn read_bytes<'a>(
+    payload: &'a [u8],
+    offset: &mut usize,
+    length: usize,
+) -> Result<&'a [u8], WireError> {
+    let bytes = payload
+        .get(*offset..*offset + length)
+        .ok_or_else(|| WireError::Invalid("batch item longer than the payload".to_owned()))?;
+    *offset += length;
+    Ok(bytes)
+}
+
+/// Splits a ClientWriteBatch request payload into its items.
+pub fn decode_batch(payload: &[u8]) -> Result<Vec<&[u8]>, WireError> {
+    let mut offset = 0;
+    let count = read_u32(payload, &mut offset)? as usize;
+    // Every item takes at least its 4-byte length: a larger count is garbage, refused before
+    // allocating for it.
+    if count > payload.len() / 4 {
+        return Err(WireError::Invalid(format!(
+            "batch of {count} items in {} bytes",
+            payload.len()
+        )));
+    }
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        let length = read_u32(payload, &mut offset)? as usize;
+        items.push(read_bytes(payload, &mut offset, length)?);
+    }
+    if offset != payload.len() {
+        return Err(WireError::Invalid(
+            "bytes after the last batch item".to_owned(),
+        ));
+    }
+    Ok(items)
+}
+
+/// The payload of a ClientWriteBatch response: per command its encoded `Output`, or why it was
+/// not applied.
+pub fn encode_batch_answers(answers: &[Result<Vec<u8>, String>]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&(answers.len() as u32).to_le_bytes());
+    for answer in answers {
+        let (tag, bytes) = match answer {
+            Ok(output) => (0u8, output.as_slice()),
+            Err(message) => (1u8, message.as_bytes()),
+        };
+        payload.push(tag);
+        payload.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        payload.extend_from_slice(bytes);
+    }
+    payload
+}
+
+/// Reads a ClientWriteBatch response payload.
+pub fn decode_batch_answers(payload: &[u8]) -> Result<Vec<Result<Vec<u8>, String>>, WireError> {
+    let mut offset = 0;
+    let count = read_u32(payload, &mut offset)? as usize;
+    if count > payload.len() / 5 {
+        return Err(WireError::Invalid(format!(
+            "{count} answers in {} bytes",
+            payload.len()
+        )));
+    }
+    let mut answers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let tag = read_bytes(payload, &mut offset, 1)?[0];
+        let length = read_u32(payload, &mut offset)? as usize;
+        let bytes = read_bytes(payload, &mut offset, length)?;
+        answers.push(match tag {
+            0 => Ok(bytes.to_vec()),
+            1 => Err(String::from_utf8_lossy(bytes).into_owned()),
+            other => {
+                return Err(WireError::UnknownEnum {
+                    what: "batch answer",
+                    value: other,
+                });
+            }
+        });
+    }
+    if offset != payload.len() {
+        return Err(WireError::Invalid(
+            "bytes after the last batch answer".to_owned(),
+        ));
+    }
+    Ok(answers)
+}
+
 /// Serialises an openraft value for a payload.
 pub fn to_payload<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // openraft's RPC types are plain serde structs and enums; postcard cannot fail on them.
@@ -318,6 +432,34 @@ mod tests {
             Envelope::decode(builder.finished_data()),
             Err(WireError::UnsupportedVersion(_))
         ));
+    }
+
+    #[test]
+    fn batches_round_trip_and_garbage_is_refused() {
+        let items: Vec<Vec<u8>> = vec![vec![1, 2, 3], Vec::new(), vec![9; 300]];
+        let payload = encode_batch(items.iter().map(Vec::as_slice));
+        let decoded = decode_batch(&payload).unwrap();
+        assert_eq!(decoded, items.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let answers = vec![
+            Ok(vec![7, 7]),
+            Err("not applied".to_owned()),
+            Ok(Vec::new()),
+        ];
+        assert_eq!(
+            decode_batch_answers(&encode_batch_answers(&answers)).unwrap(),
+            answers
+        );
+        for garbage in [
+            &[][..],
+            &[1, 0, 0][..],
+            &[0xff, 0xff, 0xff, 0xff][..],
+            &[1, 0, 0, 0, 9, 0, 0, 0, 1][..],
+            &[0, 0, 0, 0, 1][..],
+        ] {
+            assert!(decode_batch(garbage).is_err(), "{garbage:?}");
+            assert!(decode_batch_answers(garbage).is_err(), "{garbage:?}");
+        }
+        assert!(decode_batch_answers(&[1, 0, 0, 0, 2, 0, 0, 0, 0]).is_err());
     }
 
     #[tokio::test]

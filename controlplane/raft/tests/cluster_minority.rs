@@ -17,6 +17,14 @@ async fn replica_without_quorum_refuses_reads_and_writes() {
     let group = GroupId::partition(0);
     put(&client, "kept").await;
 
+    // The client checks its layout on first use; it does so while the cluster is whole, so that
+    // what follows tests the lone replica's answers and not the layout check.
+    let mut impatient = MetaClientConfig::new(cluster.peers(), cluster.partition_count);
+    impatient.attempt_timeout_ms = 800;
+    impatient.operation_timeout_ms = 2_000;
+    let impatient = MetaClient::new(impatient);
+    impatient.verify_layout().await.expect("layout");
+
     let leader = cluster.wait_for_leader(group, Duration::from_secs(5)).await;
     let others: Vec<u64> = cluster
         .nodes
@@ -28,10 +36,6 @@ async fn replica_without_quorum_refuses_reads_and_writes() {
         cluster.stop(node_id).await;
     }
 
-    let mut impatient = MetaClientConfig::new(cluster.peers(), cluster.partition_count);
-    impatient.attempt_timeout_ms = 800;
-    impatient.operation_timeout_ms = 2_000;
-    let impatient = MetaClient::new(impatient);
     let read = impatient
         .read(cairn_meta_state::Query::GetObject {
             bucket: BUCKET.to_owned(),

@@ -5,19 +5,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use cairn_raft::{ClientError, GroupId, MetaClient, MetaClientConfig};
 use common::{BUCKET, Cluster, fast_timing, get, local_get, prepare, put, put_with_token};
 
+/// A client that dials only `node_ids` (placement still covers the whole cluster).
 fn client_for(cluster: &Cluster, node_ids: &[u64], impatient: bool) -> MetaClient {
-    let nodes: BTreeMap<u64, String> = cluster
-        .peers()
-        .into_iter()
-        .filter(|(node_id, _)| node_ids.contains(node_id))
-        .collect();
-    let mut config = MetaClientConfig::new(nodes, cluster.partition_count);
+    let mut config = MetaClientConfig::new(cluster.peers(), cluster.partition_count);
+    config.dial_only = Some(node_ids.iter().copied().collect::<BTreeSet<u64>>());
     if impatient {
         config.attempt_timeout_ms = 800;
         config.operation_timeout_ms = 2_000;
@@ -39,17 +36,20 @@ async fn cut_off_leader_serves_no_stale_reads_and_converges_after_healing() {
         .copied()
         .filter(|&node_id| node_id != old_leader)
         .collect();
+    // Both clients check the layout while the cluster is whole.
+    let majority_client = client_for(&cluster, &majority, false);
+    majority_client.verify_layout().await.expect("layout");
+    let minority_client = client_for(&cluster, &[old_leader], true);
+    minority_client.verify_layout().await.expect("layout");
     cluster.nodes[&old_leader].set_isolated_from_peers(true);
 
     // The majority elects a leader of its own and takes a write.
-    let majority_client = client_for(&cluster, &majority, false);
     let started = Instant::now();
     let second = put_with_token(&majority_client, "k", "token-k-second").await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_ne!(second.version_id, first.version_id);
 
     // The cut-off replica still believes it leads, but refuses to answer from its stale state.
-    let minority_client = client_for(&cluster, &[old_leader], true);
     let read = minority_client
         .read(cairn_meta_state::Query::GetObject {
             bucket: BUCKET.to_owned(),

@@ -13,15 +13,16 @@ pub mod raft {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_MESSAGE_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_MESSAGE_KIND: u8 = 4;
+pub const ENUM_MAX_MESSAGE_KIND: u8 = 5;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_MESSAGE_KIND: [MessageKind; 5] = [
+pub const ENUM_VALUES_MESSAGE_KIND: [MessageKind; 6] = [
   MessageKind::AppendEntries,
   MessageKind::Vote,
   MessageKind::InstallSnapshot,
   MessageKind::ClientWrite,
   MessageKind::ClientRead,
+  MessageKind::ClientWriteBatch,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -34,15 +35,17 @@ impl MessageKind {
   pub const InstallSnapshot: Self = Self(2);
   pub const ClientWrite: Self = Self(3);
   pub const ClientRead: Self = Self(4);
+  pub const ClientWriteBatch: Self = Self(5);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 4;
+  pub const ENUM_MAX: u8 = 5;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::AppendEntries,
     Self::Vote,
     Self::InstallSnapshot,
     Self::ClientWrite,
     Self::ClientRead,
+    Self::ClientWriteBatch,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -52,6 +55,7 @@ impl MessageKind {
       Self::InstallSnapshot => Some("InstallSnapshot"),
       Self::ClientWrite => Some("ClientWrite"),
       Self::ClientRead => Some("ClientRead"),
+      Self::ClientWriteBatch => Some("ClientWriteBatch"),
       _ => None,
     }
   }

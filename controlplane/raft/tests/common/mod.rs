@@ -30,6 +30,8 @@ pub struct Cluster {
     pub dirs: BTreeMap<NodeId, tempfile::TempDir>,
     pub addresses: BTreeMap<NodeId, SocketAddr>,
     pub nodes: BTreeMap<NodeId, MetaNode>,
+    /// Zone of each node (empty: every node its own zone).
+    pub zones: BTreeMap<NodeId, String>,
     pub partition_count: u32,
     pub timing: RaftTiming,
 }
@@ -37,6 +39,24 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `node_count` bootstrapping nodes with ids 1..=node_count.
     pub async fn start(node_count: u64, partition_count: u32, timing: RaftTiming) -> Cluster {
+        Cluster::start_in_zones(&vec![""; node_count as usize], partition_count, timing).await
+    }
+
+    /// Starts one bootstrapping node per entry of `zones` (ids 1..), node i in zone `zones[i-1]`;
+    /// all zones empty means no zones configured.
+    pub async fn start_in_zones(
+        zones: &[&str],
+        partition_count: u32,
+        timing: RaftTiming,
+    ) -> Cluster {
+        let node_count = zones.len() as u64;
+        let zones: BTreeMap<NodeId, String> = if zones.iter().all(|zone| zone.is_empty()) {
+            BTreeMap::new()
+        } else {
+            (1..=node_count)
+                .zip(zones.iter().map(|zone| zone.to_string()))
+                .collect()
+        };
         let mut listeners = BTreeMap::new();
         let mut addresses = BTreeMap::new();
         for node_id in 1..=node_count {
@@ -48,6 +68,7 @@ impl Cluster {
             dirs: BTreeMap::new(),
             addresses,
             nodes: BTreeMap::new(),
+            zones,
             partition_count,
             timing,
         };
@@ -78,14 +99,20 @@ impl Cluster {
             self.peers(),
         );
         config.partition_count = self.partition_count;
+        config.zones = self.zones.clone();
         config.timing = self.timing.clone();
         config
     }
 
-    pub fn client(&self) -> MetaClient {
+    pub fn client_config(&self) -> MetaClientConfig {
         let mut config = MetaClientConfig::new(self.peers(), self.partition_count);
+        config.zones = self.zones.clone();
         config.operation_timeout_ms = 20_000;
-        MetaClient::new(config)
+        config
+    }
+
+    pub fn client(&self) -> MetaClient {
+        MetaClient::new(self.client_config())
     }
 
     /// Starts a node that joins nothing by itself (`bootstrap: false`), to be added by a leader.
@@ -129,13 +156,10 @@ impl Cluster {
                 .nodes
                 .values()
                 .filter(|node| {
-                    let metrics = node
-                        .group(group)
-                        .expect("group")
-                        .raft
-                        .metrics()
-                        .borrow()
-                        .clone();
+                    let Some(handle) = node.group(group) else {
+                        return false;
+                    };
+                    let metrics = handle.raft.metrics().borrow().clone();
                     metrics
                         .membership_config
                         .membership()
@@ -197,6 +221,55 @@ pub fn prepare(key: &str, token: &str) -> Command {
         versioning: VersioningState::Unversioned,
         now_ms: 10_000,
     })
+}
+
+/// The CommitWrite of an empty object prepared with `token`.
+pub fn commit(key: &str, token: &str, version_id: cairn_meta_state::VersionId) -> Command {
+    Command::CommitWrite(CommitWrite {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version_id,
+        idempotency_token: token.to_owned(),
+        checksums: Checksums {
+            etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+            additional: None,
+        },
+        parts: Vec::new(),
+        now_ms: 20_000,
+    })
+}
+
+/// PrepareWrite + CommitWrite of every key, each phase in one batch per partition
+/// ([`MetaClient::write_many`]). A key whose batch item was not applied is put again alone
+/// (both commands are idempotent by the key's token). Panics if a key cannot be put.
+pub async fn put_batch(client: &MetaClient, keys: &[String]) {
+    let token = |key: &str| format!("token-{key}");
+    let prepares = keys.iter().map(|key| prepare(key, &token(key))).collect();
+    let prepared = client.write_many(prepares).await.expect("prepare batch");
+    let mut commits = Vec::new();
+    let mut committing = Vec::new();
+    let mut again = Vec::new();
+    for (key, answer) in keys.iter().zip(prepared) {
+        match answer.map(|output| output.result) {
+            Ok(Ok(Response::Prepared { record, .. })) => {
+                commits.push(commit(key, &token(key), record.version_id));
+                committing.push(key);
+            }
+            _ => again.push(key),
+        }
+    }
+    let committed = client.write_many(commits).await.expect("commit batch");
+    for (key, answer) in committing.into_iter().zip(committed) {
+        if !matches!(
+            answer.map(|output| output.result),
+            Ok(Ok(Response::Committed { .. }))
+        ) {
+            again.push(key);
+        }
+    }
+    for key in again {
+        assert!(try_put(client, key).await, "put {key}");
+    }
 }
 
 /// PrepareWrite + CommitWrite of an empty object through the client; returns the record.
