@@ -129,7 +129,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
         table.push_str(&format!(
             "ratio {}/{} ops/s: min {:.2} median {:.2} max {:.2}\n",
-            args.name, args.peer_name, ratio["min"], ratio["median"], ratio["max"]
+            args.name,
+            args.peer_name,
+            ratio["min"].as_f64().unwrap_or(f64::NAN),
+            ratio["median"].as_f64().unwrap_or(f64::NAN),
+            ratio["max"].as_f64().unwrap_or(f64::NAN)
         ));
         eprint!("{table}");
         if let Some(directory) = &args.output.svg_dir {
