@@ -123,6 +123,22 @@ pub fn error_response(
         .expect("static header names and values are valid")
 }
 
+/// An error response that carries extra headers, as S3 sends `x-amz-delete-marker` and
+/// `x-amz-version-id` with the 404 or 405 of a delete marker. Returned as `Ok` by a handler.
+pub fn error_response_with_headers(
+    context: &crate::server::RequestContext<'_>,
+    error: &S3Error,
+    headers: &[(&'static str, String)],
+) -> http::Response<ResponseBody> {
+    let mut response = error_response(error, context.resource, context.request_id, context.is_head);
+    for (name, value) in headers {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
