@@ -1,6 +1,7 @@
 //! Black-box tests of the S3 API breadth (issue 6) against `cairn dev`, each behaviour checked
 //! through both boto3 (tests/python/s3_<area>.py) and the Rust AWS SDK: bucket versioning, version
-//! ids, delete markers, the null version and ListObjectVersions.
+//! ids, delete markers, the null version and ListObjectVersions; conditional writes
+//! (`If-None-Match: *`, `If-Match`) including racing writers of one key.
 
 use std::path::Path;
 
@@ -312,6 +313,108 @@ async fn sdk_versioning(s3: &Client) {
             .unwrap();
     }
     s3.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
+async fn sdk_conditional_writes(s3: &Client) {
+    let bucket = "sdk-conditional";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let put = |body: &'static [u8]| {
+        s3.put_object()
+            .bucket(bucket)
+            .key("key")
+            .body(ByteStream::from_static(body))
+    };
+    let first = put(b"first").if_none_match("*").send().await.unwrap();
+    let refused = put(b"second").if_none_match("*").send().await.unwrap_err();
+    assert_eq!(
+        code_and_status(&refused),
+        ("PreconditionFailed".to_owned(), 412)
+    );
+    let etag = first.e_tag().unwrap().to_owned();
+    let wrong = put(b"x").if_match("\"00\"").send().await.unwrap_err();
+    assert_eq!(
+        code_and_status(&wrong),
+        ("PreconditionFailed".to_owned(), 412)
+    );
+    let second = put(b"second").if_match(&etag).send().await.unwrap();
+    assert_eq!(body_of(s3, bucket, "key", None).await, b"second");
+    let stale = s3
+        .delete_object()
+        .bucket(bucket)
+        .key("key")
+        .if_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&stale),
+        ("PreconditionFailed".to_owned(), 412)
+    );
+    s3.delete_object()
+        .bucket(bucket)
+        .key("key")
+        .if_match(second.e_tag().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    // Racing writers of a new key: exactly one 200.
+    let writers = (0..6u8).map(|n| {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key("race")
+                .body(ByteStream::from(vec![n; 1000]))
+                .if_none_match("*")
+                .send()
+                .await
+                .map(|_| n)
+                .map_err(|error| code_and_status(&error))
+        })
+    });
+    let mut winners = Vec::new();
+    for outcome in futures_join(writers).await {
+        match outcome {
+            Ok(n) => winners.push(n),
+            Err((code, status)) => assert!(
+                (code == "PreconditionFailed" && status == 412)
+                    || (code == "ConditionalRequestConflict" && status == 409),
+                "{code} {status}"
+            ),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        body_of(s3, bucket, "race", None).await,
+        vec![winners[0]; 1000]
+    );
+    s3.delete_object()
+        .bucket(bucket)
+        .key("race")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
+async fn futures_join<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut outcomes = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        outcomes.push(handle.await.unwrap());
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_through_boto3_and_aws_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
+    tokio::task::block_in_place(|| boto3("s3_conditional.py", &dev));
+    sdk_conditional_writes(&client(&dev)).await;
+    dev.assert_no_errors_logged();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,6 +156,8 @@ impl MetaClient {
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
             Command::PurgeGarbage { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
+            // A condition is checked where its command applies.
+            Command::Conditional { command, .. } => return self.group_for_command(command),
             other => {
                 debug_assert_eq!(other.scope(), Scope::Bucket);
                 return Some(GroupId::BUCKET_SERVICE);

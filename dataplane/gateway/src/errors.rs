@@ -58,7 +58,10 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
             S3Error::InvalidRequest(error.to_string())
         }
         MetaError::NoSuchAccessKey { .. } => S3Error::InvalidAccessKeyId,
-        MetaError::RecordVersionMismatch { .. } => S3Error::ConditionalRequestConflict,
+        MetaError::RecordVersionMismatch { .. } | MetaError::ConditionalRequestConflict { .. } => {
+            S3Error::ConditionalRequestConflict
+        }
+        MetaError::PreconditionFailed { .. } => S3Error::PreconditionFailed,
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -224,6 +227,14 @@ mod tests {
                 log_index: 1,
                 last_applied_index: 2,
             },
+            MetaError::PreconditionFailed {
+                bucket: bucket(),
+                key: key(),
+            },
+            MetaError::ConditionalRequestConflict {
+                bucket: bucket(),
+                key: key(),
+            },
         ]
     }
 
@@ -258,6 +269,8 @@ mod tests {
             MetaError::NoSuchNode { .. } => ("InternalError", 500),
             MetaError::WrongRole { .. } => ("InternalError", 500),
             MetaError::StaleLogIndex { .. } => ("InternalError", 500),
+            MetaError::PreconditionFailed { .. } => ("PreconditionFailed", 412),
+            MetaError::ConditionalRequestConflict { .. } => ("ConditionalRequestConflict", 409),
         }
     }
 

@@ -274,6 +274,7 @@ pub async fn complete_multipart_upload(
         .await?;
     body.finish()?;
     let requested = parse_complete_multipart_upload(&document)?;
+    let condition = crate::object::check_write_condition(context, bucket, key, true).await?;
     let plan = plan_completion(&requested, |part_number| {
         let part = upload.parts.get(&part_number)?;
         Some(StoredPart {
@@ -299,6 +300,7 @@ pub async fn complete_multipart_upload(
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
     });
+    let command = crate::object::with_condition(command, &condition);
     let Response::Committed { record, .. } = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);
     };

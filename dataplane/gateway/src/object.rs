@@ -31,7 +31,7 @@ use cairn_ec::{
 use cairn_meta_state::{
     AdditionalChecksum, BlockShards, Checksums, Command, CommitWrite, MetaError, ObjectRecord,
     PartShards, PrepareWrite, Query, Response, ShardIndex, ShardPlacement, StorageClass,
-    TransactionState, VersionId, VersionSelector, VersioningState,
+    TransactionState, VersionId, VersionSelector, VersioningState, WriteCondition,
 };
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
@@ -91,6 +91,66 @@ pub(crate) fn insert_version_id(
         && let Ok(value) = http::HeaderValue::from_str(&version_id)
     {
         response.headers_mut().insert("x-amz-version-id", value);
+    }
+}
+
+/// A conditional write's condition and the current version id seen when it was first checked.
+pub(crate) type CheckedCondition = (WriteCondition, Option<VersionId>);
+
+/// S3's conditional writes: `If-None-Match: *` (only `*` is supported, as in S3) or
+/// `If-Match: <etag>` on PUT, CompleteMultipartUpload and (`If-Match` only) DeleteObject. The
+/// condition is checked here first, so a write that cannot succeed stores nothing, and again
+/// atomically when the commit applies ([`Command::Conditional`]); the version id seen here lets
+/// the state machine tell a lost race (409) from a plain failure (412).
+pub(crate) async fn check_write_condition(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    allow_if_none_match: bool,
+) -> Result<Option<CheckedCondition>, S3Error> {
+    let condition = match (context.header("if-none-match"), context.header("if-match")) {
+        (Some(_), _) if !allow_if_none_match => return Err(S3Error::NotImplemented),
+        (Some(value), _) if value.trim() == "*" => WriteCondition::Absent,
+        (Some(_), _) => return Err(S3Error::NotImplemented),
+        (None, Some(value)) => {
+            WriteCondition::EtagMatches(value.trim().trim_matches('"').to_owned())
+        }
+        (None, None) => return Ok(None),
+    };
+    let answer = context
+        .executor
+        .meta_read(Query::GetObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version: VersionSelector::Current,
+        })
+        .await?;
+    let (observed, current_etag) = match answer {
+        Ok(Response::Object(record)) => (Some(record.version_id), Some(record.checksums.etag)),
+        Ok(_) => return Err(S3Error::InternalError),
+        Err(MetaError::NoSuchKey { delete_marker, .. }) => (delete_marker, None),
+        Err(error) => return Err(meta_error_to_s3(&error)),
+    };
+    match (&condition, current_etag) {
+        (WriteCondition::Absent, Some(_)) => return Err(S3Error::PreconditionFailed),
+        (WriteCondition::EtagMatches(_), None) => return Err(S3Error::NoSuchKey),
+        (WriteCondition::EtagMatches(wanted), Some(etag)) if *wanted != etag => {
+            return Err(S3Error::PreconditionFailed);
+        }
+        _ => {}
+    }
+    Ok(Some((condition, observed)))
+}
+
+/// Wraps a commit or delete in its condition, if it has one.
+pub(crate) fn with_condition(command: Command, condition: &Option<CheckedCondition>) -> Command {
+    match condition {
+        None => command,
+        Some((condition, observed)) => Command::Conditional {
+            condition: condition.clone(),
+            observed: *observed,
+            command: Box::new(command),
+        },
     }
 }
 
@@ -159,6 +219,7 @@ pub async fn put_object(
     let scheme = parse_scheme(&bucket_record.ec_scheme)?;
     let piece_size_bytes = config.piece_size_bytes as usize;
     StripeLayout::new(scheme, piece_size_bytes).map_err(|error| ec_error_to_s3(&error))?;
+    let condition = check_write_condition(context, bucket, key, true).await?;
 
     let chunked = context.payload.is_aws_chunked();
     let declared_length = if chunked {
@@ -234,6 +295,11 @@ pub async fn put_object(
             return Err(error);
         }
     };
+    let written: Vec<(u64, BlockShards)> = if condition.is_some() {
+        (0u64..).zip(blocks.iter().cloned()).collect()
+    } else {
+        Vec::new()
+    };
     let commit = Command::CommitWrite(CommitWrite {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -247,7 +313,17 @@ pub async fn put_object(
         }],
         now_ms: now_unix_millis(),
     });
-    if let Err(error) = executor.meta_write(commit).await {
+    if let Err(error) = executor
+        .meta_write(with_condition(commit, &condition))
+        .await
+    {
+        if matches!(
+            error,
+            S3Error::PreconditionFailed | S3Error::ConditionalRequestConflict | S3Error::NoSuchKey
+        ) {
+            // The state machine refused the commit for certain: nothing references the pieces.
+            delete_pieces(executor, object_id, SINGLE_PART_NUMBER, &written).await;
+        }
         abort_write(executor, bucket, key, record.version_id).await;
         return Err(error);
     }
@@ -1134,6 +1210,7 @@ async fn delete_one(
     bucket_record: &cairn_meta_state::BucketRecord,
     key: &str,
     version_id: Option<&str>,
+    condition: &Option<CheckedCondition>,
 ) -> Result<DeleteOutcome, S3Error> {
     let command = Command::DeleteObject(cairn_meta_state::DeleteObject {
         bucket: bucket_record.name.clone(),
@@ -1147,7 +1224,7 @@ async fn delete_one(
         .executor
         .shared
         .meta
-        .write(command)
+        .write(with_condition(command, condition))
         .await
         .map_err(|error| crate::errors::client_error_to_s3(&error))?;
     // Deleting a version by id answers that id; S3 echoes it even when nothing was there.
@@ -1171,10 +1248,14 @@ async fn delete_one(
             },
         }),
         Ok(_) => Err(S3Error::InternalError),
-        Err(MetaError::NoSuchKey { .. } | MetaError::NoSuchVersion { .. }) => Ok(DeleteOutcome {
-            delete_marker: false,
-            version_id: requested,
-        }),
+        Err(MetaError::NoSuchKey { .. } | MetaError::NoSuchVersion { .. })
+            if condition.is_none() =>
+        {
+            Ok(DeleteOutcome {
+                delete_marker: false,
+                version_id: requested,
+            })
+        }
         Err(error) => Err(meta_error_to_s3(&error)),
     }
 }
@@ -1187,7 +1268,9 @@ pub async fn delete_object(
 ) -> Result<HttpResponse, S3Error> {
     let bucket_record = owned_bucket(context, bucket).await?;
     let mut builder = http::Response::builder().status(http::StatusCode::NO_CONTENT);
-    let outcome = delete_one(context, &bucket_record, key, version_id).await?;
+    // A conditional delete (`If-Match`) of a missing key is NoSuchKey, as in S3.
+    let condition = check_write_condition(context, bucket, key, false).await?;
+    let outcome = delete_one(context, &bucket_record, key, version_id, &condition).await?;
     if outcome.delete_marker {
         builder = builder.header("x-amz-delete-marker", "true");
     }
@@ -1244,6 +1327,7 @@ pub async fn delete_objects(
                 bucket_record,
                 &object.key,
                 object.version_id.as_deref(),
+                &None,
             )
             .await;
             (object, outcome)
