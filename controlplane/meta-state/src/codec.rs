@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::command::WriteCondition;
 use crate::command::{
     AbortMultipartUpload, AbortWrite, Command, CommitWrite, CompleteMultipartUpload, CompletedPart,
     CreateAccessKey, CreateBucket, CreateMultipartUpload, DeleteObject, ListObjectsPage,
@@ -942,7 +943,7 @@ encode_struct!(ListPartsRequest {
 /// 8 AbortMultipartUpload, 9 PurgeGarbage, 10 CreateBucket, 11 DeleteBucket,
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
-/// 22 UnsealBucket, 23 RecordLayout.
+/// 22 UnsealBucket, 23 RecordLayout, 24 Conditional.
 impl Encode for Command {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1056,13 +1057,23 @@ impl Encode for Command {
                 writer.u8(23);
                 layout.encode(writer);
             }
+            Command::Conditional {
+                condition,
+                observed,
+                command,
+            } => {
+                writer.u8(24);
+                condition.encode(writer);
+                observed.encode(writer);
+                command.encode(writer);
+            }
         }
     }
 }
 
 impl Decode for Command {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("command", 24)? {
+        Ok(match reader.tag("command", 25)? {
             0 => Command::PrepareWrite(Decode::decode(reader)?),
             1 => Command::CommitWrite(Decode::decode(reader)?),
             2 => Command::AbortWrite(Decode::decode(reader)?),
@@ -1113,7 +1124,12 @@ impl Decode for Command {
             22 => Command::UnsealBucket {
                 bucket: reader.string()?,
             },
-            _ => Command::RecordLayout(Decode::decode(reader)?),
+            23 => Command::RecordLayout(Decode::decode(reader)?),
+            _ => Command::Conditional {
+                condition: Decode::decode(reader)?,
+                observed: Decode::decode(reader)?,
+                command: Box::new(Decode::decode(reader)?),
+            },
         })
     }
 }
@@ -1414,7 +1430,31 @@ encode_variants!(MetaError, "error", [
     25 => NoSuchNode { node_id: node_id },
     26 => WrongRole { command: command, role: role },
     27 => StaleLogIndex { log_index: log_index, last_applied_index: last_applied_index },
+    28 => PreconditionFailed { bucket: bucket, key: key },
+    29 => ConditionalRequestConflict { bucket: bucket, key: key },
 ]);
+
+/// Write condition tags: 0 Absent, 1 EtagMatches.
+impl Encode for WriteCondition {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            WriteCondition::Absent => writer.u8(0),
+            WriteCondition::EtagMatches(etag) => {
+                writer.u8(1);
+                writer.str(etag);
+            }
+        }
+    }
+}
+
+impl Decode for WriteCondition {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("write condition", 2)? {
+            0 => WriteCondition::Absent,
+            _ => WriteCondition::EtagMatches(reader.string()?),
+        })
+    }
+}
 
 encode_struct!(Output {
     result,

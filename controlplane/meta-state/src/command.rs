@@ -179,6 +179,17 @@ pub struct RegisterNode {
     pub now_ms: u64,
 }
 
+/// A precondition on one version of a key (S3's conditional writes), checked when the command
+/// carrying it is applied, so no other write can come between the check and the change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// `If-None-Match: *`: the key has no current version (a delete marker counts as none).
+    Absent,
+    /// `If-Match: <etag>`: the version is an object (not a delete marker) with this ETag
+    /// (unquoted). A missing version is `NoSuchKey`.
+    EtagMatches(String),
+}
+
 /// A state-changing command: the payload of one Raft log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -244,6 +255,16 @@ pub enum Command {
     RecordLayout(ClusterLayout),
     /// A query sent through the log for a linearizable read.
     Read(Query),
+    /// `command` (a CommitWrite, CompleteMultipartUpload or DeleteObject) applied only if
+    /// `condition` holds for its key (the version a DeleteObject names; the current version for
+    /// the others). A failed condition is `PreconditionFailed`, or `ConditionalRequestConflict`
+    /// when the current version is no longer `observed`, the one the gateway saw when it checked
+    /// the condition before starting (another write raced this one).
+    Conditional {
+        condition: WriteCondition,
+        observed: Option<VersionId>,
+        command: Box<Command>,
+    },
 }
 
 /// S3 ListObjectsV2 parameters.
@@ -527,6 +548,7 @@ impl Command {
             Command::ExpireNodes { .. } => "ExpireNodes",
             Command::RecordLayout(_) => "RecordLayout",
             Command::Read(query) => query.name(),
+            Command::Conditional { command, .. } => command.name(),
         }
     }
 
@@ -556,6 +578,7 @@ impl Command {
             }
             Command::RecordLayout(_) => Scope::Layout,
             Command::Read(query) => query.scope(),
+            Command::Conditional { command, .. } => command.scope(),
         }
     }
 

@@ -98,4 +98,11 @@ pub enum MetaError {
         log_index: u64,
         last_applied_index: u64,
     },
+    /// A conditional write's condition did not hold.
+    #[error("the precondition on {bucket}/{key} did not hold")]
+    PreconditionFailed { bucket: String, key: String },
+    /// A conditional write's condition did not hold because another write changed the key after
+    /// the condition was first checked.
+    #[error("a concurrent write changed {bucket}/{key}")]
+    ConditionalRequestConflict { bucket: String, key: String },
 }

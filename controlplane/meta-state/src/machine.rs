@@ -19,12 +19,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use crate::command::{Command, Output, Query, Response};
+use crate::command::{Command, Output, Query, Response, WriteCondition};
 use crate::error::MetaError;
 use crate::records::{
     AccessKeyRecord, BucketRecord, ClusterLayout, GarbageId, GarbageReason, GarbageRecord,
     MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards, TransactionState,
-    UploadId, VersionId,
+    UploadId, VersionId, VersionSelector,
 };
 use crate::role::Role;
 
@@ -180,6 +180,24 @@ impl StateMachine {
                 )))
             }
             Command::Read(query) => self.answer(&query),
+            Command::Conditional {
+                condition,
+                observed,
+                command,
+            } => {
+                return match self.check_condition(&condition, observed, &command) {
+                    // The inner command is applied at the same log index: undo the index
+                    // update so its own stale-index check passes.
+                    Ok(()) => {
+                        self.last_applied_index = log_index - 1;
+                        self.apply(*command, log_index)
+                    }
+                    Err(error) => Output {
+                        result: Err(error),
+                        new_garbage: Vec::new(),
+                    },
+                };
+            }
         };
         Output {
             result,
@@ -272,6 +290,67 @@ impl StateMachine {
     }
 
     // ----- shared helpers -------------------------------------------------------------------
+
+    /// Checks a conditional command's condition (see [`Command::Conditional`]). A retried
+    /// CommitWrite whose version is already committed passes: the condition held when it first
+    /// applied.
+    fn check_condition(
+        &self,
+        condition: &WriteCondition,
+        observed: Option<VersionId>,
+        command: &Command,
+    ) -> Result<(), MetaError> {
+        let (bucket, key, selector) = match command {
+            Command::CommitWrite(commit) => {
+                let version_key = (commit.bucket.clone(), commit.key.clone(), commit.version_id);
+                if self
+                    .versions
+                    .get(&version_key)
+                    .is_some_and(|record| record.state == TransactionState::Committed)
+                {
+                    return Ok(());
+                }
+                (&commit.bucket, &commit.key, VersionSelector::Current)
+            }
+            Command::CompleteMultipartUpload(complete) => {
+                (&complete.bucket, &complete.key, VersionSelector::Current)
+            }
+            Command::DeleteObject(delete) => (&delete.bucket, &delete.key, delete.version.clone()),
+            other => {
+                return Err(MetaError::InvalidArgument {
+                    reason: format!("{} cannot be conditional", other.name()),
+                });
+            }
+        };
+        let target = self
+            .find_committed(bucket, key, &selector)
+            .filter(|record| !record.delete_marker);
+        let holds = match (condition, target) {
+            (WriteCondition::Absent, target) => target.is_none(),
+            (WriteCondition::EtagMatches(_), None) => {
+                return Err(MetaError::NoSuchKey {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    delete_marker: None,
+                });
+            }
+            (WriteCondition::EtagMatches(etag), Some(record)) => &record.checksums.etag == etag,
+        };
+        if holds {
+            return Ok(());
+        }
+        let current = self.current.get(&(bucket.clone(), key.clone())).copied();
+        if current != observed {
+            return Err(MetaError::ConditionalRequestConflict {
+                bucket: bucket.clone(),
+                key: key.clone(),
+            });
+        }
+        Err(MetaError::PreconditionFailed {
+            bucket: bucket.clone(),
+            key: key.clone(),
+        })
+    }
 
     /// In a Combined instance object commands require the bucket; a partition trusts the gateway.
     pub(crate) fn check_bucket(&self, bucket: &str) -> Result<(), MetaError> {

@@ -224,6 +224,8 @@ impl MetaClient {
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
             Command::PurgeGarbage { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
+            // A condition is checked where its command applies.
+            Command::Conditional { command, .. } => return self.group_for_command(command),
             other => {
                 return Some(match other.scope() {
                     Scope::Node => GroupId::NODE_REGISTRY,

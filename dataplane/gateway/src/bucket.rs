@@ -11,7 +11,7 @@ use cairn_raft::MetaClient;
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::xml::{
     BucketSummary, Owner, list_buckets_xml, location_constraint_xml,
-    parse_create_bucket_configuration,
+    parse_create_bucket_configuration, versioning_configuration_xml,
 };
 
 use crate::body::RequestBody;
@@ -196,4 +196,89 @@ pub async fn delete_bucket(
         .status(http::StatusCode::NO_CONTENT)
         .body(empty_body())
         .expect("valid headers"))
+}
+
+pub async fn get_bucket_versioning(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    use cairn_meta_state::VersioningState;
+    let record = owned_bucket(context, bucket).await?;
+    let status = match record.versioning {
+        VersioningState::Unversioned => None,
+        VersioningState::Enabled => Some("Enabled"),
+        VersioningState::Suspended => Some("Suspended"),
+    };
+    Ok(xml_response(versioning_configuration_xml(status)))
+}
+
+/// PutBucketVersioning. MFA delete is not supported: a request enabling it without the
+/// `x-amz-mfa` header is refused as S3 refuses it (MFA authentication required); with the header
+/// it is `NotImplemented`, since Cairn cannot verify a token.
+pub async fn put_bucket_versioning(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    use cairn_meta_state::VersioningState;
+    use cairn_s3_proto::xml::{VersioningStatus, parse_versioning_configuration};
+    owned_bucket(context, bucket).await?;
+    let document = read_verified_document(context, body).await?;
+    let configuration = parse_versioning_configuration(&document)?;
+    if configuration.mfa_delete_enabled {
+        return Err(match context.header("x-amz-mfa") {
+            None => S3Error::MfaAuthenticationRequired,
+            Some(_) => S3Error::NotImplemented,
+        });
+    }
+    if let Some(status) = configuration.status {
+        let versioning = match status {
+            VersioningStatus::Enabled => VersioningState::Enabled,
+            VersioningStatus::Suspended => VersioningState::Suspended,
+        };
+        let command = Command::PutBucketVersioning {
+            bucket: bucket.to_owned(),
+            versioning,
+        };
+        context.executor.meta_write(command).await?;
+    }
+    Ok(http::Response::builder()
+        .status(http::StatusCode::OK)
+        .body(empty_body())
+        .expect("valid headers"))
+}
+
+/// Reads a small request document and checks `Content-MD5`, the payload hash and any
+/// `x-amz-checksum-*` header against it.
+pub(crate) async fn read_verified_document(
+    context: &RequestContext<'_>,
+    mut body: RequestBody,
+) -> Result<Vec<u8>, S3Error> {
+    use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
+    use cairn_s3_proto::checksum::parse_content_md5;
+    use cairn_s3_proto::headers::checksum_request;
+    use cairn_s3_proto::sigv4::PayloadMode;
+    let document = body
+        .read_to_end(context.executor.shared.config.max_xml_body_bytes)
+        .await?;
+    let mut verifier = BodyVerifier::new(BodyExpectations {
+        length_bytes: None,
+        content_md5: context
+            .header("content-md5")
+            .map(parse_content_md5)
+            .transpose()?,
+        payload_sha256: match &context.payload {
+            PayloadMode::Sha256 { expected_sha256 } => Some(*expected_sha256),
+            _ => None,
+        },
+        checksum: if context.payload.is_aws_chunked() {
+            None
+        } else {
+            Some(checksum_request(context.headers)?)
+        },
+    });
+    verifier.update(&document)?;
+    body.finish()?;
+    verifier.finish()?;
+    Ok(document)
 }

@@ -58,7 +58,10 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
             S3Error::InvalidRequest(error.to_string())
         }
         MetaError::NoSuchAccessKey { .. } => S3Error::InvalidAccessKeyId,
-        MetaError::RecordVersionMismatch { .. } => S3Error::ConditionalRequestConflict,
+        MetaError::RecordVersionMismatch { .. } | MetaError::ConditionalRequestConflict { .. } => {
+            S3Error::ConditionalRequestConflict
+        }
+        MetaError::PreconditionFailed { .. } => S3Error::PreconditionFailed,
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -121,6 +124,22 @@ pub fn error_response(
                 .boxed_unsync(),
         )
         .expect("static header names and values are valid")
+}
+
+/// An error response that carries extra headers, as S3 sends `x-amz-delete-marker` and
+/// `x-amz-version-id` with the 404 or 405 of a delete marker. Returned as `Ok` by a handler.
+pub fn error_response_with_headers(
+    context: &crate::server::RequestContext<'_>,
+    error: &S3Error,
+    headers: &[(&'static str, String)],
+) -> http::Response<ResponseBody> {
+    let mut response = error_response(error, context.resource, context.request_id, context.is_head);
+    for (name, value) in headers {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
 }
 
 #[cfg(test)]
@@ -208,6 +227,14 @@ mod tests {
                 log_index: 1,
                 last_applied_index: 2,
             },
+            MetaError::PreconditionFailed {
+                bucket: bucket(),
+                key: key(),
+            },
+            MetaError::ConditionalRequestConflict {
+                bucket: bucket(),
+                key: key(),
+            },
         ]
     }
 
@@ -242,6 +269,8 @@ mod tests {
             MetaError::NoSuchNode { .. } => ("InternalError", 500),
             MetaError::WrongRole { .. } => ("InternalError", 500),
             MetaError::StaleLogIndex { .. } => ("InternalError", 500),
+            MetaError::PreconditionFailed { .. } => ("PreconditionFailed", 412),
+            MetaError::ConditionalRequestConflict { .. } => ("ConditionalRequestConflict", 409),
         }
     }
 

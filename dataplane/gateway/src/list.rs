@@ -6,9 +6,10 @@
 
 use cairn_meta_state::{ListObjectsPage, ListObjectsRequest};
 use cairn_s3_proto::S3Error;
-use cairn_s3_proto::endpoint::{ListObjectsV1Params, ListObjectsV2Params};
+use cairn_s3_proto::endpoint::{ListObjectsV1Params, ListObjectsV2Params, ListVersionsParams};
 use cairn_s3_proto::xml::{
-    ListingPage, ObjectSummary, Owner, list_objects_v1_xml, list_objects_v2_xml,
+    ListingPage, ObjectSummary, Owner, VersionEntry, list_object_versions_xml, list_objects_v1_xml,
+    list_objects_v2_xml,
 };
 
 use crate::bucket::owned_bucket;
@@ -149,4 +150,112 @@ pub async fn list_objects_v1(
         &params.marker,
         next_marker.as_deref(),
     )))
+}
+
+/// ListObjectVersions: every partition's page merged by the metadata client; versions and delete
+/// markers stay interleaved in S3 order. `version-id-marker=null` names the marker key's null
+/// version, whose log-index id is looked up first.
+pub async fn list_object_versions(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    params: ListVersionsParams,
+) -> Result<HttpResponse, S3Error> {
+    use cairn_meta_state::{
+        ListVersionsPage, ListVersionsRequest, MetaError, Query, Response, VersionId,
+        VersionSelector,
+    };
+    owned_bucket(context, bucket).await?;
+    let version_id_marker = match params.version_id_marker.as_str() {
+        "" => None,
+        _ if params.key_marker.is_empty() => {
+            return Err(S3Error::InvalidArgument(
+                "A version-id marker cannot be specified without a key marker.".to_owned(),
+            ));
+        }
+        "null" => {
+            let answer = context
+                .executor
+                .meta_read(Query::GetObject {
+                    bucket: bucket.to_owned(),
+                    key: params.key_marker.clone(),
+                    version: VersionSelector::Null,
+                })
+                .await?;
+            match answer {
+                Ok(Response::Object(record)) => Some(record.version_id),
+                Err(MetaError::MethodNotAllowedOnDeleteMarker { version_id }) => Some(version_id),
+                // No null version any more: resume after the whole key.
+                _ => None,
+            }
+        }
+        text => {
+            Some(VersionId::parse(text).ok_or_else(|| {
+                S3Error::InvalidArgument("Invalid version id specified".to_owned())
+            })?)
+        }
+    };
+    let request = ListVersionsRequest {
+        bucket: bucket.to_owned(),
+        prefix: params.prefix.clone(),
+        delimiter: params.delimiter.clone().unwrap_or_default(),
+        key_marker: (!params.key_marker.is_empty()).then(|| params.key_marker.clone()),
+        version_id_marker,
+        max_keys: params.max_keys,
+    };
+    let page: ListVersionsPage = context
+        .executor
+        .shared
+        .meta
+        .run(move |client| async move { client.list_versions(request).await })
+        .await
+        .map_err(|error| client_error_to_s3(&error))?
+        .map_err(|error| client_error_to_s3(&error))?
+        .map_err(|error| meta_error_to_s3(&error))?;
+    let s3_id = |version_id: cairn_meta_state::VersionId, null_version: bool| {
+        if null_version {
+            "null".to_owned()
+        } else {
+            version_id.to_string()
+        }
+    };
+    let next_version_id_marker = page.next_version_id_marker.map(|marker| {
+        let null_version = page
+            .versions
+            .iter()
+            .rev()
+            .find(|summary| summary.version_id == marker)
+            .is_some_and(|summary| summary.null_version);
+        s3_id(marker, null_version)
+    });
+    let listing = cairn_s3_proto::xml::ListVersionsPage {
+        bucket: bucket.to_owned(),
+        prefix: params.prefix,
+        delimiter: params.delimiter,
+        key_marker: params.key_marker,
+        version_id_marker: params.version_id_marker,
+        next_key_marker: page.next_key_marker.clone(),
+        next_version_id_marker,
+        max_keys: params.max_keys,
+        encoding: params.encoding,
+        is_truncated: page.is_truncated,
+        entries: page
+            .versions
+            .iter()
+            .map(|summary| VersionEntry {
+                key: summary.key.clone(),
+                version_id: s3_id(summary.version_id, summary.null_version),
+                is_latest: summary.is_latest,
+                last_modified_unix_millis: summary.last_modified_ms as i64,
+                etag: (!summary.delete_marker).then(|| format!("\"{}\"", summary.etag)),
+                size_bytes: summary.size_bytes,
+                storage_class: storage_class_name(summary.storage_class).to_owned(),
+                owner: Owner {
+                    id: summary.owner.clone(),
+                    display_name: summary.owner.clone(),
+                },
+            })
+            .collect(),
+        common_prefixes: page.common_prefixes.clone(),
+    };
+    Ok(xml_response(list_object_versions_xml(&listing)))
 }

@@ -205,7 +205,7 @@ pub async fn upload_part_copy(
         None => 0..source_record.size_bytes,
     };
     let size_bytes = check_upload_length(Some(range.end - range.start))?;
-    let source_version_id = source_record.version_id;
+    let source_version_id = crate::object::s3_version_id(&source_record);
     let (sender, receiver) = futures::channel::mpsc::channel(GET_CHANNEL_STRIPES);
     if size_bytes > 0 {
         monoio::spawn(stream_object(
@@ -251,7 +251,7 @@ pub async fn upload_part_copy(
         &Vec::new(),
     ));
     if source.version_id.is_some()
-        && let Ok(value) = http::HeaderValue::from_str(&source_version_id.to_string())
+        && let Ok(value) = http::HeaderValue::from_str(&source_version_id)
     {
         response
             .headers_mut()
@@ -274,6 +274,7 @@ pub async fn complete_multipart_upload(
         .await?;
     body.finish()?;
     let requested = parse_complete_multipart_upload(&document)?;
+    let condition = crate::object::check_write_condition(context, bucket, key, true).await?;
     let plan = plan_completion(&requested, |part_number| {
         let part = upload.parts.get(&part_number)?;
         Some(StoredPart {
@@ -299,6 +300,7 @@ pub async fn complete_multipart_upload(
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
     });
+    let command = crate::object::with_condition(command, &condition);
     let Response::Committed { record, .. } = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);
     };
@@ -309,11 +311,7 @@ pub async fn complete_multipart_upload(
         &quoted_etag(&record.checksums.etag),
         &Vec::new(),
     ));
-    if bucket_record.versioning == cairn_meta_state::VersioningState::Enabled
-        && let Ok(value) = http::HeaderValue::from_str(&record.version_id.to_string())
-    {
-        response.headers_mut().insert("x-amz-version-id", value);
-    }
+    crate::object::insert_version_id(&mut response, bucket_record.versioning, &record);
     Ok(response)
 }
 

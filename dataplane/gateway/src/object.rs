@@ -31,7 +31,7 @@ use cairn_ec::{
 use cairn_meta_state::{
     AdditionalChecksum, BlockShards, Checksums, Command, CommitWrite, MetaError, ObjectRecord,
     PartShards, PrepareWrite, Query, Response, ShardIndex, ShardPlacement, StorageClass,
-    TransactionState, VersionId, VersionSelector,
+    TransactionState, VersionId, VersionSelector, VersioningState, WriteCondition,
 };
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
@@ -61,6 +61,98 @@ const SINGLE_PART_NUMBER: u32 = 1;
 const STRIPES_IN_FLIGHT: usize = 1;
 /// Stripes buffered between the decoder and a slow GET client.
 pub(crate) const GET_CHANNEL_STRIPES: usize = 2;
+
+/// The S3 version id of a record: `null` for the null version (written while versioning was
+/// off or suspended), else the log-index id.
+pub(crate) fn s3_version_id(record: &ObjectRecord) -> String {
+    if record.null_version {
+        "null".to_owned()
+    } else {
+        record.version_id.to_string()
+    }
+}
+
+/// The `x-amz-version-id` a response about `record` carries: none in a bucket whose versioning
+/// was never set (S3 sends none there), the record's S3 version id otherwise.
+pub(crate) fn version_id_header(
+    versioning: VersioningState,
+    record: &ObjectRecord,
+) -> Option<String> {
+    (versioning != VersioningState::Unversioned).then(|| s3_version_id(record))
+}
+
+/// Adds `x-amz-version-id` (see [`version_id_header`]) to a response.
+pub(crate) fn insert_version_id(
+    response: &mut HttpResponse,
+    versioning: VersioningState,
+    record: &ObjectRecord,
+) {
+    if let Some(version_id) = version_id_header(versioning, record)
+        && let Ok(value) = http::HeaderValue::from_str(&version_id)
+    {
+        response.headers_mut().insert("x-amz-version-id", value);
+    }
+}
+
+/// A conditional write's condition and the current version id seen when it was first checked.
+pub(crate) type CheckedCondition = (WriteCondition, Option<VersionId>);
+
+/// S3's conditional writes: `If-None-Match: *` (only `*` is supported, as in S3) or
+/// `If-Match: <etag>` on PUT, CompleteMultipartUpload and (`If-Match` only) DeleteObject. The
+/// condition is checked here first, so a write that cannot succeed stores nothing, and again
+/// atomically when the commit applies ([`Command::Conditional`]); the version id seen here lets
+/// the state machine tell a lost race (409) from a plain failure (412).
+pub(crate) async fn check_write_condition(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    allow_if_none_match: bool,
+) -> Result<Option<CheckedCondition>, S3Error> {
+    let condition = match (context.header("if-none-match"), context.header("if-match")) {
+        (Some(_), _) if !allow_if_none_match => return Err(S3Error::NotImplemented),
+        (Some(value), _) if value.trim() == "*" => WriteCondition::Absent,
+        (Some(_), _) => return Err(S3Error::NotImplemented),
+        (None, Some(value)) => {
+            WriteCondition::EtagMatches(value.trim().trim_matches('"').to_owned())
+        }
+        (None, None) => return Ok(None),
+    };
+    let answer = context
+        .executor
+        .meta_read(Query::GetObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version: VersionSelector::Current,
+        })
+        .await?;
+    let (observed, current_etag) = match answer {
+        Ok(Response::Object(record)) => (Some(record.version_id), Some(record.checksums.etag)),
+        Ok(_) => return Err(S3Error::InternalError),
+        Err(MetaError::NoSuchKey { delete_marker, .. }) => (delete_marker, None),
+        Err(error) => return Err(meta_error_to_s3(&error)),
+    };
+    match (&condition, current_etag) {
+        (WriteCondition::Absent, Some(_)) => return Err(S3Error::PreconditionFailed),
+        (WriteCondition::EtagMatches(_), None) => return Err(S3Error::NoSuchKey),
+        (WriteCondition::EtagMatches(wanted), Some(etag)) if *wanted != etag => {
+            return Err(S3Error::PreconditionFailed);
+        }
+        _ => {}
+    }
+    Ok(Some((condition, observed)))
+}
+
+/// Wraps a commit or delete in its condition, if it has one.
+pub(crate) fn with_condition(command: Command, condition: &Option<CheckedCondition>) -> Command {
+    match condition {
+        None => command,
+        Some((condition, observed)) => Command::Conditional {
+            condition: condition.clone(),
+            observed: *observed,
+            command: Box::new(command),
+        },
+    }
+}
 
 pub(crate) fn quoted_etag(etag: &str) -> String {
     quoted(etag)
@@ -127,6 +219,7 @@ pub async fn put_object(
     let scheme = parse_scheme(&bucket_record.ec_scheme)?;
     let piece_size_bytes = config.piece_size_bytes as usize;
     StripeLayout::new(scheme, piece_size_bytes).map_err(|error| ec_error_to_s3(&error))?;
+    let condition = check_write_condition(context, bucket, key, true).await?;
 
     let chunked = context.payload.is_aws_chunked();
     let declared_length = if chunked {
@@ -179,7 +272,9 @@ pub async fn put_object(
     };
     if retried && record.state == TransactionState::Committed {
         // A retry of a PUT that already committed: answer as the first attempt did.
-        return Ok(put_response(&record.checksums));
+        let mut response = put_response(&record.checksums);
+        insert_version_id(&mut response, bucket_record.versioning, &record);
+        return Ok(response);
     }
     let object_id = shard_object_id(executor, &record);
 
@@ -200,6 +295,11 @@ pub async fn put_object(
             return Err(error);
         }
     };
+    let written: Vec<(u64, BlockShards)> = if condition.is_some() {
+        (0u64..).zip(blocks.iter().cloned()).collect()
+    } else {
+        Vec::new()
+    };
     let commit = Command::CommitWrite(CommitWrite {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -213,16 +313,22 @@ pub async fn put_object(
         }],
         now_ms: now_unix_millis(),
     });
-    if let Err(error) = executor.meta_write(commit).await {
+    if let Err(error) = executor
+        .meta_write(with_condition(commit, &condition))
+        .await
+    {
+        if matches!(
+            error,
+            S3Error::PreconditionFailed | S3Error::ConditionalRequestConflict | S3Error::NoSuchKey
+        ) {
+            // The state machine refused the commit for certain: nothing references the pieces.
+            delete_pieces(executor, object_id, SINGLE_PART_NUMBER, &written).await;
+        }
         abort_write(executor, bucket, key, record.version_id).await;
         return Err(error);
     }
     let mut response = put_response(&checksums);
-    if bucket_record.versioning == cairn_meta_state::VersioningState::Enabled
-        && let Ok(value) = http::HeaderValue::from_str(&record.version_id.to_string())
-    {
-        response.headers_mut().insert("x-amz-version-id", value);
-    }
+    insert_version_id(&mut response, bucket_record.versioning, &record);
     Ok(response)
 }
 
@@ -568,6 +674,60 @@ pub(crate) fn version_selector(version_id: Option<&str>) -> Result<VersionSelect
     }
 }
 
+/// The answer to a GET or HEAD the state machine refused. A delete marker is reported as S3 does:
+/// the current version being a marker is `404 NoSuchKey`, a marker named by `versionId` is
+/// `405 MethodNotAllowed`, both with `x-amz-delete-marker: true` and the marker's version id.
+async fn delete_marker_error(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    selector: &VersionSelector,
+    error: MetaError,
+) -> Result<HttpResponse, S3Error> {
+    let (s3_error, marker_id) = match &error {
+        MetaError::NoSuchKey {
+            delete_marker: Some(version_id),
+            ..
+        } => (S3Error::NoSuchKey, *version_id),
+        MetaError::MethodNotAllowedOnDeleteMarker { version_id } => {
+            (S3Error::MethodNotAllowed, *version_id)
+        }
+        _ => return Err(meta_error_to_s3(&error)),
+    };
+    let shown_id = match selector {
+        VersionSelector::Null => "null".to_owned(),
+        VersionSelector::Id(version_id) => version_id.to_string(),
+        // The current marker may be the null marker (a delete while versioning was suspended):
+        // the null version, if it is a marker with this id, tells.
+        VersionSelector::Current => {
+            let null_answer = context
+                .executor
+                .meta_read(Query::GetObject {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    version: VersionSelector::Null,
+                })
+                .await?;
+            match null_answer {
+                Err(MetaError::MethodNotAllowedOnDeleteMarker { version_id })
+                    if version_id == marker_id =>
+                {
+                    "null".to_owned()
+                }
+                _ => marker_id.to_string(),
+            }
+        }
+    };
+    Ok(crate::errors::error_response_with_headers(
+        context,
+        &s3_error,
+        &[
+            ("x-amz-delete-marker", "true".to_owned()),
+            ("x-amz-version-id", shown_id),
+        ],
+    ))
+}
+
 /// Reads an object record (the caller checked the bucket, so NoSuchKey means the key).
 pub(crate) async fn read_record(
     context: &RequestContext<'_>,
@@ -598,8 +758,21 @@ pub async fn get_object(
     part_number: Option<u32>,
     overrides: Option<&ResponseOverrides>,
 ) -> Result<HttpResponse, S3Error> {
-    owned_bucket(context, bucket).await?;
-    let record = read_record(context, bucket, key, version_selector(version_id)?).await?;
+    let bucket_record = owned_bucket(context, bucket).await?;
+    let selector = version_selector(version_id)?;
+    let answer = context
+        .executor
+        .meta_read(Query::GetObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version: selector.clone(),
+        })
+        .await?;
+    let record = match answer {
+        Ok(Response::Object(record)) => record,
+        Ok(_) => return Err(S3Error::InternalError),
+        Err(error) => return delete_marker_error(context, bucket, key, &selector, error).await,
+    };
     let etag = quoted(&record.checksums.etag);
     let last_modified_unix_seconds =
         (record.committed_at_ms.unwrap_or(record.created_at_ms) / 1000) as i64;
@@ -654,6 +827,9 @@ pub async fn get_object(
         .header("content-length", length_bytes);
     if let Some(range) = range {
         builder = builder.header("content-range", range.content_range(record.size_bytes));
+    }
+    if let Some(version_id) = version_id_header(bucket_record.versioning, &record) {
+        builder = builder.header("x-amz-version-id", version_id);
     }
     if part_number.is_some() && parts.len() > 1 {
         builder = builder.header("x-amz-mp-parts-count", parts.len());
@@ -921,7 +1097,6 @@ pub async fn copy_object(
     let executor = context.executor;
     let config = &executor.shared.config;
     let bucket_record = owned_bucket(context, bucket).await?;
-    owned_bucket(context, &source.bucket).await?;
     let directive = metadata_directive(context.headers)?;
     check_copy_onto_itself(
         &source.bucket,
@@ -931,7 +1106,9 @@ pub async fn copy_object(
         key,
         directive,
     )?;
+    let source_bucket_record = owned_bucket(context, &source.bucket).await?;
     let source_record = read_copy_source(context, source).await?;
+    let source_version_id = version_id_header(source_bucket_record.versioning, &source_record);
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
     let (content_type, metadata) = match directive {
         MetadataDirective::Copy => (
@@ -1018,24 +1195,39 @@ pub async fn copy_object(
         abort_write(executor, bucket, key, record.version_id).await;
         return Err(error);
     }
-    Ok(crate::server::xml_response(
-        cairn_s3_proto::xml::copy_result_xml(
-            cairn_s3_proto::xml::CopyResultKind::Object,
-            &quoted(&checksums.etag),
-            committed_at_ms as i64,
-            &Vec::new(),
-        ),
-    ))
+    let mut response = crate::server::xml_response(cairn_s3_proto::xml::copy_result_xml(
+        cairn_s3_proto::xml::CopyResultKind::Object,
+        &quoted(&checksums.etag),
+        committed_at_ms as i64,
+        &Vec::new(),
+    ));
+    insert_version_id(&mut response, bucket_record.versioning, &record);
+    if let Some(version_id) = source_version_id
+        && let Ok(value) = http::HeaderValue::from_str(&version_id)
+    {
+        response
+            .headers_mut()
+            .insert("x-amz-copy-source-version-id", value);
+    }
+    Ok(response)
 }
 
-/// Deletes one key (or version); returns the delete marker created, if any. Deleting what is not
-/// there succeeds, as in S3.
+/// What one delete did, in S3's terms.
+struct DeleteOutcome {
+    /// `x-amz-delete-marker: true`: a marker was created, or the version removed was one.
+    delete_marker: bool,
+    /// `x-amz-version-id`: the version removed or the marker created (S3 id, `null` included).
+    version_id: Option<String>,
+}
+
+/// Deletes one key (or version). Deleting what is not there succeeds, as in S3.
 async fn delete_one(
     context: &RequestContext<'_>,
     bucket_record: &cairn_meta_state::BucketRecord,
     key: &str,
     version_id: Option<&str>,
-) -> Result<Option<ObjectRecord>, S3Error> {
+    condition: &Option<CheckedCondition>,
+) -> Result<DeleteOutcome, S3Error> {
     let command = Command::DeleteObject(cairn_meta_state::DeleteObject {
         bucket: bucket_record.name.clone(),
         key: key.to_owned(),
@@ -1048,13 +1240,38 @@ async fn delete_one(
         .executor
         .shared
         .meta
-        .write(command)
+        .write(with_condition(command, condition))
         .await
         .map_err(|error| crate::errors::client_error_to_s3(&error))?;
+    // Deleting a version by id answers that id; S3 echoes it even when nothing was there.
+    let requested = version_id.map(str::to_owned);
     match output.result {
-        Ok(Response::Deleted { delete_marker, .. }) => Ok(delete_marker),
+        Ok(Response::Deleted {
+            removed,
+            delete_marker,
+        }) => Ok(match (requested, delete_marker) {
+            (Some(requested), _) => DeleteOutcome {
+                delete_marker: removed.is_some_and(|record| record.delete_marker),
+                version_id: Some(requested),
+            },
+            (None, Some(marker)) => DeleteOutcome {
+                delete_marker: true,
+                version_id: Some(s3_version_id(&marker)),
+            },
+            (None, None) => DeleteOutcome {
+                delete_marker: false,
+                version_id: None,
+            },
+        }),
         Ok(_) => Err(S3Error::InternalError),
-        Err(MetaError::NoSuchKey { .. } | MetaError::NoSuchVersion { .. }) => Ok(None),
+        Err(MetaError::NoSuchKey { .. } | MetaError::NoSuchVersion { .. })
+            if condition.is_none() =>
+        {
+            Ok(DeleteOutcome {
+                delete_marker: false,
+                version_id: requested,
+            })
+        }
         Err(error) => Err(meta_error_to_s3(&error)),
     }
 }
@@ -1067,10 +1284,14 @@ pub async fn delete_object(
 ) -> Result<HttpResponse, S3Error> {
     let bucket_record = owned_bucket(context, bucket).await?;
     let mut builder = http::Response::builder().status(http::StatusCode::NO_CONTENT);
-    if let Some(marker) = delete_one(context, &bucket_record, key, version_id).await? {
-        builder = builder
-            .header("x-amz-delete-marker", "true")
-            .header("x-amz-version-id", marker.version_id.to_string());
+    // A conditional delete (`If-Match`) of a missing key is NoSuchKey, as in S3.
+    let condition = check_write_condition(context, bucket, key, false).await?;
+    let outcome = delete_one(context, &bucket_record, key, version_id, &condition).await?;
+    if outcome.delete_marker {
+        builder = builder.header("x-amz-delete-marker", "true");
+    }
+    if let Some(version_id) = outcome.version_id {
+        builder = builder.header("x-amz-version-id", version_id);
     }
     builder
         .body(empty_body())
@@ -1122,6 +1343,7 @@ pub async fn delete_objects(
                 bucket_record,
                 &object.key,
                 object.version_id.as_deref(),
+                &None,
             )
             .await;
             (object, outcome)
@@ -1133,14 +1355,19 @@ pub async fn delete_objects(
     let mut failures = Vec::new();
     for (object, outcome) in outcomes {
         match outcome {
-            Ok(marker) => {
+            Ok(outcome) => {
                 if !request.quiet {
+                    // A marker created (no version named) is reported by its own id.
+                    let created_marker = object.version_id.is_none() && outcome.delete_marker;
                     deleted.push(DeletedObject {
                         key: object.key,
                         version_id: object.version_id,
-                        delete_marker: marker.as_ref().map(|_| true),
-                        delete_marker_version_id: marker
-                            .map(|marker| marker.version_id.to_string()),
+                        delete_marker: outcome.delete_marker.then_some(true),
+                        delete_marker_version_id: if created_marker {
+                            outcome.version_id
+                        } else {
+                            None
+                        },
                     });
                 }
             }

@@ -501,6 +501,8 @@ pub struct RequestContext<'a> {
     pub caller: Caller,
     pub headers: &'a [(&'a str, &'a str)],
     pub is_head: bool,
+    /// The request path, the `<Resource>` of an error document.
+    pub resource: &'a str,
     /// How the body is protected (what is still to verify while reading it).
     pub payload: cairn_s3_proto::sigv4::PayloadMode,
 }
@@ -720,6 +722,7 @@ async fn process(
         caller,
         headers,
         is_head,
+        resource: parts.uri.path(),
         payload: verified.payload.clone(),
     };
     let body = crate::body::RequestBody::new(
@@ -856,6 +859,15 @@ async fn dispatch(
                 source_range,
             )
             .await
+        }
+        Endpoint::GetBucketVersioning { bucket } => {
+            bucket::get_bucket_versioning(context, &bucket).await
+        }
+        Endpoint::PutBucketVersioning { bucket } => {
+            bucket::put_bucket_versioning(context, &bucket, body).await
+        }
+        Endpoint::ListObjectVersions { bucket, params } => {
+            list::list_object_versions(context, &bucket, params).await
         }
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
     }

@@ -88,14 +88,23 @@ pub struct ListUploadsParams {
     pub encoding: ListEncoding,
 }
 
+/// ListObjectVersions parameters (`?versions`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListVersionsParams {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: String,
+    /// Only meaningful with `key_marker`; `null` names the null version.
+    pub version_id_marker: String,
+    pub max_keys: u32,
+    pub encoding: ListEncoding,
+}
+
 /// Operations recognised by their markers but not implemented yet (issue 6); each answers
 /// `501 NotImplemented`. One variant per operation so the handler that implements one later
 /// moves it into [`Endpoint`] without touching the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnimplementedOperation {
-    GetBucketVersioning,
-    PutBucketVersioning,
-    ListObjectVersions,
     GetBucketTagging,
     PutBucketTagging,
     DeleteBucketTagging,
@@ -136,7 +145,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 21] = [
+pub const OPERATION_NAMES: [&str; 24] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -158,6 +167,9 @@ pub const OPERATION_NAMES: [&str; 21] = [
     "ListParts",
     "ListMultipartUploads",
     "NotImplemented",
+    "GetBucketVersioning",
+    "PutBucketVersioning",
+    "ListObjectVersions",
 ];
 
 /// One S3 operation with its parameters.
@@ -258,6 +270,16 @@ pub enum Endpoint {
         key: Option<String>,
         operation: UnimplementedOperation,
     },
+    GetBucketVersioning {
+        bucket: String,
+    },
+    PutBucketVersioning {
+        bucket: String,
+    },
+    ListObjectVersions {
+        bucket: String,
+        params: ListVersionsParams,
+    },
 }
 
 impl Endpoint {
@@ -291,6 +313,9 @@ impl Endpoint {
             Endpoint::ListParts { .. } => 18,
             Endpoint::ListMultipartUploads { .. } => 19,
             Endpoint::NotImplemented { .. } => 20,
+            Endpoint::GetBucketVersioning { .. } => 21,
+            Endpoint::PutBucketVersioning { .. } => 22,
+            Endpoint::ListObjectVersions { .. } => 23,
         }
     }
 
@@ -317,7 +342,10 @@ impl Endpoint {
             | Endpoint::CompleteMultipartUpload { bucket, .. }
             | Endpoint::AbortMultipartUpload { bucket, .. }
             | Endpoint::ListParts { bucket, .. }
-            | Endpoint::ListMultipartUploads { bucket, .. } => Some(bucket),
+            | Endpoint::ListMultipartUploads { bucket, .. }
+            | Endpoint::GetBucketVersioning { bucket }
+            | Endpoint::PutBucketVersioning { bucket }
+            | Endpoint::ListObjectVersions { bucket, .. } => Some(bucket),
         }
     }
 
@@ -495,12 +523,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "DELETE" => delete.or(Some(put)),
         _ => Some(get),
     };
-    if query.has("versioning") {
-        return by_method(Op::GetBucketVersioning, Op::PutBucketVersioning, None);
-    }
-    if query.has("versions") {
-        return Some(Op::ListObjectVersions);
-    }
     if query.has("tagging") {
         return by_method(
             Op::GetBucketTagging,
@@ -701,6 +723,29 @@ impl Router {
                 key: None,
                 operation: UnimplementedOperation::PreflightCors,
             });
+        }
+        if query.has("versioning") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketVersioning { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketVersioning { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("versions") {
+            return match method {
+                "GET" => Ok(Endpoint::ListObjectVersions {
+                    bucket,
+                    params: ListVersionsParams {
+                        prefix: query.string("prefix").unwrap_or_default(),
+                        delimiter: query.string("delimiter").filter(|text| !text.is_empty()),
+                        key_marker: query.string("key-marker").unwrap_or_default(),
+                        version_id_marker: query.string("version-id-marker").unwrap_or_default(),
+                        max_keys: query.max_entries("max-keys")?,
+                        encoding: query.encoding()?,
+                    },
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
         }
         if let Some(operation) = unimplemented_bucket_operation(method, query) {
             return Ok(Endpoint::NotImplemented {

@@ -55,6 +55,10 @@ pub enum S3Error {
     InvalidLocationConstraint,
     #[error("You have attempted to create more buckets than allowed")]
     TooManyBuckets,
+    #[error("The Versioning element must be specified")]
+    IllegalVersioningConfiguration,
+    #[error("Mfa Authentication must be used for this request")]
+    MfaAuthenticationRequired,
 
     // --- objects and keys ---
     #[error("The specified key does not exist.")]
@@ -167,6 +171,8 @@ impl S3Error {
             S3Error::InvalidBucketName => "InvalidBucketName",
             S3Error::InvalidLocationConstraint => "InvalidLocationConstraint",
             S3Error::TooManyBuckets => "TooManyBuckets",
+            S3Error::IllegalVersioningConfiguration => "IllegalVersioningConfigurationException",
+            S3Error::MfaAuthenticationRequired => "AccessDenied",
             S3Error::NoSuchKey => "NoSuchKey",
             S3Error::NoSuchVersion => "NoSuchVersion",
             S3Error::KeyTooLongError => "KeyTooLongError",
@@ -214,6 +220,7 @@ impl S3Error {
             | S3Error::InvalidAccessKeyId
             | S3Error::RequestTimeTooSkewed
             | S3Error::AuthorizationQueryParametersError(_)
+            | S3Error::MfaAuthenticationRequired
             | S3Error::InvalidChunkSizeError => 403,
             S3Error::ExpiredToken
             | S3Error::AuthorizationHeaderMalformed(_)
@@ -222,6 +229,7 @@ impl S3Error {
             | S3Error::InvalidBucketName
             | S3Error::InvalidLocationConstraint
             | S3Error::TooManyBuckets
+            | S3Error::IllegalVersioningConfiguration
             | S3Error::KeyTooLongError
             | S3Error::InvalidUri
             | S3Error::MetadataTooLarge
@@ -305,6 +313,8 @@ mod tests {
             S3Error::InvalidBucketName,
             S3Error::InvalidLocationConstraint,
             S3Error::TooManyBuckets,
+            S3Error::IllegalVersioningConfiguration,
+            S3Error::MfaAuthenticationRequired,
             S3Error::NoSuchKey,
             S3Error::NoSuchVersion,
             S3Error::KeyTooLongError,
@@ -364,6 +374,10 @@ mod tests {
             S3Error::InvalidBucketName => ("InvalidBucketName", 400),
             S3Error::InvalidLocationConstraint => ("InvalidLocationConstraint", 400),
             S3Error::TooManyBuckets => ("TooManyBuckets", 400),
+            S3Error::IllegalVersioningConfiguration => {
+                ("IllegalVersioningConfigurationException", 400)
+            }
+            S3Error::MfaAuthenticationRequired => ("AccessDenied", 403),
             S3Error::NoSuchKey => ("NoSuchKey", 404),
             S3Error::NoSuchVersion => ("NoSuchVersion", 404),
             S3Error::KeyTooLongError => ("KeyTooLongError", 400),
@@ -402,7 +416,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 51, "a variant is missing from the table");
+        assert_eq!(variants.len(), 53, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

@@ -471,6 +471,108 @@ pub fn list_multipart_uploads_xml(page: &ListUploadsPage) -> String {
     writer.finish()
 }
 
+/// GetBucketVersioning → VersioningConfiguration. A bucket whose versioning was never set answers
+/// an empty element, as S3 does; `MfaDelete` is never sent (Cairn does not support it).
+pub fn versioning_configuration_xml(status: Option<&str>) -> String {
+    let mut writer = XmlWriter::new();
+    match status {
+        None => {
+            writer.output.push_str("<VersioningConfiguration xmlns=\"");
+            writer.output.push_str(S3_NAMESPACE);
+            writer.output.push_str("\"/>");
+        }
+        Some(status) => {
+            writer.open_root("VersioningConfiguration");
+            writer.text_element("Status", status);
+            writer.close("VersioningConfiguration");
+        }
+    }
+    writer.finish()
+}
+
+/// One entry of a ListObjectVersions page: a version (`etag` present) or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    pub key: String,
+    /// `null` for the null version.
+    pub version_id: String,
+    pub is_latest: bool,
+    pub last_modified_unix_millis: i64,
+    /// `None` for a delete marker; quoted otherwise.
+    pub etag: Option<String>,
+    pub size_bytes: u64,
+    pub storage_class: String,
+    pub owner: Owner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListVersionsPage {
+    pub bucket: String,
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: String,
+    pub version_id_marker: String,
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<String>,
+    pub max_keys: u32,
+    pub encoding: ListEncoding,
+    pub is_truncated: bool,
+    /// Versions and delete markers interleaved in S3 order (key ascending, newest first).
+    pub entries: Vec<VersionEntry>,
+    pub common_prefixes: Vec<String>,
+}
+
+/// ListObjectVersions → ListVersionsResult. Versions and delete markers keep their relative
+/// order (S3 interleaves `Version` and `DeleteMarker` elements in listing order).
+pub fn list_object_versions_xml(page: &ListVersionsPage) -> String {
+    let encoding = page.encoding;
+    let mut writer = XmlWriter::new();
+    writer.open_root("ListVersionsResult");
+    writer.text_element("Name", &page.bucket);
+    writer.text_element("Prefix", &encoding.apply(&page.prefix));
+    writer.text_element("KeyMarker", &encoding.apply(&page.key_marker));
+    writer.text_element("VersionIdMarker", &page.version_id_marker);
+    encoding.write_optional(
+        &mut writer,
+        "NextKeyMarker",
+        page.next_key_marker.as_deref(),
+    );
+    writer.optional_element(
+        "NextVersionIdMarker",
+        page.next_version_id_marker.as_deref(),
+    );
+    writer.number_element("MaxKeys", page.max_keys);
+    encoding.write_optional(&mut writer, "Delimiter", page.delimiter.as_deref());
+    if encoding == ListEncoding::Url {
+        writer.text_element("EncodingType", "url");
+    }
+    writer.bool_element("IsTruncated", page.is_truncated);
+    for entry in &page.entries {
+        let element = if entry.etag.is_some() {
+            "Version"
+        } else {
+            "DeleteMarker"
+        };
+        writer.open(element);
+        writer.text_element("Key", &encoding.apply(&entry.key));
+        writer.text_element("VersionId", &entry.version_id);
+        writer.bool_element("IsLatest", entry.is_latest);
+        writer.time_element("LastModified", entry.last_modified_unix_millis);
+        if let Some(etag) = &entry.etag {
+            writer.text_element("ETag", etag);
+            writer.number_element("Size", entry.size_bytes);
+            write_owner(&mut writer, "Owner", &entry.owner);
+            writer.text_element("StorageClass", &entry.storage_class);
+        } else {
+            write_owner(&mut writer, "Owner", &entry.owner);
+        }
+        writer.close(element);
+    }
+    write_common_prefixes(&mut writer, encoding, &page.common_prefixes);
+    writer.close("ListVersionsResult");
+    writer.finish()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletedObject {
     pub key: String,
@@ -522,6 +624,7 @@ pub fn delete_result_xml(deleted: &[DeletedObject], failures: &[DeleteFailure]) 
 /// Body limits. S3 caps DeleteObjects at 1,000 keys of up to 1,024 bytes and a multipart
 /// completion at 10,000 parts; the byte limits leave room for XML overhead and escaping.
 pub const CREATE_BUCKET_BODY_LIMIT_BYTES: usize = 64 * 1024;
+pub const VERSIONING_BODY_LIMIT_BYTES: usize = 64 * 1024;
 pub const DELETE_OBJECTS_BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
 pub const COMPLETE_MULTIPART_BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 pub const DELETE_OBJECTS_MAX_KEYS: usize = 1000;
@@ -764,4 +867,47 @@ pub fn parse_delete_objects(body: &[u8]) -> Result<DeleteRequest, S3Error> {
         return Err(S3Error::MalformedXml);
     }
     Ok(DeleteRequest { quiet, objects })
+}
+
+/// A `Status` of PutBucketVersioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersioningStatus {
+    Enabled,
+    Suspended,
+}
+
+/// PutBucketVersioning's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersioningConfiguration {
+    /// Absent leaves the state unchanged (S3 accepts a body with only `MfaDelete`).
+    pub status: Option<VersioningStatus>,
+    /// `MfaDelete` is `Enabled`.
+    pub mfa_delete_enabled: bool,
+}
+
+/// PutBucketVersioning's body: `Status` Enabled|Suspended and `MfaDelete` Enabled|Disabled, both
+/// optional; any other value is `IllegalVersioningConfigurationException`, as in S3.
+pub fn parse_versioning_configuration(body: &[u8]) -> Result<VersioningConfiguration, S3Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(S3Error::MissingRequestBodyError);
+    }
+    let root = parse_document(body, VERSIONING_BODY_LIMIT_BYTES)?;
+    if root.name != "VersioningConfiguration" {
+        return Err(S3Error::MalformedXml);
+    }
+    let status = match root.child_text("Status").map(str::trim) {
+        None => None,
+        Some("Enabled") => Some(VersioningStatus::Enabled),
+        Some("Suspended") => Some(VersioningStatus::Suspended),
+        Some(_) => return Err(S3Error::IllegalVersioningConfiguration),
+    };
+    let mfa_delete_enabled = match root.child_text("MfaDelete").map(str::trim) {
+        None | Some("Disabled") => false,
+        Some("Enabled") => true,
+        Some(_) => return Err(S3Error::IllegalVersioningConfiguration),
+    };
+    Ok(VersioningConfiguration {
+        status,
+        mfa_delete_enabled,
+    })
 }

@@ -434,3 +434,101 @@ fn delete_objects_body() {
         Err(S3Error::MalformedXml)
     );
 }
+
+#[test]
+fn versioning_configuration_parses_and_renders() {
+    use cairn_s3_proto::xml::{
+        VersioningConfiguration, VersioningStatus, parse_versioning_configuration,
+        versioning_configuration_xml,
+    };
+    let body = br#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#;
+    assert_eq!(
+        parse_versioning_configuration(body),
+        Ok(VersioningConfiguration {
+            status: Some(VersioningStatus::Enabled),
+            mfa_delete_enabled: false,
+        })
+    );
+    let body = b"<VersioningConfiguration><Status>Suspended</Status><MfaDelete>Enabled</MfaDelete></VersioningConfiguration>";
+    assert_eq!(
+        parse_versioning_configuration(body),
+        Ok(VersioningConfiguration {
+            status: Some(VersioningStatus::Suspended),
+            mfa_delete_enabled: true,
+        })
+    );
+    for bad in [
+        &b"<VersioningConfiguration><Status>On</Status></VersioningConfiguration>"[..],
+        b"<VersioningConfiguration><Status>enabled</Status></VersioningConfiguration>",
+        b"<VersioningConfiguration><MfaDelete>Maybe</MfaDelete></VersioningConfiguration>",
+    ] {
+        assert_eq!(
+            parse_versioning_configuration(bad),
+            Err(S3Error::IllegalVersioningConfiguration)
+        );
+    }
+    assert_eq!(
+        parse_versioning_configuration(b"<Versioning/>"),
+        Err(S3Error::MalformedXml)
+    );
+    assert_eq!(
+        parse_versioning_configuration(b""),
+        Err(S3Error::MissingRequestBodyError)
+    );
+    assert_eq!(
+        versioning_configuration_xml(None),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>"
+    );
+    assert_eq!(
+        versioning_configuration_xml(Some("Suspended")),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Suspended</Status></VersioningConfiguration>"
+    );
+}
+
+#[test]
+fn list_versions_result_is_golden() {
+    use cairn_s3_proto::xml::{ListVersionsPage, Owner, VersionEntry, list_object_versions_xml};
+    let owner = Owner {
+        id: "o".into(),
+        display_name: "o".into(),
+    };
+    let page = ListVersionsPage {
+        bucket: "b".into(),
+        prefix: "a b".into(),
+        delimiter: Some("/".into()),
+        key_marker: String::new(),
+        version_id_marker: String::new(),
+        next_key_marker: Some("a b/k".into()),
+        next_version_id_marker: Some("null".into()),
+        max_keys: 2,
+        encoding: ListEncoding::Url,
+        is_truncated: true,
+        entries: vec![
+            VersionEntry {
+                key: "a b".into(),
+                version_id: "0000000000000009".into(),
+                is_latest: true,
+                last_modified_unix_millis: 0,
+                etag: None,
+                size_bytes: 0,
+                storage_class: String::new(),
+                owner: owner.clone(),
+            },
+            VersionEntry {
+                key: "a b".into(),
+                version_id: "null".into(),
+                is_latest: false,
+                last_modified_unix_millis: 1000,
+                etag: Some("\"e\"".into()),
+                size_bytes: 3,
+                storage_class: "STANDARD".into(),
+                owner,
+            },
+        ],
+        common_prefixes: vec!["a b/".into()],
+    };
+    assert_eq!(
+        list_object_versions_xml(&page),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><Prefix>a%20b</Prefix><KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker><NextKeyMarker>a%20b/k</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker><MaxKeys>2</MaxKeys><Delimiter>/</Delimiter><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><DeleteMarker><Key>a%20b</Key><VersionId>0000000000000009</VersionId><IsLatest>true</IsLatest><LastModified>1970-01-01T00:00:00.000Z</LastModified><Owner><ID>o</ID><DisplayName>o</DisplayName></Owner></DeleteMarker><Version><Key>a%20b</Key><VersionId>null</VersionId><IsLatest>false</IsLatest><LastModified>1970-01-01T00:00:01.000Z</LastModified><ETag>&quot;e&quot;</ETag><Size>3</Size><Owner><ID>o</ID><DisplayName>o</DisplayName></Owner><StorageClass>STANDARD</StorageClass></Version><CommonPrefixes><Prefix>a%20b/</Prefix></CommonPrefixes></ListVersionsResult>"
+    );
+}

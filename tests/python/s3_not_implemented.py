@@ -1,0 +1,46 @@
+"""boto3 against a running Cairn: operations Cairn does not implement yet answer
+501 NotImplemented with the S3 error document, and change nothing.
+
+Usage: s3_not_implemented.py ENDPOINT ACCESS_KEY SECRET_KEY.
+"""
+import sys
+
+from botocore.exceptions import ClientError
+
+import s3client
+
+endpoint, access_key, secret_key = sys.argv[1:4]
+s3 = s3client.client(endpoint, access_key, secret_key, retries={"total_max_attempts": 1})
+
+bucket = "not-implemented"
+s3.create_bucket(Bucket=bucket)
+s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+calls = {
+    "GetBucketTagging": lambda: s3.get_bucket_tagging(Bucket=bucket),
+    "PutObjectTagging": lambda: s3.put_object_tagging(
+        Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
+    ),
+    "GetObjectTagging": lambda: s3.get_object_tagging(Bucket=bucket, Key="k"),
+    "GetBucketCors": lambda: s3.get_bucket_cors(Bucket=bucket),
+    "GetBucketPolicy": lambda: s3.get_bucket_policy(Bucket=bucket),
+    "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
+    "GetObjectAcl": lambda: s3.get_object_acl(Bucket=bucket, Key="k"),
+    "GetBucketEncryption": lambda: s3.get_bucket_encryption(Bucket=bucket),
+    "GetObjectAttributes": lambda: s3.get_object_attributes(
+        Bucket=bucket, Key="k", ObjectAttributes=["ETag"]
+    ),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except ClientError as error:
+        response = error.response
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 501, (name, response)
+        assert response["Error"]["Code"] == "NotImplemented", (name, response)
+        assert response["Error"]["Message"], (name, response)
+        continue
+    raise AssertionError(f"{name} succeeded")
+assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+s3.delete_object(Bucket=bucket, Key="k")
+s3.delete_bucket(Bucket=bucket)
+print("not implemented: ok")
