@@ -663,12 +663,14 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
-    if expects_continue_without_body(&parts.headers) {
-        // hyper sends no `100 Continue` for an empty body, so the client gets the final answer
-        // instead. botocore (1.43) then keeps that answer's status line on the connection and
-        // applies it to the next response it reads there, which breaks the next request (seen:
-        // a PUT of 1 byte after a PUT of 0 bytes hung until the client's read timeout). Closing
-        // this one connection costs the client one reconnect.
+    if must_close_after_expect(&parts.headers, response.status()) {
+        // The client got a final answer instead of `100 Continue` (hyper sends none for an empty
+        // body, and an error answered before the body was read sends none either), so it did
+        // not send the body. Two things then break a kept-alive connection: botocore (1.43)
+        // keeps that answer's status line and applies it to the next response it reads there
+        // (seen: a PUT of 1 byte after a PUT of 0 bytes hung until its read timeout), and hyper
+        // would take the next request's bytes for the unsent body (seen: a GET after a 412 PUT
+        // answered 400). Closing this one connection costs the client one reconnect.
         response.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
@@ -681,14 +683,17 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
     http::Response::from_parts(response_parts, MeteredBody { inner, record }.boxed_unsync())
 }
 
-/// `Expect: 100-continue` on a request whose body is empty (`Content-Length: 0`).
-fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
-    headers
+/// Whether a request with `Expect: 100-continue` must end its connection: when its body is
+/// empty (`Content-Length: 0`), or when the answer is an error (it may have come before the body
+/// was asked for). A success with a body has read the body, so the connection stays usable.
+fn must_close_after_expect(headers: &http::HeaderMap, status: http::StatusCode) -> bool {
+    let expects_continue = headers
         .get(http::header::EXPECT)
-        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-        && headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|value| value.as_bytes() == b"0")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty_body = headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|value| value.as_bytes() == b"0");
+    expects_continue && (empty_body || !status.is_success())
 }
 
 async fn process(
