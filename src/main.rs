@@ -104,6 +104,12 @@ struct MetaArgs {
     /// Admin HTTP listener serving `/metrics` and `/status`.
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+    /// Build a group's snapshot after this many applied log entries.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_after_entries: u64,
+    /// Log entries kept behind a snapshot (a follower further behind gets the snapshot).
+    #[arg(long, default_value_t = 1_000)]
+    snapshot_keep_entries: u64,
     /// Object partitions (fixed for the cluster's life).
     #[arg(long, default_value_t = 8)]
     partitions: u32,
@@ -673,6 +679,9 @@ fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
             (config, args.admin_listen)
         }
     };
+    let mut config = config;
+    config.timing.snapshot_after_log_entries = args.snapshot_after_entries;
+    config.timing.log_entries_kept_after_snapshot = args.snapshot_keep_entries;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

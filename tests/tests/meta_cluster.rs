@@ -43,7 +43,17 @@ fn start(replica: &mut Replica, peers: &str, log_dir: &Path) {
 
 /// Starts `cairn meta` for `replica` with `peers` as its view of the cluster.
 fn spawn(replica: &Replica, peers: &str, log_dir: &Path, partitions: u32) -> CairnProcess {
-    let args = vec![
+    spawn_with(replica, peers, log_dir, partitions, &[])
+}
+
+fn spawn_with(
+    replica: &Replica,
+    peers: &str,
+    log_dir: &Path,
+    partitions: u32,
+    extra_args: &[&str],
+) -> CairnProcess {
+    let mut args = vec![
         "meta".to_string(),
         "--id".into(),
         replica.id.to_string(),
@@ -56,6 +66,7 @@ fn spawn(replica: &Replica, peers: &str, log_dir: &Path, partitions: u32) -> Cai
         "--partitions".into(),
         partitions.to_string(),
     ];
+    args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
     CairnProcess::start(
         Path::new(BINARY),
         &args,
@@ -507,4 +518,127 @@ fn replica_with_another_partition_count_refuses_to_run() {
     );
     // The two others still serve.
     runtime.block_on(put(&client, "after-refusal", "token-after-refusal"));
+}
+
+/// The snapshot path of catch-up between real processes: with snapshots every 50 entries and
+/// only 5 kept behind one, a replica killed before 400 more bucket-service writes cannot catch
+/// up from the log (the entries it lacks were purged) and must install the leader's snapshot.
+/// Its `/status` then shows a snapshot that covers writes made while it was down, and every
+/// write is readable with it serving as a voter of the same group.
+#[test]
+fn a_replica_behind_the_purged_log_catches_up_from_a_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let mut replicas: Vec<Replica> = (1..=3)
+        .map(|id| Replica {
+            id,
+            address: free_address(),
+            data: root.path().join(format!("meta-{id}")),
+            process: None,
+        })
+        .collect();
+    let admins: Vec<SocketAddr> = (0..3).map(|_| free_address()).collect();
+    let peers = replicas
+        .iter()
+        .map(|replica| format!("{}={}", replica.id, replica.address))
+        .collect::<Vec<_>>()
+        .join(",");
+    let flags = |index: usize| {
+        [
+            "--snapshot-after-entries".to_owned(),
+            "50".to_owned(),
+            "--snapshot-keep-entries".to_owned(),
+            "5".to_owned(),
+            "--admin-listen".to_owned(),
+            admins[index].to_string(),
+        ]
+    };
+    for (index, replica) in replicas.iter_mut().enumerate() {
+        let extra = flags(index);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let mut process = spawn_with(replica, &peers, root.path(), PARTITIONS, &extra);
+        wait_for_listener(replica.address, &mut process, Duration::from_secs(30));
+        replica.process = Some(process);
+    }
+    let nodes: BTreeMap<u64, String> = replicas
+        .iter()
+        .map(|replica| (replica.id, replica.address.to_string()))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = MetaClient::new(MetaClientConfig::new(nodes, PARTITIONS));
+    let write = |n: u64| {
+        for _ in 0..100 {
+            if let Ok(output) = runtime.block_on(client.write(bucket_command(n))) {
+                assert!(
+                    output.result.is_ok()
+                        || matches!(
+                            output.result,
+                            Err(cairn_meta_state::MetaError::BucketAlreadyOwnedByYou { .. })
+                        ),
+                    "{:?}",
+                    output.result
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("bucket {n} never acknowledged");
+    };
+    for n in 0..20 {
+        write(n);
+    }
+    // Replica 3 goes away; 400 more writes go through the other two.
+    replicas[2].process.as_mut().unwrap().kill_9();
+    replicas[2].process = None;
+    wait_until_port_closed(replicas[2].address, Duration::from_secs(20));
+    for n in 20..420 {
+        write(n);
+    }
+    let extra = flags(2);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut process = spawn_with(&replicas[2], &peers, root.path(), PARTITIONS, &extra);
+    wait_for_listener(replicas[2].address, &mut process, Duration::from_secs(30));
+    replicas[2].process = Some(process);
+
+    // The bucket service's status on replica 3: applied past the last write, with a snapshot
+    // that already covers writes it never saw in its log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = cairn_tests::http_get(admins[2], "/status");
+        assert_eq!(status, 200);
+        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let group = status["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|group| group["group"] == "bucket-service")
+            .cloned()
+            .unwrap();
+        let snapshot_index = group["snapshot_index"].as_u64().unwrap();
+        let applied = group["last_applied_index"].as_u64().unwrap();
+        // Replica 3 held ~25 entries when it died and the leader kept only 5 behind each
+        // snapshot, so a snapshot past 100 here can only have been installed from the leader.
+        if snapshot_index > 100 && applied >= 420 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica 3 did not catch up from a snapshot: {group}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = replicas[2].process.as_ref().unwrap().log();
+    assert!(log.to_lowercase().contains("snapshot"), "{log}");
+    // Every write is there, read through the cluster (linearizable, from the leader).
+    for n in (0..420).step_by(37) {
+        let read = runtime
+            .block_on(client.read(Query::GetBucket {
+                bucket: format!("bucket-{n:06}"),
+            }))
+            .unwrap();
+        assert!(read.is_ok(), "bucket {n}: {read:?}");
+    }
 }
