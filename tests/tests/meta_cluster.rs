@@ -75,6 +75,34 @@ fn spawn_with(
     )
 }
 
+/// Three replicas (ids 1–3) on free ports with their data below `root`, not started.
+fn three_replicas(root: &Path) -> Vec<Replica> {
+    (1..=3)
+        .map(|id| Replica {
+            id,
+            address: free_address(),
+            data: root.join(format!("meta-{id}")),
+            process: None,
+        })
+        .collect()
+}
+
+/// The `--peers` list of `replicas` at their own listeners.
+fn peer_list(replicas: &[Replica]) -> String {
+    replicas
+        .iter()
+        .map(|replica| format!("{}={}", replica.id, replica.address))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn node_addresses(replicas: &[Replica]) -> BTreeMap<u64, String> {
+    replicas
+        .iter()
+        .map(|replica| (replica.id, replica.address.to_string()))
+        .collect()
+}
+
 fn bucket_command(n: u64) -> Command {
     Command::CreateBucket(CreateBucket {
         bucket: format!("bucket-{n:06}"),
@@ -89,26 +117,12 @@ fn bucket_command(n: u64) -> Command {
 #[test]
 fn acknowledged_writes_survive_kill_9_of_every_replica_in_turn() {
     let root = tempfile::tempdir().unwrap();
-    let mut replicas: Vec<Replica> = (1..=3)
-        .map(|id| Replica {
-            id,
-            address: free_address(),
-            data: root.path().join(format!("meta-{id}")),
-            process: None,
-        })
-        .collect();
-    let peers = replicas
-        .iter()
-        .map(|replica| format!("{}={}", replica.id, replica.address))
-        .collect::<Vec<_>>()
-        .join(",");
+    let mut replicas = three_replicas(root.path());
+    let peers = peer_list(&replicas);
     for replica in &mut replicas {
         start(replica, &peers, root.path());
     }
-    let nodes: BTreeMap<u64, String> = replicas
-        .iter()
-        .map(|replica| (replica.id, replica.address.to_string()))
-        .collect();
+    let nodes = node_addresses(&replicas);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -265,14 +279,7 @@ fn pinned_client(nodes: &BTreeMap<u64, String>, node_ids: &[u64]) -> MetaClient 
 #[test]
 fn cut_off_replica_refuses_and_converges_after_healing() {
     let root = tempfile::tempdir().unwrap();
-    let mut replicas: Vec<Replica> = (1..=3)
-        .map(|id| Replica {
-            id,
-            address: free_address(),
-            data: root.path().join(format!("meta-{id}")),
-            process: None,
-        })
-        .collect();
+    let mut replicas = three_replicas(root.path());
     // proxies[(from, to)] carries every connection `from` opens to `to`.
     let mut proxies: BTreeMap<(u64, u64), FaultProxy> = BTreeMap::new();
     for from in &replicas {
@@ -302,10 +309,7 @@ fn cut_off_replica_refuses_and_converges_after_healing() {
         start(replica, &views[&replica.id], root.path());
     }
     // Clients dial the replicas' own listeners.
-    let nodes: BTreeMap<u64, String> = replicas
-        .iter()
-        .map(|replica| (replica.id, replica.address.to_string()))
-        .collect();
+    let nodes = node_addresses(&replicas);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -461,26 +465,12 @@ fn cut_off_replica_refuses_and_converges_after_healing() {
 #[test]
 fn replica_with_another_partition_count_refuses_to_run() {
     let root = tempfile::tempdir().unwrap();
-    let mut replicas: Vec<Replica> = (1..=3)
-        .map(|id| Replica {
-            id,
-            address: free_address(),
-            data: root.path().join(format!("meta-{id}")),
-            process: None,
-        })
-        .collect();
-    let peers = replicas
-        .iter()
-        .map(|replica| format!("{}={}", replica.id, replica.address))
-        .collect::<Vec<_>>()
-        .join(",");
+    let mut replicas = three_replicas(root.path());
+    let peers = peer_list(&replicas);
     for replica in &mut replicas {
         start(replica, &peers, root.path());
     }
-    let nodes: BTreeMap<u64, String> = replicas
-        .iter()
-        .map(|replica| (replica.id, replica.address.to_string()))
-        .collect();
+    let nodes = node_addresses(&replicas);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -528,20 +518,9 @@ fn replica_with_another_partition_count_refuses_to_run() {
 #[test]
 fn a_replica_behind_the_purged_log_catches_up_from_a_snapshot() {
     let root = tempfile::tempdir().unwrap();
-    let mut replicas: Vec<Replica> = (1..=3)
-        .map(|id| Replica {
-            id,
-            address: free_address(),
-            data: root.path().join(format!("meta-{id}")),
-            process: None,
-        })
-        .collect();
+    let mut replicas = three_replicas(root.path());
     let admins: Vec<SocketAddr> = (0..3).map(|_| free_address()).collect();
-    let peers = replicas
-        .iter()
-        .map(|replica| format!("{}={}", replica.id, replica.address))
-        .collect::<Vec<_>>()
-        .join(",");
+    let peers = peer_list(&replicas);
     let flags = |index: usize| {
         [
             "--snapshot-after-entries".to_owned(),
@@ -559,10 +538,7 @@ fn a_replica_behind_the_purged_log_catches_up_from_a_snapshot() {
         wait_for_listener(replica.address, &mut process, Duration::from_secs(30));
         replica.process = Some(process);
     }
-    let nodes: BTreeMap<u64, String> = replicas
-        .iter()
-        .map(|replica| (replica.id, replica.address.to_string()))
-        .collect();
+    let nodes = node_addresses(&replicas);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
