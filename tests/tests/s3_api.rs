@@ -3,36 +3,21 @@
 //! ids, delete markers, the null version and ListObjectVersions; conditional writes
 //! (`If-None-Match: *`, `If-Match`) including racing writers of one key.
 
+#[path = "sdk_client.rs"]
+mod sdk_client;
+
 use std::path::Path;
 
-use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::Region;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, MfaDelete, ObjectVersion, VersioningConfiguration,
 };
 use cairn_tests::CairnDev;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
+use sdk_client::client;
 
-fn client(dev: &CairnDev) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(dev.url())
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            dev.access_key.clone(),
-            dev.secret_key.clone(),
-            None,
-            None,
-            "cairn-dev",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(config)
-}
+const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
 /// Runs `tests/python/<script>` against `dev`; fails the test with its output unless it succeeds.
 fn boto3(script: &str, dev: &CairnDev) {
@@ -433,31 +418,43 @@ async fn sdk_not_implemented(s3: &Client) {
     s3.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 
+/// Starts a `cairn dev`, runs the boto3 script `script` against it, then `sdk` with an SDK
+/// client, and fails on any ERROR the dev logged.
+async fn through_boto3_and_sdk<F, Fut>(script: &str, sdk: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
+    tokio::task::block_in_place(|| boto3(script, &dev));
+    sdk(client(&dev)).await;
+    dev.assert_no_errors_logged();
+}
+
 /// Unimplemented operations answer 501 NotImplemented (the router's table test in
 /// dataplane/s3-proto/tests/endpoint.rs covers every marker; this checks the wire answer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_implemented_through_boto3_and_aws_sdk() {
-    let dir = tempfile::tempdir().unwrap();
-    let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
-    tokio::task::block_in_place(|| boto3("s3_not_implemented.py", &dev));
-    sdk_not_implemented(&client(&dev)).await;
-    dev.assert_no_errors_logged();
+    through_boto3_and_sdk("s3_not_implemented.py", |s3| async move {
+        sdk_not_implemented(&s3).await
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_writes_through_boto3_and_aws_sdk() {
-    let dir = tempfile::tempdir().unwrap();
-    let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
-    tokio::task::block_in_place(|| boto3("s3_conditional.py", &dev));
-    sdk_conditional_writes(&client(&dev)).await;
-    dev.assert_no_errors_logged();
+    through_boto3_and_sdk("s3_conditional.py", |s3| async move {
+        sdk_conditional_writes(&s3).await
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versioning_through_boto3_and_aws_sdk() {
-    let dir = tempfile::tempdir().unwrap();
-    let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
-    tokio::task::block_in_place(|| boto3("s3_versioning.py", &dev));
-    sdk_versioning(&client(&dev)).await;
-    dev.assert_no_errors_logged();
+    through_boto3_and_sdk(
+        "s3_versioning.py",
+        |s3| async move { sdk_versioning(&s3).await },
+    )
+    .await;
 }

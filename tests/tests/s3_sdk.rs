@@ -5,12 +5,12 @@
 //! CRC32/CRC32C/SHA-256 checksums requested on PUT and returned on GET (which the SDK validates
 //! against the body it received). Every byte read back is compared with what was written.
 
+#[path = "sdk_client.rs"]
+mod sdk_client;
+
 use std::path::Path;
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_sdk_s3::Client;
-use aws_sdk_s3::config::Region;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -19,26 +19,10 @@ use aws_sdk_s3::types::{
 };
 use cairn_tests::{CairnDev, content, http_get};
 
+use sdk_client::client;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 const MIB: usize = 1024 * 1024;
-
-fn client(dev: &CairnDev) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(dev.url())
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            dev.access_key.clone(),
-            dev.secret_key.clone(),
-            None,
-            None,
-            "cairn-dev",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(config)
-}
 
 async fn read_all(body: ByteStream) -> Vec<u8> {
     body.collect()

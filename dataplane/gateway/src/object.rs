@@ -1305,35 +1305,14 @@ const DELETE_OBJECTS_CONCURRENCY: usize = 16;
 pub async fn delete_objects(
     context: &RequestContext<'_>,
     bucket: &str,
-    mut body: RequestBody,
+    body: RequestBody,
 ) -> Result<HttpResponse, S3Error> {
     use cairn_s3_proto::xml::{
         DeleteFailure, DeletedObject, delete_result_xml, parse_delete_objects,
     };
     use futures::StreamExt;
     let bucket_record = owned_bucket(context, bucket).await?;
-    let document = body
-        .read_to_end(context.executor.shared.config.max_xml_body_bytes)
-        .await?;
-    let mut verifier = BodyVerifier::new(BodyExpectations {
-        length_bytes: None,
-        content_md5: context
-            .header("content-md5")
-            .map(parse_content_md5)
-            .transpose()?,
-        payload_sha256: match &context.payload {
-            PayloadMode::Sha256 { expected_sha256 } => Some(*expected_sha256),
-            _ => None,
-        },
-        checksum: if context.payload.is_aws_chunked() {
-            None
-        } else {
-            Some(checksum_request(context.headers)?)
-        },
-    });
-    verifier.update(&document)?;
-    body.finish()?;
-    verifier.finish()?;
+    let document = crate::bucket::read_verified_document(context, body).await?;
     let request = parse_delete_objects(&document)?;
     let bucket_record = &bucket_record;
     let outcomes: Vec<_> = futures::stream::iter(request.objects)
