@@ -758,7 +758,8 @@ mod tests {
             ("log id", "01030211"),
             ("blank entry", "0103021100"),
             ("membership entry", "0101010102010301020303010002000300"),
-            ("normal entry", "01040114010801080b0100000062"),
+            // The command inside carries the metadata format's own header (version 2, kind 8).
+            ("normal entry", "01040114010802080b0100000062"),
         ];
         for ((what, bytes), (golden_what, golden_hex)) in cases.iter().zip(golden) {
             assert_eq!(*what, golden_what);
@@ -768,6 +769,22 @@ mod tests {
         assert_eq!(decode_value::<Vote>("vote", &cases[0].1).unwrap(), vote);
         let decoded: Entry = decode_value("entry", &cases[4].1).unwrap();
         assert_eq!(decoded.log_id, normal.log_id);
+        // An entry written by a build of metadata format version 1 still decodes.
+        let version_1 = hex_bytes("01040114010801080b0100000062");
+        let decoded: Entry = decode_value("entry", &version_1).unwrap();
+        assert_eq!(decoded.log_id, normal.log_id);
+        assert!(matches!(
+            decoded.payload,
+            EntryPayload::Normal(MetaRequest(cairn_meta_state::Command::DeleteBucket { ref bucket }))
+                if bucket == "b"
+        ));
+    }
+
+    fn hex_bytes(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|index| u8::from_str_radix(&text[index..index + 2], 16).expect("hex"))
+            .collect()
     }
 
     #[test]
