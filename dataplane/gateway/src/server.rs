@@ -717,6 +717,9 @@ async fn process(
         copy_source: cairn_s3_proto::headers::header(headers, "x-amz-copy-source"),
         copy_source_range: cairn_s3_proto::headers::header(headers, "x-amz-copy-source-range"),
     };
+    if head.raw_path.starts_with(crate::users::ADMIN_PATH_PREFIX) {
+        return crate::users::handle_admin(executor, &head, headers).await;
+    }
     let endpoint = executor.shared.router.parse(&head)?;
     record.operation = endpoint.operation_index();
     let (caller, verified) =
@@ -875,6 +878,12 @@ async fn dispatch(
             list::list_object_versions(context, &bucket, params).await
         }
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
+        Endpoint::GetObjectTagging { .. }
+        | Endpoint::PutObjectTagging { .. }
+        | Endpoint::DeleteObjectTagging { .. }
+        | Endpoint::GetBucketTagging { .. }
+        | Endpoint::PutBucketTagging { .. }
+        | Endpoint::DeleteBucketTagging { .. } => Err(S3Error::NotImplemented),
     }
 }
 

@@ -105,12 +105,6 @@ pub struct ListVersionsParams {
 /// moves it into [`Endpoint`] without touching the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnimplementedOperation {
-    GetBucketTagging,
-    PutBucketTagging,
-    DeleteBucketTagging,
-    GetObjectTagging,
-    PutObjectTagging,
-    DeleteObjectTagging,
     GetBucketCors,
     PutBucketCors,
     DeleteBucketCors,
@@ -145,7 +139,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 24] = [
+pub const OPERATION_NAMES: [&str; 30] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -170,6 +164,12 @@ pub const OPERATION_NAMES: [&str; 24] = [
     "GetBucketVersioning",
     "PutBucketVersioning",
     "ListObjectVersions",
+    "GetObjectTagging",
+    "PutObjectTagging",
+    "DeleteObjectTagging",
+    "GetBucketTagging",
+    "PutBucketTagging",
+    "DeleteBucketTagging",
 ];
 
 /// One S3 operation with its parameters.
@@ -280,6 +280,30 @@ pub enum Endpoint {
         bucket: String,
         params: ListVersionsParams,
     },
+    GetObjectTagging {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    PutObjectTagging {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    DeleteObjectTagging {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    GetBucketTagging {
+        bucket: String,
+    },
+    PutBucketTagging {
+        bucket: String,
+    },
+    DeleteBucketTagging {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -316,6 +340,12 @@ impl Endpoint {
             Endpoint::GetBucketVersioning { .. } => 21,
             Endpoint::PutBucketVersioning { .. } => 22,
             Endpoint::ListObjectVersions { .. } => 23,
+            Endpoint::GetObjectTagging { .. } => 24,
+            Endpoint::PutObjectTagging { .. } => 25,
+            Endpoint::DeleteObjectTagging { .. } => 26,
+            Endpoint::GetBucketTagging { .. } => 27,
+            Endpoint::PutBucketTagging { .. } => 28,
+            Endpoint::DeleteBucketTagging { .. } => 29,
         }
     }
 
@@ -345,7 +375,13 @@ impl Endpoint {
             | Endpoint::ListMultipartUploads { bucket, .. }
             | Endpoint::GetBucketVersioning { bucket }
             | Endpoint::PutBucketVersioning { bucket }
-            | Endpoint::ListObjectVersions { bucket, .. } => Some(bucket),
+            | Endpoint::ListObjectVersions { bucket, .. }
+            | Endpoint::GetObjectTagging { bucket, .. }
+            | Endpoint::PutObjectTagging { bucket, .. }
+            | Endpoint::DeleteObjectTagging { bucket, .. }
+            | Endpoint::GetBucketTagging { bucket }
+            | Endpoint::PutBucketTagging { bucket }
+            | Endpoint::DeleteBucketTagging { bucket } => Some(bucket),
         }
     }
 
@@ -523,13 +559,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "DELETE" => delete.or(Some(put)),
         _ => Some(get),
     };
-    if query.has("tagging") {
-        return by_method(
-            Op::GetBucketTagging,
-            Op::PutBucketTagging,
-            Some(Op::DeleteBucketTagging),
-        );
-    }
     if query.has("cors") {
         return by_method(
             Op::GetBucketCors,
@@ -589,13 +618,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
 fn unimplemented_object_operation(method: &str, query: &Query) -> Option<UnimplementedOperation> {
     use UnimplementedOperation as Op;
     let read = matches!(method, "GET" | "HEAD");
-    if query.has("tagging") {
-        return Some(match method {
-            "PUT" => Op::PutObjectTagging,
-            "DELETE" => Op::DeleteObjectTagging,
-            _ => Op::GetObjectTagging,
-        });
-    }
     if query.has("acl") {
         return Some(if read {
             Op::GetObjectAcl
@@ -731,6 +753,14 @@ impl Router {
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }
+        if query.has("tagging") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketTagging { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketTagging { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketTagging { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
         if query.has("versions") {
             return match method {
                 "GET" => Ok(Endpoint::ListObjectVersions {
@@ -832,6 +862,27 @@ impl Router {
                 operation: UnimplementedOperation::PreflightCors,
             });
         }
+        let version_id = query.string("versionId");
+        if query.has("tagging") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "PUT" => Ok(Endpoint::PutObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "DELETE" => Ok(Endpoint::DeleteObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
         if let Some(operation) = unimplemented_object_operation(method, query) {
             return Ok(Endpoint::NotImplemented {
                 bucket: Some(bucket),
@@ -839,7 +890,6 @@ impl Router {
                 operation,
             });
         }
-        let version_id = query.string("versionId");
         match method {
             "GET" if query.has("uploadId") => Ok(Endpoint::ListParts {
                 bucket,

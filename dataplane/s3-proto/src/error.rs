@@ -138,6 +138,20 @@ pub enum S3Error {
     #[error("A header you provided implies functionality that is not implemented")]
     NotImplemented,
 
+    // --- tagging, policies and other bucket configurations ---
+    #[error("{0}")]
+    InvalidTag(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("The TagSet does not exist")]
+    NoSuchTagSet,
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    #[error("{0}")]
+    MalformedPolicy(String),
+    #[error("{0}")]
+    MalformedAclError(String),
+
     // --- server side ---
     #[error("We encountered an internal error. Please try again.")]
     InternalError,
@@ -202,6 +216,12 @@ impl S3Error {
             S3Error::InvalidRequest(_) => "InvalidRequest",
             S3Error::MethodNotAllowed => "MethodNotAllowed",
             S3Error::NotImplemented => "NotImplemented",
+            S3Error::InvalidTag(_) => "InvalidTag",
+            S3Error::BadRequest(_) => "BadRequest",
+            S3Error::NoSuchTagSet => "NoSuchTagSet",
+            S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            S3Error::MalformedPolicy(_) => "MalformedPolicy",
+            S3Error::MalformedAclError(_) => "MalformedACLError",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable => "ServiceUnavailable",
             S3Error::SlowDown => "SlowDown",
@@ -247,11 +267,17 @@ impl S3Error {
             | S3Error::MalformedTrailerError
             | S3Error::RequestTimeout
             | S3Error::InvalidArgument(_)
-            | S3Error::InvalidRequest(_) => 400,
+            | S3Error::InvalidRequest(_)
+            | S3Error::InvalidTag(_)
+            | S3Error::BadRequest(_)
+            | S3Error::MalformedPolicy(_)
+            | S3Error::MalformedAclError(_) => 400,
             S3Error::NoSuchBucket
             | S3Error::NoSuchKey
             | S3Error::NoSuchVersion
-            | S3Error::NoSuchUpload => 404,
+            | S3Error::NoSuchUpload
+            | S3Error::NoSuchTagSet
+            | S3Error::NoSuchBucketPolicy => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -344,6 +370,12 @@ mod tests {
             S3Error::InvalidRequest("x".into()),
             S3Error::MethodNotAllowed,
             S3Error::NotImplemented,
+            S3Error::InvalidTag("x".into()),
+            S3Error::BadRequest("x".into()),
+            S3Error::NoSuchTagSet,
+            S3Error::NoSuchBucketPolicy,
+            S3Error::MalformedPolicy("x".into()),
+            S3Error::MalformedAclError("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
             S3Error::SlowDown,
@@ -407,6 +439,12 @@ mod tests {
             S3Error::InvalidRequest(_) => ("InvalidRequest", 400),
             S3Error::MethodNotAllowed => ("MethodNotAllowed", 405),
             S3Error::NotImplemented => ("NotImplemented", 501),
+            S3Error::InvalidTag(_) => ("InvalidTag", 400),
+            S3Error::BadRequest(_) => ("BadRequest", 400),
+            S3Error::NoSuchTagSet => ("NoSuchTagSet", 404),
+            S3Error::NoSuchBucketPolicy => ("NoSuchBucketPolicy", 404),
+            S3Error::MalformedPolicy(_) => ("MalformedPolicy", 400),
+            S3Error::MalformedAclError(_) => ("MalformedACLError", 400),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
             S3Error::SlowDown => ("SlowDown", 503),
@@ -416,7 +454,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 53, "a variant is missing from the table");
+        assert_eq!(variants.len(), 59, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

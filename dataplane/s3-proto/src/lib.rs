@@ -83,6 +83,7 @@ pub mod listing;
 pub mod multipart;
 pub mod range;
 pub mod sigv4;
+pub mod tagging;
 pub mod time;
 pub mod xml;
 

@@ -1,0 +1,306 @@
+//! Black-box tests of users and access control (issue 6) against `cairn dev`: users' access keys
+//! created, listed and revoked with `cairn admin` (signed with the root keys), bucket ownership
+//! enforced between two users through boto3 (tests/python/s3_users.py) and the Rust AWS SDK, the
+//! admin API refused to users and to anonymous callers, and a revoked key refused.
+
+#[path = "sdk_client.rs"]
+mod sdk_client;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use cairn_tests::CairnDev;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// Runs `cairn admin ARGS` against `dev` with `access_key`/`secret_key` as the signing keys;
+/// returns (success, stdout, stderr).
+fn cairn_admin(
+    dev: &CairnDev,
+    access_key: &str,
+    secret_key: &str,
+    args: &[&str],
+) -> (bool, String, String) {
+    let output = std::process::Command::new(BINARY)
+        .arg("admin")
+        .args(["--endpoint", &dev.url()])
+        .args(args)
+        .env("CAIRN_ROOT_ACCESS_KEY", access_key)
+        .env("CAIRN_ROOT_SECRET_KEY", secret_key)
+        .output()
+        .expect("run cairn admin");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Creates a user's key with the root keys; returns (access key id, secret).
+fn create_user(dev: &CairnDev, user: &str) -> (String, String) {
+    let (ok, stdout, stderr) = cairn_admin(
+        dev,
+        &dev.access_key,
+        &dev.secret_key,
+        &["create-key", "--user", user],
+    );
+    assert!(ok, "create-key failed: {stderr}");
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON answer");
+    assert_eq!(answer["user"], user);
+    (
+        answer["access_key_id"].as_str().unwrap().to_owned(),
+        answer["secret_access_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn boto3(script: &str, args: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let output = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python3 (pip install -r .ci/requirements.txt)");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn code_and_status<E>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (String, u16)
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let code = error.code().unwrap_or("").to_owned();
+    let status = error
+        .raw_response()
+        .map_or(0, |response| response.status().as_u16());
+    (code, status)
+}
+
+fn denied() -> (String, u16) {
+    ("AccessDenied".to_owned(), 403)
+}
+
+async fn sdk_ownership(alice: &Client, bob: &Client) {
+    alice
+        .create_bucket()
+        .bucket("sdk-alice")
+        .send()
+        .await
+        .unwrap();
+    alice
+        .put_object()
+        .bucket("sdk-alice")
+        .key("secret")
+        .body(ByteStream::from_static(b"alice only"))
+        .send()
+        .await
+        .unwrap();
+    bob.create_bucket().bucket("sdk-bob").send().await.unwrap();
+
+    let get = bob
+        .get_object()
+        .bucket("sdk-alice")
+        .key("secret")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&get), denied());
+    let list = bob
+        .list_objects_v2()
+        .bucket("sdk-alice")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&list), denied());
+    let put = bob
+        .put_object()
+        .bucket("sdk-alice")
+        .key("intruder")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&put), denied());
+    let delete = bob
+        .delete_bucket()
+        .bucket("sdk-alice")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&delete), denied());
+    let multipart = bob
+        .create_multipart_upload()
+        .bucket("sdk-alice")
+        .key("mp")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&multipart), denied());
+
+    let listed = bob.list_buckets().send().await.unwrap();
+    let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["sdk-bob"]);
+    assert_eq!(listed.owner().and_then(|owner| owner.id()), Some("bob"));
+
+    let mine = alice
+        .get_object()
+        .bucket("sdk-alice")
+        .key("secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"alice only"
+    );
+    alice
+        .delete_object()
+        .bucket("sdk-alice")
+        .key("secret")
+        .send()
+        .await
+        .unwrap();
+    alice
+        .delete_bucket()
+        .bucket("sdk-alice")
+        .send()
+        .await
+        .unwrap();
+    bob.delete_bucket().bucket("sdk-bob").send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_own_their_buckets_and_admin_manages_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
+    let (alice_key, alice_secret) = tokio::task::block_in_place(|| create_user(&dev, "alice"));
+    let (bob_key, bob_secret) = tokio::task::block_in_place(|| create_user(&dev, "bob"));
+
+    // list-keys: both users and root, no secrets; filtered by user.
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        cairn_admin(&dev, &dev.access_key, &dev.secret_key, &["list-keys"])
+    });
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains(&alice_secret) && !stdout.contains(&dev.secret_key));
+    let listed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let keys = listed["access_keys"].as_array().unwrap();
+    let find = |id: &str| keys.iter().find(|key| key["access_key_id"] == id).cloned();
+    assert_eq!(find(&alice_key).unwrap()["user"], "alice");
+    assert_eq!(find(&bob_key).unwrap()["status"], "active");
+    assert_eq!(find(&dev.access_key).unwrap()["root"], true);
+    let (ok, stdout, _) = tokio::task::block_in_place(|| {
+        cairn_admin(
+            &dev,
+            &dev.access_key,
+            &dev.secret_key,
+            &["list-keys", "--user", "bob"],
+        )
+    });
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(listed["access_keys"].as_array().unwrap().len(), 1);
+
+    // Users cannot use the admin API; bad user names and the root key's revocation are refused.
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        cairn_admin(
+            &dev,
+            &alice_key,
+            &alice_secret,
+            &["create-key", "--user", "eve"],
+        )
+    });
+    assert!(
+        !ok && stderr.contains("403") && stderr.contains("AccessDenied"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        cairn_admin(&dev, &dev.access_key, "wrong-secret", &["list-keys"])
+    });
+    assert!(!ok && stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        cairn_admin(
+            &dev,
+            &dev.access_key,
+            &dev.secret_key,
+            &["create-key", "--user", "no spaces"],
+        )
+    });
+    assert!(!ok && stderr.contains("InvalidArgument"), "{stderr}");
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        cairn_admin(
+            &dev,
+            &dev.access_key,
+            &dev.secret_key,
+            &["revoke-key", &dev.access_key],
+        )
+    });
+    assert!(!ok && stderr.contains("InvalidArgument"), "{stderr}");
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        cairn_admin(
+            &dev,
+            &dev.access_key,
+            &dev.secret_key,
+            &["revoke-key", "CAIRNNOSUCHKEY"],
+        )
+    });
+    assert!(!ok && stderr.contains("404"), "{stderr}");
+
+    tokio::task::block_in_place(|| {
+        boto3(
+            "s3_users.py",
+            &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
+        )
+    });
+    let alice = sdk_client::client_with_keys(&dev, &alice_key, &alice_secret);
+    let bob = sdk_client::client_with_keys(&dev, &bob_key, &bob_secret);
+    sdk_ownership(&alice, &bob).await;
+
+    // Revocation: bob's key stops working (within the gateway's key cache lifetime).
+    let (ok, _, stderr) = tokio::task::block_in_place(|| {
+        cairn_admin(
+            &dev,
+            &dev.access_key,
+            &dev.secret_key,
+            &["revoke-key", &bob_key],
+        )
+    });
+    assert!(ok, "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match bob.list_buckets().send().await {
+            Err(error) => {
+                assert_eq!(
+                    code_and_status(&error),
+                    ("InvalidAccessKeyId".to_owned(), 403)
+                );
+                break;
+            }
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "revoked key still accepted");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let (_, stdout, _) = tokio::task::block_in_place(|| {
+        cairn_admin(
+            &dev,
+            &dev.access_key,
+            &dev.secret_key,
+            &["list-keys", "--user", "bob"],
+        )
+    });
+    assert!(stdout.contains("\"revoked\""), "{stdout}");
+    // Alice is unaffected.
+    alice.list_buckets().send().await.unwrap();
+    dev.assert_no_errors_logged();
+}
