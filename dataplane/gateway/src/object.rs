@@ -266,6 +266,7 @@ pub async fn put_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
+        attributes: Default::default(),
     });
     let Response::Prepared { record, retried } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
@@ -1140,6 +1141,7 @@ pub async fn copy_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
+        attributes: Default::default(),
     });
     let Response::Prepared { record, .. } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
