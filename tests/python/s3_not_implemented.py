@@ -16,11 +16,7 @@ bucket = "not-implemented"
 s3.create_bucket(Bucket=bucket)
 s3.put_object(Bucket=bucket, Key="k", Body=b"x")
 calls = {
-    "GetBucketTagging": lambda: s3.get_bucket_tagging(Bucket=bucket),
-    "PutObjectTagging": lambda: s3.put_object_tagging(
-        Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
-    ),
-    "GetObjectTagging": lambda: s3.get_object_tagging(Bucket=bucket, Key="k"),
+    "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
     "GetBucketCors": lambda: s3.get_bucket_cors(Bucket=bucket),
     "GetBucketPolicy": lambda: s3.get_bucket_policy(Bucket=bucket),
     "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),

@@ -52,6 +52,7 @@ mod object;
 mod request_id;
 mod server;
 mod storage;
+mod tagging;
 mod users;
 
 pub use cairn_common::placement;

@@ -81,7 +81,7 @@ pub async fn create_multipart_upload(
         ec_scheme: bucket_record.ec_scheme,
         piece_size_bytes: context.executor.shared.config.piece_size_bytes,
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: crate::tagging::request_attributes(context)?,
     });
     let Response::Upload(upload) = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);

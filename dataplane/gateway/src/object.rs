@@ -266,7 +266,7 @@ pub async fn put_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: crate::tagging::request_attributes(context)?,
     });
     let Response::Prepared { record, retried } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
@@ -835,6 +835,9 @@ pub async fn get_object(
     if part_number.is_some() && parts.len() > 1 {
         builder = builder.header("x-amz-mp-parts-count", parts.len());
     }
+    if let Some(count) = crate::tagging::tagging_count(&record) {
+        builder = builder.header("x-amz-tagging-count", count);
+    }
     let overrides = overrides.cloned().unwrap_or_default();
     builder = builder.header(
         "content-type",
@@ -1141,7 +1144,7 @@ pub async fn copy_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: crate::tagging::copy_attributes(context, &source_record)?,
     });
     let Response::Prepared { record, .. } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);

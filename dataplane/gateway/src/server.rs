@@ -748,7 +748,7 @@ async fn dispatch(
     endpoint: Endpoint,
     body: crate::body::RequestBody,
 ) -> Result<HttpResponse, S3Error> {
-    use crate::{bucket, list, multipart, object};
+    use crate::{bucket, list, multipart, object, tagging};
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(context).await,
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(context, &bucket, body).await,
@@ -878,12 +878,30 @@ async fn dispatch(
             list::list_object_versions(context, &bucket, params).await
         }
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
-        Endpoint::GetObjectTagging { .. }
-        | Endpoint::PutObjectTagging { .. }
-        | Endpoint::DeleteObjectTagging { .. }
-        | Endpoint::GetBucketTagging { .. }
-        | Endpoint::PutBucketTagging { .. }
-        | Endpoint::DeleteBucketTagging { .. } => Err(S3Error::NotImplemented),
+        Endpoint::GetObjectTagging {
+            bucket,
+            key,
+            version_id,
+        } => tagging::get_object_tagging(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::PutObjectTagging {
+            bucket,
+            key,
+            version_id,
+        } => tagging::put_object_tagging(context, &bucket, &key, version_id.as_deref(), body).await,
+        Endpoint::DeleteObjectTagging {
+            bucket,
+            key,
+            version_id,
+        } => tagging::delete_object_tagging(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::GetBucketTagging { bucket } => {
+            tagging::get_bucket_tagging(context, &bucket).await
+        }
+        Endpoint::PutBucketTagging { bucket } => {
+            tagging::put_bucket_tagging(context, &bucket, body).await
+        }
+        Endpoint::DeleteBucketTagging { bucket } => {
+            tagging::delete_bucket_tagging(context, &bucket).await
+        }
     }
 }
 

@@ -81,6 +81,7 @@ pub mod error;
 pub mod headers;
 pub mod listing;
 pub mod multipart;
+pub mod policy;
 pub mod range;
 pub mod sigv4;
 pub mod tagging;
