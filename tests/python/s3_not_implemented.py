@@ -18,7 +18,6 @@ s3.put_object(Bucket=bucket, Key="k", Body=b"x")
 calls = {
     "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
     "GetBucketCors": lambda: s3.get_bucket_cors(Bucket=bucket),
-    "GetBucketPolicy": lambda: s3.get_bucket_policy(Bucket=bucket),
     "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
     "GetObjectAcl": lambda: s3.get_object_acl(Bucket=bucket, Key="k"),
     "GetBucketEncryption": lambda: s3.get_bucket_encryption(Bucket=bucket),

@@ -1,7 +1,9 @@
 //! Black-box tests of users and access control (issue 6) against `cairn dev`: users' access keys
 //! created, listed and revoked with `cairn admin` (signed with the root keys), bucket ownership
 //! enforced between two users through boto3 (tests/python/s3_users.py) and the Rust AWS SDK, the
-//! admin API refused to users and to anonymous callers, and a revoked key refused.
+//! admin API refused to users and to anonymous callers, and a revoked key refused; bucket
+//! policies (tests/python/s3_policy.py and the SDK) granting and denying users and anonymous
+//! callers, with conditions.
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -179,6 +181,165 @@ async fn sdk_ownership(alice: &Client, bob: &Client) {
     bob.delete_bucket().bucket("sdk-bob").send().await.unwrap();
 }
 
+async fn sdk_policy(dev: &CairnDev, alice: &Client, bob: &Client) {
+    let bucket = "sdk-policy";
+    alice.create_bucket().bucket(bucket).send().await.unwrap();
+    alice
+        .put_object()
+        .bucket(bucket)
+        .key("shared/doc")
+        .body(ByteStream::from_static(b"shared"))
+        .send()
+        .await
+        .unwrap();
+    let missing = alice
+        .get_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&missing),
+        ("NoSuchBucketPolicy".to_owned(), 404)
+    );
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "bob"}, "Action": ["s3:GetObject", "s3:PutObject"],
+             "Resource": format!("arn:aws:s3:::{bucket}/shared/*")},
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+             "Resource": format!("arn:aws:s3:::{bucket}/shared/*"),
+             "Condition": {"StringEquals": {"aws:UserAgent": "cairn-test-agent"}}}
+        ]
+    })
+    .to_string();
+    alice
+        .put_bucket_policy()
+        .bucket(bucket)
+        .policy(&policy)
+        .send()
+        .await
+        .unwrap();
+    let stored = alice
+        .get_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.policy(), Some(policy.as_str()));
+    let status = alice
+        .get_bucket_policy_status()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.policy_status().and_then(|status| status.is_public()),
+        Some(true)
+    );
+
+    // Bob reads and writes under shared/ only.
+    let read = bob
+        .get_object()
+        .bucket(bucket)
+        .key("shared/doc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"shared"
+    );
+    bob.put_object()
+        .bucket(bucket)
+        .key("shared/from-bob")
+        .body(ByteStream::from_static(b"bob"))
+        .send()
+        .await
+        .unwrap();
+    let outside = bob
+        .put_object()
+        .bucket(bucket)
+        .key("elsewhere")
+        .body(ByteStream::from_static(b"bob"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&outside), denied());
+    let list = bob
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&list), denied());
+    let manage = bob
+        .delete_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&manage), denied());
+
+    // Anonymous: only with the user agent the condition names.
+    let anonymous = |user_agent: &'static str| {
+        let endpoint = dev.endpoint;
+        move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(endpoint).unwrap();
+            write!(
+                stream,
+                "GET /{bucket}/shared/doc HTTP/1.1\r\nHost: {endpoint}\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        }
+    };
+    let allowed = tokio::task::block_in_place(anonymous("cairn-test-agent"));
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(allowed.ends_with("shared"), "{allowed}");
+    let refused = tokio::task::block_in_place(anonymous("some-browser"));
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+
+    let malformed = alice
+        .put_bucket_policy()
+        .bucket(bucket)
+        .policy("{\"Statement\": \"nope\"}")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&malformed),
+        ("MalformedPolicy".to_owned(), 400)
+    );
+    alice
+        .delete_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let after = bob
+        .get_object()
+        .bucket(bucket)
+        .key("shared/doc")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&after), denied());
+    for key in ["shared/doc", "shared/from-bob"] {
+        alice
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    alice.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_own_their_buckets_and_admin_manages_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,6 +425,14 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
     let alice = sdk_client::client_with_keys(&dev, &alice_key, &alice_secret);
     let bob = sdk_client::client_with_keys(&dev, &bob_key, &bob_secret);
     sdk_ownership(&alice, &bob).await;
+
+    tokio::task::block_in_place(|| {
+        boto3(
+            "s3_policy.py",
+            &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
+        )
+    });
+    sdk_policy(&dev, &alice, &bob).await;
 
     // Revocation: bob's key stops working (within the gateway's key cache lifetime).
     let (ok, _, stderr) = tokio::task::block_in_place(|| {

@@ -18,11 +18,40 @@ use crate::body::RequestBody;
 use crate::errors::{client_error_to_s3, meta_error_to_s3};
 use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, xml_response};
 
-/// Reads a bucket and checks that the caller owns it.
+/// Reads a bucket and checks that the caller may perform the request's action on it (see
+/// [`crate::policy::authorize`]: the owner may unless the bucket policy denies it, anyone else
+/// only when the bucket policy allows it).
 pub async fn owned_bucket(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<BucketRecord, S3Error> {
+    let record = read_bucket(context, bucket).await?;
+    crate::policy::authorize(
+        context,
+        &record,
+        context.action,
+        context.object_key.as_deref(),
+    )?;
+    Ok(record)
+}
+
+/// The bucket of a copy source, checked for reading the source object (`s3:GetObject`, or
+/// `s3:GetObjectVersion` when the source names a version).
+pub async fn readable_copy_source_bucket(
+    context: &RequestContext<'_>,
+    source: &cairn_s3_proto::endpoint::CopySource,
+) -> Result<BucketRecord, S3Error> {
+    let record = read_bucket(context, &source.bucket).await?;
+    let action = if source.version_id.is_some() {
+        "s3:GetObjectVersion"
+    } else {
+        "s3:GetObject"
+    };
+    crate::policy::authorize(context, &record, action, Some(&source.key))?;
+    Ok(record)
+}
+
+async fn read_bucket(context: &RequestContext<'_>, bucket: &str) -> Result<BucketRecord, S3Error> {
     let answer = context
         .executor
         .meta_query(Query::GetBucket {
@@ -30,12 +59,7 @@ pub async fn owned_bucket(
         })
         .await?;
     match answer {
-        Response::Bucket(record) => {
-            if record.owner != context.caller.owner {
-                return Err(S3Error::AccessDenied);
-            }
-            Ok(record)
-        }
+        Response::Bucket(record) => Ok(record),
         _ => Err(S3Error::InternalError),
     }
 }

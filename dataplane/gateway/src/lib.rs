@@ -49,6 +49,7 @@ mod list;
 pub mod metrics;
 mod multipart;
 mod object;
+mod policy;
 mod request_id;
 mod server;
 mod storage;

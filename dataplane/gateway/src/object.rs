@@ -1110,7 +1110,7 @@ pub async fn copy_object(
         key,
         directive,
     )?;
-    let source_bucket_record = owned_bucket(context, &source.bucket).await?;
+    let source_bucket_record = crate::bucket::readable_copy_source_bucket(context, source).await?;
     let source_record = read_copy_source(context, source).await?;
     let source_version_id = version_id_header(source_bucket_record.versioning, &source_record);
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;

@@ -109,10 +109,6 @@ pub enum UnimplementedOperation {
     PutBucketCors,
     DeleteBucketCors,
     PreflightCors,
-    GetBucketPolicy,
-    PutBucketPolicy,
-    DeleteBucketPolicy,
-    GetBucketPolicyStatus,
     GetBucketAcl,
     PutBucketAcl,
     GetObjectAcl,
@@ -139,7 +135,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 30] = [
+pub const OPERATION_NAMES: [&str; 34] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -170,6 +166,10 @@ pub const OPERATION_NAMES: [&str; 30] = [
     "GetBucketTagging",
     "PutBucketTagging",
     "DeleteBucketTagging",
+    "GetBucketPolicy",
+    "PutBucketPolicy",
+    "DeleteBucketPolicy",
+    "GetBucketPolicyStatus",
 ];
 
 /// One S3 operation with its parameters.
@@ -304,6 +304,18 @@ pub enum Endpoint {
     DeleteBucketTagging {
         bucket: String,
     },
+    GetBucketPolicy {
+        bucket: String,
+    },
+    PutBucketPolicy {
+        bucket: String,
+    },
+    DeleteBucketPolicy {
+        bucket: String,
+    },
+    GetBucketPolicyStatus {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -346,6 +358,10 @@ impl Endpoint {
             Endpoint::GetBucketTagging { .. } => 27,
             Endpoint::PutBucketTagging { .. } => 28,
             Endpoint::DeleteBucketTagging { .. } => 29,
+            Endpoint::GetBucketPolicy { .. } => 30,
+            Endpoint::PutBucketPolicy { .. } => 31,
+            Endpoint::DeleteBucketPolicy { .. } => 32,
+            Endpoint::GetBucketPolicyStatus { .. } => 33,
         }
     }
 
@@ -381,7 +397,105 @@ impl Endpoint {
             | Endpoint::DeleteObjectTagging { bucket, .. }
             | Endpoint::GetBucketTagging { bucket }
             | Endpoint::PutBucketTagging { bucket }
-            | Endpoint::DeleteBucketTagging { bucket } => Some(bucket),
+            | Endpoint::DeleteBucketTagging { bucket }
+            | Endpoint::GetBucketPolicy { bucket }
+            | Endpoint::PutBucketPolicy { bucket }
+            | Endpoint::DeleteBucketPolicy { bucket }
+            | Endpoint::GetBucketPolicyStatus { bucket } => Some(bucket),
+        }
+    }
+
+    /// The object key the request addresses, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Endpoint::PutObject { key, .. }
+            | Endpoint::GetObject { key, .. }
+            | Endpoint::HeadObject { key, .. }
+            | Endpoint::DeleteObject { key, .. }
+            | Endpoint::CopyObject { key, .. }
+            | Endpoint::CreateMultipartUpload { key, .. }
+            | Endpoint::UploadPart { key, .. }
+            | Endpoint::UploadPartCopy { key, .. }
+            | Endpoint::CompleteMultipartUpload { key, .. }
+            | Endpoint::AbortMultipartUpload { key, .. }
+            | Endpoint::ListParts { key, .. }
+            | Endpoint::GetObjectTagging { key, .. }
+            | Endpoint::PutObjectTagging { key, .. }
+            | Endpoint::DeleteObjectTagging { key, .. } => Some(key),
+            Endpoint::NotImplemented { key, .. } => key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The IAM action a bucket policy names this request by (AWS's "Actions defined by Amazon
+    /// S3"); a request naming a version is the `...Version` action.
+    pub fn policy_action(&self) -> &'static str {
+        match self {
+            Endpoint::ListBuckets => "s3:ListAllMyBuckets",
+            Endpoint::CreateBucket { .. } => "s3:CreateBucket",
+            Endpoint::HeadBucket { .. }
+            | Endpoint::ListObjectsV2 { .. }
+            | Endpoint::ListObjectsV1 { .. } => "s3:ListBucket",
+            Endpoint::DeleteBucket { .. } => "s3:DeleteBucket",
+            Endpoint::GetBucketLocation { .. } => "s3:GetBucketLocation",
+            Endpoint::GetObject { version_id, .. } | Endpoint::HeadObject { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersion"
+                } else {
+                    "s3:GetObject"
+                }
+            }
+            Endpoint::PutObject { .. }
+            | Endpoint::CopyObject { .. }
+            | Endpoint::CreateMultipartUpload { .. }
+            | Endpoint::UploadPart { .. }
+            | Endpoint::UploadPartCopy { .. }
+            | Endpoint::CompleteMultipartUpload { .. } => "s3:PutObject",
+            Endpoint::DeleteObject { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:DeleteObjectVersion"
+                } else {
+                    "s3:DeleteObject"
+                }
+            }
+            Endpoint::DeleteObjects { .. } => "s3:DeleteObject",
+            Endpoint::AbortMultipartUpload { .. } => "s3:AbortMultipartUpload",
+            Endpoint::ListParts { .. } => "s3:ListMultipartUploadParts",
+            Endpoint::ListMultipartUploads { .. } => "s3:ListBucketMultipartUploads",
+            Endpoint::NotImplemented { .. } => "s3:NotImplemented",
+            Endpoint::GetBucketVersioning { .. } => "s3:GetBucketVersioning",
+            Endpoint::PutBucketVersioning { .. } => "s3:PutBucketVersioning",
+            Endpoint::ListObjectVersions { .. } => "s3:ListBucketVersions",
+            Endpoint::GetObjectTagging { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersionTagging"
+                } else {
+                    "s3:GetObjectTagging"
+                }
+            }
+            Endpoint::PutObjectTagging { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:PutObjectVersionTagging"
+                } else {
+                    "s3:PutObjectTagging"
+                }
+            }
+            Endpoint::DeleteObjectTagging { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:DeleteObjectVersionTagging"
+                } else {
+                    "s3:DeleteObjectTagging"
+                }
+            }
+            Endpoint::GetBucketTagging { .. } => "s3:GetBucketTagging",
+            // AWS authorises DeleteBucketTagging as PutBucketTagging.
+            Endpoint::PutBucketTagging { .. } | Endpoint::DeleteBucketTagging { .. } => {
+                "s3:PutBucketTagging"
+            }
+            Endpoint::GetBucketPolicy { .. } => "s3:GetBucketPolicy",
+            Endpoint::PutBucketPolicy { .. } => "s3:PutBucketPolicy",
+            Endpoint::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
+            Endpoint::GetBucketPolicyStatus { .. } => "s3:GetBucketPolicyStatus",
         }
     }
 
@@ -566,16 +680,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
             Some(Op::DeleteBucketCors),
         );
     }
-    if query.has("policy") {
-        return by_method(
-            Op::GetBucketPolicy,
-            Op::PutBucketPolicy,
-            Some(Op::DeleteBucketPolicy),
-        );
-    }
-    if query.has("policyStatus") {
-        return Some(Op::GetBucketPolicyStatus);
-    }
     if query.has("acl") {
         return by_method(Op::GetBucketAcl, Op::PutBucketAcl, None);
     }
@@ -758,6 +862,20 @@ impl Router {
                 "GET" => Ok(Endpoint::GetBucketTagging { bucket }),
                 "PUT" => Ok(Endpoint::PutBucketTagging { bucket }),
                 "DELETE" => Ok(Endpoint::DeleteBucketTagging { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("policy") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketPolicy { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketPolicy { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketPolicy { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("policyStatus") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketPolicyStatus { bucket }),
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }
