@@ -19,7 +19,7 @@ calls = {
     "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
     "GetBucketCors": lambda: s3.get_bucket_cors(Bucket=bucket),
     "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
-    "GetObjectAcl": lambda: s3.get_object_acl(Bucket=bucket, Key="k"),
+    "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=bucket),
     "GetBucketEncryption": lambda: s3.get_bucket_encryption(Bucket=bucket),
     "GetObjectAttributes": lambda: s3.get_object_attributes(
         Bucket=bucket, Key="k", ObjectAttributes=["ETag"]

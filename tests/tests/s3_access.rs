@@ -3,7 +3,8 @@
 //! enforced between two users through boto3 (tests/python/s3_users.py) and the Rust AWS SDK, the
 //! admin API refused to users and to anonymous callers, and a revoked key refused; bucket
 //! policies (tests/python/s3_policy.py and the SDK) granting and denying users and anonymous
-//! callers, with conditions.
+//! callers, with conditions; canned ACLs on buckets and objects (tests/python/s3_acl.py and the
+//! SDK).
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -340,6 +341,100 @@ async fn sdk_policy(dev: &CairnDev, alice: &Client, bob: &Client) {
     alice.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 
+async fn sdk_acl(alice: &Client, bob: &Client) {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, Permission, Type};
+    let bucket = "sdk-acl";
+    alice
+        .create_bucket()
+        .bucket(bucket)
+        .acl(BucketCannedAcl::AuthenticatedRead)
+        .send()
+        .await
+        .unwrap();
+    let acl = alice.get_bucket_acl().bucket(bucket).send().await.unwrap();
+    assert_eq!(acl.owner().and_then(|owner| owner.id()), Some("alice"));
+    let group_grants: Vec<(Option<&str>, Option<&Permission>)> = acl
+        .grants()
+        .iter()
+        .filter(|grant| grant.grantee().map(|grantee| grantee.r#type()) == Some(&Type::Group))
+        .map(|grant| (grant.grantee().and_then(|g| g.uri()), grant.permission()))
+        .collect();
+    assert_eq!(
+        group_grants,
+        [(
+            Some("http://acs.amazonaws.com/groups/global/AuthenticatedUsers"),
+            Some(&Permission::Read)
+        )]
+    );
+    alice
+        .put_object()
+        .bucket(bucket)
+        .key("doc")
+        .acl(ObjectCannedAcl::AuthenticatedRead)
+        .body(ByteStream::from_static(b"doc"))
+        .send()
+        .await
+        .unwrap();
+    // Bucket READ for signed-in users: bob lists; the object's ACL lets him read it.
+    let listed = bob.list_objects_v2().bucket(bucket).send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(1));
+    bob.get_object()
+        .bucket(bucket)
+        .key("doc")
+        .send()
+        .await
+        .unwrap();
+    let write = bob
+        .put_object()
+        .bucket(bucket)
+        .key("bob")
+        .body(ByteStream::from_static(b"b"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&write), denied());
+    alice
+        .put_object_acl()
+        .bucket(bucket)
+        .key("doc")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    let read = bob
+        .get_object()
+        .bucket(bucket)
+        .key("doc")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&read), denied());
+    let object_acl = alice
+        .get_object_acl()
+        .bucket(bucket)
+        .key("doc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object_acl.grants().len(), 1);
+    let denied_acl = bob
+        .get_object_acl()
+        .bucket(bucket)
+        .key("doc")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&denied_acl), denied());
+    alice
+        .delete_object()
+        .bucket(bucket)
+        .key("doc")
+        .send()
+        .await
+        .unwrap();
+    alice.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_own_their_buckets_and_admin_manages_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -433,6 +528,14 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
         )
     });
     sdk_policy(&dev, &alice, &bob).await;
+
+    tokio::task::block_in_place(|| {
+        boto3(
+            "s3_acl.py",
+            &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
+        )
+    });
+    sdk_acl(&alice, &bob).await;
 
     // Revocation: bob's key stops working (within the gateway's key cache lifetime).
     let (ok, _, stderr) = tokio::task::block_in_place(|| {

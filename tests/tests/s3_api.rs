@@ -414,8 +414,16 @@ async fn sdk_not_implemented(s3: &Client) {
         .await
         .unwrap_err();
     assert_eq!(code_and_status(&cors), ("NotImplemented".to_owned(), 501));
-    let acl = s3.get_bucket_acl().bucket(bucket).send().await.unwrap_err();
-    assert_eq!(code_and_status(&acl), ("NotImplemented".to_owned(), 501));
+    let logging = s3
+        .get_bucket_logging()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&logging),
+        ("NotImplemented".to_owned(), 501)
+    );
     s3.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 

@@ -26,13 +26,33 @@ pub async fn owned_bucket(
     bucket: &str,
 ) -> Result<BucketRecord, S3Error> {
     let record = read_bucket(context, bucket).await?;
-    crate::policy::authorize(
-        context,
-        &record,
-        context.action,
-        context.object_key.as_deref(),
-    )?;
-    Ok(record)
+    let key = context.object_key.as_deref();
+    if crate::policy::authorize(context, &record, context.action, key)? {
+        return Ok(record);
+    }
+    // Reading an object: its own ACL may grant what the bucket does not.
+    if let (Some(key), "s3:GetObject" | "s3:GetObjectVersion") = (key, context.action) {
+        let version_id = cairn_s3_proto::encoding::parse_query(context.raw_query)
+            .map_err(|_| S3Error::InvalidUri)?
+            .into_iter()
+            .find(|(name, _)| name == "versionId")
+            .map(|(_, value)| value);
+        let selector = crate::object::version_selector(version_id.as_deref())?;
+        let answer = context
+            .executor
+            .meta_read(Query::GetObject {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version: selector,
+            })
+            .await?;
+        if let Ok(Response::Object(object)) = answer
+            && crate::acl::object_acl_allows(context, &object)
+        {
+            return Ok(record);
+        }
+    }
+    Err(S3Error::AccessDenied)
 }
 
 /// The bucket of a copy source, checked for reading the source object (`s3:GetObject`, or
@@ -47,8 +67,22 @@ pub async fn readable_copy_source_bucket(
     } else {
         "s3:GetObject"
     };
-    crate::policy::authorize(context, &record, action, Some(&source.key))?;
-    Ok(record)
+    if crate::policy::authorize(context, &record, action, Some(&source.key))? {
+        return Ok(record);
+    }
+    let source_record = crate::object::read_record(
+        context,
+        &source.bucket,
+        &source.key,
+        crate::object::version_selector(source.version_id.as_deref())?,
+    )
+    .await
+    .map_err(|_| S3Error::AccessDenied)?;
+    if crate::acl::object_acl_allows(context, &source_record) {
+        Ok(record)
+    } else {
+        Err(S3Error::AccessDenied)
+    }
 }
 
 async fn read_bucket(context: &RequestContext<'_>, bucket: &str) -> Result<BucketRecord, S3Error> {
@@ -116,7 +150,11 @@ pub async fn create_bucket(
         ec_scheme: shared.config.default_ec_scheme.clone(),
         acl: Acl::default(),
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: {
+            let mut attributes = Default::default();
+            crate::acl::insert_requested_acl(context, &mut attributes)?;
+            attributes
+        },
     });
     context.executor.meta_write(command).await?;
     set_sealed(context, bucket, false).await?;

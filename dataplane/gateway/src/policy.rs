@@ -8,7 +8,8 @@
 //!    whatever the policy says, so an owner can never lock itself out.
 //! 2. An explicit `Deny` that applies refuses the request (the owner included).
 //! 3. An applicable `Allow` allows it, for any user and for anonymous callers.
-//! 4. Otherwise only the owner may.
+//! 4. Otherwise the owner may, and others where the bucket's canned ACL (or, for reading an
+//!    object, the object's) grants it (see [`crate::acl`]).
 //!
 //! The request facts a policy sees: the caller (user name, or anonymous), the action
 //! ([`cairn_s3_proto::Endpoint::policy_action`]), the resource `arn:aws:s3:::bucket[/key]`
@@ -100,19 +101,17 @@ fn condition_context(context: &RequestContext<'_>) -> BTreeMap<String, Vec<Strin
 }
 
 /// Whether the caller may perform `action` on `record` (and `key` in it); see the module header.
+/// `Ok(false)`: nothing grants it (an object's own ACL may still, see
+/// [`crate::bucket::owned_bucket`]); `Err(AccessDenied)`: a policy explicitly denies it.
 pub(crate) fn authorize(
     context: &RequestContext<'_>,
     record: &BucketRecord,
     action: &str,
     key: Option<&str>,
-) -> Result<(), S3Error> {
+) -> Result<bool, S3Error> {
     let is_owner = !context.caller.is_anonymous() && record.owner == context.caller.owner;
     if POLICY_MANAGEMENT.contains(&action) {
-        return if is_owner {
-            Ok(())
-        } else {
-            Err(S3Error::AccessDenied)
-        };
+        return Ok(is_owner);
     }
     let decision = match stored_policy(record)? {
         None => Decision::NoMatch,
@@ -132,9 +131,8 @@ pub(crate) fn authorize(
     };
     match decision {
         Decision::Deny => Err(S3Error::AccessDenied),
-        Decision::Allow => Ok(()),
-        Decision::NoMatch if is_owner => Ok(()),
-        Decision::NoMatch => Err(S3Error::AccessDenied),
+        Decision::Allow => Ok(true),
+        Decision::NoMatch => Ok(is_owner || crate::acl::bucket_acl_allows(context, record, action)),
     }
 }
 

@@ -779,7 +779,7 @@ async fn dispatch(
     endpoint: Endpoint,
     body: crate::body::RequestBody,
 ) -> Result<HttpResponse, S3Error> {
-    use crate::{bucket, list, multipart, object, policy, tagging};
+    use crate::{acl, bucket, list, multipart, object, policy, tagging};
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(context).await,
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(context, &bucket, body).await,
@@ -943,6 +943,18 @@ async fn dispatch(
         Endpoint::GetBucketPolicyStatus { bucket } => {
             policy::get_bucket_policy_status(context, &bucket).await
         }
+        Endpoint::GetBucketAcl { bucket } => acl::get_bucket_acl(context, &bucket).await,
+        Endpoint::PutBucketAcl { bucket } => acl::put_bucket_acl(context, &bucket, body).await,
+        Endpoint::GetObjectAcl {
+            bucket,
+            key,
+            version_id,
+        } => acl::get_object_acl(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::PutObjectAcl {
+            bucket,
+            key,
+            version_id,
+        } => acl::put_object_acl(context, &bucket, &key, version_id.as_deref(), body).await,
     }
 }
 

@@ -37,9 +37,11 @@ fn tags_of(attributes: &Attributes) -> Result<Vec<Tag>, S3Error> {
     }
 }
 
-/// The attributes a new object starts with: the tags of `x-amz-tagging`, when present.
+/// The attributes a new object starts with: the tags of `x-amz-tagging` and the canned ACL of
+/// `x-amz-acl`, when present.
 pub(crate) fn request_attributes(context: &RequestContext<'_>) -> Result<Attributes, S3Error> {
     let mut attributes = Attributes::new();
+    crate::acl::insert_requested_acl(context, &mut attributes)?;
     if let Some(header) = context.header("x-amz-tagging") {
         let tags = parse_tagging_header(header)?;
         if let Some(value) = stored_value(&tags) {
@@ -57,7 +59,9 @@ pub(crate) fn copy_attributes(
 ) -> Result<Attributes, S3Error> {
     match context.header("x-amz-tagging-directive") {
         None | Some("COPY") => {
+            // The new object's ACL is the request's, never the source's (as in S3).
             let mut attributes = Attributes::new();
+            crate::acl::insert_requested_acl(context, &mut attributes)?;
             if let Some(value) = source.attributes.get(TAGGING_ATTRIBUTE) {
                 attributes.insert(TAGGING_ATTRIBUTE.to_owned(), value.clone());
             }

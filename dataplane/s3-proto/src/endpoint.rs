@@ -109,10 +109,6 @@ pub enum UnimplementedOperation {
     PutBucketCors,
     DeleteBucketCors,
     PreflightCors,
-    GetBucketAcl,
-    PutBucketAcl,
-    GetObjectAcl,
-    PutObjectAcl,
     GetBucketLifecycle,
     PutBucketLifecycle,
     DeleteBucketLifecycle,
@@ -135,7 +131,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 34] = [
+pub const OPERATION_NAMES: [&str; 38] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -170,6 +166,10 @@ pub const OPERATION_NAMES: [&str; 34] = [
     "PutBucketPolicy",
     "DeleteBucketPolicy",
     "GetBucketPolicyStatus",
+    "GetBucketAcl",
+    "PutBucketAcl",
+    "GetObjectAcl",
+    "PutObjectAcl",
 ];
 
 /// One S3 operation with its parameters.
@@ -316,6 +316,22 @@ pub enum Endpoint {
     GetBucketPolicyStatus {
         bucket: String,
     },
+    GetBucketAcl {
+        bucket: String,
+    },
+    PutBucketAcl {
+        bucket: String,
+    },
+    GetObjectAcl {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    PutObjectAcl {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -362,6 +378,10 @@ impl Endpoint {
             Endpoint::PutBucketPolicy { .. } => 31,
             Endpoint::DeleteBucketPolicy { .. } => 32,
             Endpoint::GetBucketPolicyStatus { .. } => 33,
+            Endpoint::GetBucketAcl { .. } => 34,
+            Endpoint::PutBucketAcl { .. } => 35,
+            Endpoint::GetObjectAcl { .. } => 36,
+            Endpoint::PutObjectAcl { .. } => 37,
         }
     }
 
@@ -401,7 +421,11 @@ impl Endpoint {
             | Endpoint::GetBucketPolicy { bucket }
             | Endpoint::PutBucketPolicy { bucket }
             | Endpoint::DeleteBucketPolicy { bucket }
-            | Endpoint::GetBucketPolicyStatus { bucket } => Some(bucket),
+            | Endpoint::GetBucketPolicyStatus { bucket }
+            | Endpoint::GetBucketAcl { bucket }
+            | Endpoint::PutBucketAcl { bucket }
+            | Endpoint::GetObjectAcl { bucket, .. }
+            | Endpoint::PutObjectAcl { bucket, .. } => Some(bucket),
         }
     }
 
@@ -421,7 +445,9 @@ impl Endpoint {
             | Endpoint::ListParts { key, .. }
             | Endpoint::GetObjectTagging { key, .. }
             | Endpoint::PutObjectTagging { key, .. }
-            | Endpoint::DeleteObjectTagging { key, .. } => Some(key),
+            | Endpoint::DeleteObjectTagging { key, .. }
+            | Endpoint::GetObjectAcl { key, .. }
+            | Endpoint::PutObjectAcl { key, .. } => Some(key),
             Endpoint::NotImplemented { key, .. } => key.as_deref(),
             _ => None,
         }
@@ -496,6 +522,22 @@ impl Endpoint {
             Endpoint::PutBucketPolicy { .. } => "s3:PutBucketPolicy",
             Endpoint::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
             Endpoint::GetBucketPolicyStatus { .. } => "s3:GetBucketPolicyStatus",
+            Endpoint::GetBucketAcl { .. } => "s3:GetBucketAcl",
+            Endpoint::PutBucketAcl { .. } => "s3:PutBucketAcl",
+            Endpoint::GetObjectAcl { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersionAcl"
+                } else {
+                    "s3:GetObjectAcl"
+                }
+            }
+            Endpoint::PutObjectAcl { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:PutObjectVersionAcl"
+                } else {
+                    "s3:PutObjectAcl"
+                }
+            }
         }
     }
 
@@ -680,9 +722,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
             Some(Op::DeleteBucketCors),
         );
     }
-    if query.has("acl") {
-        return by_method(Op::GetBucketAcl, Op::PutBucketAcl, None);
-    }
     if query.has("lifecycle") {
         return by_method(
             Op::GetBucketLifecycle,
@@ -722,13 +761,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
 fn unimplemented_object_operation(method: &str, query: &Query) -> Option<UnimplementedOperation> {
     use UnimplementedOperation as Op;
     let read = matches!(method, "GET" | "HEAD");
-    if query.has("acl") {
-        return Some(if read {
-            Op::GetObjectAcl
-        } else {
-            Op::PutObjectAcl
-        });
-    }
     if query.has("attributes") {
         return Some(Op::GetObjectAttributes);
     }
@@ -873,6 +905,13 @@ impl Router {
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }
+        if query.has("acl") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketAcl { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketAcl { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
         if query.has("policyStatus") {
             return match method {
                 "GET" => Ok(Endpoint::GetBucketPolicyStatus { bucket }),
@@ -994,6 +1033,21 @@ impl Router {
                     version_id,
                 }),
                 "DELETE" => Ok(Endpoint::DeleteObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("acl") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectAcl {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "PUT" => Ok(Endpoint::PutObjectAcl {
                     bucket,
                     key,
                     version_id,

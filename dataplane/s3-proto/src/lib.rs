@@ -71,6 +71,7 @@
 //! # Ok::<(), S3Error>(())
 //! ```
 
+pub mod acl;
 pub mod body;
 pub mod checksum;
 pub mod chunked;

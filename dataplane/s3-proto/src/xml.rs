@@ -67,6 +67,20 @@ impl XmlWriter {
         self.output.push('>');
     }
 
+    /// Opens an element with attributes (values escaped).
+    pub fn open_with_attributes(&mut self, name: &str, attributes: &[(&str, &str)]) {
+        self.output.push('<');
+        self.output.push_str(name);
+        for (attribute, value) in attributes {
+            self.output.push(' ');
+            self.output.push_str(attribute);
+            self.output.push_str("=\"");
+            escape_into(&mut self.output, value);
+            self.output.push('"');
+        }
+        self.output.push('>');
+    }
+
     /// Opens the root element with the S3 namespace.
     pub fn open_root(&mut self, name: &str) {
         self.output.push('<');
