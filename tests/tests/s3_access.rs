@@ -4,7 +4,7 @@
 //! admin API refused to users and to anonymous callers, and a revoked key refused; bucket
 //! policies (tests/python/s3_policy.py and the SDK) granting and denying users and anonymous
 //! callers, with conditions; canned ACLs on buckets and objects (tests/python/s3_acl.py and the
-//! SDK).
+//! SDK); Block Public Access (tests/python/s3_public_access_block.py and the SDK).
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -435,6 +435,78 @@ async fn sdk_acl(alice: &Client, bob: &Client) {
     alice.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 
+async fn sdk_public_access_block(alice: &Client) {
+    use aws_sdk_s3::types::{ObjectCannedAcl, PublicAccessBlockConfiguration};
+    let bucket = "sdk-public-access-block";
+    alice.create_bucket().bucket(bucket).send().await.unwrap();
+    let none = alice
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&none),
+        ("NoSuchPublicAccessBlockConfiguration".to_owned(), 404)
+    );
+    alice
+        .put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .block_public_policy(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let stored = alice
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let configuration = stored.public_access_block_configuration().unwrap();
+    assert_eq!(configuration.block_public_acls(), Some(true));
+    assert_eq!(configuration.ignore_public_acls(), Some(false));
+    assert_eq!(configuration.block_public_policy(), Some(true));
+    assert_eq!(configuration.restrict_public_buckets(), Some(false));
+    let refused = alice
+        .put_object()
+        .bucket(bucket)
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"k"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&refused), denied());
+    alice
+        .delete_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    alice
+        .put_object()
+        .bucket(bucket)
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"k"))
+        .send()
+        .await
+        .unwrap();
+    alice
+        .delete_object()
+        .bucket(bucket)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    alice.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_own_their_buckets_and_admin_manages_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -536,6 +608,13 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
         )
     });
     sdk_acl(&alice, &bob).await;
+    tokio::task::block_in_place(|| {
+        boto3(
+            "s3_public_access_block.py",
+            &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
+        )
+    });
+    sdk_public_access_block(&alice).await;
 
     // Revocation: bob's key stops working (within the gateway's key cache lifetime).
     let (ok, _, stderr) = tokio::task::block_in_place(|| {

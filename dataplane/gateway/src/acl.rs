@@ -9,10 +9,15 @@
 //! `NotImplemented`. What each canned ACL grants is S3's table: on a bucket READ lets listing
 //! through and WRITE object creation and deletion; on an object READ lets GetObject/HeadObject
 //! through. A bucket policy's explicit Deny still wins (see [`crate::policy::authorize`]).
+//!
+//! Block Public Access (Put/Get/DeletePublicAccessBlock, the bucket attribute
+//! [`PUBLIC_ACCESS_BLOCK_ATTRIBUTE`]) is honoured: `BlockPublicAcls` refuses setting a public
+//! canned ACL, `IgnorePublicAcls` voids canned grants, `BlockPublicPolicy` refuses a public
+//! policy, `RestrictPublicBuckets` limits a bucket with a public policy to its owner.
 
 use cairn_meta_state::{Attributes, BucketRecord, Command, ObjectRecord, Response};
 use cairn_s3_proto::S3Error;
-use cairn_s3_proto::acl::{AclPermission, CannedAcl, access_control_policy_xml};
+use cairn_s3_proto::acl::{AclPermission, CannedAcl, PublicAccessBlock, access_control_policy_xml};
 
 use crate::body::RequestBody;
 use crate::bucket::owned_bucket;
@@ -21,6 +26,37 @@ use crate::server::{HttpResponse, RequestContext, empty_body, xml_response};
 
 /// The attribute name of a canned ACL, on buckets and on object versions.
 pub const ACL_ATTRIBUTE: &str = "acl";
+/// The attribute name of a bucket's Block Public Access settings.
+pub const PUBLIC_ACCESS_BLOCK_ATTRIBUTE: &str = "public-access-block";
+
+/// A bucket's Block Public Access settings (all off when none are stored).
+pub(crate) fn public_access_block(record: &BucketRecord) -> PublicAccessBlock {
+    record
+        .attributes
+        .get(PUBLIC_ACCESS_BLOCK_ATTRIBUTE)
+        .and_then(|stored| PublicAccessBlock::decode(stored))
+        .unwrap_or_default()
+}
+
+/// `BlockPublicAcls`: a request setting a public canned ACL (one granting everyone or every
+/// signed-in user) on this bucket or its objects is refused.
+pub(crate) fn check_block_public_acls(
+    context: &RequestContext<'_>,
+    record: &BucketRecord,
+) -> Result<(), S3Error> {
+    let sets_acl = matches!(
+        context.action,
+        "s3:PutObject" | "s3:PutObjectAcl" | "s3:PutObjectVersionAcl" | "s3:PutBucketAcl"
+    );
+    if sets_acl
+        && public_access_block(record).block_public_acls
+        && let Some(Ok(acl)) = context.header("x-amz-acl").map(CannedAcl::parse)
+        && (acl.is_public() || acl == CannedAcl::AuthenticatedRead)
+    {
+        return Err(S3Error::AccessDenied);
+    }
+    Ok(())
+}
 
 fn acl_of(attributes: &Attributes) -> CannedAcl {
     attributes
@@ -84,7 +120,14 @@ pub(crate) fn bucket_acl_allows(
 }
 
 /// Whether an object version's ACL lets a caller (not the bucket's owner) read it.
-pub(crate) fn object_acl_allows(context: &RequestContext<'_>, record: &ObjectRecord) -> bool {
+pub(crate) fn object_acl_allows(
+    context: &RequestContext<'_>,
+    bucket: &BucketRecord,
+    record: &ObjectRecord,
+) -> bool {
+    if public_access_block(bucket).ignore_public_acls {
+        return false;
+    }
     acl_of(&record.attributes).grants(AclPermission::Read, !context.caller.is_anonymous(), false)
 }
 
@@ -189,4 +232,62 @@ pub async fn put_object_acl(
         .expect("static headers are valid");
     insert_version_id(&mut response, bucket_record.versioning, &record);
     Ok(response)
+}
+
+pub async fn get_public_access_block(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    let record = owned_bucket(context, bucket).await?;
+    let stored = record
+        .attributes
+        .get(PUBLIC_ACCESS_BLOCK_ATTRIBUTE)
+        .and_then(|stored| PublicAccessBlock::decode(stored))
+        .ok_or(S3Error::NoSuchPublicAccessBlockConfiguration)?;
+    Ok(xml_response(stored.to_xml()))
+}
+
+pub async fn put_public_access_block(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    let document = crate::bucket::read_verified_document(context, body).await?;
+    let settings = PublicAccessBlock::parse(&document)?;
+    set_public_access_block(
+        context,
+        bucket,
+        Some(settings.encode()),
+        http::StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn delete_public_access_block(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    set_public_access_block(context, bucket, None, http::StatusCode::NO_CONTENT).await
+}
+
+async fn set_public_access_block(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    value: Option<Vec<u8>>,
+    status: http::StatusCode,
+) -> Result<HttpResponse, S3Error> {
+    context
+        .executor
+        .meta_write(Command::PutBucketAttribute {
+            bucket: bucket.to_owned(),
+            name: PUBLIC_ACCESS_BLOCK_ATTRIBUTE.to_owned(),
+            value,
+        })
+        .await?;
+    Ok(http::Response::builder()
+        .status(status)
+        .body(empty_body())
+        .expect("static headers are valid"))
 }

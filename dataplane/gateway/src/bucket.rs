@@ -26,6 +26,7 @@ pub async fn owned_bucket(
     bucket: &str,
 ) -> Result<BucketRecord, S3Error> {
     let record = read_bucket(context, bucket).await?;
+    crate::acl::check_block_public_acls(context, &record)?;
     let key = context.object_key.as_deref();
     if crate::policy::authorize(context, &record, context.action, key)? {
         return Ok(record);
@@ -47,7 +48,7 @@ pub async fn owned_bucket(
             })
             .await?;
         if let Ok(Response::Object(object)) = answer
-            && crate::acl::object_acl_allows(context, &object)
+            && crate::acl::object_acl_allows(context, &record, &object)
         {
             return Ok(record);
         }
@@ -78,7 +79,7 @@ pub async fn readable_copy_source_bucket(
     )
     .await
     .map_err(|_| S3Error::AccessDenied)?;
-    if crate::acl::object_acl_allows(context, &source_record) {
+    if crate::acl::object_acl_allows(context, &record, &source_record) {
         Ok(record)
     } else {
         Err(S3Error::AccessDenied)

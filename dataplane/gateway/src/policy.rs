@@ -113,20 +113,26 @@ pub(crate) fn authorize(
     if POLICY_MANAGEMENT.contains(&action) {
         return Ok(is_owner);
     }
+    let restrict_public = crate::acl::public_access_block(record).restrict_public_buckets;
     let decision = match stored_policy(record)? {
         None => Decision::NoMatch,
         Some(policy) => {
+            let ignore_allows = restrict_public && policy.is_public() && !is_owner;
             let resource = match (key, action) {
                 (Some(key), _) => format!("arn:aws:s3:::{}/{key}", record.name),
                 (None, "s3:DeleteObject") => format!("arn:aws:s3:::{}/*", record.name),
                 (None, _) => format!("arn:aws:s3:::{}", record.name),
             };
-            policy.evaluate(&RequestFacts {
+            match policy.evaluate(&RequestFacts {
                 principal: context.caller.principal(),
                 action,
                 resource: &resource,
                 context: condition_context(context),
-            })
+            }) {
+                // RestrictPublicBuckets: a public policy grants nothing beyond the owner.
+                Decision::Allow if ignore_allows => Decision::NoMatch,
+                decision => decision,
+            }
         }
     };
     match decision {
@@ -157,9 +163,12 @@ pub async fn put_bucket_policy(
     bucket: &str,
     body: RequestBody,
 ) -> Result<HttpResponse, S3Error> {
-    owned_bucket(context, bucket).await?;
+    let record = owned_bucket(context, bucket).await?;
     let document = read_verified_document(context, body).await?;
-    BucketPolicy::parse(&document, bucket)?;
+    let policy = BucketPolicy::parse(&document, bucket)?;
+    if policy.is_public() && crate::acl::public_access_block(&record).block_public_policy {
+        return Err(S3Error::AccessDenied);
+    }
     set_policy(context, bucket, Some(document)).await
 }
 

@@ -955,6 +955,15 @@ async fn dispatch(
             key,
             version_id,
         } => acl::put_object_acl(context, &bucket, &key, version_id.as_deref(), body).await,
+        Endpoint::GetPublicAccessBlock { bucket } => {
+            acl::get_public_access_block(context, &bucket).await
+        }
+        Endpoint::PutPublicAccessBlock { bucket } => {
+            acl::put_public_access_block(context, &bucket, body).await
+        }
+        Endpoint::DeletePublicAccessBlock { bucket } => {
+            acl::delete_public_access_block(context, &bucket).await
+        }
     }
 }
 

@@ -142,6 +142,92 @@ pub fn access_control_policy_xml(owner: &str, bucket_owner: &str, acl: CannedAcl
     writer.finish()
 }
 
+/// A bucket's Block Public Access settings (PutPublicAccessBlock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublicAccessBlock {
+    /// Refuse requests that set a public ACL.
+    pub block_public_acls: bool,
+    /// Authorise as if public ACLs granted nothing.
+    pub ignore_public_acls: bool,
+    /// Refuse PutBucketPolicy of a public policy.
+    pub block_public_policy: bool,
+    /// With a public policy in place, only the owner has access.
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    /// The `PublicAccessBlockConfiguration` document; absent elements are false, values other
+    /// than true/false are `MalformedXML`.
+    pub fn parse(body: &[u8]) -> Result<PublicAccessBlock, S3Error> {
+        let root = crate::xml::parse_document(body, 64 * 1024)?;
+        if root.name != "PublicAccessBlockConfiguration" {
+            return Err(S3Error::MalformedXml);
+        }
+        let flag = |name: &str| match root.child_text(name).map(str::trim) {
+            None => Ok(false),
+            Some(text) if text.eq_ignore_ascii_case("true") => Ok(true),
+            Some(text) if text.eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(S3Error::MalformedXml),
+        };
+        Ok(PublicAccessBlock {
+            block_public_acls: flag("BlockPublicAcls")?,
+            ignore_public_acls: flag("IgnorePublicAcls")?,
+            block_public_policy: flag("BlockPublicPolicy")?,
+            restrict_public_buckets: flag("RestrictPublicBuckets")?,
+        })
+    }
+
+    pub fn to_xml(self) -> String {
+        let mut writer = XmlWriter::new();
+        writer.open_root("PublicAccessBlockConfiguration");
+        writer.bool_element("BlockPublicAcls", self.block_public_acls);
+        writer.bool_element("IgnorePublicAcls", self.ignore_public_acls);
+        writer.bool_element("BlockPublicPolicy", self.block_public_policy);
+        writer.bool_element("RestrictPublicBuckets", self.restrict_public_buckets);
+        writer.close("PublicAccessBlockConfiguration");
+        writer.finish()
+    }
+
+    /// Stored form: four `0`/`1` bytes in the order of the document.
+    pub fn encode(self) -> Vec<u8> {
+        [
+            self.block_public_acls,
+            self.ignore_public_acls,
+            self.block_public_policy,
+            self.restrict_public_buckets,
+        ]
+        .iter()
+        .map(|flag| if *flag { b'1' } else { b'0' })
+        .collect()
+    }
+
+    pub fn decode(stored: &[u8]) -> Option<PublicAccessBlock> {
+        let flags: Vec<bool> = stored
+            .iter()
+            .map(|byte| match byte {
+                b'1' => Some(true),
+                b'0' => Some(false),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        let [
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+        ] = flags[..]
+        else {
+            return None;
+        };
+        Some(PublicAccessBlock {
+            block_public_acls,
+            ignore_public_acls,
+            block_public_policy,
+            restrict_public_buckets,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +263,36 @@ mod tests {
         assert!(!CannedAcl::BucketOwnerRead.grants(Read, true, false));
         assert!(CannedAcl::BucketOwnerFullControl.grants(Write, true, true));
         assert!(CannedAcl::PublicRead.is_public() && !CannedAcl::AuthenticatedRead.is_public());
+    }
+
+    #[test]
+    fn public_access_block_parses_renders_and_stores() {
+        let parsed = PublicAccessBlock::parse(
+            b"<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls><RestrictPublicBuckets>TRUE</RestrictPublicBuckets></PublicAccessBlockConfiguration>",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            PublicAccessBlock {
+                block_public_acls: true,
+                ignore_public_acls: false,
+                block_public_policy: false,
+                restrict_public_buckets: true
+            }
+        );
+        assert_eq!(PublicAccessBlock::decode(&parsed.encode()), Some(parsed));
+        assert_eq!(
+            PublicAccessBlock::parse(parsed.to_xml().as_bytes()),
+            Ok(parsed)
+        );
+        assert_eq!(PublicAccessBlock::decode(b"10"), None);
+        for bad in [
+            &b"<Other/>"[..],
+            b"<PublicAccessBlockConfiguration><BlockPublicAcls>yes</BlockPublicAcls></PublicAccessBlockConfiguration>",
+            b"",
+        ] {
+            assert_eq!(PublicAccessBlock::parse(bad), Err(S3Error::MalformedXml));
+        }
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 38] = [
+pub const OPERATION_NAMES: [&str; 41] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -170,6 +170,9 @@ pub const OPERATION_NAMES: [&str; 38] = [
     "PutBucketAcl",
     "GetObjectAcl",
     "PutObjectAcl",
+    "GetPublicAccessBlock",
+    "PutPublicAccessBlock",
+    "DeletePublicAccessBlock",
 ];
 
 /// One S3 operation with its parameters.
@@ -332,6 +335,15 @@ pub enum Endpoint {
         key: String,
         version_id: Option<String>,
     },
+    GetPublicAccessBlock {
+        bucket: String,
+    },
+    PutPublicAccessBlock {
+        bucket: String,
+    },
+    DeletePublicAccessBlock {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -382,6 +394,9 @@ impl Endpoint {
             Endpoint::PutBucketAcl { .. } => 35,
             Endpoint::GetObjectAcl { .. } => 36,
             Endpoint::PutObjectAcl { .. } => 37,
+            Endpoint::GetPublicAccessBlock { .. } => 38,
+            Endpoint::PutPublicAccessBlock { .. } => 39,
+            Endpoint::DeletePublicAccessBlock { .. } => 40,
         }
     }
 
@@ -425,7 +440,10 @@ impl Endpoint {
             | Endpoint::GetBucketAcl { bucket }
             | Endpoint::PutBucketAcl { bucket }
             | Endpoint::GetObjectAcl { bucket, .. }
-            | Endpoint::PutObjectAcl { bucket, .. } => Some(bucket),
+            | Endpoint::PutObjectAcl { bucket, .. }
+            | Endpoint::GetPublicAccessBlock { bucket }
+            | Endpoint::PutPublicAccessBlock { bucket }
+            | Endpoint::DeletePublicAccessBlock { bucket } => Some(bucket),
         }
     }
 
@@ -537,6 +555,11 @@ impl Endpoint {
                 } else {
                     "s3:PutObjectAcl"
                 }
+            }
+            Endpoint::GetPublicAccessBlock { .. } => "s3:GetBucketPublicAccessBlock",
+            // AWS authorises the delete as the put.
+            Endpoint::PutPublicAccessBlock { .. } | Endpoint::DeletePublicAccessBlock { .. } => {
+                "s3:PutBucketPublicAccessBlock"
             }
         }
     }
@@ -736,7 +759,7 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
             None,
         );
     }
-    const OTHER_MARKERS: [&str; 14] = [
+    const OTHER_MARKERS: [&str; 13] = [
         "encryption",
         "website",
         "logging",
@@ -745,7 +768,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "accelerate",
         "requestPayment",
         "ownershipControls",
-        "publicAccessBlock",
         "analytics",
         "metrics",
         "inventory",
@@ -909,6 +931,14 @@ impl Router {
             return match method {
                 "GET" => Ok(Endpoint::GetBucketAcl { bucket }),
                 "PUT" => Ok(Endpoint::PutBucketAcl { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("publicAccessBlock") {
+            return match method {
+                "GET" => Ok(Endpoint::GetPublicAccessBlock { bucket }),
+                "PUT" => Ok(Endpoint::PutPublicAccessBlock { bucket }),
+                "DELETE" => Ok(Endpoint::DeletePublicAccessBlock { bucket }),
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }

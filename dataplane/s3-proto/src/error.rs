@@ -151,6 +151,8 @@ pub enum S3Error {
     MalformedPolicy(String),
     #[error("{0}")]
     MalformedAclError(String),
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
 
     // --- server side ---
     #[error("We encountered an internal error. Please try again.")]
@@ -222,6 +224,7 @@ impl S3Error {
             S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
             S3Error::MalformedPolicy(_) => "MalformedPolicy",
             S3Error::MalformedAclError(_) => "MalformedACLError",
+            S3Error::NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable => "ServiceUnavailable",
             S3Error::SlowDown => "SlowDown",
@@ -277,7 +280,8 @@ impl S3Error {
             | S3Error::NoSuchVersion
             | S3Error::NoSuchUpload
             | S3Error::NoSuchTagSet
-            | S3Error::NoSuchBucketPolicy => 404,
+            | S3Error::NoSuchBucketPolicy
+            | S3Error::NoSuchPublicAccessBlockConfiguration => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -376,6 +380,7 @@ mod tests {
             S3Error::NoSuchBucketPolicy,
             S3Error::MalformedPolicy("x".into()),
             S3Error::MalformedAclError("x".into()),
+            S3Error::NoSuchPublicAccessBlockConfiguration,
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
             S3Error::SlowDown,
@@ -445,6 +450,9 @@ mod tests {
             S3Error::NoSuchBucketPolicy => ("NoSuchBucketPolicy", 404),
             S3Error::MalformedPolicy(_) => ("MalformedPolicy", 400),
             S3Error::MalformedAclError(_) => ("MalformedACLError", 400),
+            S3Error::NoSuchPublicAccessBlockConfiguration => {
+                ("NoSuchPublicAccessBlockConfiguration", 404)
+            }
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
             S3Error::SlowDown => ("SlowDown", 503),
@@ -454,7 +462,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 59, "a variant is missing from the table");
+        assert_eq!(variants.len(), 60, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

@@ -610,8 +610,8 @@ fn unimplemented_subresources_answer_not_implemented() {
         (
             "DELETE",
             "/b1b",
-            "publicAccessBlock",
-            Op::OtherBucketSubresource("publicAccessBlock"),
+            "ownershipControls",
+            Op::OtherBucketSubresource("ownershipControls"),
         ),
     ];
     for (method, path, query, operation) in cases {
