@@ -17,7 +17,7 @@ s3.create_bucket(Bucket=bucket)
 s3.put_object(Bucket=bucket, Key="k", Body=b"x")
 calls = {
     "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
-    "GetBucketCors": lambda: s3.get_bucket_cors(Bucket=bucket),
+    "GetBucketReplication": lambda: s3.get_bucket_replication(Bucket=bucket),
     "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
     "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=bucket),
     "GetBucketEncryption": lambda: s3.get_bucket_encryption(Bucket=bucket),

@@ -2,7 +2,7 @@
 //! through both boto3 (tests/python/s3_<area>.py) and the Rust AWS SDK: bucket versioning, version
 //! ids, delete markers, the null version and ListObjectVersions; conditional writes
 //! (`If-None-Match: *`, `If-Match`) including racing writers of one key; object and bucket
-//! tagging with S3's limits.
+//! tagging with S3's limits; CORS configurations and preflights.
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -407,13 +407,16 @@ async fn sdk_not_implemented(s3: &Client) {
         code_and_status(&website),
         ("NotImplemented".to_owned(), 501)
     );
-    let cors = s3
-        .get_bucket_cors()
+    let replication = s3
+        .get_bucket_replication()
         .bucket(bucket)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_status(&cors), ("NotImplemented".to_owned(), 501));
+    assert_eq!(
+        code_and_status(&replication),
+        ("NotImplemented".to_owned(), 501)
+    );
     let logging = s3
         .get_bucket_logging()
         .bucket(bucket)
@@ -719,6 +722,78 @@ async fn sdk_tagging(s3: &Client) {
     assert_eq!(code_and_status(&gone), ("NoSuchTagSet".to_owned(), 404));
 }
 
+async fn sdk_cors(s3: &Client) {
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    let bucket = "sdk-cors";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let none = s3
+        .get_bucket_cors()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&none),
+        ("NoSuchCORSConfiguration".to_owned(), 404)
+    );
+    s3.put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .allowed_origins("https://site.example")
+                        .allowed_methods("GET")
+                        .allowed_headers("*")
+                        .max_age_seconds(60)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let stored = s3.get_bucket_cors().bucket(bucket).send().await.unwrap();
+    let rule = &stored.cors_rules()[0];
+    assert_eq!(rule.allowed_origins(), ["https://site.example"]);
+    assert_eq!(rule.allowed_methods(), ["GET"]);
+    assert_eq!(rule.allowed_headers(), ["*"]);
+    assert_eq!(rule.max_age_seconds(), Some(60));
+    let bad = s3
+        .put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .allowed_origins("*")
+                        .allowed_methods("TRACE")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&bad), ("InvalidRequest".to_owned(), 400));
+    s3.delete_bucket_cors().bucket(bucket).send().await.unwrap();
+    let gone = s3
+        .get_bucket_cors()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&gone),
+        ("NoSuchCORSConfiguration".to_owned(), 404)
+    );
+    s3.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
 /// Starts a `cairn dev`, runs the boto3 script `script` against it, then `sdk` with an SDK
 /// client, and fails on any ERROR the dev logged.
 async fn through_boto3_and_sdk<F, Fut>(script: &str, sdk: F)
@@ -746,6 +821,11 @@ async fn not_implemented_through_boto3_and_aws_sdk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tagging_through_boto3_and_aws_sdk() {
     through_boto3_and_sdk("s3_tagging.py", |s3| async move { sdk_tagging(&s3).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_through_boto3_and_aws_sdk() {
+    through_boto3_and_sdk("s3_cors.py", |s3| async move { sdk_cors(&s3).await }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,7 +86,10 @@ pub async fn readable_copy_source_bucket(
     }
 }
 
-async fn read_bucket(context: &RequestContext<'_>, bucket: &str) -> Result<BucketRecord, S3Error> {
+pub(crate) async fn read_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<BucketRecord, S3Error> {
     let answer = context
         .executor
         .meta_query(Query::GetBucket {

@@ -45,6 +45,7 @@ mod auth;
 mod body;
 mod bucket;
 pub mod config;
+mod cors;
 pub mod errors;
 mod list;
 pub mod metrics;

@@ -770,7 +770,17 @@ async fn process(
         headers,
         Arc::clone(&record.request_body_bytes),
     )?;
-    dispatch(&context, endpoint, body).await
+    let cors_bucket = match &endpoint {
+        Endpoint::PreflightCors { .. } => None,
+        other => other.bucket().map(str::to_owned),
+    };
+    let mut response = dispatch(&context, endpoint, body).await?;
+    if let Some(bucket) = cors_bucket
+        && context.header("origin").is_some()
+    {
+        crate::cors::decorate(&context, &bucket, parts.method.as_str(), &mut response).await;
+    }
+    Ok(response)
 }
 
 /// The S3 surface: one arm per operation, each in its family's handler file.
@@ -779,7 +789,7 @@ async fn dispatch(
     endpoint: Endpoint,
     body: crate::body::RequestBody,
 ) -> Result<HttpResponse, S3Error> {
-    use crate::{acl, bucket, list, multipart, object, policy, tagging};
+    use crate::{acl, bucket, cors, list, multipart, object, policy, tagging};
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(context).await,
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(context, &bucket, body).await,
@@ -964,6 +974,10 @@ async fn dispatch(
         Endpoint::DeletePublicAccessBlock { bucket } => {
             acl::delete_public_access_block(context, &bucket).await
         }
+        Endpoint::GetBucketCors { bucket } => cors::get_bucket_cors(context, &bucket).await,
+        Endpoint::PutBucketCors { bucket } => cors::put_bucket_cors(context, &bucket, body).await,
+        Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(context, &bucket).await,
+        Endpoint::PreflightCors { bucket, .. } => cors::preflight(context, &bucket).await,
     }
 }
 

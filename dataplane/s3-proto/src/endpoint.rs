@@ -105,10 +105,6 @@ pub struct ListVersionsParams {
 /// moves it into [`Endpoint`] without touching the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnimplementedOperation {
-    GetBucketCors,
-    PutBucketCors,
-    DeleteBucketCors,
-    PreflightCors,
     GetBucketLifecycle,
     PutBucketLifecycle,
     DeleteBucketLifecycle,
@@ -131,7 +127,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 41] = [
+pub const OPERATION_NAMES: [&str; 45] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -173,6 +169,10 @@ pub const OPERATION_NAMES: [&str; 41] = [
     "GetPublicAccessBlock",
     "PutPublicAccessBlock",
     "DeletePublicAccessBlock",
+    "GetBucketCors",
+    "PutBucketCors",
+    "DeleteBucketCors",
+    "PreflightCors",
 ];
 
 /// One S3 operation with its parameters.
@@ -344,6 +344,20 @@ pub enum Endpoint {
     DeletePublicAccessBlock {
         bucket: String,
     },
+    GetBucketCors {
+        bucket: String,
+    },
+    PutBucketCors {
+        bucket: String,
+    },
+    DeleteBucketCors {
+        bucket: String,
+    },
+    /// A browser's CORS preflight (`OPTIONS`) on a bucket or object path.
+    PreflightCors {
+        bucket: String,
+        key: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -397,6 +411,10 @@ impl Endpoint {
             Endpoint::GetPublicAccessBlock { .. } => 38,
             Endpoint::PutPublicAccessBlock { .. } => 39,
             Endpoint::DeletePublicAccessBlock { .. } => 40,
+            Endpoint::GetBucketCors { .. } => 41,
+            Endpoint::PutBucketCors { .. } => 42,
+            Endpoint::DeleteBucketCors { .. } => 43,
+            Endpoint::PreflightCors { .. } => 44,
         }
     }
 
@@ -443,7 +461,11 @@ impl Endpoint {
             | Endpoint::PutObjectAcl { bucket, .. }
             | Endpoint::GetPublicAccessBlock { bucket }
             | Endpoint::PutPublicAccessBlock { bucket }
-            | Endpoint::DeletePublicAccessBlock { bucket } => Some(bucket),
+            | Endpoint::DeletePublicAccessBlock { bucket }
+            | Endpoint::GetBucketCors { bucket }
+            | Endpoint::PutBucketCors { bucket }
+            | Endpoint::DeleteBucketCors { bucket }
+            | Endpoint::PreflightCors { bucket, .. } => Some(bucket),
         }
     }
 
@@ -466,7 +488,9 @@ impl Endpoint {
             | Endpoint::DeleteObjectTagging { key, .. }
             | Endpoint::GetObjectAcl { key, .. }
             | Endpoint::PutObjectAcl { key, .. } => Some(key),
-            Endpoint::NotImplemented { key, .. } => key.as_deref(),
+            Endpoint::NotImplemented { key, .. } | Endpoint::PreflightCors { key, .. } => {
+                key.as_deref()
+            }
             _ => None,
         }
     }
@@ -561,6 +585,13 @@ impl Endpoint {
             Endpoint::PutPublicAccessBlock { .. } | Endpoint::DeletePublicAccessBlock { .. } => {
                 "s3:PutBucketPublicAccessBlock"
             }
+            Endpoint::GetBucketCors { .. } => "s3:GetBucketCORS",
+            // AWS authorises the delete as the put.
+            Endpoint::PutBucketCors { .. } | Endpoint::DeleteBucketCors { .. } => {
+                "s3:PutBucketCORS"
+            }
+            // Preflights are unauthenticated; no policy is consulted.
+            Endpoint::PreflightCors { .. } => "s3:PreflightCors",
         }
     }
 
@@ -738,13 +769,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "DELETE" => delete.or(Some(put)),
         _ => Some(get),
     };
-    if query.has("cors") {
-        return by_method(
-            Op::GetBucketCors,
-            Op::PutBucketCors,
-            Some(Op::DeleteBucketCors),
-        );
-    }
     if query.has("lifecycle") {
         return by_method(
             Op::GetBucketLifecycle,
@@ -898,11 +922,15 @@ impl Router {
         query: &Query,
     ) -> Result<Endpoint, S3Error> {
         if method == "OPTIONS" {
-            return Ok(Endpoint::NotImplemented {
-                bucket: Some(bucket),
-                key: None,
-                operation: UnimplementedOperation::PreflightCors,
-            });
+            return Ok(Endpoint::PreflightCors { bucket, key: None });
+        }
+        if query.has("cors") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketCors { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketCors { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketCors { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
         }
         if query.has("versioning") {
             return match method {
@@ -1043,10 +1071,9 @@ impl Router {
     ) -> Result<Endpoint, S3Error> {
         let method = head.method;
         if method == "OPTIONS" {
-            return Ok(Endpoint::NotImplemented {
-                bucket: Some(bucket),
+            return Ok(Endpoint::PreflightCors {
+                bucket,
                 key: Some(key),
-                operation: UnimplementedOperation::PreflightCors,
             });
         }
         let version_id = query.string("versionId");

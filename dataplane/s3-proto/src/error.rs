@@ -153,6 +153,11 @@ pub enum S3Error {
     MalformedAclError(String),
     #[error("The public access block configuration was not found")]
     NoSuchPublicAccessBlockConfiguration,
+    #[error("The CORS configuration does not exist")]
+    NoSuchCorsConfiguration,
+    /// A CORS preflight no rule allows.
+    #[error("{0}")]
+    AccessForbidden(String),
 
     // --- server side ---
     #[error("We encountered an internal error. Please try again.")]
@@ -225,6 +230,8 @@ impl S3Error {
             S3Error::MalformedPolicy(_) => "MalformedPolicy",
             S3Error::MalformedAclError(_) => "MalformedACLError",
             S3Error::NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            S3Error::NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
+            S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable => "ServiceUnavailable",
             S3Error::SlowDown => "SlowDown",
@@ -244,7 +251,8 @@ impl S3Error {
             | S3Error::RequestTimeTooSkewed
             | S3Error::AuthorizationQueryParametersError(_)
             | S3Error::MfaAuthenticationRequired
-            | S3Error::InvalidChunkSizeError => 403,
+            | S3Error::InvalidChunkSizeError
+            | S3Error::AccessForbidden(_) => 403,
             S3Error::ExpiredToken
             | S3Error::AuthorizationHeaderMalformed(_)
             | S3Error::MissingSecurityHeader(_)
@@ -281,7 +289,8 @@ impl S3Error {
             | S3Error::NoSuchUpload
             | S3Error::NoSuchTagSet
             | S3Error::NoSuchBucketPolicy
-            | S3Error::NoSuchPublicAccessBlockConfiguration => 404,
+            | S3Error::NoSuchPublicAccessBlockConfiguration
+            | S3Error::NoSuchCorsConfiguration => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -381,6 +390,8 @@ mod tests {
             S3Error::MalformedPolicy("x".into()),
             S3Error::MalformedAclError("x".into()),
             S3Error::NoSuchPublicAccessBlockConfiguration,
+            S3Error::NoSuchCorsConfiguration,
+            S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
             S3Error::SlowDown,
@@ -453,6 +464,8 @@ mod tests {
             S3Error::NoSuchPublicAccessBlockConfiguration => {
                 ("NoSuchPublicAccessBlockConfiguration", 404)
             }
+            S3Error::NoSuchCorsConfiguration => ("NoSuchCORSConfiguration", 404),
+            S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
             S3Error::SlowDown => ("SlowDown", 503),
@@ -462,7 +475,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 60, "a variant is missing from the table");
+        assert_eq!(variants.len(), 62, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

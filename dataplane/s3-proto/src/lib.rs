@@ -76,6 +76,7 @@ pub mod body;
 pub mod checksum;
 pub mod chunked;
 pub mod conditions;
+pub mod cors;
 pub mod encoding;
 pub mod endpoint;
 pub mod error;

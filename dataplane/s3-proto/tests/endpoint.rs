@@ -575,10 +575,6 @@ fn tagging_subresources_route_to_their_operations() {
 fn unimplemented_subresources_answer_not_implemented() {
     use UnimplementedOperation as Op;
     let cases: Vec<(&str, &str, &str, Op)> = vec![
-        ("GET", "/b1b", "cors", Op::GetBucketCors),
-        ("PUT", "/b1b", "cors", Op::PutBucketCors),
-        ("DELETE", "/b1b", "cors", Op::DeleteBucketCors),
-        ("OPTIONS", "/b1b/key", "", Op::PreflightCors),
         ("GET", "/b1b", "lifecycle", Op::GetBucketLifecycle),
         ("PUT", "/b1b", "lifecycle", Op::PutBucketLifecycle),
         ("DELETE", "/b1b", "lifecycle", Op::DeleteBucketLifecycle),
