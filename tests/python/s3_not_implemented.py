@@ -21,9 +21,7 @@ calls = {
     "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
     "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=bucket),
     "GetBucketEncryption": lambda: s3.get_bucket_encryption(Bucket=bucket),
-    "GetObjectAttributes": lambda: s3.get_object_attributes(
-        Bucket=bucket, Key="k", ObjectAttributes=["ETag"]
-    ),
+    "RestoreObject": lambda: s3.restore_object(Bucket=bucket, Key="k", RestoreRequest={"Days": 1}),
 }
 for name, call in calls.items():
     try:

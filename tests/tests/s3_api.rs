@@ -2,7 +2,8 @@
 //! through both boto3 (tests/python/s3_<area>.py) and the Rust AWS SDK: bucket versioning, version
 //! ids, delete markers, the null version and ListObjectVersions; conditional writes
 //! (`If-None-Match: *`, `If-Match`) including racing writers of one key; object and bucket
-//! tagging with S3's limits; CORS configurations and preflights.
+//! tagging with S3's limits; CORS configurations and preflights; GetObjectAttributes,
+//! `fetch-owner` and `x-amz-request-payer`.
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -794,6 +795,70 @@ async fn sdk_cors(s3: &Client) {
     s3.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 
+async fn sdk_object_attributes(s3: &Client) {
+    use aws_sdk_s3::types::ObjectAttributes;
+    let bucket = "sdk-attributes";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key("k")
+        .body(ByteStream::from_static(b"0123456789"))
+        .send()
+        .await
+        .unwrap();
+    let attributes = s3
+        .get_object_attributes()
+        .bucket(bucket)
+        .key("k")
+        .object_attributes(ObjectAttributes::Etag)
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .object_attributes(ObjectAttributes::StorageClass)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attributes.object_size(), Some(10));
+    assert_eq!(
+        attributes.e_tag().map(|etag| format!("\"{etag}\"")),
+        put.e_tag().map(str::to_owned)
+    );
+    assert_eq!(
+        attributes.storage_class().map(|class| class.as_str()),
+        Some("STANDARD")
+    );
+    assert!(attributes.last_modified().is_some());
+    let missing = s3
+        .get_object_attributes()
+        .bucket(bucket)
+        .key("missing")
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&missing), ("NoSuchKey".to_owned(), 404));
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .fetch_owner(true)
+        .request_payer(aws_sdk_s3::types::RequestPayer::Requester)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.contents()[0]
+            .owner()
+            .and_then(|owner| owner.id())
+            .is_some()
+    );
+    s3.delete_object()
+        .bucket(bucket)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
 /// Starts a `cairn dev`, runs the boto3 script `script` against it, then `sdk` with an SDK
 /// client, and fails on any ERROR the dev logged.
 async fn through_boto3_and_sdk<F, Fut>(script: &str, sdk: F)
@@ -826,6 +891,14 @@ async fn tagging_through_boto3_and_aws_sdk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_through_boto3_and_aws_sdk() {
     through_boto3_and_sdk("s3_cors.py", |s3| async move { sdk_cors(&s3).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_attributes_through_boto3_and_aws_sdk() {
+    through_boto3_and_sdk("s3_object_attributes.py", |s3| async move {
+        sdk_object_attributes(&s3).await
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

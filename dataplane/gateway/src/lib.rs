@@ -41,6 +41,7 @@
 
 mod acl;
 mod admin;
+mod attributes;
 mod auth;
 mod body;
 mod bucket;

@@ -789,7 +789,7 @@ async fn dispatch(
     endpoint: Endpoint,
     body: crate::body::RequestBody,
 ) -> Result<HttpResponse, S3Error> {
-    use crate::{acl, bucket, cors, list, multipart, object, policy, tagging};
+    use crate::{acl, attributes, bucket, cors, list, multipart, object, policy, tagging};
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(context).await,
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(context, &bucket, body).await,
@@ -978,6 +978,11 @@ async fn dispatch(
         Endpoint::PutBucketCors { bucket } => cors::put_bucket_cors(context, &bucket, body).await,
         Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(context, &bucket).await,
         Endpoint::PreflightCors { bucket, .. } => cors::preflight(context, &bucket).await,
+        Endpoint::GetObjectAttributes {
+            bucket,
+            key,
+            version_id,
+        } => attributes::get_object_attributes(context, &bucket, &key, version_id.as_deref()).await,
     }
 }
 

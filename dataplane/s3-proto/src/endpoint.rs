@@ -108,7 +108,6 @@ pub enum UnimplementedOperation {
     GetBucketLifecycle,
     PutBucketLifecycle,
     DeleteBucketLifecycle,
-    GetObjectAttributes,
     PostObject,
     RestoreObject,
     SelectObjectContent,
@@ -127,7 +126,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 45] = [
+pub const OPERATION_NAMES: [&str; 46] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -173,6 +172,7 @@ pub const OPERATION_NAMES: [&str; 45] = [
     "PutBucketCors",
     "DeleteBucketCors",
     "PreflightCors",
+    "GetObjectAttributes",
 ];
 
 /// One S3 operation with its parameters.
@@ -358,6 +358,11 @@ pub enum Endpoint {
         bucket: String,
         key: Option<String>,
     },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -415,6 +420,7 @@ impl Endpoint {
             Endpoint::PutBucketCors { .. } => 42,
             Endpoint::DeleteBucketCors { .. } => 43,
             Endpoint::PreflightCors { .. } => 44,
+            Endpoint::GetObjectAttributes { .. } => 45,
         }
     }
 
@@ -465,7 +471,8 @@ impl Endpoint {
             | Endpoint::GetBucketCors { bucket }
             | Endpoint::PutBucketCors { bucket }
             | Endpoint::DeleteBucketCors { bucket }
-            | Endpoint::PreflightCors { bucket, .. } => Some(bucket),
+            | Endpoint::PreflightCors { bucket, .. }
+            | Endpoint::GetObjectAttributes { bucket, .. } => Some(bucket),
         }
     }
 
@@ -487,7 +494,8 @@ impl Endpoint {
             | Endpoint::PutObjectTagging { key, .. }
             | Endpoint::DeleteObjectTagging { key, .. }
             | Endpoint::GetObjectAcl { key, .. }
-            | Endpoint::PutObjectAcl { key, .. } => Some(key),
+            | Endpoint::PutObjectAcl { key, .. }
+            | Endpoint::GetObjectAttributes { key, .. } => Some(key),
             Endpoint::NotImplemented { key, .. } | Endpoint::PreflightCors { key, .. } => {
                 key.as_deref()
             }
@@ -592,6 +600,13 @@ impl Endpoint {
             }
             // Preflights are unauthenticated; no policy is consulted.
             Endpoint::PreflightCors { .. } => "s3:PreflightCors",
+            Endpoint::GetObjectAttributes { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersionAttributes"
+                } else {
+                    "s3:GetObjectAttributes"
+                }
+            }
         }
     }
 
@@ -807,9 +822,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
 fn unimplemented_object_operation(method: &str, query: &Query) -> Option<UnimplementedOperation> {
     use UnimplementedOperation as Op;
     let read = matches!(method, "GET" | "HEAD");
-    if query.has("attributes") {
-        return Some(Op::GetObjectAttributes);
-    }
     if query.has("retention") {
         return Some(if read {
             Op::GetObjectRetention
@@ -1090,6 +1102,16 @@ impl Router {
                     version_id,
                 }),
                 "DELETE" => Ok(Endpoint::DeleteObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("attributes") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectAttributes {
                     bucket,
                     key,
                     version_id,

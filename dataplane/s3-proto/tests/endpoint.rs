@@ -578,7 +578,6 @@ fn unimplemented_subresources_answer_not_implemented() {
         ("GET", "/b1b", "lifecycle", Op::GetBucketLifecycle),
         ("PUT", "/b1b", "lifecycle", Op::PutBucketLifecycle),
         ("DELETE", "/b1b", "lifecycle", Op::DeleteBucketLifecycle),
-        ("GET", "/b1b/key", "attributes", Op::GetObjectAttributes),
         ("POST", "/b1b", "", Op::PostObject),
         ("POST", "/b1b/key", "restore", Op::RestoreObject),
         (
