@@ -112,6 +112,17 @@ local = {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetOb
 alice.put_bucket_policy(Bucket=bucket, Policy=json.dumps(local))
 assert anonymous("GET", f"/{bucket}/private/secret.txt") == (200, b"secret")
 
+# DeleteObjects is authorised per key: bob may delete under bobs/ only.
+alice.put_object(Bucket=bucket, Key="bobs/scratch", Body=b"s")
+per_key = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "bob"}, "Action": "s3:DeleteObject",
+                          "Resource": f"arn:aws:s3:::{bucket}/bobs/*"}]}
+alice.put_bucket_policy(Bucket=bucket, Policy=json.dumps(per_key))
+answer = bob.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "bobs/scratch"}, {"Key": "public/hello.txt"}]})
+assert [entry["Key"] for entry in answer.get("Deleted", [])] == ["bobs/scratch"], answer
+assert [(entry["Key"], entry["Code"]) for entry in answer.get("Errors", [])] == [("public/hello.txt", "AccessDenied")], answer
+assert alice.get_object(Bucket=bucket, Key="public/hello.txt")["Body"].read() == b"hello world"
+assert failure(lambda: alice.head_object(Bucket=bucket, Key="bobs/scratch"))[1] == 404
+
 # Without a policy, only the owner again.
 alice.delete_bucket_policy(Bucket=bucket)
 assert failure(lambda: alice.get_bucket_policy(Bucket=bucket)) == ("NoSuchBucketPolicy", 404)

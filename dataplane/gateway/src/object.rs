@@ -1316,20 +1316,34 @@ pub async fn delete_objects(
         DeleteFailure, DeletedObject, delete_result_xml, parse_delete_objects,
     };
     use futures::StreamExt;
-    let bucket_record = owned_bucket(context, bucket).await?;
+    // Authorised per key, as S3 does: a key the caller may not delete is an `AccessDenied`
+    // entry of the result, the others are deleted.
+    let bucket_record = crate::bucket::read_bucket(context, bucket).await?;
     let document = crate::bucket::read_verified_document(context, body).await?;
     let request = parse_delete_objects(&document)?;
     let bucket_record = &bucket_record;
     let outcomes: Vec<_> = futures::stream::iter(request.objects)
         .map(|object| async move {
-            let outcome = delete_one(
-                context,
-                bucket_record,
-                &object.key,
-                object.version_id.as_deref(),
-                &None,
-            )
-            .await;
+            let action = if object.version_id.is_some() {
+                "s3:DeleteObjectVersion"
+            } else {
+                "s3:DeleteObject"
+            };
+            let outcome =
+                match crate::policy::authorize(context, bucket_record, action, Some(&object.key)) {
+                    Ok(true) => {
+                        delete_one(
+                            context,
+                            bucket_record,
+                            &object.key,
+                            object.version_id.as_deref(),
+                            &None,
+                        )
+                        .await
+                    }
+                    Ok(false) => Err(S3Error::AccessDenied),
+                    Err(error) => Err(error),
+                };
             (object, outcome)
         })
         .buffered(DELETE_OBJECTS_CONCURRENCY)

@@ -13,7 +13,7 @@
 //!
 //! The request facts a policy sees: the caller (user name, or anonymous), the action
 //! ([`cairn_s3_proto::Endpoint::policy_action`]), the resource `arn:aws:s3:::bucket[/key]`
-//! (DeleteObjects is checked once, as `bucket/*`), and the condition keys `aws:SourceIp`,
+//! (DeleteObjects is checked per key), and the condition keys `aws:SourceIp`,
 //! `aws:SecureTransport` (always false: the gateway serves plain HTTP), `aws:CurrentTime`,
 //! `aws:EpochTime`, `aws:UserAgent`, `aws:Referer`, `aws:username`, `aws:PrincipalType`,
 //! `s3:prefix`, `s3:delimiter`, `s3:max-keys`, `s3:VersionId`, `s3:x-amz-acl`,
@@ -118,10 +118,9 @@ pub(crate) fn authorize(
         None => Decision::NoMatch,
         Some(policy) => {
             let ignore_allows = restrict_public && policy.is_public() && !is_owner;
-            let resource = match (key, action) {
-                (Some(key), _) => format!("arn:aws:s3:::{}/{key}", record.name),
-                (None, "s3:DeleteObject") => format!("arn:aws:s3:::{}/*", record.name),
-                (None, _) => format!("arn:aws:s3:::{}", record.name),
+            let resource = match key {
+                Some(key) => format!("arn:aws:s3:::{}/{key}", record.name),
+                None => format!("arn:aws:s3:::{}", record.name),
             };
             match policy.evaluate(&RequestFacts {
                 principal: context.caller.principal(),
