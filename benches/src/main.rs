@@ -10,6 +10,7 @@ mod meta;
 mod s3;
 mod shard_log;
 mod storage_node;
+mod tune;
 
 #[derive(Parser)]
 #[command(name = "cairn-bench", about = "Cairn benchmark harness")]
@@ -33,6 +34,9 @@ enum Workload {
     Meta(meta::MetaArgs),
     /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
     ShardLog(shard_log::ShardLogArgs),
+    /// Sweep `cairn dev` knobs (EC scheme/codec, piece size, executors) under S3 workloads and
+    /// report the best setting per workload (JSON).
+    Tune(Box<tune::TuneArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Workload::Meta(args) => meta::run(args),
         Workload::S3(args) => s3::run(*args),
         Workload::Compare(args) => s3::compare::run(*args),
+        Workload::Tune(args) => tune::run(*args),
     }
 }
