@@ -2,6 +2,7 @@
 
 mod admin;
 mod cluster;
+mod users;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Role {
     /// Multi-process clusters described by a TOML cluster file.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Users' access keys (create, list, revoke) through a gateway's admin API, signed with the
+    /// root keys.
+    Admin(users::AdminArgs),
 }
 
 #[derive(Subcommand)]
@@ -650,6 +654,7 @@ fn main() -> anyhow::Result<()> {
             cluster::init(&out, &data, &layout).map(|_| ())
         }
         Role::Cluster(ClusterCommand::Up { file }) => cluster::up(&file),
+        Role::Admin(args) => users::run(args),
     }
 }
 

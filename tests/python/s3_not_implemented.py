@@ -16,19 +16,12 @@ bucket = "not-implemented"
 s3.create_bucket(Bucket=bucket)
 s3.put_object(Bucket=bucket, Key="k", Body=b"x")
 calls = {
-    "GetBucketTagging": lambda: s3.get_bucket_tagging(Bucket=bucket),
-    "PutObjectTagging": lambda: s3.put_object_tagging(
-        Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
-    ),
-    "GetObjectTagging": lambda: s3.get_object_tagging(Bucket=bucket, Key="k"),
-    "GetBucketCors": lambda: s3.get_bucket_cors(Bucket=bucket),
-    "GetBucketPolicy": lambda: s3.get_bucket_policy(Bucket=bucket),
+    "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
+    "GetBucketReplication": lambda: s3.get_bucket_replication(Bucket=bucket),
     "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
-    "GetObjectAcl": lambda: s3.get_object_acl(Bucket=bucket, Key="k"),
+    "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=bucket),
     "GetBucketEncryption": lambda: s3.get_bucket_encryption(Bucket=bucket),
-    "GetObjectAttributes": lambda: s3.get_object_attributes(
-        Bucket=bucket, Key="k", ObjectAttributes=["ETag"]
-    ),
+    "RestoreObject": lambda: s3.restore_object(Bucket=bucket, Key="k", RestoreRequest={"Days": 1}),
 }
 for name, call in calls.items():
     try:

@@ -1,7 +1,9 @@
 //! Black-box tests of the S3 API breadth (issue 6) against `cairn dev`, each behaviour checked
 //! through both boto3 (tests/python/s3_<area>.py) and the Rust AWS SDK: bucket versioning, version
 //! ids, delete markers, the null version and ListObjectVersions; conditional writes
-//! (`If-None-Match: *`, `If-Match`) including racing writers of one key.
+//! (`If-None-Match: *`, `If-Match`) including racing writers of one key; object and bucket
+//! tagging with S3's limits; CORS configurations and preflights; GetObjectAttributes,
+//! `fetch-owner` and `x-amz-request-payer`.
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -396,25 +398,464 @@ async fn futures_join<T: Send + 'static>(
 async fn sdk_not_implemented(s3: &Client) {
     let bucket = "sdk-not-implemented";
     s3.create_bucket().bucket(bucket).send().await.unwrap();
-    let tagging = s3
-        .get_bucket_tagging()
+    let website = s3
+        .get_bucket_website()
         .bucket(bucket)
         .send()
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_status(&tagging),
+        code_and_status(&website),
         ("NotImplemented".to_owned(), 501)
     );
-    let cors = s3
+    let replication = s3
+        .get_bucket_replication()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&replication),
+        ("NotImplemented".to_owned(), 501)
+    );
+    let logging = s3
+        .get_bucket_logging()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&logging),
+        ("NotImplemented".to_owned(), 501)
+    );
+    s3.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
+fn tag(key: &str, value: &str) -> aws_sdk_s3::types::Tag {
+    aws_sdk_s3::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
+fn tagging(tags: &[(&str, &str)]) -> aws_sdk_s3::types::Tagging {
+    aws_sdk_s3::types::Tagging::builder()
+        .set_tag_set(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+        .build()
+        .unwrap()
+}
+
+async fn object_tags(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Vec<(String, String)> {
+    s3.get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GetObjectTagging {key}: {error:?}"))
+        .tag_set()
+        .iter()
+        .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+        .collect()
+}
+
+fn pairs(tags: &[(&str, &str)]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn sdk_tagging(s3: &Client) {
+    let bucket = "sdk-tagging";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(bucket)
+        .key("a key/with spaces+plus")
+        .tagging("color=blue&shape=round%20ish")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let key = "a key/with spaces+plus";
+    assert_eq!(
+        object_tags(s3, bucket, key, None).await,
+        pairs(&[("color", "blue"), ("shape", "round ish")])
+    );
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.tag_count(), Some(2));
+    let get = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.tag_count(), Some(2));
+
+    s3.put_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .tagging(tagging(&[("only", "one")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        object_tags(s3, bucket, key, None).await,
+        pairs(&[("only", "one")])
+    );
+    let eleven: Vec<(String, String)> =
+        (0..11).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+    let eleven_refs: Vec<(&str, &str)> = eleven
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let too_many = s3
+        .put_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .tagging(tagging(&eleven_refs))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&too_many), ("BadRequest".to_owned(), 400));
+    let long_value = "v".repeat(257);
+    for bad in [
+        vec![("aws:x", "v")],
+        vec![("dup", "1"), ("dup", "2")],
+        vec![("k", long_value.as_str())],
+    ] {
+        let refused = s3
+            .put_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .tagging(tagging(&bad))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code_and_status(&refused),
+            ("InvalidTag".to_owned(), 400),
+            "{bad:?}"
+        );
+    }
+    s3.delete_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert!(object_tags(s3, bucket, key, None).await.is_empty());
+    let missing = s3
+        .get_object_tagging()
+        .bucket(bucket)
+        .key("missing")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&missing), ("NoSuchKey".to_owned(), 404));
+
+    // Versions keep their own tags.
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(versioning(BucketVersioningStatus::Enabled))
+        .send()
+        .await
+        .unwrap();
+    let first = s3
+        .put_object()
+        .bucket(bucket)
+        .key("v")
+        .tagging("n=1")
+        .body(ByteStream::from_static(b"1"))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    s3.put_object()
+        .bucket(bucket)
+        .key("v")
+        .tagging("n=2")
+        .body(ByteStream::from_static(b"2"))
+        .send()
+        .await
+        .unwrap();
+    let tagged = s3
+        .put_object_tagging()
+        .bucket(bucket)
+        .key("v")
+        .version_id(&first)
+        .tagging(tagging(&[("n", "first")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tagged.version_id(), Some(first.as_str()));
+    assert_eq!(
+        object_tags(s3, bucket, "v", Some(&first)).await,
+        pairs(&[("n", "first")])
+    );
+    assert_eq!(
+        object_tags(s3, bucket, "v", None).await,
+        pairs(&[("n", "2")])
+    );
+
+    // CopyObject with the tagging directive.
+    s3.copy_object()
+        .bucket(bucket)
+        .key("copied")
+        .copy_source(format!("{bucket}/v?versionId={first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        object_tags(s3, bucket, "copied", None).await,
+        pairs(&[("n", "first")])
+    );
+    s3.copy_object()
+        .bucket(bucket)
+        .key("replaced")
+        .copy_source(format!("{bucket}/v"))
+        .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+        .tagging("fresh=yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        object_tags(s3, bucket, "replaced", None).await,
+        pairs(&[("fresh", "yes")])
+    );
+
+    // Multipart upload with tags.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("mp")
+        .tagging("mp=yes")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let part = s3
+        .upload_part()
+        .bucket(bucket)
+        .key("mp")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .unwrap();
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key("mp")
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        object_tags(s3, bucket, "mp", None).await,
+        pairs(&[("mp", "yes")])
+    );
+
+    // Bucket tagging.
+    let none = s3
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&none), ("NoSuchTagSet".to_owned(), 404));
+    s3.put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(tagging(&[("env", "test"), ("owner", "cairn")]))
+        .send()
+        .await
+        .unwrap();
+    let bucket_tags = s3.get_bucket_tagging().bucket(bucket).send().await.unwrap();
+    let listed: Vec<(&str, &str)> = bucket_tags
+        .tag_set()
+        .iter()
+        .map(|tag| (tag.key(), tag.value()))
+        .collect();
+    assert_eq!(listed, [("env", "test"), ("owner", "cairn")]);
+    let bad = s3
+        .put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(tagging(&[("aws:no", "x")]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&bad), ("InvalidTag".to_owned(), 400));
+    s3.delete_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let gone = s3
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&gone), ("NoSuchTagSet".to_owned(), 404));
+}
+
+async fn sdk_cors(s3: &Client) {
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    let bucket = "sdk-cors";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let none = s3
         .get_bucket_cors()
         .bucket(bucket)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_status(&cors), ("NotImplemented".to_owned(), 501));
-    let acl = s3.get_bucket_acl().bucket(bucket).send().await.unwrap_err();
-    assert_eq!(code_and_status(&acl), ("NotImplemented".to_owned(), 501));
+    assert_eq!(
+        code_and_status(&none),
+        ("NoSuchCORSConfiguration".to_owned(), 404)
+    );
+    s3.put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .allowed_origins("https://site.example")
+                        .allowed_methods("GET")
+                        .allowed_headers("*")
+                        .max_age_seconds(60)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let stored = s3.get_bucket_cors().bucket(bucket).send().await.unwrap();
+    let rule = &stored.cors_rules()[0];
+    assert_eq!(rule.allowed_origins(), ["https://site.example"]);
+    assert_eq!(rule.allowed_methods(), ["GET"]);
+    assert_eq!(rule.allowed_headers(), ["*"]);
+    assert_eq!(rule.max_age_seconds(), Some(60));
+    let bad = s3
+        .put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .allowed_origins("*")
+                        .allowed_methods("TRACE")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&bad), ("InvalidRequest".to_owned(), 400));
+    s3.delete_bucket_cors().bucket(bucket).send().await.unwrap();
+    let gone = s3
+        .get_bucket_cors()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_status(&gone),
+        ("NoSuchCORSConfiguration".to_owned(), 404)
+    );
+    s3.delete_bucket().bucket(bucket).send().await.unwrap();
+}
+
+async fn sdk_object_attributes(s3: &Client) {
+    use aws_sdk_s3::types::ObjectAttributes;
+    let bucket = "sdk-attributes";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key("k")
+        .body(ByteStream::from_static(b"0123456789"))
+        .send()
+        .await
+        .unwrap();
+    let attributes = s3
+        .get_object_attributes()
+        .bucket(bucket)
+        .key("k")
+        .object_attributes(ObjectAttributes::Etag)
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .object_attributes(ObjectAttributes::StorageClass)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attributes.object_size(), Some(10));
+    assert_eq!(
+        attributes.e_tag().map(|etag| format!("\"{etag}\"")),
+        put.e_tag().map(str::to_owned)
+    );
+    assert_eq!(
+        attributes.storage_class().map(|class| class.as_str()),
+        Some("STANDARD")
+    );
+    assert!(attributes.last_modified().is_some());
+    let missing = s3
+        .get_object_attributes()
+        .bucket(bucket)
+        .key("missing")
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_status(&missing), ("NoSuchKey".to_owned(), 404));
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .fetch_owner(true)
+        .request_payer(aws_sdk_s3::types::RequestPayer::Requester)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.contents()[0]
+            .owner()
+            .and_then(|owner| owner.id())
+            .is_some()
+    );
+    s3.delete_object()
+        .bucket(bucket)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
     s3.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 
@@ -438,6 +879,24 @@ where
 async fn not_implemented_through_boto3_and_aws_sdk() {
     through_boto3_and_sdk("s3_not_implemented.py", |s3| async move {
         sdk_not_implemented(&s3).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagging_through_boto3_and_aws_sdk() {
+    through_boto3_and_sdk("s3_tagging.py", |s3| async move { sdk_tagging(&s3).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_through_boto3_and_aws_sdk() {
+    through_boto3_and_sdk("s3_cors.py", |s3| async move { sdk_cors(&s3).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_attributes_through_boto3_and_aws_sdk() {
+    through_boto3_and_sdk("s3_object_attributes.py", |s3| async move {
+        sdk_object_attributes(&s3).await
     })
     .await;
 }

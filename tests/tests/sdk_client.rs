@@ -7,6 +7,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
 use cairn_tests::CairnDev;
 
+#[allow(dead_code)]
 pub fn client(dev: &CairnDev) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version_latest()
@@ -19,6 +20,26 @@ pub fn client(dev: &CairnDev) -> Client {
             None,
             None,
             "cairn-dev",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(config)
+}
+
+/// A client of the same dev signing with other keys (a user's).
+#[allow(dead_code)]
+pub fn client_with_keys(dev: &CairnDev, access_key: &str, secret_key: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(dev.url())
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            access_key.to_owned(),
+            secret_key.to_owned(),
+            None,
+            None,
+            "cairn-user",
         ))
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();

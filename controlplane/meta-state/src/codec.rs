@@ -1291,13 +1291,19 @@ impl Encode for Query {
                 request.encode(writer);
             }
             Query::GetLayout => writer.u8(14),
+            // Tags 30–39 are the S3 API breadth range (issue 6).
+            Query::ListAccessKeys { owner } => {
+                writer.u8(30);
+                owner.encode(writer);
+            }
         }
     }
 }
 
 impl Decode for Query {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("query", 15)? {
+        let offset = reader.offset();
+        Ok(match reader.u8()? {
             0 => Query::GetObject {
                 bucket: reader.string()?,
                 key: reader.string()?,
@@ -1336,7 +1342,17 @@ impl Decode for Query {
             },
             12 => Query::ListNodes,
             13 => Query::ListVersions(Decode::decode(reader)?),
-            _ => Query::GetLayout,
+            14 => Query::GetLayout,
+            30 => Query::ListAccessKeys {
+                owner: Decode::decode(reader)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "query",
+                    tag,
+                    offset,
+                });
+            }
         })
     }
 }
@@ -1479,6 +1495,7 @@ encode_variants!(Response, "response", [
     22 => Heartbeat { node: node, came_up: came_up },
     23 => NodesExpired { 0: node_ids },
     24 => Layout { 0: layout },
+    30 => AccessKeys { 0: keys },
 ]);
 
 encode_variants!(MetaError, "error", [

@@ -380,6 +380,11 @@ pub enum Query {
     GetAccessKey {
         access_key_id: String,
     },
+    /// Every access key (secrets included: only the admin API asks, and it answers without
+    /// them), optionally only those of one owner, in access key id order.
+    ListAccessKeys {
+        owner: Option<String>,
+    },
     // Node registry.
     GetNode {
         node_id: NodeId,
@@ -515,6 +520,8 @@ pub enum Response {
     Buckets(Vec<BucketRecord>),
     BucketDeleted(BucketRecord),
     AccessKey(AccessKeyRecord),
+    /// ListAccessKeys.
+    AccessKeys(Vec<AccessKeyRecord>),
     Node(NodeRecord),
     Nodes(Vec<NodeRecord>),
     /// Heartbeat: the node record and whether this heartbeat brought it back UP.
@@ -630,6 +637,7 @@ impl Query {
             Query::GetBucket { .. } => "GetBucket",
             Query::ListBuckets { .. } => "ListBuckets",
             Query::GetAccessKey { .. } => "GetAccessKey",
+            Query::ListAccessKeys { .. } => "ListAccessKeys",
             Query::GetNode { .. } => "GetNode",
             Query::ListNodes => "ListNodes",
             Query::GetLayout => "GetLayout",
@@ -647,9 +655,10 @@ impl Query {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. } => Scope::Object,
-            Query::GetBucket { .. } | Query::ListBuckets { .. } | Query::GetAccessKey { .. } => {
-                Scope::Bucket
-            }
+            Query::GetBucket { .. }
+            | Query::ListBuckets { .. }
+            | Query::GetAccessKey { .. }
+            | Query::ListAccessKeys { .. } => Scope::Bucket,
             Query::GetNode { .. } | Query::ListNodes => Scope::Node,
             Query::GetLayout => Scope::Layout,
         }

@@ -290,6 +290,13 @@ impl StateMachine {
                 .ok_or_else(|| MetaError::NoSuchAccessKey {
                     access_key_id: access_key_id.clone(),
                 }),
+            Query::ListAccessKeys { owner } => Ok(Response::AccessKeys(
+                self.access_keys
+                    .values()
+                    .filter(|record| owner.as_ref().is_none_or(|owner| &record.owner == owner))
+                    .cloned()
+                    .collect(),
+            )),
             Query::GetNode { node_id } => self
                 .nodes
                 .get(node_id)

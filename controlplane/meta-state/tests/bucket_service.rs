@@ -281,7 +281,35 @@ fn access_keys_create_get_revoke() {
         harness.ok(revoke(300)),
         Response::AccessKey(revoked.clone())
     );
-    assert_eq!(harness.query(get), Ok(Response::AccessKey(revoked)));
+    assert_eq!(harness.query(get), Ok(Response::AccessKey(revoked.clone())));
+    let other = CreateAccessKey {
+        access_key_id: "AKIAOTHER".to_owned(),
+        secret_access_key: "other-secret".to_owned(),
+        owner: "bob".to_owned(),
+        now_ms: 400,
+    };
+    let Response::AccessKey(other_record) = harness.ok(Command::CreateAccessKey(other)) else {
+        panic!("CreateAccessKey answers the record");
+    };
+    assert_eq!(
+        harness.query(Query::ListAccessKeys { owner: None }),
+        Ok(Response::AccessKeys(vec![
+            revoked.clone(),
+            other_record.clone()
+        ]))
+    );
+    assert_eq!(
+        harness.query(Query::ListAccessKeys {
+            owner: Some("bob".to_owned())
+        }),
+        Ok(Response::AccessKeys(vec![other_record]))
+    );
+    assert_eq!(
+        harness.query(Query::ListAccessKeys {
+            owner: Some("nobody".to_owned())
+        }),
+        Ok(Response::AccessKeys(Vec::new()))
+    );
     assert_eq!(
         harness.query(Query::GetAccessKey {
             access_key_id: "missing".to_owned()

@@ -650,6 +650,10 @@ fn every_command_round_trips() {
         Command::Read(Query::ListNodes),
         Command::RecordLayout(sample_layout()),
         Command::Read(Query::GetLayout),
+        Command::Read(Query::ListAccessKeys { owner: None }),
+        Command::Read(Query::ListAccessKeys {
+            owner: Some("alice".to_owned()),
+        }),
     ];
     let mut tags = std::collections::BTreeSet::new();
     for command in commands {
@@ -923,6 +927,15 @@ fn every_error_and_response_round_trips() {
         Response::NodesExpired(vec![NodeId(1), NodeId(2)]),
         Response::Layout(None),
         Response::Layout(Some(sample_layout())),
+        Response::AccessKeys(vec![AccessKeyRecord {
+            access_key_id: "AKID".to_owned(),
+            secret_access_key: "secret".to_owned(),
+            owner: "alice".to_owned(),
+            created_at_ms: 1,
+            status: AccessKeyStatus::Revoked,
+            revoked_at_ms: Some(2),
+            record_version: 3,
+        }]),
     ];
     for response in responses {
         let output = Output {

@@ -256,9 +256,10 @@ impl MetaClient {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. } => None,
-            Query::GetBucket { .. } | Query::ListBuckets { .. } | Query::GetAccessKey { .. } => {
-                Some(GroupId::BUCKET_SERVICE)
-            }
+            Query::GetBucket { .. }
+            | Query::ListBuckets { .. }
+            | Query::GetAccessKey { .. }
+            | Query::ListAccessKeys { .. } => Some(GroupId::BUCKET_SERVICE),
             Query::GetNode { .. } | Query::ListNodes => Some(GroupId::NODE_REGISTRY),
             Query::GetLayout => Some(GroupId::PARTITION_MAP),
         }

@@ -4,7 +4,8 @@
 //! Model: the verifier is synchronous, so the access key id is read from the request first, its
 //! secret fetched (from a short-lived per-executor cache, else `Query::GetAccessKey` through the
 //! leader), and only then is the signature checked. A revoked or unknown key is
-//! `InvalidAccessKeyId`; anonymous requests are refused (no public buckets yet).
+//! `InvalidAccessKeyId`; an unsigned request gets the anonymous [`Caller`], which only a bucket
+//! policy can let through.
 //!
 //! Invariant: a request reaches a handler only with a `Caller` whose signature matched; the cache
 //! keeps a key at most `ttl` after it was read, so a revocation takes effect within `ttl`.
@@ -22,11 +23,30 @@ use cairn_s3_proto::{RequestHead, S3Error};
 
 use crate::server::Executor;
 
-/// Who sent the request.
+/// Who sent the request: a user (the owner of the access key that signed it) or, with both
+/// fields empty, an anonymous (unsigned) caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub access_key_id: String,
     pub owner: String,
+}
+
+impl Caller {
+    pub fn anonymous() -> Caller {
+        Caller {
+            access_key_id: String::new(),
+            owner: String::new(),
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.access_key_id.is_empty()
+    }
+
+    /// The principal a bucket policy sees: the user, or `None` when anonymous.
+    pub fn principal(&self) -> Option<&str> {
+        (!self.is_anonymous()).then_some(self.owner.as_str())
+    }
 }
 
 #[derive(Clone)]
@@ -160,7 +180,23 @@ pub async fn authenticate(
         region: Some(executor.shared.config.region.clone()),
     };
     match verify_request(&request, &secrets, &config, (now_unix_millis / 1000) as i64)? {
-        Authentication::Anonymous => Err(S3Error::AccessDenied),
+        // An unsigned request: allowed only where a bucket policy says so (see
+        // `crate::bucket::owned_bucket`); its body is taken as an unsigned payload.
+        Authentication::Anonymous => Ok((
+            Caller::anonymous(),
+            VerifiedRequest {
+                access_key_id: String::new(),
+                region: executor.shared.config.region.clone(),
+                presigned: false,
+                payload: cairn_s3_proto::sigv4::PayloadMode::Unsigned,
+                signing: cairn_s3_proto::sigv4::ChunkSigningContext {
+                    signing_key: [0; 32],
+                    amz_timestamp: String::new(),
+                    scope: String::new(),
+                    seed_signature_hex: String::new(),
+                },
+            },
+        )),
         Authentication::Verified(verified) => Ok((
             Caller {
                 access_key_id: verified.access_key_id.clone(),

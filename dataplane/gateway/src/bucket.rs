@@ -18,8 +18,75 @@ use crate::body::RequestBody;
 use crate::errors::{client_error_to_s3, meta_error_to_s3};
 use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, xml_response};
 
-/// Reads a bucket and checks that the caller owns it.
+/// Reads a bucket and checks that the caller may perform the request's action on it (see
+/// [`crate::policy::authorize`]: the owner may unless the bucket policy denies it, anyone else
+/// only when the bucket policy allows it).
 pub async fn owned_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<BucketRecord, S3Error> {
+    let record = read_bucket(context, bucket).await?;
+    crate::acl::check_block_public_acls(context, &record)?;
+    let key = context.object_key.as_deref();
+    if crate::policy::authorize(context, &record, context.action, key)? {
+        return Ok(record);
+    }
+    // Reading an object: its own ACL may grant what the bucket does not.
+    if let (Some(key), "s3:GetObject" | "s3:GetObjectVersion") = (key, context.action) {
+        let version_id = cairn_s3_proto::encoding::parse_query(context.raw_query)
+            .map_err(|_| S3Error::InvalidUri)?
+            .into_iter()
+            .find(|(name, _)| name == "versionId")
+            .map(|(_, value)| value);
+        let selector = crate::object::version_selector(version_id.as_deref())?;
+        let answer = context
+            .executor
+            .meta_read(Query::GetObject {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version: selector,
+            })
+            .await?;
+        if let Ok(Response::Object(object)) = answer
+            && crate::acl::object_acl_allows(context, &record, &object)
+        {
+            return Ok(record);
+        }
+    }
+    Err(S3Error::AccessDenied)
+}
+
+/// The bucket of a copy source, checked for reading the source object (`s3:GetObject`, or
+/// `s3:GetObjectVersion` when the source names a version).
+pub async fn readable_copy_source_bucket(
+    context: &RequestContext<'_>,
+    source: &cairn_s3_proto::endpoint::CopySource,
+) -> Result<BucketRecord, S3Error> {
+    let record = read_bucket(context, &source.bucket).await?;
+    let action = if source.version_id.is_some() {
+        "s3:GetObjectVersion"
+    } else {
+        "s3:GetObject"
+    };
+    if crate::policy::authorize(context, &record, action, Some(&source.key))? {
+        return Ok(record);
+    }
+    let source_record = crate::object::read_record(
+        context,
+        &source.bucket,
+        &source.key,
+        crate::object::version_selector(source.version_id.as_deref())?,
+    )
+    .await
+    .map_err(|_| S3Error::AccessDenied)?;
+    if crate::acl::object_acl_allows(context, &record, &source_record) {
+        Ok(record)
+    } else {
+        Err(S3Error::AccessDenied)
+    }
+}
+
+pub(crate) async fn read_bucket(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<BucketRecord, S3Error> {
@@ -30,12 +97,7 @@ pub async fn owned_bucket(
         })
         .await?;
     match answer {
-        Response::Bucket(record) => {
-            if record.owner != context.caller.owner {
-                return Err(S3Error::AccessDenied);
-            }
-            Ok(record)
-        }
+        Response::Bucket(record) => Ok(record),
         _ => Err(S3Error::InternalError),
     }
 }
@@ -92,7 +154,11 @@ pub async fn create_bucket(
         ec_scheme: shared.config.default_ec_scheme.clone(),
         acl: Acl::default(),
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: {
+            let mut attributes = Default::default();
+            crate::acl::insert_requested_acl(context, &mut attributes)?;
+            attributes
+        },
     });
     context.executor.meta_write(command).await?;
     set_sealed(context, bucket, false).await?;

@@ -133,7 +133,7 @@ impl RootCredentials {
 
 /// `length` characters drawn uniformly from `alphabet` (rejection sampling over kernel random
 /// bytes, so no character is more likely than another).
-fn random_text(length: usize, alphabet: &[u8]) -> std::io::Result<String> {
+pub(crate) fn random_text(length: usize, alphabet: &[u8]) -> std::io::Result<String> {
     let limit = 256 - 256 % alphabet.len();
     let mut source = std::fs::File::open("/dev/urandom")?;
     let mut text = String::with_capacity(length);

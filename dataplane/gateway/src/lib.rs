@@ -39,19 +39,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod acl;
 mod admin;
+mod attributes;
 mod auth;
 mod body;
 mod bucket;
 pub mod config;
+mod cors;
 pub mod errors;
 mod list;
 pub mod metrics;
 mod multipart;
 mod object;
+mod policy;
 mod request_id;
 mod server;
 mod storage;
+mod tagging;
+mod users;
 
 pub use cairn_common::placement;
 pub use config::{GatewayConfig, RootCredentials, StorageNodeConfig};

@@ -30,7 +30,7 @@ async fn list_page(
         .map_err(|error| meta_error_to_s3(&error))
 }
 
-fn storage_class_name(storage_class: cairn_meta_state::StorageClass) -> &'static str {
+pub(crate) fn storage_class_name(storage_class: cairn_meta_state::StorageClass) -> &'static str {
     use cairn_meta_state::StorageClass;
     match storage_class {
         StorageClass::Standard => "STANDARD",

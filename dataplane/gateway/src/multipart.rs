@@ -81,7 +81,7 @@ pub async fn create_multipart_upload(
         ec_scheme: bucket_record.ec_scheme,
         piece_size_bytes: context.executor.shared.config.piece_size_bytes,
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: crate::tagging::request_attributes(context)?,
     });
     let Response::Upload(upload) = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);
@@ -191,7 +191,7 @@ pub async fn upload_part_copy(
     use cairn_s3_proto::range::check_copy_source_range;
     let executor = context.executor;
     owned_bucket(context, bucket).await?;
-    owned_bucket(context, &source.bucket).await?;
+    crate::bucket::readable_copy_source_bucket(context, source).await?;
     let upload = read_upload(context, bucket, key, parse_upload_id(upload_id)?).await?;
     let scheme = parse_scheme(&upload.ec_scheme)?;
     let piece_size_bytes = upload.piece_size_bytes as usize;

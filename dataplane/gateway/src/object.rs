@@ -266,7 +266,7 @@ pub async fn put_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: crate::tagging::request_attributes(context)?,
     });
     let Response::Prepared { record, retried } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
@@ -835,6 +835,9 @@ pub async fn get_object(
     if part_number.is_some() && parts.len() > 1 {
         builder = builder.header("x-amz-mp-parts-count", parts.len());
     }
+    if let Some(count) = crate::tagging::tagging_count(&record) {
+        builder = builder.header("x-amz-tagging-count", count);
+    }
     let overrides = overrides.cloned().unwrap_or_default();
     builder = builder.header(
         "content-type",
@@ -1107,7 +1110,7 @@ pub async fn copy_object(
         key,
         directive,
     )?;
-    let source_bucket_record = owned_bucket(context, &source.bucket).await?;
+    let source_bucket_record = crate::bucket::readable_copy_source_bucket(context, source).await?;
     let source_record = read_copy_source(context, source).await?;
     let source_version_id = version_id_header(source_bucket_record.versioning, &source_record);
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
@@ -1141,7 +1144,7 @@ pub async fn copy_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
+        attributes: crate::tagging::copy_attributes(context, &source_record)?,
     });
     let Response::Prepared { record, .. } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
@@ -1313,20 +1316,34 @@ pub async fn delete_objects(
         DeleteFailure, DeletedObject, delete_result_xml, parse_delete_objects,
     };
     use futures::StreamExt;
-    let bucket_record = owned_bucket(context, bucket).await?;
+    // Authorised per key, as S3 does: a key the caller may not delete is an `AccessDenied`
+    // entry of the result, the others are deleted.
+    let bucket_record = crate::bucket::read_bucket(context, bucket).await?;
     let document = crate::bucket::read_verified_document(context, body).await?;
     let request = parse_delete_objects(&document)?;
     let bucket_record = &bucket_record;
     let outcomes: Vec<_> = futures::stream::iter(request.objects)
         .map(|object| async move {
-            let outcome = delete_one(
-                context,
-                bucket_record,
-                &object.key,
-                object.version_id.as_deref(),
-                &None,
-            )
-            .await;
+            let action = if object.version_id.is_some() {
+                "s3:DeleteObjectVersion"
+            } else {
+                "s3:DeleteObject"
+            };
+            let outcome =
+                match crate::policy::authorize(context, bucket_record, action, Some(&object.key)) {
+                    Ok(true) => {
+                        delete_one(
+                            context,
+                            bucket_record,
+                            &object.key,
+                            object.version_id.as_deref(),
+                            &None,
+                        )
+                        .await
+                    }
+                    Ok(false) => Err(S3Error::AccessDenied),
+                    Err(error) => Err(error),
+                };
             (object, outcome)
         })
         .buffered(DELETE_OBJECTS_CONCURRENCY)

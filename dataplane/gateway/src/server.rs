@@ -438,7 +438,7 @@ fn run_executor(
             shared,
         });
         loop {
-            let (stream, _peer) = match listener.accept().await {
+            let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // EMFILE and friends: back off instead of spinning, keep serving.
@@ -460,7 +460,7 @@ fn run_executor(
                 .set(executor.open_connections.get() + 1);
             let served = Rc::clone(&executor);
             monoio::spawn(async move {
-                serve_connection(Rc::clone(&served), stream).await;
+                serve_connection(Rc::clone(&served), stream, peer).await;
                 served
                     .open_connections
                     .set(served.open_connections.get() - 1);
@@ -469,7 +469,11 @@ fn run_executor(
     })
 }
 
-async fn serve_connection(executor: Rc<Executor>, stream: monoio::net::TcpStream) {
+async fn serve_connection(
+    executor: Rc<Executor>,
+    stream: monoio::net::TcpStream,
+    peer: SocketAddr,
+) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "TCP_NODELAY failed");
     }
@@ -482,7 +486,7 @@ async fn serve_connection(executor: Rc<Executor>, stream: monoio::net::TcpStream
     };
     let service = hyper::service::service_fn(move |request| {
         let executor = Rc::clone(&executor);
-        async move { Ok::<_, Infallible>(handle(executor, request).await) }
+        async move { Ok::<_, Infallible>(handle(executor, request, peer).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(MonoioTimer)
@@ -505,6 +509,14 @@ pub struct RequestContext<'a> {
     pub resource: &'a str,
     /// How the body is protected (what is still to verify while reading it).
     pub payload: cairn_s3_proto::sigv4::PayloadMode,
+    /// The IAM action bucket policies name this request by (`s3:GetObject`, …).
+    pub action: &'static str,
+    /// The object key the request addresses, if any (the policy resource is `bucket/key`).
+    pub object_key: Option<String>,
+    /// The raw query (policy condition keys such as `s3:prefix` come from it).
+    pub raw_query: &'a str,
+    /// The client's address (`aws:SourceIp`).
+    pub peer: SocketAddr,
 }
 
 impl RequestContext<'_> {
@@ -629,7 +641,11 @@ impl http_body::Body for MeteredBody {
     }
 }
 
-async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> HttpResponse {
+async fn handle(
+    executor: Rc<Executor>,
+    request: http::Request<Incoming>,
+    peer: SocketAddr,
+) -> HttpResponse {
     let request_id = executor.request_ids.next_id();
     let mut record = RequestRecord::new(Arc::clone(&executor.metrics), request_id.clone());
     let (parts, body) = request.into_parts();
@@ -647,7 +663,7 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
         &headers,
         body,
         &request_id,
-        is_head,
+        peer,
         &mut record,
     )
     .await;
@@ -702,9 +718,10 @@ async fn process(
     headers: &[(&str, &str)],
     body: Incoming,
     request_id: &str,
-    is_head: bool,
+    peer: SocketAddr,
     record: &mut RequestRecord,
 ) -> Result<HttpResponse, S3Error> {
+    let is_head = parts.method == http::Method::HEAD;
     let head = RequestHead {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
@@ -717,10 +734,23 @@ async fn process(
         copy_source: cairn_s3_proto::headers::header(headers, "x-amz-copy-source"),
         copy_source_range: cairn_s3_proto::headers::header(headers, "x-amz-copy-source-range"),
     };
+    if head.raw_path.starts_with(crate::users::ADMIN_PATH_PREFIX) {
+        return crate::users::handle_admin(executor, &head, headers).await;
+    }
     let endpoint = executor.shared.router.parse(&head)?;
     record.operation = endpoint.operation_index();
     let (caller, verified) =
         crate::auth::authenticate(executor, &head, headers, now_unix_millis()).await?;
+    // Anonymous callers reach buckets only through bucket policies: the service-level
+    // operations (ListBuckets, CreateBucket) need a user.
+    if caller.is_anonymous()
+        && matches!(
+            endpoint,
+            Endpoint::ListBuckets | Endpoint::CreateBucket { .. }
+        )
+    {
+        return Err(S3Error::AccessDenied);
+    }
     let context = RequestContext {
         executor,
         request_id,
@@ -729,6 +759,10 @@ async fn process(
         is_head,
         resource: parts.uri.path(),
         payload: verified.payload.clone(),
+        action: endpoint.policy_action(),
+        object_key: endpoint.key().map(str::to_owned),
+        raw_query: head.raw_query,
+        peer,
     };
     let body = crate::body::RequestBody::new(
         body,
@@ -736,7 +770,17 @@ async fn process(
         headers,
         Arc::clone(&record.request_body_bytes),
     )?;
-    dispatch(&context, endpoint, body).await
+    let cors_bucket = match &endpoint {
+        Endpoint::PreflightCors { .. } => None,
+        other => other.bucket().map(str::to_owned),
+    };
+    let mut response = dispatch(&context, endpoint, body).await?;
+    if let Some(bucket) = cors_bucket
+        && context.header("origin").is_some()
+    {
+        crate::cors::decorate(&context, &bucket, parts.method.as_str(), &mut response).await;
+    }
+    Ok(response)
 }
 
 /// The S3 surface: one arm per operation, each in its family's handler file.
@@ -745,7 +789,7 @@ async fn dispatch(
     endpoint: Endpoint,
     body: crate::body::RequestBody,
 ) -> Result<HttpResponse, S3Error> {
-    use crate::{bucket, list, multipart, object};
+    use crate::{acl, attributes, bucket, cors, list, multipart, object, policy, tagging};
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(context).await,
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(context, &bucket, body).await,
@@ -875,6 +919,70 @@ async fn dispatch(
             list::list_object_versions(context, &bucket, params).await
         }
         Endpoint::NotImplemented { .. } => Err(S3Error::NotImplemented),
+        Endpoint::GetObjectTagging {
+            bucket,
+            key,
+            version_id,
+        } => tagging::get_object_tagging(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::PutObjectTagging {
+            bucket,
+            key,
+            version_id,
+        } => tagging::put_object_tagging(context, &bucket, &key, version_id.as_deref(), body).await,
+        Endpoint::DeleteObjectTagging {
+            bucket,
+            key,
+            version_id,
+        } => tagging::delete_object_tagging(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::GetBucketTagging { bucket } => {
+            tagging::get_bucket_tagging(context, &bucket).await
+        }
+        Endpoint::PutBucketTagging { bucket } => {
+            tagging::put_bucket_tagging(context, &bucket, body).await
+        }
+        Endpoint::DeleteBucketTagging { bucket } => {
+            tagging::delete_bucket_tagging(context, &bucket).await
+        }
+        Endpoint::GetBucketPolicy { bucket } => policy::get_bucket_policy(context, &bucket).await,
+        Endpoint::PutBucketPolicy { bucket } => {
+            policy::put_bucket_policy(context, &bucket, body).await
+        }
+        Endpoint::DeleteBucketPolicy { bucket } => {
+            policy::delete_bucket_policy(context, &bucket).await
+        }
+        Endpoint::GetBucketPolicyStatus { bucket } => {
+            policy::get_bucket_policy_status(context, &bucket).await
+        }
+        Endpoint::GetBucketAcl { bucket } => acl::get_bucket_acl(context, &bucket).await,
+        Endpoint::PutBucketAcl { bucket } => acl::put_bucket_acl(context, &bucket, body).await,
+        Endpoint::GetObjectAcl {
+            bucket,
+            key,
+            version_id,
+        } => acl::get_object_acl(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::PutObjectAcl {
+            bucket,
+            key,
+            version_id,
+        } => acl::put_object_acl(context, &bucket, &key, version_id.as_deref(), body).await,
+        Endpoint::GetPublicAccessBlock { bucket } => {
+            acl::get_public_access_block(context, &bucket).await
+        }
+        Endpoint::PutPublicAccessBlock { bucket } => {
+            acl::put_public_access_block(context, &bucket, body).await
+        }
+        Endpoint::DeletePublicAccessBlock { bucket } => {
+            acl::delete_public_access_block(context, &bucket).await
+        }
+        Endpoint::GetBucketCors { bucket } => cors::get_bucket_cors(context, &bucket).await,
+        Endpoint::PutBucketCors { bucket } => cors::put_bucket_cors(context, &bucket, body).await,
+        Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(context, &bucket).await,
+        Endpoint::PreflightCors { bucket, .. } => cors::preflight(context, &bucket).await,
+        Endpoint::GetObjectAttributes {
+            bucket,
+            key,
+            version_id,
+        } => attributes::get_object_attributes(context, &bucket, &key, version_id.as_deref()).await,
     }
 }
 

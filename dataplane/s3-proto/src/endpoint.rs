@@ -105,28 +105,9 @@ pub struct ListVersionsParams {
 /// moves it into [`Endpoint`] without touching the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnimplementedOperation {
-    GetBucketTagging,
-    PutBucketTagging,
-    DeleteBucketTagging,
-    GetObjectTagging,
-    PutObjectTagging,
-    DeleteObjectTagging,
-    GetBucketCors,
-    PutBucketCors,
-    DeleteBucketCors,
-    PreflightCors,
-    GetBucketPolicy,
-    PutBucketPolicy,
-    DeleteBucketPolicy,
-    GetBucketPolicyStatus,
-    GetBucketAcl,
-    PutBucketAcl,
-    GetObjectAcl,
-    PutObjectAcl,
     GetBucketLifecycle,
     PutBucketLifecycle,
     DeleteBucketLifecycle,
-    GetObjectAttributes,
     PostObject,
     RestoreObject,
     SelectObjectContent,
@@ -145,7 +126,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 24] = [
+pub const OPERATION_NAMES: [&str; 46] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -170,6 +151,28 @@ pub const OPERATION_NAMES: [&str; 24] = [
     "GetBucketVersioning",
     "PutBucketVersioning",
     "ListObjectVersions",
+    "GetObjectTagging",
+    "PutObjectTagging",
+    "DeleteObjectTagging",
+    "GetBucketTagging",
+    "PutBucketTagging",
+    "DeleteBucketTagging",
+    "GetBucketPolicy",
+    "PutBucketPolicy",
+    "DeleteBucketPolicy",
+    "GetBucketPolicyStatus",
+    "GetBucketAcl",
+    "PutBucketAcl",
+    "GetObjectAcl",
+    "PutObjectAcl",
+    "GetPublicAccessBlock",
+    "PutPublicAccessBlock",
+    "DeletePublicAccessBlock",
+    "GetBucketCors",
+    "PutBucketCors",
+    "DeleteBucketCors",
+    "PreflightCors",
+    "GetObjectAttributes",
 ];
 
 /// One S3 operation with its parameters.
@@ -280,6 +283,86 @@ pub enum Endpoint {
         bucket: String,
         params: ListVersionsParams,
     },
+    GetObjectTagging {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    PutObjectTagging {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    DeleteObjectTagging {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    GetBucketTagging {
+        bucket: String,
+    },
+    PutBucketTagging {
+        bucket: String,
+    },
+    DeleteBucketTagging {
+        bucket: String,
+    },
+    GetBucketPolicy {
+        bucket: String,
+    },
+    PutBucketPolicy {
+        bucket: String,
+    },
+    DeleteBucketPolicy {
+        bucket: String,
+    },
+    GetBucketPolicyStatus {
+        bucket: String,
+    },
+    GetBucketAcl {
+        bucket: String,
+    },
+    PutBucketAcl {
+        bucket: String,
+    },
+    GetObjectAcl {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    PutObjectAcl {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    GetPublicAccessBlock {
+        bucket: String,
+    },
+    PutPublicAccessBlock {
+        bucket: String,
+    },
+    DeletePublicAccessBlock {
+        bucket: String,
+    },
+    GetBucketCors {
+        bucket: String,
+    },
+    PutBucketCors {
+        bucket: String,
+    },
+    DeleteBucketCors {
+        bucket: String,
+    },
+    /// A browser's CORS preflight (`OPTIONS`) on a bucket or object path.
+    PreflightCors {
+        bucket: String,
+        key: Option<String>,
+    },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -316,6 +399,28 @@ impl Endpoint {
             Endpoint::GetBucketVersioning { .. } => 21,
             Endpoint::PutBucketVersioning { .. } => 22,
             Endpoint::ListObjectVersions { .. } => 23,
+            Endpoint::GetObjectTagging { .. } => 24,
+            Endpoint::PutObjectTagging { .. } => 25,
+            Endpoint::DeleteObjectTagging { .. } => 26,
+            Endpoint::GetBucketTagging { .. } => 27,
+            Endpoint::PutBucketTagging { .. } => 28,
+            Endpoint::DeleteBucketTagging { .. } => 29,
+            Endpoint::GetBucketPolicy { .. } => 30,
+            Endpoint::PutBucketPolicy { .. } => 31,
+            Endpoint::DeleteBucketPolicy { .. } => 32,
+            Endpoint::GetBucketPolicyStatus { .. } => 33,
+            Endpoint::GetBucketAcl { .. } => 34,
+            Endpoint::PutBucketAcl { .. } => 35,
+            Endpoint::GetObjectAcl { .. } => 36,
+            Endpoint::PutObjectAcl { .. } => 37,
+            Endpoint::GetPublicAccessBlock { .. } => 38,
+            Endpoint::PutPublicAccessBlock { .. } => 39,
+            Endpoint::DeletePublicAccessBlock { .. } => 40,
+            Endpoint::GetBucketCors { .. } => 41,
+            Endpoint::PutBucketCors { .. } => 42,
+            Endpoint::DeleteBucketCors { .. } => 43,
+            Endpoint::PreflightCors { .. } => 44,
+            Endpoint::GetObjectAttributes { .. } => 45,
         }
     }
 
@@ -345,7 +450,163 @@ impl Endpoint {
             | Endpoint::ListMultipartUploads { bucket, .. }
             | Endpoint::GetBucketVersioning { bucket }
             | Endpoint::PutBucketVersioning { bucket }
-            | Endpoint::ListObjectVersions { bucket, .. } => Some(bucket),
+            | Endpoint::ListObjectVersions { bucket, .. }
+            | Endpoint::GetObjectTagging { bucket, .. }
+            | Endpoint::PutObjectTagging { bucket, .. }
+            | Endpoint::DeleteObjectTagging { bucket, .. }
+            | Endpoint::GetBucketTagging { bucket }
+            | Endpoint::PutBucketTagging { bucket }
+            | Endpoint::DeleteBucketTagging { bucket }
+            | Endpoint::GetBucketPolicy { bucket }
+            | Endpoint::PutBucketPolicy { bucket }
+            | Endpoint::DeleteBucketPolicy { bucket }
+            | Endpoint::GetBucketPolicyStatus { bucket }
+            | Endpoint::GetBucketAcl { bucket }
+            | Endpoint::PutBucketAcl { bucket }
+            | Endpoint::GetObjectAcl { bucket, .. }
+            | Endpoint::PutObjectAcl { bucket, .. }
+            | Endpoint::GetPublicAccessBlock { bucket }
+            | Endpoint::PutPublicAccessBlock { bucket }
+            | Endpoint::DeletePublicAccessBlock { bucket }
+            | Endpoint::GetBucketCors { bucket }
+            | Endpoint::PutBucketCors { bucket }
+            | Endpoint::DeleteBucketCors { bucket }
+            | Endpoint::PreflightCors { bucket, .. }
+            | Endpoint::GetObjectAttributes { bucket, .. } => Some(bucket),
+        }
+    }
+
+    /// The object key the request addresses, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Endpoint::PutObject { key, .. }
+            | Endpoint::GetObject { key, .. }
+            | Endpoint::HeadObject { key, .. }
+            | Endpoint::DeleteObject { key, .. }
+            | Endpoint::CopyObject { key, .. }
+            | Endpoint::CreateMultipartUpload { key, .. }
+            | Endpoint::UploadPart { key, .. }
+            | Endpoint::UploadPartCopy { key, .. }
+            | Endpoint::CompleteMultipartUpload { key, .. }
+            | Endpoint::AbortMultipartUpload { key, .. }
+            | Endpoint::ListParts { key, .. }
+            | Endpoint::GetObjectTagging { key, .. }
+            | Endpoint::PutObjectTagging { key, .. }
+            | Endpoint::DeleteObjectTagging { key, .. }
+            | Endpoint::GetObjectAcl { key, .. }
+            | Endpoint::PutObjectAcl { key, .. }
+            | Endpoint::GetObjectAttributes { key, .. } => Some(key),
+            Endpoint::NotImplemented { key, .. } | Endpoint::PreflightCors { key, .. } => {
+                key.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The IAM action a bucket policy names this request by (AWS's "Actions defined by Amazon
+    /// S3"); a request naming a version is the `...Version` action.
+    pub fn policy_action(&self) -> &'static str {
+        match self {
+            Endpoint::ListBuckets => "s3:ListAllMyBuckets",
+            Endpoint::CreateBucket { .. } => "s3:CreateBucket",
+            Endpoint::HeadBucket { .. }
+            | Endpoint::ListObjectsV2 { .. }
+            | Endpoint::ListObjectsV1 { .. } => "s3:ListBucket",
+            Endpoint::DeleteBucket { .. } => "s3:DeleteBucket",
+            Endpoint::GetBucketLocation { .. } => "s3:GetBucketLocation",
+            Endpoint::GetObject { version_id, .. } | Endpoint::HeadObject { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersion"
+                } else {
+                    "s3:GetObject"
+                }
+            }
+            Endpoint::PutObject { .. }
+            | Endpoint::CopyObject { .. }
+            | Endpoint::CreateMultipartUpload { .. }
+            | Endpoint::UploadPart { .. }
+            | Endpoint::UploadPartCopy { .. }
+            | Endpoint::CompleteMultipartUpload { .. } => "s3:PutObject",
+            Endpoint::DeleteObject { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:DeleteObjectVersion"
+                } else {
+                    "s3:DeleteObject"
+                }
+            }
+            Endpoint::DeleteObjects { .. } => "s3:DeleteObject",
+            Endpoint::AbortMultipartUpload { .. } => "s3:AbortMultipartUpload",
+            Endpoint::ListParts { .. } => "s3:ListMultipartUploadParts",
+            Endpoint::ListMultipartUploads { .. } => "s3:ListBucketMultipartUploads",
+            Endpoint::NotImplemented { .. } => "s3:NotImplemented",
+            Endpoint::GetBucketVersioning { .. } => "s3:GetBucketVersioning",
+            Endpoint::PutBucketVersioning { .. } => "s3:PutBucketVersioning",
+            Endpoint::ListObjectVersions { .. } => "s3:ListBucketVersions",
+            Endpoint::GetObjectTagging { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersionTagging"
+                } else {
+                    "s3:GetObjectTagging"
+                }
+            }
+            Endpoint::PutObjectTagging { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:PutObjectVersionTagging"
+                } else {
+                    "s3:PutObjectTagging"
+                }
+            }
+            Endpoint::DeleteObjectTagging { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:DeleteObjectVersionTagging"
+                } else {
+                    "s3:DeleteObjectTagging"
+                }
+            }
+            Endpoint::GetBucketTagging { .. } => "s3:GetBucketTagging",
+            // AWS authorises DeleteBucketTagging as PutBucketTagging.
+            Endpoint::PutBucketTagging { .. } | Endpoint::DeleteBucketTagging { .. } => {
+                "s3:PutBucketTagging"
+            }
+            Endpoint::GetBucketPolicy { .. } => "s3:GetBucketPolicy",
+            Endpoint::PutBucketPolicy { .. } => "s3:PutBucketPolicy",
+            Endpoint::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
+            Endpoint::GetBucketPolicyStatus { .. } => "s3:GetBucketPolicyStatus",
+            Endpoint::GetBucketAcl { .. } => "s3:GetBucketAcl",
+            Endpoint::PutBucketAcl { .. } => "s3:PutBucketAcl",
+            Endpoint::GetObjectAcl { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersionAcl"
+                } else {
+                    "s3:GetObjectAcl"
+                }
+            }
+            Endpoint::PutObjectAcl { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:PutObjectVersionAcl"
+                } else {
+                    "s3:PutObjectAcl"
+                }
+            }
+            Endpoint::GetPublicAccessBlock { .. } => "s3:GetBucketPublicAccessBlock",
+            // AWS authorises the delete as the put.
+            Endpoint::PutPublicAccessBlock { .. } | Endpoint::DeletePublicAccessBlock { .. } => {
+                "s3:PutBucketPublicAccessBlock"
+            }
+            Endpoint::GetBucketCors { .. } => "s3:GetBucketCORS",
+            // AWS authorises the delete as the put.
+            Endpoint::PutBucketCors { .. } | Endpoint::DeleteBucketCors { .. } => {
+                "s3:PutBucketCORS"
+            }
+            // Preflights are unauthenticated; no policy is consulted.
+            Endpoint::PreflightCors { .. } => "s3:PreflightCors",
+            Endpoint::GetObjectAttributes { version_id, .. } => {
+                if version_id.is_some() {
+                    "s3:GetObjectVersionAttributes"
+                } else {
+                    "s3:GetObjectAttributes"
+                }
+            }
         }
     }
 
@@ -523,33 +784,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "DELETE" => delete.or(Some(put)),
         _ => Some(get),
     };
-    if query.has("tagging") {
-        return by_method(
-            Op::GetBucketTagging,
-            Op::PutBucketTagging,
-            Some(Op::DeleteBucketTagging),
-        );
-    }
-    if query.has("cors") {
-        return by_method(
-            Op::GetBucketCors,
-            Op::PutBucketCors,
-            Some(Op::DeleteBucketCors),
-        );
-    }
-    if query.has("policy") {
-        return by_method(
-            Op::GetBucketPolicy,
-            Op::PutBucketPolicy,
-            Some(Op::DeleteBucketPolicy),
-        );
-    }
-    if query.has("policyStatus") {
-        return Some(Op::GetBucketPolicyStatus);
-    }
-    if query.has("acl") {
-        return by_method(Op::GetBucketAcl, Op::PutBucketAcl, None);
-    }
     if query.has("lifecycle") {
         return by_method(
             Op::GetBucketLifecycle,
@@ -564,7 +798,7 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
             None,
         );
     }
-    const OTHER_MARKERS: [&str; 14] = [
+    const OTHER_MARKERS: [&str; 13] = [
         "encryption",
         "website",
         "logging",
@@ -573,7 +807,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "accelerate",
         "requestPayment",
         "ownershipControls",
-        "publicAccessBlock",
         "analytics",
         "metrics",
         "inventory",
@@ -589,23 +822,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
 fn unimplemented_object_operation(method: &str, query: &Query) -> Option<UnimplementedOperation> {
     use UnimplementedOperation as Op;
     let read = matches!(method, "GET" | "HEAD");
-    if query.has("tagging") {
-        return Some(match method {
-            "PUT" => Op::PutObjectTagging,
-            "DELETE" => Op::DeleteObjectTagging,
-            _ => Op::GetObjectTagging,
-        });
-    }
-    if query.has("acl") {
-        return Some(if read {
-            Op::GetObjectAcl
-        } else {
-            Op::PutObjectAcl
-        });
-    }
-    if query.has("attributes") {
-        return Some(Op::GetObjectAttributes);
-    }
     if query.has("retention") {
         return Some(if read {
             Op::GetObjectRetention
@@ -718,16 +934,57 @@ impl Router {
         query: &Query,
     ) -> Result<Endpoint, S3Error> {
         if method == "OPTIONS" {
-            return Ok(Endpoint::NotImplemented {
-                bucket: Some(bucket),
-                key: None,
-                operation: UnimplementedOperation::PreflightCors,
-            });
+            return Ok(Endpoint::PreflightCors { bucket, key: None });
+        }
+        if query.has("cors") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketCors { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketCors { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketCors { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
         }
         if query.has("versioning") {
             return match method {
                 "GET" => Ok(Endpoint::GetBucketVersioning { bucket }),
                 "PUT" => Ok(Endpoint::PutBucketVersioning { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("tagging") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketTagging { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketTagging { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketTagging { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("policy") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketPolicy { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketPolicy { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketPolicy { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("acl") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketAcl { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketAcl { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("publicAccessBlock") {
+            return match method {
+                "GET" => Ok(Endpoint::GetPublicAccessBlock { bucket }),
+                "PUT" => Ok(Endpoint::PutPublicAccessBlock { bucket }),
+                "DELETE" => Ok(Endpoint::DeletePublicAccessBlock { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("policyStatus") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketPolicyStatus { bucket }),
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }
@@ -826,11 +1083,56 @@ impl Router {
     ) -> Result<Endpoint, S3Error> {
         let method = head.method;
         if method == "OPTIONS" {
-            return Ok(Endpoint::NotImplemented {
-                bucket: Some(bucket),
+            return Ok(Endpoint::PreflightCors {
+                bucket,
                 key: Some(key),
-                operation: UnimplementedOperation::PreflightCors,
             });
+        }
+        let version_id = query.string("versionId");
+        if query.has("tagging") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "PUT" => Ok(Endpoint::PutObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "DELETE" => Ok(Endpoint::DeleteObjectTagging {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("attributes") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectAttributes {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("acl") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectAcl {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "PUT" => Ok(Endpoint::PutObjectAcl {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
         }
         if let Some(operation) = unimplemented_object_operation(method, query) {
             return Ok(Endpoint::NotImplemented {
@@ -839,7 +1141,6 @@ impl Router {
                 operation,
             });
         }
-        let version_id = query.string("versionId");
         match method {
             "GET" if query.has("uploadId") => Ok(Endpoint::ListParts {
                 bucket,

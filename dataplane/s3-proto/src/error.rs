@@ -138,6 +138,27 @@ pub enum S3Error {
     #[error("A header you provided implies functionality that is not implemented")]
     NotImplemented,
 
+    // --- tagging, policies and other bucket configurations ---
+    #[error("{0}")]
+    InvalidTag(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("The TagSet does not exist")]
+    NoSuchTagSet,
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy,
+    #[error("{0}")]
+    MalformedPolicy(String),
+    #[error("{0}")]
+    MalformedAclError(String),
+    #[error("The public access block configuration was not found")]
+    NoSuchPublicAccessBlockConfiguration,
+    #[error("The CORS configuration does not exist")]
+    NoSuchCorsConfiguration,
+    /// A CORS preflight no rule allows.
+    #[error("{0}")]
+    AccessForbidden(String),
+
     // --- server side ---
     #[error("We encountered an internal error. Please try again.")]
     InternalError,
@@ -202,6 +223,15 @@ impl S3Error {
             S3Error::InvalidRequest(_) => "InvalidRequest",
             S3Error::MethodNotAllowed => "MethodNotAllowed",
             S3Error::NotImplemented => "NotImplemented",
+            S3Error::InvalidTag(_) => "InvalidTag",
+            S3Error::BadRequest(_) => "BadRequest",
+            S3Error::NoSuchTagSet => "NoSuchTagSet",
+            S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            S3Error::MalformedPolicy(_) => "MalformedPolicy",
+            S3Error::MalformedAclError(_) => "MalformedACLError",
+            S3Error::NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            S3Error::NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
+            S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable => "ServiceUnavailable",
             S3Error::SlowDown => "SlowDown",
@@ -221,7 +251,8 @@ impl S3Error {
             | S3Error::RequestTimeTooSkewed
             | S3Error::AuthorizationQueryParametersError(_)
             | S3Error::MfaAuthenticationRequired
-            | S3Error::InvalidChunkSizeError => 403,
+            | S3Error::InvalidChunkSizeError
+            | S3Error::AccessForbidden(_) => 403,
             S3Error::ExpiredToken
             | S3Error::AuthorizationHeaderMalformed(_)
             | S3Error::MissingSecurityHeader(_)
@@ -247,11 +278,19 @@ impl S3Error {
             | S3Error::MalformedTrailerError
             | S3Error::RequestTimeout
             | S3Error::InvalidArgument(_)
-            | S3Error::InvalidRequest(_) => 400,
+            | S3Error::InvalidRequest(_)
+            | S3Error::InvalidTag(_)
+            | S3Error::BadRequest(_)
+            | S3Error::MalformedPolicy(_)
+            | S3Error::MalformedAclError(_) => 400,
             S3Error::NoSuchBucket
             | S3Error::NoSuchKey
             | S3Error::NoSuchVersion
-            | S3Error::NoSuchUpload => 404,
+            | S3Error::NoSuchUpload
+            | S3Error::NoSuchTagSet
+            | S3Error::NoSuchBucketPolicy
+            | S3Error::NoSuchPublicAccessBlockConfiguration
+            | S3Error::NoSuchCorsConfiguration => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -344,6 +383,15 @@ mod tests {
             S3Error::InvalidRequest("x".into()),
             S3Error::MethodNotAllowed,
             S3Error::NotImplemented,
+            S3Error::InvalidTag("x".into()),
+            S3Error::BadRequest("x".into()),
+            S3Error::NoSuchTagSet,
+            S3Error::NoSuchBucketPolicy,
+            S3Error::MalformedPolicy("x".into()),
+            S3Error::MalformedAclError("x".into()),
+            S3Error::NoSuchPublicAccessBlockConfiguration,
+            S3Error::NoSuchCorsConfiguration,
+            S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
             S3Error::SlowDown,
@@ -407,6 +455,17 @@ mod tests {
             S3Error::InvalidRequest(_) => ("InvalidRequest", 400),
             S3Error::MethodNotAllowed => ("MethodNotAllowed", 405),
             S3Error::NotImplemented => ("NotImplemented", 501),
+            S3Error::InvalidTag(_) => ("InvalidTag", 400),
+            S3Error::BadRequest(_) => ("BadRequest", 400),
+            S3Error::NoSuchTagSet => ("NoSuchTagSet", 404),
+            S3Error::NoSuchBucketPolicy => ("NoSuchBucketPolicy", 404),
+            S3Error::MalformedPolicy(_) => ("MalformedPolicy", 400),
+            S3Error::MalformedAclError(_) => ("MalformedACLError", 400),
+            S3Error::NoSuchPublicAccessBlockConfiguration => {
+                ("NoSuchPublicAccessBlockConfiguration", 404)
+            }
+            S3Error::NoSuchCorsConfiguration => ("NoSuchCORSConfiguration", 404),
+            S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
             S3Error::SlowDown => ("SlowDown", 503),
@@ -416,7 +475,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 53, "a variant is missing from the table");
+        assert_eq!(variants.len(), 62, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

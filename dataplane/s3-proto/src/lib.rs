@@ -71,18 +71,22 @@
 //! # Ok::<(), S3Error>(())
 //! ```
 
+pub mod acl;
 pub mod body;
 pub mod checksum;
 pub mod chunked;
 pub mod conditions;
+pub mod cors;
 pub mod encoding;
 pub mod endpoint;
 pub mod error;
 pub mod headers;
 pub mod listing;
 pub mod multipart;
+pub mod policy;
 pub mod range;
 pub mod sigv4;
+pub mod tagging;
 pub mod time;
 pub mod xml;
 

@@ -67,6 +67,20 @@ impl XmlWriter {
         self.output.push('>');
     }
 
+    /// Opens an element with attributes (values escaped).
+    pub fn open_with_attributes(&mut self, name: &str, attributes: &[(&str, &str)]) {
+        self.output.push('<');
+        self.output.push_str(name);
+        for (attribute, value) in attributes {
+            self.output.push(' ');
+            self.output.push_str(attribute);
+            self.output.push_str("=\"");
+            escape_into(&mut self.output, value);
+            self.output.push('"');
+        }
+        self.output.push('>');
+    }
+
     /// Opens the root element with the S3 namespace.
     pub fn open_root(&mut self, name: &str) {
         self.output.push('<');
@@ -635,22 +649,25 @@ const MAX_ELEMENTS: usize = 200_000;
 /// One element of a parsed request document: local name, direct children, and the concatenated
 /// text directly inside it.
 #[derive(Debug, Default)]
-struct Element {
-    name: String,
-    children: Vec<Element>,
-    text: String,
+pub(crate) struct Element {
+    pub(crate) name: String,
+    pub(crate) children: Vec<Element>,
+    pub(crate) text: String,
 }
 
 impl Element {
-    fn child(&self, name: &str) -> Option<&Element> {
+    pub(crate) fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|child| child.name == name)
     }
 
-    fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+    pub(crate) fn children_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Element> + 'a {
         self.children.iter().filter(move |child| child.name == name)
     }
 
-    fn child_text(&self, name: &str) -> Option<&str> {
+    pub(crate) fn child_text(&self, name: &str) -> Option<&str> {
         self.child(name).map(|child| child.text.as_str())
     }
 }
@@ -666,7 +683,7 @@ fn predefined_entity(name: &str) -> Option<char> {
     }
 }
 
-fn parse_document(body: &[u8], limit_bytes: usize) -> Result<Element, S3Error> {
+pub(crate) fn parse_document(body: &[u8], limit_bytes: usize) -> Result<Element, S3Error> {
     if body.len() > limit_bytes {
         return Err(S3Error::MaxMessageLengthExceeded);
     }
