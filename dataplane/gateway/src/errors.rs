@@ -29,6 +29,27 @@ pub enum GatewayError {
     ExecutorPanicked,
 }
 
+/// The S3 answer to an encryption failure met on a request's behalf (SSE-C: a wrong key is
+/// `403 AccessDenied`, malformed key headers `400 InvalidArgument`). Failures of the server's own
+/// keys or data are internal: the client cannot fix them.
+pub fn sse_error_to_s3(error: &cairn_sse::SseError) -> S3Error {
+    use cairn_sse::SseError;
+    match error {
+        SseError::WrongCustomerKey => S3Error::AccessDenied,
+        SseError::WrongMode => S3Error::InvalidRequest(
+            "The encryption parameters are not applicable to this object.".to_owned(),
+        ),
+        SseError::Malformed { .. } => S3Error::InvalidArgument(
+            "The secret key was invalid for the specified algorithm.".to_owned(),
+        ),
+        SseError::LengthMismatch { .. } => S3Error::IncompleteBody,
+        SseError::Authentication
+        | SseError::WrongMasterKey { .. }
+        | SseError::Randomness
+        | SseError::KeyFile { .. } => S3Error::InternalError,
+    }
+}
+
 /// The S3 answer to a refusal of the metadata state machine.
 pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
     match error {

@@ -44,6 +44,7 @@ mod auth;
 mod body;
 mod bucket;
 pub mod config;
+mod encryption;
 pub mod errors;
 mod list;
 pub mod metrics;
