@@ -76,6 +76,7 @@ fn prepare(key: &str) -> Command {
         piece_size_bytes: 262_144,
         versioning: VersioningState::Unversioned,
         now_ms: 1_700_000_000_000,
+        attributes: Default::default(),
     })
 }
 

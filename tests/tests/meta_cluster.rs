@@ -111,6 +111,7 @@ fn bucket_command(n: u64) -> Command {
         ec_scheme: "isal-cauchy:4+2".into(),
         acl: Acl::default(),
         now_ms: 1_700_000_000_000 + n,
+        attributes: Default::default(),
     })
 }
 
@@ -228,6 +229,7 @@ fn prepare(key: &str, token: &str) -> Command {
         piece_size_bytes: 65_536,
         versioning: VersioningState::Unversioned,
         now_ms: 10_000,
+        attributes: Default::default(),
     })
 }
 

@@ -3,6 +3,7 @@
 //! Model: a node is UP from registration and on every heartbeat, and DOWN once ExpireNodes finds
 //! its last heartbeat older than the timeout; heartbeat times never move backwards.
 
+use crate::attributes::check_attributes;
 use crate::command::*;
 use crate::error::MetaError;
 use crate::machine::{StateMachine, bump};
@@ -12,6 +13,7 @@ impl StateMachine {
     pub(crate) fn create_bucket(&mut self, command: CreateBucket) -> Result<Response, MetaError> {
         validate_bucket_name(&command.bucket)?;
         EcScheme::parse(&command.ec_scheme)?;
+        check_attributes(&command.attributes)?;
         if let Some(existing) = self.buckets.get(&command.bucket) {
             return Err(if existing.owner == command.owner {
                 MetaError::BucketAlreadyOwnedByYou {
@@ -33,6 +35,7 @@ impl StateMachine {
             ec_scheme: command.ec_scheme,
             acl: command.acl,
             record_version: 1,
+            attributes: command.attributes,
         };
         self.buckets.insert(command.bucket, record.clone());
         Ok(Response::Bucket(record))

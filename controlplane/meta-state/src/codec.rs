@@ -43,7 +43,12 @@ use crate::records::{
 use crate::role::Role;
 
 /// The format version this build writes. Decoders for every older version stay.
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// - 1: the first format.
+/// - 2: `attributes` maps on object, bucket and upload records and in the commands that create
+///   them (PrepareWrite, CreateMultipartUpload, CreateBucket); commands 25 PutBucketAttribute and
+///   26 PutObjectAttribute. A version-1 value decodes with empty attributes.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// What a top-level encoding holds (second byte). Values are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,11 +142,22 @@ impl Writer {
 pub struct Reader<'a> {
     input: &'a [u8],
     offset: usize,
+    /// The format version of the value being read: the current one unless a header said older.
+    format_version: u8,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(input: &'a [u8]) -> Self {
-        Reader { input, offset: 0 }
+        Reader {
+            input,
+            offset: 0,
+            format_version: FORMAT_VERSION,
+        }
+    }
+
+    /// The format version the value being read was written in (set by its header).
+    pub fn format_version(&self) -> u8 {
+        self.format_version
     }
 
     pub fn offset(&self) -> usize {
@@ -262,13 +278,14 @@ pub fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
 
 fn read_header(reader: &mut Reader<'_>, kind: RecordKind) -> Result<(), DecodeError> {
     let version = reader.u8()?;
-    // Version 1 is the only format so far; a version 2 adds its decoder here beside this one.
-    if version != FORMAT_VERSION {
+    // Version 1 lacks the fields listed under `since 2` in `encode_struct!`; they decode as empty.
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(DecodeError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
         });
     }
+    reader.format_version = version;
     let found = reader.u8()?;
     if found != kind as u8 {
         return Err(DecodeError::WrongKind {
@@ -449,6 +466,24 @@ macro_rules! encode_struct {
         impl Decode for $type {
             fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 Ok($type { $($field: Decode::decode(reader)?,)* })
+            }
+        }
+    };
+    // Fields after `since 2` were added in format version 2: always written, read only from
+    // version-2 input, and `Default` when reading version 1.
+    ($type:ident { $($field:ident),* $(,)? } since 2 { $($added:ident),* $(,)? }) => {
+        impl Encode for $type {
+            fn encode(&self, writer: &mut Writer) {
+                $(self.$field.encode(writer);)*
+                $(self.$added.encode(writer);)*
+            }
+        }
+        impl Decode for $type {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                $(let $field = Decode::decode(reader)?;)*
+                let since_2 = reader.format_version() >= 2;
+                $(let $added = if since_2 { Decode::decode(reader)? } else { Default::default() };)*
+                Ok($type { $($field,)* $($added,)* })
             }
         }
     };
@@ -696,7 +731,7 @@ encode_struct!(ObjectRecord {
     upload_id,
     erasure,
     record_version,
-});
+} since 2 { attributes });
 encode_struct!(ReplicationRule {
     rule_id,
     prefix,
@@ -714,7 +749,7 @@ encode_struct!(BucketRecord {
     ec_scheme,
     acl,
     record_version,
-});
+} since 2 { attributes });
 encode_struct!(PartRecord {
     part_number,
     size_bytes,
@@ -738,7 +773,7 @@ encode_struct!(MultipartUpload {
     initiated_at_ms,
     parts,
     record_version,
-});
+} since 2 { attributes });
 encode_struct!(AccessKeyRecord {
     access_key_id,
     secret_access_key,
@@ -815,7 +850,7 @@ encode_struct!(PrepareWrite {
     piece_size_bytes,
     versioning,
     now_ms,
-});
+} since 2 { attributes });
 encode_struct!(CommitWrite {
     bucket,
     key,
@@ -858,7 +893,7 @@ encode_struct!(CreateMultipartUpload {
     ec_scheme,
     piece_size_bytes,
     now_ms,
-});
+} since 2 { attributes });
 encode_struct!(UploadPart {
     bucket,
     key,
@@ -893,7 +928,7 @@ encode_struct!(CreateBucket {
     ec_scheme,
     acl,
     now_ms
-});
+} since 2 { attributes });
 encode_struct!(CreateAccessKey {
     access_key_id,
     secret_access_key,
@@ -943,7 +978,8 @@ encode_struct!(ListPartsRequest {
 /// 8 AbortMultipartUpload, 9 PurgeGarbage, 10 CreateBucket, 11 DeleteBucket,
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
-/// 22 UnsealBucket, 23 RecordLayout, 24 Conditional.
+/// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
+/// 26 PutObjectAttribute. Reserved for work in progress: 30–69.
 impl Encode for Command {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1067,13 +1103,38 @@ impl Encode for Command {
                 observed.encode(writer);
                 command.encode(writer);
             }
+            Command::PutBucketAttribute {
+                bucket,
+                name,
+                value,
+            } => {
+                writer.u8(25);
+                writer.str(bucket);
+                writer.str(name);
+                value.encode(writer);
+            }
+            Command::PutObjectAttribute {
+                bucket,
+                key,
+                version,
+                name,
+                value,
+            } => {
+                writer.u8(26);
+                writer.str(bucket);
+                writer.str(key);
+                version.encode(writer);
+                writer.str(name);
+                value.encode(writer);
+            }
         }
     }
 }
 
 impl Decode for Command {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("command", 25)? {
+        let offset = reader.offset();
+        Ok(match reader.u8()? {
             0 => Command::PrepareWrite(Decode::decode(reader)?),
             1 => Command::CommitWrite(Decode::decode(reader)?),
             2 => Command::AbortWrite(Decode::decode(reader)?),
@@ -1125,11 +1186,30 @@ impl Decode for Command {
                 bucket: reader.string()?,
             },
             23 => Command::RecordLayout(Decode::decode(reader)?),
-            _ => Command::Conditional {
+            24 => Command::Conditional {
                 condition: Decode::decode(reader)?,
                 observed: Decode::decode(reader)?,
                 command: Box::new(Decode::decode(reader)?),
             },
+            25 => Command::PutBucketAttribute {
+                bucket: reader.string()?,
+                name: reader.string()?,
+                value: Decode::decode(reader)?,
+            },
+            26 => Command::PutObjectAttribute {
+                bucket: reader.string()?,
+                key: reader.string()?,
+                version: Decode::decode(reader)?,
+                name: reader.string()?,
+                value: Decode::decode(reader)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "command",
+                    tag,
+                    offset,
+                });
+            }
         })
     }
 }

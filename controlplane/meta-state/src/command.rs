@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use crate::error::MetaError;
 use crate::records::{
-    AccessKeyRecord, Acl, AdditionalChecksum, BlockShards, BucketRecord, Checksums, ClusterLayout,
-    GarbageId, GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord,
-    PartShards, ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector,
+    AccessKeyRecord, Acl, AdditionalChecksum, Attributes, BlockShards, BucketRecord, Checksums,
+    ClusterLayout, GarbageId, GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord,
+    PartRecord, PartShards, ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector,
     VersioningState,
 };
 use crate::role::Scope;
@@ -36,6 +36,8 @@ pub struct PrepareWrite {
     /// The bucket's versioning state as the gateway read it from the bucket service.
     pub versioning: VersioningState,
     pub now_ms: u64,
+    /// Attributes of the new version (tags, encryption parameters, …).
+    pub attributes: Attributes,
 }
 
 /// Finishes a PUT: PREPARING -> COMMITTED with the shard map and checksums.
@@ -94,6 +96,8 @@ pub struct CreateMultipartUpload {
     pub ec_scheme: String,
     pub piece_size_bytes: u32,
     pub now_ms: u64,
+    /// Attributes the completed version will carry.
+    pub attributes: Attributes,
 }
 
 /// Records a part whose shards are durable (the part's own prepare/commit is the gateway's job:
@@ -147,6 +151,8 @@ pub struct CreateBucket {
     pub ec_scheme: String,
     pub acl: Acl,
     pub now_ms: u64,
+    /// Configurations the bucket starts with (e.g. `object-lock`).
+    pub attributes: Attributes,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -216,6 +222,15 @@ pub enum Command {
     UnsealBucket {
         bucket: String,
     },
+    /// Sets or removes one attribute of a committed, non-delete-marker version (its tags, its
+    /// retention); answers the version.
+    PutObjectAttribute {
+        bucket: String,
+        key: String,
+        version: VersionSelector,
+        name: String,
+        value: Option<Vec<u8>>,
+    },
     // Bucket service.
     CreateBucket(CreateBucket),
     DeleteBucket {
@@ -232,6 +247,13 @@ pub enum Command {
     PutBucketEcScheme {
         bucket: String,
         ec_scheme: String,
+    },
+    /// Sets (`Some`) or removes (`None`) one bucket attribute (a configuration document such as
+    /// the bucket's tags or policy); answers the bucket.
+    PutBucketAttribute {
+        bucket: String,
+        name: String,
+        value: Option<Vec<u8>>,
     },
     CreateAccessKey(CreateAccessKey),
     RevokeAccessKey {
@@ -541,6 +563,8 @@ impl Command {
             Command::PutBucketVersioning { .. } => "PutBucketVersioning",
             Command::PutBucketReplication { .. } => "PutBucketReplication",
             Command::PutBucketEcScheme { .. } => "PutBucketEcScheme",
+            Command::PutBucketAttribute { .. } => "PutBucketAttribute",
+            Command::PutObjectAttribute { .. } => "PutObjectAttribute",
             Command::CreateAccessKey(_) => "CreateAccessKey",
             Command::RevokeAccessKey { .. } => "RevokeAccessKey",
             Command::RegisterNode(_) => "RegisterNode",
@@ -565,12 +589,14 @@ impl Command {
             | Command::AbortMultipartUpload(_)
             | Command::PurgeGarbage { .. }
             | Command::SealBucket { .. }
-            | Command::UnsealBucket { .. } => Scope::Object,
+            | Command::UnsealBucket { .. }
+            | Command::PutObjectAttribute { .. } => Scope::Object,
             Command::CreateBucket(_)
             | Command::DeleteBucket { .. }
             | Command::PutBucketVersioning { .. }
             | Command::PutBucketReplication { .. }
             | Command::PutBucketEcScheme { .. }
+            | Command::PutBucketAttribute { .. }
             | Command::CreateAccessKey(_)
             | Command::RevokeAccessKey { .. } => Scope::Bucket,
             Command::RegisterNode(_) | Command::Heartbeat { .. } | Command::ExpireNodes { .. } => {

@@ -33,6 +33,7 @@
 //!     piece_size_bytes: 65_536,
 //!     versioning: VersioningState::Unversioned,
 //!     now_ms: 1_700_000_000_000,
+//!     attributes: Default::default(),
 //! });
 //! // The log entry is the encoded command; the same bytes replay identically everywhere.
 //! let entry = encode_record(&prepare);
@@ -59,6 +60,7 @@
 //! assert!(matches!(current, Ok(Response::Object(record)) if record.state == TransactionState::Committed));
 //! ```
 
+mod attributes;
 mod bucket_service;
 pub mod codec;
 pub mod command;

@@ -158,6 +158,18 @@ impl StateMachine {
             Command::PutBucketEcScheme { bucket, ec_scheme } => {
                 self.put_bucket_ec_scheme(&bucket, ec_scheme)
             }
+            Command::PutBucketAttribute {
+                bucket,
+                name,
+                value,
+            } => self.put_bucket_attribute(&bucket, name, value),
+            Command::PutObjectAttribute {
+                bucket,
+                key,
+                version,
+                name,
+                value,
+            } => self.put_object_attribute(&bucket, &key, &version, name, value),
             Command::CreateAccessKey(command) => self.create_access_key(command),
             Command::RevokeAccessKey {
                 access_key_id,

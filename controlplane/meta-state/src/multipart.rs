@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use crate::attributes::check_attributes;
 use crate::command::*;
 use crate::error::MetaError;
 use crate::machine::{Effects, GarbageDraft, StateMachine, bump, part_shards};
@@ -23,6 +24,7 @@ impl StateMachine {
         self.check_bucket_open(&command.bucket)?;
         validate_key(&command.key)?;
         EcScheme::parse(&command.ec_scheme)?;
+        check_attributes(&command.attributes)?;
         if command.piece_size_bytes == 0 {
             return Err(MetaError::InvalidArgument {
                 reason: "piece size must be positive".to_owned(),
@@ -42,6 +44,7 @@ impl StateMachine {
             initiated_at_ms: command.now_ms,
             parts: BTreeMap::new(),
             record_version: 1,
+            attributes: command.attributes,
         };
         self.uploads.insert(
             (upload.bucket.clone(), upload.key.clone(), upload.upload_id),
@@ -245,6 +248,7 @@ impl StateMachine {
                 degraded,
             },
             record_version: 1,
+            attributes: upload.attributes,
         };
         self.versions.insert(
             (command.bucket.clone(), command.key.clone(), version_id),

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::attributes::check_attributes;
 use crate::command::*;
 use crate::error::MetaError;
 use crate::machine::{Effects, GarbageDraft, MAX_KEY_BYTES, StateMachine, bump, preparing_key};
@@ -22,6 +23,7 @@ impl StateMachine {
         self.check_bucket_open(&command.bucket)?;
         validate_key(&command.key)?;
         EcScheme::parse(&command.ec_scheme)?;
+        check_attributes(&command.attributes)?;
         if command.piece_size_bytes == 0 {
             return Err(MetaError::InvalidArgument {
                 reason: "piece size must be positive".to_owned(),
@@ -80,6 +82,7 @@ impl StateMachine {
                 degraded: false,
             },
             record_version: 1,
+            attributes: command.attributes,
         };
         if !command.idempotency_token.is_empty() {
             self.tokens.insert(token_key, version_id);
@@ -285,6 +288,7 @@ impl StateMachine {
                 upload_id: None,
                 erasure: ErasureInfo::default(),
                 record_version: 1,
+                attributes: Default::default(),
             };
             self.versions.insert(
                 (

@@ -341,6 +341,8 @@ pub struct ObjectRecord {
     pub upload_id: Option<UploadId>,
     pub erasure: ErasureInfo,
     pub record_version: u64,
+    /// Named attributes of this version (format version 2); see [`Attributes`].
+    pub attributes: Attributes,
 }
 
 impl ObjectRecord {
@@ -375,7 +377,33 @@ pub struct BucketRecord {
     pub ec_scheme: String,
     pub acl: Acl,
     pub record_version: u64,
+    /// Bucket configurations (format version 2); see [`Attributes`].
+    pub attributes: Attributes,
 }
+
+/// Named, opaque attributes of a bucket, an object version or a multipart upload: S3 features
+/// that ride on a record without changing the record format each time (tags, bucket
+/// configuration documents, encryption and retention settings). Each name has one owner that
+/// defines its value's encoding; the state machine treats values as bytes except where it
+/// enforces a rule (see the names below), so a feature adds a name instead of a format version.
+///
+/// Well-known names (the feature that owns the encoding):
+/// - objects and uploads: `tagging` (object tags), `encryption` (server-side encryption
+///   parameters), `retention` and `legal-hold` (object lock);
+/// - buckets: `tagging`, `policy`, `cors`, `lifecycle`, `public-access-block`, `quota`,
+///   `encryption` (default encryption), `object-lock` (object lock configuration).
+///
+/// Limits: [`MAX_ATTRIBUTE_NAME_BYTES`], [`MAX_ATTRIBUTE_VALUE_BYTES`] and
+/// [`MAX_ATTRIBUTES_PER_RECORD`], checked when a command sets them.
+pub type Attributes = BTreeMap<String, Vec<u8>>;
+
+/// Longest attribute name, in bytes.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 64;
+/// Largest attribute value: S3's largest configuration document (a bucket policy) is 20 KiB; the
+/// rest of the headroom is for lifecycle and CORS documents.
+pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 64 * 1024;
+/// Most attributes on one record.
+pub const MAX_ATTRIBUTES_PER_RECORD: usize = 32;
 
 /// One uploaded part of a multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -405,6 +433,8 @@ pub struct MultipartUpload {
     pub initiated_at_ms: u64,
     pub parts: BTreeMap<u32, PartRecord>,
     pub record_version: u64,
+    /// Attributes the completed version will carry (format version 2); see [`Attributes`].
+    pub attributes: Attributes,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

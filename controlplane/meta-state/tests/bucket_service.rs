@@ -23,6 +23,7 @@ fn create_bucket_exact_record_and_conflicts() {
         ec_scheme: SCHEME.to_owned(),
         acl: Acl::default(),
         record_version: 1,
+        attributes: Default::default(),
     };
     assert_eq!(response, Response::Bucket(expected.clone()));
     assert_eq!(
@@ -506,6 +507,7 @@ fn partitioned_delete_bucket_protocol_with_seals() {
             ec_scheme: SCHEME.to_owned(),
             piece_size_bytes: 1,
             now_ms: 1,
+            attributes: Default::default(),
         })),
         no_such_bucket
     );

@@ -40,7 +40,7 @@ fn golden_node() -> NodeRecord {
 #[test]
 fn golden_node_record_bytes_field_by_field() {
     let expected: Vec<u8> = [
-        vec![0x01, 0x05], // format version 1, kind Node
+        vec![0x02, 0x05], // format version 2, kind Node
         u64_le(7),        // node_id
         string("n7:7000"),
         string("az-1"),
@@ -56,13 +56,17 @@ fn golden_node_record_bytes_field_by_field() {
     assert_eq!(encoded, expected);
     assert_eq!(
         hex(&encoded),
-        "0105070000000000000007000000\
+        "0205070000000000000007000000\
          6e373a3730303004000000617a2d31\
          e8030000000000000a00000000000000\
          01050000000000000006000000000000\
          000300000000000000"
     );
     assert_eq!(decode_record::<NodeRecord>(&encoded), Ok(golden_node()));
+    // A node record is the same in format version 1.
+    let mut version_1 = encoded.clone();
+    version_1[0] = 1;
+    assert_eq!(decode_record::<NodeRecord>(&version_1), Ok(golden_node()));
 }
 
 #[test]
@@ -73,7 +77,7 @@ fn golden_command_bytes_field_by_field() {
         now_ms: 1_700_000_000_000,
     };
     let expected: Vec<u8> = [
-        vec![0x01, 0x08], // format version 1, kind Command
+        vec![0x02, 0x08], // format version 2, kind Command
         vec![18],         // tag Heartbeat
         u64_le(2),
         u64_le(4096),
@@ -81,7 +85,10 @@ fn golden_command_bytes_field_by_field() {
     ]
     .concat();
     assert_eq!(encode_record(&command), expected);
-    assert_eq!(decode_record::<Command>(&expected), Ok(command));
+    assert_eq!(decode_record::<Command>(&expected), Ok(command.clone()));
+    let mut version_1 = expected.clone();
+    version_1[0] = 1;
+    assert_eq!(decode_record::<Command>(&version_1), Ok(command));
 }
 
 /// An object record that exercises every field type: options set, maps, grants, a shard map.
@@ -149,13 +156,14 @@ fn golden_object() -> ObjectRecord {
             degraded: false,
         },
         record_version: 2,
+        attributes: Default::default(),
     }
 }
 
 /// Frozen at format version 1. If this test fails, the format changed: bump FORMAT_VERSION and
 /// keep a decoder for version 1 instead of editing this constant.
 const GOLDEN_OBJECT_HEX: &str = concat!(
-    "0101",                 // version 1, kind Object
+    "0101",                 // version 1, kind Object (no attributes)
     "0100000062",           // bucket "b"
     "010000006b",           // key "k"
     "1000000000000000",     // version_id 0x10
@@ -207,9 +215,34 @@ const GOLDEN_OBJECT_HEX: &str = concat!(
 
 #[test]
 fn golden_object_record_bytes() {
-    let encoded = encode_record(&golden_object());
-    assert_eq!(hex(&encoded), GOLDEN_OBJECT_HEX);
-    assert_eq!(decode_record::<ObjectRecord>(&encoded), Ok(golden_object()));
+    // Version 2 is version 1's layout plus the attributes map at the end.
+    let mut record = golden_object();
+    record
+        .attributes
+        .insert("tagging".to_owned(), b"a=b".to_vec());
+    let encoded = encode_record(&record);
+    let expected = format!(
+        "02{}{}",
+        &GOLDEN_OBJECT_HEX[2..],
+        concat!(
+            "01000000", // 1 attribute
+            "07000000",
+            "74616767696e67", // "tagging"
+            "03000000",
+            "613d62", // b"a=b"
+        )
+    );
+    assert_eq!(hex(&encoded), expected);
+    assert_eq!(decode_record::<ObjectRecord>(&encoded), Ok(record));
+}
+
+#[test]
+fn version_1_object_records_still_decode() {
+    let bytes: Vec<u8> = (0..GOLDEN_OBJECT_HEX.len())
+        .step_by(2)
+        .map(|index| u8::from_str_radix(&GOLDEN_OBJECT_HEX[index..index + 2], 16).unwrap())
+        .collect();
+    assert_eq!(decode_record::<ObjectRecord>(&bytes), Ok(golden_object()));
 }
 
 #[test]
@@ -227,7 +260,7 @@ fn golden_snapshot_bytes() {
     let body = &bytes[..bytes.len() - 4];
     let record = encode_record(&state_record(&state));
     let expected_body: Vec<u8> = [
-        vec![0x01, 0x07],                 // version 1, kind Snapshot
+        vec![0x02, 0x07],                 // version 2, kind Snapshot
         vec![0x02],                       // role ObjectPartition
         1u32.to_le_bytes().to_vec(),      // partition_index
         4u32.to_le_bytes().to_vec(),      // partition_count
@@ -257,12 +290,20 @@ fn state_record(state: &StateMachine) -> ObjectRecord {
 fn decoder_refusals_are_typed() {
     let good = encode_record(&golden_node());
     let mut wrong_version = good.clone();
-    wrong_version[0] = 2;
+    wrong_version[0] = 3;
     assert_eq!(
         decode_record::<NodeRecord>(&wrong_version),
         Err(DecodeError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
+        })
+    );
+    wrong_version[0] = 0;
+    assert_eq!(
+        decode_record::<NodeRecord>(&wrong_version),
+        Err(DecodeError::UnsupportedVersion {
+            found: 0,
+            supported: 2
         })
     );
     assert_eq!(
@@ -448,6 +489,7 @@ fn every_record_kind_round_trips() {
             ec_scheme: SCHEME.to_owned(),
             piece_size_bytes: 1,
             now_ms: 1,
+            attributes: Default::default(),
         }))
     else {
         panic!("an upload")
@@ -462,6 +504,23 @@ fn every_record_kind_round_trips() {
 fn every_command_round_trips() {
     let commands = vec![
         prepare(BUCKET, "k", "t", 1, VersioningState::Suspended),
+        Command::PutBucketAttribute {
+            bucket: BUCKET.to_owned(),
+            name: "policy".to_owned(),
+            value: Some(b"{}".to_vec()),
+        },
+        Command::PutBucketAttribute {
+            bucket: BUCKET.to_owned(),
+            name: "cors".to_owned(),
+            value: None,
+        },
+        Command::PutObjectAttribute {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            version: VersionSelector::Id(VersionId(4)),
+            name: "tagging".to_owned(),
+            value: Some(vec![0, 1, 2]),
+        },
         commit(BUCKET, "k", VersionId(3), "t", 10),
         Command::AbortWrite(AbortWrite {
             bucket: BUCKET.to_owned(),

@@ -156,7 +156,7 @@ fn conditional_command_bytes_are_golden() {
         Command::DeleteBucket { bucket: "b".into() },
     );
     let expected: Vec<u8> = [
-        &[0x01, 0x08][..],            // format version 1, kind Command
+        &[0x02, 0x08][..],            // format version 2, kind Command
         &[24],                        // tag Conditional (23 is RecordLayout)
         &[1, 1, 0, 0, 0, b'e'],       // EtagMatches, "e" (u32 length)
         &[1, 7, 0, 0, 0, 0, 0, 0, 0], // Some(VersionId(7))

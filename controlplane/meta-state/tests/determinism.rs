@@ -193,6 +193,7 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
             ec_scheme: SCHEME.to_owned(),
             piece_size_bytes: PIECE_SIZE_BYTES,
             now_ms,
+            attributes: Default::default(),
         }),
         Operation::UploadPart {
             pick,
@@ -421,6 +422,7 @@ fn hostile_command() -> impl Strategy<Value = Command> {
                 ec_scheme,
                 piece_size_bytes: 1,
                 now_ms: 1,
+                attributes: Default::default(),
             })
         }),
         (

@@ -26,6 +26,7 @@ fn create(harness: &mut Harness, key: &str) -> MultipartUpload {
         ec_scheme: SCHEME.to_owned(),
         piece_size_bytes: PIECE_SIZE_BYTES,
         now_ms: 5_000,
+        attributes: Default::default(),
     }));
     match response {
         Response::Upload(upload) => upload,
@@ -145,6 +146,7 @@ fn full_flow_produces_a_committed_object() {
             degraded: false,
         },
         record_version: 1,
+        attributes: Default::default(),
     };
     assert_eq!(record, expected);
     assert_eq!(

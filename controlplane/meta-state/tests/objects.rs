@@ -55,6 +55,7 @@ fn prepare_creates_an_exact_preparing_record() {
             degraded: false,
         },
         record_version: 1,
+        attributes: Default::default(),
     };
     assert_eq!(record, expected);
     // Invisible until committed.

@@ -81,6 +81,7 @@ async fn every_group_lives_on_three_nodes_in_three_zones() {
             ec_scheme: "isal-cauchy:4+2".to_owned(),
             acl: Acl::default(),
             now_ms: 1,
+            attributes: Default::default(),
         }))
         .await
         .expect("create bucket");

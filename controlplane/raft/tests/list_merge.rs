@@ -33,6 +33,7 @@ impl Machines {
                 ec_scheme: "isal-cauchy:4+2".to_owned(),
                 acl: Acl::default(),
                 now_ms: 1,
+                attributes: Default::default(),
             }),
             1,
         );
@@ -92,6 +93,7 @@ impl Machines {
                 piece_size_bytes: 65_536,
                 versioning: self.versioning,
                 now_ms: 10,
+                attributes: Default::default(),
             }),
         );
         let Response::Prepared { record, .. } = prepared else {
@@ -142,6 +144,7 @@ impl Machines {
                 ec_scheme: "isal-cauchy:4+2".to_owned(),
                 piece_size_bytes: 65_536,
                 now_ms: 40,
+                attributes: Default::default(),
             }),
         );
     }

@@ -92,6 +92,7 @@ pub async fn create_bucket(
         ec_scheme: shared.config.default_ec_scheme.clone(),
         acl: Acl::default(),
         now_ms: now_unix_millis(),
+        attributes: Default::default(),
     });
     context.executor.meta_write(command).await?;
     set_sealed(context, bucket, false).await?;

@@ -108,6 +108,7 @@ pub fn create_bucket(bucket: &str, owner: &str) -> Command {
         ec_scheme: SCHEME.to_owned(),
         acl: Acl::default(),
         now_ms: 1_000,
+        attributes: Default::default(),
     })
 }
 
@@ -132,6 +133,7 @@ pub fn prepare(
         piece_size_bytes: PIECE_SIZE_BYTES,
         versioning,
         now_ms: 10_000,
+        attributes: Default::default(),
     })
 }
 

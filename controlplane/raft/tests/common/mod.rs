@@ -220,6 +220,7 @@ pub fn prepare(key: &str, token: &str) -> Command {
         piece_size_bytes: 65_536,
         versioning: VersioningState::Unversioned,
         now_ms: 10_000,
+        attributes: Default::default(),
     })
 }
 

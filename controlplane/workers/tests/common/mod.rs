@@ -100,6 +100,7 @@ pub fn start(storage_nodes: u64, ec_scheme: &str) -> Setup {
         ec_scheme: ec_scheme.to_owned(),
         acl: Default::default(),
         now_ms: now_ms(),
+        attributes: Default::default(),
     }));
     assert!(created.is_ok(), "{created:?}");
     setup
@@ -152,6 +153,7 @@ impl Setup {
             piece_size_bytes,
             versioning: VersioningState::Unversioned,
             now_ms,
+            attributes: Default::default(),
         });
         match self.write(command) {
             Ok(Response::Prepared { record, .. }) => record,

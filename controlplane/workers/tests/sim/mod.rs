@@ -544,6 +544,7 @@ impl World {
             ec_scheme: SCHEME.to_owned(),
             acl: Default::default(),
             now_ms: 1,
+            attributes: Default::default(),
         }));
         assert!(matches!(created, Ok(output) if output.result.is_ok()));
         world.shared.borrow_mut().faults = faults;
@@ -595,6 +596,7 @@ impl World {
             piece_size_bytes: PIECE_BYTES as u32,
             versioning: VersioningState::Unversioned,
             now_ms,
+            attributes: Default::default(),
         });
         let record = match self.write_retrying(prepare) {
             Ok(Response::Prepared { record, .. }) => record,

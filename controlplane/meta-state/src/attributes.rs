@@ -1,0 +1,107 @@
+//! Named attributes on buckets and object versions (see [`crate::records::Attributes`]).
+//!
+//! Model: `PutBucketAttribute` and `PutObjectAttribute` set (`Some`) or remove (`None`) one named
+//! value and bump the record's `record_version`, so a compare-and-set on the record version (a
+//! concurrent healer's UpdateShardMap, a conditional write) sees the change. Values are opaque
+//! here; the feature that owns a name validates its encoding before it proposes the command.
+//! Invariant: every stored name and value is within the limits below, whichever command set it.
+
+use crate::command::Response;
+use crate::error::MetaError;
+use crate::machine::{StateMachine, bump};
+use crate::records::{
+    Attributes, MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES_PER_RECORD,
+    VersionSelector,
+};
+
+/// Checks a whole attribute map (as a creating command carries it) against the limits.
+pub(crate) fn check_attributes(attributes: &Attributes) -> Result<(), MetaError> {
+    if attributes.len() > MAX_ATTRIBUTES_PER_RECORD {
+        return Err(MetaError::InvalidArgument {
+            reason: format!(
+                "{} attributes (at most {MAX_ATTRIBUTES_PER_RECORD})",
+                attributes.len()
+            ),
+        });
+    }
+    for (name, value) in attributes {
+        check_attribute(name, Some(value))?;
+    }
+    Ok(())
+}
+
+fn check_attribute(name: &str, value: Option<&Vec<u8>>) -> Result<(), MetaError> {
+    if name.is_empty() || name.len() > MAX_ATTRIBUTE_NAME_BYTES {
+        return Err(MetaError::InvalidArgument {
+            reason: format!("attribute name of {} bytes", name.len()),
+        });
+    }
+    if let Some(value) = value
+        && value.len() > MAX_ATTRIBUTE_VALUE_BYTES
+    {
+        return Err(MetaError::InvalidArgument {
+            reason: format!(
+                "attribute {name} of {} bytes (at most {MAX_ATTRIBUTE_VALUE_BYTES})",
+                value.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Applies one set/remove to a map, refusing to grow it past the per-record limit. Whether
+/// anything changed is returned so an idempotent retry does not bump the record version.
+fn set_attribute(
+    attributes: &mut Attributes,
+    name: String,
+    value: Option<Vec<u8>>,
+) -> Result<bool, MetaError> {
+    check_attribute(&name, value.as_ref())?;
+    match value {
+        None => Ok(attributes.remove(&name).is_some()),
+        Some(value) => {
+            if !attributes.contains_key(&name) && attributes.len() >= MAX_ATTRIBUTES_PER_RECORD {
+                return Err(MetaError::InvalidArgument {
+                    reason: format!("more than {MAX_ATTRIBUTES_PER_RECORD} attributes"),
+                });
+            }
+            Ok(attributes.insert(name, value.clone()).as_ref() != Some(&value))
+        }
+    }
+}
+
+impl StateMachine {
+    pub(crate) fn put_bucket_attribute(
+        &mut self,
+        bucket: &str,
+        name: String,
+        value: Option<Vec<u8>>,
+    ) -> Result<Response, MetaError> {
+        let record = self.bucket_mut(bucket)?;
+        if set_attribute(&mut record.attributes, name, value)? {
+            bump(&mut record.record_version);
+        }
+        Ok(Response::Bucket(record.clone()))
+    }
+
+    /// Sets an attribute of a committed version; delete markers have none (S3 answers 405 for
+    /// tagging one), and a PREPARING version is not visible yet.
+    pub(crate) fn put_object_attribute(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        selector: &VersionSelector,
+        name: String,
+        value: Option<Vec<u8>>,
+    ) -> Result<Response, MetaError> {
+        let version_id = self.get_object(bucket, key, selector)?.version_id;
+        let record = self
+            .versions
+            .get_mut(&(bucket.to_owned(), key.to_owned(), version_id))
+            .expect("get_object found this version");
+        if set_attribute(&mut record.attributes, name, value)? {
+            bump(&mut record.record_version);
+        }
+        Ok(Response::Object(record.clone()))
+    }
+}
