@@ -712,10 +712,12 @@ pub(crate) struct GarbageDraft {
     pub(crate) parts: Vec<PartShards>,
 }
 
+/// A part's shard map. Its length is what the blocks hold (the stored length), which differs
+/// from the part's size when the upload is encrypted (see [`crate::stored_length`]).
 pub(crate) fn part_shards(part: &PartRecord) -> PartShards {
     PartShards {
         part_number: part.part_number,
-        length_bytes: part.size_bytes,
+        length_bytes: part.blocks.iter().map(|block| block.length_bytes).sum(),
         blocks: part.blocks.clone(),
     }
 }

@@ -13,6 +13,7 @@ use crate::command::*;
 use crate::error::MetaError;
 use crate::machine::{Effects, GarbageDraft, MAX_KEY_BYTES, StateMachine, bump, preparing_key};
 use crate::records::*;
+use crate::stored_length::stored_length_bytes;
 
 impl StateMachine {
     pub(crate) fn prepare_write(
@@ -147,7 +148,8 @@ impl StateMachine {
             });
         }
         let scheme = EcScheme::parse(&record.erasure.scheme)?;
-        let degraded = validate_parts(&scheme, &command.parts, record.size_bytes)?;
+        let stored_length_bytes = stored_length_bytes(&record.attributes, record.size_bytes);
+        let degraded = validate_parts(&scheme, &command.parts, stored_length_bytes)?;
         let null_version = record.null_version;
         if null_version {
             self.replace_null_versions(
@@ -168,7 +170,7 @@ impl StateMachine {
         record.committed_at_ms = Some(command.now_ms);
         record.commit_log_index = effects.log_index;
         record.checksums = command.checksums;
-        record.erasure.object_length_bytes = record.size_bytes;
+        record.erasure.object_length_bytes = stored_length_bytes;
         record.erasure.parts = command.parts;
         record.erasure.degraded = degraded;
         bump(&mut record.record_version);
@@ -336,7 +338,11 @@ impl StateMachine {
             });
         }
         let scheme = EcScheme::parse(&record.erasure.scheme)?;
-        let degraded = validate_parts(&scheme, &command.parts, record.size_bytes)?;
+        let degraded = validate_parts(
+            &scheme,
+            &command.parts,
+            stored_length_bytes(&record.attributes, record.size_bytes),
+        )?;
         if !same_layout(&record.erasure.parts, &command.parts) {
             return Err(MetaError::InvalidShardMap {
                 reason: "a healer may move shards but not change parts or block lengths".to_owned(),

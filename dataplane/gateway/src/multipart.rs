@@ -84,7 +84,6 @@ pub async fn create_multipart_upload(
         piece_size_bytes: context.executor.shared.config.piece_size_bytes,
         attributes: new_key.attributes,
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
     });
     let Response::Upload(upload) = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);

@@ -268,7 +268,6 @@ pub async fn put_object(
         versioning: bucket_record.versioning,
         attributes: new_key.attributes.clone(),
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
     });
     let Response::Prepared { record, retried } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
@@ -1291,7 +1290,6 @@ pub async fn copy_object(
         versioning: bucket_record.versioning,
         attributes: new_key.attributes.clone(),
         now_ms: now_unix_millis(),
-        attributes: Default::default(),
     });
     let Response::Prepared { record, .. } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
