@@ -222,6 +222,7 @@ impl MetaClient {
             Command::UploadPart(c) => (&c.bucket, &c.key),
             Command::CompleteMultipartUpload(c) => (&c.bucket, &c.key),
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
+            Command::PutObjectAttribute { bucket, key, .. } => (bucket, key),
             Command::PurgeGarbage { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
             // A condition is checked where its command applies.
@@ -1009,5 +1010,41 @@ impl Drop for DetachedMetaClient {
             // thread; shutting down in the background is.
             runtime.shutdown_background();
         }
+    }
+}
+
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+    use cairn_meta_state::VersionSelector;
+
+    #[test]
+    fn object_commands_go_to_the_key_partition_and_bucket_commands_to_the_bucket_service() {
+        let nodes = (1..=3)
+            .map(|id| (id as NodeId, format!("127.0.0.1:{}", 7400 + id)))
+            .collect();
+        let client = MetaClient::new(MetaClientConfig::new(nodes, 8));
+        for key in ["a", "b/c", "z"] {
+            let attribute = Command::PutObjectAttribute {
+                bucket: "photos".to_owned(),
+                key: key.to_owned(),
+                version: VersionSelector::Current,
+                name: "tagging".to_owned(),
+                value: None,
+            };
+            assert_eq!(
+                client.group_for_command(&attribute),
+                Some(client.partition_of("photos", key))
+            );
+        }
+        let bucket_attribute = Command::PutBucketAttribute {
+            bucket: "photos".to_owned(),
+            name: "policy".to_owned(),
+            value: None,
+        };
+        assert_eq!(
+            client.group_for_command(&bucket_attribute),
+            Some(GroupId::BUCKET_SERVICE)
+        );
     }
 }
