@@ -189,6 +189,16 @@ impl StateMachine {
             .parts
             .iter()
             .any(|listed| upload.parts[&listed.part_number].degraded);
+        if command.versioning != VersioningState::Enabled {
+            // Object lock: checked before anything changes.
+            self.check_null_versions_removable(
+                &command.bucket,
+                &command.key,
+                None,
+                command.now_ms,
+                false,
+            )?;
+        }
         let upload = self.uploads.remove(&upload_key).expect("looked up above");
         let unlisted: Vec<PartShards> = upload
             .parts

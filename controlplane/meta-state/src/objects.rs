@@ -152,6 +152,13 @@ impl StateMachine {
         let degraded = validate_parts(&scheme, &command.parts, stored_length_bytes)?;
         let null_version = record.null_version;
         if null_version {
+            self.check_null_versions_removable(
+                &command.bucket,
+                &command.key,
+                Some(command.version_id),
+                command.now_ms,
+                false,
+            )?;
             self.replace_null_versions(
                 &command.bucket,
                 &command.key,
@@ -243,6 +250,12 @@ impl StateMachine {
             ),
         };
         if let Some(version_id) = target {
+            // Object lock: a protected version is never removed, whoever asks.
+            crate::machine::check_removable(
+                &self.versions[&(bucket.to_owned(), key.to_owned(), version_id)],
+                command.now_ms,
+                effects.bypass_governance,
+            )?;
             // Deleting one version permanently: no delete marker, the next newest becomes current.
             let removed = self.remove_version(bucket, key, version_id);
             self.discard_version(effects, GarbageReason::Deleted, &removed, command.now_ms);
@@ -251,6 +264,15 @@ impl StateMachine {
                 removed: Some(removed),
                 delete_marker: None,
             });
+        }
+        if command.versioning != VersioningState::Enabled {
+            self.check_null_versions_removable(
+                bucket,
+                key,
+                None,
+                command.now_ms,
+                effects.bypass_governance,
+            )?;
         }
         let removed = match command.versioning {
             // Versioning on: nothing is removed, a marker hides the key.

@@ -83,6 +83,9 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
             S3Error::ConditionalRequestConflict
         }
         MetaError::PreconditionFailed { .. } => S3Error::PreconditionFailed,
+        // S3 answers a delete or retention change that object lock refuses with 403.
+        MetaError::ObjectLocked { .. } => S3Error::AccessDenied,
+        MetaError::ObjectLockConflict { reason, .. } => S3Error::InvalidBucketState(reason.clone()),
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -256,6 +259,16 @@ mod tests {
                 bucket: bucket(),
                 key: key(),
             },
+            MetaError::ObjectLocked {
+                bucket: bucket(),
+                key: key(),
+                version_id: VersionId(1),
+                reason: String::new(),
+            },
+            MetaError::ObjectLockConflict {
+                bucket: bucket(),
+                reason: String::new(),
+            },
         ]
     }
 
@@ -292,6 +305,8 @@ mod tests {
             MetaError::StaleLogIndex { .. } => ("InternalError", 500),
             MetaError::PreconditionFailed { .. } => ("PreconditionFailed", 412),
             MetaError::ConditionalRequestConflict { .. } => ("ConditionalRequestConflict", 409),
+            MetaError::ObjectLocked { .. } => ("AccessDenied", 403),
+            MetaError::ObjectLockConflict { .. } => ("InvalidBucketState", 409),
         }
     }
 

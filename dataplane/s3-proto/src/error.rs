@@ -127,6 +127,8 @@ pub enum S3Error {
     InvalidRange,
     #[error("A conflicting conditional operation is currently in progress against this resource.")]
     ConditionalRequestConflict,
+    #[error("{0}")]
+    InvalidBucketState(String),
 
     // --- generic request problems ---
     #[error("{0}")]
@@ -198,6 +200,7 @@ impl S3Error {
             S3Error::NotModified => "NotModified",
             S3Error::InvalidRange => "InvalidRange",
             S3Error::ConditionalRequestConflict => "ConditionalRequestConflict",
+            S3Error::InvalidBucketState(_) => "InvalidBucketState",
             S3Error::InvalidArgument(_) => "InvalidArgument",
             S3Error::InvalidRequest(_) => "InvalidRequest",
             S3Error::MethodNotAllowed => "MethodNotAllowed",
@@ -256,7 +259,8 @@ impl S3Error {
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
             | S3Error::BucketNotEmpty
-            | S3Error::ConditionalRequestConflict => 409,
+            | S3Error::ConditionalRequestConflict
+            | S3Error::InvalidBucketState(_) => 409,
             S3Error::MissingContentLength => 411,
             S3Error::PreconditionFailed => 412,
             S3Error::InvalidRange => 416,
@@ -340,6 +344,7 @@ mod tests {
             S3Error::NotModified,
             S3Error::InvalidRange,
             S3Error::ConditionalRequestConflict,
+            S3Error::InvalidBucketState(String::new()),
             S3Error::InvalidArgument("x".into()),
             S3Error::InvalidRequest("x".into()),
             S3Error::MethodNotAllowed,
@@ -403,6 +408,7 @@ mod tests {
             S3Error::NotModified => ("NotModified", 304),
             S3Error::InvalidRange => ("InvalidRange", 416),
             S3Error::ConditionalRequestConflict => ("ConditionalRequestConflict", 409),
+            S3Error::InvalidBucketState(_) => ("InvalidBucketState", 409),
             S3Error::InvalidArgument(_) => ("InvalidArgument", 400),
             S3Error::InvalidRequest(_) => ("InvalidRequest", 400),
             S3Error::MethodNotAllowed => ("MethodNotAllowed", 405),
