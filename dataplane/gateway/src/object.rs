@@ -402,6 +402,7 @@ pub(crate) async fn abort_write(
 /// returned: nothing references them, and a shard the gateway knows about should not wait for the
 /// janitor's scan. This runs only before a commit was attempted; after one, a shard may belong to
 /// a committed object even when the commit's answer was lost, so it is left alone.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn stream_and_store(
     executor: &Rc<Executor>,
     scheme: Scheme,
