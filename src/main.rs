@@ -415,6 +415,27 @@ struct DevArgs {
     healer: HealerArgs,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    tuning: DevTuningArgs,
+}
+
+/// Performance knobs of `cairn dev` (what `cairn-bench tune` sweeps).
+#[derive(clap::Args)]
+struct DevTuningArgs {
+    /// Erasure-coding scheme of new buckets (`<codec>:<k>+<m>`, codec `isal-cauchy` or
+    /// `rs-simd`); at most 6 pieces, and at most m of them per AZ (two nodes per AZ).
+    #[arg(long, default_value = "isal-cauchy:4+2")]
+    ec_scheme: String,
+    /// Bytes of one piece (a stripe holds k pieces of data), in KiB.
+    #[arg(long, default_value_t = 256)]
+    piece_size_kib: u32,
+    /// Gateway executors (threads, one io_uring each); default: one per core.
+    #[arg(long)]
+    gateway_executors: Option<usize>,
+    /// Executors (and shard logs) of each of the six storage nodes, fixed when a node's data
+    /// directory is first initialised.
+    #[arg(long, default_value_t = 1)]
+    storage_cores: usize,
 }
 
 #[derive(clap::Args)]
@@ -496,7 +517,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         ));
         let data = args.data.join(format!("storage-{node}"));
         let mut config = cairn_storage::NodeConfig::new(listen, data, availability_zone);
-        config.cores = Some(1);
+        config.cores = Some(args.tuning.storage_cores.max(1));
         threads.push(
             std::thread::Builder::new()
                 .name(format!("storage-node-{node}"))
@@ -561,6 +582,14 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     ));
     gateway.encrypt_by_default = !args.no_default_encryption;
     gateway.admin_listen = Some(args.admin_listen);
+    gateway.default_ec_scheme = args.tuning.ec_scheme.clone();
+    gateway.piece_size_bytes = args
+        .tuning
+        .piece_size_kib
+        .checked_mul(1024)
+        .filter(|bytes| *bytes > 0)
+        .context("--piece-size-kib must be between 1 and 4194303")?;
+    gateway.executors = args.tuning.gateway_executors;
     let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
     println!("cairn dev: S3 endpoint http://{}", handle.local_address());
     if let Some(admin) = handle.admin_address() {
@@ -569,7 +598,8 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     println!("  access key: {}", credentials.access_key_id);
     println!("  secret key: {}", credentials.secret_access_key);
     println!(
-        "  region: us-east-1; EC 4+2 over six storage nodes in three AZs; data in {}",
+        "  region: us-east-1; EC {} over six storage nodes in three AZs; data in {}",
+        args.tuning.ec_scheme,
         args.data.display()
     );
     handle.wait().context("gateway")?;

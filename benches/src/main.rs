@@ -11,6 +11,7 @@ mod s3;
 mod shard_log;
 mod sse;
 mod storage_node;
+mod tune;
 
 #[derive(Parser)]
 #[command(name = "cairn-bench", about = "Cairn benchmark harness")]
@@ -36,6 +37,9 @@ enum Workload {
     ShardLog(shard_log::ShardLogArgs),
     /// SSE on one core: chunked AES-256-GCM encrypt/decrypt next to MD5, CRC32C, memcpy (JSON).
     Sse(sse::SseArgs),
+    /// Sweep `cairn dev` knobs (EC scheme/codec, piece size, executors) under S3 workloads and
+    /// report the best setting per workload (JSON).
+    Tune(Box<tune::TuneArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Workload::Meta(args) => meta::run(args),
         Workload::S3(args) => s3::run(*args),
         Workload::Compare(args) => s3::compare::run(*args),
+        Workload::Tune(args) => tune::run(*args),
     }
 }

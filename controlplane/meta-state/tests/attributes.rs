@@ -49,41 +49,28 @@ fn object_attributes_are_set_replaced_and_removed_on_one_version() {
     let mut harness = Harness::with_bucket();
     let first = harness.put("a", 5, VersioningState::Enabled);
     let second = harness.put("a", 5, VersioningState::Enabled);
-    let Response::Object(updated) = harness.ok(put_object_attribute(
-        "a",
-        VersionSelector::Id(first.version_id),
-        "tagging",
-        Some("k=v"),
-    )) else {
-        panic!("object")
+    let mut set_tagging = |value: Option<&str>| {
+        let command =
+            put_object_attribute("a", VersionSelector::Id(first.version_id), "tagging", value);
+        match harness.ok(command) {
+            Response::Object(record) => record,
+            other => panic!("unexpected {other:?}"),
+        }
     };
+    let updated = set_tagging(Some("k=v"));
     assert_eq!(updated.version_id, first.version_id);
     assert_eq!(updated.attributes, tags("k=v"));
     assert_eq!(updated.record_version, first.record_version + 1);
+    // Setting the same value again changes nothing, not even the record version.
+    let again = set_tagging(Some("k=v"));
+    assert_eq!(again.record_version, updated.record_version);
+    let removed = set_tagging(None);
+    assert!(removed.attributes.is_empty());
+    assert_eq!(removed.record_version, updated.record_version + 1);
     // The other version is untouched.
     let current = harness.get("a", VersionSelector::Current).unwrap();
     assert_eq!(current.version_id, second.version_id);
     assert!(current.attributes.is_empty());
-    // Setting the same value again changes nothing, not even the record version.
-    let Response::Object(again) = harness.ok(put_object_attribute(
-        "a",
-        VersionSelector::Id(first.version_id),
-        "tagging",
-        Some("k=v"),
-    )) else {
-        panic!("object")
-    };
-    assert_eq!(again.record_version, updated.record_version);
-    let Response::Object(removed) = harness.ok(put_object_attribute(
-        "a",
-        VersionSelector::Id(first.version_id),
-        "tagging",
-        None,
-    )) else {
-        panic!("object")
-    };
-    assert!(removed.attributes.is_empty());
-    assert_eq!(removed.record_version, updated.record_version + 1);
 }
 
 #[test]

@@ -32,10 +32,7 @@ pub struct PieceBuf {
 
 impl PieceBuf {
     pub fn new(piece: PooledBuf) -> Self {
-        let stored_len_bytes = piece
-            .iter()
-            .rposition(|byte| *byte != 0)
-            .map_or(0, |last| last + 1);
+        let stored_len_bytes = len_without_trailing_zeros(&piece);
         PieceBuf {
             piece,
             stored_len_bytes,
@@ -46,6 +43,27 @@ impl PieceBuf {
     fn stored_crc32c(&self) -> u32 {
         crc32c::crc32c(&self.piece[..self.stored_len_bytes])
     }
+}
+
+/// `bytes.len()` minus its trailing zero bytes. Every PUT scans each of its k+m pieces from the
+/// end, and for a small object nearly all of each piece is zero padding, so the scan compares
+/// 64-byte blocks (wide vector compares) and looks at single bytes only in the last non-zero
+/// block: a byte-at-a-time scan of 6 × 256 KiB cost about a third of the gateway's CPU per 4 KiB
+/// PUT (perf, `cairn-bench s3 put --size 4KiB --concurrency 32`).
+fn len_without_trailing_zeros(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let mut end = bytes.len();
+    while end >= BLOCK {
+        let block: &[u8; BLOCK] = bytes[end - BLOCK..end].try_into().expect("a whole block");
+        if *block != [0u8; BLOCK] {
+            break;
+        }
+        end -= BLOCK;
+    }
+    bytes[..end]
+        .iter()
+        .rposition(|byte| *byte != 0)
+        .map_or(0, |last| last + 1)
 }
 
 // SAFETY: the bytes live in the pooled buffer's heap allocation, which does not move when the
@@ -201,6 +219,26 @@ impl StoragePool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailing_zeros_are_found_at_every_offset() {
+        for length in [0usize, 1, 63, 64, 65, 127, 128, 129, 1000, 4096] {
+            let zeros = vec![0u8; length];
+            assert_eq!(len_without_trailing_zeros(&zeros), 0);
+            for last in (0..length).step_by(7).chain(length.checked_sub(1)) {
+                let mut bytes = vec![0u8; length];
+                bytes[last] = 0x80;
+                if last > 3 {
+                    bytes[last - 3] = 1;
+                }
+                assert_eq!(
+                    len_without_trailing_zeros(&bytes),
+                    last + 1,
+                    "length {length}, last non-zero byte at {last}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn pieces_are_stored_without_trailing_zeros() {
