@@ -43,6 +43,10 @@ pub struct ClusterFile {
     /// `cairn cluster init`. `CAIRN_ROOT_ACCESS_KEY` / `CAIRN_ROOT_SECRET_KEY` override it.
     /// Default: `<data_root>/root-credentials`.
     pub credentials_file: Option<PathBuf>,
+    /// The cluster master key (64 hex digits) that wraps SSE-S3 data keys, shared by every
+    /// gateway and never stored in the metadata service; written by `cairn cluster init`.
+    /// Default: `<data_root>/master-key`.
+    pub master_key_file: Option<PathBuf>,
     #[serde(default)]
     pub meta: Vec<MetaEntry>,
     #[serde(default)]
@@ -147,6 +151,7 @@ impl ClusterFile {
             .unwrap_or(Path::new("."));
         file.data_root = base.join(&file.data_root);
         file.credentials_file = file.credentials_file.map(|path| base.join(path));
+        file.master_key_file = file.master_key_file.map(|path| base.join(path));
         file.validate()
             .with_context(|| format!("cluster file {}", path.display()))?;
         Ok(file)
@@ -235,6 +240,12 @@ impl ClusterFile {
     /// Where role `kind` number `id` keeps its state.
     pub fn data_dir(&self, kind: RoleKind, id: u64) -> PathBuf {
         self.data_root.join(format!("{}-{id}", kind.name()))
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_root.join("master-key"))
     }
 
     pub fn credentials_path(&self) -> PathBuf {
@@ -352,6 +363,16 @@ impl ClusterFile {
             Some(credentials) => Some(credentials),
             None => Some(read_credentials(&self.credentials_path())?),
         };
+        // The key file must exist (two gateways generating their own would disagree).
+        let master_key_path = self.master_key_path();
+        config.master_key = Some(std::sync::Arc::new(
+            cairn_sse::MasterKey::load(&master_key_path).with_context(|| {
+                format!(
+                    "the cluster master key {} (run `cairn cluster init`)",
+                    master_key_path.display()
+                )
+            })?,
+        ));
         Ok((config, entry.admin))
     }
 }
@@ -506,6 +527,8 @@ pub fn init(out: &Path, data_root: &Path, layout: &LocalLayout) -> anyhow::Resul
     let file = ClusterFile::load(out)?;
     let (credentials, _generated) =
         cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
+    cairn_sse::MasterKey::load_or_create(&file.master_key_path())
+        .context("the cluster master key")?;
     println!("cairn cluster init: wrote {}", out.display());
     println!("  data root: {}", file.data_root.display());
     println!("  access key: {}", credentials.access_key_id);
@@ -538,6 +561,8 @@ pub fn up(path: &Path) -> anyhow::Result<()> {
     // Generated here once, before any gateway reads it.
     let (credentials, _generated) =
         cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
+    cairn_sse::MasterKey::load_or_create(&file.master_key_path())
+        .context("the cluster master key")?;
     let logs = file.data_root.join("logs");
     std::fs::create_dir_all(&logs)?;
     let binary = std::env::current_exe().context("locating the cairn binary")?;

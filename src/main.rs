@@ -353,6 +353,13 @@ struct GatewayArgs {
     /// none when absent.
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+    /// The cluster master key file (64 hex digits; `cairn cluster init` writes one) that wraps
+    /// SSE-S3 data keys. Without it (and without `--cluster`) SSE-S3 is unavailable.
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
+    /// Store new objects unencrypted unless a request asks for encryption.
+    #[arg(long)]
+    no_default_encryption: bool,
 }
 
 /// The metadata client for `--meta 1=HOST:PORT[@AZ],...` (zones as the nodes were given them:
@@ -402,6 +409,10 @@ struct DevArgs {
     /// Admin listener serving Prometheus `GET /metrics`.
     #[arg(long, default_value = "127.0.0.1:9001")]
     admin_listen: SocketAddr,
+    /// Store new objects unencrypted unless a request asks for encryption (for measuring what
+    /// SSE-S3 costs; by default every new object is encrypted, as in S3).
+    #[arg(long)]
+    no_default_encryption: bool,
     #[command(flatten)]
     janitor: JanitorArgs,
     #[command(flatten)]
@@ -568,6 +579,12 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     .context("starting the healer")?;
     let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
     gateway.root_credentials = Some(credentials.clone());
+    // Generated on first start beside the data, outside the metadata service.
+    let master_key_path = args.data.join("master-key");
+    gateway.master_key = Some(std::sync::Arc::new(
+        cairn_sse::MasterKey::load_or_create(&master_key_path).context("the cluster master key")?,
+    ));
+    gateway.encrypt_by_default = !args.no_default_encryption;
     gateway.admin_listen = Some(args.admin_listen);
     gateway.default_ec_scheme = args.tuning.ec_scheme.clone();
     gateway.piece_size_bytes = args
@@ -848,6 +865,12 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
                 config.executors = args.executors;
             }
             config.admin_listen = args.admin_listen.or(admin);
+            if let Some(path) = &args.master_key_file {
+                config.master_key = Some(std::sync::Arc::new(
+                    cairn_sse::MasterKey::load(path).context("the cluster master key")?,
+                ));
+            }
+            config.encrypt_by_default = !args.no_default_encryption;
             config
         }
         (None, _, Some(meta), Some(storage)) => {
@@ -857,6 +880,12 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
             config.executors = args.executors;
             config.region = args.region;
             config.admin_listen = args.admin_listen;
+            if let Some(path) = &args.master_key_file {
+                config.master_key = Some(std::sync::Arc::new(
+                    cairn_sse::MasterKey::load(path).context("the cluster master key")?,
+                ));
+            }
+            config.encrypt_by_default = !args.no_default_encryption;
             config
         }
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),

@@ -9,6 +9,7 @@ mod load;
 mod meta;
 mod s3;
 mod shard_log;
+mod sse;
 mod storage_node;
 mod tune;
 
@@ -34,6 +35,8 @@ enum Workload {
     Meta(meta::MetaArgs),
     /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
     ShardLog(shard_log::ShardLogArgs),
+    /// SSE on one core: chunked AES-256-GCM encrypt/decrypt next to MD5, CRC32C, memcpy (JSON).
+    Sse(sse::SseArgs),
     /// Sweep `cairn dev` knobs (EC scheme/codec, piece size, executors) under S3 workloads and
     /// report the best setting per workload (JSON).
     Tune(Box<tune::TuneArgs>),
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Workload::Ec(args) => ec::run(args),
         Workload::StorageNode(args) => storage_node::run(args),
         Workload::ShardLog(args) => shard_log::run(args),
+        Workload::Sse(args) => sse::run(args),
         Workload::Meta(args) => meta::run(args),
         Workload::S3(args) => s3::run(*args),
         Workload::Compare(args) => s3::compare::run(*args),

@@ -97,6 +97,14 @@ impl Cluster {
         );
         let file = dir.path().join("cluster.toml");
         std::fs::write(&file, text).unwrap();
+        // Gateways read the cluster master key (SSE-S3) from `<data_root>/master-key`, which
+        // `cairn cluster init` would have written.
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        std::fs::write(
+            dir.path().join("state/master-key"),
+            format!("{}\n", "5a".repeat(32)),
+        )
+        .unwrap();
         let mut cluster = Cluster {
             dir,
             file,

@@ -78,6 +78,22 @@ impl StateMachine {
         value: Option<Vec<u8>>,
     ) -> Result<Response, MetaError> {
         let record = self.bucket_mut(bucket)?;
+        // Object lock, once on, stays on; it can be turned on only with versioning enabled.
+        if name == crate::object_lock::OBJECT_LOCK_ATTRIBUTE {
+            let refusal = match (&value, record.attributes.contains_key(&name)) {
+                (None, true) => Some("object lock cannot be disabled"),
+                (Some(_), _) if record.versioning != crate::records::VersioningState::Enabled => {
+                    Some("object lock needs versioning enabled")
+                }
+                _ => None,
+            };
+            if let Some(reason) = refusal {
+                return Err(MetaError::ObjectLockConflict {
+                    bucket: bucket.to_owned(),
+                    reason: reason.to_owned(),
+                });
+            }
+        }
         if set_attribute(&mut record.attributes, name, value)? {
             bump(&mut record.record_version);
         }
@@ -93,8 +109,27 @@ impl StateMachine {
         selector: &VersionSelector,
         name: String,
         value: Option<Vec<u8>>,
+        bypass_governance: bool,
     ) -> Result<Response, MetaError> {
-        let version_id = self.get_object(bucket, key, selector)?.version_id;
+        let found = self.get_object(bucket, key, selector)?;
+        // Object lock: retention is only ever extended, unless GOVERNANCE is bypassed. The
+        // command carries no time, so an expired retention still counts as active here (it can
+        // be extended, not shortened); removing an expired version needs no change to it.
+        if let Some(reason) = crate::object_lock::attribute_change_blocked(
+            &found.attributes,
+            &name,
+            value.as_deref(),
+            0,
+            bypass_governance,
+        ) {
+            return Err(MetaError::ObjectLocked {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: found.version_id,
+                reason: crate::machine::lock_reason_text(reason),
+            });
+        }
+        let version_id = found.version_id;
         let record = self
             .versions
             .get_mut(&(bucket.to_owned(), key.to_owned(), version_id))

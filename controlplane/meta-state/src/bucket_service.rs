@@ -65,6 +65,16 @@ impl StateMachine {
                 bucket: bucket.to_owned(),
             });
         }
+        if versioning != VersioningState::Enabled
+            && record
+                .attributes
+                .contains_key(crate::object_lock::OBJECT_LOCK_ATTRIBUTE)
+        {
+            return Err(MetaError::ObjectLockConflict {
+                bucket: bucket.to_owned(),
+                reason: "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".to_owned(),
+            });
+        }
         record.versioning = versioning;
         bump(&mut record.record_version);
         Ok(Response::Bucket(record.clone()))

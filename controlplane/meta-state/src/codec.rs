@@ -979,7 +979,7 @@ encode_struct!(ListPartsRequest {
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
-/// 26 PutObjectAttribute. Reserved for work in progress: 30–69.
+/// 26 PutObjectAttribute, 40 BypassGovernanceRetention. Reserved for work in progress: 30–69.
 impl Encode for Command {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1103,6 +1103,10 @@ impl Encode for Command {
                 observed.encode(writer);
                 command.encode(writer);
             }
+            Command::BypassGovernanceRetention { command } => {
+                writer.u8(40);
+                command.encode(writer);
+            }
             Command::PutBucketAttribute {
                 bucket,
                 name,
@@ -1195,6 +1199,9 @@ impl Decode for Command {
                 bucket: reader.string()?,
                 name: reader.string()?,
                 value: Decode::decode(reader)?,
+            },
+            40 => Command::BypassGovernanceRetention {
+                command: Box::new(Decode::decode(reader)?),
             },
             26 => Command::PutObjectAttribute {
                 bucket: reader.string()?,
@@ -1529,6 +1536,8 @@ encode_variants!(MetaError, "error", [
     27 => StaleLogIndex { log_index: log_index, last_applied_index: last_applied_index },
     28 => PreconditionFailed { bucket: bucket, key: key },
     29 => ConditionalRequestConflict { bucket: bucket, key: key },
+    40 => ObjectLocked { bucket: bucket, key: key, version_id: version_id, reason: reason },
+    41 => ObjectLockConflict { bucket: bucket, reason: reason },
 ]);
 
 /// Write condition tags: 0 Absent, 1 EtagMatches.

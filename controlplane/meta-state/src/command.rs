@@ -287,6 +287,13 @@ pub enum Command {
         observed: Option<VersionId>,
         command: Box<Command>,
     },
+    /// `command` (a DeleteObject or PutObjectAttribute) applied with the right to remove or
+    /// shorten GOVERNANCE retention: the gateway wraps a request only after checking
+    /// `x-amz-bypass-governance-retention` and the caller's permission. COMPLIANCE retention and
+    /// legal holds are enforced regardless ([`crate::object_lock`]).
+    BypassGovernanceRetention {
+        command: Box<Command>,
+    },
 }
 
 /// S3 ListObjectsV2 parameters.
@@ -580,6 +587,7 @@ impl Command {
             Command::RecordLayout(_) => "RecordLayout",
             Command::Read(query) => query.name(),
             Command::Conditional { command, .. } => command.name(),
+            Command::BypassGovernanceRetention { command } => command.name(),
         }
     }
 
@@ -612,6 +620,7 @@ impl Command {
             Command::RecordLayout(_) => Scope::Layout,
             Command::Read(query) => query.scope(),
             Command::Conditional { command, .. } => command.scope(),
+            Command::BypassGovernanceRetention { command } => command.scope(),
         }
     }
 

@@ -105,4 +105,17 @@ pub enum MetaError {
     /// the condition was first checked.
     #[error("a concurrent write changed {bucket}/{key}")]
     ConditionalRequestConflict { bucket: String, key: String },
+    /// Object lock: the version is under retention or legal hold, so it cannot be removed or its
+    /// retention weakened (see [`crate::object_lock`]).
+    #[error("{bucket}/{key} version {version_id} is protected by object lock ({reason})")]
+    ObjectLocked {
+        bucket: String,
+        key: String,
+        version_id: VersionId,
+        reason: String,
+    },
+    /// Object lock: the bucket's configuration forbids the change (suspending versioning,
+    /// removing object lock).
+    #[error("bucket {bucket}: {reason}")]
+    ObjectLockConflict { bucket: String, reason: String },
 }

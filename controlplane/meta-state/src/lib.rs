@@ -69,9 +69,11 @@ pub mod keys;
 mod list;
 mod machine;
 mod multipart;
+pub mod object_lock;
 mod objects;
 pub mod records;
 pub mod role;
+pub mod stored_length;
 
 pub use bucket_service::validate_bucket_name;
 pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
@@ -83,3 +85,4 @@ pub use machine::{
 };
 pub use records::*;
 pub use role::{Role, Scope};
+pub use stored_length::stored_length_bytes;

@@ -69,6 +69,8 @@ pub struct StateMachine {
 pub(crate) struct Effects {
     pub(crate) log_index: u64,
     pub(crate) garbage: Vec<GarbageRecord>,
+    /// The command came wrapped in [`Command::BypassGovernanceRetention`].
+    pub(crate) bypass_governance: bool,
 }
 
 impl StateMachine {
@@ -125,6 +127,7 @@ impl StateMachine {
         let mut effects = Effects {
             log_index,
             garbage: Vec::new(),
+            bypass_governance: false,
         };
         let result = match command {
             Command::PrepareWrite(command) => self.prepare_write(command, &effects),
@@ -169,7 +172,23 @@ impl StateMachine {
                 version,
                 name,
                 value,
-            } => self.put_object_attribute(&bucket, &key, &version, name, value),
+            } => self.put_object_attribute(&bucket, &key, &version, name, value, false),
+            Command::BypassGovernanceRetention { command } => {
+                effects.bypass_governance = true;
+                match *command {
+                    Command::DeleteObject(command) => self.delete_object(command, &mut effects),
+                    Command::PutObjectAttribute {
+                        bucket,
+                        key,
+                        version,
+                        name,
+                        value,
+                    } => self.put_object_attribute(&bucket, &key, &version, name, value, true),
+                    other => Err(MetaError::InvalidArgument {
+                        reason: format!("{} cannot bypass governance retention", other.name()),
+                    }),
+                }
+            }
             Command::CreateAccessKey(command) => self.create_access_key(command),
             Command::RevokeAccessKey {
                 access_key_id,
@@ -550,6 +569,26 @@ impl StateMachine {
         self.add_garbage(effects, reason, draft, now_ms);
     }
 
+    /// Refuses (object lock) when a null version [`Self::replace_null_versions`] would remove is
+    /// protected. Called before the command changes anything.
+    pub(crate) fn check_null_versions_removable(
+        &self,
+        bucket: &str,
+        key: &str,
+        keep: Option<VersionId>,
+        now_ms: u64,
+        bypass_governance: bool,
+    ) -> Result<(), MetaError> {
+        for record in self.key_versions(bucket, key).filter(|record| {
+            record.state == TransactionState::Committed
+                && record.null_version
+                && Some(record.version_id) != keep
+        }) {
+            check_removable(record, now_ms, bypass_governance)?;
+        }
+        Ok(())
+    }
+
     /// Removes every COMMITTED null version of the key except `keep`: a new null version replaces
     /// the old one (the unversioned overwrite, or a write while versioning is suspended).
     pub(crate) fn replace_null_versions(
@@ -719,10 +758,38 @@ pub(crate) struct GarbageDraft {
     pub(crate) parts: Vec<PartShards>,
 }
 
+/// A part's shard map. Its length is what the blocks hold (the stored length), which differs
+/// from the part's size when the upload is encrypted (see [`crate::stored_length`]).
 pub(crate) fn part_shards(part: &PartRecord) -> PartShards {
     PartShards {
         part_number: part.part_number,
-        length_bytes: part.size_bytes,
+        length_bytes: part.blocks.iter().map(|block| block.length_bytes).sum(),
         blocks: part.blocks.clone(),
+    }
+}
+
+/// Refuses (object lock) to remove a version under retention or legal hold.
+pub(crate) fn check_removable(
+    record: &ObjectRecord,
+    now_ms: u64,
+    bypass_governance: bool,
+) -> Result<(), MetaError> {
+    match crate::object_lock::removal_blocked(&record.attributes, now_ms, bypass_governance) {
+        None => Ok(()),
+        Some(reason) => Err(MetaError::ObjectLocked {
+            bucket: record.bucket.clone(),
+            key: record.key.clone(),
+            version_id: record.version_id,
+            reason: lock_reason_text(reason),
+        }),
+    }
+}
+
+pub(crate) fn lock_reason_text(reason: crate::object_lock::LockReason) -> String {
+    match reason {
+        crate::object_lock::LockReason::LegalHold => "legal hold".to_owned(),
+        crate::object_lock::LockReason::Retention(mode) => {
+            format!("{} retention", mode.as_str())
+        }
     }
 }

@@ -14,6 +14,7 @@ use crate::machine::{Effects, GarbageDraft, StateMachine, bump, part_shards};
 use crate::machine::{MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_SIZE_BYTES};
 use crate::objects::{validate_key, validate_parts};
 use crate::records::*;
+use crate::stored_length::stored_length_bytes;
 
 impl StateMachine {
     pub(crate) fn create_upload(
@@ -65,12 +66,14 @@ impl StateMachine {
             });
         }
         let scheme = EcScheme::parse(&upload.ec_scheme)?;
+        // An encrypted upload's parts are stored longer than their size (chunk overhead).
+        let stored_length_bytes = stored_length_bytes(&upload.attributes, command.size_bytes);
         let shards = PartShards {
             part_number: command.part_number,
-            length_bytes: command.size_bytes,
+            length_bytes: stored_length_bytes,
             blocks: command.blocks,
         };
-        let degraded = validate_parts(&scheme, std::slice::from_ref(&shards), command.size_bytes)?;
+        let degraded = validate_parts(&scheme, std::slice::from_ref(&shards), stored_length_bytes)?;
         let ec_scheme = upload.ec_scheme.clone();
         let part = PartRecord {
             part_number: command.part_number,
@@ -186,6 +189,16 @@ impl StateMachine {
             .parts
             .iter()
             .any(|listed| upload.parts[&listed.part_number].degraded);
+        if command.versioning != VersioningState::Enabled {
+            // Object lock: checked before anything changes.
+            self.check_null_versions_removable(
+                &command.bucket,
+                &command.key,
+                None,
+                command.now_ms,
+                false,
+            )?;
+        }
         let upload = self.uploads.remove(&upload_key).expect("looked up above");
         let unlisted: Vec<PartShards> = upload
             .parts
@@ -243,7 +256,7 @@ impl StateMachine {
             erasure: ErasureInfo {
                 scheme: upload.ec_scheme,
                 piece_size_bytes: upload.piece_size_bytes,
-                object_length_bytes: size_bytes,
+                object_length_bytes: object_parts.iter().map(|part| part.length_bytes).sum(),
                 parts: object_parts,
                 degraded,
             },
@@ -399,7 +412,7 @@ fn superseded_shards(old: &PartRecord, new: &PartRecord) -> PartShards {
         .collect();
     PartShards {
         part_number: old.part_number,
-        length_bytes: old.size_bytes,
+        length_bytes: old.blocks.iter().map(|block| block.length_bytes).sum(),
         blocks,
     }
 }

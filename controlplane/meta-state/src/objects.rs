@@ -13,6 +13,7 @@ use crate::command::*;
 use crate::error::MetaError;
 use crate::machine::{Effects, GarbageDraft, MAX_KEY_BYTES, StateMachine, bump, preparing_key};
 use crate::records::*;
+use crate::stored_length::stored_length_bytes;
 
 impl StateMachine {
     pub(crate) fn prepare_write(
@@ -147,9 +148,17 @@ impl StateMachine {
             });
         }
         let scheme = EcScheme::parse(&record.erasure.scheme)?;
-        let degraded = validate_parts(&scheme, &command.parts, record.size_bytes)?;
+        let stored_length_bytes = stored_length_bytes(&record.attributes, record.size_bytes);
+        let degraded = validate_parts(&scheme, &command.parts, stored_length_bytes)?;
         let null_version = record.null_version;
         if null_version {
+            self.check_null_versions_removable(
+                &command.bucket,
+                &command.key,
+                Some(command.version_id),
+                command.now_ms,
+                false,
+            )?;
             self.replace_null_versions(
                 &command.bucket,
                 &command.key,
@@ -168,7 +177,7 @@ impl StateMachine {
         record.committed_at_ms = Some(command.now_ms);
         record.commit_log_index = effects.log_index;
         record.checksums = command.checksums;
-        record.erasure.object_length_bytes = record.size_bytes;
+        record.erasure.object_length_bytes = stored_length_bytes;
         record.erasure.parts = command.parts;
         record.erasure.degraded = degraded;
         bump(&mut record.record_version);
@@ -241,6 +250,12 @@ impl StateMachine {
             ),
         };
         if let Some(version_id) = target {
+            // Object lock: a protected version is never removed, whoever asks.
+            crate::machine::check_removable(
+                &self.versions[&(bucket.to_owned(), key.to_owned(), version_id)],
+                command.now_ms,
+                effects.bypass_governance,
+            )?;
             // Deleting one version permanently: no delete marker, the next newest becomes current.
             let removed = self.remove_version(bucket, key, version_id);
             self.discard_version(effects, GarbageReason::Deleted, &removed, command.now_ms);
@@ -249,6 +264,15 @@ impl StateMachine {
                 removed: Some(removed),
                 delete_marker: None,
             });
+        }
+        if command.versioning != VersioningState::Enabled {
+            self.check_null_versions_removable(
+                bucket,
+                key,
+                None,
+                command.now_ms,
+                effects.bypass_governance,
+            )?;
         }
         let removed = match command.versioning {
             // Versioning on: nothing is removed, a marker hides the key.
@@ -336,7 +360,11 @@ impl StateMachine {
             });
         }
         let scheme = EcScheme::parse(&record.erasure.scheme)?;
-        let degraded = validate_parts(&scheme, &command.parts, record.size_bytes)?;
+        let degraded = validate_parts(
+            &scheme,
+            &command.parts,
+            stored_length_bytes(&record.attributes, record.size_bytes),
+        )?;
         if !same_layout(&record.erasure.parts, &command.parts) {
             return Err(MetaError::InvalidShardMap {
                 reason: "a healer may move shards but not change parts or block lengths".to_owned(),

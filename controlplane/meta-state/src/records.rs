@@ -298,7 +298,8 @@ pub struct ErasureInfo {
     pub scheme: String,
     /// Bytes per shard per stripe (the stripe holds `k * piece_size_bytes` object bytes).
     pub piece_size_bytes: u32,
-    /// Object bytes described by `parts` (equals the object size once committed).
+    /// Bytes described by `parts` once committed: the object size, or for an encrypted object
+    /// its stored (ciphertext) length ([`crate::stored_length`]).
     pub object_length_bytes: u64,
     /// Empty until the write commits.
     pub parts: Vec<PartShards>,

@@ -227,6 +227,9 @@ impl MetaClient {
             Command::Read(query) => return self.group_for_query(query),
             // A condition is checked where its command applies.
             Command::Conditional { command, .. } => return self.group_for_command(command),
+            Command::BypassGovernanceRetention { command } => {
+                return self.group_for_command(command);
+            }
             other => {
                 return Some(match other.scope() {
                     Scope::Node => GroupId::NODE_REGISTRY,

@@ -29,6 +29,27 @@ pub enum GatewayError {
     ExecutorPanicked,
 }
 
+/// The S3 answer to an encryption failure met on a request's behalf (SSE-C: a wrong key is
+/// `403 AccessDenied`, malformed key headers `400 InvalidArgument`). Failures of the server's own
+/// keys or data are internal: the client cannot fix them.
+pub fn sse_error_to_s3(error: &cairn_sse::SseError) -> S3Error {
+    use cairn_sse::SseError;
+    match error {
+        SseError::WrongCustomerKey => S3Error::AccessDenied,
+        SseError::WrongMode => S3Error::InvalidRequest(
+            "The encryption parameters are not applicable to this object.".to_owned(),
+        ),
+        SseError::Malformed { .. } => S3Error::InvalidArgument(
+            "The secret key was invalid for the specified algorithm.".to_owned(),
+        ),
+        SseError::LengthMismatch { .. } => S3Error::IncompleteBody,
+        SseError::Authentication
+        | SseError::WrongMasterKey { .. }
+        | SseError::Randomness
+        | SseError::KeyFile { .. } => S3Error::InternalError,
+    }
+}
+
 /// The S3 answer to a refusal of the metadata state machine.
 pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
     match error {
@@ -62,6 +83,9 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
             S3Error::ConditionalRequestConflict
         }
         MetaError::PreconditionFailed { .. } => S3Error::PreconditionFailed,
+        // S3 answers a delete or retention change that object lock refuses with 403.
+        MetaError::ObjectLocked { .. } => S3Error::AccessDenied,
+        MetaError::ObjectLockConflict { reason, .. } => S3Error::InvalidBucketState(reason.clone()),
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -235,6 +259,16 @@ mod tests {
                 bucket: bucket(),
                 key: key(),
             },
+            MetaError::ObjectLocked {
+                bucket: bucket(),
+                key: key(),
+                version_id: VersionId(1),
+                reason: String::new(),
+            },
+            MetaError::ObjectLockConflict {
+                bucket: bucket(),
+                reason: String::new(),
+            },
         ]
     }
 
@@ -271,6 +305,8 @@ mod tests {
             MetaError::StaleLogIndex { .. } => ("InternalError", 500),
             MetaError::PreconditionFailed { .. } => ("PreconditionFailed", 412),
             MetaError::ConditionalRequestConflict { .. } => ("ConditionalRequestConflict", 409),
+            MetaError::ObjectLocked { .. } => ("AccessDenied", 403),
+            MetaError::ObjectLockConflict { .. } => ("InvalidBucketState", 409),
         }
     }
 

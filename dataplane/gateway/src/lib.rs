@@ -47,6 +47,7 @@ mod body;
 mod bucket;
 pub mod config;
 mod cors;
+mod encryption;
 pub mod errors;
 mod list;
 pub mod metrics;

@@ -67,6 +67,8 @@ pub async fn create_multipart_upload(
     key: &str,
 ) -> Result<HttpResponse, S3Error> {
     let bucket_record = owned_bucket(context, bucket).await?;
+    // The upload's data key encrypts every part (each part number is bound into its chunks).
+    let new_key = crate::encryption::new_object_key(context, bucket, key)?;
     let command = Command::CreateMultipartUpload(cairn_meta_state::CreateMultipartUpload {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -81,16 +83,22 @@ pub async fn create_multipart_upload(
         ec_scheme: bucket_record.ec_scheme,
         piece_size_bytes: context.executor.shared.config.piece_size_bytes,
         now_ms: now_unix_millis(),
-        attributes: crate::tagging::request_attributes(context)?,
+        attributes: {
+            let mut attributes = crate::tagging::request_attributes(context)?;
+            attributes.extend(new_key.attributes.clone());
+            attributes
+        },
     });
     let Response::Upload(upload) = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);
     };
-    Ok(xml_response(initiate_multipart_upload_xml(
+    let mut response = xml_response(initiate_multipart_upload_xml(
         bucket,
         key,
         &upload.upload_id.to_string(),
-    )))
+    ));
+    crate::encryption::insert_response_headers(&mut response, new_key.key.as_ref());
+    Ok(response)
 }
 
 pub async fn upload_part(
@@ -131,6 +139,13 @@ pub async fn upload_part(
             Some(checksum_request(context.headers)?)
         },
     };
+    let object_key = crate::encryption::open_object_key(
+        context,
+        &upload.attributes,
+        bucket,
+        key,
+        crate::encryption::HeaderFamily::Request,
+    )?;
     let object_id = upload_object_id(context, bucket, key, upload.upload_id);
     let (checksums, blocks) = stream_and_store(
         executor,
@@ -140,6 +155,7 @@ pub async fn upload_part(
         part_number,
         crate::body::PayloadSource::Request(body),
         expectations,
+        object_key.as_ref().map(|object_key| &object_key.data_key),
     )
     .await?;
     let command = Command::UploadPart(cairn_meta_state::UploadPart {
@@ -155,7 +171,9 @@ pub async fn upload_part(
     });
     // A refused part leaves orphan shards; the janitor's scan for unknown shards reclaims them.
     executor.meta_write(command).await?;
-    Ok(put_response(&checksums))
+    let mut response = put_response(&checksums);
+    crate::encryption::insert_response_headers(&mut response, object_key.as_ref());
+    Ok(response)
 }
 
 /// The object id an upload's part shards are named with.
@@ -198,6 +216,20 @@ pub async fn upload_part_copy(
     cairn_ec::StripeLayout::new(scheme, piece_size_bytes)
         .map_err(|error| ec_error_to_s3(&error))?;
     let source_record = crate::object::read_copy_source(context, source).await?;
+    let source_key = crate::encryption::open_object_key(
+        context,
+        &source_record.attributes,
+        &source.bucket,
+        &source.key,
+        crate::encryption::HeaderFamily::CopySource,
+    )?;
+    let object_key = crate::encryption::open_object_key(
+        context,
+        &upload.attributes,
+        bucket,
+        key,
+        crate::encryption::HeaderFamily::Request,
+    )?;
     let range = match source_range {
         Some(range) => {
             check_copy_source_range(range, source_record.size_bytes)?;
@@ -213,6 +245,7 @@ pub async fn upload_part_copy(
             std::rc::Rc::clone(executor),
             source_record,
             range,
+            source_key.map(|source_key| source_key.data_key),
             sender,
         ));
     } else {
@@ -230,6 +263,7 @@ pub async fn upload_part_copy(
             length_bytes: Some(size_bytes),
             ..Default::default()
         },
+        object_key.as_ref().map(|object_key| &object_key.data_key),
     )
     .await?;
     let uploaded_at_ms = now_unix_millis();
@@ -251,6 +285,7 @@ pub async fn upload_part_copy(
         uploaded_at_ms as i64,
         &Vec::new(),
     ));
+    crate::encryption::insert_response_headers(&mut response, object_key.as_ref());
     if source.version_id.is_some()
         && let Ok(value) = http::HeaderValue::from_str(&source_version_id)
     {
@@ -313,6 +348,11 @@ pub async fn complete_multipart_upload(
         &Vec::new(),
     ));
     crate::object::insert_version_id(&mut response, bucket_record.versioning, &record);
+    for (name, value) in crate::encryption::stored_mode_headers(context, &upload.attributes) {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     Ok(response)
 }
 

@@ -249,6 +249,7 @@ pub async fn put_object(
         .header("x-cairn-idempotency-token")
         .map(str::to_owned)
         .unwrap_or_else(|| format!("gw-{}", context.request_id));
+    let new_key = crate::encryption::new_object_key(context, bucket, key)?;
     let prepare = Command::PrepareWrite(PrepareWrite {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -266,7 +267,11 @@ pub async fn put_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
-        attributes: crate::tagging::request_attributes(context)?,
+        attributes: {
+            let mut attributes = crate::tagging::request_attributes(context)?;
+            attributes.extend(new_key.attributes.clone());
+            attributes
+        },
     });
     let Response::Prepared { record, retried } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
@@ -275,8 +280,35 @@ pub async fn put_object(
         // A retry of a PUT that already committed: answer as the first attempt did.
         let mut response = put_response(&record.checksums);
         insert_version_id(&mut response, bucket_record.versioning, &record);
+        for (name, value) in crate::encryption::stored_mode_headers(context, &record.attributes) {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
         return Ok(response);
     }
+    // A client's retry (same idempotency token) of a PUT still PREPARING writes under the
+    // recorded attempt's data key, which is the one the record will name.
+    // Other attributes (tags, ACL) may differ between attempts; the data key is what matters.
+    let fresh_attempt = record.attributes.get(cairn_sse::envelope::ATTRIBUTE_NAME)
+        == new_key.attributes.get(cairn_sse::envelope::ATTRIBUTE_NAME);
+    let recorded_key = if fresh_attempt {
+        None
+    } else {
+        crate::encryption::open_object_key(
+            context,
+            &record.attributes,
+            bucket,
+            key,
+            crate::encryption::HeaderFamily::Request,
+        )?
+    };
+    let object_key = if fresh_attempt {
+        new_key.key.as_ref()
+    } else {
+        recorded_key.as_ref()
+    };
+    let data_key = object_key.map(|object_key| &object_key.data_key);
     let object_id = shard_object_id(executor, &record);
 
     let stored = stream_and_store(
@@ -287,6 +319,7 @@ pub async fn put_object(
         SINGLE_PART_NUMBER,
         PayloadSource::Request(body),
         expectations,
+        data_key,
     )
     .await;
     let (checksums, blocks) = match stored {
@@ -309,7 +342,7 @@ pub async fn put_object(
         checksums: checksums.clone(),
         parts: vec![PartShards {
             part_number: SINGLE_PART_NUMBER,
-            length_bytes: size_bytes,
+            length_bytes: crate::encryption::stored_length_bytes(size_bytes, data_key.is_some()),
             blocks,
         }],
         now_ms: now_unix_millis(),
@@ -330,6 +363,7 @@ pub async fn put_object(
     }
     let mut response = put_response(&checksums);
     insert_version_id(&mut response, bucket_record.versioning, &record);
+    crate::encryption::insert_response_headers(&mut response, object_key);
     Ok(response)
 }
 
@@ -375,6 +409,7 @@ pub(crate) async fn abort_write(
 /// returned: nothing references them, and a shard the gateway knows about should not wait for the
 /// janitor's scan. This runs only before a commit was attempted; after one, a shard may belong to
 /// a committed object even when the commit's answer was lost, so it is left alone.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn stream_and_store(
     executor: &Rc<Executor>,
     scheme: Scheme,
@@ -383,6 +418,7 @@ pub(crate) async fn stream_and_store(
     part_number: u32,
     body: PayloadSource,
     expectations: BodyExpectations,
+    data_key: Option<&cairn_sse::DataKey>,
 ) -> Result<(Checksums, Vec<BlockShards>), S3Error> {
     let mut blocks = Vec::new();
     let mut in_flight = std::collections::VecDeque::new();
@@ -394,6 +430,7 @@ pub(crate) async fn stream_and_store(
         part_number,
         body,
         expectations,
+        data_key,
         &mut blocks,
         &mut in_flight,
     )
@@ -431,16 +468,44 @@ async fn encode_and_write(
     part_number: u32,
     mut body: PayloadSource,
     expectations: BodyExpectations,
+    data_key: Option<&cairn_sse::DataKey>,
     blocks: &mut Vec<BlockShards>,
     in_flight: &mut std::collections::VecDeque<StripeWrite>,
 ) -> Result<Checksums, S3Error> {
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
     let mut encoder = StripeEncoder::new(new_codec(scheme), piece_size_bytes, pool)
         .map_err(|error| ec_error_to_s3(&error))?;
+    // Encryption sits between the verifier (checksums and ETag cover the plaintext) and the
+    // encoder (storage nodes see ciphertext only).
+    let mut encryptor = match data_key {
+        Some(data_key) => Some(
+            cairn_sse::ChunkEncryptor::new(
+                data_key,
+                part_number,
+                expectations
+                    .length_bytes
+                    .ok_or(S3Error::MissingContentLength)?,
+            )
+            .map_err(|error| crate::errors::sse_error_to_s3(&error))?,
+        ),
+        None => None,
+    };
+    let mut ciphertext = Vec::new();
     let mut verifier = BodyVerifier::new(expectations);
     while let Some(chunk) = body.next_chunk().await? {
         verifier.update(&chunk)?;
-        let mut rest = &chunk[..];
+        let stored: &[u8] = match encryptor.as_mut() {
+            Some(encryptor) => {
+                ciphertext.clear();
+                // The verifier refused more bytes than declared already; nothing else fails.
+                encryptor
+                    .push(&chunk, &mut ciphertext)
+                    .map_err(|_| S3Error::IncompleteBody)?;
+                &ciphertext
+            }
+            None => &chunk,
+        };
+        let mut rest = stored;
         while !rest.is_empty() {
             let outcome = encoder.push(rest).map_err(|error| ec_error_to_s3(&error))?;
             rest = &rest[outcome.consumed_bytes..];
@@ -466,6 +531,11 @@ async fn encode_and_write(
     // Framing, chunk signatures, trailer, length and digests: all before anything commits.
     let trailer = body.finish()?;
     let digest = verifier.finish()?;
+    if let Some(encryptor) = encryptor {
+        encryptor
+            .finish()
+            .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
+    }
     let finished = encoder.finish().map_err(|error| ec_error_to_s3(&error))?;
     while let Some((_, written)) = in_flight.pop_front() {
         blocks.push(written.await?);
@@ -774,6 +844,13 @@ pub async fn get_object(
         Ok(_) => return Err(S3Error::InternalError),
         Err(error) => return delete_marker_error(context, bucket, key, &selector, error).await,
     };
+    let object_key = crate::encryption::open_object_key(
+        context,
+        &record.attributes,
+        bucket,
+        key,
+        crate::encryption::HeaderFamily::Request,
+    )?;
     let etag = quoted(&record.checksums.etag);
     let last_modified_unix_seconds =
         (record.committed_at_ms.unwrap_or(record.created_at_ms) / 1000) as i64;
@@ -795,16 +872,17 @@ pub async fn get_object(
         // A single-PUT object is its own part 1.
         Some(SINGLE_PART_NUMBER) if parts.len() <= 1 => None,
         Some(wanted) => {
+            let lengths = crate::encryption::plaintext_part_lengths(parts, object_key.is_some())?;
             let mut part_start = 0u64;
             let mut found = None;
-            for part in parts {
-                if part.part_number == wanted && part.length_bytes > 0 {
+            for (part, length_bytes) in parts.iter().zip(lengths) {
+                if part.part_number == wanted && length_bytes > 0 {
                     found = Some(cairn_s3_proto::range::ByteRange {
                         first_byte: part_start,
-                        last_byte_inclusive: part_start + part.length_bytes - 1,
+                        last_byte_inclusive: part_start + length_bytes - 1,
                     });
                 }
-                part_start += part.length_bytes;
+                part_start += length_bytes;
             }
             Some(found.ok_or(S3Error::InvalidRange)?)
         }
@@ -860,6 +938,9 @@ pub async fn get_object(
     for (name, value) in &record.user_metadata {
         builder = builder.header(format!("x-amz-meta-{name}"), value);
     }
+    for (name, value) in crate::encryption::response_headers(object_key.as_ref()) {
+        builder = builder.header(name, value);
+    }
     // The stored checksum covers the whole object: S3 returns it only for whole-object reads.
     if range.is_none()
         && context
@@ -882,6 +963,7 @@ pub async fn get_object(
         Rc::clone(context.executor),
         record,
         first_byte..first_byte + length_bytes,
+        object_key.map(|object_key| object_key.data_key),
         sender,
     ));
     let body = StreamBody::new(receiver).boxed_unsync();
@@ -898,10 +980,11 @@ pub(crate) async fn stream_object(
     executor: Rc<Executor>,
     record: ObjectRecord,
     range: std::ops::Range<u64>,
+    data_key: Option<cairn_sse::DataKey>,
     mut sender: FrameSender,
 ) {
     use futures::SinkExt;
-    if let Err(error) = decode_into(&executor, &record, range, &mut sender).await {
+    if let Err(error) = decode_into(&executor, &record, range, data_key, &mut sender).await {
         tracing::warn!(
             bucket = record.bucket,
             key = record.key,
@@ -918,16 +1001,20 @@ async fn decode_into(
     executor: &Rc<Executor>,
     record: &ObjectRecord,
     range: std::ops::Range<u64>,
+    data_key: Option<cairn_sse::DataKey>,
     sender: &mut FrameSender,
 ) -> Result<(), S3Error> {
     let scheme = parse_scheme(&record.erasure.scheme)?;
     let piece_size_bytes = record.erasure.piece_size_bytes as usize;
     let object_id = shard_object_id(executor, record);
+    let plaintext_lengths =
+        crate::encryption::plaintext_part_lengths(&record.erasure.parts, data_key.is_some())?;
     // Each part is striped on its own (a multipart object's parts were encoded separately), so
-    // the range is cut at part boundaries and each piece decoded with its part's layout.
+    // the range is cut at part boundaries and each piece decoded with its part's layout. The
+    // range is in plaintext bytes; an encrypted part is read over the chunks covering it.
     let mut part_start = 0u64;
-    for part in &record.erasure.parts {
-        let part_end = part_start + part.length_bytes;
+    for (part, plaintext_length) in record.erasure.parts.iter().zip(plaintext_lengths) {
+        let part_end = part_start + plaintext_length;
         let first = range.start.max(part_start);
         let last = range.end.min(part_end);
         if first < last {
@@ -935,13 +1022,78 @@ async fn decode_into(
                 .map_err(|error| ec_error_to_s3(&error))?
                 .object(part.length_bytes);
             let local = first - part_start..last - part_start;
-            if !decode_part(executor, object_id, part, layout, local, sender).await? {
+            let (mut sink, stored) = match &data_key {
+                None => (PartSink::Plain(sender), local),
+                Some(data_key) => {
+                    let (decryptor, stored) = cairn_sse::ChunkDecryptor::new(
+                        data_key,
+                        part.part_number,
+                        plaintext_length,
+                        local,
+                    );
+                    (
+                        PartSink::Decrypt {
+                            sender,
+                            decryptor: Box::new(decryptor),
+                        },
+                        stored,
+                    )
+                }
+            };
+            if !decode_part(executor, object_id, part, layout, stored, &mut sink).await? {
                 return Ok(());
             }
+            sink.finish()?;
         }
         part_start = part_end;
     }
     Ok(())
+}
+
+/// Where a part's decoded stored bytes go: straight to the client, or through the decryptor.
+enum PartSink<'a> {
+    Plain(&'a mut FrameSender),
+    Decrypt {
+        sender: &'a mut FrameSender,
+        decryptor: Box<cairn_sse::ChunkDecryptor>,
+    },
+}
+
+impl PartSink<'_> {
+    /// Sends decoded bytes on; `Ok(false)` when the client went away.
+    async fn send(&mut self, bytes: Vec<u8>) -> Result<bool, S3Error> {
+        use futures::SinkExt;
+        let (sender, bytes) = match self {
+            PartSink::Plain(sender) => (sender, bytes),
+            PartSink::Decrypt { sender, decryptor } => {
+                let mut plaintext = Vec::with_capacity(bytes.len());
+                decryptor.push(&bytes, &mut plaintext).map_err(|error| {
+                    // A chunk that does not open is corrupt data that passed the pieces' CRCs,
+                    // or pieces from elsewhere: never plaintext for the client.
+                    tracing::warn!(%error, "encrypted chunk did not open");
+                    S3Error::InternalError
+                })?;
+                if plaintext.is_empty() {
+                    return Ok(true);
+                }
+                (sender, plaintext)
+            }
+        };
+        Ok(sender
+            .send(Ok(Frame::data(Bytes::from(bytes))))
+            .await
+            .is_ok())
+    }
+
+    fn finish(&self) -> Result<(), S3Error> {
+        match self {
+            PartSink::Plain(_) => Ok(()),
+            PartSink::Decrypt { decryptor, .. } => decryptor.finish().map_err(|error| {
+                tracing::warn!(%error, "encrypted part ended early");
+                S3Error::InternalError
+            }),
+        }
+    }
 }
 
 /// Streams `range` (part-relative) of one part; `Ok(false)` when the client went away.
@@ -951,9 +1103,8 @@ async fn decode_part(
     part: &PartShards,
     layout: cairn_ec::ObjectLayout,
     range: std::ops::Range<u64>,
-    sender: &mut FrameSender,
+    sink: &mut PartSink<'_>,
 ) -> Result<bool, S3Error> {
-    use futures::SinkExt;
     let scheme = layout.scheme();
     let piece_size_bytes = layout.piece_size_bytes();
     let pool = executor.piece_pool(piece_size_bytes, scheme.total_shards());
@@ -1047,11 +1198,7 @@ async fn decode_part(
                 let mut bytes =
                     Vec::with_capacity(output.span.data_shards_touched().len() * piece_size_bytes);
                 output.copy_to(&mut bytes);
-                if sender
-                    .send(Ok(Frame::data(Bytes::from(bytes))))
-                    .await
-                    .is_err()
-                {
+                if !sink.send(bytes).await? {
                     // The client went away; stop reading shards for it.
                     return Ok(false);
                 }
@@ -1112,6 +1259,15 @@ pub async fn copy_object(
     )?;
     let source_bucket_record = crate::bucket::readable_copy_source_bucket(context, source).await?;
     let source_record = read_copy_source(context, source).await?;
+    let source_key = crate::encryption::open_object_key(
+        context,
+        &source_record.attributes,
+        &source.bucket,
+        &source.key,
+        crate::encryption::HeaderFamily::CopySource,
+    )?;
+    let new_key = crate::encryption::new_object_key(context, bucket, key)?;
+    let data_key = new_key.key.as_ref().map(|object_key| &object_key.data_key);
     let source_version_id = version_id_header(source_bucket_record.versioning, &source_record);
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
     let (content_type, metadata) = match directive {
@@ -1144,7 +1300,11 @@ pub async fn copy_object(
         piece_size_bytes: config.piece_size_bytes,
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
-        attributes: crate::tagging::copy_attributes(context, &source_record)?,
+        attributes: {
+            let mut attributes = crate::tagging::copy_attributes(context, &source_record)?;
+            attributes.extend(new_key.attributes.clone());
+            attributes
+        },
     });
     let Response::Prepared { record, .. } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
@@ -1156,6 +1316,7 @@ pub async fn copy_object(
             Rc::clone(executor),
             source_record,
             0..size_bytes,
+            source_key.map(|object_key| object_key.data_key),
             sender,
         ));
     } else {
@@ -1173,6 +1334,7 @@ pub async fn copy_object(
         SINGLE_PART_NUMBER,
         PayloadSource::Copy(receiver),
         expectations,
+        data_key,
     )
     .await;
     let (checksums, blocks) = match stored {
@@ -1191,7 +1353,7 @@ pub async fn copy_object(
         checksums: checksums.clone(),
         parts: vec![PartShards {
             part_number: SINGLE_PART_NUMBER,
-            length_bytes: size_bytes,
+            length_bytes: crate::encryption::stored_length_bytes(size_bytes, data_key.is_some()),
             blocks,
         }],
         now_ms: committed_at_ms,
@@ -1207,6 +1369,7 @@ pub async fn copy_object(
         &Vec::new(),
     ));
     insert_version_id(&mut response, bucket_record.versioning, &record);
+    crate::encryption::insert_response_headers(&mut response, new_key.key.as_ref());
     if let Some(version_id) = source_version_id
         && let Ok(value) = http::HeaderValue::from_str(&version_id)
     {

@@ -127,6 +127,8 @@ pub enum S3Error {
     InvalidRange,
     #[error("A conflicting conditional operation is currently in progress against this resource.")]
     ConditionalRequestConflict,
+    #[error("{0}")]
+    InvalidBucketState(String),
 
     // --- generic request problems ---
     #[error("{0}")]
@@ -219,6 +221,7 @@ impl S3Error {
             S3Error::NotModified => "NotModified",
             S3Error::InvalidRange => "InvalidRange",
             S3Error::ConditionalRequestConflict => "ConditionalRequestConflict",
+            S3Error::InvalidBucketState(_) => "InvalidBucketState",
             S3Error::InvalidArgument(_) => "InvalidArgument",
             S3Error::InvalidRequest(_) => "InvalidRequest",
             S3Error::MethodNotAllowed => "MethodNotAllowed",
@@ -295,7 +298,8 @@ impl S3Error {
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
             | S3Error::BucketNotEmpty
-            | S3Error::ConditionalRequestConflict => 409,
+            | S3Error::ConditionalRequestConflict
+            | S3Error::InvalidBucketState(_) => 409,
             S3Error::MissingContentLength => 411,
             S3Error::PreconditionFailed => 412,
             S3Error::InvalidRange => 416,
@@ -379,6 +383,7 @@ mod tests {
             S3Error::NotModified,
             S3Error::InvalidRange,
             S3Error::ConditionalRequestConflict,
+            S3Error::InvalidBucketState("object lock".to_owned()),
             S3Error::InvalidArgument("x".into()),
             S3Error::InvalidRequest("x".into()),
             S3Error::MethodNotAllowed,
@@ -451,6 +456,7 @@ mod tests {
             S3Error::NotModified => ("NotModified", 304),
             S3Error::InvalidRange => ("InvalidRange", 416),
             S3Error::ConditionalRequestConflict => ("ConditionalRequestConflict", 409),
+            S3Error::InvalidBucketState(_) => ("InvalidBucketState", 409),
             S3Error::InvalidArgument(_) => ("InvalidArgument", 400),
             S3Error::InvalidRequest(_) => ("InvalidRequest", 400),
             S3Error::MethodNotAllowed => ("MethodNotAllowed", 405),
@@ -475,7 +481,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 62, "a variant is missing from the table");
+        assert_eq!(variants.len(), 63, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

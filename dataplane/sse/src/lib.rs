@@ -1,0 +1,62 @@
+//! Server-side encryption for Cairn objects (SSE-S3 and SSE-C).
+//!
+//! Model: every encrypted object (and every multipart upload) has its own random 256-bit data
+//! key. The data key encrypts the object's bytes with AES-256-GCM in fixed-size chunks
+//! ([`chunk`]); the gateway does this before erasure coding, so storage nodes only ever hold
+//! ciphertext. The data key itself is stored in the object's metadata record only wrapped
+//! (AES-256-GCM again) by a key that is not in the metadata: the cluster master key for SSE-S3
+//! ([`keys::MasterKey`], a file outside the metadata service), or the customer's key for SSE-C,
+//! of which only a salted HMAC is kept ([`envelope::CustomerKeyCheck`]). The wrapped key, the
+//! mode and the chunk layout form the [`envelope::Envelope`], the value of the record attribute
+//! `encryption`.
+//!
+//! Invariants:
+//! - A (data key, nonce) pair is never used twice: nonces are a random 64-bit prefix per encrypted
+//!   stream plus a 32-bit chunk counter, and a re-uploaded part draws a new prefix.
+//! - A chunk authenticates its part number, its index and whether it is the part's last chunk, so
+//!   chunks cannot be reordered, moved between parts, or dropped from the end; chunks of another
+//!   object fail because that object has another data key.
+//! - Key material never reaches `Debug`, `Display` or an error message.
+
+pub mod chunk;
+pub mod envelope;
+pub mod keys;
+
+pub use chunk::{
+    CHUNK_OVERHEAD_BYTES, CHUNK_PLAINTEXT_BYTES, ChunkDecryptor, ChunkEncryptor, ciphertext_range,
+    plaintext_length_bytes, stored_length_bytes,
+};
+pub use envelope::{CustomerKeyCheck, Envelope, Mode};
+pub use keys::{CustomerKey, DataKey, MasterKey};
+
+/// Errors of the encryption core. None of them carries key material.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SseError {
+    /// A chunk or a wrapped key failed authentication: wrong key, or altered or misplaced bytes.
+    #[error("authentication failed: wrong key or altered data")]
+    Authentication,
+    /// The object's data key was wrapped by another master key than the gateway's.
+    #[error("the data key was wrapped by master key {recorded_key_id}, not this gateway's")]
+    WrongMasterKey { recorded_key_id: String },
+    /// An SSE-C request's key is not the key the object was written with.
+    #[error("the customer key does not match the object's")]
+    WrongCustomerKey,
+    /// The object is encrypted in another mode than the request assumes.
+    #[error("the object is encrypted in another mode")]
+    WrongMode,
+    /// More or fewer bytes than the length the stream was opened with.
+    #[error("length mismatch: expected {expected_bytes} bytes, got {actual_bytes}")]
+    LengthMismatch {
+        expected_bytes: u64,
+        actual_bytes: u64,
+    },
+    /// An envelope, key file or key header that cannot be parsed.
+    #[error("malformed {what}")]
+    Malformed { what: &'static str },
+    /// The operating system's random source failed.
+    #[error("no randomness available")]
+    Randomness,
+    /// Reading or writing the master key file.
+    #[error("master key file {path}: {message}")]
+    KeyFile { path: String, message: String },
+}
