@@ -94,24 +94,30 @@ pub async fn get_object_attributes(
             .unwrap_or(MAX_PARTS)
             .min(MAX_PARTS);
         let marker = number_header(context, "x-amz-part-number-marker")?.unwrap_or(0);
+        // Sizes are the client's (plaintext) bytes, not the stored chunked ciphertext's.
+        let encrypted = record
+            .attributes
+            .contains_key(cairn_sse::envelope::ATTRIBUTE_NAME);
+        let sizes = crate::encryption::plaintext_part_lengths(parts, encrypted)?;
         let after: Vec<_> = parts
             .iter()
-            .filter(|part| part.part_number > marker)
+            .zip(sizes)
+            .filter(|(part, _)| part.part_number > marker)
             .collect();
         let page = &after[..after.len().min(max_parts as usize)];
         let truncated = page.len() < after.len();
         writer.open("ObjectParts");
         writer.number_element("PartsCount", parts.len());
         writer.number_element("PartNumberMarker", marker);
-        if let Some(last) = page.last() {
+        if let Some((last, _)) = page.last() {
             writer.number_element("NextPartNumberMarker", last.part_number);
         }
         writer.number_element("MaxParts", max_parts);
         writer.bool_element("IsTruncated", truncated);
-        for part in page {
+        for (part, size_bytes) in page {
             writer.open("Part");
             writer.number_element("PartNumber", part.part_number);
-            writer.number_element("Size", part.length_bytes);
+            writer.number_element("Size", *size_bytes);
             writer.close("Part");
         }
         writer.close("ObjectParts");
