@@ -265,6 +265,12 @@ struct HealerArgs {
     /// Shard bytes the scrubber reads per second, at most.
     #[arg(long, default_value_t = 64)]
     scrub_budget_mib_per_sec: u64,
+    /// Milliseconds between drains of the suspect queues (pieces readers found bad).
+    #[arg(long, default_value_t = 2000)]
+    healer_suspect_poll_ms: u64,
+    /// Seconds a piece no metadata names stays before the scrubber deletes it.
+    #[arg(long, default_value_t = 3600)]
+    orphan_grace_secs: u64,
 }
 
 impl HealerArgs {
@@ -273,6 +279,8 @@ impl HealerArgs {
             down_grace: Duration::from_secs(self.healer_down_grace_secs),
             pass_interval: Duration::from_secs(self.healer_interval_secs),
             read_budget_bytes_per_second: self.scrub_budget_mib_per_sec.max(1) << 20,
+            suspect_poll_interval: Duration::from_millis(self.healer_suspect_poll_ms.max(1)),
+            orphan_grace: Duration::from_secs(self.orphan_grace_secs),
             ..cairn_workers::healer::HealerConfig::default()
         }
     }
@@ -398,6 +406,9 @@ struct DevArgs {
     /// Admin listener serving Prometheus `GET /metrics`.
     #[arg(long, default_value = "127.0.0.1:9001")]
     admin_listen: SocketAddr,
+    /// Hot-shard cache of each storage node, in MiB (0: every read goes to the disk).
+    #[arg(long, default_value_t = 64)]
+    storage_cache_mib: u64,
     #[command(flatten)]
     janitor: JanitorArgs,
     #[command(flatten)]
@@ -486,6 +497,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         let data = args.data.join(format!("storage-{node}"));
         let mut config = cairn_storage::NodeConfig::new(listen, data, availability_zone);
         config.cores = Some(1);
+        config.cache_capacity_bytes_per_core = args.storage_cache_mib << 20;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("storage-node-{node}"))

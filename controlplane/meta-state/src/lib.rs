@@ -70,6 +70,7 @@ mod multipart;
 mod objects;
 pub mod records;
 pub mod role;
+pub mod suspects;
 
 pub use bucket_service::validate_bucket_name;
 pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
@@ -81,3 +82,4 @@ pub use machine::{
 };
 pub use records::*;
 pub use role::{Role, Scope};
+pub use suspects::MAX_SUSPECTS;

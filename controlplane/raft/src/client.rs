@@ -222,7 +222,8 @@ impl MetaClient {
             Command::UploadPart(c) => (&c.bucket, &c.key),
             Command::CompleteMultipartUpload(c) => (&c.bucket, &c.key),
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
-            Command::PurgeGarbage { .. } => return None,
+            Command::ReportSuspect { bucket, key, .. } => (bucket, key),
+            Command::PurgeGarbage { .. } | Command::ResolveSuspects { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
             // A condition is checked where its command applies.
             Command::Conditional { command, .. } => return self.group_for_command(command),
@@ -254,6 +255,7 @@ impl MetaClient {
             | Query::ListUploads(_)
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
+            | Query::ListSuspects { .. }
             | Query::BucketUsage { .. } => None,
             Query::GetBucket { .. } | Query::ListBuckets { .. } | Query::GetAccessKey { .. } => {
                 Some(GroupId::BUCKET_SERVICE)

@@ -52,6 +52,7 @@ mod object;
 mod request_id;
 mod server;
 mod storage;
+mod suspects;
 
 pub use cairn_common::placement;
 pub use config::{GatewayConfig, RootCredentials, StorageNodeConfig};

@@ -55,6 +55,8 @@ pub struct Shared {
     pub metrics: MetricsRegistry,
     /// What the node registry says of the storage nodes, refreshed by [`refresh_node_status`].
     pub node_status: std::sync::RwLock<NodeAvailability>,
+    /// Bad pieces met on reads, reported to the healer.
+    pub suspects: Arc<crate::suspects::SuspectReporter>,
 }
 
 /// Storage nodes (by position in the configuration) the registry takes out of service: DOWN
@@ -331,6 +333,7 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         node_positions,
         metrics: MetricsRegistry::default(),
         node_status: Default::default(),
+        suspects: Default::default(),
     });
     if shared.config.node_status_refresh_ms > 0 {
         let weak = Arc::downgrade(&shared);
