@@ -215,6 +215,7 @@ impl RegistryArgs {
             address: node.address,
             availability_zone: node.az.clone(),
             interval: Duration::from_secs(self.node_heartbeat_secs.max(1)),
+            data_dir: None,
         }
     }
 
@@ -542,8 +543,10 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let _janitor_stats =
         cairn_workers::spawn_janitor(meta.clone(), janitor_nodes, args.janitor.config())
             .context("starting the janitor")?;
-    for node in &storage_nodes {
-        cairn_workers::heartbeat::spawn_heartbeat(meta.clone(), args.registry.heartbeat(node))
+    for (index, node) in storage_nodes.iter().enumerate() {
+        let mut heartbeat = args.registry.heartbeat(node);
+        heartbeat.data_dir = Some(args.data.join(format!("storage-{index}")));
+        cairn_workers::heartbeat::spawn_heartbeat(meta.clone(), heartbeat)
             .context("starting a heartbeat")?;
     }
     args.registry.spawn_expiry(meta.clone())?;
@@ -661,7 +664,9 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
             config.listen,
             config.availability_zone.clone(),
         );
-        cairn_workers::heartbeat::spawn_heartbeat(meta, args.registry.heartbeat(&node))
+        let mut heartbeat = args.registry.heartbeat(&node);
+        heartbeat.data_dir = Some(config.data_dir.clone());
+        cairn_workers::heartbeat::spawn_heartbeat(meta, heartbeat)
             .context("starting the heartbeat")?;
     }
     config.compaction_interval = Duration::from_secs(args.compaction_interval_secs);

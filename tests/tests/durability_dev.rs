@@ -535,3 +535,104 @@ fn a_write_cut_by_a_crash_before_commit_is_cleaned_and_its_retry_succeeds() {
     assert_eq!(all_pieces(&dev).len(), 3 * 6);
     dev.assert_no_errors_logged();
 }
+
+/// A tmpfs mounted over a directory for the test's life (root only, like the other disk-full
+/// tests).
+struct TmpfsMount(PathBuf);
+
+impl TmpfsMount {
+    fn new(path: &Path, size_mib: u64) -> TmpfsMount {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        TmpfsMount(path.to_owned())
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn try_put(dev: &CairnDev, bucket: &str, key: &str, body: &[u8]) -> Result<(), String> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        client(dev)
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| error.code().unwrap_or("no code").to_owned())
+    })
+}
+
+#[test]
+fn a_file_system_filled_by_other_files_marks_the_nodes_full() {
+    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let cluster = data.path().join("cluster");
+    std::fs::create_dir(&cluster).unwrap();
+    // Declared before `dev`, dropped after it: the process is gone before the unmount.
+    let _mount = TmpfsMount::new(&cluster, 1024);
+    let dev = CairnDev::start(Path::new(BINARY), data.path());
+    let object = content(29, OBJECT_BYTES);
+    put_object(&dev, "full", "before", &object);
+
+    // Another file takes the space: the shard logs themselves stay small, so only the file
+    // system's own figure (statvfs) can tell the registry the nodes are full.
+    let filler_path = cluster.join("filler");
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(&filler_path).unwrap();
+        let chunk = vec![0x11u8; 4 << 20];
+        loop {
+            let stat = nix::sys::statvfs::statvfs(&cluster).unwrap();
+            let total = stat.blocks() as u64 * stat.fragment_size() as u64;
+            let available = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+            if available < total / 100 || filler.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    }
+    // Within a few heartbeats the gateway refuses writes with a clear S3 error instead of
+    // trying the nodes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut attempt = 0;
+    let code = loop {
+        attempt += 1;
+        match try_put(&dev, "full", &format!("small-{attempt}"), &[7u8; 1024]) {
+            Ok(()) => {}
+            Err(code) => break code,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes still accepted on full nodes"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(code, "ServiceUnavailable");
+    assert!(get_object(&dev, "full", "before") == object);
+
+    // Space back: writes are accepted again.
+    std::fs::remove_file(&filler_path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while try_put(&dev, "full", "after", &object).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "writes refused after space returned"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(get_object(&dev, "full", "after") == object);
+    dev.assert_no_errors_logged();
+}
