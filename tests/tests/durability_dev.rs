@@ -8,8 +8,9 @@
 //! - `a_corrupt_piece_on_disk_is_found_by_the_scrub_and_rebuilt`: nobody reads the object; the
 //!   periodic scrub finds the flipped bytes (the node's CRC32C check on read) and rebuilds them.
 //!
-//! A read of a piece before the flip would put it in the node's hot cache, which then answers for
-//! the disk: the first test reads it only once it is corrupt, the second runs without caches.
+//! A read of a piece puts it in the node's hot cache, which then answers ordinary reads even when
+//! the disk is damaged; the scrubber reads from disk (`get_from_disk`), so the second test reads
+//! the object before the flip on purpose.
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -119,7 +120,7 @@ fn node(dev: &CairnDev, node_index: u16) -> StorageClient {
     .unwrap()
 }
 
-/// Waits until the node serves the piece's original bytes again.
+/// Waits until the node serves the piece's original bytes again, from disk.
 fn wait_until_rebuilt(dev: &CairnDev, piece: &OnDiskPiece, original: &[u8]) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -127,7 +128,7 @@ fn wait_until_rebuilt(dev: &CairnDev, piece: &OnDiskPiece, original: &[u8]) {
             [127, 0, 0, 1],
             dev.storage_base_port() + piece.node_index,
         )))
-        .and_then(|mut client| client.get(piece.shard_id, None));
+        .and_then(|mut client| client.get_from_disk(piece.shard_id, None));
         match answer {
             Ok(bytes) if bytes == original => return,
             // A node still starting after a restart.
@@ -245,14 +246,21 @@ fn a_corrupt_piece_on_disk_is_found_by_the_scrub_and_rebuilt() {
     let dev = CairnDev::start_with(
         Path::new(BINARY),
         data.path(),
-        // Without the nodes' hot caches: a scrub pass that read the piece before the flip would
-        // otherwise keep answering from memory (see README, Durability).
-        &["--healer-interval-secs", "2", "--storage-cache-mib", "0"],
+        &["--healer-interval-secs", "2"],
     );
     let object = content(11, OBJECT_BYTES);
     put_object(&dev, "scrubbed", "damaged", &object);
+    // A GET puts the object's data pieces in the nodes' hot caches before the flip: the scrub
+    // must read past them, from disk.
+    assert!(get_object(&dev, "scrubbed", "damaged") == object);
     let piece = find_first_piece(&data.path().join("cluster"), &object);
     flip_bytes(&piece);
+    let mut cached = node(&dev, piece.node_index);
+    assert_eq!(
+        cached.get(piece.shard_id, None).unwrap(),
+        object[..PIECE_BYTES],
+        "the cache answers for the damaged disk"
+    );
     // No read goes through the gateway: the scrub alone finds and rebuilds it.
     wait_until_rebuilt(&dev, &piece, &object[..PIECE_BYTES]);
     wait_for_log(&dev, "object healed");
