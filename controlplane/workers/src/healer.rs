@@ -32,7 +32,7 @@
 //! A gateway that decoded around a missing, unreadable or corrupt piece on GET queues the version
 //! in its partition's suspect queue (`ReportSuspect`, replicated through Raft, bounded and
 //! deduplicated: see `cairn_meta_state::suspects`). The healer drains every partition's queue
-//! every `suspect_poll_interval` and before each pass: each listed version is checked and healed
+//! every `suspect_poll_interval`, between passes and between the objects of a pass: each listed version is checked and healed
 //! like a scrubbed one, then resolved (`ResolveSuspects`, which keeps an entry re-reported
 //! meanwhile). A repair therefore follows a bad read within seconds instead of waiting for the
 //! next scrub pass; a version still broken after its check (a node unreachable, say) is left to
@@ -331,6 +331,8 @@ pub struct Healer<M: MetaAccess, S: ShardAccess> {
     pass_started: Instant,
     pass_bytes: u64,
     orphans: OrphanCandidates,
+    /// When the suspect queues were last drained.
+    last_drain: Instant,
 }
 
 /// Each shard index of a block: (node position, what the read found).
@@ -355,6 +357,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
             pass_started: Instant::now(),
             pass_bytes: 0,
             orphans: OrphanCandidates::default(),
+            last_drain: Instant::now(),
         }
     }
 
@@ -365,17 +368,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
     pub fn run_forever(mut self) -> ! {
         let mut next_pass = Instant::now();
         loop {
-            match self.drain_suspects() {
-                Ok(report) => {
-                    if report.objects_checked > 0 {
-                        tracing::info!(?report, "suspects drained");
-                    }
-                }
-                Err(error) => {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "draining suspects failed; retrying");
-                }
-            }
+            self.drain_suspects_logged(now_unix_millis());
             if Instant::now() >= next_pass {
                 match self.run_pass() {
                     Ok(report) => {
@@ -396,6 +389,21 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         }
     }
 
+    /// [`Healer::drain_suspects_at`], with the outcome logged and counted.
+    fn drain_suspects_logged(&mut self, now_ms: u64) {
+        match self.drain_suspects_at(now_ms) {
+            Ok(report) => {
+                if report.objects_checked > 0 {
+                    tracing::info!(?report, "suspects drained");
+                }
+            }
+            Err(error) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "draining suspects failed; retrying");
+            }
+        }
+    }
+
     /// Checks and heals every version in every partition's suspect queue, now.
     pub fn drain_suspects(&mut self) -> Result<HealReport, HealerError> {
         self.drain_suspects_at(now_unix_millis())
@@ -404,6 +412,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
     /// [`Healer::drain_suspects`] at wall-clock time `now_ms`.
     pub fn drain_suspects_at(&mut self, now_ms: u64) -> Result<HealReport, HealerError> {
         const PAGE: u32 = 100;
+        self.last_drain = Instant::now();
         let mut report = HealReport::default();
         for group in self.meta.partitions() {
             let mut after: Option<SuspectResolution> = None;
@@ -478,6 +487,11 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         let mut report = HealReport::default();
         let mut repairs = Vec::new();
         for record in self.committed_records()? {
+            // A pass over a large cluster takes hours at its budget: reported suspects are not
+            // left waiting for its end.
+            if self.last_drain.elapsed() >= self.config.suspect_poll_interval {
+                self.drain_suspects_logged(now_ms);
+            }
             report.objects_checked += 1;
             let fewest_healthy = self.check_object(&record, &mut report);
             if let Some(fewest_healthy) = fewest_healthy {
