@@ -306,4 +306,62 @@ fn one_pass_finds_and_rebuilds_lost_missing_and_corrupt_pieces() {
     };
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(healer.drain_suspects().unwrap(), HealReport::default());
+
+    // A pass drains the queues between its objects once the poll interval has passed: reported
+    // again, the version is resolved by `run_pass` alone (a control healer whose interval has
+    // not passed leaves the entry queued).
+    let list_suspects = || {
+        let Ok(Response::Suspects(entries)) = setup
+            .runtime
+            .block_on(setup.client.read_from(
+                partition,
+                Query::ListSuspects {
+                    after: None,
+                    limit: 10,
+                },
+            ))
+            .unwrap()
+        else {
+            panic!("suspects listed")
+        };
+        entries
+    };
+    let report_again = || {
+        setup
+            .runtime
+            .block_on(setup.client.write(Command::ReportSuspect {
+                bucket: BUCKET.to_owned(),
+                key: "heal-me".to_owned(),
+                version_id: record.version_id,
+                now_ms: now_ms(),
+            }))
+            .unwrap()
+    };
+    let healer_polling_every = |interval: Duration| {
+        Healer::new(
+            cairn_workers::RaftMeta::new(setup.meta_config.clone()).unwrap(),
+            cairn_workers::NodeConnections::new(
+                nodes
+                    .iter()
+                    .map(|node| (node.node_id, node.address))
+                    .collect(),
+                Duration::from_secs(2),
+            ),
+            nodes.clone(),
+            HealerConfig {
+                down_grace: Duration::ZERO,
+                read_budget_bytes_per_second: 1 << 30,
+                storage_timeout: Duration::from_secs(2),
+                suspect_poll_interval: interval,
+                ..HealerConfig::default()
+            },
+        )
+    };
+    report_again();
+    healer_polling_every(Duration::from_secs(3600))
+        .run_pass()
+        .unwrap();
+    assert_eq!(list_suspects().len(), 1);
+    healer_polling_every(Duration::ZERO).run_pass().unwrap();
+    assert!(list_suspects().is_empty());
 }
