@@ -219,6 +219,7 @@ impl RegistryArgs {
             address: node.address,
             availability_zone: node.az.clone(),
             interval: Duration::from_secs(self.node_heartbeat_secs.max(1)),
+            data_dir: None,
         }
     }
 
@@ -269,6 +270,12 @@ struct HealerArgs {
     /// Shard bytes the scrubber reads per second, at most.
     #[arg(long, default_value_t = 64)]
     scrub_budget_mib_per_sec: u64,
+    /// Milliseconds between drains of the suspect queues (pieces readers found bad).
+    #[arg(long, default_value_t = 2000)]
+    healer_suspect_poll_ms: u64,
+    /// Seconds a piece no metadata names stays before the scrubber deletes it.
+    #[arg(long, default_value_t = 3600)]
+    orphan_grace_secs: u64,
 }
 
 impl HealerArgs {
@@ -277,6 +284,8 @@ impl HealerArgs {
             down_grace: Duration::from_secs(self.healer_down_grace_secs),
             pass_interval: Duration::from_secs(self.healer_interval_secs),
             read_budget_bytes_per_second: self.scrub_budget_mib_per_sec.max(1) << 20,
+            suspect_poll_interval: Duration::from_millis(self.healer_suspect_poll_ms.max(1)),
+            orphan_grace: Duration::from_secs(self.orphan_grace_secs),
             ..cairn_workers::healer::HealerConfig::default()
         }
     }
@@ -413,6 +422,9 @@ struct DevArgs {
     /// SSE-S3 costs; by default every new object is encrypted, as in S3).
     #[arg(long)]
     no_default_encryption: bool,
+    /// Hot-shard cache of each storage node, in MiB (0: every read goes to the disk).
+    #[arg(long, default_value_t = 64)]
+    storage_cache_mib: u64,
     #[command(flatten)]
     janitor: JanitorArgs,
     #[command(flatten)]
@@ -522,6 +534,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         let data = args.data.join(format!("storage-{node}"));
         let mut config = cairn_storage::NodeConfig::new(listen, data, availability_zone);
         config.cores = Some(args.tuning.storage_cores.max(1));
+        config.cache_capacity_bytes_per_core = args.storage_cache_mib << 20;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("storage-node-{node}"))
@@ -566,8 +579,10 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let _janitor_stats =
         cairn_workers::spawn_janitor(meta.clone(), janitor_nodes, args.janitor.config())
             .context("starting the janitor")?;
-    for node in &storage_nodes {
-        cairn_workers::heartbeat::spawn_heartbeat(meta.clone(), args.registry.heartbeat(node))
+    for (index, node) in storage_nodes.iter().enumerate() {
+        let mut heartbeat = args.registry.heartbeat(node);
+        heartbeat.data_dir = Some(args.data.join(format!("storage-{index}")));
+        cairn_workers::heartbeat::spawn_heartbeat(meta.clone(), heartbeat)
             .context("starting a heartbeat")?;
     }
     args.registry.spawn_expiry(meta.clone())?;
@@ -701,7 +716,9 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
             config.listen,
             config.availability_zone.clone(),
         );
-        cairn_workers::heartbeat::spawn_heartbeat(meta, args.registry.heartbeat(&node))
+        let mut heartbeat = args.registry.heartbeat(&node);
+        heartbeat.data_dir = Some(config.data_dir.clone());
+        cairn_workers::heartbeat::spawn_heartbeat(meta, heartbeat)
             .context("starting the heartbeat")?;
     }
     config.compaction_interval = Duration::from_secs(args.compaction_interval_secs);

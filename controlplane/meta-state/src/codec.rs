@@ -29,7 +29,8 @@ use crate::command::{
     CreateAccessKey, CreateBucket, CreateMultipartUpload, DeleteObject, ListObjectsPage,
     ListObjectsRequest, ListPartsPage, ListPartsRequest, ListUploadsPage, ListUploadsRequest,
     ListVersionsPage, ListVersionsRequest, ObjectSummary, Output, PrepareWrite, Query,
-    RegisterNode, Response, UpdateShardMap, UploadPart, UploadSummary, VersionSummary,
+    RegisterNode, Response, SuspectResolution, UpdateShardMap, UploadPart, UploadSummary,
+    VersionSummary,
 };
 use crate::error::MetaError;
 use crate::machine::StateMachine;
@@ -38,7 +39,7 @@ use crate::records::{
     CannedAcl, ChecksumAlgorithm, Checksums, ClusterLayout, ErasureInfo, GarbageId, GarbageReason,
     GarbageRecord, Grant, Grantee, MultipartUpload, NodeId, NodeRecord, NodeStatus, ObjectRecord,
     PartRecord, PartShards, Permission, ReplicationRule, ShardIndex, ShardPlacement, StorageClass,
-    TransactionState, UploadId, VersionId, VersionSelector, VersioningState,
+    SuspectRecord, TransactionState, UploadId, VersionId, VersionSelector, VersioningState,
 };
 use crate::role::Role;
 
@@ -516,6 +517,20 @@ encode_struct!(GarbageId {
     log_index,
     sequence
 });
+encode_struct!(SuspectRecord {
+    bucket,
+    key,
+    version_id,
+    first_reported_ms,
+    last_report_index,
+    report_count,
+});
+encode_struct!(SuspectResolution {
+    bucket,
+    key,
+    version_id,
+    last_report_index,
+});
 
 // ----- enums --------------------------------------------------------------------------------
 
@@ -979,7 +994,9 @@ encode_struct!(ListPartsRequest {
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
-/// 26 PutObjectAttribute, 40 BypassGovernanceRetention. Reserved for work in progress: 30–69.
+/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 50 ReportSuspect, 51 ResolveSuspects.
+/// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
+/// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1131,6 +1148,22 @@ impl Encode for Command {
                 writer.str(name);
                 value.encode(writer);
             }
+            Command::ReportSuspect {
+                bucket,
+                key,
+                version_id,
+                now_ms,
+            } => {
+                writer.u8(50);
+                writer.str(bucket);
+                writer.str(key);
+                version_id.encode(writer);
+                writer.u64(*now_ms);
+            }
+            Command::ResolveSuspects { resolutions } => {
+                writer.u8(51);
+                resolutions.encode(writer);
+            }
         }
     }
 }
@@ -1210,6 +1243,15 @@ impl Decode for Command {
                 name: reader.string()?,
                 value: Decode::decode(reader)?,
             },
+            50 => Command::ReportSuspect {
+                bucket: reader.string()?,
+                key: reader.string()?,
+                version_id: Decode::decode(reader)?,
+                now_ms: reader.u64()?,
+            },
+            51 => Command::ResolveSuspects {
+                resolutions: Decode::decode(reader)?,
+            },
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "command",
@@ -1223,7 +1265,8 @@ impl Decode for Command {
 
 /// Query tags (never reused): 0 GetObject, 1 ListObjects, 2 GetUpload, 3 ListUploads,
 /// 4 ListParts, 5 ListStalePreparing, 6 ListGarbage, 7 BucketUsage, 8 GetBucket, 9 ListBuckets,
-/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout.
+/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout, 50 ListSuspects
+/// (ranges reserved per line of work as for commands; unknown tags are refused).
 impl Encode for Query {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1303,6 +1346,11 @@ impl Encode for Query {
                 writer.u8(30);
                 owner.encode(writer);
             }
+            Query::ListSuspects { after, limit } => {
+                writer.u8(50);
+                after.encode(writer);
+                writer.u32(*limit);
+            }
         }
     }
 }
@@ -1352,6 +1400,10 @@ impl Decode for Query {
             14 => Query::GetLayout,
             30 => Query::ListAccessKeys {
                 owner: Decode::decode(reader)?,
+            },
+            50 => Query::ListSuspects {
+                after: Decode::decode(reader)?,
+                limit: reader.u32()?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -1503,6 +1555,10 @@ encode_variants!(Response, "response", [
     23 => NodesExpired { 0: node_ids },
     24 => Layout { 0: layout },
     30 => AccessKeys { 0: keys },
+    // 50-59: the suspect queue.
+    50 => SuspectReported { queued: queued },
+    51 => SuspectsResolved { resolved_count: resolved_count },
+    52 => Suspects { 0: entries },
 ]);
 
 encode_variants!(MetaError, "error", [
@@ -1626,6 +1682,12 @@ impl StateMachine {
         if self.role == Role::PartitionMap {
             self.layout.encode(&mut writer);
         }
+        // The suspect queue came later: an optional trailing section, written only when the
+        // queue is not empty, so every snapshot without suspects keeps its earlier bytes and an
+        // earlier snapshot (which ends here) still decodes.
+        if !self.suspects.is_empty() {
+            encode_sorted(&mut writer, self.suspects.values());
+        }
         let mut bytes = writer.into_bytes();
         let checksum = crc32c::crc32c(&bytes);
         bytes.extend_from_slice(&checksum.to_le_bytes());
@@ -1682,6 +1744,19 @@ impl StateMachine {
         state.sealed_buckets = Decode::decode(&mut reader)?;
         if role == Role::PartitionMap {
             state.layout = Decode::decode(&mut reader)?;
+        }
+        if reader.remaining() > 0 {
+            let offset = reader.offset();
+            state.suspects = decode_sorted(&mut reader, "suspect", |record: &SuspectRecord| {
+                (record.bucket.clone(), record.key.clone(), record.version_id)
+            })?;
+            if state.suspects.is_empty() {
+                // Written only when not empty: an empty section is not canonical.
+                return Err(DecodeError::NotCanonical {
+                    what: "suspect section",
+                    offset,
+                });
+            }
         }
         reader.finish()?;
         state

@@ -12,8 +12,8 @@ use crate::error::MetaError;
 use crate::records::{
     AccessKeyRecord, Acl, AdditionalChecksum, Attributes, BlockShards, BucketRecord, Checksums,
     ClusterLayout, GarbageId, GarbageRecord, MultipartUpload, NodeId, NodeRecord, ObjectRecord,
-    PartRecord, PartShards, ReplicationRule, StorageClass, UploadId, VersionId, VersionSelector,
-    VersioningState,
+    PartRecord, PartShards, ReplicationRule, StorageClass, SuspectRecord, UploadId, VersionId,
+    VersionSelector, VersioningState,
 };
 use crate::role::Scope;
 
@@ -196,6 +196,16 @@ pub enum WriteCondition {
     EtagMatches(String),
 }
 
+/// Names one suspect-queue entry: as a `ResolveSuspects` item (with the `last_report_index` the
+/// healer listed), or as the position a `ListSuspects` page starts after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspectResolution {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: VersionId,
+    pub last_report_index: u64,
+}
+
 /// A state-changing command: the payload of one Raft log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -275,6 +285,19 @@ pub enum Command {
     /// Partition map: records `layout` if none is recorded yet (the first bootstrap wins) and
     /// answers the recorded layout, which the caller compares with its own.
     RecordLayout(ClusterLayout),
+    /// A reader found a piece of this committed version missing, unreadable or corrupt: queue
+    /// the version for the healer (see [`crate::suspects`]); answers `SuspectReported`.
+    ReportSuspect {
+        bucket: String,
+        key: String,
+        version_id: VersionId,
+        now_ms: u64,
+    },
+    /// The healer checked these suspect entries; answers `SuspectsResolved`. Send it with
+    /// `write_to` to the partition that listed them.
+    ResolveSuspects {
+        resolutions: Vec<SuspectResolution>,
+    },
     /// A query sent through the log for a linearizable read.
     Read(Query),
     /// `command` (a CommitWrite, CompleteMultipartUpload or DeleteObject) applied only if
@@ -376,6 +399,12 @@ pub enum Query {
     /// Whether this partition holds versions or uploads of a bucket.
     BucketUsage {
         bucket: String,
+    },
+    /// Suspect-queue entries after `after` (exclusive; its `last_report_index` is ignored), in
+    /// (bucket, key, version id) order.
+    ListSuspects {
+        after: Option<SuspectResolution>,
+        limit: u32,
     },
     // Bucket service.
     GetBucket {
@@ -540,6 +569,17 @@ pub enum Response {
     NodesExpired(Vec<NodeId>),
     /// RecordLayout, GetLayout: the recorded layout.
     Layout(Option<ClusterLayout>),
+    /// ReportSuspect: whether the version is (now) in the queue; `false` for a version that is
+    /// not committed or a full queue.
+    SuspectReported {
+        queued: bool,
+    },
+    /// ResolveSuspects: how many entries were removed.
+    SuspectsResolved {
+        resolved_count: u32,
+    },
+    /// ListSuspects.
+    Suspects(Vec<SuspectRecord>),
 }
 
 /// What applying one command yields.
@@ -585,6 +625,8 @@ impl Command {
             Command::Heartbeat { .. } => "Heartbeat",
             Command::ExpireNodes { .. } => "ExpireNodes",
             Command::RecordLayout(_) => "RecordLayout",
+            Command::ReportSuspect { .. } => "ReportSuspect",
+            Command::ResolveSuspects { .. } => "ResolveSuspects",
             Command::Read(query) => query.name(),
             Command::Conditional { command, .. } => command.name(),
             Command::BypassGovernanceRetention { command } => command.name(),
@@ -605,7 +647,9 @@ impl Command {
             | Command::PurgeGarbage { .. }
             | Command::SealBucket { .. }
             | Command::UnsealBucket { .. }
-            | Command::PutObjectAttribute { .. } => Scope::Object,
+            | Command::PutObjectAttribute { .. }
+            | Command::ReportSuspect { .. }
+            | Command::ResolveSuspects { .. } => Scope::Object,
             Command::CreateBucket(_)
             | Command::DeleteBucket { .. }
             | Command::PutBucketVersioning { .. }
@@ -643,6 +687,7 @@ impl Query {
             Query::ListStalePreparing { .. } => "ListStalePreparing",
             Query::ListGarbage { .. } => "ListGarbage",
             Query::BucketUsage { .. } => "BucketUsage",
+            Query::ListSuspects { .. } => "ListSuspects",
             Query::GetBucket { .. } => "GetBucket",
             Query::ListBuckets { .. } => "ListBuckets",
             Query::GetAccessKey { .. } => "GetAccessKey",
@@ -663,7 +708,8 @@ impl Query {
             | Query::ListParts(_)
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
-            | Query::BucketUsage { .. } => Scope::Object,
+            | Query::BucketUsage { .. }
+            | Query::ListSuspects { .. } => Scope::Object,
             Query::GetBucket { .. }
             | Query::ListBuckets { .. }
             | Query::GetAccessKey { .. }

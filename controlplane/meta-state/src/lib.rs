@@ -74,6 +74,7 @@ mod objects;
 pub mod records;
 pub mod role;
 pub mod stored_length;
+pub mod suspects;
 
 pub use bucket_service::validate_bucket_name;
 pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
@@ -86,3 +87,4 @@ pub use machine::{
 pub use records::*;
 pub use role::{Role, Scope};
 pub use stored_length::stored_length_bytes;
+pub use suspects::MAX_SUSPECTS;

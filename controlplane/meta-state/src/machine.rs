@@ -23,10 +23,11 @@ use crate::command::{Command, Output, Query, Response, WriteCondition};
 use crate::error::MetaError;
 use crate::records::{
     AccessKeyRecord, BucketRecord, ClusterLayout, GarbageId, GarbageReason, GarbageRecord,
-    MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards, TransactionState,
-    UploadId, VersionId, VersionSelector,
+    MultipartUpload, NodeId, NodeRecord, ObjectRecord, PartRecord, PartShards, SuspectRecord,
+    TransactionState, UploadId, VersionId, VersionSelector,
 };
 use crate::role::Role;
+use crate::suspects::SuspectKey;
 
 /// Most entries one list page returns, as in S3.
 pub const MAX_LIST_KEYS: u32 = 1000;
@@ -59,6 +60,8 @@ pub struct StateMachine {
     pub(crate) sealed_buckets: BTreeSet<String>,
     /// The cluster layout a partition map recorded (see [`Role::PartitionMap`]).
     pub(crate) layout: Option<ClusterLayout>,
+    /// Versions readers found bad pieces of, for the healer (see [`crate::suspects`]).
+    pub(crate) suspects: BTreeMap<SuspectKey, SuspectRecord>,
     // Derived indexes: not in the snapshot, rebuilt from `versions` when one is loaded.
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
@@ -86,6 +89,7 @@ impl StateMachine {
             nodes: BTreeMap::new(),
             sealed_buckets: BTreeSet::new(),
             layout: None,
+            suspects: BTreeMap::new(),
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
             preparing: BTreeSet::new(),
@@ -210,6 +214,13 @@ impl StateMachine {
                     self.layout.get_or_insert(layout).clone(),
                 )))
             }
+            Command::ReportSuspect {
+                bucket,
+                key,
+                version_id,
+                now_ms,
+            } => Ok(self.report_suspect(bucket, key, version_id, now_ms, log_index)),
+            Command::ResolveSuspects { resolutions } => Ok(self.resolve_suspects(&resolutions)),
             Command::Read(query) => self.answer(&query),
             Command::Conditional {
                 condition,
@@ -293,6 +304,16 @@ impl StateMachine {
                 Ok(Response::Garbage(entries))
             }
             Query::BucketUsage { bucket } => Ok(self.bucket_usage(bucket)),
+            Query::ListSuspects { after, limit } => {
+                let after = after.as_ref().map(|position| {
+                    (
+                        position.bucket.clone(),
+                        position.key.clone(),
+                        position.version_id,
+                    )
+                });
+                Ok(self.list_suspects(after.as_ref(), *limit))
+            }
             Query::GetBucket { bucket } => self.bucket(bucket).cloned().map(Response::Bucket),
             Query::ListBuckets { owner } => Ok(Response::Buckets(
                 self.buckets
@@ -711,6 +732,16 @@ impl StateMachine {
                     "part stored under the wrong number: {bucket}/{key}"
                 ));
             }
+        }
+        for ((bucket, key, version_id), entry) in &self.suspects {
+            if (&entry.bucket, &entry.key, entry.version_id) != (bucket, key, *version_id) {
+                return Err(format!(
+                    "suspect stored under the wrong key: {bucket}/{key}"
+                ));
+            }
+        }
+        if self.suspects.len() > crate::suspects::MAX_SUSPECTS {
+            return Err("suspect queue over its bound".to_owned());
         }
         Ok(())
     }

@@ -560,3 +560,18 @@ impl GarbageRecord {
             .or(self.version_id.map(|version_id| version_id.0))
     }
 }
+
+/// One entry of an object partition's suspect queue (see [`crate::suspects`]): a committed
+/// version a reader found a bad piece of, waiting for the healer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SuspectRecord {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: VersionId,
+    /// When the first report of this entry was applied (the reporter's clock).
+    pub first_reported_ms: u64,
+    /// Log index of the latest report: `ResolveSuspects` names it, so a report that arrives while
+    /// the healer works keeps the entry.
+    pub last_report_index: u64,
+    pub report_count: u32,
+}

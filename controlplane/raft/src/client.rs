@@ -223,7 +223,8 @@ impl MetaClient {
             Command::CompleteMultipartUpload(c) => (&c.bucket, &c.key),
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
             Command::PutObjectAttribute { bucket, key, .. } => (bucket, key),
-            Command::PurgeGarbage { .. } => return None,
+            Command::ReportSuspect { bucket, key, .. } => (bucket, key),
+            Command::PurgeGarbage { .. } | Command::ResolveSuspects { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
             // A condition is checked where its command applies.
             Command::Conditional { command, .. } => return self.group_for_command(command),
@@ -258,6 +259,7 @@ impl MetaClient {
             | Query::ListUploads(_)
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
+            | Query::ListSuspects { .. }
             | Query::BucketUsage { .. } => None,
             Query::GetBucket { .. }
             | Query::ListBuckets { .. }

@@ -27,10 +27,22 @@
 //! deleted again; the old placements become garbage for the janitor (a node that comes back has
 //! its stale pieces removed). Objects with the fewest healthy pieces in a block heal first.
 //!
-//! # Not covered
+//! # Suspects first
 //!
-//! Orphan pieces (on a node, named by no record or garbage entry) are not looked for; the janitor
-//! removes the garbage the metadata knows of.
+//! A gateway that decoded around a missing, unreadable or corrupt piece on GET queues the version
+//! in its partition's suspect queue (`ReportSuspect`, replicated through Raft, bounded and
+//! deduplicated: see `cairn_meta_state::suspects`). The healer drains every partition's queue
+//! every `suspect_poll_interval`, between passes and between the objects of a pass: each listed version is checked and healed
+//! like a scrubbed one, then resolved (`ResolveSuspects`, which keeps an entry re-reported
+//! meanwhile). A repair therefore follows a bad read within seconds instead of waiting for the
+//! next scrub pass; a version still broken after its check (a node unreachable, say) is left to
+//! the passes and to the next report.
+//!
+//! # Orphans
+//!
+//! After its repairs, each pass lists every node's pieces and deletes those no metadata names
+//! once they have stayed unnamed for `orphan_grace` (the rule and its safety argument are in
+//! [`crate::orphans`]); the janitor removes the garbage the metadata knows of.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -42,11 +54,13 @@ use cairn_common::placement::choose_nodes;
 use cairn_common::{ShardId, ShardIndex};
 use cairn_ec::{Scheme, ShardSet, new_codec};
 use cairn_meta_state::{
-    BlockShards, Command, ListVersionsRequest, MetaError, ObjectRecord, PartShards, Query,
-    Response, ShardPlacement, UpdateShardMap, VersionSelector, shard_object_id,
+    BlockShards, Command, ListUploadsRequest, ListVersionsRequest, MetaError, ObjectRecord,
+    PartShards, Query, Response, ShardPlacement, SuspectResolution, UpdateShardMap,
+    VersionSelector, shard_object_id,
 };
 use cairn_storage_client::ClientError;
 
+use crate::orphans::{KnownShards, OrphanCandidates, Verdict, classify};
 use crate::shared::{MetaAccess, NodeConnections, RaftMeta, ShardAccess, render_counters};
 
 /// A storage node the healer may read from and place on.
@@ -66,6 +80,10 @@ pub struct HealerConfig {
     pub read_budget_bytes_per_second: u64,
     /// Deadline of one storage call.
     pub storage_timeout: Duration,
+    /// How often the suspect queues are drained between passes.
+    pub suspect_poll_interval: Duration,
+    /// A piece no metadata names is deleted once it has stayed so this long.
+    pub orphan_grace: Duration,
 }
 
 impl Default for HealerConfig {
@@ -75,6 +93,8 @@ impl Default for HealerConfig {
             pass_interval: Duration::from_secs(60),
             read_budget_bytes_per_second: 64 << 20,
             storage_timeout: Duration::from_secs(10),
+            suspect_poll_interval: Duration::from_secs(2),
+            orphan_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -190,11 +210,17 @@ pub struct HealerStats {
     /// Shard-map updates lost to a concurrent change of the object (the change wins).
     pub conflicts: AtomicU64,
     pub errors: AtomicU64,
+    /// Suspect-queue entries (reported by readers) checked.
+    pub suspects_checked: AtomicU64,
+    /// Pieces found that no metadata names (counted when first seen).
+    pub orphans_found: AtomicU64,
+    /// Orphan pieces deleted after the grace period.
+    pub orphans_deleted: AtomicU64,
 }
 
 impl HealerStats {
     pub fn render_metrics(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 13] = [
             (
                 "cairn_healer_passes_total",
                 "Scrub/heal passes finished.",
@@ -245,6 +271,21 @@ impl HealerStats {
                 "Errors met (retried next pass).",
                 &self.errors,
             ),
+            (
+                "cairn_healer_suspects_checked_total",
+                "Suspect-queue entries (bad pieces reported by readers) checked.",
+                &self.suspects_checked,
+            ),
+            (
+                "cairn_healer_orphans_found_total",
+                "Pieces found on nodes that no metadata names (when first seen).",
+                &self.orphans_found,
+            ),
+            (
+                "cairn_healer_orphans_deleted_total",
+                "Orphan pieces deleted after the grace period.",
+                &self.orphans_deleted,
+            ),
         ];
         render_counters(&counters)
     }
@@ -261,6 +302,8 @@ pub struct HealReport {
     pub objects_healed: u64,
     pub blocks_unrecoverable: u64,
     pub conflicts: u64,
+    pub orphans_found: u64,
+    pub orphans_deleted: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -287,6 +330,9 @@ pub struct Healer<M: MetaAccess, S: ShardAccess> {
     stats: Arc<HealerStats>,
     pass_started: Instant,
     pass_bytes: u64,
+    orphans: OrphanCandidates,
+    /// When the suspect queues were last drained.
+    last_drain: Instant,
 }
 
 /// Each shard index of a block: (node position, what the read found).
@@ -310,6 +356,8 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
             stats: Arc::new(HealerStats::default()),
             pass_started: Instant::now(),
             pass_bytes: 0,
+            orphans: OrphanCandidates::default(),
+            last_drain: Instant::now(),
         }
     }
 
@@ -318,20 +366,112 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
     }
 
     pub fn run_forever(mut self) -> ! {
+        let mut next_pass = Instant::now();
         loop {
-            match self.run_pass() {
-                Ok(report) => {
-                    if report.pieces_corrupt + report.pieces_missing + report.pieces_rebuilt > 0 {
-                        tracing::info!(?report, "healer pass");
+            self.drain_suspects_logged(now_unix_millis());
+            if Instant::now() >= next_pass {
+                match self.run_pass() {
+                    Ok(report) => {
+                        if report.pieces_corrupt + report.pieces_missing + report.pieces_rebuilt > 0
+                        {
+                            tracing::info!(?report, "healer pass");
+                        }
+                    }
+                    Err(error) => {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "healer pass failed; retrying next pass");
                     }
                 }
-                Err(error) => {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "healer pass failed; retrying next pass");
+                next_pass = Instant::now() + self.config.pass_interval;
+            }
+            let until_pass = next_pass.saturating_duration_since(Instant::now());
+            std::thread::sleep(until_pass.min(self.config.suspect_poll_interval));
+        }
+    }
+
+    /// [`Healer::drain_suspects_at`], with the outcome logged and counted.
+    fn drain_suspects_logged(&mut self, now_ms: u64) {
+        match self.drain_suspects_at(now_ms) {
+            Ok(report) => {
+                if report.objects_checked > 0 {
+                    tracing::info!(?report, "suspects drained");
                 }
             }
-            std::thread::sleep(self.config.pass_interval);
+            Err(error) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "draining suspects failed; retrying");
+            }
         }
+    }
+
+    /// Checks and heals every version in every partition's suspect queue, now.
+    pub fn drain_suspects(&mut self) -> Result<HealReport, HealerError> {
+        self.drain_suspects_at(now_unix_millis())
+    }
+
+    /// [`Healer::drain_suspects`] at wall-clock time `now_ms`.
+    pub fn drain_suspects_at(&mut self, now_ms: u64) -> Result<HealReport, HealerError> {
+        const PAGE: u32 = 100;
+        self.last_drain = Instant::now();
+        let mut report = HealReport::default();
+        for group in self.meta.partitions() {
+            let mut after: Option<SuspectResolution> = None;
+            loop {
+                let query = Query::ListSuspects {
+                    after: after.clone(),
+                    limit: PAGE,
+                };
+                let entries = match self.meta.read_from(group, query)? {
+                    Ok(Response::Suspects(entries)) => entries,
+                    Ok(_) => return Err(HealerError::UnexpectedAnswer("ListSuspects")),
+                    Err(error) => {
+                        return Err(HealerError::Refused {
+                            command: "ListSuspects",
+                            error,
+                        });
+                    }
+                };
+                let mut resolutions = Vec::with_capacity(entries.len());
+                for entry in &entries {
+                    let query = Query::GetObject {
+                        bucket: entry.bucket.clone(),
+                        key: entry.key.clone(),
+                        version: VersionSelector::Id(entry.version_id),
+                    };
+                    // A version deleted or overwritten since the report needs nothing.
+                    if let Ok(Response::Object(record)) = self.meta.read(query)? {
+                        report.objects_checked += 1;
+                        if self.check_object(&record, &mut report).is_some() {
+                            self.heal_object(&record, now_ms, &mut report)?;
+                        }
+                    }
+                    self.stats.suspects_checked.fetch_add(1, Ordering::Relaxed);
+                    resolutions.push(SuspectResolution {
+                        bucket: entry.bucket.clone(),
+                        key: entry.key.clone(),
+                        version_id: entry.version_id,
+                        last_report_index: entry.last_report_index,
+                    });
+                }
+                let done = entries.len() < PAGE as usize;
+                after = resolutions.last().cloned();
+                if !resolutions.is_empty() {
+                    let output = self
+                        .meta
+                        .write_to(group, Command::ResolveSuspects { resolutions })?;
+                    if let Err(error) = output.result {
+                        return Err(HealerError::Refused {
+                            command: "ResolveSuspects",
+                            error,
+                        });
+                    }
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// One scrub-and-heal pass over every committed object, now.
@@ -347,6 +487,11 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         let mut report = HealReport::default();
         let mut repairs = Vec::new();
         for record in self.committed_records()? {
+            // A pass over a large cluster takes hours at its budget: reported suspects are not
+            // left waiting for its end.
+            if self.last_drain.elapsed() >= self.config.suspect_poll_interval {
+                self.drain_suspects_logged(now_ms);
+            }
             report.objects_checked += 1;
             let fewest_healthy = self.check_object(&record, &mut report);
             if let Some(fewest_healthy) = fewest_healthy {
@@ -361,6 +506,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         for repair in repairs {
             self.heal_object(&repair.record, now_ms, &mut report)?;
         }
+        self.scan_orphans(&mut report)?;
         self.stats.passes.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }
@@ -426,6 +572,173 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
             }
         }
         Ok(records)
+    }
+
+    /// What the metadata names now (see [`crate::orphans`]), read before the nodes are listed.
+    fn known_shards(&mut self) -> Result<KnownShards, HealerError> {
+        let mut known = KnownShards::default();
+        for record in self.committed_records()? {
+            let object_id = self.object_id(&record);
+            for part in &record.erasure.parts {
+                for (block_index, block) in part.blocks.iter().enumerate() {
+                    for (&index, placement) in &block.shards {
+                        let shard_id =
+                            ShardId::new(object_id, part.part_number, block_index as u32, index);
+                        known.referenced.insert((placement.node_id.0, shard_id));
+                    }
+                }
+            }
+        }
+        let Response::Buckets(buckets) =
+            self.read_meta(Query::ListBuckets { owner: None }, "ListBuckets")?
+        else {
+            return Err(HealerError::UnexpectedAnswer("ListBuckets"));
+        };
+        for group in self.meta.partitions() {
+            let partition_index = (group.0 - 1) as u32;
+            let query = Query::ListStalePreparing {
+                created_before_ms: u64::MAX,
+                limit: u32::MAX,
+            };
+            match self.meta.read_from(group, query)? {
+                Ok(Response::Objects(records)) => {
+                    for record in records {
+                        known
+                            .protected_objects
+                            .insert(shard_object_id(partition_index, record.shard_name_id()));
+                    }
+                }
+                Ok(_) => return Err(HealerError::UnexpectedAnswer("ListStalePreparing")),
+                Err(error) => {
+                    return Err(HealerError::Refused {
+                        command: "ListStalePreparing",
+                        error,
+                    });
+                }
+            }
+            let mut after = None;
+            loop {
+                let query = Query::ListGarbage { after, limit: 1000 };
+                let entries = match self.meta.read_from(group, query)? {
+                    Ok(Response::Garbage(entries)) => entries,
+                    Ok(_) => return Err(HealerError::UnexpectedAnswer("ListGarbage")),
+                    Err(error) => {
+                        return Err(HealerError::Refused {
+                            command: "ListGarbage",
+                            error,
+                        });
+                    }
+                };
+                for entry in &entries {
+                    if let Some(id) = entry.shard_name_id() {
+                        known
+                            .protected_objects
+                            .insert(shard_object_id(partition_index, id));
+                    }
+                }
+                match entries.last() {
+                    Some(last) if entries.len() == 1000 => after = Some(last.garbage_id),
+                    _ => break,
+                }
+            }
+            for bucket in &buckets {
+                let mut key_marker = None;
+                let mut upload_id_marker = None;
+                loop {
+                    let query = Query::ListUploads(ListUploadsRequest {
+                        bucket: bucket.name.clone(),
+                        prefix: String::new(),
+                        key_marker: key_marker.clone(),
+                        upload_id_marker,
+                        max_uploads: 1000,
+                    });
+                    let page = match self.meta.read_from(group, query)? {
+                        Ok(Response::UploadList(page)) => page,
+                        Ok(_) => return Err(HealerError::UnexpectedAnswer("ListUploads")),
+                        // Deleted since it was listed.
+                        Err(MetaError::NoSuchBucket { .. }) => break,
+                        Err(error) => {
+                            return Err(HealerError::Refused {
+                                command: "ListUploads",
+                                error,
+                            });
+                        }
+                    };
+                    for upload in &page.uploads {
+                        known
+                            .protected_objects
+                            .insert(shard_object_id(partition_index, upload.upload_id.0));
+                    }
+                    if !page.is_truncated {
+                        break;
+                    }
+                    key_marker = page.next_key_marker.clone();
+                    upload_id_marker = page.next_upload_id_marker;
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// Lists every reachable node's pieces and deletes orphans past the grace period.
+    fn scan_orphans(&mut self, report: &mut HealReport) -> Result<(), HealerError> {
+        const PAGE: u32 = 1000;
+        let known = self.known_shards()?;
+        for position in 0..self.nodes.len() {
+            let node_id = self.nodes[position].node_id;
+            let mut after = None;
+            let mut listed = BTreeSet::new();
+            let mut complete = true;
+            loop {
+                let page = match self.shards.scan(node_id, after, PAGE) {
+                    Ok(page) => page,
+                    Err(error) => {
+                        // An unreachable node is scanned again next pass.
+                        tracing::debug!(%error, node_id, "orphan scan skipped a node");
+                        complete = false;
+                        break;
+                    }
+                };
+                let now = Instant::now();
+                for entry in &page.entries {
+                    listed.insert(entry.shard_id);
+                    let verdict = classify(
+                        &mut self.orphans,
+                        &known,
+                        node_id,
+                        entry.shard_id,
+                        now,
+                        self.config.orphan_grace,
+                    );
+                    match verdict {
+                        Verdict::Known | Verdict::Candidate { new: false } => {}
+                        Verdict::Candidate { new: true } => {
+                            report.orphans_found += 1;
+                            self.stats.orphans_found.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Verdict::Delete => match self.shards.delete(node_id, entry.shard_id) {
+                            Ok(_) => {
+                                report.orphans_deleted += 1;
+                                self.stats.orphans_deleted.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(node_id, shard_id = ?entry.shard_id, "orphan piece deleted");
+                            }
+                            Err(error) => {
+                                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(%error, node_id, "deleting an orphan piece failed");
+                            }
+                        },
+                    }
+                }
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            if complete {
+                self.orphans.retain_listed(node_id, &listed);
+            }
+        }
+        Ok(())
     }
 
     fn position_of(&self, node_id: u64) -> Option<usize> {

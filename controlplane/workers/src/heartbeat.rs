@@ -11,6 +11,11 @@
 //!
 //! Gateways read the registry and stop writing to DOWN and full nodes; the healer rebuilds the
 //! pieces of nodes that stay unreachable.
+//!
+//! The bytes a heartbeat reports as used are what the node cannot write any more: the larger of
+//! its shard logs' size and, when the data directory is known, the file system's size less the
+//! space statvfs says is available (other files, reserved blocks), so a node whose disk fills up
+//! for any reason is reported full.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,6 +32,27 @@ pub struct HeartbeatConfig {
     pub address: SocketAddr,
     pub availability_zone: String,
     pub interval: Duration,
+    /// The node's data directory, when this process can see it (statvfs of its file system).
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// The used bytes a heartbeat reports: `log_used_bytes`, or more when the file system has less
+/// available than `capacity_bytes - log_used_bytes` (see the module header).
+pub fn reported_used_bytes(
+    capacity_bytes: u64,
+    log_used_bytes: u64,
+    available_bytes: Option<u64>,
+) -> u64 {
+    match available_bytes {
+        Some(available) => log_used_bytes.max(capacity_bytes.saturating_sub(available)),
+        None => log_used_bytes,
+    }
+}
+
+/// Bytes an unprivileged writer can still allocate on the file system holding `path`.
+pub fn available_bytes(path: &std::path::Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(stat.blocks_available() as u64 * stat.fragment_size() as u64)
 }
 
 fn now_unix_millis() -> u64 {
@@ -90,9 +116,10 @@ fn beat(
         tracing::info!(node_id = config.node_id, "registered in the node registry");
         *registered = true;
     }
+    let available = config.data_dir.as_deref().and_then(available_bytes);
     let command = Command::Heartbeat {
         node_id: NodeId(config.node_id),
-        used_bytes: health.used_bytes,
+        used_bytes: reported_used_bytes(health.capacity_bytes, health.used_bytes, available),
         now_ms: now_unix_millis(),
     };
     let output = runtime
@@ -140,4 +167,28 @@ pub fn spawn_node_expiry(
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn used_bytes_count_what_the_file_system_no_longer_offers() {
+        // Without a data directory: the logs' own size.
+        assert_eq!(reported_used_bytes(1000, 100, None), 100);
+        // Other files took 500 of the 900 the logs leave: 600 are not writable.
+        assert_eq!(reported_used_bytes(1000, 100, Some(400)), 600);
+        // Never below the logs' size (statvfs of a file system with reserved-block quirks).
+        assert_eq!(reported_used_bytes(1000, 100, Some(950)), 100);
+        assert_eq!(reported_used_bytes(0, 100, Some(50)), 100);
+    }
+
+    #[test]
+    fn the_data_directory_file_system_reports_available_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let available = available_bytes(dir.path()).unwrap();
+        assert!(available > 0);
+        assert_eq!(available_bytes(&dir.path().join("absent")), None);
+    }
 }

@@ -3,7 +3,8 @@
 //! their RPC, so they can run in any process — inside `cairn dev`, or as `cairn worker`.
 //!
 //! - [`janitor`]: stale PREPARING rollback and shard garbage collection.
-//! - [`healer`]: the scrubber/healer (verify every piece, rebuild missing and corrupt ones).
+//! - [`healer`]: the scrubber/healer (verify every piece, rebuild missing and corrupt ones,
+//!   drain the suspect queues readers fill, remove orphan pieces via [`orphans`]).
 //! - [`heartbeat`]: storage-node heartbeats into the node registry, and DOWN marking.
 //! - [`durability`]: the Markov model behind `cairn durability` (pure arithmetic).
 
@@ -11,6 +12,7 @@ pub mod durability;
 pub mod healer;
 pub mod heartbeat;
 pub mod janitor;
+pub mod orphans;
 pub mod shared;
 
 pub use shared::{MetaAccess, NodeConnections, RaftMeta, ShardAccess};

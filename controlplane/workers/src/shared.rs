@@ -185,7 +185,8 @@ impl ShardAccess for NodeConnections {
     }
 
     fn get(&mut self, node_id: u64, shard_id: ShardId) -> Result<Vec<u8>, ClientError> {
-        self.call(node_id, |client| client.get(shard_id, None))
+        // From disk: the workers verify stored bytes, which a node's cached copy would hide.
+        self.call(node_id, |client| client.get_from_disk(shard_id, None))
             .unwrap_or_else(|| Err(unknown_node(node_id)))
     }
 

@@ -4,6 +4,7 @@
 //! pass finds all three, rebuilds them (the lost node's piece on a node that keeps the AZ rule,
 //! recorded through UpdateShardMap; the others in place), and every piece then matches the shard
 //! map's checksum; the old placement is garbage for the janitor; a second pass finds nothing.
+//! Then a piece corrupted again and reported through the suspect queue is rebuilt by one drain.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use cairn_common::{ShardId, ShardIndex};
 use cairn_ec::{Scheme, new_codec};
 use cairn_meta_state::{
-    BlockShards, GarbageReason, NodeId, PartShards, Query, Response, ShardPlacement,
+    BlockShards, Command, GarbageReason, NodeId, PartShards, Query, Response, ShardPlacement,
     VersionSelector,
 };
 use cairn_storage_client::StorageClient;
@@ -161,6 +162,8 @@ fn one_pass_finds_and_rebuilds_lost_missing_and_corrupt_pieces() {
             objects_healed: 1,
             blocks_unrecoverable: 0,
             conflicts: 0,
+            orphans_found: 0,
+            orphans_deleted: 0,
         }
     );
 
@@ -258,4 +261,107 @@ fn one_pass_finds_and_rebuilds_lost_missing_and_corrupt_pieces() {
             ..HealReport::default()
         }
     );
+
+    // A reader's report: block 0's shard 1 now holds wrong bytes; the queue names the version,
+    // and one drain rebuilds the piece and empties the queue.
+    StorageClient::connect(setup.nodes[&2])
+        .unwrap()
+        .put(id(0, 1), &vec![0x3C; PIECE_BYTES])
+        .unwrap();
+    let reported = setup
+        .runtime
+        .block_on(setup.client.write(Command::ReportSuspect {
+            bucket: BUCKET.to_owned(),
+            key: "heal-me".to_owned(),
+            version_id: record.version_id,
+            now_ms: now_ms(),
+        }))
+        .unwrap();
+    assert_eq!(
+        reported.result,
+        Ok(Response::SuspectReported { queued: true })
+    );
+    let report = healer.drain_suspects().unwrap();
+    assert_eq!(report.objects_checked, 1);
+    assert_eq!(report.pieces_corrupt, 1);
+    assert_eq!(report.pieces_rebuilt, 1);
+    let mut bytes = StorageClient::connect(setup.nodes[&2])
+        .unwrap()
+        .get(id(0, 1), None)
+        .unwrap();
+    bytes.resize(PIECE_BYTES, 0);
+    assert_eq!(bytes, pieces_of[0][1]);
+    let Ok(Response::Suspects(left)) = setup
+        .runtime
+        .block_on(setup.client.read_from(
+            partition,
+            Query::ListSuspects {
+                after: None,
+                limit: 10,
+            },
+        ))
+        .unwrap()
+    else {
+        panic!("suspects listed")
+    };
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(healer.drain_suspects().unwrap(), HealReport::default());
+
+    // A pass drains the queues between its objects once the poll interval has passed: reported
+    // again, the version is resolved by `run_pass` alone (a control healer whose interval has
+    // not passed leaves the entry queued).
+    let list_suspects = || {
+        let Ok(Response::Suspects(entries)) = setup
+            .runtime
+            .block_on(setup.client.read_from(
+                partition,
+                Query::ListSuspects {
+                    after: None,
+                    limit: 10,
+                },
+            ))
+            .unwrap()
+        else {
+            panic!("suspects listed")
+        };
+        entries
+    };
+    let report_again = || {
+        setup
+            .runtime
+            .block_on(setup.client.write(Command::ReportSuspect {
+                bucket: BUCKET.to_owned(),
+                key: "heal-me".to_owned(),
+                version_id: record.version_id,
+                now_ms: now_ms(),
+            }))
+            .unwrap()
+    };
+    let healer_polling_every = |interval: Duration| {
+        Healer::new(
+            cairn_workers::RaftMeta::new(setup.meta_config.clone()).unwrap(),
+            cairn_workers::NodeConnections::new(
+                nodes
+                    .iter()
+                    .map(|node| (node.node_id, node.address))
+                    .collect(),
+                Duration::from_secs(2),
+            ),
+            nodes.clone(),
+            HealerConfig {
+                down_grace: Duration::ZERO,
+                read_budget_bytes_per_second: 1 << 30,
+                storage_timeout: Duration::from_secs(2),
+                suspect_poll_interval: interval,
+                ..HealerConfig::default()
+            },
+        )
+    };
+    report_again();
+    healer_polling_every(Duration::from_secs(3600))
+        .run_pass()
+        .unwrap();
+    assert_eq!(list_suspects().len(), 1);
+    healer_polling_every(Duration::ZERO).run_pass().unwrap();
+    assert!(list_suspects().is_empty());
 }

@@ -57,6 +57,7 @@ mod policy;
 mod request_id;
 mod server;
 mod storage;
+mod suspects;
 mod tagging;
 mod users;
 

@@ -54,6 +54,7 @@ use crate::metrics::ShardReadError;
 use crate::placement::choose_nodes;
 use crate::server::{Executor, HttpResponse, RequestContext, empty_body, now_unix_millis};
 use crate::storage::PieceBuf;
+use crate::suspects::read_error_is_reportable;
 
 /// Objects written by a single PUT are part 1 of themselves.
 const SINGLE_PART_NUMBER: u32 = 1;
@@ -1040,7 +1041,7 @@ async fn decode_into(
                     )
                 }
             };
-            if !decode_part(executor, object_id, part, layout, stored, &mut sink).await? {
+            if !decode_part(executor, record, object_id, part, layout, stored, &mut sink).await? {
                 return Ok(());
             }
             sink.finish()?;
@@ -1099,6 +1100,7 @@ impl PartSink<'_> {
 /// Streams `range` (part-relative) of one part; `Ok(false)` when the client went away.
 async fn decode_part(
     executor: &Rc<Executor>,
+    record: &ObjectRecord,
     object_id: u128,
     part: &PartShards,
     layout: cairn_ec::ObjectLayout,
@@ -1140,7 +1142,7 @@ async fn decode_part(
                     let executor = Rc::clone(executor);
                     async move {
                         let (Some(node), Some(crc32c)) = (node, crc32c) else {
-                            return (shard, None);
+                            return (shard, None, false);
                         };
                         let shard_id = ShardId::new(
                             object_id,
@@ -1149,16 +1151,18 @@ async fn decode_part(
                             cairn_common::ShardIndex(shard as u16),
                         );
                         match executor.storage.get(node, shard_id, piece_size_bytes).await {
-                            Ok(bytes) => (shard, Some((bytes, crc32c))),
+                            Ok(bytes) => (shard, Some((bytes, crc32c)), false),
                             Err(error) => {
                                 tracing::warn!(%error, shard, "shard read failed; decoding around it");
-                                (shard, None)
+                                (shard, None, read_error_is_reportable(&error))
                             }
                         }
                     }
                 });
-                for (shard, fetched) in futures::future::join_all(fetches).await {
+                let mut bad_piece = false;
+                for (shard, fetched, reportable) in futures::future::join_all(fetches).await {
                     let index = cairn_ec::ShardIndex(shard as u8);
+                    bad_piece |= reportable;
                     match fetched {
                         Some((bytes, crc32c)) => {
                             let verdict = decoder
@@ -1166,9 +1170,8 @@ async fn decode_part(
                                 .map_err(|error| ec_error_to_s3(&error))?;
                             if verdict == PieceVerdict::Corrupt {
                                 stripe_degraded = true;
+                                bad_piece = true;
                                 executor.metrics.shard_read_failed(ShardReadError::Corrupt);
-                                // Reporting the piece to the healer belongs here once the
-                                // healer exists; until then the log is the report.
                                 tracing::warn!(
                                     shard,
                                     stripe_index,
@@ -1186,6 +1189,13 @@ async fn decode_part(
                                 .map_err(|error| ec_error_to_s3(&error))?
                         }
                     }
+                }
+                if bad_piece {
+                    // The healer repairs the version soon (see `crate::suspects`).
+                    executor
+                        .shared
+                        .suspects
+                        .report(&executor.shared.meta, record);
                 }
             }
             // Every fetch above completes before the next step, so nothing is ever outstanding.

@@ -55,6 +55,8 @@ pub struct Shared {
     pub metrics: MetricsRegistry,
     /// What the node registry says of the storage nodes, refreshed by [`refresh_node_status`].
     pub node_status: std::sync::RwLock<NodeAvailability>,
+    /// Bad pieces met on reads, reported to the healer.
+    pub suspects: Arc<crate::suspects::SuspectReporter>,
 }
 
 /// Storage nodes (by position in the configuration) the registry takes out of service: DOWN
@@ -68,8 +70,10 @@ pub struct NodeAvailability {
 }
 
 impl NodeAvailability {
-    /// A node is full when less than this share of its capacity is free.
+    /// A node is full when less than this share of its capacity is free...
     pub const FULL_FREE_RATIO: f64 = 0.02;
+    /// ...and less than this many bytes (a large disk keeps taking writes until its last GiB).
+    pub const FULL_FREE_BYTES: u64 = 1 << 30;
 
     pub fn from_records(
         records: &[cairn_meta_state::NodeRecord],
@@ -86,6 +90,7 @@ impl NodeAvailability {
             let free_bytes = record.capacity_bytes.saturating_sub(record.used_bytes);
             if record.capacity_bytes > 0
                 && (free_bytes as f64) < record.capacity_bytes as f64 * Self::FULL_FREE_RATIO
+                && free_bytes < Self::FULL_FREE_BYTES
             {
                 availability.full.insert(position);
             }
@@ -331,6 +336,7 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         node_positions,
         metrics: MetricsRegistry::default(),
         node_status: Default::default(),
+        suspects: Default::default(),
     });
     if shared.config.node_status_refresh_ms > 0 {
         let weak = Arc::downgrade(&shared);
@@ -1048,5 +1054,19 @@ mod node_availability_tests {
         assert_eq!(availability.not_writable(), BTreeSet::from([1, 2]));
         // A node that never registered (position 3 has a record, but say 15 had none) stays in.
         assert!(!availability.not_writable().contains(&3));
+    }
+
+    #[test]
+    fn a_large_disk_is_full_only_in_its_last_gib() {
+        let positions = BTreeMap::from([(11, 0), (12, 1)]);
+        let capacity = 250u64 << 30;
+        let records = [
+            // 1.5 % free but 3.75 GiB: still writable.
+            record(11, NodeStatus::Up, capacity, capacity - (15 << 28)),
+            // Under 1 GiB free: full.
+            record(12, NodeStatus::Up, capacity, capacity - (1 << 29)),
+        ];
+        let availability = NodeAvailability::from_records(&records, &positions);
+        assert_eq!(availability.full, BTreeSet::from([1]));
     }
 }

@@ -709,10 +709,34 @@ impl ShardLog {
         shard_id: ShardId,
         range: Option<(u64, u64)>,
     ) -> Result<ShardRead, LogError> {
+        self.read(shard_id, range, true).await
+    }
+
+    /// Like [`ShardLog::get`], but never answered from (nor added to) the hot-shard cache: the
+    /// record is read from disk and checked. A scrubber reads this way, since a cached copy
+    /// would hide damage to the bytes on disk.
+    pub async fn get_from_disk(
+        &self,
+        shard_id: ShardId,
+        range: Option<(u64, u64)>,
+    ) -> Result<ShardRead, LogError> {
+        self.read(shard_id, range, false).await
+    }
+
+    async fn read(
+        &self,
+        shard_id: ShardId,
+        range: Option<(u64, u64)>,
+        use_cache: bool,
+    ) -> Result<ShardRead, LogError> {
         let (entry, file, salt, cached) = {
             let mut state = self.shared.state.borrow_mut();
             let entry = state.live_entry(&shard_id).ok_or(LogError::NotFound)?;
-            let cached = state.cache.get(&shard_id);
+            let cached = if use_cache {
+                state.cache.get(&shard_id)
+            } else {
+                None
+            };
             let segment = &state.segments[&entry.segment_id];
             (entry, segment.file.clone(), segment.salt, cached)
         };
@@ -763,7 +787,7 @@ impl ShardLog {
                 let bytes = Bytes::copy_from_slice(&record[RECORD_HEADER_LEN..payload_end]);
                 let mut state = self.shared.state.borrow_mut();
                 // Cache only if the shard was not rewritten while we read.
-                if state.live_entry(&shard_id) == Some(entry) {
+                if use_cache && state.live_entry(&shard_id) == Some(entry) {
                     state.cache.insert(shard_id, bytes.clone());
                 }
                 bytes

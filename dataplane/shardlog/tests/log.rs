@@ -513,3 +513,47 @@ fn record_buffers_mix_with_copied_puts_in_one_batch_and_survive_reopen() {
         log.close().await;
     });
 }
+
+/// A cached shard answers `get` from memory even after its bytes on disk were damaged;
+/// `get_from_disk` (the scrubber's read) goes to the disk, reports the damage, and does not
+/// cache what it read.
+#[test]
+fn reads_from_disk_see_damage_that_the_cache_hides() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let mut config = LogConfig::new(&path);
+        config.segment_size_bytes = 1 << 20;
+        config.cache_capacity_bytes = 1 << 20;
+        let log = ShardLog::open(config).await.unwrap();
+        put(&log, 1, 20_000).await.unwrap();
+        put(&log, 2, 20_000).await.unwrap();
+        // Reading shard 1 caches it.
+        assert_eq!(log.get(id(1), None).await.unwrap().data, content(1, 20_000));
+        let segment = segment_files(&path).remove(0);
+        flip_byte(
+            &segment,
+            record_offset(0, 20_000) + RECORD_HEADER_LEN as u64 + 999,
+        );
+        flip_byte(
+            &segment,
+            record_offset(1, 20_000) + RECORD_HEADER_LEN as u64 + 999,
+        );
+        assert_eq!(log.get(id(1), None).await.unwrap().data, content(1, 20_000));
+        assert!(matches!(
+            log.get_from_disk(id(1), None).await,
+            Err(LogError::ChecksumMismatch { .. })
+        ));
+        // Shard 2 was never cached: a from-disk read that fails leaves nothing in the cache,
+        // and a good one neither (the ordinary read still goes to the disk and finds the damage).
+        assert!(matches!(
+            log.get_from_disk(id(2), None).await,
+            Err(LogError::ChecksumMismatch { .. })
+        ));
+        assert!(matches!(
+            log.get(id(2), None).await,
+            Err(LogError::ChecksumMismatch { .. })
+        ));
+        log.close().await;
+    });
+}

@@ -143,7 +143,30 @@ impl StorageClient {
         shard_id: ShardId,
         range: Option<ByteRange>,
     ) -> Result<Vec<u8>, ClientError> {
-        let request = Operation::Get { shard_id, range };
+        self.get_with(shard_id, range, false)
+    }
+
+    /// Like [`StorageClient::get`], but the node skips its hot-shard cache and reads (and checks)
+    /// the bytes on disk: what a scrubber needs, since a cached copy hides damage on disk.
+    pub fn get_from_disk(
+        &mut self,
+        shard_id: ShardId,
+        range: Option<ByteRange>,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.get_with(shard_id, range, true)
+    }
+
+    fn get_with(
+        &mut self,
+        shard_id: ShardId,
+        range: Option<ByteRange>,
+        from_disk: bool,
+    ) -> Result<Vec<u8>, ClientError> {
+        let request = Operation::Get {
+            shard_id,
+            range,
+            from_disk,
+        };
         self.call(request, &[], |response, body| {
             operation::extract_get(response, range, &body)?;
             Ok(body)

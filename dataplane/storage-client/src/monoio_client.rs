@@ -69,7 +69,14 @@ impl AsyncStorageClient {
         range: Option<ByteRange>,
     ) -> Result<Vec<u8>, ClientError> {
         let (result, _) = self
-            .call::<Vec<u8>>(Operation::Get { shard_id, range }, None)
+            .call::<Vec<u8>>(
+                Operation::Get {
+                    shard_id,
+                    range,
+                    from_disk: false,
+                },
+                None,
+            )
             .await;
         let (response, body) = result?;
         operation::extract_get(response, range, &body)?;

@@ -16,6 +16,7 @@ pub enum Operation {
     Get {
         shard_id: ShardId,
         range: Option<ByteRange>,
+        from_disk: bool,
     },
     Delete {
         shard_id: ShardId,
@@ -38,10 +39,15 @@ impl Operation {
                 shard_id,
                 crc32c,
             },
-            Operation::Get { shard_id, range } => Request::Get {
+            Operation::Get {
+                shard_id,
+                range,
+                from_disk,
+            } => Request::Get {
                 request_id,
                 shard_id,
                 range,
+                from_disk,
             },
             Operation::Delete { shard_id } => Request::Delete {
                 request_id,

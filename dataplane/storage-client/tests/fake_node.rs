@@ -118,6 +118,7 @@ fn memory_node() -> (SocketAddr, SharedShards) {
                 request_id,
                 shard_id,
                 range,
+                ..
             } => {
                 let Some(data) = shards.get(&shard_id) else {
                     return error(request_id, ErrorCode::NotFound, "no such shard");

@@ -175,10 +175,18 @@ async fn handle(core: &Core, request: Request, body: Bytes) -> (Response, Option
             }
         }
         Request::Get {
-            shard_id, range, ..
+            shard_id,
+            range,
+            from_disk,
+            ..
         } => {
             let range = range.map(|ByteRange { offset, length }| (offset, length));
-            match core.execute(Operation::Get { shard_id, range }).await {
+            let operation = Operation::Get {
+                shard_id,
+                range,
+                from_disk,
+            };
+            match core.execute(operation).await {
                 Ok(Outcome::Read(read)) => (
                     Response::GetOk {
                         request_id,

@@ -37,6 +37,8 @@ pub enum Operation {
     Get {
         shard_id: ShardId,
         range: Option<(u64, u64)>,
+        /// Skip the hot-shard cache (see `ShardLog::get_from_disk`).
+        from_disk: bool,
     },
     Delete {
         shard_id: ShardId,
@@ -174,9 +176,20 @@ impl Core {
                 .put(shard_id, data, crc32c)
                 .await
                 .map(|()| Outcome::Stored),
-            Operation::Get { shard_id, range } => {
-                self.log.get(shard_id, range).await.map(Outcome::Read)
-            }
+            Operation::Get {
+                shard_id,
+                range,
+                from_disk: false,
+            } => self.log.get(shard_id, range).await.map(Outcome::Read),
+            Operation::Get {
+                shard_id,
+                range,
+                from_disk: true,
+            } => self
+                .log
+                .get_from_disk(shard_id, range)
+                .await
+                .map(Outcome::Read),
             Operation::Delete { shard_id } => self.log.delete(shard_id).await.map(Outcome::Deleted),
             Operation::Stat { shard_id } => Ok(Outcome::Stat(self.log.stat(shard_id))),
             Operation::Scan { after, limit } => Ok(Outcome::Scanned(self.log.scan(after, limit))),

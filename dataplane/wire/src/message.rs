@@ -136,6 +136,8 @@ pub enum Request {
         request_id: u64,
         shard_id: ShardId,
         range: Option<ByteRange>,
+        /// Skip the node's hot-shard cache: read and check the bytes on disk (the scrubber).
+        from_disk: bool,
     },
     Delete {
         request_id: u64,
@@ -250,13 +252,17 @@ pub fn encode_request(request: &Request, body_len_bytes: u32) -> Vec<u8> {
             (fb::RequestBody::PutRequest, offset.as_union_value())
         }
         Request::Get {
-            shard_id, range, ..
+            shard_id,
+            range,
+            from_disk,
+            ..
         } => {
             let shard_id = to_generated_id(shard_id);
             let range = range.map(|range| fb::ByteRange::new(range.offset, range.length));
             let args = fb::GetRequestArgs {
                 shard_id: Some(&shard_id),
                 range: range.as_ref(),
+                from_disk: *from_disk,
             };
             let offset = fb::GetRequest::create(&mut builder, &args);
             (fb::RequestBody::GetRequest, offset.as_union_value())
@@ -442,6 +448,7 @@ pub fn decode_request(message: &[u8]) -> Result<Request, WireError> {
                     offset: range.offset(),
                     length: range.length(),
                 }),
+                from_disk: body.from_disk(),
             }
         }
         fb::RequestBody::DeleteRequest => {

@@ -33,12 +33,14 @@ fn request() -> impl Strategy<Value = Request> {
         (
             any::<u64>(),
             shard_id(),
-            proptest::option::of((any::<u64>(), any::<u64>()))
+            proptest::option::of((any::<u64>(), any::<u64>())),
+            any::<bool>()
         )
-            .prop_map(|(request_id, shard_id, range)| Request::Get {
+            .prop_map(|(request_id, shard_id, range, from_disk)| Request::Get {
                 request_id,
                 shard_id,
                 range: range.map(|(offset, length)| ByteRange { offset, length }),
+                from_disk,
             }),
         (any::<u64>(), shard_id()).prop_map(|(request_id, shard_id)| Request::Delete {
             request_id,

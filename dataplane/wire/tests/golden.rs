@@ -72,6 +72,8 @@ fn golden_ranged_get_request_frame() {
                 offset: 4096,
                 length: 8192,
             }),
+            // A default (false) field is not written: the frame keeps its earlier bytes.
+            from_disk: false,
         },
         0,
         "43 52 4e 57 01 00 00 00 68 00 00 00 00 00 00 00

@@ -48,6 +48,13 @@ fn all_requests() -> Vec<Request> {
             request_id: u64::MAX,
             shard_id: shard(2),
             range: None,
+            from_disk: false,
+        },
+        Request::Get {
+            request_id: 8,
+            shard_id: shard(2),
+            range: None,
+            from_disk: true,
         },
         Request::Get {
             request_id: 7,
@@ -56,6 +63,7 @@ fn all_requests() -> Vec<Request> {
                 offset: 4096,
                 length: u64::MAX,
             }),
+            from_disk: false,
         },
         Request::Get {
             request_id: 7,
@@ -64,6 +72,7 @@ fn all_requests() -> Vec<Request> {
                 offset: 0,
                 length: 0,
             }),
+            from_disk: true,
         },
         Request::Delete {
             request_id: 8,

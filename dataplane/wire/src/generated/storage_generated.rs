@@ -810,6 +810,8 @@ pub enum GetRequestOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
 /// Reads a whole shard (no range) or part of it. The data comes back as the response body.
+/// `from_disk` skips the node's hot-shard cache, so the bytes on disk are read and checked (the
+/// scrubber's reads); added after format version 1's first release, absent means false.
 pub struct GetRequest<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -825,6 +827,7 @@ impl<'a> ::flatbuffers::Follow<'a> for GetRequest<'a> {
 impl<'a> GetRequest<'a> {
   pub const VT_SHARD_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_RANGE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_FROM_DISK: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -838,6 +841,7 @@ impl<'a> GetRequest<'a> {
     let mut builder = GetRequestBuilder::new(_fbb);
     if let Some(x) = args.range { builder.add_range(x); }
     if let Some(x) = args.shard_id { builder.add_shard_id(x); }
+    builder.add_from_disk(args.from_disk);
     builder.finish()
   }
 
@@ -856,6 +860,13 @@ impl<'a> GetRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<ByteRange>(GetRequest::VT_RANGE, None)}
   }
+  #[inline]
+  pub fn from_disk(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(GetRequest::VT_FROM_DISK, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for GetRequest<'_> {
@@ -866,6 +877,7 @@ impl ::flatbuffers::Verifiable for GetRequest<'_> {
     v.visit_table(pos)?
      .visit_field::<ShardId>("shard_id", Self::VT_SHARD_ID, true)?
      .visit_field::<ByteRange>("range", Self::VT_RANGE, false)?
+     .visit_field::<bool>("from_disk", Self::VT_FROM_DISK, false)?
      .finish();
     Ok(())
   }
@@ -873,6 +885,7 @@ impl ::flatbuffers::Verifiable for GetRequest<'_> {
 pub struct GetRequestArgs<'a> {
     pub shard_id: Option<&'a ShardId>,
     pub range: Option<&'a ByteRange>,
+    pub from_disk: bool,
 }
 impl<'a> Default for GetRequestArgs<'a> {
   #[inline]
@@ -880,6 +893,7 @@ impl<'a> Default for GetRequestArgs<'a> {
     GetRequestArgs {
       shard_id: None, // required field
       range: None,
+      from_disk: false,
     }
   }
 }
@@ -896,6 +910,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GetRequestBuilder<'a, 'b, A> 
   #[inline]
   pub fn add_range(&mut self, range: &ByteRange) {
     self.fbb_.push_slot_always::<&ByteRange>(GetRequest::VT_RANGE, range);
+  }
+  #[inline]
+  pub fn add_from_disk(&mut self, from_disk: bool) {
+    self.fbb_.push_slot::<bool>(GetRequest::VT_FROM_DISK, from_disk, false);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GetRequestBuilder<'a, 'b, A> {
@@ -918,6 +936,7 @@ impl ::core::fmt::Debug for GetRequest<'_> {
     let mut ds = f.debug_struct("GetRequest");
       ds.field("shard_id", &self.shard_id());
       ds.field("range", &self.range());
+      ds.field("from_disk", &self.from_disk());
       ds.finish()
   }
 }
