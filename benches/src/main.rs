@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod ec;
+mod edge_routing;
 mod load;
 mod meta;
 mod s3;
@@ -33,6 +34,8 @@ enum Workload {
     Meta(meta::MetaArgs),
     /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
     ShardLog(shard_log::ShardLogArgs),
+    /// The edge's WASM routing decision in ns/request next to the same code called natively.
+    EdgeRouting(edge_routing::EdgeRoutingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Workload::Meta(args) => meta::run(args),
         Workload::S3(args) => s3::run(*args),
         Workload::Compare(args) => s3::compare::run(*args),
+        Workload::EdgeRouting(args) => edge_routing::run(args),
     }
 }
