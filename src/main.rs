@@ -48,6 +48,90 @@ enum Role {
     /// Users' access keys (create, list, revoke) through a gateway's admin API, signed with the
     /// root keys.
     Admin(users::AdminArgs),
+    /// Run an edge PoP: TLS termination, SigV4, WASM routing, proxy to regional gateways, hot
+    /// object cache (`cairn edge dev-cert` writes a development CA and certificate).
+    Edge(EdgeArgs),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct EdgeArgs {
+    #[command(subcommand)]
+    command: Option<EdgeCommand>,
+    #[command(flatten)]
+    run: EdgeRunArgs,
+}
+
+#[derive(Subcommand)]
+enum EdgeCommand {
+    /// Write a self-signed development CA (`ca.pem`) and a server certificate signed by it
+    /// (`server.pem`, `server-key.pem`) into a directory.
+    DevCert {
+        #[arg(long)]
+        out: PathBuf,
+        /// Names and addresses the server certificate covers (repeat the flag).
+        #[arg(long = "hostname", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned(), "*.s3.localhost".to_owned()])]
+        hostnames: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct EdgeRunArgs {
+    /// TLS listener.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Plain-HTTP admin listener (`GET /metrics`, `GET /module`, `POST /module/reload[?path=P]`);
+    /// unauthenticated: keep it private. None when absent.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// The routing module (edge-wasm/build/cairn_edge_routing.wasm after edge-wasm/build-wasm.sh).
+    #[arg(long)]
+    module: Option<PathBuf>,
+    /// A region and its gateways: `NAME=HOST:PORT[,HOST:PORT...]` (repeat for more regions; the
+    /// first is the default region unless --default-region says otherwise).
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    #[arg(long)]
+    default_region: Option<String>,
+    /// Pin a bucket to a region: `BUCKET=REGION` (repeat); others come from the bucket service.
+    #[arg(long = "bucket-region")]
+    bucket_regions: Vec<String>,
+    /// Metadata replicas: `1=HOST:PORT[@AZ],...` (bucket service and access keys).
+    #[arg(long)]
+    meta: Option<String>,
+    /// Object partitions of the metadata cluster (`cairn dev`: 4).
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    /// Base domains for virtual-host addressing (repeat).
+    #[arg(long = "virtual-host-suffix", default_values_t = ["s3.localhost".to_owned()])]
+    virtual_host_suffixes: Vec<String>,
+    /// Hot-object cache capacity.
+    #[arg(long, default_value_t = 256 << 20)]
+    cache_bytes: usize,
+    /// Largest object the cache keeps.
+    #[arg(long, default_value_t = 8 << 20)]
+    cache_max_object_bytes: usize,
+    /// Staleness bound: how long a cached object is served without revalidation.
+    #[arg(long, default_value_t = 2_000)]
+    cache_ttl_ms: u32,
+    /// How long a bucket → region answer of the bucket service is kept.
+    #[arg(long, default_value_t = 30_000)]
+    bucket_cache_ttl_ms: u64,
+    /// Fuel (about one unit per wasm instruction) per routing call.
+    #[arg(long, default_value_t = 10_000_000)]
+    module_fuel: u64,
+    /// Memory cap of the routing module.
+    #[arg(long, default_value_t = 16 << 20)]
+    module_memory_bytes: usize,
+    /// Executors (default: one per core).
+    #[arg(long)]
+    executors: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -656,6 +740,7 @@ fn main() -> anyhow::Result<()> {
         Role::Dev(args) => run_dev(args),
         Role::Worker(args) => run_worker(args),
         Role::Durability(args) => run_durability(args),
+        Role::Edge(args) => run_edge(args),
         Role::Cluster(ClusterCommand::Init {
             out,
             data,
@@ -908,4 +993,79 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
     };
     cairn_gateway::run_gateway(config).context("gateway")
+}
+
+fn run_edge(args: EdgeArgs) -> anyhow::Result<()> {
+    if let Some(EdgeCommand::DevCert { out, hostnames }) = args.command {
+        let files = cairn_edge::tls::generate_dev_certificates(&out, &hostnames)?;
+        println!(
+            "CA certificate (give it to clients): {}",
+            files.ca_cert.display()
+        );
+        println!(
+            "server certificate (--tls-cert): {}",
+            files.server_cert.display()
+        );
+        println!("server key (--tls-key): {}", files.server_key.display());
+        return Ok(());
+    }
+    let args = args.run;
+    let (Some(tls_cert), Some(tls_key), Some(module), Some(meta)) =
+        (args.tls_cert, args.tls_key, args.module, args.meta)
+    else {
+        anyhow::bail!("cairn edge needs --tls-cert, --tls-key, --module and --meta");
+    };
+    let mut regions = Vec::new();
+    for spec in &args.regions {
+        let (name, gateways) = spec
+            .split_once('=')
+            .context("--region is NAME=HOST:PORT[,HOST:PORT...]")?;
+        let gateways = gateways
+            .split(',')
+            .map(|address| address.trim().parse().context("gateway address"))
+            .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+        regions.push(cairn_edge::RegionConfig {
+            name: name.to_owned(),
+            gateways,
+        });
+    }
+    if regions.is_empty() {
+        anyhow::bail!("give at least one --region NAME=HOST:PORT");
+    }
+    let mut config = cairn_edge::EdgeConfig::new(
+        args.listen,
+        tls_cert,
+        tls_key,
+        module,
+        regions,
+        meta_client_config(&meta, args.partitions)?,
+    );
+    if let Some(region) = args.default_region {
+        config.default_region = region;
+    }
+    for spec in &args.bucket_regions {
+        let (bucket, region) = spec
+            .split_once('=')
+            .context("--bucket-region is BUCKET=REGION")?;
+        config
+            .bucket_regions
+            .insert(bucket.to_owned(), region.to_owned());
+    }
+    config.admin_listen = args.admin_listen;
+    config.virtual_host_suffixes = args.virtual_host_suffixes;
+    config.cache_capacity_bytes = args.cache_bytes;
+    config.cache_max_object_bytes = args.cache_max_object_bytes;
+    config.cache_ttl_ms = args.cache_ttl_ms;
+    config.bucket_cache_ttl_ms = args.bucket_cache_ttl_ms;
+    config.module_limits = cairn_edge::ModuleLimits {
+        fuel: args.module_fuel,
+        memory_bytes: args.module_memory_bytes,
+    };
+    config.executors = args.executors;
+    let handle = cairn_edge::start_edge(config).context("edge")?;
+    println!("cairn edge listening on https://{}", handle.local_address());
+    if let Some(admin) = handle.admin_address() {
+        println!("  admin: http://{admin}");
+    }
+    handle.wait().context("edge")
 }

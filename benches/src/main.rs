@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod ec;
+mod edge_routing;
 mod load;
 mod meta;
 mod s3;
@@ -40,6 +41,8 @@ enum Workload {
     /// Sweep `cairn dev` knobs (EC scheme/codec, piece size, executors) under S3 workloads and
     /// report the best setting per workload (JSON).
     Tune(Box<tune::TuneArgs>),
+    /// The edge's WASM routing decision in ns/request next to the same code called natively.
+    EdgeRouting(edge_routing::EdgeRoutingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +56,6 @@ fn main() -> anyhow::Result<()> {
         Workload::S3(args) => s3::run(*args),
         Workload::Compare(args) => s3::compare::run(*args),
         Workload::Tune(args) => tune::run(*args),
+        Workload::EdgeRouting(args) => edge_routing::run(args),
     }
 }

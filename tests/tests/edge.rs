@@ -1,0 +1,377 @@
+//! Black-box tests of `cairn edge` in front of `cairn dev` (real processes, TLS with a dev CA from
+//! `cairn edge dev-cert`), driven by boto3 (tests/python/edge_check.py) and the AWS CLI.
+//!
+//! The edge loads the routing module built by `edge-wasm/build-wasm.sh`
+//! (edge-wasm/build/cairn_edge_routing.wasm, or `CAIRN_EDGE_WASM`); `.ci/run` builds it first.
+//! Without it the tests fail and say how to build it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn_tests::{CairnDev, CairnProcess, free_address, http_get, wait_for_listener};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// What the edge logs at WARN on purpose in these tests never reaches ERROR; nothing else may.
+fn routing_module_path() -> PathBuf {
+    let path = std::env::var_os("CAIRN_EDGE_WASM").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("edge-wasm/build/cairn_edge_routing.wasm"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "the routing module {} is missing: build it with edge-wasm/build-wasm.sh (CI's .ci/run \
+         does), or point CAIRN_EDGE_WASM at a built module",
+        path.display()
+    );
+    path
+}
+
+struct Edge {
+    process: CairnProcess,
+    endpoint: SocketAddr,
+    admin: SocketAddr,
+    ca: PathBuf,
+}
+
+impl Edge {
+    fn start(dev: &CairnDev, dir: &Path, extra_args: &[&str]) -> Edge {
+        let certs = dir.join("certs");
+        let output = std::process::Command::new(BINARY)
+            .args(["edge", "dev-cert", "--out"])
+            .arg(&certs)
+            .output()
+            .expect("run cairn edge dev-cert");
+        assert!(
+            output.status.success(),
+            "dev-cert: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let endpoint = free_address();
+        let admin = free_address();
+        let mut args: Vec<String> = vec![
+            "edge".into(),
+            "--listen".into(),
+            endpoint.to_string(),
+            "--admin-listen".into(),
+            admin.to_string(),
+            "--tls-cert".into(),
+            certs.join("server.pem").display().to_string(),
+            "--tls-key".into(),
+            certs.join("server-key.pem").display().to_string(),
+            "--module".into(),
+            routing_module_path().display().to_string(),
+            "--region".into(),
+            format!("us-east-1={}", dev.endpoint),
+            "--meta".into(),
+            format!("1={}", dev.meta),
+            "--partitions".into(),
+            "4".into(),
+        ];
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+        let mut process =
+            CairnProcess::start(Path::new(BINARY), &args, &dir.join("logs"), "cairn-edge");
+        wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
+        wait_for_listener(admin, &mut process, Duration::from_secs(60));
+        Edge {
+            process,
+            endpoint,
+            admin,
+            ca: certs.join("ca.pem"),
+        }
+    }
+
+    fn url(&self) -> String {
+        // The dev certificate covers localhost and 127.0.0.1.
+        format!("https://localhost:{}", self.endpoint.port())
+    }
+
+    fn metric(&self, series: &str) -> f64 {
+        let (status, body) = http_get(self.admin, "/metrics");
+        assert_eq!(status, 200);
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no series {series}"))
+    }
+
+    /// `POST /module/reload?path=P` on the admin listener; the new generation.
+    fn reload(&self, module: &Path) -> u64 {
+        let (status, body) = http_post(
+            self.admin,
+            &format!("/module/reload?path={}", module.display()),
+        );
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 200, "reload {}: {body}", module.display());
+        body.trim()
+            .strip_prefix("generation ")
+            .and_then(|generation| generation.parse().ok())
+            .expect("generation")
+    }
+
+    fn assert_no_errors_logged(&self) {
+        let errors = self.process.error_lines();
+        assert!(
+            errors.is_empty(),
+            "edge ERROR lines:\n{}",
+            errors.join("\n")
+        );
+    }
+}
+
+fn http_post(address: SocketAddr, path_and_query: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path_and_query} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status");
+    (status, response[split + 4..].to_vec())
+}
+
+fn edge_check(mode: &str, edge: &Edge, dev: &CairnDev, extra: &[String]) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/edge_check.py");
+    std::process::Command::new("python3")
+        .arg(script)
+        .arg(mode)
+        .arg(edge.url())
+        .arg(dev.url())
+        .arg(&edge.ca)
+        .arg(&dev.access_key)
+        .arg(&dev.secret_key)
+        .args(extra)
+        .output()
+        .expect("run python3 (pip install -r .ci/requirements.txt)")
+}
+
+fn assert_success(what: &str, output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The AWS CLI through the edge, trusting the dev CA through `AWS_CA_BUNDLE`.
+fn aws(edge: &Edge, dev: &CairnDev, args: &[&str]) -> String {
+    let output = std::process::Command::new("python3")
+        .args(["-m", "awscli", "--endpoint-url"])
+        .arg(edge.url())
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", &dev.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &dev.secret_key)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CA_BUNDLE", &edge.ca)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("run aws (pip install awscli)");
+    assert_success(&format!("aws {args:?}"), &output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn boto3_and_aws_cli_through_the_edge_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let edge = Edge::start(&dev, dir.path(), &[]);
+    assert_success("boto3 clients", &edge_check("clients", &edge, &dev, &[]));
+
+    let upload = dir.path().join("upload.bin");
+    let content = cairn_tests::content(7, 12 * 1024 * 1024 + 17);
+    std::fs::write(&upload, &content).unwrap();
+    aws(&edge, &dev, &["s3", "mb", "s3://edge-cli"]);
+    aws(
+        &edge,
+        &dev,
+        &[
+            "s3",
+            "cp",
+            upload.to_str().unwrap(),
+            "s3://edge-cli/upload.bin",
+        ],
+    );
+    let download = dir.path().join("download.bin");
+    aws(
+        &edge,
+        &dev,
+        &[
+            "s3",
+            "cp",
+            "s3://edge-cli/upload.bin",
+            download.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&download).unwrap() == content,
+        "AWS CLI round trip"
+    );
+    let listing = aws(&edge, &dev, &["s3", "ls", "s3://edge-cli/"]);
+    assert!(listing.contains("upload.bin"), "{listing}");
+    // Without the CA bundle the CLI refuses the dev certificate.
+    let untrusted = std::process::Command::new("python3")
+        .args(["-m", "awscli", "--endpoint-url"])
+        .arg(edge.url())
+        .args(["s3", "ls"])
+        .env("AWS_ACCESS_KEY_ID", &dev.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &dev.secret_key)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(
+        !untrusted.status.success(),
+        "untrusted certificate accepted"
+    );
+
+    assert!(edge.metric("cairn_edge_requests_total") > 0.0);
+    assert_eq!(edge.metric("cairn_edge_routing_failures_total"), 0.0);
+    edge.assert_no_errors_logged();
+    dev.assert_no_errors_logged();
+}
+
+/// Hits, 304 revalidation, and the staleness bound after overwrites and deletes made behind the
+/// edge's back (at the gateway) and through it (never stale). Objects up to 2 MiB are cached.
+#[test]
+fn hot_object_cache_hits_revalidates_and_is_never_stale_past_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let ttl_ms = 1_500;
+    let edge = Edge::start(
+        &dev,
+        dir.path(),
+        &[
+            "--cache-ttl-ms",
+            &ttl_ms.to_string(),
+            "--cache-max-object-bytes",
+            &(2 << 20).to_string(),
+        ],
+    );
+    let output = edge_check("cache", &edge, &dev, &[ttl_ms.to_string()]);
+    assert_success("cache", &output);
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(edge.metric("cairn_edge_cache_requests_total{result=\"hit\"}") >= 4.0);
+    assert!(edge.metric("cairn_edge_cache_requests_total{result=\"revalidated\"}") >= 1.0);
+    edge.assert_no_errors_logged();
+    dev.assert_no_errors_logged();
+}
+
+/// The routing module in a WAT text: exports per ABI version 1; `cairn_route` forwards every
+/// request to region us-east-1 (a fixed decision record at offset 16, 36 bytes), except that a
+/// request record longer than 400 bytes (a long key) runs `on_long_record` first.
+fn failing_module(on_long_record: &str) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "cairn_abi_version") (result i32) i32.const 1)
+  (func (export "cairn_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "cairn_route") (param i32 i32) (result i64)
+    (if (i32.gt_u (local.get 1) (i32.const 400)) (then {on_long_record}))
+    i64.const 0x1000000024)
+  (data (i32.const 16) "\01\00\00\00\00\09\00\00\00us-east-1\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00"))"#
+    )
+}
+
+#[test]
+fn routing_module_hot_swap_under_load_and_looping_or_trapping_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let edge = Edge::start(&dev, dir.path(), &[]);
+    // Two copies of the real module: swapping between them is a real replacement each time.
+    let module_a = dir.path().join("routing-a.wasm");
+    let module_b = dir.path().join("routing-b.wasm");
+    std::fs::copy(routing_module_path(), &module_a).unwrap();
+    std::fs::copy(routing_module_path(), &module_b).unwrap();
+
+    let result_file = dir.path().join("load.json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/edge_check.py");
+    let mut load = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["load", &edge.url(), &dev.url()])
+        .arg(&edge.ca)
+        .args([&dev.access_key, &dev.secret_key])
+        .args(["12", result_file.to_str().unwrap()])
+        .spawn()
+        .expect("run python3");
+    let mut generation = 1;
+    let mut swaps = 0;
+    while load.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(300));
+        let module = if swaps % 2 == 0 { &module_a } else { &module_b };
+        let new_generation = edge.reload(module);
+        assert!(new_generation > generation);
+        generation = new_generation;
+        swaps += 1;
+    }
+    assert!(load.wait().unwrap().success(), "load script failed");
+    let result = std::fs::read_to_string(&result_file).unwrap();
+    assert!(
+        result.contains("\"failed\": []"),
+        "requests failed during hot swaps: {result}"
+    );
+    assert!(!result.contains("\"ok\": 0,"), "no requests ran: {result}");
+    assert!(swaps >= 5, "only {swaps} swaps during the load");
+    // Server-side too (a client could hide a failure behind a retry): no routing failure, no
+    // failed gateway request during the swaps.
+    assert_eq!(edge.metric("cairn_edge_routing_failures_total"), 0.0);
+    assert_eq!(edge.metric("cairn_edge_upstream_errors_total"), 0.0);
+    let (_, module_info) = http_get(edge.admin, "/module");
+    assert!(String::from_utf8_lossy(&module_info).contains(&format!("generation {generation}")));
+
+    // A module that loops on long records: only those requests fail (fuel), the rest succeed.
+    let looping = dir.path().join("loop.wat");
+    std::fs::write(&looping, failing_module("(loop $forever (br $forever))")).unwrap();
+    edge.reload(&looping);
+    assert_success(
+        "looping module",
+        &edge_check("routing_failure", &edge, &dev, &[]),
+    );
+    let trapping = dir.path().join("trap.wat");
+    std::fs::write(&trapping, failing_module("unreachable")).unwrap();
+    edge.reload(&trapping);
+    assert_success(
+        "trapping module",
+        &edge_check("routing_failure", &edge, &dev, &[]),
+    );
+    // Six failing requests (botocore may send a 500 twice, so at least six failures).
+    assert!(edge.metric("cairn_edge_routing_failures_total") >= 6.0);
+    // A module with the wrong ABI version is refused and the running one stays.
+    let wrong = dir.path().join("v2.wat");
+    std::fs::write(
+        &wrong,
+        failing_module("nop").replace("(result i32) i32.const 1)", "(result i32) i32.const 2)"),
+    )
+    .unwrap();
+    let (status, body) = http_post(
+        edge.admin,
+        &format!("/module/reload?path={}", wrong.display()),
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    edge.reload(&module_a);
+    assert_success(
+        "real module again",
+        &edge_check("clients", &edge, &dev, &[]),
+    );
+    edge.assert_no_errors_logged();
+    dev.assert_no_errors_logged();
+}
