@@ -615,3 +615,32 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
     let _ = from.shutdown(std::net::Shutdown::Both);
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
+
+/// Runs `tests/python/<script>` with `args`; fails the test with its output unless it succeeds.
+pub fn run_python_script<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(script: &str, args: &[S]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let output = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python3 (pip install -r .ci/requirements.txt)");
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl CairnDev {
+    /// Runs a boto3 script of `tests/python/` with this dev's endpoint and root keys as its
+    /// arguments (the convention of the `s3_*.py` scripts).
+    pub fn run_boto3_script(&self, script: &str) {
+        run_python_script(
+            script,
+            &[self.url(), self.access_key.clone(), self.secret_key.clone()],
+        );
+    }
+}

@@ -199,20 +199,20 @@ fn get_object(dev: &CairnDev, bucket: &str, key: &str) -> Vec<u8> {
     })
 }
 
+/// `cairn dev` with `extra_args` and encryption at rest off: these tests find pieces on disk by
+/// their plaintext and count the plaintext's stripes (SSE adds 28 bytes per 64 KiB chunk).
+/// Encryption at rest has its own tests (tests/tests/sse.rs).
+fn start_unencrypted(data: &Path, extra_args: &[&str]) -> CairnDev {
+    let mut args = extra_args.to_vec();
+    args.push("--no-default-encryption");
+    CairnDev::start_with(Path::new(BINARY), data, &args)
+}
+
 #[test]
 fn a_corrupt_piece_met_on_get_is_reported_and_rebuilt() {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     // One scrub pass at start (before any object exists), the next an hour later.
-    let dev = CairnDev::start_with(
-        Path::new(BINARY),
-        data.path(),
-        &[
-            "--healer-interval-secs",
-            "3600",
-            // Pieces are found on disk by their plaintext (encryption at rest: tests/tests/sse.rs).
-            "--no-default-encryption",
-        ],
-    );
+    let dev = start_unencrypted(data.path(), &["--healer-interval-secs", "3600"]);
     let object = content(7, OBJECT_BYTES);
     put_object(&dev, "suspects", "damaged", &object);
 
@@ -248,16 +248,7 @@ fn a_corrupt_piece_met_on_get_is_reported_and_rebuilt() {
 #[test]
 fn a_corrupt_piece_on_disk_is_found_by_the_scrub_and_rebuilt() {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let dev = CairnDev::start_with(
-        Path::new(BINARY),
-        data.path(),
-        &[
-            "--healer-interval-secs",
-            "2",
-            // Pieces are found on disk by their plaintext (encryption at rest: tests/tests/sse.rs).
-            "--no-default-encryption",
-        ],
-    );
+    let dev = start_unencrypted(data.path(), &["--healer-interval-secs", "2"]);
     let object = content(11, OBJECT_BYTES);
     put_object(&dev, "scrubbed", "damaged", &object);
     // A GET puts the object's data pieces in the nodes' hot caches before the flip: the scrub
@@ -488,8 +479,7 @@ fn a_retry_after_a_crash_after_commit_short_circuits_to_the_same_version() {
 fn a_write_cut_by_a_crash_before_commit_is_cleaned_and_its_retry_succeeds() {
     use std::io::Write;
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let dev = CairnDev::start_with(
-        Path::new(BINARY),
+    let dev = start_unencrypted(
         data.path(),
         &[
             "--janitor-prepare-timeout-secs",
@@ -498,8 +488,6 @@ fn a_write_cut_by_a_crash_before_commit_is_cleaned_and_its_retry_succeeds() {
             "1",
             "--janitor-garbage-grace-secs",
             "1",
-            // The piece count below is the plaintext's stripes (SSE adds 28 bytes per 64 KiB).
-            "--no-default-encryption",
         ],
     );
     create_versioned_bucket(&dev, "tokens");

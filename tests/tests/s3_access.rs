@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use cairn_tests::CairnDev;
+use cairn_tests::{CairnDev, run_python_script};
+use sdk_client::code_and_status;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
@@ -56,37 +57,6 @@ fn create_user(dev: &CairnDev, user: &str) -> (String, String) {
         answer["access_key_id"].as_str().unwrap().to_owned(),
         answer["secret_access_key"].as_str().unwrap().to_owned(),
     )
-}
-
-fn boto3(script: &str, args: &[&str]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let output = std::process::Command::new("python3")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("run python3 (pip install -r .ci/requirements.txt)");
-    assert!(
-        output.status.success(),
-        "{script} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn code_and_status<E>(
-    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> (String, u16)
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata,
-{
-    use aws_sdk_s3::error::ProvideErrorMetadata;
-    let code = error.code().unwrap_or("").to_owned();
-    let status = error
-        .raw_response()
-        .map_or(0, |response| response.status().as_u16());
-    (code, status)
 }
 
 fn denied() -> (String, u16) {
@@ -584,7 +554,7 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
     assert!(!ok && stderr.contains("404"), "{stderr}");
 
     tokio::task::block_in_place(|| {
-        boto3(
+        run_python_script(
             "s3_users.py",
             &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
         )
@@ -594,7 +564,7 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
     sdk_ownership(&alice, &bob).await;
 
     tokio::task::block_in_place(|| {
-        boto3(
+        run_python_script(
             "s3_policy.py",
             &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
         )
@@ -602,14 +572,14 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
     sdk_policy(&dev, &alice, &bob).await;
 
     tokio::task::block_in_place(|| {
-        boto3(
+        run_python_script(
             "s3_acl.py",
             &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
         )
     });
     sdk_acl(&alice, &bob).await;
     tokio::task::block_in_place(|| {
-        boto3(
+        run_python_script(
             "s3_public_access_block.py",
             &[&dev.url(), &alice_key, &alice_secret, &bob_key, &bob_secret],
         )

@@ -17,27 +17,9 @@ use aws_sdk_s3::types::{
 };
 use cairn_tests::CairnDev;
 
-use sdk_client::client;
+use sdk_client::{client, code_and_status};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
-
-/// Runs `tests/python/<script>` against `dev`; fails the test with its output unless it succeeds.
-fn boto3(script: &str, dev: &CairnDev) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let output = std::process::Command::new("python3")
-        .arg(&path)
-        .args([dev.url(), dev.access_key.clone(), dev.secret_key.clone()])
-        .output()
-        .expect("run python3 (pip install -r .ci/requirements.txt)");
-    assert!(
-        output.status.success(),
-        "{script} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 async fn body_of(s3: &Client, bucket: &str, key: &str, version_id: Option<&str>) -> Vec<u8> {
     let object = s3
@@ -53,21 +35,6 @@ async fn body_of(s3: &Client, bucket: &str, key: &str, version_id: Option<&str>)
 
 fn versioning(status: BucketVersioningStatus) -> VersioningConfiguration {
     VersioningConfiguration::builder().status(status).build()
-}
-
-/// The S3 error code and HTTP status of a failed SDK call.
-fn code_and_status<E>(
-    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> (String, u16)
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata,
-{
-    use aws_sdk_s3::error::ProvideErrorMetadata;
-    let code = error.code().unwrap_or("").to_owned();
-    let status = error
-        .raw_response()
-        .map_or(0, |response| response.status().as_u16());
-    (code, status)
 }
 
 async fn sdk_versioning(s3: &Client) {
@@ -868,7 +835,7 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
-    tokio::task::block_in_place(|| boto3(script, &dev));
+    tokio::task::block_in_place(|| dev.run_boto3_script(script));
     sdk(client(&dev)).await;
     dev.assert_no_errors_logged();
 }

@@ -3,33 +3,15 @@
 //! storage nodes, EC 4+2), then the process is killed with SIGKILL, restarted on the same data, and
 //! an object written before the kill reads back byte-exact with the same generated credentials.
 
-use cairn_tests::{CairnDev, CairnProcess, dev_command_line, wait_for_listener};
+use cairn_tests::{CairnDev, CairnProcess, dev_command_line, run_python_script, wait_for_listener};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
-/// Runs `tests/python/<script>` with `args`; fails the test with its output unless it succeeds.
-fn python(script: &str, args: &[String]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let output = std::process::Command::new("python3")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("run python3 (pip install -r .ci/requirements.txt)");
-    assert!(
-        output.status.success(),
-        "{script} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn boto3(endpoint: SocketAddr, access: &str, secret: &str, mode: &str) {
-    python(
+    run_python_script(
         "s3_smoke.py",
         &[
             format!("http://{endpoint}"),
@@ -55,7 +37,7 @@ fn metrics_count_known_traffic_exactly() {
         "cairn dev prints the metrics address:\n{}",
         dev.process.log()
     );
-    python(
+    run_python_script(
         "metrics_check.py",
         &[
             dev.url(),
@@ -212,7 +194,7 @@ fn aws_cli_cp_multipart_sync_ls_rm() {
 fn truncated_put_leaves_nothing_behind() {
     let data = tempfile::tempdir().unwrap();
     let dev = cairn_tests::CairnDev::start(Path::new(BINARY), data.path());
-    python(
+    run_python_script(
         "truncated_put.py",
         &[
             dev.url(),

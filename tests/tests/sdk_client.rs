@@ -9,21 +9,7 @@ use cairn_tests::CairnDev;
 
 #[allow(dead_code)]
 pub fn client(dev: &CairnDev) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(dev.url())
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            dev.access_key.clone(),
-            dev.secret_key.clone(),
-            None,
-            None,
-            "cairn-dev",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    Client::from_conf(config)
+    client_with_keys(dev, &dev.access_key, &dev.secret_key)
 }
 
 /// A client of the same dev signing with other keys (a user's).
@@ -44,4 +30,20 @@ pub fn client_with_keys(dev: &CairnDev, access_key: &str, secret_key: &str) -> C
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     Client::from_conf(config)
+}
+
+/// The S3 error code and HTTP status of a failed SDK call.
+#[allow(dead_code)]
+pub fn code_and_status<E>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (String, u16)
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let code = error.code().unwrap_or("").to_owned();
+    let status = error
+        .raw_response()
+        .map_or(0, |response| response.status().as_u16());
+    (code, status)
 }

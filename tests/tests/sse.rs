@@ -17,23 +17,6 @@ use cairn_tests::CairnDev;
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 const MARKER: &[u8] = b"CAIRN-PLAINTEXT-MARKER-7f3a";
 
-fn boto3(script: &str, dev: &CairnDev) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(script);
-    let output = std::process::Command::new("python3")
-        .arg(&path)
-        .args([dev.url(), dev.access_key.clone(), dev.secret_key.clone()])
-        .output()
-        .expect("run python3 (pip install -r .ci/requirements.txt)");
-    assert!(
-        output.status.success(),
-        "{script} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn marked_body(length: usize, seed: u32) -> Vec<u8> {
     let line = [MARKER, format!("-sdk-{seed}-").as_bytes()].concat();
     line.iter().copied().cycle().take(length).collect()
@@ -239,7 +222,7 @@ async fn sdk_round_trips(dev: &CairnDev) {
 fn encrypted_objects_round_trip_and_never_reach_storage_in_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let dev = CairnDev::start(Path::new(BINARY), dir.path());
-    boto3("s3_encryption.py", &dev);
+    dev.run_boto3_script("s3_encryption.py");
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(sdk_round_trips(&dev));

@@ -51,17 +51,22 @@ fn assert_locked(error: MetaError) {
 const LATER_MS: u64 = 40_000;
 const EARLIER_MS: u64 = 25_000;
 
+/// Version "a" (versioning enabled) with the object-lock attribute `name` set to `value`.
+fn put_protected(harness: &mut Harness, name: &str, value: Option<Vec<u8>>) -> ObjectRecord {
+    let record = harness.put("a", 5, VersioningState::Enabled);
+    harness.ok(set("a", record.version_id, name, value));
+    record
+}
+
 #[test]
 fn legal_hold_blocks_deletion_until_released() {
     let mut harness = Harness::with_bucket();
-    let record = harness.put("a", 5, VersioningState::Enabled);
-    let id = VersionSelector::Id(record.version_id);
-    harness.ok(set(
-        "a",
-        record.version_id,
+    let record = put_protected(
+        &mut harness,
         LEGAL_HOLD_ATTRIBUTE,
         Some(encode_legal_hold(true)),
-    ));
+    );
+    let id = VersionSelector::Id(record.version_id);
     assert_locked(harness.err(delete("a", id.clone(), VersioningState::Enabled)));
     // The bypass does not lift a legal hold.
     assert_locked(harness.err(bypass(delete("a", id.clone(), VersioningState::Enabled))));
@@ -85,14 +90,12 @@ fn legal_hold_blocks_deletion_until_released() {
 #[test]
 fn governance_needs_the_bypass() {
     let mut harness = Harness::with_bucket();
-    let record = harness.put("a", 5, VersioningState::Enabled);
-    let id = VersionSelector::Id(record.version_id);
-    harness.ok(set(
-        "a",
-        record.version_id,
+    let record = put_protected(
+        &mut harness,
         RETENTION_ATTRIBUTE,
         retention(RetentionMode::Governance, LATER_MS),
-    ));
+    );
+    let id = VersionSelector::Id(record.version_id);
     assert_locked(harness.err(delete("a", id.clone(), VersioningState::Enabled)));
     // Shortening or removing needs the bypass too; extending does not.
     assert_locked(harness.err(set("a", record.version_id, RETENTION_ATTRIBUTE, None)));
@@ -115,14 +118,12 @@ fn governance_needs_the_bypass() {
 #[test]
 fn compliance_cannot_be_shortened_removed_or_bypassed() {
     let mut harness = Harness::with_bucket();
-    let record = harness.put("a", 5, VersioningState::Enabled);
-    let id = VersionSelector::Id(record.version_id);
-    harness.ok(set(
-        "a",
-        record.version_id,
+    let record = put_protected(
+        &mut harness,
         RETENTION_ATTRIBUTE,
         retention(RetentionMode::Compliance, LATER_MS),
-    ));
+    );
+    let id = VersionSelector::Id(record.version_id);
     assert_locked(harness.err(delete("a", id.clone(), VersioningState::Enabled)));
     assert_locked(harness.err(bypass(delete("a", id.clone(), VersioningState::Enabled))));
     for value in [
@@ -149,13 +150,11 @@ fn compliance_cannot_be_shortened_removed_or_bypassed() {
 #[test]
 fn expired_retention_no_longer_protects() {
     let mut harness = Harness::with_bucket();
-    let record = harness.put("a", 5, VersioningState::Enabled);
-    harness.ok(set(
-        "a",
-        record.version_id,
+    let record = put_protected(
+        &mut harness,
         RETENTION_ATTRIBUTE,
         retention(RetentionMode::Compliance, EARLIER_MS),
-    ));
+    );
     harness.ok(delete(
         "a",
         VersionSelector::Id(record.version_id),

@@ -15,14 +15,16 @@
 //! canned ACL, `IgnorePublicAcls` voids canned grants, `BlockPublicPolicy` refuses a public
 //! policy, `RestrictPublicBuckets` limits a bucket with a public policy to its owner.
 
-use cairn_meta_state::{Attributes, BucketRecord, Command, ObjectRecord, Response};
+use cairn_meta_state::{Attributes, BucketRecord, ObjectRecord};
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::acl::{AclPermission, CannedAcl, PublicAccessBlock, access_control_policy_xml};
 
 use crate::body::RequestBody;
 use crate::bucket::owned_bucket;
+use crate::bucket::write_bucket_attribute;
+use crate::object::write_object_attribute;
 use crate::object::{insert_version_id, read_record, version_selector};
-use crate::server::{HttpResponse, RequestContext, empty_body, xml_response};
+use crate::server::{HttpResponse, RequestContext, xml_response};
 
 /// The attribute name of a canned ACL, on buckets and on object versions.
 pub const ACL_ATTRIBUTE: &str = "acl";
@@ -176,18 +178,14 @@ pub async fn put_bucket_acl(
 ) -> Result<HttpResponse, S3Error> {
     owned_bucket(context, bucket).await?;
     let acl = put_acl_request(context, body).await?;
-    context
-        .executor
-        .meta_write(Command::PutBucketAttribute {
-            bucket: bucket.to_owned(),
-            name: ACL_ATTRIBUTE.to_owned(),
-            value: stored(acl),
-        })
-        .await?;
-    Ok(http::Response::builder()
-        .status(http::StatusCode::OK)
-        .body(empty_body())
-        .expect("static headers are valid"))
+    write_bucket_attribute(
+        context,
+        bucket,
+        ACL_ATTRIBUTE,
+        stored(acl),
+        http::StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn get_object_acl(
@@ -216,22 +214,16 @@ pub async fn put_object_acl(
 ) -> Result<HttpResponse, S3Error> {
     let bucket_record = owned_bucket(context, bucket).await?;
     let acl = put_acl_request(context, body).await?;
-    let command = Command::PutObjectAttribute {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        version: version_selector(version_id)?,
-        name: ACL_ATTRIBUTE.to_owned(),
-        value: stored(acl),
-    };
-    let Response::Object(record) = context.executor.meta_write(command).await? else {
-        return Err(S3Error::InternalError);
-    };
-    let mut response = http::Response::builder()
-        .status(http::StatusCode::OK)
-        .body(empty_body())
-        .expect("static headers are valid");
-    insert_version_id(&mut response, bucket_record.versioning, &record);
-    Ok(response)
+    write_object_attribute(
+        context,
+        &bucket_record,
+        key,
+        version_id,
+        ACL_ATTRIBUTE,
+        stored(acl),
+        http::StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn get_public_access_block(
@@ -255,9 +247,10 @@ pub async fn put_public_access_block(
     owned_bucket(context, bucket).await?;
     let document = crate::bucket::read_verified_document(context, body).await?;
     let settings = PublicAccessBlock::parse(&document)?;
-    set_public_access_block(
+    write_bucket_attribute(
         context,
         bucket,
+        PUBLIC_ACCESS_BLOCK_ATTRIBUTE,
         Some(settings.encode()),
         http::StatusCode::OK,
     )
@@ -269,25 +262,12 @@ pub async fn delete_public_access_block(
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
     owned_bucket(context, bucket).await?;
-    set_public_access_block(context, bucket, None, http::StatusCode::NO_CONTENT).await
-}
-
-async fn set_public_access_block(
-    context: &RequestContext<'_>,
-    bucket: &str,
-    value: Option<Vec<u8>>,
-    status: http::StatusCode,
-) -> Result<HttpResponse, S3Error> {
-    context
-        .executor
-        .meta_write(Command::PutBucketAttribute {
-            bucket: bucket.to_owned(),
-            name: PUBLIC_ACCESS_BLOCK_ATTRIBUTE.to_owned(),
-            value,
-        })
-        .await?;
-    Ok(http::Response::builder()
-        .status(status)
-        .body(empty_body())
-        .expect("static headers are valid"))
+    write_bucket_attribute(
+        context,
+        bucket,
+        PUBLIC_ACCESS_BLOCK_ATTRIBUTE,
+        None,
+        http::StatusCode::NO_CONTENT,
+    )
+    .await
 }

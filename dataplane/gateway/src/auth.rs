@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use cairn_meta_state::{AccessKeyStatus, MetaError, Query, Response};
 use cairn_s3_proto::sigv4::{
-    Authentication, SignedRequest, VerifiedRequest, VerifyConfig, parse_authorization_header,
-    verify_request,
+    Authentication, SignedRequest, VerifiedRequest, VerifyConfig, verify_request,
 };
 use cairn_s3_proto::{RequestHead, S3Error};
 
@@ -95,36 +94,6 @@ impl AccessKeyCache {
     }
 }
 
-/// The access key id a request claims, before any verification.
-fn claimed_access_key_id(request: &SignedRequest<'_>) -> Result<Option<String>, S3Error> {
-    if let Some(authorization) = request.header("authorization") {
-        if !authorization.trim_start().starts_with("AWS4-HMAC-SHA256") {
-            // verify_request gives the precise error for other schemes.
-            return Ok(None);
-        }
-        return Ok(Some(
-            parse_authorization_header(authorization)?
-                .credential
-                .access_key_id,
-        ));
-    }
-    let credential = request
-        .raw_query
-        .split('&')
-        .find_map(|segment| segment.strip_prefix("X-Amz-Credential="));
-    Ok(credential.map(|value| {
-        // `AKID%2F20250101%2F...` (or with a literal '/'): the id is everything before the first
-        // separator; access key ids are alphanumeric, so no further decoding is needed.
-        let upper = value.to_ascii_uppercase();
-        let end = [upper.find("%2F"), upper.find('/')]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(value.len());
-        value[..end].to_owned()
-    }))
-}
-
 async fn lookup(
     executor: &Executor,
     access_key_id: &str,
@@ -162,7 +131,7 @@ pub async fn authenticate(
         raw_query: head.raw_query,
         headers,
     };
-    let (secret, owner, access_key_id) = match claimed_access_key_id(&request)? {
+    let (secret, owner, access_key_id) = match request.claimed_access_key_id()? {
         Some(access_key_id) => match lookup(executor, &access_key_id).await? {
             Some((secret, owner)) => (Some(secret), owner, access_key_id),
             None => return Err(S3Error::InvalidAccessKeyId),
@@ -210,44 +179,6 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn access_key_id_is_read_from_header_or_presigned_query() {
-        let headers = [(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000",
-        )];
-        let request = SignedRequest {
-            method: "GET",
-            raw_path: "/",
-            raw_query: "",
-            headers: &headers,
-        };
-        assert_eq!(
-            claimed_access_key_id(&request).unwrap().as_deref(),
-            Some("AKIDEXAMPLE")
-        );
-
-        let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDQUERY%2F20250101%2Fus-east-1%2Fs3%2Faws4_request";
-        let request = SignedRequest {
-            method: "GET",
-            raw_path: "/b/k",
-            raw_query: query,
-            headers: &[],
-        };
-        assert_eq!(
-            claimed_access_key_id(&request).unwrap().as_deref(),
-            Some("AKIDQUERY")
-        );
-
-        let request = SignedRequest {
-            method: "GET",
-            raw_path: "/",
-            raw_query: "",
-            headers: &[],
-        };
-        assert_eq!(claimed_access_key_id(&request).unwrap(), None);
-    }
 
     #[test]
     fn cache_expires_entries() {

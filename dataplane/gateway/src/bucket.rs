@@ -349,3 +349,27 @@ pub(crate) async fn read_verified_document(
     verifier.finish()?;
     Ok(document)
 }
+
+/// Sets (`Some`) or removes (`None`) one bucket attribute (a configuration such as the bucket's
+/// tags, policy, ACL, CORS rules or Block Public Access settings) and answers `status` with an
+/// empty body. The caller has checked access and validated the value.
+pub(crate) async fn write_bucket_attribute(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    name: &str,
+    value: Option<Vec<u8>>,
+    status: http::StatusCode,
+) -> Result<HttpResponse, S3Error> {
+    context
+        .executor
+        .meta_write(Command::PutBucketAttribute {
+            bucket: bucket.to_owned(),
+            name: name.to_owned(),
+            value,
+        })
+        .await?;
+    Ok(http::Response::builder()
+        .status(status)
+        .body(empty_body())
+        .expect("static headers are valid"))
+}

@@ -8,7 +8,7 @@
 //! `Access-Control-Request-Method`. An actual request with an `Origin` gets the same headers on
 //! a successful response when a rule matches its method (one extra bucket read per such request).
 
-use cairn_meta_state::{BucketRecord, Command};
+use cairn_meta_state::BucketRecord;
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::cors::{
     CorsGrant, cors_configuration_xml, decode_stored_rules, encode_stored_rules, match_rule,
@@ -16,6 +16,7 @@ use cairn_s3_proto::cors::{
 };
 
 use crate::body::RequestBody;
+use crate::bucket::write_bucket_attribute;
 use crate::bucket::{owned_bucket, read_bucket, read_verified_document};
 use crate::server::{HttpResponse, RequestContext, empty_body, xml_response};
 
@@ -142,9 +143,10 @@ pub async fn put_bucket_cors(
     owned_bucket(context, bucket).await?;
     let document = read_verified_document(context, body).await?;
     let rules = parse_cors_configuration(&document)?;
-    set_cors(
+    write_bucket_attribute(
         context,
         bucket,
+        CORS_ATTRIBUTE,
         Some(encode_stored_rules(&rules)),
         http::StatusCode::OK,
     )
@@ -156,25 +158,12 @@ pub async fn delete_bucket_cors(
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
     owned_bucket(context, bucket).await?;
-    set_cors(context, bucket, None, http::StatusCode::NO_CONTENT).await
-}
-
-async fn set_cors(
-    context: &RequestContext<'_>,
-    bucket: &str,
-    value: Option<Vec<u8>>,
-    status: http::StatusCode,
-) -> Result<HttpResponse, S3Error> {
-    context
-        .executor
-        .meta_write(Command::PutBucketAttribute {
-            bucket: bucket.to_owned(),
-            name: CORS_ATTRIBUTE.to_owned(),
-            value,
-        })
-        .await?;
-    Ok(http::Response::builder()
-        .status(status)
-        .body(empty_body())
-        .expect("static headers are valid"))
+    write_bucket_attribute(
+        context,
+        bucket,
+        CORS_ATTRIBUTE,
+        None,
+        http::StatusCode::NO_CONTENT,
+    )
+    .await
 }

@@ -29,9 +29,9 @@ use cairn_ec::{
     new_codec,
 };
 use cairn_meta_state::{
-    AdditionalChecksum, BlockShards, Checksums, Command, CommitWrite, MetaError, ObjectRecord,
-    PartShards, PrepareWrite, Query, Response, ShardIndex, ShardPlacement, StorageClass,
-    TransactionState, VersionId, VersionSelector, VersioningState, WriteCondition,
+    AdditionalChecksum, BlockShards, BucketRecord, Checksums, Command, CommitWrite, MetaError,
+    ObjectRecord, PartShards, PrepareWrite, Query, Response, ShardIndex, ShardPlacement,
+    StorageClass, TransactionState, VersionId, VersionSelector, VersioningState, WriteCondition,
 };
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::body::{BodyExpectations, BodyVerifier};
@@ -93,6 +93,36 @@ pub(crate) fn insert_version_id(
     {
         response.headers_mut().insert("x-amz-version-id", value);
     }
+}
+
+/// Sets (`Some`) or removes (`None`) one attribute (tags, ACL) of the version `version_id` names
+/// (the current one when absent) and answers `status` with an empty body and the version's
+/// `x-amz-version-id`. The caller has checked access and validated the value.
+pub(crate) async fn write_object_attribute(
+    context: &RequestContext<'_>,
+    bucket_record: &BucketRecord,
+    key: &str,
+    version_id: Option<&str>,
+    name: &str,
+    value: Option<Vec<u8>>,
+    status: http::StatusCode,
+) -> Result<HttpResponse, S3Error> {
+    let command = Command::PutObjectAttribute {
+        bucket: bucket_record.name.clone(),
+        key: key.to_owned(),
+        version: version_selector(version_id)?,
+        name: name.to_owned(),
+        value,
+    };
+    let Response::Object(record) = context.executor.meta_write(command).await? else {
+        return Err(S3Error::InternalError);
+    };
+    let mut response = http::Response::builder()
+        .status(status)
+        .body(empty_body())
+        .expect("static headers are valid");
+    insert_version_id(&mut response, bucket_record.versioning, &record);
+    Ok(response)
 }
 
 /// A conditional write's condition and the current version id seen when it was first checked.

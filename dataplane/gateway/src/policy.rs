@@ -21,13 +21,14 @@
 
 use std::collections::BTreeMap;
 
-use cairn_meta_state::{BucketRecord, Command};
+use cairn_meta_state::BucketRecord;
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::policy::{BucketPolicy, Decision, RequestFacts};
 
 use crate::body::RequestBody;
+use crate::bucket::write_bucket_attribute;
 use crate::bucket::{owned_bucket, read_verified_document};
-use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, xml_response};
+use crate::server::{HttpResponse, RequestContext, now_unix_millis, xml_response};
 
 /// The attribute name of a bucket's policy document.
 pub const POLICY_ATTRIBUTE: &str = "policy";
@@ -184,18 +185,14 @@ async fn set_policy(
     bucket: &str,
     value: Option<Vec<u8>>,
 ) -> Result<HttpResponse, S3Error> {
-    context
-        .executor
-        .meta_write(Command::PutBucketAttribute {
-            bucket: bucket.to_owned(),
-            name: POLICY_ATTRIBUTE.to_owned(),
-            value,
-        })
-        .await?;
-    Ok(http::Response::builder()
-        .status(http::StatusCode::NO_CONTENT)
-        .body(empty_body())
-        .expect("static headers are valid"))
+    write_bucket_attribute(
+        context,
+        bucket,
+        POLICY_ATTRIBUTE,
+        value,
+        http::StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 /// GetBucketPolicyStatus: `IsPublic` when the policy allows anyone without a source restriction.

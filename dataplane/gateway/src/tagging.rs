@@ -7,7 +7,7 @@
 //! set is within S3's limits). An empty set is stored as no attribute: GetObjectTagging then
 //! answers an empty `TagSet` and GetBucketTagging `NoSuchTagSet`, as S3 does.
 
-use cairn_meta_state::{Attributes, Command, ObjectRecord, Response};
+use cairn_meta_state::{Attributes, ObjectRecord};
 use cairn_s3_proto::S3Error;
 use cairn_s3_proto::tagging::{
     Tag, TagTarget, decode_stored_tags, encode_stored_tags, parse_tagging, parse_tagging_header,
@@ -15,9 +15,11 @@ use cairn_s3_proto::tagging::{
 };
 
 use crate::body::RequestBody;
+use crate::bucket::write_bucket_attribute;
 use crate::bucket::{owned_bucket, read_verified_document};
+use crate::object::write_object_attribute;
 use crate::object::{insert_version_id, read_record, version_selector};
-use crate::server::{HttpResponse, RequestContext, empty_body, xml_response};
+use crate::server::{HttpResponse, RequestContext, xml_response};
 
 /// The attribute name of a tag set, on object versions and on buckets.
 pub const TAGGING_ATTRIBUTE: &str = "tagging";
@@ -102,22 +104,16 @@ async fn set_object_tags(
     status: http::StatusCode,
 ) -> Result<HttpResponse, S3Error> {
     let bucket_record = owned_bucket(context, bucket).await?;
-    let command = Command::PutObjectAttribute {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        version: version_selector(version_id)?,
-        name: TAGGING_ATTRIBUTE.to_owned(),
+    write_object_attribute(
+        context,
+        &bucket_record,
+        key,
+        version_id,
+        TAGGING_ATTRIBUTE,
         value,
-    };
-    let Response::Object(record) = context.executor.meta_write(command).await? else {
-        return Err(S3Error::InternalError);
-    };
-    let mut response = http::Response::builder()
-        .status(status)
-        .body(empty_body())
-        .expect("static headers are valid");
-    insert_version_id(&mut response, bucket_record.versioning, &record);
-    Ok(response)
+        status,
+    )
+    .await
 }
 
 pub async fn put_object_tagging(
@@ -175,18 +171,14 @@ async fn set_bucket_tags(
     bucket: &str,
     value: Option<Vec<u8>>,
 ) -> Result<HttpResponse, S3Error> {
-    context
-        .executor
-        .meta_write(Command::PutBucketAttribute {
-            bucket: bucket.to_owned(),
-            name: TAGGING_ATTRIBUTE.to_owned(),
-            value,
-        })
-        .await?;
-    Ok(http::Response::builder()
-        .status(http::StatusCode::NO_CONTENT)
-        .body(empty_body())
-        .expect("static headers are valid"))
+    write_bucket_attribute(
+        context,
+        bucket,
+        TAGGING_ATTRIBUTE,
+        value,
+        http::StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 pub async fn put_bucket_tagging(

@@ -66,6 +66,38 @@ pub struct SignedRequest<'a> {
 }
 
 impl<'a> SignedRequest<'a> {
+    /// The access key id the request claims, before any verification: from a SigV4
+    /// `Authorization` header or a presigned URL's `X-Amz-Credential`. `None` for an unsigned
+    /// request and for an `Authorization` header of another scheme ([`verify_request`] names
+    /// the precise error for those). Callers use it to fetch the one secret to verify with.
+    pub fn claimed_access_key_id(&self) -> Result<Option<String>, S3Error> {
+        if let Some(authorization) = self.header("authorization") {
+            if !authorization.trim_start().starts_with(ALGORITHM) {
+                return Ok(None);
+            }
+            return Ok(Some(
+                parse_authorization_header(authorization)?
+                    .credential
+                    .access_key_id,
+            ));
+        }
+        let credential = self
+            .raw_query
+            .split('&')
+            .find_map(|segment| segment.strip_prefix("X-Amz-Credential="));
+        Ok(credential.map(|value| {
+            // `AKID%2F20250101%2F...` (or with a literal '/'): the id is everything before the
+            // first separator; access key ids are alphanumeric, so no further decoding is needed.
+            let upper = value.to_ascii_uppercase();
+            let end = [upper.find("%2F"), upper.find('/')]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(value.len());
+            value[..end].to_owned()
+        }))
+    }
+
     pub fn header(&self, lowercase_name: &str) -> Option<&'a str> {
         self.headers
             .iter()

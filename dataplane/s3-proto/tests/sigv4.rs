@@ -688,3 +688,51 @@ fn aws_sigv4_streaming_modes_are_recognised() {
         );
     }
 }
+
+#[test]
+fn access_key_id_is_read_from_header_or_presigned_query() {
+    let headers = [(
+        "authorization",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0000000000000000000000000000000000000000000000000000000000000000",
+    )];
+    let request = SignedRequest {
+        method: "GET",
+        raw_path: "/",
+        raw_query: "",
+        headers: &headers,
+    };
+    assert_eq!(
+        request.claimed_access_key_id().unwrap().as_deref(),
+        Some("AKIDEXAMPLE")
+    );
+
+    let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDQUERY%2F20250101%2Fus-east-1%2Fs3%2Faws4_request";
+    let request = SignedRequest {
+        method: "GET",
+        raw_path: "/b/k",
+        raw_query: query,
+        headers: &[],
+    };
+    assert_eq!(
+        request.claimed_access_key_id().unwrap().as_deref(),
+        Some("AKIDQUERY")
+    );
+
+    let request = SignedRequest {
+        method: "GET",
+        raw_path: "/",
+        raw_query: "",
+        headers: &[],
+    };
+    assert_eq!(request.claimed_access_key_id().unwrap(), None);
+
+    // Another scheme claims nothing; the verifier names the error.
+    let headers = [("authorization", "AWS AKIDV2:c2lnbmF0dXJl")];
+    let request = SignedRequest {
+        method: "GET",
+        raw_path: "/",
+        raw_query: "",
+        headers: &headers,
+    };
+    assert_eq!(request.claimed_access_key_id().unwrap(), None);
+}

@@ -26,9 +26,7 @@ use cairn_edge_routing::{
 use cairn_meta_state::{AccessKeyStatus, MetaError, Query, Response};
 use cairn_raft::DetachedMetaClient;
 use cairn_s3_proto::S3Error;
-use cairn_s3_proto::sigv4::{
-    Authentication, SignedRequest, VerifyConfig, parse_authorization_header, verify_request,
-};
+use cairn_s3_proto::sigv4::{Authentication, SignedRequest, VerifyConfig, verify_request};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -391,48 +389,28 @@ async fn authenticate(
         raw_query: &facts.raw_query,
         headers: &header_pairs,
     };
-    let Some(claimed) = claimed_access_key_id(&request)? else {
-        return Err(S3Error::AccessDenied);
+    // Unsigned requests and other schemes claim no key: the verifier answers those (an
+    // anonymous request is refused below, another scheme gets its precise error).
+    let claimed = request.claimed_access_key_id()?;
+    let secret = match &claimed {
+        Some(access_key_id) => Some(
+            access_key_secret(executor, access_key_id)
+                .await?
+                .ok_or(S3Error::InvalidAccessKeyId)?,
+        ),
+        None => None,
     };
-    let secret = access_key_secret(executor, &claimed).await?;
-    let Some(secret) = secret else {
-        return Err(S3Error::InvalidAccessKeyId);
+    let secrets = |id: &str| {
+        (claimed.as_deref() == Some(id))
+            .then(|| secret.clone())
+            .flatten()
     };
-    let secrets = |id: &str| (id == claimed).then(|| secret.clone());
     // The region of the signature scope is the owning gateway's business (it checks it again).
     let config = VerifyConfig { region: None };
     match verify_request(&request, &secrets, &config, now_unix_seconds())? {
         Authentication::Anonymous => Err(S3Error::AccessDenied),
         Authentication::Verified(verified) => Ok(verified.access_key_id),
     }
-}
-
-/// The access key id a request claims, before verification (header or presigned query).
-fn claimed_access_key_id(request: &SignedRequest<'_>) -> Result<Option<String>, S3Error> {
-    if let Some(authorization) = request.header("authorization") {
-        if !authorization.trim_start().starts_with("AWS4-HMAC-SHA256") {
-            // Let the verifier name the precise error for other schemes.
-            return Ok(Some(String::new()));
-        }
-        return Ok(Some(
-            parse_authorization_header(authorization)?
-                .credential
-                .access_key_id,
-        ));
-    }
-    Ok(request
-        .raw_query
-        .split('&')
-        .find_map(|segment| segment.strip_prefix("X-Amz-Credential="))
-        .map(|value| {
-            let upper = value.to_ascii_uppercase();
-            let end = [upper.find("%2F"), upper.find('/')]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(value.len());
-            value[..end].to_owned()
-        }))
 }
 
 /// An active key's secret, from the executor's cache (kept `access_key_cache_ttl_ms`, so a
