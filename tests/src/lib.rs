@@ -418,14 +418,20 @@ impl CairnDev {
 /// A plain HTTP/1.1 GET (no client library in between): status and body. The response must carry
 /// `Content-Length` (the gateway's and admin listener's do).
 pub fn http_get(address: SocketAddr, path_and_query: &str) -> (u16, Vec<u8>) {
+    http_request(address, "GET", path_and_query)
+}
+
+/// A plain HTTP/1.1 request with an empty body (`method` GET, POST, …): status and body. The
+/// response must carry `Content-Length`.
+pub fn http_request(address: SocketAddr, method: &str, path_and_query: &str) -> (u16, Vec<u8>) {
     use std::io::Write;
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     write!(
         stream,
-        "GET {path_and_query} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = Vec::new();

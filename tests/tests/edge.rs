@@ -5,8 +5,7 @@
 //! (edge-wasm/build/cairn_edge_routing.wasm, or `CAIRN_EDGE_WASM`); `.ci/run` builds it first.
 //! Without it the tests fail and say how to build it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -99,8 +98,9 @@ impl Edge {
 
     /// `POST /module/reload?path=P` on the admin listener; the new generation.
     fn reload(&self, module: &Path) -> u64 {
-        let (status, body) = http_post(
+        let (status, body) = cairn_tests::http_request(
             self.admin,
+            "POST",
             &format!("/module/reload?path={}", module.display()),
         );
         let body = String::from_utf8_lossy(&body).into_owned();
@@ -119,31 +119,6 @@ impl Edge {
             errors.join("\n")
         );
     }
-}
-
-fn http_post(address: SocketAddr, path_and_query: &str) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path_and_query} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read response");
-    let split = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status");
-    (status, response[split + 4..].to_vec())
 }
 
 fn edge_check(mode: &str, edge: &Edge, dev: &CairnDev, extra: &[String]) -> std::process::Output {
@@ -362,8 +337,9 @@ fn routing_module_hot_swap_under_load_and_looping_or_trapping_modules() {
         failing_module("nop").replace("(result i32) i32.const 1)", "(result i32) i32.const 2)"),
     )
     .unwrap();
-    let (status, body) = http_post(
+    let (status, body) = cairn_tests::http_request(
         edge.admin,
+        "POST",
         &format!("/module/reload?path={}", wrong.display()),
     );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
