@@ -2,6 +2,7 @@
 
 mod admin;
 mod cluster;
+mod regions;
 mod users;
 
 use anyhow::Context;
@@ -409,6 +410,8 @@ struct WorkerArgs {
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
     #[command(flatten)]
+    global: regions::GlobalMetaArgs,
+    #[command(flatten)]
     janitor: JanitorArgs,
     #[command(flatten)]
     healer: HealerArgs,
@@ -442,6 +445,8 @@ struct GatewayArgs {
     /// Region this gateway serves.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    #[command(flatten)]
+    global: regions::GlobalMetaArgs,
     /// Admin listener serving Prometheus `GET /metrics` (unauthenticated: keep it private);
     /// none when absent.
     #[arg(long)]
@@ -509,6 +514,11 @@ struct DevArgs {
     /// Hot-shard cache of each storage node, in MiB (0: every read goes to the disk).
     #[arg(long, default_value_t = 64)]
     storage_cache_mib: u64,
+    /// Region this setup serves (see src/regions.rs for the two-region setup).
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    #[command(flatten)]
+    global: regions::GlobalMetaArgs,
     #[command(flatten)]
     janitor: JanitorArgs,
     #[command(flatten)]
@@ -655,7 +665,8 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             }
         })?;
 
-    let meta = cairn_raft::MetaClientConfig::new(peers, DEV_PARTITIONS);
+    let mut meta = cairn_raft::MetaClientConfig::new(peers, DEV_PARTITIONS);
+    args.global.apply(&mut meta)?;
     let janitor_nodes = storage_nodes
         .iter()
         .map(|node| (node.node_id, node.address))
@@ -678,6 +689,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     .context("starting the healer")?;
     let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
     gateway.root_credentials = Some(credentials.clone());
+    gateway.region = args.region.clone();
     // Generated on first start beside the data, outside the metadata service.
     let master_key_path = args.data.join("master-key");
     gateway.master_key = Some(std::sync::Arc::new(
@@ -701,7 +713,8 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     println!("  access key: {}", credentials.access_key_id);
     println!("  secret key: {}", credentials.secret_access_key);
     println!(
-        "  region: us-east-1; EC {} over six storage nodes in three AZs; data in {}",
+        "  region: {}; EC {} over six storage nodes in three AZs; data in {}",
+        args.region,
         args.tuning.ec_scheme,
         args.data.display()
     );
@@ -911,6 +924,8 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         ),
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
     };
+    let mut meta = meta;
+    args.global.apply(&mut meta)?;
     args.registry.spawn_expiry(meta.clone())?;
     let healer_stats = cairn_workers::healer::spawn_healer(
         meta.clone(),
@@ -992,6 +1007,8 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         }
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
     };
+    let mut config = config;
+    args.global.apply(&mut config.meta)?;
     cairn_gateway::run_gateway(config).context("gateway")
 }
 

@@ -80,6 +80,11 @@ pub struct MetaClientConfig {
     /// First retry delay; doubles per failed attempt up to `backoff_max_ms`.
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
+    /// The global bucket service of a multi-region deployment: when set, bucket and access-key
+    /// commands and queries (the `BUCKET_SERVICE` group) go to this other cluster (the region
+    /// that holds the bucket directory), so bucket names are unique across regions; object
+    /// partitions and the node registry stay in this (regional) cluster.
+    pub global_bucket_service: Option<Box<MetaClientConfig>>,
 }
 
 impl MetaClientConfig {
@@ -93,6 +98,7 @@ impl MetaClientConfig {
             operation_timeout_ms: 15_000,
             backoff_initial_ms: 20,
             backoff_max_ms: 500,
+            global_bucket_service: None,
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct MetaClient {
     /// Last known leader address per group.
     leaders: Mutex<HashMap<GroupId, String>>,
     pool: ConnectionPool,
+    /// The client of the global bucket service ([`MetaClientConfig::global_bucket_service`]).
+    global: Option<Box<MetaClient>>,
 }
 
 /// Whether the client's configuration was found to match the cluster's recorded layout.
@@ -168,7 +176,12 @@ impl MetaClient {
             config.partition_count,
         );
         let layout = cluster_layout(&placement, config.partition_count);
+        let global = config
+            .global_bucket_service
+            .as_ref()
+            .map(|global| Box::new(MetaClient::new((**global).clone())));
         MetaClient {
+            global,
             config,
             ring,
             placement,
@@ -177,6 +190,14 @@ impl MetaClient {
             leaders: Mutex::new(HashMap::new()),
             pool: ConnectionPool::default(),
         }
+    }
+
+    /// The global bucket service's client when `group` is the bucket service and this client
+    /// belongs to a region that does not hold the bucket directory itself.
+    fn global_for(&self, group: GroupId) -> Option<&MetaClient> {
+        self.global
+            .as_deref()
+            .filter(|_| group == GroupId::BUCKET_SERVICE)
     }
 
     /// Where every group lives, as this client computed it from its configuration.
@@ -344,6 +365,9 @@ impl MetaClient {
 
     /// Applies `command` through the Raft log of `group`.
     pub async fn write_to(&self, group: GroupId, command: Command) -> Result<Output, ClientError> {
+        if let Some(global) = self.global_for(group) {
+            return Box::pin(global.write_to(group, command)).await;
+        }
         if group != GroupId::PARTITION_MAP {
             self.verify_layout().await?;
         }
@@ -368,6 +392,9 @@ impl MetaClient {
         group: GroupId,
         commands: &[Command],
     ) -> Result<Vec<Result<Output, ClientError>>, ClientError> {
+        if let Some(global) = self.global_for(group) {
+            return Box::pin(global.write_batch_to(group, commands)).await;
+        }
         if group != GroupId::PARTITION_MAP {
             self.verify_layout().await?;
         }
@@ -474,6 +501,9 @@ impl MetaClient {
         group: GroupId,
         query: Query,
     ) -> Result<Result<Response, MetaError>, ClientError> {
+        if let Some(global) = self.global_for(group) {
+            return Box::pin(global.read_from(group, query)).await;
+        }
         if group != GroupId::PARTITION_MAP {
             self.verify_layout().await?;
         }
@@ -1023,6 +1053,32 @@ impl Drop for DetachedMetaClient {
 mod routing_tests {
     use super::*;
     use cairn_meta_state::VersionSelector;
+
+    #[test]
+    fn only_the_bucket_service_goes_to_the_global_cluster() {
+        let regional = BTreeMap::from([(1, "127.0.0.1:7401".to_owned())]);
+        let global = BTreeMap::from([(1, "127.0.0.1:8401".to_owned())]);
+        let mut config = MetaClientConfig::new(regional, 4);
+        config.global_bucket_service = Some(Box::new(MetaClientConfig::new(global, 8)));
+        let client = MetaClient::new(config);
+        let global = client
+            .global_for(GroupId::BUCKET_SERVICE)
+            .expect("bucket service is global");
+        assert_eq!(global.config.nodes[&1], "127.0.0.1:8401");
+        assert_eq!(global.config.partition_count, 8);
+        for group in [
+            GroupId::NODE_REGISTRY,
+            GroupId::PARTITION_MAP,
+            GroupId::partition(0),
+        ] {
+            assert!(client.global_for(group).is_none(), "{group}");
+        }
+        let plain = MetaClient::new(MetaClientConfig::new(
+            BTreeMap::from([(1, "127.0.0.1:7401".to_owned())]),
+            4,
+        ));
+        assert!(plain.global_for(GroupId::BUCKET_SERVICE).is_none());
+    }
 
     #[test]
     fn object_commands_go_to_the_key_partition_and_bucket_commands_to_the_bucket_service() {

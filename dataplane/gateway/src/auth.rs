@@ -125,6 +125,20 @@ pub async fn authenticate(
     headers: &[(&str, &str)],
     now_unix_millis: u64,
 ) -> Result<(Caller, VerifiedRequest), S3Error> {
+    let region = Some(executor.shared.config.region.clone());
+    authenticate_in_scope(executor, head, headers, now_unix_millis, region).await
+}
+
+/// Like [`authenticate`], with the credential scope's region checked against `region` (`None`:
+/// any region; S3 requests check it against the addressed bucket's region afterwards, see
+/// [`crate::region`]).
+pub async fn authenticate_in_scope(
+    executor: &Executor,
+    head: &RequestHead<'_>,
+    headers: &[(&str, &str)],
+    now_unix_millis: u64,
+    region: Option<String>,
+) -> Result<(Caller, VerifiedRequest), S3Error> {
     let request = SignedRequest {
         method: head.method,
         raw_path: head.raw_path,
@@ -145,9 +159,7 @@ pub async fn authenticate(
             None
         }
     };
-    let config = VerifyConfig {
-        region: Some(executor.shared.config.region.clone()),
-    };
+    let config = VerifyConfig { region };
     match verify_request(&request, &secrets, &config, (now_unix_millis / 1000) as i64)? {
         // An unsigned request: allowed only where a bucket policy says so (see
         // `crate::bucket::owned_bucket`); its body is taken as an unsigned payload.

@@ -62,7 +62,13 @@ pub async fn readable_copy_source_bucket(
     context: &RequestContext<'_>,
     source: &cairn_s3_proto::endpoint::CopySource,
 ) -> Result<BucketRecord, S3Error> {
-    let record = read_bucket(context, &source.bucket).await?;
+    let record = read_source_bucket(context, &source.bucket).await?;
+    // The source's objects live in its region's partitions; copying across regions is the
+    // replicator's job, not a gateway's.
+    let gateway_region = context.executor.shared.config.region.as_str();
+    if crate::region::bucket_region(gateway_region, &record) != gateway_region {
+        return Err(S3Error::NotImplemented);
+    }
     let action = if source.version_id.is_some() {
         "s3:GetObjectVersion"
     } else {
@@ -86,7 +92,19 @@ pub async fn readable_copy_source_bucket(
     }
 }
 
+/// The bucket the request addresses, once it is known to live in this gateway's region and the
+/// request is signed for it ([`crate::region::check_bucket_region`]).
 pub(crate) async fn read_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<BucketRecord, S3Error> {
+    let record = read_source_bucket(context, bucket).await?;
+    crate::region::check_bucket_region(context, &record)?;
+    Ok(record)
+}
+
+/// A bucket record, wherever the bucket lives.
+async fn read_source_bucket(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<BucketRecord, S3Error> {
@@ -136,17 +154,13 @@ pub async fn create_bucket(
     let shared = &context.executor.shared;
     let document = body.read_to_end(shared.config.max_xml_body_bytes).await?;
     body.finish()?;
-    if !document.iter().all(u8::is_ascii_whitespace) {
-        let location = parse_create_bucket_configuration(&document)?;
-        // An empty constraint means S3's implicit default; anything named must be this
-        // gateway's region (buckets live where they were created).
-        if let Some(location) = location
-            && !location.is_empty()
-            && location != shared.config.region
-        {
-            return Err(S3Error::InvalidLocationConstraint);
-        }
-    }
+    let location = if document.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        parse_create_bucket_configuration(&document)?.filter(|location| !location.is_empty())
+    };
+    // Buckets live where they were created: the constraint must name this gateway's region.
+    crate::region::check_location_constraint(&shared.config.region, location.as_deref())?;
     let command = Command::CreateBucket(CreateBucket {
         bucket: bucket.to_owned(),
         owner: context.caller.owner.clone(),

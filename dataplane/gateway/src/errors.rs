@@ -141,6 +141,12 @@ pub fn error_response(
     if matches!(error, S3Error::ServiceUnavailable | S3Error::SlowDown) {
         builder = builder.header("retry-after", "1");
     }
+    // The region the bucket lives in, which clients (and the edge) re-send the request to.
+    if let S3Error::PermanentRedirect { region } = error
+        && let Ok(value) = http::HeaderValue::from_str(region)
+    {
+        builder = builder.header("x-amz-bucket-region", value);
+    }
     builder
         .body(
             Full::new(body)

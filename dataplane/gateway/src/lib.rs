@@ -54,6 +54,7 @@ pub mod metrics;
 mod multipart;
 mod object;
 mod policy;
+pub mod region;
 mod request_id;
 mod server;
 mod storage;

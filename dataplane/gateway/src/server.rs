@@ -523,6 +523,9 @@ pub struct RequestContext<'a> {
     pub raw_query: &'a str,
     /// The client's address (`aws:SourceIp`).
     pub peer: SocketAddr,
+    /// The region of the signature's credential scope (this gateway's for anonymous requests),
+    /// checked against the addressed bucket's region by [`crate::region`].
+    pub signing_region: String,
 }
 
 impl RequestContext<'_> {
@@ -745,8 +748,14 @@ async fn process(
     }
     let endpoint = executor.shared.router.parse(&head)?;
     record.operation = endpoint.operation_index();
+    // The scope's region is checked against the bucket's region once the bucket is read
+    // (crate::region); requests that address no existing bucket are checked here.
     let (caller, verified) =
-        crate::auth::authenticate(executor, &head, headers, now_unix_millis()).await?;
+        crate::auth::authenticate_in_scope(executor, &head, headers, now_unix_millis(), None)
+            .await?;
+    if endpoint.bucket().is_none() || matches!(endpoint, Endpoint::CreateBucket { .. }) {
+        crate::region::check_signing_region(&verified.region, &executor.shared.config.region)?;
+    }
     // Anonymous callers reach buckets only through bucket policies: the service-level
     // operations (ListBuckets, CreateBucket) need a user.
     if caller.is_anonymous()
@@ -769,6 +778,7 @@ async fn process(
         object_key: endpoint.key().map(str::to_owned),
         raw_query: head.raw_query,
         peer,
+        signing_region: verified.region.clone(),
     };
     let body = crate::body::RequestBody::new(
         body,

@@ -53,6 +53,18 @@ pub enum S3Error {
     InvalidBucketName,
     #[error("The specified location-constraint is not valid")]
     InvalidLocationConstraint,
+    /// CreateBucket sent to one region's endpoint naming another region (or none, outside
+    /// us-east-1); the text says which.
+    #[error(
+        "The {0} location constraint is incompatible for the region specific endpoint this request was sent to."
+    )]
+    IllegalLocationConstraintException(String),
+    /// The bucket lives in another region (named here; the gateway sends it in
+    /// `x-amz-bucket-region`).
+    #[error(
+        "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint."
+    )]
+    PermanentRedirect { region: String },
     #[error("You have attempted to create more buckets than allowed")]
     TooManyBuckets,
     #[error("The Versioning element must be specified")]
@@ -193,6 +205,8 @@ impl S3Error {
             S3Error::BucketNotEmpty => "BucketNotEmpty",
             S3Error::InvalidBucketName => "InvalidBucketName",
             S3Error::InvalidLocationConstraint => "InvalidLocationConstraint",
+            S3Error::IllegalLocationConstraintException(_) => "IllegalLocationConstraintException",
+            S3Error::PermanentRedirect { .. } => "PermanentRedirect",
             S3Error::TooManyBuckets => "TooManyBuckets",
             S3Error::IllegalVersioningConfiguration => "IllegalVersioningConfigurationException",
             S3Error::MfaAuthenticationRequired => "AccessDenied",
@@ -245,6 +259,7 @@ impl S3Error {
     pub fn http_status(&self) -> u16 {
         match self {
             S3Error::NotModified => 304,
+            S3Error::PermanentRedirect { .. } => 301,
             S3Error::AccessDenied
             | S3Error::RequestExpired
             | S3Error::RequestNotYetValid
@@ -262,6 +277,7 @@ impl S3Error {
             | S3Error::XAmzContentSha256Mismatch
             | S3Error::InvalidBucketName
             | S3Error::InvalidLocationConstraint
+            | S3Error::IllegalLocationConstraintException(_)
             | S3Error::TooManyBuckets
             | S3Error::IllegalVersioningConfiguration
             | S3Error::KeyTooLongError
@@ -355,6 +371,10 @@ mod tests {
             S3Error::BucketNotEmpty,
             S3Error::InvalidBucketName,
             S3Error::InvalidLocationConstraint,
+            S3Error::IllegalLocationConstraintException("eu-west-1".into()),
+            S3Error::PermanentRedirect {
+                region: "us-west-2".into(),
+            },
             S3Error::TooManyBuckets,
             S3Error::IllegalVersioningConfiguration,
             S3Error::MfaAuthenticationRequired,
@@ -426,6 +446,10 @@ mod tests {
             S3Error::BucketNotEmpty => ("BucketNotEmpty", 409),
             S3Error::InvalidBucketName => ("InvalidBucketName", 400),
             S3Error::InvalidLocationConstraint => ("InvalidLocationConstraint", 400),
+            S3Error::IllegalLocationConstraintException(_) => {
+                ("IllegalLocationConstraintException", 400)
+            }
+            S3Error::PermanentRedirect { .. } => ("PermanentRedirect", 301),
             S3Error::TooManyBuckets => ("TooManyBuckets", 400),
             S3Error::IllegalVersioningConfiguration => {
                 ("IllegalVersioningConfigurationException", 400)

@@ -86,6 +86,8 @@ struct Counters {
     upstream_errors: AtomicU64,
     bucket_lookups: AtomicU64,
     module_reloads: AtomicU64,
+    /// Answers from a region saying the bucket is not (or no longer) there: 301 or NoSuchBucket.
+    bucket_moved: AtomicU64,
 }
 
 struct Shared {
@@ -357,11 +359,12 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
             facts.is_head,
         )
     };
-    let access_key_id = match authenticate(&executor, &facts, &parts.headers).await {
-        Ok(access_key_id) => access_key_id,
-        Err(refusal) => return error(refusal),
-    };
-    let forward = match decide(&executor, &facts, &parts.headers).await {
+    let (access_key_id, signing_region) =
+        match authenticate(&executor, &facts, &parts.headers).await {
+            Ok(verified) => verified,
+            Err(refusal) => return error(refusal),
+        };
+    let forward = match decide(&executor, &facts, &parts.headers, &signing_region).await {
         Ok(forward) => forward,
         Err(refusal) => return error(refusal),
     };
@@ -373,12 +376,13 @@ async fn handle(executor: Rc<Executor>, request: http::Request<Incoming>) -> Htt
 
 /// SigV4 at the edge: the same verifier and rules as the gateway (secrets from the metadata
 /// service, anonymous requests refused). The payload itself is checked by the gateway, which
-/// receives the request unchanged. Returns the caller's access key id.
+/// receives the request unchanged. Returns the caller's access key id and the region of the
+/// signature's credential scope.
 async fn authenticate(
     executor: &Executor,
     facts: &RequestFacts,
     headers: &HeaderMap,
-) -> Result<String, S3Error> {
+) -> Result<(String, String), S3Error> {
     let header_pairs: Vec<(&str, &str)> = headers
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
@@ -409,7 +413,7 @@ async fn authenticate(
     let config = VerifyConfig { region: None };
     match verify_request(&request, &secrets, &config, now_unix_seconds())? {
         Authentication::Anonymous => Err(S3Error::AccessDenied),
-        Authentication::Verified(verified) => Ok(verified.access_key_id),
+        Authentication::Verified(verified) => Ok((verified.access_key_id, verified.region)),
     }
 }
 
@@ -502,11 +506,15 @@ fn reject_to_s3(reason: RejectReason, message: &str) -> S3Error {
     }
 }
 
-/// Asks the routing module, looking a bucket up when it asks for one.
+/// Asks the routing module, looking a bucket up when it asks for one. The client's region hint
+/// is `x-cairn-region-hint`, else the region the request is signed for: a request for a bucket
+/// that does not exist yet (CreateBucket) goes to the region the client signed it for, which is
+/// the only region whose gateway accepts that signature.
 async fn decide(
     executor: &Executor,
     facts: &RequestFacts,
     headers: &HeaderMap,
+    signing_region: &str,
 ) -> Result<Forward, S3Error> {
     let shared = &executor.shared;
     let header = |name: &str| {
@@ -521,7 +529,9 @@ async fn decide(
         host: header("host"),
         path: facts.raw_path.clone(),
         query: facts.raw_query.clone(),
-        client_region_hint: header("x-cairn-region-hint"),
+        client_region_hint: Some(header("x-cairn-region-hint"))
+            .filter(|hint| !hint.is_empty())
+            .unwrap_or_else(|| signing_region.to_owned()),
         headers: ROUTING_HEADERS
             .iter()
             .filter_map(|name| {
@@ -701,6 +711,7 @@ async fn proxy(
     if let Some(bucket) = bucket
         && bucket_moved(&mut response).await
     {
+        shared.counters.bucket_moved.fetch_add(1, Ordering::Relaxed);
         shared.bucket_regions.invalidate(bucket);
         shared.hot.remove_bucket(bucket);
         if !request_has_body {
@@ -1197,7 +1208,9 @@ fn metrics_text(shared: &Shared) -> String {
          # TYPE cairn_edge_module_reloads_total counter\n\
          cairn_edge_module_reloads_total {}\n\
          # TYPE cairn_edge_module_generation gauge\n\
-         cairn_edge_module_generation {generation}\n",
+         cairn_edge_module_generation {generation}\n\
+         # TYPE cairn_edge_bucket_moved_total counter\n\
+         cairn_edge_bucket_moved_total {}\n",
         load(&counters.requests),
         load(&counters.cache_hits),
         load(&counters.cache_revalidated),
@@ -1207,5 +1220,6 @@ fn metrics_text(shared: &Shared) -> String {
         load(&counters.upstream_errors),
         load(&counters.bucket_lookups),
         load(&counters.module_reloads),
+        load(&counters.bucket_moved),
     )
 }

@@ -12,7 +12,8 @@
 //! Invariants: [`route`] is total (every input gives a decision, never a panic); a decision never
 //! names a region absent from the request's region table; only a GET of a whole object without
 //! query, range or conditions is cacheable; a bucket the table marks as non-existent is never
-//! cacheable and goes to the client's region (or the default), which answers for it.
+//! cacheable and goes to the client's region (or the default), which answers for it; so does
+//! every CreateBucket (a PUT of a bucket without query), whatever the table says.
 
 #![no_std]
 
@@ -210,6 +211,15 @@ pub fn route(request: &RequestRecord) -> Decision {
             RejectReason::InvalidBucketName,
             format!("{bucket:?} is not a valid bucket name"),
         );
+    }
+    // CreateBucket goes to the region the client asks for (its hint: the region it signed the
+    // request for), whatever the table says: the global bucket service answers for names taken
+    // anywhere, and only that region accepts the request's signature and LocationConstraint.
+    if method == "PUT" && key.is_empty() && request.query.is_empty() {
+        return match fallback_region(request) {
+            Some(region) => forward(region, Some(bucket), key, false, 0),
+            None => no_region(request, "no region is configured"),
+        };
     }
     let Some(entry) = request.buckets.iter().find(|entry| entry.bucket == bucket) else {
         return Decision::NeedBucketRegion { bucket };

@@ -128,6 +128,33 @@ fn nonexistent_bucket_goes_to_the_hint_region_then_the_default_uncached() {
 }
 
 #[test]
+fn create_bucket_goes_to_the_hint_region_whatever_the_table_says() {
+    // "photos" lives in us-east; a CreateBucket for it signed for eu-west goes to eu-west
+    // (which answers BucketAlreadyExists/OwnedByYou from the global bucket service).
+    let mut record = request("PUT", "localhost", "/photos");
+    record.client_region_hint = "eu-west".to_string();
+    assert_eq!(
+        route(&record),
+        forward("eu-west", "gw-eu", Some("photos"), "", false, 0)
+    );
+    // An unknown bucket needs no lookup for it.
+    let mut record = request("PUT", "localhost", "/brand-new");
+    record.client_region_hint = "us-east".to_string();
+    assert_eq!(
+        route(&record),
+        forward("us-east", "gw-us", Some("brand-new"), "", false, 0)
+    );
+    // A bucket configuration PUT (with a query) goes to the bucket's region.
+    let mut record = request("PUT", "localhost", "/photos");
+    record.query = "versioning".to_string();
+    record.client_region_hint = "eu-west".to_string();
+    assert_eq!(
+        route(&record),
+        forward("us-east", "gw-us", Some("photos"), "", false, 0)
+    );
+}
+
+#[test]
 fn list_buckets_goes_to_the_hint_region() {
     let mut record = request("GET", "localhost", "/");
     record.client_region_hint = "us-east".to_string();
