@@ -313,6 +313,19 @@ impl CairnDev {
         Self::launch(binary, dir, args, endpoint, admin, meta)
     }
 
+    /// Like [`CairnDev::start_with`] with extra environment variables (e.g. `CAIRN_LOG`).
+    pub fn start_with_env(
+        binary: &Path,
+        dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> CairnDev {
+        let (args, endpoint, admin, meta) = dev_command_line(dir, extra_args);
+        let mut process = CairnProcess::start_with_env(binary, &args, dir, "dev", env);
+        wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
+        Self::with_printed_keys(process, args, endpoint, admin, meta)
+    }
+
     /// Kills this `cairn dev` with SIGKILL (if it still runs), waits for its ports to close and
     /// starts it again with the same arguments: same ports, same data.
     pub fn restarted(mut self, binary: &Path, dir: &Path) -> CairnDev {
@@ -349,6 +362,17 @@ impl CairnDev {
     ) -> CairnDev {
         let mut process = CairnProcess::start(binary, &args, dir, "dev");
         wait_for_listener(endpoint, &mut process, Duration::from_secs(60));
+        Self::with_printed_keys(process, args, endpoint, admin, meta)
+    }
+
+    /// Waits for the root keys `cairn dev` prints.
+    fn with_printed_keys(
+        process: CairnProcess,
+        args: Vec<String>,
+        endpoint: SocketAddr,
+        admin: SocketAddr,
+        meta: SocketAddr,
+    ) -> CairnDev {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = process.log();

@@ -30,7 +30,15 @@ impl StateMachine {
             owner: command.owner,
             primary_region: command.primary_region,
             created_at_ms: command.now_ms,
-            versioning: VersioningState::Unversioned,
+            // A bucket created with object lock is versioned from the start, as in S3.
+            versioning: if command
+                .attributes
+                .contains_key(crate::object_lock::OBJECT_LOCK_ATTRIBUTE)
+            {
+                VersioningState::Enabled
+            } else {
+                VersioningState::Unversioned
+            },
             replication_rules: Vec::new(),
             ec_scheme: command.ec_scheme,
             acl: command.acl,

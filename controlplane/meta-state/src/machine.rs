@@ -188,6 +188,23 @@ impl StateMachine {
                         name,
                         value,
                     } => self.put_object_attribute(&bucket, &key, &version, name, value, true),
+                    // A conditional delete (`If-Match`) with the bypass: the condition is
+                    // checked first, as `Command::Conditional` does.
+                    Command::Conditional {
+                        condition,
+                        observed,
+                        command,
+                    } if matches!(*command, Command::DeleteObject(_)) => {
+                        match self.check_condition(&condition, observed, &command) {
+                            Ok(()) => match *command {
+                                Command::DeleteObject(command) => {
+                                    self.delete_object(command, &mut effects)
+                                }
+                                _ => unreachable!("matched above"),
+                            },
+                            Err(error) => Err(error),
+                        }
+                    }
                     other => Err(MetaError::InvalidArgument {
                         reason: format!("{} cannot bypass governance retention", other.name()),
                     }),

@@ -298,3 +298,47 @@ fn encrypted_objects_commit_shard_maps_of_their_stored_length() {
     assert_eq!(committed.size_bytes, 70_000);
     assert_eq!(committed.erasure.object_length_bytes, 70_056);
 }
+
+#[test]
+fn a_bucket_created_with_object_lock_is_versioned() {
+    let mut harness = Harness::new(Role::Combined);
+    let Command::CreateBucket(mut command) = create_bucket(BUCKET, OWNER) else {
+        unreachable!()
+    };
+    command.attributes = BTreeMap::from([(
+        OBJECT_LOCK_ATTRIBUTE.to_owned(),
+        ObjectLockConfiguration::default().encode(),
+    )]);
+    let Response::Bucket(record) = harness.ok(Command::CreateBucket(command)) else {
+        panic!("bucket")
+    };
+    assert_eq!(record.versioning, VersioningState::Enabled);
+    let Response::Bucket(plain) = harness.ok(create_bucket("plain-bucket", OWNER)) else {
+        panic!("bucket")
+    };
+    assert_eq!(plain.versioning, VersioningState::Unversioned);
+}
+
+#[test]
+fn a_conditional_delete_can_bypass_governance() {
+    let mut harness = Harness::with_bucket();
+    let record = put_protected(
+        &mut harness,
+        RETENTION_ATTRIBUTE,
+        retention(RetentionMode::Governance, LATER_MS),
+    );
+    let id = VersionSelector::Id(record.version_id);
+    let conditional = |etag: &str| Command::Conditional {
+        condition: WriteCondition::EtagMatches(etag.to_owned()),
+        observed: Some(record.version_id),
+        command: Box::new(delete("a", id.clone(), VersioningState::Enabled)),
+    };
+    assert_locked(harness.err(conditional(&record.checksums.etag)));
+    // The condition is still checked under the bypass.
+    assert!(matches!(
+        harness.err(bypass(conditional("other-etag"))),
+        MetaError::PreconditionFailed { .. }
+    ));
+    harness.ok(bypass(conditional(&record.checksums.etag)));
+    assert!(harness.get("a", id).is_err());
+}

@@ -171,6 +171,7 @@ pub async fn create_bucket(
         attributes: {
             let mut attributes = Default::default();
             crate::acl::insert_requested_acl(context, &mut attributes)?;
+            attributes.extend(crate::object_lock::create_bucket_attribute(context)?);
             attributes
         },
     });

@@ -93,12 +93,14 @@ pub(crate) struct NewObjectKey {
 }
 
 /// Chooses the encryption of a new object or multipart upload from the request's headers
-/// (`x-amz-server-side-encryption`, the SSE-C headers) or, without them, the gateway's default.
+/// (`x-amz-server-side-encryption`, the SSE-C headers) or, without them, the bucket's default
+/// encryption (PutBucketEncryption), else the gateway's default.
 pub(crate) fn new_object_key(
     context: &RequestContext<'_>,
-    bucket: &str,
+    bucket_record: &cairn_meta_state::BucketRecord,
     key: &str,
 ) -> Result<NewObjectKey, S3Error> {
+    let bucket = bucket_record.name.as_str();
     let config = &context.executor.shared.config;
     let customer = customer_key(context, HeaderFamily::Request)?;
     let requested_sse = match context.header(SSE_HEADER) {
@@ -123,7 +125,8 @@ pub(crate) fn new_object_key(
             (envelope, data_key, Some(customer.md5_base64()))
         }
         (None, requested) => {
-            let default_on = config.encrypt_by_default;
+            let default_on = config.encrypt_by_default
+                || crate::bucket_encryption::bucket_default_sse_s3(bucket_record)?;
             match (&config.master_key, requested.is_some() || default_on) {
                 (_, false) => {
                     return Ok(NewObjectKey {

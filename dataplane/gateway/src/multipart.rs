@@ -68,7 +68,7 @@ pub async fn create_multipart_upload(
 ) -> Result<HttpResponse, S3Error> {
     let bucket_record = owned_bucket(context, bucket).await?;
     // The upload's data key encrypts every part (each part number is bound into its chunks).
-    let new_key = crate::encryption::new_object_key(context, bucket, key)?;
+    let new_key = crate::encryption::new_object_key(context, &bucket_record, key)?;
     let command = Command::CreateMultipartUpload(cairn_meta_state::CreateMultipartUpload {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -80,11 +80,17 @@ pub async fn create_multipart_upload(
         user_metadata: user_metadata(context.headers)?.into_iter().collect(),
         storage_class: StorageClass::Standard,
         acl: Default::default(),
-        ec_scheme: bucket_record.ec_scheme,
+        ec_scheme: bucket_record.ec_scheme.clone(),
         piece_size_bytes: context.executor.shared.config.piece_size_bytes,
         now_ms: now_unix_millis(),
         attributes: {
             let mut attributes = crate::tagging::request_attributes(context)?;
+            attributes.extend(crate::object_lock::new_version_attributes(
+                context,
+                &bucket_record,
+                now_unix_millis(),
+                false,
+            )?);
             attributes.extend(new_key.attributes.clone());
             attributes
         },

@@ -280,7 +280,7 @@ pub async fn put_object(
         .header("x-cairn-idempotency-token")
         .map(str::to_owned)
         .unwrap_or_else(|| format!("gw-{}", context.request_id));
-    let new_key = crate::encryption::new_object_key(context, bucket, key)?;
+    let new_key = crate::encryption::new_object_key(context, &bucket_record, key)?;
     let prepare = Command::PrepareWrite(PrepareWrite {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -300,6 +300,12 @@ pub async fn put_object(
         now_ms: now_unix_millis(),
         attributes: {
             let mut attributes = crate::tagging::request_attributes(context)?;
+            attributes.extend(crate::object_lock::new_version_attributes(
+                context,
+                &bucket_record,
+                now_unix_millis(),
+                true,
+            )?);
             attributes.extend(new_key.attributes.clone());
             attributes
         },
@@ -972,6 +978,9 @@ pub async fn get_object(
     for (name, value) in crate::encryption::response_headers(object_key.as_ref()) {
         builder = builder.header(name, value);
     }
+    for (name, value) in crate::object_lock::response_headers(&record) {
+        builder = builder.header(name, value);
+    }
     // The stored checksum covers the whole object: S3 returns it only for whole-object reads.
     if range.is_none()
         && context
@@ -1306,7 +1315,7 @@ pub async fn copy_object(
         &source.key,
         crate::encryption::HeaderFamily::CopySource,
     )?;
-    let new_key = crate::encryption::new_object_key(context, bucket, key)?;
+    let new_key = crate::encryption::new_object_key(context, &bucket_record, key)?;
     let data_key = new_key.key.as_ref().map(|object_key| &object_key.data_key);
     let source_version_id = version_id_header(source_bucket_record.versioning, &source_record);
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;
@@ -1342,6 +1351,13 @@ pub async fn copy_object(
         now_ms: now_unix_millis(),
         attributes: {
             let mut attributes = crate::tagging::copy_attributes(context, &source_record)?;
+            // Lock settings are not copied: the request's headers or the bucket's default apply.
+            attributes.extend(crate::object_lock::new_version_attributes(
+                context,
+                &bucket_record,
+                now_unix_millis(),
+                false,
+            )?);
             attributes.extend(new_key.attributes.clone());
             attributes
         },
@@ -1435,6 +1451,7 @@ async fn delete_one(
     key: &str,
     version_id: Option<&str>,
     condition: &Option<CheckedCondition>,
+    bypass_governance: bool,
 ) -> Result<DeleteOutcome, S3Error> {
     let command = Command::DeleteObject(cairn_meta_state::DeleteObject {
         bucket: bucket_record.name.clone(),
@@ -1448,7 +1465,10 @@ async fn delete_one(
         .executor
         .shared
         .meta
-        .write(with_condition(command, condition))
+        .write(crate::object_lock::with_bypass(
+            with_condition(command, condition),
+            bypass_governance,
+        ))
         .await
         .map_err(|error| crate::errors::client_error_to_s3(&error))?;
     // Deleting a version by id answers that id; S3 echoes it even when nothing was there.
@@ -1494,7 +1514,8 @@ pub async fn delete_object(
     let mut builder = http::Response::builder().status(http::StatusCode::NO_CONTENT);
     // A conditional delete (`If-Match`) of a missing key is NoSuchKey, as in S3.
     let condition = check_write_condition(context, bucket, key, false).await?;
-    let outcome = delete_one(context, &bucket_record, key, version_id, &condition).await?;
+    let bypass = crate::object_lock::bypass_governance(context, &bucket_record, key);
+    let outcome = delete_one(context, &bucket_record, key, version_id, &condition, bypass).await?;
     if outcome.delete_marker {
         builder = builder.header("x-amz-delete-marker", "true");
     }
@@ -1541,6 +1562,11 @@ pub async fn delete_objects(
                             &object.key,
                             object.version_id.as_deref(),
                             &None,
+                            crate::object_lock::bypass_governance(
+                                context,
+                                bucket_record,
+                                &object.key,
+                            ),
                         )
                         .await
                     }

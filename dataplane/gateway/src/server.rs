@@ -806,6 +806,7 @@ async fn dispatch(
     body: crate::body::RequestBody,
 ) -> Result<HttpResponse, S3Error> {
     use crate::{acl, attributes, bucket, cors, list, multipart, object, policy, tagging};
+    use crate::{bucket_encryption, object_lock};
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(context).await,
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(context, &bucket, body).await,
@@ -999,6 +1000,49 @@ async fn dispatch(
             key,
             version_id,
         } => attributes::get_object_attributes(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::GetObjectLockConfiguration { bucket } => {
+            object_lock::get_object_lock_configuration(context, &bucket).await
+        }
+        Endpoint::PutObjectLockConfiguration { bucket } => {
+            object_lock::put_object_lock_configuration(context, &bucket, body).await
+        }
+        Endpoint::GetObjectRetention {
+            bucket,
+            key,
+            version_id,
+        } => object_lock::get_object_retention(context, &bucket, &key, version_id.as_deref()).await,
+        Endpoint::PutObjectRetention {
+            bucket,
+            key,
+            version_id,
+        } => {
+            object_lock::put_object_retention(context, &bucket, &key, version_id.as_deref(), body)
+                .await
+        }
+        Endpoint::GetObjectLegalHold {
+            bucket,
+            key,
+            version_id,
+        } => {
+            object_lock::get_object_legal_hold(context, &bucket, &key, version_id.as_deref()).await
+        }
+        Endpoint::PutObjectLegalHold {
+            bucket,
+            key,
+            version_id,
+        } => {
+            object_lock::put_object_legal_hold(context, &bucket, &key, version_id.as_deref(), body)
+                .await
+        }
+        Endpoint::GetBucketEncryption { bucket } => {
+            bucket_encryption::get_bucket_encryption(context, &bucket).await
+        }
+        Endpoint::PutBucketEncryption { bucket } => {
+            bucket_encryption::put_bucket_encryption(context, &bucket, body).await
+        }
+        Endpoint::DeleteBucketEncryption { bucket } => {
+            bucket_encryption::delete_bucket_encryption(context, &bucket).await
+        }
     }
 }
 

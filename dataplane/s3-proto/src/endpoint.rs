@@ -111,14 +111,8 @@ pub enum UnimplementedOperation {
     PostObject,
     RestoreObject,
     SelectObjectContent,
-    GetObjectRetention,
-    PutObjectRetention,
-    GetObjectLegalHold,
-    PutObjectLegalHold,
-    GetObjectLockConfiguration,
-    PutObjectLockConfiguration,
     GetObjectTorrent,
-    /// Encryption, website, logging, notification, replication, accelerate, request payment,
+    /// Website, logging, notification, replication, accelerate, request payment,
     /// ownership controls, public access block, analytics, metrics, inventory, intelligent
     /// tiering, on the bucket, read or written: the marker is kept for the error message.
     OtherBucketSubresource(&'static str),
@@ -126,7 +120,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 46] = [
+pub const OPERATION_NAMES: [&str; 55] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -173,6 +167,15 @@ pub const OPERATION_NAMES: [&str; 46] = [
     "DeleteBucketCors",
     "PreflightCors",
     "GetObjectAttributes",
+    "GetObjectLockConfiguration",
+    "PutObjectLockConfiguration",
+    "GetObjectRetention",
+    "PutObjectRetention",
+    "GetObjectLegalHold",
+    "PutObjectLegalHold",
+    "GetBucketEncryption",
+    "PutBucketEncryption",
+    "DeleteBucketEncryption",
 ];
 
 /// One S3 operation with its parameters.
@@ -363,6 +366,41 @@ pub enum Endpoint {
         key: String,
         version_id: Option<String>,
     },
+    GetObjectLockConfiguration {
+        bucket: String,
+    },
+    PutObjectLockConfiguration {
+        bucket: String,
+    },
+    GetObjectRetention {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    PutObjectRetention {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    GetObjectLegalHold {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    PutObjectLegalHold {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    GetBucketEncryption {
+        bucket: String,
+    },
+    PutBucketEncryption {
+        bucket: String,
+    },
+    DeleteBucketEncryption {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -421,6 +459,15 @@ impl Endpoint {
             Endpoint::DeleteBucketCors { .. } => 43,
             Endpoint::PreflightCors { .. } => 44,
             Endpoint::GetObjectAttributes { .. } => 45,
+            Endpoint::GetObjectLockConfiguration { .. } => 46,
+            Endpoint::PutObjectLockConfiguration { .. } => 47,
+            Endpoint::GetObjectRetention { .. } => 48,
+            Endpoint::PutObjectRetention { .. } => 49,
+            Endpoint::GetObjectLegalHold { .. } => 50,
+            Endpoint::PutObjectLegalHold { .. } => 51,
+            Endpoint::GetBucketEncryption { .. } => 52,
+            Endpoint::PutBucketEncryption { .. } => 53,
+            Endpoint::DeleteBucketEncryption { .. } => 54,
         }
     }
 
@@ -472,7 +519,16 @@ impl Endpoint {
             | Endpoint::PutBucketCors { bucket }
             | Endpoint::DeleteBucketCors { bucket }
             | Endpoint::PreflightCors { bucket, .. }
-            | Endpoint::GetObjectAttributes { bucket, .. } => Some(bucket),
+            | Endpoint::GetObjectAttributes { bucket, .. }
+            | Endpoint::GetObjectLockConfiguration { bucket }
+            | Endpoint::PutObjectLockConfiguration { bucket }
+            | Endpoint::GetObjectRetention { bucket, .. }
+            | Endpoint::PutObjectRetention { bucket, .. }
+            | Endpoint::GetObjectLegalHold { bucket, .. }
+            | Endpoint::PutObjectLegalHold { bucket, .. }
+            | Endpoint::GetBucketEncryption { bucket }
+            | Endpoint::PutBucketEncryption { bucket }
+            | Endpoint::DeleteBucketEncryption { bucket } => Some(bucket),
         }
     }
 
@@ -495,7 +551,11 @@ impl Endpoint {
             | Endpoint::DeleteObjectTagging { key, .. }
             | Endpoint::GetObjectAcl { key, .. }
             | Endpoint::PutObjectAcl { key, .. }
-            | Endpoint::GetObjectAttributes { key, .. } => Some(key),
+            | Endpoint::GetObjectAttributes { key, .. }
+            | Endpoint::GetObjectRetention { key, .. }
+            | Endpoint::PutObjectRetention { key, .. }
+            | Endpoint::GetObjectLegalHold { key, .. }
+            | Endpoint::PutObjectLegalHold { key, .. } => Some(key),
             Endpoint::NotImplemented { key, .. } | Endpoint::PreflightCors { key, .. } => {
                 key.as_deref()
             }
@@ -606,6 +666,18 @@ impl Endpoint {
                 } else {
                     "s3:GetObjectAttributes"
                 }
+            }
+            Endpoint::GetObjectLockConfiguration { .. } => "s3:GetBucketObjectLockConfiguration",
+            Endpoint::PutObjectLockConfiguration { .. } => "s3:PutBucketObjectLockConfiguration",
+            // AWS has no per-version actions for these.
+            Endpoint::GetObjectRetention { .. } => "s3:GetObjectRetention",
+            Endpoint::PutObjectRetention { .. } => "s3:PutObjectRetention",
+            Endpoint::GetObjectLegalHold { .. } => "s3:GetObjectLegalHold",
+            Endpoint::PutObjectLegalHold { .. } => "s3:PutObjectLegalHold",
+            Endpoint::GetBucketEncryption { .. } => "s3:GetEncryptionConfiguration",
+            // AWS authorises the delete as the put.
+            Endpoint::PutBucketEncryption { .. } | Endpoint::DeleteBucketEncryption { .. } => {
+                "s3:PutEncryptionConfiguration"
             }
         }
     }
@@ -791,15 +863,7 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
             Some(Op::DeleteBucketLifecycle),
         );
     }
-    if query.has("object-lock") {
-        return by_method(
-            Op::GetObjectLockConfiguration,
-            Op::PutObjectLockConfiguration,
-            None,
-        );
-    }
-    const OTHER_MARKERS: [&str; 13] = [
-        "encryption",
+    const OTHER_MARKERS: [&str; 12] = [
         "website",
         "logging",
         "notification",
@@ -821,21 +885,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
 
 fn unimplemented_object_operation(method: &str, query: &Query) -> Option<UnimplementedOperation> {
     use UnimplementedOperation as Op;
-    let read = matches!(method, "GET" | "HEAD");
-    if query.has("retention") {
-        return Some(if read {
-            Op::GetObjectRetention
-        } else {
-            Op::PutObjectRetention
-        });
-    }
-    if query.has("legal-hold") {
-        return Some(if read {
-            Op::GetObjectLegalHold
-        } else {
-            Op::PutObjectLegalHold
-        });
-    }
     if query.has("torrent") {
         return Some(Op::GetObjectTorrent);
     }
@@ -979,6 +1028,21 @@ impl Router {
                 "GET" => Ok(Endpoint::GetPublicAccessBlock { bucket }),
                 "PUT" => Ok(Endpoint::PutPublicAccessBlock { bucket }),
                 "DELETE" => Ok(Endpoint::DeletePublicAccessBlock { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("object-lock") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectLockConfiguration { bucket }),
+                "PUT" => Ok(Endpoint::PutObjectLockConfiguration { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("encryption") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketEncryption { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketEncryption { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketEncryption { bucket }),
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }
@@ -1127,6 +1191,36 @@ impl Router {
                     version_id,
                 }),
                 "PUT" => Ok(Endpoint::PutObjectAcl {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("retention") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectRetention {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "PUT" => Ok(Endpoint::PutObjectRetention {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("legal-hold") {
+            return match method {
+                "GET" => Ok(Endpoint::GetObjectLegalHold {
+                    bucket,
+                    key,
+                    version_id,
+                }),
+                "PUT" => Ok(Endpoint::PutObjectLegalHold {
                     bucket,
                     key,
                     version_id,

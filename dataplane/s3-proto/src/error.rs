@@ -169,6 +169,12 @@ pub enum S3Error {
     NoSuchPublicAccessBlockConfiguration,
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration,
+    #[error("Object Lock configuration does not exist for this bucket")]
+    ObjectLockConfigurationNotFoundError,
+    #[error("The specified object does not have a ObjectLock configuration")]
+    NoSuchObjectLockConfiguration,
+    #[error("The server side encryption configuration was not found")]
+    ServerSideEncryptionConfigurationNotFoundError,
     /// A CORS preflight no rule allows.
     #[error("{0}")]
     AccessForbidden(String),
@@ -248,6 +254,11 @@ impl S3Error {
             S3Error::MalformedAclError(_) => "MalformedACLError",
             S3Error::NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             S3Error::NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
+            S3Error::ObjectLockConfigurationNotFoundError => "ObjectLockConfigurationNotFoundError",
+            S3Error::NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
+            S3Error::ServerSideEncryptionConfigurationNotFoundError => {
+                "ServerSideEncryptionConfigurationNotFoundError"
+            }
             S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable => "ServiceUnavailable",
@@ -309,7 +320,10 @@ impl S3Error {
             | S3Error::NoSuchTagSet
             | S3Error::NoSuchBucketPolicy
             | S3Error::NoSuchPublicAccessBlockConfiguration
-            | S3Error::NoSuchCorsConfiguration => 404,
+            | S3Error::NoSuchCorsConfiguration
+            | S3Error::ObjectLockConfigurationNotFoundError
+            | S3Error::NoSuchObjectLockConfiguration
+            | S3Error::ServerSideEncryptionConfigurationNotFoundError => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -416,6 +430,9 @@ mod tests {
             S3Error::MalformedAclError("x".into()),
             S3Error::NoSuchPublicAccessBlockConfiguration,
             S3Error::NoSuchCorsConfiguration,
+            S3Error::ObjectLockConfigurationNotFoundError,
+            S3Error::NoSuchObjectLockConfiguration,
+            S3Error::ServerSideEncryptionConfigurationNotFoundError,
             S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
@@ -495,6 +512,13 @@ mod tests {
                 ("NoSuchPublicAccessBlockConfiguration", 404)
             }
             S3Error::NoSuchCorsConfiguration => ("NoSuchCORSConfiguration", 404),
+            S3Error::ObjectLockConfigurationNotFoundError => {
+                ("ObjectLockConfigurationNotFoundError", 404)
+            }
+            S3Error::NoSuchObjectLockConfiguration => ("NoSuchObjectLockConfiguration", 404),
+            S3Error::ServerSideEncryptionConfigurationNotFoundError => {
+                ("ServerSideEncryptionConfigurationNotFoundError", 404)
+            }
             S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
@@ -505,7 +529,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 63, "a variant is missing from the table");
+        assert_eq!(variants.len(), 66, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

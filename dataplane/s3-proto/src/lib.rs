@@ -73,6 +73,7 @@
 
 pub mod acl;
 pub mod body;
+pub mod bucket_encryption;
 pub mod checksum;
 pub mod chunked;
 pub mod conditions;
@@ -83,6 +84,7 @@ pub mod error;
 pub mod headers;
 pub mod listing;
 pub mod multipart;
+pub mod object_lock;
 pub mod policy;
 pub mod range;
 pub mod sigv4;

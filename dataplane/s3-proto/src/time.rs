@@ -250,10 +250,104 @@ pub fn format_iso8601_millis(unix_millis: i64) -> String {
     )
 }
 
+/// Parses an ISO 8601 UTC timestamp as S3 headers and documents carry it:
+/// `YYYY-MM-DDTHH:MM:SS`, an optional fraction of any length (kept to milliseconds), then `Z` or
+/// a `+HH:MM` / `-HH:MM` offset. Unix milliseconds.
+pub fn parse_iso8601_millis(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't')
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| parse_fixed_digits(text.get(range)?);
+    let seconds = CivilTime {
+        year: i64::from(number(0..4)?),
+        month: number(5..7)?,
+        day: number(8..10)?,
+        hour: number(11..13)?,
+        minute: number(14..16)?,
+        second: number(17..19)?,
+    }
+    .to_unix_seconds()?;
+    let mut rest = &text[19..];
+    let mut millis = 0i64;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
+        millis = i64::from(parse_fixed_digits(&padded)?);
+        rest = &fraction[digits..];
+    }
+    let offset_seconds = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let offset = rest.get(1..)?;
+            if offset.len() != 5 || offset.as_bytes()[2] != b':' {
+                return None;
+            }
+            let hours = i64::from(parse_fixed_digits(&offset[0..2])?);
+            let minutes = i64::from(parse_fixed_digits(&offset[3..5])?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            sign * (hours * 3600 + minutes * 60)
+        }
+    };
+    (seconds - offset_seconds)
+        .checked_mul(1000)?
+        .checked_add(millis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn iso8601_forms() {
+        assert_eq!(
+            parse_iso8601_millis("2030-01-01T00:00:00Z"),
+            Some(1_893_456_000_000)
+        );
+        assert_eq!(
+            parse_iso8601_millis("2030-01-01T00:00:00.5Z"),
+            Some(1_893_456_000_500)
+        );
+        assert_eq!(
+            parse_iso8601_millis("2030-01-01T00:00:00.123456Z"),
+            Some(1_893_456_000_123)
+        );
+        assert_eq!(
+            parse_iso8601_millis("2030-01-01T01:30:00+01:30"),
+            Some(1_893_456_000_000)
+        );
+        for bad in [
+            "2030-01-01",
+            "2030-01-01T00:00:00",
+            "2030-13-01T00:00:00Z",
+            "2030-01-01T00:00:00.Z",
+            "x030-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_iso8601_millis(bad), None, "{bad}");
+        }
+        let millis = 1_764_000_000_042;
+        assert_eq!(
+            parse_iso8601_millis(&format_iso8601_millis(millis)),
+            Some(millis)
+        );
+    }
 
     #[test]
     fn http_date_round_trips_the_rfc_example() {

@@ -586,16 +586,7 @@ fn unimplemented_subresources_answer_not_implemented() {
             "select&select-type=2",
             Op::SelectObjectContent,
         ),
-        ("GET", "/b1b/key", "retention", Op::GetObjectRetention),
-        ("PUT", "/b1b/key", "legal-hold", Op::PutObjectLegalHold),
-        ("GET", "/b1b", "object-lock", Op::GetObjectLockConfiguration),
         ("GET", "/b1b/key", "torrent", Op::GetObjectTorrent),
-        (
-            "PUT",
-            "/b1b",
-            "encryption",
-            Op::OtherBucketSubresource("encryption"),
-        ),
         (
             "GET",
             "/b1b",
@@ -688,4 +679,132 @@ fn endpoint_accessors() {
         "PutObject"
     );
     assert_eq!(Endpoint::ListBuckets.operation_index(), 0);
+}
+
+#[test]
+fn object_lock_and_bucket_encryption_routes() {
+    let key = |version_id: Option<&str>| {
+        (
+            String::from("b1b"),
+            String::from("key"),
+            version_id.map(str::to_owned),
+        )
+    };
+    let cases: Vec<(&str, &str, &str, Endpoint, &str)> = vec![
+        (
+            "GET",
+            "/b1b",
+            "object-lock",
+            Endpoint::GetObjectLockConfiguration {
+                bucket: "b1b".into(),
+            },
+            "s3:GetBucketObjectLockConfiguration",
+        ),
+        (
+            "PUT",
+            "/b1b",
+            "object-lock",
+            Endpoint::PutObjectLockConfiguration {
+                bucket: "b1b".into(),
+            },
+            "s3:PutBucketObjectLockConfiguration",
+        ),
+        (
+            "GET",
+            "/b1b",
+            "encryption",
+            Endpoint::GetBucketEncryption {
+                bucket: "b1b".into(),
+            },
+            "s3:GetEncryptionConfiguration",
+        ),
+        (
+            "PUT",
+            "/b1b",
+            "encryption",
+            Endpoint::PutBucketEncryption {
+                bucket: "b1b".into(),
+            },
+            "s3:PutEncryptionConfiguration",
+        ),
+        (
+            "DELETE",
+            "/b1b",
+            "encryption",
+            Endpoint::DeleteBucketEncryption {
+                bucket: "b1b".into(),
+            },
+            "s3:PutEncryptionConfiguration",
+        ),
+        (
+            "GET",
+            "/b1b/key",
+            "retention&versionId=7",
+            {
+                let (bucket, key, version_id) = key(Some("7"));
+                Endpoint::GetObjectRetention {
+                    bucket,
+                    key,
+                    version_id,
+                }
+            },
+            "s3:GetObjectRetention",
+        ),
+        (
+            "PUT",
+            "/b1b/key",
+            "retention",
+            {
+                let (bucket, key, version_id) = key(None);
+                Endpoint::PutObjectRetention {
+                    bucket,
+                    key,
+                    version_id,
+                }
+            },
+            "s3:PutObjectRetention",
+        ),
+        (
+            "GET",
+            "/b1b/key",
+            "legal-hold",
+            {
+                let (bucket, key, version_id) = key(None);
+                Endpoint::GetObjectLegalHold {
+                    bucket,
+                    key,
+                    version_id,
+                }
+            },
+            "s3:GetObjectLegalHold",
+        ),
+        (
+            "PUT",
+            "/b1b/key",
+            "legal-hold&versionId=9",
+            {
+                let (bucket, key, version_id) = key(Some("9"));
+                Endpoint::PutObjectLegalHold {
+                    bucket,
+                    key,
+                    version_id,
+                }
+            },
+            "s3:PutObjectLegalHold",
+        ),
+    ];
+    for (method, path, query, expected, action) in cases {
+        let endpoint = route(method, path, query).unwrap();
+        assert_eq!(endpoint, expected, "{method} {path}?{query}");
+        assert_eq!(endpoint.policy_action(), action);
+        assert_eq!(endpoint.bucket(), Some("b1b"));
+    }
+    assert_eq!(
+        route("DELETE", "/b1b", "object-lock"),
+        Err(S3Error::MethodNotAllowed)
+    );
+    assert_eq!(
+        route("DELETE", "/b1b/key", "retention"),
+        Err(S3Error::MethodNotAllowed)
+    );
 }
