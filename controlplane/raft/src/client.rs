@@ -80,6 +80,11 @@ pub struct MetaClientConfig {
     /// First retry delay; doubles per failed attempt up to `backoff_max_ms`.
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
+    /// This process's cluster identity (`cairn ca issue`): the client dials the replicas with
+    /// mutual TLS under it. Processes that also reach storage nodes (workers, heartbeats, the
+    /// gateway) dial them with the same identity. `None`: plaintext, only against replicas
+    /// started without TLS.
+    pub identity: Option<std::sync::Arc<cairn_tls::Identity>>,
 }
 
 impl MetaClientConfig {
@@ -93,6 +98,7 @@ impl MetaClientConfig {
             operation_timeout_ms: 15_000,
             backoff_initial_ms: 20,
             backoff_max_ms: 500,
+            identity: None,
         }
     }
 }
@@ -168,6 +174,7 @@ impl MetaClient {
             config.partition_count,
         );
         let layout = cluster_layout(&placement, config.partition_count);
+        let pool = ConnectionPool::new(config.identity.as_deref());
         MetaClient {
             config,
             ring,
@@ -175,7 +182,7 @@ impl MetaClient {
             layout,
             layout_check: Mutex::new(LayoutCheck::Unchecked),
             leaders: Mutex::new(HashMap::new()),
-            pool: ConnectionPool::default(),
+            pool,
         }
     }
 
