@@ -47,6 +47,11 @@ pub struct ClusterFile {
     /// gateway and never stored in the metadata service; written by `cairn cluster init`.
     /// Default: `<data_root>/master-key`.
     pub master_key_file: Option<PathBuf>,
+    /// Internal mutual TLS: the cluster CA is `<tls_dir>/ca` and role R number N runs under
+    /// the identity `<tls_dir>/<R>-<N>`, checking peers against the CA's `crl.pem` (all
+    /// written by `cairn cluster init`). Without it every role needs `--tls-dir` or
+    /// `--insecure-plaintext-internal`.
+    pub tls_dir: Option<PathBuf>,
     #[serde(default)]
     pub meta: Vec<MetaEntry>,
     #[serde(default)]
@@ -152,6 +157,7 @@ impl ClusterFile {
         file.data_root = base.join(&file.data_root);
         file.credentials_file = file.credentials_file.map(|path| base.join(path));
         file.master_key_file = file.master_key_file.map(|path| base.join(path));
+        file.tls_dir = file.tls_dir.map(|path| base.join(path));
         file.validate()
             .with_context(|| format!("cluster file {}", path.display()))?;
         Ok(file)
@@ -246,6 +252,56 @@ impl ClusterFile {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_root.join("master-key"))
+    }
+
+    /// The identity of role `role` number `id`, when the file configures internal TLS.
+    pub fn tls_files(&self, role: cairn_tls::Role, id: u64) -> Option<cairn_tls::TlsFiles> {
+        let root = self.tls_dir.as_ref()?;
+        Some(cairn_tls::TlsFiles {
+            dir: root.join(format!("{role}-{id}")),
+            crl: Some(root.join("ca").join(cairn_tls::CRL_FILE)),
+        })
+    }
+
+    /// Creates the CA (unless it exists) and every role's identity that is missing.
+    pub fn issue_identities(&self) -> anyhow::Result<()> {
+        let Some(root) = &self.tls_dir else {
+            return Ok(());
+        };
+        let ca = root.join("ca");
+        if !ca.join(cairn_tls::CA_KEY_FILE_NAME).exists() {
+            cairn_tls::init_ca(&ca).context("creating the cluster CA")?;
+        }
+        let entries = self
+            .meta
+            .iter()
+            .map(|entry| (cairn_tls::Role::Meta, entry.id, Some(entry.address)))
+            .chain(
+                self.storage
+                    .iter()
+                    .map(|entry| (cairn_tls::Role::Storage, entry.id, Some(entry.address))),
+            )
+            .chain(
+                self.gateway
+                    .iter()
+                    .map(|entry| (cairn_tls::Role::Gateway, entry.id, Some(entry.address))),
+            )
+            .chain(
+                self.worker
+                    .iter()
+                    .map(|entry| (cairn_tls::Role::Worker, entry.id, None)),
+            );
+        for (role, id, address) in entries {
+            let files = self.tls_files(role, id).expect("tls_dir is set");
+            if files.dir.join(cairn_tls::KEY_FILE).exists() {
+                continue;
+            }
+            let mut request = cairn_tls::IssueRequest::new(format!("{role}-{id}"), role);
+            request.ip_addresses = address.map(|address| address.ip()).into_iter().collect();
+            cairn_tls::issue(&ca, &request, &files.dir)
+                .with_context(|| format!("issuing the identity of {role} {id}"))?;
+        }
+        Ok(())
     }
 
     pub fn credentials_path(&self) -> PathBuf {
@@ -450,8 +506,13 @@ pub fn local_cluster_file(layout: &LocalLayout, data_root: &Path) -> String {
     let _ = writeln!(text, "ec_scheme = \"{}\"", layout.ec_scheme);
     let _ = writeln!(
         text,
-        "data_root = {}\n",
+        "data_root = {}",
         toml_string(&data_root.display().to_string())
+    );
+    let _ = writeln!(
+        text,
+        "# Internal mutual TLS: CA in <tls_dir>/ca, one identity per process.\ntls_dir = {}\n",
+        toml_string(&data_root.join("tls").display().to_string())
     );
     for id in 1..=layout.meta_count {
         let _ = writeln!(
@@ -529,6 +590,7 @@ pub fn init(out: &Path, data_root: &Path, layout: &LocalLayout) -> anyhow::Resul
         cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
     cairn_sse::MasterKey::load_or_create(&file.master_key_path())
         .context("the cluster master key")?;
+    file.issue_identities()?;
     println!("cairn cluster init: wrote {}", out.display());
     println!("  data root: {}", file.data_root.display());
     println!("  access key: {}", credentials.access_key_id);
@@ -563,6 +625,7 @@ pub fn up(path: &Path) -> anyhow::Result<()> {
         cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
     cairn_sse::MasterKey::load_or_create(&file.master_key_path())
         .context("the cluster master key")?;
+    file.issue_identities()?;
     let logs = file.data_root.join("logs");
     std::fs::create_dir_all(&logs)?;
     let binary = std::env::current_exe().context("locating the cairn binary")?;

@@ -1,6 +1,7 @@
 //! `cairn`: one binary, one subcommand per role (see ARCHITECTURE.md).
 
 mod admin;
+mod ca;
 mod cluster;
 mod regions;
 mod users;
@@ -49,6 +50,9 @@ enum Role {
     /// Users' access keys (create, list, revoke) through a gateway's admin API, signed with the
     /// root keys.
     Admin(users::AdminArgs),
+    /// The cluster CA for internal mutual TLS: create it, issue identities, revoke them.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
     /// Run an edge PoP: TLS termination, SigV4, WASM routing, proxy to regional gateways, hot
     /// object cache (`cairn edge dev-cert` writes a development CA and certificate).
     Edge(EdgeArgs),
@@ -133,6 +137,9 @@ struct EdgeRunArgs {
     /// Executors (default: one per core).
     #[arg(long)]
     executors: Option<usize>,
+    /// The edge's cluster identity (`--tls-dir`, role edge) for the metadata RPC.
+    #[command(flatten)]
+    internal_tls: ca::InternalTlsArgs,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +212,8 @@ struct MetaArgs {
     /// Join an existing cluster instead of initialising the groups with `--peers` as voters.
     #[arg(long)]
     join: bool,
+    #[command(flatten)]
+    internal_tls: ca::InternalTlsArgs,
 }
 
 #[derive(clap::Args)]
@@ -417,6 +426,8 @@ struct WorkerArgs {
     healer: HealerArgs,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    internal_tls: ca::InternalTlsArgs,
 }
 
 #[derive(clap::Args)]
@@ -458,6 +469,32 @@ struct GatewayArgs {
     /// Store new objects unencrypted unless a request asks for encryption.
     #[arg(long)]
     no_default_encryption: bool,
+    #[command(flatten)]
+    internal_tls: ca::InternalTlsArgs,
+    #[command(flatten)]
+    s3_tls: S3TlsArgs,
+}
+
+/// TLS of the S3 listener.
+#[derive(clap::Args)]
+struct S3TlsArgs {
+    /// Serve S3 over TLS with this PEM certificate chain (leaf first); plain HTTP without it.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl S3TlsArgs {
+    fn server_config(&self) -> anyhow::Result<Option<Arc<cairn_tls::rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(
+                cairn_tls::public_server_config(cert, key).context("the S3 TLS certificate")?,
+            )),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The metadata client for `--meta 1=HOST:PORT[@AZ],...` (zones as the nodes were given them:
@@ -527,6 +564,13 @@ struct DevArgs {
     registry: RegistryArgs,
     #[command(flatten)]
     tuning: DevTuningArgs,
+    /// Run the embedded roles' internal RPC in PLAINTEXT (for measuring what mutual TLS costs;
+    /// by default `cairn dev` generates a CA and identities in `<data>/tls` on first start and
+    /// every internal connection is mutual TLS). Logged as a warning.
+    #[arg(long)]
+    insecure_plaintext_internal: bool,
+    #[command(flatten)]
+    s3_tls: S3TlsArgs,
 }
 
 /// Performance knobs of `cairn dev` (what `cairn-bench tune` sweeps).
@@ -590,6 +634,8 @@ struct StorageArgs {
     partitions: u32,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    internal_tls: ca::InternalTlsArgs,
 }
 
 /// `CAIRN_FAULT_INJECT_WRITE_ERRNO=N` makes the node's first shard-log write fail with errno N
@@ -615,6 +661,35 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let (credentials, _generated) =
         cairn_gateway::RootCredentials::from_env_or_file(&credentials_path)
             .with_context(|| format!("root credentials in {}", credentials_path.display()))?;
+    // Internal mutual TLS unless told otherwise: a CA and one identity per role in <data>/tls,
+    // made on first start.
+    let (storage_identity, meta_identity, gateway_identity, worker_identity) =
+        if args.insecure_plaintext_internal {
+            cairn_tls::warn_insecure_plaintext("dev");
+            (None, None, None, None)
+        } else {
+            let mut identities = ca::dev_identities(
+                &args.data.join("tls"),
+                &[
+                    cairn_tls::Role::Storage,
+                    cairn_tls::Role::Meta,
+                    cairn_tls::Role::Gateway,
+                    cairn_tls::Role::Worker,
+                ],
+            )?
+            .into_iter()
+            .map(Some);
+            (
+                identities.next().flatten(),
+                identities.next().flatten(),
+                identities.next().flatten(),
+                identities.next().flatten(),
+            )
+        };
+    let storage_tls = match &storage_identity {
+        Some(identity) => Some(identity.server_config(cairn_tls::STORAGE_CLIENTS)?),
+        None => None,
+    };
     let mut threads = Vec::new();
     let mut storage_nodes = Vec::new();
     for node in 0..NODES {
@@ -629,6 +704,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         let mut config = cairn_storage::NodeConfig::new(listen, data, availability_zone);
         config.cores = Some(args.tuning.storage_cores.max(1));
         config.cache_capacity_bytes_per_core = args.storage_cache_mib << 20;
+        config.tls = storage_tls.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("storage-node-{node}"))
@@ -642,6 +718,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let mut meta_config =
         cairn_raft::MetaNodeConfig::new(1, meta_address, args.data.join("meta"), peers.clone());
     meta_config.partition_count = DEV_PARTITIONS;
+    meta_config.identity = meta_identity;
     // The metadata replica owns SIGINT/SIGTERM handling: when it returns, the whole process ends.
     std::thread::Builder::new()
         .name("meta".into())
@@ -665,7 +742,9 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             }
         })?;
 
+    // The embedded workers and heartbeats run as the worker identity, the gateway as its own.
     let mut meta = cairn_raft::MetaClientConfig::new(peers, DEV_PARTITIONS);
+    meta.identity = worker_identity;
     args.global.apply(&mut meta)?;
     let janitor_nodes = storage_nodes
         .iter()
@@ -687,7 +766,12 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         args.healer.config(),
     )
     .context("starting the healer")?;
-    let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, meta);
+    let mut gateway_meta = meta;
+    gateway_meta.identity = gateway_identity;
+    if let Some(global) = gateway_meta.global_bucket_service.as_mut() {
+        global.identity = gateway_meta.identity.clone();
+    }
+    let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, gateway_meta);
     gateway.root_credentials = Some(credentials.clone());
     gateway.region = args.region.clone();
     // Generated on first start beside the data, outside the metadata service.
@@ -705,8 +789,17 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         .filter(|bytes| *bytes > 0)
         .context("--piece-size-kib must be between 1 and 4194303")?;
     gateway.executors = args.tuning.gateway_executors;
+    gateway.s3_tls = args.s3_tls.server_config()?;
+    let scheme = if gateway.s3_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
-    println!("cairn dev: S3 endpoint http://{}", handle.local_address());
+    println!(
+        "cairn dev: S3 endpoint {scheme}://{}",
+        handle.local_address()
+    );
     if let Some(admin) = handle.admin_address() {
         println!("  metrics: http://{admin}/metrics");
     }
@@ -785,14 +878,17 @@ fn main() -> anyhow::Result<()> {
         }
         Role::Cluster(ClusterCommand::Up { file }) => cluster::up(&file),
         Role::Admin(args) => users::run(args),
+        Role::Ca(command) => ca::run(command),
     }
 }
 
 fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
+    let mut cluster_tls = None;
     let (mut config, meta) = match (&args.cluster, args.id, &args.data) {
         (Some(path), Some(id), _) => {
             let file = cluster::ClusterFile::load(path)?;
             let meta = file.meta_client();
+            cluster_tls = file.tls_files(cairn_tls::Role::Storage, id);
             (file.storage_config(id)?, Some(meta))
         }
         (None, _, Some(data)) => {
@@ -808,6 +904,16 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
         }
         _ => anyhow::bail!("give --data, or --cluster FILE with --id"),
     };
+    let identity = args
+        .internal_tls
+        .identity(cairn_tls::Role::Storage, cluster_tls)?;
+    if let Some(identity) = &identity {
+        config.tls = Some(identity.server_config(cairn_tls::STORAGE_CLIENTS)?);
+    }
+    let meta = meta.map(|mut meta| {
+        meta.identity = identity.clone();
+        meta
+    });
     if let (Some(meta), Some(id)) = (meta, args.id) {
         let node = cairn_gateway::StorageNodeConfig::new(
             id,
@@ -831,6 +937,10 @@ fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
             let file = cluster::ClusterFile::load(path)?;
             let mut config = file.meta_config(args.id)?;
             config.bootstrap = !args.join;
+            config.identity = args.internal_tls.identity(
+                cairn_tls::Role::Meta,
+                file.tls_files(cairn_tls::Role::Meta, args.id),
+            )?;
             (config, args.admin_listen.or(file.meta_admin(args.id)?))
         }
         None => {
@@ -843,6 +953,7 @@ fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
             config.zones = zones;
             config.partition_count = args.partitions;
             config.bootstrap = !args.join;
+            config.identity = args.internal_tls.identity(cairn_tls::Role::Meta, None)?;
             (config, args.admin_listen)
         }
     };
@@ -911,20 +1022,26 @@ async fn serve_meta(
 }
 
 fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let (meta, nodes, admin) = match (&args.cluster, args.id, &args.meta, &args.storage) {
-        (Some(path), Some(id), _, _) => {
-            let file = cluster::ClusterFile::load(path)?;
-            let admin = args.admin_listen.or(file.worker_admin(id)?);
-            (file.meta_client(), file.storage_nodes(), admin)
-        }
-        (None, _, Some(meta), Some(storage)) => (
-            meta_client_config(meta, args.partitions)?,
-            parse_storage_nodes(storage)?,
-            args.admin_listen,
-        ),
-        _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
-    };
-    let mut meta = meta;
+    let (mut meta, nodes, admin, cluster_tls) =
+        match (&args.cluster, args.id, &args.meta, &args.storage) {
+            (Some(path), Some(id), _, _) => {
+                let file = cluster::ClusterFile::load(path)?;
+                let admin = args.admin_listen.or(file.worker_admin(id)?);
+                let tls = file.tls_files(cairn_tls::Role::Worker, id);
+                (file.meta_client(), file.storage_nodes(), admin, tls)
+            }
+            (None, _, Some(meta), Some(storage)) => (
+                meta_client_config(meta, args.partitions)?,
+                parse_storage_nodes(storage)?,
+                args.admin_listen,
+                None,
+            ),
+            _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
+        };
+    // One identity for the metadata RPC and the storage RPC of the janitor and healer.
+    meta.identity = args
+        .internal_tls
+        .identity(cairn_tls::Role::Worker, cluster_tls)?;
     args.global.apply(&mut meta)?;
     args.registry.spawn_expiry(meta.clone())?;
     let healer_stats = cairn_workers::healer::spawn_healer(
@@ -977,7 +1094,12 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
 fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let config = match (&args.cluster, args.id, &args.meta, &args.storage) {
         (Some(path), Some(id), _, _) => {
-            let (mut config, admin) = cluster::ClusterFile::load(path)?.gateway_config(id)?;
+            let file = cluster::ClusterFile::load(path)?;
+            let (mut config, admin) = file.gateway_config(id)?;
+            config.meta.identity = args.internal_tls.identity(
+                cairn_tls::Role::Gateway,
+                file.tls_files(cairn_tls::Role::Gateway, id),
+            )?;
             if args.executors.is_some() {
                 config.executors = args.executors;
             }
@@ -992,6 +1114,9 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         }
         (None, _, Some(meta), Some(storage)) => {
             let meta = meta_client_config(meta, args.partitions)?;
+            let mut meta = meta;
+            // The gateway's identity, for the metadata RPC and the storage RPC alike.
+            meta.identity = args.internal_tls.identity(cairn_tls::Role::Gateway, None)?;
             let mut config =
                 cairn_gateway::GatewayConfig::new(args.listen, parse_storage_nodes(storage)?, meta);
             config.executors = args.executors;
@@ -1009,6 +1134,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let mut config = config;
     args.global.apply(&mut config.meta)?;
+    config.s3_tls = args.s3_tls.server_config()?;
     cairn_gateway::run_gateway(config).context("gateway")
 }
 
@@ -1049,14 +1175,10 @@ fn run_edge(args: EdgeArgs) -> anyhow::Result<()> {
     if regions.is_empty() {
         anyhow::bail!("give at least one --region NAME=HOST:PORT");
     }
-    let mut config = cairn_edge::EdgeConfig::new(
-        args.listen,
-        tls_cert,
-        tls_key,
-        module,
-        regions,
-        meta_client_config(&meta, args.partitions)?,
-    );
+    let mut meta = meta_client_config(&meta, args.partitions)?;
+    meta.identity = args.internal_tls.identity(cairn_tls::Role::Edge, None)?;
+    let mut config =
+        cairn_edge::EdgeConfig::new(args.listen, tls_cert, tls_key, module, regions, meta);
     if let Some(region) = args.default_region {
         config.default_region = region;
     }

@@ -24,10 +24,13 @@ pub struct GlobalMetaArgs {
 }
 
 impl GlobalMetaArgs {
-    /// Points `config`'s bucket and access-key operations at the global bucket service.
+    /// Points `config`'s bucket and access-key operations at the global bucket service (call it
+    /// after `config.identity` is set).
     pub fn apply(&self, config: &mut cairn_raft::MetaClientConfig) -> anyhow::Result<()> {
         if let Some(spec) = &self.global_meta {
-            let global = crate::meta_client_config(spec, self.global_partitions)?;
+            let mut global = crate::meta_client_config(spec, self.global_partitions)?;
+            // The same cluster identity dials the other region's replicas.
+            global.identity = config.identity.clone();
             config.global_bucket_service = Some(Box::new(global));
         }
         Ok(())

@@ -674,3 +674,137 @@ impl CairnDev {
         );
     }
 }
+
+/// Runs `cairn ARGS` to completion and panics with its output if it fails.
+pub fn run_cairn(binary: &Path, args: &[&str]) -> String {
+    let output = Command::new(binary)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("spawn {}: {error}", binary.display()));
+    assert!(
+        output.status.success(),
+        "cairn {} failed: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A cluster CA and identities made with the real `cairn ca` commands, for tests that start
+/// roles by hand (internal traffic is mutual TLS).
+pub struct TestPki {
+    binary: PathBuf,
+    ca: PathBuf,
+    /// Identity NAME is `root/NAME`.
+    pub root: PathBuf,
+}
+
+impl TestPki {
+    /// `cairn ca init --out root/ca`.
+    pub fn create(binary: &Path, root: &Path) -> TestPki {
+        let ca = root.join("ca");
+        run_cairn(binary, &["ca", "init", "--out", &ca.display().to_string()]);
+        TestPki::for_ca(binary, &ca, root)
+    }
+
+    /// An existing CA (`ca`), issuing identities into `root`.
+    pub fn for_ca(binary: &Path, ca: &Path, root: &Path) -> TestPki {
+        std::fs::create_dir_all(root).expect("identities dir");
+        TestPki {
+            binary: binary.to_owned(),
+            ca: ca.to_owned(),
+            root: root.to_owned(),
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.ca.clone()
+    }
+
+    /// The CA's CRL, which `cairn ca revoke` rewrites.
+    pub fn crl(&self) -> PathBuf {
+        self.ca().join("crl.pem")
+    }
+
+    /// `cairn ca issue` of identity `name` with `role` (covering 127.0.0.1); issued once.
+    pub fn issue(&self, name: &str, role: &str) -> PathBuf {
+        let dir = self.root.join(name);
+        if !dir.join("key.pem").exists() {
+            run_cairn(
+                &self.binary,
+                &[
+                    "ca",
+                    "issue",
+                    "--ca",
+                    &self.ca().display().to_string(),
+                    "--name",
+                    name,
+                    "--role",
+                    role,
+                    "--ip",
+                    "127.0.0.1",
+                    "--out",
+                    &dir.display().to_string(),
+                ],
+            );
+        }
+        dir
+    }
+
+    /// `cairn ca revoke --name NAME`.
+    pub fn revoke(&self, name: &str) {
+        run_cairn(
+            &self.binary,
+            &[
+                "ca",
+                "revoke",
+                "--ca",
+                &self.ca().display().to_string(),
+                "--name",
+                name,
+            ],
+        );
+    }
+
+    /// `--tls-dir <identity> --tls-crl <CA's crl.pem>` for a role's command line.
+    pub fn role_args(&self, name: &str, role: &str) -> Vec<String> {
+        vec![
+            "--tls-dir".into(),
+            self.issue(name, role).display().to_string(),
+            "--tls-crl".into(),
+            self.crl().display().to_string(),
+        ]
+    }
+}
+
+impl CairnDev {
+    /// The data directory (`--data`).
+    pub fn data_dir(&self) -> PathBuf {
+        let position = self
+            .args
+            .iter()
+            .position(|arg| arg == "--data")
+            .expect("set by start_with");
+        PathBuf::from(&self.args[position + 1])
+    }
+
+    /// The CA `cairn dev` generated on first start, as a [`TestPki`] (identities issued through
+    /// it land in `<data>/tls/test-identities/NAME`).
+    pub fn pki(&self, binary: &Path) -> TestPki {
+        dev_pki(binary, &self.data_dir())
+    }
+
+    /// A worker identity of this `cairn dev`'s CA (for tests that talk to its storage nodes
+    /// directly): the directory to load with `cairn_tls::Identity::load`.
+    pub fn worker_identity(&self, binary: &Path) -> PathBuf {
+        self.pki(binary).issue("test-worker", "worker")
+    }
+}
+
+/// The CA of the `cairn dev` whose `--data` is `data` (identities issued into
+/// `<data>/tls/test-identities`).
+pub fn dev_pki(binary: &Path, data: &Path) -> TestPki {
+    let tls = data.join("tls");
+    TestPki::for_ca(binary, &tls.join("ca"), &tls.join("test-identities"))
+}

@@ -64,7 +64,7 @@ impl Cluster {
         let gateways: Vec<Role> = (1..=2).map(|id| role(3, id, true)).collect();
         let worker = role(4, 1, true);
         let mut text = String::from(
-            "partitions = 4\nec_scheme = \"isal-cauchy:6+3\"\ndata_root = \"state\"\n\n",
+            "partitions = 4\nec_scheme = \"isal-cauchy:6+3\"\ndata_root = \"state\"\ntls_dir = \"tls\"\n\n",
         );
         for role in &meta {
             text += &format!(
@@ -105,6 +105,19 @@ impl Cluster {
             format!("{}\n", "5a".repeat(32)),
         )
         .unwrap();
+        // Internal mutual TLS: the cluster CA in tls/ca and one identity per process in
+        // tls/<role>-<id>, as `cairn cluster init` lays them out.
+        let pki = cairn_tests::TestPki::create(Path::new(BINARY), &dir.path().join("tls"));
+        for (kind, roles) in [
+            ("meta", &meta),
+            ("storage", &storage),
+            ("gateway", &gateways),
+        ] {
+            for role in roles {
+                pki.issue(&format!("{kind}-{}", role.id), kind);
+            }
+        }
+        pki.issue("worker-1", "worker");
         let mut cluster = Cluster {
             dir,
             file,

@@ -112,11 +112,21 @@ fn flip_bytes(piece: &OnDiskPiece) {
     file.sync_all().unwrap();
 }
 
+/// A storage-client configuration with a worker identity of `dev`'s CA (internal traffic is
+/// mutual TLS).
+fn storage_config(dev: &CairnDev) -> cairn_storage_client::ClientConfig {
+    let identity = cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(
+        dev.worker_identity(Path::new(BINARY)),
+    ))
+    .unwrap();
+    cairn_storage_client::ClientConfig::with_identity(Some(&identity))
+}
+
 fn node(dev: &CairnDev, node_index: u16) -> StorageClient {
-    StorageClient::connect(SocketAddr::from((
-        [127, 0, 0, 1],
-        dev.storage_base_port() + node_index,
-    )))
+    StorageClient::connect_with_config(
+        SocketAddr::from(([127, 0, 0, 1], dev.storage_base_port() + node_index)),
+        storage_config(dev),
+    )
     .unwrap()
 }
 
@@ -124,10 +134,10 @@ fn node(dev: &CairnDev, node_index: u16) -> StorageClient {
 fn wait_until_rebuilt(dev: &CairnDev, piece: &OnDiskPiece, original: &[u8]) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let answer = StorageClient::connect(SocketAddr::from((
-            [127, 0, 0, 1],
-            dev.storage_base_port() + piece.node_index,
-        )))
+        let answer = StorageClient::connect_with_config(
+            SocketAddr::from(([127, 0, 0, 1], dev.storage_base_port() + piece.node_index)),
+            storage_config(dev),
+        )
         .and_then(|mut client| client.get_from_disk(piece.shard_id, None));
         match answer {
             Ok(bytes) if bytes == original => return,
@@ -446,7 +456,7 @@ fn wait_for_nodes(dev: &CairnDev) {
     let deadline = Instant::now() + Duration::from_secs(60);
     for node_index in 0..6u16 {
         let address = SocketAddr::from(([127, 0, 0, 1], dev.storage_base_port() + node_index));
-        while StorageClient::connect(address).is_err() {
+        while StorageClient::connect_with_config(address, storage_config(dev)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "storage node {node_index} is not back"

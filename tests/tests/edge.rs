@@ -68,6 +68,13 @@ impl Edge {
             format!("1={}", dev.meta),
             "--partitions".into(),
             "4".into(),
+            // The edge reads the bucket service and keys over mutual TLS, as an edge identity
+            // of the dev's CA.
+            "--tls-dir".into(),
+            dev.pki(Path::new(BINARY))
+                .issue("test-edge", "edge")
+                .display()
+                .to_string(),
         ];
         args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
         let mut process =

@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
+/// A storage-client configuration with a worker identity of `dev`'s CA (internal traffic is
+/// mutual TLS).
+fn storage_config(dev: &CairnDev) -> cairn_storage_client::ClientConfig {
+    let identity = cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(
+        dev.worker_identity(Path::new(BINARY)),
+    ))
+    .unwrap();
+    cairn_storage_client::ClientConfig::with_identity(Some(&identity))
+}
+
 #[test]
 fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -41,11 +51,12 @@ fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
     };
     load(&["put", "heal-bucket", "7", &manifest]);
 
+    let config = storage_config(&dev);
     let node = |index: u16| {
-        StorageClient::connect(SocketAddr::from((
-            [127, 0, 0, 1],
-            storage_base_port + index,
-        )))
+        StorageClient::connect_with_config(
+            SocketAddr::from(([127, 0, 0, 1], storage_base_port + index)),
+            config.clone(),
+        )
         .unwrap()
     };
     // The largest piece on nodes 0 and 1 (a full 256 KiB piece of a multi-MiB object).

@@ -14,6 +14,16 @@ use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
+/// A storage-client configuration with a worker identity of `dev`'s CA (internal traffic is
+/// mutual TLS).
+fn storage_config(dev: &CairnDev) -> cairn_storage_client::ClientConfig {
+    let identity = cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(
+        dev.worker_identity(Path::new(BINARY)),
+    ))
+    .unwrap();
+    cairn_storage_client::ClientConfig::with_identity(Some(&identity))
+}
+
 fn script(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
@@ -39,13 +49,13 @@ fn python(dev: &CairnDev, script_name: &str, args: &[&str]) -> String {
 }
 
 /// Every shard on the six storage nodes.
-fn shard_count(first_port: u16) -> usize {
+fn shard_count(first_port: u16, config: &cairn_storage_client::ClientConfig) -> usize {
     (0..6)
         .map(|node| {
             let address = SocketAddr::from(([127, 0, 0, 1], first_port + node));
             let deadline = Instant::now() + Duration::from_secs(20);
             let mut client = loop {
-                match StorageClient::connect(address) {
+                match StorageClient::connect_with_config(address, config.clone()) {
                     Ok(client) => break client,
                     Err(error) => {
                         assert!(Instant::now() < deadline, "storage node {address}: {error}");
@@ -108,7 +118,7 @@ fn the_janitor_leaves_no_shard_behind() {
     // Let the gateway write the stripes it has.
     let started = Instant::now();
     loop {
-        let count = shard_count(storage_base_port);
+        let count = shard_count(storage_base_port, &storage_config(&dev));
         if count >= 6 * 8 {
             break;
         }
@@ -135,7 +145,7 @@ fn the_janitor_leaves_no_shard_behind() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut previous = usize::MAX;
     loop {
-        let count = shard_count(storage_base_port);
+        let count = shard_count(storage_base_port, &storage_config(&dev));
         // Settled: the same count across two polls, after the hung write's timeout.
         if count == previous && started.elapsed() > Duration::from_secs(8) {
             break;
@@ -158,7 +168,7 @@ fn the_janitor_leaves_no_shard_behind() {
     python(&dev, "garbage_load.py", &["delete-all", "hung-bucket"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let count = shard_count(storage_base_port);
+        let count = shard_count(storage_base_port, &storage_config(&dev));
         if count == 0 {
             break;
         }

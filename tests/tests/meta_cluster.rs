@@ -46,6 +46,27 @@ fn spawn(replica: &Replica, peers: &str, log_dir: &Path, partitions: u32) -> Cai
     spawn_with(replica, peers, log_dir, partitions, &[])
 }
 
+/// One CA for this test binary: replicas run as `meta-N`, clients as `gateway-test`.
+fn pki() -> &'static cairn_tests::TestPki {
+    static PKI: std::sync::OnceLock<cairn_tests::TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let root = tempfile::tempdir().unwrap().keep();
+        cairn_tests::TestPki::create(Path::new(BINARY), &root)
+    })
+}
+
+/// A client configuration with the test's gateway identity (the replicas serve mutual TLS only).
+fn tls_client_config(nodes: BTreeMap<u64, String>, partitions: u32) -> MetaClientConfig {
+    let mut config = MetaClientConfig::new(nodes, partitions);
+    config.identity = Some(
+        cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(
+            pki().issue("gateway-test", "gateway"),
+        ))
+        .unwrap(),
+    );
+    config
+}
+
 fn spawn_with(
     replica: &Replica,
     peers: &str,
@@ -66,6 +87,7 @@ fn spawn_with(
         "--partitions".into(),
         partitions.to_string(),
     ];
+    args.extend(pki().role_args(&format!("meta-{}", replica.id), "meta"));
     args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
     CairnProcess::start(
         Path::new(BINARY),
@@ -129,7 +151,7 @@ fn acknowledged_writes_survive_kill_9_of_every_replica_in_turn() {
         .enable_all()
         .build()
         .unwrap();
-    let client = Arc::new(MetaClient::new(MetaClientConfig::new(nodes, PARTITIONS)));
+    let client = Arc::new(MetaClient::new(tls_client_config(nodes, PARTITIONS)));
 
     let acknowledged = Arc::new(Mutex::new(Vec::<u64>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -271,7 +293,7 @@ fn get_object(key: &str) -> Query {
 /// A client that dials only `node_ids` (a redirect elsewhere counts as a failure), with short
 /// deadlines so a refusal shows quickly.
 fn pinned_client(nodes: &BTreeMap<u64, String>, node_ids: &[u64]) -> MetaClient {
-    let mut config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+    let mut config = tls_client_config(nodes.clone(), PARTITIONS);
     config.dial_only = Some(node_ids.iter().copied().collect::<BTreeSet<u64>>());
     config.attempt_timeout_ms = 1_500;
     config.operation_timeout_ms = 4_000;
@@ -317,7 +339,7 @@ fn cut_off_replica_refuses_and_converges_after_healing() {
         .enable_all()
         .build()
         .unwrap();
-    let mut full_config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+    let mut full_config = tls_client_config(nodes.clone(), PARTITIONS);
     full_config.operation_timeout_ms = 30_000;
     let client = MetaClient::new(full_config);
 
@@ -328,7 +350,7 @@ fn cut_off_replica_refuses_and_converges_after_healing() {
     let cut_id = runtime.block_on(async {
         for attempt in 0..50 {
             for &node_id in nodes.keys() {
-                let mut config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+                let mut config = tls_client_config(nodes.clone(), PARTITIONS);
                 config.dial_only = Some([node_id].into_iter().collect());
                 config.operation_timeout_ms = 500;
                 let pinned = MetaClient::new(config);
@@ -342,7 +364,7 @@ fn cut_off_replica_refuses_and_converges_after_healing() {
     });
     let majority: Vec<u64> = nodes.keys().copied().filter(|&id| id != cut_id).collect();
     let majority_client = {
-        let mut config = MetaClientConfig::new(nodes.clone(), PARTITIONS);
+        let mut config = tls_client_config(nodes.clone(), PARTITIONS);
         config.dial_only = Some(majority.iter().copied().collect());
         config.operation_timeout_ms = 30_000;
         MetaClient::new(config)
@@ -477,7 +499,7 @@ fn replica_with_another_partition_count_refuses_to_run() {
         .enable_all()
         .build()
         .unwrap();
-    let client = MetaClient::new(MetaClientConfig::new(nodes, PARTITIONS));
+    let client = MetaClient::new(tls_client_config(nodes, PARTITIONS));
     runtime.block_on(put(&client, "k", "token-k"));
 
     // Replica 3 comes back with one partition more than the cluster was bootstrapped with.
@@ -546,7 +568,7 @@ fn a_replica_behind_the_purged_log_catches_up_from_a_snapshot() {
         .enable_all()
         .build()
         .unwrap();
-    let client = MetaClient::new(MetaClientConfig::new(nodes, PARTITIONS));
+    let client = MetaClient::new(tls_client_config(nodes, PARTITIONS));
     let write = |n: u64| {
         for _ in 0..100 {
             if let Ok(output) = runtime.block_on(client.write(bucket_command(n))) {

@@ -2,9 +2,10 @@
 //! storage client over the flatbuffers RPC.
 
 use cairn_common::{ShardId, ShardIndex};
-use cairn_storage_client::{ByteRange, ClientError, StorageClient};
+use cairn_storage_client::{ByteRange, ClientConfig, ClientError, StorageClient};
 use cairn_tests::{
-    CairnProcess, SmallFileSystem, content, free_address, wait_for_listener, wait_until_port_closed,
+    CairnProcess, SmallFileSystem, TestPki, content, free_address, wait_for_listener,
+    wait_until_port_closed,
 };
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -15,6 +16,53 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// One CA for this test binary: nodes run as `storage-test`, clients as `gateway-test`.
+fn pki() -> &'static TestPki {
+    static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let root = tempfile::tempdir().unwrap().keep();
+        let pki = TestPki::create(Path::new(BINARY), &root);
+        pki.issue("storage-test", "storage");
+        pki.issue("gateway-test", "gateway");
+        pki
+    })
+}
+
+/// The node's command-line identity.
+fn node_tls_args() -> Vec<String> {
+    pki().role_args("storage-test", "storage")
+}
+
+fn client_identity() -> Arc<cairn_tls::Identity> {
+    cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(
+        pki().issue("gateway-test", "gateway"),
+    ))
+    .unwrap()
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig::with_identity(Some(&client_identity()))
+}
+
+/// A mutual-TLS client of the node at `address`.
+fn connect(address: impl std::net::ToSocketAddrs) -> Result<StorageClient, ClientError> {
+    StorageClient::connect_with_config(address, client_config())
+}
+
+/// A raw TLS byte stream to the node (for sending malformed frames).
+fn raw_tls(address: SocketAddr) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let socket = TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let session = rustls::ClientConnection::new(
+        client_identity().client_config(),
+        cairn_tls::Role::Storage.server_name(),
+    )
+    .unwrap();
+    rustls::StreamOwned::new(session, socket)
+}
 
 struct Node {
     process: CairnProcess,
@@ -45,8 +93,7 @@ impl Node {
         wait_for_listener(self.address, &mut self.process, Duration::from_secs(20));
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let healthy =
-                StorageClient::connect(self.address).and_then(|mut client| client.health());
+            let healthy = connect(self.address).and_then(|mut client| client.health());
             match healthy {
                 Ok(_) => return,
                 Err(error) if std::time::Instant::now() > deadline => {
@@ -72,6 +119,7 @@ impl Node {
             "--cores".into(),
             "2".into(),
         ];
+        args.extend(node_tls_args());
         args.extend(extra_args.iter().cloned());
         CairnProcess::start(Path::new(BINARY), &args, log_dir, "storage")
     }
@@ -84,7 +132,7 @@ impl Node {
     }
 
     fn client(&self) -> StorageClient {
-        StorageClient::connect(self.address).expect("connect to the storage node")
+        connect(self.address).expect("connect to the storage node")
     }
 
     fn assert_no_unexpected_errors(&self) {
@@ -216,9 +264,9 @@ fn round_trip_ranges_scan_health_and_refusals() {
         oversized_frame_header(),
         truncated_message_frame(),
     ] {
-        let mut raw = TcpStream::connect(node.address).unwrap();
-        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut raw = raw_tls(node.address);
         raw.write_all(&frame).unwrap();
+        raw.flush().unwrap();
         let mut reply = Vec::new();
         raw.read_to_end(&mut reply)
             .expect("the node closes the connection");
@@ -275,7 +323,7 @@ fn kill_9_during_a_write_storm_loses_no_acknowledged_shard() {
                 node.address,
             );
             std::thread::spawn(move || {
-                let mut client = StorageClient::connect(address).unwrap();
+                let mut client = connect(address).unwrap();
                 let mut n = writer;
                 while !stop.load(Ordering::SeqCst) {
                     let len = [4096, 1, 70_000, 300_000, 12_345][(n % 5) as usize];
@@ -445,6 +493,7 @@ fn an_io_error_on_write_stops_the_node_and_enospc_does_not() {
             "--cores".into(),
             "2".into(),
         ])
+        .chain(node_tls_args())
         .collect();
     let mut enospc = CairnProcess::start_with_env(
         Path::new(BINARY),
@@ -454,7 +503,7 @@ fn an_io_error_on_write_stops_the_node_and_enospc_does_not() {
         &[("CAIRN_FAULT_INJECT_WRITE_ERRNO", "28")],
     );
     wait_for_listener(node.address, &mut enospc, Duration::from_secs(20));
-    let mut client = StorageClient::connect(node.address).unwrap();
+    let mut client = connect(node.address).unwrap();
     let first = client.put(shard(2), &content(2, 100));
     let second = client.put(shard(3), &content(3, 100));
     // The fault fires once per core log: the first put that reaches each core fails.
@@ -481,7 +530,7 @@ fn an_io_error_on_write_stops_the_node_and_enospc_does_not() {
         &[("CAIRN_FAULT_INJECT_WRITE_ERRNO", "5")],
     );
     wait_for_listener(node.address, &mut eio, Duration::from_secs(20));
-    let mut client = StorageClient::connect(node.address).unwrap();
+    let mut client = connect(node.address).unwrap();
     for n in 10..20 {
         if client.put(shard(n), &content(n, 100)).is_err() {
             break;
@@ -547,8 +596,17 @@ fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
     for address in &addresses {
         wait_for_listener(*address, &mut dev, Duration::from_secs(30));
     }
+    // The nodes run under the CA `cairn dev` generated in its data directory.
+    let dev_pki = cairn_tests::dev_pki(Path::new(BINARY), &data.path().join("cluster"));
+    let dev_client = || {
+        let identity = cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(
+            dev_pki.issue("test-worker", "worker"),
+        ))
+        .unwrap();
+        ClientConfig::with_identity(Some(&identity))
+    };
     for (n, address) in addresses.iter().enumerate() {
-        let mut client = StorageClient::connect(address).unwrap();
+        let mut client = StorageClient::connect_with_config(address, dev_client()).unwrap();
         client
             .put(shard(n as u64), &content(n as u64, 4000))
             .unwrap();
@@ -560,7 +618,7 @@ fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
     let mut dev = CairnProcess::start(Path::new(BINARY), &args, data.path(), "dev");
     for (n, address) in addresses.iter().enumerate() {
         wait_for_listener(*address, &mut dev, Duration::from_secs(30));
-        let mut client = StorageClient::connect(address).unwrap();
+        let mut client = StorageClient::connect_with_config(address, dev_client()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let read = loop {
             match client.get(shard(n as u64), None) {
@@ -589,7 +647,12 @@ fn the_monoio_client_round_trips_and_reports_node_errors() {
         .build()
         .expect("monoio runtime")
         .block_on(async move {
-            let mut client = AsyncStorageClient::connect(address).await.unwrap();
+            let mut client = AsyncStorageClient::connect_with_tls(
+                address,
+                Some(client_identity().client_config()),
+            )
+            .await
+            .unwrap();
             for n in 0..20u64 {
                 let body = content(n, 100 + n as usize * 40_000);
                 let crc = crc32c::crc32c(&body);
@@ -649,9 +712,9 @@ fn connections_past_the_per_core_limit_are_closed() {
     let mut held: Vec<StorageClient> = Vec::new();
     let mut refused = 0;
     for _ in 0..8 {
-        let mut client = StorageClient::connect(node.address).unwrap();
-        match client.health() {
-            Ok(_) => held.push(client),
+        // A connection closed at once fails its TLS handshake, i.e. the connect.
+        match connect(node.address).and_then(|mut client| client.health().map(|_| client)) {
+            Ok(client) => held.push(client),
             Err(ClientError::Io(_)) => refused += 1,
             Err(error) => panic!("{error}"),
         }

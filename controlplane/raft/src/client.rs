@@ -85,6 +85,11 @@ pub struct MetaClientConfig {
     /// that holds the bucket directory), so bucket names are unique across regions; object
     /// partitions and the node registry stay in this (regional) cluster.
     pub global_bucket_service: Option<Box<MetaClientConfig>>,
+    /// This process's cluster identity (`cairn ca issue`): the client dials the replicas with
+    /// mutual TLS under it. Processes that also reach storage nodes (workers, heartbeats, the
+    /// gateway) dial them with the same identity. `None`: plaintext, only against replicas
+    /// started without TLS.
+    pub identity: Option<std::sync::Arc<cairn_tls::Identity>>,
 }
 
 impl MetaClientConfig {
@@ -99,6 +104,7 @@ impl MetaClientConfig {
             backoff_initial_ms: 20,
             backoff_max_ms: 500,
             global_bucket_service: None,
+            identity: None,
         }
     }
 }
@@ -180,6 +186,7 @@ impl MetaClient {
             .global_bucket_service
             .as_ref()
             .map(|global| Box::new(MetaClient::new((**global).clone())));
+        let pool = ConnectionPool::new(config.identity.as_deref());
         MetaClient {
             global,
             config,
@@ -188,7 +195,7 @@ impl MetaClient {
             layout,
             layout_check: Mutex::new(LayoutCheck::Unchecked),
             leaders: Mutex::new(HashMap::new()),
-            pool: ConnectionPool::default(),
+            pool,
         }
     }
 

@@ -32,7 +32,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use tokio::io::BufStream;
+use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
 
 use crate::types::{GroupId, NodeId, TypeConfig};
@@ -41,18 +41,34 @@ use crate::wire::{
     to_payload, write_envelope,
 };
 
+/// A byte stream the RPC runs on: plain TCP or TLS over it.
+pub trait RpcStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> RpcStream for T {}
+
 /// One request/response TCP connection to a `MetaNode` listener.
 pub struct Connection {
-    stream: BufStream<TcpStream>,
+    stream: BufStream<Box<dyn RpcStream>>,
     next_request_id: u64,
 }
 
 impl Connection {
     /// Dials `address` (host:port) with TCP_NODELAY: every message is a small request waiting
-    /// for its answer, so Nagle's algorithm would only add latency.
-    pub async fn connect(address: &str) -> std::io::Result<Connection> {
+    /// for its answer, so Nagle's algorithm would only add latency. With `tls`, the connection
+    /// is mutual TLS and the peer must present a meta-role certificate of the cluster CA.
+    pub async fn connect(
+        address: &str,
+        tls: Option<&Arc<tokio_rustls::rustls::ClientConfig>>,
+    ) -> std::io::Result<Connection> {
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
+        let stream: Box<dyn RpcStream> = match tls {
+            None => Box::new(stream),
+            Some(tls) => Box::new(
+                tokio_rustls::TlsConnector::from(Arc::clone(tls))
+                    .connect(cairn_tls::Role::Meta.server_name(), stream)
+                    .await?,
+            ),
+        };
         Ok(Connection {
             stream: BufStream::new(stream),
             next_request_id: 1,
@@ -92,9 +108,19 @@ const MAX_IDLE_CONNECTIONS_PER_ADDRESS: usize = 256;
 #[derive(Default)]
 pub struct ConnectionPool {
     idle: Mutex<HashMap<String, Vec<Connection>>>,
+    /// Mutual TLS for new connections; `None`: plaintext.
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl ConnectionPool {
+    /// A pool that dials with `identity`'s mutual TLS (plaintext when `None`).
+    pub fn new(identity: Option<&cairn_tls::Identity>) -> Self {
+        ConnectionPool {
+            idle: Mutex::default(),
+            tls: identity.map(cairn_tls::Identity::client_config),
+        }
+    }
+
     /// An idle connection to `address`, if any.
     pub fn take(&self, address: &str) -> Option<Connection> {
         self.idle
@@ -128,7 +154,7 @@ impl ConnectionPool {
             self.give_back(address, connection);
             return Ok(response);
         }
-        let mut connection = Connection::connect(address)
+        let mut connection = Connection::connect(address, self.tls.as_ref())
             .await
             .map_err(CallFailure::Unreachable)?;
         let response = connection

@@ -145,6 +145,10 @@ pub struct MetaNodeConfig {
     pub bootstrap: bool,
     /// LMDB map size per group (virtual address space; the file grows with the data).
     pub map_size_bytes: usize,
+    /// This replica's cluster identity (a meta-role certificate): the listener then accepts
+    /// only mutual-TLS connections from the roles in `cairn_tls::META_CLIENTS`, and the replica
+    /// dials its peers with it. `None`: plaintext (tests; `--insecure-plaintext-internal`).
+    pub identity: Option<Arc<cairn_tls::Identity>>,
 }
 
 impl MetaNodeConfig {
@@ -165,6 +169,7 @@ impl MetaNodeConfig {
             timing: RaftTiming::default(),
             bootstrap: true,
             map_size_bytes: DEFAULT_MAP_SIZE_BYTES,
+            identity: None,
         }
     }
 
@@ -400,7 +405,15 @@ impl MetaNode {
         let raft_config = config.raft_config()?;
         let local_address = listener.local_addr()?;
 
-        let pool = Arc::new(ConnectionPool::default());
+        let pool = Arc::new(ConnectionPool::new(config.identity.as_deref()));
+        let tls_acceptor = match &config.identity {
+            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(
+                identity
+                    .server_config(cairn_tls::META_CLIENTS)
+                    .map_err(|error| NodeError::Config(error.to_string()))?,
+            )),
+            None => None,
+        };
         let isolation = PeerIsolation::default();
         let placement = config.placement();
         let peer_addresses = Arc::new(config.peers.clone());
@@ -445,6 +458,7 @@ impl MetaNode {
             isolation: isolation.clone(),
             refusal: Arc::clone(&refusal),
             client_request_timeout: Duration::from_millis(config.timing.client_request_timeout_ms),
+            tls_acceptor,
         };
         let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
 
@@ -676,6 +690,7 @@ async fn check_cluster_layout(
         )
     };
     let mut client_config = MetaClientConfig::new(config.peers.clone(), config.partition_count);
+    client_config.identity = config.identity.clone();
     client_config.zones = config.zones.clone();
     let client = MetaClient::new(client_config);
     let recorded = loop {
@@ -724,6 +739,8 @@ struct Server {
     isolation: PeerIsolation,
     refusal: Refusal,
     client_request_timeout: Duration,
+    /// Mutual TLS: a connection is served only after its client certificate was accepted.
+    tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 async fn serve(listener: TcpListener, server: Arc<Server>) {
@@ -745,10 +762,30 @@ async fn serve(listener: TcpListener, server: Arc<Server>) {
     }
 }
 
+/// Longest a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "set_nodelay");
     }
+    let stream: Box<dyn crate::network::RpcStream> = match &server.tls_acceptor {
+        None => Box::new(stream),
+        Some(acceptor) => {
+            let peer = stream.peer_addr().ok();
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Err(error)) => {
+                    tracing::info!(?peer, %error, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(?peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
     let mut stream = BufStream::new(stream);
     loop {
         let request = match read_envelope(&mut stream).await {

@@ -1105,7 +1105,11 @@ pub fn spawn_healer(
         .iter()
         .map(|node| (node.node_id, node.address))
         .collect();
-    let shards = NodeConnections::new(addresses, config.storage_timeout);
+    let shards = NodeConnections::new(addresses, config.storage_timeout).with_tls(
+        meta.identity
+            .as_ref()
+            .map(|identity| identity.client_config()),
+    );
     let healer = Healer::new(RaftMeta::new(meta)?, shards, nodes, config);
     let stats = healer.stats();
     std::thread::Builder::new()

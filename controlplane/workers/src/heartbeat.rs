@@ -69,10 +69,16 @@ pub fn spawn_heartbeat(meta: MetaClientConfig, config: HeartbeatConfig) -> std::
     std::thread::Builder::new()
         .name(format!("heartbeat-{}", config.node_id))
         .spawn(move || {
+            // The node's own health is asked over the storage RPC, with this process's identity.
+            let tls = meta
+                .identity
+                .as_ref()
+                .map(|identity| identity.client_config());
             let client = MetaClient::new(meta);
             let mut registered = false;
             loop {
-                if let Err(reason) = beat(&runtime, &client, &config, &mut registered) {
+                if let Err(reason) = beat(&runtime, &client, &config, tls.clone(), &mut registered)
+                {
                     tracing::debug!(node_id = config.node_id, reason, "no heartbeat this round");
                 }
                 std::thread::sleep(config.interval);
@@ -85,6 +91,7 @@ fn beat(
     runtime: &tokio::runtime::Runtime,
     client: &MetaClient,
     config: &HeartbeatConfig,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     registered: &mut bool,
 ) -> Result<(), String> {
     let timeout = config.interval.max(Duration::from_secs(1));
@@ -94,6 +101,7 @@ fn beat(
             connect_timeout: timeout,
             read_timeout: Some(timeout),
             write_timeout: Some(timeout),
+            tls,
             ..ClientConfig::default()
         },
     )

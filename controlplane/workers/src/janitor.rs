@@ -481,7 +481,11 @@ pub fn spawn_janitor(
     nodes: BTreeMap<u64, SocketAddr>,
     config: JanitorConfig,
 ) -> std::io::Result<Arc<JanitorStats>> {
-    let store = NodeConnections::new(nodes, Duration::from_secs(10));
+    let store = NodeConnections::new(nodes, Duration::from_secs(10)).with_tls(
+        meta.identity
+            .as_ref()
+            .map(|identity| identity.client_config()),
+    );
     let janitor = Janitor::new(RaftMeta::new(meta)?, store, config);
     let stats = janitor.stats();
     std::thread::Builder::new()

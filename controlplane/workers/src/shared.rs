@@ -37,6 +37,13 @@ impl NodeConnections {
         }
     }
 
+    /// Dials the nodes with mutual TLS (`cairn_tls::Identity::client_config`); plaintext when
+    /// `None`.
+    pub fn with_tls(mut self, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
     pub fn node_ids(&self) -> Vec<u64> {
         self.addresses.keys().copied().collect()
     }
@@ -49,7 +56,7 @@ impl NodeConnections {
     ) -> Option<Result<T, ClientError>> {
         let address = *self.addresses.get(&node_id)?;
         if !self.connections.contains_key(&node_id) {
-            match StorageClient::connect_with_config(address, self.config) {
+            match StorageClient::connect_with_config(address, self.config.clone()) {
                 Ok(client) => {
                     self.connections.insert(node_id, client);
                 }

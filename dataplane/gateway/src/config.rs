@@ -213,6 +213,9 @@ pub struct GatewayConfig {
     /// Encrypt (SSE-S3) every new object that asks for no encryption, as S3 does. Turned off
     /// only to measure what encryption costs.
     pub encrypt_by_default: bool,
+    /// TLS of the S3 listener (`cairn_tls::public_server_config`: `--tls-cert`/`--tls-key`);
+    /// `None` serves plain HTTP.
+    pub s3_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl GatewayConfig {
@@ -242,6 +245,7 @@ impl GatewayConfig {
             node_status_refresh_ms: 2_000,
             master_key: None,
             encrypt_by_default: true,
+            s3_tls: None,
         }
     }
 }

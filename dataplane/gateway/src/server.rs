@@ -433,6 +433,14 @@ fn run_executor(
                     .collect(),
                 Duration::from_millis(shared.config.storage_timeout_ms),
                 Duration::from_millis(shared.config.shard_read_timeout_ms),
+            )
+            .with_tls(
+                shared
+                    .config
+                    .meta
+                    .identity
+                    .as_ref()
+                    .map(|identity| identity.client_config()),
             ),
             access_keys: AccessKeyCache::new(Duration::from_millis(
                 shared.config.access_key_cache_ttl_ms,
@@ -490,6 +498,24 @@ async fn serve_connection(
             return;
         }
     };
+    match executor.shared.config.s3_tls.clone() {
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            match monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_http(executor, stream, peer).await,
+                Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+        None => serve_http(executor, stream, peer).await,
+    }
+}
+
+/// HTTP/1.1 on an accepted (plain or TLS) stream.
+async fn serve_http<S>(executor: Rc<Executor>, stream: S, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
     let service = hyper::service::service_fn(move |request| {
         let executor = Rc::clone(&executor);
         async move { Ok::<_, Infallible>(handle(executor, request, peer).await) }

@@ -91,9 +91,18 @@ pub struct StoragePool {
     idle: RefCell<Vec<Vec<AsyncStorageClient>>>,
     timeout: Duration,
     read_timeout: Duration,
+    /// Mutual TLS to the nodes (the gateway's identity); `None`: plaintext.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl StoragePool {
+    /// Dials the nodes with mutual TLS (`cairn_tls::Identity::client_config`); plaintext when
+    /// `None`.
+    pub fn with_tls(mut self, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
     pub fn new(addresses: Vec<SocketAddr>, timeout: Duration, read_timeout: Duration) -> Self {
         let idle = RefCell::new(addresses.iter().map(|_| Vec::new()).collect());
         StoragePool {
@@ -101,6 +110,7 @@ impl StoragePool {
             idle,
             timeout,
             read_timeout,
+            tls: None,
         }
     }
 
@@ -109,7 +119,12 @@ impl StoragePool {
             return Ok((client, true));
         }
         let address = self.addresses[node];
-        match monoio::time::timeout(self.timeout, AsyncStorageClient::connect(address)).await {
+        match monoio::time::timeout(
+            self.timeout,
+            AsyncStorageClient::connect_with_tls(address, self.tls.clone()),
+        )
+        .await
+        {
             Ok(connected) => Ok((connected?, false)),
             Err(_) => Err(StorageCallError::Timeout(address)),
         }

@@ -24,6 +24,7 @@ mod operation;
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cairn_common::ShardId;
@@ -40,7 +41,7 @@ const COALESCE_BODY_MAX_BYTES: usize = 64 * 1024;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Connection settings. The defaults suit tests and tools on a LAN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Bound on establishing the TCP connection, per resolved address.
     pub connect_timeout: Duration,
@@ -50,6 +51,20 @@ pub struct ClientConfig {
     pub write_timeout: Option<Duration>,
     /// Limits applied to response frames; `max_body_len_bytes` caps the shard data one Get returns.
     pub limits: FrameLimits,
+    /// Mutual TLS (`cairn_tls::Identity::client_config`): the node must present a storage-role
+    /// certificate of the cluster CA, and this client presents its own. `None`: plaintext, for
+    /// nodes started without TLS (tests, in-process embeddings).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl ClientConfig {
+    /// The default settings with mutual TLS from `identity` (none when `None`).
+    pub fn with_identity(identity: Option<&cairn_tls::Identity>) -> Self {
+        ClientConfig {
+            tls: identity.map(cairn_tls::Identity::client_config),
+            ..ClientConfig::default()
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -59,6 +74,48 @@ impl Default for ClientConfig {
             read_timeout: Some(Duration::from_secs(30)),
             write_timeout: Some(Duration::from_secs(30)),
             limits: FrameLimits::default(),
+            tls: None,
+        }
+    }
+}
+
+/// A plaintext or TLS connection to a node.
+#[derive(Debug)]
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Connection {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Connection::Plain(stream) => stream,
+            Connection::Tls(stream) => stream.get_ref(),
+        }
+    }
+}
+
+impl Read for Connection {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Connection::Plain(stream) => stream.read(buffer),
+            Connection::Tls(stream) => stream.read(buffer),
+        }
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        match self {
+            Connection::Plain(stream) => stream.write(buffer),
+            Connection::Tls(stream) => stream.write(buffer),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Connection::Plain(stream) => stream.flush(),
+            Connection::Tls(stream) => stream.flush(),
         }
     }
 }
@@ -78,7 +135,7 @@ pub struct StorageClient {
     config: ClientConfig,
     /// `None` after an I/O or protocol error; the next call reconnects.
     /// Reads go through a buffer so a response frame's header and message cost one system call.
-    stream: Option<BufReader<TcpStream>>,
+    stream: Option<BufReader<Connection>>,
     next_request_id: u64,
 }
 
@@ -108,7 +165,7 @@ impl StorageClient {
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.stream
             .as_ref()
-            .and_then(|stream| stream.get_ref().peer_addr().ok())
+            .and_then(|stream| stream.get_ref().socket().peer_addr().ok())
     }
 
     /// Whether a connection is open (it is closed after an I/O or protocol error until the next
@@ -246,6 +303,8 @@ impl StorageClient {
             stream.get_mut().write_all(&frame)?;
             stream.get_mut().write_all(body)?;
         }
+        // TLS buffers what it encrypts; plaintext flush is a no-op.
+        stream.get_mut().flush()?;
 
         let mut header_bytes = [0u8; FRAME_HEADER_LEN_BYTES];
         stream.read_exact(&mut header_bytes)?;
@@ -260,7 +319,7 @@ impl StorageClient {
         Ok((operation::node_error(response)?, response_body))
     }
 
-    fn ensure_connected(&mut self) -> Result<&mut BufReader<TcpStream>, ClientError> {
+    fn ensure_connected(&mut self) -> Result<&mut BufReader<Connection>, ClientError> {
         if self.stream.is_none() {
             let stream = open_stream(&self.addresses, &self.config)?;
             self.stream = Some(BufReader::with_capacity(READ_BUFFER_BYTES, stream));
@@ -269,7 +328,7 @@ impl StorageClient {
     }
 }
 
-fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<TcpStream, ClientError> {
+fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<Connection, ClientError> {
     let mut last_error = io::Error::new(
         io::ErrorKind::InvalidInput,
         "address resolved to no socket addresses",
@@ -281,7 +340,23 @@ fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<TcpStr
                 stream.set_nodelay(true)?;
                 stream.set_read_timeout(config.read_timeout)?;
                 stream.set_write_timeout(config.write_timeout)?;
-                return Ok(stream);
+                let Some(tls) = &config.tls else {
+                    return Ok(Connection::Plain(stream));
+                };
+                let session = rustls::ClientConnection::new(
+                    Arc::clone(tls),
+                    cairn_tls::Role::Storage.server_name(),
+                )
+                .map_err(io::Error::other)?;
+                let mut stream = rustls::StreamOwned::new(session, stream);
+                // Handshake now, so a node with a wrong certificate fails the connect. (A node
+                // that refuses this client's certificate says so with an alert that arrives
+                // with the answer to the first request: TLS 1.3 ends the client's handshake
+                // first.)
+                while stream.conn.is_handshaking() {
+                    stream.conn.complete_io(&mut stream.sock)?;
+                }
+                return Ok(Connection::Tls(Box::new(stream)));
             }
             Err(error) => last_error = error,
         }
@@ -291,7 +366,7 @@ fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<TcpStr
 
 /// Reads exactly `body_len_bytes`, without zero-filling the buffer first.
 fn read_body(
-    stream: &mut BufReader<TcpStream>,
+    stream: &mut BufReader<Connection>,
     body_len_bytes: u32,
 ) -> Result<Vec<u8>, ClientError> {
     let mut body = Vec::with_capacity(body_len_bytes as usize);

@@ -14,25 +14,45 @@ use cairn_wire::{
     ShardEntry,
 };
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A plaintext or TLS connection to a node.
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
 
 /// A connection to one storage node from a monoio executor. Not `Send`: it lives on the executor
 /// that created it.
 pub struct AsyncStorageClient {
     address: SocketAddr,
     limits: FrameLimits,
-    stream: Option<TcpStream>,
+    /// Mutual TLS (see [`crate::ClientConfig::tls`]); `None` for plaintext nodes.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    stream: Option<Connection>,
     next_request_id: u64,
 }
 
 impl AsyncStorageClient {
+    /// A plaintext connection (nodes started without TLS).
     pub async fn connect(address: SocketAddr) -> Result<Self, ClientError> {
+        Self::connect_with_tls(address, None).await
+    }
+
+    /// A connection with mutual TLS when `tls` is given (the node must present a storage-role
+    /// certificate of the cluster CA).
+    pub async fn connect_with_tls(
+        address: SocketAddr,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, ClientError> {
         let mut client = AsyncStorageClient {
             address,
             limits: FrameLimits::default(),
+            tls,
             stream: None,
             next_request_id: 1,
         };
@@ -113,12 +133,22 @@ impl AsyncStorageClient {
         operation::extract_health(result?.0)
     }
 
-    async fn ensure_connected(&mut self) -> Result<&mut TcpStream, ClientError> {
+    async fn ensure_connected(&mut self) -> Result<&mut Connection, ClientError> {
         if self.stream.is_none() {
             let stream = TcpStream::connect_addr(self.address).await?;
             // Requests are written whole, so Nagle's algorithm would only delay them.
             stream.set_nodelay(true)?;
-            self.stream = Some(stream);
+            let connection = match &self.tls {
+                None => Connection::Plain(stream),
+                Some(tls) => {
+                    let stream = monoio_rustls::TlsConnector::from(Arc::clone(tls))
+                        .connect(cairn_tls::Role::Storage.server_name(), stream)
+                        .await
+                        .map_err(io::Error::from)?;
+                    Connection::Tls(Box::new(stream))
+                }
+            };
+            self.stream = Some(connection);
         }
         Ok(self.stream.as_mut().expect("connected just above"))
     }
@@ -157,6 +187,34 @@ impl AsyncStorageClient {
             Ok(stream) => stream,
             Err(error) => return (Err(error), body),
         };
+        match stream {
+            Connection::Plain(stream) => {
+                exchange_on(stream, request, body, body_len, body_len_bytes, limits).await
+            }
+            Connection::Tls(stream) => {
+                exchange_on(
+                    &mut **stream,
+                    request,
+                    body,
+                    body_len,
+                    body_len_bytes,
+                    limits,
+                )
+                .await
+            }
+        }
+    }
+}
+
+async fn exchange_on<S: AsyncReadRent + AsyncWriteRent, B: IoBuf + 'static>(
+    stream: &mut S,
+    request: &Request,
+    body: Option<B>,
+    body_len: usize,
+    body_len_bytes: u32,
+    limits: FrameLimits,
+) -> (Result<(Response, Vec<u8>), ClientError>, Option<B>) {
+    {
         let frame = cairn_wire::encode_request(request, body_len_bytes);
         let (written, _) = stream.write_all(frame).await;
         if let Err(error) = written {
@@ -172,11 +230,15 @@ impl AsyncStorageClient {
             }
             other => other,
         };
+        // TLS may hold back the last record until flushed; plaintext flush is a no-op.
+        if let Err(error) = stream.flush().await {
+            return (Err(error.into()), body);
+        }
         (read_response(stream, request, limits).await, body)
     }
 }
 
-async fn read_exactly(stream: &mut TcpStream, len_bytes: usize) -> io::Result<Vec<u8>> {
+async fn read_exactly<S: AsyncReadRent>(stream: &mut S, len_bytes: usize) -> io::Result<Vec<u8>> {
     if len_bytes == 0 {
         return Ok(Vec::new());
     }
@@ -186,8 +248,8 @@ async fn read_exactly(stream: &mut TcpStream, len_bytes: usize) -> io::Result<Ve
     Ok(buffer.into_inner())
 }
 
-async fn read_response(
-    stream: &mut TcpStream,
+async fn read_response<S: AsyncReadRent>(
+    stream: &mut S,
     request: &Request,
     limits: FrameLimits,
 ) -> Result<(Response, Vec<u8>), ClientError> {

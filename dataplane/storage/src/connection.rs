@@ -12,7 +12,7 @@ use cairn_wire::{
     encode_response,
 };
 use futures_lite::io::BufReader;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::io;
 use std::rc::Rc;
@@ -26,7 +26,30 @@ const READ_BUFFER_BYTES: usize = 64 << 10;
 
 pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    // Also bounds the TLS handshake: a peer that stalls it is dropped like an idle one.
     stream.set_read_timeout(Some(core.config.idle_timeout))?;
+    match core.config.tls.clone() {
+        Some(tls) => {
+            // The handshake verifies the client's certificate (CA, CRL, role); a peer without
+            // an acceptable one is dropped here, before any request is read.
+            let peer = stream.peer_addr().ok();
+            let stream = match futures_rustls::TlsAcceptor::from(tls).accept(stream).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::info!(?peer, %error, "TLS handshake refused");
+                    return Err(error);
+                }
+            };
+            serve_stream(stream, core).await
+        }
+        None => serve_stream(stream, core).await,
+    }
+}
+
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    core: Rc<Core>,
+) -> io::Result<()> {
     let mut stream = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let limits = FrameLimits {
         max_body_len_bytes: core.config.max_body_len_bytes,
@@ -95,8 +118,8 @@ pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
     }
 }
 
-async fn refuse(
-    stream: &mut BufReader<TcpStream>,
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut BufReader<S>,
     request_id: u64,
     error: &WireError,
 ) -> io::Result<()> {
@@ -122,8 +145,8 @@ fn error_response(request_id: u64, code: ErrorCode, message: &str) -> Response {
     }
 }
 
-async fn send(
-    stream: &mut BufReader<TcpStream>,
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut BufReader<S>,
     response: &Response,
     body: Option<Bytes>,
 ) -> io::Result<()> {

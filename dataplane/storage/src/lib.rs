@@ -44,6 +44,12 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Open client connections allowed per core; more are closed as they arrive.
     pub max_connections_per_core: usize,
+    /// Mutual TLS of the RPC listener (`cairn_tls::Identity::server_config` with
+    /// `cairn_tls::STORAGE_CLIENTS`): every connection must complete a handshake with a client
+    /// certificate the configuration accepts before a byte of a request is read. `None` serves
+    /// plaintext, which the `cairn storage` command allows only behind
+    /// `--insecure-plaintext-internal` (in-process embeddings and tests use it).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Fault injection for tests: the first shard-log write fails with this errno (5 = EIO stops
     /// the node, 28 = ENOSPC is reported and the node goes on).
     pub inject_write_errno: Option<i32>,
@@ -68,6 +74,7 @@ impl NodeConfig {
             idle_timeout: Duration::from_secs(300),
             max_connections_per_core: 4096,
             inject_write_errno: None,
+            tls: None,
         }
     }
 }

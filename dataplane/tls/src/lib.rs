@@ -1,0 +1,341 @@
+//! Internal mutual TLS: the cluster CA, each process's identity, and the rustls configurations
+//! every internal listener and dialer uses (storage RPC, Raft and metadata RPC, edge → gateway).
+//!
+//! # Model
+//!
+//! `cairn ca init` makes a cluster CA (ECDSA P-256, `ca.pem` + `ca-key.pem` mode 0600, an empty
+//! CRL `crl.pem`); `cairn ca issue` signs one leaf certificate per process for one [`Role`];
+//! `cairn ca revoke` adds serial numbers to the CA's CRL (a real X.509 CRL signed by the CA key,
+//! so a node needs nothing but the CA certificate to trust it). An identity directory written by
+//! `issue` holds `ca.pem`, `cert.pem`, `key.pem` (0600) and a copy of `crl.pem`.
+//!
+//! A leaf carries its role as a DNS subject-alternative name, `<role>.role.cairn` (see
+//! [`Role::dns_name`]), next to any addresses given at issue time. That is how both sides of a
+//! connection check what the other is:
+//! - a client dials with the server name of the role it expects (`storage.role.cairn` for a
+//!   storage node), so a certificate of another role, or of another CA, fails the handshake;
+//! - a server accepts a client certificate only when it chains to the cluster CA, is not on the
+//!   CRL and names one of the roles that server admits (a storage node admits gateway, worker,
+//!   meta and storage identities; never an edge).
+//!
+//! # Invariants
+//!
+//! - Every internal server demands a client certificate: there is no anonymous mode in these
+//!   configurations. Plaintext exists only where a caller builds no TLS at all, which the roles'
+//!   command lines allow only behind an explicit, logged `--insecure-plaintext-internal`.
+//! - Revocation is checked on every handshake against the CRL file as it is on disk: the file's
+//!   modification time is looked at, at most every [`CRL_RECHECK`], and a changed file is loaded
+//!   again (a file that no longer parses keeps the last good list and is logged). Session
+//!   resumption is off on the servers, so each connection is a full handshake whose client
+//!   certificate is checked against the current CRL; connections that were open before a
+//!   revocation are not cut (see the servers' notes).
+//! - TLS 1.3 only, ring provider.
+
+mod ca;
+mod verify;
+
+pub use ca::{
+    CA_KEY_FILE as CA_KEY_FILE_NAME, CaError, IssueRequest, IssuedCertificate, init_ca, issue,
+    revoke,
+};
+pub use rustls;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// How often, at most, a handshake looks at the CRL file's modification time.
+pub const CRL_RECHECK: Duration = Duration::from_millis(500);
+
+/// Names of the files in an identity directory (and, for `ca.pem` and `crl.pem`, the CA's).
+pub const CA_CERT_FILE: &str = "ca.pem";
+pub const CERT_FILE: &str = "cert.pem";
+pub const KEY_FILE: &str = "key.pem";
+pub const CRL_FILE: &str = "crl.pem";
+
+/// What a process is in the cluster; carried in its certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Storage,
+    Meta,
+    Gateway,
+    Worker,
+    Edge,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Storage,
+        Role::Meta,
+        Role::Gateway,
+        Role::Worker,
+        Role::Edge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Storage => "storage",
+            Role::Meta => "meta",
+            Role::Gateway => "gateway",
+            Role::Worker => "worker",
+            Role::Edge => "edge",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// The subject-alternative name that marks a certificate as this role's.
+    pub fn dns_name(self) -> String {
+        format!("{}.role.cairn", self.as_str())
+    }
+
+    /// The name a client dials a server of this role by.
+    pub fn server_name(self) -> ServerName<'static> {
+        ServerName::try_from(self.dns_name()).expect("role names are valid DNS names")
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Clients a storage node serves: whoever reads and writes pieces (gateways, workers, the
+/// workers embedded in meta) and a node's own heartbeat, which asks the node for its health.
+pub const STORAGE_CLIENTS: &[Role] = &[Role::Gateway, Role::Worker, Role::Meta, Role::Storage];
+/// Clients a metadata replica serves: its peers and every role that reads or writes metadata
+/// (the edge reads the bucket service and access keys).
+pub const META_CLIENTS: &[Role] = &[
+    Role::Meta,
+    Role::Gateway,
+    Role::Worker,
+    Role::Storage,
+    Role::Edge,
+];
+/// Clients of a gateway's internal (edge-facing) listener.
+pub const GATEWAY_INTERNAL_CLIENTS: &[Role] = &[Role::Edge];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn file_error(path: &Path, message: impl ToString) -> TlsError {
+    TlsError::File {
+        path: path.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+/// Where a process finds its identity: `dir` written by `cairn ca issue`, and the CRL to check
+/// peers against (default `dir/crl.pem`; point it at the CA's `crl.pem` to see revocations as
+/// soon as `cairn ca revoke` writes them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub dir: PathBuf,
+    pub crl: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        TlsFiles {
+            dir: dir.into(),
+            crl: None,
+        }
+    }
+
+    pub fn crl_path(&self) -> PathBuf {
+        self.crl.clone().unwrap_or_else(|| self.dir.join(CRL_FILE))
+    }
+}
+
+/// A process's cluster identity: the CA it trusts, its certificate and key, the CRL it checks.
+/// Cheap to share (`Arc`); the configurations it builds re-read the CRL as it changes.
+pub struct Identity {
+    role: Role,
+    name: String,
+    roots: Arc<rustls::RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    revocation: Arc<verify::Revocation>,
+    client_config: Arc<rustls::ClientConfig>,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Identity")
+            .field("role", &self.role)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Identity {
+    /// Loads an identity directory. Fails when a file is missing or does not parse, when the
+    /// certificate does not chain to `ca.pem`, or when it names no role.
+    pub fn load(files: &TlsFiles) -> Result<Arc<Identity>, TlsError> {
+        let ca_path = files.dir.join(CA_CERT_FILE);
+        let cert_path = files.dir.join(CERT_FILE);
+        let key_path = files.dir.join(KEY_FILE);
+        let read_certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, TlsError> {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|error| file_error(path, error))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| file_error(path, error))?;
+            if certs.is_empty() {
+                return Err(file_error(path, "no certificate in the file"));
+            }
+            Ok(certs)
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in read_certs(&ca_path)? {
+            roots.add(ca).map_err(|error| file_error(&ca_path, error))?;
+        }
+        let roots = Arc::new(roots);
+        let chain = read_certs(&cert_path)?;
+        let key = PrivateKeyDer::from_pem_file(&key_path)
+            .map_err(|error| file_error(&key_path, error))?;
+        let crl_path = files.crl_path();
+        let crl = if files.crl.is_some() || crl_path.exists() {
+            Some(crl_path)
+        } else {
+            tracing::warn!(
+                dir = %files.dir.display(),
+                "no crl.pem beside the identity: revoked certificates are not detected"
+            );
+            None
+        };
+        let revocation = Arc::new(verify::Revocation::load(crl)?);
+        let role = verify::role_of(&chain[0]).ok_or_else(|| {
+            file_error(
+                &cert_path,
+                "the certificate names no Cairn role (<role>.role.cairn); issue it with `cairn ca issue`",
+            )
+        })?;
+        let name = files
+            .dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // The certificate must be one this CA signed and not revoked: a node refuses to start
+        // with an identity its peers would refuse anyway, with a clearer message here.
+        verify::check_own_certificate(&roots, &revocation, &chain).map_err(|error| {
+            file_error(
+                &cert_path,
+                format!("not usable with {}: {error}", ca_path.display()),
+            )
+        })?;
+        let server_verifier = Arc::new(verify::ServerVerifier::new(
+            Arc::clone(&roots),
+            Arc::clone(&revocation),
+            provider(),
+        ));
+        let client_config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|error| TlsError::Config(error.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(server_verifier)
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .map_err(|error| TlsError::Config(error.to_string()))?;
+        Ok(Arc::new(Identity {
+            role,
+            name,
+            roots,
+            chain,
+            key,
+            revocation,
+            client_config: Arc::new(client_config),
+        }))
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The identity directory's name (for logs).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration for dialling internal servers with this identity. Dial with
+    /// [`Role::server_name`] of the role you expect to reach.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.client_config)
+    }
+
+    /// The configuration of an internal listener that serves clients of the `accepted` roles:
+    /// a client certificate chained to the cluster CA, not revoked, of one of those roles, is
+    /// required before anything is read from the connection.
+    pub fn server_config(&self, accepted: &[Role]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let verifier = Arc::new(verify::ClientVerifier::new(
+            Arc::clone(&self.roots),
+            Arc::clone(&self.revocation),
+            accepted.to_vec(),
+            provider(),
+        ));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|error| TlsError::Config(error.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|error| TlsError::Config(error.to_string()))?;
+        // No resumption: every connection presents its certificate again and meets the CRL as
+        // it is now.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        Ok(Arc::new(config))
+    }
+}
+
+/// The log line every role prints when told to run its internal traffic in plaintext.
+pub fn warn_insecure_plaintext(role: &str) {
+    tracing::warn!(
+        role,
+        "INSECURE: internal traffic of this process is PLAINTEXT and UNAUTHENTICATED \
+         (--insecure-plaintext-internal); anyone who can reach its ports can read and write data"
+    );
+    eprintln!(
+        "cairn {role}: WARNING: --insecure-plaintext-internal: internal RPC is plaintext and unauthenticated"
+    );
+}
+
+/// The configuration of a public TLS listener (the gateway's S3 port): TLS 1.3 and 1.2, ALPN
+/// `http/1.1`, no client certificates, the chain in `cert_path` (PEM, leaf first) and the key
+/// in `key_path`.
+pub fn public_server_config(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|error| file_error(cert_path, error))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| file_error(cert_path, error))?;
+    if chain.is_empty() {
+        return Err(file_error(cert_path, "no certificate in the file"));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key_path).map_err(|error| file_error(key_path, error))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|error| TlsError::Config(error.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|error| TlsError::Config(error.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

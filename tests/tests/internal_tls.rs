@@ -1,0 +1,379 @@
+//! Black-box tests of internal mutual TLS: real `cairn storage` and `cairn meta` processes on
+//! 127.0.0.1 with identities from `cairn ca`, reached by clients with a valid certificate,
+//! without one, with one of a foreign CA, of the wrong role, and revoked.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_common::{ShardId, ShardIndex};
+use cairn_storage_client::{ClientConfig, ClientError, StorageClient};
+use cairn_tests::{CairnProcess, TestPki, content, free_address, wait_for_listener};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
+
+fn shard(n: u64) -> ShardId {
+    ShardId::new(u128::from(n) * 104_729, 3, 0, ShardIndex((n % 6) as u16))
+}
+
+fn identity(dir: &Path) -> Arc<cairn_tls::Identity> {
+    cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(dir)).unwrap()
+}
+
+fn quick(tls: Option<Arc<rustls::ClientConfig>>) -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Some(Duration::from_secs(5)),
+        write_timeout: Some(Duration::from_secs(5)),
+        tls,
+        ..ClientConfig::default()
+    }
+}
+
+/// A client that trusts the cluster CA (so it accepts the node) but presents the certificate
+/// and key in `presented` (from another CA), or none.
+fn hand_made_config(trusted_ca: &Path, presented: Option<&Path>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(trusted_ca.join("ca.pem")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match presented {
+        Some(dir) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(dir.join("cert.pem"))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+/// Every kind of call fails: read, write, delete, stat, list (scan), health.
+fn assert_every_call_refused(address: SocketAddr, config: ClientConfig, who: &str) {
+    let mut client = match StorageClient::connect_with_config(address, config) {
+        Ok(client) => client,
+        // Refused during the handshake itself: nothing was served.
+        Err(ClientError::Io(_) | ClientError::Protocol(_)) => return,
+        Err(error) => panic!("{who}: unexpected connect error {error}"),
+    };
+    let put = client.put(shard(900), &content(900, 5000));
+    assert!(put.is_err(), "{who}: put answered {put:?}");
+    let get = client.get(shard(1), None);
+    assert!(get.is_err(), "{who}: get answered");
+    let delete = client.delete(shard(1));
+    assert!(delete.is_err(), "{who}: delete answered {delete:?}");
+    let stat = client.stat(shard(1));
+    assert!(stat.is_err(), "{who}: stat answered {stat:?}");
+    let scan = client.scan(None, 100);
+    assert!(scan.is_err(), "{who}: scan answered {scan:?}");
+    let health = client.health();
+    assert!(health.is_err(), "{who}: health answered {health:?}");
+    for result in [
+        put.err(),
+        get.err(),
+        delete.err(),
+        stat.err(),
+        scan.err(),
+        health.err(),
+    ] {
+        // Refused by the transport (a closed connection, a TLS alert, or for a plaintext
+        // client the alert's bytes where a frame should be), never by an answer of the node.
+        assert!(
+            matches!(result, Some(ClientError::Io(_) | ClientError::Protocol(_))),
+            "{who}: refused at the transport, not by a node answer: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn a_storage_node_refuses_every_call_without_a_valid_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
+    let foreign = TestPki::create(Path::new(BINARY), &dir.path().join("foreign"));
+    let address = free_address();
+    let mut args: Vec<String> = vec![
+        "storage".into(),
+        "--listen".into(),
+        address.to_string(),
+        "--data".into(),
+        dir.path().join("node").display().to_string(),
+        "--cores".into(),
+        "1".into(),
+    ];
+    args.extend(pki.role_args("storage-1", "storage"));
+    let mut node = CairnProcess::start(Path::new(BINARY), &args, dir.path(), "storage");
+    wait_for_listener(address, &mut node, Duration::from_secs(20));
+
+    // A gateway identity of the cluster CA: everything works.
+    let gateway = identity(&pki.issue("gateway-1", "gateway"));
+    let mut client =
+        StorageClient::connect_with_config(address, quick(Some(gateway.client_config()))).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while client.health().is_err() {
+        assert!(std::time::Instant::now() < deadline, "{}", node.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in 0..3 {
+        client.put(shard(n), &content(n, 10_000)).unwrap();
+    }
+    assert_eq!(client.get(shard(1), None).unwrap(), content(1, 10_000));
+    assert_eq!(client.scan(None, 100).unwrap().entries.len(), 3);
+    assert!(client.delete(shard(2)).unwrap());
+
+    // No TLS at all.
+    assert_every_call_refused(address, quick(None), "plaintext");
+    // TLS with no client certificate.
+    assert_every_call_refused(
+        address,
+        quick(Some(hand_made_config(&pki.ca(), None))),
+        "no client certificate",
+    );
+    // A certificate of another CA (same role, same name).
+    let foreign_gateway = foreign.issue("gateway-1", "gateway");
+    assert_every_call_refused(
+        address,
+        quick(Some(hand_made_config(&pki.ca(), Some(&foreign_gateway)))),
+        "foreign CA",
+    );
+    // The cluster CA, the wrong role: an edge never reads shards.
+    let edge = identity(&pki.issue("edge-1", "edge"));
+    assert_every_call_refused(address, quick(Some(edge.client_config())), "edge role");
+    // A revoked worker: works until `cairn ca revoke`, refused from then on.
+    let worker = identity(&pki.issue("worker-1", "worker"));
+    StorageClient::connect_with_config(address, quick(Some(worker.client_config())))
+        .and_then(|mut client| client.health())
+        .expect("the worker works before revocation");
+    pki.revoke("worker-1");
+    // The node re-reads the CRL file within CRL_RECHECK of a handshake.
+    std::thread::sleep(cairn_tls::CRL_RECHECK + Duration::from_millis(300));
+    assert_every_call_refused(address, quick(Some(worker.client_config())), "revoked");
+
+    // Nothing a refused client sent was served: shard 900 was never written, shard 1 is intact.
+    let mut client =
+        StorageClient::connect_with_config(address, quick(Some(gateway.client_config()))).unwrap();
+    assert!(matches!(
+        client.get(shard(900), None),
+        Err(ClientError::NotFound { .. })
+    ));
+    assert_eq!(client.get(shard(1), None).unwrap(), content(1, 10_000));
+    assert_eq!(client.scan(None, 100).unwrap().entries.len(), 2);
+    let log = node.log();
+    assert!(log.contains("TLS handshake refused"), "{log}");
+    let errors = node.error_lines();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn a_client_refuses_a_node_of_another_ca_or_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
+    let foreign = TestPki::create(Path::new(BINARY), &dir.path().join("foreign"));
+    let start = |pki: &TestPki, name: &str, role: &str| {
+        let address = free_address();
+        let mut args: Vec<String> = vec![
+            "storage".into(),
+            "--listen".into(),
+            address.to_string(),
+            "--data".into(),
+            dir.path().join(name).display().to_string(),
+            "--cores".into(),
+            "1".into(),
+        ];
+        args.extend(pki.role_args(name, role));
+        let mut process = CairnProcess::start(Path::new(BINARY), &args, dir.path(), name);
+        wait_for_listener(address, &mut process, Duration::from_secs(20));
+        (process, address)
+    };
+    let gateway = identity(&pki.issue("gateway-1", "gateway"));
+    // A node of a foreign CA: the client refuses it during the handshake.
+    let (_impostor, impostor_address) = start(&foreign, "impostor", "storage");
+    let error =
+        StorageClient::connect_with_config(impostor_address, quick(Some(gateway.client_config())))
+            .unwrap_err();
+    assert!(matches!(error, ClientError::Io(_)), "{error}");
+    // A storage node refuses to run with an identity of another role.
+    let address = free_address();
+    let mut args: Vec<String> = vec![
+        "storage".into(),
+        "--listen".into(),
+        address.to_string(),
+        "--data".into(),
+        dir.path().join("wrong-role").display().to_string(),
+    ];
+    args.extend(pki.role_args("meta-as-storage", "meta"));
+    let output = std::process::Command::new(BINARY)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("meta identity"), "{stderr}");
+}
+
+#[test]
+fn roles_refuse_to_start_without_an_identity_unless_told_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(BINARY)
+        .args(["storage", "--listen", &free_address().to_string(), "--data"])
+        .arg(dir.path().join("node"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tls-dir"), "{stderr}");
+
+    // The explicit switch runs plaintext and says so loudly.
+    let address = free_address();
+    let args: Vec<String> = vec![
+        "storage".into(),
+        "--listen".into(),
+        address.to_string(),
+        "--data".into(),
+        dir.path().join("plain").display().to_string(),
+        "--cores".into(),
+        "1".into(),
+        "--insecure-plaintext-internal".into(),
+    ];
+    let mut node = CairnProcess::start(Path::new(BINARY), &args, dir.path(), "plain");
+    wait_for_listener(address, &mut node, Duration::from_secs(20));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match StorageClient::connect_with_config(address, quick(None))
+            .and_then(|mut client| client.health())
+        {
+            Ok(_) => break,
+            Err(error) => {
+                assert!(std::time::Instant::now() < deadline, "{error}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    assert!(node.log().contains("INSECURE"), "{}", node.log());
+}
+
+#[test]
+fn a_meta_replica_serves_only_mutual_tls_clients_of_the_cluster_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
+    let foreign = TestPki::create(Path::new(BINARY), &dir.path().join("foreign"));
+    let address = free_address();
+    let mut args: Vec<String> = vec![
+        "meta".into(),
+        "--id".into(),
+        "1".into(),
+        "--listen".into(),
+        address.to_string(),
+        "--data".into(),
+        dir.path().join("meta").display().to_string(),
+        "--peers".into(),
+        format!("1={address}"),
+        "--partitions".into(),
+        "2".into(),
+    ];
+    args.extend(pki.role_args("meta-1", "meta"));
+    let mut meta = CairnProcess::start(Path::new(BINARY), &args, dir.path(), "meta");
+    wait_for_listener(address, &mut meta, Duration::from_secs(20));
+    let nodes = std::collections::BTreeMap::from([(1u64, address.to_string())]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_with = |identity: Option<Arc<cairn_tls::Identity>>| {
+        let mut config = cairn_raft::MetaClientConfig::new(nodes.clone(), 2);
+        config.identity = identity;
+        config.operation_timeout_ms = 3_000;
+        cairn_raft::MetaClient::new(config)
+    };
+    let create = |client: &cairn_raft::MetaClient, bucket: &str| {
+        runtime.block_on(client.write(cairn_meta_state::Command::CreateBucket(
+            cairn_meta_state::CreateBucket {
+                bucket: bucket.into(),
+                owner: "test".into(),
+                primary_region: "us-east-1".into(),
+                ec_scheme: "isal-cauchy:4+2".into(),
+                acl: cairn_meta_state::Acl::default(),
+                now_ms: 1_700_000_000_000,
+                attributes: Default::default(),
+            },
+        )))
+    };
+    // A gateway identity: the write commits.
+    let gateway = client_with(Some(identity(&pki.issue("gateway-1", "gateway"))));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match create(&gateway, "allowed") {
+            Ok(output) => {
+                output.result.expect("bucket created");
+                break;
+            }
+            Err(error) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{error}\n{}",
+                    meta.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    // Plaintext, a foreign CA's identity (whose client also distrusts the replica): no answer.
+    assert!(create(&client_with(None), "plaintext").is_err());
+    let foreign_identity = identity(&foreign.issue("gateway-1", "gateway"));
+    assert!(create(&client_with(Some(foreign_identity)), "foreign").is_err());
+    assert!(
+        meta.log().contains("TLS handshake refused"),
+        "{}",
+        meta.log()
+    );
+}
+
+/// `cairn dev` serves S3 over TLS with `--tls-cert/--tls-key` (boto3 trusting the CA bundle),
+/// and runs its own internal traffic over mutual TLS under a CA it generated on first start.
+#[test]
+fn cairn_dev_serves_s3_over_tls_and_its_internal_traffic_is_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
+    let s3_identity = pki.issue("s3-endpoint", "gateway");
+    let cert = s3_identity.join("cert.pem").display().to_string();
+    let key = s3_identity.join("key.pem").display().to_string();
+    let dev = cairn_tests::CairnDev::start_with(
+        Path::new(BINARY),
+        dir.path(),
+        &["--tls-cert", &cert, "--tls-key", &key],
+    );
+    cairn_tests::run_python_script(
+        "s3_tls.py",
+        &[
+            format!("https://127.0.0.1:{}", dev.endpoint.port()),
+            pki.ca().join("ca.pem").display().to_string(),
+            dev.access_key.clone(),
+            dev.secret_key.clone(),
+        ],
+    );
+
+    // The dev CA: key private, and its storage nodes refuse a client without a certificate.
+    use std::os::unix::fs::PermissionsExt;
+    let ca_key = dev.data_dir().join("tls/ca/ca-key.pem");
+    let mode = std::fs::metadata(&ca_key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", ca_key.display());
+    let node = SocketAddr::from(([127, 0, 0, 1], dev.storage_base_port()));
+    assert_every_call_refused(node, quick(None), "plaintext to a cairn dev node");
+    let worker = identity(&dev.worker_identity(Path::new(BINARY)));
+    StorageClient::connect_with_config(node, quick(Some(worker.client_config())))
+        .and_then(|mut client| client.health())
+        .expect("a worker identity of the dev CA is served");
+    dev.assert_no_errors_logged();
+}
