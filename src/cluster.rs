@@ -2,8 +2,9 @@
 //! (each with its AZ) and gateways — and every role reads its own part of it
 //! (`cairn meta --cluster FILE --id N`, `cairn storage --cluster FILE --id N`,
 //! `cairn gateway --cluster FILE --id N`), so the processes can never disagree about who is in
-//! the cluster. `cairn cluster init` writes a local example (3 meta, 9 storage nodes in 3 AZs,
-//! 2 gateways on 127.0.x.y addresses, EC 6+3) and the root credentials; `cairn cluster up FILE`
+//! the cluster. `cairn cluster init` writes a local example (3 meta, 12 storage nodes in 4 AZs,
+//! 2 gateways on 127.0.x.y addresses, EC 6+3, so any one AZ may fail with writes at full
+//! redundancy: see [`ClusterFile::zone_loss_report`]) and the root credentials; `cairn cluster up FILE`
 //! starts every role as its own child process and stops them all on SIGINT/SIGTERM.
 //!
 //! Invariants checked by [`ClusterFile::validate`] before any process starts: ids are non-zero and
@@ -243,6 +244,45 @@ impl ClusterFile {
         Ok(())
     }
 
+    /// One line per AZ: what writes of the cluster's scheme do while that AZ is down
+    /// (`cairn_common::placement::zone_loss_writes`), e.g. `az1 down: writes keep full
+    /// redundancy`. The metadata survives any one AZ when no AZ holds a majority of the replicas.
+    pub fn zone_loss_report(&self) -> anyhow::Result<Vec<String>> {
+        use cairn_gateway::placement::{ZoneLossWrites, zone_loss_writes};
+        let scheme: cairn_ec::Scheme = self
+            .ec_scheme
+            .parse()
+            .map_err(|error| anyhow::anyhow!("ec_scheme {:?}: {error}", self.ec_scheme))?;
+        let zones: Vec<&str> = self.storage.iter().map(|entry| entry.az.as_str()).collect();
+        let (k, m) = (scheme.data_shards(), scheme.parity_shards());
+        Ok(zone_loss_writes(&zones, k, m)
+            .into_iter()
+            .map(|(zone, outcome)| {
+                let meta_lost = self.meta.iter().filter(|entry| entry.az == zone).count();
+                let meta_note = if 2 * meta_lost >= self.meta.len() {
+                    " (and the metadata loses its quorum)"
+                } else {
+                    ""
+                };
+                match outcome {
+                    ZoneLossWrites::FullRedundancy => {
+                        format!("{zone} down: writes keep full redundancy{meta_note}")
+                    }
+                    ZoneLossWrites::Degraded { placeable } => format!(
+                        "{zone} down: writes commit degraded with {placeable} of {} shards \
+                         (the healer completes them){meta_note}",
+                        k + m
+                    ),
+                    ZoneLossWrites::Refused { placeable } => format!(
+                        "{zone} down: writes are refused (503): only {placeable} shards fit, \
+                         {} needed{meta_note}",
+                        k + 1
+                    ),
+                }
+            })
+            .collect())
+    }
+
     /// Where role `kind` number `id` keeps its state.
     pub fn data_dir(&self, kind: RoleKind, id: u64) -> PathBuf {
         self.data_root.join(format!("{}-{id}", kind.name()))
@@ -455,6 +495,8 @@ pub struct LocalLayout {
     pub gateway_count: u64,
     pub worker_count: u64,
     pub az_count: u64,
+    /// Refuse the layout unless writes keep k + m shards with any one AZ down.
+    pub survive_az_loss: bool,
     pub partitions: u32,
     pub ec_scheme: String,
     /// Ports are these plus nothing: every process gets its own 127.0.x.y address, so the same
@@ -472,10 +514,11 @@ impl Default for LocalLayout {
     fn default() -> Self {
         LocalLayout {
             meta_count: 3,
-            storage_count: 9,
+            storage_count: 12,
             gateway_count: 2,
             worker_count: 1,
-            az_count: 3,
+            az_count: 4,
+            survive_az_loss: false,
             partitions: 8,
             ec_scheme: default_ec_scheme(),
             meta_port: 7400,
@@ -582,6 +625,17 @@ pub fn init(out: &Path, data_root: &Path, layout: &LocalLayout) -> anyhow::Resul
     // Validate before writing, so a bad layout leaves nothing behind.
     let parsed: ClusterFile = toml::from_str(&text).context("generated cluster file")?;
     parsed.validate().context("generated cluster file")?;
+    let zone_loss = parsed.zone_loss_report()?;
+    if layout.survive_az_loss
+        && let Some(line) = zone_loss
+            .iter()
+            .find(|line| !line.contains("writes keep full redundancy") || line.contains("quorum"))
+    {
+        bail!(
+            "--survive-az-loss: {line}; {} needs at least k/m + 2 AZs of at least m storage nodes",
+            parsed.ec_scheme
+        );
+    }
     std::fs::create_dir_all(&data_root)
         .with_context(|| format!("creating {}", data_root.display()))?;
     std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
@@ -595,6 +649,9 @@ pub fn init(out: &Path, data_root: &Path, layout: &LocalLayout) -> anyhow::Resul
     println!("  data root: {}", file.data_root.display());
     println!("  access key: {}", credentials.access_key_id);
     println!("  secret key: {}", credentials.secret_access_key);
+    for line in zone_loss {
+        println!("  {line}");
+    }
     Ok(file)
 }
 
@@ -812,14 +869,28 @@ mod tests {
         let file: ClusterFile = toml::from_str(&text).unwrap();
         file.validate().unwrap();
         assert_eq!(file.meta.len(), 3);
-        assert_eq!(file.storage.len(), 9);
+        assert_eq!(file.storage.len(), 12);
         assert_eq!(file.gateway.len(), 2);
         assert_eq!(file.worker.len(), 1);
         assert_eq!(file.data_root, Path::new("/var/tmp/cairn \"x\""));
         let per_zone = |zone: &str| file.storage.iter().filter(|node| node.az == zone).count();
         assert_eq!(
-            (per_zone("az1"), per_zone("az2"), per_zone("az3")),
-            (3, 3, 3)
+            (
+                per_zone("az1"),
+                per_zone("az2"),
+                per_zone("az3"),
+                per_zone("az4")
+            ),
+            (3, 3, 3, 3)
+        );
+        // The default layout survives any one AZ with writes at full redundancy.
+        let report = file.zone_loss_report().unwrap();
+        assert_eq!(report.len(), 4);
+        assert!(
+            report
+                .iter()
+                .all(|line| line.ends_with("writes keep full redundancy")),
+            "{report:?}"
         );
         assert_eq!(
             file.storage[4].address,
@@ -880,6 +951,49 @@ mod tests {
         let scheme = format!("ec_scheme = \"nope\"\n{base}{}", nodes(9, 3));
         let error = parse(&scheme).unwrap_err();
         assert!(format!("{error:#}").contains("ec_scheme"), "{error:#}");
+    }
+
+    #[test]
+    fn az_loss_is_reported_and_refused_when_asked() {
+        // Three AZs of three nodes with 6+3: an AZ down leaves room for 6 shards, fewer than the
+        // 7 a write needs.
+        let three = LocalLayout {
+            storage_count: 9,
+            az_count: 3,
+            ..LocalLayout::default()
+        };
+        let file: ClusterFile =
+            toml::from_str(&local_cluster_file(&three, Path::new("/tmp/x"))).unwrap();
+        let report = file.zone_loss_report().unwrap();
+        assert!(
+            report.iter().all(|line| line.contains("refused (503)")),
+            "{report:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let refused = init(
+            &dir.path().join("cluster.toml"),
+            &dir.path().join("state"),
+            &LocalLayout {
+                survive_az_loss: true,
+                ..three
+            },
+        )
+        .unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("k/m + 2 AZs"),
+            "{refused:#}"
+        );
+        assert!(!dir.path().join("cluster.toml").exists());
+        // One meta replica per AZ of two: losing either AZ loses the metadata quorum.
+        let two_meta = LocalLayout {
+            meta_count: 2,
+            ..LocalLayout::default()
+        };
+        let file: ClusterFile =
+            toml::from_str(&local_cluster_file(&two_meta, Path::new("/tmp/x"))).unwrap();
+        let report = file.zone_loss_report().unwrap();
+        assert!(report[0].contains("quorum"), "{report:?}");
+        assert!(!report[3].contains("quorum"), "{report:?}");
     }
 
     #[test]

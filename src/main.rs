@@ -144,8 +144,9 @@ struct EdgeRunArgs {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Write a local cluster file (3 meta, 9 storage nodes in 3 AZs, 2 gateways on 127.0.x.y,
-    /// EC 6+3) and generate its root credentials.
+    /// Write a local cluster file (3 meta, 12 storage nodes in 4 AZs, 2 gateways on 127.0.x.y,
+    /// EC 6+3: any one AZ may fail with writes at full redundancy) and generate its root
+    /// credentials. Prints what writes do with each AZ down.
     Init {
         /// The cluster file to write (never overwritten).
         #[arg(long, default_value = "cluster.toml")]
@@ -155,12 +156,21 @@ enum ClusterCommand {
         data: PathBuf,
         #[arg(long, default_value_t = 3)]
         meta: u64,
-        #[arg(long, default_value_t = 9)]
+        /// Storage nodes (spread round-robin over the AZs).
+        #[arg(long, default_value_t = 12, conflicts_with = "nodes_per_az")]
         storage: u64,
         #[arg(long, default_value_t = 2)]
         gateways: u64,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 4)]
         azs: u64,
+        /// Storage nodes per AZ (instead of `--storage`): `--azs` × this many.
+        #[arg(long)]
+        nodes_per_az: Option<u64>,
+        /// Refuse a layout in which losing some one AZ would stop writes or leave them below
+        /// k + m shards (the AZ rule keeps at most m shards per AZ, so this needs at least
+        /// k/m + 2 AZs with m nodes each).
+        #[arg(long)]
+        survive_az_loss: bool,
         /// Scheme of new buckets.
         #[arg(long, default_value = "isal-cauchy:6+3")]
         ec_scheme: String,
@@ -854,12 +864,15 @@ fn main() -> anyhow::Result<()> {
             storage,
             gateways,
             azs,
+            nodes_per_az,
+            survive_az_loss,
             ec_scheme,
             base_port,
         }) => {
             let mut layout = cluster::LocalLayout {
                 meta_count: meta,
-                storage_count: storage,
+                storage_count: nodes_per_az.map_or(storage, |per_az| per_az * azs),
+                survive_az_loss,
                 gateway_count: gateways,
                 az_count: azs,
                 ec_scheme,

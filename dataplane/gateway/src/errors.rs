@@ -138,7 +138,10 @@ pub fn error_response(
     } else {
         Bytes::new()
     };
-    if matches!(error, S3Error::ServiceUnavailable | S3Error::SlowDown) {
+    if matches!(
+        error,
+        S3Error::ServiceUnavailable | S3Error::PlacementUnavailable(_) | S3Error::SlowDown
+    ) {
         builder = builder.header("retry-after", "1");
     }
     // The region the bucket lives in, which clients (and the edge) re-send the request to.

@@ -19,7 +19,7 @@
 //! each stripe in the range; a missing, failed or corrupt piece makes it ask for more and decode.
 //! Stripes are sent through a bounded channel as they are produced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -51,7 +51,7 @@ use crate::body::{PayloadSource, RequestBody};
 use crate::bucket::owned_bucket;
 use crate::errors::{ec_error_to_s3, meta_error_to_s3};
 use crate::metrics::ShardReadError;
-use crate::placement::choose_nodes;
+use crate::placement::{choose_nodes, choose_nodes_weighted, placeable_shards};
 use crate::server::{Executor, HttpResponse, RequestContext, empty_body, now_unix_millis};
 use crate::storage::PieceBuf;
 use crate::suspects::read_error_is_reportable;
@@ -665,16 +665,34 @@ async fn write_stripe(
     let rotation = stripe_rotation(object_id, stripe.stripe_index);
     let block_index = u32::try_from(stripe.stripe_index).map_err(|_| S3Error::EntityTooLarge)?;
     let data_len_bytes = stripe.data_len_bytes as u64;
-    // Nodes the registry reports DOWN or full are never tried.
-    let mut unavailable = shared.node_availability().not_writable();
+    // Nodes the registry reports DOWN or full are never tried; the others are drawn in
+    // proportion to the free space their heartbeats report (when all have reported).
+    let availability = shared.node_availability();
+    let mut unavailable = availability.not_writable();
+    let weights = availability.placement_weights(zones.len());
+    let choose = |count: usize, unavailable: &BTreeSet<usize>, assigned: &[usize]| match &weights {
+        Some(weights) => choose_nodes_weighted(
+            &zones,
+            weights,
+            count,
+            max_per_zone,
+            rotation,
+            unavailable,
+            assigned,
+        ),
+        None => choose_nodes(&zones, count, max_per_zone, rotation, unavailable, assigned),
+    };
     // With fewer writable nodes than pieces (an AZ or nodes DOWN), place as many as the AZ rule
     // allows; the stripe commits degraded if that is at least k + 1 and the healer completes it.
     let mut wanted = stripe.pieces.len();
     let nodes = loop {
-        match choose_nodes(&zones, wanted, max_per_zone, rotation, &unavailable, &[]) {
+        match choose(wanted, &unavailable, &[]) {
             Ok(nodes) => break nodes,
             Err(_) if wanted > minimum_shards => wanted -= 1,
-            Err(_) => return Err(S3Error::ServiceUnavailable),
+            Err(_) => {
+                let placeable = placeable_shards(&zones, max_per_zone, &unavailable);
+                return Err(placement_refused(scheme, placeable, minimum_shards));
+            }
         }
     };
     if nodes.len() < stripe.pieces.len() {
@@ -744,7 +762,7 @@ async fn write_stripe(
         let mut assigned = stored_nodes.clone();
         for (shard, crc32c, piece) in retry {
             // Nodes that still hold other pieces of this stripe count against their zone.
-            match choose_nodes(&zones, 1, max_per_zone, rotation, &unavailable, &assigned) {
+            match choose(1, &unavailable, &assigned) {
                 Ok(alternate) => {
                     assigned.push(alternate[0]);
                     pending.push((shard, crc32c, piece, alternate[0]));
@@ -758,6 +776,7 @@ async fn write_stripe(
         shards: stored,
     };
     if block.shards.len() < minimum_shards {
+        let stored_count = block.shards.len();
         // Too few pieces to ever read the stripe back: the ones stored are deleted here, since
         // no shard map will ever name them.
         delete_pieces(
@@ -767,9 +786,22 @@ async fn write_stripe(
             &[(stripe.stripe_index, block)],
         )
         .await;
-        return Err(S3Error::ServiceUnavailable);
+        return Err(placement_refused(scheme, stored_count, minimum_shards));
     }
     Ok(block)
+}
+
+/// The 503 of a stripe that cannot be placed: the AZ rule (at most m pieces per AZ) with the
+/// writable nodes left holds fewer than the k + 1 pieces a commit needs. Clients see why.
+fn placement_refused(scheme: Scheme, placeable: usize, minimum_shards: usize) -> S3Error {
+    S3Error::PlacementUnavailable(format!(
+        "Cannot place erasure-coded {}+{}: with at most {} pieces per availability zone, the \
+         writable storage nodes hold only {placeable} of the {minimum_shards} pieces a write \
+         needs (too many nodes or zones are down or full); retry when they return.",
+        scheme.data_shards(),
+        scheme.parity_shards(),
+        scheme.parity_shards()
+    ))
 }
 
 pub(crate) fn version_selector(version_id: Option<&str>) -> Result<VersionSelector, S3Error> {

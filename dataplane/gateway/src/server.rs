@@ -67,6 +67,9 @@ pub struct Shared {
 pub struct NodeAvailability {
     pub down: BTreeSet<usize>,
     pub full: BTreeSet<usize>,
+    /// Free bytes each registered node last reported (capacity − used): placement draws nodes
+    /// in proportion to it. Empty without heartbeats.
+    pub free_bytes: BTreeMap<usize, u64>,
 }
 
 impl NodeAvailability {
@@ -88,6 +91,9 @@ impl NodeAvailability {
                 availability.down.insert(position);
             }
             let free_bytes = record.capacity_bytes.saturating_sub(record.used_bytes);
+            if record.capacity_bytes > 0 {
+                availability.free_bytes.insert(position, free_bytes);
+            }
             if record.capacity_bytes > 0
                 && (free_bytes as f64) < record.capacity_bytes as f64 * Self::FULL_FREE_RATIO
                 && free_bytes < Self::FULL_FREE_BYTES
@@ -96,6 +102,15 @@ impl NodeAvailability {
             }
         }
         availability
+    }
+
+    /// Placement weights by node position: the reported free bytes when every node has reported
+    /// them, else `None` (placement then spreads by rotation alone: weighting some nodes by
+    /// capacity and others not would compare unlike things).
+    pub fn placement_weights(&self, node_count: usize) -> Option<Vec<u64>> {
+        (0..node_count)
+            .map(|position| self.free_bytes.get(&position).copied())
+            .collect()
     }
 
     /// Nodes placement must skip.

@@ -184,6 +184,9 @@ pub enum S3Error {
     InternalError,
     #[error("Service is unable to handle request.")]
     ServiceUnavailable,
+    /// 503 with the reason: too few writable storage nodes / AZs to place a stripe by the AZ rule.
+    #[error("{0}")]
+    PlacementUnavailable(String),
     #[error("Please reduce your request rate.")]
     SlowDown,
 }
@@ -261,7 +264,7 @@ impl S3Error {
             }
             S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
-            S3Error::ServiceUnavailable => "ServiceUnavailable",
+            S3Error::ServiceUnavailable | S3Error::PlacementUnavailable(_) => "ServiceUnavailable",
             S3Error::SlowDown => "SlowDown",
         }
     }
@@ -335,7 +338,9 @@ impl S3Error {
             S3Error::InvalidRange => 416,
             S3Error::InternalError => 500,
             S3Error::NotImplemented => 501,
-            S3Error::ServiceUnavailable | S3Error::SlowDown => 503,
+            S3Error::ServiceUnavailable | S3Error::PlacementUnavailable(_) | S3Error::SlowDown => {
+                503
+            }
         }
     }
 
@@ -436,6 +441,7 @@ mod tests {
             S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
+            S3Error::PlacementUnavailable("x".into()),
             S3Error::SlowDown,
         ]
     }
@@ -522,6 +528,7 @@ mod tests {
             S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
+            S3Error::PlacementUnavailable(_) => ("ServiceUnavailable", 503),
             S3Error::SlowDown => ("SlowDown", 503),
         }
     }
@@ -529,7 +536,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 66, "a variant is missing from the table");
+        assert_eq!(variants.len(), 67, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");
