@@ -109,26 +109,35 @@ impl Namespaces {
         ])
     }
 
-    /// Every packet between `az` and the rest is dropped, both ways.
+    /// Every packet between `az` and the rest is dropped, both ways: `tc netem loss 100%` on
+    /// both ends of the AZ's veth, or, on a kernel without the netem qdisc (this machine's has
+    /// none: "Specified qdisc kind is unknown"), both ends set down, which drops the same packets
+    /// (the AZ's own addresses stay up, so processes inside it still reach each other).
     pub fn partition(&self, az: u64) {
-        for (namespace, device) in [
-            (self.of_az(az), self.az_veth(az)),
-            (self.hub(), self.hub_veth(az)),
-        ] {
-            tc(&[
+        for (namespace, device) in self.veth_ends(az) {
+            let netem = tc(&[
                 "-n", &namespace, "qdisc", "add", "dev", &device, "root", "netem", "loss", "100%",
-            ])
-            .unwrap();
+            ]);
+            if let Err(error) = netem {
+                eprintln!("no netem ({error}): setting {device} down instead");
+                ip(&["-n", &namespace, "link", "set", "dev", &device, "down"]).unwrap();
+            }
         }
     }
 
     pub fn heal(&self, az: u64) {
-        for (namespace, device) in [
+        for (namespace, device) in self.veth_ends(az) {
+            // Whichever way the partition was made, undo it (the other undo fails harmlessly).
+            let _ = tc(&["-n", &namespace, "qdisc", "del", "dev", &device, "root"]);
+            ip(&["-n", &namespace, "link", "set", "dev", &device, "up"]).unwrap();
+        }
+    }
+
+    fn veth_ends(&self, az: u64) -> [(String, String); 2] {
+        [
             (self.of_az(az), self.az_veth(az)),
             (self.hub(), self.hub_veth(az)),
-        ] {
-            tc(&["-n", &namespace, "qdisc", "del", "dev", &device, "root"]).unwrap();
-        }
+        ]
     }
 
     /// Runs `work` on a thread that has entered namespace `name`'s network stack.

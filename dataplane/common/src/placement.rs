@@ -116,7 +116,14 @@ pub fn choose_nodes_weighted(
                     && !chosen.contains(node)
                     && load.get(zones[*node]).copied().unwrap_or(0) < max_per_zone
             })
-            .map(|node| (node, weights.get(node).copied().unwrap_or(0).max(1)))
+            // Capped at 2^56 bytes so the total of any realistic node count stays below
+            // 2^64 and the 128-bit product below cannot overflow.
+            .map(|node| {
+                (
+                    node,
+                    weights.get(node).copied().unwrap_or(0).clamp(1, 1 << 56),
+                )
+            })
             .collect();
         let total: u128 = candidates
             .iter()
@@ -129,7 +136,7 @@ pub fn choose_nodes_weighted(
                 max_per_zone,
             });
         }
-        let mut target = u128::from(splitmix64(&mut state)) * total >> 64;
+        let mut target = (u128::from(splitmix64(&mut state)) * total) >> 64;
         let mut pick = candidates[candidates.len() - 1].0;
         for (node, weight) in &candidates {
             if target < u128::from(*weight) {
