@@ -105,9 +105,6 @@ pub struct ListVersionsParams {
 /// moves it into [`Endpoint`] without touching the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnimplementedOperation {
-    GetBucketLifecycle,
-    PutBucketLifecycle,
-    DeleteBucketLifecycle,
     PostObject,
     RestoreObject,
     SelectObjectContent,
@@ -126,7 +123,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 46] = [
+pub const OPERATION_NAMES: [&str; 49] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -173,6 +170,9 @@ pub const OPERATION_NAMES: [&str; 46] = [
     "DeleteBucketCors",
     "PreflightCors",
     "GetObjectAttributes",
+    "GetBucketLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration",
+    "DeleteBucketLifecycle",
 ];
 
 /// One S3 operation with its parameters.
@@ -347,6 +347,15 @@ pub enum Endpoint {
     GetBucketCors {
         bucket: String,
     },
+    GetBucketLifecycle {
+        bucket: String,
+    },
+    PutBucketLifecycle {
+        bucket: String,
+    },
+    DeleteBucketLifecycle {
+        bucket: String,
+    },
     PutBucketCors {
         bucket: String,
     },
@@ -421,6 +430,9 @@ impl Endpoint {
             Endpoint::DeleteBucketCors { .. } => 43,
             Endpoint::PreflightCors { .. } => 44,
             Endpoint::GetObjectAttributes { .. } => 45,
+            Endpoint::GetBucketLifecycle { .. } => 46,
+            Endpoint::PutBucketLifecycle { .. } => 47,
+            Endpoint::DeleteBucketLifecycle { .. } => 48,
         }
     }
 
@@ -471,6 +483,9 @@ impl Endpoint {
             | Endpoint::GetBucketCors { bucket }
             | Endpoint::PutBucketCors { bucket }
             | Endpoint::DeleteBucketCors { bucket }
+            | Endpoint::GetBucketLifecycle { bucket }
+            | Endpoint::PutBucketLifecycle { bucket }
+            | Endpoint::DeleteBucketLifecycle { bucket }
             | Endpoint::PreflightCors { bucket, .. }
             | Endpoint::GetObjectAttributes { bucket, .. } => Some(bucket),
         }
@@ -597,6 +612,11 @@ impl Endpoint {
             // AWS authorises the delete as the put.
             Endpoint::PutBucketCors { .. } | Endpoint::DeleteBucketCors { .. } => {
                 "s3:PutBucketCORS"
+            }
+            Endpoint::GetBucketLifecycle { .. } => "s3:GetLifecycleConfiguration",
+            // AWS authorises the delete as the put.
+            Endpoint::PutBucketLifecycle { .. } | Endpoint::DeleteBucketLifecycle { .. } => {
+                "s3:PutLifecycleConfiguration"
             }
             // Preflights are unauthenticated; no policy is consulted.
             Endpoint::PreflightCors { .. } => "s3:PreflightCors",
@@ -784,13 +804,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "DELETE" => delete.or(Some(put)),
         _ => Some(get),
     };
-    if query.has("lifecycle") {
-        return by_method(
-            Op::GetBucketLifecycle,
-            Op::PutBucketLifecycle,
-            Some(Op::DeleteBucketLifecycle),
-        );
-    }
     if query.has("object-lock") {
         return by_method(
             Op::GetObjectLockConfiguration,
@@ -941,6 +954,14 @@ impl Router {
                 "GET" => Ok(Endpoint::GetBucketCors { bucket }),
                 "PUT" => Ok(Endpoint::PutBucketCors { bucket }),
                 "DELETE" => Ok(Endpoint::DeleteBucketCors { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("lifecycle") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketLifecycle { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketLifecycle { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketLifecycle { bucket }),
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }

@@ -157,6 +157,8 @@ pub enum S3Error {
     NoSuchPublicAccessBlockConfiguration,
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration,
+    #[error("The lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration,
     /// A CORS preflight no rule allows.
     #[error("{0}")]
     AccessForbidden(String),
@@ -234,6 +236,7 @@ impl S3Error {
             S3Error::MalformedAclError(_) => "MalformedACLError",
             S3Error::NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             S3Error::NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
+            S3Error::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
             S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable => "ServiceUnavailable",
@@ -293,7 +296,8 @@ impl S3Error {
             | S3Error::NoSuchTagSet
             | S3Error::NoSuchBucketPolicy
             | S3Error::NoSuchPublicAccessBlockConfiguration
-            | S3Error::NoSuchCorsConfiguration => 404,
+            | S3Error::NoSuchCorsConfiguration
+            | S3Error::NoSuchLifecycleConfiguration => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -396,6 +400,7 @@ mod tests {
             S3Error::MalformedAclError("x".into()),
             S3Error::NoSuchPublicAccessBlockConfiguration,
             S3Error::NoSuchCorsConfiguration,
+            S3Error::NoSuchLifecycleConfiguration,
             S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
@@ -471,6 +476,7 @@ mod tests {
                 ("NoSuchPublicAccessBlockConfiguration", 404)
             }
             S3Error::NoSuchCorsConfiguration => ("NoSuchCORSConfiguration", 404),
+            S3Error::NoSuchLifecycleConfiguration => ("NoSuchLifecycleConfiguration", 404),
             S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
