@@ -362,6 +362,27 @@ impl JanitorArgs {
     }
 }
 
+/// Lifecycle worker timing, shared by `cairn worker` and `cairn dev`.
+#[derive(clap::Args, Clone, Debug)]
+struct LifecycleArgs {
+    /// Length of one lifecycle day in seconds (rules count in days). Only tests shorten it.
+    #[arg(long, default_value_t = 86_400)]
+    lifecycle_day_seconds: u64,
+    /// Seconds between lifecycle passes.
+    #[arg(long, default_value_t = 3_600)]
+    lifecycle_interval_secs: u64,
+}
+
+impl LifecycleArgs {
+    fn config(&self) -> cairn_workers::lifecycle::LifecycleConfig {
+        cairn_workers::lifecycle::LifecycleConfig {
+            day_length: Duration::from_secs(self.lifecycle_day_seconds.max(1)),
+            pass_interval: Duration::from_secs(self.lifecycle_interval_secs.max(1)),
+            ..cairn_workers::lifecycle::LifecycleConfig::default()
+        }
+    }
+}
+
 /// Scrubber/healer settings, shared by `cairn worker` and `cairn dev`.
 #[derive(clap::Args, Clone, Debug)]
 struct HealerArgs {
@@ -434,6 +455,8 @@ struct WorkerArgs {
     janitor: JanitorArgs,
     #[command(flatten)]
     healer: HealerArgs,
+    #[command(flatten)]
+    lifecycle: LifecycleArgs,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -570,6 +593,12 @@ struct DevArgs {
     janitor: JanitorArgs,
     #[command(flatten)]
     healer: HealerArgs,
+    #[command(flatten)]
+    lifecycle: LifecycleArgs,
+    /// Admin listener serving the background workers' `/metrics` (janitor, healer, lifecycle);
+    /// none unless given.
+    #[arg(long)]
+    worker_admin_listen: Option<SocketAddr>,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -760,9 +789,12 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         .iter()
         .map(|node| (node.node_id, node.address))
         .collect();
-    let _janitor_stats =
+    let janitor_stats =
         cairn_workers::spawn_janitor(meta.clone(), janitor_nodes, args.janitor.config())
             .context("starting the janitor")?;
+    let lifecycle_stats =
+        cairn_workers::lifecycle::spawn_lifecycle(meta.clone(), args.lifecycle.config())
+            .context("starting the lifecycle worker")?;
     for (index, node) in storage_nodes.iter().enumerate() {
         let mut heartbeat = args.registry.heartbeat(node);
         heartbeat.data_dir = Some(args.data.join(format!("storage-{index}")));
@@ -770,12 +802,25 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             .context("starting a heartbeat")?;
     }
     args.registry.spawn_expiry(meta.clone())?;
-    let _healer_stats = cairn_workers::healer::spawn_healer(
+    let healer_stats = cairn_workers::healer::spawn_healer(
         meta.clone(),
         healer_nodes(&storage_nodes),
         args.healer.config(),
     )
     .context("starting the healer")?;
+    if let Some(address) = args.worker_admin_listen {
+        let pages: admin::Pages = Arc::new(move |path: &str| {
+            (path == "/metrics").then(|| {
+                (
+                    admin::PROMETHEUS_TEXT,
+                    janitor_stats.render_metrics()
+                        + &healer_stats.render_metrics()
+                        + &lifecycle_stats.render_metrics(),
+                )
+            })
+        });
+        serve_worker_admin(address, pages)?;
+    }
     let mut gateway_meta = meta;
     gateway_meta.identity = gateway_identity;
     if let Some(global) = gateway_meta.global_bucket_service.as_mut() {
@@ -828,6 +873,42 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("a cairn dev thread panicked"))??;
     }
     Ok(())
+}
+
+/// `cairn dev --worker-admin-listen`: the workers' `/metrics` on a thread of its own (bound
+/// before this returns, so a bad address fails the start).
+fn serve_worker_admin(address: SocketAddr, pages: admin::Pages) -> anyhow::Result<()> {
+    let (bound_sender, bound) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("worker-admin".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = bound_sender.send(Err(anyhow::Error::from(error)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match admin::serve(address, pages).await {
+                    Ok(listener) => {
+                        let _ = bound_sender.send(Ok(()));
+                        let _ = listener.await;
+                    }
+                    Err(error) => {
+                        let _ = bound_sender.send(Err(anyhow::Error::from(error)));
+                    }
+                }
+            });
+        })
+        .context("worker admin thread")?;
+    bound
+        .recv()
+        .context("worker admin thread ended")?
+        .with_context(|| format!("worker admin listener on {address}"))
 }
 
 /// Object partitions of the `cairn dev` metadata replica.
@@ -1067,9 +1148,12 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|node| (node.node_id, node.address))
         .collect();
+    let lifecycle_stats =
+        cairn_workers::lifecycle::spawn_lifecycle(meta.clone(), args.lifecycle.config())
+            .context("starting the lifecycle worker")?;
     let stats = cairn_workers::spawn_janitor(meta, nodes, args.janitor.config())
         .context("starting the janitor")?;
-    tracing::info!("worker running: janitor, scrubber/healer");
+    tracing::info!("worker running: janitor, scrubber/healer, lifecycle");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1083,7 +1167,9 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
                     (path == "/metrics").then(|| {
                         (
                             admin::PROMETHEUS_TEXT,
-                            stats.render_metrics() + &healer_stats.render_metrics(),
+                            stats.render_metrics()
+                                + &healer_stats.render_metrics()
+                                + &lifecycle_stats.render_metrics(),
                         )
                     })
                 });

@@ -18,7 +18,6 @@ s3.put_object(Bucket=bucket, Key="k", Body=b"x")
 calls = {
     "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
     "GetBucketReplication": lambda: s3.get_bucket_replication(Bucket=bucket),
-    "GetBucketLifecycleConfiguration": lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket),
     "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=bucket),
     # Bucket default encryption is implemented for SSE-S3 only; SSE-KMS needs a key service.
     "PutBucketEncryption aws:kms": lambda: s3.put_bucket_encryption(

@@ -6,12 +6,15 @@
 //! - [`healer`]: the scrubber/healer (verify every piece, rebuild missing and corrupt ones,
 //!   drain the suspect queues readers fill, remove orphan pieces via [`orphans`]).
 //! - [`heartbeat`]: storage-node heartbeats into the node registry, and DOWN marking.
+//! - [`lifecycle`]: applies buckets' lifecycle rules (expiration, noncurrent expiration,
+//!   expired delete markers, incomplete multipart uploads).
 //! - [`durability`]: the Markov model behind `cairn durability` (pure arithmetic).
 
 pub mod durability;
 pub mod healer;
 pub mod heartbeat;
 pub mod janitor;
+pub mod lifecycle;
 pub mod orphans;
 pub mod shared;
 

@@ -814,6 +814,37 @@ pub(crate) fn version_selector(version_id: Option<&str>) -> Result<VersionSelect
     }
 }
 
+/// When the delete marker `marker_id` of `key` was created, from the key's versions (listed
+/// with the key as prefix, so they come first, newest first); `None` when it is not among the
+/// first page (a key with more than 1,000 newer versions) or the listing fails: the header is
+/// then left out rather than the answer failing.
+async fn delete_marker_last_modified_ms(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    marker_id: cairn_meta_state::VersionId,
+) -> Option<u64> {
+    let request = cairn_meta_state::ListVersionsRequest {
+        bucket: bucket.to_owned(),
+        prefix: key.to_owned(),
+        max_keys: 1000,
+        ..Default::default()
+    };
+    let page = context
+        .executor
+        .shared
+        .meta
+        .run(move |client| async move { client.list_versions(request).await })
+        .await
+        .ok()?
+        .ok()?
+        .ok()?;
+    page.versions
+        .iter()
+        .find(|version| version.key == key && version.version_id == marker_id)
+        .map(|version| version.last_modified_ms)
+}
+
 /// The answer to a GET or HEAD the state machine refused. A delete marker is reported as S3 does:
 /// the current version being a marker is `404 NoSuchKey`, a marker named by `versionId` is
 /// `405 MethodNotAllowed`, both with `x-amz-delete-marker: true` and the marker's version id.
@@ -858,13 +889,22 @@ async fn delete_marker_error(
             }
         }
     };
+    let mut headers = vec![
+        ("x-amz-delete-marker", "true".to_owned()),
+        ("x-amz-version-id", shown_id),
+    ];
+    // S3 dates the marker on the 405 for a GET/HEAD of its version id.
+    if s3_error == S3Error::MethodNotAllowed
+        && let Some(last_modified_ms) =
+            delete_marker_last_modified_ms(context, bucket, key, marker_id).await
+    {
+        headers.push((
+            "last-modified",
+            format_http_date((last_modified_ms / 1000) as i64),
+        ));
+    }
     Ok(crate::errors::error_response_with_headers(
-        context,
-        &s3_error,
-        &[
-            ("x-amz-delete-marker", "true".to_owned()),
-            ("x-amz-version-id", shown_id),
-        ],
+        context, &s3_error, &headers,
     ))
 }
 

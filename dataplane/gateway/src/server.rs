@@ -1036,6 +1036,15 @@ async fn dispatch(
         Endpoint::PutBucketCors { bucket } => cors::put_bucket_cors(context, &bucket, body).await,
         Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(context, &bucket).await,
         Endpoint::PreflightCors { bucket, .. } => cors::preflight(context, &bucket).await,
+        Endpoint::GetBucketLifecycle { bucket } => {
+            crate::lifecycle::get_bucket_lifecycle(context, &bucket).await
+        }
+        Endpoint::PutBucketLifecycle { bucket } => {
+            crate::lifecycle::put_bucket_lifecycle(context, &bucket, body).await
+        }
+        Endpoint::DeleteBucketLifecycle { bucket } => {
+            crate::lifecycle::delete_bucket_lifecycle(context, &bucket).await
+        }
         Endpoint::GetObjectAttributes {
             bucket,
             key,

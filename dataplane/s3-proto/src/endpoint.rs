@@ -105,9 +105,6 @@ pub struct ListVersionsParams {
 /// moves it into [`Endpoint`] without touching the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnimplementedOperation {
-    GetBucketLifecycle,
-    PutBucketLifecycle,
-    DeleteBucketLifecycle,
     PostObject,
     RestoreObject,
     SelectObjectContent,
@@ -120,7 +117,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 55] = [
+pub const OPERATION_NAMES: [&str; 58] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -176,6 +173,9 @@ pub const OPERATION_NAMES: [&str; 55] = [
     "GetBucketEncryption",
     "PutBucketEncryption",
     "DeleteBucketEncryption",
+    "GetBucketLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration",
+    "DeleteBucketLifecycle",
 ];
 
 /// One S3 operation with its parameters.
@@ -350,6 +350,15 @@ pub enum Endpoint {
     GetBucketCors {
         bucket: String,
     },
+    GetBucketLifecycle {
+        bucket: String,
+    },
+    PutBucketLifecycle {
+        bucket: String,
+    },
+    DeleteBucketLifecycle {
+        bucket: String,
+    },
     PutBucketCors {
         bucket: String,
     },
@@ -468,6 +477,9 @@ impl Endpoint {
             Endpoint::GetBucketEncryption { .. } => 52,
             Endpoint::PutBucketEncryption { .. } => 53,
             Endpoint::DeleteBucketEncryption { .. } => 54,
+            Endpoint::GetBucketLifecycle { .. } => 55,
+            Endpoint::PutBucketLifecycle { .. } => 56,
+            Endpoint::DeleteBucketLifecycle { .. } => 57,
         }
     }
 
@@ -518,6 +530,9 @@ impl Endpoint {
             | Endpoint::GetBucketCors { bucket }
             | Endpoint::PutBucketCors { bucket }
             | Endpoint::DeleteBucketCors { bucket }
+            | Endpoint::GetBucketLifecycle { bucket }
+            | Endpoint::PutBucketLifecycle { bucket }
+            | Endpoint::DeleteBucketLifecycle { bucket }
             | Endpoint::PreflightCors { bucket, .. }
             | Endpoint::GetObjectAttributes { bucket, .. }
             | Endpoint::GetObjectLockConfiguration { bucket }
@@ -657,6 +672,11 @@ impl Endpoint {
             // AWS authorises the delete as the put.
             Endpoint::PutBucketCors { .. } | Endpoint::DeleteBucketCors { .. } => {
                 "s3:PutBucketCORS"
+            }
+            Endpoint::GetBucketLifecycle { .. } => "s3:GetLifecycleConfiguration",
+            // AWS authorises the delete as the put.
+            Endpoint::PutBucketLifecycle { .. } | Endpoint::DeleteBucketLifecycle { .. } => {
+                "s3:PutLifecycleConfiguration"
             }
             // Preflights are unauthenticated; no policy is consulted.
             Endpoint::PreflightCors { .. } => "s3:PreflightCors",
@@ -856,13 +876,6 @@ fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<Unimple
         "DELETE" => delete.or(Some(put)),
         _ => Some(get),
     };
-    if query.has("lifecycle") {
-        return by_method(
-            Op::GetBucketLifecycle,
-            Op::PutBucketLifecycle,
-            Some(Op::DeleteBucketLifecycle),
-        );
-    }
     const OTHER_MARKERS: [&str; 12] = [
         "website",
         "logging",
@@ -990,6 +1003,14 @@ impl Router {
                 "GET" => Ok(Endpoint::GetBucketCors { bucket }),
                 "PUT" => Ok(Endpoint::PutBucketCors { bucket }),
                 "DELETE" => Ok(Endpoint::DeleteBucketCors { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("lifecycle") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketLifecycle { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketLifecycle { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketLifecycle { bucket }),
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }

@@ -175,6 +175,8 @@ pub enum S3Error {
     NoSuchObjectLockConfiguration,
     #[error("The server side encryption configuration was not found")]
     ServerSideEncryptionConfigurationNotFoundError,
+    #[error("The lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration,
     /// A CORS preflight no rule allows.
     #[error("{0}")]
     AccessForbidden(String),
@@ -262,6 +264,7 @@ impl S3Error {
             S3Error::ServerSideEncryptionConfigurationNotFoundError => {
                 "ServerSideEncryptionConfigurationNotFoundError"
             }
+            S3Error::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
             S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable | S3Error::PlacementUnavailable(_) => "ServiceUnavailable",
@@ -326,7 +329,8 @@ impl S3Error {
             | S3Error::NoSuchCorsConfiguration
             | S3Error::ObjectLockConfigurationNotFoundError
             | S3Error::NoSuchObjectLockConfiguration
-            | S3Error::ServerSideEncryptionConfigurationNotFoundError => 404,
+            | S3Error::ServerSideEncryptionConfigurationNotFoundError
+            | S3Error::NoSuchLifecycleConfiguration => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -438,6 +442,7 @@ mod tests {
             S3Error::ObjectLockConfigurationNotFoundError,
             S3Error::NoSuchObjectLockConfiguration,
             S3Error::ServerSideEncryptionConfigurationNotFoundError,
+            S3Error::NoSuchLifecycleConfiguration,
             S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
@@ -525,6 +530,7 @@ mod tests {
             S3Error::ServerSideEncryptionConfigurationNotFoundError => {
                 ("ServerSideEncryptionConfigurationNotFoundError", 404)
             }
+            S3Error::NoSuchLifecycleConfiguration => ("NoSuchLifecycleConfiguration", 404),
             S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
@@ -536,7 +542,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 67, "a variant is missing from the table");
+        assert_eq!(variants.len(), 68, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

@@ -82,6 +82,7 @@ pub mod encoding;
 pub mod endpoint;
 pub mod error;
 pub mod headers;
+pub mod lifecycle;
 pub mod listing;
 pub mod multipart;
 pub mod object_lock;

@@ -154,6 +154,10 @@ impl WorldState {
             Command::AbortWrite(c) => (&c.bucket, &c.key),
             Command::DeleteObject(c) => (&c.bucket, &c.key),
             Command::UpdateShardMap(c) => (&c.bucket, &c.key),
+            Command::CreateMultipartUpload(c) => (&c.bucket, &c.key),
+            Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
+            Command::PutObjectAttribute { bucket, key, .. } => (bucket, key),
+            Command::Conditional { command, .. } => return self.group_of_command(command),
             Command::Read(query) => return self.group_of_query(query),
             other => panic!("the simulation does not route {}", other.name()),
         };
