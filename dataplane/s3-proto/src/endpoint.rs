@@ -866,16 +866,10 @@ impl Query {
     }
 }
 
-/// Subresource markers on a bucket that select an operation Cairn does not implement yet, per
-/// method. Checked before the method's default operation.
-fn unimplemented_bucket_operation(method: &str, query: &Query) -> Option<UnimplementedOperation> {
+/// Subresource markers on a bucket that select an operation Cairn does not implement yet, whatever
+/// the method. Checked before the method's default operation.
+fn unimplemented_bucket_operation(query: &Query) -> Option<UnimplementedOperation> {
     use UnimplementedOperation as Op;
-    let by_method = |get: Op, put: Op, delete: Option<Op>| match method {
-        "GET" | "HEAD" => Some(get),
-        "PUT" => Some(put),
-        "DELETE" => delete.or(Some(put)),
-        _ => Some(get),
-    };
     const OTHER_MARKERS: [&str; 12] = [
         "website",
         "logging",
@@ -1089,7 +1083,7 @@ impl Router {
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }
-        if let Some(operation) = unimplemented_bucket_operation(method, query) {
+        if let Some(operation) = unimplemented_bucket_operation(query) {
             return Ok(Endpoint::NotImplemented {
                 bucket: Some(bucket),
                 key: None,
