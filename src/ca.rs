@@ -166,10 +166,24 @@ pub fn load_identity(role: Role, files: &TlsFiles) -> anyhow::Result<Arc<Identit
     Ok(identity)
 }
 
-/// Identities of one `cairn dev` data directory: the CA in `<tls>/ca` and one identity per
+/// Identities of one `cairn dev` data directory: the CA in `<tls>/ca` (or the given one) and one identity per
 /// role in `<tls>/<role>`, generated on first start.
-pub fn dev_identities(tls_root: &Path, roles: &[Role]) -> anyhow::Result<Vec<Arc<Identity>>> {
-    let ca = tls_root.join("ca");
+pub fn dev_identities(
+    tls_root: &Path,
+    given_ca: Option<&Path>,
+    roles: &[Role],
+) -> anyhow::Result<Vec<Arc<Identity>>> {
+    let ca = match given_ca {
+        Some(ca) => {
+            anyhow::ensure!(
+                ca.join(cairn_tls::CA_KEY_FILE_NAME).exists(),
+                "--dev-ca {}: no CA there (make one with `cairn ca init`)",
+                ca.display()
+            );
+            ca.to_path_buf()
+        }
+        None => tls_root.join("ca"),
+    };
     if !ca.join(cairn_tls::CA_KEY_FILE_NAME).exists() {
         cairn_tls::init_ca(&ca).context("creating the cairn dev CA")?;
     }

@@ -608,6 +608,12 @@ struct DevArgs {
     /// every internal connection is mutual TLS). Logged as a warning.
     #[arg(long)]
     insecure_plaintext_internal: bool,
+    /// Issue the embedded roles' identities from this existing CA directory (`cairn ca init`, or
+    /// another `cairn dev`'s `<data>/tls/ca`) instead of generating one in `<data>/tls/ca`. A
+    /// second region started with `--global-meta` needs the first region's CA, so each side
+    /// accepts the other's certificates.
+    #[arg(long, conflicts_with = "insecure_plaintext_internal")]
+    dev_ca: Option<PathBuf>,
     #[command(flatten)]
     s3_tls: S3TlsArgs,
 }
@@ -709,6 +715,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         } else {
             let mut identities = ca::dev_identities(
                 &args.data.join("tls"),
+                args.dev_ca.as_deref(),
                 &[
                     cairn_tls::Role::Storage,
                     cairn_tls::Role::Meta,

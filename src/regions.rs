@@ -8,7 +8,8 @@
 //! The local two-region setup is two `cairn dev` processes (each region fails and restarts on
 //! its own): the first is us-east-1 and holds the bucket directory; the second runs with
 //! `--region us-west-2 --global-meta 1=127.0.0.1:<first's --meta-port>` (and its own ports and
-//! data directory, and the first's root credentials). A `cairn edge` with both regions'
+//! data directory, the first's root credentials, and `--dev-ca <first's data>/tls/ca` so both
+//! regions' roles hold identities of one cluster CA). A `cairn edge` with both regions'
 //! gateways and `--meta` pointing at the first routes each bucket to its region.
 
 /// Where the global bucket service is, for a role in a region that does not hold it.

@@ -380,10 +380,19 @@ impl TwoRegions {
         )
         .unwrap();
         let global_meta = format!("1={}", east.meta);
+        // One cluster CA across regions: west's roles dial east's metadata replicas.
+        let east_ca = east.data_dir().join("tls/ca");
         let west = CairnDev::start_with(
             Path::new(BINARY),
             &west_dir,
-            &["--region", "us-west-2", "--global-meta", &global_meta],
+            &[
+                "--region",
+                "us-west-2",
+                "--global-meta",
+                &global_meta,
+                "--dev-ca",
+                east_ca.to_str().unwrap(),
+            ],
         );
         assert_eq!(west.access_key, east.access_key);
         let west_region = format!("us-west-2={}", west.endpoint);
