@@ -727,8 +727,11 @@ impl TestPki {
         self.ca().join("crl.pem")
     }
 
-    /// `cairn ca issue` of identity `name` with `role` (covering 127.0.0.1); issued once.
+    /// `cairn ca issue` of identity `name` with `role` (covering 127.0.0.1); issued once, also
+    /// when tests of one binary share a `TestPki` and ask for the same identity concurrently.
     pub fn issue(&self, name: &str, role: &str) -> PathBuf {
+        static ISSUING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = ISSUING.lock().unwrap_or_else(|poison| poison.into_inner());
         let dir = self.root.join(name);
         if !dir.join("key.pem").exists() {
             run_cairn(

@@ -256,7 +256,7 @@ impl Cluster {
         let worker = role(4, 1, 2, true);
         let mut text = format!(
             "partitions = {PARTITIONS}\nec_scheme = \"isal-cauchy:{DATA_SHARDS}+{PARITY_SHARDS}\"\n\
-             data_root = \"state\"\n\n"
+             data_root = \"state\"\ntls_dir = \"tls\"\n\n"
         );
         for role in &meta {
             text += &format!(
@@ -293,6 +293,20 @@ impl Cluster {
             format!("{}\n", "6b".repeat(32)),
         )
         .unwrap();
+        // Internal mutual TLS: the cluster CA in tls/ca and one identity per process in
+        // tls/<role>-<id>, as `cairn cluster init` lays them out; the test's own metadata and
+        // storage clients run as the worker.
+        let pki = cairn_tests::TestPki::create(Path::new(BINARY), &dir.path().join("tls"));
+        for (kind, roles) in [
+            ("meta", &meta),
+            ("storage", &storage),
+            ("gateway", &gateways),
+        ] {
+            for role in roles {
+                pki.issue(&format!("{kind}-{}", role.id), kind);
+            }
+        }
+        pki.issue("worker-1", "worker");
         let mut cluster = Cluster {
             dir,
             file,
@@ -544,15 +558,27 @@ impl Cluster {
             .iter()
             .map(|role| (role.id, role.az.clone()))
             .collect();
+        config.identity = Some(self.identity());
         cairn_raft::MetaClient::new(config)
+    }
+
+    /// The worker's identity, under which the test's own clients dial meta and storage.
+    fn identity(&self) -> std::sync::Arc<cairn_tls::Identity> {
+        cairn_tls::Identity::load(&cairn_tls::TlsFiles::new(
+            self.dir.path().join("tls/worker-1"),
+        ))
+        .expect("the worker identity")
     }
 
     /// Every piece each running storage node holds, by node id.
     fn pieces_on_nodes(&self) -> Result<BTreeMap<u64, BTreeSet<ShardId>>, String> {
         let mut pieces = BTreeMap::new();
         for role in self.storage.iter().filter(|role| role.process.is_some()) {
-            let mut client = StorageClient::connect(role.address)
-                .map_err(|error| format!("storage {}: {error}", role.id))?;
+            let mut client = StorageClient::connect_with_config(
+                role.address,
+                cairn_storage_client::ClientConfig::with_identity(Some(&self.identity())),
+            )
+            .map_err(|error| format!("storage {}: {error}", role.id))?;
             let mut held = BTreeSet::new();
             let mut after = None;
             loop {
