@@ -8,13 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests run by one user).
+/// A free TCP port on 127.0.0.1 (bound and released), for a process the test starts next.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
+    consecutive_free_ports(1)
 }
 
 pub fn free_address() -> SocketAddr {
@@ -247,12 +243,31 @@ pub fn content(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// A free port `p` such that `p..p + count` are all free (for `cairn dev --storage-base-port`).
+///
+/// The ports are chosen below the kernel's ephemeral range (`ip_local_port_range`, 32768–60999
+/// here): a port the kernel hands out itself can be taken by any outgoing connection, of this
+/// test or a parallel one, before the started process binds it. Each block is reserved from a
+/// process-wide counter, so parallel tests in one binary never get overlapping blocks; each test
+/// binary starts its walk at its own offset (from its pid).
 pub fn consecutive_free_ports(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    let count = u32::from(count.max(1));
     loop {
-        let port = free_port();
-        if port < 65_000
-            && (1..count).all(|offset| TcpListener::bind(("127.0.0.1", port + offset)).is_ok())
-        {
+        let start = NEXT.fetch_add(count, Ordering::Relaxed) % SPAN;
+        if start + count > SPAN {
+            continue;
+        }
+        let port = (FIRST + start) as u16;
+        if (0..count as u16).all(|offset| TcpListener::bind(("127.0.0.1", port + offset)).is_ok()) {
             return port;
         }
     }

@@ -371,6 +371,10 @@ impl Cluster {
                 "2",
                 "--janitor-garbage-grace-secs",
                 "2",
+                // A write cut off by the partition between its PREPARE and its COMMIT leaves a
+                // PREPARING record whose pieces count as stale until the janitor rolls it back.
+                "--janitor-prepare-timeout-secs",
+                "20",
             ],
             _ => &[],
         };

@@ -183,14 +183,19 @@ fn put_object(dev: &CairnDev, bucket: &str, key: &str, object: &[u8]) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let s3 = client(dev);
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-        s3.put_object()
+        if let Err(error) = s3.create_bucket().bucket(bucket).send().await {
+            panic!("CreateBucket: {error:?}\n{}", dev.process.log());
+        }
+        if let Err(error) = s3
+            .put_object()
             .bucket(bucket)
             .key(key)
             .body(ByteStream::from(object.to_vec()))
             .send()
             .await
-            .unwrap();
+        {
+            panic!("PutObject: {error:?}\n{}", dev.process.log());
+        }
     });
 }
 
@@ -198,14 +203,14 @@ fn get_object(dev: &CairnDev, bucket: &str, key: &str) -> Vec<u8> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let s3 = client(dev);
-        let output = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        output.body.collect().await.unwrap().into_bytes().to_vec()
+        let output = match s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(output) => output,
+            Err(error) => panic!("GetObject: {error:?}\n{}", dev.process.log()),
+        };
+        match output.body.collect().await {
+            Ok(body) => body.into_bytes().to_vec(),
+            Err(error) => panic!("GetObject body: {error:?}\n{}", dev.process.log()),
+        }
     })
 }
 
