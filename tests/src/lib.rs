@@ -663,6 +663,16 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
 
 /// Runs `tests/python/<script>` with `args`; fails the test with its output unless it succeeds.
 pub fn run_python_script<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(script: &str, args: &[S]) {
+    if let Err(failure) = try_python_script(script, args) {
+        panic!("{failure}");
+    }
+}
+
+/// Runs `tests/python/<script>` with `args`; its output when it fails.
+pub fn try_python_script<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    script: &str,
+    args: &[S],
+) -> Result<(), String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("python")
         .join(script);
@@ -671,22 +681,33 @@ pub fn run_python_script<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(script: &s
         .args(args)
         .output()
         .expect("run python3 (pip install -r .ci/requirements.txt)");
-    assert!(
-        output.status.success(),
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
         "{script} {args:?} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
-    );
+    ))
 }
 
 impl CairnDev {
     /// Runs a boto3 script of `tests/python/` with this dev's endpoint and root keys as its
     /// arguments (the convention of the `s3_*.py` scripts).
+    /// A failure shows the script's output and this dev's WARN and ERROR lines.
     pub fn run_boto3_script(&self, script: &str) {
-        run_python_script(
-            script,
-            &[self.url(), self.access_key.clone(), self.secret_key.clone()],
-        );
+        let args = [self.url(), self.access_key.clone(), self.secret_key.clone()];
+        if let Err(failure) = try_python_script(script, &args) {
+            let log = self.process.log();
+            let warnings: Vec<&str> = log
+                .lines()
+                .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+                .collect();
+            panic!(
+                "{failure}\ncairn dev WARN/ERROR lines:\n{}",
+                warnings.join("\n")
+            );
+        }
     }
 }
 

@@ -11,7 +11,10 @@
 //! - `cairn cluster init` + `cairn cluster up` (the documented commands) start a working cluster
 //!   and SIGTERM stops every process it started.
 
-use cairn_tests::{CairnProcess, free_port, http_get, wait_for_listener, wait_until_port_closed};
+use cairn_tests::{
+    CairnProcess, consecutive_free_ports, free_port, http_get, wait_for_listener,
+    wait_until_port_closed,
+};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -481,7 +484,7 @@ fn cluster_init_and_up_start_a_working_cluster_and_sigterm_stops_it() {
         .arg(&file)
         .arg("--data")
         .arg(dir.path().join("state"))
-        .args(["--base-port", &free_port().to_string()])
+        .args(["--base-port", &consecutive_free_ports(6).to_string()])
         .env_remove("CAIRN_ROOT_ACCESS_KEY")
         .env_remove("CAIRN_ROOT_SECRET_KEY")
         .output()

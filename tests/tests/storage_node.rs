@@ -566,15 +566,7 @@ fn an_io_error_on_write_stops_the_node_and_enospc_does_not() {
 #[test]
 fn cairn_dev_runs_six_storage_nodes_and_keeps_data_across_restarts() {
     let data = tempfile::tempdir().unwrap();
-    let base_port = loop {
-        let port = cairn_tests::free_port();
-        if port < 65_000
-            && (1..6)
-                .all(|offset| std::net::TcpListener::bind(("127.0.0.1", port + offset)).is_ok())
-        {
-            break port;
-        }
-    };
+    let base_port = cairn_tests::consecutive_free_ports(6);
     let admin = cairn_tests::free_address();
     let args = vec![
         "dev".to_string(),
