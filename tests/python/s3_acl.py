@@ -1,6 +1,6 @@
 """Canned ACLs through boto3: bucket ACLs (CreateBucket ACL=, Get/PutBucketAcl) open listing
 (READ) or writing (WRITE) to anonymous callers; object ACLs (PutObject ACL=, Get/PutObjectAcl)
-open reading one object to everyone or to signed-in users; explicit grants are not supported.
+open reading one object to everyone or to signed-in users (explicit grants: s3_acl_grants.py).
 
 Usage: s3_acl.py ENDPOINT ALICE_KEY ALICE_SECRET BOB_KEY BOB_SECRET"""
 import sys
@@ -68,13 +68,13 @@ alice.put_object_acl(Bucket=bucket, Key="open.txt", ACL="private")
 assert anonymous("GET", f"/{bucket}/open.txt")[0] == 403
 assert failure(lambda: bob.get_object(Bucket=bucket, Key="open.txt")) == ("AccessDenied", 403)
 
-# Only the owner reads and changes ACLs; bad names and explicit grants are refused.
+# Only the owner reads and changes ACLs; bad names and canned ACLs mixed with grants are refused.
 assert failure(lambda: bob.get_bucket_acl(Bucket=bucket)) == ("AccessDenied", 403)
 assert failure(lambda: bob.put_bucket_acl(Bucket=bucket, ACL="public-read-write")) == ("AccessDenied", 403)
 assert failure(lambda: bob.put_object_acl(Bucket=bucket, Key="open.txt", ACL="public-read")) == ("AccessDenied", 403)
 assert failure(lambda: alice.put_object(Bucket=bucket, Key="bad", Body=b"x", ACL="world-readable"))[1] == 400
 assert failure(lambda: alice.head_object(Bucket=bucket, Key="bad"))[1] == 404
-assert failure(lambda: alice.put_bucket_acl(Bucket=bucket, GrantRead="uri=" + ALL_USERS)) == ("NotImplemented", 501)
+assert failure(lambda: alice.put_bucket_acl(Bucket=bucket, ACL="private", GrantRead="uri=" + ALL_USERS)) == ("InvalidRequest", 400)
 assert failure(lambda: alice.get_object_acl(Bucket=bucket, Key="absent")) == ("NoSuchKey", 404)
 
 # Bucket WRITE: anonymous callers create and delete objects under public-read-write.

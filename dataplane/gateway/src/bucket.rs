@@ -20,8 +20,20 @@ use crate::server::{HttpResponse, RequestContext, empty_body, now_unix_millis, x
 
 /// Reads a bucket and checks that the caller may perform the request's action on it (see
 /// [`crate::policy::authorize`]: the owner may unless the bucket policy denies it, anyone else
-/// only when the bucket policy allows it).
+/// only when the bucket policy or an ACL allows it). A request creating an object with
+/// `x-amz-grant-*` headers must name existing users ([`crate::acl::check_requested_grantees`]).
 pub async fn owned_bucket(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<BucketRecord, S3Error> {
+    let record = authorized_bucket(context, bucket).await?;
+    if context.action == "s3:PutObject" {
+        crate::acl::check_requested_grantees(context).await?;
+    }
+    Ok(record)
+}
+
+async fn authorized_bucket(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<BucketRecord, S3Error> {
@@ -31,8 +43,9 @@ pub async fn owned_bucket(
     if crate::policy::authorize(context, &record, context.action, key)? {
         return Ok(record);
     }
-    // Reading an object: its own ACL may grant what the bucket does not.
-    if let (Some(key), "s3:GetObject" | "s3:GetObjectVersion") = (key, context.action) {
+    // Reading an object or its ACL, or replacing its ACL: the object's own ACL may grant what
+    // the bucket does not.
+    if let (Some(key), Some(permission)) = (key, crate::acl::object_permission(context.action)) {
         let version_id = cairn_s3_proto::encoding::parse_query(context.raw_query)
             .map_err(|_| S3Error::InvalidUri)?
             .into_iter()
@@ -48,7 +61,7 @@ pub async fn owned_bucket(
             })
             .await?;
         if let Ok(Response::Object(object)) = answer
-            && crate::acl::object_acl_allows(context, &record, &object)
+            && crate::acl::object_acl_allows(context, &record, &object, permission)
         {
             return Ok(record);
         }
@@ -85,7 +98,12 @@ pub async fn readable_copy_source_bucket(
     )
     .await
     .map_err(|_| S3Error::AccessDenied)?;
-    if crate::acl::object_acl_allows(context, &record, &source_record) {
+    if crate::acl::object_acl_allows(
+        context,
+        &record,
+        &source_record,
+        cairn_s3_proto::acl::AclPermission::Read,
+    ) {
         Ok(record)
     } else {
         Err(S3Error::AccessDenied)
@@ -161,6 +179,7 @@ pub async fn create_bucket(
     };
     // Buckets live where they were created: the constraint must name this gateway's region.
     crate::region::check_location_constraint(&shared.config.region, location.as_deref())?;
+    crate::acl::check_requested_grantees(context).await?;
     let command = Command::CreateBucket(CreateBucket {
         bucket: bucket.to_owned(),
         owner: context.caller.owner.clone(),

@@ -8,8 +8,8 @@
 //!    whatever the policy says, so an owner can never lock itself out.
 //! 2. An explicit `Deny` that applies refuses the request (the owner included).
 //! 3. An applicable `Allow` allows it, for any user and for anonymous callers.
-//! 4. Otherwise the owner may, and others where the bucket's canned ACL (or, for reading an
-//!    object, the object's) grants it (see [`crate::acl`]).
+//! 4. Otherwise the owner may, and others where the bucket's ACL (or, for reading an object or
+//!    its ACL and replacing its ACL, the object's) grants it (see [`crate::acl`]).
 //!
 //! The request facts a policy sees: the caller (user name, or anonymous), the action
 //! ([`cairn_s3_proto::Endpoint::policy_action`]), the resource `arn:aws:s3:::bucket[/key]`
@@ -17,7 +17,8 @@
 //! `aws:SecureTransport` (always false: the gateway serves plain HTTP), `aws:CurrentTime`,
 //! `aws:EpochTime`, `aws:UserAgent`, `aws:Referer`, `aws:username`, `aws:PrincipalType`,
 //! `s3:prefix`, `s3:delimiter`, `s3:max-keys`, `s3:VersionId`, `s3:x-amz-acl`,
-//! `s3:x-amz-copy-source` and `s3:x-amz-storage-class` when the request has them.
+//! `s3:x-amz-copy-source`, `s3:x-amz-storage-class` and `s3:x-amz-grant-*` when the request
+//! has them.
 
 use std::collections::BTreeMap;
 
@@ -93,6 +94,11 @@ fn condition_context(context: &RequestContext<'_>) -> BTreeMap<String, Vec<Strin
         ("x-amz-acl", "s3:x-amz-acl"),
         ("x-amz-copy-source", "s3:x-amz-copy-source"),
         ("x-amz-storage-class", "s3:x-amz-storage-class"),
+        ("x-amz-grant-read", "s3:x-amz-grant-read"),
+        ("x-amz-grant-write", "s3:x-amz-grant-write"),
+        ("x-amz-grant-read-acp", "s3:x-amz-grant-read-acp"),
+        ("x-amz-grant-write-acp", "s3:x-amz-grant-write-acp"),
+        ("x-amz-grant-full-control", "s3:x-amz-grant-full-control"),
     ] {
         if let Some(value) = context.header(header) {
             put(key, value.to_owned());

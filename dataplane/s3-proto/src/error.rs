@@ -165,6 +165,12 @@ pub enum S3Error {
     MalformedPolicy(String),
     #[error("{0}")]
     MalformedAclError(String),
+    /// An ACL grant to an email address: Cairn's users have no email addresses, so none resolves.
+    #[error("The e-mail address you provided does not match any account on record.")]
+    UnresolvableGrantByEmailAddress,
+    /// A body sent with a request that takes none (an ACL body together with ACL headers).
+    #[error("This request does not support content")]
+    UnexpectedContent,
     #[error("The public access block configuration was not found")]
     NoSuchPublicAccessBlockConfiguration,
     #[error("The CORS configuration does not exist")]
@@ -257,6 +263,8 @@ impl S3Error {
             S3Error::NoSuchBucketPolicy => "NoSuchBucketPolicy",
             S3Error::MalformedPolicy(_) => "MalformedPolicy",
             S3Error::MalformedAclError(_) => "MalformedACLError",
+            S3Error::UnresolvableGrantByEmailAddress => "UnresolvableGrantByEmailAddress",
+            S3Error::UnexpectedContent => "UnexpectedContent",
             S3Error::NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             S3Error::NoSuchCorsConfiguration => "NoSuchCORSConfiguration",
             S3Error::ObjectLockConfigurationNotFoundError => "ObjectLockConfigurationNotFoundError",
@@ -318,7 +326,9 @@ impl S3Error {
             | S3Error::InvalidTag(_)
             | S3Error::BadRequest(_)
             | S3Error::MalformedPolicy(_)
-            | S3Error::MalformedAclError(_) => 400,
+            | S3Error::MalformedAclError(_)
+            | S3Error::UnresolvableGrantByEmailAddress
+            | S3Error::UnexpectedContent => 400,
             S3Error::NoSuchBucket
             | S3Error::NoSuchKey
             | S3Error::NoSuchVersion
@@ -437,6 +447,8 @@ mod tests {
             S3Error::NoSuchBucketPolicy,
             S3Error::MalformedPolicy("x".into()),
             S3Error::MalformedAclError("x".into()),
+            S3Error::UnresolvableGrantByEmailAddress,
+            S3Error::UnexpectedContent,
             S3Error::NoSuchPublicAccessBlockConfiguration,
             S3Error::NoSuchCorsConfiguration,
             S3Error::ObjectLockConfigurationNotFoundError,
@@ -519,6 +531,8 @@ mod tests {
             S3Error::NoSuchBucketPolicy => ("NoSuchBucketPolicy", 404),
             S3Error::MalformedPolicy(_) => ("MalformedPolicy", 400),
             S3Error::MalformedAclError(_) => ("MalformedACLError", 400),
+            S3Error::UnresolvableGrantByEmailAddress => ("UnresolvableGrantByEmailAddress", 400),
+            S3Error::UnexpectedContent => ("UnexpectedContent", 400),
             S3Error::NoSuchPublicAccessBlockConfiguration => {
                 ("NoSuchPublicAccessBlockConfiguration", 404)
             }
@@ -542,7 +556,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 70, "a variant is missing from the table");
+        assert_eq!(variants.len(), 72, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

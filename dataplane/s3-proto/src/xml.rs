@@ -646,13 +646,14 @@ pub const MULTIPART_MAX_PARTS: u32 = 10_000;
 const MAX_DEPTH: usize = 8;
 const MAX_ELEMENTS: usize = 200_000;
 
-/// One element of a parsed request document: local name, direct children, and the concatenated
-/// text directly inside it.
+/// One element of a parsed request document: local name, direct children, the concatenated
+/// text directly inside it, and its attributes by local name (`xsi:type` is `type`).
 #[derive(Debug, Default)]
 pub(crate) struct Element {
     pub(crate) name: String,
     pub(crate) children: Vec<Element>,
     pub(crate) text: String,
+    pub(crate) attributes: Vec<(String, String)>,
 }
 
 impl Element {
@@ -669,6 +670,13 @@ impl Element {
 
     pub(crate) fn child_text(&self, name: &str) -> Option<&str> {
         self.child(name).map(|child| child.text.as_str())
+    }
+
+    pub(crate) fn attribute(&self, local_name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(name, _)| name == local_name)
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -706,8 +714,21 @@ pub(crate) fn parse_document(body: &[u8], limit_bytes: usize) -> Result<Element,
                 let name = std::str::from_utf8(start.local_name().as_ref())
                     .map_err(|_| S3Error::MalformedXml)?
                     .to_string();
+                let mut attributes = Vec::new();
+                for attribute in start.attributes() {
+                    let attribute = attribute.map_err(|_| S3Error::MalformedXml)?;
+                    let attribute_name = std::str::from_utf8(attribute.key.local_name().as_ref())
+                        .map_err(|_| S3Error::MalformedXml)?
+                        .to_string();
+                    let value = attribute
+                        .unescape_value()
+                        .map_err(|_| S3Error::MalformedXml)?
+                        .into_owned();
+                    attributes.push((attribute_name, value));
+                }
                 let element = Element {
                     name,
+                    attributes,
                     ..Element::default()
                 };
                 if is_empty {
