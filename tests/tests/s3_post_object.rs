@@ -7,6 +7,7 @@
 //!   document and its SigV4 signature itself (hmac + sha2, nothing of Cairn's or boto3's), used
 //!   for a 20 MiB file streamed through the form, versioned uploads, field names in other cases,
 //!   the refusals again, and the `PostObject` metrics.
+//!
 //! Objects are read back with aws-sdk-s3; a refused POST must leave no object behind.
 
 #[path = "sdk_client.rs"]
