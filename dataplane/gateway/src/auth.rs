@@ -94,7 +94,8 @@ impl AccessKeyCache {
     }
 }
 
-async fn lookup(
+/// The secret and owner of an active access key (`None`: unknown or revoked).
+pub(crate) async fn lookup(
     executor: &Executor,
     access_key_id: &str,
 ) -> Result<Option<(String, String)>, S3Error> {

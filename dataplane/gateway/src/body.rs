@@ -117,6 +117,8 @@ pub type CopyFrames =
 pub enum PayloadSource {
     Request(RequestBody),
     Copy(CopyFrames),
+    /// The file of a browser-based upload (POST object).
+    Form(Box<crate::post_object::FormFile>),
 }
 
 impl PayloadSource {
@@ -124,6 +126,7 @@ impl PayloadSource {
         use futures::StreamExt;
         match self {
             PayloadSource::Request(body) => body.next_chunk().await,
+            PayloadSource::Form(file) => file.next_chunk().await,
             PayloadSource::Copy(frames) => loop {
                 match frames.next().await {
                     None => return Ok(None),
@@ -144,6 +147,7 @@ impl PayloadSource {
         match self {
             PayloadSource::Request(body) => body.finish(),
             PayloadSource::Copy(_) => Ok(None),
+            PayloadSource::Form(file) => file.finish().map(|()| None),
         }
     }
 }

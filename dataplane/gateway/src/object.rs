@@ -244,6 +244,17 @@ pub async fn put_object(
     key: &str,
     body: RequestBody,
 ) -> Result<HttpResponse, S3Error> {
+    put_object_from(context, bucket, key, PayloadSource::Request(body)).await
+}
+
+/// PutObject's transaction for a payload from any source: the request body, or the file of a
+/// browser-based upload ([`crate::post_object`], whose form fields stand in for the headers).
+pub(crate) async fn put_object_from(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    key: &str,
+    body: PayloadSource,
+) -> Result<HttpResponse, S3Error> {
     let executor = context.executor;
     let config = &executor.shared.config;
     let bucket_record = owned_bucket(context, bucket).await?;
@@ -354,7 +365,7 @@ pub async fn put_object(
         piece_size_bytes,
         object_id,
         SINGLE_PART_NUMBER,
-        PayloadSource::Request(body),
+        body,
         expectations,
         data_key,
     )

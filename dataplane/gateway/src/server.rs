@@ -1093,6 +1093,9 @@ async fn dispatch(
         Endpoint::DeleteBucketEncryption { bucket } => {
             bucket_encryption::delete_bucket_encryption(context, &bucket).await
         }
+        Endpoint::PostObject { bucket } => {
+            crate::post_object::post_object(context, &bucket, body).await
+        }
     }
 }
 

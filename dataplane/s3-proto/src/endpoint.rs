@@ -105,7 +105,6 @@ pub struct ListVersionsParams {
 /// moves it into [`Endpoint`] without touching the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnimplementedOperation {
-    PostObject,
     RestoreObject,
     SelectObjectContent,
     GetObjectTorrent,
@@ -117,7 +116,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 58] = [
+pub const OPERATION_NAMES: [&str; 59] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -176,6 +175,7 @@ pub const OPERATION_NAMES: [&str; 58] = [
     "GetBucketLifecycleConfiguration",
     "PutBucketLifecycleConfiguration",
     "DeleteBucketLifecycle",
+    "PostObject",
 ];
 
 /// One S3 operation with its parameters.
@@ -410,6 +410,11 @@ pub enum Endpoint {
     DeleteBucketEncryption {
         bucket: String,
     },
+    /// A browser-based upload (`POST /bucket` with a multipart/form-data body): the key and
+    /// everything else come from the form.
+    PostObject {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -480,6 +485,7 @@ impl Endpoint {
             Endpoint::GetBucketLifecycle { .. } => 55,
             Endpoint::PutBucketLifecycle { .. } => 56,
             Endpoint::DeleteBucketLifecycle { .. } => 57,
+            Endpoint::PostObject { .. } => 58,
         }
     }
 
@@ -543,7 +549,8 @@ impl Endpoint {
             | Endpoint::PutObjectLegalHold { bucket, .. }
             | Endpoint::GetBucketEncryption { bucket }
             | Endpoint::PutBucketEncryption { bucket }
-            | Endpoint::DeleteBucketEncryption { bucket } => Some(bucket),
+            | Endpoint::DeleteBucketEncryption { bucket }
+            | Endpoint::PostObject { bucket } => Some(bucket),
         }
     }
 
@@ -601,7 +608,8 @@ impl Endpoint {
             | Endpoint::CreateMultipartUpload { .. }
             | Endpoint::UploadPart { .. }
             | Endpoint::UploadPartCopy { .. }
-            | Endpoint::CompleteMultipartUpload { .. } => "s3:PutObject",
+            | Endpoint::CompleteMultipartUpload { .. }
+            | Endpoint::PostObject { .. } => "s3:PutObject",
             Endpoint::DeleteObject { version_id, .. } => {
                 if version_id.is_some() {
                     "s3:DeleteObjectVersion"
@@ -1144,11 +1152,7 @@ impl Router {
             "PUT" => Ok(Endpoint::CreateBucket { bucket }),
             "DELETE" => Ok(Endpoint::DeleteBucket { bucket }),
             "POST" if query.has("delete") => Ok(Endpoint::DeleteObjects { bucket }),
-            "POST" => Ok(Endpoint::NotImplemented {
-                bucket: Some(bucket),
-                key: None,
-                operation: UnimplementedOperation::PostObject,
-            }),
+            "POST" => Ok(Endpoint::PostObject { bucket }),
             _ => Err(S3Error::MethodNotAllowed),
         }
     }

@@ -197,6 +197,18 @@ pub enum S3Error {
     PlacementUnavailable(String),
     #[error("Please reduce your request rate.")]
     SlowDown,
+
+    // --- browser-based uploads (POST object) ---
+    #[error("The body of your POST request is not well-formed multipart/form-data.")]
+    MalformedPostRequest,
+    #[error("Your POST request fields preceding the upload file were too large.")]
+    MaxPostPreDataLengthExceeded,
+    /// A POST policy that expired, whose condition failed or that does not cover a form field
+    /// (AWS answers these `AccessDenied` with this message).
+    #[error("Invalid according to Policy: {0}")]
+    PostPolicyViolation(String),
+    #[error("Invalid Policy: {0}")]
+    InvalidPolicyDocument(String),
 }
 
 impl S3Error {
@@ -277,6 +289,10 @@ impl S3Error {
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable | S3Error::PlacementUnavailable(_) => "ServiceUnavailable",
             S3Error::SlowDown => "SlowDown",
+            S3Error::MalformedPostRequest => "MalformedPOSTRequest",
+            S3Error::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceededError",
+            S3Error::PostPolicyViolation(_) => "AccessDenied",
+            S3Error::InvalidPolicyDocument(_) => "InvalidPolicyDocument",
         }
     }
 
@@ -295,7 +311,8 @@ impl S3Error {
             | S3Error::AuthorizationQueryParametersError(_)
             | S3Error::MfaAuthenticationRequired
             | S3Error::InvalidChunkSizeError
-            | S3Error::AccessForbidden(_) => 403,
+            | S3Error::AccessForbidden(_)
+            | S3Error::PostPolicyViolation(_) => 403,
             S3Error::ExpiredToken
             | S3Error::AuthorizationHeaderMalformed(_)
             | S3Error::MissingSecurityHeader(_)
@@ -328,7 +345,10 @@ impl S3Error {
             | S3Error::MalformedPolicy(_)
             | S3Error::MalformedAclError(_)
             | S3Error::UnresolvableGrantByEmailAddress
-            | S3Error::UnexpectedContent => 400,
+            | S3Error::UnexpectedContent
+            | S3Error::MalformedPostRequest
+            | S3Error::MaxPostPreDataLengthExceeded
+            | S3Error::InvalidPolicyDocument(_) => 400,
             S3Error::NoSuchBucket
             | S3Error::NoSuchKey
             | S3Error::NoSuchVersion
@@ -460,6 +480,10 @@ mod tests {
             S3Error::ServiceUnavailable,
             S3Error::PlacementUnavailable("x".into()),
             S3Error::SlowDown,
+            S3Error::MalformedPostRequest,
+            S3Error::MaxPostPreDataLengthExceeded,
+            S3Error::PostPolicyViolation("Policy expired.".into()),
+            S3Error::InvalidPolicyDocument("x".into()),
         ]
     }
 
@@ -550,13 +574,17 @@ mod tests {
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
             S3Error::PlacementUnavailable(_) => ("ServiceUnavailable", 503),
             S3Error::SlowDown => ("SlowDown", 503),
+            S3Error::MalformedPostRequest => ("MalformedPOSTRequest", 400),
+            S3Error::MaxPostPreDataLengthExceeded => ("MaxPostPreDataLengthExceededError", 400),
+            S3Error::PostPolicyViolation(_) => ("AccessDenied", 403),
+            S3Error::InvalidPolicyDocument(_) => ("InvalidPolicyDocument", 400),
         }
     }
 
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 72, "a variant is missing from the table");
+        assert_eq!(variants.len(), 76, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

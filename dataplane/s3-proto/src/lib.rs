@@ -87,6 +87,8 @@ pub mod listing;
 pub mod multipart;
 pub mod object_lock;
 pub mod policy;
+pub mod post_form;
+pub mod post_policy;
 pub mod range;
 pub mod sigv4;
 pub mod tagging;

@@ -323,7 +323,7 @@ impl Credential {
         )
     }
 
-    fn parse(text: &str) -> Option<Credential> {
+    pub fn parse(text: &str) -> Option<Credential> {
         // The access key id itself cannot contain '/', so split from the right.
         let mut parts = text.rsplitn(5, '/');
         let terminal = parts.next()?;

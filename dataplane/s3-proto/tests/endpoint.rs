@@ -596,7 +596,6 @@ fn lifecycle_routes_by_method() {
 fn unimplemented_subresources_answer_not_implemented() {
     use UnimplementedOperation as Op;
     let cases: Vec<(&str, &str, &str, Op)> = vec![
-        ("POST", "/b1b", "", Op::PostObject),
         ("POST", "/b1b/key", "restore", Op::RestoreObject),
         (
             "POST",
@@ -697,6 +696,18 @@ fn endpoint_accessors() {
         "PutObject"
     );
     assert_eq!(Endpoint::ListBuckets.operation_index(), 0);
+    // Browser-based uploads: POST on the bucket, authorised as PutObject.
+    let post = route("POST", "/b1b", "").unwrap();
+    assert_eq!(
+        post,
+        Endpoint::PostObject {
+            bucket: "b1b".into()
+        }
+    );
+    assert_eq!(post.operation_name(), "PostObject");
+    assert_eq!(post.policy_action(), "s3:PutObject");
+    assert_eq!(post.bucket(), Some("b1b"));
+    assert_eq!(post.key(), None);
 }
 
 #[test]
