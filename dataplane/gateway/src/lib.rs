@@ -57,6 +57,7 @@ mod multipart;
 mod object;
 mod object_lock;
 mod policy;
+mod quota;
 pub mod region;
 mod request_id;
 mod server;

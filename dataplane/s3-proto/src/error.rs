@@ -101,6 +101,10 @@ pub enum S3Error {
     EntityTooSmall,
     #[error("Your proposed upload exceeds the maximum allowed object size.")]
     EntityTooLarge,
+    /// The write would take the bucket past its quota (Cairn's per-bucket quotas; Ceph RGW
+    /// answers the same code and status). The text says which limit.
+    #[error("{0}")]
+    QuotaExceeded(String),
 
     // --- bodies, digests and checksums ---
     #[error("The Content-MD5 or checksum value you specified did not match what we received.")]
@@ -232,6 +236,7 @@ impl S3Error {
             S3Error::InvalidPartOrder => "InvalidPartOrder",
             S3Error::EntityTooSmall => "EntityTooSmall",
             S3Error::EntityTooLarge => "EntityTooLarge",
+            S3Error::QuotaExceeded(_) => "QuotaExceeded",
             S3Error::BadDigest => "BadDigest",
             S3Error::InvalidDigest => "InvalidDigest",
             S3Error::IncompleteBody => "IncompleteBody",
@@ -287,6 +292,7 @@ impl S3Error {
             | S3Error::AuthorizationQueryParametersError(_)
             | S3Error::MfaAuthenticationRequired
             | S3Error::InvalidChunkSizeError
+            | S3Error::QuotaExceeded(_)
             | S3Error::AccessForbidden(_) => 403,
             S3Error::ExpiredToken
             | S3Error::AuthorizationHeaderMalformed(_)
@@ -412,6 +418,7 @@ mod tests {
             S3Error::InvalidPartOrder,
             S3Error::EntityTooSmall,
             S3Error::EntityTooLarge,
+            S3Error::QuotaExceeded("over quota".into()),
             S3Error::BadDigest,
             S3Error::InvalidDigest,
             S3Error::IncompleteBody,
@@ -494,6 +501,7 @@ mod tests {
             S3Error::InvalidPartOrder => ("InvalidPartOrder", 400),
             S3Error::EntityTooSmall => ("EntityTooSmall", 400),
             S3Error::EntityTooLarge => ("EntityTooLarge", 400),
+            S3Error::QuotaExceeded(_) => ("QuotaExceeded", 403),
             S3Error::BadDigest => ("BadDigest", 400),
             S3Error::InvalidDigest => ("InvalidDigest", 400),
             S3Error::IncompleteBody => ("IncompleteBody", 400),
