@@ -2,6 +2,7 @@
 //! `dataplane/gateway/src/users.rs`). Requests are signed with SigV4 using the root keys
 //! (`CAIRN_ROOT_ACCESS_KEY` / `CAIRN_ROOT_SECRET_KEY`, or `--access-key` / `--secret-key`) and
 //! sent over plain HTTP/1.1 (one request per connection); the JSON answer is printed on stdout.
+//! `cairn admin bucket-quota set|get|clear BUCKET` manages per-bucket quotas the same way.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -43,6 +44,55 @@ enum AdminCommand {
     /// Revoke an access key (effective on every gateway within its key cache lifetime, 5 s by
     /// default).
     RevokeKey { access_key_id: String },
+    /// A bucket's quota (bytes, objects): set, get (with the bucket's exact usage), clear.
+    #[command(subcommand)]
+    BucketQuota(QuotaCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum QuotaCommand {
+    /// Set (replace) the quota; give one limit or both. Sizes take an optional unit: K, M, G, T
+    /// (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), with or without a trailing B.
+    Set {
+        bucket: String,
+        #[arg(long, value_parser = parse_size)]
+        max_bytes: Option<u64>,
+        #[arg(long)]
+        max_objects: Option<u64>,
+    },
+    /// Print the quota and the bucket's usage (read from every partition now).
+    Get { bucket: String },
+    /// Remove the quota.
+    Clear { bucket: String },
+}
+
+/// `N`, `N[K|M|G|T][B]` (powers of 1000) or `N[Ki|Mi|Gi|Ti][B]` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 1048576, 500M, 10GiB)"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let multiplier: u64 = match unit {
+        "" => 1,
+        "k" => 1000,
+        "m" => 1000u64.pow(2),
+        "g" => 1000u64.pow(3),
+        "t" => 1000u64.pow(4),
+        "ki" => 1 << 10,
+        "mi" => 1 << 20,
+        "gi" => 1 << 30,
+        "ti" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?}")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// Strict SigV4 `UriEncode` of a query value, so the wire query is already canonical.
@@ -75,6 +125,28 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             format!("/_cairn/admin/v1/access-keys/{}", encode(access_key_id)),
             String::new(),
         ),
+        AdminCommand::BucketQuota(QuotaCommand::Set {
+            bucket,
+            max_bytes,
+            max_objects,
+        }) => {
+            if max_bytes.is_none() && max_objects.is_none() {
+                anyhow::bail!("give --max-bytes, --max-objects or both (clear removes the quota)");
+            }
+            // Parameters in name order: the query is canonical as sent.
+            let query = [("max-bytes", max_bytes), ("max-objects", max_objects)]
+                .iter()
+                .filter_map(|(name, value)| value.map(|value| format!("{name}={value}")))
+                .collect::<Vec<_>>()
+                .join("&");
+            ("PUT", quota_path(bucket), query)
+        }
+        AdminCommand::BucketQuota(QuotaCommand::Get { bucket }) => {
+            ("GET", quota_path(bucket), String::new())
+        }
+        AdminCommand::BucketQuota(QuotaCommand::Clear { bucket }) => {
+            ("DELETE", quota_path(bucket), String::new())
+        }
     };
     let now_unix_seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -132,6 +204,10 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
 }
 
+fn quota_path(bucket: &str) -> String {
+    format!("/_cairn/admin/v1/bucket-quota/{}", encode(bucket))
+}
+
 /// Decodes a chunked body (small JSON answers).
 fn dechunk(mut body: &str) -> String {
     let mut decoded = String::new();
@@ -146,4 +222,21 @@ fn dechunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     decoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert_eq!(parse_size("500M"), Ok(500_000_000));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("2ki"), Ok(2048));
+        assert_eq!(parse_size("1TB"), Ok(1_000_000_000_000));
+        for bad in ["", "M", "12X", "-1", "99999999999999999999", "20000000Ti"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

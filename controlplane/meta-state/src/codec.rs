@@ -42,6 +42,7 @@ use crate::records::{
     SuspectRecord, TransactionState, UploadId, VersionId, VersionSelector, VersioningState,
 };
 use crate::role::Role;
+use crate::usage::BucketStats;
 
 /// The format version this build writes. Decoders for every older version stay.
 ///
@@ -1265,8 +1266,8 @@ impl Decode for Command {
 
 /// Query tags (never reused): 0 GetObject, 1 ListObjects, 2 GetUpload, 3 ListUploads,
 /// 4 ListParts, 5 ListStalePreparing, 6 ListGarbage, 7 BucketUsage, 8 GetBucket, 9 ListBuckets,
-/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout, 50 ListSuspects
-/// (ranges reserved per line of work as for commands; unknown tags are refused).
+/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout, 50 ListSuspects,
+/// 60 BucketStats (ranges reserved per line of work as for commands; unknown tags are refused).
 impl Encode for Query {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1351,6 +1352,10 @@ impl Encode for Query {
                 after.encode(writer);
                 writer.u32(*limit);
             }
+            Query::BucketStats { bucket } => {
+                writer.u8(60);
+                writer.str(bucket);
+            }
         }
     }
 }
@@ -1404,6 +1409,9 @@ impl Decode for Query {
             50 => Query::ListSuspects {
                 after: Decode::decode(reader)?,
                 limit: reader.u32()?,
+            },
+            60 => Query::BucketStats {
+                bucket: reader.string()?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -1522,6 +1530,16 @@ encode_struct!(ListUploadsPage {
     next_key_marker,
     next_upload_id_marker,
 });
+encode_struct!(BucketStats {
+    object_count,
+    object_bytes,
+    delete_marker_count,
+    preparing_count,
+    preparing_bytes,
+    upload_count,
+    part_count,
+    part_bytes,
+});
 encode_struct!(ListPartsPage {
     parts,
     is_truncated,
@@ -1559,6 +1577,8 @@ encode_variants!(Response, "response", [
     50 => SuspectReported { queued: queued },
     51 => SuspectsResolved { resolved_count: resolved_count },
     52 => Suspects { 0: entries },
+    // 60-69: bucket usage and quotas.
+    60 => BucketStats { 0: stats },
 ]);
 
 encode_variants!(MetaError, "error", [

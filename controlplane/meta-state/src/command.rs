@@ -400,6 +400,11 @@ pub enum Query {
     BucketUsage {
         bucket: String,
     },
+    /// What this partition stores of a bucket, exactly (see [`crate::usage`]); the sum over
+    /// every partition is the bucket's usage, which quotas limit.
+    BucketStats {
+        bucket: String,
+    },
     /// Suspect-queue entries after `after` (exclusive; its `last_report_index` is ignored), in
     /// (bucket, key, version id) order.
     ListSuspects {
@@ -580,6 +585,8 @@ pub enum Response {
     },
     /// ListSuspects.
     Suspects(Vec<SuspectRecord>),
+    /// Query BucketStats.
+    BucketStats(crate::usage::BucketStats),
 }
 
 /// What applying one command yields.
@@ -687,6 +694,7 @@ impl Query {
             Query::ListStalePreparing { .. } => "ListStalePreparing",
             Query::ListGarbage { .. } => "ListGarbage",
             Query::BucketUsage { .. } => "BucketUsage",
+            Query::BucketStats { .. } => "BucketStats",
             Query::ListSuspects { .. } => "ListSuspects",
             Query::GetBucket { .. } => "GetBucket",
             Query::ListBuckets { .. } => "ListBuckets",
@@ -709,6 +717,7 @@ impl Query {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. }
+            | Query::BucketStats { .. }
             | Query::ListSuspects { .. } => Scope::Object,
             Query::GetBucket { .. }
             | Query::ListBuckets { .. }

@@ -75,6 +75,7 @@ pub mod records;
 pub mod role;
 pub mod stored_length;
 pub mod suspects;
+pub mod usage;
 
 pub use bucket_service::validate_bucket_name;
 pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
@@ -88,3 +89,4 @@ pub use records::*;
 pub use role::{Role, Scope};
 pub use stored_length::stored_length_bytes;
 pub use suspects::MAX_SUSPECTS;
+pub use usage::BucketStats;

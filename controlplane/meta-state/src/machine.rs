@@ -28,6 +28,7 @@ use crate::records::{
 };
 use crate::role::Role;
 use crate::suspects::SuspectKey;
+use crate::usage::BucketStats;
 
 /// Most entries one list page returns, as in S3.
 pub const MAX_LIST_KEYS: u32 = 1000;
@@ -66,6 +67,8 @@ pub struct StateMachine {
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
     pub(crate) preparing: BTreeSet<PreparingKey>,
+    /// Exact usage per bucket (see [`crate::usage`]).
+    pub(crate) usage: BTreeMap<String, BucketStats>,
 }
 
 /// Garbage produced while applying one command.
@@ -93,6 +96,7 @@ impl StateMachine {
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
             preparing: BTreeSet::new(),
+            usage: BTreeMap::new(),
         }
     }
 
@@ -321,6 +325,7 @@ impl StateMachine {
                 Ok(Response::Garbage(entries))
             }
             Query::BucketUsage { bucket } => Ok(self.bucket_usage(bucket)),
+            Query::BucketStats { bucket } => Ok(Response::BucketStats(self.bucket_stats(bucket))),
             Query::ListSuspects { after, limit } => {
                 let after = after.as_ref().map(|position| {
                     (
@@ -554,6 +559,7 @@ impl StateMachine {
         if record.state == TransactionState::Preparing {
             self.preparing.remove(&preparing_key(&record));
         }
+        self.usage_remove(bucket, BucketStats::of_version(&record));
         record.state = TransactionState::Deleted;
         bump(&mut record.record_version);
         record
@@ -699,6 +705,7 @@ impl StateMachine {
         self.current = current.into_iter().collect();
         self.tokens = tokens.into_iter().collect();
         self.preparing = preparing.into_iter().collect();
+        self.rebuild_usage();
         Ok(())
     }
 
@@ -776,6 +783,12 @@ impl StateMachine {
         }
         if rebuilt.preparing != self.preparing {
             return Err("PREPARING index disagrees with the versions".to_owned());
+        }
+        if rebuilt.usage != self.usage {
+            return Err(format!(
+                "usage index disagrees with the versions and uploads: kept {:?}, rebuilt {:?}",
+                self.usage, rebuilt.usage
+            ));
         }
         self.check_records()
     }

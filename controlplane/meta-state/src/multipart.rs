@@ -15,6 +15,7 @@ use crate::machine::{MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_SIZE_BYTES};
 use crate::objects::{validate_key, validate_parts};
 use crate::records::*;
 use crate::stored_length::stored_length_bytes;
+use crate::usage::BucketStats;
 
 impl StateMachine {
     pub(crate) fn create_upload(
@@ -47,6 +48,7 @@ impl StateMachine {
             record_version: 1,
             attributes: command.attributes,
         };
+        self.usage_add(&upload.bucket, BucketStats::of_upload(&upload));
         self.uploads.insert(
             (upload.bucket.clone(), upload.key.clone(), upload.upload_id),
             upload.clone(),
@@ -92,6 +94,10 @@ impl StateMachine {
         let upload = self.uploads.get_mut(&upload_key).expect("looked up above");
         bump(&mut upload.record_version);
         let replaced = upload.parts.insert(part.part_number, part.clone());
+        if let Some(old) = &replaced {
+            self.usage_remove(&command.bucket, BucketStats::of_part(old));
+        }
+        self.usage_add(&command.bucket, BucketStats::of_part(&part));
         if let Some(old) = replaced {
             let superseded = superseded_shards(&old, &part);
             if superseded
@@ -200,6 +206,7 @@ impl StateMachine {
             )?;
         }
         let upload = self.uploads.remove(&upload_key).expect("looked up above");
+        self.usage_remove(&command.bucket, BucketStats::of_upload(&upload));
         let unlisted: Vec<PartShards> = upload
             .parts
             .values()
@@ -263,6 +270,7 @@ impl StateMachine {
             record_version: 1,
             attributes: upload.attributes,
         };
+        self.usage_add(&command.bucket, BucketStats::of_version(&record));
         self.versions.insert(
             (command.bucket.clone(), command.key.clone(), version_id),
             record.clone(),
@@ -289,6 +297,7 @@ impl StateMachine {
                 command.upload_id,
             ))
             .expect("looked up above");
+        self.usage_remove(&command.bucket, BucketStats::of_upload(&upload));
         if !upload.parts.is_empty() {
             let draft = GarbageDraft {
                 bucket: command.bucket,

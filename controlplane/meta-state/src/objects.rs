@@ -14,6 +14,7 @@ use crate::error::MetaError;
 use crate::machine::{Effects, GarbageDraft, MAX_KEY_BYTES, StateMachine, bump, preparing_key};
 use crate::records::*;
 use crate::stored_length::stored_length_bytes;
+use crate::usage::BucketStats;
 
 impl StateMachine {
     pub(crate) fn prepare_write(
@@ -89,6 +90,7 @@ impl StateMachine {
             self.tokens.insert(token_key, version_id);
         }
         self.preparing.insert(preparing_key(&record));
+        self.usage_add(&command.bucket, BucketStats::of_version(&record));
         self.versions
             .insert((command.bucket, command.key, version_id), record.clone());
         Ok(Response::Prepared {
@@ -173,6 +175,7 @@ impl StateMachine {
             .get_mut(&version_key)
             .expect("looked up above");
         let was_preparing = preparing_key(record);
+        let counted_before = BucketStats::of_version(record);
         record.state = TransactionState::Committed;
         record.committed_at_ms = Some(command.now_ms);
         record.commit_log_index = effects.log_index;
@@ -183,6 +186,8 @@ impl StateMachine {
         bump(&mut record.record_version);
         let record = record.clone();
         self.preparing.remove(&was_preparing);
+        self.usage_remove(&command.bucket, counted_before);
+        self.usage_add(&command.bucket, BucketStats::of_version(&record));
         self.current
             .insert((command.bucket, command.key), command.version_id);
         Ok(Response::Committed {
@@ -314,6 +319,7 @@ impl StateMachine {
                 record_version: 1,
                 attributes: Default::default(),
             };
+            self.usage_add(&command.bucket, BucketStats::of_version(&marker));
             self.versions.insert(
                 (
                     command.bucket.clone(),

@@ -45,10 +45,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_meta_state::{
-    ClusterLayout, Command, ListObjectsPage, ListObjectsRequest, ListPosition, ListUploadsPage,
-    ListUploadsRequest, ListVersionsPage, ListVersionsRequest, MAX_LIST_KEYS, MetaError,
-    ObjectSummary, Output, Query, Response, Scope, UploadSummary, VersionSummary, decode_record,
-    encode_record,
+    BucketStats, ClusterLayout, Command, ListObjectsPage, ListObjectsRequest, ListPosition,
+    ListUploadsPage, ListUploadsRequest, ListVersionsPage, ListVersionsRequest, MAX_LIST_KEYS,
+    MetaError, ObjectSummary, Output, Query, Response, Scope, UploadSummary, VersionSummary,
+    decode_record, encode_record,
 };
 
 use crate::layout::{LayoutComparison, check_layout, cluster_layout};
@@ -288,7 +288,8 @@ impl MetaClient {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::ListSuspects { .. }
-            | Query::BucketUsage { .. } => None,
+            | Query::BucketUsage { .. }
+            | Query::BucketStats { .. } => None,
             Query::GetBucket { .. }
             | Query::ListBuckets { .. }
             | Query::GetAccessKey { .. }
@@ -639,6 +640,29 @@ impl MetaClient {
                 .fold((false, false), |(versions, uploads), usage| {
                     (versions || usage.0, uploads || usage.1)
                 })
+        }))
+    }
+
+    /// What every partition stores of `bucket`, summed (exact as of each partition's read: every
+    /// command a partition applied before its read-index is counted). Quotas compare this with
+    /// their limits.
+    pub async fn bucket_stats(
+        &self,
+        bucket: &str,
+    ) -> Result<Result<BucketStats, MetaError>, ClientError> {
+        let query = || Query::BucketStats {
+            bucket: bucket.to_owned(),
+        };
+        let answers = self
+            .ask_every_partition("BucketStats", query, |response| match response {
+                Response::BucketStats(stats) => Ok(stats),
+                other => Err(Box::new(other)),
+            })
+            .await?;
+        Ok(answers.map(|answers| {
+            answers
+                .iter()
+                .fold(BucketStats::default(), |sum, stats| sum.plus(stats))
         }))
     }
 

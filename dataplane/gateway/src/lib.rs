@@ -58,6 +58,7 @@ mod object;
 mod object_lock;
 mod policy;
 mod post_object;
+mod quota;
 pub mod region;
 mod request_id;
 mod server;

@@ -116,7 +116,7 @@ pub async fn upload_part(
     body: RequestBody,
 ) -> Result<HttpResponse, S3Error> {
     let executor = context.executor;
-    owned_bucket(context, bucket).await?;
+    let bucket_record = owned_bucket(context, bucket).await?;
     let upload = read_upload(context, bucket, key, parse_upload_id(upload_id)?).await?;
     let scheme = parse_scheme(&upload.ec_scheme)?;
     let piece_size_bytes = upload.piece_size_bytes as usize;
@@ -152,6 +152,17 @@ pub async fn upload_part(
         key,
         crate::encryption::HeaderFamily::Request,
     )?;
+    // A part counts from the moment its record is applied; an upload that cannot fit is refused
+    // here, before its data is written, rather than at completion.
+    let _quota = crate::quota::admit(
+        executor,
+        &bucket_record,
+        crate::quota::Demand {
+            bytes: size_bytes,
+            objects: 0,
+        },
+    )
+    .await?;
     let object_id = upload_object_id(context, bucket, key, upload.upload_id);
     let (checksums, blocks) = stream_and_store(
         executor,
@@ -214,7 +225,7 @@ pub async fn upload_part_copy(
 ) -> Result<HttpResponse, S3Error> {
     use cairn_s3_proto::range::check_copy_source_range;
     let executor = context.executor;
-    owned_bucket(context, bucket).await?;
+    let bucket_record = owned_bucket(context, bucket).await?;
     crate::bucket::readable_copy_source_bucket(context, source).await?;
     let upload = read_upload(context, bucket, key, parse_upload_id(upload_id)?).await?;
     let scheme = parse_scheme(&upload.ec_scheme)?;
@@ -244,6 +255,15 @@ pub async fn upload_part_copy(
         None => 0..source_record.size_bytes,
     };
     let size_bytes = check_upload_length(Some(range.end - range.start))?;
+    let _quota = crate::quota::admit(
+        executor,
+        &bucket_record,
+        crate::quota::Demand {
+            bytes: size_bytes,
+            objects: 0,
+        },
+    )
+    .await?;
     let source_version_id = crate::object::s3_version_id(&source_record);
     let (sender, receiver) = futures::channel::mpsc::channel(GET_CHANNEL_STRIPES);
     if size_bytes > 0 {
@@ -343,6 +363,16 @@ pub async fn complete_multipart_upload(
         now_ms: now_unix_millis(),
     });
     let command = crate::object::with_condition(command, &condition);
+    // The parts' bytes are counted already: a completion adds one object.
+    let _quota = crate::quota::admit(
+        context.executor,
+        &bucket_record,
+        crate::quota::Demand {
+            bytes: 0,
+            objects: 1,
+        },
+    )
+    .await?;
     let Response::Committed { record, .. } = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);
     };

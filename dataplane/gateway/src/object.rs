@@ -292,6 +292,16 @@ pub(crate) async fn put_object_from(
         .map(str::to_owned)
         .unwrap_or_else(|| format!("gw-{}", context.request_id));
     let new_key = crate::encryption::new_object_key(context, &bucket_record, key)?;
+    // Checked before anything is written; the PREPARING record counts from the prepare on.
+    let quota = crate::quota::admit(
+        executor,
+        &bucket_record,
+        crate::quota::Demand {
+            bytes: size_bytes,
+            objects: 1,
+        },
+    )
+    .await?;
     let prepare = Command::PrepareWrite(PrepareWrite {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -324,6 +334,7 @@ pub(crate) async fn put_object_from(
     let Response::Prepared { record, retried } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
     };
+    drop(quota);
     if retried && record.state == TransactionState::Committed {
         // A retry of a PUT that already committed: answer as the first attempt did.
         let mut response = put_response(&record.checksums);
@@ -1418,6 +1429,15 @@ pub async fn copy_object(
     let scheme = parse_scheme(&bucket_record.ec_scheme)?;
     let piece_size_bytes = config.piece_size_bytes as usize;
     let token = format!("gw-{}", context.request_id);
+    let quota = crate::quota::admit(
+        executor,
+        &bucket_record,
+        crate::quota::Demand {
+            bytes: size_bytes,
+            objects: 1,
+        },
+    )
+    .await?;
     let prepare = Command::PrepareWrite(PrepareWrite {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -1448,6 +1468,7 @@ pub async fn copy_object(
     let Response::Prepared { record, .. } = executor.meta_write(prepare).await? else {
         return Err(S3Error::InternalError);
     };
+    drop(quota);
     let object_id = shard_object_id(executor, &record);
     let (sender, receiver) = futures::channel::mpsc::channel(GET_CHANNEL_STRIPES);
     if size_bytes > 0 {

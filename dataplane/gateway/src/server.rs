@@ -57,6 +57,8 @@ pub struct Shared {
     pub node_status: std::sync::RwLock<NodeAvailability>,
     /// Bad pieces met on reads, reported to the healer.
     pub suspects: Arc<crate::suspects::SuspectReporter>,
+    /// Per-bucket quota admission (see [`crate::quota`]).
+    pub quotas: Arc<crate::quota::QuotaTracker>,
 }
 
 /// Storage nodes (by position in the configuration) the registry takes out of service: DOWN
@@ -352,6 +354,7 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         metrics: MetricsRegistry::default(),
         node_status: Default::default(),
         suspects: Default::default(),
+        quotas: Default::default(),
     });
     if shared.config.node_status_refresh_ms > 0 {
         let weak = Arc::downgrade(&shared);

@@ -10,6 +10,8 @@
 //!   never shown again.
 //! - `GET /_cairn/admin/v1/access-keys[?user=NAME]` lists keys (no secrets).
 //! - `DELETE /_cairn/admin/v1/access-keys/ID` revokes a key (the root key cannot be revoked).
+//! - `PUT|GET|DELETE /_cairn/admin/v1/bucket-quota/BUCKET` sets, shows (with the bucket's
+//!   usage) and clears a bucket's quota (see [`crate::quota`]).
 //!
 //! A user is the owner string of its keys: buckets a user creates are owned by that user, and
 //! every bucket operation of another user is refused (see [`crate::bucket::owned_bucket`]).
@@ -167,6 +169,9 @@ pub async fn handle_admin(
                 .status(http::StatusCode::NO_CONTENT)
                 .body(crate::server::empty_body())
                 .expect("static headers are valid"))
+        }
+        (_, path) if path.starts_with("bucket-quota/") => {
+            crate::quota::handle_admin(executor, head, &path["bucket-quota/".len()..]).await
         }
         ("POST" | "GET" | "DELETE", _) => Ok(json_response(
             http::StatusCode::NOT_FOUND,
