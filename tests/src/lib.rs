@@ -267,9 +267,37 @@ pub fn consecutive_free_ports(count: u16) -> u16 {
             continue;
         }
         let port = (FIRST + start) as u16;
-        if (0..count as u16).all(|offset| TcpListener::bind(("127.0.0.1", port + offset)).is_ok()) {
+        if (0..count as u16).all(|offset| port_is_free(port + offset)) {
             return port;
         }
+    }
+}
+
+/// Whether 127.0.0.1:`port` can be bound by a listener that does not set `SO_REUSEADDR` (as
+/// glommio's does not): such a bind also fails while connections of an earlier listener on the
+/// port linger in TIME_WAIT, which `std`'s `TcpListener` (it sets `SO_REUSEADDR`) would not see.
+fn port_is_free(port: u16) -> bool {
+    // SAFETY: a socket this function owns and closes; `address` outlives the bind call.
+    unsafe {
+        let socket = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if socket < 0 {
+            return false;
+        }
+        let address = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let bound = libc::bind(
+            socket,
+            (&raw const address).cast::<libc::sockaddr>(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ) == 0;
+        libc::close(socket);
+        bound
     }
 }
 
