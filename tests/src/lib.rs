@@ -720,6 +720,48 @@ pub fn try_python_script<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
 }
 
 impl CairnDev {
+    /// Runs `cairn admin ARGS` (the `binary`) against this dev, signed with
+    /// `access_key`/`secret_key`; returns (success, stdout, stderr).
+    pub fn admin(
+        &self,
+        binary: &Path,
+        access_key: &str,
+        secret_key: &str,
+        args: &[&str],
+    ) -> (bool, String, String) {
+        let output = Command::new(binary)
+            .arg("admin")
+            .args(["--endpoint", &self.url()])
+            .args(args)
+            .env("CAIRN_ROOT_ACCESS_KEY", access_key)
+            .env("CAIRN_ROOT_SECRET_KEY", secret_key)
+            .output()
+            .expect("run cairn admin");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Creates a key for `user` with `cairn admin create-key` and the root keys; returns
+    /// (access key id, secret).
+    pub fn create_user(&self, binary: &Path, user: &str) -> (String, String) {
+        let (ok, stdout, stderr) = self.admin(
+            binary,
+            &self.access_key,
+            &self.secret_key,
+            &["create-key", "--user", user],
+        );
+        assert!(ok, "create-key failed: {stderr}");
+        let answer: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON answer");
+        assert_eq!(answer["user"], user);
+        (
+            answer["access_key_id"].as_str().unwrap().to_owned(),
+            answer["secret_access_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Runs a boto3 script of `tests/python/` with this dev's endpoint and root keys as its
     /// arguments (the convention of the `s3_*.py` scripts).
     /// A failure shows the script's output and this dev's WARN and ERROR lines.

@@ -19,46 +19,6 @@ use sdk_client::code_and_status;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
-/// Runs `cairn admin ARGS` against `dev` with `access_key`/`secret_key` as the signing keys;
-/// returns (success, stdout, stderr).
-fn cairn_admin(
-    dev: &CairnDev,
-    access_key: &str,
-    secret_key: &str,
-    args: &[&str],
-) -> (bool, String, String) {
-    let output = std::process::Command::new(BINARY)
-        .arg("admin")
-        .args(["--endpoint", &dev.url()])
-        .args(args)
-        .env("CAIRN_ROOT_ACCESS_KEY", access_key)
-        .env("CAIRN_ROOT_SECRET_KEY", secret_key)
-        .output()
-        .expect("run cairn admin");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Creates a user's key with the root keys; returns (access key id, secret).
-fn create_user(dev: &CairnDev, user: &str) -> (String, String) {
-    let (ok, stdout, stderr) = cairn_admin(
-        dev,
-        &dev.access_key,
-        &dev.secret_key,
-        &["create-key", "--user", user],
-    );
-    assert!(ok, "create-key failed: {stderr}");
-    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON answer");
-    assert_eq!(answer["user"], user);
-    (
-        answer["access_key_id"].as_str().unwrap().to_owned(),
-        answer["secret_access_key"].as_str().unwrap().to_owned(),
-    )
-}
-
 fn denied() -> (String, u16) {
     ("AccessDenied".to_owned(), 403)
 }
@@ -481,12 +441,19 @@ async fn sdk_public_access_block(alice: &Client) {
 async fn users_own_their_buckets_and_admin_manages_keys() {
     let dir = tempfile::tempdir().unwrap();
     let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
-    let (alice_key, alice_secret) = tokio::task::block_in_place(|| create_user(&dev, "alice"));
-    let (bob_key, bob_secret) = tokio::task::block_in_place(|| create_user(&dev, "bob"));
+    let (alice_key, alice_secret) =
+        tokio::task::block_in_place(|| dev.create_user(Path::new(BINARY), "alice"));
+    let (bob_key, bob_secret) =
+        tokio::task::block_in_place(|| dev.create_user(Path::new(BINARY), "bob"));
 
     // list-keys: both users and root, no secrets; filtered by user.
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(&dev, &dev.access_key, &dev.secret_key, &["list-keys"])
+        dev.admin(
+            Path::new(BINARY),
+            &dev.access_key,
+            &dev.secret_key,
+            &["list-keys"],
+        )
     });
     assert!(ok, "{stderr}");
     assert!(!stdout.contains(&alice_secret) && !stdout.contains(&dev.secret_key));
@@ -497,8 +464,8 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
     assert_eq!(find(&bob_key).unwrap()["status"], "active");
     assert_eq!(find(&dev.access_key).unwrap()["root"], true);
     let (ok, stdout, _) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["list-keys", "--user", "bob"],
@@ -510,8 +477,8 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
 
     // Users cannot use the admin API; bad user names and the root key's revocation are refused.
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &alice_key,
             &alice_secret,
             &["create-key", "--user", "eve"],
@@ -522,12 +489,17 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
         "{stderr}"
     );
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(&dev, &dev.access_key, "wrong-secret", &["list-keys"])
+        dev.admin(
+            Path::new(BINARY),
+            &dev.access_key,
+            "wrong-secret",
+            &["list-keys"],
+        )
     });
     assert!(!ok && stderr.contains("SignatureDoesNotMatch"), "{stderr}");
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["create-key", "--user", "no spaces"],
@@ -535,8 +507,8 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
     });
     assert!(!ok && stderr.contains("InvalidArgument"), "{stderr}");
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["revoke-key", &dev.access_key],
@@ -544,8 +516,8 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
     });
     assert!(!ok && stderr.contains("InvalidArgument"), "{stderr}");
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["revoke-key", "CAIRNNOSUCHKEY"],
@@ -588,8 +560,8 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
 
     // Revocation: bob's key stops working (within the gateway's key cache lifetime).
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["revoke-key", &bob_key],
@@ -613,8 +585,8 @@ async fn users_own_their_buckets_and_admin_manages_keys() {
         }
     }
     let (_, stdout, _) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["list-keys", "--user", "bob"],

@@ -22,30 +22,6 @@ use sdk_client::code_and_status;
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
-/// Creates a user's key with `cairn admin` and the root keys; returns (access key id, secret).
-fn create_user(dev: &CairnDev, user: &str) -> (String, String) {
-    let output = std::process::Command::new(BINARY)
-        .arg("admin")
-        .args(["--endpoint", &dev.url()])
-        .args(["create-key", "--user", user])
-        .env("CAIRN_ROOT_ACCESS_KEY", &dev.access_key)
-        .env("CAIRN_ROOT_SECRET_KEY", &dev.secret_key)
-        .output()
-        .expect("run cairn admin");
-    assert!(
-        output.status.success(),
-        "create-key failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).expect("JSON answer");
-    assert_eq!(answer["user"], user);
-    (
-        answer["access_key_id"].as_str().unwrap().to_owned(),
-        answer["secret_access_key"].as_str().unwrap().to_owned(),
-    )
-}
-
 fn denied() -> (String, u16) {
     ("AccessDenied".to_owned(), 403)
 }
@@ -349,8 +325,10 @@ async fn sdk_grants(dev: &CairnDev, alice: &Client, bob: &Client) {
 async fn explicit_grants_work_with_boto3_and_the_sdk() {
     let dir = tempfile::tempdir().unwrap();
     let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
-    let (alice_key, alice_secret) = tokio::task::block_in_place(|| create_user(&dev, "alice"));
-    let (bob_key, bob_secret) = tokio::task::block_in_place(|| create_user(&dev, "bob"));
+    let (alice_key, alice_secret) =
+        tokio::task::block_in_place(|| dev.create_user(Path::new(BINARY), "alice"));
+    let (bob_key, bob_secret) =
+        tokio::task::block_in_place(|| dev.create_user(Path::new(BINARY), "bob"));
 
     tokio::task::block_in_place(|| {
         run_python_script(

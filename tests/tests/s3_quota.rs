@@ -21,34 +21,13 @@ use sdk_client::{client, client_with_keys, code_and_status};
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 const MIB: usize = 1024 * 1024;
 
-/// Runs `cairn admin ARGS` signed with `access_key`/`secret_key`; (success, stdout, stderr).
-fn cairn_admin(
-    dev: &CairnDev,
-    access_key: &str,
-    secret_key: &str,
-    args: &[&str],
-) -> (bool, String, String) {
-    let output = std::process::Command::new(BINARY)
-        .arg("admin")
-        .args(["--endpoint", &dev.url()])
-        .args(args)
-        .env("CAIRN_ROOT_ACCESS_KEY", access_key)
-        .env("CAIRN_ROOT_SECRET_KEY", secret_key)
-        .output()
-        .expect("run cairn admin");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// `cairn admin bucket-quota ARGS` as root; the printed JSON (null for `clear`).
 fn quota(dev: &CairnDev, args: &[&str]) -> serde_json::Value {
     let mut full = vec!["bucket-quota"];
     full.extend_from_slice(args);
-    let (ok, stdout, stderr) =
-        tokio::task::block_in_place(|| cairn_admin(dev, &dev.access_key, &dev.secret_key, &full));
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        dev.admin(Path::new(BINARY), &dev.access_key, &dev.secret_key, &full)
+    });
     assert!(ok, "cairn admin {full:?} failed: {stderr}");
     if stdout.trim().is_empty() {
         serde_json::Value::Null
@@ -186,8 +165,8 @@ async fn quotas_limit_bytes_and_objects_and_only_root_sets_them() {
 
     // Only root manages quotas; a user's bucket is limited by the quota root sets on it.
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["create-key", "--user", "alice"],
@@ -209,8 +188,9 @@ async fn quotas_limit_bytes_and_objects_and_only_root_sets_them() {
         &["bucket-quota", "clear", "alice-b"],
         &["bucket-quota", "get", "alice-b"],
     ] {
-        let (ok, _, stderr) =
-            tokio::task::block_in_place(|| cairn_admin(&dev, &alice_key, &alice_secret, args));
+        let (ok, _, stderr) = tokio::task::block_in_place(|| {
+            dev.admin(Path::new(BINARY), &alice_key, &alice_secret, args)
+        });
         assert!(
             !ok && stderr.contains("403") && stderr.contains("AccessDenied"),
             "{args:?}: {stderr}"
@@ -221,8 +201,8 @@ async fn quotas_limit_bytes_and_objects_and_only_root_sets_them() {
     assert_eq!(put(&alice, "alice-b", "two", 5).await, exceeded());
     // Bad arguments: no limit, an unknown bucket.
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["bucket-quota", "set", "alice-b"],
@@ -230,8 +210,8 @@ async fn quotas_limit_bytes_and_objects_and_only_root_sets_them() {
     });
     assert!(!ok && stderr.contains("--max-bytes"), "{stderr}");
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        cairn_admin(
-            &dev,
+        dev.admin(
+            Path::new(BINARY),
             &dev.access_key,
             &dev.secret_key,
             &["bucket-quota", "set", "no-such-bucket", "--max-bytes", "1"],

@@ -12,27 +12,6 @@ use cairn_tests::{CairnDev, run_python_script};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
-/// Creates a user's key with `cairn admin`; returns (access key id, secret).
-fn create_user(dev: &CairnDev, user: &str) -> (String, String) {
-    let output = std::process::Command::new(BINARY)
-        .arg("admin")
-        .args(["--endpoint", &dev.url(), "create-key", "--user", user])
-        .env("CAIRN_ROOT_ACCESS_KEY", &dev.access_key)
-        .env("CAIRN_ROOT_SECRET_KEY", &dev.secret_key)
-        .output()
-        .expect("run cairn admin");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON answer");
-    (
-        answer["access_key_id"].as_str().unwrap().to_owned(),
-        answer["secret_access_key"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Every text form a 32-byte key can take in a log line.
 fn key_forms(key: &[u8]) -> Vec<String> {
     let engines = [
@@ -58,7 +37,7 @@ fn no_secret_reaches_the_logs() {
         &[],
         &[("CAIRN_LOG", "debug")],
     );
-    let (user_key, user_secret) = create_user(&dev, "hygiene");
+    let (user_key, user_secret) = dev.create_user(Path::new(BINARY), "hygiene");
     let first_key = [0x5au8; 32]
         .iter()
         .enumerate()
