@@ -179,11 +179,15 @@ fn assert_still_corrupt(dev: &CairnDev, piece: &OnDiskPiece) {
     );
 }
 
+/// Creates `bucket` (unless this caller already owns it) and puts `object` under `key`.
 fn put_object(dev: &CairnDev, bucket: &str, key: &str, object: &[u8]) {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let s3 = client(dev);
-        if let Err(error) = s3.create_bucket().bucket(bucket).send().await {
+        if let Err(error) = s3.create_bucket().bucket(bucket).send().await
+            && error.code() != Some("BucketAlreadyOwnedByYou")
+        {
             panic!("CreateBucket: {error:?}\n{}", dev.process.log());
         }
         if let Err(error) = s3
@@ -600,41 +604,84 @@ fn try_put(dev: &CairnDev, bucket: &str, key: &str, body: &[u8]) -> Result<(), S
     })
 }
 
+/// Fills the file system at `path` with a file of `0x11` bytes until less than 1% of it is
+/// free (or a write fails), and returns the file's path.
+fn fill_file_system(path: &Path) -> PathBuf {
+    use std::io::Write;
+    let filler_path = path.join("filler");
+    let mut filler = std::fs::File::create(&filler_path).unwrap();
+    let chunk = vec![0x11u8; 4 << 20];
+    loop {
+        let stat = nix::sys::statvfs::statvfs(path).unwrap();
+        let total = stat.blocks() as u64 * stat.fragment_size() as u64;
+        let available = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        if available < total / 100 || filler.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    filler_path
+}
+
 #[test]
-// Ignored in CI: it failed once in four runs on a loaded machine (a write racing the heartbeat
-// that reports the file system full); run it with `cargo test --test durability_dev -- --ignored`
-// until that race is understood.
-#[ignore = "flaky under load: a write can race the heartbeat that reports the disk full"]
-fn a_file_system_filled_by_other_files_marks_the_nodes_full() {
+fn file_systems_filled_by_other_files_mark_their_nodes_full() {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // Node 0 has a disk of its own, nodes 1-5 share another; the metadata replica and the rest
+    // of the dev's state stay on the real file system, as a metadata server's disk would. Each
+    // storage directory is a link into its disk. The mounts are declared before `dev`, dropped
+    // after it: the process is gone before the unmount.
     let cluster = data.path().join("cluster");
     std::fs::create_dir(&cluster).unwrap();
-    // Declared before `dev`, dropped after it: the process is gone before the unmount.
-    let _mount = TmpfsMount::new(&cluster, 1024);
+    let disks = [data.path().join("disk-a"), data.path().join("disk-b")];
+    // Each shard log preallocates a 128 MiB segment: the disks hold those and some room.
+    let _mounts: Vec<TmpfsMount> = disks
+        .iter()
+        .zip([256, 1024])
+        .map(|(disk, size_mib)| {
+            std::fs::create_dir(disk).unwrap();
+            TmpfsMount::new(disk, size_mib)
+        })
+        .collect();
+    for node in 0..6 {
+        let disk = &disks[usize::from(node != 0)];
+        let target = disk.join(format!("storage-{node}"));
+        std::fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(&target, cluster.join(format!("storage-{node}"))).unwrap();
+    }
     let dev = CairnDev::start(Path::new(BINARY), data.path());
     let object = content(29, OBJECT_BYTES);
     put_object(&dev, "full", "before", &object);
 
-    // Another file takes the space: the shard logs themselves stay small, so only the file
-    // system's own figure (statvfs) can tell the registry the nodes are full.
-    let filler_path = cluster.join("filler");
-    {
-        use std::io::Write;
-        let mut filler = std::fs::File::create(&filler_path).unwrap();
-        let chunk = vec![0x11u8; 4 << 20];
-        loop {
-            let stat = nix::sys::statvfs::statvfs(&cluster).unwrap();
-            let total = stat.blocks() as u64 * stat.fragment_size() as u64;
-            let available = stat.blocks_available() as u64 * stat.fragment_size() as u64;
-            if available < total / 100 || filler.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-    }
-    // Within a few heartbeats the gateway refuses writes with a clear S3 error instead of
-    // trying the nodes.
+    // Another file takes node 0's space: the shard logs themselves stay small, so only the file
+    // system's own figure (statvfs) can tell the registry the node is full. Writes go on with
+    // the other five nodes (k + 1 pieces of 4+2, the AZ rule kept), whether a write meets the
+    // full disk itself (its piece has no alternate) or the registry already skips the node.
+    let filler_a = fill_file_system(&disks[0]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let key = format!("one-full-{attempt}");
+        let before = all_pieces(&dev);
+        put_object(&dev, "full", &key, &object);
+        assert!(get_object(&dev, "full", &key) == object);
+        let written: Vec<u16> = all_pieces(&dev)
+            .difference(&before)
+            .map(|(node, _)| *node)
+            .collect();
+        if attempt > 3 && !written.contains(&0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes still go to the full node 0: {written:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The other disk full too: within a few heartbeats the gateway refuses writes with a clear
+    // S3 error instead of trying the nodes.
+    let filler_b = fill_file_system(&disks[1]);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {
         attempt += 1;
         match try_put(&dev, "full", &format!("small-{attempt}"), &[7u8; 1024]) {
@@ -647,11 +694,12 @@ fn a_file_system_filled_by_other_files_marks_the_nodes_full() {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert_eq!(code, "ServiceUnavailable");
+    assert_eq!(code, "ServiceUnavailable", "{}", dev.process.log());
     assert!(get_object(&dev, "full", "before") == object);
 
     // Space back: writes are accepted again.
-    std::fs::remove_file(&filler_path).unwrap();
+    std::fs::remove_file(&filler_a).unwrap();
+    std::fs::remove_file(&filler_b).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while try_put(&dev, "full", "after", &object).is_err() {
         assert!(
