@@ -98,6 +98,10 @@ struct EdgeRunArgs {
     /// The routing module (edge-wasm/build/cairn_edge_routing.wasm after edge-wasm/build-wasm.sh).
     #[arg(long)]
     module: Option<PathBuf>,
+    /// The cluster master key file (the gateways' `master-key`): access-key secrets are stored
+    /// sealed by it, so the edge needs it to check signatures.
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
     /// A region and its gateways: `NAME=HOST:PORT[,HOST:PORT...]` (repeat for more regions; the
     /// first is the default region unless --default-region says otherwise).
     #[arg(long = "region")]
@@ -240,16 +244,51 @@ struct DurabilityArgs {
     /// Annualised failure rate of one node.
     #[arg(long, default_value_t = 0.02)]
     afr: f64,
-    /// Mean hours to rebuild one lost shard (default: a day, an assumption until the healer's
-    /// rate is measured on the target hardware).
-    #[arg(long, default_value_t = 24.0)]
-    rebuild_hours: f64,
+    /// Mean hours to rebuild a failed node's shards. Default: the healer's grace period
+    /// (`--down-grace-hours`) plus `--node-tib` at `--heal-rate-mib-per-sec`.
+    #[arg(long)]
+    rebuild_hours: Option<f64>,
+    /// Data on one node, in TiB (used only to derive the rebuild time).
+    #[arg(long, default_value_t = 4.0)]
+    node_tib: f64,
+    /// Heal rate, in MiB of a lost node's pieces restored per second. Default: the median that
+    /// `cairn-bench heal` measured (see benches/results/README.md); measure yours on the target
+    /// hardware.
+    #[arg(long, default_value_t = MEASURED_HEAL_RATE_MIB_PER_SEC)]
+    heal_rate_mib_per_sec: f64,
+    /// Hours a node stays unreachable before the healer treats it as lost (the worker's
+    /// `--healer-down-grace-secs`, default 600 s).
+    #[arg(long, default_value_t = 600.0 / 3600.0)]
+    down_grace_hours: f64,
     /// Model repairs of one stripe as one at a time (conservative) instead of in parallel.
     #[arg(long)]
     serial_repair: bool,
 }
 
+/// The median heal rate of `cairn-bench heal` (release build, `cairn cluster init` defaults: 12
+/// storage nodes, EC 6+3, healer unthrottled) on this project's 2-core reference machine; the
+/// run is recorded in benches/results/2026-11-26-heal.json (heal rate after the grace period).
+const MEASURED_HEAL_RATE_MIB_PER_SEC: f64 = 17.5;
+
+/// `cairn durability`'s rebuild time: the given hours, or the grace period plus a node's data at
+/// the heal rate.
+fn rebuild_hours(args: &DurabilityArgs) -> anyhow::Result<(f64, &'static str)> {
+    if let Some(hours) = args.rebuild_hours {
+        return Ok((hours, "--rebuild-hours"));
+    }
+    anyhow::ensure!(
+        args.heal_rate_mib_per_sec > 0.0 && args.node_tib >= 0.0 && args.down_grace_hours >= 0.0,
+        "--heal-rate-mib-per-sec must be positive, --node-tib and --down-grace-hours not negative"
+    );
+    let seconds = args.node_tib * 1024.0 * 1024.0 / args.heal_rate_mib_per_sec;
+    Ok((
+        args.down_grace_hours + seconds / 3600.0,
+        "--down-grace-hours + --node-tib at --heal-rate-mib-per-sec",
+    ))
+}
+
 fn run_durability(args: DurabilityArgs) -> anyhow::Result<()> {
+    let (rebuild_hours, rebuild_hours_source) = rebuild_hours(&args)?;
     let counts = args
         .scheme
         .rsplit_once(':')
@@ -272,7 +311,7 @@ fn run_durability(args: DurabilityArgs) -> anyhow::Result<()> {
         parity_shards,
         nodes: args.nodes,
         annual_failure_rate: args.afr,
-        rebuild_hours: args.rebuild_hours,
+        rebuild_hours,
         repair: if args.serial_repair {
             cairn_workers::durability::RepairModel::Serial
         } else {
@@ -287,7 +326,10 @@ fn run_durability(args: DurabilityArgs) -> anyhow::Result<()> {
             "nodes": args.nodes,
             "azs": args.azs,
             "annual_failure_rate": args.afr,
-            "rebuild_hours": args.rebuild_hours,
+            "rebuild_hours": rebuild_hours,
+            "rebuild_hours_source": rebuild_hours_source,
+            "node_tib": args.node_tib,
+            "heal_rate_mib_per_sec": args.heal_rate_mib_per_sec,
             "repair": if args.serial_repair { "serial" } else { "parallel" },
             "stripe_annual_loss_probability": report.stripe_annual_loss_probability,
             "stripe_nines": report.stripe_nines,
@@ -1297,6 +1339,11 @@ fn run_edge(args: EdgeArgs) -> anyhow::Result<()> {
             .insert(bucket.to_owned(), region.to_owned());
     }
     config.admin_listen = args.admin_listen;
+    if let Some(path) = &args.master_key_file {
+        config.master_key = Some(std::sync::Arc::new(
+            cairn_sse::MasterKey::load(path).context("--master-key-file")?,
+        ));
+    }
     config.virtual_host_suffixes = args.virtual_host_suffixes;
     config.cache_capacity_bytes = args.cache_bytes;
     config.cache_max_object_bytes = args.cache_max_object_bytes;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod ec;
 mod edge_routing;
+mod heal;
 mod load;
 mod meta;
 mod s3;
@@ -43,6 +44,9 @@ enum Workload {
     Tune(Box<tune::TuneArgs>),
     /// The edge's WASM routing decision in ns/request next to the same code called natively.
     EdgeRouting(edge_routing::EdgeRoutingArgs),
+    /// Time to restore full redundancy after a storage node is killed, and the heal rate next to
+    /// the survivors' shard-log read bandwidth (a `cairn cluster init` cluster; JSON).
+    Heal(heal::HealArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +61,6 @@ fn main() -> anyhow::Result<()> {
         Workload::Compare(args) => s3::compare::run(*args),
         Workload::Tune(args) => tune::run(*args),
         Workload::EdgeRouting(args) => edge_routing::run(args),
+        Workload::Heal(args) => heal::run(args),
     }
 }

@@ -616,7 +616,13 @@ pub fn run(args: S3Args) -> anyhow::Result<()> {
 
 /// Incompressible-looking payload (xorshift), generated once per run.
 fn payload_bytes(size: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    xorshift_bytes(0x9e37_79b9_7f4a_7c15, size)
+}
+
+/// `size` bytes of the xorshift64 stream from `seed` (non-zero): incompressible-looking, and
+/// different for every seed.
+pub fn xorshift_bytes(seed: u64, size: usize) -> Vec<u8> {
+    let mut state = seed;
     let mut bytes = Vec::with_capacity(size + 8);
     while bytes.len() < size {
         state ^= state << 13;

@@ -68,6 +68,9 @@ impl Edge {
             format!("1={}", dev.meta),
             "--partitions".into(),
             "4".into(),
+            // Access-key secrets are stored sealed by the cluster master key.
+            "--master-key-file".into(),
+            dev.data_dir().join("master-key").display().to_string(),
             // The edge reads the bucket service and keys over mutual TLS, as an edge identity
             // of the dev's CA.
             "--tls-dir".into(),
@@ -372,13 +375,16 @@ impl TwoRegions {
         let east_dir = dir.join("east");
         let west_dir = dir.join("west");
         let east = CairnDev::start(Path::new(BINARY), &east_dir);
-        // One set of root keys across regions (they live in the global bucket service).
+        // One set of root keys across regions (they live in the global bucket service), and one
+        // master key, which seals the access-key secrets stored there.
         std::fs::create_dir_all(west_dir.join("cluster")).unwrap();
-        std::fs::copy(
-            east_dir.join("cluster/root-credentials"),
-            west_dir.join("cluster/root-credentials"),
-        )
-        .unwrap();
+        for file in ["root-credentials", "master-key"] {
+            std::fs::copy(
+                east_dir.join("cluster").join(file),
+                west_dir.join("cluster").join(file),
+            )
+            .unwrap();
+        }
         let global_meta = format!("1={}", east.meta);
         // One cluster CA across regions: west's roles dial east's metadata replicas.
         let east_ca = east.data_dir().join("tls/ca");

@@ -5,7 +5,10 @@
 //! may appear only in the banner `cairn dev` prints on purpose (`secret key: ...`); nothing else
 //! may.
 
-use std::path::Path;
+#[path = "sdk_client.rs"]
+mod sdk_client;
+
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use cairn_tests::{CairnDev, run_python_script};
@@ -94,5 +97,88 @@ fn no_secret_reaches_the_logs() {
         "secrets in the log:\n{}",
         leaks.join("\n")
     );
+    dev.assert_no_errors_logged();
+}
+
+/// Every file under `dir`, storage-node directories (which hold only object pieces) skipped.
+fn metadata_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !name.starts_with("storage-") {
+                files.extend(metadata_files(&path));
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Lists the caller's buckets with `access_key`; the error code on failure.
+fn list_buckets(dev: &CairnDev, access_key: &str, secret_key: &str) -> Result<usize, String> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        sdk_client::client_with_keys(dev, access_key, secret_key)
+            .list_buckets()
+            .send()
+            .await
+            .map(|output| output.buckets().len())
+            .map_err(|error| error.code().unwrap_or("no code").to_owned())
+    })
+}
+
+#[test]
+fn access_key_secrets_are_sealed_in_the_metadata_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let (user_key, user_secret) = dev.create_user(Path::new(BINARY), "sealed");
+    assert_eq!(list_buckets(&dev, &user_key, &user_secret), Ok(0));
+    // A wrong secret for the same key is still refused.
+    assert_eq!(
+        list_buckets(&dev, &user_key, &user_secret.to_lowercase()).unwrap_err(),
+        "SignatureDoesNotMatch"
+    );
+    let data = dev.data_dir();
+    let root_secret = dev.secret_key.clone();
+    // The Raft log, the state machine's LMDB and the snapshots hold no secret; the root secret is
+    // only in the credentials file written for the operator.
+    let check = |data: &Path| {
+        let files = metadata_files(data);
+        assert!(
+            files.iter().any(|file| file.starts_with(data.join("meta"))),
+            "no metadata files under {}",
+            data.display()
+        );
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !contains(&bytes, user_secret.as_bytes()),
+                "the user's secret is in {}",
+                file.display()
+            );
+            if file.file_name().unwrap() != "root-credentials" {
+                assert!(
+                    !contains(&bytes, root_secret.as_bytes()),
+                    "the root secret is in {}",
+                    file.display()
+                );
+            }
+        }
+    };
+    check(&data);
+    // After a restart the sealed secrets open again with the master key file.
+    let dev = dev.restarted(Path::new(BINARY), dir.path());
+    assert_eq!(list_buckets(&dev, &user_key, &user_secret), Ok(0));
+    assert_eq!(list_buckets(&dev, &dev.access_key, &dev.secret_key), Ok(0));
+    check(&data);
     dev.assert_no_errors_logged();
 }

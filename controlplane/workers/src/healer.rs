@@ -14,6 +14,11 @@
 //! - a node that does not answer is **unreachable** until it has been so for `down_grace`, then
 //!   **down**; shard indexes the map lacks (a degraded commit) are **absent**.
 //!
+//! Before that walk, every node is probed; when some have been unreachable past `down_grace`,
+//! the pass first heals every object with a piece on them, found from the shard maps alone and
+//! those with the fewest pieces left first, so restoring redundancy after a node loss reads the
+//! affected stripes only, not every piece in the cluster (the walk then skips those objects).
+//!
 //! [`plan_block`] (pure) turns that into work: corrupt and missing pieces are rewritten in place
 //! (same node, same name); pieces on down nodes and absent indexes move to nodes chosen by the
 //! placement rule (distinct nodes, ≤ m shards per AZ, down and unreachable nodes skipped, the
@@ -333,10 +338,23 @@ pub struct Healer<M: MetaAccess, S: ShardAccess> {
     orphans: OrphanCandidates,
     /// When the suspect queues were last drained.
     last_drain: Instant,
+    /// When the nodes were last probed for the down-node sweep.
+    last_probe: Instant,
 }
 
 /// Each shard index of a block: (node position, what the read found).
 type BlockStates = BTreeMap<ShardIndex, (usize, PieceState)>;
+
+/// A pass's down-node sweeps: the node positions swept for, and the versions they healed.
+#[derive(Default)]
+struct Sweep {
+    down: BTreeSet<usize>,
+    healed: BTreeSet<(String, String, cairn_meta_state::VersionId)>,
+}
+
+fn record_key(record: &ObjectRecord) -> (String, String, cairn_meta_state::VersionId) {
+    (record.bucket.clone(), record.key.clone(), record.version_id)
+}
 
 /// One object's pending repair, ordered by its weakest block.
 struct ObjectRepair {
@@ -358,6 +376,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
             pass_bytes: 0,
             orphans: OrphanCandidates::default(),
             last_drain: Instant::now(),
+            last_probe: Instant::now(),
         }
     }
 
@@ -442,7 +461,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
                     if let Ok(Response::Object(record)) = self.meta.read(query)? {
                         report.objects_checked += 1;
                         if self.check_object(&record, &mut report).is_some() {
-                            self.heal_object(&record, now_ms, &mut report)?;
+                            self.heal_object(&record, now_ms, &mut report, false)?;
                         }
                     }
                     self.stats.suspects_checked.fetch_add(1, Ordering::Relaxed);
@@ -486,17 +505,30 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         self.pass_bytes = 0;
         let mut report = HealReport::default();
         let mut repairs = Vec::new();
-        for record in self.committed_records()? {
+        let records = self.committed_records()?;
+        // Pieces on DOWN nodes first, found from the shard maps alone: restoring redundancy
+        // after a node loss reads only the affected stripes, not every piece of the cluster. The
+        // nodes are probed again during the walk, so a node lost mid-pass is swept at once.
+        let mut sweep = Sweep::default();
+        self.sweep_down_nodes(&records, &mut sweep, now_ms, &mut report)?;
+        for record in &records {
+            if self.last_probe.elapsed() >= self.config.suspect_poll_interval {
+                self.sweep_down_nodes(&records, &mut sweep, now_ms, &mut report)?;
+            }
+            if sweep.healed.contains(&record_key(record)) {
+                // Read block by block and healed by a sweep this pass.
+                continue;
+            }
             // A pass over a large cluster takes hours at its budget: reported suspects are not
             // left waiting for its end.
             if self.last_drain.elapsed() >= self.config.suspect_poll_interval {
                 self.drain_suspects_logged(now_ms);
             }
             report.objects_checked += 1;
-            let fewest_healthy = self.check_object(&record, &mut report);
+            let fewest_healthy = self.check_object(record, &mut report);
             if let Some(fewest_healthy) = fewest_healthy {
                 repairs.push(ObjectRepair {
-                    record,
+                    record: record.clone(),
                     fewest_healthy,
                 });
             }
@@ -504,11 +536,88 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         // Most endangered first.
         repairs.sort_by_key(|repair| repair.fewest_healthy);
         for repair in repairs {
-            self.heal_object(&repair.record, now_ms, &mut report)?;
+            if sweep.healed.contains(&record_key(&repair.record)) {
+                // A sweep later in the pass healed it already.
+                continue;
+            }
+            self.heal_object(&repair.record, now_ms, &mut report, false)?;
         }
         self.scan_orphans(&mut report)?;
         self.stats.passes.fetch_add(1, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Probes every node (a one-entry scan) and returns the positions unreachable past the
+    /// grace period.
+    fn down_nodes(&mut self) -> BTreeSet<usize> {
+        let mut down = BTreeSet::new();
+        for position in 0..self.nodes.len() {
+            let node_id = self.nodes[position].node_id;
+            match self.shards.scan(node_id, None, 1) {
+                Ok(_) => {
+                    self.unreachable_since.remove(&position);
+                }
+                Err(_) => {
+                    if self.mark_unreachable(position) == PieceState::Down {
+                        down.insert(position);
+                    }
+                }
+            }
+        }
+        down
+    }
+
+    /// Probes the nodes; when some are newly DOWN this pass, heals every record with a piece on
+    /// them (those with the fewest pieces left on live nodes first) and notes it in `sweep`.
+    fn sweep_down_nodes(
+        &mut self,
+        records: &[ObjectRecord],
+        sweep: &mut Sweep,
+        now_ms: u64,
+        report: &mut HealReport,
+    ) -> Result<(), HealerError> {
+        self.last_probe = Instant::now();
+        let down: BTreeSet<usize> = self.down_nodes().difference(&sweep.down).copied().collect();
+        if down.is_empty() {
+            return Ok(());
+        }
+        sweep.down.extend(&down);
+        let mut urgent: Vec<(usize, &ObjectRecord)> = records
+            .iter()
+            .filter(|record| !sweep.healed.contains(&record_key(record)))
+            .filter_map(|record| {
+                let fewest_live = record
+                    .erasure
+                    .parts
+                    .iter()
+                    .flat_map(|part| &part.blocks)
+                    .filter_map(|block| {
+                        let on_down = |placement: &ShardPlacement| {
+                            self.position_of(placement.node_id.0)
+                                .is_none_or(|position| down.contains(&position))
+                        };
+                        let lost = block.shards.values().filter(|p| on_down(p)).count();
+                        (lost > 0).then(|| block.shards.len() - lost)
+                    })
+                    .min()?;
+                Some((fewest_live, record))
+            })
+            .collect();
+        urgent.sort_by_key(|(fewest_live, _)| *fewest_live);
+        tracing::info!(
+            down = ?down.iter().map(|position| self.nodes[*position].node_id).collect::<Vec<_>>(),
+            objects = urgent.len(),
+            "healing the objects with pieces on down nodes first"
+        );
+        for (_, record) in urgent {
+            if self.last_drain.elapsed() >= self.config.suspect_poll_interval {
+                self.drain_suspects_logged(now_ms);
+            }
+            report.objects_checked += 1;
+            self.heal_object(record, now_ms, report, true)?;
+            sweep.healed.insert(record_key(record));
+        }
+        Ok(())
     }
 
     fn read_meta(&mut self, query: Query, name: &'static str) -> Result<Response, HealerError> {
@@ -826,6 +935,24 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         (states, pieces)
     }
 
+    /// Adds one block's corrupt and missing pieces to the report and the counters.
+    fn count_findings(&self, states: &BlockStates, report: &mut HealReport) {
+        report.pieces_checked += states.len() as u64;
+        for (_, state) in states.values() {
+            match state {
+                PieceState::Corrupt => {
+                    report.pieces_corrupt += 1;
+                    self.stats.pieces_corrupt.fetch_add(1, Ordering::Relaxed);
+                }
+                PieceState::Missing => {
+                    report.pieces_missing += 1;
+                    self.stats.pieces_missing.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Scrubs one object; returns its weakest block's healthy count when it needs work.
     fn check_object(&mut self, record: &ObjectRecord, report: &mut HealReport) -> Option<usize> {
         let scheme: Scheme = record.erasure.scheme.parse().ok()?;
@@ -841,24 +968,11 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
                     block,
                     piece_size_bytes,
                 );
-                report.pieces_checked += states.len() as u64;
+                self.count_findings(&states, report);
                 let healthy = states
                     .values()
                     .filter(|(_, state)| *state == PieceState::Healthy)
                     .count();
-                for (_, state) in states.values() {
-                    match state {
-                        PieceState::Corrupt => {
-                            report.pieces_corrupt += 1;
-                            self.stats.pieces_corrupt.fetch_add(1, Ordering::Relaxed);
-                        }
-                        PieceState::Missing => {
-                            report.pieces_missing += 1;
-                            self.stats.pieces_missing.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => {}
-                    }
-                }
                 let needs_work = block.shards.len() < scheme.total_shards()
                     || states.values().any(|(_, state)| {
                         matches!(
@@ -880,11 +994,15 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
     /// grace period outlasts one object's repair, so an in-place rewrite racing a delete is
     /// collected with the rest of the garbage. Moves are guarded by the record-version
     /// compare-and-set.
+    ///
+    /// `unchecked`: the object was not scrubbed this pass (the down-node sweep), so what its
+    /// blocks' reads find is reported here.
     fn heal_object(
         &mut self,
         scanned: &ObjectRecord,
         now_ms: u64,
         report: &mut HealReport,
+        unchecked: bool,
     ) -> Result<(), HealerError> {
         let query = Query::GetObject {
             bucket: scanned.bucket.clone(),
@@ -927,6 +1045,9 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
                     block,
                     piece_size_bytes,
                 );
+                if unchecked {
+                    self.count_findings(&states, report);
+                }
                 let unavailable: BTreeSet<usize> = states
                     .values()
                     .filter(|(_, state)| {

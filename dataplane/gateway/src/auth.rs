@@ -109,7 +109,12 @@ pub(crate) async fn lookup(
         .await?;
     let found = match answer {
         Ok(Response::AccessKey(record)) if record.status == AccessKeyStatus::Active => {
-            Some((record.secret_access_key, record.owner))
+            let secret = crate::users::open_stored_secret(
+                executor.shared.config.master_key.as_deref(),
+                access_key_id,
+                &record.secret_access_key,
+            )?;
+            Some((secret, record.owner))
         }
         Ok(_) | Err(MetaError::NoSuchAccessKey { .. }) => None,
         Err(error) => return Err(crate::errors::meta_error_to_s3(&error)),

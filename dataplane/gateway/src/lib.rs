@@ -66,6 +66,7 @@ mod storage;
 mod suspects;
 mod tagging;
 mod users;
+pub use users::open_stored_secret;
 
 pub use cairn_common::placement;
 pub use config::{GatewayConfig, RootCredentials, StorageNodeConfig};

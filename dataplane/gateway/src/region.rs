@@ -59,9 +59,10 @@ pub fn check_signing_region(signing_region: &str, expected: &str) -> Result<(), 
     if signing_region == expected {
         Ok(())
     } else {
-        Err(S3Error::AuthorizationHeaderMalformed(format!(
-            "the region '{signing_region}' is wrong; expecting '{expected}'"
-        )))
+        Err(S3Error::WrongSigningRegion {
+            signing_region: signing_region.to_owned(),
+            expected_region: expected.to_owned(),
+        })
     }
 }
 

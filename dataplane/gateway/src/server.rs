@@ -283,11 +283,15 @@ fn register_root_key(shared: &Shared) -> Result<(), GatewayError> {
     let Some(root) = &shared.config.root_credentials else {
         return Ok(());
     };
+    let master_key = shared.config.master_key.as_deref();
+    let stored_secret =
+        crate::users::stored_secret(master_key, &root.access_key_id, &root.secret_access_key)
+            .map_err(|error| GatewayError::Config(format!("sealing the root secret: {error}")))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let command = Command::CreateAccessKey(CreateAccessKey {
             access_key_id: root.access_key_id.clone(),
-            secret_access_key: root.secret_access_key.clone(),
+            secret_access_key: stored_secret.clone(),
             owner: root.owner.clone(),
             now_ms: now_unix_millis(),
         });
@@ -300,7 +304,12 @@ fn register_root_key(shared: &Shared) -> Result<(), GatewayError> {
                     };
                     return match futures::executor::block_on(shared.meta.read(query)) {
                         Ok(Ok(Response::AccessKey(record)))
-                            if record.secret_access_key == root.secret_access_key =>
+                            if cairn_sse::open_secret(
+                                master_key,
+                                &root.access_key_id,
+                                &record.secret_access_key,
+                            )
+                            .is_ok_and(|secret| *secret == root.secret_access_key) =>
                         {
                             Ok(())
                         }

@@ -7,7 +7,8 @@
 //!
 //! - `POST /_cairn/admin/v1/access-keys?user=NAME` creates a key for user `NAME` (a new random
 //!   id and secret) and answers `{"access_key_id", "secret_access_key", "user"}`; the secret is
-//!   never shown again.
+//!   never shown again; the bucket service keeps it only sealed by the cluster master key
+//!   ([`stored_secret`], `cairn_sse::sealed`).
 //! - `GET /_cairn/admin/v1/access-keys[?user=NAME]` lists keys (no secrets).
 //! - `DELETE /_cairn/admin/v1/access-keys/ID` revokes a key (the root key cannot be revoked).
 //! - `PUT|GET|DELETE /_cairn/admin/v1/bucket-quota/BUCKET` sets, shows (with the bucket's
@@ -91,10 +92,19 @@ pub async fn handle_admin(
                 b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
             )
             .map_err(|_| S3Error::InternalError)?;
+            let stored = stored_secret(
+                executor.shared.config.master_key.as_deref(),
+                &access_key_id,
+                &secret_access_key,
+            )
+            .map_err(|error| {
+                tracing::error!(%error, "sealing a new access key's secret");
+                S3Error::InternalError
+            })?;
             executor
                 .meta_write(Command::CreateAccessKey(CreateAccessKey {
                     access_key_id: access_key_id.clone(),
-                    secret_access_key: secret_access_key.clone(),
+                    secret_access_key: stored,
                     owner: user.clone(),
                     now_ms: now_unix_millis(),
                 }))
@@ -178,6 +188,40 @@ pub async fn handle_admin(
             &serde_json::json!({ "error": "unknown admin resource" }),
         )),
         _ => Err(S3Error::MethodNotAllowed),
+    }
+}
+
+/// The secret of an access key record: opened with the master key when sealed (a legacy
+/// plaintext value as it is). A secret that does not open (another cluster's master key, or none
+/// configured) is logged and answered with 500, never treated as a wrong signature.
+pub fn open_stored_secret(
+    master_key: Option<&cairn_sse::MasterKey>,
+    access_key_id: &str,
+    stored: &str,
+) -> Result<String, S3Error> {
+    cairn_sse::open_secret(master_key, access_key_id, stored)
+        .map(|secret| secret.to_string())
+        .map_err(|error| {
+            tracing::error!(
+                %error,
+                access_key_id,
+                "cannot open the stored secret of an access key (is the master key the cluster's?)"
+            );
+            S3Error::InternalError
+        })
+}
+
+/// What the bucket service stores for a new access key's secret: sealed by the cluster master
+/// key (see `cairn_sse::sealed`), or, on a gateway without one (encryption at rest off), the
+/// secret itself.
+pub(crate) fn stored_secret(
+    master_key: Option<&cairn_sse::MasterKey>,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> Result<String, cairn_sse::SseError> {
+    match master_key {
+        Some(master_key) => cairn_sse::seal_secret(master_key, access_key_id, secret_access_key),
+        None => Ok(secret_access_key.to_owned()),
     }
 }
 

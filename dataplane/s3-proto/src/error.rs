@@ -31,6 +31,15 @@ pub enum S3Error {
     RequestTimeTooSkewed,
     #[error("The authorization header is malformed; {0}")]
     AuthorizationHeaderMalformed(String),
+    /// AuthorizationHeaderMalformed for a credential scope of another region: the error document
+    /// names the right one in `<Region>`, which SDKs (boto3, the AWS CLI) use to re-sign.
+    #[error(
+        "The authorization header is malformed; the region '{signing_region}' is wrong; expecting '{expected_region}'"
+    )]
+    WrongSigningRegion {
+        signing_region: String,
+        expected_region: String,
+    },
     #[error("Query-string authentication is malformed: {0}")]
     AuthorizationQueryParametersError(String),
     #[error("There were headers present in the request which were not signed: {0}")]
@@ -228,7 +237,9 @@ impl S3Error {
             S3Error::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             S3Error::InvalidAccessKeyId => "InvalidAccessKeyId",
             S3Error::RequestTimeTooSkewed => "RequestTimeTooSkewed",
-            S3Error::AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
+            S3Error::AuthorizationHeaderMalformed(_) | S3Error::WrongSigningRegion { .. } => {
+                "AuthorizationHeaderMalformed"
+            }
             S3Error::AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
             S3Error::MissingSecurityHeader(_) => "MissingSecurityHeader",
             S3Error::XAmzContentSha256Mismatch => "XAmzContentSHA256Mismatch",
@@ -321,6 +332,7 @@ impl S3Error {
             | S3Error::QuotaExceeded(_) => 403,
             S3Error::ExpiredToken
             | S3Error::AuthorizationHeaderMalformed(_)
+            | S3Error::WrongSigningRegion { .. }
             | S3Error::MissingSecurityHeader(_)
             | S3Error::XAmzContentSha256Mismatch
             | S3Error::InvalidBucketName
@@ -397,6 +409,12 @@ impl S3Error {
         writer.open("Error");
         writer.text_element("Code", self.code());
         writer.text_element("Message", &self.to_string());
+        if let S3Error::WrongSigningRegion {
+            expected_region, ..
+        } = self
+        {
+            writer.text_element("Region", expected_region);
+        }
         writer.text_element("Resource", resource);
         writer.text_element("RequestId", request_id);
         writer.close("Error");
@@ -420,6 +438,10 @@ mod tests {
             S3Error::InvalidAccessKeyId,
             S3Error::RequestTimeTooSkewed,
             S3Error::AuthorizationHeaderMalformed("x".into()),
+            S3Error::WrongSigningRegion {
+                signing_region: "us-east-1".into(),
+                expected_region: "us-west-2".into(),
+            },
             S3Error::AuthorizationQueryParametersError("x".into()),
             S3Error::UnsignedHeaders("x-amz-meta-a".into()),
             S3Error::MissingSecurityHeader("x-amz-date".into()),
@@ -505,6 +527,7 @@ mod tests {
             S3Error::InvalidAccessKeyId => ("InvalidAccessKeyId", 403),
             S3Error::RequestTimeTooSkewed => ("RequestTimeTooSkewed", 403),
             S3Error::AuthorizationHeaderMalformed(_) => ("AuthorizationHeaderMalformed", 400),
+            S3Error::WrongSigningRegion { .. } => ("AuthorizationHeaderMalformed", 400),
             S3Error::AuthorizationQueryParametersError(_) => {
                 ("AuthorizationQueryParametersError", 403)
             }
@@ -592,7 +615,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 77, "a variant is missing from the table");
+        assert_eq!(variants.len(), 78, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

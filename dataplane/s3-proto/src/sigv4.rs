@@ -437,6 +437,12 @@ fn check_scope(
     if let Some(expected) = &config.region
         && &credential.region != expected
     {
+        if !presigned {
+            return Err(S3Error::WrongSigningRegion {
+                signing_region: credential.region.clone(),
+                expected_region: expected.clone(),
+            });
+        }
         return Err(error(format!(
             "the region '{}' is wrong; expecting '{expected}'",
             credential.region

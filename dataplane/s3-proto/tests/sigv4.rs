@@ -412,10 +412,20 @@ fn header_auth_failures() {
     let pinned = VerifyConfig {
         region: Some("eu-west-1".to_string()),
     };
-    assert!(matches!(
-        verify_request(&request, &secrets, &pinned, now),
-        Err(S3Error::AuthorizationHeaderMalformed(_))
-    ));
+    let error = verify_request(&request, &secrets, &pinned, now).unwrap_err();
+    assert_eq!(
+        error,
+        S3Error::WrongSigningRegion {
+            signing_region: "us-east-1".to_string(),
+            expected_region: "eu-west-1".to_string(),
+        }
+    );
+    assert_eq!(error.code(), "AuthorizationHeaderMalformed");
+    assert!(
+        error
+            .to_xml("/test.txt", "1")
+            .contains("<Region>eu-west-1</Region>")
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@
 pub mod chunk;
 pub mod envelope;
 pub mod keys;
+pub mod sealed;
 
 pub use chunk::{
     CHUNK_OVERHEAD_BYTES, CHUNK_PLAINTEXT_BYTES, ChunkDecryptor, ChunkEncryptor, ciphertext_range,
@@ -28,6 +29,7 @@ pub use chunk::{
 };
 pub use envelope::{CustomerKeyCheck, Envelope, Mode};
 pub use keys::{CustomerKey, DataKey, MasterKey};
+pub use sealed::{is_sealed, open_secret, seal_secret};
 
 /// Errors of the encryption core. None of them carries key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

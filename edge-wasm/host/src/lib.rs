@@ -62,6 +62,9 @@ pub struct EdgeConfig {
     pub cache_ttl_ms: u32,
     pub bucket_cache_ttl_ms: u64,
     pub access_key_cache_ttl_ms: u64,
+    /// The cluster master key, to open the access-key secrets the bucket service keeps sealed
+    /// (`cairn_sse::sealed`). Without it only keys stored unsealed can sign requests here.
+    pub master_key: Option<std::sync::Arc<cairn_sse::MasterKey>>,
     /// Executors (default: one per core).
     pub executors: Option<usize>,
     /// Idle keep-alive connections kept per gateway and executor.
@@ -103,6 +106,7 @@ impl EdgeConfig {
             cache_ttl_ms: 2_000,
             bucket_cache_ttl_ms: 30_000,
             access_key_cache_ttl_ms: 10_000,
+            master_key: None,
             executors: None,
             max_idle_connections_per_gateway: 64,
         }

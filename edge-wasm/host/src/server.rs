@@ -442,7 +442,11 @@ async fn access_key_secret(
         .map_err(|error| cairn_gateway::errors::client_error_to_s3(&error))?;
     let secret = match answer {
         Ok(Response::AccessKey(record)) if record.status == AccessKeyStatus::Active => {
-            Some(record.secret_access_key)
+            Some(cairn_gateway::open_stored_secret(
+                executor.shared.config.master_key.as_deref(),
+                access_key_id,
+                &record.secret_access_key,
+            )?)
         }
         Ok(_) | Err(MetaError::NoSuchAccessKey { .. }) => None,
         Err(error) => return Err(cairn_gateway::errors::meta_error_to_s3(&error)),
