@@ -21,6 +21,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from s3client import signed
+
 EAST, WEST = "us-east-1", "us-west-2"
 
 
@@ -57,25 +59,6 @@ def expect_error(what, code, status, call):
     raise AssertionError(f"{what}: succeeded, expected {code}")
 
 
-def raw_get(args, endpoint, path, region):
-    """GET `path` signed (SigV4) for `region` without an SDK's retries or redirects."""
-    import urllib.error
-    import urllib.request
-
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    request = AWSRequest(method="GET", url=endpoint + path)
-    S3SigV4Auth(Credentials(args.access, args.secret), "s3", region).add_auth(request)
-    prepared = urllib.request.Request(endpoint + path, headers=dict(request.headers.items()))
-    try:
-        with urllib.request.urlopen(prepared) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def get_body(s3, bucket, key):
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
@@ -109,7 +92,7 @@ def routing(args):
     assert error.response["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region") == WEST
     # Signed for the wrong region: 400 AuthorizationHeaderMalformed naming the right region in
     # <Region>, as S3 does; SDKs read it and sign again for that region.
-    status, body = raw_get(args, args.west, "/region-west/k0", EAST)
+    status, body = signed(args.west, "GET", "/region-west/k0", args.access, args.secret, region=EAST)
     assert status == 400, (status, body)
     assert b"<Code>AuthorizationHeaderMalformed</Code>" in body, body
     assert b"<Region>us-west-2</Region>" in body, body

@@ -3,37 +3,18 @@
 open reading one object to everyone or to signed-in users (explicit grants: s3_acl_grants.py).
 
 Usage: s3_acl.py ENDPOINT ALICE_KEY ALICE_SECRET BOB_KEY BOB_SECRET"""
+import functools
 import sys
-import urllib.error
-import urllib.request
 
-from botocore.exceptions import ClientError
-
-from s3client import client
+from s3client import client, failure, anonymous as _anonymous
 
 endpoint, alice_key, alice_secret, bob_key, bob_secret = sys.argv[1:6]
+anonymous = functools.partial(_anonymous, endpoint)
 alice = client(endpoint, alice_key, alice_secret, retries={"total_max_attempts": 1})
 bob = client(endpoint, bob_key, bob_secret, retries={"total_max_attempts": 1})
 bucket = "py-acl"
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
-
-
-def failure(call):
-    try:
-        call()
-    except ClientError as error:
-        return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
-
-
-def anonymous(method, path, body=None):
-    request = urllib.request.Request(f"{endpoint}{path}", data=body, method=method)
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def grants(answer):

@@ -5,19 +5,15 @@ CreateMultipartUpload, CopyObject), what each permission opens, Block Public Acc
 explicit public grants, a policy's explicit Deny over a grant, and the error cases.
 
 Usage: s3_acl_grants.py ENDPOINT ALICE_KEY ALICE_SECRET BOB_KEY BOB_SECRET ROOT_KEY ROOT_SECRET"""
+import functools
 import json
 import sys
-import urllib.error
-import urllib.request
 
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
-
-from s3client import client
+from s3client import anonymous as _anonymous
+from s3client import client, failure, signed
 
 endpoint, alice_key, alice_secret, bob_key, bob_secret, root_key, root_secret = sys.argv[1:8]
+anonymous = functools.partial(_anonymous, endpoint)
 alice = client(endpoint, alice_key, alice_secret, retries={"total_max_attempts": 1})
 bob = client(endpoint, bob_key, bob_secret, retries={"total_max_attempts": 1})
 root = client(endpoint, root_key, root_secret, retries={"total_max_attempts": 1})
@@ -25,37 +21,7 @@ bucket = "py-acl-grants"
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
-
-
-def failure(call):
-    try:
-        call()
-    except ClientError as error:
-        return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
-
-
-def anonymous(method, path, body=None):
-    request = urllib.request.Request(f"{endpoint}{path}", data=body, method=method)
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def signed(method, path, body, key, secret, headers=None):
-    """A SigV4-signed request with a body boto3 would not send (a malformed document)."""
-    request = AWSRequest(method=method, url=f"{endpoint}{path}", data=body,
-                         headers={"Content-Type": "application/xml", **(headers or {})})
-    S3SigV4Auth(Credentials(key, secret), "s3", "us-east-1").add_auth(request)
-    prepared = request.prepare()
-    raw = urllib.request.Request(prepared.url, data=body, method=method, headers=dict(prepared.headers))
-    try:
-        with urllib.request.urlopen(raw) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+XML = {"Content-Type": "application/xml"}
 
 
 def grants(answer):
@@ -217,9 +183,9 @@ assert failure(lambda: alice.put_bucket_acl(Bucket=bucket, GrantRead="bob")) == 
 for document in [b"<AccessControlPolicy><AccessControlList>", b"not xml at all",
                  b"<AccessControlPolicy><AccessControlList><Grant><Grantee><ID>bob</ID></Grantee>"
                  b"<Permission>EVERYTHING</Permission></Grant></AccessControlList></AccessControlPolicy>"]:
-    status, answer = signed("PUT", f"/{bucket}?acl", document, alice_key, alice_secret)
+    status, answer = signed(endpoint, "PUT", f"/{bucket}?acl", alice_key, alice_secret, document, XML)
     assert status == 400 and b"<Code>MalformedACLError</Code>" in answer, (document, status, answer)
-status, answer = signed("PUT", f"/{bucket}/doc.txt?acl", b"<Nope/>", alice_key, alice_secret)
+status, answer = signed(endpoint, "PUT", f"/{bucket}/doc.txt?acl", alice_key, alice_secret, b"<Nope/>", XML)
 assert status == 400 and b"<Code>MalformedACLError</Code>" in answer, (status, answer)
 assert grants(alice.get_bucket_acl(Bucket=bucket)) == before
 assert failure(lambda: alice.head_object(Bucket=bucket, Key="both.txt"))[1] == 404

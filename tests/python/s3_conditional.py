@@ -9,17 +9,10 @@ import threading
 from botocore.exceptions import ClientError
 
 import s3client
+from s3client import failure
 
 endpoint, access_key, secret_key = sys.argv[1:4]
 s3 = s3client.client(endpoint, access_key, secret_key, retries={"total_max_attempts": 1})
-
-
-def failure(call):
-    try:
-        call()
-    except ClientError as error:
-        return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
 
 
 bucket = "conditional"

@@ -11,22 +11,14 @@ import http.client
 import sys
 import urllib.parse
 
-from botocore.exceptions import ClientError
 
 import s3client
+from s3client import failure
 
 endpoint, access_key, secret_key = sys.argv[1:4]
 s3 = s3client.client(endpoint, access_key, secret_key, retries={"total_max_attempts": 1})
 bucket = "py-edge-cases"
 MiB = 1024 * 1024
-
-
-def failure(call):
-    try:
-        call()
-    except ClientError as error:
-        return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
 
 
 s3.create_bucket(Bucket=bucket)

@@ -6,22 +6,14 @@ Usage: s3_object_attributes.py ENDPOINT ACCESS_KEY SECRET_KEY. Exits non-zero on
 """
 import sys
 
-from botocore.exceptions import ClientError
 
 import s3client
+from s3client import failure
 
 endpoint, access_key, secret_key = sys.argv[1:4]
 s3 = s3client.client(endpoint, access_key, secret_key, retries={"total_max_attempts": 1})
 bucket = "py-attributes"
 ALL = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
-
-
-def failure(call):
-    try:
-        call()
-    except ClientError as error:
-        return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
 
 
 s3.create_bucket(Bucket=bucket)

@@ -7,22 +7,12 @@ import sys
 import urllib.error
 import urllib.request
 
-from botocore.exceptions import ClientError
-
-from s3client import client
+from s3client import client, failure
 
 endpoint, alice_key, alice_secret, bob_key, bob_secret = sys.argv[1:6]
 alice = client(endpoint, alice_key, alice_secret, retries={"total_max_attempts": 1})
 bob = client(endpoint, bob_key, bob_secret, retries={"total_max_attempts": 1})
 bucket = "py-public-access-block"
-
-
-def failure(call):
-    try:
-        call()
-    except ClientError as error:
-        return error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
 
 
 def anonymous_get(path):

@@ -425,22 +425,8 @@ fn put_with_token(dev: &CairnDev, bucket: &str, key: &str, body: &[u8], token: &
 }
 
 fn create_versioned_bucket(dev: &CairnDev, bucket: &str) {
-    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let s3 = client(dev);
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-        s3.put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    runtime.block_on(sdk_client::create_versioned_bucket(&client(dev), bucket));
 }
 
 fn version_ids(dev: &CairnDev, bucket: &str) -> Vec<String> {

@@ -185,17 +185,7 @@ async fn sdk_lifecycle(s3: &Client) {
 /// A GET or HEAD of a delete marker's version id is 405 with the marker's `Last-Modified`.
 async fn sdk_delete_marker_last_modified(s3: &Client) {
     let bucket = "sdk-marker-dates";
-    s3.create_bucket().bucket(bucket).send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    sdk_client::create_versioned_bucket(s3, bucket).await;
     s3.put_object()
         .bucket(bucket)
         .key("k")

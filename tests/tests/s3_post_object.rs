@@ -243,17 +243,7 @@ async fn raw_form_client_signs_and_streams() {
     let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
     let s3 = sdk_client::client(&dev);
     let bucket = "raw-post";
-    s3.create_bucket().bucket(bucket).send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    sdk_client::create_versioned_bucket(&s3, bucket).await;
     let signer = Signer {
         access_key: &dev.access_key,
         secret_key: &dev.secret_key,

@@ -12,9 +12,7 @@ use std::path::Path;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use cairn_tests::{CairnDev, content, run_python_script};
 use sdk_client::{client, client_with_keys, code_and_status};
 
@@ -50,6 +48,18 @@ async fn put(s3: &Client, bucket: &str, key: &str, size: usize) -> Result<(), (S
         .bucket(bucket)
         .key(key)
         .body(ByteStream::from(content(size as u64, size)))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|error| code_and_status(&error))
+}
+
+/// CopyObject of `bucket/source` to `key` in the same bucket.
+async fn copy(s3: &Client, bucket: &str, source: &str, key: &str) -> Result<(), (String, u16)> {
+    s3.copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(format!("{bucket}/{source}"))
         .send()
         .await
         .map(|_| ())
@@ -108,17 +118,7 @@ async fn quotas_limit_bytes_and_objects_and_only_root_sets_them() {
     assert_eq!(answer["usage"]["objects"], 2, "{answer}");
     assert_eq!(answer["usage"]["writes_in_flight"], 0, "{answer}");
     // CopyObject is refused the same way.
-    let copy = s3
-        .copy_object()
-        .bucket(bucket)
-        .key("copy-of-b")
-        .copy_source(format!("{bucket}/b"))
-        .send()
-        .await;
-    assert_eq!(
-        copy.map(|_| ()).map_err(|error| code_and_status(&error)),
-        exceeded()
-    );
+    assert_eq!(copy(&s3, bucket, "b", "copy-of-b").await, exceeded());
     // A delete frees room for the very next write (the refusal path reads fresh usage).
     delete(&s3, bucket, "b").await;
     assert_eq!(put(&s3, bucket, "c", 4000).await, Ok(()));
@@ -137,17 +137,7 @@ async fn quotas_limit_bytes_and_objects_and_only_root_sets_them() {
     assert_eq!(put(&s3, bucket, "d", 10).await, Ok(()));
     assert_eq!(put(&s3, bucket, "e", 10).await, Ok(()));
     assert_eq!(put(&s3, bucket, "f", 0).await, exceeded());
-    let copy = s3
-        .copy_object()
-        .bucket(bucket)
-        .key("copy-of-d")
-        .copy_source(format!("{bucket}/d"))
-        .send()
-        .await;
-    assert_eq!(
-        copy.map(|_| ()).map_err(|error| code_and_status(&error)),
-        exceeded()
-    );
+    assert_eq!(copy(&s3, bucket, "d", "copy-of-d").await, exceeded());
     delete(&s3, bucket, "d").await;
     assert_eq!(put(&s3, bucket, "f", 0).await, Ok(()));
     assert_eq!(keys(&s3, bucket).await, ["a", "e", "f"]);
@@ -361,17 +351,7 @@ async fn multipart_and_versions_count_toward_quotas() {
 
     // Versioning: noncurrent versions count, delete markers do not, deleting a version frees it.
     let bucket = "quota-versions";
-    s3.create_bucket().bucket(bucket).send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    sdk_client::create_versioned_bucket(&s3, bucket).await;
     quota(&dev, &["set", bucket, "--max-bytes", "3000"]);
     assert_eq!(put(&s3, bucket, "k", 1000).await, Ok(()));
     assert_eq!(put(&s3, bucket, "k", 1000).await, Ok(()));

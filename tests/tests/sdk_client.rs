@@ -47,3 +47,20 @@ where
         .map_or(0, |response| response.status().as_u16());
     (code, status)
 }
+
+/// Creates `bucket` with versioning enabled.
+#[allow(dead_code)]
+pub async fn create_versioned_bucket(s3: &Client, bucket: &str) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}

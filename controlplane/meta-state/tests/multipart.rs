@@ -11,66 +11,6 @@ use VersioningState::{Enabled, Unversioned};
 
 const MIB: u64 = 1024 * 1024;
 
-fn create(harness: &mut Harness, key: &str) -> MultipartUpload {
-    let response = harness.ok(Command::CreateMultipartUpload(CreateMultipartUpload {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        owner: OWNER.to_owned(),
-        content_type: "video/mp4".to_owned(),
-        user_metadata: BTreeMap::new(),
-        storage_class: StorageClass::StandardInfrequentAccess,
-        acl: Acl {
-            canned: CannedAcl::BucketOwnerFullControl,
-            grants: Vec::new(),
-        },
-        ec_scheme: SCHEME.to_owned(),
-        piece_size_bytes: PIECE_SIZE_BYTES,
-        now_ms: 5_000,
-        attributes: Default::default(),
-    }));
-    match response {
-        Response::Upload(upload) => upload,
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-fn upload_part(key: &str, upload_id: UploadId, part_number: u32, size_bytes: u64) -> Command {
-    Command::UploadPart(UploadPart {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        upload_id,
-        part_number,
-        size_bytes,
-        etag: format!("etag-{part_number}-{size_bytes}"),
-        checksum: None,
-        blocks: vec![block(size_bytes, 0..6)],
-        now_ms: 6_000 + u64::from(part_number),
-    })
-}
-
-fn complete(
-    key: &str,
-    upload_id: UploadId,
-    parts: &[(u32, u64)],
-    versioning: VersioningState,
-) -> Command {
-    Command::CompleteMultipartUpload(CompleteMultipartUpload {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        upload_id,
-        parts: parts
-            .iter()
-            .map(|(part_number, size_bytes)| CompletedPart {
-                part_number: *part_number,
-                etag: format!("\"etag-{part_number}-{size_bytes}\""),
-            })
-            .collect(),
-        checksums: checksums("0123456789abcdef0123456789abcdef-2"),
-        versioning,
-        now_ms: 9_000,
-    })
-}
-
 fn abort(key: &str, upload_id: UploadId) -> Command {
     Command::AbortMultipartUpload(AbortMultipartUpload {
         bucket: BUCKET.to_owned(),
@@ -83,7 +23,7 @@ fn abort(key: &str, upload_id: UploadId) -> Command {
 #[test]
 fn full_flow_produces_a_committed_object() {
     let mut harness = Harness::with_bucket();
-    let upload = create(&mut harness, "movie.mp4");
+    let upload = create_upload(&mut harness, "movie.mp4");
     assert_eq!(upload.upload_id, UploadId(2));
     assert_eq!(upload.record_version, 1);
     assert!(upload.parts.is_empty());
@@ -211,7 +151,7 @@ fn full_flow_produces_a_committed_object() {
 fn completion_overwrites_the_null_version() {
     let mut harness = Harness::with_bucket();
     let old = harness.put("a", 10, Unversioned);
-    let upload = create(&mut harness, "a");
+    let upload = create_upload(&mut harness, "a");
     harness.ok(upload_part("a", upload.upload_id, 1, 4));
     let output = harness.apply(complete("a", upload.upload_id, &[(1, 4)], Unversioned));
     assert_eq!(output.new_garbage.len(), 1);
@@ -243,7 +183,7 @@ fn completion_overwrites_the_null_version() {
     assert_eq!(garbage.shard_name_id(), Some(upload.upload_id.0));
 
     // With versioning enabled nothing is replaced.
-    let upload = create(&mut harness, "a");
+    let upload = create_upload(&mut harness, "a");
     harness.ok(upload_part("a", upload.upload_id, 1, 4));
     let output = harness.apply(complete("a", upload.upload_id, &[(1, 4)], Enabled));
     assert!(output.new_garbage.is_empty());
@@ -252,7 +192,7 @@ fn completion_overwrites_the_null_version() {
 #[test]
 fn uploading_a_part_again_replaces_it() {
     let mut harness = Harness::with_bucket();
-    let upload = create(&mut harness, "a");
+    let upload = create_upload(&mut harness, "a");
     harness.ok(upload_part("a", upload.upload_id, 1, 10));
     // Shards are named by (upload, part, block, shard index): a part uploaded again on the same
     // nodes overwrote its old shards under the same names, so nothing of the old part is garbage
@@ -308,7 +248,7 @@ fn uploading_a_part_again_replaces_it() {
 #[test]
 fn completion_refusals() {
     let mut harness = Harness::with_bucket();
-    let upload = create(&mut harness, "a");
+    let upload = create_upload(&mut harness, "a");
     let id = upload.upload_id;
     harness.ok(upload_part("a", id, 1, 5 * MIB));
     harness.ok(upload_part("a", id, 2, 1));
@@ -383,7 +323,7 @@ fn completion_refusals() {
 #[test]
 fn abort_discards_every_part() {
     let mut harness = Harness::with_bucket();
-    let upload = create(&mut harness, "a");
+    let upload = create_upload(&mut harness, "a");
     harness.ok(upload_part("a", upload.upload_id, 1, 10));
     harness.ok(upload_part("a", upload.upload_id, 2, 20));
     let output = harness.apply(abort("a", upload.upload_id));
@@ -412,10 +352,10 @@ fn abort_discards_every_part() {
 #[test]
 fn list_uploads_and_parts_paginate() {
     let mut harness = Harness::with_bucket();
-    let a1 = create(&mut harness, "a").upload_id;
-    let b1 = create(&mut harness, "b").upload_id;
-    let a2 = create(&mut harness, "a").upload_id;
-    let c1 = create(&mut harness, "c/x").upload_id;
+    let a1 = create_upload(&mut harness, "a").upload_id;
+    let b1 = create_upload(&mut harness, "b").upload_id;
+    let a2 = create_upload(&mut harness, "a").upload_id;
+    let c1 = create_upload(&mut harness, "c/x").upload_id;
     let list = |harness: &Harness, request: ListUploadsRequest| match harness
         .query(Query::ListUploads(request))
     {
@@ -491,7 +431,7 @@ fn list_uploads_and_parts_paginate() {
 #[test]
 fn degraded_parts_make_a_degraded_object() {
     let mut harness = Harness::with_bucket();
-    let upload = create(&mut harness, "a");
+    let upload = create_upload(&mut harness, "a");
     let mut command = upload_part("a", upload.upload_id, 1, 8);
     let Command::UploadPart(inner) = &mut command else {
         unreachable!()

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use cairn_meta_state::*;
 use common::*;
 
@@ -29,62 +27,6 @@ fn objects(count: u64, bytes: u64) -> BucketStats {
         object_bytes: bytes,
         ..Default::default()
     }
-}
-
-fn create_upload(harness: &mut Harness, key: &str) -> UploadId {
-    match harness.ok(Command::CreateMultipartUpload(CreateMultipartUpload {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        owner: OWNER.to_owned(),
-        content_type: "video/mp4".to_owned(),
-        user_metadata: BTreeMap::new(),
-        storage_class: StorageClass::Standard,
-        acl: Acl::default(),
-        ec_scheme: SCHEME.to_owned(),
-        piece_size_bytes: PIECE_SIZE_BYTES,
-        now_ms: 5_000,
-        attributes: Default::default(),
-    })) {
-        Response::Upload(upload) => upload.upload_id,
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-fn upload_part(key: &str, upload_id: UploadId, part_number: u32, size_bytes: u64) -> Command {
-    Command::UploadPart(UploadPart {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        upload_id,
-        part_number,
-        size_bytes,
-        etag: format!("etag-{part_number}-{size_bytes}"),
-        checksum: None,
-        blocks: vec![block(size_bytes, 0..6)],
-        now_ms: 6_000 + u64::from(part_number),
-    })
-}
-
-fn complete(
-    key: &str,
-    upload_id: UploadId,
-    parts: &[(u32, u64)],
-    versioning: VersioningState,
-) -> Command {
-    Command::CompleteMultipartUpload(CompleteMultipartUpload {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        upload_id,
-        parts: parts
-            .iter()
-            .map(|(part_number, size_bytes)| CompletedPart {
-                part_number: *part_number,
-                etag: format!("etag-{part_number}-{size_bytes}"),
-            })
-            .collect(),
-        checksums: checksums("0123456789abcdef0123456789abcdef-2"),
-        versioning,
-        now_ms: 9_000,
-    })
 }
 
 #[test]
@@ -201,7 +143,7 @@ fn versioned_buckets_count_every_version_and_markers_apart() {
 #[test]
 fn multipart_parts_count_until_completion_moves_them() {
     let mut harness = Harness::with_bucket();
-    let upload_id = create_upload(&mut harness, "movie");
+    let upload_id = create_upload(&mut harness, "movie").upload_id;
     let started = BucketStats {
         upload_count: 1,
         ..Default::default()
@@ -247,13 +189,13 @@ fn multipart_parts_count_until_completion_moves_them() {
     assert_eq!(stats(&harness, BUCKET), objects(1, 5 * MIB + 10));
 
     // A completion over an unversioned key replaces its null version.
-    let second = create_upload(&mut harness, "movie");
+    let second = create_upload(&mut harness, "movie").upload_id;
     harness.ok(upload_part("movie", second, 1, 4));
     harness.ok(complete("movie", second, &[(1, 4)], Unversioned));
     assert_eq!(stats(&harness, BUCKET), objects(1, 4));
 
     // An abort frees every part.
-    let aborted = create_upload(&mut harness, "draft");
+    let aborted = create_upload(&mut harness, "draft").upload_id;
     harness.ok(upload_part("draft", aborted, 1, 9));
     assert_eq!(stats(&harness, BUCKET).part_bytes, 9);
     harness.ok(Command::AbortMultipartUpload(AbortMultipartUpload {

@@ -352,6 +352,14 @@ struct Sweep {
     healed: BTreeSet<(String, String, cairn_meta_state::VersionId)>,
 }
 
+impl Sweep {
+    /// Whether a sweep this pass healed `record` (no allocation when none healed anything, the
+    /// common case).
+    fn healed(&self, record: &ObjectRecord) -> bool {
+        !self.healed.is_empty() && self.healed.contains(&record_key(record))
+    }
+}
+
 fn record_key(record: &ObjectRecord) -> (String, String, cairn_meta_state::VersionId) {
     (record.bucket.clone(), record.key.clone(), record.version_id)
 }
@@ -515,7 +523,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
             if self.last_probe.elapsed() >= self.config.suspect_poll_interval {
                 self.sweep_down_nodes(&records, &mut sweep, now_ms, &mut report)?;
             }
-            if sweep.healed.contains(&record_key(record)) {
+            if sweep.healed(record) {
                 // Read block by block and healed by a sweep this pass.
                 continue;
             }
@@ -536,7 +544,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         // Most endangered first.
         repairs.sort_by_key(|repair| repair.fewest_healthy);
         for repair in repairs {
-            if sweep.healed.contains(&record_key(&repair.record)) {
+            if sweep.healed(&repair.record) {
                 // A sweep later in the pass healed it already.
                 continue;
             }
@@ -584,7 +592,7 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         sweep.down.extend(&down);
         let mut urgent: Vec<(usize, &ObjectRecord)> = records
             .iter()
-            .filter(|record| !sweep.healed.contains(&record_key(record)))
+            .filter(|record| !sweep.healed(record))
             .filter_map(|record| {
                 let fewest_live = record
                     .erasure

@@ -157,10 +157,7 @@ pub async fn upload_part(
     let _quota = crate::quota::admit(
         executor,
         &bucket_record,
-        crate::quota::Demand {
-            bytes: size_bytes,
-            objects: 0,
-        },
+        crate::quota::Demand::bytes(size_bytes),
     )
     .await?;
     let object_id = upload_object_id(context, bucket, key, upload.upload_id);
@@ -258,10 +255,7 @@ pub async fn upload_part_copy(
     let _quota = crate::quota::admit(
         executor,
         &bucket_record,
-        crate::quota::Demand {
-            bytes: size_bytes,
-            objects: 0,
-        },
+        crate::quota::Demand::bytes(size_bytes),
     )
     .await?;
     let source_version_id = crate::object::s3_version_id(&source_record);
@@ -367,10 +361,7 @@ pub async fn complete_multipart_upload(
     let _quota = crate::quota::admit(
         context.executor,
         &bucket_record,
-        crate::quota::Demand {
-            bytes: 0,
-            objects: 1,
-        },
+        crate::quota::Demand::object(0),
     )
     .await?;
     let Response::Committed { record, .. } = context.executor.meta_write(command).await? else {

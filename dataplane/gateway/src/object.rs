@@ -296,10 +296,7 @@ pub(crate) async fn put_object_from(
     let quota = crate::quota::admit(
         executor,
         &bucket_record,
-        crate::quota::Demand {
-            bytes: size_bytes,
-            objects: 1,
-        },
+        crate::quota::Demand::object(size_bytes),
     )
     .await?;
     let prepare = Command::PrepareWrite(PrepareWrite {
@@ -1432,10 +1429,7 @@ pub async fn copy_object(
     let quota = crate::quota::admit(
         executor,
         &bucket_record,
-        crate::quota::Demand {
-            bytes: size_bytes,
-            objects: 1,
-        },
+        crate::quota::Demand::object(size_bytes),
     )
     .await?;
     let prepare = Command::PrepareWrite(PrepareWrite {

@@ -112,6 +112,16 @@ pub struct Demand {
 }
 
 impl Demand {
+    /// A new object of `bytes` (PUT, POST, CopyObject).
+    pub fn object(bytes: u64) -> Demand {
+        Demand { bytes, objects: 1 }
+    }
+
+    /// Bytes that add no object (an upload's part; counted from the part's record on).
+    pub fn bytes(bytes: u64) -> Demand {
+        Demand { bytes, objects: 0 }
+    }
+
     fn plus(self, other: Demand) -> Demand {
         Demand {
             bytes: self.bytes.saturating_add(other.bytes),

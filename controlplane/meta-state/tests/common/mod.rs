@@ -205,3 +205,68 @@ pub fn delete(key: &str, version: VersionSelector, versioning: VersioningState) 
         now_ms: 30_000,
     })
 }
+
+/// CreateMultipartUpload of `key` in BUCKET (storage class STANDARD_IA, canned ACL
+/// bucket-owner-full-control), applied; the new upload.
+pub fn create_upload(harness: &mut Harness, key: &str) -> MultipartUpload {
+    let response = harness.ok(Command::CreateMultipartUpload(CreateMultipartUpload {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        owner: OWNER.to_owned(),
+        content_type: "video/mp4".to_owned(),
+        user_metadata: BTreeMap::new(),
+        storage_class: StorageClass::StandardInfrequentAccess,
+        acl: Acl {
+            canned: CannedAcl::BucketOwnerFullControl,
+            grants: Vec::new(),
+        },
+        ec_scheme: SCHEME.to_owned(),
+        piece_size_bytes: PIECE_SIZE_BYTES,
+        now_ms: 5_000,
+        attributes: Default::default(),
+    }));
+    match response {
+        Response::Upload(upload) => upload,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// UploadPart of `size_bytes` with ETag `"etag-<part>-<size>"` and one 4+2 block.
+pub fn upload_part(key: &str, upload_id: UploadId, part_number: u32, size_bytes: u64) -> Command {
+    Command::UploadPart(UploadPart {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        upload_id,
+        part_number,
+        size_bytes,
+        etag: format!("etag-{part_number}-{size_bytes}"),
+        checksum: None,
+        blocks: vec![block(size_bytes, 0..6)],
+        now_ms: 6_000 + u64::from(part_number),
+    })
+}
+
+/// CompleteMultipartUpload of `parts` (part number, size), naming each part's ETag as
+/// [`upload_part`] made it.
+pub fn complete(
+    key: &str,
+    upload_id: UploadId,
+    parts: &[(u32, u64)],
+    versioning: VersioningState,
+) -> Command {
+    Command::CompleteMultipartUpload(CompleteMultipartUpload {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        upload_id,
+        parts: parts
+            .iter()
+            .map(|(part_number, size_bytes)| CompletedPart {
+                part_number: *part_number,
+                etag: format!("\"etag-{part_number}-{size_bytes}\""),
+            })
+            .collect(),
+        checksums: checksums("0123456789abcdef0123456789abcdef-2"),
+        versioning,
+        now_ms: 9_000,
+    })
+}
