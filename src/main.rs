@@ -548,6 +548,37 @@ struct GatewayArgs {
     internal_tls: ca::InternalTlsArgs,
     #[command(flatten)]
     s3_tls: S3TlsArgs,
+    #[command(flatten)]
+    edge_listener: EdgeListenerArgs,
+}
+
+/// The gateway's edge-facing listener.
+#[derive(clap::Args)]
+struct EdgeListenerArgs {
+    /// Serve edge PoPs (`cairn edge --region NAME=<this address>`) on this address: the S3 API
+    /// over mutual TLS, for clients with an edge certificate of the cluster CA only (the
+    /// gateway's own identity serves it; plaintext is refused).
+    #[arg(long)]
+    edge_listen: Option<SocketAddr>,
+}
+
+impl EdgeListenerArgs {
+    fn apply(
+        &self,
+        gateway: &mut cairn_gateway::GatewayConfig,
+        identity: Option<&cairn_tls::Identity>,
+    ) -> anyhow::Result<()> {
+        let Some(address) = self.edge_listen else {
+            return Ok(());
+        };
+        let identity = identity.context(
+            "--edge-listen serves mutual TLS only: it needs the gateway's cluster identity \
+             (not --insecure-plaintext-internal)",
+        )?;
+        gateway.edge_listen = Some(address);
+        gateway.edge_tls = Some(identity.server_tls(cairn_tls::GATEWAY_INTERNAL_CLIENTS)?);
+        Ok(())
+    }
 }
 
 /// TLS of the S3 listener.
@@ -658,6 +689,8 @@ struct DevArgs {
     dev_ca: Option<PathBuf>,
     #[command(flatten)]
     s3_tls: S3TlsArgs,
+    #[command(flatten)]
+    edge_listener: EdgeListenerArgs,
 }
 
 /// Performance knobs of `cairn dev` (what `cairn-bench tune` sweeps).
@@ -775,7 +808,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             )
         };
     let storage_tls = match &storage_identity {
-        Some(identity) => Some(identity.server_config(cairn_tls::STORAGE_CLIENTS)?),
+        Some(identity) => Some(identity.server_tls(cairn_tls::STORAGE_CLIENTS)?),
         None => None,
     };
     let mut threads = Vec::new();
@@ -894,6 +927,9 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         .context("--piece-size-kib must be between 1 and 4194303")?;
     gateway.executors = args.tuning.gateway_executors;
     gateway.s3_tls = args.s3_tls.server_config()?;
+    let gateway_identity = gateway.meta.identity.clone();
+    args.edge_listener
+        .apply(&mut gateway, gateway_identity.as_deref())?;
     let scheme = if gateway.s3_tls.is_some() {
         "https"
     } else {
@@ -906,6 +942,9 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     );
     if let Some(admin) = handle.admin_address() {
         println!("  metrics: http://{admin}/metrics");
+    }
+    if let Some(edge) = handle.edge_address() {
+        println!("  edge listener (mutual TLS): {edge}");
     }
     println!("  access key: {}", credentials.access_key_id);
     println!("  secret key: {}", credentials.secret_access_key);
@@ -1051,7 +1090,7 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
         .internal_tls
         .identity(cairn_tls::Role::Storage, cluster_tls)?;
     if let Some(identity) = &identity {
-        config.tls = Some(identity.server_config(cairn_tls::STORAGE_CLIENTS)?);
+        config.tls = Some(identity.server_tls(cairn_tls::STORAGE_CLIENTS)?);
     }
     let meta = meta.map(|mut meta| {
         meta.identity = identity.clone();
@@ -1283,6 +1322,8 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let mut config = config;
     args.global.apply(&mut config.meta)?;
     config.s3_tls = args.s3_tls.server_config()?;
+    let identity = config.meta.identity.clone();
+    args.edge_listener.apply(&mut config, identity.as_deref())?;
     cairn_gateway::run_gateway(config).context("gateway")
 }
 

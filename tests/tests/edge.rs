@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use cairn_tests::{CairnDev, CairnProcess, free_address, http_get, wait_for_listener};
 
+mod tls_client;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
 /// What the edge logs at WARN on purpose in these tests never reaches ERROR; nothing else may.
@@ -35,8 +37,21 @@ struct Edge {
     ca: PathBuf,
 }
 
+/// A `cairn dev` whose gateway serves edges on a mutual-TLS edge listener (`--edge-listen`),
+/// and that listener's address.
+fn dev_for_edge(dir: &Path, extra_args: &[&str]) -> (CairnDev, SocketAddr) {
+    let edge_listener = free_address();
+    let listen = edge_listener.to_string();
+    let mut args = vec!["--edge-listen", listen.as_str()];
+    args.extend_from_slice(extra_args);
+    let dev = CairnDev::start_with(Path::new(BINARY), dir, &args);
+    (dev, edge_listener)
+}
+
 impl Edge {
-    fn start(dev: &CairnDev, dir: &Path, extra_args: &[&str]) -> Edge {
+    /// An edge in front of `dev`'s region, reaching its gateway at `gateway` (the dev's edge
+    /// listener) with an edge identity of the dev's CA.
+    fn start(dev: &CairnDev, gateway: SocketAddr, dir: &Path, extra_args: &[&str]) -> Edge {
         let certs = dir.join("certs");
         let output = std::process::Command::new(BINARY)
             .args(["edge", "dev-cert", "--out"])
@@ -63,7 +78,7 @@ impl Edge {
             "--module".into(),
             routing_module_path().display().to_string(),
             "--region".into(),
-            format!("us-east-1={}", dev.endpoint),
+            format!("us-east-1={gateway}"),
             "--meta".into(),
             format!("1={}", dev.meta),
             "--partitions".into(),
@@ -71,8 +86,8 @@ impl Edge {
             // Access-key secrets are stored sealed by the cluster master key.
             "--master-key-file".into(),
             dev.data_dir().join("master-key").display().to_string(),
-            // The edge reads the bucket service and keys over mutual TLS, as an edge identity
-            // of the dev's CA.
+            // The edge reads the bucket service and keys, and reaches the gateways, over mutual
+            // TLS, as an edge identity of the dev's CA.
             "--tls-dir".into(),
             dev.pki(Path::new(BINARY))
                 .issue("test-edge", "edge")
@@ -157,7 +172,14 @@ fn assert_success(what: &str, output: &std::process::Output) {
 
 /// The AWS CLI through the edge, trusting the dev CA through `AWS_CA_BUNDLE`.
 fn aws(edge: &Edge, dev: &CairnDev, args: &[&str]) -> String {
-    let output = std::process::Command::new("python3")
+    let output = aws_output(edge, dev, args);
+    assert_success(&format!("aws {args:?}"), &output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The AWS CLI through the edge, one attempt per call (no retries).
+fn aws_output(edge: &Edge, dev: &CairnDev, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("python3")
         .args(["-m", "awscli", "--endpoint-url"])
         .arg(edge.url())
         .args(args)
@@ -167,17 +189,16 @@ fn aws(edge: &Edge, dev: &CairnDev, args: &[&str]) -> String {
         .env("AWS_CA_BUNDLE", &edge.ca)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
         .output()
-        .expect("run aws (pip install awscli)");
-    assert_success(&format!("aws {args:?}"), &output);
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        .expect("run aws (pip install awscli)")
 }
 
 #[test]
 fn boto3_and_aws_cli_through_the_edge_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = CairnDev::start(Path::new(BINARY), dir.path());
-    let edge = Edge::start(&dev, dir.path(), &[]);
+    let (dev, gateway) = dev_for_edge(dir.path(), &[]);
+    let edge = Edge::start(&dev, gateway, dir.path(), &[]);
     assert_success("boto3 clients", &edge_check("clients", &edge, &dev, &[]));
 
     let upload = dir.path().join("upload.bin");
@@ -240,10 +261,11 @@ fn boto3_and_aws_cli_through_the_edge_over_tls() {
 #[test]
 fn hot_object_cache_hits_revalidates_and_is_never_stale_past_its_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let (dev, gateway) = dev_for_edge(dir.path(), &[]);
     let ttl_ms = 1_500;
     let edge = Edge::start(
         &dev,
+        gateway,
         dir.path(),
         &[
             "--cache-ttl-ms",
@@ -280,8 +302,8 @@ fn failing_module(on_long_record: &str) -> String {
 #[test]
 fn routing_module_hot_swap_under_load_and_looping_or_trapping_modules() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = CairnDev::start(Path::new(BINARY), dir.path());
-    let edge = Edge::start(&dev, dir.path(), &[]);
+    let (dev, gateway) = dev_for_edge(dir.path(), &[]);
+    let edge = Edge::start(&dev, gateway, dir.path(), &[]);
     // Two copies of the real module: swapping between them is a real replacement each time.
     let module_a = dir.path().join("routing-a.wasm");
     let module_b = dir.path().join("routing-b.wasm");
@@ -374,7 +396,7 @@ impl TwoRegions {
     fn start(dir: &Path) -> TwoRegions {
         let east_dir = dir.join("east");
         let west_dir = dir.join("west");
-        let east = CairnDev::start(Path::new(BINARY), &east_dir);
+        let (east, east_gateway) = dev_for_edge(&east_dir, &[]);
         // One set of root keys across regions (they live in the global bucket service), and one
         // master key, which seals the access-key secrets stored there.
         std::fs::create_dir_all(west_dir.join("cluster")).unwrap();
@@ -388,8 +410,7 @@ impl TwoRegions {
         let global_meta = format!("1={}", east.meta);
         // One cluster CA across regions: west's roles dial east's metadata replicas.
         let east_ca = east.data_dir().join("tls/ca");
-        let west = CairnDev::start_with(
-            Path::new(BINARY),
+        let (west, west_gateway) = dev_for_edge(
             &west_dir,
             &[
                 "--region",
@@ -401,8 +422,8 @@ impl TwoRegions {
             ],
         );
         assert_eq!(west.access_key, east.access_key);
-        let west_region = format!("us-west-2={}", west.endpoint);
-        let edge = Edge::start(&east, dir, &["--region", &west_region]);
+        let west_region = format!("us-west-2={west_gateway}");
+        let edge = Edge::start(&east, east_gateway, dir, &["--region", &west_region]);
         TwoRegions { east, west, edge }
     }
 
@@ -466,4 +487,136 @@ fn stale_edge_bucket_table_follows_a_bucket_recreated_in_the_other_region() {
     regions.edge.assert_no_errors_logged();
     regions.east.assert_no_errors_logged();
     regions.west.assert_no_errors_logged();
+}
+
+/// The edge → gateway hop is mutual TLS: the gateway's edge listener serves edge identities of
+/// the cluster CA only, and an edge whose certificate is revoked loses its open (pooled)
+/// connections at their next request and cannot open new ones.
+#[test]
+fn gateway_edge_listener_serves_only_edges_and_cuts_a_revoked_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dev, gateway) = dev_for_edge(dir.path(), &[]);
+    // One executor: the request after the revocation reuses the pooled connection.
+    let edge = Edge::start(&dev, gateway, dir.path(), &["--executors", "1"]);
+    let pki = dev.pki(Path::new(BINARY));
+    aws(&edge, &dev, &["s3", "mb", "s3://edge-mtls"]);
+    let list_through_edge = || {
+        aws_output(
+            &edge,
+            &dev,
+            &["s3api", "list-objects-v2", "--bucket", "edge-mtls"],
+        )
+    };
+    assert_success("list through the edge", &list_through_edge());
+
+    // The edge listener itself: plaintext, TLS without a client certificate, a certificate of
+    // another role or of another CA get nothing; another edge identity is served.
+    let mut plain = std::net::TcpStream::connect(gateway).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(&mut plain, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert_eq!(
+        tls_client::status_of(&answer),
+        None,
+        "plaintext was answered"
+    );
+    let ca = pki.ca();
+    let direct_with = |presented: Option<&Path>, path: &str, headers: &[(&str, &str)]| {
+        tls_client::https_status(
+            gateway,
+            tls_client::hand_made_config(&ca, presented),
+            "gateway.role.cairn",
+            path,
+            headers,
+        )
+    };
+    let direct = |presented: Option<&Path>| direct_with(presented, "/edge-mtls/key", &[]);
+    assert_eq!(direct(None), None, "no client certificate");
+    assert_eq!(
+        direct(Some(&pki.issue("gateway-other", "gateway"))),
+        None,
+        "a gateway identity"
+    );
+    let foreign = cairn_tests::TestPki::create(Path::new(BINARY), &dir.path().join("foreign"));
+    assert_eq!(
+        direct(Some(&foreign.issue("test-edge", "edge"))),
+        None,
+        "an edge of another CA"
+    );
+    assert_eq!(direct(Some(&pki.issue("edge-2", "edge"))), Some(403));
+
+    // The client address an edge names (`aws:SourceIp`) is trusted on the edge listener only:
+    // a policy lets anonymous readers from 192.0.2.7 alone read one object.
+    let object = dir.path().join("ip-only.txt");
+    std::fs::write(&object, b"for 192.0.2.7").unwrap();
+    aws(
+        &edge,
+        &dev,
+        &[
+            "s3",
+            "cp",
+            object.to_str().unwrap(),
+            "s3://edge-mtls/ip-only",
+        ],
+    );
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",
+        "Action":"s3:GetObject","Resource":"arn:aws:s3:::edge-mtls/ip-only",
+        "Condition":{"IpAddress":{"aws:SourceIp":"192.0.2.7/32"}}}]}"#;
+    aws(
+        &edge,
+        &dev,
+        &[
+            "s3api",
+            "put-bucket-policy",
+            "--bucket",
+            "edge-mtls",
+            "--policy",
+            policy,
+        ],
+    );
+    let named = [(cairn_gateway::EDGE_CLIENT_IP_HEADER, "192.0.2.7")];
+    let edge_2 = pki.issue("edge-2", "edge");
+    assert_eq!(
+        direct_with(Some(&edge_2), "/edge-mtls/ip-only", &named),
+        Some(200)
+    );
+    assert_eq!(
+        direct_with(Some(&edge_2), "/edge-mtls/ip-only", &[]),
+        Some(403)
+    );
+    // On the public S3 port the header is the client's own claim, and ignored.
+    assert_eq!(
+        tls_client::http_status(dev.endpoint, "/edge-mtls/ip-only", &named),
+        Some(403)
+    );
+
+    // Revoke the running edge's identity: its pooled connection is cut at the next request.
+    // (Listed just before, so the edge's access-key and bucket caches answer without the
+    // metadata service, which would refuse the revoked edge as well.)
+    assert_success("list through the edge", &list_through_edge());
+    pki.revoke("test-edge");
+    std::thread::sleep(cairn_tls::CRL_RECHECK + Duration::from_millis(300));
+    for attempt in ["the pooled connection", "a new connection"] {
+        let refused = list_through_edge();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains("(ServiceUnavailable)"),
+            "{attempt}: {stderr}"
+        );
+    }
+    let log = dev.process.log();
+    assert!(
+        log.contains("closing an edge connection whose certificate is no longer trusted"),
+        "{log}"
+    );
+    assert!(
+        log.contains("edge listener: TLS handshake refused"),
+        "{log}"
+    );
+    // The other edge identity is still served.
+    assert_eq!(direct(Some(&pki.issue("edge-2", "edge"))), Some(403));
+    dev.assert_no_errors_logged();
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use cairn_common::{ShardId, ShardIndex};
 use cairn_storage_client::{ClientConfig, ClientError, StorageClient};
 use cairn_tests::{CairnProcess, TestPki, content, free_address, wait_for_listener};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tls_client::hand_made_config;
+
+mod tls_client;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
@@ -31,34 +32,6 @@ fn quick(tls: Option<Arc<rustls::ClientConfig>>) -> ClientConfig {
         tls,
         ..ClientConfig::default()
     }
-}
-
-/// A client that trusts the cluster CA (so it accepts the node) but presents the certificate
-/// and key in `presented` (from another CA), or none.
-fn hand_made_config(trusted_ca: &Path, presented: Option<&Path>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_file_iter(trusted_ca.join("ca.pem")).unwrap() {
-        roots.add(ca.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match presented {
-        Some(dir) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(dir.join("cert.pem"))
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect(),
-                PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    Arc::new(config)
 }
 
 /// Every kind of call fails: read, write, delete, stat, list (scan), health.
@@ -153,12 +126,22 @@ fn a_storage_node_refuses_every_call_without_a_valid_client_certificate() {
     assert_every_call_refused(address, quick(Some(edge.client_config())), "edge role");
     // A revoked worker: works until `cairn ca revoke`, refused from then on.
     let worker = identity(&pki.issue("worker-1", "worker"));
-    StorageClient::connect_with_config(address, quick(Some(worker.client_config())))
-        .and_then(|mut client| client.health())
+    let mut open_before_revocation =
+        StorageClient::connect_with_config(address, quick(Some(worker.client_config()))).unwrap();
+    open_before_revocation
+        .health()
         .expect("the worker works before revocation");
     pki.revoke("worker-1");
-    // The node re-reads the CRL file within CRL_RECHECK of a handshake.
+    // The node re-reads the CRL file within CRL_RECHECK of a handshake or a request.
     std::thread::sleep(cairn_tls::CRL_RECHECK + Duration::from_millis(300));
+    // The connection opened before the revocation is cut at its next call...
+    let cut = open_before_revocation.get(shard(1), None);
+    assert!(
+        matches!(cut, Err(ClientError::Io(_) | ClientError::Protocol(_))),
+        "a connection of a revoked certificate still served: {:?}",
+        cut.map(|bytes| bytes.len())
+    );
+    // ...and every new one is refused at the handshake.
     assert_every_call_refused(address, quick(Some(worker.client_config())), "revoked");
 
     // Nothing a refused client sent was served: shard 900 was never written, shard 1 is intact.
@@ -172,6 +155,10 @@ fn a_storage_node_refuses_every_call_without_a_valid_client_certificate() {
     assert_eq!(client.scan(None, 100).unwrap().entries.len(), 2);
     let log = node.log();
     assert!(log.contains("TLS handshake refused"), "{log}");
+    assert!(
+        log.contains("closing a connection whose client certificate is no longer trusted"),
+        "{log}"
+    );
     let errors = node.error_lines();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
@@ -337,6 +324,16 @@ fn a_meta_replica_serves_only_mutual_tls_clients_of_the_cluster_ca() {
         meta.log().contains("TLS handshake refused"),
         "{}",
         meta.log()
+    );
+    // The gateway is revoked: its open pooled connection is cut at the next call, and it cannot
+    // connect again.
+    pki.revoke("gateway-1");
+    std::thread::sleep(cairn_tls::CRL_RECHECK + Duration::from_millis(300));
+    assert!(create(&gateway, "after-revocation").is_err());
+    let log = meta.log();
+    assert!(
+        log.contains("closing a connection whose client certificate is no longer trusted"),
+        "{log}"
     );
 }
 

@@ -406,12 +406,12 @@ impl MetaNode {
         let local_address = listener.local_addr()?;
 
         let pool = Arc::new(ConnectionPool::new(config.identity.as_deref()));
-        let tls_acceptor = match &config.identity {
-            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(
+        let tls = match &config.identity {
+            Some(identity) => Some(
                 identity
-                    .server_config(cairn_tls::META_CLIENTS)
+                    .server_tls(cairn_tls::META_CLIENTS)
                     .map_err(|error| NodeError::Config(error.to_string()))?,
-            )),
+            ),
             None => None,
         };
         let isolation = PeerIsolation::default();
@@ -458,7 +458,7 @@ impl MetaNode {
             isolation: isolation.clone(),
             refusal: Arc::clone(&refusal),
             client_request_timeout: Duration::from_millis(config.timing.client_request_timeout_ms),
-            tls_acceptor,
+            tls,
         };
         let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
 
@@ -739,8 +739,8 @@ struct Server {
     isolation: PeerIsolation,
     refusal: Refusal,
     client_request_timeout: Duration,
-    /// Mutual TLS: a connection is served only after its client certificate was accepted.
-    tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// Mutual TLS of the listener and the per-request re-check of the peer's certificate.
+    tls: Option<cairn_tls::ServerTls>,
 }
 
 async fn serve(listener: TcpListener, server: Arc<Server>) {
@@ -769,12 +769,22 @@ async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "set_nodelay");
     }
-    let stream: Box<dyn crate::network::RpcStream> = match &server.tls_acceptor {
-        None => Box::new(stream),
-        Some(acceptor) => {
+    let (stream, mut revalidation): (Box<dyn crate::network::RpcStream>, _) = match &server.tls {
+        None => (Box::new(stream), None),
+        Some(tls) => {
             let peer = stream.peer_addr().ok();
+            let generation = tls.check.before_handshake();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Ok(stream)) => {
+                    let Some(certificate) = tls
+                        .check
+                        .peer(generation, stream.get_ref().1.peer_certificates())
+                    else {
+                        return;
+                    };
+                    (Box::new(stream), Some((&tls.check, certificate)))
+                }
                 Ok(Err(error)) => {
                     tracing::info!(?peer, %error, "TLS handshake refused");
                     return;
@@ -796,6 +806,13 @@ async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
                 return;
             }
         };
+        // A certificate revoked since the handshake: nothing more is served on this connection.
+        if let Some((check, certificate)) = revalidation.as_mut()
+            && !check.still_trusted(certificate)
+        {
+            tracing::info!("closing a connection whose client certificate is no longer trusted");
+            return;
+        }
         let response = dispatch(&server, &request).await;
         if let Err(error) = write_envelope(&mut stream, &response).await {
             tracing::debug!(%error, "dropping connection");

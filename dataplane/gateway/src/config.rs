@@ -216,6 +216,13 @@ pub struct GatewayConfig {
     /// TLS of the S3 listener (`cairn_tls::public_server_config`: `--tls-cert`/`--tls-key`);
     /// `None` serves plain HTTP.
     pub s3_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The edge-facing listener (`--edge-listen`): the same S3 API, over mutual TLS with
+    /// `edge_tls`, for edge PoPs only. Every executor binds it with SO_REUSEPORT.
+    pub edge_listen: Option<SocketAddr>,
+    /// The edge listener's TLS: this gateway's cluster identity, serving only clients with an
+    /// edge certificate of the cluster CA (`cairn_tls::GATEWAY_INTERNAL_CLIENTS`), re-checked
+    /// against the CRL before each request. Required with `edge_listen`.
+    pub edge_tls: Option<cairn_tls::ServerTls>,
 }
 
 impl GatewayConfig {
@@ -246,6 +253,8 @@ impl GatewayConfig {
             master_key: None,
             encrypt_by_default: true,
             s3_tls: None,
+            edge_listen: None,
+            edge_tls: None,
         }
     }
 }

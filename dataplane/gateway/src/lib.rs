@@ -71,4 +71,4 @@ pub use users::open_stored_secret;
 pub use cairn_common::placement;
 pub use config::{GatewayConfig, RootCredentials, StorageNodeConfig};
 pub use errors::GatewayError;
-pub use server::{GatewayHandle, run_gateway, start_gateway};
+pub use server::{EDGE_CLIENT_IP_HEADER, GatewayHandle, run_gateway, start_gateway};

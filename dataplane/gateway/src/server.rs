@@ -15,7 +15,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -210,6 +209,7 @@ pub fn now_unix_millis() -> u64 {
 /// A running gateway: its address and executor threads.
 pub struct GatewayHandle {
     local_address: SocketAddr,
+    edge_address: Option<SocketAddr>,
     admin_address: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<Result<(), GatewayError>>>,
 }
@@ -218,6 +218,11 @@ impl GatewayHandle {
     /// The address the executors listen on (the real port when the configured one was 0).
     pub fn local_address(&self) -> SocketAddr {
         self.local_address
+    }
+
+    /// The edge-facing mutual-TLS listener's address, when one was configured.
+    pub fn edge_address(&self) -> Option<SocketAddr> {
+        self.edge_address
     }
 
     /// The admin listener's address (`/metrics`), when one was configured.
@@ -239,6 +244,11 @@ impl GatewayHandle {
 }
 
 fn validate(config: &GatewayConfig) -> Result<(), GatewayError> {
+    if config.edge_listen.is_some() && config.edge_tls.is_none() {
+        return Err(GatewayError::Config(
+            "the edge listener needs the gateway's cluster identity (mutual TLS)".to_owned(),
+        ));
+    }
     let scheme: cairn_ec::Scheme = config
         .default_ec_scheme
         .parse()
@@ -376,10 +386,14 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
     let process_start_unix_millis = now_unix_millis();
     let mut threads = Vec::with_capacity(executor_count);
     let mut local_address = shared.config.listen;
+    let mut edge_address = shared.config.edge_listen;
     for executor_index in 0..executor_count {
         let (ready_sender, ready_receiver) = std::sync::mpsc::channel();
         let shared = Arc::clone(&shared);
-        let listen = local_address;
+        let listen = Listeners {
+            s3: local_address,
+            edge: edge_address,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("cairn-gateway-{executor_index}"))
             .spawn(move || {
@@ -392,7 +406,10 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
                 )
             })?;
         match ready_receiver.recv() {
-            Ok(Ok(address)) => local_address = address,
+            Ok(Ok(bound)) => {
+                local_address = bound.s3;
+                edge_address = bound.edge;
+            }
             Ok(Err(error)) => return Err(GatewayError::Io(error)),
             Err(_) => {
                 return Err(thread
@@ -405,6 +422,9 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         threads.push(thread);
     }
     tracing::info!(address = %local_address, executors = executor_count, "gateway listening");
+    if let Some(address) = edge_address {
+        tracing::info!(address = %address, "edge listener (mutual TLS, edge identities only)");
+    }
     let admin_address = match shared.config.admin_listen {
         Some(address) => {
             let (address, thread) = crate::admin::start_admin(Arc::clone(&shared), address)?;
@@ -416,6 +436,7 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
     };
     Ok(GatewayHandle {
         local_address,
+        edge_address,
         admin_address,
         threads,
     })
@@ -429,27 +450,46 @@ pub fn run_gateway(config: GatewayConfig) -> Result<(), GatewayError> {
     start_gateway(config)?.wait()
 }
 
+/// The addresses an executor binds (and, once bound, their real ports).
+#[derive(Clone, Copy)]
+struct Listeners {
+    s3: SocketAddr,
+    edge: Option<SocketAddr>,
+}
+
 fn run_executor(
     shared: Arc<Shared>,
     executor_index: usize,
-    listen: SocketAddr,
+    listen: Listeners,
     process_start_unix_millis: u64,
-    ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+    ready: std::sync::mpsc::Sender<std::io::Result<Listeners>>,
 ) -> Result<(), GatewayError> {
     let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .build()?;
     runtime.block_on(async move {
         // SO_REUSEPORT (monoio's default listener option) lets every executor bind the same port.
-        let listener = match monoio::net::TcpListener::bind(listen) {
-            Ok(listener) => listener,
+        let bind = |address: SocketAddr| monoio::net::TcpListener::bind(address);
+        let listeners = bind(listen.s3).and_then(|listener| {
+            let edge = listen.edge.map(bind).transpose()?;
+            Ok((listener, edge))
+        });
+        let (listener, edge_listener) = match listeners {
+            Ok(listeners) => listeners,
             Err(error) => {
                 let _ = ready.send(Err(std::io::Error::new(error.kind(), error.to_string())));
                 return Err(GatewayError::Io(error));
             }
         };
         let local_address = listener.local_addr()?;
-        let _ = ready.send(Ok(local_address));
+        let edge_address = edge_listener
+            .as_ref()
+            .map(monoio::net::TcpListener::local_addr)
+            .transpose()?;
+        let _ = ready.send(Ok(Listeners {
+            s3: local_address,
+            edge: edge_address,
+        }));
         let executor = Rc::new(Executor {
             storage: StoragePool::new(
                 shared
@@ -478,36 +518,48 @@ fn run_executor(
             open_connections: std::cell::Cell::new(0),
             shared,
         });
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning, keep serving.
-                    tracing::warn!(%error, "accept failed");
-                    monoio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if executor.open_connections.get()
-                >= executor.shared.config.max_connections_per_executor
-            {
-                // Dropping the stream closes it: a bounded executor beats one that runs out of
-                // memory or descriptors for everyone.
-                tracing::warn!("connection limit reached; closing a new connection");
+        if let Some(edge_listener) = edge_listener {
+            monoio::spawn(accept_loop(Rc::clone(&executor), edge_listener, true));
+        }
+        accept_loop(executor, listener, false).await;
+        Ok(())
+    })
+}
+
+/// Accepts connections on one listener of this executor, forever. `edge`: the edge-facing
+/// mutual-TLS listener.
+async fn accept_loop(executor: Rc<Executor>, listener: monoio::net::TcpListener, edge: bool) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning, keep serving.
+                tracing::warn!(%error, "accept failed");
+                monoio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            executor
-                .open_connections
-                .set(executor.open_connections.get() + 1);
-            let served = Rc::clone(&executor);
-            monoio::spawn(async move {
-                serve_connection(Rc::clone(&served), stream, peer).await;
-                served
-                    .open_connections
-                    .set(served.open_connections.get() - 1);
-            });
+        };
+        if executor.open_connections.get() >= executor.shared.config.max_connections_per_executor {
+            // Dropping the stream closes it: a bounded executor beats one that runs out of
+            // memory or descriptors for everyone.
+            tracing::warn!("connection limit reached; closing a new connection");
+            continue;
         }
-    })
+        executor
+            .open_connections
+            .set(executor.open_connections.get() + 1);
+        let served = Rc::clone(&executor);
+        monoio::spawn(async move {
+            if edge {
+                serve_edge_connection(Rc::clone(&served), stream, peer).await;
+            } else {
+                serve_connection(Rc::clone(&served), stream, peer).await;
+            }
+            served
+                .open_connections
+                .set(served.open_connections.get() - 1);
+        });
+    }
 }
 
 async fn serve_connection(
@@ -529,23 +581,111 @@ async fn serve_connection(
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
             match monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve_http(executor, stream, peer).await,
+                Ok(Ok(stream)) => serve_http(executor, stream, peer, None).await,
                 Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         }
-        None => serve_http(executor, stream, peer).await,
+        None => serve_http(executor, stream, peer, None).await,
     }
 }
 
-/// HTTP/1.1 on an accepted (plain or TLS) stream.
-async fn serve_http<S>(executor: Rc<Executor>, stream: S, peer: SocketAddr)
-where
+/// The header an edge names its client's address in; trusted on the edge listener only (and
+/// stripped from requests on the public one), where it becomes `aws:SourceIp`.
+pub const EDGE_CLIENT_IP_HEADER: &str = "x-cairn-edge-client-ip";
+
+/// A connection on the edge listener: mutual TLS with an edge identity of the cluster CA, whose
+/// certificate is checked against the CRL again before each request.
+async fn serve_edge_connection(
+    executor: Rc<Executor>,
+    stream: monoio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let Some(tls) = executor.shared.config.edge_tls.clone() else {
+        return;
+    };
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "TCP_NODELAY failed");
+    }
+    let stream = match monoio::io::IntoPollIo::into_poll_io(stream) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(%error, "poll-io conversion failed");
+            return;
+        }
+    };
+    let generation = tls.check.before_handshake();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+    let stream = match monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::info!(%error, %peer, "edge listener: TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "edge listener: TLS handshake timed out");
+            return;
+        }
+    };
+    let Some(certificate) = tls
+        .check
+        .peer(generation, stream.get_ref().1.peer_certificates())
+    else {
+        return;
+    };
+    let edge = Rc::new(EdgePeer {
+        check: tls.check,
+        certificate: RefCell::new(certificate),
+    });
+    serve_http(executor, stream, peer, Some(edge)).await;
+}
+
+/// The edge at the other end of an edge-listener connection.
+struct EdgePeer {
+    check: cairn_tls::PeerCheck,
+    certificate: RefCell<cairn_tls::PeerCertificate>,
+}
+
+/// The connection ends (hyper closes it) when a service call fails.
+#[derive(Debug, thiserror::Error)]
+#[error("the edge's client certificate is no longer trusted")]
+struct EdgeNoLongerTrusted;
+
+/// HTTP/1.1 on an accepted (plain or TLS) stream; `edge`: the stream is an edge-listener
+/// connection.
+async fn serve_http<S>(
+    executor: Rc<Executor>,
+    stream: S,
+    peer: SocketAddr,
+    edge: Option<Rc<EdgePeer>>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    let service = hyper::service::service_fn(move |request| {
+    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         let executor = Rc::clone(&executor);
-        async move { Ok::<_, Infallible>(handle(executor, request, peer).await) }
+        let client_ip = request.headers_mut().remove(EDGE_CLIENT_IP_HEADER);
+        let verdict = match &edge {
+            None => Ok(peer),
+            Some(edge) => {
+                if edge.check.still_trusted(&mut edge.certificate.borrow_mut()) {
+                    // The edge names the address its client connected from.
+                    let client = client_ip
+                        .as_ref()
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.parse::<std::net::IpAddr>().ok())
+                        .map_or(peer, |ip| SocketAddr::new(ip, 0));
+                    Ok(client)
+                } else {
+                    tracing::info!(%peer, "closing an edge connection whose certificate is no longer trusted");
+                    Err(EdgeNoLongerTrusted)
+                }
+            }
+        };
+        async move {
+            let peer = verdict?;
+            Ok::<_, EdgeNoLongerTrusted>(handle(executor, request, peer).await)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(MonoioTimer)

@@ -33,22 +33,43 @@ pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
             // The handshake verifies the client's certificate (CA, CRL, role); a peer without
             // an acceptable one is dropped here, before any request is read.
             let peer = stream.peer_addr().ok();
-            let stream = match futures_rustls::TlsAcceptor::from(tls).accept(stream).await {
+            let generation = tls.check.before_handshake();
+            let stream = match futures_rustls::TlsAcceptor::from(tls.config)
+                .accept(stream)
+                .await
+            {
                 Ok(stream) => stream,
                 Err(error) => {
                     tracing::info!(?peer, %error, "TLS handshake refused");
                     return Err(error);
                 }
             };
-            serve_stream(stream, core).await
+            let Some(certificate) = tls
+                .check
+                .peer(generation, stream.get_ref().1.peer_certificates())
+            else {
+                return Ok(());
+            };
+            let revalidation = Revalidation {
+                check: tls.check,
+                certificate,
+            };
+            serve_stream(stream, core, Some(revalidation)).await
         }
-        None => serve_stream(stream, core).await,
+        None => serve_stream(stream, core, None).await,
     }
+}
+
+/// A TLS connection's peer, checked again before each request.
+struct Revalidation {
+    check: cairn_tls::PeerCheck,
+    certificate: cairn_tls::PeerCertificate,
 }
 
 async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     core: Rc<Core>,
+    mut revalidation: Option<Revalidation>,
 ) -> io::Result<()> {
     let mut stream = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let limits = FrameLimits {
@@ -71,6 +92,13 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(request) => request,
             Err(error) => return refuse(&mut stream, 0, &error).await,
         };
+        // A certificate revoked since the handshake: nothing more is served on this connection.
+        if let Some(peer) = revalidation.as_mut()
+            && !peer.check.still_trusted(&mut peer.certificate)
+        {
+            tracing::info!("closing a connection whose client certificate is no longer trusted");
+            return Ok(());
+        }
         if header.body_len_bytes > 0 && !request.carries_body() {
             let response = error_response(
                 request.request_id(),

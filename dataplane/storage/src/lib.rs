@@ -44,12 +44,14 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Open client connections allowed per core; more are closed as they arrive.
     pub max_connections_per_core: usize,
-    /// Mutual TLS of the RPC listener (`cairn_tls::Identity::server_config` with
+    /// Mutual TLS of the RPC listener (`cairn_tls::Identity::server_tls` with
     /// `cairn_tls::STORAGE_CLIENTS`): every connection must complete a handshake with a client
-    /// certificate the configuration accepts before a byte of a request is read. `None` serves
+    /// certificate the configuration accepts before a byte of a request is read, and its
+    /// certificate is checked against the CRL again before each request once the CRL changed (a
+    /// revoked peer's connection is closed). `None` serves
     /// plaintext, which the `cairn storage` command allows only behind
     /// `--insecure-plaintext-internal` (in-process embeddings and tests use it).
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub tls: Option<cairn_tls::ServerTls>,
     /// Fault injection for tests: the first shard-log write fails with this errno (5 = EIO stops
     /// the node, 28 = ENOSPC is reported and the node goes on).
     pub inject_write_errno: Option<i32>,

@@ -27,8 +27,9 @@
 //!   modification time is looked at, at most every [`CRL_RECHECK`], and a changed file is loaded
 //!   again (a file that no longer parses keeps the last good list and is logged). Session
 //!   resumption is off on the servers, so each connection is a full handshake whose client
-//!   certificate is checked against the current CRL; connections that were open before a
-//!   revocation are not cut (see the servers' notes).
+//!   certificate is checked against the current CRL. Connections that were open before a
+//!   revocation are cut too: each internal server runs [`PeerCheck::still_trusted`] before
+//!   every request and closes the connection of a peer that is no longer trusted.
 //! - TLS 1.3 only, ring provider.
 
 mod ca;
@@ -299,6 +300,119 @@ impl Identity {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
+    }
+
+    /// [`Identity::server_config`] and the matching [`Identity::peer_check`]: what an internal
+    /// listener needs.
+    pub fn server_tls(&self, accepted: &[Role]) -> Result<ServerTls, TlsError> {
+        Ok(ServerTls {
+            config: self.server_config(accepted)?,
+            check: self.peer_check(accepted),
+        })
+    }
+
+    /// The check an internal server runs on an open connection before each request, so a
+    /// certificate revoked after its handshake loses the connection too (see [`PeerCheck`]).
+    /// `accepted` must be the roles the listener's [`Identity::server_config`] accepts.
+    pub fn peer_check(&self, accepted: &[Role]) -> PeerCheck {
+        PeerCheck {
+            revocation: Arc::clone(&self.revocation),
+            verifier: Arc::new(verify::ClientVerifier::new(
+                Arc::clone(&self.roots),
+                Arc::clone(&self.revocation),
+                accepted.to_vec(),
+                provider(),
+            )),
+        }
+    }
+}
+
+/// An internal listener's TLS: the handshake's configuration and the per-request re-check.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub check: PeerCheck,
+}
+
+/// Re-checks the certificate an accepted connection presented against the CRL as it is now.
+///
+/// A handshake checks the CRL once; internal connections then live for hours in keep-alive
+/// pools. A server takes [`PeerCheck::before_handshake`] before it accepts, turns it into a
+/// [`PeerCertificate`] once the handshake is done, and calls [`PeerCheck::still_trusted`]
+/// before serving each request: while the CRL file is unchanged that is one mutex and a clock
+/// read (the file is looked at every [`CRL_RECHECK`] at most); when it changed, the peer's chain
+/// is verified again, in full, and a revoked peer's connection is closed by the server.
+#[derive(Clone)]
+pub struct PeerCheck {
+    revocation: Arc<verify::Revocation>,
+    verifier: Arc<verify::ClientVerifier>,
+}
+
+impl fmt::Debug for PeerCheck {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_struct("PeerCheck").finish_non_exhaustive()
+    }
+}
+
+/// The CRL generation a connection's handshake may have been checked against (taken before
+/// the handshake starts, so a CRL that changes during the handshake is checked again).
+#[derive(Clone, Copy, Debug)]
+pub struct CrlGeneration(u64);
+
+/// An accepted connection's client certificate chain and the CRL generation it was last
+/// checked against.
+#[derive(Debug)]
+pub struct PeerCertificate {
+    chain: Vec<CertificateDer<'static>>,
+    checked: u64,
+}
+
+impl PeerCheck {
+    /// Call before accepting the handshake.
+    pub fn before_handshake(&self) -> CrlGeneration {
+        CrlGeneration(self.revocation.current().0)
+    }
+
+    /// The peer of a finished handshake (`chain`: the connection's peer certificates). `None`
+    /// when it presented none, which a server configured by [`Identity::server_config`] never
+    /// accepts.
+    pub fn peer(
+        &self,
+        generation: CrlGeneration,
+        chain: Option<&[CertificateDer<'_>]>,
+    ) -> Option<PeerCertificate> {
+        let chain: Vec<CertificateDer<'static>> = chain?
+            .iter()
+            .map(|certificate| certificate.clone().into_owned())
+            .collect();
+        if chain.is_empty() {
+            return None;
+        }
+        Some(PeerCertificate {
+            chain,
+            checked: generation.0,
+        })
+    }
+
+    /// Whether the peer's certificate is still trusted under the CRL in force now.
+    pub fn still_trusted(&self, peer: &mut PeerCertificate) -> bool {
+        use rustls::server::danger::ClientCertVerifier;
+        let (generation, _) = self.revocation.current();
+        if generation == peer.checked {
+            return true;
+        }
+        let verified = self.verifier.verify_client_cert(
+            &peer.chain[0],
+            &peer.chain[1..],
+            rustls::pki_types::UnixTime::now(),
+        );
+        match verified {
+            Ok(_) => {
+                peer.checked = generation;
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -249,6 +249,12 @@ fn run_executor(
             pool: Arc::new(UpstreamPool {
                 idle: std::sync::Mutex::new(HashMap::new()),
                 max_idle_per_address: shared.config.max_idle_connections_per_gateway,
+                tls: shared
+                    .config
+                    .meta
+                    .identity
+                    .as_ref()
+                    .map(|identity| tokio_rustls::TlsConnector::from(identity.client_config())),
             }),
             access_keys: RefCell::new(HashMap::new()),
             round_robin: Cell::new(executor_index),
@@ -257,7 +263,7 @@ fn run_executor(
             shared,
         });
         loop {
-            let (stream, _peer) = match listener.accept().await {
+            let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
@@ -267,7 +273,9 @@ fn run_executor(
             };
             let executor = Rc::clone(&executor);
             let acceptor = acceptor.clone();
-            monoio::spawn(async move { serve_tls_connection(executor, acceptor, stream).await });
+            monoio::spawn(
+                async move { serve_tls_connection(executor, acceptor, stream, peer).await },
+            );
         }
     })
 }
@@ -276,6 +284,7 @@ async fn serve_tls_connection(
     executor: Rc<Executor>,
     acceptor: tokio_rustls::TlsAcceptor,
     stream: monoio::net::TcpStream,
+    peer: SocketAddr,
 ) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "TCP_NODELAY failed");
@@ -299,8 +308,23 @@ async fn serve_tls_connection(
             return;
         }
     };
-    let service = hyper::service::service_fn(move |request| {
+    // The gateway takes the client's address (`aws:SourceIp`) from this header, from edges only;
+    // whatever a client sent under that name is replaced.
+    let client_ip = HeaderValue::from_str(&peer.ip().to_string()).ok();
+    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         let executor = Rc::clone(&executor);
+        match &client_ip {
+            Some(value) => {
+                request
+                    .headers_mut()
+                    .insert(cairn_gateway::EDGE_CLIENT_IP_HEADER, value.clone());
+            }
+            None => {
+                request
+                    .headers_mut()
+                    .remove(cairn_gateway::EDGE_CLIENT_IP_HEADER);
+            }
+        }
         async move { Ok::<_, Infallible>(handle(executor, request).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
@@ -899,9 +923,14 @@ async fn send_upstream(
 
 /// Keep-alive HTTP/1.1 connections to gateways, per executor. (Behind a mutex only because
 /// response bodies, which return connections, must be `Send`; it is never contended.)
+///
+/// With the edge's cluster identity, connections are mutual TLS to the gateways' edge listeners
+/// (the gateway must present a gateway certificate of the cluster CA); without one (only behind
+/// `--insecure-plaintext-internal`) they are plain HTTP.
 struct UpstreamPool {
     idle: std::sync::Mutex<HashMap<SocketAddr, Vec<SendRequest<UpstreamBody>>>>,
     max_idle_per_address: usize,
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl UpstreamPool {
@@ -949,6 +978,23 @@ impl UpstreamPool {
         .map_err(|_| io_error("connect timed out"))??;
         stream.set_nodelay(true)?;
         let stream = monoio::io::IntoPollIo::into_poll_io(stream)?;
+        let Some(connector) = &self.tls else {
+            return Self::handshake(stream).await;
+        };
+        let server_name = cairn_tls::Role::Gateway.server_name();
+        let stream = monoio::time::timeout(
+            Duration::from_secs(10),
+            connector.connect(server_name, stream),
+        )
+        .await
+        .map_err(|_| io_error("TLS handshake with the gateway timed out"))??;
+        Self::handshake(stream).await
+    }
+
+    async fn handshake<S>(stream: S) -> Result<SendRequest<UpstreamBody>, std::io::Error>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    {
         let (sender, connection) = hyper::client::conn::http1::handshake(MonoioIo::new(stream))
             .await
             .map_err(io_error)?;
@@ -1031,6 +1077,15 @@ impl UpstreamResponseBody {
     }
 }
 
+impl Drop for UpstreamResponseBody {
+    /// A body dropped once it was read to its end still returns its connection.
+    fn drop(&mut self) {
+        if self.inner.as_ref().is_none_or(Body::is_end_stream) {
+            self.release();
+        }
+    }
+}
+
 impl Body for UpstreamResponseBody {
     type Data = Bytes;
     type Error = std::io::Error;
@@ -1046,7 +1101,7 @@ impl Body for UpstreamResponseBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match Pin::new(inner).poll_frame(context) {
+        match Pin::new(&mut *inner).poll_frame(context) {
             Poll::Ready(None) => {
                 this.inner = None;
                 this.release();
@@ -1058,7 +1113,16 @@ impl Body for UpstreamResponseBody {
                 this.release = None;
                 Poll::Ready(Some(Err(io_error(error))))
             }
-            other => other.map(|frame| frame.map(|frame| frame.map_err(io_error))),
+            Poll::Ready(Some(Ok(frame))) => {
+                // A body of known length ends with its last byte: hyper's server stops polling
+                // there, so the connection goes back to the pool now, not at a final `None`.
+                if inner.is_end_stream() {
+                    this.inner = None;
+                    this.release();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
