@@ -320,6 +320,7 @@ fn run_once(args: &HealArgs, run: usize, root: &Path) -> anyhow::Result<Value> {
         region: "us-east-1".to_owned(),
         bucket: "heal-bench".to_owned(),
         addressing: Addressing::Path,
+        ca_bundle: None,
     };
     let first = Client::new(&target(layout.gateways[0].1));
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -193,6 +193,7 @@ impl DevServer {
             region: "us-east-1".to_owned(),
             bucket: "cairn-tune".to_owned(),
             addressing: Addressing::Path,
+            ca_bundle: None,
         }
     }
 

@@ -38,6 +38,10 @@ pub struct TargetArgs {
     pub bucket: String,
     #[arg(long, value_enum, default_value = "path")]
     pub addressing: Addressing,
+    /// PEM CA certificates to trust for `https://` endpoints (both targets of `compare`); the
+    /// system's web roots are not used.
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// One worker's client: the target, the signing identity and its own keep-alive agent.
@@ -66,10 +70,16 @@ impl Client {
         Client {
             target: target.clone(),
             identity,
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(300))
-                .max_idle_connections_per_host(4)
-                .build(),
+            agent: {
+                let builder = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(300))
+                    .max_idle_connections_per_host(4);
+                match &target.ca_bundle {
+                    Some(path) => builder.tls_config(tls_config(path)),
+                    None => builder,
+                }
+                .build()
+            },
         }
     }
 
@@ -322,4 +332,29 @@ mod tests {
         );
         assert_eq!(encode("a b/c+=~"), "a%20b%2Fc%2B%3D~");
     }
+}
+
+/// A rustls client configuration trusting the certificates in `ca_bundle` (PEM). The bundle is
+/// read once per worker; a missing or unreadable file is fatal to the benchmark.
+fn tls_config(ca_bundle: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(ca_bundle)
+        .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
+    for certificate in certificates {
+        let certificate = certificate
+            .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
+        roots
+            .add(certificate)
+            .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("rustls protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }

@@ -57,8 +57,10 @@ pub struct CompareArgs {
 }
 
 impl PeerArgs {
-    fn target(&self) -> TargetArgs {
+    /// The second target; it trusts the first's `--ca-bundle`.
+    fn target(&self, first: &TargetArgs) -> TargetArgs {
         TargetArgs {
+            ca_bundle: first.ca_bundle.clone(),
             endpoint: self.peer_endpoint.clone(),
             access_key: self.peer_access_key.clone(),
             secret_key: self.peer_secret_key.clone(),
@@ -91,7 +93,7 @@ pub fn memory_json(pid: Option<u32>) -> Value {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
-    let peer = args.peer.target();
+    let peer = args.peer.target(&args.target);
     let plans = plans(args.workload, &args.load, 3)?;
     let quiet = args.output.quiet;
     let mut workloads = Vec::new();
