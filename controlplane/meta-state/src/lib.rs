@@ -66,6 +66,7 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod keys;
+pub mod kms;
 mod list;
 mod machine;
 mod multipart;
@@ -81,6 +82,9 @@ pub use bucket_service::validate_bucket_name;
 pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
 pub use command::*;
 pub use error::MetaError;
+pub use kms::{
+    CreateKmsKey, KmsCommand, KmsKeyRecord, KmsKeyState, KmsKeyVersion, KmsQuery, kms_key_arn,
+};
 pub use list::{ListPosition, prefix_successor};
 pub use machine::{
     MAX_KEY_BYTES, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_SIZE_BYTES, StateMachine,
