@@ -7,13 +7,15 @@ Phases (the Rust test rotates, disables and enables the key between them):
   (`alias/aws/s3`, created on first use), response headers, ranges across 64 KiB chunk and part
   boundaries, multipart, CopyObject and UploadPartCopy between SSE-KMS, SSE-S3 and SSE-C, bucket
   default aws:kms (Put/GetBucketEncryption), AWS's errors for an unknown key and for a key id
-  without aws:kms. Every body carries MARKER for the caller's scan of the storage nodes' files.
+  without aws:kms, POST object with SSE-KMS form fields. Every body carries MARKER for the caller's scan of the storage nodes' files.
 - rotated: after a rotation, a new object and the old ones read back.
 - disabled: writes and reads under the key fail with KMS.DisabledException (400); other keys work.
 - enabled: reads work again."""
 import hashlib
 import os
 import sys
+
+import requests
 
 sys.path.insert(0, os.path.dirname(__file__))
 from s3client import client, failure  # noqa: E402
@@ -154,6 +156,22 @@ def copies(s3, key_id, arn, data, whole):
         assert read(s3, target) == whole[1000:5 * MIB + 1000] + data[65000:140001]
 
 
+def post_object(s3, arn):
+    """POST object (browser upload) with SSE-KMS form fields."""
+    data = body(90_000, 6)
+    fields = {"x-amz-server-side-encryption": "aws:kms",
+              "x-amz-server-side-encryption-aws-kms-key-id": ALIAS}
+    presigned = s3.generate_presigned_post(BUCKET, "posted", Fields=fields,
+                                           Conditions=[{name: value} for name, value in fields.items()],
+                                           ExpiresIn=600)
+    response = requests.post(presigned["url"], data=presigned["fields"], files={"file": ("f.bin", data)},
+                             allow_redirects=False)
+    assert response.status_code == 204, (response.status_code, response.text)
+    got = s3.get_object(Bucket=BUCKET, Key="posted")
+    assert_kms(got, arn)
+    assert got["Body"].read() == data
+
+
 def bucket_default(s3, key_id, arn, default_arn):
     s3.create_bucket(Bucket=DEFAULT_BUCKET)
     s3.put_bucket_encryption(Bucket=DEFAULT_BUCKET, ServerSideEncryptionConfiguration={"Rules": [{
@@ -199,6 +217,7 @@ def main():
         errors(s3, key_id)
         whole = multipart(s3, key_id, arn)
         copies(s3, key_id, arn, data, whole)
+        post_object(s3, arn)
         bucket_default(s3, key_id, arn, default_arn)
     elif phase == "rotated":
         put = s3.put_object(Bucket=BUCKET, Key="after-rotation", Body=data[:4000], ServerSideEncryption="aws:kms",
