@@ -1,4 +1,5 @@
-//! Sans-I/O metadata state machine: object, bucket, multipart, access-key and node records.
+//! Sans-I/O metadata state machine: object, bucket, multipart, access-key, KMS key and node
+//! records.
 //!
 //! Model: a [`StateMachine`] is the state of one Raft group. A Raft log entry carries a
 //! [`Command`]; [`StateMachine::apply`] applies it at a log index and returns an [`Output`] (a
@@ -8,7 +9,7 @@
 //!
 //! The same type serves both kinds of instance (see [`role`]): object partitions (objects,
 //! multipart uploads, garbage; routed by `bucket/key`) and the bucket service (buckets, access keys,
-//! storage nodes). A `Combined` instance holds everything, for `cairn dev` and tests.
+//! KMS keys, storage nodes). A `Combined` instance holds everything, for `cairn dev` and tests.
 //!
 //! Every record, every command and the whole state have a versioned binary encoding ([`codec`]):
 //! [`encode_record`]/[`decode_record`] for single values, [`StateMachine::to_snapshot_bytes`] and
