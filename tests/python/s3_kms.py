@@ -138,6 +138,16 @@ def copies(s3, key_id, arn, data, whole):
                             ServerSideEncryption="aws:kms", SSEKMSKeyId=ALIAS, **source_customer)
     assert_kms(answer, arn)
     assert read(s3, "c-to-kms") == data
+    # A copy onto itself naming an encryption re-encrypts in place (without one it is refused).
+    s3.put_object(Bucket=BUCKET, Key="in-place", Body=data[:3000], ServerSideEncryption="AES256")
+    assert failure(lambda: s3.copy_object(Bucket=BUCKET, Key="in-place",
+                                          CopySource={"Bucket": BUCKET, "Key": "in-place"})) \
+        == ("InvalidRequest", 400)
+    answer = s3.copy_object(Bucket=BUCKET, Key="in-place", CopySource={"Bucket": BUCKET, "Key": "in-place"},
+                            ServerSideEncryption="aws:kms", SSEKMSKeyId=arn)
+    assert_kms(answer, arn)
+    assert_kms(s3.head_object(Bucket=BUCKET, Key="in-place"), arn)
+    assert read(s3, "in-place") == data[:3000]
     # UploadPartCopy from SSE-KMS sources into an SSE-S3 upload and into an SSE-KMS upload.
     for target, extra in [("part-copy-s3", {}), ("part-copy-kms", {"ServerSideEncryption": "aws:kms",
                                                                    "SSEKMSKeyId": key_id})]:

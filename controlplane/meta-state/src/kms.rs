@@ -105,7 +105,7 @@ pub fn kms_key_arn(region: &str, key_id: &str) -> String {
     format!("arn:aws:kms:{region}:{KMS_ACCOUNT_ID}:key/{key_id}")
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CreateKmsKey {
     /// A UUID the gateway drew.
     pub key_id: String,
@@ -116,9 +116,24 @@ pub struct CreateKmsKey {
     pub now_ms: u64,
 }
 
+impl fmt::Debug for CreateKmsKey {
+    // Commands are logged; wrapped material is no secret without the master key, but it has no
+    // place in a log line either.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("CreateKmsKey")
+            .field("key_id", &self.key_id)
+            .field("alias", &self.alias)
+            .field("description", &self.description)
+            .field("wrapped_material_bytes", &self.wrapped_material.len())
+            .field("now_ms", &self.now_ms)
+            .finish()
+    }
+}
+
 /// Key service commands (all in one [`crate::Command::Kms`] entry, command tag 41).
 /// Sub-tags (never reused): 0 Create, 1 Rotate, 2 SetState.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum KmsCommand {
     /// Answers the new key; `KmsKeyAlreadyExists` for a taken id or alias.
     Create(CreateKmsKey),
@@ -136,6 +151,36 @@ pub enum KmsCommand {
         state: KmsKeyState,
         now_ms: u64,
     },
+}
+
+impl fmt::Debug for KmsCommand {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KmsCommand::Create(create) => formatter.debug_tuple("Create").field(create).finish(),
+            KmsCommand::Rotate {
+                key_id,
+                version,
+                wrapped_material,
+                now_ms,
+            } => formatter
+                .debug_struct("Rotate")
+                .field("key_id", key_id)
+                .field("version", version)
+                .field("wrapped_material_bytes", &wrapped_material.len())
+                .field("now_ms", now_ms)
+                .finish(),
+            KmsCommand::SetState {
+                key_id,
+                state,
+                now_ms,
+            } => formatter
+                .debug_struct("SetState")
+                .field("key_id", key_id)
+                .field("state", state)
+                .field("now_ms", now_ms)
+                .finish(),
+        }
+    }
 }
 
 impl KmsCommand {
@@ -412,5 +457,35 @@ mod tests {
             kms_key_arn("us-east-1", "abc"),
             "arn:aws:kms:us-east-1:000000000000:key/abc"
         );
+    }
+
+    #[test]
+    fn debug_shows_no_material() {
+        let create = KmsCommand::Create(CreateKmsKey {
+            key_id: "k".to_owned(),
+            alias: None,
+            description: String::new(),
+            wrapped_material: vec![0xAB; 69],
+            now_ms: 1,
+        });
+        let rotate = KmsCommand::Rotate {
+            key_id: "k".to_owned(),
+            version: 2,
+            wrapped_material: vec![0xAB; 69],
+            now_ms: 1,
+        };
+        let version = KmsKeyVersion {
+            version: 1,
+            created_at_ms: 1,
+            wrapped_material: vec![0xAB; 69],
+        };
+        for shown in [
+            format!("{create:?}"),
+            format!("{rotate:?}"),
+            format!("{version:?}"),
+        ] {
+            assert!(shown.contains("wrapped_material_bytes: 69"), "{shown}");
+            assert!(!shown.contains("171"), "{shown}");
+        }
     }
 }

@@ -1391,14 +1391,22 @@ pub async fn copy_object(
     let config = &executor.shared.config;
     let bucket_record = owned_bucket(context, bucket).await?;
     let directive = metadata_directive(context.headers)?;
-    check_copy_onto_itself(
-        &source.bucket,
-        &source.key,
-        source.version_id.as_deref(),
-        bucket,
-        key,
-        directive,
-    )?;
+    // A copy onto itself that names an encryption re-encrypts the object (S3's way to encrypt
+    // existing objects, or to move them to another KMS key), so it changes something.
+    let names_encryption = context.header("x-amz-server-side-encryption").is_some()
+        || context
+            .header("x-amz-server-side-encryption-customer-algorithm")
+            .is_some();
+    if !names_encryption {
+        check_copy_onto_itself(
+            &source.bucket,
+            &source.key,
+            source.version_id.as_deref(),
+            bucket,
+            key,
+            directive,
+        )?;
+    }
     let source_bucket_record = crate::bucket::readable_copy_source_bucket(context, source).await?;
     let source_record = read_copy_source(context, source).await?;
     let source_key = crate::encryption::open_object_key(
