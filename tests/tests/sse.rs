@@ -540,3 +540,54 @@ fn sse_kms_keys_rotate_disable_and_never_reach_storage_in_plaintext() {
     runtime.block_on(sdk_kms_disabled(&dev));
     dev.assert_no_errors_logged();
 }
+
+#[test]
+fn sse_kms_default_key_is_created_once_under_concurrent_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let arns = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let s3 = sdk_client::client(&dev);
+        s3.create_bucket().bucket("first-use").send().await.unwrap();
+        let puts: Vec<_> = (0..8u32)
+            .map(|index| {
+                let s3 = s3.clone();
+                tokio::spawn(async move {
+                    let put = s3
+                        .put_object()
+                        .bucket("first-use")
+                        .key(format!("object-{index}"))
+                        .server_side_encryption(ServerSideEncryption::AwsKms)
+                        .body(ByteStream::from(marked_body(1000, index)))
+                        .send()
+                        .await
+                        .unwrap();
+                    put.ssekms_key_id().unwrap().to_owned()
+                })
+            })
+            .collect();
+        let mut arns = Vec::new();
+        for put in puts {
+            arns.push(put.await.unwrap());
+        }
+        for index in 0..8u32 {
+            let got = s3
+                .get_object()
+                .bucket("first-use")
+                .key(format!("object-{index}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(got.ssekms_key_id(), Some(arns[0].as_str()));
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            assert_eq!(&bytes[..], &marked_body(1000, index)[..]);
+        }
+        arns
+    });
+    assert!(arns.iter().all(|arn| *arn == arns[0]), "{arns:?}");
+    let listed = kms_admin(&dev, &["kms", "list"]);
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{listed}");
+    assert_eq!(keys[0]["alias"], "alias/aws/s3");
+    assert_eq!(keys[0]["arn"], arns[0].as_str());
+    dev.assert_no_errors_logged();
+}

@@ -93,31 +93,36 @@ async fn get_key(executor: &Executor, key: &str) -> Result<KmsKeyRecord, S3Error
     }
 }
 
-/// Creates a key with fresh material (version 1).
+/// Creates a key with fresh material (version 1); the state machine's refusal (a taken alias)
+/// is the inner error.
 async fn create_key(
     executor: &Executor,
     alias: Option<String>,
     description: String,
-) -> Result<KmsKeyRecord, S3Error> {
+) -> Result<Result<KmsKeyRecord, MetaError>, S3Error> {
     let master = master_key(executor).ok_or(S3Error::NotImplemented)?;
     let key_id = new_key_id()?;
     let (wrapped_material, _material) = cairn_sse::seal_new_kms_material(master, &key_id, 1)
         .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
-    let answer = executor
-        .meta_write(Command::Kms(KmsCommand::Create(CreateKmsKey {
+    let output = executor
+        .shared
+        .meta
+        .write(Command::Kms(KmsCommand::Create(CreateKmsKey {
             key_id,
             alias,
             description,
             wrapped_material,
             now_ms: now_unix_millis(),
         })))
-        .await?;
-    match answer {
-        Response::KmsKey(record) => {
+        .await
+        .map_err(|error| crate::errors::client_error_to_s3(&error))?;
+    match output.result {
+        Ok(Response::KmsKey(record)) => {
             tracing::info!(key_id = %record.key_id, alias = ?record.alias, "KMS key created");
-            Ok(record)
+            Ok(Ok(record))
         }
-        _ => Err(S3Error::InternalError),
+        Ok(_) => Err(S3Error::InternalError),
+        Err(error) => Ok(Err(error)),
     }
 }
 
@@ -137,12 +142,12 @@ async fn default_key(executor: &Executor) -> Result<KmsKeyRecord, S3Error> {
         Some(DEFAULT_S3_KEY_ALIAS.to_owned()),
         DEFAULT_KEY_DESCRIPTION.to_owned(),
     )
-    .await
+    .await?
     {
         Ok(record) => Ok(record),
-        // Another gateway created it first: use that one.
-        Err(S3Error::InvalidArgument(_)) => get_key(executor, DEFAULT_S3_KEY_ALIAS).await,
-        Err(error) => Err(error),
+        // Another gateway (or request) created it first: use that one.
+        Err(MetaError::KmsKeyAlreadyExists { .. }) => get_key(executor, DEFAULT_S3_KEY_ALIAS).await,
+        Err(error) => Err(crate::errors::meta_error_to_s3(&error)),
     }
 }
 
@@ -252,7 +257,9 @@ pub(crate) async fn handle_admin(
             }
             let description =
                 crate::users::query_value(head.raw_query, "description")?.unwrap_or_default();
-            let record = create_key(executor, alias, description).await?;
+            let record = create_key(executor, alias, description)
+                .await?
+                .map_err(|error| crate::errors::meta_error_to_s3(&error))?;
             Ok(ok(&record))
         }
         ("GET", "kms-keys") => {
