@@ -2,7 +2,8 @@
 //! `dataplane/gateway/src/users.rs`). Requests are signed with SigV4 using the root keys
 //! (`CAIRN_ROOT_ACCESS_KEY` / `CAIRN_ROOT_SECRET_KEY`, or `--access-key` / `--secret-key`) and
 //! sent over plain HTTP/1.1 (one request per connection); the JSON answer is printed on stdout.
-//! `cairn admin bucket-quota set|get|clear BUCKET` manages per-bucket quotas the same way.
+//! `cairn admin bucket-quota set|get|clear BUCKET` manages per-bucket quotas the same way, and
+//! `cairn admin kms create|list|rotate|disable|enable` the SSE-KMS key service's keys.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -47,6 +48,32 @@ enum AdminCommand {
     /// A bucket's quota (bytes, objects): set, get (with the bucket's exact usage), clear.
     #[command(subcommand)]
     BucketQuota(QuotaCommand),
+    /// SSE-KMS keys of the built-in key service: create, list, rotate, disable, enable.
+    #[command(subcommand)]
+    Kms(KmsCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum KmsCommand {
+    /// Create a key (new random material, wrapped by the cluster master key); prints it.
+    Create {
+        /// `alias/NAME` (letters, digits, / _ -; `alias/aws/` is reserved).
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List keys (id, ARN, alias, state, versions; never key material).
+    List,
+    /// Add a key version: new objects use it, objects written before keep theirs.
+    Rotate {
+        /// Key id, ARN or alias.
+        key: String,
+    },
+    /// Disable a key: writes and reads of objects under it fail with KMS.DisabledException.
+    Disable { key: String },
+    /// Enable a disabled key.
+    Enable { key: String },
 }
 
 #[derive(clap::Subcommand)]
@@ -147,6 +174,31 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::BucketQuota(QuotaCommand::Clear { bucket }) => {
             ("DELETE", quota_path(bucket), String::new())
         }
+        AdminCommand::Kms(KmsCommand::Create { alias, description }) => {
+            // Parameters in name order: the query is canonical as sent.
+            let query = [("alias", alias), ("description", description)]
+                .iter()
+                .filter_map(|(name, value)| {
+                    value
+                        .as_deref()
+                        .map(|value| format!("{name}={}", encode(value)))
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            ("POST", "/_cairn/admin/v1/kms-keys".to_owned(), query)
+        }
+        AdminCommand::Kms(KmsCommand::List) => {
+            ("GET", "/_cairn/admin/v1/kms-keys".to_owned(), String::new())
+        }
+        AdminCommand::Kms(KmsCommand::Rotate { key }) => {
+            ("POST", kms_path(key, "rotate"), String::new())
+        }
+        AdminCommand::Kms(KmsCommand::Disable { key }) => {
+            ("POST", kms_path(key, "disable"), String::new())
+        }
+        AdminCommand::Kms(KmsCommand::Enable { key }) => {
+            ("POST", kms_path(key, "enable"), String::new())
+        }
     };
     let now_unix_seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -202,6 +254,10 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("the gateway answered {status}: {body}")
     }
+}
+
+fn kms_path(key: &str, action: &str) -> String {
+    format!("/_cairn/admin/v1/kms-keys/{}/{action}", encode(key))
 }
 
 fn quota_path(bucket: &str) -> String {

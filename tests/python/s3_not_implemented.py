@@ -19,11 +19,11 @@ calls = {
     "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
     "GetBucketReplication": lambda: s3.get_bucket_replication(Bucket=bucket),
     "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=bucket),
-    # Bucket default encryption is implemented for SSE-S3 only; SSE-KMS needs a key service.
-    "PutBucketEncryption aws:kms": lambda: s3.put_bucket_encryption(
+    # Bucket default encryption is implemented for SSE-S3 and SSE-KMS, not dual-layer SSE-KMS.
+    "PutBucketEncryption aws:kms:dsse": lambda: s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms:dsse"}}]
         },
     ),
     "RestoreObject": lambda: s3.restore_object(Bucket=bucket, Key="k", RestoreRequest={"Days": 1}),

@@ -4,6 +4,10 @@
 //! the storage nodes' raw segment files for the plaintext marker every object body carries.
 //! A second `cairn dev` with `--no-default-encryption` is the scan's control: there the marker
 //! must be found, so the scan itself is known to work.
+//!
+//! SSE-KMS (`sse_kms_*`): keys made, rotated, disabled and enabled with `cairn admin kms`, boto3
+//! (tests/python/s3_kms.py, in phases between those steps) and aws-sdk-s3 round trips, the same
+//! plaintext scan, and the keys surviving a restart.
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -269,4 +273,321 @@ fn encrypted_objects_round_trip_and_never_reach_storage_in_plaintext() {
     });
     assert!(!files_containing(plain_dir.path(), MARKER).is_empty());
     plain.assert_no_errors_logged();
+}
+
+fn kms_admin(dev: &CairnDev, args: &[&str]) -> serde_json::Value {
+    let (ok, stdout, stderr) = dev.admin(Path::new(BINARY), &dev.access_key, &dev.secret_key, args);
+    assert!(ok, "cairn admin {args:?}: {stderr}");
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+fn kms_script(dev: &CairnDev, phase: &str, key_id: &str, arn: &str) {
+    let args = [
+        dev.url(),
+        dev.access_key.clone(),
+        dev.secret_key.clone(),
+        phase.to_owned(),
+        key_id.to_owned(),
+        arn.to_owned(),
+    ];
+    if let Err(failure) = cairn_tests::try_python_script("s3_kms.py", &args) {
+        let log = dev.process.log();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+            .collect();
+        panic!(
+            "{failure}\ncairn dev WARN/ERROR lines:\n{}",
+            warnings.join("\n")
+        );
+    }
+}
+
+async fn sdk_kms_round_trips(dev: &CairnDev, arn: &str) {
+    let s3 = sdk_client::client(dev);
+    let bucket = "sdk-kms";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let data = marked_body(200_000, 11);
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key("object")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id("alias/sdk-key")
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    assert_eq!(put.ssekms_key_id(), Some(arn));
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key("object")
+        .range("bytes=65530-131080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    assert_eq!(got.ssekms_key_id(), Some(arn));
+    let bytes = got.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&bytes[..], &data[65530..=131080]);
+
+    let parts = [marked_body(5 << 20, 12), marked_body(65_537, 13)];
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("multi")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.ssekms_key_id(), Some(arn));
+    let upload_id = upload.upload_id().unwrap();
+    let mut completed = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        let number = index as i32 + 1;
+        let answer = s3
+            .upload_part()
+            .bucket(bucket)
+            .key("multi")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.ssekms_key_id(), Some(arn));
+        completed.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(answer.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key("multi")
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    let whole = parts.concat();
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key("multi")
+        .range(format!("bytes={}-{}", (5 << 20) - 100, (5 << 20) + 60_000))
+        .send()
+        .await
+        .unwrap();
+    let bytes = got.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&bytes[..], &whole[(5 << 20) - 100..=(5 << 20) + 60_000]);
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key("multi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.ssekms_key_id(), Some(arn));
+    assert_eq!(head.content_length(), Some(whole.len() as i64));
+
+    // An unknown key: KMS.NotFoundException, 400.
+    let error = s3
+        .put_object()
+        .bucket(bucket)
+        .key("unknown-key")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id("alias/nobody")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_client::code_and_status(&error),
+        ("KMS.NotFoundException".to_owned(), 400)
+    );
+}
+
+async fn sdk_kms_disabled(dev: &CairnDev) {
+    let s3 = sdk_client::client(dev);
+    let error = s3
+        .get_object()
+        .bucket("sdk-kms")
+        .key("object")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_client::code_and_status(&error),
+        ("KMS.DisabledException".to_owned(), 400)
+    );
+}
+
+#[test]
+fn sse_kms_keys_rotate_disable_and_never_reach_storage_in_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let created = kms_admin(
+        &dev,
+        &[
+            "kms",
+            "create",
+            "--alias",
+            "alias/boto3-key",
+            "--description",
+            "boto3 test key",
+        ],
+    );
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    let arn = created["arn"].as_str().unwrap().to_owned();
+    assert_eq!(
+        arn,
+        format!("arn:aws:kms:us-east-1:000000000000:key/{key_id}")
+    );
+    assert_eq!(created["state"], "Enabled");
+    assert_eq!(created["current_version"], 1);
+    assert_eq!(created["description"], "boto3 test key");
+    let sdk_key = kms_admin(&dev, &["kms", "create", "--alias", "alias/sdk-key"]);
+    let sdk_arn = sdk_key["arn"].as_str().unwrap().to_owned();
+
+    // Root only; AWS's reserved alias prefix and taken aliases are refused.
+    let (user_key, user_secret) = dev.create_user(Path::new(BINARY), "alice");
+    let (ok, _, stderr) = dev.admin(Path::new(BINARY), &user_key, &user_secret, &["kms", "list"]);
+    assert!(
+        !ok && stderr.contains("403") && stderr.contains("AccessDenied"),
+        "{stderr}"
+    );
+    for alias in ["alias/aws/mine", "alias/boto3-key", "no-prefix"] {
+        let (ok, _, stderr) = dev.admin(
+            Path::new(BINARY),
+            &dev.access_key,
+            &dev.secret_key,
+            &["kms", "create", "--alias", alias],
+        );
+        assert!(
+            !ok && stderr.contains("InvalidArgument"),
+            "{alias}: {stderr}"
+        );
+    }
+    let (ok, _, stderr) = dev.admin(
+        Path::new(BINARY),
+        &dev.access_key,
+        &dev.secret_key,
+        &["kms", "rotate", "alias/nobody"],
+    );
+    assert!(!ok && stderr.contains("KMS.NotFoundException"), "{stderr}");
+
+    kms_script(&dev, "write", &key_id, &arn);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(sdk_kms_round_trips(&dev, &sdk_arn));
+
+    // The default key was created on first use, under AWS's alias.
+    let listed = kms_admin(&dev, &["kms", "list"]);
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "{listed}");
+    assert!(keys.iter().any(|key| key["alias"] == "alias/aws/s3"));
+    assert!(keys.iter().all(|key| key.get("wrapped_material").is_none()));
+
+    // Rotation (by ARN): a new version for new objects, old objects still read.
+    let rotated = kms_admin(&dev, &["kms", "rotate", &arn]);
+    assert_eq!(rotated["current_version"], 2);
+    assert_eq!(rotated["versions"].as_array().unwrap().len(), 2);
+    kms_script(&dev, "rotated", &key_id, &arn);
+
+    // Disabled: reads and writes under the key fail; enabled again: reads work.
+    let disabled = kms_admin(&dev, &["kms", "disable", "alias/boto3-key"]);
+    assert_eq!(disabled["state"], "Disabled");
+    kms_admin(&dev, &["kms", "disable", "alias/sdk-key"]);
+    kms_script(&dev, "disabled", &key_id, &arn);
+    runtime.block_on(sdk_kms_disabled(&dev));
+    let (ok, _, stderr) = dev.admin(
+        Path::new(BINARY),
+        &dev.access_key,
+        &dev.secret_key,
+        &["kms", "rotate", &key_id],
+    );
+    assert!(!ok && stderr.contains("KMS.DisabledException"), "{stderr}");
+    let enabled = kms_admin(&dev, &["kms", "enable", &key_id]);
+    assert_eq!(enabled["state"], "Enabled");
+    kms_script(&dev, "enabled", &key_id, &arn);
+
+    let leaked = files_containing(dir.path(), MARKER);
+    assert!(leaked.is_empty(), "plaintext on storage nodes: {leaked:?}");
+    dev.assert_no_errors_logged();
+
+    // The keys (and their versions and states) survive a restart.
+    dev = dev.restarted(Path::new(BINARY), dir.path());
+    kms_script(&dev, "enabled", &key_id, &arn);
+    runtime.block_on(sdk_kms_disabled(&dev));
+    dev.assert_no_errors_logged();
+}
+
+#[test]
+fn sse_kms_default_key_is_created_once_under_concurrent_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let arns = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let s3 = sdk_client::client(&dev);
+        s3.create_bucket().bucket("first-use").send().await.unwrap();
+        let puts: Vec<_> = (0..8u32)
+            .map(|index| {
+                let s3 = s3.clone();
+                tokio::spawn(async move {
+                    let put = s3
+                        .put_object()
+                        .bucket("first-use")
+                        .key(format!("object-{index}"))
+                        .server_side_encryption(ServerSideEncryption::AwsKms)
+                        .body(ByteStream::from(marked_body(1000, index)))
+                        .send()
+                        .await
+                        .unwrap();
+                    put.ssekms_key_id().unwrap().to_owned()
+                })
+            })
+            .collect();
+        let mut arns = Vec::new();
+        for put in puts {
+            arns.push(put.await.unwrap());
+        }
+        for index in 0..8u32 {
+            let got = s3
+                .get_object()
+                .bucket("first-use")
+                .key(format!("object-{index}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(got.ssekms_key_id(), Some(arns[0].as_str()));
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            assert_eq!(&bytes[..], &marked_body(1000, index)[..]);
+        }
+        arns
+    });
+    assert!(arns.iter().all(|arn| *arn == arns[0]), "{arns:?}");
+    let listed = kms_admin(&dev, &["kms", "list"]);
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{listed}");
+    assert_eq!(keys[0]["alias"], "alias/aws/s3");
+    assert_eq!(keys[0]["arn"], arns[0].as_str());
+    dev.assert_no_errors_logged();
 }

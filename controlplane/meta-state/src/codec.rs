@@ -33,6 +33,7 @@ use crate::command::{
     VersionSummary,
 };
 use crate::error::MetaError;
+use crate::kms::{CreateKmsKey, KmsCommand, KmsKeyRecord, KmsKeyState, KmsKeyVersion, KmsQuery};
 use crate::machine::StateMachine;
 use crate::records::{
     AccessKeyRecord, AccessKeyStatus, Acl, AdditionalChecksum, BlockShards, BucketRecord,
@@ -585,6 +586,7 @@ encode_tag_enum!(
 );
 encode_tag_enum!(AccessKeyStatus, "access key status", [Active, Revoked]);
 encode_tag_enum!(NodeStatus, "node status", [Up, Down]);
+encode_tag_enum!(KmsKeyState, "KMS key state", [Enabled, Disabled]);
 encode_tag_enum!(
     GarbageReason,
     "garbage reason",
@@ -831,6 +833,21 @@ encode_struct!(GarbageRecord {
     created_at_ms,
 });
 
+encode_struct!(KmsKeyVersion {
+    version,
+    created_at_ms,
+    wrapped_material
+});
+encode_struct!(KmsKeyRecord {
+    key_id,
+    alias,
+    description,
+    state,
+    created_at_ms,
+    versions,
+    record_version,
+});
+
 impl Record for ObjectRecord {
     const KIND: RecordKind = RecordKind::Object;
 }
@@ -989,13 +1006,98 @@ encode_struct!(ListPartsRequest {
     max_parts,
 });
 
+encode_struct!(CreateKmsKey {
+    key_id,
+    alias,
+    description,
+    wrapped_material,
+    now_ms
+});
+
+/// Key service command sub-tags (never reused): 0 Create, 1 Rotate, 2 SetState.
+impl Encode for KmsCommand {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            KmsCommand::Create(command) => {
+                writer.u8(0);
+                command.encode(writer);
+            }
+            KmsCommand::Rotate {
+                key_id,
+                version,
+                wrapped_material,
+                now_ms,
+            } => {
+                writer.u8(1);
+                writer.str(key_id);
+                writer.u32(*version);
+                wrapped_material.encode(writer);
+                writer.u64(*now_ms);
+            }
+            KmsCommand::SetState {
+                key_id,
+                state,
+                now_ms,
+            } => {
+                writer.u8(2);
+                writer.str(key_id);
+                state.encode(writer);
+                writer.u64(*now_ms);
+            }
+        }
+    }
+}
+
+impl Decode for KmsCommand {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("KMS command", 3)? {
+            0 => KmsCommand::Create(Decode::decode(reader)?),
+            1 => KmsCommand::Rotate {
+                key_id: reader.string()?,
+                version: reader.u32()?,
+                wrapped_material: Decode::decode(reader)?,
+                now_ms: reader.u64()?,
+            },
+            _ => KmsCommand::SetState {
+                key_id: reader.string()?,
+                state: Decode::decode(reader)?,
+                now_ms: reader.u64()?,
+            },
+        })
+    }
+}
+
+/// Key service query sub-tags (never reused): 0 Get, 1 List.
+impl Encode for KmsQuery {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            KmsQuery::Get { key } => {
+                writer.u8(0);
+                writer.str(key);
+            }
+            KmsQuery::List => writer.u8(1),
+        }
+    }
+}
+
+impl Decode for KmsQuery {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("KMS query", 2)? {
+            0 => KmsQuery::Get {
+                key: reader.string()?,
+            },
+            _ => KmsQuery::List,
+        })
+    }
+}
+
 /// Command tags (never reused): 0 PrepareWrite, 1 CommitWrite, 2 AbortWrite, 3 DeleteObject,
 /// 4 UpdateShardMap, 5 CreateMultipartUpload, 6 UploadPart, 7 CompleteMultipartUpload,
 /// 8 AbortMultipartUpload, 9 PurgeGarbage, 10 CreateBucket, 11 DeleteBucket,
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
-/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 50 ReportSuspect, 51 ResolveSuspects.
+/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 50 ReportSuspect, 51 ResolveSuspects.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
 /// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
@@ -1125,6 +1227,10 @@ impl Encode for Command {
                 writer.u8(40);
                 command.encode(writer);
             }
+            Command::Kms(command) => {
+                writer.u8(41);
+                command.encode(writer);
+            }
             Command::PutBucketAttribute {
                 bucket,
                 name,
@@ -1237,6 +1343,7 @@ impl Decode for Command {
             40 => Command::BypassGovernanceRetention {
                 command: Box::new(Decode::decode(reader)?),
             },
+            41 => Command::Kms(Decode::decode(reader)?),
             26 => Command::PutObjectAttribute {
                 bucket: reader.string()?,
                 key: reader.string()?,
@@ -1266,7 +1373,7 @@ impl Decode for Command {
 
 /// Query tags (never reused): 0 GetObject, 1 ListObjects, 2 GetUpload, 3 ListUploads,
 /// 4 ListParts, 5 ListStalePreparing, 6 ListGarbage, 7 BucketUsage, 8 GetBucket, 9 ListBuckets,
-/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout, 50 ListSuspects,
+/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout, 40 Kms, 50 ListSuspects,
 /// 60 BucketStats (ranges reserved per line of work as for commands; unknown tags are refused).
 impl Encode for Query {
     fn encode(&self, writer: &mut Writer) {
@@ -1347,6 +1454,10 @@ impl Encode for Query {
                 writer.u8(30);
                 owner.encode(writer);
             }
+            Query::Kms(query) => {
+                writer.u8(40);
+                query.encode(writer);
+            }
             Query::ListSuspects { after, limit } => {
                 writer.u8(50);
                 after.encode(writer);
@@ -1406,6 +1517,7 @@ impl Decode for Query {
             30 => Query::ListAccessKeys {
                 owner: Decode::decode(reader)?,
             },
+            40 => Query::Kms(Decode::decode(reader)?),
             50 => Query::ListSuspects {
                 after: Decode::decode(reader)?,
                 limit: reader.u32()?,
@@ -1573,6 +1685,9 @@ encode_variants!(Response, "response", [
     23 => NodesExpired { 0: node_ids },
     24 => Layout { 0: layout },
     30 => AccessKeys { 0: keys },
+    // 40-49: the key service.
+    40 => KmsKey { 0: key },
+    41 => KmsKeys { 0: keys },
     // 50-59: the suspect queue.
     50 => SuspectReported { queued: queued },
     51 => SuspectsResolved { resolved_count: resolved_count },
@@ -1614,6 +1729,9 @@ encode_variants!(MetaError, "error", [
     29 => ConditionalRequestConflict { bucket: bucket, key: key },
     40 => ObjectLocked { bucket: bucket, key: key, version_id: version_id, reason: reason },
     41 => ObjectLockConflict { bucket: bucket, reason: reason },
+    42 => NoSuchKmsKey { key: key },
+    43 => KmsKeyDisabled { key_id: key_id },
+    44 => KmsKeyAlreadyExists { key: key },
 ]);
 
 /// Write condition tags: 0 Absent, 1 EtagMatches.
@@ -1705,8 +1823,13 @@ impl StateMachine {
         // The suspect queue came later: an optional trailing section, written only when the
         // queue is not empty, so every snapshot without suspects keeps its earlier bytes and an
         // earlier snapshot (which ends here) still decodes.
-        if !self.suspects.is_empty() {
+        // The KMS keys came after that: a second optional section. When it is present the
+        // suspect section is written too (possibly empty), so the decoder knows which is which.
+        if !self.suspects.is_empty() || !self.kms_keys.is_empty() {
             encode_sorted(&mut writer, self.suspects.values());
+        }
+        if !self.kms_keys.is_empty() {
+            encode_sorted(&mut writer, self.kms_keys.values());
         }
         let mut bytes = writer.into_bytes();
         let checksum = crc32c::crc32c(&bytes);
@@ -1770,8 +1893,20 @@ impl StateMachine {
             state.suspects = decode_sorted(&mut reader, "suspect", |record: &SuspectRecord| {
                 (record.bucket.clone(), record.key.clone(), record.version_id)
             })?;
-            if state.suspects.is_empty() {
-                // Written only when not empty: an empty section is not canonical.
+            if reader.remaining() > 0 {
+                let offset = reader.offset();
+                state.kms_keys = decode_sorted(&mut reader, "KMS key", |record: &KmsKeyRecord| {
+                    record.key_id.clone()
+                })?;
+                if state.kms_keys.is_empty() {
+                    return Err(DecodeError::NotCanonical {
+                        what: "KMS key section",
+                        offset,
+                    });
+                }
+            } else if state.suspects.is_empty() {
+                // Written only when not empty (or followed by KMS keys): an empty section alone
+                // is not canonical.
                 return Err(DecodeError::NotCanonical {
                     what: "suspect section",
                     offset,

@@ -282,6 +282,8 @@ pub enum Command {
         now_ms: u64,
         timeout_ms: u64,
     },
+    /// The key service (SSE-KMS): see [`crate::kms`].
+    Kms(crate::kms::KmsCommand),
     /// Partition map: records `layout` if none is recorded yet (the first bootstrap wins) and
     /// answers the recorded layout, which the caller compares with its own.
     RecordLayout(ClusterLayout),
@@ -426,6 +428,8 @@ pub enum Query {
     ListAccessKeys {
         owner: Option<String>,
     },
+    /// The key service (SSE-KMS): see [`crate::kms`].
+    Kms(crate::kms::KmsQuery),
     // Node registry.
     GetNode {
         node_id: NodeId,
@@ -563,6 +567,10 @@ pub enum Response {
     AccessKey(AccessKeyRecord),
     /// ListAccessKeys.
     AccessKeys(Vec<AccessKeyRecord>),
+    /// A KMS key command or KmsQuery::Get.
+    KmsKey(crate::kms::KmsKeyRecord),
+    /// KmsQuery::List.
+    KmsKeys(Vec<crate::kms::KmsKeyRecord>),
     Node(NodeRecord),
     Nodes(Vec<NodeRecord>),
     /// Heartbeat: the node record and whether this heartbeat brought it back UP.
@@ -628,6 +636,7 @@ impl Command {
             Command::PutObjectAttribute { .. } => "PutObjectAttribute",
             Command::CreateAccessKey(_) => "CreateAccessKey",
             Command::RevokeAccessKey { .. } => "RevokeAccessKey",
+            Command::Kms(command) => command.name(),
             Command::RegisterNode(_) => "RegisterNode",
             Command::Heartbeat { .. } => "Heartbeat",
             Command::ExpireNodes { .. } => "ExpireNodes",
@@ -664,7 +673,8 @@ impl Command {
             | Command::PutBucketEcScheme { .. }
             | Command::PutBucketAttribute { .. }
             | Command::CreateAccessKey(_)
-            | Command::RevokeAccessKey { .. } => Scope::Bucket,
+            | Command::RevokeAccessKey { .. }
+            | Command::Kms(_) => Scope::Bucket,
             Command::RegisterNode(_) | Command::Heartbeat { .. } | Command::ExpireNodes { .. } => {
                 Scope::Node
             }
@@ -700,6 +710,7 @@ impl Query {
             Query::ListBuckets { .. } => "ListBuckets",
             Query::GetAccessKey { .. } => "GetAccessKey",
             Query::ListAccessKeys { .. } => "ListAccessKeys",
+            Query::Kms(query) => query.name(),
             Query::GetNode { .. } => "GetNode",
             Query::ListNodes => "ListNodes",
             Query::GetLayout => "GetLayout",
@@ -722,7 +733,8 @@ impl Query {
             Query::GetBucket { .. }
             | Query::ListBuckets { .. }
             | Query::GetAccessKey { .. }
-            | Query::ListAccessKeys { .. } => Scope::Bucket,
+            | Query::ListAccessKeys { .. }
+            | Query::Kms(_) => Scope::Bucket,
             Query::GetNode { .. } | Query::ListNodes => Scope::Node,
             Query::GetLayout => Scope::Layout,
         }

@@ -118,4 +118,11 @@ pub enum MetaError {
     /// removing object lock).
     #[error("bucket {bucket}: {reason}")]
     ObjectLockConflict { bucket: String, reason: String },
+    // The key service (SSE-KMS).
+    #[error("KMS key {key} does not exist")]
+    NoSuchKmsKey { key: String },
+    #[error("KMS key {key_id} is disabled")]
+    KmsKeyDisabled { key_id: String },
+    #[error("a KMS key with id or alias {key} already exists")]
+    KmsKeyAlreadyExists { key: String },
 }

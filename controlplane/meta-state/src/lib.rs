@@ -1,4 +1,5 @@
-//! Sans-I/O metadata state machine: object, bucket, multipart, access-key and node records.
+//! Sans-I/O metadata state machine: object, bucket, multipart, access-key, KMS key and node
+//! records.
 //!
 //! Model: a [`StateMachine`] is the state of one Raft group. A Raft log entry carries a
 //! [`Command`]; [`StateMachine::apply`] applies it at a log index and returns an [`Output`] (a
@@ -8,7 +9,7 @@
 //!
 //! The same type serves both kinds of instance (see [`role`]): object partitions (objects,
 //! multipart uploads, garbage; routed by `bucket/key`) and the bucket service (buckets, access keys,
-//! storage nodes). A `Combined` instance holds everything, for `cairn dev` and tests.
+//! KMS keys, storage nodes). A `Combined` instance holds everything, for `cairn dev` and tests.
 //!
 //! Every record, every command and the whole state have a versioned binary encoding ([`codec`]):
 //! [`encode_record`]/[`decode_record`] for single values, [`StateMachine::to_snapshot_bytes`] and
@@ -66,6 +67,7 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod keys;
+pub mod kms;
 mod list;
 mod machine;
 mod multipart;
@@ -81,6 +83,9 @@ pub use bucket_service::validate_bucket_name;
 pub use codec::{DecodeError, FORMAT_VERSION, Record, RecordKind, decode_record, encode_record};
 pub use command::*;
 pub use error::MetaError;
+pub use kms::{
+    CreateKmsKey, KmsCommand, KmsKeyRecord, KmsKeyState, KmsKeyVersion, KmsQuery, kms_key_arn,
+};
 pub use list::{ListPosition, prefix_successor};
 pub use machine::{
     MAX_KEY_BYTES, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_SIZE_BYTES, StateMachine,

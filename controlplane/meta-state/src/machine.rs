@@ -63,6 +63,8 @@ pub struct StateMachine {
     pub(crate) layout: Option<ClusterLayout>,
     /// Versions readers found bad pieces of, for the healer (see [`crate::suspects`]).
     pub(crate) suspects: BTreeMap<SuspectKey, SuspectRecord>,
+    /// KMS keys by key id (see [`crate::kms`]).
+    pub(crate) kms_keys: BTreeMap<String, crate::kms::KmsKeyRecord>,
     // Derived indexes: not in the snapshot, rebuilt from `versions` when one is loaded.
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
@@ -93,6 +95,7 @@ impl StateMachine {
             sealed_buckets: BTreeSet::new(),
             layout: None,
             suspects: BTreeMap::new(),
+            kms_keys: BTreeMap::new(),
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
             preparing: BTreeSet::new(),
@@ -219,6 +222,7 @@ impl StateMachine {
                 access_key_id,
                 now_ms,
             } => self.revoke_access_key(&access_key_id, now_ms),
+            Command::Kms(command) => self.apply_kms(command),
             Command::RegisterNode(command) => Ok(self.register_node(command)),
             Command::Heartbeat {
                 node_id,
@@ -359,6 +363,7 @@ impl StateMachine {
                     .cloned()
                     .collect(),
             )),
+            Query::Kms(query) => self.answer_kms(query),
             Query::GetNode { node_id } => self
                 .nodes
                 .get(node_id)
@@ -767,7 +772,7 @@ impl StateMachine {
         if self.suspects.len() > crate::suspects::MAX_SUSPECTS {
             return Err("suspect queue over its bound".to_owned());
         }
-        Ok(())
+        self.check_kms_keys()
     }
 
     /// Checks every invariant of the module header; returns the first violation found. Tests

@@ -3,7 +3,7 @@
 //! | role | accepts | key spaces |
 //! |---|---|---|
 //! | [`Role::ObjectPartition`] | object and multipart commands, garbage, janitor queries | objects, idempotency tokens, uploads, garbage |
-//! | [`Role::BucketService`] | bucket and access-key commands | buckets, access keys |
+//! | [`Role::BucketService`] | bucket, access-key and KMS key commands | buckets, access keys, KMS keys ([`crate::kms`]) |
 //! | [`Role::NodeRegistry`] | storage-node commands (register, heartbeat, expire) | nodes |
 //! | [`Role::PartitionMap`] | RecordLayout, GetLayout | the cluster layout (ring and placement) |
 //! | [`Role::Combined`] | everything but the layout | all of the above but the layout |

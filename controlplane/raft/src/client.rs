@@ -293,7 +293,8 @@ impl MetaClient {
             Query::GetBucket { .. }
             | Query::ListBuckets { .. }
             | Query::GetAccessKey { .. }
-            | Query::ListAccessKeys { .. } => Some(GroupId::BUCKET_SERVICE),
+            | Query::ListAccessKeys { .. }
+            | Query::Kms(_) => Some(GroupId::BUCKET_SERVICE),
             Query::GetNode { .. } | Query::ListNodes => Some(GroupId::NODE_REGISTRY),
             Query::GetLayout => Some(GroupId::PARTITION_MAP),
         }

@@ -1,12 +1,15 @@
 //! Bucket default encryption: Put/Get/DeleteBucketEncryption, and the default it gives new
-//! objects that carry no SSE headers ([`bucket_default_sse_s3`]).
+//! objects that carry no SSE headers ([`bucket_default`]).
 //!
-//! Model: the configuration is the bucket attribute [`BUCKET_ENCRYPTION_ATTRIBUTE`], stored as
-//! `1, algorithm (1 AES256)`, version byte first. Only SSE-S3 (`AES256`) is accepted; `aws:kms`
-//! and `aws:kms:dsse` answer `501 NotImplemented` until Cairn has a key service. A bucket without
-//! the attribute gets the gateway's own default: SSE-S3 when the gateway encrypts by default
-//! (GetBucketEncryption then reports `AES256`, as S3 does for every bucket since 2023), else no
-//! encryption (GetBucketEncryption answers `ServerSideEncryptionConfigurationNotFoundError`).
+//! Model: the configuration is the bucket attribute [`BUCKET_ENCRYPTION_ATTRIBUTE`], version byte
+//! first: `1, 1` for SSE-S3 (`AES256`), or `1, 2, bucket key enabled (0/1), KMS key id (UTF-8,
+//! empty for the default key)` for SSE-KMS (`aws:kms`, see [`crate::kms`]); `aws:kms:dsse`
+//! answers `501 NotImplemented`. The KMS key id is stored as given (id, ARN or alias) and
+//! resolved at each write, as S3 does, so an unknown or disabled key fails the write, not the
+//! configuration. A bucket without the attribute gets the gateway's own default: SSE-S3 when the
+//! gateway encrypts by default (GetBucketEncryption then reports `AES256`, as S3 does for every
+//! bucket since 2023), else no encryption (GetBucketEncryption answers
+//! `ServerSideEncryptionConfigurationNotFoundError`).
 
 use cairn_meta_state::BucketRecord;
 use cairn_s3_proto::S3Error;
@@ -22,27 +25,80 @@ use crate::server::{HttpResponse, RequestContext, xml_response};
 pub const BUCKET_ENCRYPTION_ATTRIBUTE: &str = "encryption";
 const FORMAT_VERSION: u8 = 1;
 const ALGORITHM_AES256: u8 = 1;
+const ALGORITHM_KMS: u8 = 2;
 
-fn encode_sse_s3() -> Vec<u8> {
-    vec![FORMAT_VERSION, ALGORITHM_AES256]
+/// A bucket's stored default encryption.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BucketDefault {
+    /// No configuration stored.
+    None,
+    SseS3,
+    SseKms {
+        key_id: Option<String>,
+    },
 }
 
-/// Whether the bucket's stored configuration asks for SSE-S3 (`None`: no configuration).
-fn stored_configuration(record: &BucketRecord) -> Result<Option<()>, S3Error> {
-    match record.attributes.get(BUCKET_ENCRYPTION_ATTRIBUTE) {
-        None => Ok(None),
-        Some(bytes) if bytes.as_slice() == [FORMAT_VERSION, ALGORITHM_AES256] => Ok(Some(())),
-        Some(_) => {
-            tracing::error!(bucket = %record.name, "stored bucket encryption does not decode");
-            Err(S3Error::InternalError)
-        }
+struct Stored {
+    default: BucketDefault,
+    bucket_key_enabled: bool,
+}
+
+fn encode(configuration: &BucketEncryption) -> Vec<u8> {
+    if configuration.algorithm == "aws:kms" {
+        let mut bytes = vec![
+            FORMAT_VERSION,
+            ALGORITHM_KMS,
+            u8::from(configuration.bucket_key_enabled),
+        ];
+        bytes.extend_from_slice(configuration.kms_key_id.as_deref().unwrap_or("").as_bytes());
+        bytes
+    } else {
+        vec![FORMAT_VERSION, ALGORITHM_AES256]
     }
 }
 
-/// Whether new objects without SSE headers in this bucket are SSE-S3 because of the bucket's
-/// configuration (the gateway's own default is applied by the caller).
-pub(crate) fn bucket_default_sse_s3(record: &BucketRecord) -> Result<bool, S3Error> {
-    Ok(stored_configuration(record)?.is_some())
+fn stored_configuration(record: &BucketRecord) -> Result<Stored, S3Error> {
+    let corrupt = || {
+        tracing::error!(bucket = %record.name, "stored bucket encryption does not decode");
+        S3Error::InternalError
+    };
+    match record
+        .attributes
+        .get(BUCKET_ENCRYPTION_ATTRIBUTE)
+        .map(Vec::as_slice)
+    {
+        None => Ok(Stored {
+            default: BucketDefault::None,
+            bucket_key_enabled: false,
+        }),
+        Some([FORMAT_VERSION, ALGORITHM_AES256]) => Ok(Stored {
+            default: BucketDefault::SseS3,
+            bucket_key_enabled: false,
+        }),
+        Some(
+            [
+                FORMAT_VERSION,
+                ALGORITHM_KMS,
+                enabled @ (0 | 1),
+                key_id @ ..,
+            ],
+        ) => {
+            let key_id = std::str::from_utf8(key_id).map_err(|_| corrupt())?;
+            Ok(Stored {
+                default: BucketDefault::SseKms {
+                    key_id: (!key_id.is_empty()).then(|| key_id.to_owned()),
+                },
+                bucket_key_enabled: *enabled == 1,
+            })
+        }
+        Some(_) => Err(corrupt()),
+    }
+}
+
+/// The bucket's configured default for new objects without SSE headers (the gateway's own
+/// default is applied by the caller when this is [`BucketDefault::None`]).
+pub(crate) fn bucket_default(record: &BucketRecord) -> Result<BucketDefault, S3Error> {
+    Ok(stored_configuration(record)?.default)
 }
 
 fn gateway_encrypts_by_default(context: &RequestContext<'_>) -> bool {
@@ -55,14 +111,23 @@ pub async fn get_bucket_encryption(
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
     let record = owned_bucket(context, bucket).await?;
-    if stored_configuration(&record)?.is_none() && !gateway_encrypts_by_default(context) {
-        return Err(S3Error::ServerSideEncryptionConfigurationNotFoundError);
-    }
-    Ok(xml_response(bucket_encryption_xml(&BucketEncryption {
-        algorithm: "AES256".to_owned(),
-        kms_key_id: None,
-        bucket_key_enabled: false,
-    })))
+    let stored = stored_configuration(&record)?;
+    let configuration = match stored.default {
+        BucketDefault::None if !gateway_encrypts_by_default(context) => {
+            return Err(S3Error::ServerSideEncryptionConfigurationNotFoundError);
+        }
+        BucketDefault::None | BucketDefault::SseS3 => BucketEncryption {
+            algorithm: "AES256".to_owned(),
+            kms_key_id: None,
+            bucket_key_enabled: false,
+        },
+        BucketDefault::SseKms { key_id } => BucketEncryption {
+            algorithm: "aws:kms".to_owned(),
+            kms_key_id: key_id,
+            bucket_key_enabled: stored.bucket_key_enabled,
+        },
+    };
+    Ok(xml_response(bucket_encryption_xml(&configuration)))
 }
 
 pub async fn put_bucket_encryption(
@@ -73,15 +138,17 @@ pub async fn put_bucket_encryption(
     owned_bucket(context, bucket).await?;
     let document = read_verified_document(context, body).await?;
     let configuration = parse_bucket_encryption(&document)?;
-    if configuration.algorithm != "AES256" || context.executor.shared.config.master_key.is_none() {
-        // SSE-KMS needs a key service; SSE-S3 needs the cluster master key.
+    if configuration.algorithm == "aws:kms:dsse"
+        || context.executor.shared.config.master_key.is_none()
+    {
+        // Dual-layer SSE-KMS is not implemented; SSE-S3 and SSE-KMS need the cluster master key.
         return Err(S3Error::NotImplemented);
     }
     write_bucket_attribute(
         context,
         bucket,
         BUCKET_ENCRYPTION_ATTRIBUTE,
-        Some(encode_sse_s3()),
+        Some(encode(&configuration)),
         http::StatusCode::OK,
     )
     .await

@@ -8,9 +8,11 @@
 //! chunks and open them ([`cairn_sse::ChunkDecryptor`]). A record without an envelope is
 //! plaintext (written before encryption existed, or with encryption turned off).
 //!
-//! Errors follow S3: malformed SSE headers are `400 InvalidArgument`; SSE-C headers on an object
-//! that is not SSE-C, or none on one that is, `400 InvalidRequest`; a wrong SSE-C key
-//! `403 AccessDenied`. No error or log line carries key material.
+//! Errors follow S3: malformed SSE headers are `400 InvalidArgument` (also a KMS key id without
+//! `aws:kms`); SSE-C headers on an object that is not SSE-C, or none on one that is,
+//! `400 InvalidRequest`; a wrong SSE-C key `403 AccessDenied`; an unknown or disabled KMS key
+//! `400 KMS.NotFoundException` / `KMS.DisabledException` (see [`crate::kms`]). No error or log
+//! line carries key material.
 
 use std::collections::BTreeMap;
 
@@ -84,6 +86,16 @@ pub(crate) struct ObjectKey {
     pub data_key: DataKey,
     /// SSE-C: the key's MD5 (base64), echoed in responses.
     pub customer_key_md5: Option<String>,
+    /// SSE-KMS: the KMS key's ARN, echoed in responses.
+    pub kms_key_arn: Option<String>,
+}
+
+/// What a new object's encryption is to be.
+enum Choice {
+    Plaintext,
+    SseS3,
+    /// SSE-KMS with the named key (`None`: the cluster's default key).
+    SseKms(Option<String>),
 }
 
 /// A new object's (or upload's) encryption: the attributes to store and the key to encrypt with.
@@ -95,7 +107,7 @@ pub(crate) struct NewObjectKey {
 /// Chooses the encryption of a new object or multipart upload from the request's headers
 /// (`x-amz-server-side-encryption`, the SSE-C headers) or, without them, the bucket's default
 /// encryption (PutBucketEncryption), else the gateway's default.
-pub(crate) fn new_object_key(
+pub(crate) async fn new_object_key(
     context: &RequestContext<'_>,
     bucket_record: &cairn_meta_state::BucketRecord,
     key: &str,
@@ -106,64 +118,108 @@ pub(crate) fn new_object_key(
     let requested_sse = match context.header(SSE_HEADER) {
         None => None,
         Some("AES256") => Some(Mode::SseS3),
-        Some("aws:kms" | "aws:kms:dsse") => return Err(S3Error::NotImplemented),
+        Some("aws:kms") => Some(Mode::SseKms),
+        Some("aws:kms:dsse") => return Err(S3Error::NotImplemented),
         Some(_) => {
             return Err(S3Error::InvalidArgument(
                 "The encryption method specified is not supported".to_owned(),
             ));
         }
     };
-    let (envelope, data_key, customer_key_md5) = match (customer, requested_sse) {
-        (Some(_), Some(_)) => {
+    let requested_kms_key = context.header(crate::kms::KMS_KEY_ID_HEADER);
+    if requested_kms_key.is_some() && requested_sse != Some(Mode::SseKms) {
+        return Err(S3Error::InvalidArgument(
+            "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms".to_owned(),
+        ));
+    }
+    if let Some(customer) = customer {
+        if requested_sse.is_some() {
             return Err(S3Error::InvalidArgument(
                 "Server Side Encryption with Customer provided key is incompatible with the encryption method specified".to_owned(),
             ));
         }
-        (Some(customer), None) => {
-            let (envelope, data_key) = Envelope::new_sse_c(&customer, bucket, key)
-                .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
-            (envelope, data_key, Some(customer.md5_base64()))
-        }
-        (None, requested) => {
-            let default_on = config.encrypt_by_default
-                || crate::bucket_encryption::bucket_default_sse_s3(bucket_record)?;
-            match (&config.master_key, requested.is_some() || default_on) {
-                (_, false) => {
-                    return Ok(NewObjectKey {
-                        attributes: BTreeMap::new(),
-                        key: None,
-                    });
-                }
-                (None, true) if requested.is_none() => {
-                    return Ok(NewObjectKey {
-                        attributes: BTreeMap::new(),
-                        key: None,
-                    });
-                }
-                // Asked for SSE-S3 explicitly, but this gateway has no master key.
-                (None, true) => return Err(S3Error::NotImplemented),
-                (Some(master), true) => {
-                    let (envelope, data_key) = Envelope::new_sse_s3(master, bucket, key)
-                        .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
-                    (envelope, data_key, None)
-                }
+        let (envelope, data_key) = Envelope::new_sse_c(&customer, bucket, key)
+            .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
+        return Ok(stored(
+            &envelope,
+            ObjectKey {
+                mode: Mode::SseC,
+                data_key,
+                customer_key_md5: Some(customer.md5_base64()),
+                kms_key_arn: None,
+            },
+        ));
+    }
+    let choice = match requested_sse {
+        Some(Mode::SseKms) => Choice::SseKms(requested_kms_key.map(str::to_owned)),
+        Some(_) => Choice::SseS3,
+        None => match crate::bucket_encryption::bucket_default(bucket_record)? {
+            crate::bucket_encryption::BucketDefault::SseKms { key_id } => Choice::SseKms(key_id),
+            crate::bucket_encryption::BucketDefault::SseS3 => Choice::SseS3,
+            crate::bucket_encryption::BucketDefault::None if config.encrypt_by_default => {
+                Choice::SseS3
             }
-        }
+            crate::bucket_encryption::BucketDefault::None => Choice::Plaintext,
+        },
     };
-    let mode = envelope.mode();
-    Ok(NewObjectKey {
-        attributes: BTreeMap::from([(ATTRIBUTE_NAME.to_owned(), envelope.encode())]),
-        key: Some(ObjectKey {
-            mode,
-            data_key,
-            customer_key_md5,
+    match (choice, &config.master_key) {
+        (Choice::Plaintext, _) => Ok(NewObjectKey {
+            attributes: BTreeMap::new(),
+            key: None,
         }),
-    })
+        // A default this gateway cannot apply without a master key stays plaintext, as before
+        // encryption existed; asking for it explicitly is refused.
+        (Choice::SseS3 | Choice::SseKms(_), None) if requested_sse.is_none() => Ok(NewObjectKey {
+            attributes: BTreeMap::new(),
+            key: None,
+        }),
+        (Choice::SseS3 | Choice::SseKms(_), None) => Err(S3Error::NotImplemented),
+        (Choice::SseS3, Some(master)) => {
+            let (envelope, data_key) = Envelope::new_sse_s3(master, bucket, key)
+                .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
+            Ok(stored(
+                &envelope,
+                ObjectKey {
+                    mode: Mode::SseS3,
+                    data_key,
+                    customer_key_md5: None,
+                    kms_key_arn: None,
+                },
+            ))
+        }
+        (Choice::SseKms(requested), Some(_)) => {
+            let kms_key = crate::kms::key_for_write(context.executor, requested.as_deref()).await?;
+            let (envelope, data_key) = Envelope::new_sse_kms(
+                &kms_key.material,
+                &kms_key.key_id,
+                kms_key.version,
+                bucket,
+                key,
+            )
+            .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
+            Ok(stored(
+                &envelope,
+                ObjectKey {
+                    mode: Mode::SseKms,
+                    data_key,
+                    customer_key_md5: None,
+                    kms_key_arn: Some(kms_key.arn),
+                },
+            ))
+        }
+    }
+}
+
+fn stored(envelope: &Envelope, key: ObjectKey) -> NewObjectKey {
+    NewObjectKey {
+        attributes: BTreeMap::from([(ATTRIBUTE_NAME.to_owned(), envelope.encode())]),
+        key: Some(key),
+    }
 }
 
 /// The data key of a stored object or upload (its `attributes`), given the request's SSE-C
 /// headers of `family`; `None` for a plaintext record.
-pub(crate) fn open_object_key(
+pub(crate) async fn open_object_key(
     context: &RequestContext<'_>,
     attributes: &BTreeMap<String, Vec<u8>>,
     bucket: &str,
@@ -205,9 +261,26 @@ pub(crate) fn open_object_key(
                 mode: Mode::SseS3,
                 data_key,
                 customer_key_md5: None,
+                kms_key_arn: None,
             }))
         }
-        (Mode::SseS3, Some(_)) => Err(S3Error::InvalidRequest(
+        (Mode::SseKms, None) => {
+            let (key_id, key_version) = envelope.kms_key().expect("an SSE-KMS envelope");
+            let kms_key = crate::kms::key_for_read(context.executor, key_id, key_version).await?;
+            let data_key = envelope
+                .open_sse_kms(&kms_key.material, bucket, key)
+                .map_err(|error| {
+                    tracing::warn!(bucket, key, %error, "cannot open an SSE-KMS data key");
+                    S3Error::InternalError
+                })?;
+            Ok(Some(ObjectKey {
+                mode: Mode::SseKms,
+                data_key,
+                customer_key_md5: None,
+                kms_key_arn: Some(kms_key.arn),
+            }))
+        }
+        (Mode::SseS3 | Mode::SseKms, Some(_)) => Err(S3Error::InvalidRequest(
             "The encryption parameters are not applicable to this object.".to_owned(),
         )),
         (Mode::SseC, None) => Err(S3Error::InvalidRequest(
@@ -221,6 +294,7 @@ pub(crate) fn open_object_key(
                 mode: Mode::SseC,
                 data_key,
                 customer_key_md5: Some(customer.md5_base64()),
+                kms_key_arn: None,
             }))
         }
     }
@@ -233,6 +307,11 @@ pub(crate) fn response_headers(key: Option<&ObjectKey>) -> Vec<(&'static str, St
         Some(ObjectKey {
             mode: Mode::SseS3, ..
         }) => vec![(SSE_HEADER, "AES256".to_owned())],
+        Some(ObjectKey {
+            mode: Mode::SseKms,
+            kms_key_arn,
+            ..
+        }) => kms_headers(kms_key_arn.clone().unwrap_or_default()),
         Some(ObjectKey {
             mode: Mode::SseC,
             customer_key_md5,
@@ -248,6 +327,13 @@ pub(crate) fn response_headers(key: Option<&ObjectKey>) -> Vec<(&'static str, St
             ),
         ],
     }
+}
+
+fn kms_headers(arn: String) -> Vec<(&'static str, String)> {
+    vec![
+        (SSE_HEADER, "aws:kms".to_owned()),
+        (crate::kms::KMS_KEY_ID_HEADER, arn),
+    ]
 }
 
 /// Adds [`response_headers`] to a response.
@@ -286,13 +372,20 @@ pub(crate) fn stored_mode_headers(
     context: &RequestContext<'_>,
     attributes: &BTreeMap<String, Vec<u8>>,
 ) -> Vec<(&'static str, String)> {
-    let mode = attributes
+    let envelope = attributes
         .get(ATTRIBUTE_NAME)
-        .and_then(|bytes| Envelope::decode(bytes).ok())
-        .map(|envelope| envelope.mode());
-    match mode {
+        .and_then(|bytes| Envelope::decode(bytes).ok());
+    match envelope.as_ref().map(Envelope::mode) {
         None => Vec::new(),
         Some(Mode::SseS3) => vec![(SSE_HEADER, "AES256".to_owned())],
+        Some(Mode::SseKms) => {
+            let key_id = envelope
+                .as_ref()
+                .and_then(Envelope::kms_key)
+                .map(|(key_id, _)| key_id)
+                .unwrap_or_default();
+            kms_headers(crate::kms::arn(context.executor, key_id))
+        }
         Some(Mode::SseC) => {
             let mut headers = vec![(
                 "x-amz-server-side-encryption-customer-algorithm",

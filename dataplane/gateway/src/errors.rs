@@ -86,6 +86,10 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
         // S3 answers a delete or retention change that object lock refuses with 403.
         MetaError::ObjectLocked { .. } => S3Error::AccessDenied,
         MetaError::ObjectLockConflict { reason, .. } => S3Error::InvalidBucketState(reason.clone()),
+        // SSE-KMS: S3 answers an unknown or disabled key with KMS's exception names, status 400.
+        MetaError::NoSuchKmsKey { key } => S3Error::KmsNotFound(key.clone()),
+        MetaError::KmsKeyDisabled { key_id } => S3Error::KmsDisabled(key_id.clone()),
+        MetaError::KmsKeyAlreadyExists { .. } => S3Error::InvalidArgument(error.to_string()),
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -278,6 +282,9 @@ mod tests {
                 bucket: bucket(),
                 reason: String::new(),
             },
+            MetaError::NoSuchKmsKey { key: "k".into() },
+            MetaError::KmsKeyDisabled { key_id: "k".into() },
+            MetaError::KmsKeyAlreadyExists { key: "k".into() },
         ]
     }
 
@@ -316,6 +323,9 @@ mod tests {
             MetaError::ConditionalRequestConflict { .. } => ("ConditionalRequestConflict", 409),
             MetaError::ObjectLocked { .. } => ("AccessDenied", 403),
             MetaError::ObjectLockConflict { .. } => ("InvalidBucketState", 409),
+            MetaError::NoSuchKmsKey { .. } => ("KMS.NotFoundException", 400),
+            MetaError::KmsKeyDisabled { .. } => ("KMS.DisabledException", 400),
+            MetaError::KmsKeyAlreadyExists { .. } => ("InvalidArgument", 400),
         }
     }
 

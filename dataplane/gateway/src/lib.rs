@@ -50,6 +50,7 @@ pub mod config;
 mod cors;
 mod encryption;
 pub mod errors;
+mod kms;
 mod lifecycle;
 mod list;
 pub mod metrics;

@@ -68,7 +68,7 @@ pub async fn create_multipart_upload(
 ) -> Result<HttpResponse, S3Error> {
     let bucket_record = owned_bucket(context, bucket).await?;
     // The upload's data key encrypts every part (each part number is bound into its chunks).
-    let new_key = crate::encryption::new_object_key(context, &bucket_record, key)?;
+    let new_key = crate::encryption::new_object_key(context, &bucket_record, key).await?;
     let command = Command::CreateMultipartUpload(cairn_meta_state::CreateMultipartUpload {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -151,7 +151,8 @@ pub async fn upload_part(
         bucket,
         key,
         crate::encryption::HeaderFamily::Request,
-    )?;
+    )
+    .await?;
     // A part counts from the moment its record is applied; an upload that cannot fit is refused
     // here, before its data is written, rather than at completion.
     let _quota = crate::quota::admit(
@@ -236,14 +237,16 @@ pub async fn upload_part_copy(
         &source.bucket,
         &source.key,
         crate::encryption::HeaderFamily::CopySource,
-    )?;
+    )
+    .await?;
     let object_key = crate::encryption::open_object_key(
         context,
         &upload.attributes,
         bucket,
         key,
         crate::encryption::HeaderFamily::Request,
-    )?;
+    )
+    .await?;
     let range = match source_range {
         Some(range) => {
             check_copy_source_range(range, source_record.size_bytes)?;

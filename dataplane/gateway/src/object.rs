@@ -291,7 +291,7 @@ pub(crate) async fn put_object_from(
         .header("x-cairn-idempotency-token")
         .map(str::to_owned)
         .unwrap_or_else(|| format!("gw-{}", context.request_id));
-    let new_key = crate::encryption::new_object_key(context, &bucket_record, key)?;
+    let new_key = crate::encryption::new_object_key(context, &bucket_record, key).await?;
     // Checked before anything is written; the PREPARING record counts from the prepare on.
     let quota = crate::quota::admit(
         executor,
@@ -357,7 +357,8 @@ pub(crate) async fn put_object_from(
             bucket,
             key,
             crate::encryption::HeaderFamily::Request,
-        )?
+        )
+        .await?
     };
     let object_key = if fresh_attempt {
         new_key.key.as_ref()
@@ -978,7 +979,8 @@ pub async fn get_object(
         bucket,
         key,
         crate::encryption::HeaderFamily::Request,
-    )?;
+    )
+    .await?;
     let etag = quoted(&record.checksums.etag);
     let last_modified_unix_seconds =
         (record.committed_at_ms.unwrap_or(record.created_at_ms) / 1000) as i64;
@@ -1389,14 +1391,22 @@ pub async fn copy_object(
     let config = &executor.shared.config;
     let bucket_record = owned_bucket(context, bucket).await?;
     let directive = metadata_directive(context.headers)?;
-    check_copy_onto_itself(
-        &source.bucket,
-        &source.key,
-        source.version_id.as_deref(),
-        bucket,
-        key,
-        directive,
-    )?;
+    // A copy onto itself that names an encryption re-encrypts the object (S3's way to encrypt
+    // existing objects, or to move them to another KMS key), so it changes something.
+    let names_encryption = context.header("x-amz-server-side-encryption").is_some()
+        || context
+            .header("x-amz-server-side-encryption-customer-algorithm")
+            .is_some();
+    if !names_encryption {
+        check_copy_onto_itself(
+            &source.bucket,
+            &source.key,
+            source.version_id.as_deref(),
+            bucket,
+            key,
+            directive,
+        )?;
+    }
     let source_bucket_record = crate::bucket::readable_copy_source_bucket(context, source).await?;
     let source_record = read_copy_source(context, source).await?;
     let source_key = crate::encryption::open_object_key(
@@ -1405,8 +1415,9 @@ pub async fn copy_object(
         &source.bucket,
         &source.key,
         crate::encryption::HeaderFamily::CopySource,
-    )?;
-    let new_key = crate::encryption::new_object_key(context, &bucket_record, key)?;
+    )
+    .await?;
+    let new_key = crate::encryption::new_object_key(context, &bucket_record, key).await?;
     let data_key = new_key.key.as_ref().map(|object_key| &object_key.data_key);
     let source_version_id = version_id_header(source_bucket_record.versioning, &source_record);
     let size_bytes = check_upload_length(Some(source_record.size_bytes))?;

@@ -13,6 +13,7 @@
 //! - `DELETE /_cairn/admin/v1/access-keys/ID` revokes a key (the root key cannot be revoked).
 //! - `PUT|GET|DELETE /_cairn/admin/v1/bucket-quota/BUCKET` sets, shows (with the bucket's
 //!   usage) and clears a bucket's quota (see [`crate::quota`]).
+//! - `/_cairn/admin/v1/kms-keys...`: the SSE-KMS key service (see [`crate::kms`]).
 //!
 //! A user is the owner string of its keys: buckets a user creates are owned by that user, and
 //! every bucket operation of another user is refused (see [`crate::bucket::owned_bucket`]).
@@ -41,7 +42,7 @@ fn validate_user_name(name: &str) -> Result<(), S3Error> {
     }
 }
 
-fn json_response(status: http::StatusCode, value: &serde_json::Value) -> HttpResponse {
+pub(crate) fn json_response(status: http::StatusCode, value: &serde_json::Value) -> HttpResponse {
     http::Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -49,7 +50,7 @@ fn json_response(status: http::StatusCode, value: &serde_json::Value) -> HttpRes
         .expect("static headers are valid")
 }
 
-fn query_value(raw_query: &str, name: &str) -> Result<Option<String>, S3Error> {
+pub(crate) fn query_value(raw_query: &str, name: &str) -> Result<Option<String>, S3Error> {
     let pairs =
         cairn_s3_proto::encoding::parse_query(raw_query).map_err(|_| S3Error::InvalidUri)?;
     Ok(pairs
@@ -179,6 +180,9 @@ pub async fn handle_admin(
                 .status(http::StatusCode::NO_CONTENT)
                 .body(crate::server::empty_body())
                 .expect("static headers are valid"))
+        }
+        (_, path) if path == "kms-keys" || path.starts_with("kms-keys/") => {
+            crate::kms::handle_admin(executor, head, path).await
         }
         (_, path) if path.starts_with("bucket-quota/") => {
             crate::quota::handle_admin(executor, head, &path["bucket-quota/".len()..]).await

@@ -222,6 +222,12 @@ pub enum S3Error {
     PostPolicyViolation(String),
     #[error("Invalid Policy: {0}")]
     InvalidPolicyDocument(String),
+
+    // --- SSE-KMS (the message names the key as the request did) ---
+    #[error("Invalid keyId '{0}'")]
+    KmsNotFound(String),
+    #[error("{0} is disabled.")]
+    KmsDisabled(String),
 }
 
 impl S3Error {
@@ -309,6 +315,8 @@ impl S3Error {
             S3Error::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceededError",
             S3Error::PostPolicyViolation(_) => "AccessDenied",
             S3Error::InvalidPolicyDocument(_) => "InvalidPolicyDocument",
+            S3Error::KmsNotFound(_) => "KMS.NotFoundException",
+            S3Error::KmsDisabled(_) => "KMS.DisabledException",
         }
     }
 
@@ -366,7 +374,9 @@ impl S3Error {
             | S3Error::UnexpectedContent
             | S3Error::MalformedPostRequest
             | S3Error::MaxPostPreDataLengthExceeded
-            | S3Error::InvalidPolicyDocument(_) => 400,
+            | S3Error::InvalidPolicyDocument(_)
+            | S3Error::KmsNotFound(_)
+            | S3Error::KmsDisabled(_) => 400,
             S3Error::NoSuchBucket
             | S3Error::NoSuchKey
             | S3Error::NoSuchVersion
@@ -513,6 +523,8 @@ mod tests {
             S3Error::MaxPostPreDataLengthExceeded,
             S3Error::PostPolicyViolation("Policy expired.".into()),
             S3Error::InvalidPolicyDocument("x".into()),
+            S3Error::KmsNotFound("x".into()),
+            S3Error::KmsDisabled("x".into()),
         ]
     }
 
@@ -609,13 +621,15 @@ mod tests {
             S3Error::MaxPostPreDataLengthExceeded => ("MaxPostPreDataLengthExceededError", 400),
             S3Error::PostPolicyViolation(_) => ("AccessDenied", 403),
             S3Error::InvalidPolicyDocument(_) => ("InvalidPolicyDocument", 400),
+            S3Error::KmsNotFound(_) => ("KMS.NotFoundException", 400),
+            S3Error::KmsDisabled(_) => ("KMS.DisabledException", 400),
         }
     }
 
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 78, "a variant is missing from the table");
+        assert_eq!(variants.len(), 80, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

@@ -5,10 +5,14 @@
 //! u8   format version (1)
 //! u32  chunk plaintext bytes       } the stored-length rule: the metadata state machine reads
 //! u32  chunk overhead bytes        } these two to check shard maps against the stored length
-//! u8   mode: 1 = SSE-S3, 2 = SSE-C
-//! SSE-S3: [u8; 8] master key id, [u8; 60] wrapped data key
-//! SSE-C:  [u8; 16] salt, [u8; 32] HMAC-SHA256(salt, customer key), [u8; 60] wrapped data key
+//! u8   mode: 1 = SSE-S3, 2 = SSE-C, 3 = SSE-KMS
+//! SSE-S3:  [u8; 8] master key id, [u8; 60] wrapped data key
+//! SSE-C:   [u8; 16] salt, [u8; 32] HMAC-SHA256(salt, customer key), [u8; 60] wrapped data key
+//! SSE-KMS: [u8; 36] KMS key id (UUID text), u32 key version, [u8; 60] wrapped data key
 //! ```
+//!
+//! An SSE-KMS data key is wrapped by the material of the named version of the KMS key; the key
+//! service keeps that material wrapped by the master key ([`crate::kms`]).
 //!
 //! The data key is wrapped with associated data naming the bucket and key, so an envelope copied
 //! to another object's record does not open there.
@@ -18,8 +22,8 @@ use ring::hmac;
 use crate::SseError;
 use crate::chunk::{CHUNK_OVERHEAD_BYTES, CHUNK_PLAINTEXT_BYTES};
 use crate::keys::{
-    CustomerKey, DataKey, KEY_BYTES, MasterKey, WRAPPED_KEY_BYTES, random_bytes, unwrap_key,
-    wrap_key,
+    CustomerKey, DataKey, KEY_BYTES, KmsKeyMaterial, MasterKey, WRAPPED_KEY_BYTES, random_bytes,
+    unwrap_key, wrap_key,
 };
 
 /// The record attribute holding the envelope.
@@ -34,6 +38,8 @@ pub enum Mode {
     SseS3,
     /// Customer-provided key: data key wrapped by the customer's key.
     SseC,
+    /// `x-amz-server-side-encryption: aws:kms`: data key wrapped by a KMS key version.
+    SseKms,
 }
 
 /// What identifies an SSE-C key without storing it: a random salt and HMAC-SHA256(salt, key).
@@ -68,9 +74,18 @@ impl CustomerKeyCheck {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Wrapping {
-    MasterKey { key_id: [u8; 8] },
+    MasterKey {
+        key_id: [u8; 8],
+    },
     CustomerKey(CustomerKeyCheck),
+    KmsVersion {
+        key_id: [u8; KMS_KEY_ID_BYTES],
+        key_version: u32,
+    },
 }
+
+/// Bytes of a KMS key id (a UUID in text form).
+pub const KMS_KEY_ID_BYTES: usize = 36;
 
 /// The envelope of one encrypted object or multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +99,7 @@ fn wrap_context(mode: Mode, bucket: &str, key: &str) -> Vec<u8> {
     context.push(match mode {
         Mode::SseS3 => 1,
         Mode::SseC => 2,
+        Mode::SseKms => 3,
     });
     context.extend_from_slice(bucket.as_bytes());
     context.push(0);
@@ -138,11 +154,72 @@ impl Envelope {
         Ok((envelope, data_key))
     }
 
+    /// A new data key for an SSE-KMS object or upload, wrapped by version `key_version` of KMS
+    /// key `key_id` (whose material is `material`), and its envelope.
+    pub fn new_sse_kms(
+        material: &KmsKeyMaterial,
+        key_id: &str,
+        key_version: u32,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Self, DataKey), SseError> {
+        let key_id: [u8; KMS_KEY_ID_BYTES] = key_id
+            .as_bytes()
+            .try_into()
+            .map_err(|_| SseError::Malformed { what: "KMS key id" })?;
+        let data_key = DataKey::generate()?;
+        let wrapped_key = wrap_key(
+            material.expose_bytes(),
+            &data_key,
+            &wrap_context(Mode::SseKms, bucket, key),
+        )?;
+        let envelope = Self {
+            wrapping: Wrapping::KmsVersion {
+                key_id,
+                key_version,
+            },
+            wrapped_key,
+        };
+        Ok((envelope, data_key))
+    }
+
     pub fn mode(&self) -> Mode {
         match self.wrapping {
             Wrapping::MasterKey { .. } => Mode::SseS3,
             Wrapping::CustomerKey(_) => Mode::SseC,
+            Wrapping::KmsVersion { .. } => Mode::SseKms,
         }
+    }
+
+    /// The KMS key id and key version of an SSE-KMS envelope.
+    pub fn kms_key(&self) -> Option<(&str, u32)> {
+        match &self.wrapping {
+            Wrapping::KmsVersion {
+                key_id,
+                key_version,
+            } => Some((
+                std::str::from_utf8(key_id).expect("checked ASCII when built or decoded"),
+                *key_version,
+            )),
+            _ => None,
+        }
+    }
+
+    /// The data key of an SSE-KMS envelope, given the material of its key version.
+    pub fn open_sse_kms(
+        &self,
+        material: &KmsKeyMaterial,
+        bucket: &str,
+        key: &str,
+    ) -> Result<DataKey, SseError> {
+        let Wrapping::KmsVersion { .. } = &self.wrapping else {
+            return Err(SseError::WrongMode);
+        };
+        unwrap_key(
+            material.expose_bytes(),
+            &self.wrapped_key,
+            &wrap_context(Mode::SseKms, bucket, key),
+        )
     }
 
     /// The data key of an SSE-S3 envelope.
@@ -202,6 +279,14 @@ impl Envelope {
                 bytes.extend_from_slice(&check.salt);
                 bytes.extend_from_slice(&check.mac);
             }
+            Wrapping::KmsVersion {
+                key_id,
+                key_version,
+            } => {
+                bytes.push(3);
+                bytes.extend_from_slice(key_id);
+                bytes.extend_from_slice(&key_version.to_be_bytes());
+            }
         }
         bytes.extend_from_slice(&self.wrapped_key);
         bytes
@@ -235,6 +320,21 @@ impl Envelope {
                 }),
                 &rest[48..],
             ),
+            3 if rest.len() == KMS_KEY_ID_BYTES + 4 + WRAPPED_KEY_BYTES
+                && rest[..KMS_KEY_ID_BYTES].is_ascii() =>
+            {
+                (
+                    Wrapping::KmsVersion {
+                        key_id: rest[..KMS_KEY_ID_BYTES].try_into().expect("36 bytes"),
+                        key_version: u32::from_be_bytes(
+                            rest[KMS_KEY_ID_BYTES..KMS_KEY_ID_BYTES + 4]
+                                .try_into()
+                                .expect("4 bytes"),
+                        ),
+                    },
+                    &rest[KMS_KEY_ID_BYTES + 4..],
+                )
+            }
             _ => return Err(malformed),
         };
         Ok(Self {
@@ -296,6 +396,45 @@ mod tests {
             decoded.open_sse_c(&CustomerKey::from_bytes([8; 32]), "b", "k"),
             Err(SseError::WrongCustomerKey)
         );
+    }
+
+    #[test]
+    fn sse_kms_round_trip_binding_and_golden_layout() {
+        let key_id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let material = KmsKeyMaterial::from_bytes([5; 32]);
+        let (envelope, data_key) =
+            Envelope::new_sse_kms(&material, key_id, 7, "bucket", "key").unwrap();
+        let encoded = envelope.encode();
+        assert_eq!(encoded.len(), 10 + 36 + 4 + WRAPPED_KEY_BYTES);
+        assert_eq!(encoded[9], 3);
+        assert_eq!(&encoded[10..46], key_id.as_bytes());
+        assert_eq!(&encoded[46..50], &7u32.to_be_bytes());
+        let decoded = Envelope::decode(&encoded).unwrap();
+        assert_eq!(decoded, envelope);
+        assert_eq!(decoded.mode(), Mode::SseKms);
+        assert_eq!(decoded.kms_key(), Some((key_id, 7)));
+        assert_eq!(
+            decoded.open_sse_kms(&material, "bucket", "key").unwrap(),
+            data_key
+        );
+        assert_eq!(
+            decoded.open_sse_kms(&KmsKeyMaterial::from_bytes([6; 32]), "bucket", "key"),
+            Err(SseError::Authentication)
+        );
+        assert_eq!(
+            decoded.open_sse_kms(&material, "bucket", "other"),
+            Err(SseError::Authentication)
+        );
+        let master = MasterKey::generate().unwrap();
+        assert_eq!(
+            decoded.open_sse_s3(&master, "bucket", "key"),
+            Err(SseError::WrongMode)
+        );
+        assert!(Envelope::new_sse_kms(&material, "short", 1, "b", "k").is_err());
+        assert!(Envelope::decode(&encoded[..encoded.len() - 1]).is_err());
+        let mut not_ascii = encoded.clone();
+        not_ascii[12] = 0xFF;
+        assert!(Envelope::decode(&not_ascii).is_err());
     }
 
     #[test]

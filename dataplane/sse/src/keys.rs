@@ -77,6 +77,11 @@ secret_key!(
     /// A customer-provided key (SSE-C), decoded from `x-amz-server-side-encryption-customer-key`.
     CustomerKey
 );
+secret_key!(
+    /// One version of a KMS key's material (SSE-KMS): wraps the data keys of the objects
+    /// written under that version; kept in the metadata service only wrapped (see [`crate::kms`]).
+    KmsKeyMaterial
+);
 
 /// Wraps `data_key` under `wrapping_key`, bound to `context` (associated data).
 pub fn wrap_key(

@@ -1,4 +1,4 @@
-//! Server-side encryption for Cairn objects (SSE-S3 and SSE-C).
+//! Server-side encryption for Cairn objects (SSE-S3, SSE-KMS and SSE-C).
 //!
 //! Model: every encrypted object (and every multipart upload) has its own random 256-bit data
 //! key. The data key encrypts the object's bytes with AES-256-GCM in fixed-size chunks
@@ -6,7 +6,8 @@
 //! ciphertext. The data key itself is stored in the object's metadata record only wrapped
 //! (AES-256-GCM again) by a key that is not in the metadata: the cluster master key for SSE-S3
 //! ([`keys::MasterKey`], a file outside the metadata service), or the customer's key for SSE-C,
-//! of which only a salted HMAC is kept ([`envelope::CustomerKeyCheck`]). The wrapped key, the
+//! of which only a salted HMAC is kept ([`envelope::CustomerKeyCheck`]), or a version of a KMS
+//! key for SSE-KMS, whose material the key service holds only wrapped by the master key ([`kms`]). The wrapped key, the
 //! mode and the chunk layout form the [`envelope::Envelope`], the value of the record attribute
 //! `encryption`.
 //!
@@ -21,6 +22,7 @@
 pub mod chunk;
 pub mod envelope;
 pub mod keys;
+pub mod kms;
 pub mod sealed;
 
 pub use chunk::{
@@ -28,7 +30,8 @@ pub use chunk::{
     plaintext_length_bytes, stored_length_bytes,
 };
 pub use envelope::{CustomerKeyCheck, Envelope, Mode};
-pub use keys::{CustomerKey, DataKey, MasterKey};
+pub use keys::{CustomerKey, DataKey, KmsKeyMaterial, MasterKey};
+pub use kms::{open_kms_material, seal_new_kms_material};
 pub use sealed::{is_sealed, open_secret, seal_secret};
 
 /// Errors of the encryption core. None of them carries key material.

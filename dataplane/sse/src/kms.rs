@@ -1,0 +1,145 @@
+//! KMS key material wrapped by the cluster master key, for the key service (SSE-KMS).
+//!
+//! The metadata service stores a KMS key's versions; each version's 32 bytes of material reach it
+//! only in this wrapped form (69 bytes, integers big endian):
+//!
+//! ```text
+//! u8       format version (1)
+//! [u8; 8]  master key id (which master key wrapped it)
+//! [u8; 12] nonce, [u8; 32] AES-256-GCM(material), [u8; 16] tag
+//! ```
+//!
+//! under a key derived from the master key for this purpose alone (HMAC-SHA256 of the master key
+//! and a fixed label, as for sealed secrets), with the KMS key id and version as associated data:
+//! wrapped material copied onto another key or version does not open. Whoever holds the metadata
+//! files but not the master key file learns no key material.
+
+use ring::aead::NONCE_LEN;
+use zeroize::Zeroizing;
+
+use crate::SseError;
+use crate::keys::{DataKey, KEY_BYTES, KmsKeyMaterial, MasterKey, WRAPPED_KEY_BYTES};
+
+const FORMAT_VERSION: u8 = 1;
+/// Bytes of wrapped material: version byte, master key id, wrapped key.
+pub const WRAPPED_MATERIAL_BYTES: usize = 1 + 8 + WRAPPED_KEY_BYTES;
+
+const _: () = assert!(WRAPPED_KEY_BYTES == NONCE_LEN + KEY_BYTES + 16);
+
+fn material_wrapping_key(master: &MasterKey) -> Zeroizing<[u8; KEY_BYTES]> {
+    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, master.expose_bytes());
+    let tag = ring::hmac::sign(&hmac, b"cairn kms key material wrapping v1");
+    let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+    key.copy_from_slice(tag.as_ref());
+    key
+}
+
+fn associated_data(key_id: &str, version: u32) -> Vec<u8> {
+    let mut context = b"cairn kms key material v1\0".to_vec();
+    context.extend_from_slice(key_id.as_bytes());
+    context.push(0);
+    context.extend_from_slice(&version.to_be_bytes());
+    context
+}
+
+fn master_key_id_bytes(master: &MasterKey) -> [u8; 8] {
+    let mut id = [0u8; 8];
+    hex::decode_to_slice(master.key_id(), &mut id).expect("key id is 16 hex digits");
+    id
+}
+
+/// New random material for version `version` of KMS key `key_id`: the wrapped form for the key
+/// service, and the material itself.
+pub fn seal_new_kms_material(
+    master: &MasterKey,
+    key_id: &str,
+    version: u32,
+) -> Result<(Vec<u8>, KmsKeyMaterial), SseError> {
+    let material = KmsKeyMaterial::generate()?;
+    // `wrap_key` wraps a `DataKey`; the copy is zeroed when dropped like the original.
+    let as_data_key = DataKey::from_bytes(*material.expose_bytes());
+    let wrapped = crate::keys::wrap_key(
+        &material_wrapping_key(master),
+        &as_data_key,
+        &associated_data(key_id, version),
+    )?;
+    let mut bytes = Vec::with_capacity(WRAPPED_MATERIAL_BYTES);
+    bytes.push(FORMAT_VERSION);
+    bytes.extend_from_slice(&master_key_id_bytes(master));
+    bytes.extend_from_slice(&wrapped);
+    Ok((bytes, material))
+}
+
+/// Opens material made by [`seal_new_kms_material`] for the same key id and version.
+pub fn open_kms_material(
+    master: &MasterKey,
+    key_id: &str,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<KmsKeyMaterial, SseError> {
+    if wrapped.len() != WRAPPED_MATERIAL_BYTES || wrapped[0] != FORMAT_VERSION {
+        return Err(SseError::Malformed {
+            what: "wrapped KMS key material",
+        });
+    }
+    if wrapped[1..9] != master_key_id_bytes(master) {
+        return Err(SseError::WrongMasterKey {
+            recorded_key_id: hex::encode(&wrapped[1..9]),
+        });
+    }
+    let data_key = crate::keys::unwrap_key(
+        &material_wrapping_key(master),
+        &wrapped[9..],
+        &associated_data(key_id, version),
+    )?;
+    Ok(KmsKeyMaterial::from_bytes(*data_key.expose_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn material_opens_only_with_its_master_key_key_id_and_version() {
+        let master = MasterKey::from_bytes([3; KEY_BYTES]);
+        let (wrapped, material) = seal_new_kms_material(&master, KEY_ID, 2).unwrap();
+        assert_eq!(wrapped.len(), WRAPPED_MATERIAL_BYTES);
+        assert!(
+            !wrapped
+                .windows(KEY_BYTES)
+                .any(|window| window == material.expose_bytes())
+        );
+        assert_eq!(
+            open_kms_material(&master, KEY_ID, 2, &wrapped).unwrap(),
+            material
+        );
+        assert_eq!(
+            open_kms_material(&master, KEY_ID, 1, &wrapped),
+            Err(SseError::Authentication)
+        );
+        assert_eq!(
+            open_kms_material(&master, "99999999-0000-4000-8000-000000000001", 2, &wrapped),
+            Err(SseError::Authentication)
+        );
+        assert!(matches!(
+            open_kms_material(&MasterKey::from_bytes([4; KEY_BYTES]), KEY_ID, 2, &wrapped),
+            Err(SseError::WrongMasterKey { .. })
+        ));
+        let mut altered = wrapped.clone();
+        altered[30] ^= 1;
+        assert_eq!(
+            open_kms_material(&master, KEY_ID, 2, &altered),
+            Err(SseError::Authentication)
+        );
+        assert!(matches!(
+            open_kms_material(&master, KEY_ID, 2, &wrapped[..68]),
+            Err(SseError::Malformed { .. })
+        ));
+        // Each version draws its own material.
+        let (_, other) = seal_new_kms_material(&master, KEY_ID, 3).unwrap();
+        assert_ne!(other, material);
+        assert_eq!(format!("{material:?}"), "KmsKeyMaterial(<redacted>)");
+    }
+}
