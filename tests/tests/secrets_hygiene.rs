@@ -34,12 +34,7 @@ fn key_forms(key: &[u8]) -> Vec<String> {
 #[test]
 fn no_secret_reaches_the_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = CairnDev::start_with_env(
-        Path::new(BINARY),
-        dir.path(),
-        &[],
-        &[("CAIRN_LOG", "debug")],
-    );
+    let dev = debug_logging_dev(dir.path());
     let (user_key, user_secret) = dev.create_user(Path::new(BINARY), "hygiene");
     let first_key = [0x5au8; 32]
         .iter()
@@ -222,12 +217,7 @@ fn kms_materials_in(
 #[test]
 fn kms_key_material_is_wrapped_in_the_metadata_files_and_absent_from_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = CairnDev::start_with_env(
-        Path::new(BINARY),
-        dir.path(),
-        &[],
-        &[("CAIRN_LOG", "debug")],
-    );
+    let dev = debug_logging_dev(dir.path());
     let admin = |args: &[&str]| {
         let (ok, stdout, stderr) =
             dev.admin(Path::new(BINARY), &dev.access_key, &dev.secret_key, args);
@@ -302,4 +292,9 @@ fn kms_key_material_is_wrapped_in_the_metadata_files_and_absent_from_logs() {
         }
     }
     dev.assert_no_errors_logged();
+}
+
+/// A `cairn dev` logging at debug level, so every secret that could leak has a chance to.
+fn debug_logging_dev(dir: &Path) -> CairnDev {
+    CairnDev::start_with_env(Path::new(BINARY), dir, &[], &[("CAIRN_LOG", "debug")])
 }

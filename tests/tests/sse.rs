@@ -107,38 +107,7 @@ async fn sdk_round_trips(dev: &CairnDev) {
         .await
         .unwrap();
     let upload_id = upload.upload_id().unwrap();
-    let mut completed = Vec::new();
-    for (index, part) in parts.iter().enumerate() {
-        let number = index as i32 + 1;
-        let answer = s3
-            .upload_part()
-            .bucket(bucket)
-            .key("multi")
-            .upload_id(upload_id)
-            .part_number(number)
-            .body(ByteStream::from(part.clone()))
-            .send()
-            .await
-            .unwrap();
-        completed.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(answer.e_tag().unwrap())
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key("multi")
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    upload_parts_and_complete(&s3, bucket, "multi", upload_id, &parts, |_| {}).await;
     // SSE-C through the SDK with a key the test knows, so the log can be searched for it.
     let (key_base64, key_md5_base64) = customer_key();
     let data = marked_body(70_000, 4);
@@ -351,40 +320,10 @@ async fn sdk_kms_round_trips(dev: &CairnDev, arn: &str) {
         .unwrap();
     assert_eq!(upload.ssekms_key_id(), Some(arn));
     let upload_id = upload.upload_id().unwrap();
-    let mut completed = Vec::new();
-    for (index, part) in parts.iter().enumerate() {
-        let number = index as i32 + 1;
-        let answer = s3
-            .upload_part()
-            .bucket(bucket)
-            .key("multi")
-            .upload_id(upload_id)
-            .part_number(number)
-            .body(ByteStream::from(part.clone()))
-            .send()
-            .await
-            .unwrap();
+    let done = upload_parts_and_complete(&s3, bucket, "multi", upload_id, &parts, |answer| {
         assert_eq!(answer.ssekms_key_id(), Some(arn));
-        completed.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(answer.e_tag().unwrap())
-                .build(),
-        );
-    }
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key("multi")
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    })
+    .await;
     assert_eq!(
         done.server_side_encryption(),
         Some(&ServerSideEncryption::AwsKms)
@@ -590,4 +529,49 @@ fn sse_kms_default_key_is_created_once_under_concurrent_first_use() {
     assert_eq!(keys[0]["alias"], "alias/aws/s3");
     assert_eq!(keys[0]["arn"], arns[0].as_str());
     dev.assert_no_errors_logged();
+}
+
+/// Uploads `parts` (numbered from 1) to `upload_id`, hands each UploadPart answer to `check`,
+/// and completes the upload.
+async fn upload_parts_and_complete(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    parts: &[Vec<u8>],
+    check: impl Fn(&aws_sdk_s3::operation::upload_part::UploadPartOutput),
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    let mut completed = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        let number = index as i32 + 1;
+        let answer = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .unwrap();
+        check(&answer);
+        completed.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(answer.e_tag().unwrap())
+                .build(),
+        );
+    }
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
 }

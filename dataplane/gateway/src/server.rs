@@ -562,20 +562,25 @@ async fn accept_loop(executor: Rc<Executor>, listener: monoio::net::TcpListener,
     }
 }
 
+/// An accepted stream with TCP_NODELAY, in the poll-based form hyper and rustls read.
+fn poll_stream(
+    stream: monoio::net::TcpStream,
+) -> Option<monoio::net::tcp::stream_poll::TcpStreamPoll> {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "TCP_NODELAY failed");
+    }
+    monoio::io::IntoPollIo::into_poll_io(stream)
+        .inspect_err(|error| tracing::debug!(%error, "poll-io conversion failed"))
+        .ok()
+}
+
 async fn serve_connection(
     executor: Rc<Executor>,
     stream: monoio::net::TcpStream,
     peer: SocketAddr,
 ) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "TCP_NODELAY failed");
-    }
-    let stream = match monoio::io::IntoPollIo::into_poll_io(stream) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::debug!(%error, "poll-io conversion failed");
-            return;
-        }
+    let Some(stream) = poll_stream(stream) else {
+        return;
     };
     match executor.shared.config.s3_tls.clone() {
         Some(tls) => {
@@ -604,15 +609,8 @@ async fn serve_edge_connection(
     let Some(tls) = executor.shared.config.edge_tls.clone() else {
         return;
     };
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "TCP_NODELAY failed");
-    }
-    let stream = match monoio::io::IntoPollIo::into_poll_io(stream) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::debug!(%error, "poll-io conversion failed");
-            return;
-        }
+    let Some(stream) = poll_stream(stream) else {
+        return;
     };
     let generation = tls.check.before_handshake();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
