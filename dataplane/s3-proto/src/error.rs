@@ -196,6 +196,8 @@ pub enum S3Error {
     ServerSideEncryptionConfigurationNotFoundError,
     #[error("The lifecycle configuration does not exist")]
     NoSuchLifecycleConfiguration,
+    #[error("The replication configuration was not found")]
+    ReplicationConfigurationNotFoundError,
     /// A CORS preflight no rule allows.
     #[error("{0}")]
     AccessForbidden(String),
@@ -301,6 +303,9 @@ impl S3Error {
                 "ServerSideEncryptionConfigurationNotFoundError"
             }
             S3Error::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
+            S3Error::ReplicationConfigurationNotFoundError => {
+                "ReplicationConfigurationNotFoundError"
+            }
             S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable | S3Error::PlacementUnavailable(_) => "ServiceUnavailable",
@@ -378,7 +383,8 @@ impl S3Error {
             | S3Error::ObjectLockConfigurationNotFoundError
             | S3Error::NoSuchObjectLockConfiguration
             | S3Error::ServerSideEncryptionConfigurationNotFoundError
-            | S3Error::NoSuchLifecycleConfiguration => 404,
+            | S3Error::NoSuchLifecycleConfiguration
+            | S3Error::ReplicationConfigurationNotFoundError => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -504,6 +510,7 @@ mod tests {
             S3Error::NoSuchObjectLockConfiguration,
             S3Error::ServerSideEncryptionConfigurationNotFoundError,
             S3Error::NoSuchLifecycleConfiguration,
+            S3Error::ReplicationConfigurationNotFoundError,
             S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
@@ -600,6 +607,9 @@ mod tests {
                 ("ServerSideEncryptionConfigurationNotFoundError", 404)
             }
             S3Error::NoSuchLifecycleConfiguration => ("NoSuchLifecycleConfiguration", 404),
+            S3Error::ReplicationConfigurationNotFoundError => {
+                ("ReplicationConfigurationNotFoundError", 404)
+            }
             S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),

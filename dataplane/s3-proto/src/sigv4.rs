@@ -745,9 +745,35 @@ pub fn sign_request_headers(
     region: &str,
     now_unix_seconds: i64,
 ) -> Vec<(String, String)> {
+    sign_request_headers_with_payload_hash(
+        method,
+        raw_path,
+        raw_query,
+        host,
+        sha256_hex(body),
+        access_key_id,
+        secret_access_key,
+        region,
+        now_unix_seconds,
+    )
+}
+
+/// [`sign_request_headers`] with the payload hash given: [`UNSIGNED_PAYLOAD`] for a body that is
+/// streamed rather than hashed first (the replicator's copies).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request_headers_with_payload_hash(
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    host: &str,
+    payload_hash: String,
+    access_key_id: &str,
+    secret_access_key: &str,
+    region: &str,
+    now_unix_seconds: i64,
+) -> Vec<(String, String)> {
     let amz_date = format_amz_date(now_unix_seconds);
     let date = &amz_date[..8];
-    let payload_hash = sha256_hex(body);
     let canonical_headers =
         format!("host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n");
     let signed_headers = "host;x-amz-content-sha256;x-amz-date";
