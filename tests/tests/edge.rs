@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn_tests::{CairnDev, CairnProcess, free_address, http_get, wait_for_listener};
+use cairn_tests::{CairnDev, CairnProcess, DevRegions, free_address, http_get, wait_for_listener};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
@@ -372,35 +372,7 @@ struct TwoRegions {
 
 impl TwoRegions {
     fn start(dir: &Path) -> TwoRegions {
-        let east_dir = dir.join("east");
-        let west_dir = dir.join("west");
-        let east = CairnDev::start(Path::new(BINARY), &east_dir);
-        // One set of root keys across regions (they live in the global bucket service), and one
-        // master key, which seals the access-key secrets stored there.
-        std::fs::create_dir_all(west_dir.join("cluster")).unwrap();
-        for file in ["root-credentials", "master-key"] {
-            std::fs::copy(
-                east_dir.join("cluster").join(file),
-                west_dir.join("cluster").join(file),
-            )
-            .unwrap();
-        }
-        let global_meta = format!("1={}", east.meta);
-        // One cluster CA across regions: west's roles dial east's metadata replicas.
-        let east_ca = east.data_dir().join("tls/ca");
-        let west = CairnDev::start_with(
-            Path::new(BINARY),
-            &west_dir,
-            &[
-                "--region",
-                "us-west-2",
-                "--global-meta",
-                &global_meta,
-                "--dev-ca",
-                east_ca.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(west.access_key, east.access_key);
+        let DevRegions { east, west, .. } = DevRegions::start(Path::new(BINARY), dir, &[], &[]);
         let west_region = format!("us-west-2={}", west.endpoint);
         let edge = Edge::start(&east, dir, &["--region", &west_region]);
         TwoRegions { east, west, edge }

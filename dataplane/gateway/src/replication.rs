@@ -73,6 +73,16 @@ pub(crate) fn is_replica_write(
     }
 }
 
+/// Whether the request is a replica write its caller may make (a header it may not use is
+/// ignored here: the write is then an ordinary one and is queued like any other).
+fn replica_allowed(context: &RequestContext<'_>, bucket_record: &BucketRecord, key: &str) -> bool {
+    context
+        .header(REPLICA_HEADER)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        && crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))
+            .unwrap_or(false)
+}
+
 /// The attribute a replica version carries.
 pub(crate) fn replica_attributes() -> cairn_meta_state::Attributes {
     [(
@@ -91,9 +101,7 @@ pub(crate) fn queue_write(
     key: &str,
     commit: Command,
 ) -> Command {
-    let replica = context
-        .header(REPLICA_HEADER)
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    let replica = replica_allowed(context, bucket_record, key);
     match configuration(bucket_record) {
         Some(configuration) if !replica && configuration.replicates_object(key) => {
             Command::QueueReplication {
@@ -113,9 +121,7 @@ pub(crate) fn queue_delete(
     version_id: Option<&str>,
     delete: Command,
 ) -> Command {
-    let replica = context
-        .header(REPLICA_HEADER)
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    let replica = replica_allowed(context, bucket_record, key);
     match configuration(bucket_record) {
         Some(configuration)
             if !replica
