@@ -2,6 +2,9 @@
 tests/tests/replication.rs.
 
 usage: replication_check.py MODE EAST_URL WEST_URL ACCESS_KEY SECRET_KEY STATE_FILE
+                           OTHER_ACCESS_KEY OTHER_SECRET_KEY
+
+ACCESS_KEY is the owner of both buckets; OTHER_* belongs to another user.
 
 East (us-east-1) holds bucket `repl-src` (versioned, with a replication rule to `repl-dst`);
 west (us-west-2) holds `repl-dst` (versioned). STATE_FILE (JSON) carries what each phase wrote
@@ -15,6 +18,10 @@ modes:
              a CopyObject, a delete marker, and a key outside the rule's prefix; recorded
              under NAME in the state
   pending    every version written since the last `converge` still reads PENDING on the source
+  replica_writes
+             the destination's side of a replicator's write: a replica PUT retried with the same
+             idempotency token makes one version (status REPLICA); another user allowed
+             s3:PutObject by a bucket policy but not s3:ReplicateObject is refused a replica write
   converge   waits (generous deadline) until every recorded version is in the destination
              with equal bytes, ETag, content type, metadata and tags, status REPLICA there and
              COMPLETED on the source, delete markers replicated, nothing outside the prefix
@@ -260,8 +267,57 @@ def converged(east, west, state):
     return None
 
 
+def replica_writes(west, other):
+    key = "r/retry/replica"
+
+    def replica_headers(request, **_):
+        request.headers["x-cairn-replica"] = "true"
+        request.headers["x-cairn-idempotency-token"] = "replica:test:retry"
+
+    west.meta.events.register_first("before-sign.s3.PutObject", replica_headers)
+    try:
+        first = west.put_object(Bucket=DESTINATION, Key=key, Body=b"once")
+        again = west.put_object(Bucket=DESTINATION, Key=key, Body=b"once")
+    finally:
+        west.meta.events.unregister("before-sign.s3.PutObject", replica_headers)
+    assert first["VersionId"] == again["VersionId"], (first["VersionId"], again["VersionId"])
+    versions = west.list_object_versions(Bucket=DESTINATION, Prefix=key).get("Versions", [])
+    assert len(versions) == 1, versions
+    head = west.head_object(Bucket=DESTINATION, Key=key)
+    assert head.get("ReplicationStatus") == "REPLICA", head.get("ReplicationStatus")
+    west.delete_object(Bucket=DESTINATION, Key=key, VersionId=first["VersionId"])
+
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["arn:aws:iam::000000000000:user/other"]},
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{DESTINATION}/*",
+            }
+        ],
+    }
+    west.put_bucket_policy(Bucket=DESTINATION, Policy=json.dumps(policy))
+    try:
+        def replica_header(request, **_):
+            request.headers["x-cairn-replica"] = "true"
+
+        other.meta.events.register_first("before-sign.s3.PutObject", replica_header)
+        try:
+            assert failure(
+                lambda: other.put_object(Bucket=DESTINATION, Key="r/other/x", Body=b"x")
+            ) == ("AccessDenied", 403)
+        finally:
+            other.meta.events.unregister("before-sign.s3.PutObject", replica_header)
+    finally:
+        west.delete_bucket_policy(Bucket=DESTINATION)
+    assert not west.list_object_versions(Bucket=DESTINATION, Prefix="r/other/").get("Versions")
+
+
 def main():
     mode, east_url, west_url, access, secret, state_file = sys.argv[1:7]
+    other_access, other_secret = sys.argv[7:9]
     east = client(east_url, EAST, access, secret)
     west = client(west_url, WEST, access, secret)
     if mode == "setup":
@@ -271,6 +327,8 @@ def main():
             state = json.load(file)
     if mode.startswith("write:"):
         state = write(east, state, mode.split(":", 1)[1])
+    elif mode == "replica_writes":
+        replica_writes(west, client(west_url, WEST, other_access, other_secret))
     elif mode == "pending":
         pending(east, state)
     elif mode == "converge":

@@ -48,6 +48,8 @@ struct Check {
     logs: [std::path::PathBuf; 2],
     access_key: String,
     secret_key: String,
+    /// Keys of a user who owns neither bucket.
+    other_keys: (String, String),
     state: std::path::PathBuf,
 }
 
@@ -60,6 +62,8 @@ impl Check {
             self.access_key.clone(),
             self.secret_key.clone(),
             self.state.display().to_string(),
+            self.other_keys.0.clone(),
+            self.other_keys.1.clone(),
         ];
         if let Err(failure) = try_python_script("replication_check.py", &args) {
             let warnings = |path: &Path| {
@@ -107,6 +111,7 @@ fn replication_converges_across_region_restarts_without_duplicates() {
     );
     // The buckets belong to a user: the replicator signs as the source bucket's owner.
     let (access_key, secret_key) = regions.east.create_user(Path::new(BINARY), "alice");
+    let other_keys = regions.east.create_user(Path::new(BINARY), "other");
     let check = Check {
         east_url: regions.east.url(),
         west_url: regions.west.url(),
@@ -116,12 +121,14 @@ fn replication_converges_across_region_restarts_without_duplicates() {
         ],
         access_key,
         secret_key,
+        other_keys,
         state: dir.path().join("state.json"),
     };
 
     check.run("setup");
     check.run("write:first");
     check.run("converge");
+    check.run("replica_writes");
     let replicated = worker_metric(east_workers, "cairn_replication_objects_replicated_total");
     assert!(replicated >= 4.0, "{replicated} objects replicated");
     assert!(
