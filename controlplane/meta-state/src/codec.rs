@@ -1692,6 +1692,7 @@ encode_variants!(MetaError, "error", [
     29 => ConditionalRequestConflict { bucket: bucket, key: key },
     40 => ObjectLocked { bucket: bucket, key: key, version_id: version_id, reason: reason },
     41 => ObjectLockConflict { bucket: bucket, reason: reason },
+    60 => ReplicationBacklog { entries: entries },
 ]);
 
 /// Write condition tags: 0 Absent, 1 EtagMatches.

@@ -249,7 +249,7 @@ impl StateMachine {
                 Ok(self.resolve_replication(&resolutions))
             }
             Command::QueueReplication { command } => {
-                let now_ms = match Self::replication_wrapped_now_ms(&command) {
+                let now_ms = match self.check_replication_wrapper(&command) {
                     Ok(now_ms) => now_ms,
                     Err(error) => {
                         return Output {
@@ -798,6 +798,9 @@ impl StateMachine {
                     entry.seq
                 ));
             }
+        }
+        if self.replication_queue.len() > crate::replication::MAX_REPLICATION_QUEUE {
+            return Err("replication queue over its bound".to_owned());
         }
         if self.suspects.len() > crate::suspects::MAX_SUSPECTS {
             return Err("suspect queue over its bound".to_owned());

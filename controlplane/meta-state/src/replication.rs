@@ -15,6 +15,8 @@
 //! either region restarting resumes where it was; the queue is in the partition's snapshots.
 //!
 //! Invariants:
+//! - bounded: at most [`MAX_REPLICATION_QUEUE`] entries; a wrapped command arriving at a full
+//!   queue is refused (`MetaError::ReplicationBacklog`) before it changes anything;
 //! - one entry per `seq` (one wrapped command makes at most one entry), stored under its `seq`;
 //! - an entry is never created for a retried commit (`retried: true`) nor for a refused command;
 //! - resolving an unknown `seq` changes nothing (a retried resolution); a version removed since it
@@ -26,6 +28,10 @@ use crate::command::{Command, Response};
 use crate::error::MetaError;
 use crate::machine::StateMachine;
 use crate::records::VersionId;
+
+/// Most entries one partition's queue holds; a write that would add one more is refused
+/// (`ReplicationBacklog`, S3's 503 SlowDown) until the replicator catches up.
+pub const MAX_REPLICATION_QUEUE: usize = 100_000;
 
 /// The object attribute holding a version's replication status (`x-amz-replication-status`).
 pub const REPLICATION_STATUS_ATTRIBUTE: &str = "replication-status";
@@ -113,11 +119,18 @@ fn wrapped_now_ms(command: &Command) -> Option<u64> {
 }
 
 impl StateMachine {
-    /// Checks that `command` may be wrapped in `QueueReplication`; answers its `now_ms`.
-    pub(crate) fn replication_wrapped_now_ms(command: &Command) -> Result<u64, MetaError> {
-        wrapped_now_ms(command).ok_or_else(|| MetaError::InvalidArgument {
+    /// Checks that `command` may be wrapped in `QueueReplication` and that the queue has room;
+    /// answers its `now_ms`.
+    pub(crate) fn check_replication_wrapper(&self, command: &Command) -> Result<u64, MetaError> {
+        let now_ms = wrapped_now_ms(command).ok_or_else(|| MetaError::InvalidArgument {
             reason: format!("{} cannot be queued for replication", command.name()),
-        })
+        })?;
+        if self.replication_queue.len() >= MAX_REPLICATION_QUEUE {
+            return Err(MetaError::ReplicationBacklog {
+                entries: self.replication_queue.len() as u64,
+            });
+        }
+        Ok(now_ms)
     }
 
     /// After the wrapped command applied: queues the version it created, if any, and marks it

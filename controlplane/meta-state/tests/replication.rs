@@ -265,3 +265,83 @@ fn commands_queries_and_answers_round_trip_through_the_codec() {
         assert_eq!(decode_record::<Output>(&bytes).unwrap(), output);
     }
 }
+
+#[test]
+fn a_full_queue_refuses_the_wrapped_commit_until_an_entry_is_resolved() {
+    // Built without the harness: its per-command snapshot check would make this quadratic.
+    let mut state = StateMachine::new(Role::Combined);
+    let mut log_index = 0;
+    let mut apply = |state: &mut StateMachine, command: Command| {
+        log_index += 1;
+        state.apply(command, log_index)
+    };
+    assert!(apply(&mut state, create_bucket(BUCKET, OWNER)).is_ok());
+    let mut prepared = |state: &mut StateMachine, key: &str| -> VersionId {
+        let output = apply(state, prepare(BUCKET, key, key, 1, Enabled));
+        let Ok(Response::Prepared { record, .. }) = output.result else {
+            panic!("prepared")
+        };
+        record.version_id
+    };
+    let mut versions = Vec::new();
+    for number in 0..=MAX_REPLICATION_QUEUE {
+        let key = format!("k{number}");
+        versions.push((key.clone(), prepared(&mut state, &key)));
+    }
+    let index = std::cell::Cell::new(10 * MAX_REPLICATION_QUEUE as u64);
+    let next_index = || {
+        index.set(index.get() + 1);
+        index.get()
+    };
+    let commit_at = |state: &mut StateMachine, key: &str, version_id: VersionId| {
+        state.apply(
+            queued(commit(BUCKET, key, version_id, key, 1)),
+            next_index(),
+        )
+    };
+    let (last_key, last_version) = versions.pop().unwrap();
+    for (key, version_id) in &versions {
+        assert!(commit_at(&mut state, key, *version_id).is_ok());
+    }
+    let refused = commit_at(&mut state, &last_key, last_version);
+    assert_eq!(
+        refused.result,
+        Err(MetaError::ReplicationBacklog {
+            entries: MAX_REPLICATION_QUEUE as u64
+        })
+    );
+    let queue = |state: &StateMachine| match state.query(&Query::ListReplicationQueue {
+        after_seq: None,
+        limit: u32::MAX,
+    }) {
+        Ok(Response::ReplicationQueue(entries)) => entries,
+        other => panic!("unexpected {other:?}"),
+    };
+    let entries = queue(&state);
+    assert_eq!(entries.len(), MAX_REPLICATION_QUEUE);
+    // The refused write is still PREPARING (the gateway aborts it, or the janitor does).
+    let Ok(Response::Objects(preparing)) = state.query(&Query::ListStalePreparing {
+        created_before_ms: u64::MAX,
+        limit: 10,
+    }) else {
+        panic!("the PREPARING versions")
+    };
+    assert_eq!(
+        preparing
+            .iter()
+            .map(|record| (record.key.as_str(), record.version_id))
+            .collect::<Vec<_>>(),
+        vec![(last_key.as_str(), last_version)]
+    );
+    state.check_invariants().unwrap();
+    // A resolution makes room again, and the retried commit is queued.
+    let resolve = Command::ResolveReplication {
+        resolutions: vec![ReplicationResolution {
+            seq: entries[0].seq,
+            outcome: ReplicationOutcome::Completed,
+        }],
+    };
+    assert!(state.apply(resolve, next_index()).is_ok());
+    assert!(commit_at(&mut state, &last_key, last_version).is_ok());
+    assert_eq!(queue(&state).len(), MAX_REPLICATION_QUEUE);
+}

@@ -86,6 +86,8 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
         // S3 answers a delete or retention change that object lock refuses with 403.
         MetaError::ObjectLocked { .. } => S3Error::AccessDenied,
         MetaError::ObjectLockConflict { reason, .. } => S3Error::InvalidBucketState(reason.clone()),
+        // A full replication queue: the client retries later (the write was not committed).
+        MetaError::ReplicationBacklog { .. } => S3Error::SlowDown,
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -278,6 +280,7 @@ mod tests {
                 bucket: bucket(),
                 reason: String::new(),
             },
+            MetaError::ReplicationBacklog { entries: 1 },
         ]
     }
 
@@ -316,6 +319,7 @@ mod tests {
             MetaError::ConditionalRequestConflict { .. } => ("ConditionalRequestConflict", 409),
             MetaError::ObjectLocked { .. } => ("AccessDenied", 403),
             MetaError::ObjectLockConflict { .. } => ("InvalidBucketState", 409),
+            MetaError::ReplicationBacklog { .. } => ("SlowDown", 503),
         }
     }
 
