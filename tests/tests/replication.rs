@@ -6,11 +6,19 @@
 //! replicator's metrics; the source region restarts while entries are pending; the destination
 //! comes back and everything converges, with one destination version per source version.
 
+#[path = "sdk_client.rs"]
+mod sdk_client;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cairn_tests::{DevRegions, free_address, http_get, try_python_script};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationConfiguration,
+    ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus, ReplicationStatus,
+};
+use cairn_tests::{CairnDev, DevRegions, free_address, http_get, try_python_script};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
@@ -171,4 +179,196 @@ fn replication_converges_across_region_restarts_without_duplicates() {
     );
     regions.east.assert_no_errors_logged();
     regions.west.assert_no_errors_logged();
+}
+
+fn rule(id: &str, priority: i32, prefix: &str, destination: &str) -> ReplicationRule {
+    ReplicationRule::builder()
+        .id(id)
+        .priority(priority)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix(prefix).build())
+        .destination(
+            Destination::builder()
+                .bucket(format!("arn:aws:s3:::{destination}"))
+                .build()
+                .unwrap(),
+        )
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(DeleteMarkerReplicationStatus::Disabled)
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// aws-sdk-s3 against one region: the configuration round trips, AWS's validation errors, and
+/// a destination in the same region is written through the local gateway (delete markers not
+/// replicated when the rule says Disabled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_region_replication_with_aws_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = CairnDev::start(Path::new(BINARY), dir.path());
+    let s3 = sdk_client::client(&dev);
+    s3.create_bucket().bucket("sdk-plain").send().await.unwrap();
+    sdk_client::create_versioned_bucket(&s3, "sdk-src").await;
+    sdk_client::create_versioned_bucket(&s3, "sdk-dst").await;
+    let configuration = |rules: Vec<ReplicationRule>| {
+        let mut builder = ReplicationConfiguration::builder().role("arn:aws:iam::1:role/r");
+        for rule in rules {
+            builder = builder.rules(rule);
+        }
+        builder.build().unwrap()
+    };
+    let put = |bucket: &'static str, rules: Vec<ReplicationRule>| {
+        s3.put_bucket_replication()
+            .bucket(bucket)
+            .replication_configuration(configuration(rules))
+            .send()
+    };
+    // AWS's refusals.
+    let error = put("sdk-plain", vec![rule("a", 1, "", "sdk-dst")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_client::code_and_status(&error),
+        ("InvalidRequest".into(), 400)
+    );
+    let error = put("sdk-src", vec![rule("a", 1, "", "sdk-missing")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_client::code_and_status(&error),
+        ("InvalidRequest".into(), 400)
+    );
+    let error = put("sdk-src", vec![rule("a", 1, "", "sdk-plain")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_client::code_and_status(&error),
+        ("InvalidRequest".into(), 400)
+    );
+    let error = put(
+        "sdk-src",
+        vec![rule("a", 1, "x/", "sdk-dst"), rule("b", 1, "y/", "sdk-dst")],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        sdk_client::code_and_status(&error),
+        ("InvalidRequest".into(), 400)
+    );
+    let error = s3
+        .get_bucket_replication()
+        .bucket("sdk-src")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_client::code_and_status(&error),
+        ("ReplicationConfigurationNotFoundError".into(), 404)
+    );
+
+    put("sdk-src", vec![rule("logs", 1, "logs/", "sdk-dst")])
+        .await
+        .unwrap();
+    let stored = s3
+        .get_bucket_replication()
+        .bucket("sdk-src")
+        .send()
+        .await
+        .unwrap()
+        .replication_configuration
+        .unwrap();
+    assert_eq!(stored.rules.len(), 1);
+    assert_eq!(stored.rules[0].id.as_deref(), Some("logs"));
+    assert_eq!(
+        stored.rules[0].destination.as_ref().unwrap().bucket,
+        "arn:aws:s3:::sdk-dst"
+    );
+
+    let written = s3
+        .put_object()
+        .bucket("sdk-src")
+        .key("logs/one")
+        .body(ByteStream::from_static(b"same region"))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("sdk-src")
+        .key("other/one")
+        .body(ByteStream::from_static(b"not selected"))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let head = s3
+            .head_object()
+            .bucket("sdk-src")
+            .key("logs/one")
+            .send()
+            .await
+            .unwrap();
+        if head.replication_status == Some(ReplicationStatus::Completed) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {:?}",
+            head.replication_status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let replica = s3
+        .get_object()
+        .bucket("sdk-dst")
+        .key("logs/one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replica.e_tag, written.e_tag);
+    assert_eq!(replica.replication_status, Some(ReplicationStatus::Replica));
+    assert_eq!(
+        replica.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"same region"
+    );
+    // The rule does not replicate delete markers; the other key is outside its prefix.
+    s3.delete_object()
+        .bucket("sdk-src")
+        .key("logs/one")
+        .send()
+        .await
+        .unwrap();
+    let other = s3
+        .head_object()
+        .bucket("sdk-src")
+        .key("other/one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.replication_status, None);
+    let destination = s3
+        .list_object_versions()
+        .bucket("sdk-dst")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(destination.versions().len(), 1);
+    assert!(destination.delete_markers().is_empty());
+
+    s3.delete_bucket_replication()
+        .bucket("sdk-src")
+        .send()
+        .await
+        .unwrap();
+    let error = s3
+        .get_bucket_replication()
+        .bucket("sdk-src")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_client::code_and_status(&error).1, 404);
+    dev.assert_no_errors_logged();
 }

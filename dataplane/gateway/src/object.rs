@@ -336,7 +336,11 @@ pub(crate) async fn put_object_from(
     };
     drop(quota);
     if retried && record.state == TransactionState::Committed {
-        // A retry of a PUT that already committed: answer as the first attempt did.
+        // A retry of a PUT that already committed: answer as the first attempt did, once its
+        // body is read (left unread, it would stay on the keep-alive connection and the next
+        // request would be parsed from it).
+        let mut body = body;
+        while body.next_chunk().await?.is_some() {}
         let mut response = put_response(&record.checksums);
         insert_version_id(&mut response, bucket_record.versioning, &record);
         for (name, value) in crate::encryption::stored_mode_headers(context, &record.attributes) {
