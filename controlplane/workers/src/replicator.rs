@@ -23,8 +23,8 @@
 //!    carry `x-cairn-replica: true`, so the destination stores status `REPLICA` and never queues
 //!    the replica again;
 //! 4. the entry is resolved (`ResolveReplication`: removed, source status `COMPLETED`), or
-//!    `FAILED` when a destination refuses for good (4xx: its bucket is gone, access denied, …) or
-//!    the source version no longer exists.
+//!    `FAILED` when a destination refuses for good (a 4xx other than a timeout, throttling or a
+//!    redirect: its bucket is gone, access denied, …) or the source version no longer exists.
 //!
 //! A transient failure (a region down, 5xx, a timeout, a missing endpoint) leaves the entry in the
 //! queue and retries it with exponential backoff; nothing leaves the queue without a resolution,
@@ -228,6 +228,8 @@ impl<M: MetaAccess> Replicator<M> {
             .timeout_connect(config.request_timeout)
             .timeout_read(config.request_timeout)
             .timeout_write(config.request_timeout)
+            // A redirect names another region: never follow it with these signatures.
+            .redirects(0)
             .build();
         Replicator {
             meta,
@@ -813,8 +815,20 @@ impl<M: MetaAccess> Replicator<M> {
                 let code = xml_text(&answer, "Code").unwrap_or_default();
                 let message = xml_text(&answer, "Message").unwrap_or_default();
                 let reason = format!("{method} {path}: {status} {code} ({message})");
-                // Throttling, a timeout and server errors pass; other refusals do not.
-                if status >= 500 || status == 408 || status == 429 {
+                // Throttling, timeouts, a body cut short and server errors pass; so does a
+                // redirect (an endpoint configured for the wrong region: an operator's fix
+                // away). Other refusals do not.
+                let transient_code = matches!(
+                    code.as_str(),
+                    "RequestTimeout" | "IncompleteBody" | "SlowDown" | "ServiceUnavailable"
+                );
+                if status >= 500
+                    || status == 408
+                    || status == 429
+                    || status == 301
+                    || status == 307
+                    || transient_code
+                {
                     Err(Failure::Transient(reason))
                 } else {
                     Err(Failure::Permanent(reason))
