@@ -248,23 +248,31 @@ impl<M: MetaAccess> Replicator<M> {
 
     /// Passes forever; errors are logged and counted, never fatal.
     pub fn run_forever(mut self) -> ! {
+        // Idle passes (empty queues) come further apart, up to IDLE_POLL_FACTOR × the interval,
+        // so an idle region costs few metadata reads; any entry brings the interval back.
+        const IDLE_POLL_FACTOR: u32 = 4;
+        let mut idle_factor = 1u32;
         loop {
             match self.run_pass() {
                 Ok(report) => {
                     if report.completed + report.failed > 0 {
                         tracing::info!(?report, "replication pass");
-                    }
-                    // A pass that finished entries goes on at once: more may be queued.
-                    if report.completed + report.failed > 0 {
+                        // A pass that finished entries goes on at once: more may be queued.
+                        idle_factor = 1;
                         continue;
                     }
+                    idle_factor = if report.entries_seen == 0 {
+                        (idle_factor * 2).min(IDLE_POLL_FACTOR)
+                    } else {
+                        1
+                    };
                 }
                 Err(error) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "replication pass failed; retrying");
                 }
             }
-            std::thread::sleep(self.config.poll_interval);
+            std::thread::sleep(self.config.poll_interval * idle_factor);
         }
     }
 
