@@ -4,6 +4,7 @@ mod admin;
 mod ca;
 mod cluster;
 mod regions;
+mod replication;
 mod users;
 
 use anyhow::Context;
@@ -500,6 +501,10 @@ struct WorkerArgs {
     #[command(flatten)]
     lifecycle: LifecycleArgs,
     #[command(flatten)]
+    replication: replication::ReplicationArgs,
+    #[command(flatten)]
+    worker_replication: replication::WorkerReplicationArgs,
+    #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
     internal_tls: ca::InternalTlsArgs,
@@ -668,6 +673,8 @@ struct DevArgs {
     healer: HealerArgs,
     #[command(flatten)]
     lifecycle: LifecycleArgs,
+    #[command(flatten)]
+    replication: replication::ReplicationArgs,
     /// Admin listener serving the background workers' `/metrics` (janitor, healer, lifecycle);
     /// none unless given.
     #[arg(long)]
@@ -890,6 +897,17 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         args.healer.config(),
     )
     .context("starting the healer")?;
+    // Generated on first start beside the data, outside the metadata service.
+    let master_key = std::sync::Arc::new(
+        cairn_sse::MasterKey::load_or_create(&args.data.join("master-key"))
+            .context("the cluster master key")?,
+    );
+    let replicator_stats = args.replication.spawn(
+        meta.clone(),
+        &args.region,
+        format!("http://{}", args.listen),
+        Some(master_key.clone()),
+    )?;
     if let Some(address) = args.worker_admin_listen {
         let pages: admin::Pages = Arc::new(move |path: &str| {
             (path == "/metrics").then(|| {
@@ -897,7 +915,8 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
                     admin::PROMETHEUS_TEXT,
                     janitor_stats.render_metrics()
                         + &healer_stats.render_metrics()
-                        + &lifecycle_stats.render_metrics(),
+                        + &lifecycle_stats.render_metrics()
+                        + &replicator_stats.render_metrics(),
                 )
             })
         });
@@ -911,11 +930,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let mut gateway = cairn_gateway::GatewayConfig::new(args.listen, storage_nodes, gateway_meta);
     gateway.root_credentials = Some(credentials.clone());
     gateway.region = args.region.clone();
-    // Generated on first start beside the data, outside the metadata service.
-    let master_key_path = args.data.join("master-key");
-    gateway.master_key = Some(std::sync::Arc::new(
-        cairn_sse::MasterKey::load_or_create(&master_key_path).context("the cluster master key")?,
-    ));
+    gateway.master_key = Some(master_key);
     gateway.encrypt_by_default = !args.no_default_encryption;
     gateway.admin_listen = Some(args.admin_listen);
     gateway.default_ec_scheme = args.tuning.ec_scheme.clone();
@@ -1239,9 +1254,29 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let lifecycle_stats =
         cairn_workers::lifecycle::spawn_lifecycle(meta.clone(), args.lifecycle.config())
             .context("starting the lifecycle worker")?;
+    let replicator_stats = match &args.worker_replication.replication_local_endpoint {
+        Some(endpoint) => {
+            let master_key = match &args.worker_replication.replication_master_key_file {
+                Some(path) => Some(Arc::new(
+                    cairn_sse::MasterKey::load(path).context("--replication-master-key-file")?,
+                )),
+                None => None,
+            };
+            Some(args.replication.spawn(
+                meta.clone(),
+                &args.worker_replication.replication_region,
+                endpoint.trim_end_matches('/').to_owned(),
+                master_key,
+            )?)
+        }
+        None => None,
+    };
     let stats = cairn_workers::spawn_janitor(meta, nodes, args.janitor.config())
         .context("starting the janitor")?;
-    tracing::info!("worker running: janitor, scrubber/healer, lifecycle");
+    tracing::info!(
+        replicator = replicator_stats.is_some(),
+        "worker running: janitor, scrubber/healer, lifecycle"
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1257,7 +1292,11 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
                             admin::PROMETHEUS_TEXT,
                             stats.render_metrics()
                                 + &healer_stats.render_metrics()
-                                + &lifecycle_stats.render_metrics(),
+                                + &lifecycle_stats.render_metrics()
+                                + &replicator_stats
+                                    .as_ref()
+                                    .map(|stats| stats.render_metrics())
+                                    .unwrap_or_default(),
                         )
                     })
                 });

@@ -17,7 +17,9 @@ s3.create_bucket(Bucket=bucket)
 s3.put_object(Bucket=bucket, Key="k", Body=b"x")
 calls = {
     "GetBucketWebsite": lambda: s3.get_bucket_website(Bucket=bucket),
-    "GetBucketReplication": lambda: s3.get_bucket_replication(Bucket=bucket),
+    "GetBucketNotificationConfiguration": lambda: s3.get_bucket_notification_configuration(
+        Bucket=bucket
+    ),
     "GetBucketLogging": lambda: s3.get_bucket_logging(Bucket=bucket),
     # Bucket default encryption is implemented for SSE-S3 and SSE-KMS, not dual-layer SSE-KMS.
     "PutBucketEncryption aws:kms:dsse": lambda: s3.put_bucket_encryption(

@@ -395,7 +395,9 @@ impl CairnDev {
         self.args[position + 1].parse().expect("a port")
     }
 
-    fn launch(
+    /// Starts `cairn dev` with a command line from [`dev_command_line`] (its addresses given
+    /// back), log in `dir/dev.log`.
+    pub fn launch(
         binary: &Path,
         dir: &Path,
         args: Vec<String>,
@@ -916,4 +918,83 @@ impl CairnDev {
 pub fn dev_pki(binary: &Path, data: &Path) -> TestPki {
     let tls = data.join("tls");
     TestPki::for_ca(binary, &tls.join("ca"), &tls.join("test-identities"))
+}
+
+/// Two regions on one machine, each a `cairn dev` of its own: us-east-1 (`dir/east`) holds the
+/// global bucket service; us-west-2 (`dir/west`) sends bucket and access-key operations there
+/// (`--global-meta`), shares its root keys and master key (which seals the access-key secrets the
+/// global bucket service keeps) and its cluster CA (`--dev-ca`, so each side accepts the other's
+/// internal certificates).
+pub struct DevRegions {
+    pub east: CairnDev,
+    pub west: CairnDev,
+    pub east_dir: PathBuf,
+    pub west_dir: PathBuf,
+}
+
+impl DevRegions {
+    /// Starts both regions with extra flags each; in them, `{east}` and `{west}` stand for the
+    /// other process's S3 URL (`http://HOST:PORT`), known before either starts.
+    pub fn start(
+        binary: &Path,
+        dir: &Path,
+        east_extra: &[&str],
+        west_extra: &[&str],
+    ) -> DevRegions {
+        let east_dir = dir.join("east");
+        let west_dir = dir.join("west");
+        std::fs::create_dir_all(&east_dir).unwrap();
+        std::fs::create_dir_all(west_dir.join("cluster")).unwrap();
+        let (mut east_args, east_endpoint, east_admin, east_meta) =
+            dev_command_line(&east_dir, &[]);
+        let global_meta = format!("1={east_meta}");
+        let east_ca = east_dir.join("cluster").join("tls/ca");
+        let (mut west_args, west_endpoint, west_admin, west_meta) = dev_command_line(
+            &west_dir,
+            &[
+                "--region",
+                "us-west-2",
+                "--global-meta",
+                &global_meta,
+                "--dev-ca",
+                east_ca.to_str().unwrap(),
+            ],
+        );
+        let substitute = |arg: &&str| {
+            arg.replace("{east}", &format!("http://{east_endpoint}"))
+                .replace("{west}", &format!("http://{west_endpoint}"))
+        };
+        east_args.extend(east_extra.iter().map(substitute));
+        west_args.extend(west_extra.iter().map(substitute));
+        let east = CairnDev::launch(
+            binary,
+            &east_dir,
+            east_args,
+            east_endpoint,
+            east_admin,
+            east_meta,
+        );
+        for file in ["root-credentials", "master-key"] {
+            std::fs::copy(
+                east_dir.join("cluster").join(file),
+                west_dir.join("cluster").join(file),
+            )
+            .unwrap();
+        }
+        let west = CairnDev::launch(
+            binary,
+            &west_dir,
+            west_args,
+            west_endpoint,
+            west_admin,
+            west_meta,
+        );
+        assert_eq!(west.access_key, east.access_key);
+        DevRegions {
+            east,
+            west,
+            east_dir,
+            west_dir,
+        }
+    }
 }

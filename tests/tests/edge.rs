@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn_tests::{CairnDev, CairnProcess, free_address, http_get, wait_for_listener};
+use cairn_tests::{CairnDev, CairnProcess, DevRegions, free_address, http_get, wait_for_listener};
 
 mod tls_client;
 
@@ -394,34 +394,15 @@ struct TwoRegions {
 
 impl TwoRegions {
     fn start(dir: &Path) -> TwoRegions {
-        let east_dir = dir.join("east");
-        let west_dir = dir.join("west");
-        let (east, east_gateway) = dev_for_edge(&east_dir, &[]);
-        // One set of root keys across regions (they live in the global bucket service), and one
-        // master key, which seals the access-key secrets stored there.
-        std::fs::create_dir_all(west_dir.join("cluster")).unwrap();
-        for file in ["root-credentials", "master-key"] {
-            std::fs::copy(
-                east_dir.join("cluster").join(file),
-                west_dir.join("cluster").join(file),
-            )
-            .unwrap();
-        }
-        let global_meta = format!("1={}", east.meta);
-        // One cluster CA across regions: west's roles dial east's metadata replicas.
-        let east_ca = east.data_dir().join("tls/ca");
-        let (west, west_gateway) = dev_for_edge(
-            &west_dir,
-            &[
-                "--region",
-                "us-west-2",
-                "--global-meta",
-                &global_meta,
-                "--dev-ca",
-                east_ca.to_str().unwrap(),
-            ],
+        // Each region's gateway serves the edge on a mutual-TLS edge listener.
+        let (east_gateway, west_gateway) = (free_address(), free_address());
+        let (east_listen, west_listen) = (east_gateway.to_string(), west_gateway.to_string());
+        let DevRegions { east, west, .. } = DevRegions::start(
+            Path::new(BINARY),
+            dir,
+            &["--edge-listen", &east_listen],
+            &["--edge-listen", &west_listen],
         );
-        assert_eq!(west.access_key, east.access_key);
         let west_region = format!("us-west-2={west_gateway}");
         let edge = Edge::start(&east, east_gateway, dir, &["--region", &west_region]);
         TwoRegions { east, west, edge }

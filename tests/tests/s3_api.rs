@@ -381,9 +381,10 @@ async fn sdk_not_implemented(s3: &Client) {
         .send()
         .await
         .unwrap_err();
+    // Implemented (tests/tests/replication.rs): a bucket without a configuration answers 404.
     assert_eq!(
         code_and_status(&replication),
-        ("NotImplemented".to_owned(), 501)
+        ("ReplicationConfigurationNotFoundError".to_owned(), 404)
     );
     let logging = s3
         .get_bucket_logging()

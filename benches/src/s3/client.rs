@@ -291,6 +291,31 @@ pub fn encode(text: &str) -> String {
     encoded
 }
 
+/// A rustls client configuration trusting the certificates in `ca_bundle` (PEM). The bundle is
+/// read once per worker; a missing or unreadable file is fatal to the benchmark.
+fn tls_config(ca_bundle: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(ca_bundle)
+        .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
+    for certificate in certificates {
+        let certificate = certificate
+            .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
+        roots
+            .add(certificate)
+            .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("rustls protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +328,7 @@ mod tests {
             region: "us-east-1".into(),
             bucket: "bench".into(),
             addressing,
+            ca_bundle: None,
         }
     }
 
@@ -332,29 +358,4 @@ mod tests {
         );
         assert_eq!(encode("a b/c+=~"), "a%20b%2Fc%2B%3D~");
     }
-}
-
-/// A rustls client configuration trusting the certificates in `ca_bundle` (PEM). The bundle is
-/// read once per worker; a missing or unreadable file is fatal to the benchmark.
-fn tls_config(ca_bundle: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(ca_bundle)
-        .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
-    for certificate in certificates {
-        let certificate = certificate
-            .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
-        roots
-            .add(certificate)
-            .unwrap_or_else(|error| panic!("--ca-bundle {}: {error}", ca_bundle.display()));
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("rustls protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }

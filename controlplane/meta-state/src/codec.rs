@@ -42,6 +42,9 @@ use crate::records::{
     PartRecord, PartShards, Permission, ReplicationRule, ShardIndex, ShardPlacement, StorageClass,
     SuspectRecord, TransactionState, UploadId, VersionId, VersionSelector, VersioningState,
 };
+use crate::replication::{
+    ReplicationEntry, ReplicationEventKind, ReplicationOutcome, ReplicationResolution,
+};
 use crate::role::Role;
 use crate::usage::BucketStats;
 
@@ -1097,7 +1100,8 @@ impl Decode for KmsQuery {
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
-/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 50 ReportSuspect, 51 ResolveSuspects.
+/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 50 ReportSuspect,
+/// 51 ResolveSuspects, 60 QueueReplication, 61 ResolveReplication.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
 /// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
@@ -1271,6 +1275,15 @@ impl Encode for Command {
                 writer.u8(51);
                 resolutions.encode(writer);
             }
+            // 60-69: cross-region replication.
+            Command::QueueReplication { command } => {
+                writer.u8(60);
+                command.encode(writer);
+            }
+            Command::ResolveReplication { resolutions } => {
+                writer.u8(61);
+                resolutions.encode(writer);
+            }
         }
     }
 }
@@ -1360,6 +1373,12 @@ impl Decode for Command {
             51 => Command::ResolveSuspects {
                 resolutions: Decode::decode(reader)?,
             },
+            60 => Command::QueueReplication {
+                command: Box::new(Decode::decode(reader)?),
+            },
+            61 => Command::ResolveReplication {
+                resolutions: Decode::decode(reader)?,
+            },
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "command",
@@ -1373,8 +1392,9 @@ impl Decode for Command {
 
 /// Query tags (never reused): 0 GetObject, 1 ListObjects, 2 GetUpload, 3 ListUploads,
 /// 4 ListParts, 5 ListStalePreparing, 6 ListGarbage, 7 BucketUsage, 8 GetBucket, 9 ListBuckets,
-/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout, 40 Kms, 50 ListSuspects,
-/// 60 BucketStats (ranges reserved per line of work as for commands; unknown tags are refused).
+/// 10 GetAccessKey, 11 GetNode, 12 ListNodes, 13 ListVersions, 14 GetLayout, 40 Kms,
+/// 50 ListSuspects, 60 BucketStats, 61 ListReplicationQueue (ranges reserved per line of work as
+/// for commands; unknown tags are refused).
 impl Encode for Query {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1467,6 +1487,11 @@ impl Encode for Query {
                 writer.u8(60);
                 writer.str(bucket);
             }
+            Query::ListReplicationQueue { after_seq, limit } => {
+                writer.u8(61);
+                after_seq.encode(writer);
+                writer.u32(*limit);
+            }
         }
     }
 }
@@ -1524,6 +1549,10 @@ impl Decode for Query {
             },
             60 => Query::BucketStats {
                 bucket: reader.string()?,
+            },
+            61 => Query::ListReplicationQueue {
+                after_seq: Decode::decode(reader)?,
+                limit: reader.u32()?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -1694,7 +1723,57 @@ encode_variants!(Response, "response", [
     52 => Suspects { 0: entries },
     // 60-69: bucket usage and quotas.
     60 => BucketStats { 0: stats },
+    61 => ReplicationResolved { resolved_count: resolved_count },
+    62 => ReplicationQueue { 0: entries },
 ]);
+
+encode_struct!(ReplicationEntry {
+    seq,
+    bucket,
+    key,
+    version_id,
+    kind,
+    enqueued_at_ms
+});
+encode_struct!(ReplicationResolution { seq, outcome });
+
+/// Replication event kinds: 0 Put, 1 DeleteMarker.
+impl Encode for ReplicationEventKind {
+    fn encode(&self, writer: &mut Writer) {
+        writer.u8(match self {
+            ReplicationEventKind::Put => 0,
+            ReplicationEventKind::DeleteMarker => 1,
+        });
+    }
+}
+
+impl Decode for ReplicationEventKind {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("replication event kind", 2)? {
+            0 => ReplicationEventKind::Put,
+            _ => ReplicationEventKind::DeleteMarker,
+        })
+    }
+}
+
+/// Replication outcomes: 0 Completed, 1 Failed.
+impl Encode for ReplicationOutcome {
+    fn encode(&self, writer: &mut Writer) {
+        writer.u8(match self {
+            ReplicationOutcome::Completed => 0,
+            ReplicationOutcome::Failed => 1,
+        });
+    }
+}
+
+impl Decode for ReplicationOutcome {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.tag("replication outcome", 2)? {
+            0 => ReplicationOutcome::Completed,
+            _ => ReplicationOutcome::Failed,
+        })
+    }
+}
 
 encode_variants!(MetaError, "error", [
     0 => NoSuchBucket { bucket: bucket },
@@ -1732,6 +1811,7 @@ encode_variants!(MetaError, "error", [
     42 => NoSuchKmsKey { key: key },
     43 => KmsKeyDisabled { key_id: key_id },
     44 => KmsKeyAlreadyExists { key: key },
+    60 => ReplicationBacklog { entries: entries },
 ]);
 
 /// Write condition tags: 0 Absent, 1 EtagMatches.
@@ -1820,16 +1900,25 @@ impl StateMachine {
         if self.role == Role::PartitionMap {
             self.layout.encode(&mut writer);
         }
-        // The suspect queue came later: an optional trailing section, written only when the
-        // queue is not empty, so every snapshot without suspects keeps its earlier bytes and an
-        // earlier snapshot (which ends here) still decodes.
-        // The KMS keys came after that: a second optional section. When it is present the
-        // suspect section is written too (possibly empty), so the decoder knows which is which.
-        if !self.suspects.is_empty() || !self.kms_keys.is_empty() {
+        // Later additions are optional trailing sections, in this order: the suspect queue, the
+        // KMS keys, the replication queue. Sections are written up to the last non-empty one
+        // (earlier ones even when empty, so the decoder knows which is which), so a snapshot
+        // without them keeps its earlier bytes and an earlier snapshot still decodes.
+        let sections = if !self.replication_queue.is_empty() {
+            3
+        } else if !self.kms_keys.is_empty() {
+            2
+        } else {
+            usize::from(!self.suspects.is_empty())
+        };
+        if sections >= 1 {
             encode_sorted(&mut writer, self.suspects.values());
         }
-        if !self.kms_keys.is_empty() {
+        if sections >= 2 {
             encode_sorted(&mut writer, self.kms_keys.values());
+        }
+        if sections >= 3 {
+            encode_sorted(&mut writer, self.replication_queue.values());
         }
         let mut bytes = writer.into_bytes();
         let checksum = crc32c::crc32c(&bytes);
@@ -1888,30 +1977,37 @@ impl StateMachine {
         if role == Role::PartitionMap {
             state.layout = Decode::decode(&mut reader)?;
         }
+        // The optional trailing sections (see the encoder); the last one present is not empty.
+        let mut last_section = None;
         if reader.remaining() > 0 {
             let offset = reader.offset();
             state.suspects = decode_sorted(&mut reader, "suspect", |record: &SuspectRecord| {
                 (record.bucket.clone(), record.key.clone(), record.version_id)
             })?;
-            if reader.remaining() > 0 {
-                let offset = reader.offset();
-                state.kms_keys = decode_sorted(&mut reader, "KMS key", |record: &KmsKeyRecord| {
-                    record.key_id.clone()
-                })?;
-                if state.kms_keys.is_empty() {
-                    return Err(DecodeError::NotCanonical {
-                        what: "KMS key section",
-                        offset,
-                    });
-                }
-            } else if state.suspects.is_empty() {
-                // Written only when not empty (or followed by KMS keys): an empty section alone
-                // is not canonical.
-                return Err(DecodeError::NotCanonical {
-                    what: "suspect section",
-                    offset,
-                });
-            }
+            last_section = Some(("suspect section", offset, state.suspects.is_empty()));
+        }
+        if reader.remaining() > 0 {
+            let offset = reader.offset();
+            state.kms_keys = decode_sorted(&mut reader, "KMS key", |record: &KmsKeyRecord| {
+                record.key_id.clone()
+            })?;
+            last_section = Some(("KMS key section", offset, state.kms_keys.is_empty()));
+        }
+        if reader.remaining() > 0 {
+            let offset = reader.offset();
+            state.replication_queue = decode_sorted(
+                &mut reader,
+                "replication entry",
+                |entry: &ReplicationEntry| entry.seq,
+            )?;
+            last_section = Some((
+                "replication section",
+                offset,
+                state.replication_queue.is_empty(),
+            ));
+        }
+        if let Some((what, offset, true)) = last_section {
+            return Err(DecodeError::NotCanonical { what, offset });
         }
         reader.finish()?;
         state

@@ -319,6 +319,19 @@ pub enum Command {
     BypassGovernanceRetention {
         command: Box<Command>,
     },
+    /// `command` (a CommitWrite, CompleteMultipartUpload or DeleteObject, possibly wrapped in
+    /// `Conditional` or `BypassGovernanceRetention`) applied, and the version or delete marker it
+    /// creates queued for cross-region replication in the same entry (see
+    /// [`crate::replication`]). The gateway wraps a command when the bucket has an enabled
+    /// replication rule for the key.
+    QueueReplication {
+        command: Box<Command>,
+    },
+    /// The replicator finished these replication-queue entries; answers `ReplicationResolved`.
+    /// Send it with `write_to` to the partition that listed them.
+    ResolveReplication {
+        resolutions: Vec<crate::replication::ReplicationResolution>,
+    },
 }
 
 /// S3 ListObjectsV2 parameters.
@@ -411,6 +424,11 @@ pub enum Query {
     /// (bucket, key, version id) order.
     ListSuspects {
         after: Option<SuspectResolution>,
+        limit: u32,
+    },
+    /// Replication-queue entries after `after_seq` (exclusive), oldest first.
+    ListReplicationQueue {
+        after_seq: Option<u64>,
         limit: u32,
     },
     // Bucket service.
@@ -595,6 +613,12 @@ pub enum Response {
     Suspects(Vec<SuspectRecord>),
     /// Query BucketStats.
     BucketStats(crate::usage::BucketStats),
+    /// ResolveReplication: how many entries were removed.
+    ReplicationResolved {
+        resolved_count: u32,
+    },
+    /// ListReplicationQueue.
+    ReplicationQueue(Vec<crate::replication::ReplicationEntry>),
 }
 
 /// What applying one command yields.
@@ -646,6 +670,8 @@ impl Command {
             Command::Read(query) => query.name(),
             Command::Conditional { command, .. } => command.name(),
             Command::BypassGovernanceRetention { command } => command.name(),
+            Command::QueueReplication { command } => command.name(),
+            Command::ResolveReplication { .. } => "ResolveReplication",
         }
     }
 
@@ -665,7 +691,8 @@ impl Command {
             | Command::UnsealBucket { .. }
             | Command::PutObjectAttribute { .. }
             | Command::ReportSuspect { .. }
-            | Command::ResolveSuspects { .. } => Scope::Object,
+            | Command::ResolveSuspects { .. }
+            | Command::ResolveReplication { .. } => Scope::Object,
             Command::CreateBucket(_)
             | Command::DeleteBucket { .. }
             | Command::PutBucketVersioning { .. }
@@ -682,6 +709,7 @@ impl Command {
             Command::Read(query) => query.scope(),
             Command::Conditional { command, .. } => command.scope(),
             Command::BypassGovernanceRetention { command } => command.scope(),
+            Command::QueueReplication { command } => command.scope(),
         }
     }
 
@@ -706,6 +734,7 @@ impl Query {
             Query::BucketUsage { .. } => "BucketUsage",
             Query::BucketStats { .. } => "BucketStats",
             Query::ListSuspects { .. } => "ListSuspects",
+            Query::ListReplicationQueue { .. } => "ListReplicationQueue",
             Query::GetBucket { .. } => "GetBucket",
             Query::ListBuckets { .. } => "ListBuckets",
             Query::GetAccessKey { .. } => "GetAccessKey",
@@ -729,7 +758,8 @@ impl Query {
             | Query::ListGarbage { .. }
             | Query::BucketUsage { .. }
             | Query::BucketStats { .. }
-            | Query::ListSuspects { .. } => Scope::Object,
+            | Query::ListSuspects { .. }
+            | Query::ListReplicationQueue { .. } => Scope::Object,
             Query::GetBucket { .. }
             | Query::ListBuckets { .. }
             | Query::GetAccessKey { .. }

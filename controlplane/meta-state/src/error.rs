@@ -125,4 +125,9 @@ pub enum MetaError {
     KmsKeyDisabled { key_id: String },
     #[error("a KMS key with id or alias {key} already exists")]
     KmsKeyAlreadyExists { key: String },
+    /// The partition's replication queue is full (a destination region has been away for
+    /// long): a write that would be queued is refused, for the client to retry later, rather
+    /// than committed and never replicated. Nothing changed.
+    #[error("the replication queue holds {entries} entries, its bound")]
+    ReplicationBacklog { entries: u64 },
 }

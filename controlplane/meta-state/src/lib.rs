@@ -74,6 +74,7 @@ mod multipart;
 pub mod object_lock;
 mod objects;
 pub mod records;
+pub mod replication;
 pub mod role;
 pub mod stored_length;
 pub mod suspects;
@@ -91,6 +92,10 @@ pub use machine::{
     MAX_KEY_BYTES, MAX_LIST_KEYS, MAX_PART_NUMBER, MIN_PART_SIZE_BYTES, StateMachine,
 };
 pub use records::*;
+pub use replication::{
+    MAX_REPLICATION_QUEUE, REPLICATION_STATUS_ATTRIBUTE, ReplicationEntry, ReplicationEventKind,
+    ReplicationOutcome, ReplicationResolution, ReplicationStatus,
+};
 pub use role::{Role, Scope};
 pub use stored_length::stored_length_bytes;
 pub use suspects::MAX_SUSPECTS;

@@ -65,6 +65,8 @@ pub struct StateMachine {
     pub(crate) suspects: BTreeMap<SuspectKey, SuspectRecord>,
     /// KMS keys by key id (see [`crate::kms`]).
     pub(crate) kms_keys: BTreeMap<String, crate::kms::KmsKeyRecord>,
+    /// Committed changes waiting for the replicator, by seq (see [`crate::replication`]).
+    pub(crate) replication_queue: BTreeMap<u64, crate::replication::ReplicationEntry>,
     // Derived indexes: not in the snapshot, rebuilt from `versions` when one is loaded.
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
@@ -96,6 +98,7 @@ impl StateMachine {
             layout: None,
             suspects: BTreeMap::new(),
             kms_keys: BTreeMap::new(),
+            replication_queue: BTreeMap::new(),
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
             preparing: BTreeSet::new(),
@@ -246,6 +249,27 @@ impl StateMachine {
                 now_ms,
             } => Ok(self.report_suspect(bucket, key, version_id, now_ms, log_index)),
             Command::ResolveSuspects { resolutions } => Ok(self.resolve_suspects(&resolutions)),
+            Command::ResolveReplication { resolutions } => {
+                Ok(self.resolve_replication(&resolutions))
+            }
+            Command::QueueReplication { command } => {
+                let now_ms = match self.check_replication_wrapper(&command) {
+                    Ok(now_ms) => now_ms,
+                    Err(error) => {
+                        return Output {
+                            result: Err(error),
+                            new_garbage: Vec::new(),
+                        };
+                    }
+                };
+                // The inner command is applied at the same log index (as `Conditional` does).
+                self.last_applied_index = log_index - 1;
+                let mut output = self.apply(*command, log_index);
+                if let Ok(response) = &mut output.result {
+                    self.queue_replication(response, log_index, now_ms);
+                }
+                return output;
+            }
             Command::Read(query) => self.answer(&query),
             Command::Conditional {
                 condition,
@@ -339,6 +363,9 @@ impl StateMachine {
                     )
                 });
                 Ok(self.list_suspects(after.as_ref(), *limit))
+            }
+            Query::ListReplicationQueue { after_seq, limit } => {
+                Ok(self.list_replication_queue(*after_seq, *limit))
             }
             Query::GetBucket { bucket } => self.bucket(bucket).cloned().map(Response::Bucket),
             Query::ListBuckets { owner } => Ok(Response::Buckets(
@@ -768,6 +795,17 @@ impl StateMachine {
                     "suspect stored under the wrong key: {bucket}/{key}"
                 ));
             }
+        }
+        for (seq, entry) in &self.replication_queue {
+            if *seq != entry.seq {
+                return Err(format!(
+                    "replication entry {} stored under {seq}",
+                    entry.seq
+                ));
+            }
+        }
+        if self.replication_queue.len() > crate::replication::MAX_REPLICATION_QUEUE {
+            return Err("replication queue over its bound".to_owned());
         }
         if self.suspects.len() > crate::suspects::MAX_SUSPECTS {
             return Err("suspect queue over its bound".to_owned());

@@ -252,11 +252,14 @@ impl MetaClient {
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
             Command::PutObjectAttribute { bucket, key, .. } => (bucket, key),
             Command::ReportSuspect { bucket, key, .. } => (bucket, key),
-            Command::PurgeGarbage { .. } | Command::ResolveSuspects { .. } => return None,
+            Command::PurgeGarbage { .. }
+            | Command::ResolveSuspects { .. }
+            | Command::ResolveReplication { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),
             // A condition is checked where its command applies.
             Command::Conditional { command, .. } => return self.group_for_command(command),
-            Command::BypassGovernanceRetention { command } => {
+            Command::BypassGovernanceRetention { command }
+            | Command::QueueReplication { command } => {
                 return self.group_for_command(command);
             }
             other => {
@@ -288,6 +291,7 @@ impl MetaClient {
             | Query::ListStalePreparing { .. }
             | Query::ListGarbage { .. }
             | Query::ListSuspects { .. }
+            | Query::ListReplicationQueue { .. }
             | Query::BucketUsage { .. }
             | Query::BucketStats { .. } => None,
             Query::GetBucket { .. }

@@ -8,6 +8,7 @@
 //! - [`heartbeat`]: storage-node heartbeats into the node registry, and DOWN marking.
 //! - [`lifecycle`]: applies buckets' lifecycle rules (expiration, noncurrent expiration,
 //!   expired delete markers, incomplete multipart uploads).
+//! - [`replicator`]: cross-region replication, draining the partitions' replication queues.
 //! - [`durability`]: the Markov model behind `cairn durability` (pure arithmetic).
 
 pub mod durability;
@@ -16,6 +17,7 @@ pub mod heartbeat;
 pub mod janitor;
 pub mod lifecycle;
 pub mod orphans;
+pub mod replicator;
 pub mod shared;
 
 pub use shared::{MetaAccess, NodeConnections, RaftMeta, ShardAccess};

@@ -323,9 +323,20 @@ pub async fn put_bucket_versioning(
 ) -> Result<HttpResponse, S3Error> {
     use cairn_meta_state::VersioningState;
     use cairn_s3_proto::xml::{VersioningStatus, parse_versioning_configuration};
-    owned_bucket(context, bucket).await?;
+    let record = owned_bucket(context, bucket).await?;
     let document = read_verified_document(context, body).await?;
     let configuration = parse_versioning_configuration(&document)?;
+    if configuration.status == Some(VersioningStatus::Suspended)
+        && record
+            .attributes
+            .contains_key(crate::replication::REPLICATION_ATTRIBUTE)
+    {
+        // As S3: replication needs versioning, so it cannot be suspended under a configuration.
+        return Err(S3Error::InvalidBucketState(
+            "A replication configuration is present on this bucket, so you cannot change the versioning state."
+                .to_owned(),
+        ));
+    }
     if configuration.mfa_delete_enabled {
         return Err(match context.header("x-amz-mfa") {
             None => S3Error::MfaAuthenticationRequired,

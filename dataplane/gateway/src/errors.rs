@@ -90,6 +90,8 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
         MetaError::NoSuchKmsKey { key } => S3Error::KmsNotFound(key.clone()),
         MetaError::KmsKeyDisabled { key_id } => S3Error::KmsDisabled(key_id.clone()),
         MetaError::KmsKeyAlreadyExists { .. } => S3Error::InvalidArgument(error.to_string()),
+        // A full replication queue: the client retries later (the write was not committed).
+        MetaError::ReplicationBacklog { .. } => S3Error::SlowDown,
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -285,6 +287,7 @@ mod tests {
             MetaError::NoSuchKmsKey { key: "k".into() },
             MetaError::KmsKeyDisabled { key_id: "k".into() },
             MetaError::KmsKeyAlreadyExists { key: "k".into() },
+            MetaError::ReplicationBacklog { entries: 1 },
         ]
     }
 
@@ -326,6 +329,7 @@ mod tests {
             MetaError::NoSuchKmsKey { .. } => ("KMS.NotFoundException", 400),
             MetaError::KmsKeyDisabled { .. } => ("KMS.DisabledException", 400),
             MetaError::KmsKeyAlreadyExists { .. } => ("InvalidArgument", 400),
+            MetaError::ReplicationBacklog { .. } => ("SlowDown", 503),
         }
     }
 

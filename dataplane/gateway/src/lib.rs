@@ -61,6 +61,7 @@ mod policy;
 mod post_object;
 mod quota;
 pub mod region;
+mod replication;
 mod request_id;
 mod server;
 mod storage;

@@ -92,6 +92,9 @@ pub async fn create_multipart_upload(
                 false,
             )?);
             attributes.extend(new_key.attributes.clone());
+            if crate::replication::is_replica_write(context, &bucket_record, key)? {
+                attributes.extend(crate::replication::replica_attributes());
+            }
             attributes
         },
     });
@@ -359,7 +362,12 @@ pub async fn complete_multipart_upload(
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
     });
-    let command = crate::object::with_condition(command, &condition);
+    let command = crate::replication::queue_write(
+        context,
+        &bucket_record,
+        key,
+        crate::object::with_condition(command, &condition),
+    );
     // The parts' bytes are counted already: a completion adds one object.
     let _quota = crate::quota::admit(
         context.executor,

@@ -325,6 +325,9 @@ pub(crate) async fn put_object_from(
                 true,
             )?);
             attributes.extend(new_key.attributes.clone());
+            if crate::replication::is_replica_write(context, &bucket_record, key)? {
+                attributes.extend(crate::replication::replica_attributes());
+            }
             attributes
         },
     });
@@ -333,7 +336,11 @@ pub(crate) async fn put_object_from(
     };
     drop(quota);
     if retried && record.state == TransactionState::Committed {
-        // A retry of a PUT that already committed: answer as the first attempt did.
+        // A retry of a PUT that already committed: answer as the first attempt did, once its
+        // body is read (left unread, it would stay on the keep-alive connection and the next
+        // request would be parsed from it).
+        let mut body = body;
+        while body.next_chunk().await?.is_some() {}
         let mut response = put_response(&record.checksums);
         insert_version_id(&mut response, bucket_record.versioning, &record);
         for (name, value) in crate::encryption::stored_mode_headers(context, &record.attributes) {
@@ -405,7 +412,12 @@ pub(crate) async fn put_object_from(
         now_ms: now_unix_millis(),
     });
     if let Err(error) = executor
-        .meta_write(with_condition(commit, &condition))
+        .meta_write(crate::replication::queue_write(
+            context,
+            &bucket_record,
+            key,
+            with_condition(commit, &condition),
+        ))
         .await
     {
         if matches!(
@@ -1046,6 +1058,9 @@ pub async fn get_object(
     if let Some(count) = crate::tagging::tagging_count(&record) {
         builder = builder.header("x-amz-tagging-count", count);
     }
+    if let Some(status) = crate::replication::status_of(&record.attributes) {
+        builder = builder.header("x-amz-replication-status", status.as_str());
+    }
     let overrides = overrides.cloned().unwrap_or_default();
     builder = builder.header(
         "content-type",
@@ -1523,6 +1538,7 @@ pub async fn copy_object(
         }],
         now_ms: committed_at_ms,
     });
+    let commit = crate::replication::queue_write(context, &bucket_record, key, commit);
     if let Err(error) = executor.meta_write(commit).await {
         abort_write(executor, bucket, key, record.version_id).await;
         return Err(error);
@@ -1574,9 +1590,12 @@ async fn delete_one(
         .executor
         .shared
         .meta
-        .write(crate::object_lock::with_bypass(
-            with_condition(command, condition),
-            bypass_governance,
+        .write(crate::replication::queue_delete(
+            context,
+            bucket_record,
+            key,
+            version_id,
+            crate::object_lock::with_bypass(with_condition(command, condition), bypass_governance),
         ))
         .await
         .map_err(|error| crate::errors::client_error_to_s3(&error))?;

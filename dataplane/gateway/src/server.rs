@@ -1195,6 +1195,15 @@ async fn dispatch(
         Endpoint::DeleteBucketLifecycle { bucket } => {
             crate::lifecycle::delete_bucket_lifecycle(context, &bucket).await
         }
+        Endpoint::GetBucketReplication { bucket } => {
+            crate::replication::get_bucket_replication(context, &bucket).await
+        }
+        Endpoint::PutBucketReplication { bucket } => {
+            crate::replication::put_bucket_replication(context, &bucket, body).await
+        }
+        Endpoint::DeleteBucketReplication { bucket } => {
+            crate::replication::delete_bucket_replication(context, &bucket).await
+        }
         Endpoint::GetObjectAttributes {
             bucket,
             key,

@@ -108,7 +108,7 @@ pub enum UnimplementedOperation {
     RestoreObject,
     SelectObjectContent,
     GetObjectTorrent,
-    /// Website, logging, notification, replication, accelerate, request payment,
+    /// Website, logging, notification, accelerate, request payment,
     /// ownership controls, public access block, analytics, metrics, inventory, intelligent
     /// tiering, on the bucket, read or written: the marker is kept for the error message.
     OtherBucketSubresource(&'static str),
@@ -116,7 +116,7 @@ pub enum UnimplementedOperation {
 
 /// Every operation name [`Endpoint::operation_name`] returns, indexed by
 /// [`Endpoint::operation_index`].
-pub const OPERATION_NAMES: [&str; 59] = [
+pub const OPERATION_NAMES: [&str; 62] = [
     "ListBuckets",
     "CreateBucket",
     "HeadBucket",
@@ -176,6 +176,9 @@ pub const OPERATION_NAMES: [&str; 59] = [
     "PutBucketLifecycleConfiguration",
     "DeleteBucketLifecycle",
     "PostObject",
+    "GetBucketReplication",
+    "PutBucketReplication",
+    "DeleteBucketReplication",
 ];
 
 /// One S3 operation with its parameters.
@@ -359,6 +362,15 @@ pub enum Endpoint {
     DeleteBucketLifecycle {
         bucket: String,
     },
+    GetBucketReplication {
+        bucket: String,
+    },
+    PutBucketReplication {
+        bucket: String,
+    },
+    DeleteBucketReplication {
+        bucket: String,
+    },
     PutBucketCors {
         bucket: String,
     },
@@ -486,6 +498,9 @@ impl Endpoint {
             Endpoint::PutBucketLifecycle { .. } => 56,
             Endpoint::DeleteBucketLifecycle { .. } => 57,
             Endpoint::PostObject { .. } => 58,
+            Endpoint::GetBucketReplication { .. } => 59,
+            Endpoint::PutBucketReplication { .. } => 60,
+            Endpoint::DeleteBucketReplication { .. } => 61,
         }
     }
 
@@ -539,6 +554,9 @@ impl Endpoint {
             | Endpoint::GetBucketLifecycle { bucket }
             | Endpoint::PutBucketLifecycle { bucket }
             | Endpoint::DeleteBucketLifecycle { bucket }
+            | Endpoint::GetBucketReplication { bucket }
+            | Endpoint::PutBucketReplication { bucket }
+            | Endpoint::DeleteBucketReplication { bucket }
             | Endpoint::PreflightCors { bucket, .. }
             | Endpoint::GetObjectAttributes { bucket, .. }
             | Endpoint::GetObjectLockConfiguration { bucket }
@@ -685,6 +703,11 @@ impl Endpoint {
             // AWS authorises the delete as the put.
             Endpoint::PutBucketLifecycle { .. } | Endpoint::DeleteBucketLifecycle { .. } => {
                 "s3:PutLifecycleConfiguration"
+            }
+            Endpoint::GetBucketReplication { .. } => "s3:GetReplicationConfiguration",
+            // AWS authorises the delete as the put.
+            Endpoint::PutBucketReplication { .. } | Endpoint::DeleteBucketReplication { .. } => {
+                "s3:PutReplicationConfiguration"
             }
             // Preflights are unauthenticated; no policy is consulted.
             Endpoint::PreflightCors { .. } => "s3:PreflightCors",
@@ -878,11 +901,10 @@ impl Query {
 /// the method. Checked before the method's default operation.
 fn unimplemented_bucket_operation(query: &Query) -> Option<UnimplementedOperation> {
     use UnimplementedOperation as Op;
-    const OTHER_MARKERS: [&str; 12] = [
+    const OTHER_MARKERS: [&str; 11] = [
         "website",
         "logging",
         "notification",
-        "replication",
         "accelerate",
         "requestPayment",
         "ownershipControls",
@@ -1013,6 +1035,14 @@ impl Router {
                 "GET" => Ok(Endpoint::GetBucketLifecycle { bucket }),
                 "PUT" => Ok(Endpoint::PutBucketLifecycle { bucket }),
                 "DELETE" => Ok(Endpoint::DeleteBucketLifecycle { bucket }),
+                _ => Err(S3Error::MethodNotAllowed),
+            };
+        }
+        if query.has("replication") {
+            return match method {
+                "GET" => Ok(Endpoint::GetBucketReplication { bucket }),
+                "PUT" => Ok(Endpoint::PutBucketReplication { bucket }),
+                "DELETE" => Ok(Endpoint::DeleteBucketReplication { bucket }),
                 _ => Err(S3Error::MethodNotAllowed),
             };
         }

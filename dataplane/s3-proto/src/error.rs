@@ -196,6 +196,8 @@ pub enum S3Error {
     ServerSideEncryptionConfigurationNotFoundError,
     #[error("The lifecycle configuration does not exist")]
     NoSuchLifecycleConfiguration,
+    #[error("The replication configuration was not found")]
+    ReplicationConfigurationNotFoundError,
     /// A CORS preflight no rule allows.
     #[error("{0}")]
     AccessForbidden(String),
@@ -307,6 +309,9 @@ impl S3Error {
                 "ServerSideEncryptionConfigurationNotFoundError"
             }
             S3Error::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
+            S3Error::ReplicationConfigurationNotFoundError => {
+                "ReplicationConfigurationNotFoundError"
+            }
             S3Error::AccessForbidden(_) => "AccessForbidden",
             S3Error::InternalError => "InternalError",
             S3Error::ServiceUnavailable | S3Error::PlacementUnavailable(_) => "ServiceUnavailable",
@@ -388,7 +393,8 @@ impl S3Error {
             | S3Error::ObjectLockConfigurationNotFoundError
             | S3Error::NoSuchObjectLockConfiguration
             | S3Error::ServerSideEncryptionConfigurationNotFoundError
-            | S3Error::NoSuchLifecycleConfiguration => 404,
+            | S3Error::NoSuchLifecycleConfiguration
+            | S3Error::ReplicationConfigurationNotFoundError => 404,
             S3Error::MethodNotAllowed => 405,
             S3Error::BucketAlreadyExists
             | S3Error::BucketAlreadyOwnedByYou
@@ -514,6 +520,7 @@ mod tests {
             S3Error::NoSuchObjectLockConfiguration,
             S3Error::ServerSideEncryptionConfigurationNotFoundError,
             S3Error::NoSuchLifecycleConfiguration,
+            S3Error::ReplicationConfigurationNotFoundError,
             S3Error::AccessForbidden("x".into()),
             S3Error::InternalError,
             S3Error::ServiceUnavailable,
@@ -612,6 +619,9 @@ mod tests {
                 ("ServerSideEncryptionConfigurationNotFoundError", 404)
             }
             S3Error::NoSuchLifecycleConfiguration => ("NoSuchLifecycleConfiguration", 404),
+            S3Error::ReplicationConfigurationNotFoundError => {
+                ("ReplicationConfigurationNotFoundError", 404)
+            }
             S3Error::AccessForbidden(_) => ("AccessForbidden", 403),
             S3Error::InternalError => ("InternalError", 500),
             S3Error::ServiceUnavailable => ("ServiceUnavailable", 503),
@@ -629,7 +639,7 @@ mod tests {
     #[test]
     fn every_variant_maps_to_its_code_and_status() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 80, "a variant is missing from the table");
+        assert_eq!(variants.len(), 81, "a variant is missing from the table");
         for error in &variants {
             assert_eq!((error.code(), error.http_status()), row(error), "{error:?}");
             assert!(!error.to_string().is_empty(), "{error:?} has no message");

@@ -90,6 +90,7 @@ pub mod policy;
 pub mod post_form;
 pub mod post_policy;
 pub mod range;
+pub mod replication;
 pub mod sigv4;
 pub mod tagging;
 pub mod time;

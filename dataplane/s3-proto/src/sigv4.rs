@@ -745,18 +745,65 @@ pub fn sign_request_headers(
     region: &str,
     now_unix_seconds: i64,
 ) -> Vec<(String, String)> {
+    sign_request_headers_with_payload_hash(
+        method,
+        raw_path,
+        raw_query,
+        host,
+        sha256_hex(body),
+        &[],
+        access_key_id,
+        secret_access_key,
+        region,
+        now_unix_seconds,
+    )
+}
+
+/// [`sign_request_headers`] with the payload hash given ([`UNSIGNED_PAYLOAD`] for a body that is
+/// streamed rather than hashed first: the replicator's copies) and `extra_headers` signed too
+/// (lowercase names; every `x-amz-*` header a request carries must be signed). The caller sends
+/// the extra headers itself.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request_headers_with_payload_hash(
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    host: &str,
+    payload_hash: String,
+    extra_headers: &[(String, String)],
+    access_key_id: &str,
+    secret_access_key: &str,
+    region: &str,
+    now_unix_seconds: i64,
+) -> Vec<(String, String)> {
     let amz_date = format_amz_date(now_unix_seconds);
     let date = &amz_date[..8];
-    let payload_hash = sha256_hex(body);
-    let canonical_headers =
-        format!("host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n");
-    let signed_headers = "host;x-amz-content-sha256;x-amz-date";
+    let mut signed: Vec<(String, String)> = vec![
+        ("host".to_owned(), host.to_owned()),
+        ("x-amz-content-sha256".to_owned(), payload_hash.clone()),
+        ("x-amz-date".to_owned(), amz_date.clone()),
+    ];
+    signed.extend(
+        extra_headers
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), canonical_header_value(value))),
+    );
+    signed.sort();
+    let canonical_headers: String = signed
+        .iter()
+        .map(|(name, value)| format!("{name}:{value}\n"))
+        .collect();
+    let signed_headers = signed
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     let canonical = canonical_request(
         method,
         raw_path,
         raw_query,
         &canonical_headers,
-        signed_headers,
+        &signed_headers,
         &payload_hash,
     );
     let scope = format!("{date}/{region}/s3/aws4_request");

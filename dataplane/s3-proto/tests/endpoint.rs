@@ -593,6 +593,27 @@ fn lifecycle_routes_by_method() {
 }
 
 #[test]
+fn replication_routes_by_method() {
+    let bucket = || "b1b".to_string();
+    assert_eq!(
+        route("GET", "/b1b", "replication"),
+        Ok(Endpoint::GetBucketReplication { bucket: bucket() })
+    );
+    assert_eq!(
+        route("PUT", "/b1b", "replication"),
+        Ok(Endpoint::PutBucketReplication { bucket: bucket() })
+    );
+    assert_eq!(
+        route("DELETE", "/b1b", "replication"),
+        Ok(Endpoint::DeleteBucketReplication { bucket: bucket() })
+    );
+    assert_eq!(
+        route("POST", "/b1b", "replication"),
+        Err(S3Error::MethodNotAllowed)
+    );
+}
+
+#[test]
 fn unimplemented_subresources_answer_not_implemented() {
     use UnimplementedOperation as Op;
     let cases: Vec<(&str, &str, &str, Op)> = vec![

@@ -1,0 +1,952 @@
+//! The replicator: copies what the replication queues of this region's object partitions hold to
+//! the destination buckets of the source buckets' replication rules, in any region.
+//!
+//! # Model
+//!
+//! The queues are filled by the partitions themselves, in the same log entry as the commit of a
+//! write or delete marker a rule selects (see `cairn_meta_state::replication`), so a change is
+//! queued exactly when it commits. Each pass, per partition, in `seq` order:
+//!
+//! 1. the entry's source bucket and its configuration (bucket attribute `replication`) are read
+//!    from the (global) bucket service; the rules that apply to the key, one per destination bucket,
+//!    pick the destinations (for a delete marker, only rules replicating delete markers);
+//! 2. each destination bucket's primary region gives the S3 endpoint to write to: this region's
+//!    gateway ([`ReplicatorConfig::local_endpoint`]) or the one configured for that region
+//!    ([`ReplicatorConfig::region_endpoints`]);
+//! 3. a version is read through this region's gateway (`GET ?versionId=`, or part by part with
+//!    `partNumber` for a multipart object) and streamed to the destination — a PUT, or a
+//!    multipart upload with the same part boundaries so the ETag is the same — with its content
+//!    type, user metadata and tags; a delete marker becomes a DELETE of the key. Every request is
+//!    SigV4-signed as the **source bucket's owner**: one of its active access keys, read from the
+//!    bucket service and opened with the cluster master key (so `s3:ReplicateObject` is the
+//!    owner's right on the destination, granted there to its owner or by a bucket policy). Writes
+//!    carry `x-cairn-replica: true`, so the destination stores status `REPLICA` and never queues
+//!    the replica again;
+//! 4. the entry is resolved (`ResolveReplication`: removed, source status `COMPLETED`), or
+//!    `FAILED` when a destination refuses for good (a 4xx other than a timeout, throttling or a
+//!    redirect: its bucket is gone, access denied, …) or the source version no longer exists.
+//!
+//! A transient failure (a region down, 5xx, a timeout, a missing endpoint) leaves the entry in the
+//! queue and retries it with exponential backoff; nothing leaves the queue without a resolution,
+//! so the queue is the checkpoint across restarts of either region or of the replicator.
+//!
+//! Idempotence: a PUT carries `x-cairn-idempotency-token` derived from (source region, bucket,
+//! key, version id), so the destination answers a repeated copy with the version the first
+//! created. A multipart copy (CompleteMultipartUpload has no token) and a delete marker first look
+//! at the destination's current version: a `REPLICA` with the source's ETag, or a delete marker,
+//! means an earlier attempt finished. A replica keeps the destination's own version id (ids are
+//! log indexes of the destination's partition), unlike S3 where the ids match.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cairn_meta_state::{
+    AccessKeyStatus, BucketRecord, MetaError, ObjectRecord, Query, ReplicationEntry,
+    ReplicationEventKind, ReplicationOutcome, ReplicationResolution, Response, VersionSelector,
+};
+use cairn_raft::GroupId;
+use cairn_s3_proto::encoding::uri_encode;
+use cairn_s3_proto::replication::{ReplicationConfiguration, decode_stored_replication};
+use cairn_s3_proto::sigv4::{UNSIGNED_PAYLOAD, sign_request_headers_with_payload_hash};
+use cairn_s3_proto::tagging::decode_stored_tags;
+
+use crate::shared::{MetaAccess, RaftMeta, render_counters};
+
+/// The bucket attribute holding the configuration (the gateway's `REPLICATION_ATTRIBUTE`).
+pub const REPLICATION_ATTRIBUTE: &str = "replication";
+const TAGGING_ATTRIBUTE: &str = "tagging";
+const REPLICA_HEADER: &str = "x-cairn-replica";
+/// How long an owner's opened credentials are reused before they are read again.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct ReplicatorConfig {
+    /// The region this replicator's partitions belong to (the source region).
+    pub region: String,
+    /// This region's S3 endpoint (`http://HOST:PORT`): versions are read through it, and
+    /// destinations in this region are written through it.
+    pub local_endpoint: String,
+    /// Other regions' S3 endpoints (`region` → `http://HOST:PORT`).
+    pub region_endpoints: BTreeMap<String, String>,
+    /// Pause between passes when the queues are empty or only hold entries backing off.
+    pub poll_interval: Duration,
+    pub page_limit: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Connect, read and write timeout of each HTTP request.
+    pub request_timeout: Duration,
+}
+
+impl ReplicatorConfig {
+    pub fn new(region: String, local_endpoint: String) -> Self {
+        ReplicatorConfig {
+            region,
+            local_endpoint,
+            region_endpoints: BTreeMap::new(),
+            poll_interval: Duration::from_millis(500),
+            page_limit: 256,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicatorError {
+    #[error("metadata: {0}")]
+    Meta(#[from] cairn_raft::ClientError),
+    #[error("metadata refused {command}: {error}")]
+    Refused {
+        command: &'static str,
+        error: MetaError,
+    },
+    #[error("unexpected metadata answer to {0}")]
+    UnexpectedAnswer(&'static str),
+}
+
+/// Counters since start, and the queue gauges of the last pass.
+#[derive(Debug, Default)]
+pub struct ReplicatorStats {
+    pub passes: AtomicU64,
+    pub objects_replicated: AtomicU64,
+    pub bytes_replicated: AtomicU64,
+    pub delete_markers_replicated: AtomicU64,
+    /// Entries resolved FAILED.
+    pub entries_failed: AtomicU64,
+    /// Attempts that failed transiently (retried with backoff).
+    pub attempt_failures: AtomicU64,
+    pub errors: AtomicU64,
+    /// Entries in the queues at the end of the last pass.
+    pub pending_entries: AtomicU64,
+    /// Age of the oldest entry in the queues at the last pass (0 when empty).
+    pub oldest_pending_age_seconds: AtomicU64,
+}
+
+impl ReplicatorStats {
+    pub fn render_metrics(&self) -> String {
+        let counters: [(&str, &str, &AtomicU64); 7] = [
+            (
+                "cairn_replication_passes_total",
+                "Replicator passes over the replication queues.",
+                &self.passes,
+            ),
+            (
+                "cairn_replication_objects_replicated_total",
+                "Object versions copied to a destination bucket.",
+                &self.objects_replicated,
+            ),
+            (
+                "cairn_replication_bytes_replicated_total",
+                "Bytes of object versions copied to a destination bucket.",
+                &self.bytes_replicated,
+            ),
+            (
+                "cairn_replication_delete_markers_replicated_total",
+                "Delete markers replicated to a destination bucket.",
+                &self.delete_markers_replicated,
+            ),
+            (
+                "cairn_replication_failed_total",
+                "Queue entries resolved FAILED (the destination refused for good).",
+                &self.entries_failed,
+            ),
+            (
+                "cairn_replication_attempt_failures_total",
+                "Replication attempts that failed transiently and are retried with backoff.",
+                &self.attempt_failures,
+            ),
+            (
+                "cairn_replication_errors_total",
+                "Metadata errors met by the replicator (retried next pass).",
+                &self.errors,
+            ),
+        ];
+        let mut text = render_counters(&counters);
+        text += &format!(
+            "# HELP cairn_replication_pending_entries Entries waiting in this region's replication queues.\n# TYPE cairn_replication_pending_entries gauge\ncairn_replication_pending_entries {}\n",
+            self.pending_entries.load(Ordering::Relaxed)
+        );
+        text += &format!(
+            "# HELP cairn_replication_lag_seconds Age of the oldest entry waiting in this region's replication queues (0 when none).\n# TYPE cairn_replication_lag_seconds gauge\ncairn_replication_lag_seconds {}\n",
+            self.oldest_pending_age_seconds.load(Ordering::Relaxed)
+        );
+        text
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicatorPassReport {
+    pub entries_seen: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub retried_later: u64,
+}
+
+/// How copying one entry to its destinations ended.
+#[derive(Debug)]
+enum Attempt {
+    Done(ReplicationOutcome),
+    /// Keep the entry and try again later.
+    Retry(String),
+}
+
+/// The opened credentials of a bucket owner.
+#[derive(Clone)]
+struct Credentials {
+    access_key_id: String,
+    secret_access_key: String,
+    read_at: Instant,
+}
+
+struct Backoff {
+    attempts: u32,
+    next_attempt: Instant,
+}
+
+pub struct Replicator<M: MetaAccess> {
+    meta: M,
+    config: ReplicatorConfig,
+    master_key: Option<Arc<cairn_sse::MasterKey>>,
+    agent: ureq::Agent,
+    stats: Arc<ReplicatorStats>,
+    credentials: BTreeMap<String, Credentials>,
+    backoff: BTreeMap<(GroupId, u64), Backoff>,
+}
+
+impl<M: MetaAccess> Replicator<M> {
+    pub fn new(
+        meta: M,
+        config: ReplicatorConfig,
+        master_key: Option<Arc<cairn_sse::MasterKey>>,
+    ) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(config.request_timeout)
+            .timeout_read(config.request_timeout)
+            .timeout_write(config.request_timeout)
+            // A redirect names another region: never follow it with these signatures.
+            .redirects(0)
+            .build();
+        Replicator {
+            meta,
+            config,
+            master_key,
+            agent,
+            stats: Arc::new(ReplicatorStats::default()),
+            credentials: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<ReplicatorStats> {
+        self.stats.clone()
+    }
+
+    /// Passes forever; errors are logged and counted, never fatal.
+    pub fn run_forever(mut self) -> ! {
+        // Idle passes (empty queues) come further apart, up to IDLE_POLL_FACTOR × the interval,
+        // so an idle region costs few metadata reads; any entry brings the interval back.
+        const IDLE_POLL_FACTOR: u32 = 4;
+        let mut idle_factor = 1u32;
+        loop {
+            match self.run_pass() {
+                Ok(report) => {
+                    if report.completed + report.failed > 0 {
+                        tracing::info!(?report, "replication pass");
+                        // A pass that finished entries goes on at once: more may be queued.
+                        idle_factor = 1;
+                        continue;
+                    }
+                    idle_factor = if report.entries_seen == 0 {
+                        (idle_factor * 2).min(IDLE_POLL_FACTOR)
+                    } else {
+                        1
+                    };
+                }
+                Err(error) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "replication pass failed; retrying");
+                }
+            }
+            std::thread::sleep(self.config.poll_interval * idle_factor);
+        }
+    }
+
+    /// One pass over every partition's queue.
+    pub fn run_pass(&mut self) -> Result<ReplicatorPassReport, ReplicatorError> {
+        let mut report = ReplicatorPassReport::default();
+        let mut pending = 0u64;
+        let mut oldest_ms: Option<u64> = None;
+        for group in self.meta.partitions() {
+            let mut after_seq = None;
+            loop {
+                let query = Query::ListReplicationQueue {
+                    after_seq,
+                    limit: self.config.page_limit,
+                };
+                let entries = match self.meta.read_from(group, query)? {
+                    Ok(Response::ReplicationQueue(entries)) => entries,
+                    Ok(_) => return Err(ReplicatorError::UnexpectedAnswer("ListReplicationQueue")),
+                    Err(error) => {
+                        return Err(ReplicatorError::Refused {
+                            command: "ListReplicationQueue",
+                            error,
+                        });
+                    }
+                };
+                let Some(last) = entries.last() else {
+                    break;
+                };
+                after_seq = Some(last.seq);
+                let full_page = entries.len() as u32 == self.config.page_limit;
+                let mut resolutions = Vec::new();
+                for entry in &entries {
+                    report.entries_seen += 1;
+                    let key = (group, entry.seq);
+                    if self
+                        .backoff
+                        .get(&key)
+                        .is_some_and(|backoff| backoff.next_attempt > Instant::now())
+                    {
+                        pending += 1;
+                        oldest_ms = Some(oldest_ms.map_or(entry.enqueued_at_ms, |oldest| {
+                            oldest.min(entry.enqueued_at_ms)
+                        }));
+                        report.retried_later += 1;
+                        continue;
+                    }
+                    match self.replicate(entry) {
+                        Attempt::Done(outcome) => {
+                            self.backoff.remove(&key);
+                            if outcome == ReplicationOutcome::Failed {
+                                report.failed += 1;
+                                self.stats.entries_failed.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                report.completed += 1;
+                            }
+                            resolutions.push(ReplicationResolution {
+                                seq: entry.seq,
+                                outcome,
+                            });
+                        }
+                        Attempt::Retry(reason) => {
+                            self.stats.attempt_failures.fetch_add(1, Ordering::Relaxed);
+                            report.retried_later += 1;
+                            pending += 1;
+                            oldest_ms = Some(oldest_ms.map_or(entry.enqueued_at_ms, |oldest| {
+                                oldest.min(entry.enqueued_at_ms)
+                            }));
+                            let backoff = self.backoff.entry(key).or_insert(Backoff {
+                                attempts: 0,
+                                next_attempt: Instant::now(),
+                            });
+                            backoff.attempts = backoff.attempts.saturating_add(1);
+                            let delay = self
+                                .config
+                                .initial_backoff
+                                .saturating_mul(1u32 << backoff.attempts.min(16).saturating_sub(1))
+                                .min(self.config.max_backoff);
+                            backoff.next_attempt = Instant::now() + delay;
+                            tracing::warn!(
+                                bucket = entry.bucket,
+                                key = entry.key,
+                                version_id = entry.version_id.0,
+                                attempts = backoff.attempts,
+                                retry_in_ms = delay.as_millis() as u64,
+                                %reason,
+                                "replication attempt failed; retrying"
+                            );
+                        }
+                    }
+                }
+                if !resolutions.is_empty() {
+                    let command = cairn_meta_state::Command::ResolveReplication { resolutions };
+                    let output = self.meta.write_to(group, command)?;
+                    if let Err(error) = output.result {
+                        return Err(ReplicatorError::Refused {
+                            command: "ResolveReplication",
+                            error,
+                        });
+                    }
+                }
+                if !full_page {
+                    break;
+                }
+            }
+        }
+        // Forget the backoff of entries resolved elsewhere (another replicator, a restart).
+        let now = Instant::now();
+        self.backoff
+            .retain(|_, backoff| backoff.next_attempt + self.config.max_backoff * 4 > now);
+        self.stats.passes.fetch_add(1, Ordering::Relaxed);
+        self.stats.pending_entries.store(pending, Ordering::Relaxed);
+        let age_seconds =
+            oldest_ms.map_or(0, |oldest| now_unix_millis().saturating_sub(oldest) / 1000);
+        self.stats
+            .oldest_pending_age_seconds
+            .store(age_seconds, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    fn bucket(&mut self, bucket: &str) -> Result<Option<BucketRecord>, String> {
+        match self.meta.read(Query::GetBucket {
+            bucket: bucket.to_owned(),
+        }) {
+            Ok(Ok(Response::Bucket(record))) => Ok(Some(record)),
+            Ok(Err(MetaError::NoSuchBucket { .. })) => Ok(None),
+            Ok(Ok(_)) => Err("unexpected answer to GetBucket".to_owned()),
+            Ok(Err(error)) => Err(format!("GetBucket refused: {error}")),
+            Err(error) => Err(format!("metadata: {error}")),
+        }
+    }
+
+    /// Copies one entry to every destination its rules name.
+    fn replicate(&mut self, entry: &ReplicationEntry) -> Attempt {
+        let source = match self.bucket(&entry.bucket) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Attempt::Done(ReplicationOutcome::Failed),
+            Err(reason) => return Attempt::Retry(reason),
+        };
+        let Some(configuration) = source
+            .attributes
+            .get(REPLICATION_ATTRIBUTE)
+            .and_then(|stored| decode_stored_replication(stored).ok())
+        else {
+            // The configuration was removed since the change was queued.
+            return Attempt::Done(ReplicationOutcome::Failed);
+        };
+        let credentials = match self.owner_credentials(&source.owner) {
+            Ok(credentials) => credentials,
+            Err(reason) => return Attempt::Retry(reason),
+        };
+        let destinations = destinations(&configuration, entry);
+        if destinations.is_empty() {
+            // The rules changed since: nothing selects this change any more.
+            return Attempt::Done(ReplicationOutcome::Failed);
+        }
+        let record = match entry.kind {
+            ReplicationEventKind::Put => match self.meta.read(Query::GetObject {
+                bucket: entry.bucket.clone(),
+                key: entry.key.clone(),
+                version: VersionSelector::Id(entry.version_id),
+            }) {
+                Ok(Ok(Response::Object(record))) => Some(record),
+                Ok(Err(MetaError::NoSuchVersion { .. } | MetaError::NoSuchKey { .. })) => {
+                    // Removed before it could be copied: nothing to replicate.
+                    return Attempt::Done(ReplicationOutcome::Failed);
+                }
+                Ok(Ok(_)) => return Attempt::Retry("unexpected answer to GetObject".into()),
+                Ok(Err(error)) => return Attempt::Retry(format!("GetObject refused: {error}")),
+                Err(error) => return Attempt::Retry(format!("metadata: {error}")),
+            },
+            ReplicationEventKind::DeleteMarker => None,
+        };
+        for destination_bucket in destinations {
+            let destination = match self.bucket(&destination_bucket) {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    tracing::warn!(
+                        bucket = entry.bucket,
+                        destination = destination_bucket,
+                        "replication destination bucket does not exist"
+                    );
+                    return Attempt::Done(ReplicationOutcome::Failed);
+                }
+                Err(reason) => return Attempt::Retry(reason),
+            };
+            let Some(endpoint) = self.endpoint_of(&destination.primary_region) else {
+                return Attempt::Retry(format!(
+                    "no replication endpoint for region {} (--replication-endpoint)",
+                    destination.primary_region
+                ));
+            };
+            let target = Target {
+                endpoint,
+                region: destination.primary_region.clone(),
+                bucket: destination.name.clone(),
+            };
+            let result = match &record {
+                Some(record) => self.copy_version(entry, record, &credentials, &target),
+                None => self.copy_delete_marker(entry, &credentials, &target),
+            };
+            match result {
+                Ok(()) => {}
+                Err(failure @ (Failure::Permanent(_) | Failure::NotFound { .. })) => {
+                    let reason = failure.to_string();
+                    tracing::warn!(
+                        bucket = entry.bucket,
+                        key = entry.key,
+                        destination = destination_bucket,
+                        %reason,
+                        "replication refused by the destination"
+                    );
+                    return Attempt::Done(ReplicationOutcome::Failed);
+                }
+                Err(Failure::Transient(reason)) => return Attempt::Retry(reason),
+            }
+        }
+        match &record {
+            Some(record) => {
+                self.stats
+                    .objects_replicated
+                    .fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_replicated
+                    .fetch_add(record.size_bytes, Ordering::Relaxed);
+            }
+            None => {
+                self.stats
+                    .delete_markers_replicated
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Attempt::Done(ReplicationOutcome::Completed)
+    }
+
+    fn endpoint_of(&self, region: &str) -> Option<String> {
+        if region == self.config.region {
+            return Some(self.config.local_endpoint.clone());
+        }
+        self.config.region_endpoints.get(region).cloned()
+    }
+
+    /// An active access key of `owner`, opened; cached for [`CREDENTIAL_TTL`].
+    fn owner_credentials(&mut self, owner: &str) -> Result<Credentials, String> {
+        if let Some(credentials) = self.credentials.get(owner)
+            && credentials.read_at.elapsed() < CREDENTIAL_TTL
+        {
+            return Ok(credentials.clone());
+        }
+        let keys = match self.meta.read(Query::ListAccessKeys {
+            owner: Some(owner.to_owned()),
+        }) {
+            Ok(Ok(Response::AccessKeys(keys))) => keys,
+            Ok(Ok(_)) => return Err("unexpected answer to ListAccessKeys".to_owned()),
+            Ok(Err(error)) => return Err(format!("ListAccessKeys refused: {error}")),
+            Err(error) => return Err(format!("metadata: {error}")),
+        };
+        let key = keys
+            .into_iter()
+            .find(|key| key.status == AccessKeyStatus::Active)
+            .ok_or_else(|| format!("bucket owner {owner:?} has no active access key"))?;
+        let secret = cairn_sse::open_secret(
+            self.master_key.as_deref(),
+            &key.access_key_id,
+            &key.secret_access_key,
+        )
+        .map_err(|error| {
+            format!(
+                "cannot open the secret of access key {} (is the master key the cluster's?): {error}",
+                key.access_key_id
+            )
+        })?;
+        let credentials = Credentials {
+            access_key_id: key.access_key_id,
+            secret_access_key: secret.to_string(),
+            read_at: Instant::now(),
+        };
+        self.credentials
+            .insert(owner.to_owned(), credentials.clone());
+        Ok(credentials)
+    }
+
+    fn copy_version(
+        &self,
+        entry: &ReplicationEntry,
+        record: &ObjectRecord,
+        credentials: &Credentials,
+        target: &Target,
+    ) -> Result<(), Failure> {
+        let key_path = object_path(&target.bucket, &entry.key);
+        let mut headers: Vec<(String, String)> = vec![
+            ("content-type".to_owned(), record.content_type.clone()),
+            (REPLICA_HEADER.to_owned(), "true".to_owned()),
+        ];
+        for (name, value) in &record.user_metadata {
+            headers.push((format!("x-amz-meta-{name}"), value.clone()));
+        }
+        if let Some(stored) = record.attributes.get(TAGGING_ATTRIBUTE)
+            && let Ok(tags) = decode_stored_tags(stored)
+            && !tags.is_empty()
+        {
+            let tagging = tags
+                .iter()
+                .map(|tag| {
+                    format!(
+                        "{}={}",
+                        uri_encode(&tag.key, false),
+                        uri_encode(&tag.value, false)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            headers.push(("x-amz-tagging".to_owned(), tagging));
+        }
+        // The version as S3 names it (16 hex digits, or `null`).
+        let source_version = if record.null_version {
+            "null".to_owned()
+        } else {
+            entry.version_id.to_string()
+        };
+        let source_query = format!("versionId={source_version}");
+        let parts = &record.erasure.parts;
+        if parts.len() <= 1 {
+            // One PUT, made idempotent by a token derived from the source version.
+            let token = format!(
+                "replica:{}:{}:{}:{}",
+                self.config.region, entry.bucket, entry.key, entry.version_id.0
+            );
+            headers.push(("x-cairn-idempotency-token".to_owned(), token));
+            let source = self.send(
+                "GET",
+                &self.config.local_endpoint,
+                &self.config.region,
+                &object_path(&entry.bucket, &entry.key),
+                &source_query,
+                credentials,
+                &[],
+                None,
+            )?;
+            let length = record.size_bytes;
+            self.send(
+                "PUT",
+                &target.endpoint,
+                &target.region,
+                &key_path,
+                "",
+                credentials,
+                &headers,
+                Some((length, Box::new(source.into_reader()))),
+            )?;
+            return Ok(());
+        }
+        // A multipart object: an earlier attempt may have finished already.
+        if self.destination_has_replica(target, &key_path, &record.checksums.etag, credentials)? {
+            return Ok(());
+        }
+        let created = self.send(
+            "POST",
+            &target.endpoint,
+            &target.region,
+            &key_path,
+            "uploads=",
+            credentials,
+            &headers,
+            Some((0, Box::new(std::io::empty()))),
+        )?;
+        let body = created.into_string().map_err(|error| {
+            Failure::Transient(format!("reading CreateMultipartUpload: {error}"))
+        })?;
+        let upload_id = xml_text(&body, "UploadId")
+            .ok_or_else(|| Failure::Transient("no UploadId in CreateMultipartUpload".into()))?;
+        let upload_query = |part_number: u32| {
+            format!(
+                "partNumber={part_number}&uploadId={}",
+                uri_encode(&upload_id, false)
+            )
+        };
+        let mut completed = String::from("<CompleteMultipartUpload>");
+        for part in parts {
+            let source = self.send(
+                "GET",
+                &self.config.local_endpoint,
+                &self.config.region,
+                &object_path(&entry.bucket, &entry.key),
+                &format!("partNumber={}&{source_query}", part.part_number),
+                credentials,
+                &[],
+                None,
+            )?;
+            let length: u64 = source
+                .header("content-length")
+                .and_then(|value| value.parse().ok())
+                .ok_or_else(|| Failure::Transient("part GET without a length".into()))?;
+            let uploaded = self.send(
+                "PUT",
+                &target.endpoint,
+                &target.region,
+                &key_path,
+                &upload_query(part.part_number),
+                credentials,
+                &[],
+                Some((length, Box::new(source.into_reader()))),
+            )?;
+            let etag = uploaded
+                .header("etag")
+                .ok_or_else(|| Failure::Transient("UploadPart without an ETag".into()))?
+                .to_owned();
+            completed += &format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                part.part_number,
+                xml_escape(&etag)
+            );
+        }
+        completed += "</CompleteMultipartUpload>";
+        let bytes = completed.into_bytes();
+        self.send(
+            "POST",
+            &target.endpoint,
+            &target.region,
+            &key_path,
+            &format!("uploadId={}", uri_encode(&upload_id, false)),
+            credentials,
+            &[(REPLICA_HEADER.to_owned(), "true".to_owned())],
+            Some((bytes.len() as u64, Box::new(std::io::Cursor::new(bytes)))),
+        )?;
+        Ok(())
+    }
+
+    /// Whether the destination's current version of the key is a replica with `etag`.
+    fn destination_has_replica(
+        &self,
+        target: &Target,
+        key_path: &str,
+        etag: &str,
+        credentials: &Credentials,
+    ) -> Result<bool, Failure> {
+        match self.send(
+            "HEAD",
+            &target.endpoint,
+            &target.region,
+            key_path,
+            "",
+            credentials,
+            &[],
+            None,
+        ) {
+            Ok(response) => Ok(
+                response.header("x-amz-replication-status") == Some("REPLICA")
+                    && response.header("etag").map(|value| value.trim_matches('"')) == Some(etag),
+            ),
+            Err(Failure::NotFound { .. }) => Ok(false),
+            Err(failure) => Err(failure),
+        }
+    }
+
+    fn copy_delete_marker(
+        &self,
+        entry: &ReplicationEntry,
+        credentials: &Credentials,
+        target: &Target,
+    ) -> Result<(), Failure> {
+        let key_path = object_path(&target.bucket, &entry.key);
+        // A DELETE has no idempotency token: a current delete marker means an earlier attempt
+        // (or the destination's own client) hid the key already, and a second one would add
+        // nothing but a version.
+        match self.send(
+            "HEAD",
+            &target.endpoint,
+            &target.region,
+            &key_path,
+            "",
+            credentials,
+            &[],
+            None,
+        ) {
+            Err(Failure::NotFound {
+                delete_marker: true,
+            }) => return Ok(()),
+            Ok(_) | Err(Failure::NotFound { .. }) => {}
+            Err(failure) => return Err(failure),
+        }
+        self.send(
+            "DELETE",
+            &target.endpoint,
+            &target.region,
+            &key_path,
+            "",
+            credentials,
+            &[(REPLICA_HEADER.to_owned(), "true".to_owned())],
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// One signed request. `path` and `query` are canonical (strictly encoded, sorted).
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        method: &str,
+        endpoint: &str,
+        region: &str,
+        path: &str,
+        query: &str,
+        credentials: &Credentials,
+        headers: &[(String, String)],
+        body: Option<(u64, Box<dyn Read + Send>)>,
+    ) -> Result<ureq::Response, Failure> {
+        let host = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| Failure::Permanent(format!("endpoint {endpoint} is not http://")))?
+            .trim_end_matches('/');
+        let url = if query.is_empty() {
+            format!("http://{host}{path}")
+        } else {
+            format!("http://{host}{path}?{query}")
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs() as i64);
+        let signed = sign_request_headers_with_payload_hash(
+            method,
+            path,
+            query,
+            host,
+            UNSIGNED_PAYLOAD.to_owned(),
+            headers,
+            &credentials.access_key_id,
+            &credentials.secret_access_key,
+            region,
+            now,
+        );
+        let mut request = self.agent.request(method, &url);
+        for (name, value) in signed.iter().chain(headers) {
+            request = request.set(name, value);
+        }
+        let result = match body {
+            Some((length, reader)) => request
+                .set("content-length", &length.to_string())
+                .send(reader),
+            None => request.call(),
+        };
+        match result {
+            Ok(response) => Ok(response),
+            Err(ureq::Error::Status(404, response)) => Err(Failure::NotFound {
+                delete_marker: response.header("x-amz-delete-marker") == Some("true"),
+            }),
+            Err(ureq::Error::Status(status, response)) => {
+                let answer = response.into_string().unwrap_or_default();
+                let code = xml_text(&answer, "Code").unwrap_or_default();
+                let message = xml_text(&answer, "Message").unwrap_or_default();
+                let reason = format!("{method} {path}: {status} {code} ({message})");
+                // Throttling, timeouts, a body cut short and server errors pass; so does a
+                // redirect (an endpoint configured for the wrong region: an operator's fix
+                // away). Other refusals do not.
+                let transient_code = matches!(
+                    code.as_str(),
+                    "RequestTimeout" | "IncompleteBody" | "SlowDown" | "ServiceUnavailable"
+                );
+                if status >= 500
+                    || status == 408
+                    || status == 429
+                    || status == 301
+                    || status == 307
+                    || transient_code
+                {
+                    Err(Failure::Transient(reason))
+                } else {
+                    Err(Failure::Permanent(reason))
+                }
+            }
+            Err(error) => Err(Failure::Transient(format!("{method} {url}: {error}"))),
+        }
+    }
+}
+
+/// Where one destination's writes go.
+struct Target {
+    endpoint: String,
+    region: String,
+    bucket: String,
+}
+
+#[derive(Debug)]
+enum Failure {
+    Transient(String),
+    Permanent(String),
+    /// 404, with `x-amz-delete-marker`.
+    NotFound {
+        delete_marker: bool,
+    },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient(reason) | Failure::Permanent(reason) => formatter.write_str(reason),
+            Failure::NotFound { delete_marker } => {
+                write!(formatter, "404 (delete marker: {delete_marker})")
+            }
+        }
+    }
+}
+
+/// The destination buckets `entry` goes to under `configuration`.
+fn destinations(configuration: &ReplicationConfiguration, entry: &ReplicationEntry) -> Vec<String> {
+    configuration
+        .rules_for_key(&entry.key)
+        .into_iter()
+        .filter(|rule| entry.kind == ReplicationEventKind::Put || rule.replicates_delete_markers())
+        .map(|rule| rule.destination_bucket.clone())
+        .collect()
+}
+
+fn object_path(bucket: &str, key: &str) -> String {
+    format!("/{bucket}/{}", uri_encode(key, true))
+}
+
+/// The text of the first `<name>` element of a small S3 answer.
+fn xml_text(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = start + body[start..].find(&format!("</{name}>"))?;
+    Some(
+        body[start..end]
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn now_unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// Starts the replicator on a thread of its own.
+pub fn spawn_replicator(
+    meta: cairn_raft::MetaClientConfig,
+    config: ReplicatorConfig,
+    master_key: Option<Arc<cairn_sse::MasterKey>>,
+) -> std::io::Result<Arc<ReplicatorStats>> {
+    let worker = Replicator::new(RaftMeta::new(meta)?, config, master_key);
+    let stats = worker.stats();
+    std::thread::Builder::new()
+        .name("replicator".into())
+        .spawn(move || worker.run_forever())?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_encoded_strictly_in_paths() {
+        assert_eq!(object_path("b", "a b/c+d"), "/b/a%20b/c%2Bd");
+    }
+
+    #[test]
+    fn answers_are_read_and_etags_escaped() {
+        assert_eq!(
+            xml_text("<R><UploadId>a&amp;b</UploadId></R>", "UploadId").as_deref(),
+            Some("a&b")
+        );
+        assert_eq!(xml_text("<R/>", "UploadId"), None);
+        assert_eq!(xml_escape("\"e\""), "&quot;e&quot;");
+    }
+}

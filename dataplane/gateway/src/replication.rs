@@ -1,0 +1,231 @@
+//! Cross-region replication, the gateway's part: Put/Get/DeleteBucketReplication, queueing the
+//! commits replication rules select, and the writes the replicator makes as replicas.
+//!
+//! Model:
+//! - The configuration is the bucket attribute [`REPLICATION_ATTRIBUTE`] (the canonical
+//!   `ReplicationConfiguration` document of `cairn_s3_proto::replication`), validated before it is
+//!   proposed: the source bucket's versioning must be Enabled and every destination bucket must
+//!   exist (in any region: bucket names are global) with versioning Enabled, as on S3. The
+//!   fixed-layout `replication_rules` of the bucket record is not used.
+//! - When a write (PUT, CopyObject, CompleteMultipartUpload, POST) or a delete that creates a
+//!   delete marker commits in a bucket with an enabled rule for the key, the gateway wraps the
+//!   commit in `Command::QueueReplication`: the partition queues the new version and marks it
+//!   `PENDING` in the same log entry (see `cairn_meta_state::replication`). The replicator
+//!   (controlplane/workers, `replicator.rs`) drains the queues.
+//! - A write carrying [`REPLICA_HEADER`] comes from a replicator: it is honoured only for a
+//!   caller allowed `s3:ReplicateObject` on the destination bucket (its owner, or a bucket policy
+//!   grant), stores the version with status `REPLICA` and is never queued again, so two buckets
+//!   replicating to each other do not loop.
+
+use cairn_meta_state::{
+    BucketRecord, Command, Query, REPLICATION_STATUS_ATTRIBUTE, ReplicationStatus, Response,
+    VersioningState,
+};
+use cairn_s3_proto::S3Error;
+use cairn_s3_proto::replication::{
+    ReplicationConfiguration, decode_stored_replication, encode_stored_replication,
+    parse_replication_configuration, replication_configuration_xml,
+};
+
+use crate::body::RequestBody;
+use crate::bucket::{owned_bucket, read_verified_document, write_bucket_attribute};
+use crate::server::{HttpResponse, RequestContext, xml_response};
+
+/// The attribute name of a bucket's replication configuration.
+pub const REPLICATION_ATTRIBUTE: &str = "replication";
+/// Marks a write made by a replicator (value `true`).
+pub const REPLICA_HEADER: &str = "x-cairn-replica";
+/// The action a replica write needs on the destination bucket.
+const REPLICATE_ACTION: &str = "s3:ReplicateObject";
+
+/// The bucket's configuration, if it has one that parses.
+pub(crate) fn configuration(record: &BucketRecord) -> Option<ReplicationConfiguration> {
+    let stored = record.attributes.get(REPLICATION_ATTRIBUTE)?;
+    decode_stored_replication(stored)
+        .inspect_err(|_| {
+            tracing::error!(
+                bucket = record.name,
+                "stored replication configuration does not parse"
+            );
+        })
+        .ok()
+}
+
+/// Whether this request is a replicator's write, checked: a replica header from a caller not
+/// allowed `s3:ReplicateObject` is refused (AccessDenied), never silently treated as a client write.
+pub(crate) fn is_replica_write(
+    context: &RequestContext<'_>,
+    bucket_record: &BucketRecord,
+    key: &str,
+) -> Result<bool, S3Error> {
+    match context.header(REPLICA_HEADER) {
+        None => Ok(false),
+        Some(value) if value.eq_ignore_ascii_case("true") => {
+            if crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))? {
+                Ok(true)
+            } else {
+                Err(S3Error::AccessDenied)
+            }
+        }
+        Some(_) => Err(S3Error::InvalidArgument(format!(
+            "{REPLICA_HEADER} must be true when present"
+        ))),
+    }
+}
+
+/// Whether the request is a replica write its caller may make (a header it may not use is
+/// ignored here: the write is then an ordinary one and is queued like any other).
+fn replica_allowed(context: &RequestContext<'_>, bucket_record: &BucketRecord, key: &str) -> bool {
+    context
+        .header(REPLICA_HEADER)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        && crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))
+            .unwrap_or(false)
+}
+
+/// The attribute a replica version carries.
+pub(crate) fn replica_attributes() -> cairn_meta_state::Attributes {
+    [(
+        REPLICATION_STATUS_ATTRIBUTE.to_owned(),
+        ReplicationStatus::Replica.as_str().as_bytes().to_vec(),
+    )]
+    .into_iter()
+    .collect()
+}
+
+/// `commit` (a CommitWrite or CompleteMultipartUpload, possibly conditional) queued for
+/// replication when a rule selects `key` and the write is not itself a replica.
+pub(crate) fn queue_write(
+    context: &RequestContext<'_>,
+    bucket_record: &BucketRecord,
+    key: &str,
+    commit: Command,
+) -> Command {
+    let replica = replica_allowed(context, bucket_record, key);
+    match configuration(bucket_record) {
+        Some(configuration) if !replica && configuration.replicates_object(key) => {
+            Command::QueueReplication {
+                command: Box::new(commit),
+            }
+        }
+        _ => commit,
+    }
+}
+
+/// `delete` queued for replication when it may create a delete marker that a rule replicates.
+/// Deletes of a version by id are not replicated (as on S3).
+pub(crate) fn queue_delete(
+    context: &RequestContext<'_>,
+    bucket_record: &BucketRecord,
+    key: &str,
+    version_id: Option<&str>,
+    delete: Command,
+) -> Command {
+    let replica = replica_allowed(context, bucket_record, key);
+    match configuration(bucket_record) {
+        Some(configuration)
+            if !replica
+                && version_id.is_none()
+                && bucket_record.versioning != VersioningState::Unversioned
+                && configuration.replicates_delete_marker(key) =>
+        {
+            Command::QueueReplication {
+                command: Box::new(delete),
+            }
+        }
+        _ => delete,
+    }
+}
+
+/// A version's replication status (`x-amz-replication-status` on GET and HEAD).
+pub(crate) fn status_of(attributes: &cairn_meta_state::Attributes) -> Option<ReplicationStatus> {
+    attributes
+        .get(REPLICATION_STATUS_ATTRIBUTE)
+        .and_then(|value| ReplicationStatus::parse(value))
+}
+
+pub async fn get_bucket_replication(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    let record = owned_bucket(context, bucket).await?;
+    if !record.attributes.contains_key(REPLICATION_ATTRIBUTE) {
+        return Err(S3Error::ReplicationConfigurationNotFoundError);
+    }
+    let configuration = configuration(&record).ok_or(S3Error::InternalError)?;
+    Ok(xml_response(replication_configuration_xml(&configuration)))
+}
+
+pub async fn put_bucket_replication(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    body: RequestBody,
+) -> Result<HttpResponse, S3Error> {
+    let record = owned_bucket(context, bucket).await?;
+    let document = read_verified_document(context, body).await?;
+    if document.is_empty() {
+        return Err(S3Error::MissingRequestBodyError);
+    }
+    let configuration = parse_replication_configuration(&document)?;
+    if record.versioning != VersioningState::Enabled {
+        return Err(S3Error::InvalidRequest(
+            "Versioning must be 'Enabled' on the bucket to apply a replication configuration"
+                .to_owned(),
+        ));
+    }
+    for destination in configuration.destination_buckets() {
+        if destination == bucket {
+            return Err(S3Error::InvalidRequest(
+                "Destination bucket cannot be the same as the source bucket.".to_owned(),
+            ));
+        }
+        let answer = context
+            .executor
+            .meta_query(Query::GetBucket {
+                bucket: destination.to_owned(),
+            })
+            .await;
+        let destination_record = match answer {
+            Ok(Response::Bucket(record)) => record,
+            Err(S3Error::NoSuchBucket) => {
+                return Err(S3Error::InvalidRequest(
+                    "Destination bucket must exist.".to_owned(),
+                ));
+            }
+            Ok(_) => return Err(S3Error::InternalError),
+            Err(error) => return Err(error),
+        };
+        if destination_record.versioning != VersioningState::Enabled {
+            return Err(S3Error::InvalidRequest(
+                "Destination bucket must have versioning enabled.".to_owned(),
+            ));
+        }
+    }
+    let stored = encode_stored_replication(&configuration);
+    if stored.len() > cairn_meta_state::MAX_ATTRIBUTE_VALUE_BYTES {
+        return Err(S3Error::MaxMessageLengthExceeded);
+    }
+    write_bucket_attribute(
+        context,
+        bucket,
+        REPLICATION_ATTRIBUTE,
+        Some(stored),
+        http::StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn delete_bucket_replication(
+    context: &RequestContext<'_>,
+    bucket: &str,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    write_bucket_attribute(
+        context,
+        bucket,
+        REPLICATION_ATTRIBUTE,
+        None,
+        http::StatusCode::NO_CONTENT,
+    )
+    .await
+}

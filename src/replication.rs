@@ -1,0 +1,74 @@
+//! The replicator's settings for `cairn dev` and `cairn worker` (the worker itself is
+//! `cairn_workers::replicator`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ReplicationArgs {
+    /// The S3 endpoint of another region, `REGION=http://HOST:PORT` (repeatable): where the
+    /// replicator writes replicas for destination buckets of that region.
+    #[arg(long = "replication-endpoint", value_name = "REGION=URL")]
+    pub endpoints: Vec<String>,
+    /// Milliseconds between replicator passes when nothing is ready (passes over empty queues
+    /// come up to four times further apart; a finished entry starts the next pass at once).
+    #[arg(long, default_value_t = 500)]
+    pub replication_poll_ms: u64,
+    /// Longest pause, in milliseconds, between two attempts at an entry whose destination fails.
+    #[arg(long, default_value_t = 30_000)]
+    pub replication_max_backoff_ms: u64,
+}
+
+/// `cairn worker`'s extra replicator settings (`cairn dev` knows them from its own).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct WorkerReplicationArgs {
+    /// This region's S3 endpoint (`http://HOST:PORT`); the replicator runs only when it is
+    /// given.
+    #[arg(long)]
+    pub replication_local_endpoint: Option<String>,
+    /// The region this worker's partitions belong to.
+    #[arg(long, default_value = "us-east-1")]
+    pub replication_region: String,
+    /// The cluster master key file, to open the access-key secret the replicator signs with.
+    #[arg(long)]
+    pub replication_master_key_file: Option<std::path::PathBuf>,
+}
+
+impl ReplicationArgs {
+    fn region_endpoints(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        self.endpoints
+            .iter()
+            .map(|item| {
+                let (region, url) = item
+                    .split_once('=')
+                    .context("--replication-endpoint is REGION=http://HOST:PORT")?;
+                anyhow::ensure!(
+                    url.starts_with("http://"),
+                    "--replication-endpoint {url}: only http:// endpoints are supported"
+                );
+                Ok((region.to_owned(), url.trim_end_matches('/').to_owned()))
+            })
+            .collect()
+    }
+
+    /// Starts the replicator for `region`, reading through `local_endpoint`.
+    pub fn spawn(
+        &self,
+        meta: cairn_raft::MetaClientConfig,
+        region: &str,
+        local_endpoint: String,
+        master_key: Option<Arc<cairn_sse::MasterKey>>,
+    ) -> anyhow::Result<Arc<cairn_workers::replicator::ReplicatorStats>> {
+        let mut config =
+            cairn_workers::replicator::ReplicatorConfig::new(region.to_owned(), local_endpoint);
+        config.region_endpoints = self.region_endpoints()?;
+        config.poll_interval = Duration::from_millis(self.replication_poll_ms.max(10));
+        config.max_backoff = Duration::from_millis(self.replication_max_backoff_ms.max(10));
+        config.initial_backoff = config.initial_backoff.min(config.max_backoff);
+        cairn_workers::replicator::spawn_replicator(meta, config, master_key)
+            .context("starting the replicator")
+    }
+}
