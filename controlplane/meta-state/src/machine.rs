@@ -218,6 +218,14 @@ impl StateMachine {
                 }
             }
             Command::CreateAccessKey(command) => self.create_access_key(command),
+            Command::ResealAccessKey(command) => self.reseal_access_key(command),
+            Command::RewrapObjectEncryption {
+                bucket,
+                key,
+                version_id,
+                record_version,
+                envelope,
+            } => self.rewrap_object_encryption(&bucket, &key, version_id, record_version, envelope),
             Command::RevokeAccessKey {
                 access_key_id,
                 now_ms,

@@ -244,3 +244,69 @@ fn a_multipart_upload_hands_its_attributes_to_the_completed_version() {
     };
     assert_eq!(record.attributes, tags("project=x"));
 }
+
+#[test]
+fn a_rewrap_replaces_the_envelope_only_at_the_version_it_read() {
+    let mut harness = Harness::with_bucket();
+    let Command::PrepareWrite(mut command) =
+        prepare(BUCKET, "e", "t1", 5, VersioningState::Enabled)
+    else {
+        unreachable!()
+    };
+    command.attributes = BTreeMap::from([("encryption".to_owned(), vec![1; 8])]);
+    let Response::Prepared { record, .. } = harness.ok(Command::PrepareWrite(command)) else {
+        panic!("prepared")
+    };
+    harness.ok(commit(BUCKET, "e", record.version_id, "t1", 5));
+    let before = harness.get("e", VersionSelector::Current).unwrap();
+    let rewrap = |record_version: u64, envelope: u8| Command::RewrapObjectEncryption {
+        bucket: BUCKET.to_owned(),
+        key: "e".to_owned(),
+        version_id: before.version_id,
+        record_version,
+        envelope: vec![envelope; 8],
+    };
+    let Response::Object(after) = harness.ok(rewrap(before.record_version, 2)) else {
+        panic!("answers the version")
+    };
+    assert_eq!(after.attributes["encryption"], vec![2; 8]);
+    assert_eq!(after.record_version, before.record_version + 1);
+    assert_eq!(after.size_bytes, before.size_bytes);
+    // A second rewrap from the stale read is refused: the record changed meanwhile.
+    assert_eq!(
+        harness.err(rewrap(before.record_version, 3)),
+        MetaError::RecordVersionMismatch {
+            expected: before.record_version,
+            actual: after.record_version,
+        }
+    );
+    assert_eq!(
+        harness
+            .get("e", VersionSelector::Current)
+            .unwrap()
+            .attributes["encryption"],
+        vec![2; 8]
+    );
+    // A version without an envelope is not given one.
+    let plain = harness.put("p", 5, VersioningState::Enabled);
+    assert!(matches!(
+        harness.err(Command::RewrapObjectEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "p".to_owned(),
+            version_id: plain.version_id,
+            record_version: plain.record_version,
+            envelope: vec![1],
+        }),
+        MetaError::InvalidArgument { .. }
+    ));
+    assert!(matches!(
+        harness.err(Command::RewrapObjectEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "missing".to_owned(),
+            version_id: plain.version_id,
+            record_version: 1,
+            envelope: vec![1],
+        }),
+        MetaError::NoSuchVersion { .. }
+    ));
+}
