@@ -53,6 +53,9 @@ enum Role {
     /// The cluster CA for internal mutual TLS: create it, issue identities, revoke them.
     #[command(subcommand)]
     Ca(ca::CaCommand),
+    /// The cluster master key file (a keyring: the active key first, retired keys after it).
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
     /// Run an edge PoP: TLS termination, SigV4, WASM routing, proxy to regional gateways, hot
     /// object cache (`cairn edge dev-cert` writes a development CA and certificate).
     Edge(EdgeArgs),
@@ -914,7 +917,8 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     // Generated on first start beside the data, outside the metadata service.
     let master_key_path = args.data.join("master-key");
     gateway.master_key = Some(std::sync::Arc::new(
-        cairn_sse::MasterKey::load_or_create(&master_key_path).context("the cluster master key")?,
+        cairn_sse::MasterKeyFile::open_or_create(&master_key_path)
+            .context("the cluster master key")?,
     ));
     gateway.encrypt_by_default = !args.no_default_encryption;
     gateway.admin_listen = Some(args.admin_listen);
@@ -1061,7 +1065,52 @@ fn main() -> anyhow::Result<()> {
         Role::Cluster(ClusterCommand::Up { file }) => cluster::up(&file),
         Role::Admin(args) => users::run(args),
         Role::Ca(command) => ca::run(command),
+        Role::MasterKey(command) => run_master_key(command),
     }
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Put a new random active key in front of the file's keys (the old ones stay, to open what
+    /// they wrapped); the file is replaced atomically, mode 0600. Running gateways and edges
+    /// re-read it within about a second; copy the file to every host that reads its own copy,
+    /// then run `cairn admin master-key rewrap`.
+    Rotate {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Print the file's key ids (the active one first; never key bytes).
+    Show {
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+fn run_master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
+    match command {
+        MasterKeyCommand::Rotate { file } => {
+            let rotation = cairn_sse::rotate_key_file(&file)
+                .with_context(|| format!("rotating the master key file {}", file.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "active_key_id": rotation.new_active_key_id,
+                    "retired_key_ids": rotation.retired_key_ids,
+                })
+            );
+        }
+        MasterKeyCommand::Show { file } => {
+            let ring = cairn_sse::MasterKeyRing::load(&file)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "active_key_id": ring.active().key_id(),
+                    "key_ids": ring.key_ids(),
+                })
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
@@ -1293,7 +1342,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
             config.admin_listen = args.admin_listen.or(admin);
             if let Some(path) = &args.master_key_file {
                 config.master_key = Some(std::sync::Arc::new(
-                    cairn_sse::MasterKey::load(path).context("the cluster master key")?,
+                    cairn_sse::MasterKeyFile::open(path).context("the cluster master key")?,
                 ));
             }
             config.encrypt_by_default = !args.no_default_encryption;
@@ -1311,7 +1360,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
             config.admin_listen = args.admin_listen;
             if let Some(path) = &args.master_key_file {
                 config.master_key = Some(std::sync::Arc::new(
-                    cairn_sse::MasterKey::load(path).context("the cluster master key")?,
+                    cairn_sse::MasterKeyFile::open(path).context("the cluster master key")?,
                 ));
             }
             config.encrypt_by_default = !args.no_default_encryption;
@@ -1382,7 +1431,7 @@ fn run_edge(args: EdgeArgs) -> anyhow::Result<()> {
     config.admin_listen = args.admin_listen;
     if let Some(path) = &args.master_key_file {
         config.master_key = Some(std::sync::Arc::new(
-            cairn_sse::MasterKey::load(path).context("--master-key-file")?,
+            cairn_sse::MasterKeyFile::open(path).context("--master-key-file")?,
         ));
     }
     config.virtual_host_suffixes = args.virtual_host_suffixes;

@@ -198,6 +198,7 @@ fn kms_materials_in(
             .step_by(2)
             .map(|at| u8::from_str_radix(&master.key_id()[at..at + 2], 16).unwrap()),
     );
+    let ring = cairn_sse::MasterKeyRing::single(master.clone());
     let mut found: Vec<(u32, cairn_sse::KmsKeyMaterial)> = Vec::new();
     for file in files {
         let bytes = std::fs::read(file).unwrap();
@@ -208,7 +209,7 @@ fn kms_materials_in(
             let candidate = &bytes[start..start + wrapped_bytes];
             for version in 1..=versions {
                 if let Ok(material) =
-                    cairn_sse::open_kms_material(master, key_id, version, candidate)
+                    cairn_sse::open_kms_material(&ring, key_id, version, candidate)
                     && !found.iter().any(|(seen, _)| *seen == version)
                 {
                     found.push((version, material));

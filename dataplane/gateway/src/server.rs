@@ -293,7 +293,8 @@ fn register_root_key(shared: &Shared) -> Result<(), GatewayError> {
     let Some(root) = &shared.config.root_credentials else {
         return Ok(());
     };
-    let master_key = shared.config.master_key.as_deref();
+    let ring = crate::master_key::current_ring(shared.config.master_key.as_ref());
+    let master_key = ring.as_deref();
     let stored_secret =
         crate::users::stored_secret(master_key, &root.access_key_id, &root.secret_access_key)
             .map_err(|error| GatewayError::Config(format!("sealing the root secret: {error}")))?;

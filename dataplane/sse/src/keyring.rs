@@ -254,10 +254,13 @@ impl std::fmt::Debug for MasterKeyFile {
     }
 }
 
-/// A reload that failed: the previous ring stays in use.
+/// What a check of the file found, when it found a change.
 #[derive(Debug)]
-pub struct ReloadFailed {
-    pub error: SseError,
+pub enum Reload {
+    /// The file changed and the new ring is in use.
+    Reloaded,
+    /// The file changed but cannot be read: the previous ring stays in use.
+    Failed(SseError),
 }
 
 impl MasterKeyFile {
@@ -303,9 +306,9 @@ impl MasterKeyFile {
         self.current_checked().0
     }
 
-    /// The current ring, and the error of a reload attempted now that failed (the previous
-    /// ring stays in use; the caller logs the error, which names the path only).
-    pub fn current_checked(&self) -> (Arc<MasterKeyRing>, Option<ReloadFailed>) {
+    /// The current ring, and what a reload attempted now did (the caller logs it; an error
+    /// names the path only).
+    pub fn current_checked(&self) -> (Arc<MasterKeyRing>, Option<Reload>) {
         let mut loaded = self
             .loaded
             .lock()
@@ -325,11 +328,11 @@ impl MasterKeyFile {
             Ok(ring) => {
                 loaded.ring = Arc::new(ring);
                 loaded.stamp = now;
-                (loaded.ring.clone(), None)
+                (loaded.ring.clone(), Some(Reload::Reloaded))
             }
             Err(error) => {
                 // Retry at the next check even if the stamp stays as it is now.
-                (loaded.ring.clone(), Some(ReloadFailed { error }))
+                (loaded.ring.clone(), Some(Reload::Failed(error)))
             }
         }
     }
@@ -438,6 +441,10 @@ mod tests {
         rotate_key_file(&path).unwrap();
         assert_eq!(MasterKeyRing::load(&path).unwrap().retired().len(), 2);
         // The watcher picks the file up once its check is due.
+        std::thread::sleep(RELOAD_CHECK_INTERVAL + Duration::from_millis(50));
+        let (ring, event) = watched.current_checked();
+        assert!(matches!(event, Some(Reload::Reloaded)));
+        assert_eq!(ring.retired().len(), 2);
         assert_eq!(watched.reload_now().unwrap().retired().len(), 2);
         assert!(rotate_key_file(&directory.path().join("absent")).is_err());
     }
@@ -454,9 +461,7 @@ mod tests {
         assert_eq!(ring.active(), original.active());
         assert!(matches!(
             failed,
-            Some(ReloadFailed {
-                error: SseError::KeyFile { .. }
-            })
+            Some(Reload::Failed(SseError::KeyFile { .. }))
         ));
         assert!(watched.reload_now().is_err());
         assert_eq!(watched.current().active(), original.active());
