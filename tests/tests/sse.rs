@@ -832,6 +832,30 @@ fn master_key_rotation_rewrap_and_dropping_the_retired_key() {
         s3.create_bucket().bucket("rotation").send().await.unwrap();
         write_generation(&s3, 1, &kms_arn, &mut written).await;
     });
+    // A multipart upload started (one part stored) before the rotation, completed after the
+    // retired key is gone.
+    let pending_first = marked_body(5 * 1024 * 1024, 91);
+    let (pending_upload_id, pending_first_etag) = runtime.block_on(async {
+        let upload = s3
+            .create_multipart_upload()
+            .bucket("rotation")
+            .key("pending")
+            .send()
+            .await
+            .unwrap();
+        let upload_id = upload.upload_id().unwrap().to_owned();
+        let part = s3
+            .upload_part()
+            .bucket("rotation")
+            .key("pending")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(ByteStream::from(pending_first.clone()))
+            .send()
+            .await
+            .unwrap();
+        (upload_id, part.e_tag().unwrap().to_owned())
+    });
 
     // Rotate: a new active key in front, the old one kept; mode 0600.
     let rotated: serde_json::Value = serde_json::from_str(
@@ -891,13 +915,25 @@ fn master_key_rotation_rewrap_and_dropping_the_retired_key() {
     assert_eq!(report["kms_key_versions"]["already_active"], 1, "{report}");
     assert_eq!(report["object_versions"]["rewrapped"], 3, "{report}");
     assert_eq!(report["object_versions"]["already_active"], 3, "{report}");
-    for kind in ["access_keys", "kms_key_versions", "object_versions"] {
+    assert_eq!(report["multipart_uploads"]["rewrapped"], 1, "{report}");
+    for kind in [
+        "access_keys",
+        "kms_key_versions",
+        "object_versions",
+        "multipart_uploads",
+    ] {
         assert_eq!(report[kind]["failed"], 0, "{report}");
         assert_eq!(report[kind]["changed_meanwhile"], 0, "{report}");
     }
     // Idempotent: a rerun finds everything under the active key.
     let again = master_key_admin(&dev, &["rewrap"]);
-    for kind in ["access_keys", "kms_key_versions", "object_versions"] {
+    assert_eq!(again["multipart_uploads"]["already_active"], 1, "{again}");
+    for kind in [
+        "access_keys",
+        "kms_key_versions",
+        "object_versions",
+        "multipart_uploads",
+    ] {
         assert_eq!(again[kind]["rewrapped"], 0, "{again}");
         assert_eq!(again[kind]["failed"], 0, "{again}");
     }
@@ -939,6 +975,48 @@ fn master_key_rotation_rewrap_and_dropping_the_retired_key() {
         read_all(&s3, &written).await;
         everyone_signs(&dev, &[alice.clone(), bob.clone()]).await;
         write_generation(&s3, 3, &kms_arn, &mut written).await;
+        // The upload started under the retired key continues and completes.
+        let pending_second = marked_body(80_000, 92);
+        let second = s3
+            .upload_part()
+            .bucket("rotation")
+            .key("pending")
+            .upload_id(&pending_upload_id)
+            .part_number(2)
+            .body(ByteStream::from(pending_second.clone()))
+            .send()
+            .await
+            .unwrap();
+        s3.complete_multipart_upload()
+            .bucket("rotation")
+            .key("pending")
+            .upload_id(&pending_upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(&pending_first_etag)
+                            .build(),
+                    )
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(2)
+                            .e_tag(second.e_tag().unwrap())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        written.push(Written {
+            bucket: "rotation",
+            key: "pending".to_owned(),
+            version_id: None,
+            body: [pending_first.clone(), pending_second].concat(),
+            customer_key: false,
+        });
         read_all(&s3, &written).await;
     });
     dev.assert_no_errors_logged();

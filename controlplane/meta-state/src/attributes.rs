@@ -11,7 +11,7 @@ use crate::error::MetaError;
 use crate::machine::{StateMachine, bump};
 use crate::records::{
     Attributes, MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES_PER_RECORD,
-    VersionId, VersionSelector,
+    UploadId, VersionId, VersionSelector,
 };
 
 /// Checks a whole attribute map (as a creating command carries it) against the limits.
@@ -175,6 +175,46 @@ impl StateMachine {
             bump(&mut record.record_version);
         }
         Ok(Response::Object(record.clone()))
+    }
+}
+
+impl StateMachine {
+    pub(crate) fn rewrap_upload_encryption(
+        &mut self,
+        bucket: String,
+        key: String,
+        upload_id: UploadId,
+        record_version: u64,
+        envelope: Vec<u8>,
+    ) -> Result<Response, MetaError> {
+        let upload_key = (bucket, key, upload_id);
+        let Some(upload) = self.uploads.get_mut(&upload_key) else {
+            let (bucket, key, upload_id) = upload_key;
+            return Err(MetaError::NoSuchUpload {
+                bucket,
+                key,
+                upload_id,
+            });
+        };
+        if upload.record_version != record_version {
+            return Err(MetaError::RecordVersionMismatch {
+                expected: record_version,
+                actual: upload.record_version,
+            });
+        }
+        if !upload.attributes.contains_key(ENCRYPTION_ATTRIBUTE) {
+            return Err(MetaError::InvalidArgument {
+                reason: "the upload has no encryption envelope to re-wrap".to_owned(),
+            });
+        }
+        if set_attribute(
+            &mut upload.attributes,
+            ENCRYPTION_ATTRIBUTE.to_owned(),
+            Some(envelope),
+        )? {
+            bump(&mut upload.record_version);
+        }
+        Ok(Response::Upload(upload.clone()))
     }
 }
 

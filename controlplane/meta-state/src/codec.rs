@@ -1122,7 +1122,7 @@ impl Decode for KmsQuery {
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
 /// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
-/// 46 ResealAccessKey, 50 ReportSuspect, 51 ResolveSuspects.
+/// 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
 /// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
@@ -1314,6 +1314,20 @@ impl Encode for Command {
                 writer.u8(46);
                 command.encode(writer);
             }
+            Command::RewrapUploadEncryption {
+                bucket,
+                key,
+                upload_id,
+                record_version,
+                envelope,
+            } => {
+                writer.u8(47);
+                writer.str(bucket);
+                writer.str(key);
+                upload_id.encode(writer);
+                writer.u64(*record_version);
+                envelope.encode(writer);
+            }
         }
     }
 }
@@ -1395,6 +1409,13 @@ impl Decode for Command {
                 envelope: Decode::decode(reader)?,
             },
             46 => Command::ResealAccessKey(Decode::decode(reader)?),
+            47 => Command::RewrapUploadEncryption {
+                bucket: reader.string()?,
+                key: reader.string()?,
+                upload_id: Decode::decode(reader)?,
+                record_version: reader.u64()?,
+                envelope: Decode::decode(reader)?,
+            },
             26 => Command::PutObjectAttribute {
                 bucket: reader.string()?,
                 key: reader.string()?,

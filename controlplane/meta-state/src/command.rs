@@ -336,6 +336,16 @@ pub enum Command {
         record_version: u64,
         envelope: Vec<u8>,
     },
+    /// Master-key rotation, for a multipart upload in progress: like
+    /// [`Command::RewrapObjectEncryption`] on the upload's `encryption` attribute (the parts
+    /// already stored keep their bytes; they were encrypted under the same data key).
+    RewrapUploadEncryption {
+        bucket: String,
+        key: String,
+        upload_id: UploadId,
+        record_version: u64,
+        envelope: Vec<u8>,
+    },
     /// A query sent through the log for a linearizable read.
     Read(Query),
     /// `command` (a CommitWrite, CompleteMultipartUpload or DeleteObject) applied only if
@@ -673,6 +683,7 @@ impl Command {
             Command::CreateAccessKey(_) => "CreateAccessKey",
             Command::ResealAccessKey(_) => "ResealAccessKey",
             Command::RewrapObjectEncryption { .. } => "RewrapObjectEncryption",
+            Command::RewrapUploadEncryption { .. } => "RewrapUploadEncryption",
             Command::RevokeAccessKey { .. } => "RevokeAccessKey",
             Command::Kms(command) => command.name(),
             Command::RegisterNode(_) => "RegisterNode",
@@ -703,6 +714,7 @@ impl Command {
             | Command::UnsealBucket { .. }
             | Command::PutObjectAttribute { .. }
             | Command::RewrapObjectEncryption { .. }
+            | Command::RewrapUploadEncryption { .. }
             | Command::ReportSuspect { .. }
             | Command::ResolveSuspects { .. } => Scope::Object,
             Command::CreateBucket(_)

@@ -226,6 +226,13 @@ impl StateMachine {
                 record_version,
                 envelope,
             } => self.rewrap_object_encryption(&bucket, &key, version_id, record_version, envelope),
+            Command::RewrapUploadEncryption {
+                bucket,
+                key,
+                upload_id,
+                record_version,
+                envelope,
+            } => self.rewrap_upload_encryption(bucket, key, upload_id, record_version, envelope),
             Command::RevokeAccessKey {
                 access_key_id,
                 now_ms,

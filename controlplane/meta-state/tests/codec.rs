@@ -624,6 +624,13 @@ fn every_command_round_trips() {
             record_version: 2,
             envelope: vec![1, 2, 3],
         },
+        Command::RewrapUploadEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            upload_id: UploadId(7),
+            record_version: 2,
+            envelope: vec![4, 5],
+        },
         Command::RegisterNode(RegisterNode {
             node_id: NodeId(1),
             address: "a".to_owned(),

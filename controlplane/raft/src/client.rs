@@ -252,6 +252,7 @@ impl MetaClient {
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
             Command::PutObjectAttribute { bucket, key, .. } => (bucket, key),
             Command::RewrapObjectEncryption { bucket, key, .. } => (bucket, key),
+            Command::RewrapUploadEncryption { bucket, key, .. } => (bucket, key),
             Command::ReportSuspect { bucket, key, .. } => (bucket, key),
             Command::PurgeGarbage { .. } | Command::ResolveSuspects { .. } => return None,
             Command::Read(query) => return self.group_for_query(query),

@@ -9,21 +9,22 @@
 //! retired key can then be removed from the file:
 //! - every access key's sealed secret (a secret stored before sealing existed is sealed now);
 //! - every version of every KMS key's material;
-//! - the SSE-S3 envelope of every object version of every bucket of this gateway's region (only
-//!   the wrapped data key changes; the object's bytes are not rewritten).
+//! - the SSE-S3 envelope of every object version and of every multipart upload in progress, in
+//!   every bucket of this gateway's region (only the wrapped data key changes; the object's bytes
+//!   are not rewritten).
 //!
 //! Each change is written only at the record version it was computed from (the state machine
 //! refuses it otherwise and the item is counted as `changed_meanwhile`), so a rewrap racing a
 //! client write never puts an old envelope on a new object, and a rerun or an interrupted run is
 //! safe: what is already under the active key is counted as `already_active` and left alone.
-//! Not covered: multipart uploads still in progress (their objects are re-wrapped by a later
-//! run once completed) and buckets of other regions (rewrap there with their gateways).
+//! Not covered: buckets of other regions (rewrap there with their gateways). An upload completed
+//! while a run walks may leave an object under a retired key: a rerun finds it.
 
 use std::sync::Arc;
 
 use cairn_meta_state::{
-    Command, KmsCommand, ListVersionsRequest, MetaError, Query, ResealAccessKey, Response,
-    VersionSelector,
+    Command, KmsCommand, ListUploadsRequest, ListVersionsRequest, MetaError, Query,
+    ResealAccessKey, Response, VersionSelector,
 };
 use cairn_s3_proto::{RequestHead, S3Error};
 use cairn_sse::{Envelope, MasterKeyFile, MasterKeyRing, Mode, Reload};
@@ -76,6 +77,7 @@ impl Counts {
             Ok(Err(
                 MetaError::RecordVersionMismatch { .. }
                 | MetaError::NoSuchVersion { .. }
+                | MetaError::NoSuchUpload { .. }
                 | MetaError::NoSuchAccessKey { .. },
             )) => self.changed_meanwhile += 1,
             Ok(Err(error)) => {
@@ -190,15 +192,113 @@ async fn rewrap_kms_keys(executor: &Executor, ring: &MasterKeyRing) -> Result<Co
     Ok(counts)
 }
 
+/// The SSE-S3 envelope in `attributes` re-wrapped by the active key: `Ok(None)` when there is
+/// nothing to do (no envelope, another mode, or the active key already), counted in `counts`.
+fn rewrapped_envelope(
+    ring: &MasterKeyRing,
+    attributes: &cairn_meta_state::Attributes,
+    bucket: &str,
+    key: &str,
+    counts: &mut Counts,
+) -> Option<Envelope> {
+    let bytes = attributes.get(cairn_sse::envelope::ATTRIBUTE_NAME)?;
+    let envelope = match Envelope::decode(bytes) {
+        Ok(envelope) if envelope.mode() == Mode::SseS3 => envelope,
+        // SSE-C and SSE-KMS data keys are not wrapped by the master key.
+        Ok(_) => return None,
+        Err(error) => {
+            tracing::warn!(bucket, key, %error, "master key rewrap: unreadable envelope");
+            counts.failed += 1;
+            return None;
+        }
+    };
+    match envelope.rewrap_sse_s3(ring, bucket, key) {
+        Ok(Some(rewrapped)) => Some(rewrapped),
+        Ok(None) => {
+            counts.already_active += 1;
+            None
+        }
+        Err(error) => {
+            tracing::warn!(bucket, key, %error, "master key rewrap: cannot open an SSE-S3 data key");
+            counts.failed += 1;
+            None
+        }
+    }
+}
+
+async fn rewrap_uploads(
+    executor: &Executor,
+    ring: &MasterKeyRing,
+    bucket: &str,
+    counts: &mut Counts,
+) -> Result<(), S3Error> {
+    let mut key_marker = None;
+    let mut upload_id_marker = None;
+    loop {
+        let request = ListUploadsRequest {
+            bucket: bucket.to_owned(),
+            prefix: String::new(),
+            key_marker: key_marker.clone(),
+            upload_id_marker,
+            max_uploads: VERSIONS_PER_PAGE,
+        };
+        let page = executor
+            .shared
+            .meta
+            .run(move |client| async move { client.list_uploads(request).await })
+            .await
+            .map_err(|error| crate::errors::client_error_to_s3(&error))?
+            .map_err(|error| crate::errors::client_error_to_s3(&error))?
+            .map_err(|error| crate::errors::meta_error_to_s3(&error))?;
+        for summary in &page.uploads {
+            let answer = executor
+                .meta_read(Query::GetUpload {
+                    bucket: bucket.to_owned(),
+                    key: summary.key.clone(),
+                    upload_id: summary.upload_id,
+                })
+                .await?;
+            // Completed or aborted since the listing: nothing left to re-wrap here.
+            let Ok(Response::Upload(upload)) = answer else {
+                continue;
+            };
+            let Some(rewrapped) =
+                rewrapped_envelope(ring, &upload.attributes, bucket, &summary.key, counts)
+            else {
+                continue;
+            };
+            let command = Command::RewrapUploadEncryption {
+                bucket: bucket.to_owned(),
+                key: summary.key.clone(),
+                upload_id: upload.upload_id,
+                record_version: upload.record_version,
+                envelope: rewrapped.encode(),
+            };
+            counts.count_write(write(executor, command).await);
+        }
+        if !page.is_truncated {
+            return Ok(());
+        }
+        let (Some(next_key), next_upload) = (page.next_key_marker, page.next_upload_id_marker)
+        else {
+            return Ok(());
+        };
+        key_marker = Some(next_key);
+        upload_id_marker = next_upload;
+    }
+}
+
 /// One page of versions per request to the partitions.
 const VERSIONS_PER_PAGE: u32 = 1000;
 
+/// Object versions and multipart uploads of this region's buckets: (versions, uploads).
 async fn rewrap_objects(
     executor: &Executor,
     ring: &MasterKeyRing,
     other_region_buckets: &mut u64,
-) -> Result<Counts, S3Error> {
+) -> Result<(Counts, Counts), S3Error> {
     let mut counts = Counts::default();
+    let mut upload_counts = Counts::default();
     let Response::Buckets(buckets) = executor
         .meta_query(Query::ListBuckets { owner: None })
         .await?
@@ -246,30 +346,14 @@ async fn rewrap_objects(
                     // Deleted since the listing: nothing left to re-wrap.
                     Ok(_) | Err(_) => continue,
                 };
-                let Some(bytes) = record.attributes.get(cairn_sse::envelope::ATTRIBUTE_NAME) else {
+                let Some(rewrapped) = rewrapped_envelope(
+                    ring,
+                    &record.attributes,
+                    &bucket.name,
+                    &summary.key,
+                    &mut counts,
+                ) else {
                     continue;
-                };
-                let envelope = match Envelope::decode(bytes) {
-                    Ok(envelope) if envelope.mode() == Mode::SseS3 => envelope,
-                    // SSE-C and SSE-KMS data keys are not wrapped by the master key.
-                    Ok(_) => continue,
-                    Err(error) => {
-                        tracing::warn!(bucket = %bucket.name, key = %summary.key, %error, "master key rewrap: unreadable envelope");
-                        counts.failed += 1;
-                        continue;
-                    }
-                };
-                let rewrapped = match envelope.rewrap_sse_s3(ring, &bucket.name, &summary.key) {
-                    Ok(Some(rewrapped)) => rewrapped,
-                    Ok(None) => {
-                        counts.already_active += 1;
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::warn!(bucket = %bucket.name, key = %summary.key, %error, "master key rewrap: cannot open an SSE-S3 data key");
-                        counts.failed += 1;
-                        continue;
-                    }
                 };
                 let command = Command::RewrapObjectEncryption {
                     bucket: bucket.name.clone(),
@@ -291,8 +375,9 @@ async fn rewrap_objects(
             key_marker = Some(next_key);
             version_id_marker = next_version;
         }
+        rewrap_uploads(executor, ring, &bucket.name, &mut upload_counts).await?;
     }
-    Ok(counts)
+    Ok((counts, upload_counts))
 }
 
 /// Answers `master-key...` admin requests (`path` is the part after the admin prefix); the
@@ -318,12 +403,14 @@ pub(crate) async fn handle_admin(
             let access_keys = rewrap_access_keys(executor, &ring).await?;
             let kms = rewrap_kms_keys(executor, &ring).await?;
             let mut other_region_buckets = 0;
-            let objects = rewrap_objects(executor, &ring, &mut other_region_buckets).await?;
+            let (objects, uploads) =
+                rewrap_objects(executor, &ring, &mut other_region_buckets).await?;
             tracing::info!(
                 active_key_id = %ring.active().key_id(),
                 access_keys = ?access_keys,
                 kms_key_versions = ?kms,
                 object_versions = ?objects,
+                multipart_uploads = ?uploads,
                 "master key rewrap finished"
             );
             Ok(crate::users::json_response(
@@ -334,6 +421,7 @@ pub(crate) async fn handle_admin(
                     "access_keys": access_keys.json(),
                     "kms_key_versions": kms.json(),
                     "object_versions": objects.json(),
+                    "multipart_uploads": uploads.json(),
                     "buckets_of_other_regions_skipped": other_region_buckets,
                 }),
             ))
