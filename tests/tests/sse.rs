@@ -1028,4 +1028,52 @@ fn master_key_rotation_rewrap_and_dropping_the_retired_key() {
     }
     let leaked = files_containing(root.as_path(), MARKER);
     assert!(leaked.is_empty(), "plaintext on storage nodes: {leaked:?}");
+
+    // A key file that lacks the key everything is wrapped by (rotated, then the key that
+    // wrapped it all removed, as if before a rewrap): `cairn dev` refuses to start and names the
+    // missing key by id (the root's stored secret cannot be opened), never showing a key.
+    let args = dev.args.clone();
+    let (endpoint, meta) = (dev.endpoint, dev.meta);
+    drop(dev);
+    cairn_tests::wait_until_port_closed(endpoint, std::time::Duration::from_secs(20));
+    cairn_tests::wait_until_port_closed(meta, std::time::Duration::from_secs(20));
+    cairn_tests::run_cairn(
+        Path::new(BINARY),
+        &["master-key", "rotate", "--file", &key_file_arg],
+    );
+    let unrelated_key_hex = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&key_file, format!("{unrelated_key_hex}\n")).unwrap();
+    let mut refused = cairn_tests::CairnProcess::start(
+        Path::new(BINARY),
+        &args,
+        root.as_path(),
+        "dev-without-the-key",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let exit = loop {
+        if let Some(exit) = refused.try_exit_code() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cairn dev started without the master key that sealed the root's secret"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_ne!(exit, Some(0));
+    let refused_log = refused.log();
+    assert!(
+        refused_log.contains(&format!(
+            "wrapped by master key {second_id}, which is not in this master key file"
+        )),
+        "{refused_log}"
+    );
+    for key_hex in [&first_key_hex, &second_key_hex, &unrelated_key_hex] {
+        assert!(!refused_log.to_lowercase().contains(key_hex.as_str()));
+    }
 }
