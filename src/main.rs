@@ -1079,6 +1079,13 @@ enum MasterKeyCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Remove the retired keys, keeping the active one (atomic replace, mode 0600). Only after
+    /// `cairn admin master-key rewrap` reported nothing left (no `failed`) in every region:
+    /// what a removed key still wraps no longer opens.
+    DropRetired {
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Print the file's key ids (the active one first; never key bytes).
     Show {
         #[arg(long)]
@@ -1096,6 +1103,18 @@ fn run_master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
                 serde_json::json!({
                     "active_key_id": rotation.new_active_key_id,
                     "retired_key_ids": rotation.retired_key_ids,
+                })
+            );
+        }
+        MasterKeyCommand::DropRetired { file } => {
+            let removed = cairn_sse::drop_retired_keys(&file)
+                .with_context(|| format!("the master key file {}", file.display()))?;
+            let ring = cairn_sse::MasterKeyRing::load(&file)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "active_key_id": ring.active().key_id(),
+                    "removed_key_ids": removed,
                 })
             );
         }

@@ -941,7 +941,19 @@ fn master_key_rotation_rewrap_and_dropping_the_retired_key() {
     runtime.block_on(read_all(&s3, &written));
 
     // Drop the retired key and restart: everything still reads and signs.
-    std::fs::write(&key_file, format!("{second_key_hex}\n")).unwrap();
+    let dropped: serde_json::Value = serde_json::from_str(
+        cairn_tests::run_cairn(
+            Path::new(BINARY),
+            &["master-key", "drop-retired", "--file", &key_file_arg],
+        )
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(dropped["removed_key_ids"], serde_json::json!([first_id]));
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        format!("{second_key_hex}\n")
+    );
     let log_before_restart = dev.process.log();
     dev.assert_no_errors_logged();
     dev = dev.restarted(Path::new(BINARY), root.as_path());

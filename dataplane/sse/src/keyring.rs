@@ -223,6 +223,16 @@ pub fn rotate_key_file(path: &Path) -> Result<Rotation, SseError> {
     })
 }
 
+/// Removes the retired keys from the file at `path`, keeping only its active key (atomic replace,
+/// mode 0600); answers the ids removed. Run it only after a rewrap reported nothing left under
+/// them: whatever they still wrap no longer opens.
+pub fn drop_retired_keys(path: &Path) -> Result<Vec<String>, SseError> {
+    let ring = MasterKeyRing::load(path)?;
+    let removed = ring.retired().iter().map(MasterKey::key_id).collect();
+    MasterKeyRing::single(ring.active().clone()).write_atomically(path)?;
+    Ok(removed)
+}
+
 /// A file's identity for change detection: modification time and length.
 type FileStamp = (Option<SystemTime>, u64);
 
@@ -447,6 +457,14 @@ mod tests {
         assert_eq!(ring.retired().len(), 2);
         assert_eq!(watched.reload_now().unwrap().retired().len(), 2);
         assert!(rotate_key_file(&directory.path().join("absent")).is_err());
+        // Dropping the retired keys keeps the active one only.
+        let active = MasterKeyRing::load(&path).unwrap().active().clone();
+        assert_eq!(drop_retired_keys(&path).unwrap().len(), 2);
+        let dropped = MasterKeyRing::load(&path).unwrap();
+        assert_eq!(dropped, MasterKeyRing::single(active));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(drop_retired_keys(&path).unwrap(), Vec::<String>::new());
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub use chunk::{
     plaintext_length_bytes, stored_length_bytes,
 };
 pub use envelope::{CustomerKeyCheck, Envelope, Mode};
-pub use keyring::{MasterKeyFile, MasterKeyRing, Reload, Rotation, rotate_key_file};
+pub use keyring::{
+    MasterKeyFile, MasterKeyRing, Reload, Rotation, drop_retired_keys, rotate_key_file,
+};
 pub use keys::{CustomerKey, DataKey, KmsKeyMaterial, MasterKey};
 pub use kms::{
     kms_material_master_key_id, open_kms_material, rewrap_kms_material, seal_new_kms_material,
