@@ -462,7 +462,7 @@ impl ClusterFile {
         // The key file must exist (two gateways generating their own would disagree).
         let master_key_path = self.master_key_path();
         config.master_key = Some(std::sync::Arc::new(
-            cairn_sse::MasterKey::load(&master_key_path).with_context(|| {
+            cairn_sse::MasterKeyFile::open(&master_key_path).with_context(|| {
                 format!(
                     "the cluster master key {} (run `cairn cluster init`)",
                     master_key_path.display()
@@ -642,7 +642,7 @@ pub fn init(out: &Path, data_root: &Path, layout: &LocalLayout) -> anyhow::Resul
     let file = ClusterFile::load(out)?;
     let (credentials, _generated) =
         cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
-    cairn_sse::MasterKey::load_or_create(&file.master_key_path())
+    cairn_sse::MasterKeyRing::load_or_create(&file.master_key_path())
         .context("the cluster master key")?;
     file.issue_identities()?;
     println!("cairn cluster init: wrote {}", out.display());
@@ -680,7 +680,7 @@ pub fn up(path: &Path) -> anyhow::Result<()> {
     // Generated here once, before any gateway reads it.
     let (credentials, _generated) =
         cairn_gateway::RootCredentials::from_env_or_file(&file.credentials_path())?;
-    cairn_sse::MasterKey::load_or_create(&file.master_key_path())
+    cairn_sse::MasterKeyRing::load_or_create(&file.master_key_path())
         .context("the cluster master key")?;
     file.issue_identities()?;
     let logs = file.data_root.join("logs");

@@ -54,6 +54,9 @@ enum Role {
     /// The cluster CA for internal mutual TLS: create it, issue identities, revoke them.
     #[command(subcommand)]
     Ca(ca::CaCommand),
+    /// The cluster master key file (a keyring: the active key first, retired keys after it).
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
     /// Run an edge PoP: TLS termination, SigV4, WASM routing, proxy to regional gateways, hot
     /// object cache (`cairn edge dev-cert` writes a development CA and certificate).
     Edge(EdgeArgs),
@@ -899,7 +902,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     .context("starting the healer")?;
     // Generated on first start beside the data, outside the metadata service.
     let master_key = std::sync::Arc::new(
-        cairn_sse::MasterKey::load_or_create(&args.data.join("master-key"))
+        cairn_sse::MasterKeyFile::open_or_create(&args.data.join("master-key"))
             .context("the cluster master key")?,
     );
     let replicator_stats = args.replication.spawn(
@@ -1076,7 +1079,71 @@ fn main() -> anyhow::Result<()> {
         Role::Cluster(ClusterCommand::Up { file }) => cluster::up(&file),
         Role::Admin(args) => users::run(args),
         Role::Ca(command) => ca::run(command),
+        Role::MasterKey(command) => run_master_key(command),
     }
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Put a new random active key in front of the file's keys (the old ones stay, to open what
+    /// they wrapped); the file is replaced atomically, mode 0600. Running gateways and edges
+    /// re-read it within about a second; copy the file to every host that reads its own copy,
+    /// then run `cairn admin master-key rewrap`.
+    Rotate {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Remove the retired keys, keeping the active one (atomic replace, mode 0600). Only after
+    /// `cairn admin master-key rewrap` reported nothing left (no `failed`) in every region:
+    /// what a removed key still wraps no longer opens.
+    DropRetired {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Print the file's key ids (the active one first; never key bytes).
+    Show {
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+fn run_master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
+    match command {
+        MasterKeyCommand::Rotate { file } => {
+            let rotation = cairn_sse::rotate_key_file(&file)
+                .with_context(|| format!("rotating the master key file {}", file.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "active_key_id": rotation.new_active_key_id,
+                    "retired_key_ids": rotation.retired_key_ids,
+                })
+            );
+        }
+        MasterKeyCommand::DropRetired { file } => {
+            let removed = cairn_sse::drop_retired_keys(&file)
+                .with_context(|| format!("the master key file {}", file.display()))?;
+            let ring = cairn_sse::MasterKeyRing::load(&file)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "active_key_id": ring.active().key_id(),
+                    "removed_key_ids": removed,
+                })
+            );
+        }
+        MasterKeyCommand::Show { file } => {
+            let ring = cairn_sse::MasterKeyRing::load(&file)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "active_key_id": ring.active().key_id(),
+                    "key_ids": ring.key_ids(),
+                })
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
@@ -1258,7 +1325,8 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         Some(endpoint) => {
             let master_key = match &args.worker_replication.replication_master_key_file {
                 Some(path) => Some(Arc::new(
-                    cairn_sse::MasterKey::load(path).context("--replication-master-key-file")?,
+                    cairn_sse::MasterKeyFile::open(path)
+                        .context("--replication-master-key-file")?,
                 )),
                 None => None,
             };
@@ -1332,7 +1400,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
             config.admin_listen = args.admin_listen.or(admin);
             if let Some(path) = &args.master_key_file {
                 config.master_key = Some(std::sync::Arc::new(
-                    cairn_sse::MasterKey::load(path).context("the cluster master key")?,
+                    cairn_sse::MasterKeyFile::open(path).context("the cluster master key")?,
                 ));
             }
             config.encrypt_by_default = !args.no_default_encryption;
@@ -1350,7 +1418,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
             config.admin_listen = args.admin_listen;
             if let Some(path) = &args.master_key_file {
                 config.master_key = Some(std::sync::Arc::new(
-                    cairn_sse::MasterKey::load(path).context("the cluster master key")?,
+                    cairn_sse::MasterKeyFile::open(path).context("the cluster master key")?,
                 ));
             }
             config.encrypt_by_default = !args.no_default_encryption;
@@ -1421,7 +1489,7 @@ fn run_edge(args: EdgeArgs) -> anyhow::Result<()> {
     config.admin_listen = args.admin_listen;
     if let Some(path) = &args.master_key_file {
         config.master_key = Some(std::sync::Arc::new(
-            cairn_sse::MasterKey::load(path).context("--master-key-file")?,
+            cairn_sse::MasterKeyFile::open(path).context("--master-key-file")?,
         ));
     }
     config.virtual_host_suffixes = args.virtual_host_suffixes;

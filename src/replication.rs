@@ -60,7 +60,7 @@ impl ReplicationArgs {
         meta: cairn_raft::MetaClientConfig,
         region: &str,
         local_endpoint: String,
-        master_key: Option<Arc<cairn_sse::MasterKey>>,
+        master_key: Option<Arc<cairn_sse::MasterKeyFile>>,
     ) -> anyhow::Result<Arc<cairn_workers::replicator::ReplicatorStats>> {
         let mut config =
             cairn_workers::replicator::ReplicatorConfig::new(region.to_owned(), local_endpoint);

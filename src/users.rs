@@ -3,7 +3,8 @@
 //! (`CAIRN_ROOT_ACCESS_KEY` / `CAIRN_ROOT_SECRET_KEY`, or `--access-key` / `--secret-key`) and
 //! sent over plain HTTP/1.1 (one request per connection); the JSON answer is printed on stdout.
 //! `cairn admin bucket-quota set|get|clear BUCKET` manages per-bucket quotas the same way, and
-//! `cairn admin kms create|list|rotate|disable|enable` the SSE-KMS key service's keys.
+//! `cairn admin kms create|list|rotate|disable|enable` the SSE-KMS key service's keys, and
+//! `cairn admin master-key show|rewrap` the master keyring as the gateway holds it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -51,6 +52,20 @@ enum AdminCommand {
     /// SSE-KMS keys of the built-in key service: create, list, rotate, disable, enable.
     #[command(subcommand)]
     Kms(KmsCommand),
+    /// The cluster master keyring as the gateway holds it (`cairn master-key rotate` changes
+    /// the file).
+    #[command(subcommand)]
+    MasterKey(MasterKeyAdminCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum MasterKeyAdminCommand {
+    /// Print the ids of the gateway's master keys (the active one first; never key bytes).
+    Show,
+    /// Re-wrap everything retired master keys wrapped (access-key secrets, KMS key material,
+    /// SSE-S3 data keys of this region's objects) under the active key; prints counts. Safe to
+    /// rerun or interrupt. Afterwards the retired keys can be removed from the key file.
+    Rewrap,
 }
 
 #[derive(clap::Subcommand)]
@@ -199,6 +214,21 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Kms(KmsCommand::Enable { key }) => {
             ("POST", kms_path(key, "enable"), String::new())
         }
+        AdminCommand::MasterKey(MasterKeyAdminCommand::Show) => (
+            "GET",
+            "/_cairn/admin/v1/master-key".to_owned(),
+            String::new(),
+        ),
+        AdminCommand::MasterKey(MasterKeyAdminCommand::Rewrap) => (
+            "POST",
+            "/_cairn/admin/v1/master-key/rewrap".to_owned(),
+            String::new(),
+        ),
+    };
+    // A rewrap walks every object version of the region before it answers.
+    let read_timeout = match &args.command {
+        AdminCommand::MasterKey(MasterKeyAdminCommand::Rewrap) => Duration::from_secs(3600),
+        _ => Duration::from_secs(60),
     };
     let now_unix_seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -225,7 +255,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
     request.push_str("content-length: 0\r\nconnection: close\r\n\r\n");
     let mut stream = TcpStream::connect(&host).with_context(|| format!("connecting to {host}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    stream.set_read_timeout(Some(read_timeout))?;
     stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;

@@ -601,3 +601,93 @@ fn gateway_edge_listener_serves_only_edges_and_cuts_a_revoked_one() {
     assert_eq!(direct(Some(&pki.issue("edge-2", "edge"))), Some(403));
     dev.assert_no_errors_logged();
 }
+
+/// `aws ARGS` through the edge signed with `access_key`/`secret_key` (one attempt).
+fn aws_output_with_keys(
+    edge: &Edge,
+    access_key: &str,
+    secret_key: &str,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new("python3")
+        .args(["-m", "awscli", "--endpoint-url"])
+        .arg(edge.url())
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CA_BUNDLE", &edge.ca)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("run aws (pip install awscli)")
+}
+
+/// Master-key rotation with an edge running (`--master-key-file` is the dev's key file): a user
+/// created after `cairn master-key rotate` (its secret sealed by the new key) signs through the
+/// edge without an edge restart, the root (sealed by the old key) too, and both still do after
+/// `cairn admin master-key rewrap`.
+#[test]
+fn the_edge_follows_a_master_key_rotation_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dev, gateway) = dev_for_edge(dir.path(), &[]);
+    let edge = Edge::start(&dev, gateway, dir.path(), &[]);
+    aws(&edge, &dev, &["s3", "mb", "s3://rotation"]);
+    let key_file = dev.data_dir().join("master-key");
+    let rotated = cairn_tests::run_cairn(
+        Path::new(BINARY),
+        &["master-key", "rotate", "--file", key_file.to_str().unwrap()],
+    );
+    let rotated: serde_json::Value = serde_json::from_str(rotated.trim()).unwrap();
+    let show = || {
+        let (ok, stdout, stderr) = dev.admin(
+            Path::new(BINARY),
+            &dev.access_key,
+            &dev.secret_key,
+            &["master-key", "show"],
+        );
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while show()["active_key_id"] != rotated["active_key_id"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway kept the old key file"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The edge looks at the file at most once a second, at its next request after that.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (user_key, user_secret) = dev.create_user(Path::new(BINARY), "after-rotation");
+    for round in ["rotated", "rewrapped"] {
+        for (access_key, secret_key) in [
+            (user_key.as_str(), user_secret.as_str()),
+            (dev.access_key.as_str(), dev.secret_key.as_str()),
+        ] {
+            let output = aws_output_with_keys(&edge, access_key, secret_key, &["s3", "ls"]);
+            assert_success(&format!("{round}: {access_key} through the edge"), &output);
+        }
+        if round == "rotated" {
+            let (ok, stdout, stderr) = dev.admin(
+                Path::new(BINARY),
+                &dev.access_key,
+                &dev.secret_key,
+                &["master-key", "rewrap"],
+            );
+            assert!(ok, "{stderr}");
+            let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            assert_eq!(report["access_keys"]["rewrapped"], 1, "{report}");
+            assert_eq!(report["access_keys"]["already_active"], 1, "{report}");
+        }
+    }
+    let listing = aws(&edge, &dev, &["s3", "ls"]);
+    assert!(listing.contains("rotation"), "{listing}");
+    assert!(
+        edge.process.log().contains("master key file re-read"),
+        "the edge never re-read the key file"
+    );
+    edge.assert_no_errors_logged();
+    dev.assert_no_errors_logged();
+}

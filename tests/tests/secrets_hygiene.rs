@@ -53,15 +53,49 @@ fn no_secret_reaches_the_logs() {
             engine.encode(&second_key),
         ],
     );
-    let master_key_hex = std::fs::read_to_string(dir.path().join("cluster").join("master-key"))
+    // A master-key rotation and a rewrap (of the user's and root's secrets and the workload's
+    // objects) under debug logging too.
+    let key_file = dir.path().join("cluster").join("master-key");
+    let rotated = cairn_tests::run_cairn(
+        Path::new(BINARY),
+        &["master-key", "rotate", "--file", key_file.to_str().unwrap()],
+    );
+    let rotated: serde_json::Value = serde_json::from_str(rotated.trim()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (ok, stdout, stderr) = dev.admin(
+            Path::new(BINARY),
+            &dev.access_key,
+            &dev.secret_key,
+            &["master-key", "rewrap"],
+        );
+        assert!(ok, "cairn admin master-key rewrap: {stderr}");
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        if report["active_key_id"] == rotated["active_key_id"] {
+            assert!(
+                report["access_keys"]["rewrapped"].as_u64().unwrap() >= 2,
+                "{report}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never re-read the key file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let master_keys: Vec<Vec<u8>> = std::fs::read_to_string(&key_file)
         .expect("cairn dev's master key file")
-        .trim()
-        .to_owned();
-    let master_key: Vec<u8> = (0..master_key_hex.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&master_key_hex[at..at + 2], 16).unwrap())
+        .lines()
+        .map(|line| {
+            (0..line.len())
+                .step_by(2)
+                .map(|at| u8::from_str_radix(&line[at..at + 2], 16).unwrap())
+                .collect()
+        })
         .collect();
-    assert_eq!(master_key.len(), 32);
+    assert_eq!(master_keys.len(), 2);
+    assert!(master_keys.iter().all(|key| key.len() == 32));
 
     let log = dev.process.log();
     // The workload ran with debug logging on (the test would prove nothing otherwise).
@@ -70,7 +104,8 @@ fn no_secret_reaches_the_logs() {
     for (name, key) in [
         ("first SSE-C key", &first_key),
         ("second SSE-C key", &second_key),
-        ("master key", &master_key),
+        ("retired master key", &master_keys[1]),
+        ("active master key", &master_keys[0]),
     ] {
         for form in key_forms(key) {
             secrets.push((name.to_owned(), form));
@@ -193,6 +228,7 @@ fn kms_materials_in(
             .step_by(2)
             .map(|at| u8::from_str_radix(&master.key_id()[at..at + 2], 16).unwrap()),
     );
+    let ring = cairn_sse::MasterKeyRing::single(master.clone());
     let mut found: Vec<(u32, cairn_sse::KmsKeyMaterial)> = Vec::new();
     for file in files {
         let bytes = std::fs::read(file).unwrap();
@@ -203,7 +239,7 @@ fn kms_materials_in(
             let candidate = &bytes[start..start + wrapped_bytes];
             for version in 1..=versions {
                 if let Ok(material) =
-                    cairn_sse::open_kms_material(master, key_id, version, candidate)
+                    cairn_sse::open_kms_material(&ring, key_id, version, candidate)
                     && !found.iter().any(|(seen, _)| *seen == version)
                 {
                     found.push((version, material));

@@ -11,7 +11,7 @@ use crate::error::MetaError;
 use crate::machine::{StateMachine, bump};
 use crate::records::{
     Attributes, MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES_PER_RECORD,
-    VersionSelector,
+    UploadId, VersionId, VersionSelector,
 };
 
 /// Checks a whole attribute map (as a creating command carries it) against the limits.
@@ -139,4 +139,84 @@ impl StateMachine {
         }
         Ok(Response::Object(record.clone()))
     }
+
+    pub(crate) fn rewrap_object_encryption(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: VersionId,
+        record_version: u64,
+        envelope: Vec<u8>,
+    ) -> Result<Response, MetaError> {
+        let record = self
+            .versions
+            .get_mut(&(bucket.to_owned(), key.to_owned(), version_id))
+            .ok_or_else(|| MetaError::NoSuchVersion {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version: version_id.to_string(),
+            })?;
+        if record.record_version != record_version {
+            return Err(MetaError::RecordVersionMismatch {
+                expected: record_version,
+                actual: record.record_version,
+            });
+        }
+        if !record.attributes.contains_key(ENCRYPTION_ATTRIBUTE) {
+            return Err(MetaError::InvalidArgument {
+                reason: "the version has no encryption envelope to re-wrap".to_owned(),
+            });
+        }
+        if set_attribute(
+            &mut record.attributes,
+            ENCRYPTION_ATTRIBUTE.to_owned(),
+            Some(envelope),
+        )? {
+            bump(&mut record.record_version);
+        }
+        Ok(Response::Object(record.clone()))
+    }
 }
+
+impl StateMachine {
+    pub(crate) fn rewrap_upload_encryption(
+        &mut self,
+        bucket: String,
+        key: String,
+        upload_id: UploadId,
+        record_version: u64,
+        envelope: Vec<u8>,
+    ) -> Result<Response, MetaError> {
+        let upload_key = (bucket, key, upload_id);
+        let Some(upload) = self.uploads.get_mut(&upload_key) else {
+            let (bucket, key, upload_id) = upload_key;
+            return Err(MetaError::NoSuchUpload {
+                bucket,
+                key,
+                upload_id,
+            });
+        };
+        if upload.record_version != record_version {
+            return Err(MetaError::RecordVersionMismatch {
+                expected: record_version,
+                actual: upload.record_version,
+            });
+        }
+        if !upload.attributes.contains_key(ENCRYPTION_ATTRIBUTE) {
+            return Err(MetaError::InvalidArgument {
+                reason: "the upload has no encryption envelope to re-wrap".to_owned(),
+            });
+        }
+        if set_attribute(
+            &mut upload.attributes,
+            ENCRYPTION_ATTRIBUTE.to_owned(),
+            Some(envelope),
+        )? {
+            bump(&mut upload.record_version);
+        }
+        Ok(Response::Upload(upload.clone()))
+    }
+}
+
+/// The object attribute holding the SSE envelope (`cairn_sse::envelope::ATTRIBUTE_NAME`).
+const ENCRYPTION_ATTRIBUTE: &str = "encryption";

@@ -155,6 +155,34 @@ impl StateMachine {
         Ok(Response::AccessKey(record))
     }
 
+    pub(crate) fn reseal_access_key(
+        &mut self,
+        command: crate::command::ResealAccessKey,
+    ) -> Result<Response, MetaError> {
+        if command.secret_access_key.is_empty() {
+            return Err(MetaError::InvalidArgument {
+                reason: "an access key's secret must be non-empty".to_owned(),
+            });
+        }
+        let record = self
+            .access_keys
+            .get_mut(&command.access_key_id)
+            .ok_or_else(|| MetaError::NoSuchAccessKey {
+                access_key_id: command.access_key_id.clone(),
+            })?;
+        if record.record_version != command.record_version {
+            return Err(MetaError::RecordVersionMismatch {
+                expected: command.record_version,
+                actual: record.record_version,
+            });
+        }
+        if record.secret_access_key != command.secret_access_key {
+            record.secret_access_key = command.secret_access_key;
+            bump(&mut record.record_version);
+        }
+        Ok(Response::AccessKey(record.clone()))
+    }
+
     pub(crate) fn revoke_access_key(
         &mut self,
         access_key_id: &str,

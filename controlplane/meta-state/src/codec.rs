@@ -29,8 +29,8 @@ use crate::command::{
     CreateAccessKey, CreateBucket, CreateMultipartUpload, DeleteObject, ListObjectsPage,
     ListObjectsRequest, ListPartsPage, ListPartsRequest, ListUploadsPage, ListUploadsRequest,
     ListVersionsPage, ListVersionsRequest, ObjectSummary, Output, PrepareWrite, Query,
-    RegisterNode, Response, SuspectResolution, UpdateShardMap, UploadPart, UploadSummary,
-    VersionSummary,
+    RegisterNode, ResealAccessKey, Response, SuspectResolution, UpdateShardMap, UploadPart,
+    UploadSummary, VersionSummary,
 };
 use crate::error::MetaError;
 use crate::kms::{CreateKmsKey, KmsCommand, KmsKeyRecord, KmsKeyState, KmsKeyVersion, KmsQuery};
@@ -971,6 +971,11 @@ encode_struct!(CreateAccessKey {
     owner,
     now_ms
 });
+encode_struct!(ResealAccessKey {
+    access_key_id,
+    record_version,
+    secret_access_key
+});
 encode_struct!(RegisterNode {
     node_id,
     address,
@@ -1017,7 +1022,8 @@ encode_struct!(CreateKmsKey {
     now_ms
 });
 
-/// Key service command sub-tags (never reused): 0 Create, 1 Rotate, 2 SetState.
+/// Key service command sub-tags (never reused): 0 Create, 1 Rotate, 2 SetState,
+/// 3 RewrapMaterial.
 impl Encode for KmsCommand {
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -1047,13 +1053,25 @@ impl Encode for KmsCommand {
                 state.encode(writer);
                 writer.u64(*now_ms);
             }
+            KmsCommand::RewrapMaterial {
+                key_id,
+                version,
+                record_version,
+                wrapped_material,
+            } => {
+                writer.u8(3);
+                writer.str(key_id);
+                writer.u32(*version);
+                writer.u64(*record_version);
+                wrapped_material.encode(writer);
+            }
         }
     }
 }
 
 impl Decode for KmsCommand {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("KMS command", 3)? {
+        Ok(match reader.tag("KMS command", 4)? {
             0 => KmsCommand::Create(Decode::decode(reader)?),
             1 => KmsCommand::Rotate {
                 key_id: reader.string()?,
@@ -1061,10 +1079,16 @@ impl Decode for KmsCommand {
                 wrapped_material: Decode::decode(reader)?,
                 now_ms: reader.u64()?,
             },
-            _ => KmsCommand::SetState {
+            2 => KmsCommand::SetState {
                 key_id: reader.string()?,
                 state: Decode::decode(reader)?,
                 now_ms: reader.u64()?,
+            },
+            _ => KmsCommand::RewrapMaterial {
+                key_id: reader.string()?,
+                version: reader.u32()?,
+                record_version: reader.u64()?,
+                wrapped_material: Decode::decode(reader)?,
             },
         })
     }
@@ -1100,8 +1124,9 @@ impl Decode for KmsQuery {
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
-/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 50 ReportSuspect,
-/// 51 ResolveSuspects, 60 QueueReplication, 61 ResolveReplication.
+/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
+/// 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects,
+/// 60 QueueReplication, 61 ResolveReplication.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
 /// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
@@ -1275,6 +1300,38 @@ impl Encode for Command {
                 writer.u8(51);
                 resolutions.encode(writer);
             }
+            Command::RewrapObjectEncryption {
+                bucket,
+                key,
+                version_id,
+                record_version,
+                envelope,
+            } => {
+                writer.u8(45);
+                writer.str(bucket);
+                writer.str(key);
+                version_id.encode(writer);
+                writer.u64(*record_version);
+                envelope.encode(writer);
+            }
+            Command::ResealAccessKey(command) => {
+                writer.u8(46);
+                command.encode(writer);
+            }
+            Command::RewrapUploadEncryption {
+                bucket,
+                key,
+                upload_id,
+                record_version,
+                envelope,
+            } => {
+                writer.u8(47);
+                writer.str(bucket);
+                writer.str(key);
+                upload_id.encode(writer);
+                writer.u64(*record_version);
+                envelope.encode(writer);
+            }
             // 60-69: cross-region replication.
             Command::QueueReplication { command } => {
                 writer.u8(60);
@@ -1357,6 +1414,21 @@ impl Decode for Command {
                 command: Box::new(Decode::decode(reader)?),
             },
             41 => Command::Kms(Decode::decode(reader)?),
+            45 => Command::RewrapObjectEncryption {
+                bucket: reader.string()?,
+                key: reader.string()?,
+                version_id: Decode::decode(reader)?,
+                record_version: reader.u64()?,
+                envelope: Decode::decode(reader)?,
+            },
+            46 => Command::ResealAccessKey(Decode::decode(reader)?),
+            47 => Command::RewrapUploadEncryption {
+                bucket: reader.string()?,
+                key: reader.string()?,
+                upload_id: Decode::decode(reader)?,
+                record_version: reader.u64()?,
+                envelope: Decode::decode(reader)?,
+            },
             26 => Command::PutObjectAttribute {
                 bucket: reader.string()?,
                 key: reader.string()?,

@@ -176,6 +176,27 @@ impl std::fmt::Debug for CreateAccessKey {
     }
 }
 
+/// Master-key rotation: replaces an access key's stored (sealed) secret with the same secret
+/// sealed by the active master key, if the record is still at `record_version`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResealAccessKey {
+    pub access_key_id: String,
+    pub record_version: u64,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for ResealAccessKey {
+    // Commands are logged; even a sealed secret has no place in a log line.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ResealAccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("record_version", &self.record_version)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegisterNode {
     pub node_id: NodeId,
@@ -266,6 +287,9 @@ pub enum Command {
         value: Option<Vec<u8>>,
     },
     CreateAccessKey(CreateAccessKey),
+    /// Master-key rotation: see [`ResealAccessKey`]; answers the access key.
+    /// `RecordVersionMismatch` when the record changed meanwhile.
+    ResealAccessKey(ResealAccessKey),
     RevokeAccessKey {
         access_key_id: String,
         now_ms: u64,
@@ -299,6 +323,28 @@ pub enum Command {
     /// `write_to` to the partition that listed them.
     ResolveSuspects {
         resolutions: Vec<SuspectResolution>,
+    },
+    /// Master-key rotation: sets the `encryption` attribute (the SSE envelope) of version
+    /// `version_id` to `envelope` (the same data key wrapped by the active master key; the
+    /// object's bytes do not change) if the version is still at `record_version`, else
+    /// `RecordVersionMismatch`. Not an object-lock change: a locked version's data and its
+    /// retention stay as they are. Answers the version.
+    RewrapObjectEncryption {
+        bucket: String,
+        key: String,
+        version_id: VersionId,
+        record_version: u64,
+        envelope: Vec<u8>,
+    },
+    /// Master-key rotation, for a multipart upload in progress: like
+    /// [`Command::RewrapObjectEncryption`] on the upload's `encryption` attribute (the parts
+    /// already stored keep their bytes; they were encrypted under the same data key).
+    RewrapUploadEncryption {
+        bucket: String,
+        key: String,
+        upload_id: UploadId,
+        record_version: u64,
+        envelope: Vec<u8>,
     },
     /// A query sent through the log for a linearizable read.
     Read(Query),
@@ -659,6 +705,9 @@ impl Command {
             Command::PutBucketAttribute { .. } => "PutBucketAttribute",
             Command::PutObjectAttribute { .. } => "PutObjectAttribute",
             Command::CreateAccessKey(_) => "CreateAccessKey",
+            Command::ResealAccessKey(_) => "ResealAccessKey",
+            Command::RewrapObjectEncryption { .. } => "RewrapObjectEncryption",
+            Command::RewrapUploadEncryption { .. } => "RewrapUploadEncryption",
             Command::RevokeAccessKey { .. } => "RevokeAccessKey",
             Command::Kms(command) => command.name(),
             Command::RegisterNode(_) => "RegisterNode",
@@ -690,6 +739,8 @@ impl Command {
             | Command::SealBucket { .. }
             | Command::UnsealBucket { .. }
             | Command::PutObjectAttribute { .. }
+            | Command::RewrapObjectEncryption { .. }
+            | Command::RewrapUploadEncryption { .. }
             | Command::ReportSuspect { .. }
             | Command::ResolveSuspects { .. }
             | Command::ResolveReplication { .. } => Scope::Object,
@@ -700,6 +751,7 @@ impl Command {
             | Command::PutBucketEcScheme { .. }
             | Command::PutBucketAttribute { .. }
             | Command::CreateAccessKey(_)
+            | Command::ResealAccessKey(_)
             | Command::RevokeAccessKey { .. }
             | Command::Kms(_) => Scope::Bucket,
             Command::RegisterNode(_) | Command::Heartbeat { .. } | Command::ExpireNodes { .. } => {

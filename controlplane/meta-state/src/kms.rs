@@ -151,6 +151,15 @@ pub enum KmsCommand {
         state: KmsKeyState,
         now_ms: u64,
     },
+    /// Master-key rotation: replaces version `version`'s wrapped material with the same material
+    /// wrapped by the active master key, if the key is still at `record_version` (else
+    /// `RecordVersionMismatch`). Allowed on a disabled key; answers the key.
+    RewrapMaterial {
+        key_id: String,
+        version: u32,
+        record_version: u64,
+        wrapped_material: Vec<u8>,
+    },
 }
 
 impl fmt::Debug for KmsCommand {
@@ -179,6 +188,18 @@ impl fmt::Debug for KmsCommand {
                 .field("state", state)
                 .field("now_ms", now_ms)
                 .finish(),
+            KmsCommand::RewrapMaterial {
+                key_id,
+                version,
+                record_version,
+                wrapped_material,
+            } => formatter
+                .debug_struct("RewrapMaterial")
+                .field("key_id", key_id)
+                .field("version", version)
+                .field("record_version", record_version)
+                .field("wrapped_material_bytes", &wrapped_material.len())
+                .finish(),
         }
     }
 }
@@ -189,6 +210,7 @@ impl KmsCommand {
             KmsCommand::Create(_) => "CreateKmsKey",
             KmsCommand::Rotate { .. } => "RotateKmsKey",
             KmsCommand::SetState { .. } => "SetKmsKeyState",
+            KmsCommand::RewrapMaterial { .. } => "RewrapKmsKeyMaterial",
         }
     }
 }
@@ -312,6 +334,33 @@ impl StateMachine {
                     wrapped_material,
                 });
                 bump(&mut record.record_version);
+                Ok(crate::Response::KmsKey(record.clone()))
+            }
+            KmsCommand::RewrapMaterial {
+                key_id,
+                version,
+                record_version,
+                wrapped_material,
+            } => {
+                check_material(&wrapped_material)?;
+                let record = self.kms_key_mut(&key_id)?;
+                if record.record_version != record_version {
+                    return Err(MetaError::RecordVersionMismatch {
+                        expected: record_version,
+                        actual: record.record_version,
+                    });
+                }
+                let entry = record
+                    .versions
+                    .iter_mut()
+                    .find(|entry| entry.version == version)
+                    .ok_or_else(|| MetaError::InvalidArgument {
+                        reason: format!("KMS key {key_id} has no version {version}"),
+                    })?;
+                if entry.wrapped_material != wrapped_material {
+                    entry.wrapped_material = wrapped_material;
+                    bump(&mut record.record_version);
+                }
                 Ok(crate::Response::KmsKey(record.clone()))
             }
             KmsCommand::SetState { key_id, state, .. } => {

@@ -221,6 +221,21 @@ impl StateMachine {
                 }
             }
             Command::CreateAccessKey(command) => self.create_access_key(command),
+            Command::ResealAccessKey(command) => self.reseal_access_key(command),
+            Command::RewrapObjectEncryption {
+                bucket,
+                key,
+                version_id,
+                record_version,
+                envelope,
+            } => self.rewrap_object_encryption(&bucket, &key, version_id, record_version, envelope),
+            Command::RewrapUploadEncryption {
+                bucket,
+                key,
+                upload_id,
+                record_version,
+                envelope,
+            } => self.rewrap_upload_encryption(bucket, key, upload_id, record_version, envelope),
             Command::RevokeAccessKey {
                 access_key_id,
                 now_ms,

@@ -244,3 +244,137 @@ fn a_multipart_upload_hands_its_attributes_to_the_completed_version() {
     };
     assert_eq!(record.attributes, tags("project=x"));
 }
+
+#[test]
+fn a_rewrap_replaces_the_envelope_only_at_the_version_it_read() {
+    let mut harness = Harness::with_bucket();
+    let Command::PrepareWrite(mut command) =
+        prepare(BUCKET, "e", "t1", 5, VersioningState::Enabled)
+    else {
+        unreachable!()
+    };
+    command.attributes = BTreeMap::from([("encryption".to_owned(), vec![1; 8])]);
+    let Response::Prepared { record, .. } = harness.ok(Command::PrepareWrite(command)) else {
+        panic!("prepared")
+    };
+    harness.ok(commit(BUCKET, "e", record.version_id, "t1", 5));
+    let before = harness.get("e", VersionSelector::Current).unwrap();
+    let rewrap = |record_version: u64, envelope: u8| Command::RewrapObjectEncryption {
+        bucket: BUCKET.to_owned(),
+        key: "e".to_owned(),
+        version_id: before.version_id,
+        record_version,
+        envelope: vec![envelope; 8],
+    };
+    let Response::Object(after) = harness.ok(rewrap(before.record_version, 2)) else {
+        panic!("answers the version")
+    };
+    assert_eq!(after.attributes["encryption"], vec![2; 8]);
+    assert_eq!(after.record_version, before.record_version + 1);
+    assert_eq!(after.size_bytes, before.size_bytes);
+    // A second rewrap from the stale read is refused: the record changed meanwhile.
+    assert_eq!(
+        harness.err(rewrap(before.record_version, 3)),
+        MetaError::RecordVersionMismatch {
+            expected: before.record_version,
+            actual: after.record_version,
+        }
+    );
+    assert_eq!(
+        harness
+            .get("e", VersionSelector::Current)
+            .unwrap()
+            .attributes["encryption"],
+        vec![2; 8]
+    );
+    // A version without an envelope is not given one.
+    let plain = harness.put("p", 5, VersioningState::Enabled);
+    assert!(matches!(
+        harness.err(Command::RewrapObjectEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "p".to_owned(),
+            version_id: plain.version_id,
+            record_version: plain.record_version,
+            envelope: vec![1],
+        }),
+        MetaError::InvalidArgument { .. }
+    ));
+    assert!(matches!(
+        harness.err(Command::RewrapObjectEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "missing".to_owned(),
+            version_id: plain.version_id,
+            record_version: 1,
+            envelope: vec![1],
+        }),
+        MetaError::NoSuchVersion { .. }
+    ));
+}
+
+#[test]
+fn a_rewrap_replaces_an_uploads_envelope_only_at_the_version_it_read() {
+    let mut harness = Harness::with_bucket();
+    let create = |attributes: Attributes, key: &str| {
+        Command::CreateMultipartUpload(CreateMultipartUpload {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            owner: OWNER.to_owned(),
+            content_type: "application/octet-stream".to_owned(),
+            user_metadata: BTreeMap::new(),
+            storage_class: StorageClass::Standard,
+            acl: Acl::default(),
+            ec_scheme: SCHEME.to_owned(),
+            piece_size_bytes: PIECE_SIZE_BYTES,
+            now_ms: 1,
+            attributes,
+        })
+    };
+    let Response::Upload(upload) = harness.ok(create(
+        BTreeMap::from([("encryption".to_owned(), vec![1; 8])]),
+        "big",
+    )) else {
+        panic!("upload")
+    };
+    let rewrap = |record_version: u64, envelope: u8| Command::RewrapUploadEncryption {
+        bucket: BUCKET.to_owned(),
+        key: "big".to_owned(),
+        upload_id: upload.upload_id,
+        record_version,
+        envelope: vec![envelope; 8],
+    };
+    let Response::Upload(after) = harness.ok(rewrap(upload.record_version, 2)) else {
+        panic!("answers the upload")
+    };
+    assert_eq!(after.attributes["encryption"], vec![2; 8]);
+    assert_eq!(after.record_version, upload.record_version + 1);
+    assert_eq!(
+        harness.err(rewrap(upload.record_version, 3)),
+        MetaError::RecordVersionMismatch {
+            expected: upload.record_version,
+            actual: after.record_version,
+        }
+    );
+    let Response::Upload(plain) = harness.ok(create(BTreeMap::new(), "plain")) else {
+        panic!("upload")
+    };
+    assert!(matches!(
+        harness.err(Command::RewrapUploadEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "plain".to_owned(),
+            upload_id: plain.upload_id,
+            record_version: plain.record_version,
+            envelope: vec![1],
+        }),
+        MetaError::InvalidArgument { .. }
+    ));
+    assert!(matches!(
+        harness.err(Command::RewrapUploadEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "other".to_owned(),
+            upload_id: plain.upload_id,
+            record_version: 1,
+            envelope: vec![1],
+        }),
+        MetaError::NoSuchUpload { .. }
+    ));
+}

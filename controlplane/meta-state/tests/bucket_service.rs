@@ -605,3 +605,51 @@ fn partitioned_delete_bucket_protocol_with_seals() {
     first.ok(unseal());
     first.ok(prepare(BUCKET, "new", "t", 1, VersioningState::Unversioned));
 }
+
+#[test]
+fn resealing_an_access_key_replaces_its_secret_at_the_record_version_read() {
+    let mut harness = bucket_service();
+    let Response::AccessKey(created) = harness.ok(Command::CreateAccessKey(CreateAccessKey {
+        access_key_id: "AKIARESEAL".to_owned(),
+        secret_access_key: "sealed:v1:old".to_owned(),
+        owner: OWNER.to_owned(),
+        now_ms: 100,
+    })) else {
+        panic!("answers the key")
+    };
+    let reseal = |record_version: u64, secret: &str| {
+        Command::ResealAccessKey(ResealAccessKey {
+            access_key_id: "AKIARESEAL".to_owned(),
+            record_version,
+            secret_access_key: secret.to_owned(),
+        })
+    };
+    assert!(!format!("{:?}", reseal(1, "sealed:v1:new")).contains("sealed:v1:new"));
+    let Response::AccessKey(resealed) = harness.ok(reseal(created.record_version, "sealed:v1:new"))
+    else {
+        panic!("answers the key")
+    };
+    assert_eq!(resealed.secret_access_key, "sealed:v1:new");
+    assert_eq!(resealed.record_version, created.record_version + 1);
+    assert_eq!(resealed.owner, created.owner);
+    assert_eq!(resealed.status, AccessKeyStatus::Active);
+    assert_eq!(
+        harness.err(reseal(created.record_version, "sealed:v1:other")),
+        MetaError::RecordVersionMismatch {
+            expected: created.record_version,
+            actual: resealed.record_version,
+        }
+    );
+    assert!(matches!(
+        harness.err(reseal(resealed.record_version, "")),
+        MetaError::InvalidArgument { .. }
+    ));
+    assert!(matches!(
+        harness.err(Command::ResealAccessKey(ResealAccessKey {
+            access_key_id: "AKIAMISSING".to_owned(),
+            record_version: 1,
+            secret_access_key: "x".to_owned(),
+        })),
+        MetaError::NoSuchAccessKey { .. }
+    ));
+}

@@ -612,6 +612,25 @@ fn every_command_round_trips() {
             access_key_id: "AK".to_owned(),
             now_ms: 1,
         },
+        Command::ResealAccessKey(cairn_meta_state::ResealAccessKey {
+            access_key_id: "AK".to_owned(),
+            record_version: 3,
+            secret_access_key: "sealed:v1:00:AA".to_owned(),
+        }),
+        Command::RewrapObjectEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            version_id: VersionId(9),
+            record_version: 2,
+            envelope: vec![1, 2, 3],
+        },
+        Command::RewrapUploadEncryption {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            upload_id: UploadId(7),
+            record_version: 2,
+            envelope: vec![4, 5],
+        },
         Command::RegisterNode(RegisterNode {
             node_id: NodeId(1),
             address: "a".to_owned(),

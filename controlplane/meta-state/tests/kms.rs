@@ -357,3 +357,65 @@ fn snapshot_section_with_and_without_suspects() {
     });
     harness.ok(create(KEY_B, None, 2));
 }
+
+#[test]
+fn rewrapping_material_replaces_one_version_at_the_record_version_read() {
+    let mut harness = Harness::new(Role::BucketService);
+    harness.ok(create(KEY_A, None, 1));
+    harness.ok(Command::Kms(KmsCommand::Rotate {
+        key_id: KEY_A.to_owned(),
+        version: 2,
+        wrapped_material: vec![2; 69],
+        now_ms: 6_000,
+    }));
+    harness.ok(Command::Kms(KmsCommand::SetState {
+        key_id: KEY_A.to_owned(),
+        state: KmsKeyState::Disabled,
+        now_ms: 6_001,
+    }));
+    let before = get(&harness, KEY_A).unwrap();
+    let rewrap = |record_version: u64, version: u32, material: u8| {
+        Command::Kms(KmsCommand::RewrapMaterial {
+            key_id: KEY_A.to_owned(),
+            version,
+            record_version,
+            wrapped_material: vec![material; 69],
+        })
+    };
+    // Allowed on a disabled key: rotation of the master key must reach every key.
+    let Response::KmsKey(after) = harness.ok(rewrap(before.record_version, 1, 7)) else {
+        panic!("answers the key")
+    };
+    assert_eq!(after.version(1).unwrap().wrapped_material, vec![7; 69]);
+    assert_eq!(after.version(2).unwrap().wrapped_material, vec![2; 69]);
+    assert_eq!(after.version(1).unwrap().created_at_ms, 5_000);
+    assert_eq!(after.state, KmsKeyState::Disabled);
+    assert_eq!(after.record_version, before.record_version + 1);
+    assert_eq!(
+        harness.err(rewrap(before.record_version, 2, 8)),
+        MetaError::RecordVersionMismatch {
+            expected: before.record_version,
+            actual: after.record_version,
+        }
+    );
+    assert!(matches!(
+        harness.err(rewrap(after.record_version, 3, 8)),
+        MetaError::InvalidArgument { .. }
+    ));
+    assert!(matches!(
+        harness.err(Command::Kms(KmsCommand::RewrapMaterial {
+            key_id: KEY_A.to_owned(),
+            version: 2,
+            record_version: after.record_version,
+            wrapped_material: Vec::new(),
+        })),
+        MetaError::InvalidArgument { .. }
+    ));
+    let command = rewrap(after.record_version, 2, 9);
+    assert!(!format!("{command:?}").contains("9, 9"));
+    let bytes = cairn_meta_state::codec::encode_record(&command);
+    assert_eq!(
+        cairn_meta_state::codec::decode_record::<Command>(&bytes),
+        Ok(command)
+    );
+}

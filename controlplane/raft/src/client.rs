@@ -251,6 +251,8 @@ impl MetaClient {
             Command::CompleteMultipartUpload(c) => (&c.bucket, &c.key),
             Command::AbortMultipartUpload(c) => (&c.bucket, &c.key),
             Command::PutObjectAttribute { bucket, key, .. } => (bucket, key),
+            Command::RewrapObjectEncryption { bucket, key, .. } => (bucket, key),
+            Command::RewrapUploadEncryption { bucket, key, .. } => (bucket, key),
             Command::ReportSuspect { bucket, key, .. } => (bucket, key),
             Command::PurgeGarbage { .. }
             | Command::ResolveSuspects { .. }

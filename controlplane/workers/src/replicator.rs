@@ -211,7 +211,7 @@ struct Backoff {
 pub struct Replicator<M: MetaAccess> {
     meta: M,
     config: ReplicatorConfig,
-    master_key: Option<Arc<cairn_sse::MasterKey>>,
+    master_key: Option<Arc<cairn_sse::MasterKeyFile>>,
     agent: ureq::Agent,
     stats: Arc<ReplicatorStats>,
     credentials: BTreeMap<String, Credentials>,
@@ -222,7 +222,7 @@ impl<M: MetaAccess> Replicator<M> {
     pub fn new(
         meta: M,
         config: ReplicatorConfig,
-        master_key: Option<Arc<cairn_sse::MasterKey>>,
+        master_key: Option<Arc<cairn_sse::MasterKeyFile>>,
     ) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(config.request_timeout)
@@ -533,8 +533,10 @@ impl<M: MetaAccess> Replicator<M> {
             .into_iter()
             .find(|key| key.status == AccessKeyStatus::Active)
             .ok_or_else(|| format!("bucket owner {owner:?} has no active access key"))?;
+        // The key file as it is now (it follows `cairn master-key rotate`).
+        let keys = self.master_key.as_ref().map(|file| file.current());
         let secret = cairn_sse::open_secret(
-            self.master_key.as_deref(),
+            keys.as_deref(),
             &key.access_key_id,
             &key.secret_access_key,
         )
@@ -921,7 +923,7 @@ fn now_unix_millis() -> u64 {
 pub fn spawn_replicator(
     meta: cairn_raft::MetaClientConfig,
     config: ReplicatorConfig,
-    master_key: Option<Arc<cairn_sse::MasterKey>>,
+    master_key: Option<Arc<cairn_sse::MasterKeyFile>>,
 ) -> std::io::Result<Arc<ReplicatorStats>> {
     let worker = Replicator::new(RaftMeta::new(meta)?, config, master_key);
     let stats = worker.stats();

@@ -110,7 +110,8 @@ pub(crate) async fn lookup(
     let found = match answer {
         Ok(Response::AccessKey(record)) if record.status == AccessKeyStatus::Active => {
             let secret = crate::users::open_stored_secret(
-                executor.shared.config.master_key.as_deref(),
+                crate::master_key::current_ring(executor.shared.config.master_key.as_ref())
+                    .as_deref(),
                 access_key_id,
                 &record.secret_access_key,
             )?;

@@ -206,10 +206,11 @@ pub struct GatewayConfig {
     pub max_xml_body_bytes: usize,
     /// How often the node registry is read for DOWN and full nodes (0: never).
     pub node_status_refresh_ms: u64,
-    /// The cluster master key that wraps SSE-S3 data keys (kept outside the metadata service,
-    /// the same on every gateway). `None`: SSE-S3 is unavailable and nothing is encrypted by
-    /// default.
-    pub master_key: Option<std::sync::Arc<cairn_sse::MasterKey>>,
+    /// The cluster master keyring that wraps SSE-S3 data keys, KMS key material and access-key
+    /// secrets (a file kept outside the metadata service, the same on every gateway, re-read
+    /// when it changes: see `cairn_sse::keyring`). `None`: SSE-S3 is unavailable and nothing is
+    /// encrypted by default.
+    pub master_key: Option<std::sync::Arc<cairn_sse::MasterKeyFile>>,
     /// Encrypt (SSE-S3) every new object that asks for no encryption, as S3 does. Turned off
     /// only to measure what encryption costs.
     pub encrypt_by_default: bool,

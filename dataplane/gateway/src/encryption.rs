@@ -162,7 +162,8 @@ pub(crate) async fn new_object_key(
             crate::bucket_encryption::BucketDefault::None => Choice::Plaintext,
         },
     };
-    match (choice, &config.master_key) {
+    let ring = crate::master_key::current_ring(config.master_key.as_ref());
+    match (choice, ring) {
         (Choice::Plaintext, _) => Ok(NewObjectKey {
             attributes: BTreeMap::new(),
             key: None,
@@ -175,7 +176,7 @@ pub(crate) async fn new_object_key(
         }),
         (Choice::SseS3 | Choice::SseKms(_), None) => Err(S3Error::NotImplemented),
         (Choice::SseS3, Some(master)) => {
-            let (envelope, data_key) = Envelope::new_sse_s3(master, bucket, key)
+            let (envelope, data_key) = Envelope::new_sse_s3(master.active(), bucket, key)
                 .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
             Ok(stored(
                 &envelope,
@@ -241,18 +242,15 @@ pub(crate) async fn open_object_key(
     })?;
     match (envelope.mode(), customer) {
         (Mode::SseS3, None) => {
-            let master = context
-                .executor
-                .shared
-                .config
-                .master_key
-                .as_ref()
-                .ok_or_else(|| {
+            let master = crate::master_key::current_ring(
+                context.executor.shared.config.master_key.as_ref(),
+            )
+            .ok_or_else(|| {
                     tracing::warn!(bucket, key, "SSE-S3 object but this gateway has no master key");
                     S3Error::InternalError
                 })?;
             let data_key = envelope
-                .open_sse_s3(master, bucket, key)
+                .open_sse_s3(&master, bucket, key)
                 .map_err(|error| {
                     tracing::warn!(bucket, key, %error, "cannot open an SSE-S3 data key");
                     S3Error::InternalError

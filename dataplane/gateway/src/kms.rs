@@ -30,7 +30,7 @@ use cairn_meta_state::{
     Response,
 };
 use cairn_s3_proto::{RequestHead, S3Error};
-use cairn_sse::{KmsKeyMaterial, MasterKey};
+use cairn_sse::{KmsKeyMaterial, MasterKeyRing};
 
 use crate::server::{Executor, HttpResponse, now_unix_millis};
 
@@ -48,8 +48,8 @@ pub(crate) struct KeyInUse {
     pub arn: String,
 }
 
-fn master_key(executor: &Executor) -> Option<&MasterKey> {
-    executor.shared.config.master_key.as_deref()
+fn master_key(executor: &Executor) -> Option<std::sync::Arc<MasterKeyRing>> {
+    crate::master_key::current_ring(executor.shared.config.master_key.as_ref())
 }
 
 /// The key's ARN as this gateway reports it (its own region).
@@ -102,8 +102,9 @@ async fn create_key(
 ) -> Result<Result<KmsKeyRecord, MetaError>, S3Error> {
     let master = master_key(executor).ok_or(S3Error::NotImplemented)?;
     let key_id = new_key_id()?;
-    let (wrapped_material, _material) = cairn_sse::seal_new_kms_material(master, &key_id, 1)
-        .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
+    let (wrapped_material, _material) =
+        cairn_sse::seal_new_kms_material(master.active(), &key_id, 1)
+            .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
     let output = executor
         .shared
         .meta
@@ -169,7 +170,7 @@ fn open_version(
         return Err(S3Error::InternalError);
     };
     let material = cairn_sse::open_kms_material(
-        master,
+        &master,
         &record.key_id,
         version,
         &entry.wrapped_material,
@@ -292,7 +293,7 @@ pub(crate) async fn handle_admin(
                     let master = master_key(executor).ok_or(S3Error::NotImplemented)?;
                     let version = record.newest_version().version + 1;
                     let (wrapped_material, _material) =
-                        cairn_sse::seal_new_kms_material(master, &record.key_id, version)
+                        cairn_sse::seal_new_kms_material(master.active(), &record.key_id, version)
                             .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
                     KmsCommand::Rotate {
                         key_id: record.key_id.clone(),

@@ -53,6 +53,7 @@ pub mod errors;
 mod kms;
 mod lifecycle;
 mod list;
+mod master_key;
 pub mod metrics;
 mod multipart;
 mod object;
@@ -68,6 +69,7 @@ mod storage;
 mod suspects;
 mod tagging;
 mod users;
+pub use master_key::current_ring as master_key_ring;
 pub use users::open_stored_secret;
 
 pub use cairn_common::placement;

@@ -293,7 +293,8 @@ fn register_root_key(shared: &Shared) -> Result<(), GatewayError> {
     let Some(root) = &shared.config.root_credentials else {
         return Ok(());
     };
-    let master_key = shared.config.master_key.as_deref();
+    let ring = crate::master_key::current_ring(shared.config.master_key.as_ref());
+    let master_key = ring.as_deref();
     let stored_secret =
         crate::users::stored_secret(master_key, &root.access_key_id, &root.secret_access_key)
             .map_err(|error| GatewayError::Config(format!("sealing the root secret: {error}")))?;
@@ -313,16 +314,23 @@ fn register_root_key(shared: &Shared) -> Result<(), GatewayError> {
                         access_key_id: root.access_key_id.clone(),
                     };
                     return match futures::executor::block_on(shared.meta.read(query)) {
-                        Ok(Ok(Response::AccessKey(record)))
-                            if cairn_sse::open_secret(
-                                master_key,
-                                &root.access_key_id,
-                                &record.secret_access_key,
-                            )
-                            .is_ok_and(|secret| *secret == root.secret_access_key) =>
-                        {
-                            Ok(())
-                        }
+                        Ok(Ok(Response::AccessKey(record))) => match cairn_sse::open_secret(
+                            master_key,
+                            &root.access_key_id,
+                            &record.secret_access_key,
+                        ) {
+                            Ok(secret) if *secret == root.secret_access_key => Ok(()),
+                            // Sealed by a master key this file lacks (a retired key removed
+                            // before `cairn admin master-key rewrap`, or another cluster's).
+                            Err(error @ cairn_sse::SseError::WrongMasterKey { .. }) => {
+                                Err(GatewayError::Config(format!(
+                                    "the root access key's stored secret: {error}"
+                                )))
+                            }
+                            _ => Err(GatewayError::RootKeyConflict {
+                                access_key_id: root.access_key_id.clone(),
+                            }),
+                        },
                         Ok(Ok(_)) => Err(GatewayError::RootKeyConflict {
                             access_key_id: root.access_key_id.clone(),
                         }),

@@ -14,6 +14,8 @@
 //! - `PUT|GET|DELETE /_cairn/admin/v1/bucket-quota/BUCKET` sets, shows (with the bucket's
 //!   usage) and clears a bucket's quota (see [`crate::quota`]).
 //! - `/_cairn/admin/v1/kms-keys...`: the SSE-KMS key service (see [`crate::kms`]).
+//! - `GET /_cairn/admin/v1/master-key` (key ids), `POST /_cairn/admin/v1/master-key/rewrap`:
+//!   master-key rotation (see [`crate::master_key`]).
 //!
 //! A user is the owner string of its keys: buckets a user creates are owned by that user, and
 //! every bucket operation of another user is refused (see [`crate::bucket::owned_bucket`]).
@@ -94,7 +96,8 @@ pub async fn handle_admin(
             )
             .map_err(|_| S3Error::InternalError)?;
             let stored = stored_secret(
-                executor.shared.config.master_key.as_deref(),
+                crate::master_key::current_ring(executor.shared.config.master_key.as_ref())
+                    .as_deref(),
                 &access_key_id,
                 &secret_access_key,
             )
@@ -181,6 +184,9 @@ pub async fn handle_admin(
                 .body(crate::server::empty_body())
                 .expect("static headers are valid"))
         }
+        (_, path) if path == "master-key" || path.starts_with("master-key/") => {
+            crate::master_key::handle_admin(executor, head, path).await
+        }
         (_, path) if path == "kms-keys" || path.starts_with("kms-keys/") => {
             crate::kms::handle_admin(executor, head, path).await
         }
@@ -199,7 +205,7 @@ pub async fn handle_admin(
 /// plaintext value as it is). A secret that does not open (another cluster's master key, or none
 /// configured) is logged and answered with 500, never treated as a wrong signature.
 pub fn open_stored_secret(
-    master_key: Option<&cairn_sse::MasterKey>,
+    master_key: Option<&cairn_sse::MasterKeyRing>,
     access_key_id: &str,
     stored: &str,
 ) -> Result<String, S3Error> {
@@ -219,12 +225,12 @@ pub fn open_stored_secret(
 /// key (see `cairn_sse::sealed`), or, on a gateway without one (encryption at rest off), the
 /// secret itself.
 pub(crate) fn stored_secret(
-    master_key: Option<&cairn_sse::MasterKey>,
+    master_key: Option<&cairn_sse::MasterKeyRing>,
     access_key_id: &str,
     secret_access_key: &str,
 ) -> Result<String, cairn_sse::SseError> {
     match master_key {
-        Some(master_key) => cairn_sse::seal_secret(master_key, access_key_id, secret_access_key),
+        Some(ring) => cairn_sse::seal_secret(ring.active(), access_key_id, secret_access_key),
         None => Ok(secret_access_key.to_owned()),
     }
 }

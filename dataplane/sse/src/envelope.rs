@@ -21,6 +21,7 @@ use ring::hmac;
 
 use crate::SseError;
 use crate::chunk::{CHUNK_OVERHEAD_BYTES, CHUNK_PLAINTEXT_BYTES};
+use crate::keyring::MasterKeyRing;
 use crate::keys::{
     CustomerKey, DataKey, KEY_BYTES, KmsKeyMaterial, MasterKey, WRAPPED_KEY_BYTES, random_bytes,
     unwrap_key, wrap_key,
@@ -222,26 +223,60 @@ impl Envelope {
         )
     }
 
-    /// The data key of an SSE-S3 envelope.
+    /// The id of the master key that wrapped an SSE-S3 envelope's data key.
+    pub fn master_key_id(&self) -> Option<String> {
+        match &self.wrapping {
+            Wrapping::MasterKey { key_id } => Some(hex::encode(key_id)),
+            _ => None,
+        }
+    }
+
+    /// The data key of an SSE-S3 envelope, unwrapped by the key of `ring` whose id the envelope
+    /// records.
     pub fn open_sse_s3(
         &self,
-        master: &MasterKey,
+        ring: &MasterKeyRing,
         bucket: &str,
         key: &str,
     ) -> Result<DataKey, SseError> {
         let Wrapping::MasterKey { key_id } = &self.wrapping else {
             return Err(SseError::WrongMode);
         };
-        if *key_id != master_key_id_bytes(master) {
-            return Err(SseError::WrongMasterKey {
-                recorded_key_id: hex::encode(key_id),
-            });
-        }
+        let master = ring.by_id(&hex::encode(key_id))?;
         unwrap_key(
             master.expose_bytes(),
             &self.wrapped_key,
             &wrap_context(Mode::SseS3, bucket, key),
         )
+    }
+
+    /// The same SSE-S3 envelope with its data key wrapped by the ring's active key (the object's
+    /// bytes stay as they are), or `None` when the active key wraps it already.
+    pub fn rewrap_sse_s3(
+        &self,
+        ring: &MasterKeyRing,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Self>, SseError> {
+        let Some(recorded) = self.master_key_id() else {
+            return Err(SseError::WrongMode);
+        };
+        if ring.is_active(&recorded) {
+            return Ok(None);
+        }
+        let data_key = self.open_sse_s3(ring, bucket, key)?;
+        let active = ring.active();
+        let wrapped_key = wrap_key(
+            active.expose_bytes(),
+            &data_key,
+            &wrap_context(Mode::SseS3, bucket, key),
+        )?;
+        Ok(Some(Self {
+            wrapping: Wrapping::MasterKey {
+                key_id: master_key_id_bytes(active),
+            },
+            wrapped_key,
+        }))
     }
 
     /// The data key of an SSE-C envelope, if `customer` is the key it was written with.
@@ -358,22 +393,64 @@ mod tests {
         assert_eq!(decoded, envelope);
         assert_eq!(decoded.mode(), Mode::SseS3);
         assert_eq!(
-            decoded.open_sse_s3(&master, "bucket", "key").unwrap(),
+            decoded
+                .open_sse_s3(&MasterKeyRing::single(master.clone()), "bucket", "key")
+                .unwrap(),
             data_key
         );
         assert_eq!(
-            decoded.open_sse_s3(&master, "bucket", "other"),
+            decoded.open_sse_s3(&MasterKeyRing::single(master.clone()), "bucket", "other"),
             Err(SseError::Authentication)
         );
         let other = MasterKey::generate().unwrap();
         assert!(matches!(
-            decoded.open_sse_s3(&other, "bucket", "key"),
+            decoded.open_sse_s3(&MasterKeyRing::single(other.clone()), "bucket", "key"),
             Err(SseError::WrongMasterKey { .. })
         ));
         let customer = CustomerKey::from_bytes([1; 32]);
         assert_eq!(
             decoded.open_sse_c(&customer, "bucket", "key"),
             Err(SseError::WrongMode)
+        );
+    }
+
+    #[test]
+    fn sse_s3_rewrap_moves_the_data_key_to_the_active_master_key() {
+        let old = MasterKey::generate().unwrap();
+        let new = MasterKey::generate().unwrap();
+        let (envelope, data_key) = Envelope::new_sse_s3(&old, "bucket", "key").unwrap();
+        assert_eq!(envelope.master_key_id(), Some(old.key_id()));
+        let rotated = MasterKeyRing::new(new.clone(), [old.clone()]);
+        assert_eq!(
+            envelope.open_sse_s3(&rotated, "bucket", "key").unwrap(),
+            data_key
+        );
+        let rewrapped = envelope
+            .rewrap_sse_s3(&rotated, "bucket", "key")
+            .unwrap()
+            .expect("wrapped by a retired key");
+        assert_eq!(rewrapped.master_key_id(), Some(new.key_id()));
+        assert_eq!(rewrapped.rewrap_sse_s3(&rotated, "bucket", "key"), Ok(None));
+        let only_new = MasterKeyRing::single(new);
+        let decoded = Envelope::decode(&rewrapped.encode()).unwrap();
+        assert_eq!(
+            decoded.open_sse_s3(&only_new, "bucket", "key").unwrap(),
+            data_key
+        );
+        assert_eq!(
+            envelope.open_sse_s3(&only_new, "bucket", "key"),
+            Err(SseError::WrongMasterKey {
+                recorded_key_id: old.key_id()
+            })
+        );
+        // The binding to the object survives a rewrap.
+        assert_eq!(
+            rewrapped.rewrap_sse_s3(&rotated, "bucket", "other"),
+            Ok(None)
+        );
+        assert_eq!(
+            decoded.open_sse_s3(&only_new, "bucket", "other"),
+            Err(SseError::Authentication)
         );
     }
 
@@ -427,7 +504,7 @@ mod tests {
         );
         let master = MasterKey::generate().unwrap();
         assert_eq!(
-            decoded.open_sse_s3(&master, "bucket", "key"),
+            decoded.open_sse_s3(&MasterKeyRing::single(master.clone()), "bucket", "key"),
             Err(SseError::WrongMode)
         );
         assert!(Envelope::new_sse_kms(&material, "short", 1, "b", "k").is_err());

@@ -137,21 +137,9 @@ impl MasterKey {
         hex::encode(&digest.as_ref()[..8])
     }
 
-    /// Reads a key file: 64 hexadecimal characters (whitespace around them ignored).
+    /// Reads a key file and answers its active key (the first line; see [`crate::keyring`]).
     pub fn load(path: &Path) -> Result<Self, SseError> {
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|error| SseError::KeyFile {
-                    path: path.display().to_string(),
-                    message: error.to_string(),
-                })?,
-            );
-        let mut bytes = [0u8; KEY_BYTES];
-        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| SseError::KeyFile {
-            path: path.display().to_string(),
-            message: "expected 64 hexadecimal characters".to_owned(),
-        })?;
-        Ok(Self(bytes))
+        Ok(crate::keyring::MasterKeyRing::load(path)?.active().clone())
     }
 
     /// Loads the key file, or creates it (mode 0600, a new random key) when it does not exist.

@@ -18,6 +18,7 @@ use ring::aead::NONCE_LEN;
 use zeroize::Zeroizing;
 
 use crate::SseError;
+use crate::keyring::MasterKeyRing;
 use crate::keys::{DataKey, KEY_BYTES, KmsKeyMaterial, MasterKey, WRAPPED_KEY_BYTES};
 
 const FORMAT_VERSION: u8 = 1;
@@ -56,6 +57,16 @@ pub fn seal_new_kms_material(
     version: u32,
 ) -> Result<(Vec<u8>, KmsKeyMaterial), SseError> {
     let material = KmsKeyMaterial::generate()?;
+    let bytes = seal_material(master, key_id, version, &material)?;
+    Ok((bytes, material))
+}
+
+fn seal_material(
+    master: &MasterKey,
+    key_id: &str,
+    version: u32,
+    material: &KmsKeyMaterial,
+) -> Result<Vec<u8>, SseError> {
     // `wrap_key` wraps a `DataKey`; the copy is zeroed when dropped like the original.
     let as_data_key = DataKey::from_bytes(*material.expose_bytes());
     let wrapped = crate::keys::wrap_key(
@@ -67,32 +78,54 @@ pub fn seal_new_kms_material(
     bytes.push(FORMAT_VERSION);
     bytes.extend_from_slice(&master_key_id_bytes(master));
     bytes.extend_from_slice(&wrapped);
-    Ok((bytes, material))
+    Ok(bytes)
 }
 
-/// Opens material made by [`seal_new_kms_material`] for the same key id and version.
-pub fn open_kms_material(
-    master: &MasterKey,
-    key_id: &str,
-    version: u32,
-    wrapped: &[u8],
-) -> Result<KmsKeyMaterial, SseError> {
+fn check_format(wrapped: &[u8]) -> Result<(), SseError> {
     if wrapped.len() != WRAPPED_MATERIAL_BYTES || wrapped[0] != FORMAT_VERSION {
         return Err(SseError::Malformed {
             what: "wrapped KMS key material",
         });
     }
-    if wrapped[1..9] != master_key_id_bytes(master) {
-        return Err(SseError::WrongMasterKey {
-            recorded_key_id: hex::encode(&wrapped[1..9]),
-        });
-    }
+    Ok(())
+}
+
+/// The id of the master key that wrapped `wrapped` (made by [`seal_new_kms_material`]).
+pub fn kms_material_master_key_id(wrapped: &[u8]) -> Result<String, SseError> {
+    check_format(wrapped)?;
+    Ok(hex::encode(&wrapped[1..9]))
+}
+
+/// Opens material made by [`seal_new_kms_material`] for the same key id and version, with the
+/// key of `ring` whose id it records.
+pub fn open_kms_material(
+    ring: &MasterKeyRing,
+    key_id: &str,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<KmsKeyMaterial, SseError> {
+    let master = ring.by_id(&kms_material_master_key_id(wrapped)?)?;
     let data_key = crate::keys::unwrap_key(
         &material_wrapping_key(master),
         &wrapped[9..],
         &associated_data(key_id, version),
     )?;
     Ok(KmsKeyMaterial::from_bytes(*data_key.expose_bytes()))
+}
+
+/// The same material wrapped by the ring's active key, or `None` when the active key already
+/// wraps it (so a rerun changes nothing).
+pub fn rewrap_kms_material(
+    ring: &MasterKeyRing,
+    key_id: &str,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<Option<Vec<u8>>, SseError> {
+    if ring.is_active(&kms_material_master_key_id(wrapped)?) {
+        return Ok(None);
+    }
+    let material = open_kms_material(ring, key_id, version, wrapped)?;
+    seal_material(ring.active(), key_id, version, &material).map(Some)
 }
 
 #[cfg(test)]
@@ -112,34 +145,84 @@ mod tests {
                 .any(|window| window == material.expose_bytes())
         );
         assert_eq!(
-            open_kms_material(&master, KEY_ID, 2, &wrapped).unwrap(),
+            open_kms_material(&MasterKeyRing::single(master.clone()), KEY_ID, 2, &wrapped).unwrap(),
             material
         );
         assert_eq!(
-            open_kms_material(&master, KEY_ID, 1, &wrapped),
+            open_kms_material(&MasterKeyRing::single(master.clone()), KEY_ID, 1, &wrapped),
             Err(SseError::Authentication)
         );
         assert_eq!(
-            open_kms_material(&master, "99999999-0000-4000-8000-000000000001", 2, &wrapped),
+            open_kms_material(
+                &MasterKeyRing::single(master.clone()),
+                "99999999-0000-4000-8000-000000000001",
+                2,
+                &wrapped
+            ),
             Err(SseError::Authentication)
         );
         assert!(matches!(
-            open_kms_material(&MasterKey::from_bytes([4; KEY_BYTES]), KEY_ID, 2, &wrapped),
+            open_kms_material(
+                &MasterKeyRing::single(MasterKey::from_bytes([4; KEY_BYTES])),
+                KEY_ID,
+                2,
+                &wrapped
+            ),
             Err(SseError::WrongMasterKey { .. })
         ));
         let mut altered = wrapped.clone();
         altered[30] ^= 1;
         assert_eq!(
-            open_kms_material(&master, KEY_ID, 2, &altered),
+            open_kms_material(&MasterKeyRing::single(master.clone()), KEY_ID, 2, &altered),
             Err(SseError::Authentication)
         );
         assert!(matches!(
-            open_kms_material(&master, KEY_ID, 2, &wrapped[..68]),
+            open_kms_material(
+                &MasterKeyRing::single(master.clone()),
+                KEY_ID,
+                2,
+                &wrapped[..68]
+            ),
             Err(SseError::Malformed { .. })
         ));
         // Each version draws its own material.
         let (_, other) = seal_new_kms_material(&master, KEY_ID, 3).unwrap();
         assert_ne!(other, material);
         assert_eq!(format!("{material:?}"), "KmsKeyMaterial(<redacted>)");
+    }
+
+    #[test]
+    fn rewrapped_material_opens_without_the_retired_key() {
+        let old = MasterKey::from_bytes([5; KEY_BYTES]);
+        let new = MasterKey::from_bytes([6; KEY_BYTES]);
+        let (wrapped, material) = seal_new_kms_material(&old, KEY_ID, 1).unwrap();
+        let rotated = MasterKeyRing::new(new.clone(), [old.clone()]);
+        assert_eq!(
+            open_kms_material(&rotated, KEY_ID, 1, &wrapped).unwrap(),
+            material
+        );
+        let rewrapped = rewrap_kms_material(&rotated, KEY_ID, 1, &wrapped)
+            .unwrap()
+            .expect("wrapped by a retired key");
+        assert_eq!(
+            kms_material_master_key_id(&rewrapped).unwrap(),
+            new.key_id()
+        );
+        assert_eq!(
+            rewrap_kms_material(&rotated, KEY_ID, 1, &rewrapped).unwrap(),
+            None,
+            "already under the active key"
+        );
+        let only_new = MasterKeyRing::single(new);
+        assert_eq!(
+            open_kms_material(&only_new, KEY_ID, 1, &rewrapped).unwrap(),
+            material
+        );
+        assert_eq!(
+            open_kms_material(&only_new, KEY_ID, 1, &wrapped),
+            Err(SseError::WrongMasterKey {
+                recorded_key_id: old.key_id()
+            })
+        );
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod chunk;
 pub mod envelope;
+pub mod keyring;
 pub mod keys;
 pub mod kms;
 pub mod sealed;
@@ -30,9 +31,14 @@ pub use chunk::{
     plaintext_length_bytes, stored_length_bytes,
 };
 pub use envelope::{CustomerKeyCheck, Envelope, Mode};
+pub use keyring::{
+    MasterKeyFile, MasterKeyRing, Reload, Rotation, drop_retired_keys, rotate_key_file,
+};
 pub use keys::{CustomerKey, DataKey, KmsKeyMaterial, MasterKey};
-pub use kms::{open_kms_material, seal_new_kms_material};
-pub use sealed::{is_sealed, open_secret, seal_secret};
+pub use kms::{
+    kms_material_master_key_id, open_kms_material, rewrap_kms_material, seal_new_kms_material,
+};
+pub use sealed::{is_sealed, open_secret, seal_secret, sealed_secret_master_key_id};
 
 /// Errors of the encryption core. None of them carries key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,8 +46,8 @@ pub enum SseError {
     /// A chunk or a wrapped key failed authentication: wrong key, or altered or misplaced bytes.
     #[error("authentication failed: wrong key or altered data")]
     Authentication,
-    /// The object's data key was wrapped by another master key than the gateway's.
-    #[error("the data key was wrapped by master key {recorded_key_id}, not this gateway's")]
+    /// The item was wrapped by a master key that is not in this process's master key file.
+    #[error("wrapped by master key {recorded_key_id}, which is not in this master key file")]
     WrongMasterKey { recorded_key_id: String },
     /// An SSE-C request's key is not the key the object was written with.
     #[error("the customer key does not match the object's")]

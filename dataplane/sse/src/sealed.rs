@@ -19,6 +19,7 @@ use ring::aead::{Aad, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
 use crate::SseError;
+use crate::keyring::MasterKeyRing;
 use crate::keys::{KEY_BYTES, MasterKey, aead_key, random_bytes};
 
 const PREFIX: &str = "sealed:v1:";
@@ -69,10 +70,10 @@ pub fn seal_secret(
 }
 
 /// The secret in `stored` (sealed by [`seal_secret`], or a legacy plaintext value as it is).
-/// `master` is needed only for sealed values; a value sealed by another master key reports
-/// [`SseError::WrongMasterKey`].
+/// `ring` is needed only for sealed values; the key is picked by the id the value records, and
+/// a value sealed by a master key not in the ring reports [`SseError::WrongMasterKey`].
 pub fn open_secret(
-    master: Option<&MasterKey>,
+    ring: Option<&MasterKeyRing>,
     access_key_id: &str,
     stored: &str,
 ) -> Result<Zeroizing<String>, SseError> {
@@ -83,14 +84,10 @@ pub fn open_secret(
         what: "sealed secret",
     };
     let (key_id, encoded) = rest.split_once(':').ok_or_else(malformed)?;
-    let master = master.ok_or_else(|| SseError::WrongMasterKey {
+    let ring = ring.ok_or_else(|| SseError::WrongMasterKey {
         recorded_key_id: key_id.to_owned(),
     })?;
-    if key_id != master.key_id() {
-        return Err(SseError::WrongMasterKey {
-            recorded_key_id: key_id.to_owned(),
-        });
-    }
+    let master = ring.by_id(key_id)?;
     let sealed = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(encoded)
         .map_err(|_| malformed())?;
@@ -111,12 +108,46 @@ pub fn open_secret(
     Ok(Zeroizing::new(text.to_owned()))
 }
 
+/// The id of the master key that sealed `stored`, or `None` for a legacy plaintext value.
+pub fn sealed_secret_master_key_id(stored: &str) -> Option<&str> {
+    let rest = stored.strip_prefix(PREFIX)?;
+    rest.split_once(':').map(|(key_id, _)| key_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn master(byte: u8) -> MasterKey {
         MasterKey::from_bytes([byte; KEY_BYTES])
+    }
+
+    fn ring(byte: u8) -> MasterKeyRing {
+        MasterKeyRing::single(master(byte))
+    }
+
+    #[test]
+    fn a_secret_sealed_by_a_retired_key_opens_through_the_ring() {
+        let sealed = seal_secret(&master(1), "CAIRNAAA", "old-secret").unwrap();
+        assert_eq!(
+            sealed_secret_master_key_id(&sealed),
+            Some(master(1).key_id().as_str())
+        );
+        assert_eq!(sealed_secret_master_key_id("legacy"), None);
+        let rotated = MasterKeyRing::new(master(2), [master(1)]);
+        assert_eq!(
+            open_secret(Some(&rotated), "CAIRNAAA", &sealed)
+                .unwrap()
+                .as_str(),
+            "old-secret"
+        );
+        let dropped = MasterKeyRing::single(master(2));
+        assert_eq!(
+            open_secret(Some(&dropped), "CAIRNAAA", &sealed),
+            Err(SseError::WrongMasterKey {
+                recorded_key_id: master(1).key_id()
+            })
+        );
     }
 
     #[test]
@@ -126,7 +157,7 @@ mod tests {
         assert!(is_sealed(&sealed));
         assert!(!sealed.contains(secret));
         assert_eq!(
-            open_secret(Some(&master(1)), "CAIRNAAA", &sealed)
+            open_secret(Some(&ring(1)), "CAIRNAAA", &sealed)
                 .unwrap()
                 .as_str(),
             secret
@@ -135,12 +166,12 @@ mod tests {
         assert_ne!(sealed, seal_secret(&master(1), "CAIRNAAA", secret).unwrap());
         // Another access key: the associated data differs.
         assert_eq!(
-            open_secret(Some(&master(1)), "CAIRNBBB", &sealed),
+            open_secret(Some(&ring(1)), "CAIRNBBB", &sealed),
             Err(SseError::Authentication)
         );
         // Another master key, or none: named by its id, not "authentication failed".
         assert!(matches!(
-            open_secret(Some(&master(2)), "CAIRNAAA", &sealed),
+            open_secret(Some(&ring(2)), "CAIRNAAA", &sealed),
             Err(SseError::WrongMasterKey { .. })
         ));
         assert!(matches!(
@@ -162,12 +193,12 @@ mod tests {
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes)
         );
         assert_eq!(
-            open_secret(Some(&master(3)), "CAIRNAAA", &altered),
+            open_secret(Some(&ring(3)), "CAIRNAAA", &altered),
             Err(SseError::Authentication)
         );
         let truncated = format!("{head}:AAAA");
         assert!(matches!(
-            open_secret(Some(&master(3)), "CAIRNAAA", &truncated),
+            open_secret(Some(&ring(3)), "CAIRNAAA", &truncated),
             Err(SseError::Malformed { .. })
         ));
         assert_eq!(

@@ -64,7 +64,8 @@ pub struct EdgeConfig {
     pub access_key_cache_ttl_ms: u64,
     /// The cluster master key, to open the access-key secrets the bucket service keeps sealed
     /// (`cairn_sse::sealed`). Without it only keys stored unsealed can sign requests here.
-    pub master_key: Option<std::sync::Arc<cairn_sse::MasterKey>>,
+    /// A keyring re-read when its file changes (`cairn_sse::keyring`).
+    pub master_key: Option<std::sync::Arc<cairn_sse::MasterKeyFile>>,
     /// Executors (default: one per core).
     pub executors: Option<usize>,
     /// Idle keep-alive connections kept per gateway and executor.

@@ -467,7 +467,8 @@ async fn access_key_secret(
     let secret = match answer {
         Ok(Response::AccessKey(record)) if record.status == AccessKeyStatus::Active => {
             Some(cairn_gateway::open_stored_secret(
-                executor.shared.config.master_key.as_deref(),
+                cairn_gateway::master_key_ring(executor.shared.config.master_key.as_ref())
+                    .as_deref(),
                 access_key_id,
                 &record.secret_access_key,
             )?)
