@@ -177,21 +177,9 @@ fn aws(edge: &Edge, dev: &CairnDev, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The AWS CLI through the edge, one attempt per call (no retries).
+/// The AWS CLI through the edge with the dev's root keys, one attempt per call (no retries).
 fn aws_output(edge: &Edge, dev: &CairnDev, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("python3")
-        .args(["-m", "awscli", "--endpoint-url"])
-        .arg(edge.url())
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", &dev.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &dev.secret_key)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CA_BUNDLE", &edge.ca)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .output()
-        .expect("run aws (pip install awscli)")
+    aws_output_with_keys(edge, &dev.access_key, &dev.secret_key, args)
 }
 
 #[test]

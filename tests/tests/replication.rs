@@ -226,38 +226,23 @@ async fn same_region_replication_with_aws_sdk() {
             .replication_configuration(configuration(rules))
             .send()
     };
-    // AWS's refusals.
-    let error = put("sdk-plain", vec![rule("a", 1, "", "sdk-dst")])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        sdk_client::code_and_status(&error),
-        ("InvalidRequest".into(), 400)
-    );
-    let error = put("sdk-src", vec![rule("a", 1, "", "sdk-missing")])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        sdk_client::code_and_status(&error),
-        ("InvalidRequest".into(), 400)
-    );
-    let error = put("sdk-src", vec![rule("a", 1, "", "sdk-plain")])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        sdk_client::code_and_status(&error),
-        ("InvalidRequest".into(), 400)
-    );
-    let error = put(
-        "sdk-src",
-        vec![rule("a", 1, "x/", "sdk-dst"), rule("b", 1, "y/", "sdk-dst")],
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        sdk_client::code_and_status(&error),
-        ("InvalidRequest".into(), 400)
-    );
+    // AWS's refusals: an unversioned source, a missing or unversioned destination, two rules
+    // of one priority.
+    for (source, rules) in [
+        ("sdk-plain", vec![rule("a", 1, "", "sdk-dst")]),
+        ("sdk-src", vec![rule("a", 1, "", "sdk-missing")]),
+        ("sdk-src", vec![rule("a", 1, "", "sdk-plain")]),
+        (
+            "sdk-src",
+            vec![rule("a", 1, "x/", "sdk-dst"), rule("b", 1, "y/", "sdk-dst")],
+        ),
+    ] {
+        let error = put(source, rules).await.unwrap_err();
+        assert_eq!(
+            sdk_client::code_and_status(&error),
+            ("InvalidRequest".into(), 400)
+        );
+    }
     let error = s3
         .get_bucket_replication()
         .bucket("sdk-src")

@@ -353,13 +353,5 @@ pub async fn delete_public_access_block(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
-    owned_bucket(context, bucket).await?;
-    write_bucket_attribute(
-        context,
-        bucket,
-        PUBLIC_ACCESS_BLOCK_ATTRIBUTE,
-        None,
-        http::StatusCode::NO_CONTENT,
-    )
-    .await
+    crate::bucket::delete_bucket_attribute(context, bucket, PUBLIC_ACCESS_BLOCK_ATTRIBUTE).await
 }

@@ -395,6 +395,17 @@ pub(crate) async fn read_verified_document(
     Ok(document)
 }
 
+/// A `DeleteBucket<Configuration>` request: the caller's own bucket loses attribute `name`
+/// (absent already is fine, as in S3); 204 No Content.
+pub(crate) async fn delete_bucket_attribute(
+    context: &RequestContext<'_>,
+    bucket: &str,
+    name: &str,
+) -> Result<HttpResponse, S3Error> {
+    owned_bucket(context, bucket).await?;
+    write_bucket_attribute(context, bucket, name, None, http::StatusCode::NO_CONTENT).await
+}
+
 /// Sets (`Some`) or removes (`None`) one bucket attribute (a configuration such as the bucket's
 /// tags, policy, ACL, CORS rules or Block Public Access settings) and answers `status` with an
 /// empty body. The caller has checked access and validated the value.

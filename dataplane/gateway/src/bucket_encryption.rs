@@ -158,13 +158,5 @@ pub async fn delete_bucket_encryption(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
-    owned_bucket(context, bucket).await?;
-    write_bucket_attribute(
-        context,
-        bucket,
-        BUCKET_ENCRYPTION_ATTRIBUTE,
-        None,
-        http::StatusCode::NO_CONTENT,
-    )
-    .await
+    crate::bucket::delete_bucket_attribute(context, bucket, BUCKET_ENCRYPTION_ATTRIBUTE).await
 }

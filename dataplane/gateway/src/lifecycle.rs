@@ -63,13 +63,5 @@ pub async fn delete_bucket_lifecycle(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
-    owned_bucket(context, bucket).await?;
-    write_bucket_attribute(
-        context,
-        bucket,
-        LIFECYCLE_ATTRIBUTE,
-        None,
-        http::StatusCode::NO_CONTENT,
-    )
-    .await
+    crate::bucket::delete_bucket_attribute(context, bucket, LIFECYCLE_ATTRIBUTE).await
 }

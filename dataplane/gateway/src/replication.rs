@@ -219,13 +219,5 @@ pub async fn delete_bucket_replication(
     context: &RequestContext<'_>,
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
-    owned_bucket(context, bucket).await?;
-    write_bucket_attribute(
-        context,
-        bucket,
-        REPLICATION_ATTRIBUTE,
-        None,
-        http::StatusCode::NO_CONTENT,
-    )
-    .await
+    crate::bucket::delete_bucket_attribute(context, bucket, REPLICATION_ATTRIBUTE).await
 }
