@@ -226,6 +226,7 @@ async fn same_region_replication_with_aws_sdk() {
             .replication_configuration(configuration(rules))
             .send()
     };
+    let get_replication = || s3.get_bucket_replication().bucket("sdk-src").send();
     // AWS's refusals: an unversioned source, a missing or unversioned destination, two rules
     // of one priority.
     for (source, rules) in [
@@ -243,12 +244,7 @@ async fn same_region_replication_with_aws_sdk() {
             ("InvalidRequest".into(), 400)
         );
     }
-    let error = s3
-        .get_bucket_replication()
-        .bucket("sdk-src")
-        .send()
-        .await
-        .unwrap_err();
+    let error = get_replication().await.unwrap_err();
     assert_eq!(
         sdk_client::code_and_status(&error),
         ("ReplicationConfigurationNotFoundError".into(), 404)
@@ -257,10 +253,7 @@ async fn same_region_replication_with_aws_sdk() {
     put("sdk-src", vec![rule("logs", 1, "logs/", "sdk-dst")])
         .await
         .unwrap();
-    let stored = s3
-        .get_bucket_replication()
-        .bucket("sdk-src")
-        .send()
+    let stored = get_replication()
         .await
         .unwrap()
         .replication_configuration
@@ -348,12 +341,7 @@ async fn same_region_replication_with_aws_sdk() {
         .send()
         .await
         .unwrap();
-    let error = s3
-        .get_bucket_replication()
-        .bucket("sdk-src")
-        .send()
-        .await
-        .unwrap_err();
+    let error = get_replication().await.unwrap_err();
     assert_eq!(sdk_client::code_and_status(&error).1, 404);
     dev.assert_no_errors_logged();
 }

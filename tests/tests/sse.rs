@@ -88,19 +88,11 @@ async fn sdk_round_trips(dev: &CairnDev) {
         put.server_side_encryption(),
         Some(&ServerSideEncryption::Aes256)
     );
-    let got = s3
-        .get_object()
-        .bucket(bucket)
-        .key("object")
-        .range("bytes=65530-131080")
-        .send()
-        .await
-        .unwrap();
+    let (got, bytes) = get_range(&s3, bucket, "object", "bytes=65530-131080").await;
     assert_eq!(
         got.server_side_encryption(),
         Some(&ServerSideEncryption::Aes256)
     );
-    let bytes = got.body.collect().await.unwrap().into_bytes();
     assert_eq!(&bytes[..], &data[65530..=131080]);
 
     let parts = [marked_body(5 << 20, 2), marked_body(65_537, 3)];
@@ -167,18 +159,9 @@ async fn sdk_round_trips(dev: &CairnDev) {
     assert_eq!(got.content_length(), Some(whole.len() as i64));
     assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &whole);
     let first = (5 << 20) - 3;
-    let got = s3
-        .get_object()
-        .bucket(bucket)
-        .key("multi")
-        .range(format!("bytes={first}-{}", first + 30_000))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        &got.body.collect().await.unwrap().into_bytes()[..],
-        &whole[first..=first + 30_000]
-    );
+    let range = format!("bytes={first}-{}", first + 30_000);
+    let (_, bytes) = get_range(&s3, bucket, "multi", &range).await;
+    assert_eq!(&bytes[..], &whole[first..=first + 30_000]);
     s3.copy_object()
         .bucket(bucket)
         .key("copy")
@@ -297,20 +280,12 @@ async fn sdk_kms_round_trips(dev: &CairnDev, arn: &str) {
         Some(&ServerSideEncryption::AwsKms)
     );
     assert_eq!(put.ssekms_key_id(), Some(arn));
-    let got = s3
-        .get_object()
-        .bucket(bucket)
-        .key("object")
-        .range("bytes=65530-131080")
-        .send()
-        .await
-        .unwrap();
+    let (got, bytes) = get_range(&s3, bucket, "object", "bytes=65530-131080").await;
     assert_eq!(
         got.server_side_encryption(),
         Some(&ServerSideEncryption::AwsKms)
     );
     assert_eq!(got.ssekms_key_id(), Some(arn));
-    let bytes = got.body.collect().await.unwrap().into_bytes();
     assert_eq!(&bytes[..], &data[65530..=131080]);
 
     let parts = [marked_body(5 << 20, 12), marked_body(65_537, 13)];
@@ -334,15 +309,8 @@ async fn sdk_kms_round_trips(dev: &CairnDev, arn: &str) {
         Some(&ServerSideEncryption::AwsKms)
     );
     let whole = parts.concat();
-    let got = s3
-        .get_object()
-        .bucket(bucket)
-        .key("multi")
-        .range(format!("bytes={}-{}", (5 << 20) - 100, (5 << 20) + 60_000))
-        .send()
-        .await
-        .unwrap();
-    let bytes = got.body.collect().await.unwrap().into_bytes();
+    let range = format!("bytes={}-{}", (5 << 20) - 100, (5 << 20) + 60_000);
+    let (_, bytes) = get_range(&s3, bucket, "multi", &range).await;
     assert_eq!(&bytes[..], &whole[(5 << 20) - 100..=(5 << 20) + 60_000]);
     let head = s3
         .head_object()
@@ -534,6 +502,25 @@ fn sse_kms_default_key_is_created_once_under_concurrent_first_use() {
     assert_eq!(keys[0]["alias"], "alias/aws/s3");
     assert_eq!(keys[0]["arn"], arns[0].as_str());
     dev.assert_no_errors_logged();
+}
+
+/// `GET key` with a `Range` header: the answer (its body taken out) and the bytes read.
+async fn get_range(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    range: &str,
+) -> (aws_sdk_s3::operation::get_object::GetObjectOutput, Vec<u8>) {
+    let mut got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(range)
+        .send()
+        .await
+        .unwrap();
+    let body = std::mem::replace(&mut got.body, ByteStream::from_static(b""));
+    (got, body.collect().await.unwrap().to_vec())
 }
 
 /// Uploads `parts` (numbered from 1) to `upload_id`, hands each UploadPart answer to `check`,

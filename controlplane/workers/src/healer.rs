@@ -311,18 +311,8 @@ pub struct HealReport {
     pub orphans_deleted: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum HealerError {
-    #[error("metadata: {0}")]
-    Meta(#[from] cairn_raft::ClientError),
-    #[error("metadata refused {command}: {error}")]
-    Refused {
-        command: &'static str,
-        error: MetaError,
-    },
-    #[error("unexpected metadata answer to {0}")]
-    UnexpectedAnswer(&'static str),
-}
+/// How a pass fails (the workers share the shape: [`crate::shared::MetaCallError`]).
+pub type HealerError = crate::shared::MetaCallError;
 
 /// The healer's I/O shell (blocking calls through [`MetaAccess`] and [`ShardAccess`], so the
 /// deterministic simulator runs the same code); run it on a thread of its own.

@@ -72,18 +72,8 @@ impl Default for LifecycleConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
-    #[error("metadata: {0}")]
-    Meta(#[from] cairn_raft::ClientError),
-    #[error("metadata refused {command}: {error}")]
-    Refused {
-        command: &'static str,
-        error: MetaError,
-    },
-    #[error("unexpected metadata answer to {0}")]
-    UnexpectedAnswer(&'static str),
-}
+/// How a pass fails (the workers share the shape: [`crate::shared::MetaCallError`]).
+pub type LifecycleError = crate::shared::MetaCallError;
 
 /// Counters since start, and the time of the last finished pass.
 #[derive(Debug, Default)]

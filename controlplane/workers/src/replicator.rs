@@ -95,18 +95,8 @@ impl ReplicatorConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReplicatorError {
-    #[error("metadata: {0}")]
-    Meta(#[from] cairn_raft::ClientError),
-    #[error("metadata refused {command}: {error}")]
-    Refused {
-        command: &'static str,
-        error: MetaError,
-    },
-    #[error("unexpected metadata answer to {0}")]
-    UnexpectedAnswer(&'static str),
-}
+/// How a pass fails (the workers share the shape: [`crate::shared::MetaCallError`]).
+pub type ReplicatorError = crate::shared::MetaCallError;
 
 /// Counters since start, and the queue gauges of the last pass.
 #[derive(Debug, Default)]

@@ -14,6 +14,21 @@ use cairn_meta_state::{
 use cairn_raft::{ClientError as MetaClientError, GroupId, MetaClient};
 use cairn_storage_client::{ClientConfig, ClientError, ScanPage, StorageClient};
 
+/// How a worker's pass fails when the metadata service cannot be reached, refuses a call, or
+/// answers with another response than the call's.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaCallError {
+    #[error("metadata: {0}")]
+    Meta(#[from] MetaClientError),
+    #[error("metadata refused {command}: {error}")]
+    Refused {
+        command: &'static str,
+        error: MetaError,
+    },
+    #[error("unexpected metadata answer to {0}")]
+    UnexpectedAnswer(&'static str),
+}
+
 /// One blocking connection per storage node, dialled on first use. A call that fails at the
 /// transport drops its connection, so the next call redials (a node restart costs one error).
 pub struct NodeConnections {

@@ -339,9 +339,9 @@ pub struct ServerTls {
 /// A handshake checks the CRL once; internal connections then live for hours in keep-alive
 /// pools. A server takes [`PeerCheck::before_handshake`] before it accepts, turns it into a
 /// [`PeerCertificate`] once the handshake is done, and calls [`PeerCheck::still_trusted`]
-/// before serving each request: while the CRL file is unchanged that is one mutex and a clock
-/// read (the file is looked at every [`CRL_RECHECK`] at most); when it changed, the peer's chain
-/// is verified again, in full, and a revoked peer's connection is closed by the server.
+/// before serving each request. Between looks at the file (every [`CRL_RECHECK`] at most) that
+/// is a clock read and two atomic loads, no lock; when the file changed, the peer's chain is
+/// verified again, in full, and a revoked peer's connection is closed by the server.
 #[derive(Clone)]
 pub struct PeerCheck {
     revocation: Arc<verify::Revocation>,
@@ -370,7 +370,7 @@ pub struct PeerCertificate {
 impl PeerCheck {
     /// Call before accepting the handshake.
     pub fn before_handshake(&self) -> CrlGeneration {
-        CrlGeneration(self.revocation.current().0)
+        CrlGeneration(self.revocation.generation())
     }
 
     /// The peer of a finished handshake (`chain`: the connection's peer certificates). `None`
@@ -397,7 +397,7 @@ impl PeerCheck {
     /// Whether the peer's certificate is still trusted under the CRL in force now.
     pub fn still_trusted(&self, peer: &mut PeerCertificate) -> bool {
         use rustls::server::danger::ClientCertVerifier;
-        let (generation, _) = self.revocation.current();
+        let generation = self.revocation.generation();
         if generation == peer.checked {
             return true;
         }

@@ -2,6 +2,7 @@
 //! the role check of client certificates.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -22,6 +23,11 @@ type Crls = Arc<Vec<CertificateRevocationListDer<'static>>>;
 pub(crate) struct Revocation {
     path: Option<PathBuf>,
     state: Mutex<RevocationState>,
+    /// What [`Revocation::generation`] reads without the lock: the generation in force, and
+    /// (in milliseconds since `started`) when the file is due to be looked at again.
+    started: Instant,
+    generation: AtomicU64,
+    next_check_ms: AtomicU64,
 }
 
 struct RevocationState {
@@ -52,15 +58,30 @@ impl Revocation {
             Some(path) => (read_crls(path)?, modified(path)),
             None => (Vec::new(), None),
         };
+        let started = Instant::now();
         Ok(Revocation {
             path,
             state: Mutex::new(RevocationState {
                 modified,
-                checked_at: Instant::now(),
+                checked_at: started,
                 generation: 0,
                 crls: Arc::new(crls),
             }),
+            started,
+            generation: AtomicU64::new(0),
+            next_check_ms: AtomicU64::new(CRL_RECHECK.as_millis() as u64),
         })
+    }
+
+    /// The generation of the CRLs in force, as [`Revocation::current`] gives it, without taking
+    /// the lock until the file is due to be looked at again (the per-request path of
+    /// `PeerCheck`).
+    pub(crate) fn generation(&self) -> u64 {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        if now_ms < self.next_check_ms.load(Ordering::Acquire) {
+            return self.generation.load(Ordering::Acquire);
+        }
+        self.current().0
     }
 
     /// The CRLs in force and their generation (which changes whenever they are re-read).
@@ -90,6 +111,10 @@ impl Revocation {
                 }
             }
         }
+        self.generation.store(state.generation, Ordering::Release);
+        let next_check = state.checked_at.duration_since(self.started) + CRL_RECHECK;
+        self.next_check_ms
+            .store(next_check.as_millis() as u64, Ordering::Release);
         (state.generation, Arc::clone(&state.crls))
     }
 }
