@@ -363,9 +363,9 @@ pub async fn complete_multipart_upload(
         now_ms: now_unix_millis(),
     });
     let command = crate::replication::queue_write(
-        context,
         &bucket_record,
         key,
+        &upload.attributes,
         crate::object::with_condition(command, &condition),
     );
     // The parts' bytes are counted already: a completion adds one object.

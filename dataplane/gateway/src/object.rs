@@ -413,9 +413,9 @@ pub(crate) async fn put_object_from(
     });
     if let Err(error) = executor
         .meta_write(crate::replication::queue_write(
-            context,
             &bucket_record,
             key,
+            &record.attributes,
             with_condition(commit, &condition),
         ))
         .await
@@ -1538,7 +1538,7 @@ pub async fn copy_object(
         }],
         now_ms: committed_at_ms,
     });
-    let commit = crate::replication::queue_write(context, &bucket_record, key, commit);
+    let commit = crate::replication::queue_write(&bucket_record, key, &record.attributes, commit);
     if let Err(error) = executor.meta_write(commit).await {
         abort_write(executor, bucket, key, record.version_id).await;
         return Err(error);

@@ -73,16 +73,6 @@ pub(crate) fn is_replica_write(
     }
 }
 
-/// Whether the request is a replica write its caller may make (a header it may not use is
-/// ignored here: the write is then an ordinary one and is queued like any other).
-fn replica_allowed(context: &RequestContext<'_>, bucket_record: &BucketRecord, key: &str) -> bool {
-    context
-        .header(REPLICA_HEADER)
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
-        && crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))
-            .unwrap_or(false)
-}
-
 /// The attribute a replica version carries.
 pub(crate) fn replica_attributes() -> cairn_meta_state::Attributes {
     [(
@@ -93,15 +83,17 @@ pub(crate) fn replica_attributes() -> cairn_meta_state::Attributes {
     .collect()
 }
 
-/// `commit` (a CommitWrite or CompleteMultipartUpload, possibly conditional) queued for
-/// replication when a rule selects `key` and the write is not itself a replica.
+/// `commit` (a CommitWrite or CompleteMultipartUpload, possibly conditional) of a version with
+/// `attributes` (the prepared version's, or the upload's) queued for replication when a rule
+/// selects `key` and the version is not itself a replica (marked by [`is_replica_write`] when
+/// it was prepared or the upload created).
 pub(crate) fn queue_write(
-    context: &RequestContext<'_>,
     bucket_record: &BucketRecord,
     key: &str,
+    attributes: &cairn_meta_state::Attributes,
     commit: Command,
 ) -> Command {
-    let replica = replica_allowed(context, bucket_record, key);
+    let replica = status_of(attributes) == Some(ReplicationStatus::Replica);
     match configuration(bucket_record) {
         Some(configuration) if !replica && configuration.replicates_object(key) => {
             Command::QueueReplication {
@@ -121,7 +113,13 @@ pub(crate) fn queue_delete(
     version_id: Option<&str>,
     delete: Command,
 ) -> Command {
-    let replica = replica_allowed(context, bucket_record, key);
+    // A replicator's delete marker is not queued again (a header from a caller not allowed
+    // `s3:ReplicateObject` is ignored: the delete is then an ordinary one).
+    let replica = context
+        .header(REPLICA_HEADER)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        && crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))
+            .unwrap_or(false);
     match configuration(bucket_record) {
         Some(configuration)
             if !replica
