@@ -101,6 +101,13 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
               f"{b['ops_per_second']['median']:>14.1f} "
               f"{b['megabytes_per_second']['median']:>8.1f} {latency(b):>13}  "
               f"{ratio['min']:.2f}/{ratio['median']:.2f}/{ratio['max']:.2f}")
+        for name, side in ((a_name, a), (b_name, b)):
+            cpu = side.get("cpu") or {}
+            if "server_cpu_ms_per_megabyte" in cpu:
+                print(f"{'':<16}   {name}: servers {cpu['server_cpu_ms_per_megabyte']['median']:.2f} CPU-ms/MB, "
+                      f"{cpu['server_cpu_ms_per_1000_operations']['median']:.0f} CPU-ms/1k ops, client "
+                      f"{cpu['client_cpu_seconds']['median']:.1f} CPU-s/round, machine busy "
+                      f"{cpu['machine_busy_fraction']['median']:.2f}")
 print(f"{os.cpu_count()} cores shared by the client and the servers")
 PYTHON
 }

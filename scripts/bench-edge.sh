@@ -44,7 +44,7 @@ run() {
         --tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server-key.pem" --module "$MODULE" \
         --region "us-east-1=127.0.0.1:$GATEWAY_EDGE_PORT" --meta "1=127.0.0.1:19902" \
         --partitions 4 --master-key-file "$WORK/run-dev/master-key" \
-        --tls-dir "$WORK/run-edge-identity" --tls-crl "$WORK/run-dev/tls/ca/crl.pem" \
+        --tls-dir "$WORK/run-edge-identity" --tls-crl "$WORK/run-dev/tls/ca/crl.pem" ${EDGE_FLAGS:-} \
         >"$WORK/logs/$workload-edge.log" 2>&1 &
     local edge_pid=$!
     track "$edge_pid"
@@ -53,6 +53,7 @@ run() {
     AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
         "$BENCH" compare "$@" --ca-bundle "$CERTS/ca.pem" \
         --endpoint "https://localhost:$EDGE_PORT" --name edge --pid "$edge_pid" \
+        --cpu-pid "$edge_pid" --cpu-pid "$dev_pid" \
         --bucket cairn-bench-edge \
         --notes "$NOTES; through cairn edge (TLS, SigV4, WASM routing, hot-object cache, mutual TLS to the gateway)" \
         --peer-endpoint "https://localhost:19900" --peer-name direct \

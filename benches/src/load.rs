@@ -73,6 +73,8 @@ pub struct LoadResult {
     pub seconds: f64,
     pub kinds: Vec<KindResult>,
     pub timeline: Vec<Second>,
+    /// CPU spent by the servers, this client and the machine during the phase, when measured.
+    pub cpu: Option<crate::cpu::CpuUsage>,
 }
 
 impl LoadResult {
@@ -253,6 +255,7 @@ where
         seconds,
         kinds,
         timeline,
+        cpu: None,
     })
 }
 

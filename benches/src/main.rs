@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cpu;
 mod ec;
 mod edge_routing;
 mod heal;

@@ -139,6 +139,10 @@ pub struct S3Args {
     pub load: LoadArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Server processes whose CPU time each measured round records (repeatable; see
+    /// `crate::cpu`).
+    #[arg(long = "cpu-pid")]
+    pub cpu_pids: Vec<u32>,
 }
 
 /// Object sizes as a distribution over key indices.
@@ -377,6 +381,8 @@ pub struct Bench {
     prefix: String,
     /// One incompressible-looking buffer, the largest object plus a slack for per-key offsets.
     payload: Arc<Vec<u8>>,
+    /// The target's server processes whose CPU each measured phase records (none: not recorded).
+    pub cpu: crate::cpu::CpuProbe,
 }
 
 const PAYLOAD_SLACK: usize = 4096;
@@ -394,6 +400,7 @@ impl Bench {
             payload: Arc::new(payload_bytes(plan.size.max() as usize + PAYLOAD_SLACK)),
             plan: plan.clone(),
             target: target.clone(),
+            cpu: crate::cpu::CpuProbe::default(),
         };
         if plan.needs_preload() && plan.operation != Some(Operation::Delete) {
             bench.preload(quiet)?;
@@ -443,6 +450,7 @@ impl Bench {
             target: self.target.clone(),
             prefix: self.prefix.clone(),
             payload: self.payload.clone(),
+            cpu: self.cpu.clone(),
         })
     }
 
@@ -465,7 +473,8 @@ impl Bench {
             }
             _ => self.plan.operations,
         };
-        self.phase(
+        let cpu_before = self.cpu.snapshot();
+        let mut result = self.phase(
             self.plan.seconds,
             operations,
             (!quiet).then(|| {
@@ -477,7 +486,9 @@ impl Bench {
                     self.plan.rounds
                 )
             }),
-        )
+        )?;
+        result.cpu = Some(self.cpu.usage(&cpu_before, &self.cpu.snapshot()));
+        Ok(result)
     }
 
     fn phase(
@@ -579,7 +590,8 @@ pub fn run(args: S3Args) -> anyhow::Result<()> {
     let mut workloads = Vec::new();
     let mut svg_inputs = Vec::new();
     for plan in &plans {
-        let bench = Bench::prepare(plan, &args.target, args.output.quiet)?;
+        let mut bench = Bench::prepare(plan, &args.target, args.output.quiet)?;
+        bench.cpu.server_pids = args.cpu_pids.clone();
         let mut rounds = Vec::new();
         for round in 0..plan.rounds {
             rounds.push(bench.round(round, args.output.quiet)?);

@@ -295,7 +295,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
                 let mut load = args.load.clone();
                 load.concurrency = Some(concurrency);
                 for plan in plans(workload, &load, 3)? {
-                    let bench = Bench::prepare(&plan, &target, quiet)?;
+                    let mut bench = Bench::prepare(&plan, &target, quiet)?;
+                    bench.cpu.server_pids = vec![server.child.id()];
                     let rounds: Vec<LoadResult> = (0..plan.rounds)
                         .map(|round| bench.round(round, quiet))
                         .collect::<anyhow::Result<_>>()?;

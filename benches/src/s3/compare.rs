@@ -2,7 +2,9 @@
 //! alternate between the targets, and the order flips every round (A B, B A, A B, …) so drift on a
 //! shared machine (page cache, compaction, thermal) does not favour one side. Each round pair gives
 //! a ratio A/B of operations per second; the report prints their min/median/max. With `--pid` /
-//! `--peer-pid` it also records each server's peak resident memory (VmHWM from /proc) at the end.
+//! `--peer-pid` it also records each server's peak resident memory (VmHWM from /proc) at the end,
+//! and per measured round the CPU the servers (`--cpu-pid` / `--peer-cpu-pid`, default the same
+//! pids), this client and the machine spent (see [`crate::cpu`]).
 
 use super::client::{Addressing, TargetArgs};
 use super::{Bench, LoadArgs, OutputArgs, SCHEMA_VERSION, WorkloadKind, plans, report};
@@ -45,6 +47,13 @@ pub struct CompareArgs {
     pub pid: Option<u32>,
     #[arg(long)]
     pub peer_pid: Option<u32>,
+    /// Processes whose CPU time counts for the first target in each measured round (repeatable,
+    /// e.g. an edge and the gateway behind it); default: `--pid`.
+    #[arg(long = "cpu-pid")]
+    pub cpu_pids: Vec<u32>,
+    /// The same for the second target; default: `--peer-pid`.
+    #[arg(long = "peer-cpu-pid")]
+    pub peer_cpu_pids: Vec<u32>,
     /// Free text stored with each target, e.g. its durability settings.
     #[arg(long, default_value = "")]
     pub notes: String,
@@ -98,10 +107,19 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let quiet = args.output.quiet;
     let mut workloads = Vec::new();
     for plan in &plans {
-        let benches = [
+        let mut benches = [
             Bench::prepare(plan, &args.target, quiet)?,
             Bench::prepare(plan, &peer, quiet)?,
         ];
+        let cpu_pids = |pids: &Vec<u32>, pid: Option<u32>| {
+            if pids.is_empty() {
+                pid.into_iter().collect()
+            } else {
+                pids.clone()
+            }
+        };
+        benches[0].cpu.server_pids = cpu_pids(&args.cpu_pids, args.pid);
+        benches[1].cpu.server_pids = cpu_pids(&args.peer_cpu_pids, args.peer_pid);
         let mut results: [Vec<LoadResult>; 2] = [Vec::new(), Vec::new()];
         let mut round_documents = Vec::new();
         let mut ratios = Vec::new();

@@ -68,6 +68,7 @@ pub fn round_json(result: &LoadResult) -> anyhow::Result<Value> {
         "by_operation": by_operation,
         // [operations, bytes] completed in each second of the round.
         "timeline": result.timeline.iter().map(|second| json!([second.operations, second.bytes])).collect::<Vec<_>>(),
+        "cpu": result.cpu.as_ref().map(|cpu| cpu.to_json(result.operations(), result.bytes())),
     }))
 }
 
@@ -79,12 +80,35 @@ pub fn summary_json(rounds: &[LoadResult]) -> anyhow::Result<Value> {
     for round in rounds {
         merged.add(&round.merged_histogram()?)?;
     }
+    // Medians over the rounds that measured them (see crate::cpu).
+    let cpu_field = |field: &str| -> Vec<f64> {
+        rounds
+            .iter()
+            .filter_map(|round| {
+                let cpu = round.cpu.as_ref()?;
+                cpu.to_json(round.operations(), round.bytes())[field].as_f64()
+            })
+            .collect()
+    };
+    let cpu = [
+        "server_cpu_ms_per_megabyte",
+        "server_cpu_ms_per_1000_operations",
+        "client_cpu_seconds",
+        "machine_busy_fraction",
+    ]
+    .into_iter()
+    .filter_map(|field| {
+        let values = cpu_field(field);
+        (!values.is_empty()).then(|| (field.to_owned(), spread(&values)))
+    })
+    .collect::<serde_json::Map<String, Value>>();
     Ok(json!({
         "rounds": rounds.len(),
         "operations": rounds.iter().map(LoadResult::operations).sum::<u64>(),
         "ops_per_second": spread(&ops),
         "megabytes_per_second": spread(&megabytes),
         "latency_ms": latency_json(&merged),
+        "cpu": cpu,
     }))
 }
 
@@ -394,6 +418,7 @@ mod tests {
                     bytes: (operations - operations / 2) * 4096,
                 },
             ],
+            cpu: None,
         }
     }
 
