@@ -905,11 +905,25 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         cairn_sse::MasterKeyFile::open_or_create(&args.data.join("master-key"))
             .context("the cluster master key")?,
     );
+    // With S3 over TLS, the replicator reads and writes through https:// and trusts the dev CA
+    // unless given a bundle (the S3 certificate is then expected to come from the dev CA).
+    let s3_over_tls = args.s3_tls.tls_cert.is_some();
+    let dev_ca_bundle = (s3_over_tls && !args.insecure_plaintext_internal).then(|| {
+        args.dev_ca
+            .clone()
+            .unwrap_or_else(|| args.data.join("tls").join("ca"))
+            .join(cairn_tls::CA_CERT_FILE)
+    });
     let replicator_stats = args.replication.spawn(
         meta.clone(),
         &args.region,
-        format!("http://{}", args.listen),
+        format!(
+            "{}://{}",
+            if s3_over_tls { "https" } else { "http" },
+            args.listen
+        ),
         Some(master_key.clone()),
+        dev_ca_bundle.as_deref(),
     )?;
     if let Some(address) = args.worker_admin_listen {
         let pages: admin::Pages = Arc::new(move |path: &str| {
@@ -1335,6 +1349,7 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
                 &args.worker_replication.replication_region,
                 endpoint.trim_end_matches('/').to_owned(),
                 master_key,
+                None,
             )?)
         }
         None => None,

@@ -2,6 +2,7 @@
 //! `cairn_workers::replicator`).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +10,16 @@ use anyhow::Context;
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ReplicationArgs {
-    /// The S3 endpoint of another region, `REGION=http://HOST:PORT` (repeatable): where the
-    /// replicator writes replicas for destination buckets of that region.
+    /// The S3 endpoint of another region, `REGION=http://HOST:PORT` or
+    /// `REGION=https://HOST:PORT` (repeatable): where the replicator writes replicas for
+    /// destination buckets of that region.
     #[arg(long = "replication-endpoint", value_name = "REGION=URL")]
     pub endpoints: Vec<String>,
+    /// PEM file of the CA certificates the replicator trusts for `https://` endpoints (this
+    /// region's gateway and the other regions'); only these are trusted. Default for `cairn
+    /// dev` with `--tls-cert`: its dev CA; otherwise the public roots of `webpki-roots`.
+    #[arg(long, value_name = "FILE")]
+    pub replication_ca_bundle: Option<PathBuf>,
     /// Milliseconds between replicator passes when nothing is ready (passes over empty queues
     /// come up to four times further apart; a finished entry starts the next pass at once).
     #[arg(long, default_value_t = 500)]
@@ -25,8 +32,8 @@ pub struct ReplicationArgs {
 /// `cairn worker`'s extra replicator settings (`cairn dev` knows them from its own).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct WorkerReplicationArgs {
-    /// This region's S3 endpoint (`http://HOST:PORT`); the replicator runs only when it is
-    /// given.
+    /// This region's S3 endpoint (`http://HOST:PORT`, or `https://HOST:PORT` for a gateway
+    /// serving S3 over TLS); the replicator runs only when it is given.
     #[arg(long)]
     pub replication_local_endpoint: Option<String>,
     /// The region this worker's partitions belong to.
@@ -34,7 +41,7 @@ pub struct WorkerReplicationArgs {
     pub replication_region: String,
     /// The cluster master key file, to open the access-key secret the replicator signs with.
     #[arg(long)]
-    pub replication_master_key_file: Option<std::path::PathBuf>,
+    pub replication_master_key_file: Option<PathBuf>,
 }
 
 impl ReplicationArgs {
@@ -46,25 +53,38 @@ impl ReplicationArgs {
                     .split_once('=')
                     .context("--replication-endpoint is REGION=http://HOST:PORT")?;
                 anyhow::ensure!(
-                    url.starts_with("http://"),
-                    "--replication-endpoint {url}: only http:// endpoints are supported"
+                    cairn_workers::replicator::split_endpoint(url).is_some(),
+                    "--replication-endpoint {url}: give http://HOST:PORT or https://HOST:PORT"
                 );
                 Ok((region.to_owned(), url.trim_end_matches('/').to_owned()))
             })
             .collect()
     }
 
-    /// Starts the replicator for `region`, reading through `local_endpoint`.
+    /// Starts the replicator for `region`, reading through `local_endpoint`; `default_ca_bundle`
+    /// is trusted for `https://` endpoints unless `--replication-ca-bundle` is given.
     pub fn spawn(
         &self,
         meta: cairn_raft::MetaClientConfig,
         region: &str,
         local_endpoint: String,
         master_key: Option<Arc<cairn_sse::MasterKeyFile>>,
+        default_ca_bundle: Option<&Path>,
     ) -> anyhow::Result<Arc<cairn_workers::replicator::ReplicatorStats>> {
+        anyhow::ensure!(
+            cairn_workers::replicator::split_endpoint(&local_endpoint).is_some(),
+            "the replicator's local endpoint {local_endpoint}: give http://HOST:PORT or \
+             https://HOST:PORT"
+        );
         let mut config =
             cairn_workers::replicator::ReplicatorConfig::new(region.to_owned(), local_endpoint);
         config.region_endpoints = self.region_endpoints()?;
+        if let Some(bundle) = self.replication_ca_bundle.as_deref().or(default_ca_bundle) {
+            config.tls = Some(
+                cairn_workers::replicator::tls_client_config(bundle)
+                    .context("--replication-ca-bundle")?,
+            );
+        }
         config.poll_interval = Duration::from_millis(self.replication_poll_ms.max(10));
         config.max_backoff = Duration::from_millis(self.replication_max_backoff_ms.max(10));
         config.initial_backoff = config.initial_backoff.min(config.max_backoff);
