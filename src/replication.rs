@@ -2,7 +2,7 @@
 //! `cairn_workers::replicator`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,32 +44,52 @@ pub struct WorkerReplicationArgs {
     pub replication_master_key_file: Option<PathBuf>,
 }
 
-impl ReplicationArgs {
-    fn region_endpoints(&self) -> anyhow::Result<BTreeMap<String, String>> {
-        self.endpoints
-            .iter()
-            .map(|item| {
-                let (region, url) = item
-                    .split_once('=')
-                    .context("--replication-endpoint is REGION=http://HOST:PORT")?;
-                anyhow::ensure!(
-                    cairn_workers::replicator::split_endpoint(url).is_some(),
-                    "--replication-endpoint {url}: give http://HOST:PORT or https://HOST:PORT"
-                );
-                Ok((region.to_owned(), url.trim_end_matches('/').to_owned()))
-            })
-            .collect()
-    }
+/// What the replicator falls back to where no flag says otherwise (a cluster file's
+/// `[replication]` table, `cairn dev`'s own CA).
+#[derive(Clone, Debug, Default)]
+pub struct ReplicatorDefaults {
+    pub region_endpoints: BTreeMap<String, String>,
+    pub ca_bundle: Option<PathBuf>,
+}
 
-    /// Starts the replicator for `region`, reading through `local_endpoint`; `default_ca_bundle`
-    /// is trusted for `https://` endpoints unless `--replication-ca-bundle` is given.
+/// Where a worker's replicator settings come from: its flags or its cluster file.
+#[derive(Clone, Debug)]
+pub struct ReplicatorSource {
+    pub region: String,
+    pub local_endpoint: String,
+    pub master_key_file: Option<PathBuf>,
+    pub defaults: ReplicatorDefaults,
+}
+
+/// `REGION=URL` items (`--replication-endpoint`) as region → URL (no trailing `/`).
+pub fn parse_region_endpoints(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|item| {
+            let (region, url) = item
+                .split_once('=')
+                .context("--replication-endpoint is REGION=http(s)://HOST:PORT")?;
+            anyhow::ensure!(
+                !region.is_empty() && cairn_workers::replicator::split_endpoint(url).is_some(),
+                "--replication-endpoint {item}: give REGION=http://HOST:PORT or \
+                 REGION=https://HOST:PORT"
+            );
+            Ok((region.to_owned(), url.trim_end_matches('/').to_owned()))
+        })
+        .collect()
+}
+
+impl ReplicationArgs {
+    /// Starts the replicator for `region`, reading through `local_endpoint`; the flags win over
+    /// `defaults` (an endpoint flag over the same region's default, the CA bundle flag over the
+    /// default bundle).
     pub fn spawn(
         &self,
         meta: cairn_raft::MetaClientConfig,
         region: &str,
         local_endpoint: String,
         master_key: Option<Arc<cairn_sse::MasterKeyFile>>,
-        default_ca_bundle: Option<&Path>,
+        defaults: &ReplicatorDefaults,
     ) -> anyhow::Result<Arc<cairn_workers::replicator::ReplicatorStats>> {
         anyhow::ensure!(
             cairn_workers::replicator::split_endpoint(&local_endpoint).is_some(),
@@ -78,8 +98,15 @@ impl ReplicationArgs {
         );
         let mut config =
             cairn_workers::replicator::ReplicatorConfig::new(region.to_owned(), local_endpoint);
-        config.region_endpoints = self.region_endpoints()?;
-        if let Some(bundle) = self.replication_ca_bundle.as_deref().or(default_ca_bundle) {
+        config.region_endpoints = defaults.region_endpoints.clone();
+        config
+            .region_endpoints
+            .extend(parse_region_endpoints(&self.endpoints)?);
+        let bundle = self
+            .replication_ca_bundle
+            .as_deref()
+            .or(defaults.ca_bundle.as_deref());
+        if let Some(bundle) = bundle {
             config.tls = Some(
                 cairn_workers::replicator::tls_client_config(bundle)
                     .context("--replication-ca-bundle")?,
