@@ -1,5 +1,6 @@
 //! The replicator's settings for `cairn dev` and `cairn worker` (the worker itself is
-//! `cairn_workers::replicator`).
+//! `cairn_workers::replicator`): flags, over the defaults a cluster file's `[replication]` table
+//! (src/cluster.rs) or `cairn dev`'s own CA gives.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
