@@ -1,15 +1,18 @@
 //! Cluster mode: one TOML file names every process of a region — metadata replicas, storage nodes
 //! (each with its AZ) and gateways — and every role reads its own part of it
 //! (`cairn meta --cluster FILE --id N`, `cairn storage --cluster FILE --id N`,
-//! `cairn gateway --cluster FILE --id N`), so the processes can never disagree about who is in
-//! the cluster. `cairn cluster init` writes a local example (3 meta, 12 storage nodes in 4 AZs,
+//! `cairn gateway --cluster FILE --id N`, `cairn worker --cluster FILE --id N`), so the processes
+//! can never disagree about who is in the cluster. Its `[replication]` table names the worker that
+//! runs the replicator, the gateway it reads through and the other regions' S3 endpoints, so a
+//! region replicates with no replication flags on any command line. `cairn cluster init` writes a local example (3 meta, 12 storage nodes in 4 AZs,
 //! 2 gateways on 127.0.x.y addresses, EC 6+3, so any one AZ may fail with writes at full
 //! redundancy: see [`ClusterFile::zone_loss_report`]) and the root credentials; `cairn cluster up FILE`
 //! starts every role as its own child process and stops them all on SIGINT/SIGTERM.
 //!
 //! Invariants checked by [`ClusterFile::validate`] before any process starts: ids are non-zero and
 //! unique per role, no two listeners share an address, the EC scheme parses and the storage nodes
-//! can hold one stripe with at most m shards per AZ (the gateway's placement rule).
+//! can hold one stripe with at most m shards per AZ (the gateway's placement rule); the
+//! replicator's worker exists and its endpoints are `http://` or `https://` URLs.
 //!
 //! Relative paths in the file are relative to the file's own directory, so a cluster directory
 //! can be moved as a whole.
@@ -63,6 +66,36 @@ pub struct ClusterFile {
     /// idempotent.
     #[serde(default)]
     pub worker: Vec<WorkerEntry>,
+    /// Cross-region replication: which worker runs the replicator, and where it writes.
+    pub replication: Option<ReplicationSection>,
+}
+
+/// The `[replication]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationSection {
+    /// The `[[worker]]` id that runs the replicator (one per region: every queue entry is
+    /// copied by one replicator).
+    pub worker: u64,
+    /// This region's S3 endpoint the replicator reads versions through and writes same-region
+    /// destinations through. Default: `http://` + the first `[[gateway]]`'s address.
+    pub local_endpoint: Option<String>,
+    /// PEM file of the CA certificates trusted for `https://` endpoints (only these); without
+    /// it, the public roots of `webpki-roots`.
+    pub ca_bundle: Option<PathBuf>,
+    /// Other regions' S3 endpoints: `region = "https://HOST:PORT"`.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, String>,
+}
+
+/// What the replicator of one `cairn worker --cluster FILE --id N` runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicatorSettings {
+    pub region: String,
+    pub local_endpoint: String,
+    pub endpoints: BTreeMap<String, String>,
+    pub ca_bundle: Option<PathBuf>,
+    pub master_key_file: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -159,6 +192,9 @@ impl ClusterFile {
         file.credentials_file = file.credentials_file.map(|path| base.join(path));
         file.master_key_file = file.master_key_file.map(|path| base.join(path));
         file.tls_dir = file.tls_dir.map(|path| base.join(path));
+        if let Some(replication) = file.replication.as_mut() {
+            replication.ca_bundle = replication.ca_bundle.take().map(|path| base.join(path));
+        }
         file.validate()
             .with_context(|| format!("cluster file {}", path.display()))?;
         Ok(file)
@@ -225,6 +261,39 @@ impl ClusterFile {
         for entry in &self.worker {
             if let Some(admin) = entry.admin {
                 check_address(admin, format!("worker {} admin", entry.id))?;
+            }
+        }
+        if let Some(replication) = &self.replication {
+            if !self
+                .worker
+                .iter()
+                .any(|entry| entry.id == replication.worker)
+            {
+                bail!(
+                    "[replication] worker = {}: no [[worker]] with that id",
+                    replication.worker
+                );
+            }
+            if replication.local_endpoint.is_none() && self.gateway.is_empty() {
+                bail!("[replication] needs local_endpoint when the file has no [[gateway]]");
+            }
+            let endpoints = replication
+                .local_endpoint
+                .iter()
+                .map(|url| ("local_endpoint", url))
+                .chain(
+                    replication
+                        .endpoints
+                        .iter()
+                        .map(|(region, url)| (region.as_str(), url)),
+                );
+            for (name, url) in endpoints {
+                if cairn_workers::replicator::split_endpoint(url).is_none() {
+                    bail!(
+                        "[replication] {name} = {url:?}: give http://HOST:PORT or \
+                         https://HOST:PORT"
+                    );
+                }
             }
         }
         let scheme: cairn_ec::Scheme = self
@@ -393,6 +462,29 @@ impl ClusterFile {
             .admin)
     }
 
+    /// The replicator settings of worker `id`: `None` unless `[replication]` names it.
+    pub fn replicator_settings(&self, id: u64) -> Option<ReplicatorSettings> {
+        let replication = self
+            .replication
+            .as_ref()
+            .filter(|section| section.worker == id)?;
+        let local_endpoint = match &replication.local_endpoint {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.gateway.first()?.address),
+        };
+        Some(ReplicatorSettings {
+            region: self.region.clone(),
+            local_endpoint,
+            endpoints: replication
+                .endpoints
+                .iter()
+                .map(|(region, url)| (region.clone(), url.trim_end_matches('/').to_owned()))
+                .collect(),
+            ca_bundle: replication.ca_bundle.clone(),
+            master_key_file: self.master_key_path(),
+        })
+    }
+
     pub fn meta_config(&self, id: u64) -> anyhow::Result<cairn_raft::MetaNodeConfig> {
         let entry = self.meta_entry(id)?;
         let mut config = cairn_raft::MetaNodeConfig::new(
@@ -508,6 +600,11 @@ pub struct LocalLayout {
     pub gateway_admin_port: u16,
     /// Workers sit on 127.0.4.N.
     pub worker_admin_port: u16,
+    /// Region the gateways serve.
+    pub region: String,
+    /// Other regions' S3 endpoints for the `[replication]` table (run by worker 1).
+    pub replication_endpoints: BTreeMap<String, String>,
+    pub replication_ca_bundle: Option<PathBuf>,
 }
 
 impl Default for LocalLayout {
@@ -527,6 +624,9 @@ impl Default for LocalLayout {
             gateway_port: 9000,
             gateway_admin_port: 9090,
             worker_admin_port: 7590,
+            region: default_region(),
+            replication_endpoints: BTreeMap::new(),
+            replication_ca_bundle: None,
         }
     }
 }
@@ -544,7 +644,7 @@ pub fn local_cluster_file(layout: &LocalLayout, data_root: &Path) -> String {
          # `cairn meta|storage|gateway|worker --cluster <this file> --id N`.\n",
         layout.meta_count, layout.storage_count, layout.az_count, layout.gateway_count
     );
-    let _ = writeln!(text, "region = \"us-east-1\"");
+    let _ = writeln!(text, "region = {}", toml_string(&layout.region));
     let _ = writeln!(text, "partitions = {}", layout.partitions);
     let _ = writeln!(text, "ec_scheme = \"{}\"", layout.ec_scheme);
     let _ = writeln!(
@@ -587,6 +687,26 @@ pub fn local_cluster_file(layout: &LocalLayout, data_root: &Path) -> String {
             "[[worker]]\nid = {id}\nadmin = \"127.0.4.{id}:{}\"\n",
             layout.worker_admin_port
         );
+    }
+    if layout.worker_count > 0 {
+        let _ = writeln!(
+            text,
+            "# Cross-region replication: worker 1 runs the replicator, reading through the first\n\
+             # gateway (local_endpoint = \"https://...\" to read elsewhere); endpoints name the\n\
+             # other regions' S3 endpoints; ca_bundle (PEM) is trusted for https:// endpoints.\n\
+             [replication]\nworker = 1"
+        );
+        if let Some(bundle) = &layout.replication_ca_bundle {
+            let _ = writeln!(
+                text,
+                "ca_bundle = {}",
+                toml_string(&bundle.display().to_string())
+            );
+        }
+        let _ = writeln!(text, "\n[replication.endpoints]");
+        for (region, url) in &layout.replication_endpoints {
+            let _ = writeln!(text, "{} = {}", toml_string(region), toml_string(url));
+        }
     }
     text
 }
@@ -671,7 +791,7 @@ struct RoleProcess {
 
 /// `cairn cluster up FILE`: starts every role of the file as its own `cairn` process (logs in
 /// `<data_root>/logs/`), waits for the gateways to listen, prints the endpoints, and runs until
-/// SIGINT/SIGTERM, then stops gateways, storage nodes and meta replicas in that order (SIGTERM,
+/// SIGINT/SIGTERM, then stops workers, gateways, storage nodes and meta replicas in that order (SIGTERM,
 /// then SIGKILL after a grace period). A child that dies is reported and not restarted: the
 /// cluster is built to survive it and a restart is the operator's decision.
 pub fn up(path: &Path) -> anyhow::Result<()> {
@@ -715,6 +835,7 @@ pub fn up(path: &Path) -> anyhow::Result<()> {
                 .iter()
                 .map(|entry| (RoleKind::Gateway, entry.id)),
         )
+        .chain(file.worker.iter().map(|entry| (RoleKind::Worker, entry.id)))
         .collect();
     for (kind, id) in roles {
         let log_path = logs.join(format!("{}-{id}.log", kind.name()));
@@ -754,12 +875,16 @@ pub fn up(path: &Path) -> anyhow::Result<()> {
         return Err(error);
     }
     println!(
-        "cairn cluster up: {} meta, {} storage, {} gateways running; logs in {}",
+        "cairn cluster up: {} meta, {} storage, {} gateways, {} workers running; logs in {}",
         file.meta.len(),
         file.storage.len(),
         file.gateway.len(),
+        file.worker.len(),
         logs.display()
     );
+    if let Some(replication) = &file.replication {
+        println!("  replicator: worker {}", replication.worker);
+    }
     for entry in &file.gateway {
         println!("  S3 endpoint http://{}", entry.address);
     }
@@ -994,6 +1119,85 @@ mod tests {
         let report = file.zone_loss_report().unwrap();
         assert!(report[0].contains("quorum"), "{report:?}");
         assert!(!report[3].contains("quorum"), "{report:?}");
+    }
+
+    /// `cairn worker --cluster FILE --id N` (what `cairn cluster up` runs for every worker)
+    /// takes the replicator's settings from the file: worker 1 of `cairn cluster init`'s file
+    /// runs it, reading through the first gateway, with the endpoints and CA bundle given to
+    /// `init`; other workers do not.
+    #[test]
+    fn the_replicator_is_configured_by_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = LocalLayout {
+            worker_count: 2,
+            region: "eu-west-1".to_owned(),
+            replication_endpoints: BTreeMap::from([
+                ("us-east-1".to_owned(), "https://10.0.0.1:9000".to_owned()),
+                ("ap-south-1".to_owned(), "http://10.0.0.2:9000".to_owned()),
+            ]),
+            replication_ca_bundle: Some(PathBuf::from("certs/regions.pem")),
+            ..LocalLayout::default()
+        };
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, local_cluster_file(&layout, Path::new("state"))).unwrap();
+        let file = ClusterFile::load(&path).unwrap();
+        assert_eq!(
+            file.replicator_settings(1),
+            Some(ReplicatorSettings {
+                region: "eu-west-1".to_owned(),
+                local_endpoint: "http://127.0.3.1:9000".to_owned(),
+                endpoints: layout.replication_endpoints.clone(),
+                // Relative to the file, like every path in it.
+                ca_bundle: Some(dir.path().join("certs/regions.pem")),
+                master_key_file: dir.path().join("state/master-key"),
+            })
+        );
+        assert_eq!(file.replicator_settings(2), None);
+        // Without endpoints the replicator still runs (same-region destinations).
+        let plain: ClusterFile = toml::from_str(&local_cluster_file(
+            &LocalLayout::default(),
+            Path::new("/tmp/x"),
+        ))
+        .unwrap();
+        plain.validate().unwrap();
+        let settings = plain.replicator_settings(1).unwrap();
+        assert!(settings.endpoints.is_empty());
+        assert_eq!(settings.ca_bundle, None);
+        // An explicit local endpoint (e.g. a gateway behind TLS) wins over the first gateway.
+        let text = local_cluster_file(&LocalLayout::default(), Path::new("/tmp/x")).replace(
+            "[replication]\nworker = 1",
+            "[replication]\nworker = 1\nlocal_endpoint = \"https://s3.local:443/\"",
+        );
+        assert_eq!(
+            parse(&text)
+                .unwrap()
+                .replicator_settings(1)
+                .unwrap()
+                .local_endpoint,
+            "https://s3.local:443"
+        );
+    }
+
+    #[test]
+    fn bad_replication_tables_are_refused() {
+        let text = local_cluster_file(&LocalLayout::default(), Path::new("/tmp/x"));
+        for (from, to, reason) in [
+            ("worker = 1", "worker = 7", "no [[worker]] with that id"),
+            (
+                "[replication.endpoints]",
+                "[replication.endpoints]\nus-west-2 = \"ftp://10.0.0.1:21\"",
+                "us-west-2",
+            ),
+            (
+                "worker = 1",
+                "worker = 1\nlocal_endpoint = \"127.0.3.1:9000\"",
+                "local_endpoint",
+            ),
+            ("worker = 1", "worker = 1\nworkers = 2", "unknown field"),
+        ] {
+            let error = parse(&text.replace(from, to)).unwrap_err();
+            assert!(format!("{error:#}").contains(reason), "{reason}: {error:#}");
+        }
     }
 
     #[test]

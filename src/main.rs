@@ -187,6 +187,16 @@ enum ClusterCommand {
         /// 7590.
         #[arg(long)]
         base_port: Option<u16>,
+        /// Region the gateways serve.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// Another region's S3 endpoint for the replicator (worker 1), `REGION=URL`
+        /// (repeatable; `http://` or `https://`).
+        #[arg(long = "replication-endpoint", value_name = "REGION=URL")]
+        replication_endpoints: Vec<String>,
+        /// PEM CA bundle the replicator trusts for `https://` endpoints.
+        #[arg(long, value_name = "FILE")]
+        replication_ca_bundle: Option<PathBuf>,
     },
     /// Start every role of a cluster file as its own process; stop them all on Ctrl-C/SIGTERM.
     Up {
@@ -905,11 +915,28 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         cairn_sse::MasterKeyFile::open_or_create(&args.data.join("master-key"))
             .context("the cluster master key")?,
     );
+    // With S3 over TLS, the replicator reads and writes through https:// and trusts the dev CA
+    // unless given a bundle (the S3 certificate is then expected to come from the dev CA).
+    let s3_over_tls = args.s3_tls.tls_cert.is_some();
+    let dev_ca_bundle = (s3_over_tls && !args.insecure_plaintext_internal).then(|| {
+        args.dev_ca
+            .clone()
+            .unwrap_or_else(|| args.data.join("tls").join("ca"))
+            .join(cairn_tls::CA_CERT_FILE)
+    });
     let replicator_stats = args.replication.spawn(
         meta.clone(),
         &args.region,
-        format!("http://{}", args.listen),
+        format!(
+            "{}://{}",
+            if s3_over_tls { "https" } else { "http" },
+            args.listen
+        ),
         Some(master_key.clone()),
+        &replication::ReplicatorDefaults {
+            region_endpoints: Default::default(),
+            ca_bundle: dev_ca_bundle,
+        },
     )?;
     if let Some(address) = args.worker_admin_listen {
         let pages: admin::Pages = Arc::new(move |path: &str| {
@@ -1055,6 +1082,9 @@ fn main() -> anyhow::Result<()> {
             survive_az_loss,
             ec_scheme,
             base_port,
+            region,
+            replication_endpoints,
+            replication_ca_bundle,
         }) => {
             let mut layout = cluster::LocalLayout {
                 meta_count: meta,
@@ -1063,6 +1093,12 @@ fn main() -> anyhow::Result<()> {
                 gateway_count: gateways,
                 az_count: azs,
                 ec_scheme,
+                region,
+                replication_endpoints: replication::parse_region_endpoints(&replication_endpoints)?,
+                replication_ca_bundle: replication_ca_bundle
+                    .map(std::path::absolute)
+                    .transpose()
+                    .context("--replication-ca-bundle")?,
                 ..cluster::LocalLayout::default()
             };
             if let Some(base) = base_port {
@@ -1286,18 +1322,26 @@ async fn serve_meta(
 }
 
 fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let (mut meta, nodes, admin, cluster_tls) =
+    let (mut meta, nodes, admin, cluster_tls, file_replicator) =
         match (&args.cluster, args.id, &args.meta, &args.storage) {
             (Some(path), Some(id), _, _) => {
                 let file = cluster::ClusterFile::load(path)?;
                 let admin = args.admin_listen.or(file.worker_admin(id)?);
                 let tls = file.tls_files(cairn_tls::Role::Worker, id);
-                (file.meta_client(), file.storage_nodes(), admin, tls)
+                let replicator = file.replicator_settings(id);
+                (
+                    file.meta_client(),
+                    file.storage_nodes(),
+                    admin,
+                    tls,
+                    replicator,
+                )
             }
             (None, _, Some(meta), Some(storage)) => (
                 meta_client_config(meta, args.partitions)?,
                 parse_storage_nodes(storage)?,
                 args.admin_listen,
+                None,
                 None,
             ),
             _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
@@ -1321,9 +1365,35 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let lifecycle_stats =
         cairn_workers::lifecycle::spawn_lifecycle(meta.clone(), args.lifecycle.config())
             .context("starting the lifecycle worker")?;
-    let replicator_stats = match &args.worker_replication.replication_local_endpoint {
-        Some(endpoint) => {
-            let master_key = match &args.worker_replication.replication_master_key_file {
+    // The flags win over the cluster file's [replication] table (which names this worker).
+    let replicator = match (
+        &args.worker_replication.replication_local_endpoint,
+        file_replicator,
+    ) {
+        (Some(endpoint), _) => Some(replication::ReplicatorSource {
+            region: args.worker_replication.replication_region.clone(),
+            local_endpoint: endpoint.trim_end_matches('/').to_owned(),
+            master_key_file: args.worker_replication.replication_master_key_file.clone(),
+            defaults: replication::ReplicatorDefaults::default(),
+        }),
+        (None, Some(settings)) => Some(replication::ReplicatorSource {
+            region: settings.region,
+            local_endpoint: settings.local_endpoint,
+            master_key_file: args
+                .worker_replication
+                .replication_master_key_file
+                .clone()
+                .or(Some(settings.master_key_file)),
+            defaults: replication::ReplicatorDefaults {
+                region_endpoints: settings.endpoints,
+                ca_bundle: settings.ca_bundle,
+            },
+        }),
+        (None, None) => None,
+    };
+    let replicator_stats = match replicator {
+        Some(source) => {
+            let master_key = match &source.master_key_file {
                 Some(path) => Some(Arc::new(
                     cairn_sse::MasterKeyFile::open(path)
                         .context("--replication-master-key-file")?,
@@ -1332,9 +1402,10 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
             };
             Some(args.replication.spawn(
                 meta.clone(),
-                &args.worker_replication.replication_region,
-                endpoint.trim_end_matches('/').to_owned(),
+                &source.region,
+                source.local_endpoint,
                 master_key,
+                &source.defaults,
             )?)
         }
         None => None,

@@ -703,12 +703,22 @@ pub fn try_python_script<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     script: &str,
     args: &[S],
 ) -> Result<(), String> {
+    try_python_script_with_env(script, args, &[])
+}
+
+/// Like [`try_python_script`] with extra environment variables (e.g. `AWS_CA_BUNDLE`).
+pub fn try_python_script_with_env<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    script: &str,
+    args: &[S],
+    env: &[(String, String)],
+) -> Result<(), String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("python")
         .join(script);
     let output = Command::new("python3")
         .arg(&path)
         .args(args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .output()
         .expect("run python3 (pip install -r .ci/requirements.txt)");
     if output.status.success() {
@@ -934,7 +944,9 @@ pub struct DevRegions {
 
 impl DevRegions {
     /// Starts both regions with extra flags each; in them, `{east}` and `{west}` stand for the
-    /// other process's S3 URL (`http://HOST:PORT`), known before either starts.
+    /// other process's S3 URL (`http://HOST:PORT`), known before either starts, and
+    /// `{east_https}` and `{west_https}` for the same with `https://` (a region started with
+    /// `--tls-cert`).
     pub fn start(
         binary: &Path,
         dir: &Path,
@@ -963,6 +975,8 @@ impl DevRegions {
         let substitute = |arg: &&str| {
             arg.replace("{east}", &format!("http://{east_endpoint}"))
                 .replace("{west}", &format!("http://{west_endpoint}"))
+                .replace("{east_https}", &format!("https://{east_endpoint}"))
+                .replace("{west_https}", &format!("https://{west_endpoint}"))
         };
         east_args.extend(east_extra.iter().map(substitute));
         west_args.extend(west_extra.iter().map(substitute));

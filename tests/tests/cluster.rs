@@ -558,6 +558,42 @@ fn cluster_init_and_up_start_a_working_cluster_and_sigterm_stops_it() {
             up.log()
         );
     }
+    // `cluster up` starts the file's worker, which runs the replicator from the file's
+    // [replication] table (no replication flags): a same-region rule converges, and the
+    // replicator's metrics are on the worker's admin listener.
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/replication_same_region.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(format!("http://{endpoint}"))
+        .args([&access, &secret])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        up.log()
+    );
+    let worker_admin: SocketAddr = text
+        .split("[[worker]]")
+        .nth(1)
+        .and_then(|worker| {
+            worker
+                .lines()
+                .find_map(|line| line.strip_prefix("admin = "))
+        })
+        .map(|quoted| quoted.trim_matches('"').parse().unwrap())
+        .unwrap();
+    let (status, metrics) = http_get(worker_admin, "/metrics");
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    let replicated = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cairn_replication_objects_replicated_total "))
+        .map(|value| value.parse::<f64>().unwrap());
+    assert_eq!(replicated, Some(1.0), "{metrics}");
     // SIGTERM to `cluster up` stops every role it started (their listeners close) and it exits 0.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(up.pid() as i32),

@@ -5,6 +5,9 @@
 //! with the destination region stopped, new writes stay PENDING and the lag shows in the
 //! replicator's metrics; the source region restarts while entries are pending; the destination
 //! comes back and everything converges, with one destination version per source version.
+//! With both regions serving S3 over TLS only, the replicator speaks HTTPS to both; trusting
+//! the wrong CA it completes nothing (entries stay queued and PENDING), and with the right CA
+//! (the dev CA, its default) the same entries converge.
 
 #[path = "sdk_client.rs"]
 mod sdk_client;
@@ -18,7 +21,9 @@ use aws_sdk_s3::types::{
     DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationConfiguration,
     ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus, ReplicationStatus,
 };
-use cairn_tests::{CairnDev, DevRegions, free_address, http_get, try_python_script};
+use cairn_tests::{
+    CairnDev, DevRegions, TestPki, free_address, http_get, run_cairn, try_python_script_with_env,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cairn");
 
@@ -59,6 +64,8 @@ struct Check {
     /// Keys of a user who owns neither bucket.
     other_keys: (String, String),
     state: std::path::PathBuf,
+    /// Extra environment of the script (the CA bundle of TLS endpoints).
+    env: Vec<(String, String)>,
 }
 
 impl Check {
@@ -73,7 +80,7 @@ impl Check {
             self.other_keys.0.clone(),
             self.other_keys.1.clone(),
         ];
-        if let Err(failure) = try_python_script("replication_check.py", &args) {
+        if let Err(failure) = try_python_script_with_env("replication_check.py", &args, &self.env) {
             let warnings = |path: &Path| {
                 std::fs::read_to_string(path)
                     .unwrap_or_default()
@@ -131,6 +138,7 @@ fn replication_converges_across_region_restarts_without_duplicates() {
         secret_key,
         other_keys,
         state: dir.path().join("state.json"),
+        env: Vec::new(),
     };
 
     check.run("setup");
@@ -173,6 +181,120 @@ fn replication_converges_across_region_restarts_without_duplicates() {
     wait_for_metric(east_workers, "cairn_replication_pending_entries", |value| {
         value == 0.0
     });
+    assert_eq!(
+        worker_metric(east_workers, "cairn_replication_failed_total"),
+        0.0
+    );
+    regions.east.assert_no_errors_logged();
+    regions.west.assert_no_errors_logged();
+}
+
+/// Both regions serve S3 over TLS only (certificates of the CA both share as their dev CA), so
+/// the replicator reads and writes over HTTPS. Trusting another CA (`--replication-ca-bundle`),
+/// it completes nothing: attempts fail with a certificate error, entries stay queued and the
+/// versions PENDING. Restarted with its default trust (the dev CA), the same entries converge.
+#[test]
+fn replication_over_tls_only_needs_the_right_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = Path::new(BINARY);
+    // East's dev CA, made before the first start (cairn dev keeps a CA it finds in
+    // <data>/tls/ca; west gets it with --dev-ca), issues both S3 certificates.
+    let pki = TestPki::create(binary, &dir.path().join("east/cluster/tls"));
+    let ca_pem = pki.ca().join("ca.pem");
+    let s3_cert = |name: &str| {
+        let identity = pki.issue(name, "gateway");
+        (
+            identity.join("cert.pem").display().to_string(),
+            identity.join("key.pem").display().to_string(),
+        )
+    };
+    let (east_cert, east_key) = s3_cert("s3-east");
+    let (west_cert, west_key) = s3_cert("s3-west");
+    let wrong_ca = dir.path().join("wrong-ca");
+    run_cairn(binary, &["ca", "init", "--out", wrong_ca.to_str().unwrap()]);
+    let wrong_bundle = wrong_ca.join("ca.pem").display().to_string();
+    let east_workers = free_address();
+    let east_workers_flag = east_workers.to_string();
+    let mut regions = DevRegions::start(
+        binary,
+        dir.path(),
+        &[
+            "--tls-cert",
+            &east_cert,
+            "--tls-key",
+            &east_key,
+            "--replication-endpoint",
+            "us-west-2={west_https}",
+            "--replication-max-backoff-ms",
+            "1000",
+            "--worker-admin-listen",
+            &east_workers_flag,
+            "--replication-ca-bundle",
+            &wrong_bundle,
+        ],
+        &["--tls-cert", &west_cert, "--tls-key", &west_key],
+    );
+    // `cairn admin` speaks plain HTTP only: the root keys own the buckets.
+    let root_keys = (
+        regions.east.access_key.clone(),
+        regions.east.secret_key.clone(),
+    );
+    let check = Check {
+        east_url: format!("https://{}", regions.east.endpoint),
+        west_url: format!("https://{}", regions.west.endpoint),
+        logs: [
+            regions.east_dir.join("dev.log"),
+            regions.west_dir.join("dev.log"),
+        ],
+        access_key: root_keys.0.clone(),
+        secret_key: root_keys.1.clone(),
+        other_keys: root_keys,
+        state: dir.path().join("state.json"),
+        // boto3 and urllib trust the dev CA.
+        env: ["AWS_CA_BUNDLE", "SSL_CERT_FILE"]
+            .into_iter()
+            .map(|name| (name.to_owned(), ca_pem.display().to_string()))
+            .collect(),
+    };
+    check.run("setup");
+    check.run("write:first");
+
+    // The wrong CA: every attempt fails on the certificate, nothing completes or fails for good.
+    wait_for_metric(
+        east_workers,
+        "cairn_replication_attempt_failures_total",
+        |value| value >= 8.0,
+    );
+    check.run("pending");
+    assert!(worker_metric(east_workers, "cairn_replication_pending_entries") >= 4.0);
+    assert_eq!(
+        worker_metric(east_workers, "cairn_replication_objects_replicated_total"),
+        0.0
+    );
+    assert_eq!(
+        worker_metric(east_workers, "cairn_replication_failed_total"),
+        0.0
+    );
+    let log = regions.east.process.log();
+    assert!(
+        log.contains("the endpoint's TLS certificate is not trusted: --replication-ca-bundle"),
+        "{log}"
+    );
+
+    // Restarted trusting its dev CA (the default with --tls-cert), the queued entries converge.
+    let position = regions
+        .east
+        .args
+        .iter()
+        .position(|arg| arg == "--replication-ca-bundle")
+        .unwrap();
+    regions.east.args.drain(position..position + 2);
+    regions.east = regions.east.restarted(binary, &regions.east_dir);
+    check.run("converge");
+    wait_for_metric(east_workers, "cairn_replication_pending_entries", |value| {
+        value == 0.0
+    });
+    assert!(worker_metric(east_workers, "cairn_replication_objects_replicated_total") >= 4.0);
     assert_eq!(
         worker_metric(east_workers, "cairn_replication_failed_total"),
         0.0

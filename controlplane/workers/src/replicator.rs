@@ -26,9 +26,21 @@
 //!    `FAILED` when a destination refuses for good (a 4xx other than a timeout, throttling or a
 //!    redirect: its bucket is gone, access denied, …) or the source version no longer exists.
 //!
-//! A transient failure (a region down, 5xx, a timeout, a missing endpoint) leaves the entry in the
-//! queue and retries it with exponential backoff; nothing leaves the queue without a resolution,
-//! so the queue is the checkpoint across restarts of either region or of the replicator.
+//! A transient failure (a region down, 5xx, a timeout, a missing endpoint, an endpoint whose TLS
+//! certificate does not verify) leaves the entry in the queue and retries it with exponential
+//! backoff; nothing leaves the queue without a resolution, so the queue is the checkpoint across
+//! restarts of either region or of the replicator. While an entry of a key waits, the later
+//! entries of the same key wait too, so a key's changes reach the destination in commit order
+//! (a delete marker never lands before the version it hides).
+//!
+//! # Transport
+//!
+//! Endpoints are `http://HOST:PORT` or `https://HOST:PORT` (a gateway serving S3 over TLS only).
+//! HTTPS is rustls (ring; TLS 1.3 and 1.2) with certificate and host name verification always
+//! on: the roots are the certificates of the CA bundle the replicator is given
+//! ([`tls_client_config`]; `--replication-ca-bundle`, for `cairn dev` with `--tls-cert` its dev
+//! CA), or without one the public roots of `webpki-roots`. A certificate that does not verify is
+//! logged (WARN, with a hint at the CA bundle) and retried; the entry is never resolved for it.
 //!
 //! Idempotence: a PUT carries `x-cairn-idempotency-token` derived from (source region, bucket,
 //! key, version id), so the destination answers a repeated copy with the version the first
@@ -37,7 +49,7 @@
 //! means an earlier attempt finished. A replica keeps the destination's own version id (ids are
 //! log indexes of the destination's partition), unlike S3 where the ids match.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,11 +78,14 @@ const CREDENTIAL_TTL: Duration = Duration::from_secs(30);
 pub struct ReplicatorConfig {
     /// The region this replicator's partitions belong to (the source region).
     pub region: String,
-    /// This region's S3 endpoint (`http://HOST:PORT`): versions are read through it, and
-    /// destinations in this region are written through it.
+    /// This region's S3 endpoint (`http://HOST:PORT` or `https://HOST:PORT`): versions are read
+    /// through it, and destinations in this region are written through it.
     pub local_endpoint: String,
-    /// Other regions' S3 endpoints (`region` → `http://HOST:PORT`).
+    /// Other regions' S3 endpoints (`region` → `http(s)://HOST:PORT`).
     pub region_endpoints: BTreeMap<String, String>,
+    /// The TLS client of `https://` endpoints ([`tls_client_config`]: the CA bundle's
+    /// certificates are the only roots); without it, the public roots of `webpki-roots`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Pause between passes when the queues are empty or only hold entries backing off.
     pub poll_interval: Duration,
     pub page_limit: u32,
@@ -86,6 +101,7 @@ impl ReplicatorConfig {
             region,
             local_endpoint,
             region_endpoints: BTreeMap::new(),
+            tls: None,
             poll_interval: Duration::from_millis(500),
             page_limit: 256,
             initial_backoff: Duration::from_millis(500),
@@ -93,6 +109,47 @@ impl ReplicatorConfig {
             request_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// Why a CA bundle cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaBundleError {
+    #[error("CA bundle {path}: {reason}")]
+    Unusable { path: String, reason: String },
+}
+
+/// A TLS client (TLS 1.3 and 1.2, ring provider, certificate and host name verification on)
+/// trusting exactly the certificates of the PEM file `ca_bundle`.
+pub fn tls_client_config(
+    ca_bundle: &std::path::Path,
+) -> Result<Arc<rustls::ClientConfig>, CaBundleError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let unusable = |reason: String| CaBundleError::Unusable {
+        path: ca_bundle.display().to_string(),
+        reason,
+    };
+    let certificates = CertificateDer::pem_file_iter(ca_bundle)
+        .map_err(|error| unusable(error.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| unusable(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(unusable("no PEM certificate in the file".to_owned()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|error| unusable(error.to_string()))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| unusable(error.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// How a pass fails (the workers share the shape: [`crate::shared::MetaCallError`]).
@@ -214,7 +271,11 @@ impl<M: MetaAccess> Replicator<M> {
         config: ReplicatorConfig,
         master_key: Option<Arc<cairn_sse::MasterKeyFile>>,
     ) -> Self {
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new();
+        if let Some(tls) = &config.tls {
+            agent = agent.tls_config(tls.clone());
+        }
+        let agent = agent
             .timeout_connect(config.request_timeout)
             .timeout_read(config.request_timeout)
             .timeout_write(config.request_timeout)
@@ -273,6 +334,10 @@ impl<M: MetaAccess> Replicator<M> {
         let mut oldest_ms: Option<u64> = None;
         for group in self.meta.partitions() {
             let mut after_seq = None;
+            // Keys with an entry waiting (backing off or just failed): their later entries wait
+            // too, so a key's changes reach the destination in commit order (a delete marker
+            // never lands before the version it hides).
+            let mut waiting_keys: BTreeSet<(String, String)> = BTreeSet::new();
             loop {
                 let query = Query::ListReplicationQueue {
                     after_seq,
@@ -297,11 +362,14 @@ impl<M: MetaAccess> Replicator<M> {
                 for entry in &entries {
                     report.entries_seen += 1;
                     let key = (group, entry.seq);
-                    if self
-                        .backoff
-                        .get(&key)
-                        .is_some_and(|backoff| backoff.next_attempt > Instant::now())
+                    let object = (entry.bucket.clone(), entry.key.clone());
+                    if waiting_keys.contains(&object)
+                        || self
+                            .backoff
+                            .get(&key)
+                            .is_some_and(|backoff| backoff.next_attempt > Instant::now())
                     {
+                        waiting_keys.insert(object);
                         pending += 1;
                         oldest_ms = Some(oldest_ms.map_or(entry.enqueued_at_ms, |oldest| {
                             oldest.min(entry.enqueued_at_ms)
@@ -324,6 +392,7 @@ impl<M: MetaAccess> Replicator<M> {
                             });
                         }
                         Attempt::Retry(reason) => {
+                            waiting_keys.insert(object);
                             self.stats.attempt_failures.fetch_add(1, Ordering::Relaxed);
                             report.retried_later += 1;
                             pending += 1;
@@ -771,14 +840,13 @@ impl<M: MetaAccess> Replicator<M> {
         headers: &[(String, String)],
         body: Option<(u64, Box<dyn Read + Send>)>,
     ) -> Result<ureq::Response, Failure> {
-        let host = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| Failure::Permanent(format!("endpoint {endpoint} is not http://")))?
-            .trim_end_matches('/');
+        let (scheme, host) = split_endpoint(endpoint).ok_or_else(|| {
+            Failure::Permanent(format!("endpoint {endpoint} is not http:// or https://"))
+        })?;
         let url = if query.is_empty() {
-            format!("http://{host}{path}")
+            format!("{scheme}://{host}{path}")
         } else {
-            format!("http://{host}{path}?{query}")
+            format!("{scheme}://{host}{path}?{query}")
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -834,9 +902,30 @@ impl<M: MetaAccess> Replicator<M> {
                     Err(Failure::Permanent(reason))
                 }
             }
-            Err(error) => Err(Failure::Transient(format!("{method} {url}: {error}"))),
+            Err(error) => {
+                // An endpoint whose certificate does not verify stays a transient failure (the
+                // entry waits for the operator's fix), with the likely fix in the message.
+                let hint = if error.to_string().contains("invalid peer certificate") {
+                    " (the endpoint's TLS certificate is not trusted: --replication-ca-bundle \
+                     must hold the CA that issued it)"
+                } else {
+                    ""
+                };
+                Err(Failure::Transient(format!("{method} {url}: {error}{hint}")))
+            }
         }
     }
+}
+
+/// `("http" | "https", "HOST:PORT")` of an endpoint URL (a trailing `/` ignored).
+pub fn split_endpoint(endpoint: &str) -> Option<(&'static str, &str)> {
+    let (scheme, rest) = if let Some(rest) = endpoint.strip_prefix("https://") {
+        ("https", rest)
+    } else {
+        ("http", endpoint.strip_prefix("http://")?)
+    };
+    let host = rest.trim_end_matches('/');
+    (!host.is_empty() && !host.contains('/')).then_some((scheme, host))
 }
 
 /// Where one destination's writes go.
@@ -940,5 +1029,31 @@ mod tests {
         );
         assert_eq!(xml_text("<R/>", "UploadId"), None);
         assert_eq!(xml_escape("\"e\""), "&quot;e&quot;");
+    }
+
+    #[test]
+    fn endpoints_are_http_or_https() {
+        assert_eq!(
+            split_endpoint("https://127.0.0.1:9000/"),
+            Some(("https", "127.0.0.1:9000"))
+        );
+        assert_eq!(
+            split_endpoint("http://s3.example:80"),
+            Some(("http", "s3.example:80"))
+        );
+        assert_eq!(split_endpoint("ftp://x"), None);
+        assert_eq!(split_endpoint("https://"), None);
+        assert_eq!(split_endpoint("https://h/path"), None);
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let error = tls_client_config(&empty).unwrap_err().to_string();
+        assert!(error.contains("no PEM certificate"), "{error}");
+        let missing = dir.path().join("missing.pem");
+        assert!(tls_client_config(&missing).is_err());
     }
 }
