@@ -1,22 +1,28 @@
 //! `cairn admin`: the client of the gateway's user admin API (`/_cairn/admin/v1/`, see
 //! `dataplane/gateway/src/users.rs`). Requests are signed with SigV4 using the root keys
 //! (`CAIRN_ROOT_ACCESS_KEY` / `CAIRN_ROOT_SECRET_KEY`, or `--access-key` / `--secret-key`) and
-//! sent over plain HTTP/1.1 (one request per connection); the JSON answer is printed on stdout.
+//! sent as HTTP/1.1, one request per connection, over TLS for an `https://` endpoint (trusting
+//! the PEM certificates of `--ca-bundle` / `AWS_CA_BUNDLE`, host name checked) or plain for
+//! `http://`; the JSON answer is printed on stdout.
 //! `cairn admin bucket-quota set|get|clear BUCKET` manages per-bucket quotas the same way, and
 //! `cairn admin kms create|list|rotate|disable|enable` the SSE-KMS key service's keys, and
 //! `cairn admin master-key show|rewrap` the master keyring as the gateway holds it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 
 #[derive(clap::Args)]
 pub struct AdminArgs {
-    /// The S3 endpoint of a gateway (http only).
+    /// The S3 endpoint of a gateway: `http://HOST:PORT` or `https://HOST:PORT`.
     #[arg(long, default_value = "http://127.0.0.1:9000")]
     endpoint: String,
+    /// PEM CA certificates to trust for an `https://` endpoint (the only roots trusted).
+    #[arg(long, env = "AWS_CA_BUNDLE", global = true)]
+    ca_bundle: Option<PathBuf>,
     /// Root access key id.
     #[arg(long, env = "CAIRN_ROOT_ACCESS_KEY", hide_env_values = true)]
     access_key: String,
@@ -143,12 +149,15 @@ fn encode(value: &str) -> String {
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let host = args
-        .endpoint
-        .strip_prefix("http://")
-        .context("--endpoint must be http://HOST:PORT")?
-        .trim_end_matches('/')
-        .to_owned();
+    let (tls, host) = match (
+        args.endpoint.strip_prefix("https://"),
+        args.endpoint.strip_prefix("http://"),
+    ) {
+        (Some(host), _) => (true, host),
+        (None, Some(host)) => (false, host),
+        (None, None) => anyhow::bail!("--endpoint must be http://HOST:PORT or https://HOST:PORT"),
+    };
+    let host = host.trim_end_matches('/').to_owned();
     let (method, path, query) = match &args.command {
         AdminCommand::CreateKey { user } => (
             "POST",
@@ -254,11 +263,22 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("content-length: 0\r\nconnection: close\r\n\r\n");
-    let mut stream = TcpStream::connect(&host).with_context(|| format!("connecting to {host}"))?;
+    let stream = TcpStream::connect(&host).with_context(|| format!("connecting to {host}"))?;
     stream.set_read_timeout(Some(read_timeout))?;
-    stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    let response = if tls {
+        let ca_bundle = args
+            .ca_bundle
+            .as_deref()
+            .context("an https:// endpoint needs --ca-bundle (or AWS_CA_BUNDLE)")?;
+        let config = cairn_workers::replicator::tls_client_config(ca_bundle)?;
+        let server_name = server_name_of(&host)?;
+        let connection = rustls::ClientConnection::new(config, server_name)
+            .context("starting the TLS session")?;
+        exchange(rustls::StreamOwned::new(connection, stream), &request)
+            .with_context(|| format!("TLS exchange with {host}"))?
+    } else {
+        exchange(stream, &request)?
+    };
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -284,6 +304,33 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("the gateway answered {status}: {body}")
     }
+}
+
+/// Sends `request` and reads the answer until the server closes (the request says
+/// `connection: close`). A TLS server that closes without a close_notify after a whole answer
+/// is accepted: the status line and body are checked by the caller.
+fn exchange(mut stream: impl Read + Write, request: &str) -> std::io::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes())?;
+    stream.flush()?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response) {
+        Ok(_) => Ok(response),
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+            Ok(response)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The TLS server name of `HOST:PORT` (a DNS name or an IP address, IPv6 in brackets).
+fn server_name_of(host: &str) -> anyhow::Result<rustls::pki_types::ServerName<'static>> {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    rustls::pki_types::ServerName::try_from(name.to_owned())
+        .with_context(|| format!("{name:?} is not a host name or IP address"))
 }
 
 fn kms_path(key: &str, action: &str) -> String {
@@ -312,7 +359,21 @@ fn dechunk(mut body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, server_name_of};
+
+    #[test]
+    fn server_names_come_from_host_and_port() {
+        for (host, name) in [
+            ("localhost:9000", "localhost"),
+            ("127.0.0.1:9000", "127.0.0.1"),
+            ("[::1]:9000", "::1"),
+            ("s3.example.com", "s3.example.com"),
+        ] {
+            let parsed = server_name_of(host).unwrap();
+            assert_eq!(parsed.to_str(), name, "{host}");
+        }
+        assert!(server_name_of("bad name:9000").is_err());
+    }
 
     #[test]
     fn sizes_take_decimal_and_binary_units() {

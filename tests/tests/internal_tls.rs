@@ -361,6 +361,44 @@ fn cairn_dev_serves_s3_over_tls_and_its_internal_traffic_is_mutual_tls() {
         ],
     );
 
+    // `cairn admin` reaches the TLS-only gateway with the CA bundle, and refuses to go on without
+    // one or with a bundle that does not hold the gateway's CA.
+    let https_endpoint = format!("https://127.0.0.1:{}", dev.endpoint.port());
+    let ca_bundle = pki.ca().join("ca.pem");
+    let admin = |ca_bundle: Option<&Path>, args: &[&str]| {
+        let mut command = std::process::Command::new(BINARY);
+        command
+            .args(["admin", "--endpoint", &https_endpoint])
+            .args(args)
+            .env("CAIRN_ROOT_ACCESS_KEY", &dev.access_key)
+            .env("CAIRN_ROOT_SECRET_KEY", &dev.secret_key)
+            .env_remove("AWS_CA_BUNDLE");
+        if let Some(bundle) = ca_bundle {
+            command.arg("--ca-bundle").arg(bundle);
+        }
+        let output = command.output().expect("run cairn admin");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = admin(Some(&ca_bundle), &["create-key", "--user", "tls-admin"]);
+    assert!(ok, "create-key over TLS failed: {stderr}");
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON answer");
+    assert_eq!(answer["user"], "tls-admin");
+    let (ok, stdout, stderr) = admin(Some(&ca_bundle), &["list-keys", "--user", "tls-admin"]);
+    assert!(ok, "list-keys over TLS failed: {stderr}");
+    assert!(
+        stdout.contains(answer["access_key_id"].as_str().unwrap()),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = admin(None, &["list-keys"]);
+    assert!(!ok && stderr.contains("--ca-bundle"), "{stderr}");
+    let other_ca = TestPki::create(Path::new(BINARY), &dir.path().join("other-pki"));
+    let (ok, _, stderr) = admin(Some(&other_ca.ca().join("ca.pem")), &["list-keys"]);
+    assert!(!ok && stderr.contains("TLS exchange"), "{stderr}");
+
     // The dev CA: key private, and its storage nodes refuse a client without a certificate.
     use std::os::unix::fs::PermissionsExt;
     let ca_key = dev.data_dir().join("tls/ca/ca-key.pem");
