@@ -22,12 +22,17 @@ modes:
              the destination's side of a replicator's write: a replica PUT retried with the same
              idempotency token makes one version (status REPLICA); another user allowed
              s3:PutObject by a bucket policy but not s3:ReplicateObject is refused a replica write
+  lock       object-lock settings travel with replicas: buckets `lock-src` (east) and `lock-dst`
+             (west), both with object lock, a rule between them; a version with a GOVERNANCE
+             retention and a legal hold, a multipart version with a legal hold, a version with
+             neither; each replica has the source's retention (mode, date) and legal hold
   converge   waits (generous deadline) until every recorded version is in the destination
              with equal bytes, ETag, content type, metadata and tags, status REPLICA there and
              COMPLETED on the source, delete markers replicated, nothing outside the prefix
              replicated, and exactly one destination version per source version (no duplicates
              after retries and restarts)
 """
+import datetime
 import hashlib
 import json
 import sys
@@ -267,6 +272,70 @@ def converged(east, west, state):
     return None
 
 
+def lock(east, west):
+    east.create_bucket(Bucket="lock-src", ObjectLockEnabledForBucket=True)
+    west.create_bucket(
+        Bucket="lock-dst",
+        CreateBucketConfiguration={"LocationConstraint": WEST},
+        ObjectLockEnabledForBucket=True,
+    )
+    configuration = rule_configuration("lock-dst")
+    configuration["Rules"][0]["Filter"] = {"Prefix": ""}
+    east.put_bucket_replication(Bucket="lock-src", ReplicationConfiguration=configuration)
+    until = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=1)
+    written = []
+    put = east.put_object(
+        Bucket="lock-src", Key="held-and-retained", Body=body("held", 50_000),
+        ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until,
+        ObjectLockLegalHoldStatus="ON",
+    )
+    written.append(("held-and-retained", put["VersionId"], ("GOVERNANCE", until), "ON"))
+    upload = east.create_multipart_upload(
+        Bucket="lock-src", Key="held-multipart", ObjectLockLegalHoldStatus="ON"
+    )
+    part = east.upload_part(
+        Bucket="lock-src", Key="held-multipart", UploadId=upload["UploadId"], PartNumber=1,
+        Body=body("multipart", 10_000),
+    )
+    done = east.complete_multipart_upload(
+        Bucket="lock-src", Key="held-multipart", UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    written.append(("held-multipart", done["VersionId"], None, "ON"))
+    put = east.put_object(Bucket="lock-src", Key="unlocked", Body=b"free")
+    written.append(("unlocked", put["VersionId"], None, None))
+
+    def settings(client, bucket, key, version):
+        try:
+            retention = client.get_object_retention(Bucket=bucket, Key=key, VersionId=version)["Retention"]
+            retention = (retention["Mode"], retention["RetainUntilDate"])
+        except botocore.exceptions.ClientError as error:
+            assert error.response["Error"]["Code"] == "NoSuchObjectLockConfiguration", error.response
+            retention = None
+        try:
+            hold = client.get_object_legal_hold(Bucket=bucket, Key=key, VersionId=version)["LegalHold"]["Status"]
+        except botocore.exceptions.ClientError as error:
+            assert error.response["Error"]["Code"] == "NoSuchObjectLockConfiguration", error.response
+            hold = None
+        return retention, hold
+
+    deadline = time.monotonic() + 180
+    for key, version, retention, hold in written:
+        assert settings(east, "lock-src", key, version) == (retention, hold), key
+        while True:
+            head = east.head_object(Bucket="lock-src", Key=key, VersionId=version)
+            status = head.get("ReplicationStatus")
+            assert status != "FAILED", f"{key}: FAILED"
+            if status == "COMPLETED":
+                break
+            assert time.monotonic() < deadline, f"{key} not replicated: {status}"
+            time.sleep(0.5)
+        replicas = west.list_object_versions(Bucket="lock-dst", Prefix=key)["Versions"]
+        replicas = [v for v in replicas if v["Key"] == key]
+        assert len(replicas) == 1, (key, replicas)
+        assert settings(west, "lock-dst", key, replicas[0]["VersionId"]) == (retention, hold), key
+
+
 def replica_writes(west, other):
     key = "r/retry/replica"
 
@@ -331,6 +400,8 @@ def main():
         replica_writes(west, client(west_url, WEST, other_access, other_secret))
     elif mode == "pending":
         pending(east, state)
+    elif mode == "lock":
+        lock(east, west)
     elif mode == "converge":
         deadline = time.monotonic() + 180
         while True:

@@ -145,6 +145,7 @@ fn replication_converges_across_region_restarts_without_duplicates() {
     check.run("write:first");
     check.run("converge");
     check.run("replica_writes");
+    check.run("lock");
     let replicated = worker_metric(east_workers, "cairn_replication_objects_replicated_total");
     assert!(replicated >= 4.0, "{replicated} objects replicated");
     assert!(

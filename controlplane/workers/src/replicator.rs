@@ -647,6 +647,7 @@ impl<M: MetaAccess> Replicator<M> {
                 .join("&");
             headers.push(("x-amz-tagging".to_owned(), tagging));
         }
+        headers.extend(object_lock_headers(record, now_unix_millis()));
         // The version as S3 names it (16 hex digits, or `null`).
         let source_version = if record.null_version {
             "null".to_owned()
@@ -992,6 +993,66 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The object-lock settings of a source version as request headers for its replica, as S3
+/// replicates them: a retention still in force (mode and retain-until date; one that has run out
+/// protects nothing and the destination would refuse a date in the past) and a legal hold that is
+/// ON. A write with object-lock parameters must carry an integrity header, so a single-part
+/// object's ETag (the plaintext's MD5 in Cairn, also when encrypted) goes along as `Content-MD5`;
+/// the destination then checks the streamed body against it. The destination bucket must have
+/// object lock enabled, or it refuses the write for good (the entry becomes FAILED), as in S3.
+fn object_lock_headers(record: &ObjectRecord, now_ms: u64) -> Vec<(String, String)> {
+    use cairn_meta_state::object_lock::{
+        LEGAL_HOLD_ATTRIBUTE, RETENTION_ATTRIBUTE, Retention, decode_legal_hold,
+    };
+    let mut headers = Vec::new();
+    if let Some(retention) = record
+        .attributes
+        .get(RETENTION_ATTRIBUTE)
+        .and_then(|bytes| Retention::decode(bytes))
+        .filter(|retention| retention.retain_until_ms > now_ms)
+    {
+        headers.push((
+            "x-amz-object-lock-mode".to_owned(),
+            retention.mode.as_str().to_owned(),
+        ));
+        headers.push((
+            "x-amz-object-lock-retain-until-date".to_owned(),
+            cairn_s3_proto::time::format_iso8601_millis(
+                i64::try_from(retention.retain_until_ms).unwrap_or(i64::MAX),
+            ),
+        ));
+    }
+    if record
+        .attributes
+        .get(LEGAL_HOLD_ATTRIBUTE)
+        .and_then(|bytes| decode_legal_hold(bytes))
+        == Some(true)
+    {
+        headers.push(("x-amz-object-lock-legal-hold".to_owned(), "ON".to_owned()));
+    }
+    if !headers.is_empty()
+        && record.erasure.parts.len() <= 1
+        && let Some(md5) = hex_bytes(&record.checksums.etag).filter(|md5| md5.len() == 16)
+    {
+        headers.push((
+            "content-md5".to_owned(),
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, md5),
+        ));
+    }
+    headers
+}
+
+/// The bytes of an even-length hex string; `None` for anything else (e.g. a multipart ETag).
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
 fn now_unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1029,6 +1090,21 @@ mod tests {
         );
         assert_eq!(xml_text("<R/>", "UploadId"), None);
         assert_eq!(xml_escape("\"e\""), "&quot;e&quot;");
+    }
+
+    #[test]
+    fn md5_etags_become_bytes_and_other_etags_do_not() {
+        assert_eq!(
+            hex_bytes("00ff10").as_deref(),
+            Some(&[0x00, 0xff, 0x10][..])
+        );
+        assert_eq!(
+            hex_bytes("9b2cf535f27731c974343645a3985328").map(|bytes| bytes.len()),
+            Some(16)
+        );
+        for not_hex in ["abc", "9b2cf535f27731c974343645a3985328-2", "zz", "é1"] {
+            assert_eq!(hex_bytes(not_hex), None, "{not_hex}");
+        }
     }
 
     #[test]
