@@ -16,7 +16,8 @@
 //! 3. a version is read through this region's gateway (`GET ?versionId=`, or part by part with
 //!    `partNumber` for a multipart object) and streamed to the destination — a PUT, or a
 //!    multipart upload with the same part boundaries so the ETag is the same — with its content
-//!    type, user metadata and tags; a delete marker becomes a DELETE of the key. Every request is
+//!    type, user metadata, tags and object-lock settings (a retention still in force, a legal
+//!    hold); a delete marker becomes a DELETE of the key. Every request is
 //!    SigV4-signed as the **source bucket's owner**: one of its active access keys, read from the
 //!    bucket service and opened with the cluster master key (so `s3:ReplicateObject` is the
 //!    owner's right on the destination, granted there to its owner or by a bucket policy). Writes
