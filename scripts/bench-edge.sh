@@ -10,7 +10,10 @@
 # One `cairn dev` serves both sides (separate buckets), so the difference is the edge alone.
 #
 # Workloads: PUT and GET of 16 MiB objects at concurrency 8 (larger than the edge caches, so
-# every GET is proxied; target ≥ 0.8 of direct), GET of 4 KiB objects at concurrency 16 (served
+# every GET is proxied; target ≥ 0.8 of direct; on a machine the client and every process share,
+# the cores are saturated and the ratio is the two paths' CPU per byte, which the JSON records
+# per side with `--cpu-pid`), the same GET at concurrency 1 (cores not saturated: what the extra
+# hop costs in latency alone), GET of 4 KiB objects at concurrency 16 (served
 # from the edge's hot-object cache after the first read of each key: cache-hit GET), PUT of
 # 4 KiB objects at concurrency 16. The WASM routing decision cost is `cairn-bench edge-routing`.
 #
@@ -69,6 +72,7 @@ run() {
 
 run put-16MiB-c8 put --size 16MiB --concurrency 8 --keys 1000000 --operations "$LARGE_PUT_OPERATIONS"
 run get-16MiB-c8 get --size 16MiB --concurrency 8 --keys 16
+run get-16MiB-c1 get --size 16MiB --concurrency 1 --keys 16
 run get-4KiB-c16 get --size 4KiB --concurrency 16 --keys 100
 run put-4KiB-c16 put --size 4KiB --concurrency 16 --keys 1000000
 summary edge direct
