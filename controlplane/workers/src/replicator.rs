@@ -1033,7 +1033,8 @@ fn object_lock_headers(record: &ObjectRecord, now_ms: u64) -> Vec<(String, Strin
     }
     if !headers.is_empty()
         && record.erasure.parts.len() <= 1
-        && let Some(md5) = hex_bytes(&record.checksums.etag).filter(|md5| md5.len() == 16)
+        && let Some(md5) =
+            cairn_common::decode_hex(&record.checksums.etag).filter(|md5| md5.len() == 16)
     {
         headers.push((
             "content-md5".to_owned(),
@@ -1041,17 +1042,6 @@ fn object_lock_headers(record: &ObjectRecord, now_ms: u64) -> Vec<(String, Strin
         ));
     }
     headers
-}
-
-/// The bytes of an even-length hex string; `None` for anything else (e.g. a multipart ETag).
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
-        .collect()
 }
 
 fn now_unix_millis() -> u64 {
@@ -1091,21 +1081,6 @@ mod tests {
         );
         assert_eq!(xml_text("<R/>", "UploadId"), None);
         assert_eq!(xml_escape("\"e\""), "&quot;e&quot;");
-    }
-
-    #[test]
-    fn md5_etags_become_bytes_and_other_etags_do_not() {
-        assert_eq!(
-            hex_bytes("00ff10").as_deref(),
-            Some(&[0x00, 0xff, 0x10][..])
-        );
-        assert_eq!(
-            hex_bytes("9b2cf535f27731c974343645a3985328").map(|bytes| bytes.len()),
-            Some(16)
-        );
-        for not_hex in ["abc", "9b2cf535f27731c974343645a3985328-2", "zz", "é1"] {
-            assert_eq!(hex_bytes(not_hex), None, "{not_hex}");
-        }
     }
 
     #[test]

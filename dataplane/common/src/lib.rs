@@ -24,6 +24,17 @@ pub const fn align_down(value: u64) -> u64 {
     value / alignment * alignment
 }
 
+/// The bytes of an even-length string of hex digits (either case); `None` for anything else.
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
 /// Name of one stored shard piece: 32 bytes, compared and ordered bytewise.
 ///
 /// Layout (big-endian so that byte order equals the order of the fields):
@@ -116,6 +127,22 @@ pub enum CommonError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_decodes_only_whole_bytes_of_hex_digits() {
+        assert_eq!(
+            decode_hex("00ff10").as_deref(),
+            Some(&[0x00, 0xff, 0x10][..])
+        );
+        assert_eq!(
+            decode_hex("9B2CF535F27731C974343645A3985328").map(|b| b.len()),
+            Some(16)
+        );
+        assert_eq!(decode_hex("").as_deref(), Some(&[][..]));
+        for not_hex in ["abc", "9b2cf535f27731c974343645a3985328-2", "zz", "é1"] {
+            assert_eq!(decode_hex(not_hex), None, "{not_hex}");
+        }
+    }
 
     #[test]
     fn shard_id_fields_round_trip_and_order_follows_fields() {

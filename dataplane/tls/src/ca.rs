@@ -73,16 +73,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok())
-        .collect()
-}
-
 /// A random positive 16-byte serial number.
 fn random_serial() -> Vec<u8> {
     let mut serial = vec![0u8; 16];
@@ -275,7 +265,7 @@ fn read_revoked(ca_dir: &Path) -> Result<Vec<(Vec<u8>, i64)>, CaError> {
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
             let (serial, when) = line.split_once('\t').unwrap_or((line, "0"));
-            let serial = unhex(serial.trim()).ok_or_else(|| {
+            let serial = cairn_common::decode_hex(serial.trim()).ok_or_else(|| {
                 CaError::Invalid(format!("{}: bad serial {serial:?}", path.display()))
             })?;
             Ok((serial, when.trim().parse().unwrap_or(0)))
@@ -344,7 +334,7 @@ pub fn revoke(
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let mut newly = Vec::new();
     for serial in wanted {
-        let bytes = unhex(&serial).ok_or_else(|| {
+        let bytes = cairn_common::decode_hex(&serial).ok_or_else(|| {
             CaError::Invalid(format!("{}: bad serial {serial:?}", issued_path.display()))
         })?;
         if revoked.iter().all(|(known, _)| *known != bytes) {
