@@ -214,6 +214,28 @@ async fn quotas_limit_bytes_and_objects_and_only_root_sets_them() {
         dev.metric("cairn_gateway_bucket_quota_refusals_total{bucket=\"quota-bytes\"}")
     });
     assert_eq!(refusals, 4.0);
+
+    // A cleared quota admits again and leaves the metrics.
+    let limit_series = "cairn_gateway_bucket_quota_max_objects{bucket=\"alice-b\"}";
+    assert_eq!(
+        tokio::task::block_in_place(|| dev.metric(limit_series)),
+        1.0
+    );
+    quota(&dev, &["clear", "alice-b"]);
+    assert_eq!(put(&alice, "alice-b", "two", 5).await, Ok(()));
+    let (status, text) =
+        tokio::task::block_in_place(|| cairn_tests::http_get(dev.admin, "/metrics"));
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    assert!(!text.contains(limit_series), "{text}");
+    assert!(
+        !text.contains("cairn_gateway_bucket_quota_used_objects{bucket=\"alice-b\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cairn_gateway_bucket_quota_refusals_total{bucket=\"alice-b\"} 1"),
+        "{text}"
+    );
     tokio::task::block_in_place(|| dev.assert_no_errors_logged());
 }
 

@@ -42,6 +42,7 @@
 //! bucket refuses overwrites too. Deletes, aborts and delete markers are never limited.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -219,6 +220,10 @@ fn fits(limits: &QuotaLimits, usage: Demand, demand: Demand) -> Result<(), Strin
 #[derive(Debug, Default)]
 pub struct QuotaTracker {
     buckets: Mutex<BTreeMap<String, BucketView>>,
+    /// How many views hold limits, readable without the lock: a write to a bucket without a
+    /// quota takes the lock (to retire a view left from a quota since cleared) only when some
+    /// view holds limits.
+    limited_views: std::sync::atomic::AtomicUsize,
 }
 
 /// An admitted write. Dropping it records that the write's metadata record has been applied, or
@@ -254,6 +259,41 @@ impl QuotaTracker {
         self.buckets
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Records the limits `bucket` is admitted under (for the metrics) and returns its view,
+    /// created when absent.
+    fn limited_view<'a>(
+        &self,
+        buckets: &'a mut BTreeMap<String, BucketView>,
+        bucket: &str,
+        limits: QuotaLimits,
+    ) -> &'a mut BucketView {
+        let view = buckets.entry(bucket.to_owned()).or_default();
+        if view.limits.is_unlimited() {
+            self.limited_views.fetch_add(1, Ordering::Relaxed);
+        }
+        view.limits = limits;
+        view
+    }
+
+    /// Retires the view of a bucket whose quota is gone (cleared, or made unlimited): its limits
+    /// and usage leave the metrics, its refusal count stays (a counter). Writes still holding
+    /// tickets settle into the fresh view harmlessly; a quota set again starts from a new read.
+    pub fn forget(&self, bucket: &str) {
+        if self.limited_views.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut buckets = self.lock();
+        if let Some(view) = buckets.get_mut(bucket)
+            && !view.limits.is_unlimited()
+        {
+            *view = BucketView {
+                refused_total: view.refused_total,
+                ..BucketView::default()
+            };
+            self.limited_views.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Decides on the current view; `arrived` is when the request arrived (a refusal needs a read
@@ -358,20 +398,20 @@ pub async fn admit(
     bucket: &BucketRecord,
     demand: Demand,
 ) -> Result<Option<QuotaTicket>, S3Error> {
-    let Some(limits) = QuotaLimits::of_bucket(bucket)? else {
-        return Ok(None);
-    };
-    if limits.is_unlimited() {
-        return Ok(None);
-    }
     let tracker = &executor.shared.quotas;
+    let limits = match QuotaLimits::of_bucket(bucket)? {
+        Some(limits) if !limits.is_unlimited() => limits,
+        _ => {
+            tracker.forget(&bucket.name);
+            return Ok(None);
+        }
+    };
     let name = bucket.name.as_str();
     let arrived = Instant::now();
     loop {
         let read = {
             let mut buckets = tracker.lock();
-            let view = buckets.entry(name.to_owned()).or_default();
-            view.limits = limits;
+            let view = tracker.limited_view(&mut buckets, name, limits);
             match QuotaTracker::decide(view, &limits, demand, arrived, Instant::now()) {
                 Decision::Admit { refresh } => {
                     if let Some(generation) = refresh {
@@ -390,7 +430,7 @@ pub async fn admit(
         let started = Instant::now();
         let stats = read_stats(&executor.shared, name).await?;
         let mut buckets = tracker.lock();
-        let view = buckets.entry(name.to_owned()).or_default();
+        let view = tracker.limited_view(&mut buckets, name, limits);
         view.install(&stats, started, read);
         // Loop: decide again on the new view (its read started after the request arrived, so
         // this time the decision is final unless the view is somehow older than MAX_VIEW_AGE).
@@ -431,6 +471,10 @@ async fn refresh_view(shared: &Arc<Shared>, bucket: &str, generation: u64) {
         return;
     };
     view.refreshing = false;
+    if view.limits.is_unlimited() {
+        // Retired while the read ran (the quota was cleared): nothing to account for.
+        return;
+    }
     match answer {
         Ok(stats) => view.install(&stats, started, generation),
         // The next write reads again (synchronously once the view is too old).
@@ -526,6 +570,7 @@ pub async fn handle_admin(
                     value: None,
                 })
                 .await?;
+            executor.shared.quotas.forget(bucket);
             tracing::info!(bucket, "bucket quota cleared");
             Ok(http::Response::builder()
                 .status(http::StatusCode::NO_CONTENT)
