@@ -833,6 +833,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     };
     let mut threads = Vec::new();
     let mut storage_nodes = Vec::new();
+    let (storage_ready_sender, storage_ready) = std::sync::mpsc::channel();
     for node in 0..NODES {
         let listen = SocketAddr::from(([127, 0, 0, 1], args.storage_base_port + node));
         let availability_zone = format!("az{}", node / 2 + 1);
@@ -846,6 +847,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         config.cores = Some(args.tuning.storage_cores.max(1));
         config.cache_capacity_bytes_per_core = args.storage_cache_mib << 20;
         config.tls = storage_tls.clone();
+        config.ready = Some(storage_ready_sender.clone());
         threads.push(
             std::thread::Builder::new()
                 .name(format!("storage-node-{node}"))
@@ -980,6 +982,9 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     } else {
         "http"
     };
+    // S3 opens only once every storage node listens (a node binds after replaying its shard
+    // log), so a request right after start, or after a restart over much data, finds them up.
+    wait_for_storage_nodes(&storage_ready, usize::from(NODES), &mut threads)?;
     let handle = cairn_gateway::start_gateway(gateway).context("gateway")?;
     println!(
         "cairn dev: S3 endpoint {scheme}://{}",
@@ -1004,6 +1009,51 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         thread
             .join()
             .map_err(|_| anyhow::anyhow!("a cairn dev thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Waits until every storage node of `cairn dev` reports that it listens (after replaying its
+/// shard log); fails if a node's thread ended first (with its error, e.g. a shard log that does
+/// not open) or the nodes did not all come up within ten minutes.
+fn wait_for_storage_nodes(
+    ready: &std::sync::mpsc::Receiver<SocketAddr>,
+    count: usize,
+    threads: &mut Vec<std::thread::JoinHandle<anyhow::Result<()>>>,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let mut listening = 0;
+    let mut announced = false;
+    while listening < count {
+        match ready.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(_) => {
+                listening += 1;
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the storage nodes stopped before they all listened")
+            }
+        }
+        if let Some(position) = threads
+            .iter()
+            .position(std::thread::JoinHandle::is_finished)
+        {
+            return match threads.swap_remove(position).join() {
+                Ok(Err(error)) => Err(error.context("a storage node stopped while starting")),
+                Ok(Ok(())) => Err(anyhow::anyhow!("a storage node stopped while starting")),
+                Err(_) => Err(anyhow::anyhow!("a storage node panicked while starting")),
+            };
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{} of {count} storage nodes listened within ten minutes",
+            listening
+        );
+        if !announced {
+            tracing::info!("waiting for the storage nodes to replay their shard logs");
+            announced = true;
+        }
     }
     Ok(())
 }

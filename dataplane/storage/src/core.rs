@@ -313,6 +313,10 @@ async fn core_main(
     let listening = listening_cores.fetch_add(1, Ordering::SeqCst) + 1;
     if listening == peers.len() {
         tracing::info!(listen = %config.listen, cores = listening, "storage node ready");
+        if let Some(ready) = &config.ready {
+            // The embedding may have stopped waiting; nothing else to tell then.
+            let _ = ready.send(config.listen);
+        }
     }
     let core = Rc::new(Core {
         index,

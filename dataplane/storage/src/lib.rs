@@ -55,6 +55,9 @@ pub struct NodeConfig {
     /// Fault injection for tests: the first shard-log write fails with this errno (5 = EIO stops
     /// the node, 28 = ENOSPC is reported and the node goes on).
     pub inject_write_errno: Option<i32>,
+    /// Told the listen address once every core has replayed its shard log and listens (an
+    /// embedding, e.g. `cairn dev`, opens its S3 endpoint only after that).
+    pub ready: Option<std::sync::mpsc::Sender<SocketAddr>>,
 }
 
 impl NodeConfig {
@@ -77,6 +80,7 @@ impl NodeConfig {
             max_connections_per_core: 4096,
             inject_write_errno: None,
             tls: None,
+            ready: None,
         }
     }
 }
