@@ -538,44 +538,28 @@ fn cluster_init_and_up_start_a_working_cluster_and_sigterm_stops_it() {
     );
     wait_for_listener(endpoint, &mut up, Duration::from_secs(90));
     let manifest = dir.path().join("manifest").display().to_string();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cluster_load.py");
+    let url = format!("http://{endpoint}");
     for mode in [
         &["put", "up-bucket", "7", &manifest][..],
         &["verify", "up-bucket", &manifest],
     ] {
-        let output = Command::new("python3")
-            .arg(&script)
-            .arg(format!("http://{endpoint}"))
-            .args([&access, &secret])
-            .args(mode)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{mode:?}: {}{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            up.log()
-        );
+        let args: Vec<&str> = [url.as_str(), access.as_str(), secret.as_str()]
+            .into_iter()
+            .chain(mode.iter().copied())
+            .collect();
+        if let Err(failure) = cairn_tests::try_python_script("cluster_load.py", &args) {
+            panic!("{mode:?}: {failure}\n{}", up.log());
+        }
     }
     // `cluster up` starts the file's worker, which runs the replicator from the file's
     // [replication] table (no replication flags): a same-region rule converges, and the
     // replicator's metrics are on the worker's admin listener.
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/replication_same_region.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .arg(format!("http://{endpoint}"))
-        .args([&access, &secret])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        up.log()
-    );
+    if let Err(failure) = cairn_tests::try_python_script(
+        "replication_same_region.py",
+        &[url.as_str(), access.as_str(), secret.as_str()],
+    ) {
+        panic!("{failure}\n{}", up.log());
+    }
     let worker_admin: SocketAddr = text
         .split("[[worker]]")
         .nth(1)
