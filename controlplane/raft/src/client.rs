@@ -257,6 +257,8 @@ impl MetaClient {
             Command::PurgeGarbage { .. }
             | Command::ResolveSuspects { .. }
             | Command::ResolveReplication { .. } => return None,
+            // Built by a group's leader from queued writes; nodes refuse one from a client.
+            Command::Batch(_) => return None,
             Command::Read(query) => return self.group_for_query(query),
             // A condition is checked where its command applies.
             Command::Conditional { command, .. } => return self.group_for_command(command),

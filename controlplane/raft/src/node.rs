@@ -924,6 +924,7 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
         },
         MessageKind::ClientWrite => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
+            Ok(Command::Batch(_)) => failure(request, Status::BadRequest, BATCH_FROM_CLIENT),
             Ok(command) => match tokio::time::timeout(
                 server.client_request_timeout,
                 handle
@@ -991,6 +992,11 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
     }
 }
 
+/// Why a client's `Command::Batch` is refused: only the leader's proposer builds batches (a
+/// client's would be refused or not depending on what else was queued with it).
+const BATCH_FROM_CLIENT: &str =
+    "Command::Batch is built by the group's leader, not sent by clients";
+
 /// Serves a ClientWriteBatch: the commands are queued together on the group's proposer, in
 /// order, so they go into one log entry (or consecutive ones, past the batch caps) and one fsync.
 async fn write_batch(server: &Server, handle: &GroupHandle, request: &Envelope) -> Envelope {
@@ -1007,6 +1013,12 @@ async fn write_batch(server: &Server, handle: &GroupHandle, request: &Envelope) 
         Ok(commands) => commands,
         Err(error) => return bad_request(request, error),
     };
+    if commands
+        .iter()
+        .any(|(command, _)| matches!(command, Command::Batch(_)))
+    {
+        return failure(request, Status::BadRequest, BATCH_FROM_CLIENT);
+    }
     let answers = match tokio::time::timeout(
         server.client_request_timeout,
         handle.proposer.write(commands),

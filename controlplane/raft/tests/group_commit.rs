@@ -77,6 +77,26 @@ async fn a_client_batch_is_one_log_entry_with_one_answer_per_command() {
     for key in &keys {
         assert!(get(&client, key).await.is_some(), "{key} missing");
     }
+    // Batches are the leader's to build: one sent by a client is refused and changes nothing.
+    let before = last_log_index(&cluster, 1, group);
+    let refused = client
+        .write_to(
+            group,
+            Command::Batch(vec![prepare("smuggled", "token-smuggled")]),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(cairn_raft::ClientError::Rejected(_))),
+        "{refused:?}"
+    );
+    let refused = client
+        .write_batch_to(group, &[Command::Batch(Vec::new())])
+        .await;
+    assert!(
+        matches!(refused, Err(cairn_raft::ClientError::Rejected(_))),
+        "{refused:?}"
+    );
+    assert_eq!(last_log_index(&cluster, 1, group), before);
 
     // Past the command cap, a batch is split into consecutive entries, answered in order.
     let many: Vec<String> = (0..MAX_BATCH_COMMANDS + 40)
