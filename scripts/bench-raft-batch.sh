@@ -44,27 +44,28 @@ fsyncs() {
     AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
         "$BENCH" s3 put --endpoint "http://127.0.0.1:19900" --size 4KiB --concurrency 32 \
         --keys 1000000 --seconds 10 --warmup-seconds 2 --quiet \
-        --json "$OUT/fsync-$1-load.json" &
+        --json "$OUT/fsync/$1-load.json" &
     local load=$!
     sleep 2
     timeout -s INT 10 strace -f -c -e trace=fdatasync,fsync -p "$server" \
-        -o "$OUT/fsync-$1-strace.txt" || true
+        -o "$OUT/fsync/$1-strace.txt" || true
     wait "$load"
     stop_servers
 }
 
 if selected fsync; then
+    mkdir -p "$OUT/fsync"
     fsyncs batch "$OURS"
     fsyncs main "$BASELINE"
     python3 - "$OUT" <<'PYTHON'
 import json, re, sys
 out = sys.argv[1]
 for name in ("batch", "main"):
-    load = json.load(open(f"{out}/fsync-{name}-load.json"))
-    text = open(f"{out}/fsync-{name}-strace.txt").read()
-    calls = sum(int(m.group(1)) for m in re.finditer(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?fdatasync", text, re.M))
-    ops = [w["ops_per_second"] for w in load.get("workloads", [])] or [None]
-    print(f"{name}: {calls} fdatasync in 10 s; load document workloads: {json.dumps(ops)[:200]}")
+    load = json.load(open(f"{out}/fsync/{name}-load.json"))
+    ops = load["workloads"][0]["rounds"][0]["ops_per_second"]
+    text = open(f"{out}/fsync/{name}-strace.txt").read()
+    calls = int(re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?fdatasync", text, re.M).group(1))
+    print(f"{name}: {calls} fdatasync in 10 s at {ops:.0f} PUT/s: {calls / (ops * 10):.2f} per PUT")
 PYTHON
 fi
 [[ -f $OUT/put-4KiB-c32.json ]] && summary batch main
