@@ -1126,7 +1126,7 @@ impl Decode for KmsQuery {
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
 /// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
 /// 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects,
-/// 60 QueueReplication, 61 ResolveReplication.
+/// 60 QueueReplication, 61 ResolveReplication, 70 Batch.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
 /// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
@@ -1341,6 +1341,11 @@ impl Encode for Command {
                 writer.u8(61);
                 resolutions.encode(writer);
             }
+            // 70-79: group commit.
+            Command::Batch(commands) => {
+                writer.u8(70);
+                commands.encode(writer);
+            }
         }
     }
 }
@@ -1451,6 +1456,24 @@ impl Decode for Command {
             61 => Command::ResolveReplication {
                 resolutions: Decode::decode(reader)?,
             },
+            70 => {
+                let count = reader.count()?;
+                let mut commands = Vec::with_capacity(count);
+                for _ in 0..count {
+                    // A batch never holds a batch (the state machine refuses one): refusing it
+                    // here too keeps the decoder's recursion depth bounded by the other wrappers.
+                    let offset = reader.offset();
+                    if reader.remaining() > 0 && reader.input[offset] == 70 {
+                        return Err(DecodeError::InvalidTag {
+                            what: "command inside a batch",
+                            tag: 70,
+                            offset,
+                        });
+                    }
+                    commands.push(Command::decode(reader)?);
+                }
+                Command::Batch(commands)
+            }
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "command",
@@ -1797,6 +1820,8 @@ encode_variants!(Response, "response", [
     60 => BucketStats { 0: stats },
     61 => ReplicationResolved { resolved_count: resolved_count },
     62 => ReplicationQueue { 0: entries },
+    // 70-79: group commit.
+    70 => Batch { 0: outputs },
 ]);
 
 encode_struct!(ReplicationEntry {
@@ -1973,10 +1998,14 @@ impl StateMachine {
             self.layout.encode(&mut writer);
         }
         // Later additions are optional trailing sections, in this order: the suspect queue, the
-        // KMS keys, the replication queue. Sections are written up to the last non-empty one
-        // (earlier ones even when empty, so the decoder knows which is which), so a snapshot
-        // without them keeps its earlier bytes and an earlier snapshot still decodes.
-        let sections = if !self.replication_queue.is_empty() {
+        // KMS keys, the replication queue, the last id index (a u64, "empty" when it equals the
+        // last applied index, as it does until a batch is applied). Sections are written up to
+        // the last non-empty one (earlier ones even when empty, so the decoder knows which is
+        // which), so a snapshot without them keeps its earlier bytes and an earlier snapshot
+        // still decodes.
+        let sections = if self.last_id_index != self.last_applied_index {
+            4
+        } else if !self.replication_queue.is_empty() {
             3
         } else if !self.kms_keys.is_empty() {
             2
@@ -1991,6 +2020,9 @@ impl StateMachine {
         }
         if sections >= 3 {
             encode_sorted(&mut writer, self.replication_queue.values());
+        }
+        if sections >= 4 {
+            writer.u64(self.last_id_index);
         }
         let mut bytes = writer.into_bytes();
         let checksum = crc32c::crc32c(&bytes);
@@ -2076,6 +2108,17 @@ impl StateMachine {
                 "replication section",
                 offset,
                 state.replication_queue.is_empty(),
+            ));
+        }
+        state.last_id_index = state.last_applied_index;
+        if reader.remaining() > 0 {
+            let offset = reader.offset();
+            state.last_id_index = reader.u64()?;
+            // Written only when above the last applied index (it is never below).
+            last_section = Some((
+                "last id index",
+                offset,
+                state.last_id_index <= state.last_applied_index,
             ));
         }
         if let Some((what, offset, true)) = last_section {

@@ -378,6 +378,12 @@ pub enum Command {
     ResolveReplication {
         resolutions: Vec<crate::replication::ReplicationResolution>,
     },
+    /// Group commit: these commands applied in order in one log entry, each at its own id index
+    /// (see [`crate::StateMachine::apply`]); answers [`Response::Batch`] with one output per
+    /// command. The Raft leader builds it from the client writes that queued up while its
+    /// previous entry was being flushed, so one fsync commits them all. A batch inside a batch is
+    /// refused (that command alone), and each command passes the role check on its own.
+    Batch(Vec<Command>),
 }
 
 /// S3 ListObjectsV2 parameters.
@@ -665,6 +671,8 @@ pub enum Response {
     },
     /// ListReplicationQueue.
     ReplicationQueue(Vec<crate::replication::ReplicationEntry>),
+    /// Command::Batch: each command's output, in the batch's order.
+    Batch(Vec<Output>),
 }
 
 /// What applying one command yields.
@@ -721,6 +729,7 @@ impl Command {
             Command::BypassGovernanceRetention { command } => command.name(),
             Command::QueueReplication { command } => command.name(),
             Command::ResolveReplication { .. } => "ResolveReplication",
+            Command::Batch(_) => "Batch",
         }
     }
 
@@ -762,13 +771,22 @@ impl Command {
             Command::Conditional { command, .. } => command.scope(),
             Command::BypassGovernanceRetention { command } => command.scope(),
             Command::QueueReplication { command } => command.scope(),
+            // Each command of a batch is checked against the role on its own; the batch itself
+            // goes where its first command goes (the proposer batches one group's commands).
+            Command::Batch(commands) => commands
+                .first()
+                .map_or(Scope::Object, |command| command.scope()),
         }
     }
 
     /// Whether applying this command can change the state (openraft may skip read-only entries
     /// when replaying, and the gateway may answer them by read-index instead).
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Command::Read(_))
+        match self {
+            Command::Read(_) => true,
+            Command::Batch(commands) => commands.iter().all(Command::is_read_only),
+            _ => false,
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //! [`Command`]; [`StateMachine::apply`] applies it at a log index and returns an [`Output`] (a
 //! result or a typed [`MetaError`], plus any garbage shards the command produced). Nothing in this
 //! crate performs I/O, reads a clock or draws random numbers: time arrives as `now_ms` inside
-//! commands and ids derive from the log index, so every replica computes identical states.
+//! commands and ids derive from the log index (through the per-command id index, which also
+//! numbers the commands of a batched entry: see [`Command::Batch`]), so every replica computes
+//! identical states.
 //!
 //! The same type serves both kinds of instance (see [`role`]): object partitions (objects,
 //! multipart uploads, garbage; routed by `bucket/key`) and the bucket service (buckets, access keys,

@@ -4,6 +4,21 @@
 //! later LMDB layout agree byte for byte). `apply(command, log_index)` is a pure function of
 //! (state, command, log_index): no clock, no randomness, no hash-map iteration order.
 //!
+//!
+//! Id indexes. Everything a command derives from its position in the log (version ids, upload
+//! ids, `commit_log_index`, garbage ids, replication-queue seqs, suspect report indexes) comes
+//! from the command's *id index*, not directly from the log index, because one log entry may
+//! carry several commands ([`Command::Batch`], the Raft leader's group commit). The state keeps
+//! `last_id_index`, the last one handed out, and each applied command takes
+//! `max(last_id_index, log_index - 1) + 1`: in a log without batches that is exactly the log
+//! index (so records written before batches existed keep their meaning and stay comparable with
+//! new ones), and the commands of a batch take consecutive indexes from there, in their order. Id
+//! indexes are therefore unique and strictly increasing in apply order across the whole log, so
+//! two commits of one key in one batch order exactly as two entries would (the later one is
+//! current), and two versions created in one batch never share an id. Id indexes may run ahead
+//! of the log index (by the extra commands of every batch so far); nothing compares them with
+//! log indexes. `last_id_index` is part of the snapshot (see [`crate::codec`]).
+//!
 //! Invariants (checked by `StateMachine::check_invariants`, which the tests call after every
 //! command):
 //! - `versions` holds PREPARING and COMMITTED records only; a removed record lives on, as DELETED,
@@ -51,6 +66,9 @@ pub(crate) type PreparingKey = (u64, String, String, VersionId);
 pub struct StateMachine {
     pub(crate) role: Role,
     pub(crate) last_applied_index: u64,
+    /// The last id index handed out (see the module header); in snapshots when it differs from
+    /// `last_applied_index`.
+    pub(crate) last_id_index: u64,
     pub(crate) buckets: BTreeMap<String, BucketRecord>,
     pub(crate) versions: BTreeMap<VersionKey, ObjectRecord>,
     pub(crate) uploads: BTreeMap<UploadKey, MultipartUpload>,
@@ -77,7 +95,8 @@ pub struct StateMachine {
 
 /// Garbage produced while applying one command.
 pub(crate) struct Effects {
-    pub(crate) log_index: u64,
+    /// The command's id index (see the module header).
+    pub(crate) id_index: u64,
     pub(crate) garbage: Vec<GarbageRecord>,
     /// The command came wrapped in [`Command::BypassGovernanceRetention`].
     pub(crate) bypass_governance: bool,
@@ -88,6 +107,7 @@ impl StateMachine {
         StateMachine {
             role,
             last_applied_index: 0,
+            last_id_index: 0,
             buckets: BTreeMap::new(),
             versions: BTreeMap::new(),
             uploads: BTreeMap::new(),
@@ -118,6 +138,11 @@ impl StateMachine {
 
     /// Applies one log entry. Deterministic: the same state, command and index give the same
     /// output and next state on every replica.
+    ///
+    /// A [`Command::Batch`] applies its commands in order, each at its own id index (see the
+    /// module header), and answers [`Response::Batch`] with one [`Output`] per command: a refused
+    /// command changes nothing of its neighbours' outcomes. Any other command is applied at one
+    /// id index.
     pub fn apply(&mut self, command: Command, log_index: u64) -> Output {
         if log_index <= self.last_applied_index {
             return Output {
@@ -129,6 +154,54 @@ impl StateMachine {
             };
         }
         self.last_applied_index = log_index;
+        // The id floor never trails the log: an entry's first id index is at least its log
+        // index (so an unbatched log keeps id index == log index), even when the entry is refused.
+        self.last_id_index = self.last_id_index.max(log_index - 1);
+        match command {
+            Command::Batch(commands) => {
+                let outputs = commands
+                    .into_iter()
+                    .map(|command| match command {
+                        Command::Batch(_) => Output {
+                            result: Err(MetaError::InvalidArgument {
+                                reason: "a batch cannot hold another batch".to_owned(),
+                            }),
+                            new_garbage: Vec::new(),
+                        },
+                        command => {
+                            let id_index = self.next_id_index();
+                            self.apply_at(command, id_index)
+                        }
+                    })
+                    .collect();
+                self.last_id_index = self.last_id_index.max(log_index);
+                Output {
+                    result: Ok(Response::Batch(outputs)),
+                    new_garbage: Vec::new(),
+                }
+            }
+            command => {
+                let id_index = self.next_id_index();
+                self.apply_at(command, id_index)
+            }
+        }
+    }
+
+    /// The id index of the next command: one above the last one handed out.
+    fn next_id_index(&mut self) -> u64 {
+        self.last_id_index += 1;
+        self.last_id_index
+    }
+
+    /// The last id index handed out (see the module header): at least
+    /// [`StateMachine::last_applied_index`], and equal to it while no batch was applied.
+    pub fn last_id_index(&self) -> u64 {
+        self.last_id_index
+    }
+
+    /// Applies one command at id index `id_index`: every id, commit index and queue position the
+    /// command creates derives from it.
+    fn apply_at(&mut self, command: Command, id_index: u64) -> Output {
         if !self.role.accepts(command.scope()) {
             return Output {
                 result: Err(MetaError::WrongRole {
@@ -139,7 +212,7 @@ impl StateMachine {
             };
         }
         let mut effects = Effects {
-            log_index,
+            id_index,
             garbage: Vec::new(),
             bypass_governance: false,
         };
@@ -262,7 +335,7 @@ impl StateMachine {
                 key,
                 version_id,
                 now_ms,
-            } => Ok(self.report_suspect(bucket, key, version_id, now_ms, log_index)),
+            } => Ok(self.report_suspect(bucket, key, version_id, now_ms, id_index)),
             Command::ResolveSuspects { resolutions } => Ok(self.resolve_suspects(&resolutions)),
             Command::ResolveReplication { resolutions } => {
                 Ok(self.resolve_replication(&resolutions))
@@ -277,27 +350,26 @@ impl StateMachine {
                         };
                     }
                 };
-                // The inner command is applied at the same log index (as `Conditional` does).
-                self.last_applied_index = log_index - 1;
-                let mut output = self.apply(*command, log_index);
+                // The inner command is applied at the same id index (as `Conditional` does).
+                let mut output = self.apply_at(*command, id_index);
                 if let Ok(response) = &mut output.result {
-                    self.queue_replication(response, log_index, now_ms);
+                    self.queue_replication(response, id_index, now_ms);
                 }
                 return output;
             }
             Command::Read(query) => self.answer(&query),
+            // Only `apply` unpacks a batch; one met here sits inside a wrapper.
+            Command::Batch(_) => Err(MetaError::InvalidArgument {
+                reason: "a batch cannot be wrapped or nested".to_owned(),
+            }),
             Command::Conditional {
                 condition,
                 observed,
                 command,
             } => {
                 return match self.check_condition(&condition, observed, &command) {
-                    // The inner command is applied at the same log index: undo the index
-                    // update so its own stale-index check passes.
-                    Ok(()) => {
-                        self.last_applied_index = log_index - 1;
-                        self.apply(*command, log_index)
-                    }
+                    // The inner command is applied at the same id index.
+                    Ok(()) => self.apply_at(*command, id_index),
                     Err(error) => Output {
                         result: Err(error),
                         new_garbage: Vec::new(),
@@ -316,6 +388,7 @@ impl StateMachine {
     /// not grow is ignored.
     pub fn apply_blank(&mut self, log_index: u64) {
         self.last_applied_index = self.last_applied_index.max(log_index);
+        self.last_id_index = self.last_id_index.max(log_index);
     }
 
     /// Answers a query without going through the log (after a read-index or lease check).
@@ -620,7 +693,7 @@ impl StateMachine {
         now_ms: u64,
     ) {
         let garbage_id = GarbageId {
-            log_index: effects.log_index,
+            log_index: effects.id_index,
             sequence: effects.garbage.len() as u32,
         };
         let entry = GarbageRecord {

@@ -35,7 +35,7 @@ impl StateMachine {
         let upload = MultipartUpload {
             bucket: command.bucket,
             key: command.key,
-            upload_id: UploadId(effects.log_index),
+            upload_id: UploadId(effects.id_index),
             owner: command.owner,
             content_type: command.content_type,
             user_metadata: command.user_metadata,
@@ -240,7 +240,7 @@ impl StateMachine {
                 command.now_ms,
             );
         }
-        let version_id = VersionId(effects.log_index);
+        let version_id = VersionId(effects.id_index);
         let record = ObjectRecord {
             bucket: command.bucket.clone(),
             key: command.key.clone(),
@@ -258,7 +258,7 @@ impl StateMachine {
             idempotency_token: String::new(),
             created_at_ms: upload.initiated_at_ms,
             committed_at_ms: Some(command.now_ms),
-            commit_log_index: effects.log_index,
+            commit_log_index: effects.id_index,
             upload_id: Some(command.upload_id),
             erasure: ErasureInfo {
                 scheme: upload.ec_scheme,

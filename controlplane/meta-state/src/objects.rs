@@ -56,7 +56,7 @@ impl StateMachine {
                 retried: true,
             });
         }
-        let version_id = VersionId(effects.log_index);
+        let version_id = VersionId(effects.id_index);
         let record = ObjectRecord {
             bucket: command.bucket.clone(),
             key: command.key.clone(),
@@ -178,7 +178,7 @@ impl StateMachine {
         let counted_before = BucketStats::of_version(record);
         record.state = TransactionState::Committed;
         record.committed_at_ms = Some(command.now_ms);
-        record.commit_log_index = effects.log_index;
+        record.commit_log_index = effects.id_index;
         record.checksums = command.checksums;
         record.erasure.object_length_bytes = stored_length_bytes;
         record.erasure.parts = command.parts;
@@ -299,7 +299,7 @@ impl StateMachine {
             let marker = ObjectRecord {
                 bucket: command.bucket.clone(),
                 key: command.key.clone(),
-                version_id: VersionId(effects.log_index),
+                version_id: VersionId(effects.id_index),
                 null_version: command.versioning == VersioningState::Suspended,
                 delete_marker: true,
                 owner: command.owner.clone(),
@@ -313,7 +313,7 @@ impl StateMachine {
                 idempotency_token: String::new(),
                 created_at_ms: command.now_ms,
                 committed_at_ms: Some(command.now_ms),
-                commit_log_index: effects.log_index,
+                commit_log_index: effects.id_index,
                 upload_id: None,
                 erasure: ErasureInfo::default(),
                 record_version: 1,

@@ -5,9 +5,11 @@
 //! reads a clock. Every record carries a `record_version` that starts at 1 and grows by one on each
 //! change, so a later writer (the healer) can compare-and-set against the version it read.
 //!
-//! Identifiers derived from the Raft log ([`VersionId`], [`UploadId`]) are the log index of the entry
-//! that created them: the log index is unique within one state machine instance and identical on
-//! every replica, which makes the ids deterministic without a random source.
+//! Identifiers derived from the Raft log ([`VersionId`], [`UploadId`]) are the id index of the
+//! command that created them: the log index of its entry, or a later index for the commands of a
+//! batched entry (see the `machine` module's "Id indexes"). It is unique within one state machine
+//! instance and identical on every replica, which makes the ids deterministic without a random
+//! source.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,13 +46,13 @@ macro_rules! log_index_id {
 }
 
 log_index_id!(
-    /// Id of one version of an object: the log index of the entry that created it (PrepareWrite,
+    /// Id of one version of an object: the id index of the command that created it (PrepareWrite,
     /// a delete marker's DeleteObject, or CompleteMultipartUpload). The gateway shows the S3 id
     /// `null` for versions whose [`ObjectRecord::null_version`] is set.
     VersionId
 );
 log_index_id!(
-    /// Id of one multipart upload: the log index of its CreateMultipartUpload entry.
+    /// Id of one multipart upload: the id index of its CreateMultipartUpload command.
     UploadId
 );
 
@@ -74,7 +76,8 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// Id of a garbage entry: the log index of the command that produced it plus a sequence number
+/// Id of a garbage entry: the id index of the command that produced it (the field keeps its
+/// historical name) plus a sequence number
 /// because one command (an overwrite of a multipart object, say) can produce several entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct GarbageId {
@@ -334,7 +337,8 @@ pub struct ObjectRecord {
     pub created_at_ms: u64,
     /// Time of the CommitWrite (S3 Last-Modified); `None` while PREPARING.
     pub committed_at_ms: Option<u64>,
-    /// Log index of the CommitWrite; 0 while PREPARING. Orders versions of one key: the current
+    /// Id index of the CommitWrite (its log index unless it was batched); 0 while PREPARING.
+    /// Orders versions of one key: the current
     /// version is the committed one with the highest commit index, so the last commit wins even
     /// when two writers prepared in the other order.
     pub commit_log_index: u64,
@@ -570,7 +574,7 @@ pub struct SuspectRecord {
     pub version_id: VersionId,
     /// When the first report of this entry was applied (the reporter's clock).
     pub first_reported_ms: u64,
-    /// Log index of the latest report: `ResolveSuspects` names it, so a report that arrives while
+    /// Id index (the log index unless batched) of the latest report: `ResolveSuspects` names it, so a report that arrives while
     /// the healer works keeps the entry.
     pub last_report_index: u64,
     pub report_count: u32,

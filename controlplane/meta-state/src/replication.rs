@@ -6,7 +6,8 @@
 //! configuration has an enabled rule for the key. Applying the wrapper applies the inner command
 //! and, in the same log entry, when it created a new committed version or delete marker:
 //! - sets the version's attribute [`REPLICATION_STATUS_ATTRIBUTE`] to `PENDING`;
-//! - appends a [`ReplicationEntry`] whose `seq` is the log index of that entry.
+//! - appends a [`ReplicationEntry`] whose `seq` is the id index of that command (its log index
+//!   unless it was batched; unique and increasing, see the `machine` module's "Id indexes").
 //!
 //! The replicator lists the queue (`Query::ListReplicationQueue`, in `seq` order), copies each
 //! entry's version to the destination, and sends `Command::ResolveReplication`, which removes the
@@ -79,7 +80,7 @@ pub enum ReplicationEventKind {
 /// One committed change waiting to be replicated.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReplicationEntry {
-    /// The log index of the command that committed the change (unique in the partition).
+    /// The id index of the command that committed the change (unique in the partition).
     pub seq: u64,
     pub bucket: String,
     pub key: String,

@@ -17,10 +17,10 @@
 //! with another partition count, other nodes or other zones.
 //!
 //! [`MetaClient::write_many`] sends many commands as one ClientWriteBatch per group (bulk loads,
-//! multi-object deletes): each command is still its own log entry, but one request carries them
-//! all and the followers receive and fsync them in a few AppendEntries. The leader still
-//! appends and fsyncs them one by one: openraft 0.9 waits for each append's flush before it
-//! takes the next client write, which bounds a group at one entry per fsync.
+//! multi-object deletes): one request carries them all, and the leader's group commit
+//! ([`crate::proposer`]) proposes them as one log entry (a `Command::Batch`, several past its
+//! caps of 256 commands or 4 MiB), so one fsync per replica commits them. Single writes from
+//! many concurrent clients share entries the same way.
 //!
 //! Reads are linearizable: the node serving a `ClientRead` is the leader and runs a read-index
 //! check (`Raft::ensure_linearizable`) before answering from its state machine, so a read observes
@@ -257,6 +257,8 @@ impl MetaClient {
             Command::PurgeGarbage { .. }
             | Command::ResolveSuspects { .. }
             | Command::ResolveReplication { .. } => return None,
+            // Built by a group's leader from queued writes; nodes refuse one from a client.
+            Command::Batch(_) => return None,
             Command::Read(query) => return self.group_for_query(query),
             // A condition is checked where its command applies.
             Command::Conditional { command, .. } => return self.group_for_command(command),
@@ -397,8 +399,9 @@ impl MetaClient {
         decode_record::<Output>(&answer).map_err(|error| ClientError::BadAnswer(error.to_string()))
     }
 
-    /// Applies `commands` through the Raft log of `group`, each as its own log entry in the
-    /// order given, in one request (see the module header for what that saves).
+    /// Applies `commands` through the Raft log of `group`, in the order given, in one request
+    /// (see the module header for what that saves); the leader's group commit puts them in one
+    /// log entry when they fit its caps ([`crate::proposer`]).
     /// Returns each command's output, or why it was not applied (then it may or may not have
     /// been: treat it like a failed [`MetaClient::write_to`]). Keep a batch to a few thousand
     /// small commands: the whole request must stay under [`MAX_COMMAND_BYTES`].

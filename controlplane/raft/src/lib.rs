@@ -21,6 +21,8 @@
 //! - [`client`]: [`MetaClient`], leader discovery among a group's replicas, retries,
 //!   linearizable reads, merged listing; [`DetachedMetaClient`] wraps it in its own tokio
 //!   runtime for monoio/glommio callers;
+//! - [`proposer`]: group commit, one log entry for the client writes queued while the previous
+//!   one was flushed;
 //! - [`node`]: [`MetaNode`] hosting the groups placed on it behind one listener, and
 //!   [`run_meta_node`] for `cairn meta`.
 //!
@@ -60,6 +62,7 @@ pub mod layout;
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod proposer;
 pub mod ring;
 pub mod store;
 pub mod types;

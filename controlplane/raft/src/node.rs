@@ -28,8 +28,10 @@
 //! the same check before their first request ([`crate::MetaClient::verify_layout`]).
 //!
 //! Requests the listener serves, per group: openraft's AppendEntries, Vote and InstallSnapshot
-//! (chunked), ClientWrite (a meta-state `Command` through the log; a follower answers
-//! ForwardToLeader with the leader's id and address) and ClientRead (a `Query` answered from the
+//! (chunked), ClientWrite and ClientWriteBatch (meta-state `Command`s through the log, queued on
+//! the group's [`crate::proposer`], which commits the writes that arrive while an entry is being
+//! flushed together in one entry; a follower answers ForwardToLeader with the leader's id and
+//! address) and ClientRead (a `Query` answered from the
 //! state machine after a read-index check — `Raft::ensure_linearizable` — on the leader, so a read
 //! never returns state older than a write acknowledged before it started).
 //!
@@ -76,8 +78,9 @@ use crate::client::{MetaClient, MetaClientConfig};
 use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
 use crate::placement::{Placement, effective_zones};
+use crate::proposer::{ProposalError, Proposer};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
-use crate::types::{GroupId, MetaRequest, NodeId, Raft};
+use crate::types::{GroupId, NodeId, Raft};
 use crate::wire::{
     Envelope, MessageKind, Status, WireError, decode_batch, encode_batch_answers, from_payload,
     read_envelope, to_payload, write_envelope,
@@ -101,6 +104,10 @@ pub struct RaftTiming {
     /// cut off from its quorum would otherwise hold the request (and its connection) until it
     /// learns of a newer leader.
     pub client_request_timeout_ms: u64,
+    /// Log entries of one group's proposer that may be in openraft at once (see
+    /// [`crate::proposer`]): 1 proposes the next batch only once the previous entry is applied;
+    /// 2 lets the next batch be appended while the previous one is replicated and applied.
+    pub proposals_in_flight: usize,
 }
 
 impl Default for RaftTiming {
@@ -113,6 +120,7 @@ impl Default for RaftTiming {
             log_entries_kept_after_snapshot: 1_000,
             snapshot_chunk_size_bytes: 1 << 20,
             client_request_timeout_ms: 5_000,
+            proposals_in_flight: 2,
         }
     }
 }
@@ -334,6 +342,8 @@ pub struct GroupHandle {
     /// applied: the last log index and the vote's term found at startup (see the module header).
     pub read_fence_index: u64,
     pub read_fence_term: u64,
+    /// Where client writes go: the group commit queue (see [`crate::proposer`]).
+    pub proposer: Proposer,
 }
 
 type Groups = Arc<BTreeMap<GroupId, GroupHandle>>;
@@ -347,6 +357,7 @@ pub struct MetaNode {
     isolation: PeerIsolation,
     listener_task: JoinHandle<()>,
     layout_task: JoinHandle<()>,
+    proposer_tasks: Vec<JoinHandle<()>>,
     layout_status: tokio::sync::watch::Receiver<LayoutStatus>,
 }
 
@@ -418,6 +429,8 @@ impl MetaNode {
         let placement = config.placement();
         let peer_addresses = Arc::new(config.peers.clone());
         let mut groups = BTreeMap::new();
+        let mut proposer_tasks = Vec::new();
+        let client_request_timeout = Duration::from_millis(config.timing.client_request_timeout_ms);
         for group in config.hosted_groups() {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
             let reader = state_machine.reader();
@@ -441,6 +454,12 @@ impl MetaNode {
             )
             .await
             .map_err(|error| NodeError::Raft(error.to_string()))?;
+            let (proposer, proposer_task) = Proposer::start(
+                raft.clone(),
+                client_request_timeout,
+                config.timing.proposals_in_flight,
+            );
+            proposer_tasks.push(proposer_task);
             groups.insert(
                 group,
                 GroupHandle {
@@ -448,6 +467,7 @@ impl MetaNode {
                     reader,
                     read_fence_index,
                     read_fence_term,
+                    proposer,
                 },
             );
         }
@@ -457,7 +477,7 @@ impl MetaNode {
             groups: Arc::clone(&groups),
             isolation: isolation.clone(),
             refusal: Arc::clone(&refusal),
-            client_request_timeout: Duration::from_millis(config.timing.client_request_timeout_ms),
+            client_request_timeout,
             tls,
         };
         let listener_task = tokio::spawn(serve(listener, Arc::new(server)));
@@ -497,6 +517,7 @@ impl MetaNode {
             isolation,
             listener_task,
             layout_task,
+            proposer_tasks,
             layout_status,
         })
     }
@@ -618,6 +639,14 @@ impl MetaNode {
         self.layout_task.abort();
         self.listener_task.abort();
         let _ = self.listener_task.await;
+        // Proposals still in flight are dropped with their tasks; their waiters were the
+        // listener's connections, which are gone.
+        for task in &self.proposer_tasks {
+            task.abort();
+        }
+        for task in self.proposer_tasks {
+            let _ = task.await;
+        }
         for (group, handle) in self.groups.iter() {
             if let Err(error) = handle.raft.shutdown().await {
                 tracing::warn!(%group, %error, "raft shutdown");
@@ -895,26 +924,32 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
         },
         MessageKind::ClientWrite => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
+            Ok(Command::Batch(_)) => failure(request, Status::BadRequest, BATCH_FROM_CLIENT),
             Ok(command) => match tokio::time::timeout(
                 server.client_request_timeout,
-                raft.client_write(MetaRequest(command)),
+                handle
+                    .proposer
+                    .write(vec![(command, request.payload.len())]),
             )
             .await
             {
                 Err(_elapsed) => failure(request, Status::Unavailable, "write timed out"),
-                Ok(Ok(written)) => match written.data.0 {
-                    Some(output) => {
+                Ok(mut answers) => match answers.pop() {
+                    Some(Ok(output)) => {
                         Envelope::response_to(request, Status::Ok, encode_record(&output))
                     }
-                    None => failure(request, Status::Unavailable, "entry produced no output"),
+                    Some(Err(ProposalError::ForwardToLeader {
+                        leader_id,
+                        leader_node,
+                    })) => forward_to_leader(request, leader_id, leader_node),
+                    Some(Err(ProposalError::Unavailable(message))) => {
+                        failure(request, Status::Unavailable, message)
+                    }
+                    None => failure(request, Status::Unavailable, "write not answered"),
                 },
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                    forward_to_leader(request, forward.leader_id, forward.leader_node)
-                }
-                Ok(Err(error)) => failure(request, Status::Unavailable, error),
             },
         },
-        MessageKind::ClientWriteBatch => write_batch(server, raft, request).await,
+        MessageKind::ClientWriteBatch => write_batch(server, handle, request).await,
         MessageKind::ClientRead => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
             Ok(Command::Read(query)) => match tokio::time::timeout(
@@ -957,51 +992,58 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
     }
 }
 
-/// Serves a ClientWriteBatch: every command goes to openraft at once, in order, so they become
-/// consecutive log entries, replicated to the followers in a few AppendEntries rather than one
-/// round trip per command.
-async fn write_batch(server: &Server, raft: &Raft, request: &Envelope) -> Envelope {
+/// Why a client's `Command::Batch` is refused: only the leader's proposer builds batches (a
+/// client's would be refused or not depending on what else was queued with it).
+const BATCH_FROM_CLIENT: &str =
+    "Command::Batch is built by the group's leader, not sent by clients";
+
+/// Serves a ClientWriteBatch: the commands are queued together on the group's proposer, in
+/// order, so they go into one log entry (or consecutive ones, past the batch caps) and one fsync.
+async fn write_batch(server: &Server, handle: &GroupHandle, request: &Envelope) -> Envelope {
     let commands = match decode_batch(&request.payload).and_then(|items| {
         items
             .into_iter()
             .map(|item| {
                 decode_record::<Command>(item)
+                    .map(|command| (command, item.len()))
                     .map_err(|error| WireError::Invalid(error.to_string()))
             })
-            .collect::<Result<Vec<Command>, WireError>>()
+            .collect::<Result<Vec<(Command, usize)>, WireError>>()
     }) {
         Ok(commands) => commands,
         Err(error) => return bad_request(request, error),
     };
-    // join_all polls the writes in order, so they enter openraft's queue (and the log) in the
-    // order given.
-    let writes = commands
-        .into_iter()
-        .map(|command| raft.client_write(MetaRequest(command)));
-    let results = match tokio::time::timeout(
+    if commands
+        .iter()
+        .any(|(command, _)| matches!(command, Command::Batch(_)))
+    {
+        return failure(request, Status::BadRequest, BATCH_FROM_CLIENT);
+    }
+    let answers = match tokio::time::timeout(
         server.client_request_timeout,
-        futures::future::join_all(writes),
+        handle.proposer.write(commands),
     )
     .await
     {
         Err(_elapsed) => return failure(request, Status::Unavailable, "write timed out"),
-        Ok(results) => results,
+        Ok(answers) => answers,
     };
     // A node that does not lead refuses every command alike: redirect the whole batch.
-    if let Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) =
-        results.first()
+    if let Some(Err(ProposalError::ForwardToLeader {
+        leader_id,
+        leader_node,
+    })) = answers.first()
     {
-        return forward_to_leader(request, forward.leader_id, forward.leader_node.clone());
+        return forward_to_leader(request, *leader_id, leader_node.clone());
     }
-    let answers: Vec<Result<Vec<u8>, String>> = results
+    let answers: Vec<Result<Vec<u8>, String>> = answers
         .into_iter()
-        .map(|result| match result {
-            Ok(written) => written
-                .data
-                .0
-                .map(|output| encode_record(&output))
-                .ok_or_else(|| "entry produced no output".to_owned()),
-            Err(error) => Err(error.to_string()),
+        .map(|answer| match answer {
+            Ok(output) => Ok(encode_record(&output)),
+            Err(ProposalError::ForwardToLeader { leader_id, .. }) => {
+                Err(format!("not the leader; leader is {leader_id:?}"))
+            }
+            Err(ProposalError::Unavailable(message)) => Err(message),
         })
         .collect();
     Envelope::response_to(request, Status::Ok, encode_batch_answers(&answers))

@@ -32,7 +32,11 @@
 //! `append` writes and fsyncs before it returns rather than handing the entries to a background
 //! group commit: openraft 0.9.25 waits for each append's flush callback before it takes the next
 //! client write (`RaftCore::append_to_log`), so a deferred flush would batch nothing. A leader
-//! therefore commits at most one entry per fsync per group; throughput comes from partitions.
+//! therefore appends at most one entry per fsync per group. The batching happens one level up:
+//! the node's proposer ([`crate::proposer`]) puts every client write that queued up while the
+//! previous entry was being flushed into one entry (a `Command::Batch`), so one fsync commits
+//! many commands; followers receive several entries per AppendEntries and write them in one
+//! transaction. Throughput beyond one group's fsync rate comes from partitions.
 //!
 //! # Invariants
 //!
