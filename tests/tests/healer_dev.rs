@@ -122,9 +122,9 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
     let body = cairn_tests::content(20, OBJECT_BYTES);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = sdk_client::client(&dev);
-    let get = |range: Option<&str>| {
+    let get_key = |key: &str, range: Option<&str>| {
         runtime.block_on(async {
-            let request = s3.get_object().bucket("small").key("twenty");
+            let request = s3.get_object().bucket("small").key(key);
             let request = match range {
                 Some(range) => request.range(range),
                 None => request,
@@ -133,6 +133,7 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
             output.body.collect().await.unwrap().into_bytes().to_vec()
         })
     };
+    let get = |range: Option<&str>| get_key("twenty", range);
     runtime.block_on(async {
         s3.create_bucket().bucket("small").send().await.unwrap();
         s3.put_object()
@@ -142,6 +143,25 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
             .send()
             .await
             .unwrap();
+        // A copy is stored with its own (equally small) piece size.
+        s3.copy_object()
+            .bucket("small")
+            .key("copy")
+            .copy_source("small/twenty")
+            .send()
+            .await
+            .unwrap();
+        let copy = s3
+            .get_object()
+            .bucket("small")
+            .key("copy")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            copy.body.collect().await.unwrap().into_bytes().to_vec(),
+            body
+        );
     });
 
     let config = storage_config(&dev);
@@ -163,36 +183,56 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
                 .map(move |entry| (index, entry.shard_id, entry.length))
         })
         .collect();
-    assert!(pieces.len() >= 5, "pieces: {pieces:?}");
+    assert!(pieces.len() >= 10, "pieces of two objects: {pieces:?}");
     assert!(
         pieces.iter().all(|(_, _, length)| *length <= PIECE_BYTES),
         "a piece larger than {PIECE_BYTES} bytes: {pieces:?}"
     );
-    // Two data pieces are full (8 KiB each), the third holds the last 4 KiB.
+    // Per object, two data pieces are full (8 KiB each), the third holds the last 4 KiB.
     assert_eq!(
         pieces
             .iter()
             .filter(|(_, _, length)| *length == PIECE_BYTES)
             .count(),
-        4,
-        "two full data pieces and two parity pieces: {pieces:?}"
+        2 * 4,
+        "two full data pieces and two parity pieces per object: {pieces:?}"
     );
 
     assert_eq!(get(None), body);
     assert_eq!(get(Some("bytes=8000-12499")), body[8000..12500]);
     assert_eq!(get(Some("bytes=-100")), body[OBJECT_BYTES - 100..]);
 
-    // Lose a full data or parity piece: reads decode around it, the healer rebuilds it.
-    let (lost_node, lost, _) = *pieces
+    // Each object loses a full data or parity piece: reads decode around it, the healer
+    // rebuilds it.
+    let mut lost: Vec<(u16, cairn_common::ShardId)> = Vec::new();
+    for (index, shard_id, length) in &pieces {
+        if *length == PIECE_BYTES
+            && !lost
+                .iter()
+                .any(|(_, other)| other.object_id() == shard_id.object_id())
+        {
+            lost.push((*index, *shard_id));
+        }
+    }
+    assert_eq!(lost.len(), 2, "{pieces:?}");
+    let originals: Vec<Vec<u8>> = lost
         .iter()
-        .find(|(_, _, length)| *length == PIECE_BYTES)
-        .unwrap();
-    let original = node(lost_node).get(lost, None).unwrap();
-    assert!(node(lost_node).delete(lost).unwrap());
+        .map(|(index, shard_id)| node(*index).get(*shard_id, None).unwrap())
+        .collect();
+    for (index, shard_id) in &lost {
+        assert!(node(*index).delete(*shard_id).unwrap());
+    }
     assert_eq!(get(None), body);
     assert_eq!(get(Some("bytes=4096-16383")), body[4096..16384]);
+    assert_eq!(get_key("copy", None), body);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while node(lost_node).get(lost, None).ok().as_ref() != Some(&original) {
+    while lost
+        .iter()
+        .zip(&originals)
+        .any(|((index, shard_id), original)| {
+            node(*index).get(*shard_id, None).ok().as_ref() != Some(original)
+        })
+    {
         assert!(
             Instant::now() < deadline,
             "not healed:\n{}",
@@ -202,6 +242,7 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
     }
     assert_eq!(get(None), body);
     assert_eq!(get(Some("bytes=8192-")), body[8192..]);
+    assert_eq!(get_key("copy", Some("bytes=100-8291")), body[100..8292]);
     let errors = dev.process.error_lines();
     assert!(
         errors.is_empty(),
