@@ -21,6 +21,10 @@ use std::ops::Range;
 /// shard log wants multiples of 4096 for O_DIRECT, which the gateway's sizes are.
 pub const PIECE_SIZE_MULTIPLE_BYTES: usize = 64;
 
+/// The smallest piece [`StripeLayout::for_object_len`] picks for a small object: one O_DIRECT
+/// block of the shard log.
+pub const MIN_PIECE_SIZE_BYTES: usize = 4096;
+
 /// How an object is cut into stripes: scheme plus the per-shard piece size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StripeLayout {
@@ -56,6 +60,37 @@ impl StripeLayout {
     /// Data bytes per stripe: k * piece size.
     pub fn stripe_data_bytes(&self) -> usize {
         self.scheme.data_shards() * self.piece_size_bytes
+    }
+
+    /// The layout to store an object of a known `object_len_bytes` (stored bytes) with: `self`,
+    /// unless the object fits in one stripe of smaller pieces; then the smallest power of two
+    /// piece size, at least [`MIN_PIECE_SIZE_BYTES`], whose stripe holds the whole object.
+    ///
+    /// Why: the last stripe is zero-padded to whole pieces, so a 4 KiB object in 256 KiB pieces
+    /// costs an encode, a CRC and a padding fill of 1.5 MiB (4+2). Readers and the healer take the
+    /// piece size from each object's record, so it may differ per object. Powers of two keep the
+    /// number of distinct sizes (and so of buffer pools) small; `self` is returned when it is not
+    /// a multiple of [`MIN_PIECE_SIZE_BYTES`] (the O_DIRECT block every smaller size keeps).
+    pub fn for_object_len(self, object_len_bytes: u64) -> StripeLayout {
+        let configured = self.piece_size_bytes;
+        if !configured.is_multiple_of(MIN_PIECE_SIZE_BYTES) {
+            return self;
+        }
+        let needed = object_len_bytes.div_ceil(self.scheme.data_shards() as u64);
+        if needed >= configured as u64 {
+            return self;
+        }
+        // `needed` < `configured` <= i32::MAX, so neither conversion nor rounding overflows.
+        let piece_size_bytes = (needed as usize)
+            .next_power_of_two()
+            .max(MIN_PIECE_SIZE_BYTES);
+        if piece_size_bytes >= configured {
+            return self;
+        }
+        StripeLayout {
+            scheme: self.scheme,
+            piece_size_bytes,
+        }
     }
 
     /// The layout of an object of `object_len_bytes`.
@@ -220,3 +255,58 @@ impl Iterator for StripeSpans {
 }
 
 impl ExactSizeIterator for StripeSpans {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(piece_size_bytes: usize) -> StripeLayout {
+        StripeLayout::new("isal-cauchy:4+2".parse().expect("scheme"), piece_size_bytes)
+            .expect("layout")
+    }
+
+    #[test]
+    fn small_objects_get_the_smallest_stripe_that_holds_them() {
+        let configured = layout(256 * 1024);
+        for (object_len_bytes, piece_size_bytes) in [
+            (0u64, 4096usize),
+            (1, 4096),
+            (4096, 4096),
+            (4 * 4096, 4096),
+            (4 * 4096 + 1, 8192),
+            (100_000, 32 * 1024),
+            (4 * 128 * 1024, 128 * 1024),
+            (4 * 128 * 1024 + 1, 256 * 1024),
+            (4 * 256 * 1024, 256 * 1024),
+            (u64::MAX, 256 * 1024),
+        ] {
+            let chosen = configured.for_object_len(object_len_bytes);
+            assert_eq!(
+                chosen.piece_size_bytes(),
+                piece_size_bytes,
+                "object of {object_len_bytes} bytes"
+            );
+            assert_eq!(chosen.scheme(), configured.scheme());
+            if piece_size_bytes < 256 * 1024 {
+                assert!(chosen.stripe_data_bytes() as u64 >= object_len_bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_that_are_not_whole_blocks_are_kept() {
+        assert_eq!(layout(64).for_object_len(1).piece_size_bytes(), 64);
+        assert_eq!(
+            layout(4096 + 64).for_object_len(1).piece_size_bytes(),
+            4096 + 64
+        );
+        assert_eq!(layout(4096).for_object_len(1).piece_size_bytes(), 4096);
+        // A configured size that is not a power of two still bounds the choice.
+        assert_eq!(
+            layout(12 * 1024)
+                .for_object_len(4 * 9 * 1024)
+                .piece_size_bytes(),
+            12 * 1024
+        );
+    }
+}

@@ -92,7 +92,10 @@ pub use encoder::{EncodedStripe, FinishedObject, PushOutcome, ShardPiece, Stripe
 #[cfg(target_arch = "x86_64")]
 pub use fused::FusedKernel;
 pub use isal::IsalCauchyCodec;
-pub use layout::{ObjectLayout, PIECE_SIZE_MULTIPLE_BYTES, StripeLayout, StripeSpan, StripeSpans};
+pub use layout::{
+    MIN_PIECE_SIZE_BYTES, ObjectLayout, PIECE_SIZE_MULTIPLE_BYTES, StripeLayout, StripeSpan,
+    StripeSpans,
+};
 pub use rs_simd::{RsSimdCodec, SUB_STRIPE_BYTES};
 pub use scheme::{CodecKind, MAX_TOTAL_SHARDS, Scheme, SchemeError};
 pub use shard_set::{ShardIndex, ShardSet};

@@ -259,8 +259,8 @@ pub(crate) async fn put_object_from(
     let config = &executor.shared.config;
     let bucket_record = owned_bucket(context, bucket).await?;
     let scheme = parse_scheme(&bucket_record.ec_scheme)?;
-    let piece_size_bytes = config.piece_size_bytes as usize;
-    StripeLayout::new(scheme, piece_size_bytes).map_err(|error| ec_error_to_s3(&error))?;
+    let configured_layout = StripeLayout::new(scheme, config.piece_size_bytes as usize)
+        .map_err(|error| ec_error_to_s3(&error))?;
     let condition = check_write_condition(context, bucket, key, true).await?;
 
     let chunked = context.payload.is_aws_chunked();
@@ -313,7 +313,11 @@ pub(crate) async fn put_object_from(
         storage_class: StorageClass::Standard,
         acl: Default::default(),
         ec_scheme: bucket_record.ec_scheme.clone(),
-        piece_size_bytes: config.piece_size_bytes,
+        piece_size_bytes: object_piece_size_bytes(
+            configured_layout,
+            size_bytes,
+            new_key.key.is_some(),
+        ),
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
         attributes: {
@@ -375,10 +379,11 @@ pub(crate) async fn put_object_from(
     let data_key = object_key.map(|object_key| &object_key.data_key);
     let object_id = shard_object_id(executor, &record);
 
+    // The recorded size: a retry of an attempt still PREPARING writes what that attempt chose.
     let stored = stream_and_store(
         executor,
         scheme,
-        piece_size_bytes,
+        record.erasure.piece_size_bytes as usize,
         object_id,
         SINGLE_PART_NUMBER,
         body,
@@ -523,6 +528,23 @@ pub(crate) async fn stream_and_store(
             Err(error)
         }
     }
+}
+
+/// The piece size a new single-part object is stored with: the configured one, or for an object
+/// that fits in one stripe of smaller pieces the smallest that holds it
+/// ([`StripeLayout::for_object_len`]; the record carries it to readers and the healer).
+fn object_piece_size_bytes(
+    configured_layout: StripeLayout,
+    plaintext_length_bytes: u64,
+    encrypted: bool,
+) -> u32 {
+    let stored_length_bytes =
+        crate::encryption::stored_length_bytes(plaintext_length_bytes, encrypted);
+    let piece_size_bytes = configured_layout
+        .for_object_len(stored_length_bytes)
+        .piece_size_bytes();
+    // Never above the configured size, which is a u32.
+    u32::try_from(piece_size_bytes).expect("at most the configured piece size")
 }
 
 /// A stripe being written: its index and the task writing it.
@@ -1450,7 +1472,8 @@ pub async fn copy_object(
         ),
     };
     let scheme = parse_scheme(&bucket_record.ec_scheme)?;
-    let piece_size_bytes = config.piece_size_bytes as usize;
+    let configured_layout = StripeLayout::new(scheme, config.piece_size_bytes as usize)
+        .map_err(|error| ec_error_to_s3(&error))?;
     let token = format!("gw-{}", context.request_id);
     let quota = crate::quota::admit(
         executor,
@@ -1469,7 +1492,11 @@ pub async fn copy_object(
         storage_class: StorageClass::Standard,
         acl: Default::default(),
         ec_scheme: bucket_record.ec_scheme.clone(),
-        piece_size_bytes: config.piece_size_bytes,
+        piece_size_bytes: object_piece_size_bytes(
+            configured_layout,
+            size_bytes,
+            data_key.is_some(),
+        ),
         versioning: bucket_record.versioning,
         now_ms: now_unix_millis(),
         attributes: {
@@ -1509,7 +1536,7 @@ pub async fn copy_object(
     let stored = stream_and_store(
         executor,
         scheme,
-        piece_size_bytes,
+        record.erasure.piece_size_bytes as usize,
         object_id,
         SINGLE_PART_NUMBER,
         PayloadSource::Copy(receiver),

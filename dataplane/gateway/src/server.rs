@@ -162,13 +162,23 @@ pub struct Executor {
     open_connections: std::cell::Cell<usize>,
 }
 
+/// Idle bytes an executor's pool of small pieces may keep (see [`Executor::piece_pool`]): 2 MiB
+/// is 512 pieces of 4 KiB, enough for 85 concurrent 4+2 PUTs of small objects.
+const IDLE_SMALL_PIECE_BYTES: usize = 2 * 1024 * 1024;
+
 impl Executor {
-    /// A buffer pool for pieces of this size, shared by this executor's requests.
+    /// A buffer pool for pieces of this size, shared by this executor's requests. It keeps idle
+    /// buffers for four stripes, or for small pieces (small objects, many in flight at once) up
+    /// to [`IDLE_SMALL_PIECE_BYTES`]: a pool that runs dry allocates and zeroes a fresh buffer.
     pub fn piece_pool(&self, piece_size_bytes: usize, total_shards: usize) -> BufferPool {
         self.piece_pools
             .borrow_mut()
             .entry(piece_size_bytes)
-            .or_insert_with(|| BufferPool::new(piece_size_bytes, total_shards * 4))
+            .or_insert_with(|| {
+                let max_idle_buffers =
+                    (total_shards * 4).max(IDLE_SMALL_PIECE_BYTES / piece_size_bytes.max(1));
+                BufferPool::new(piece_size_bytes, max_idle_buffers)
+            })
             .clone()
     }
 
