@@ -601,6 +601,8 @@ fn a_replica_behind_the_purged_log_catches_up_from_a_snapshot() {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut process = spawn_with(&replicas[2], &peers, root.path(), PARTITIONS, &extra);
     wait_for_listener(replicas[2].address, &mut process, Duration::from_secs(30));
+    // The admin listener opens after the Raft port (once the node has started).
+    wait_for_listener(admins[2], &mut process, Duration::from_secs(30));
     replicas[2].process = Some(process);
 
     // The bucket service's status on replica 3: applied past the last write, with a snapshot
