@@ -279,6 +279,35 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
     }
 }
 
+/// Applies `command` at `log_index` to the leader, the follower and (when there is one) the
+/// replica restored from a snapshot, and checks that all answer alike, that the entry and its
+/// output survive their encodings and that the leader's invariants hold; the leader's output.
+fn apply_everywhere(
+    [leader, follower]: [&mut StateMachine; 2],
+    restored: Option<&mut StateMachine>,
+    command: &Command,
+    log_index: u64,
+) -> Result<Output, TestCaseError> {
+    let output = leader.apply(command.clone(), log_index);
+    prop_assert_eq!(&follower.apply(command.clone(), log_index), &output);
+    // Log entries and outputs survive their encodings.
+    prop_assert_eq!(
+        decode_record::<Command>(&encode_record(command)),
+        Ok(command.clone())
+    );
+    prop_assert_eq!(
+        decode_record::<Output>(&encode_record(&output)),
+        Ok(output.clone())
+    );
+    if let Some(restored) = restored {
+        prop_assert_eq!(&restored.apply(command.clone(), log_index), &output);
+    }
+    if let Err(violation) = leader.check_invariants() {
+        panic!("{violation} after {command:?}");
+    }
+    Ok(output)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -302,17 +331,12 @@ proptest! {
             }
             let command = to_command(&leader, operation, 1_000 * log_index);
             let before = leader.clone();
-            let output = leader.apply(command.clone(), log_index);
-            prop_assert_eq!(&follower.apply(command.clone(), log_index), &output);
-            // Log entries and outputs survive their encodings.
-            prop_assert_eq!(decode_record::<Command>(&encode_record(&command)), Ok(command.clone()));
-            prop_assert_eq!(decode_record::<Output>(&encode_record(&output)), Ok(output.clone()));
-            if let Some(restored) = restored.as_mut() {
-                prop_assert_eq!(&restored.apply(command.clone(), log_index), &output);
-            }
-            if let Err(violation) = leader.check_invariants() {
-                panic!("{violation} after {command:?}");
-            }
+            let output = apply_everywhere(
+                [&mut leader, &mut follower],
+                restored.as_mut(),
+                &command,
+                log_index,
+            )?;
             // A refusal changes nothing but the applied index (a rejected commit records garbage).
             if output.result.is_err() && output.new_garbage.is_empty() {
                 prop_assert_eq!(strip_index(&before), strip_index(&leader));
@@ -377,16 +401,12 @@ proptest! {
                 .map(|operation| to_command(&leader, operation, 1_000 * log_index))
                 .collect();
             let entry = Command::Batch(commands.clone());
-            let output = leader.apply(entry.clone(), log_index);
-            prop_assert_eq!(&follower.apply(entry.clone(), log_index), &output);
-            prop_assert_eq!(decode_record::<Command>(&encode_record(&entry)), Ok(entry.clone()));
-            prop_assert_eq!(decode_record::<Output>(&encode_record(&output)), Ok(output.clone()));
-            if let Some(restored) = restored.as_mut() {
-                prop_assert_eq!(&restored.apply(entry.clone(), log_index), &output);
-            }
-            if let Err(violation) = leader.check_invariants() {
-                panic!("{violation} after {entry:?}");
-            }
+            let output = apply_everywhere(
+                [&mut leader, &mut follower],
+                restored.as_mut(),
+                &entry,
+                log_index,
+            )?;
             let Ok(Response::Batch(outputs)) = output.result else {
                 panic!("batch answered {:?}", output.result);
             };
