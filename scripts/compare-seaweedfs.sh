@@ -36,7 +36,7 @@ WORK=${WORK:-/var/tmp/cairn-compare}
 source "$(dirname "$0")/bench-common.sh"
 VENV=${VENV:-$WORK/venv}
 SEAWEEDFS_VERSION=4.48
-CAIRN_PORT=19800 CAIRN_ADMIN_PORT=19801 CAIRN_META_PORT=19400 CAIRN_STORAGE_PORT=19101
+CAIRN_PORT=19800
 WEED_S3_PORT=19833
 PEER_ACCESS_KEY=cairnbenchpeer PEER_SECRET_KEY=cairnbenchpeersecret
 
@@ -46,49 +46,25 @@ if [[ ! -x $VENV/bin/weed ]]; then
 fi
 WEED=$VENV/bin/weed
 
-CAIRN_PID= WEED_PID=
-stop_servers() {
-    for pid in $CAIRN_PID $WEED_PID; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $CAIRN_PID $WEED_PID; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    CAIRN_PID= WEED_PID=
-    rm -rf "$WORK/cairn" "$WORK/weed"
-    # The next pair reuses the ports: wait until nothing listens on them.
-    for port in $CAIRN_PORT $WEED_S3_PORT 19333 19080 19888; do
-        for _ in $(seq 100); do
-            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-            sleep 0.1
-        done
-    done
-}
-trap stop_servers EXIT
-
+# Servers of one workload: `start` (bench-common.sh) for Cairn, data in $WORK/run-cairn; SeaweedFS
+# in $WORK/run-weed. `stop_servers` (bench-common.sh) stops both, deletes $WORK/run-* and waits
+# until their ports are free for the next pair.
 start_servers() {
-    mkdir -p "$WORK/cairn" "$WORK/weed/data" "$WORK/logs"
-    "$CAIRN" dev --data "$WORK/cairn/data" --listen "127.0.0.1:$CAIRN_PORT" \
-        --admin-listen "127.0.0.1:$CAIRN_ADMIN_PORT" --meta-port $CAIRN_META_PORT \
-        --storage-base-port $CAIRN_STORAGE_PORT ${CAIRN_FLAGS:-} >"$WORK/logs/$1-cairn.log" 2>&1 &
-    CAIRN_PID=$!
-    cat >"$WORK/weed/s3.json" <<EOF
+    # shellcheck disable=SC2086 # the flags are words
+    start run-cairn $CAIRN_PORT "$WORK/logs/$1-cairn.log" ${CAIRN_FLAGS:-}
+    CAIRN_PID=$PID CAIRN_ACCESS_KEY=$ACCESS_KEY CAIRN_SECRET_KEY=$SECRET_KEY
+    mkdir -p "$WORK/run-weed/data"
+    cat >"$WORK/run-weed/s3.json" <<EOF
 {"identities":[{"name":"bench","credentials":[{"accessKey":"$PEER_ACCESS_KEY","secretKey":"$PEER_SECRET_KEY"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
 EOF
-    "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$WORK/weed/data" \
+    "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$WORK/run-weed/data" \
         -master.port=19333 -volume.port=19080 -filer -filer.port=19888 \
-        -s3 -s3.port=$WEED_S3_PORT -s3.config="$WORK/weed/s3.json" \
+        -s3 -s3.port=$WEED_S3_PORT -s3.config="$WORK/run-weed/s3.json" \
         -s3.port.iceberg=0 -s3.port.lance=0 >"$WORK/logs/$1-weed.log" 2>&1 &
     WEED_PID=$!
-    wait_for_port $CAIRN_PORT
+    track "$WEED_PID"
+    PORTS+=("$WEED_S3_PORT" 19333 19080 19888)
     wait_for_port $WEED_S3_PORT
-    for _ in $(seq 100); do
-        grep -q "secret key:" "$WORK/logs/$1-cairn.log" && break
-        sleep 0.1
-    done
-    CAIRN_ACCESS_KEY=$(sed -n 's/^ *access key: *//p' "$WORK/logs/$1-cairn.log" | tail -1)
-    CAIRN_SECRET_KEY=$(sed -n 's/^ *secret key: *//p' "$WORK/logs/$1-cairn.log" | tail -1)
     # The S3 gateway of `weed server` answers before its filer connection is up: retry until a
     # bucket can be created (the benchmark creates it again, which is fine).
     local ready=0
@@ -123,7 +99,7 @@ run() {
         --peer-pid "$WEED_PID" --peer-notes "$WEED_NOTES" \
         --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" \
         --json "$OUT/$name.json" --svg-dir "$OUT/svg"
-    du -sh "$WORK/cairn" "$WORK/weed/data" >&2
+    du -sh "$WORK/run-cairn" "$WORK/run-weed/data" >&2
     stop_servers
 }
 
