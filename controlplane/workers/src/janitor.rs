@@ -48,7 +48,9 @@ use cairn_meta_state::{
 use cairn_raft::GroupId;
 use cairn_storage_client::ClientError;
 
-use crate::shared::{MetaAccess, NodeConnections, RaftMeta, ShardAccess, render_counters};
+use crate::shared::{
+    MetaAccess, MetaCallError, NodeConnections, RaftMeta, ShardAccess, render_counters,
+};
 
 /// How the janitor works; the defaults are production values.
 #[derive(Clone, Debug)]
@@ -120,19 +122,20 @@ pub fn object_scan_start(object_id: u128) -> Option<ShardId> {
     Some(ShardId(bytes))
 }
 
+/// How a janitor pass fails: a metadata call (the workers' shared [`MetaCallError`]) or a
+/// storage node.
 #[derive(Debug, thiserror::Error)]
 pub enum JanitorError {
-    #[error("metadata: {0}")]
-    Meta(#[from] cairn_raft::ClientError),
-    #[error("metadata refused {command}: {error}")]
-    Refused {
-        command: &'static str,
-        error: MetaError,
-    },
-    #[error("unexpected metadata answer to {0}")]
-    UnexpectedAnswer(&'static str),
+    #[error(transparent)]
+    Meta(#[from] MetaCallError),
     #[error("storage node {node_id}: {error}")]
     Storage { node_id: u64, error: ClientError },
+}
+
+impl From<cairn_raft::ClientError> for JanitorError {
+    fn from(error: cairn_raft::ClientError) -> Self {
+        JanitorError::Meta(MetaCallError::Meta(error))
+    }
 }
 
 /// Counters since start (Prometheus counters in [`JanitorStats::render_metrics`]).
@@ -256,12 +259,13 @@ impl<M: MetaAccess, S: ShardAccess> Janitor<M, S> {
             };
             let records = match self.meta.read_from(group, query)? {
                 Ok(Response::Objects(records)) => records,
-                Ok(_) => return Err(JanitorError::UnexpectedAnswer("ListStalePreparing")),
+                Ok(_) => return Err(MetaCallError::UnexpectedAnswer("ListStalePreparing").into()),
                 Err(error) => {
-                    return Err(JanitorError::Refused {
+                    return Err(MetaCallError::Refused {
                         command: "ListStalePreparing",
                         error,
-                    });
+                    }
+                    .into());
                 }
             };
             let full_page = records.len() as u32 >= self.config.page_limit;
@@ -293,10 +297,11 @@ impl<M: MetaAccess, S: ShardAccess> Janitor<M, S> {
                         MetaError::WriteAlreadyCommitted { .. } | MetaError::NoSuchWrite { .. },
                     ) => {}
                     Err(error) => {
-                        return Err(JanitorError::Refused {
+                        return Err(MetaCallError::Refused {
                             command: "AbortWrite",
                             error,
-                        });
+                        }
+                        .into());
                     }
                 }
             }
@@ -323,12 +328,13 @@ impl<M: MetaAccess, S: ShardAccess> Janitor<M, S> {
             };
             let entries = match self.meta.read_from(group, query)? {
                 Ok(Response::Garbage(entries)) => entries,
-                Ok(_) => return Err(JanitorError::UnexpectedAnswer("ListGarbage")),
+                Ok(_) => return Err(MetaCallError::UnexpectedAnswer("ListGarbage").into()),
                 Err(error) => {
-                    return Err(JanitorError::Refused {
+                    return Err(MetaCallError::Refused {
                         command: "ListGarbage",
                         error,
-                    });
+                    }
+                    .into());
                 }
             };
             let full_page = entries.len() as u32 >= self.config.page_limit;
@@ -364,10 +370,11 @@ impl<M: MetaAccess, S: ShardAccess> Janitor<M, S> {
                 };
                 let output = self.meta.write_to(group, command)?;
                 if let Err(error) = output.result {
-                    return Err(JanitorError::Refused {
+                    return Err(MetaCallError::Refused {
                         command: "PurgeGarbage",
                         error,
-                    });
+                    }
+                    .into());
                 }
                 report.garbage_entries_purged += count;
                 self.stats

@@ -64,7 +64,7 @@ use cairn_raft::GroupId;
 use cairn_s3_proto::encoding::uri_encode;
 use cairn_s3_proto::replication::{ReplicationConfiguration, decode_stored_replication};
 use cairn_s3_proto::sigv4::{UNSIGNED_PAYLOAD, sign_request_headers_with_payload_hash};
-use cairn_s3_proto::tagging::decode_stored_tags;
+use cairn_s3_proto::tagging::{decode_stored_tags, encode_stored_tags};
 
 use crate::shared::{MetaAccess, RaftMeta, render_counters};
 
@@ -631,21 +631,12 @@ impl<M: MetaAccess> Replicator<M> {
         for (name, value) in &record.user_metadata {
             headers.push((format!("x-amz-meta-{name}"), value.clone()));
         }
+        // The stored form of a tag set is the `x-amz-tagging` header's form.
         if let Some(stored) = record.attributes.get(TAGGING_ATTRIBUTE)
             && let Ok(tags) = decode_stored_tags(stored)
             && !tags.is_empty()
+            && let Ok(tagging) = String::from_utf8(encode_stored_tags(&tags))
         {
-            let tagging = tags
-                .iter()
-                .map(|tag| {
-                    format!(
-                        "{}={}",
-                        uri_encode(&tag.key, false),
-                        uri_encode(&tag.value, false)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("&");
             headers.push(("x-amz-tagging".to_owned(), tagging));
         }
         headers.extend(object_lock_headers(record, now_unix_millis()));

@@ -75,4 +75,6 @@ pub use users::open_stored_secret;
 pub use cairn_common::placement;
 pub use config::{GatewayConfig, RootCredentials, StorageNodeConfig};
 pub use errors::GatewayError;
-pub use server::{EDGE_CLIENT_IP_HEADER, GatewayHandle, run_gateway, start_gateway};
+pub use server::{
+    EDGE_CLIENT_IP_HEADER, GatewayHandle, accept_with_backoff, run_gateway, start_gateway,
+};

@@ -544,19 +544,28 @@ fn run_executor(
     })
 }
 
+/// The next connection of `listener`. A failed accept (EMFILE and friends) is logged and
+/// retried after a short pause instead of spinning, so the listener keeps serving (the edge's
+/// listeners use it too).
+pub async fn accept_with_backoff(
+    listener: &monoio::net::TcpListener,
+) -> (monoio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Accepts connections on one listener of this executor, forever. `edge`: the edge-facing
 /// mutual-TLS listener.
 async fn accept_loop(executor: Rc<Executor>, listener: monoio::net::TcpListener, edge: bool) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // EMFILE and friends: back off instead of spinning, keep serving.
-                tracing::warn!(%error, "accept failed");
-                monoio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = accept_with_backoff(&listener).await;
         if executor.open_connections.get() >= executor.shared.config.max_connections_per_executor {
             // Dropping the stream closes it: a bounded executor beats one that runs out of
             // memory or descriptors for everyone.

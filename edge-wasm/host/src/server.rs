@@ -263,14 +263,7 @@ fn run_executor(
             shared,
         });
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    monoio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = cairn_gateway::accept_with_backoff(&listener).await;
             let executor = Rc::clone(&executor);
             let acceptor = acceptor.clone();
             monoio::spawn(
