@@ -136,6 +136,10 @@ struct EdgeRunArgs {
     /// How long a bucket → region answer of the bucket service is kept.
     #[arg(long, default_value_t = 30_000)]
     bucket_cache_ttl_ms: u64,
+    /// How long an access key's secret is kept (a revoked or deleted key stops working at the
+    /// edge within this).
+    #[arg(long, default_value_t = 10_000)]
+    access_key_cache_ttl_ms: u64,
     /// Fuel (about one unit per wasm instruction) per routing call.
     #[arg(long, default_value_t = 10_000_000)]
     module_fuel: u64,
@@ -1618,6 +1622,7 @@ fn run_edge(args: EdgeArgs) -> anyhow::Result<()> {
     config.cache_max_object_bytes = args.cache_max_object_bytes;
     config.cache_ttl_ms = args.cache_ttl_ms;
     config.bucket_cache_ttl_ms = args.bucket_cache_ttl_ms;
+    config.access_key_cache_ttl_ms = args.access_key_cache_ttl_ms;
     config.module_limits = cairn_edge::ModuleLimits {
         fuel: args.module_fuel,
         memory_bytes: args.module_memory_bytes,

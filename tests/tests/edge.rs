@@ -465,8 +465,16 @@ fn stale_edge_bucket_table_follows_a_bucket_recreated_in_the_other_region() {
 fn gateway_edge_listener_serves_only_edges_and_cuts_a_revoked_one() {
     let dir = tempfile::tempdir().unwrap();
     let (dev, gateway) = dev_for_edge(dir.path(), &[]);
-    // One executor: the request after the revocation reuses the pooled connection.
-    let edge = Edge::start(&dev, gateway, dir.path(), &["--executors", "1"]);
+    // One executor: the request after the revocation reuses the pooled connection. Access keys
+    // are cached for 5 minutes: after the revocation the edge must answer from its caches
+    // without the metadata service (which refuses the revoked edge too) however slowly the
+    // AWS CLI runs on a loaded machine.
+    let edge = Edge::start(
+        &dev,
+        gateway,
+        dir.path(),
+        &["--executors", "1", "--access-key-cache-ttl-ms", "300000"],
+    );
     let pki = dev.pki(Path::new(BINARY));
     aws(&edge, &dev, &["s3", "mb", "s3://edge-mtls"]);
     let list_through_edge = || {

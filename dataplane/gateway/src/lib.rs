@@ -61,6 +61,7 @@ mod object_lock;
 mod policy;
 mod post_object;
 mod quota;
+pub mod read_ahead;
 pub mod region;
 mod replication;
 mod request_id;

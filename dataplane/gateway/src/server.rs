@@ -612,8 +612,12 @@ async fn serve_connection(
     match executor.shared.config.s3_tls.clone() {
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let stream = crate::read_ahead::ReadAhead::new(stream);
             match monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve_http(executor, stream, peer, None).await,
+                Ok(Ok(stream)) => {
+                    let stream = crate::read_ahead::ReadMany::new(stream);
+                    serve_http(executor, stream, peer, None).await
+                }
                 Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -641,6 +645,7 @@ async fn serve_edge_connection(
     };
     let generation = tls.check.before_handshake();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+    let stream = crate::read_ahead::ReadAhead::new(stream);
     let stream = match monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
     {
         Ok(Ok(stream)) => stream,
@@ -663,6 +668,7 @@ async fn serve_edge_connection(
         check: tls.check,
         certificate: RefCell::new(certificate),
     });
+    let stream = crate::read_ahead::ReadMany::new(stream);
     serve_http(executor, stream, peer, Some(edge)).await;
 }
 

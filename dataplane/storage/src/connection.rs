@@ -13,7 +13,7 @@ use cairn_wire::{
 };
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use glommio::net::TcpStream;
+use glommio::net::{Preallocated, TcpStream};
 use std::io;
 use std::rc::Rc;
 
@@ -34,6 +34,9 @@ pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
             // an acceptable one is dropped here, before any request is read.
             let peer = stream.peer_addr().ok();
             let generation = tls.check.before_handshake();
+            // rustls reads at most 4 KiB from its transport at a time; a receive buffer turns
+            // the many small reads of a large piece into one system call per 64 KiB.
+            let stream = stream.buffered_with(Preallocated::new(READ_BUFFER_BYTES));
             let stream = match futures_rustls::TlsAcceptor::from(tls.config)
                 .accept(stream)
                 .await

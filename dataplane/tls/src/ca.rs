@@ -392,4 +392,45 @@ mod tests {
         let error = Identity::load(&files).unwrap_err().to_string();
         assert!(error.contains("evoked"), "{error}");
     }
+
+    #[test]
+    fn internal_connections_use_tls13_aes_128_gcm() {
+        let root = tempfile::tempdir().unwrap();
+        let ca = root.path().join("ca");
+        init_ca(&ca).unwrap();
+        let load = |name: &str, role: Role| {
+            let dir = root.path().join(name);
+            issue(&ca, &IssueRequest::new(name, role), &dir).unwrap();
+            Identity::load(&TlsFiles::new(&dir)).unwrap()
+        };
+        let gateway = load("gateway-1", Role::Gateway);
+        let storage = load("storage-1", Role::Storage);
+        let mut client =
+            rustls::ClientConnection::new(gateway.client_config(), Role::Storage.server_name())
+                .unwrap();
+        let mut server =
+            rustls::ServerConnection::new(storage.server_config(&[Role::Gateway]).unwrap())
+                .unwrap();
+        // The handshake, in memory.
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).unwrap();
+            server.read_tls(&mut wire.as_slice()).unwrap();
+            server.process_new_packets().unwrap();
+            let mut wire = Vec::new();
+            server.write_tls(&mut wire).unwrap();
+            client.read_tls(&mut wire.as_slice()).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        for suite in [
+            client.negotiated_cipher_suite(),
+            server.negotiated_cipher_suite(),
+        ] {
+            assert_eq!(
+                suite.map(|suite| suite.suite()),
+                Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+            );
+        }
+    }
 }

@@ -182,8 +182,16 @@ impl fmt::Debug for Identity {
     }
 }
 
+/// The crypto provider of every internal TLS configuration: ring, with TLS 1.3's AES-128-GCM
+/// first. Both ends are Cairn's, so the first suite is the one used: AES-128-GCM is TLS 1.3's
+/// mandatory suite, offers 128-bit security, and runs 10 AES rounds per block against AES-256's
+/// 14, which matters where every byte of every piece crosses an internal hop.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(provider)
 }
 
 impl Identity {

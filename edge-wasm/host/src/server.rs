@@ -23,6 +23,7 @@ use bytes::Bytes;
 use cairn_edge_routing::{
     BucketEntry, Decision, Forward, Policy, RegionEntry, RejectReason, RequestRecord,
 };
+use cairn_gateway::read_ahead::{ReadAhead, ReadMany};
 use cairn_meta_state::{AccessKeyStatus, MetaError, Query, Response};
 use cairn_raft::DetachedMetaClient;
 use cairn_s3_proto::S3Error;
@@ -289,6 +290,7 @@ async fn serve_tls_connection(
             return;
         }
     };
+    let stream = ReadAhead::new(stream);
     let handshake = monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
     let stream = match handshake {
         Ok(Ok(stream)) => stream,
@@ -324,7 +326,7 @@ async fn serve_tls_connection(
         .timer(MonoioTimer)
         .keep_alive(true)
         .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(MonoioIo::new(stream), service);
+        .serve_connection(MonoioIo::new(ReadMany::new(stream)), service);
     if let Err(error) = connection.await {
         tracing::debug!(%error, "edge connection ended with an error");
     }
@@ -975,6 +977,7 @@ impl UpstreamPool {
         let Some(connector) = &self.tls else {
             return Self::handshake(stream).await;
         };
+        let stream = ReadAhead::new(stream);
         let server_name = cairn_tls::Role::Gateway.server_name();
         let stream = monoio::time::timeout(
             Duration::from_secs(10),
@@ -982,7 +985,7 @@ impl UpstreamPool {
         )
         .await
         .map_err(|_| io_error("TLS handshake with the gateway timed out"))??;
-        Self::handshake(stream).await
+        Self::handshake(ReadMany::new(stream)).await
     }
 
     async fn handshake<S>(stream: S) -> Result<SendRequest<UpstreamBody>, std::io::Error>
