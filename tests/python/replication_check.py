@@ -32,7 +32,8 @@ modes:
              DeleteObjectTagging, PutObjectAcl (grants and canned), PutObjectRetention and
              PutObjectLegalHold, then a GOVERNANCE retention shortened with the bypass and the
              hold lifted; each replica ends with its source version's tags, ACL, retention and
-             legal hold, the sources COMPLETED, and no version added in the destination
+             legal hold, the sources COMPLETED, and no version added in the destination; the
+             multipart version of `lock` has its hold lifted on its replica too
   converge   waits (generous deadline) until every recorded version is in the destination
              with equal bytes, ETag, content type, metadata and tags, status REPLICA there and
              COMPLETED on the source, delete markers replicated, nothing outside the prefix
@@ -404,6 +405,20 @@ def metadata(east, west):
     )
     assert metadata_of(east, source, key, first)[2] == ("GOVERNANCE", later)
     wait_until("weakened lock settings replicated", in_sync)
+
+    # A multipart version's replica (from `lock`) names its source too: its hold is lifted.
+    multipart = "held-multipart"
+    [held] = [v["VersionId"] for v in east.list_object_versions(Bucket=source, Prefix=multipart)["Versions"]]
+    [held_replica] = [
+        v["VersionId"] for v in west.list_object_versions(Bucket=destination, Prefix=multipart)["Versions"]
+    ]
+    east.put_object_legal_hold(Bucket=source, Key=multipart, VersionId=held, LegalHold={"Status": "OFF"})
+
+    def hold_lifted():
+        got = lock_settings(west, destination, multipart, held_replica)
+        return None if got == (None, "OFF") else f"replica of {multipart}: {got}"
+
+    wait_until("multipart replica's hold lifted", hold_lifted)
     # Whole-state syncs add no version in the destination.
     listed = west.list_object_versions(Bucket=destination, Prefix=key)["Versions"]
     assert len([v for v in listed if v["Key"] == key]) == 3, listed
