@@ -300,3 +300,27 @@ pub async fn delete_bucket_replication(
 ) -> Result<HttpResponse, S3Error> {
     crate::bucket::delete_bucket_attribute(context, bucket, REPLICATION_ATTRIBUTE).await
 }
+
+#[cfg(test)]
+mod tests {
+    /// The attributes whose changes the partition queues are the ones this gateway stores
+    /// tags, ACLs and object-lock settings under.
+    #[test]
+    fn replicated_attributes_are_the_gateways_names() {
+        for name in [
+            crate::tagging::TAGGING_ATTRIBUTE,
+            crate::acl::ACL_ATTRIBUTE,
+            cairn_meta_state::object_lock::RETENTION_ATTRIBUTE,
+            cairn_meta_state::object_lock::LEGAL_HOLD_ATTRIBUTE,
+        ] {
+            assert!(
+                cairn_meta_state::REPLICATED_ATTRIBUTES.contains(&name),
+                "{name}"
+            );
+        }
+        assert!(
+            !cairn_meta_state::REPLICATED_ATTRIBUTES
+                .contains(&cairn_meta_state::REPLICATION_STATUS_ATTRIBUTE)
+        );
+    }
+}
