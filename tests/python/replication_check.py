@@ -26,6 +26,14 @@ modes:
              (west), both with object lock, a rule between them; a version with a GOVERNANCE
              retention and a legal hold, a multipart version with a legal hold, a version with
              neither; each replica has the source's retention (mode, date) and legal hold
+  metadata   later metadata changes reach the replica of the version they change, in
+             `lock-src` → `lock-dst` (after `lock`): three versions of one key with equal bytes
+             (so only the source version id tells their replicas apart) get PutObjectTagging,
+             DeleteObjectTagging, PutObjectAcl (grants and canned), PutObjectRetention and
+             PutObjectLegalHold, then a GOVERNANCE retention shortened with the bypass and the
+             hold lifted; each replica ends with its source version's tags, ACL, retention and
+             legal hold, the sources COMPLETED, and no version added in the destination; the
+             multipart version of `lock` has its hold lifted on its replica too
   converge   waits (generous deadline) until every recorded version is in the destination
              with equal bytes, ETag, content type, metadata and tags, status REPLICA there and
              COMPLETED on the source, delete markers replicated, nothing outside the prefix
@@ -272,6 +280,150 @@ def converged(east, west, state):
     return None
 
 
+def lock_settings(client, bucket, key, version):
+    """A version's (retention as (mode, date), legal hold status), None where it has none."""
+    try:
+        retention = client.get_object_retention(Bucket=bucket, Key=key, VersionId=version)["Retention"]
+        retention = (retention["Mode"], retention["RetainUntilDate"])
+    except botocore.exceptions.ClientError as error:
+        assert error.response["Error"]["Code"] == "NoSuchObjectLockConfiguration", error.response
+        retention = None
+    try:
+        hold = client.get_object_legal_hold(Bucket=bucket, Key=key, VersionId=version)["LegalHold"]["Status"]
+    except botocore.exceptions.ClientError as error:
+        assert error.response["Error"]["Code"] == "NoSuchObjectLockConfiguration", error.response
+        hold = None
+    return retention, hold
+
+
+def metadata_of(client, bucket, key, version):
+    """A version's replicated metadata: tags, ACL grants, retention, legal hold."""
+    tags = sorted(
+        t["Key"] + "=" + t["Value"]
+        for t in client.get_object_tagging(Bucket=bucket, Key=key, VersionId=version)["TagSet"]
+    )
+    grants = sorted(
+        (grant["Grantee"].get("ID") or grant["Grantee"].get("URI"), grant["Permission"])
+        for grant in client.get_object_acl(Bucket=bucket, Key=key, VersionId=version)["Grants"]
+    )
+    return (tags, grants) + lock_settings(client, bucket, key, version)
+
+
+def wait_until(what, check, seconds=180):
+    """Polls `check` (None when satisfied, else what is missing) until a generous deadline."""
+    deadline = time.monotonic() + seconds
+    while True:
+        missing = check()
+        if missing is None:
+            return
+        assert time.monotonic() < deadline, f"{what}: {missing}"
+        time.sleep(0.5)
+
+
+def metadata(east, west):
+    source, destination, key = "lock-src", "lock-dst", "meta"
+    data = body("meta", 3_000)
+    versions = [
+        east.put_object(Bucket=source, Key=key, Body=data, Tagging=f"v={number}")["VersionId"]
+        for number in (1, 2, 3)
+    ]
+
+    def statuses():
+        for version in versions:
+            status = east.head_object(Bucket=source, Key=key, VersionId=version).get("ReplicationStatus")
+            assert status != "FAILED", f"{version}: FAILED"
+            if status != "COMPLETED":
+                return f"{version}: {status}"
+        return None
+
+    wait_until("versions replicated", statuses)
+    # The replicas, told apart by their first tags (their bytes and ETags are equal).
+    listed = west.list_object_versions(Bucket=destination, Prefix=key)["Versions"]
+    replica_of = {}
+    for replica in (v for v in listed if v["Key"] == key):
+        tags = west.get_object_tagging(Bucket=destination, Key=key, VersionId=replica["VersionId"])["TagSet"]
+        number = [t["Value"] for t in tags if t["Key"] == "v"][0]
+        replica_of[versions[int(number) - 1]] = replica["VersionId"]
+    assert len(replica_of) == 3, listed
+    assert len({v["ETag"] for v in listed if v["Key"] == key}) == 1, listed
+
+    def in_sync():
+        missing = statuses()
+        if missing:
+            return missing
+        for version in versions:
+            wanted = metadata_of(east, source, key, version)
+            got = metadata_of(west, destination, key, replica_of[version])
+            if got != wanted:
+                return f"replica of {version}: {got} != {wanted}"
+        return None
+
+    owner = east.get_object_acl(Bucket=source, Key=key, VersionId=versions[0])["Owner"]
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    later, much_later = now + datetime.timedelta(days=1), now + datetime.timedelta(days=2)
+    first, second, third = versions
+    # The oldest version (not the current one) is re-tagged, given grants and a retention.
+    east.put_object_tagging(
+        Bucket=source, Key=key, VersionId=first,
+        Tagging={"TagSet": [{"Key": "changed", "Value": "yes"}]},
+    )
+    status = east.head_object(Bucket=source, Key=key, VersionId=first).get("ReplicationStatus")
+    assert status in ("PENDING", "COMPLETED"), status
+    east.put_object_acl(
+        Bucket=source, Key=key, VersionId=first,
+        AccessControlPolicy={
+            "Owner": owner,
+            "Grants": [
+                {"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"]}, "Permission": "FULL_CONTROL"},
+                {"Grantee": {"Type": "CanonicalUser", "ID": "other"}, "Permission": "READ"},
+            ],
+        },
+    )
+    east.put_object_retention(
+        Bucket=source, Key=key, VersionId=first,
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": much_later},
+    )
+    # The second loses its tags and is held; the third gets a canned ACL.
+    east.delete_object_tagging(Bucket=source, Key=key, VersionId=second)
+    east.put_object_legal_hold(
+        Bucket=source, Key=key, VersionId=second, LegalHold={"Status": "ON"}
+    )
+    east.put_object_acl(Bucket=source, Key=key, VersionId=third, ACL="authenticated-read")
+    assert metadata_of(east, source, key, first)[0] == ["changed=yes"]
+    assert metadata_of(east, source, key, first)[2] == ("GOVERNANCE", much_later)
+    assert metadata_of(east, source, key, second)[0] == []
+    assert metadata_of(east, source, key, second)[3] == "ON"
+    wait_until("metadata changes replicated", in_sync)
+
+    # Weakening: the GOVERNANCE retention shortened with the bypass, the hold lifted.
+    east.put_object_retention(
+        Bucket=source, Key=key, VersionId=first, BypassGovernanceRetention=True,
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later},
+    )
+    east.put_object_legal_hold(
+        Bucket=source, Key=key, VersionId=second, LegalHold={"Status": "OFF"}
+    )
+    assert metadata_of(east, source, key, first)[2] == ("GOVERNANCE", later)
+    wait_until("weakened lock settings replicated", in_sync)
+
+    # A multipart version's replica (from `lock`) names its source too: its hold is lifted.
+    multipart = "held-multipart"
+    [held] = [v["VersionId"] for v in east.list_object_versions(Bucket=source, Prefix=multipart)["Versions"]]
+    [held_replica] = [
+        v["VersionId"] for v in west.list_object_versions(Bucket=destination, Prefix=multipart)["Versions"]
+    ]
+    east.put_object_legal_hold(Bucket=source, Key=multipart, VersionId=held, LegalHold={"Status": "OFF"})
+
+    def hold_lifted():
+        got = lock_settings(west, destination, multipart, held_replica)
+        return None if got == (None, "OFF") else f"replica of {multipart}: {got}"
+
+    wait_until("multipart replica's hold lifted", hold_lifted)
+    # Whole-state syncs add no version in the destination.
+    listed = west.list_object_versions(Bucket=destination, Prefix=key)["Versions"]
+    assert len([v for v in listed if v["Key"] == key]) == 3, listed
+
+
 def lock(east, west):
     east.create_bucket(Bucket="lock-src", ObjectLockEnabledForBucket=True)
     west.create_bucket(
@@ -305,23 +457,9 @@ def lock(east, west):
     put = east.put_object(Bucket="lock-src", Key="unlocked", Body=b"free")
     written.append(("unlocked", put["VersionId"], None, None))
 
-    def settings(client, bucket, key, version):
-        try:
-            retention = client.get_object_retention(Bucket=bucket, Key=key, VersionId=version)["Retention"]
-            retention = (retention["Mode"], retention["RetainUntilDate"])
-        except botocore.exceptions.ClientError as error:
-            assert error.response["Error"]["Code"] == "NoSuchObjectLockConfiguration", error.response
-            retention = None
-        try:
-            hold = client.get_object_legal_hold(Bucket=bucket, Key=key, VersionId=version)["LegalHold"]["Status"]
-        except botocore.exceptions.ClientError as error:
-            assert error.response["Error"]["Code"] == "NoSuchObjectLockConfiguration", error.response
-            hold = None
-        return retention, hold
-
     deadline = time.monotonic() + 180
     for key, version, retention, hold in written:
-        assert settings(east, "lock-src", key, version) == (retention, hold), key
+        assert lock_settings(east, "lock-src", key, version) == (retention, hold), key
         while True:
             head = east.head_object(Bucket="lock-src", Key=key, VersionId=version)
             status = head.get("ReplicationStatus")
@@ -333,7 +471,7 @@ def lock(east, west):
         replicas = west.list_object_versions(Bucket="lock-dst", Prefix=key)["Versions"]
         replicas = [v for v in replicas if v["Key"] == key]
         assert len(replicas) == 1, (key, replicas)
-        assert settings(west, "lock-dst", key, replicas[0]["VersionId"]) == (retention, hold), key
+        assert lock_settings(west, "lock-dst", key, replicas[0]["VersionId"]) == (retention, hold), key
 
 
 def replica_writes(west, other):
@@ -402,6 +540,8 @@ def main():
         pending(east, state)
     elif mode == "lock":
         lock(east, west)
+    elif mode == "metadata":
+        metadata(east, west)
     elif mode == "converge":
         deadline = time.monotonic() + 180
         while True:

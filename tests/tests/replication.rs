@@ -5,6 +5,8 @@
 //! with the destination region stopped, new writes stay PENDING and the lag shows in the
 //! replicator's metrics; the source region restarts while entries are pending; the destination
 //! comes back and everything converges, with one destination version per source version.
+//! Later metadata changes (tags, ACL, retention, legal hold) of replicated versions reach their
+//! replicas, each found by its source version id among versions with equal bytes.
 //! With both regions serving S3 over TLS only, the replicator speaks HTTPS to both; trusting
 //! the wrong CA it completes nothing (entries stay queued and PENDING), and with the right CA
 //! (the dev CA, its default) the same entries converge.
@@ -146,6 +148,7 @@ fn replication_converges_across_region_restarts_without_duplicates() {
     check.run("converge");
     check.run("replica_writes");
     check.run("lock");
+    check.run("metadata");
     let replicated = worker_metric(east_workers, "cairn_replication_objects_replicated_total");
     assert!(replicated >= 4.0, "{replicated} objects replicated");
     assert!(
@@ -155,6 +158,12 @@ fn replication_converges_across_region_restarts_without_duplicates() {
         ) >= 1.0
     );
     assert!(worker_metric(east_workers, "cairn_replication_bytes_replicated_total") > 5e6);
+    assert!(
+        worker_metric(
+            east_workers,
+            "cairn_replication_metadata_changes_replicated_total"
+        ) >= 2.0
+    );
 
     // The destination region goes away: new writes wait, PENDING, and the lag shows.
     regions.west.process.kill_9();

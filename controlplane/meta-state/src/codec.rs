@@ -1126,7 +1126,8 @@ impl Decode for KmsQuery {
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
 /// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
 /// 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects,
-/// 60 QueueReplication, 61 ResolveReplication, 70 Batch.
+/// 60 QueueReplication, 61 ResolveReplication, 62 QueueReplication with the request's `now_ms`
+/// (of a PutObjectAttribute, which carries none), 70 Batch.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
 /// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
@@ -1333,8 +1334,19 @@ impl Encode for Command {
                 envelope.encode(writer);
             }
             // 60-69: cross-region replication.
-            Command::QueueReplication { command } => {
+            Command::QueueReplication {
+                now_ms: None,
+                command,
+            } => {
                 writer.u8(60);
+                command.encode(writer);
+            }
+            Command::QueueReplication {
+                now_ms: Some(now_ms),
+                command,
+            } => {
+                writer.u8(62);
+                writer.u64(*now_ms);
                 command.encode(writer);
             }
             Command::ResolveReplication { resolutions } => {
@@ -1451,6 +1463,11 @@ impl Decode for Command {
                 resolutions: Decode::decode(reader)?,
             },
             60 => Command::QueueReplication {
+                now_ms: None,
+                command: Box::new(Decode::decode(reader)?),
+            },
+            62 => Command::QueueReplication {
+                now_ms: Some(reader.u64()?),
                 command: Box::new(Decode::decode(reader)?),
             },
             61 => Command::ResolveReplication {
@@ -1834,21 +1851,23 @@ encode_struct!(ReplicationEntry {
 });
 encode_struct!(ReplicationResolution { seq, outcome });
 
-/// Replication event kinds: 0 Put, 1 DeleteMarker.
+/// Replication event kinds: 0 Put, 1 DeleteMarker, 2 MetadataChange.
 impl Encode for ReplicationEventKind {
     fn encode(&self, writer: &mut Writer) {
         writer.u8(match self {
             ReplicationEventKind::Put => 0,
             ReplicationEventKind::DeleteMarker => 1,
+            ReplicationEventKind::MetadataChange => 2,
         });
     }
 }
 
 impl Decode for ReplicationEventKind {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match reader.tag("replication event kind", 2)? {
+        Ok(match reader.tag("replication event kind", 3)? {
             0 => ReplicationEventKind::Put,
-            _ => ReplicationEventKind::DeleteMarker,
+            1 => ReplicationEventKind::DeleteMarker,
+            _ => ReplicationEventKind::MetadataChange,
         })
     }
 }

@@ -367,10 +367,17 @@ pub enum Command {
     },
     /// `command` (a CommitWrite, CompleteMultipartUpload or DeleteObject, possibly wrapped in
     /// `Conditional` or `BypassGovernanceRetention`) applied, and the version or delete marker it
-    /// creates queued for cross-region replication in the same entry (see
+    /// creates queued for cross-region replication in the same entry; or a PutObjectAttribute
+    /// (possibly wrapped in `BypassGovernanceRetention`) of a replicated attribute (tags, ACL,
+    /// retention, legal hold), and the change of an already replicated version queued (see
     /// [`crate::replication`]). The gateway wraps a command when the bucket has an enabled
     /// replication rule for the key.
     QueueReplication {
+        /// The time of the request, for a command that carries none of its own
+        /// (PutObjectAttribute): the queue entry's `enqueued_at_ms`. `None` for the others, which
+        /// carry their own `now_ms`; exactly one of the two must be there. Encoded under its own
+        /// tag (62) when present, so a `None` wrapper keeps the bytes of before (tag 60).
+        now_ms: Option<u64>,
         command: Box<Command>,
     },
     /// The replicator finished these replication-queue entries; answers `ReplicationResolved`.
@@ -727,7 +734,7 @@ impl Command {
             Command::Read(query) => query.name(),
             Command::Conditional { command, .. } => command.name(),
             Command::BypassGovernanceRetention { command } => command.name(),
-            Command::QueueReplication { command } => command.name(),
+            Command::QueueReplication { command, .. } => command.name(),
             Command::ResolveReplication { .. } => "ResolveReplication",
             Command::Batch(_) => "Batch",
         }
@@ -770,7 +777,7 @@ impl Command {
             Command::Read(query) => query.scope(),
             Command::Conditional { command, .. } => command.scope(),
             Command::BypassGovernanceRetention { command } => command.scope(),
-            Command::QueueReplication { command } => command.scope(),
+            Command::QueueReplication { command, .. } => command.scope(),
             // Each command of a batch is checked against the role on its own; the batch itself
             // goes where its first command goes (the proposer batches one group's commands).
             Command::Batch(commands) => commands

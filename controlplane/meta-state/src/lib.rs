@@ -95,8 +95,8 @@ pub use machine::{
 };
 pub use records::*;
 pub use replication::{
-    MAX_REPLICATION_QUEUE, REPLICATION_STATUS_ATTRIBUTE, ReplicationEntry, ReplicationEventKind,
-    ReplicationOutcome, ReplicationResolution, ReplicationStatus,
+    MAX_REPLICATION_QUEUE, REPLICATED_ATTRIBUTES, REPLICATION_STATUS_ATTRIBUTE, ReplicationEntry,
+    ReplicationEventKind, ReplicationOutcome, ReplicationResolution, ReplicationStatus,
 };
 pub use role::{Role, Scope};
 pub use stored_length::stored_length_bytes;

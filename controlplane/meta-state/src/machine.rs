@@ -340,9 +340,9 @@ impl StateMachine {
             Command::ResolveReplication { resolutions } => {
                 Ok(self.resolve_replication(&resolutions))
             }
-            Command::QueueReplication { command } => {
-                let now_ms = match self.check_replication_wrapper(&command) {
-                    Ok(now_ms) => now_ms,
+            Command::QueueReplication { now_ms, command } => {
+                let plan = match self.check_replication_wrapper(&command, now_ms) {
+                    Ok(plan) => plan,
                     Err(error) => {
                         return Output {
                             result: Err(error),
@@ -353,7 +353,7 @@ impl StateMachine {
                 // The inner command is applied at the same id index (as `Conditional` does).
                 let mut output = self.apply_at(*command, id_index);
                 if let Ok(response) = &mut output.result {
-                    self.queue_replication(response, id_index, now_ms);
+                    self.queue_replication(response, id_index, &plan);
                 }
                 return output;
             }

@@ -261,6 +261,7 @@ fn a_stale_batch_changes_nothing_and_replicas_agree() {
 fn a_wrapped_batch_is_refused() {
     let mut harness = Harness::with_bucket();
     let output = harness.apply(Command::QueueReplication {
+        now_ms: None,
         command: Box::new(Command::Batch(Vec::new())),
     });
     assert!(output.result.is_err());

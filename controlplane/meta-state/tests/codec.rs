@@ -91,6 +91,83 @@ fn golden_command_bytes_field_by_field() {
     assert_eq!(decode_record::<Command>(&version_1), Ok(command));
 }
 
+#[test]
+fn golden_replication_bytes() {
+    // The wrapper of a write keeps the bytes of before: tag 60, then the command.
+    let inner = Command::DeleteBucket {
+        bucket: "b".to_owned(),
+    };
+    let wrapped = Command::QueueReplication {
+        now_ms: None,
+        command: Box::new(inner.clone()),
+    };
+    let expected: Vec<u8> = [vec![0x02, 0x08, 60, 11], string("b")].concat();
+    assert_eq!(encode_record(&wrapped), expected);
+    assert_eq!(decode_record::<Command>(&expected), Ok(wrapped));
+    // With the request's time (a metadata change): tag 62, the time, then the command.
+    let timed = Command::QueueReplication {
+        now_ms: Some(1_700_000_000_000),
+        command: Box::new(inner),
+    };
+    let expected: Vec<u8> = [
+        vec![0x02, 0x08, 62],
+        u64_le(1_700_000_000_000),
+        vec![11],
+        string("b"),
+    ]
+    .concat();
+    assert_eq!(encode_record(&timed), expected);
+    assert_eq!(decode_record::<Command>(&expected), Ok(timed));
+    // Event kinds: 0 Put, 1 DeleteMarker, 2 MetadataChange (field by field).
+    for (kind, tag) in [
+        (ReplicationEventKind::Put, 0u8),
+        (ReplicationEventKind::DeleteMarker, 1),
+        (ReplicationEventKind::MetadataChange, 2),
+    ] {
+        let entry = ReplicationEntry {
+            seq: 12,
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            version_id: VersionId(11),
+            kind,
+            enqueued_at_ms: 99,
+        };
+        let mut writer = Writer::new();
+        entry.encode(&mut writer);
+        let expected: Vec<u8> = [
+            u64_le(12),
+            string("b"),
+            string("k"),
+            u64_le(11),
+            vec![tag],
+            u64_le(99),
+        ]
+        .concat();
+        assert_eq!(writer.into_bytes(), expected, "{kind:?}");
+    }
+    // A kind beyond the known ones is refused.
+    let unknown = Output {
+        result: Ok(Response::ReplicationQueue(vec![ReplicationEntry {
+            seq: 1,
+            bucket: "b".to_owned(),
+            key: "k".to_owned(),
+            version_id: VersionId(1),
+            kind: ReplicationEventKind::MetadataChange,
+            enqueued_at_ms: 1,
+        }])),
+        new_garbage: Vec::new(),
+    };
+    let mut bytes = encode_record(&unknown);
+    // The entry ends with its kind and `enqueued_at_ms`; the output with `new_garbage`'s count.
+    let kind_offset = bytes.len() - 4 - 8 - 1;
+    assert_eq!(bytes[kind_offset], 2);
+    bytes[kind_offset] = 3;
+    assert!(matches!(
+        decode_record::<Output>(&bytes),
+        Err(DecodeError::InvalidTag { .. })
+    ));
+}
+
 /// An object record that exercises every field type: options set, maps, grants, a shard map.
 fn golden_object() -> ObjectRecord {
     ObjectRecord {

@@ -1,6 +1,7 @@
 //! The replication queue: committed writes and delete markers queued in the command that commits
-//! them, listed in order, resolved atomically with the source version's status, kept in
-//! snapshots (the harness round-trips a snapshot after every command).
+//! them, later metadata changes of replicated versions queued in the command that changes them,
+//! listed in order, resolved atomically with the source version's status, kept in snapshots (the
+//! harness round-trips a snapshot after every command).
 
 mod common;
 
@@ -11,8 +12,39 @@ use VersioningState::Enabled;
 
 fn queued(command: Command) -> Command {
     Command::QueueReplication {
+        now_ms: None,
         command: Box::new(command),
     }
+}
+
+/// A PutObjectAttribute of version `version_id` of `key`.
+fn set_attribute(key: &str, version_id: VersionId, name: &str, value: Option<&[u8]>) -> Command {
+    Command::PutObjectAttribute {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version: VersionSelector::Id(version_id),
+        name: name.to_owned(),
+        value: value.map(<[u8]>::to_vec),
+    }
+}
+
+/// `command` (an attribute change) queued with the request's time.
+fn queued_change(command: Command, now_ms: u64) -> Command {
+    Command::QueueReplication {
+        now_ms: Some(now_ms),
+        command: Box::new(command),
+    }
+}
+
+fn resolve_all(harness: &mut Harness, outcome: ReplicationOutcome) {
+    let resolutions = list(harness, None, u32::MAX)
+        .into_iter()
+        .map(|entry| ReplicationResolution {
+            seq: entry.seq,
+            outcome,
+        })
+        .collect();
+    harness.ok(Command::ResolveReplication { resolutions });
 }
 
 fn list(harness: &Harness, after_seq: Option<u64>, limit: u32) -> Vec<ReplicationEntry> {
@@ -213,6 +245,16 @@ fn the_queue_survives_a_snapshot_with_and_without_suspects() {
 fn commands_queries_and_answers_round_trip_through_the_codec() {
     let commands = vec![
         queued(delete("k", VersionSelector::Current, Enabled)),
+        queued_change(
+            set_attribute("k", VersionId(3), "tagging", Some(b"a=1")),
+            77,
+        ),
+        queued_change(
+            Command::BypassGovernanceRetention {
+                command: Box::new(set_attribute("k", VersionId(3), "retention", None)),
+            },
+            78,
+        ),
         queued(Command::Conditional {
             condition: WriteCondition::Absent,
             observed: None,
@@ -259,11 +301,177 @@ fn commands_queries_and_answers_round_trip_through_the_codec() {
             }])),
             new_garbage: Vec::new(),
         },
+        Output {
+            result: Ok(Response::ReplicationQueue(vec![ReplicationEntry {
+                seq: 13,
+                bucket: "b".to_owned(),
+                key: "k".to_owned(),
+                version_id: VersionId(11),
+                kind: ReplicationEventKind::MetadataChange,
+                enqueued_at_ms: 100,
+            }])),
+            new_garbage: Vec::new(),
+        },
     ];
     for output in outputs {
         let bytes = encode_record(&output);
         assert_eq!(decode_record::<Output>(&bytes).unwrap(), output);
     }
+}
+
+#[test]
+fn a_metadata_change_of_a_replicated_version_is_queued_with_the_wrappers_time() {
+    let mut harness = Harness::with_bucket();
+    let record = queued_put(&mut harness, "a", "t-a");
+    resolve_all(&mut harness, ReplicationOutcome::Completed);
+    let index = harness.next_log_index;
+    let Response::Object(changed) = harness.ok(queued_change(
+        set_attribute("a", record.version_id, "tagging", Some(b"team=storage")),
+        55_000,
+    )) else {
+        panic!("the changed version")
+    };
+    // PENDING again until the replicator brought the change over, in the answer and the state.
+    assert_eq!(status(&changed), Some(ReplicationStatus::Pending));
+    assert_eq!(changed.attributes["tagging"], b"team=storage");
+    let stored = harness
+        .get("a", VersionSelector::Id(record.version_id))
+        .unwrap();
+    assert_eq!(status(&stored), Some(ReplicationStatus::Pending));
+    assert_eq!(
+        list(&harness, None, 10),
+        vec![ReplicationEntry {
+            seq: index,
+            bucket: BUCKET.to_owned(),
+            key: "a".to_owned(),
+            version_id: record.version_id,
+            kind: ReplicationEventKind::MetadataChange,
+            enqueued_at_ms: 55_000,
+        }]
+    );
+    // The same value again changes nothing, so nothing more is queued.
+    harness.ok(queued_change(
+        set_attribute("a", record.version_id, "tagging", Some(b"team=storage")),
+        56_000,
+    ));
+    assert_eq!(list(&harness, None, 10).len(), 1);
+    // Removals and the other replicated attributes (also under the governance bypass) queue
+    // too, one entry per change, and a FAILED version is still a replicated one.
+    resolve_all(&mut harness, ReplicationOutcome::Failed);
+    harness.ok(queued_change(
+        set_attribute("a", record.version_id, "tagging", None),
+        57_000,
+    ));
+    harness.ok(queued_change(
+        set_attribute("a", record.version_id, "acl", Some(b"public-read")),
+        58_000,
+    ));
+    harness.ok(queued_change(
+        Command::BypassGovernanceRetention {
+            command: Box::new(set_attribute(
+                "a",
+                record.version_id,
+                object_lock::LEGAL_HOLD_ATTRIBUTE,
+                Some(&object_lock::encode_legal_hold(true)),
+            )),
+        },
+        59_000,
+    ));
+    let entries = list(&harness, None, 10);
+    assert_eq!(
+        entries
+            .iter()
+            .map(|entry| (entry.kind, entry.version_id, entry.enqueued_at_ms))
+            .collect::<Vec<_>>(),
+        [57_000, 58_000, 59_000].map(|at| (
+            ReplicationEventKind::MetadataChange,
+            record.version_id,
+            at
+        ))
+    );
+    resolve_all(&mut harness, ReplicationOutcome::Completed);
+    let stored = harness
+        .get("a", VersionSelector::Id(record.version_id))
+        .unwrap();
+    assert_eq!(status(&stored), Some(ReplicationStatus::Completed));
+    assert!(!stored.attributes.contains_key("tagging"));
+}
+
+#[test]
+fn replicas_and_versions_not_selected_for_replication_are_not_queued() {
+    let mut harness = Harness::with_bucket();
+    // Written before the rule (or outside it): no status.
+    let plain = harness.put("plain", 4, Enabled);
+    let Response::Object(changed) = harness.ok(queued_change(
+        set_attribute("plain", plain.version_id, "tagging", Some(b"a=1")),
+        1_000,
+    )) else {
+        panic!("the changed version")
+    };
+    assert_eq!(status(&changed), None);
+    assert_eq!(changed.attributes["tagging"], b"a=1");
+    // A replica written by another bucket's replicator.
+    let Command::PrepareWrite(mut command) = prepare(BUCKET, "replica", "t-r", 4, Enabled) else {
+        unreachable!()
+    };
+    command.attributes.insert(
+        REPLICATION_STATUS_ATTRIBUTE.to_owned(),
+        ReplicationStatus::Replica.as_str().as_bytes().to_vec(),
+    );
+    let Response::Prepared { record, .. } = harness.ok(Command::PrepareWrite(command)) else {
+        panic!("prepared")
+    };
+    harness.ok(commit(BUCKET, "replica", record.version_id, "t-r", 4));
+    let Response::Object(changed) = harness.ok(queued_change(
+        set_attribute("replica", record.version_id, "acl", Some(b"public-read")),
+        2_000,
+    )) else {
+        panic!("the changed version")
+    };
+    assert_eq!(status(&changed), Some(ReplicationStatus::Replica));
+    assert!(list(&harness, None, 10).is_empty());
+}
+
+#[test]
+fn attribute_changes_need_the_wrappers_time_and_a_replicated_attribute() {
+    let mut harness = Harness::with_bucket();
+    let record = queued_put(&mut harness, "a", "t-a");
+    // No time: refused before anything changes.
+    harness.err(Command::QueueReplication {
+        now_ms: None,
+        command: Box::new(set_attribute("a", record.version_id, "tagging", Some(b"x"))),
+    });
+    // Not an attribute whose changes replicate (the status itself least of all).
+    for name in [REPLICATION_STATUS_ATTRIBUTE, "encryption"] {
+        harness.err(queued_change(
+            set_attribute("a", record.version_id, name, Some(b"COMPLETED")),
+            1,
+        ));
+    }
+    // A command with a time of its own must not carry a second one.
+    let Response::Prepared { record: other, .. } =
+        harness.ok(prepare(BUCKET, "b", "t-b", 10, Enabled))
+    else {
+        panic!("prepared")
+    };
+    harness.err(queued_change(
+        commit(BUCKET, "b", other.version_id, "t-b", 10),
+        1,
+    ));
+    // A change of a missing version is refused and queues nothing.
+    harness.err(queued_change(
+        set_attribute("a", VersionId(999_999), "tagging", Some(b"x")),
+        1,
+    ));
+    let stored = harness
+        .get("a", VersionSelector::Id(record.version_id))
+        .unwrap();
+    assert!(!stored.attributes.contains_key("tagging"));
+    assert_eq!(
+        stored.attributes[REPLICATION_STATUS_ATTRIBUTE],
+        b"PENDING".to_vec()
+    );
+    assert_eq!(list(&harness, None, 10).len(), 1);
 }
 
 #[test]
@@ -319,6 +527,32 @@ fn a_full_queue_refuses_the_wrapped_commit_until_an_entry_is_resolved() {
     };
     let entries = queue(&state);
     assert_eq!(entries.len(), MAX_REPLICATION_QUEUE);
+    // A metadata change of a queued version is refused too, before it changes the version.
+    let (first_key, first_version) = &versions[0];
+    let change = Command::QueueReplication {
+        now_ms: Some(1),
+        command: Box::new(Command::PutObjectAttribute {
+            bucket: BUCKET.to_owned(),
+            key: first_key.clone(),
+            version: VersionSelector::Id(*first_version),
+            name: "tagging".to_owned(),
+            value: Some(b"a=1".to_vec()),
+        }),
+    };
+    assert_eq!(
+        state.apply(change.clone(), next_index()).result,
+        Err(MetaError::ReplicationBacklog {
+            entries: MAX_REPLICATION_QUEUE as u64
+        })
+    );
+    let Ok(Response::Object(unchanged)) = state.query(&Query::GetObject {
+        bucket: BUCKET.to_owned(),
+        key: first_key.clone(),
+        version: VersionSelector::Id(*first_version),
+    }) else {
+        panic!("the first version")
+    };
+    assert!(!unchanged.attributes.contains_key("tagging"));
     // The refused write is still PREPARING (the gateway aborts it, or the janitor does).
     let Ok(Response::Objects(preparing)) = state.query(&Query::ListStalePreparing {
         created_before_ms: u64::MAX,
@@ -344,4 +578,19 @@ fn a_full_queue_refuses_the_wrapped_commit_until_an_entry_is_resolved() {
     assert!(state.apply(resolve, next_index()).is_ok());
     assert!(commit_at(&mut state, &last_key, last_version).is_ok());
     assert_eq!(queue(&state).len(), MAX_REPLICATION_QUEUE);
+    // Full again: the change is still refused; one more resolution and it is queued.
+    assert!(state.apply(change.clone(), next_index()).result.is_err());
+    let resolve = Command::ResolveReplication {
+        resolutions: vec![ReplicationResolution {
+            seq: entries[1].seq,
+            outcome: ReplicationOutcome::Completed,
+        }],
+    };
+    assert!(state.apply(resolve, next_index()).is_ok());
+    assert!(state.apply(change, next_index()).is_ok());
+    let last = queue(&state).pop().unwrap();
+    assert_eq!(
+        (last.kind, &last.key),
+        (ReplicationEventKind::MetadataChange, first_key)
+    );
 }

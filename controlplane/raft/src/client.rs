@@ -263,7 +263,7 @@ impl MetaClient {
             // A condition is checked where its command applies.
             Command::Conditional { command, .. } => return self.group_for_command(command),
             Command::BypassGovernanceRetention { command }
-            | Command::QueueReplication { command } => {
+            | Command::QueueReplication { command, .. } => {
                 return self.group_for_command(command);
             }
             other => {

@@ -17,13 +17,27 @@
 //!    `partNumber` for a multipart object) and streamed to the destination — a PUT, or a
 //!    multipart upload with the same part boundaries so the ETag is the same — with its content
 //!    type, user metadata, tags and object-lock settings (a retention still in force, a legal
-//!    hold); a delete marker becomes a DELETE of the key. Every request is
+//!    hold) and ACL; a delete marker becomes a DELETE of the key. Every request is
 //!    SigV4-signed as the **source bucket's owner**: one of its active access keys, read from the
 //!    bucket service and opened with the cluster master key (so `s3:ReplicateObject` is the
 //!    owner's right on the destination, granted there to its owner or by a bucket policy). Writes
 //!    carry `x-cairn-replica: true`, so the destination stores status `REPLICA` and never queues
-//!    the replica again;
-//! 4. the entry is resolved (`ResolveReplication`: removed, source status `COMPLETED`), or
+//!    the replica again, and a version's copy names its source (`x-cairn-replica-source:
+//!    SOURCE-BUCKET/VERSION-ID`, stored on the replica and shown to replicators on HEAD);
+//! 4. a metadata change (a later PutObjectTagging, DeleteObjectTagging, PutObjectAcl,
+//!    PutObjectRetention or PutObjectLegalHold of a replicated version) is a whole-state sync:
+//!    the replica is found ([`Replicator::find_replica`]: the destination key's versions are
+//!    listed and the `REPLICA` candidates, those with the source's ETag first, are HEADed until
+//!    one names the source version) and given the source version's tags, ACL, retention and
+//!    legal hold as they are now, so a retry or a second entry for the same version is
+//!    harmless. Retention follows what S3 lets the bucket owner do: it is extended or set
+//!    freely, a GOVERNANCE one is shortened or removed with `x-amz-bypass-governance-retention`,
+//!    and a refusal (COMPLIANCE shortened, object lock off in the destination) is FAILED, not
+//!    retried. No replica found is FAILED too: the key's earlier entries, among them the
+//!    version's own copy, were resolved before this one (see the ordering below), so the copy
+//!    failed, the replica was deleted in the destination, or it predates replica sources;
+//!    waiting cannot bring it;
+//! 5. the entry is resolved (`ResolveReplication`: removed, source status `COMPLETED`), or
 //!    `FAILED` when a destination refuses for good (a 4xx other than a timeout, throttling or a
 //!    redirect: its bucket is gone, access denied, …) or the source version no longer exists.
 //!
@@ -61,6 +75,7 @@ use cairn_meta_state::{
     ReplicationEventKind, ReplicationOutcome, ReplicationResolution, Response, VersionSelector,
 };
 use cairn_raft::GroupId;
+use cairn_s3_proto::acl::{Acl, CannedAcl};
 use cairn_s3_proto::encoding::uri_encode;
 use cairn_s3_proto::replication::{ReplicationConfiguration, decode_stored_replication};
 use cairn_s3_proto::sigv4::{UNSIGNED_PAYLOAD, sign_request_headers_with_payload_hash};
@@ -71,7 +86,11 @@ use crate::shared::{MetaAccess, RaftMeta, render_counters};
 /// The bucket attribute holding the configuration (the gateway's `REPLICATION_ATTRIBUTE`).
 pub const REPLICATION_ATTRIBUTE: &str = "replication";
 const TAGGING_ATTRIBUTE: &str = "tagging";
+const ACL_ATTRIBUTE: &str = "acl";
 const REPLICA_HEADER: &str = "x-cairn-replica";
+/// Names the source version of a replica write (the gateway's `REPLICA_SOURCE_HEADER`).
+const REPLICA_SOURCE_HEADER: &str = "x-cairn-replica-source";
+const BYPASS_GOVERNANCE_HEADER: &str = "x-amz-bypass-governance-retention";
 /// How long an owner's opened credentials are reused before they are read again.
 const CREDENTIAL_TTL: Duration = Duration::from_secs(30);
 
@@ -163,6 +182,8 @@ pub struct ReplicatorStats {
     pub objects_replicated: AtomicU64,
     pub bytes_replicated: AtomicU64,
     pub delete_markers_replicated: AtomicU64,
+    /// Metadata changes (tags, ACL, retention, legal hold) brought to every destination.
+    pub metadata_changes_replicated: AtomicU64,
     /// Entries resolved FAILED.
     pub entries_failed: AtomicU64,
     /// Attempts that failed transiently (retried with backoff).
@@ -176,7 +197,7 @@ pub struct ReplicatorStats {
 
 impl ReplicatorStats {
     pub fn render_metrics(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 8] = [
             (
                 "cairn_replication_passes_total",
                 "Replicator passes over the replication queues.",
@@ -196,6 +217,11 @@ impl ReplicatorStats {
                 "cairn_replication_delete_markers_replicated_total",
                 "Delete markers replicated to a destination bucket.",
                 &self.delete_markers_replicated,
+            ),
+            (
+                "cairn_replication_metadata_changes_replicated_total",
+                "Metadata changes (tags, ACL, retention, legal hold) replicated to a destination bucket.",
+                &self.metadata_changes_replicated,
             ),
             (
                 "cairn_replication_failed_total",
@@ -489,20 +515,22 @@ impl<M: MetaAccess> Replicator<M> {
             return Attempt::Done(ReplicationOutcome::Failed);
         }
         let record = match entry.kind {
-            ReplicationEventKind::Put => match self.meta.read(Query::GetObject {
-                bucket: entry.bucket.clone(),
-                key: entry.key.clone(),
-                version: VersionSelector::Id(entry.version_id),
-            }) {
-                Ok(Ok(Response::Object(record))) => Some(record),
-                Ok(Err(MetaError::NoSuchVersion { .. } | MetaError::NoSuchKey { .. })) => {
-                    // Removed before it could be copied: nothing to replicate.
-                    return Attempt::Done(ReplicationOutcome::Failed);
+            ReplicationEventKind::Put | ReplicationEventKind::MetadataChange => {
+                match self.meta.read(Query::GetObject {
+                    bucket: entry.bucket.clone(),
+                    key: entry.key.clone(),
+                    version: VersionSelector::Id(entry.version_id),
+                }) {
+                    Ok(Ok(Response::Object(record))) => Some(record),
+                    Ok(Err(MetaError::NoSuchVersion { .. } | MetaError::NoSuchKey { .. })) => {
+                        // Removed before it could be copied: nothing to replicate.
+                        return Attempt::Done(ReplicationOutcome::Failed);
+                    }
+                    Ok(Ok(_)) => return Attempt::Retry("unexpected answer to GetObject".into()),
+                    Ok(Err(error)) => return Attempt::Retry(format!("GetObject refused: {error}")),
+                    Err(error) => return Attempt::Retry(format!("metadata: {error}")),
                 }
-                Ok(Ok(_)) => return Attempt::Retry("unexpected answer to GetObject".into()),
-                Ok(Err(error)) => return Attempt::Retry(format!("GetObject refused: {error}")),
-                Err(error) => return Attempt::Retry(format!("metadata: {error}")),
-            },
+            }
             ReplicationEventKind::DeleteMarker => None,
         };
         for destination_bucket in destinations {
@@ -530,6 +558,9 @@ impl<M: MetaAccess> Replicator<M> {
                 bucket: destination.name.clone(),
             };
             let result = match &record {
+                Some(record) if entry.kind == ReplicationEventKind::MetadataChange => {
+                    self.sync_metadata(entry, record, &credentials, &target, &source.owner)
+                }
                 Some(record) => self.copy_version(entry, record, &credentials, &target),
                 None => self.copy_delete_marker(entry, &credentials, &target),
             };
@@ -550,6 +581,11 @@ impl<M: MetaAccess> Replicator<M> {
             }
         }
         match &record {
+            Some(_) if entry.kind == ReplicationEventKind::MetadataChange => {
+                self.stats
+                    .metadata_changes_replicated
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             Some(record) => {
                 self.stats
                     .objects_replicated
@@ -640,6 +676,8 @@ impl<M: MetaAccess> Replicator<M> {
             headers.push(("x-amz-tagging".to_owned(), tagging));
         }
         headers.extend(object_lock_headers(record, now_unix_millis()));
+        headers.extend(acl_headers(&record.attributes));
+        headers.push((REPLICA_SOURCE_HEADER.to_owned(), replica_source(entry)));
         // The version as S3 names it (16 hex digits, or `null`).
         let source_version = if record.null_version {
             "null".to_owned()
@@ -779,6 +817,250 @@ impl<M: MetaAccess> Replicator<M> {
             Err(Failure::NotFound { .. }) => Ok(false),
             Err(failure) => Err(failure),
         }
+    }
+
+    /// A metadata change: the replica of the entry's version in `target` gets the source
+    /// version's current tags, ACL, retention and legal hold (see the module header, step 4).
+    /// `owner` is the source bucket's owner, the replica's owner (it wrote it).
+    fn sync_metadata(
+        &self,
+        entry: &ReplicationEntry,
+        record: &ObjectRecord,
+        credentials: &Credentials,
+        target: &Target,
+        owner: &str,
+    ) -> Result<(), Failure> {
+        use cairn_meta_state::object_lock::{
+            LEGAL_HOLD_ATTRIBUTE, RETENTION_ATTRIBUTE, Retention, decode_legal_hold,
+        };
+        let key_path = object_path(&target.bucket, &entry.key);
+        let Some(replica) = self.find_replica(entry, record, credentials, target)? else {
+            return Err(Failure::Permanent(format!(
+                "no replica of {} in bucket {}",
+                replica_source(entry),
+                target.bucket
+            )));
+        };
+        let version_query = |subresource: &str| {
+            format!(
+                "{subresource}=&versionId={}",
+                uri_encode(&replica.version_id, false)
+            )
+        };
+        let put_document = |subresource: &str, mut headers: Vec<(String, String)>, body: String| {
+            let body = body.into_bytes();
+            headers.push((
+                "content-md5".to_owned(),
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    cairn_s3_proto::checksum::md5_digest(&body),
+                ),
+            ));
+            self.send(
+                "PUT",
+                &target.endpoint,
+                &target.region,
+                &key_path,
+                &version_query(subresource),
+                credentials,
+                &headers,
+                Some((body.len() as u64, Box::new(std::io::Cursor::new(body)))),
+            )
+            .map(drop)
+        };
+
+        // Tags: the whole set, or none.
+        let tags = match record.attributes.get(TAGGING_ATTRIBUTE) {
+            Some(stored) => decode_stored_tags(stored).map_err(|_| {
+                Failure::Permanent("the source version's tag set does not decode".into())
+            })?,
+            None => Vec::new(),
+        };
+        if !tags.is_empty() {
+            put_document(
+                "tagging",
+                Vec::new(),
+                cairn_s3_proto::tagging::tagging_xml(&tags),
+            )?;
+        } else if replica.has_tags {
+            self.send(
+                "DELETE",
+                &target.endpoint,
+                &target.region,
+                &key_path,
+                &version_query("tagging"),
+                credentials,
+                &[],
+                None,
+            )?;
+        }
+
+        // The ACL: a canned one by name (`private` too, to undo an earlier one), grants as a
+        // document owned by the replica's owner.
+        match source_acl(&record.attributes) {
+            Acl::Canned(canned) => put_document(
+                "acl",
+                vec![("x-amz-acl".to_owned(), canned.name().to_owned())],
+                String::new(),
+            )?,
+            Acl::Grants(grants) => put_document(
+                "acl",
+                Vec::new(),
+                cairn_s3_proto::acl::access_control_policy_xml(owner, &grants),
+            )?,
+        }
+
+        // The legal hold: ON or not.
+        let hold_wanted = record
+            .attributes
+            .get(LEGAL_HOLD_ATTRIBUTE)
+            .and_then(|bytes| decode_legal_hold(bytes))
+            == Some(true);
+        if hold_wanted != replica.legal_hold_on {
+            put_document(
+                "legal-hold",
+                Vec::new(),
+                cairn_s3_proto::object_lock::legal_hold_xml(hold_wanted),
+            )?;
+        }
+
+        // The retention in force (one that ran out protects nothing and cannot be set again).
+        let now_ms = now_unix_millis();
+        let retention_wanted = record
+            .attributes
+            .get(RETENTION_ATTRIBUTE)
+            .and_then(|bytes| Retention::decode(bytes))
+            .filter(|retention| retention.retain_until_ms > now_ms)
+            .map(|retention| {
+                (
+                    retention.mode.as_str().to_owned(),
+                    cairn_s3_proto::time::format_iso8601_millis(
+                        i64::try_from(retention.retain_until_ms).unwrap_or(i64::MAX),
+                    ),
+                )
+            });
+        let retention_in_force = replica.retention.clone().filter(|(_, until)| {
+            cairn_s3_proto::time::parse_iso8601_millis(until)
+                .is_some_and(|until_ms| until_ms > now_ms as i64)
+        });
+        if retention_wanted != retention_in_force {
+            // A weaker retention than the replica's (shorter, or none) needs the bypass, which
+            // the bucket owner holds unless a policy denies it; COMPLIANCE refuses it anyway.
+            // (The destination counts a retention that ran out as one to weaken, too.)
+            let headers = if replica.retention.is_some() {
+                vec![(BYPASS_GOVERNANCE_HEADER.to_owned(), "true".to_owned())]
+            } else {
+                Vec::new()
+            };
+            let document = match &retention_wanted {
+                Some((mode, until)) => format!(
+                    "<Retention><Mode>{mode}</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>"
+                ),
+                None => "<Retention></Retention>".to_owned(),
+            };
+            put_document("retention", headers, document)?;
+        }
+        Ok(())
+    }
+
+    /// The replica of the entry's version in `target`: the destination key's versions are
+    /// listed (every page, newest first) and the candidates HEADed, those with the source's ETag
+    /// first, until one is a `REPLICA` naming the source version. `None` when none does.
+    fn find_replica(
+        &self,
+        entry: &ReplicationEntry,
+        record: &ObjectRecord,
+        credentials: &Credentials,
+        target: &Target,
+    ) -> Result<Option<Replica>, Failure> {
+        let bucket_path = format!("/{}", target.bucket);
+        let key_path = object_path(&target.bucket, &entry.key);
+        let wanted = replica_source(entry);
+        let mut candidates: Vec<(String, String)> = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        loop {
+            let mut query = String::new();
+            if let Some((key_marker, version_marker)) = &marker {
+                query += &format!("key-marker={}&", uri_encode(key_marker, false));
+                query += &format!("prefix={}&", uri_encode(&entry.key, false));
+                query += &format!("version-id-marker={}&", uri_encode(version_marker, false));
+            } else {
+                query += &format!("prefix={}&", uri_encode(&entry.key, false));
+            }
+            query += "versions=";
+            let answer = self
+                .send(
+                    "GET",
+                    &target.endpoint,
+                    &target.region,
+                    &bucket_path,
+                    &query,
+                    credentials,
+                    &[],
+                    None,
+                )?
+                .into_string()
+                .map_err(|error| {
+                    Failure::Transient(format!("reading ListObjectVersions: {error}"))
+                })?;
+            let mut past_key = false;
+            for version in xml_elements(&answer, "Version") {
+                let key = xml_text(version, "Key").unwrap_or_default();
+                if key != entry.key {
+                    // Listed in key order: every later key only shares the prefix.
+                    past_key = past_key || key > entry.key;
+                    continue;
+                }
+                if let Some(version_id) = xml_text(version, "VersionId") {
+                    let etag = xml_text(version, "ETag").unwrap_or_default();
+                    candidates.push((version_id, etag.trim_matches('"').to_owned()));
+                }
+            }
+            let truncated = xml_text(&answer, "IsTruncated").as_deref() == Some("true");
+            let next =
+                xml_text(&answer, "NextKeyMarker").zip(xml_text(&answer, "NextVersionIdMarker"));
+            match next {
+                Some(next) if truncated && !past_key && marker.as_ref() != Some(&next) => {
+                    marker = Some(next);
+                }
+                _ => break,
+            }
+        }
+        // Those with the source's ETag first (a replica has it), the others after.
+        candidates.sort_by_key(|(_, etag)| *etag != record.checksums.etag);
+        for (version_id, _) in candidates {
+            let response = match self.send(
+                "HEAD",
+                &target.endpoint,
+                &target.region,
+                &key_path,
+                &format!("versionId={}", uri_encode(&version_id, false)),
+                credentials,
+                &[],
+                None,
+            ) {
+                Ok(response) => response,
+                // Removed since it was listed.
+                Err(Failure::NotFound { .. }) => continue,
+                Err(failure) => return Err(failure),
+            };
+            if response.header("x-amz-replication-status") != Some("REPLICA")
+                || response.header(REPLICA_SOURCE_HEADER) != Some(wanted.as_str())
+            {
+                continue;
+            }
+            let retention = response
+                .header("x-amz-object-lock-mode")
+                .zip(response.header("x-amz-object-lock-retain-until-date"))
+                .map(|(mode, until)| (mode.to_owned(), until.to_owned()));
+            return Ok(Some(Replica {
+                version_id,
+                has_tags: response.header("x-amz-tagging-count").is_some(),
+                legal_hold_on: response.header("x-amz-object-lock-legal-hold") == Some("ON"),
+                retention,
+            }));
+        }
+        Ok(None)
     }
 
     fn copy_delete_marker(
@@ -921,6 +1203,15 @@ pub fn split_endpoint(endpoint: &str) -> Option<(&'static str, &str)> {
     (!host.is_empty() && !host.contains('/')).then_some((scheme, host))
 }
 
+/// A replica found in a destination, with what its HEAD tells of its metadata.
+struct Replica {
+    version_id: String,
+    has_tags: bool,
+    legal_hold_on: bool,
+    /// `x-amz-object-lock-mode` and `x-amz-object-lock-retain-until-date`, as sent.
+    retention: Option<(String, String)>,
+}
+
 /// Where one destination's writes go.
 struct Target {
     endpoint: String,
@@ -954,13 +1245,78 @@ fn destinations(configuration: &ReplicationConfiguration, entry: &ReplicationEnt
     configuration
         .rules_for_key(&entry.key)
         .into_iter()
-        .filter(|rule| entry.kind == ReplicationEventKind::Put || rule.replicates_delete_markers())
+        .filter(|rule| {
+            entry.kind != ReplicationEventKind::DeleteMarker || rule.replicates_delete_markers()
+        })
         .map(|rule| rule.destination_bucket.clone())
         .collect()
 }
 
 fn object_path(bucket: &str, key: &str) -> String {
     format!("/{bucket}/{}", uri_encode(key, true))
+}
+
+/// What a replica names as its source (`x-cairn-replica-source`): the source bucket and the
+/// version's id (16 hex digits, also for a null version, so the value is unique).
+fn replica_source(entry: &ReplicationEntry) -> String {
+    format!("{}/{}", entry.bucket, entry.version_id)
+}
+
+/// The stored ACL of a version (`private` when none, or when it does not decode: failing
+/// closed, as the gateway reads it).
+fn source_acl(attributes: &cairn_meta_state::Attributes) -> Acl {
+    attributes
+        .get(ACL_ATTRIBUTE)
+        .and_then(|stored| Acl::decode(stored))
+        .unwrap_or(Acl::Canned(CannedAcl::Private))
+}
+
+/// The ACL of a version's copy as request headers: `x-amz-acl` for a canned one other than
+/// `private` (the default), else one `x-amz-grant-*` header per permission.
+fn acl_headers(attributes: &cairn_meta_state::Attributes) -> Vec<(String, String)> {
+    use cairn_s3_proto::acl::{AclPermission, Grantee};
+    match source_acl(attributes) {
+        Acl::Canned(CannedAcl::Private) => Vec::new(),
+        Acl::Canned(canned) => vec![("x-amz-acl".to_owned(), canned.name().to_owned())],
+        Acl::Grants(grants) => {
+            let mut by_header: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for grant in &grants {
+                let header = match grant.permission {
+                    AclPermission::Read => "x-amz-grant-read",
+                    AclPermission::Write => "x-amz-grant-write",
+                    AclPermission::ReadAcp => "x-amz-grant-read-acp",
+                    AclPermission::WriteAcp => "x-amz-grant-write-acp",
+                    AclPermission::FullControl => "x-amz-grant-full-control",
+                };
+                let grantee = match &grant.grantee {
+                    Grantee::CanonicalUser(id) => format!("id=\"{id}\""),
+                    Grantee::Group(uri) => format!("uri=\"{uri}\""),
+                };
+                by_header.entry(header).or_default().push(grantee);
+            }
+            by_header
+                .into_iter()
+                .map(|(header, grantees)| (header.to_owned(), grantees.join(", ")))
+                .collect()
+        }
+    }
+}
+
+/// The inner text of every `<name>` element of an S3 answer (not unescaped), in order.
+fn xml_elements<'a>(body: &'a str, name: &str) -> Vec<&'a str> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let mut elements = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else {
+            break;
+        };
+        elements.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    elements
 }
 
 /// The text of the first `<name>` element of a small S3 answer.
@@ -1072,6 +1428,81 @@ mod tests {
         );
         assert_eq!(xml_text("<R/>", "UploadId"), None);
         assert_eq!(xml_escape("\"e\""), "&quot;e&quot;");
+    }
+
+    #[test]
+    fn version_listings_are_split_into_elements() {
+        let listing = "<ListVersionsResult><Version><Key>k</Key><VersionId>1</VersionId>\
+                       </Version><DeleteMarker><Key>k</Key></DeleteMarker><Version><Key>k2\
+                       </Key></Version></ListVersionsResult>";
+        let versions = xml_elements(listing, "Version");
+        assert_eq!(versions.len(), 2);
+        assert_eq!(xml_text(versions[0], "VersionId").as_deref(), Some("1"));
+        assert_eq!(
+            xml_elements("<Version>unclosed", "Version"),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn a_copy_carries_the_source_acl_as_headers() {
+        use cairn_s3_proto::acl::{AclPermission, Grant, Grantee};
+        let mut attributes = cairn_meta_state::Attributes::new();
+        assert!(acl_headers(&attributes).is_empty());
+        attributes.insert(
+            ACL_ATTRIBUTE.to_owned(),
+            Acl::Canned(CannedAcl::PublicRead).encode().unwrap(),
+        );
+        assert_eq!(
+            acl_headers(&attributes),
+            vec![("x-amz-acl".to_owned(), "public-read".to_owned())]
+        );
+        let grants = vec![
+            Grant {
+                grantee: Grantee::CanonicalUser("alice".to_owned()),
+                permission: AclPermission::FullControl,
+            },
+            Grant {
+                grantee: Grantee::CanonicalUser("bob".to_owned()),
+                permission: AclPermission::Read,
+            },
+            Grant {
+                grantee: Grantee::Group("http://acs.amazonaws.com/groups/global/AllUsers".into()),
+                permission: AclPermission::Read,
+            },
+        ];
+        attributes.insert(
+            ACL_ATTRIBUTE.to_owned(),
+            Acl::Grants(grants.clone()).encode().unwrap(),
+        );
+        let headers = acl_headers(&attributes);
+        assert_eq!(
+            headers,
+            vec![
+                (
+                    "x-amz-grant-full-control".to_owned(),
+                    "id=\"alice\"".to_owned()
+                ),
+                (
+                    "x-amz-grant-read".to_owned(),
+                    "id=\"bob\", uri=\"http://acs.amazonaws.com/groups/global/AllUsers\""
+                        .to_owned()
+                ),
+            ]
+        );
+        // The headers parse back to the same grants (in header order).
+        let borrowed: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let mut parsed = cairn_s3_proto::acl::parse_grant_headers(&borrowed)
+            .unwrap()
+            .unwrap();
+        let mut wanted = grants;
+        let order = |grant: &Grant| format!("{:?}", grant);
+        parsed.sort_by_key(order);
+        wanted.sort_by_key(order);
+        assert_eq!(parsed, wanted);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub async fn create_multipart_upload(
             )?);
             attributes.extend(new_key.attributes.clone());
             if crate::replication::is_replica_write(context, &bucket_record, key)? {
-                attributes.extend(crate::replication::replica_attributes());
+                attributes.extend(crate::replication::replica_attributes(context)?);
             }
             attributes
         },

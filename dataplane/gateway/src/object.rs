@@ -114,6 +114,7 @@ pub(crate) async fn write_object_attribute(
         name: name.to_owned(),
         value,
     };
+    let command = crate::replication::queue_attribute_change(bucket_record, key, name, command);
     let Response::Object(record) = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);
     };
@@ -330,7 +331,7 @@ pub(crate) async fn put_object_from(
             )?);
             attributes.extend(new_key.attributes.clone());
             if crate::replication::is_replica_write(context, &bucket_record, key)? {
-                attributes.extend(crate::replication::replica_attributes());
+                attributes.extend(crate::replication::replica_attributes(context)?);
             }
             attributes
         },
@@ -1082,6 +1083,11 @@ pub async fn get_object(
     }
     if let Some(status) = crate::replication::status_of(&record.attributes) {
         builder = builder.header("x-amz-replication-status", status.as_str());
+    }
+    if let Some(source) =
+        crate::replication::replica_source_header(context, &bucket_record, &record)
+    {
+        builder = builder.header(crate::replication::REPLICA_SOURCE_HEADER, source);
     }
     let overrides = overrides.cloned().unwrap_or_default();
     builder = builder.header(

@@ -330,11 +330,13 @@ async fn write_lock_attribute(
         name: name.to_owned(),
         value,
     };
-    let Response::Object(updated) = context
-        .executor
-        .meta_write(with_bypass(command, bypass))
-        .await?
-    else {
+    let command = crate::replication::queue_attribute_change(
+        bucket_record,
+        &record.key,
+        name,
+        with_bypass(command, bypass),
+    );
+    let Response::Object(updated) = context.executor.meta_write(command).await? else {
         return Err(S3Error::InternalError);
     };
     let mut response = http::Response::builder()

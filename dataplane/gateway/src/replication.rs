@@ -12,10 +12,19 @@
 //!   commit in `Command::QueueReplication`: the partition queues the new version and marks it
 //!   `PENDING` in the same log entry (see `cairn_meta_state::replication`). The replicator
 //!   (controlplane/workers, `replicator.rs`) drains the queues.
+//! - A later change of a version's tags, ACL, retention or legal hold (PutObjectTagging,
+//!   DeleteObjectTagging, PutObjectAcl, PutObjectRetention, PutObjectLegalHold) in such a bucket
+//!   is wrapped too ([`queue_attribute_change`], with the request's time): the partition queues
+//!   a metadata change when the version was selected for replication and is not a replica.
 //! - A write carrying [`REPLICA_HEADER`] comes from a replicator: it is honoured only for a
 //!   caller allowed `s3:ReplicateObject` on the destination bucket (its owner, or a bucket policy
 //!   grant), stores the version with status `REPLICA` and is never queued again, so two buckets
-//!   replicating to each other do not loop.
+//!   replicating to each other do not loop. With it, [`REPLICA_SOURCE_HEADER`] names the
+//!   version the replica copies (`SOURCE-BUCKET/VERSION-ID`); it is stored as the attribute
+//!   [`REPLICA_SOURCE_ATTRIBUTE`] and returned on GET and HEAD to callers allowed
+//!   `s3:ReplicateObject`, so the replicator finds the replica of a version whose metadata
+//!   changed (replicas keep the destination's own version ids). The header without
+//!   [`REPLICA_HEADER`] is refused.
 
 use cairn_meta_state::{
     BucketRecord, Command, Query, REPLICATION_STATUS_ATTRIBUTE, ReplicationStatus, Response,
@@ -35,6 +44,12 @@ use crate::server::{HttpResponse, RequestContext, xml_response};
 pub const REPLICATION_ATTRIBUTE: &str = "replication";
 /// Marks a write made by a replicator (value `true`).
 pub const REPLICA_HEADER: &str = "x-cairn-replica";
+/// Names the source version a replica write copies (`SOURCE-BUCKET/VERSION-ID`).
+pub const REPLICA_SOURCE_HEADER: &str = "x-cairn-replica-source";
+/// The attribute a replica keeps [`REPLICA_SOURCE_HEADER`]'s value in.
+pub const REPLICA_SOURCE_ATTRIBUTE: &str = "replica-source";
+/// The longest [`REPLICA_SOURCE_HEADER`] accepted: a bucket name (63), `/`, a version id.
+const MAX_REPLICA_SOURCE_BYTES: usize = 128;
 /// The action a replica write needs on the destination bucket.
 const REPLICATE_ACTION: &str = "s3:ReplicateObject";
 
@@ -59,6 +74,9 @@ pub(crate) fn is_replica_write(
     key: &str,
 ) -> Result<bool, S3Error> {
     match context.header(REPLICA_HEADER) {
+        None if context.header(REPLICA_SOURCE_HEADER).is_some() => Err(S3Error::InvalidArgument(
+            format!("{REPLICA_SOURCE_HEADER} needs {REPLICA_HEADER}: true"),
+        )),
         None => Ok(false),
         Some(value) if value.eq_ignore_ascii_case("true") => {
             if crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))? {
@@ -73,14 +91,75 @@ pub(crate) fn is_replica_write(
     }
 }
 
-/// The attribute a replica version carries.
-pub(crate) fn replica_attributes() -> cairn_meta_state::Attributes {
-    [(
+/// The attributes a replica version carries (the caller checked [`is_replica_write`]): status
+/// `REPLICA`, and the source version [`REPLICA_SOURCE_HEADER`] names, when the request has one.
+pub(crate) fn replica_attributes(
+    context: &RequestContext<'_>,
+) -> Result<cairn_meta_state::Attributes, S3Error> {
+    let mut attributes: cairn_meta_state::Attributes = [(
         REPLICATION_STATUS_ATTRIBUTE.to_owned(),
         ReplicationStatus::Replica.as_str().as_bytes().to_vec(),
     )]
     .into_iter()
-    .collect()
+    .collect();
+    if let Some(source) = context.header(REPLICA_SOURCE_HEADER) {
+        let source = source.trim();
+        let valid = !source.is_empty()
+            && source.len() <= MAX_REPLICA_SOURCE_BYTES
+            && source.bytes().all(|byte| byte.is_ascii_graphic());
+        if !valid {
+            return Err(S3Error::InvalidArgument(format!(
+                "{REPLICA_SOURCE_HEADER} must be 1 to {MAX_REPLICA_SOURCE_BYTES} visible ASCII characters"
+            )));
+        }
+        attributes.insert(
+            REPLICA_SOURCE_ATTRIBUTE.to_owned(),
+            source.as_bytes().to_vec(),
+        );
+    }
+    Ok(attributes)
+}
+
+/// The [`REPLICA_SOURCE_HEADER`] a GET or HEAD answer about `record` carries: the stored source
+/// of a replica, shown only to a caller allowed `s3:ReplicateObject` (a replicator), since it
+/// names another bucket.
+pub(crate) fn replica_source_header(
+    context: &RequestContext<'_>,
+    bucket_record: &BucketRecord,
+    record: &cairn_meta_state::ObjectRecord,
+) -> Option<String> {
+    let source = record.attributes.get(REPLICA_SOURCE_ATTRIBUTE)?;
+    let allowed = matches!(
+        crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(&record.key)),
+        Ok(true)
+    );
+    allowed
+        .then(|| String::from_utf8(source.clone()).ok())
+        .flatten()
+}
+
+/// `change` (a PutObjectAttribute, possibly under `BypassGovernanceRetention`) of attribute
+/// `name` queued for replication when a rule selects `key` and `name` is one whose changes
+/// replicate (tags, ACL, retention, legal hold). The partition queues it only for a version that
+/// was selected for replication and is not a replica (see `cairn_meta_state::replication`).
+pub(crate) fn queue_attribute_change(
+    bucket_record: &BucketRecord,
+    key: &str,
+    name: &str,
+    change: Command,
+) -> Command {
+    match configuration(bucket_record) {
+        Some(configuration)
+            if cairn_meta_state::REPLICATED_ATTRIBUTES.contains(&name)
+                && configuration.replicates_object(key) =>
+        {
+            Command::QueueReplication {
+                now_ms: Some(crate::server::now_unix_millis()),
+                command: Box::new(change),
+            }
+        }
+        _ => change,
+    }
 }
 
 /// `commit` (a CommitWrite or CompleteMultipartUpload, possibly conditional) of a version with
@@ -97,6 +176,7 @@ pub(crate) fn queue_write(
     match configuration(bucket_record) {
         Some(configuration) if !replica && configuration.replicates_object(key) => {
             Command::QueueReplication {
+                now_ms: None,
                 command: Box::new(commit),
             }
         }
@@ -128,6 +208,7 @@ pub(crate) fn queue_delete(
                 && configuration.replicates_delete_marker(key) =>
         {
             Command::QueueReplication {
+                now_ms: None,
                 command: Box::new(delete),
             }
         }
@@ -218,4 +299,28 @@ pub async fn delete_bucket_replication(
     bucket: &str,
 ) -> Result<HttpResponse, S3Error> {
     crate::bucket::delete_bucket_attribute(context, bucket, REPLICATION_ATTRIBUTE).await
+}
+
+#[cfg(test)]
+mod tests {
+    /// The attributes whose changes the partition queues are the ones this gateway stores
+    /// tags, ACLs and object-lock settings under.
+    #[test]
+    fn replicated_attributes_are_the_gateways_names() {
+        for name in [
+            crate::tagging::TAGGING_ATTRIBUTE,
+            crate::acl::ACL_ATTRIBUTE,
+            cairn_meta_state::object_lock::RETENTION_ATTRIBUTE,
+            cairn_meta_state::object_lock::LEGAL_HOLD_ATTRIBUTE,
+        ] {
+            assert!(
+                cairn_meta_state::REPLICATED_ATTRIBUTES.contains(&name),
+                "{name}"
+            );
+        }
+        assert!(
+            !cairn_meta_state::REPLICATED_ATTRIBUTES
+                .contains(&cairn_meta_state::REPLICATION_STATUS_ATTRIBUTE)
+        );
+    }
 }
