@@ -68,6 +68,14 @@ pub struct ClusterFile {
     pub worker: Vec<WorkerEntry>,
     /// Cross-region replication: which worker runs the replicator, and where it writes.
     pub replication: Option<ReplicationSection>,
+    /// The global bucket service (bucket names and access keys are global), when another
+    /// region's metadata cluster holds it: that cluster's replicas as `--global-meta` takes them,
+    /// `1=HOST:PORT[@AZ],...`. The file's gateways and workers send bucket and access-key
+    /// operations there (a `--global-meta` flag wins). Absent: this region holds it.
+    pub global_meta: Option<String>,
+    /// Object partitions of that metadata cluster (a cluster file's default: 8; `cairn dev`: 4).
+    #[serde(default = "default_partitions")]
+    pub global_partitions: u32,
 }
 
 /// The `[replication]` table.
@@ -207,6 +215,10 @@ impl ClusterFile {
         }
         if self.partitions == 0 {
             bail!("partitions must be at least 1");
+        }
+        if let Some(spec) = &self.global_meta {
+            crate::meta_client_config(spec, self.global_partitions)
+                .context("global_meta (the global bucket service's metadata replicas)")?;
         }
         let mut addresses = BTreeSet::new();
         let mut check_address = |address: SocketAddr, what: String| {
@@ -1029,6 +1041,65 @@ mod tests {
                 (3, "127.0.1.3:7400".to_owned()),
             ])
         );
+    }
+
+    #[test]
+    fn global_meta_of_the_file_reaches_gateways_and_workers_unless_a_flag_names_one() {
+        let storage = (1..=9)
+            .map(|id| {
+                format!(
+                    "[[storage]]\nid = {id}\naddress = \"127.0.2.{id}:7100\"\naz = \"z{}\"\n",
+                    id % 3
+                )
+            })
+            .collect::<String>();
+        let file = |global: &str| {
+            format!(
+                "data_root = \"/tmp/x\"\nregion = \"us-west-2\"\n{global}\n\
+                 [[meta]]\nid = 1\naddress = \"127.0.0.1:7400\"\naz = \"a\"\n{storage}"
+            )
+        };
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("cluster.toml");
+        std::fs::write(
+            &path,
+            file("global_meta = \"1=127.0.9.1:7400,2=127.0.9.2:7400\"\nglobal_partitions = 6"),
+        )
+        .unwrap();
+        let no_flags = crate::regions::GlobalMetaArgs {
+            global_meta: None,
+            global_partitions: 4,
+        };
+        let merged = no_flags.or_cluster_file(Some(&path)).unwrap();
+        assert_eq!(
+            merged.global_meta.as_deref(),
+            Some("1=127.0.9.1:7400,2=127.0.9.2:7400")
+        );
+        assert_eq!(merged.global_partitions, 6);
+        let mut config = crate::meta_client_config("1=127.0.0.1:7400", 8).unwrap();
+        merged.apply(&mut config).unwrap();
+        let global = config.global_bucket_service.as_ref().unwrap();
+        assert_eq!(global.partition_count, 6);
+        assert_eq!(global.nodes.len(), 2);
+        // A flag wins over the file; no file, no global service.
+        let flag = crate::regions::GlobalMetaArgs {
+            global_meta: Some("1=127.0.8.1:7400".into()),
+            global_partitions: 4,
+        };
+        assert_eq!(
+            flag.or_cluster_file(Some(&path)).unwrap().global_meta,
+            flag.global_meta
+        );
+        assert_eq!(no_flags.or_cluster_file(None).unwrap().global_meta, None);
+        // Without global_meta the file's region holds the bucket service.
+        std::fs::write(&path, file("")).unwrap();
+        assert_eq!(
+            no_flags.or_cluster_file(Some(&path)).unwrap().global_meta,
+            None
+        );
+        // A spec that does not parse is refused when the file is read.
+        let error = parse(&file("global_meta = \"not a replica list\"")).unwrap_err();
+        assert!(format!("{error:#}").contains("global_meta"), "{error:#}");
     }
 
     fn parse(text: &str) -> anyhow::Result<ClusterFile> {

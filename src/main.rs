@@ -1404,7 +1404,9 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     meta.identity = args
         .internal_tls
         .identity(cairn_tls::Role::Worker, cluster_tls)?;
-    args.global.apply(&mut meta)?;
+    args.global
+        .or_cluster_file(args.cluster.as_deref())?
+        .apply(&mut meta)?;
     args.registry.spawn_expiry(meta.clone())?;
     let healer_stats = cairn_workers::healer::spawn_healer(
         meta.clone(),
@@ -1552,7 +1554,9 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give --meta and --storage, or --cluster FILE with --id"),
     };
     let mut config = config;
-    args.global.apply(&mut config.meta)?;
+    args.global
+        .or_cluster_file(args.cluster.as_deref())?
+        .apply(&mut config.meta)?;
     config.s3_tls = args.s3_tls.server_config()?;
     let identity = config.meta.identity.clone();
     args.edge_listener.apply(&mut config, identity.as_deref())?;
