@@ -1070,7 +1070,7 @@ mod tests {
             global_meta: None,
             global_partitions: 4,
         };
-        let merged = no_flags.or_cluster_file(Some(&path)).unwrap();
+        let merged = no_flags.or_cluster_file(Some(&ClusterFile::load(&path).unwrap()));
         assert_eq!(
             merged.global_meta.as_deref(),
             Some("1=127.0.9.1:7400,2=127.0.9.2:7400")
@@ -1087,14 +1087,17 @@ mod tests {
             global_partitions: 4,
         };
         assert_eq!(
-            flag.or_cluster_file(Some(&path)).unwrap().global_meta,
+            flag.or_cluster_file(Some(&ClusterFile::load(&path).unwrap()))
+                .global_meta,
             flag.global_meta
         );
-        assert_eq!(no_flags.or_cluster_file(None).unwrap().global_meta, None);
+        assert_eq!(no_flags.or_cluster_file(None).global_meta, None);
         // Without global_meta the file's region holds the bucket service.
         std::fs::write(&path, file("")).unwrap();
         assert_eq!(
-            no_flags.or_cluster_file(Some(&path)).unwrap().global_meta,
+            no_flags
+                .or_cluster_file(Some(&ClusterFile::load(&path).unwrap()))
+                .global_meta,
             None
         );
         // A spec that does not parse is refused when the file is read.

@@ -1376,10 +1376,14 @@ async fn serve_meta(
 }
 
 fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let file = args
+        .cluster
+        .as_deref()
+        .map(cluster::ClusterFile::load)
+        .transpose()?;
     let (mut meta, nodes, admin, cluster_tls, file_replicator) =
-        match (&args.cluster, args.id, &args.meta, &args.storage) {
-            (Some(path), Some(id), _, _) => {
-                let file = cluster::ClusterFile::load(path)?;
+        match (&file, args.id, &args.meta, &args.storage) {
+            (Some(file), Some(id), _, _) => {
                 let admin = args.admin_listen.or(file.worker_admin(id)?);
                 let tls = file.tls_files(cairn_tls::Role::Worker, id);
                 let replicator = file.replicator_settings(id);
@@ -1405,7 +1409,7 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         .internal_tls
         .identity(cairn_tls::Role::Worker, cluster_tls)?;
     args.global
-        .or_cluster_file(args.cluster.as_deref())?
+        .or_cluster_file(file.as_ref())
         .apply(&mut meta)?;
     args.registry.spawn_expiry(meta.clone())?;
     let healer_stats = cairn_workers::healer::spawn_healer(
@@ -1513,9 +1517,13 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
 }
 
 fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    let config = match (&args.cluster, args.id, &args.meta, &args.storage) {
-        (Some(path), Some(id), _, _) => {
-            let file = cluster::ClusterFile::load(path)?;
+    let file = args
+        .cluster
+        .as_deref()
+        .map(cluster::ClusterFile::load)
+        .transpose()?;
+    let config = match (&file, args.id, &args.meta, &args.storage) {
+        (Some(file), Some(id), _, _) => {
             let (mut config, admin) = file.gateway_config(id)?;
             config.meta.identity = args.internal_tls.identity(
                 cairn_tls::Role::Gateway,
@@ -1555,7 +1563,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let mut config = config;
     args.global
-        .or_cluster_file(args.cluster.as_deref())?
+        .or_cluster_file(file.as_ref())
         .apply(&mut config.meta)?;
     config.s3_tls = args.s3_tls.server_config()?;
     let identity = config.meta.identity.clone();

@@ -27,16 +27,13 @@ pub struct GlobalMetaArgs {
 impl GlobalMetaArgs {
     /// These flags, or when they name no global bucket service, the `global_meta` and
     /// `global_partitions` of the cluster file the role runs from (if any).
-    pub fn or_cluster_file(&self, cluster: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        match cluster {
-            Some(path) if self.global_meta.is_none() => {
-                let file = crate::cluster::ClusterFile::load(path)?;
-                Ok(GlobalMetaArgs {
-                    global_meta: file.global_meta,
-                    global_partitions: file.global_partitions,
-                })
-            }
-            _ => Ok(self.clone()),
+    pub fn or_cluster_file(&self, file: Option<&crate::cluster::ClusterFile>) -> Self {
+        match file {
+            Some(file) if self.global_meta.is_none() => GlobalMetaArgs {
+                global_meta: file.global_meta.clone(),
+                global_partitions: file.global_partitions,
+            },
+            _ => self.clone(),
         }
     }
 

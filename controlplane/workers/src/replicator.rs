@@ -1274,19 +1274,18 @@ fn source_acl(attributes: &cairn_meta_state::Attributes) -> Acl {
 /// The ACL of a version's copy as request headers: `x-amz-acl` for a canned one other than
 /// `private` (the default), else one `x-amz-grant-*` header per permission.
 fn acl_headers(attributes: &cairn_meta_state::Attributes) -> Vec<(String, String)> {
-    use cairn_s3_proto::acl::{AclPermission, Grantee};
+    use cairn_s3_proto::acl::{GRANT_HEADERS, Grantee};
     match source_acl(attributes) {
         Acl::Canned(CannedAcl::Private) => Vec::new(),
         Acl::Canned(canned) => vec![("x-amz-acl".to_owned(), canned.name().to_owned())],
         Acl::Grants(grants) => {
             let mut by_header: BTreeMap<&str, Vec<String>> = BTreeMap::new();
             for grant in &grants {
-                let header = match grant.permission {
-                    AclPermission::Read => "x-amz-grant-read",
-                    AclPermission::Write => "x-amz-grant-write",
-                    AclPermission::ReadAcp => "x-amz-grant-read-acp",
-                    AclPermission::WriteAcp => "x-amz-grant-write-acp",
-                    AclPermission::FullControl => "x-amz-grant-full-control",
+                let Some((header, _)) = GRANT_HEADERS
+                    .iter()
+                    .find(|(_, permission)| *permission == grant.permission)
+                else {
+                    continue;
                 };
                 let grantee = match &grant.grantee {
                     Grantee::CanonicalUser(id) => format!("id=\"{id}\""),

@@ -182,10 +182,11 @@ impl fmt::Debug for Identity {
     }
 }
 
-/// The crypto provider of every internal TLS configuration: ring, with TLS 1.3's AES-128-GCM
-/// first. Both ends are Cairn's, so the first suite is the one used: AES-128-GCM is TLS 1.3's
-/// mandatory suite, offers 128-bit security, and runs 10 AES rounds per block against AES-256's
-/// 14, which matters where every byte of every piece crosses an internal hop.
+/// The crypto provider of every TLS configuration here: ring, with TLS 1.3's AES-128-GCM first.
+/// On internal connections both ends are Cairn's, so the client offers it first and it is used:
+/// it is TLS 1.3's mandatory suite, offers 128-bit security and runs 10 AES rounds per block
+/// against AES-256's 14, and every byte of every piece crosses an internal hop. A public
+/// listener ([`public_server_config`]) still follows the client's order.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     provider
