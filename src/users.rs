@@ -149,15 +149,10 @@ fn encode(value: &str) -> String {
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let (tls, host) = match (
-        args.endpoint.strip_prefix("https://"),
-        args.endpoint.strip_prefix("http://"),
-    ) {
-        (Some(host), _) => (true, host),
-        (None, Some(host)) => (false, host),
-        (None, None) => anyhow::bail!("--endpoint must be http://HOST:PORT or https://HOST:PORT"),
-    };
-    let host = host.trim_end_matches('/').to_owned();
+    let (scheme, host) = cairn_workers::replicator::split_endpoint(&args.endpoint)
+        .context("--endpoint must be http://HOST:PORT or https://HOST:PORT")?;
+    let tls = scheme == "https";
+    let host = host.to_owned();
     let (method, path, query) = match &args.command {
         AdminCommand::CreateKey { user } => (
             "POST",

@@ -205,7 +205,7 @@ async fn run(raft: Raft, mut queue: mpsc::Receiver<Request>, timeout: Duration, 
             answers.push(request.answer);
             commands.extend(request.commands);
         }
-        let batched = commands.len() > 1;
+        let batched = commands_count > 1;
         let entry = if batched {
             Command::Batch(commands)
         } else {
@@ -230,9 +230,7 @@ async fn run(raft: Raft, mut queue: mpsc::Receiver<Request>, timeout: Duration, 
                         })
                     }
                     Ok(Ok(Err(error))) => Err(ProposalError::Unavailable(error.to_string())),
-                    Ok(Ok(Ok(written))) => {
-                        split_outputs(written.data.0, batched, sizes.iter().sum())
-                    }
+                    Ok(Ok(Ok(written))) => split_outputs(written.data.0, batched, commands_count),
                 },
             };
             drop(slot);
