@@ -19,7 +19,8 @@
 #
 # Usage: scripts/bench-edge.sh   (ROUNDS=3, SECONDS_PER_ROUND=5 by default; needs the routing
 #                                 module: edge-wasm/build-wasm.sh)
-# Environment: see scripts/bench-common.sh.
+# Environment: see scripts/bench-common.sh; EDGE_CPU=both (default), edge or gateway: whose CPU
+# the edge side's "servers" figure counts (the edge and the gateway behind it, or one of them).
 set -euo pipefail
 NAME=edge
 source "$(dirname "$0")/bench-common.sh"
@@ -51,12 +52,19 @@ run() {
         >"$WORK/logs/$workload-edge.log" 2>&1 &
     local edge_pid=$!
     track "$edge_pid"
+    local cpu_pids
+    case ${EDGE_CPU:-both} in
+        both) cpu_pids=(--cpu-pid "$edge_pid" --cpu-pid "$dev_pid") ;;
+        edge) cpu_pids=(--cpu-pid "$edge_pid") ;;
+        gateway) cpu_pids=(--cpu-pid "$dev_pid") ;;
+        *) echo "EDGE_CPU must be both, edge or gateway" >&2; exit 1 ;;
+    esac
     PORTS+=("$EDGE_PORT")
     wait_for_port "$EDGE_PORT"
     AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
         "$BENCH" compare "$@" --ca-bundle "$CERTS/ca.pem" \
         --endpoint "https://localhost:$EDGE_PORT" --name edge --pid "$edge_pid" \
-        --cpu-pid "$edge_pid" --cpu-pid "$dev_pid" \
+        "${cpu_pids[@]}" \
         --bucket cairn-bench-edge \
         --notes "$NOTES; through cairn edge (TLS, SigV4, WASM routing, hot-object cache, mutual TLS to the gateway)" \
         --peer-endpoint "https://localhost:19900" --peer-name direct \

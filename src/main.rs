@@ -3,6 +3,7 @@
 mod admin;
 mod ca;
 mod cluster;
+mod malloc;
 mod regions;
 mod replication;
 mod users;
@@ -1102,6 +1103,7 @@ fn serve_worker_admin(address: SocketAddr, pages: admin::Pages) -> anyhow::Resul
 const DEV_PARTITIONS: u32 = 4;
 
 fn main() -> anyhow::Result<()> {
+    malloc::configure();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")

@@ -1,5 +1,6 @@
 //! `cairn-bench sse`: the CPU cost of SSE on one core, in process: the chunked AES-256-GCM
-//! encryptor and the decryptor over a 16 MiB body fed in 64 KiB request chunks, next to what the
+//! encryptor and the decryptor over a 16 MiB body fed in 64 KiB request chunks (and the decryptor
+//! in place over 1 MiB buffers, as the gateway's GET path feeds it decoded stripes), next to what the
 //! PUT path already spends per byte in the same run (MD5 for the ETag, CRC32C of the pieces) and
 //! a memcpy. The end-to-end cost through `cairn dev` is `scripts/bench-sse.sh`; this one isolates
 //! the cipher from a shared machine's noise. Medians of `--runs` runs, JSON on stdout.
@@ -31,6 +32,24 @@ fn rate_gigabytes_per_second(bytes: usize, runs: usize, mut work: impl FnMut()) 
     median(&mut rates)
 }
 
+/// Like [`rate_gigabytes_per_second`], with an untimed `setup` before each run.
+fn rate_with_setup<T>(
+    bytes: usize,
+    runs: usize,
+    mut setup: impl FnMut() -> T,
+    mut work: impl FnMut(T),
+) -> f64 {
+    let mut rates: Vec<f64> = (0..runs)
+        .map(|_| {
+            let input = setup();
+            let start = Instant::now();
+            work(input);
+            bytes as f64 / start.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    median(&mut rates)
+}
+
 pub fn run(args: SseArgs) -> anyhow::Result<()> {
     use md5::Digest;
     const REQUEST_CHUNK_BYTES: usize = 64 * 1024;
@@ -58,6 +77,31 @@ pub fn run(args: SseArgs) -> anyhow::Result<()> {
         decryptor.finish().expect("finish");
     });
     anyhow::ensure!(plain == body, "decrypted body differs");
+    const STRIPE_BYTES: usize = 1 << 20;
+    let mut opened = Vec::new();
+    let decrypt_in_place = rate_with_setup(
+        size,
+        args.runs,
+        || {
+            stored
+                .chunks(STRIPE_BYTES)
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        },
+        |buffers| {
+            opened.clear();
+            let (mut decryptor, _) =
+                cairn_sse::ChunkDecryptor::new(&key, 1, size as u64, 0..size as u64);
+            for mut buffer in buffers {
+                if let Some(head) = decryptor.push_in_place(&mut buffer).expect("push") {
+                    opened.push(head);
+                }
+                opened.push(buffer);
+            }
+            decryptor.finish().expect("finish");
+        },
+    );
+    anyhow::ensure!(opened.concat() == body, "decrypted body differs (in place)");
     let md5 = rate_gigabytes_per_second(size, args.runs, || {
         let mut hasher = md5::Md5::new();
         for chunk in body.chunks(REQUEST_CHUNK_BYTES) {
@@ -81,6 +125,7 @@ pub fn run(args: SseArgs) -> anyhow::Result<()> {
         "gigabytes_per_second_median": {
             "encrypt_aes256_gcm_chunked": encrypt,
             "decrypt_aes256_gcm_chunked": decrypt,
+            "decrypt_in_place_aes256_gcm_1MiB_buffers": decrypt_in_place,
             "md5_etag": md5,
             "crc32c": crc,
             "memcpy": memcpy,

@@ -1242,13 +1242,22 @@ impl PartSink<'_> {
         let (sender, bytes) = match self {
             PartSink::Plain(sender) => (sender, bytes),
             PartSink::Decrypt { sender, decryptor } => {
-                let mut plaintext = Vec::with_capacity(bytes.len());
-                decryptor.push(&bytes, &mut plaintext).map_err(|error| {
+                // Opened where the decoder put them: no second buffer, no copy.
+                let mut plaintext = bytes;
+                let head = decryptor.push_in_place(&mut plaintext).map_err(|error| {
                     // A chunk that does not open is corrupt data that passed the pieces' CRCs,
                     // or pieces from elsewhere: never plaintext for the client.
                     tracing::warn!(%error, "encrypted chunk did not open");
                     S3Error::InternalError
                 })?;
+                if let Some(head) = head.filter(|head| !head.is_empty())
+                    && sender
+                        .send(Ok(Frame::data(Bytes::from(head))))
+                        .await
+                        .is_err()
+                {
+                    return Ok(false);
+                }
                 if plaintext.is_empty() {
                     return Ok(true);
                 }

@@ -231,42 +231,88 @@ impl ChunkDecryptor {
     }
 
     fn open(&mut self, stored_chunk: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
-        let nonce = Nonce::try_assume_unique_for_key(&stored_chunk[..NONCE_LEN])
+        let start = out.len();
+        out.extend_from_slice(stored_chunk);
+        let kept = self.open_at(out, start, start)?;
+        out.truncate(start + kept);
+        Ok(())
+    }
+
+    /// Opens the chunk that ends where `buffer` ends and starts at `read`, writing its plaintext
+    /// (within the range) to `buffer[write..]`, `write <= read`; returns the plaintext length.
+    /// ring decrypts while it moves the bytes down, so the move costs no extra pass.
+    fn open_at(&mut self, buffer: &mut [u8], read: usize, write: usize) -> Result<usize, SseError> {
+        let nonce = Nonce::try_assume_unique_for_key(&buffer[read..read + NONCE_LEN])
             .map_err(|_| SseError::Authentication)?;
         let last = self.chunk_index + 1 == self.chunks;
-        let start = out.len();
-        out.extend_from_slice(&stored_chunk[NONCE_LEN..]);
         let plaintext_bytes = self
             .key
-            .open_in_place(
+            .open_within(
                 nonce,
                 Aad::from(associated_data(self.part_number, self.chunk_index, last)),
-                &mut out[start..],
+                &mut buffer[write..],
+                read + NONCE_LEN - write..,
             )
             .map_err(|_| SseError::Authentication)?
             .len();
-        out.truncate(start + plaintext_bytes);
-        let skip = std::mem::take(&mut self.skip_bytes);
+        let skip = std::mem::take(&mut self.skip_bytes).min(plaintext_bytes);
         if skip > 0 {
-            out.drain(start..start + skip);
+            buffer.copy_within(write + skip..write + plaintext_bytes, write);
         }
-        let produced = (out.len() - start) as u64;
-        let kept = produced.min(self.remaining_bytes);
-        out.truncate(start + kept as usize);
+        let kept = ((plaintext_bytes - skip) as u64).min(self.remaining_bytes);
         self.remaining_bytes -= kept;
         self.chunk_index += 1;
+        Ok(kept as usize)
+    }
+
+    fn check_more_expected(&self, stored_bytes: usize) -> Result<(), SseError> {
+        if self.chunk_index >= self.end_chunk {
+            return Err(SseError::LengthMismatch {
+                expected_bytes: 0,
+                actual_bytes: stored_bytes as u64,
+            });
+        }
         Ok(())
+    }
+
+    /// Like [`Self::push`], but without a second buffer: the chunks that lie wholly in `stored`
+    /// are opened where they are, and `stored` is left holding their plaintext (within the
+    /// range). A chunk begun by an earlier call's tail and completed here is returned apart,
+    /// to be sent before `stored`; a tail that begins a chunk is kept for the next call.
+    pub fn push_in_place(&mut self, stored: &mut Vec<u8>) -> Result<Option<Vec<u8>>, SseError> {
+        let mut read = 0;
+        let mut head = None;
+        if !self.pending.is_empty() && !stored.is_empty() {
+            self.check_more_expected(stored.len())?;
+            let wanted = self.stored_chunk_bytes();
+            read = (wanted - self.pending.len()).min(stored.len());
+            self.pending.extend_from_slice(&stored[..read]);
+            if self.pending.len() == wanted {
+                let mut chunk = std::mem::take(&mut self.pending);
+                let kept = self.open_at(&mut chunk, 0, 0)?;
+                chunk.truncate(kept);
+                head = Some(chunk);
+            }
+        }
+        let mut write = 0;
+        while read < stored.len() {
+            self.check_more_expected(stored.len() - read)?;
+            let wanted = self.stored_chunk_bytes();
+            if stored.len() - read < wanted {
+                self.pending.extend_from_slice(&stored[read..]);
+                break;
+            }
+            write += self.open_at(&mut stored[..read + wanted], read, write)?;
+            read += wanted;
+        }
+        stored.truncate(write);
+        Ok(head)
     }
 
     /// Opens the chunks `stored` completes, appending their plaintext (within the range) to `out`.
     pub fn push(&mut self, mut stored: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
         while !stored.is_empty() {
-            if self.chunk_index >= self.end_chunk {
-                return Err(SseError::LengthMismatch {
-                    expected_bytes: 0,
-                    actual_bytes: stored.len() as u64,
-                });
-            }
+            self.check_more_expected(stored.len())?;
             let wanted = self.stored_chunk_bytes();
             if self.pending.is_empty() && stored.len() >= wanted {
                 let (chunk, rest) = stored.split_at(wanted);
@@ -331,6 +377,29 @@ mod tests {
         Ok(out)
     }
 
+    /// The same through [`ChunkDecryptor::push_in_place`]: `stored` arrives in `piece`-byte
+    /// buffers, and each buffer's returned head and remaining plaintext are appended in order.
+    fn decrypt_in_place(
+        key: &DataKey,
+        part: u32,
+        stored: &[u8],
+        plaintext_length: u64,
+        range: std::ops::Range<u64>,
+        piece: usize,
+    ) -> Result<Vec<u8>, SseError> {
+        let (mut decryptor, stored_range) = ChunkDecryptor::new(key, part, plaintext_length, range);
+        let mut out = Vec::new();
+        for slice in stored[stored_range.start as usize..stored_range.end as usize].chunks(piece) {
+            let mut buffer = slice.to_vec();
+            if let Some(head) = decryptor.push_in_place(&mut buffer)? {
+                out.extend_from_slice(&head);
+            }
+            out.extend_from_slice(&buffer);
+        }
+        decryptor.finish()?;
+        Ok(out)
+    }
+
     fn sample(length: usize) -> Vec<u8> {
         (0..length).map(|index| (index * 31 % 251) as u8).collect()
     }
@@ -384,8 +453,14 @@ mod tests {
             length - 1..length,
             5..5,
         ] {
+            let expected = &plaintext[range.start as usize..range.end as usize];
             let out = decrypt(&key, 2, &stored, length, range.clone(), 7000).unwrap();
-            assert_eq!(out, &plaintext[range.start as usize..range.end as usize]);
+            assert_eq!(out, expected);
+            // In place, with buffers smaller than, near and larger than a stored chunk.
+            for piece in [7000, 65563, 65564, 65565, 200_000] {
+                let out = decrypt_in_place(&key, 2, &stored, length, range.clone(), piece);
+                assert_eq!(out.unwrap(), expected, "{range:?} in {piece}-byte buffers");
+            }
         }
     }
 
@@ -402,6 +477,12 @@ mod tests {
             decrypt(&key, 1, &flipped, length, 0..length, 4096),
             Err(SseError::Authentication)
         );
+        for piece in [4096, 70_000, 1 << 20] {
+            assert_eq!(
+                decrypt_in_place(&key, 1, &flipped, length, 0..length, piece),
+                Err(SseError::Authentication)
+            );
+        }
         // Chunks swapped.
         let chunk = STORED_CHUNK_BYTES as usize;
         let mut swapped = stored.clone();
@@ -428,6 +509,25 @@ mod tests {
             decrypt(&key, 1, cut, 2 * 65536, 0..2 * 65536, 4096),
             Err(SseError::Authentication)
         );
+        assert_eq!(
+            decrypt_in_place(&key, 1, cut, 2 * 65536, 0..2 * 65536, 1 << 20),
+            Err(SseError::Authentication)
+        );
+        // More stored bytes than the range covers; fewer.
+        let (mut decryptor, _) = ChunkDecryptor::new(&key, 1, length, 0..65536);
+        let mut buffer = stored.clone();
+        assert!(matches!(
+            decryptor.push_in_place(&mut buffer),
+            Err(SseError::LengthMismatch { .. })
+        ));
+        let (mut decryptor, _) = ChunkDecryptor::new(&key, 1, length, 0..length);
+        let mut buffer = stored[..chunk + 5].to_vec();
+        decryptor.push_in_place(&mut buffer).unwrap();
+        assert_eq!(buffer, &plaintext[..65536]);
+        assert!(matches!(
+            decryptor.finish(),
+            Err(SseError::LengthMismatch { .. })
+        ));
     }
 
     #[test]
@@ -472,6 +572,9 @@ mod tests {
             let start = (length as f64 * start_fraction) as u64;
             let end = start + ((length as u64 - start) as f64 * end_fraction) as u64;
             let out = decrypt(&key, 9, &stored, length as u64, start..end, push_size).unwrap();
+            prop_assert_eq!(&out[..], &plaintext[start as usize..end as usize]);
+            let out =
+                decrypt_in_place(&key, 9, &stored, length as u64, start..end, push_size).unwrap();
             prop_assert_eq!(&out[..], &plaintext[start as usize..end as usize]);
         }
     }
