@@ -14,7 +14,9 @@
 //! supplied, so corrupt bytes are never returned; when fewer than k verified pieces can be had the
 //! decoder fails with [`EcError::TooManyErasures`] instead of guessing; the codec must be the one
 //! that wrote the object (checked against the layout's scheme). Piece buffers come from (and go
-//! back to) a pool, so a steady-state read does not allocate per stripe.
+//! back to) a pool, so a steady-state read does not allocate per stripe; a caller whose I/O
+//! already hands it each piece in a buffer of its own gives that buffer over instead
+//! ([`StripeDecoder::push_piece_vec`]), and no copy is made.
 
 use crate::buffer::{BufferPool, PooledBuf};
 use crate::codec::{EcError, ErasureCodec};
@@ -56,6 +58,33 @@ enum StripeState {
     Produced,
 }
 
+/// A verified piece (or, after a decode, a scratch or rebuilt one): a pool buffer, or a buffer the
+/// caller gave over.
+enum Piece {
+    Pooled(PooledBuf),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Piece {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Piece::Pooled(buffer) => buffer,
+            Piece::Owned(buffer) => buffer,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Piece {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Piece::Pooled(buffer) => buffer,
+            Piece::Owned(buffer) => buffer,
+        }
+    }
+}
+
 pub struct StripeDecoder {
     codec: Box<dyn ErasureCodec>,
     layout: ObjectLayout,
@@ -64,7 +93,7 @@ pub struct StripeDecoder {
     current: Option<StripeSpan>,
     state: StripeState,
     /// k + m slots; `Some` for verified pieces (and, after a decode, scratch and rebuilt pieces).
-    pieces: Vec<Option<PooledBuf>>,
+    pieces: Vec<Option<Piece>>,
     valid: ShardSet,
     unavailable: ShardSet,
     requested: ShardSet,
@@ -77,7 +106,7 @@ pub struct StripeOutput<'a> {
     pub span: StripeSpan,
     /// Whether this stripe needed reconstruction.
     pub reconstructed: bool,
-    pieces: &'a [Option<PooledBuf>],
+    pieces: &'a [Option<Piece>],
 }
 
 impl<'a> StripeOutput<'a> {
@@ -217,20 +246,18 @@ impl StripeDecoder {
         piece: PooledBuf,
         expected_crc32c: u32,
     ) -> Result<PieceVerdict, EcError> {
-        let index = self.check_shard(shard)?;
-        if self.state == StripeState::Produced || self.valid.contains(index) {
-            return Ok(PieceVerdict::Unneeded);
-        }
-        if piece.len() != self.layout.piece_size_bytes()
-            || crc32c::crc32c(&piece) != expected_crc32c
-        {
-            self.unavailable.insert(index);
-            return Ok(PieceVerdict::Corrupt);
-        }
-        self.pieces[index] = Some(piece);
-        self.valid.insert(index);
-        self.unavailable.remove(index);
-        Ok(PieceVerdict::Accepted)
+        self.push(shard, Piece::Pooled(piece), expected_crc32c)
+    }
+
+    /// Like [`StripeDecoder::push_piece`] for a piece read into a buffer of its own: the
+    /// decoder keeps that buffer (no copy) and drops it with the stripe.
+    pub fn push_piece_vec(
+        &mut self,
+        shard: ShardIndex,
+        piece: Vec<u8>,
+        expected_crc32c: u32,
+    ) -> Result<PieceVerdict, EcError> {
+        self.push(shard, Piece::Owned(piece), expected_crc32c)
     }
 
     /// Like [`StripeDecoder::push_piece`] for bytes not read into a pool buffer (one copy).
@@ -251,6 +278,28 @@ impl StripeDecoder {
         let mut buffer = self.pool.take();
         buffer.copy_from_slice(piece);
         self.push_piece(shard, buffer, expected_crc32c)
+    }
+
+    fn push(
+        &mut self,
+        shard: ShardIndex,
+        piece: Piece,
+        expected_crc32c: u32,
+    ) -> Result<PieceVerdict, EcError> {
+        let index = self.check_shard(shard)?;
+        if self.state == StripeState::Produced || self.valid.contains(index) {
+            return Ok(PieceVerdict::Unneeded);
+        }
+        if piece.len() != self.layout.piece_size_bytes()
+            || crc32c::crc32c(&piece) != expected_crc32c
+        {
+            self.unavailable.insert(index);
+            return Ok(PieceVerdict::Corrupt);
+        }
+        self.pieces[index] = Some(piece);
+        self.valid.insert(index);
+        self.unavailable.remove(index);
+        Ok(PieceVerdict::Accepted)
     }
 
     /// Reports that a shard's piece of the current stripe is missing or late. The next
@@ -280,7 +329,7 @@ impl StripeDecoder {
         let reconstructed = !rebuild.is_empty();
         if reconstructed {
             for slot in self.pieces.iter_mut().filter(|slot| slot.is_none()) {
-                *slot = Some(self.pool.take());
+                *slot = Some(Piece::Pooled(self.pool.take()));
             }
             let mut shards: SmallVec<[&mut [u8]; 32]> = self
                 .pieces

@@ -131,10 +131,15 @@ fn decode_object(
                     let (bytes, crc) = &stored[stripe_index as usize][shard];
                     let index = ShardIndex(shard as u8);
                     match fault(stripe_index, shard) {
-                        None => {
+                        // Pool buffers and buffers given over take turns.
+                        None if (stripe_index as usize + shard) % 2 == 0 => {
                             let mut buffer = decoder.pool().take();
                             buffer.copy_from_slice(bytes);
                             let verdict = decoder.push_piece(index, buffer, *crc)?;
+                            assert_eq!(verdict, PieceVerdict::Accepted);
+                        }
+                        None => {
+                            let verdict = decoder.push_piece_vec(index, bytes.clone(), *crc)?;
                             assert_eq!(verdict, PieceVerdict::Accepted);
                         }
                         Some(Fault::Missing) => decoder.mark_unavailable(index)?,
@@ -146,7 +151,11 @@ fn decode_object(
                             let mut corrupted = bytes.clone();
                             let position = (stripe_index as usize * 31 + shard) % corrupted.len();
                             corrupted[position] ^= 0x40;
-                            let verdict = decoder.push_piece_bytes(index, &corrupted, *crc)?;
+                            let verdict = if shard % 2 == 0 {
+                                decoder.push_piece_bytes(index, &corrupted, *crc)?
+                            } else {
+                                decoder.push_piece_vec(index, corrupted, *crc)?
+                            };
                             assert_eq!(verdict, PieceVerdict::Corrupt);
                             report.corrupt_reports += 1;
                         }

@@ -1350,7 +1350,7 @@ async fn decode_part(
                     match fetched {
                         Some((bytes, crc32c)) => {
                             let verdict = decoder
-                                .push_piece_bytes(index, &bytes, crc32c)
+                                .push_piece_vec(index, bytes, crc32c)
                                 .map_err(|error| ec_error_to_s3(&error))?;
                             if verdict == PieceVerdict::Corrupt {
                                 stripe_degraded = true;
