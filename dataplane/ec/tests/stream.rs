@@ -132,7 +132,7 @@ fn decode_object(
                     let index = ShardIndex(shard as u8);
                     match fault(stripe_index, shard) {
                         // Pool buffers and buffers given over take turns.
-                        None if (stripe_index as usize + shard) % 2 == 0 => {
+                        None if (stripe_index as usize + shard).is_multiple_of(2) => {
                             let mut buffer = decoder.pool().take();
                             buffer.copy_from_slice(bytes);
                             let verdict = decoder.push_piece(index, buffer, *crc)?;
@@ -151,7 +151,7 @@ fn decode_object(
                             let mut corrupted = bytes.clone();
                             let position = (stripe_index as usize * 31 + shard) % corrupted.len();
                             corrupted[position] ^= 0x40;
-                            let verdict = if shard % 2 == 0 {
+                            let verdict = if shard.is_multiple_of(2) {
                                 decoder.push_piece_bytes(index, &corrupted, *crc)?
                             } else {
                                 decoder.push_piece_vec(index, corrupted, *crc)?
