@@ -38,6 +38,7 @@ trap stop_dev EXIT
 
 run() {
     local binary=$1 label=$2
+    shift 2
     rm -rf "$WORK/run"
     mkdir -p "$WORK/run"
     # shellcheck disable=SC2086 # the flags are words
