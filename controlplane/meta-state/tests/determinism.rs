@@ -1,4 +1,6 @@
 //! Random command sequences: replicas agree, snapshots resume exactly, refusals change nothing.
+//! The sequences include cross-region replication: commits, deletes and completions queued for
+//! replication, replicated attribute changes, and the replicator's resolutions.
 
 mod common;
 
@@ -19,6 +21,7 @@ enum Operation {
     Commit {
         pick: usize,
         shards: usize,
+        replicate: bool,
     },
     Abort {
         pick: usize,
@@ -27,6 +30,7 @@ enum Operation {
         key: usize,
         selector: usize,
         versioning: usize,
+        replicate: bool,
     },
     CreateUpload {
         key: usize,
@@ -39,6 +43,7 @@ enum Operation {
     Complete {
         pick: usize,
         versioning: usize,
+        replicate: bool,
     },
     AbortUpload {
         pick: usize,
@@ -51,6 +56,18 @@ enum Operation {
     },
     Seal {
         unseal: bool,
+    },
+    /// A replicated attribute (tags) set or removed on some version, queued for replication.
+    ChangeAttribute {
+        pick: usize,
+        remove: bool,
+    },
+    /// The replicator resolves the oldest `count` queue entries (or, with `stale`, sequence
+    /// numbers that are not queued).
+    Resolve {
+        count: usize,
+        failed: bool,
+        stale: bool,
     },
 }
 
@@ -71,15 +88,22 @@ fn operation() -> impl Strategy<Value = Operation> {
                 versioning
             }
         ),
-        (any::<usize>(), 3usize..7).prop_map(|(pick, shards)| Operation::Commit { pick, shards }),
+        (any::<usize>(), 3usize..7, any::<bool>()).prop_map(|(pick, shards, replicate)| {
+            Operation::Commit {
+                pick,
+                shards,
+                replicate,
+            }
+        }),
         any::<usize>().prop_map(|pick| Operation::Abort { pick }),
-        (0..KEYS.len(), 0usize..4, 0usize..3).prop_map(|(key, selector, versioning)| {
-            Operation::Delete {
+        (0..KEYS.len(), 0usize..4, 0usize..3, any::<bool>()).prop_map(
+            |(key, selector, versioning, replicate)| Operation::Delete {
                 key,
                 selector,
                 versioning,
+                replicate,
             }
-        }),
+        ),
         (0..KEYS.len()).prop_map(|key| Operation::CreateUpload { key }),
         (any::<usize>(), 1u32..4, 1u64..3).prop_map(|(pick, part_number, size_bytes)| {
             Operation::UploadPart {
@@ -88,13 +112,57 @@ fn operation() -> impl Strategy<Value = Operation> {
                 size_bytes,
             }
         }),
-        (any::<usize>(), 0usize..3)
-            .prop_map(|(pick, versioning)| Operation::Complete { pick, versioning }),
+        (any::<usize>(), 0usize..3, any::<bool>()).prop_map(|(pick, versioning, replicate)| {
+            Operation::Complete {
+                pick,
+                versioning,
+                replicate,
+            }
+        }),
         any::<usize>().prop_map(|pick| Operation::AbortUpload { pick }),
         (0usize..3).prop_map(|count| Operation::Purge { count }),
         (1usize..3).prop_map(|versioning| Operation::Versioning { versioning }),
         any::<bool>().prop_map(|unseal| Operation::Seal { unseal }),
+        (any::<usize>(), any::<bool>())
+            .prop_map(|(pick, remove)| Operation::ChangeAttribute { pick, remove }),
+        (0usize..4, any::<bool>(), any::<bool>()).prop_map(|(count, failed, stale)| {
+            Operation::Resolve {
+                count,
+                failed,
+                stale,
+            }
+        }),
     ]
+}
+
+/// `command` queued for replication in the entry that applies it, when `replicate` is set.
+fn replicated(command: Command, replicate: bool) -> Command {
+    if !replicate {
+        return command;
+    }
+    Command::QueueReplication {
+        now_ms: None,
+        command: Box::new(command),
+    }
+}
+
+/// Every committed version and delete marker of the bucket (any key).
+fn versions(state: &StateMachine) -> Vec<(String, VersionId)> {
+    match state.query(&Query::ListVersions(ListVersionsRequest {
+        bucket: BUCKET.to_owned(),
+        prefix: String::new(),
+        delimiter: String::new(),
+        key_marker: None,
+        version_id_marker: None,
+        max_keys: u32::MAX,
+    })) {
+        Ok(Response::VersionList(page)) => page
+            .versions
+            .into_iter()
+            .map(|version| (version.key, version.version_id))
+            .collect(),
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 fn preparing(state: &StateMachine) -> Vec<ObjectRecord> {
@@ -132,7 +200,11 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
             *size_bytes,
             VERSIONING[*versioning],
         ),
-        Operation::Commit { pick, shards } => {
+        Operation::Commit {
+            pick,
+            shards,
+            replicate,
+        } => {
             let pending = preparing(state);
             let (key, version_id, token, size_bytes) =
                 match pending.get(pick % pending.len().max(1)) {
@@ -155,7 +227,7 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
             {
                 *block = self::block(block.length_bytes, 0..*shards as u16);
             }
-            command
+            replicated(command, *replicate)
         }
         Operation::Abort { pick } => {
             let pending = preparing(state);
@@ -174,13 +246,17 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
             key,
             selector,
             versioning,
+            replicate,
         } => {
             let selector = match selector {
                 0 | 1 => VersionSelector::Current,
                 2 => VersionSelector::Null,
                 _ => VersionSelector::Id(VersionId(now_ms % 40)),
             };
-            delete(KEYS[*key], selector, VERSIONING[*versioning])
+            replicated(
+                delete(KEYS[*key], selector, VERSIONING[*versioning]),
+                *replicate,
+            )
         }
         Operation::CreateUpload { key } => Command::CreateMultipartUpload(CreateMultipartUpload {
             bucket: BUCKET.to_owned(),
@@ -217,7 +293,11 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
                 now_ms,
             })
         }
-        Operation::Complete { pick, versioning } => {
+        Operation::Complete {
+            pick,
+            versioning,
+            replicate,
+        } => {
             let open = uploads(state);
             let (key, upload_id) = match open.get(pick % open.len().max(1)) {
                 Some(upload) => (upload.key.clone(), upload.upload_id),
@@ -225,7 +305,7 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
             };
             // Parts are tiny, so only a single-part completion can succeed; both kinds are tried.
             let parts = if pick % 2 == 0 { vec![1] } else { vec![1, 2] };
-            Command::CompleteMultipartUpload(CompleteMultipartUpload {
+            let command = Command::CompleteMultipartUpload(CompleteMultipartUpload {
                 bucket: BUCKET.to_owned(),
                 key,
                 upload_id,
@@ -239,7 +319,8 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
                 checksums: checksums("multi-1"),
                 versioning: VERSIONING[*versioning],
                 now_ms,
-            })
+            });
+            replicated(command, *replicate)
         }
         Operation::AbortUpload { pick } => {
             let open = uploads(state);
@@ -276,6 +357,56 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
             bucket: BUCKET.to_owned(),
             versioning: VERSIONING[*versioning],
         },
+        Operation::ChangeAttribute { pick, remove } => {
+            let versions = versions(state);
+            let (key, version_id) = versions
+                .get(pick % versions.len().max(1))
+                .cloned()
+                .unwrap_or_else(|| ("a".to_owned(), VersionId(*pick as u64 % 50)));
+            Command::QueueReplication {
+                now_ms: Some(now_ms),
+                command: Box::new(Command::PutObjectAttribute {
+                    bucket: BUCKET.to_owned(),
+                    key,
+                    version: VersionSelector::Id(version_id),
+                    name: "tagging".to_owned(),
+                    value: (!remove).then(|| format!("t={now_ms}").into_bytes()),
+                }),
+            }
+        }
+        Operation::Resolve {
+            count,
+            failed,
+            stale,
+        } => {
+            let queued = match state.query(&Query::ListReplicationQueue {
+                after_seq: None,
+                limit: *count as u32,
+            }) {
+                Ok(Response::ReplicationQueue(entries)) => entries,
+                other => panic!("unexpected {other:?}"),
+            };
+            let outcome = if *failed {
+                ReplicationOutcome::Failed
+            } else {
+                ReplicationOutcome::Completed
+            };
+            let resolutions = if *stale {
+                vec![ReplicationResolution {
+                    seq: now_ms,
+                    outcome,
+                }]
+            } else {
+                queued
+                    .iter()
+                    .map(|entry| ReplicationResolution {
+                        seq: entry.seq,
+                        outcome,
+                    })
+                    .collect()
+            };
+            Command::ResolveReplication { resolutions }
+        }
     }
 }
 
