@@ -150,11 +150,8 @@ fn replicated(command: Command, replicate: bool) -> Command {
 fn versions(state: &StateMachine) -> Vec<(String, VersionId)> {
     match state.query(&Query::ListVersions(ListVersionsRequest {
         bucket: BUCKET.to_owned(),
-        prefix: String::new(),
-        delimiter: String::new(),
-        key_marker: None,
-        version_id_marker: None,
         max_keys: u32::MAX,
+        ..Default::default()
     })) {
         Ok(Response::VersionList(page)) => page
             .versions

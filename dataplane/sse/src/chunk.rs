@@ -360,26 +360,19 @@ mod tests {
         out
     }
 
-    fn decrypt(
-        key: &DataKey,
-        part: u32,
-        stored: &[u8],
-        plaintext_length: u64,
-        range: std::ops::Range<u64>,
-        piece: usize,
-    ) -> Result<Vec<u8>, SseError> {
-        let (mut decryptor, stored_range) = ChunkDecryptor::new(key, part, plaintext_length, range);
-        let mut out = Vec::new();
-        for slice in stored[stored_range.start as usize..stored_range.end as usize].chunks(piece) {
-            decryptor.push(slice, &mut out)?;
-        }
-        decryptor.finish()?;
-        Ok(out)
+    /// How a test feeds the decryptor.
+    #[derive(Clone, Copy)]
+    enum Feed {
+        /// [`ChunkDecryptor::push`] into one output buffer.
+        Copying,
+        /// [`ChunkDecryptor::push_in_place`]: each buffer's returned head, then what is left in
+        /// the buffer, appended in order.
+        InPlace,
     }
 
-    /// The same through [`ChunkDecryptor::push_in_place`]: `stored` arrives in `piece`-byte
-    /// buffers, and each buffer's returned head and remaining plaintext are appended in order.
-    fn decrypt_in_place(
+    /// Decrypts plaintext `range` from `stored`, fed in `piece`-byte slices.
+    fn decrypt(
+        feed: Feed,
         key: &DataKey,
         part: u32,
         stored: &[u8],
@@ -390,11 +383,16 @@ mod tests {
         let (mut decryptor, stored_range) = ChunkDecryptor::new(key, part, plaintext_length, range);
         let mut out = Vec::new();
         for slice in stored[stored_range.start as usize..stored_range.end as usize].chunks(piece) {
-            let mut buffer = slice.to_vec();
-            if let Some(head) = decryptor.push_in_place(&mut buffer)? {
-                out.extend_from_slice(&head);
+            match feed {
+                Feed::Copying => decryptor.push(slice, &mut out)?,
+                Feed::InPlace => {
+                    let mut buffer = slice.to_vec();
+                    if let Some(head) = decryptor.push_in_place(&mut buffer)? {
+                        out.extend_from_slice(&head);
+                    }
+                    out.extend_from_slice(&buffer);
+                }
             }
-            out.extend_from_slice(&buffer);
         }
         decryptor.finish()?;
         Ok(out)
@@ -454,11 +452,20 @@ mod tests {
             5..5,
         ] {
             let expected = &plaintext[range.start as usize..range.end as usize];
-            let out = decrypt(&key, 2, &stored, length, range.clone(), 7000).unwrap();
+            let out =
+                decrypt(Feed::Copying, &key, 2, &stored, length, range.clone(), 7000).unwrap();
             assert_eq!(out, expected);
             // In place, with buffers smaller than, near and larger than a stored chunk.
             for piece in [7000, 65563, 65564, 65565, 200_000] {
-                let out = decrypt_in_place(&key, 2, &stored, length, range.clone(), piece);
+                let out = decrypt(
+                    Feed::InPlace,
+                    &key,
+                    2,
+                    &stored,
+                    length,
+                    range.clone(),
+                    piece,
+                );
                 assert_eq!(out.unwrap(), expected, "{range:?} in {piece}-byte buffers");
             }
         }
@@ -474,12 +481,12 @@ mod tests {
         let mut flipped = stored.clone();
         flipped[70_000] ^= 1;
         assert_eq!(
-            decrypt(&key, 1, &flipped, length, 0..length, 4096),
+            decrypt(Feed::Copying, &key, 1, &flipped, length, 0..length, 4096),
             Err(SseError::Authentication)
         );
         for piece in [4096, 70_000, 1 << 20] {
             assert_eq!(
-                decrypt_in_place(&key, 1, &flipped, length, 0..length, piece),
+                decrypt(Feed::InPlace, &key, 1, &flipped, length, 0..length, piece),
                 Err(SseError::Authentication)
             );
         }
@@ -489,28 +496,36 @@ mod tests {
         swapped[..chunk].copy_from_slice(&stored[chunk..2 * chunk]);
         swapped[chunk..2 * chunk].copy_from_slice(&stored[..chunk]);
         assert_eq!(
-            decrypt(&key, 1, &swapped, length, 0..length, 4096),
+            decrypt(Feed::Copying, &key, 1, &swapped, length, 0..length, 4096),
             Err(SseError::Authentication)
         );
         // Another part number, another key.
         assert_eq!(
-            decrypt(&key, 2, &stored, length, 0..length, 4096),
+            decrypt(Feed::Copying, &key, 2, &stored, length, 0..length, 4096),
             Err(SseError::Authentication)
         );
         let other = DataKey::generate().unwrap();
         assert_eq!(
-            decrypt(&other, 1, &stored, length, 0..length, 4096),
+            decrypt(Feed::Copying, &other, 1, &stored, length, 0..length, 4096),
             Err(SseError::Authentication)
         );
         // Cut after the first two chunks (which then claims the part is 128 KiB): the second
         // chunk was not the last one.
         let cut = &stored[..2 * chunk];
         assert_eq!(
-            decrypt(&key, 1, cut, 2 * 65536, 0..2 * 65536, 4096),
+            decrypt(Feed::Copying, &key, 1, cut, 2 * 65536, 0..2 * 65536, 4096),
             Err(SseError::Authentication)
         );
         assert_eq!(
-            decrypt_in_place(&key, 1, cut, 2 * 65536, 0..2 * 65536, 1 << 20),
+            decrypt(
+                Feed::InPlace,
+                &key,
+                1,
+                cut,
+                2 * 65536,
+                0..2 * 65536,
+                1 << 20
+            ),
             Err(SseError::Authentication)
         );
         // More stored bytes than the range covers; fewer.
@@ -571,10 +586,10 @@ mod tests {
             prop_assert_eq!(stored.len() as u64, stored_length_bytes(length as u64));
             let start = (length as f64 * start_fraction) as u64;
             let end = start + ((length as u64 - start) as f64 * end_fraction) as u64;
-            let out = decrypt(&key, 9, &stored, length as u64, start..end, push_size).unwrap();
+            let out = decrypt(Feed::Copying, &key, 9, &stored, length as u64, start..end, push_size).unwrap();
             prop_assert_eq!(&out[..], &plaintext[start as usize..end as usize]);
             let out =
-                decrypt_in_place(&key, 9, &stored, length as u64, start..end, push_size).unwrap();
+                decrypt(Feed::InPlace, &key, 9, &stored, length as u64, start..end, push_size).unwrap();
             prop_assert_eq!(&out[..], &plaintext[start as usize..end as usize]);
         }
     }
