@@ -277,6 +277,14 @@ struct Credentials {
     read_at: Instant,
 }
 
+/// Whether a failed attempt of one entry is logged at WARN: the 1st, 2nd, 4th, 8th, … (the rest
+/// at DEBUG). With the default backoff (capped at 30 s) an entry that keeps failing (a
+/// destination that refuses the certificate, a region that is down) logs at WARN about twelve
+/// times in its first day, not every 30 s.
+fn retry_is_logged_loudly(attempts: u32) -> bool {
+    attempts.is_power_of_two()
+}
+
 struct Backoff {
     attempts: u32,
     next_attempt: Instant,
@@ -437,15 +445,24 @@ impl<M: MetaAccess> Replicator<M> {
                                 .saturating_mul(1u32 << backoff.attempts.min(16).saturating_sub(1))
                                 .min(self.config.max_backoff);
                             backoff.next_attempt = Instant::now() + delay;
-                            tracing::warn!(
-                                bucket = entry.bucket,
-                                key = entry.key,
-                                version_id = entry.version_id.0,
-                                attempts = backoff.attempts,
-                                retry_in_ms = delay.as_millis() as u64,
-                                %reason,
-                                "replication attempt failed; retrying"
-                            );
+                            macro_rules! retrying {
+                                ($level:ident) => {
+                                    tracing::$level!(
+                                        bucket = entry.bucket,
+                                        key = entry.key,
+                                        version_id = entry.version_id.0,
+                                        attempts = backoff.attempts,
+                                        retry_in_ms = delay.as_millis() as u64,
+                                        %reason,
+                                        "replication attempt failed; retrying"
+                                    )
+                                };
+                            }
+                            if retry_is_logged_loudly(backoff.attempts) {
+                                retrying!(warn);
+                            } else {
+                                retrying!(debug);
+                            }
                         }
                     }
                 }
@@ -1413,6 +1430,15 @@ pub fn spawn_replicator(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_entry_warns_at_powers_of_two_only() {
+        let loud: Vec<u32> = (1..=300).filter(|&n| retry_is_logged_loudly(n)).collect();
+        assert_eq!(loud, [1, 2, 4, 8, 16, 32, 64, 128, 256]);
+        // A day of retries every 30 s.
+        let day = 24 * 60 * 2;
+        assert_eq!((1..=day).filter(|&n| retry_is_logged_loudly(n)).count(), 12);
+    }
 
     #[test]
     fn keys_are_encoded_strictly_in_paths() {
