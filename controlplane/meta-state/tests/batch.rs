@@ -40,18 +40,10 @@ fn committed(output: &Output) -> ObjectRecord {
 }
 
 fn versions(harness: &Harness) -> Vec<(VersionId, bool)> {
-    match harness.query(Query::ListVersions(ListVersionsRequest {
-        bucket: BUCKET.to_owned(),
-        max_keys: 100,
-        ..Default::default()
-    })) {
-        Ok(Response::VersionList(page)) => page
-            .versions
-            .into_iter()
-            .map(|version| (version.version_id, version.is_latest))
-            .collect(),
-        other => panic!("unexpected {other:?}"),
-    }
+    bucket_versions(&harness.state)
+        .into_iter()
+        .map(|version| (version.version_id, version.is_latest))
+        .collect()
 }
 
 #[test]

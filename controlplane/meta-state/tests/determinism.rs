@@ -148,18 +148,10 @@ fn replicated(command: Command, replicate: bool) -> Command {
 
 /// Every committed version and delete marker of the bucket (any key).
 fn versions(state: &StateMachine) -> Vec<(String, VersionId)> {
-    match state.query(&Query::ListVersions(ListVersionsRequest {
-        bucket: BUCKET.to_owned(),
-        max_keys: u32::MAX,
-        ..Default::default()
-    })) {
-        Ok(Response::VersionList(page)) => page
-            .versions
-            .into_iter()
-            .map(|version| (version.key, version.version_id))
-            .collect(),
-        other => panic!("unexpected {other:?}"),
-    }
+    bucket_versions(state)
+        .into_iter()
+        .map(|version| (version.key, version.version_id))
+        .collect()
 }
 
 fn preparing(state: &StateMachine) -> Vec<ObjectRecord> {

@@ -100,6 +100,19 @@ impl Harness {
     }
 }
 
+/// Every version and delete marker of `BUCKET` in `state`: by key, newest first within a key
+/// (one listing page, so at most `MAX_LIST_KEYS` of them).
+pub fn bucket_versions(state: &StateMachine) -> Vec<VersionSummary> {
+    match state.query(&Query::ListVersions(ListVersionsRequest {
+        bucket: BUCKET.to_owned(),
+        max_keys: u32::MAX,
+        ..Default::default()
+    })) {
+        Ok(Response::VersionList(page)) => page.versions,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 pub fn create_bucket(bucket: &str, owner: &str) -> Command {
     Command::CreateBucket(CreateBucket {
         bucket: bucket.to_owned(),
