@@ -24,6 +24,7 @@ SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-5}
 WORK=/var/tmp/cairn-bench-binaries
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
+: >"$OUT/binaries.txt"
 BASE=19400
 DEV_PID=
 

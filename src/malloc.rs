@@ -13,9 +13,9 @@
 //! - [`MMAP_THRESHOLD_BYTES`]: blocks up to 4 MiB come from the arenas and are reused;
 //! - [`TRIM_THRESHOLD_BYTES`]: an arena keeps up to 32 MiB of free top before returning it.
 //!
-//! Measured (benches/results/README.md, "malloc settings"): GET 16 MiB c8 against `cairn dev`,
-//! server CPU per MB 2.65 → 2.36 and throughput 1.11× (median of 5 alternating rounds), peak RSS
-//! 395 → 439 MiB; PUT 16 MiB and PUT 4 KiB unchanged.
+//! Measured (benches/results/README.md, "The GET path's buffers"): GET 16 MiB c8 against
+//! `cairn dev`, server CPU per MB 2.65 → 2.36 and throughput 1.11× (median of 5 alternating
+//! rounds), peak RSS 395 → 439 MiB; PUT 16 MiB and PUT 4 KiB unchanged.
 //!
 //! An operator who sets glibc's malloc tunables (`GLIBC_TUNABLES=glibc.malloc.…`) keeps them:
 //! nothing is changed then.
@@ -26,16 +26,16 @@ pub const MMAP_THRESHOLD_BYTES: i32 = 4 << 20;
 pub const TRIM_THRESHOLD_BYTES: i32 = 32 << 20;
 
 /// Applies the settings unless the environment sets malloc tunables. Call it first in `main`,
-/// before any thread starts. Returns whether they were applied.
-pub fn configure() -> bool {
+/// before any thread starts.
+pub fn configure() {
     let operator_tuned =
         std::env::var("GLIBC_TUNABLES").is_ok_and(|tunables| tunables.contains("glibc.malloc."));
-    if operator_tuned {
-        return false;
+    if !operator_tuned {
+        apply();
     }
-    apply()
 }
 
+/// Whether glibc took both settings.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn apply() -> bool {
     // SAFETY: mallopt only changes allocator parameters; it is called before other threads run.

@@ -22,18 +22,10 @@ pub struct SseArgs {
 }
 
 fn rate_gigabytes_per_second(bytes: usize, runs: usize, mut work: impl FnMut()) -> f64 {
-    let rates: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            work();
-            bytes as f64 / start.elapsed().as_secs_f64() / 1e9
-        })
-        .collect();
-    let mut rates = rates;
-    median(&mut rates)
+    rate_with_setup(bytes, runs, || (), |()| work())
 }
 
-/// Like [`rate_gigabytes_per_second`], with an untimed `setup` before each run.
+/// The median rate of `runs` runs of `work` over `bytes`, each after an untimed `setup`.
 fn rate_with_setup<T>(
     bytes: usize,
     runs: usize,

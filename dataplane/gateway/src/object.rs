@@ -1239,10 +1239,11 @@ impl PartSink<'_> {
     /// Sends decoded bytes on; `Ok(false)` when the client went away.
     async fn send(&mut self, bytes: Vec<u8>) -> Result<bool, S3Error> {
         use futures::SinkExt;
-        let (sender, bytes) = match self {
-            PartSink::Plain(sender) => (sender, bytes),
+        let (sender, frames) = match self {
+            PartSink::Plain(sender) => (sender, [Some(bytes), None]),
             PartSink::Decrypt { sender, decryptor } => {
-                // Opened where the decoder put them: no second buffer, no copy.
+                // Opened where the decoder put them: no second buffer, no copy. A chunk begun in
+                // the previous stripe comes back apart and goes first.
                 let mut plaintext = bytes;
                 let head = decryptor.push_in_place(&mut plaintext).map_err(|error| {
                     // A chunk that does not open is corrupt data that passed the pieces' CRCs,
@@ -1250,24 +1251,23 @@ impl PartSink<'_> {
                     tracing::warn!(%error, "encrypted chunk did not open");
                     S3Error::InternalError
                 })?;
-                if let Some(head) = head.filter(|head| !head.is_empty())
-                    && sender
-                        .send(Ok(Frame::data(Bytes::from(head))))
-                        .await
-                        .is_err()
-                {
-                    return Ok(false);
-                }
-                if plaintext.is_empty() {
-                    return Ok(true);
-                }
-                (sender, plaintext)
+                (sender, [head, Some(plaintext)])
             }
         };
-        Ok(sender
-            .send(Ok(Frame::data(Bytes::from(bytes))))
-            .await
-            .is_ok())
+        for frame in frames
+            .into_iter()
+            .flatten()
+            .filter(|frame| !frame.is_empty())
+        {
+            if sender
+                .send(Ok(Frame::data(Bytes::from(frame))))
+                .await
+                .is_err()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn finish(&self) -> Result<(), S3Error> {
