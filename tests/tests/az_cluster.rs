@@ -601,7 +601,8 @@ impl Cluster {
     }
 
     /// What stands between the cluster and full redundancy (empty: none). Every block of every
-    /// committed version must have its k + m pieces on distinct running nodes, at most m per AZ
+    /// committed version must have its k + m pieces (less its padding pieces) on distinct
+    /// running nodes, at most m per AZ
     /// (the AZ taken from the cluster file, not from the shard map), each piece listed by its
     /// node; and, when `no_stale`, no running node may hold a piece that no shard map names.
     fn redundancy_gaps(
@@ -632,8 +633,22 @@ impl Cluster {
             for part in &record.erasure.parts {
                 for (block_index, block) in part.blocks.iter().enumerate() {
                     let place = format!("{name} part {} block {block_index}", part.part_number);
-                    if block.shards.len() != DATA_SHARDS + PARITY_SHARDS {
-                        gaps.push(format!("{place}: {} pieces", block.shards.len()));
+                    // A short stripe's padding data pieces are never placed.
+                    let padding = cairn_common::padding_data_pieces(
+                        DATA_SHARDS,
+                        u64::from(record.erasure.piece_size_bytes),
+                        block.length_bytes,
+                    );
+                    if block.shards.len() + padding.len() != DATA_SHARDS + PARITY_SHARDS
+                        || block
+                            .shards
+                            .keys()
+                            .any(|index| padding.contains(&usize::from(index.0)))
+                    {
+                        gaps.push(format!(
+                            "{place}: pieces {:?} (padding {padding:?})",
+                            block.shards.keys().collect::<Vec<_>>()
+                        ));
                     }
                     let mut nodes = BTreeSet::new();
                     let mut per_az: BTreeMap<&str, usize> = BTreeMap::new();

@@ -75,7 +75,12 @@ impl StateMachine {
             length_bytes: stored_length_bytes,
             blocks: command.blocks,
         };
-        let degraded = validate_parts(&scheme, std::slice::from_ref(&shards), stored_length_bytes)?;
+        let degraded = validate_parts(
+            &scheme,
+            upload.piece_size_bytes,
+            std::slice::from_ref(&shards),
+            stored_length_bytes,
+        )?;
         let ec_scheme = upload.ec_scheme.clone();
         let part = PartRecord {
             part_number: command.part_number,

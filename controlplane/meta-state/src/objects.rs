@@ -151,7 +151,12 @@ impl StateMachine {
         }
         let scheme = EcScheme::parse(&record.erasure.scheme)?;
         let stored_length_bytes = stored_length_bytes(&record.attributes, record.size_bytes);
-        let degraded = validate_parts(&scheme, &command.parts, stored_length_bytes)?;
+        let degraded = validate_parts(
+            &scheme,
+            record.erasure.piece_size_bytes,
+            &command.parts,
+            stored_length_bytes,
+        )?;
         let null_version = record.null_version;
         if null_version {
             self.check_null_versions_removable(
@@ -368,6 +373,7 @@ impl StateMachine {
         let scheme = EcScheme::parse(&record.erasure.scheme)?;
         let degraded = validate_parts(
             &scheme,
+            record.erasure.piece_size_bytes,
             &command.parts,
             stored_length_bytes(&record.attributes, record.size_bytes),
         )?;
@@ -488,10 +494,14 @@ pub(crate) fn validate_key(key: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
-/// Checks a shard map against the scheme and the object size; returns whether any block is
-/// degraded (committed with fewer than k+m shards).
+/// Checks a shard map against the scheme, the piece size and the object size; returns whether
+/// any block is degraded (committed with fewer than k+m shards).
+///
+/// A block's padding data pieces (`cairn_common::padding`: wholly past its data, so zeros) count
+/// as present without a placement; maps written before that rule may still place them.
 pub(crate) fn validate_parts(
     scheme: &EcScheme,
+    piece_size_bytes: u32,
     parts: &[PartShards],
     expected_size_bytes: u64,
 ) -> Result<bool, MetaError> {
@@ -515,7 +525,17 @@ pub(crate) fn validate_parts(
                     part.part_number
                 ));
             }
-            let shard_count = block.shards.len() as u64;
+            let padding = cairn_common::padding_data_pieces(
+                usize::from(scheme.data_shards),
+                u64::from(piece_size_bytes),
+                block.length_bytes,
+            );
+            let placed = block
+                .shards
+                .keys()
+                .filter(|index| !padding.contains(&usize::from(index.0)))
+                .count();
+            let shard_count = (placed + padding.len()) as u64;
             if shard_count < u64::from(scheme.minimum_commit_shards()) {
                 return invalid(format!(
                     "part {} block {block_index} has {shard_count} shards, fewer than {}",

@@ -237,6 +237,46 @@ fn abort_rolls_back_and_a_late_commit_leaves_its_shards_as_garbage() {
     assert_ne!(again.version_id, record.version_id);
 }
 
+/// A block of 100 bytes in 64 KiB pieces (4+2) holds its data in piece 0; pieces 1 to 3 are
+/// padding (`cairn_common::padding`), which gateways do not place. They count towards k + m.
+#[test]
+fn padding_pieces_count_without_a_placement() {
+    let mut harness = Harness::with_bucket();
+    for (key, indexes, outcome) in [
+        // Data piece and both parity pieces: whole, not degraded.
+        ("whole", vec![0, 4, 5], Some(false)),
+        // Padding placed as well (maps written before the rule): the same.
+        ("legacy", vec![0, 1, 2, 3, 4, 5], Some(false)),
+        // One real piece short: k + 1 with the padding, degraded.
+        ("degraded", vec![0, 4], Some(true)),
+        ("parity-only", vec![4, 5], Some(true)),
+        // Placed padding does not stand in for a real piece: k in all, refused.
+        ("too-few", vec![0, 1, 2, 3], None),
+        ("one", vec![5], None),
+    ] {
+        let token = format!("t-{key}");
+        let (record, _) = prepared(harness.ok(prepare(BUCKET, key, &token, 100, Unversioned)));
+        let mut command = commit(BUCKET, key, record.version_id, &token, 100);
+        let Command::CommitWrite(inner) = &mut command else {
+            unreachable!()
+        };
+        inner.parts[0].blocks[0] = block(100, indexes);
+        match outcome {
+            Some(degraded) => {
+                let (record, _) = committed(harness.ok(command));
+                assert_eq!(record.erasure.degraded, degraded, "{key}");
+            }
+            None => {
+                let error = harness.err(command);
+                assert!(
+                    matches!(error, MetaError::InvalidShardMap { .. }),
+                    "{key}: {error:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn commit_validates_token_and_shard_map() {
     let mut harness = Harness::with_bucket();

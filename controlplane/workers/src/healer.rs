@@ -51,6 +51,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -139,19 +140,25 @@ pub enum HealError {
 }
 
 /// Plans the repair of one block (see the module header). `pieces` maps each shard index the
-/// shard map has to (node position, state); `zones[i]` is node i's AZ; `unavailable` are the
+/// shard map has to (node position, state); `padding` are the block's padding data pieces
+/// (`cairn_common::padding`: known zeros, healthy by definition, never placed or rewritten, and
+/// whatever `pieces` says of them is ignored); `zones[i]` is node i's AZ; `unavailable` are the
 /// positions of down and unreachable nodes; `rotation` spreads new pieces over nodes.
 pub fn plan_block(
     scheme: Scheme,
     pieces: &BTreeMap<ShardIndex, (usize, PieceState)>,
+    padding: Range<usize>,
     zones: &[&str],
     unavailable: &BTreeSet<usize>,
     rotation: u64,
 ) -> Result<BlockPlan, HealError> {
     let healthy = pieces
-        .values()
-        .filter(|(_, state)| *state == PieceState::Healthy)
-        .count();
+        .iter()
+        .filter(|(index, (_, state))| {
+            *state == PieceState::Healthy && !padding.contains(&usize::from(index.0))
+        })
+        .count()
+        + padding.len();
     if healthy < scheme.data_shards() {
         return Err(HealError::Unrecoverable {
             healthy,
@@ -161,7 +168,7 @@ pub fn plan_block(
     let mut plan = BlockPlan::default();
     let mut to_place = Vec::new();
     let mut kept_nodes = Vec::new();
-    for index in 0..scheme.total_shards() {
+    for index in (0..scheme.total_shards()).filter(|index| !padding.contains(index)) {
         let index = ShardIndex(index as u16);
         match pieces.get(&index) {
             None => to_place.push(index),
@@ -199,6 +206,15 @@ pub fn plan_block(
         }
     }
     Ok(plan)
+}
+
+/// The padding data pieces of `block` (see `cairn_common::padding`).
+fn padding_of(scheme: Scheme, block: &BlockShards, piece_size_bytes: usize) -> Range<usize> {
+    cairn_common::padding_data_pieces(
+        scheme.data_shards(),
+        piece_size_bytes as u64,
+        block.length_bytes,
+    )
 }
 
 /// Counters since start.
@@ -888,10 +904,15 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         block_index: u32,
         block: &BlockShards,
         piece_size_bytes: usize,
+        padding: &Range<usize>,
     ) -> (BlockStates, BTreeMap<ShardIndex, Vec<u8>>) {
         let mut states = BTreeMap::new();
         let mut pieces = BTreeMap::new();
         for (&index, placement) in &block.shards {
+            if padding.contains(&usize::from(index.0)) {
+                // An older map's stored empty padding piece: zeros by definition, not read.
+                continue;
+            }
             let Some(position) = self.position_of(placement.node_id.0) else {
                 // A node no longer configured is as good as down.
                 states.insert(index, (usize::MAX, PieceState::Down));
@@ -959,19 +980,26 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         let mut fewest_healthy: Option<usize> = None;
         for part in &record.erasure.parts {
             for (block_index, block) in part.blocks.iter().enumerate() {
+                let padding = padding_of(scheme, block, piece_size_bytes);
                 let (states, _) = self.read_block(
                     object_id,
                     part.part_number,
                     block_index as u32,
                     block,
                     piece_size_bytes,
+                    &padding,
                 );
                 self.count_findings(&states, report);
                 let healthy = states
                     .values()
                     .filter(|(_, state)| *state == PieceState::Healthy)
                     .count();
-                let needs_work = block.shards.len() < scheme.total_shards()
+                let placed = block
+                    .shards
+                    .keys()
+                    .filter(|index| !padding.contains(&usize::from(index.0)))
+                    .count();
+                let needs_work = placed + padding.len() < scheme.total_shards()
                     || states.values().any(|(_, state)| {
                         matches!(
                             state,
@@ -1036,12 +1064,14 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         let mut rebuilt = 0u64;
         for (part_position, part) in record.erasure.parts.iter().enumerate() {
             for (block_index, block) in part.blocks.iter().enumerate() {
+                let padding = padding_of(scheme, block, piece_size_bytes);
                 let (states, pieces) = self.read_block(
                     object_id,
                     part.part_number,
                     block_index as u32,
                     block,
                     piece_size_bytes,
+                    &padding,
                 );
                 if unchecked {
                     self.count_findings(&states, report);
@@ -1055,7 +1085,14 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
                     .chain(self.unreachable_since.keys().copied())
                     .collect();
                 let rotation = object_id as u64 ^ ((block_index as u64) << 32);
-                let plan = match plan_block(scheme, &states, &zone_names, &unavailable, rotation) {
+                let plan = match plan_block(
+                    scheme,
+                    &states,
+                    padding.clone(),
+                    &zone_names,
+                    &unavailable,
+                    rotation,
+                ) {
                     Ok(plan) => plan,
                     Err(error) => {
                         report.blocks_unrecoverable += 1;
@@ -1084,9 +1121,13 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
                             .unwrap_or_else(|| vec![0; piece_size_bytes])
                     })
                     .collect();
+                // Padding pieces are zeros, as `buffers` has them.
                 let mut present = ShardSet::default();
                 for index in pieces.keys() {
                     present.insert(index.0 as usize);
+                }
+                for index in padding.clone() {
+                    present.insert(index);
                 }
                 let mut wanted = ShardSet::default();
                 for index in plan
@@ -1252,6 +1293,8 @@ mod tests {
             .collect()
     }
 
+    const NO_PADDING: Range<usize> = 0..0;
+
     const ZONES: [&str; 9] = ["a", "b", "c", "a", "b", "c", "a", "b", "c"];
 
     #[test]
@@ -1259,6 +1302,7 @@ mod tests {
         let plan = plan_block(
             scheme("isal-cauchy:4+2"),
             &healthy_block(),
+            NO_PADDING,
             &ZONES,
             &BTreeSet::new(),
             0,
@@ -1275,6 +1319,7 @@ mod tests {
         let plan = plan_block(
             scheme("isal-cauchy:4+2"),
             &block,
+            NO_PADDING,
             &ZONES,
             &BTreeSet::new(),
             0,
@@ -1294,6 +1339,7 @@ mod tests {
             let plan = plan_block(
                 scheme("isal-cauchy:4+2"),
                 &block,
+                NO_PADDING,
                 &ZONES,
                 &unavailable,
                 rotation,
@@ -1320,6 +1366,7 @@ mod tests {
         let plan = plan_block(
             scheme("isal-cauchy:4+2"),
             &block,
+            NO_PADDING,
             &ZONES,
             &BTreeSet::from([0, 3]),
             0,
@@ -1342,6 +1389,7 @@ mod tests {
         let plan = plan_block(
             scheme("isal-cauchy:4+2"),
             &block,
+            NO_PADDING,
             &ZONES,
             &BTreeSet::from([2]),
             1,
@@ -1354,6 +1402,67 @@ mod tests {
     }
 
     #[test]
+    fn padding_pieces_count_as_healthy_and_are_never_placed() {
+        // A short stripe: data pieces 2 and 3 are padding, so the map places 0, 1, 4 and 5.
+        let mut block = healthy_block();
+        block.remove(&ShardIndex(2));
+        block.remove(&ShardIndex(3));
+        let plan = plan_block(
+            scheme("isal-cauchy:4+2"),
+            &block,
+            2..4,
+            &ZONES,
+            &BTreeSet::new(),
+            0,
+        )
+        .unwrap();
+        assert!(plan.is_empty() && plan.unplaced.is_empty(), "{plan:?}");
+        // Both data pieces lost: parity and padding still make k, and only 0 and 1 are redone.
+        block.insert(ShardIndex(0), (0, PieceState::Missing));
+        block.insert(ShardIndex(1), (1, PieceState::Down));
+        let plan = plan_block(
+            scheme("isal-cauchy:4+2"),
+            &block,
+            2..4,
+            &ZONES,
+            &BTreeSet::from([1]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(plan.rewrite_in_place, vec![ShardIndex(0)]);
+        assert_eq!(plan.relocate.len(), 1, "{plan:?}");
+        assert_eq!(plan.relocate[0].0, ShardIndex(1));
+        // An older map's placed padding piece is ignored, whatever its state.
+        block.insert(ShardIndex(2), (2, PieceState::Corrupt));
+        let again = plan_block(
+            scheme("isal-cauchy:4+2"),
+            &block,
+            2..4,
+            &ZONES,
+            &BTreeSet::from([1]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(again, plan);
+        // One more loss is one too many.
+        block.insert(ShardIndex(5), (5, PieceState::Missing));
+        assert_eq!(
+            plan_block(
+                scheme("isal-cauchy:4+2"),
+                &block,
+                2..4,
+                &ZONES,
+                &BTreeSet::from([1]),
+                0
+            ),
+            Err(HealError::Unrecoverable {
+                healthy: 3,
+                needed: 4
+            })
+        );
+    }
+
+    #[test]
     fn without_room_pieces_stay_unplaced_and_below_k_the_block_is_unrecoverable() {
         // Six nodes only, two down: nowhere to move their pieces.
         let zones = ["a", "b", "c", "a", "b", "c"];
@@ -1363,6 +1472,7 @@ mod tests {
         let plan = plan_block(
             scheme("isal-cauchy:4+2"),
             &block,
+            NO_PADDING,
             &zones,
             &BTreeSet::from([0, 1]),
             0,
@@ -1375,6 +1485,7 @@ mod tests {
             plan_block(
                 scheme("isal-cauchy:4+2"),
                 &block,
+                NO_PADDING,
                 &zones,
                 &BTreeSet::from([0, 1]),
                 0

@@ -3,7 +3,9 @@
 //! A seeded schedule of PUTs (some crashing or stalling), overwrites, deletes, janitor and
 //! healer passes, lost and corrupt piece writes, lost metadata messages, and node failures (down,
 //! back up, wiped) — never more than m = 2 nodes damaged between two heal passes that restore
-//! full redundancy. After every step, every key whose last operation was an acknowledged PUT
+//! full redundancy, an acknowledged degraded write counting as one damaged node (it commits with
+//! fewer than k + m pieces). Half the objects place their padding pieces as gateways did before
+//! padding pieces went unwritten, half do not. After every step, every key whose last operation was an acknowledged PUT
 //! reads back exactly that data, and a key whose last operation was an acknowledged delete does
 //! not exist.
 
@@ -20,6 +22,10 @@ enum Expected {
     Data(Vec<u8>),
     Absent,
 }
+
+/// Entries of the damage set that stand for a degraded write rather than a node (node ids are
+/// 1 to 9).
+const DEGRADED_WRITE: u64 = 1_000;
 
 #[test]
 fn acknowledged_objects_survive_up_to_m_lost_pieces() {
@@ -48,6 +54,11 @@ fn acknowledged_objects_survive_up_to_m_lost_pieces() {
                     match world.put(&key, &data, 2, stall) {
                         PutOutcome::Acknowledged => {
                             expected.insert(key, Some(Expected::Data(data)));
+                            // A degraded commit (nodes down or out of alternates: k + 1 to
+                            // k + m - 1 pieces) has used up redundancy as a damaged node has.
+                            if !world.fully_redundant() {
+                                damaged.insert(DEGRADED_WRITE + step);
+                            }
                         }
                         PutOutcome::Stalled(put) => {
                             expected.insert(key, None);
@@ -69,6 +80,9 @@ fn acknowledged_objects_survive_up_to_m_lost_pieces() {
                     let key = put.key.clone();
                     if world.finish_stalled(&put) == PutOutcome::Acknowledged {
                         expected.insert(key, Some(Expected::Data(put.data)));
+                        if !world.fully_redundant() {
+                            damaged.insert(DEGRADED_WRITE + step);
+                        }
                     }
                 }
                 58..=69 => world.run_janitor(),

@@ -5,6 +5,8 @@
 //! scrubber build and parse it with the structured accessors below so that a shard found on disk can
 //! be traced back to the object version, part, block and shard index that own it.
 
+pub mod padding;
+pub use padding::padding_data_pieces;
 pub mod placement;
 
 use std::fmt;

@@ -9,6 +9,8 @@
 //! reconstruction and asks for further shards (other data shards first, then parity) until it
 //! holds k verified pieces; [`StripeDecoder::output`] then rebuilds the wanted data pieces.
 //! A late piece that arrives after all is still accepted while the stripe is open.
+//! The padding pieces of a stripe whose data ends early (`cairn_common::padding`) are known
+//! zeros: never asked for, and counted towards the k a reconstruction needs.
 //!
 //! Invariants: a piece is used only after its CRC32C matched the expected value the caller
 //! supplied, so corrupt bytes are never returned; when fewer than k verified pieces can be had the
@@ -95,6 +97,8 @@ pub struct StripeDecoder {
     /// k + m slots; `Some` for verified pieces (and, after a decode, scratch and rebuilt pieces).
     pieces: Vec<Option<Piece>>,
     valid: ShardSet,
+    /// The current stripe's padding data pieces: zeros, never fetched, always usable.
+    padding: ShardSet,
     unavailable: ShardSet,
     requested: ShardSet,
     started: bool,
@@ -160,6 +164,7 @@ impl StripeDecoder {
             state: StripeState::Open,
             pieces: (0..total_shards).map(|_| None).collect(),
             valid: ShardSet::EMPTY,
+            padding: ShardSet::EMPTY,
             unavailable: ShardSet::EMPTY,
             requested: ShardSet::EMPTY,
             started: false,
@@ -212,9 +217,10 @@ impl StripeDecoder {
         let to_request = if touched.intersection(&self.unavailable).is_empty() {
             touched.difference(&self.requested)
         } else {
-            // Degraded: aim for k verified pieces, counting those still in flight.
-            let needed = k.saturating_sub(self.valid.len() + outstanding.len());
-            let blocked = self.requested.union(&self.unavailable);
+            // Degraded: aim for k verified (or padding) pieces, counting those still in flight.
+            let known = self.valid.union(&self.padding);
+            let needed = k.saturating_sub(known.len() + outstanding.len());
+            let blocked = self.requested.union(&self.unavailable).union(&self.padding);
             (0..self.layout.scheme().total_shards())
                 .filter(|&shard| !blocked.contains(shard))
                 .take(needed)
@@ -232,7 +238,7 @@ impl StripeDecoder {
         }
         let scheme = self.layout.scheme();
         Err(EcError::TooManyErasures {
-            available: self.valid.len(),
+            available: self.valid.union(&self.padding).len(),
             missing: self.unavailable.len(),
             data_shards: scheme.data_shards(),
             parity_shards: scheme.parity_shards(),
@@ -328,15 +334,22 @@ impl StripeDecoder {
         let rebuild = touched.difference(&self.valid);
         let reconstructed = !rebuild.is_empty();
         if reconstructed {
-            for slot in self.pieces.iter_mut().filter(|slot| slot.is_none()) {
-                *slot = Some(Piece::Pooled(self.pool.take()));
+            for (index, slot) in self.pieces.iter_mut().enumerate() {
+                if slot.is_none() {
+                    let mut buffer = self.pool.take();
+                    if self.padding.contains(index) {
+                        buffer.fill(0);
+                    }
+                    *slot = Some(Piece::Pooled(buffer));
+                }
             }
             let mut shards: SmallVec<[&mut [u8]; 32]> = self
                 .pieces
                 .iter_mut()
                 .map(|slot| &mut slot.as_mut().expect("filled above")[..])
                 .collect();
-            self.codec.reconstruct(&mut shards, self.valid, rebuild)?;
+            self.codec
+                .reconstruct(&mut shards, self.valid.union(&self.padding), rebuild)?;
             self.degraded_stripes += 1;
         }
         self.state = StripeState::Produced;
@@ -349,7 +362,7 @@ impl StripeDecoder {
 
     fn is_ready(&self, span: &StripeSpan) -> bool {
         span.data_shard_set().is_subset(&self.valid)
-            || self.valid.len() >= self.layout.scheme().data_shards()
+            || self.valid.union(&self.padding).len() >= self.layout.scheme().data_shards()
     }
 
     fn check_shard(&self, shard: ShardIndex) -> Result<usize, EcError> {
@@ -376,5 +389,16 @@ impl StripeDecoder {
         self.requested = ShardSet::EMPTY;
         self.state = StripeState::Open;
         self.current = self.spans.next();
+        self.padding = match self.current {
+            Some(span) => {
+                let padding = cairn_common::padding_data_pieces(
+                    self.layout.scheme().data_shards(),
+                    span.piece_size_bytes as u64,
+                    span.stripe_data_len_bytes as u64,
+                );
+                ShardSet::range(padding.start, padding.end)
+            }
+            None => ShardSet::EMPTY,
+        };
     }
 }

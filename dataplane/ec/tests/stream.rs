@@ -281,6 +281,40 @@ proptest! {
         prop_assert_eq!(&faulty.bytes[..], expected);
     }
 
+    /// Padding pieces (data pieces wholly past a stripe's data, `cairn_common::padding`) are not
+    /// stored: a decoder never asks for one, even to reconstruct around up to m faulty pieces,
+    /// and counts them as known zeros towards the k pieces a reconstruction needs.
+    #[test]
+    fn padding_pieces_are_never_fetched(
+        scheme in scheme_strategy(),
+        len_bytes in 1usize..3000,
+        range_seed in any::<(u64, u64)>(),
+        seed in any::<u64>(),
+    ) {
+        let data = body(len_bytes, seed);
+        let (layout, stored) = encode_object(scheme, 128, &data, &[700]);
+        let a = range_seed.0 % (len_bytes as u64 + 1);
+        let b = range_seed.1 % (len_bytes as u64 + 1);
+        for range in [layout.full_range(), a.min(b)..a.max(b)] {
+            let padding_fetched = std::cell::Cell::new(0usize);
+            let faults = random_faults(seed, scheme.total_shards(), scheme.parity_shards());
+            let decoded = decode_object(layout, &stored, range.clone(), |stripe, shard| {
+                let padding = cairn_common::padding_data_pieces(
+                    scheme.data_shards(),
+                    128,
+                    layout.stripe_data_len_bytes(stripe) as u64,
+                );
+                if padding.contains(&shard) {
+                    padding_fetched.set(padding_fetched.get() + 1);
+                    return Some(Fault::Missing);
+                }
+                faults(stripe, shard)
+            }).unwrap();
+            prop_assert_eq!(&decoded.bytes[..], &data[range.start as usize..range.end as usize]);
+            prop_assert_eq!(padding_fetched.get(), 0);
+        }
+    }
+
     /// More than m unusable pieces in a stripe that needs decoding: a clear error, and no bytes
     /// of that stripe are produced.
     #[test]
@@ -569,4 +603,34 @@ fn every_fault_kind_forces_reconstruction_and_still_returns_the_data() {
             }
         }
     }
+}
+
+/// A 4+2 stripe holding 129 bytes in 128-byte pieces has padding pieces 2 and 3. With both
+/// data pieces gone, the decoder fetches the two parity pieces only and rebuilds the data from
+/// them and the padding; with one more piece gone it fails instead of guessing.
+#[test]
+fn a_short_stripe_decodes_from_parity_and_padding() {
+    let scheme = Scheme::new(CodecKind::IsalCauchy, 4, 2).unwrap();
+    let data = body(129, 7);
+    let (layout, stored) = encode_object(scheme, 128, &data, &[129]);
+    let decoded = decode_object(layout, &stored, layout.full_range(), |_, shard| {
+        assert!(shard != 2 && shard != 3, "padding piece {shard} fetched");
+        (shard < 2).then_some(Fault::Missing)
+    })
+    .unwrap();
+    assert_eq!(decoded.bytes, data);
+    assert_eq!(
+        decoded.fetched_pieces, 4,
+        "pieces 0 and 1, then parity 4 and 5"
+    );
+    assert_eq!(decoded.degraded_stripes, 1);
+
+    let result = decode_object(layout, &stored, layout.full_range(), |_, shard| {
+        (shard < 2 || shard == 5).then_some(Fault::Missing)
+    });
+    assert!(
+        matches!(result, Err(EcError::TooManyErasures { available: 3, .. })),
+        "{:?}",
+        result.err()
+    );
 }

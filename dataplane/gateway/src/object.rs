@@ -701,25 +701,36 @@ async fn delete_pieces(
 }
 
 /// Writes one stripe's pieces to distinct nodes in parallel, replacing failed nodes with
-/// alternates; returns the block's shard map.
+/// alternates; returns the block's shard map. A short stripe's padding data pieces
+/// (`cairn_common::padding`) are neither written nor placed: they count towards the k + 1 a
+/// commit needs, as the metadata service counts them.
 async fn write_stripe(
     executor: Rc<Executor>,
     object_id: u128,
     part_number: u32,
     scheme: Scheme,
-    stripe: EncodedStripe,
+    mut stripe: EncodedStripe,
 ) -> Result<BlockShards, S3Error> {
     let shared = &executor.shared;
     let zones: Vec<&str> = shared.zones.iter().map(String::as_str).collect();
     let max_per_zone = scheme.parity_shards();
+    let rotation = stripe_rotation(object_id, stripe.stripe_index);
+    let block_index = u32::try_from(stripe.stripe_index).map_err(|_| S3Error::EntityTooLarge)?;
+    let data_len_bytes = stripe.data_len_bytes as u64;
+    let piece_size_bytes = stripe.pieces.first().map_or(0, |piece| piece.bytes.len());
+    let padding = cairn_common::padding_data_pieces(
+        scheme.data_shards(),
+        piece_size_bytes as u64,
+        data_len_bytes,
+    );
+    stripe
+        .pieces
+        .retain(|piece| !padding.contains(&piece.shard.get()));
     let minimum_shards = if scheme.parity_shards() == 0 {
         scheme.data_shards()
     } else {
         scheme.data_shards() + 1
-    };
-    let rotation = stripe_rotation(object_id, stripe.stripe_index);
-    let block_index = u32::try_from(stripe.stripe_index).map_err(|_| S3Error::EntityTooLarge)?;
-    let data_len_bytes = stripe.data_len_bytes as u64;
+    } - padding.len();
     // Nodes the registry reports DOWN or full are never tried; the others are drawn in
     // proportion to the free space their heartbeats report (when all have reported).
     let availability = shared.node_availability();

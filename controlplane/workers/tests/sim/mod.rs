@@ -52,6 +52,11 @@ pub const PIECE_BYTES: usize = 64;
 pub const PARTITIONS: u32 = 3;
 pub const NODES: u64 = 9;
 
+/// The padding data pieces of a block holding `length_bytes` (see `cairn_common::padding`).
+pub fn padding(length_bytes: u64) -> std::ops::Range<usize> {
+    cairn_common::padding_data_pieces(DATA_SHARDS, PIECE_BYTES as u64, length_bytes)
+}
+
 /// xorshift64*: small, fast, and the same sequence on every platform.
 pub struct Rng(u64);
 
@@ -614,11 +619,17 @@ impl World {
         let Some(part) = self.write_blocks(object_id, data, crash_percent) else {
             return PutOutcome::Crashed;
         };
-        if part
-            .blocks
-            .iter()
-            .any(|block| block.shards.len() < DATA_SHARDS + 1)
-        {
+        // At least k + 1 pieces per block, padding pieces counted (placed or not).
+        let too_few = |block: &BlockShards| {
+            let padding = padding(block.length_bytes);
+            let placed = block
+                .shards
+                .keys()
+                .filter(|shard| !padding.contains(&usize::from(shard.0)))
+                .count();
+            placed + padding.len() < DATA_SHARDS + 1
+        };
+        if part.blocks.iter().any(too_few) {
             let abort = Command::AbortWrite(AbortWrite {
                 bucket: BUCKET.to_owned(),
                 key: key.to_owned(),
@@ -671,8 +682,13 @@ impl World {
         let scheme: Scheme = SCHEME.parse().expect("a scheme");
         let mut codec = new_codec(scheme);
         let block_bytes = DATA_SHARDS * PIECE_BYTES;
+        // Like the gateway, a short block's padding data pieces are not written; half the
+        // objects are written the way gateways did before that rule (padding pieces stored and
+        // placed), so the healer and readers meet both kinds of shard map.
+        let place_padding = self.chance(50);
         let mut blocks = Vec::new();
         for (block_index, chunk) in data.chunks(block_bytes).enumerate() {
+            let padding = padding(chunk.len() as u64);
             let mut pieces: Vec<Vec<u8>> = (0..DATA_SHARDS)
                 .map(|shard| {
                     let mut piece = vec![0u8; PIECE_BYTES];
@@ -710,6 +726,9 @@ impl World {
             let mut unavailable = down;
             let mut placed: BTreeMap<ShardIndex, ShardPlacement> = BTreeMap::new();
             for (shard, piece) in pieces.iter().enumerate() {
+                if padding.contains(&shard) && !place_padding {
+                    continue;
+                }
                 if self.chance(crash_percent) {
                     return None;
                 }
@@ -791,9 +810,14 @@ impl World {
         let mut data = Vec::new();
         for part in &record.erasure.parts {
             for (block_index, block) in part.blocks.iter().enumerate() {
+                // Padding pieces are zeros, as the buffers start.
                 let mut buffers = vec![vec![0u8; PIECE_BYTES]; DATA_SHARDS + PARITY_SHARDS];
-                let mut present = ShardSet::default();
+                let padding = padding(block.length_bytes);
+                let mut present: ShardSet = padding.clone().collect();
                 for (shard, placement) in &block.shards {
+                    if padding.contains(&usize::from(shard.0)) {
+                        continue;
+                    }
                     let shard_id =
                         ShardId::new(object_id, part.part_number, block_index as u32, *shard);
                     if let Ok(bytes) = self.nodes.get(placement.node_id.0, shard_id)
@@ -825,7 +849,8 @@ impl World {
         Some(Ok(data))
     }
 
-    /// Whether every block of every committed record has all k+m pieces good.
+    /// Whether every block of every committed record has all k+m pieces good (padding pieces
+    /// are good by definition).
     pub fn fully_redundant(&self) -> bool {
         let world = self.shared.borrow();
         for (index, machine) in world.partitions.iter().enumerate() {
@@ -833,10 +858,16 @@ impl World {
                 let object_id = shard_object_id(index as u32, record.shard_name_id());
                 for part in &record.erasure.parts {
                     for (block_index, block) in part.blocks.iter().enumerate() {
-                        if block.shards.len() < DATA_SHARDS + PARITY_SHARDS {
+                        let padding = padding(block.length_bytes);
+                        let real = |shard: &&ShardIndex| !padding.contains(&usize::from(shard.0));
+                        if block.shards.keys().filter(real).count() + padding.len()
+                            < DATA_SHARDS + PARITY_SHARDS
+                        {
                             return false;
                         }
-                        for (shard, placement) in &block.shards {
+                        for (shard, placement) in
+                            block.shards.iter().filter(|(shard, _)| real(shard))
+                        {
                             let shard_id = ShardId::new(
                                 object_id,
                                 part.part_number,
