@@ -516,10 +516,11 @@ impl Cluster {
         namespace: Option<&str>,
         bucket: &str,
         key: &str,
+        size_bytes: usize,
     ) -> serde_json::Value {
         let output: Output = self
             .python("put_once.py", gateway, namespace)
-            .args([bucket, key, "100000"])
+            .args([bucket, key, &size_bytes.to_string()])
             .output()
             .unwrap();
         let answer = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -93,10 +93,15 @@ fn a_whole_az_down_under_load_loses_no_acknowledged_write_and_heals_when_it_retu
     cluster.assert_no_error_lines();
 
     // Two AZs' storage nodes down: 6 nodes in 2 AZs hold at most 6 pieces by the AZ rule, a
-    // write needs k + 1 = 7. The PUT is refused at once with a 503 that says why.
+    // stripe of real data in all k = 6 data pieces needs k + 1 = 7. The PUT of such an object
+    // (2 MB: its first stripe is whole) is refused at once with a 503 that says why.
     cluster.kill_az("az3", false);
     cluster.kill_az("az4", false);
-    let answer = cluster.put_once(0, None, "az-stream", "refused");
+    // A small object is different: its data fits in one piece and the other five data pieces
+    // are padding (never written, zeros by definition), so its 1 + 3 real pieces all fit.
+    let small = cluster.put_once(0, None, "az-stream", "small", 4096);
+    assert_eq!(small["status"], 200, "{small}");
+    let answer = cluster.put_once(0, None, "az-stream", "refused", 2_000_000);
     assert_eq!(answer["status"], 503, "{answer}");
     assert_eq!(answer["code"], "ServiceUnavailable", "{answer}");
     let message = answer["message"].as_str().unwrap();

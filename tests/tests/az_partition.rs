@@ -62,7 +62,13 @@ fn an_az_cut_off_by_a_partition_stops_writing_while_the_majority_goes_on_and_all
         cut_at.elapsed().as_secs_f64()
     );
     // The minority does not accept a write: a client inside az1 gets a 503 from gateway 1.
-    let answer = cluster.put_once(0, Some(&namespaces.of_az(1)), "split-stream", "minority");
+    let answer = cluster.put_once(
+        0,
+        Some(&namespaces.of_az(1)),
+        "split-stream",
+        "minority",
+        100_000,
+    );
     assert_eq!(
         answer["status"], 503,
         "the minority accepted a write: {answer}"

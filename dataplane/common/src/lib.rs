@@ -20,6 +20,16 @@ pub const fn align_up(value: u64) -> u64 {
     value.div_ceil(alignment) * alignment
 }
 
+/// Bytes of a storage node's shard-log record header (`cairn_shardlog::record`), which precedes
+/// every stored piece.
+pub const SHARD_RECORD_HEADER_BYTES: usize = 64;
+
+/// Bytes on disk of a shard-log record holding a piece of `payload_bytes`: its header and the
+/// payload, rounded up to the O_DIRECT block. An empty piece still costs a block.
+pub const fn shard_record_bytes(payload_bytes: u64) -> u64 {
+    align_up(SHARD_RECORD_HEADER_BYTES as u64 + payload_bytes)
+}
+
 /// Rounds `value` down to a multiple of [`DIRECT_IO_ALIGNMENT_BYTES`].
 pub const fn align_down(value: u64) -> u64 {
     let alignment = DIRECT_IO_ALIGNMENT_BYTES as u64;

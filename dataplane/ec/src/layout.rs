@@ -63,14 +63,23 @@ impl StripeLayout {
     }
 
     /// The layout to store an object of a known `object_len_bytes` (stored bytes) with: `self`,
-    /// unless the object fits in one stripe of smaller pieces; then the smallest power of two
-    /// piece size, at least [`MIN_PIECE_SIZE_BYTES`], whose stripe holds the whole object.
+    /// unless the object fits in one stripe of smaller pieces; then, among the power-of-two piece
+    /// sizes from the smallest whose stripe holds the whole object (at least
+    /// [`MIN_PIECE_SIZE_BYTES`]) up to the configured one, the one whose pieces take the fewest
+    /// bytes on the storage nodes' disks ([`StripeLayout::stored_footprint_bytes`]), and of equal
+    /// footprints the one with fewer pieces to write, then the smaller.
     ///
     /// Why: the last stripe is zero-padded to whole pieces, so a 4 KiB object in 256 KiB pieces
     /// costs an encode, a CRC and a padding fill of 1.5 MiB (4+2). Readers and the healer take the
     /// piece size from each object's record, so it may differ per object. Powers of two keep the
     /// number of distinct sizes (and so of buffer pools) small; `self` is returned when it is not
     /// a multiple of [`MIN_PIECE_SIZE_BYTES`] (the O_DIRECT block every smaller size keeps).
+    /// The footprint decides between "as small as holds it" and one size up: 4,124 bytes (4 KiB
+    /// and SSE's overhead) in 4 KiB pieces are two data pieces (the second holding 28 bytes) and
+    /// two parity pieces, 28 KiB on disk and four writes; in one 8 KiB piece they are one data
+    /// piece and two parity pieces, 24 KiB and three writes, and a read fetches one piece, not
+    /// two. Larger small objects keep the smallest size (a 20 KiB object in 32 KiB pieces
+    /// would be one data piece and two full-length parity pieces, 72 KiB instead of 56 KiB).
     pub fn for_object_len(self, object_len_bytes: u64) -> StripeLayout {
         let configured = self.piece_size_bytes;
         if !configured.is_multiple_of(MIN_PIECE_SIZE_BYTES) {
@@ -81,16 +90,67 @@ impl StripeLayout {
             return self;
         }
         // `needed` < `configured` <= i32::MAX, so neither conversion nor rounding overflows.
-        let piece_size_bytes = (needed as usize)
+        let smallest = (needed as usize)
             .next_power_of_two()
             .max(MIN_PIECE_SIZE_BYTES);
-        if piece_size_bytes >= configured {
+        if smallest >= configured {
             return self;
+        }
+        let cost = |piece_size_bytes: usize| {
+            let layout = StripeLayout {
+                scheme: self.scheme,
+                piece_size_bytes,
+            };
+            let pieces = layout.data_pieces_holding(object_len_bytes) + self.scheme.parity_shards();
+            (layout.stored_footprint_bytes(object_len_bytes), pieces)
+        };
+        let mut best = (cost(smallest), smallest);
+        let mut candidate = smallest * 2;
+        while candidate <= configured {
+            let candidate_cost = cost(candidate);
+            if candidate_cost < best.0 {
+                best = (candidate_cost, candidate);
+            }
+            candidate *= 2;
         }
         StripeLayout {
             scheme: self.scheme,
-            piece_size_bytes,
+            piece_size_bytes: best.1,
         }
+    }
+
+    /// Data pieces that hold some of an object of `object_len_bytes` that fits in one stripe
+    /// (the rest are padding pieces, never written: `cairn_common::padding`).
+    fn data_pieces_holding(&self, object_len_bytes: u64) -> usize {
+        let padding = cairn_common::padding_data_pieces(
+            self.scheme.data_shards(),
+            self.piece_size_bytes as u64,
+            object_len_bytes,
+        );
+        padding.start
+    }
+
+    /// Bytes the storage nodes' shard logs spend on the pieces of an object of
+    /// `object_len_bytes` that fits in one stripe ([`cairn_common::shard_record_bytes`] per
+    /// piece, padding pieces unwritten). A stored piece ends at its last non-zero byte; a parity
+    /// piece is taken as full unless the data is one piece, when it is a multiple of that piece
+    /// and as long (exact for the Cauchy code, within 64 bytes for the FFT code: see the ec test
+    /// `one_data_piece_gives_parity_pieces_as_long_as_it`).
+    pub fn stored_footprint_bytes(&self, object_len_bytes: u64) -> u64 {
+        let piece = self.piece_size_bytes as u64;
+        let data_pieces = self.data_pieces_holding(object_len_bytes) as u64;
+        if data_pieces == 0 {
+            return 0;
+        }
+        let last_piece = object_len_bytes - (data_pieces - 1) * piece;
+        let data = (data_pieces - 1) * cairn_common::shard_record_bytes(piece)
+            + cairn_common::shard_record_bytes(last_piece);
+        let parity_len = if data_pieces == 1 {
+            object_len_bytes
+        } else {
+            piece
+        };
+        data + self.scheme.parity_shards() as u64 * cairn_common::shard_record_bytes(parity_len)
     }
 
     /// The layout of an object of `object_len_bytes`.
@@ -266,14 +326,22 @@ mod tests {
     }
 
     #[test]
-    fn small_objects_get_the_smallest_stripe_that_holds_them() {
+    fn small_objects_get_the_stripe_that_stores_them_in_the_fewest_blocks() {
         let configured = layout(256 * 1024);
         for (object_len_bytes, piece_size_bytes) in [
             (0u64, 4096usize),
             (1, 4096),
             (4096, 4096),
-            (4 * 4096, 4096),
+            // 4 KiB and SSE's 28 bytes: one 8 KiB data piece (24 KiB on disk, three writes)
+            // rather than 4 KiB and 28 bytes in two (28 KiB, four writes).
+            (4096 + 28, 8192),
+            (8128, 8192),
+            // From here two 4 KiB data pieces take fewer blocks than one 8 KiB piece.
+            (8129, 4096),
+            // Equal footprints (48 KiB): two 8 KiB data pieces are fewer writes than four.
+            (4 * 4096, 8192),
             (4 * 4096 + 1, 8192),
+            (20 * 1024 + 28, 8192),
             (100_000, 32 * 1024),
             (4 * 128 * 1024, 128 * 1024),
             (4 * 128 * 1024 + 1, 256 * 1024),
@@ -291,6 +359,27 @@ mod tests {
                 assert!(chosen.stripe_data_bytes() as u64 >= object_len_bytes);
             }
         }
+    }
+
+    #[test]
+    fn footprints_count_blocks_of_written_pieces() {
+        // Header and payload round up to 4 KiB blocks; padding pieces are not written.
+        let scheme: Scheme = "isal-cauchy:4+2".parse().expect("scheme");
+        let at = |piece_size_bytes: usize, object_len_bytes: u64| {
+            StripeLayout::new(scheme, piece_size_bytes)
+                .expect("layout")
+                .stored_footprint_bytes(object_len_bytes)
+        };
+        const KIB: u64 = 1024;
+        assert_eq!(at(4096, 0), 0);
+        // One data piece and two parity pieces as long as it.
+        assert_eq!(at(4096, 1), 3 * 4 * KIB);
+        assert_eq!(at(8192, 4124), 3 * 8 * KIB);
+        // 4,096 + 28 bytes: 8 KiB and 4 KiB of data, two full parity pieces of 8 KiB.
+        assert_eq!(at(4096, 4124), (8 + 4 + 2 * 8) * KIB);
+        // A whole stripe of 4 KiB pieces: six records of 8 KiB.
+        assert_eq!(at(4096, 16 * KIB), 6 * 8 * KIB);
+        assert_eq!(at(8192, 16 * KIB), 4 * 12 * KIB);
     }
 
     #[test]

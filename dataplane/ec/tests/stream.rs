@@ -634,3 +634,33 @@ fn a_short_stripe_decodes_from_parity_and_padding() {
         result.err()
     );
 }
+
+/// The footprint model of `StripeLayout::stored_footprint_bytes`: with the data in one piece,
+/// the Cauchy code's parity pieces are multiples of it, zero wherever it is zero, so they are
+/// stored as long as the data (a node drops trailing zero bytes).
+#[test]
+fn one_data_piece_gives_parity_pieces_as_long_as_it() {
+    let trimmed = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .rposition(|byte| *byte != 0)
+            .map_or(0, |at| at + 1)
+    };
+    for codec in CodecKind::ALL {
+        let scheme = Scheme::new(codec, 4, 2).unwrap();
+        let mut data = body(4124, 3);
+        data[4123] = 0x5a;
+        let (layout, stored) = encode_object(scheme, 8192, &data, &[4124]);
+        assert_eq!(layout.stripe_count(), 1);
+        for (shard, (bytes, _)) in stored[0].iter().enumerate() {
+            let length = trimmed(bytes);
+            match (shard, codec) {
+                (0, _) => assert_eq!(length, 4124),
+                (1..=3, _) => assert_eq!(length, 0, "padding piece {shard}"),
+                (_, CodecKind::IsalCauchy) => assert_eq!(length, 4124, "parity {shard}"),
+                // GF(2^16) symbols in 64-byte blocks: at most one block longer.
+                (_, CodecKind::RsSimd) => assert!(length <= 4124 + 64, "parity {shard}: {length}"),
+            }
+        }
+    }
+}

@@ -10,12 +10,12 @@
 //!
 //! Format versions: 1 (current). A decoder for every older version stays here with a golden-bytes test.
 
-use cairn_common::{DIRECT_IO_ALIGNMENT_BYTES, ShardId, align_up};
+use cairn_common::{DIRECT_IO_ALIGNMENT_BYTES, ShardId};
 
 pub const SEGMENT_MAGIC: u32 = 0x4745_5343; // "CSEG" read as little-endian bytes
 pub const RECORD_MAGIC: u32 = 0x4352_4E53; // "SNRC" read as little-endian bytes
 pub const FORMAT_VERSION: u16 = 1;
-pub const RECORD_HEADER_LEN: usize = 64;
+pub const RECORD_HEADER_LEN: usize = cairn_common::SHARD_RECORD_HEADER_BYTES;
 pub const SEGMENT_HEADER_LEN: usize = DIRECT_IO_ALIGNMENT_BYTES;
 /// The largest shard payload one record may hold.
 pub const MAX_PAYLOAD_BYTES: usize = 256 << 20;
@@ -144,7 +144,7 @@ impl RecordHeader {
 
 /// Bytes a record with a payload of `payload_len` bytes occupies on disk.
 pub fn record_len_bytes(payload_len: usize) -> u64 {
-    align_up((RECORD_HEADER_LEN + payload_len) as u64)
+    cairn_common::shard_record_bytes(payload_len as u64)
 }
 
 fn header_crc(bytes: &[u8], salt: u64) -> u32 {
