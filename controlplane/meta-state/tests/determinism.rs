@@ -80,7 +80,7 @@ const VERSIONING: [VersioningState; 3] = [
 
 fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
-        (0..KEYS.len(), 0usize..4, 0u64..3, 0usize..3).prop_map(
+        1 => (0..KEYS.len(), 0usize..4, 0u64..3, 0usize..3).prop_map(
             |(key, token, size_bytes, versioning)| Operation::Prepare {
                 key,
                 token,
@@ -88,15 +88,15 @@ fn operation() -> impl Strategy<Value = Operation> {
                 versioning
             }
         ),
-        (any::<usize>(), 3usize..7, any::<bool>()).prop_map(|(pick, shards, replicate)| {
+        1 => (any::<usize>(), 3usize..7, any::<bool>()).prop_map(|(pick, shards, replicate)| {
             Operation::Commit {
                 pick,
                 shards,
                 replicate,
             }
         }),
-        any::<usize>().prop_map(|pick| Operation::Abort { pick }),
-        (0..KEYS.len(), 0usize..4, 0usize..3, any::<bool>()).prop_map(
+        1 => any::<usize>().prop_map(|pick| Operation::Abort { pick }),
+        1 => (0..KEYS.len(), 0usize..4, 0usize..3, any::<bool>()).prop_map(
             |(key, selector, versioning, replicate)| Operation::Delete {
                 key,
                 selector,
@@ -104,28 +104,34 @@ fn operation() -> impl Strategy<Value = Operation> {
                 replicate,
             }
         ),
-        (0..KEYS.len()).prop_map(|key| Operation::CreateUpload { key }),
-        (any::<usize>(), 1u32..4, 1u64..3).prop_map(|(pick, part_number, size_bytes)| {
-            Operation::UploadPart {
+        // Uploads and parts weigh more, so that completions find parts to complete.
+        2 => (0..KEYS.len()).prop_map(|key| Operation::CreateUpload { key }),
+        // Tiny parts and parts of the minimum size (5 MiB, then non-last parts are accepted),
+        // so completions of several parts succeed too.
+        3 => (
+            any::<usize>(),
+            1u32..4,
+            prop_oneof![1u64..3, MIN_PART_SIZE_BYTES..MIN_PART_SIZE_BYTES + 2]
+        )
+            .prop_map(|(pick, part_number, size_bytes)| Operation::UploadPart {
                 pick,
                 part_number,
                 size_bytes,
-            }
-        }),
-        (any::<usize>(), 0usize..3, any::<bool>()).prop_map(|(pick, versioning, replicate)| {
+            }),
+        1 => (any::<usize>(), 0usize..3, any::<bool>()).prop_map(|(pick, versioning, replicate)| {
             Operation::Complete {
                 pick,
                 versioning,
                 replicate,
             }
         }),
-        any::<usize>().prop_map(|pick| Operation::AbortUpload { pick }),
-        (0usize..3).prop_map(|count| Operation::Purge { count }),
-        (1usize..3).prop_map(|versioning| Operation::Versioning { versioning }),
-        any::<bool>().prop_map(|unseal| Operation::Seal { unseal }),
-        (any::<usize>(), any::<bool>())
+        1 => any::<usize>().prop_map(|pick| Operation::AbortUpload { pick }),
+        1 => (0usize..3).prop_map(|count| Operation::Purge { count }),
+        1 => (1usize..3).prop_map(|versioning| Operation::Versioning { versioning }),
+        1 => any::<bool>().prop_map(|unseal| Operation::Seal { unseal }),
+        1 => (any::<usize>(), any::<bool>())
             .prop_map(|(pick, remove)| Operation::ChangeAttribute { pick, remove }),
-        (0usize..4, any::<bool>(), any::<bool>()).prop_map(|(count, failed, stale)| {
+        1 => (0usize..4, any::<bool>(), any::<bool>()).prop_map(|(count, failed, stale)| {
             Operation::Resolve {
                 count,
                 failed,
@@ -292,8 +298,28 @@ fn to_command(state: &StateMachine, operation: &Operation, now_ms: u64) -> Comma
                 Some(upload) => (upload.key.clone(), upload.upload_id),
                 None => ("a".to_owned(), UploadId(1)),
             };
-            // Parts are tiny, so only a single-part completion can succeed; both kinds are tried.
-            let parts = if pick % 2 == 0 { vec![1] } else { vec![1, 2] };
+            // The upload's first part, or its first two (accepted when the first has the
+            // minimum size); one pick in four names parts 1 and 2 whether they exist or not.
+            let listed = match state.query(&Query::ListParts(ListPartsRequest {
+                bucket: BUCKET.to_owned(),
+                key: key.clone(),
+                upload_id,
+                part_number_marker: 0,
+                max_parts: 2,
+            })) {
+                Ok(Response::PartList(page)) => page
+                    .parts
+                    .iter()
+                    .map(|part| part.part_number)
+                    .collect::<Vec<u32>>(),
+                _ => Vec::new(),
+            };
+            let parts = match pick % 4 {
+                0 => vec![1, 2],
+                1 if !listed.is_empty() => listed[..1].to_vec(),
+                _ if !listed.is_empty() => listed,
+                _ => vec![1],
+            };
             let command = Command::CompleteMultipartUpload(CompleteMultipartUpload {
                 bucket: BUCKET.to_owned(),
                 key,
