@@ -29,6 +29,55 @@ fn storage_config(dev: &CairnDev) -> cairn_storage_client::ClientConfig {
     cairn_storage_client::ClientConfig::with_identity(Some(&identity))
 }
 
+/// A connection to storage node `index` of `dev`.
+fn node_client(
+    dev: &CairnDev,
+    config: &cairn_storage_client::ClientConfig,
+    index: u16,
+) -> StorageClient {
+    StorageClient::connect_with_config(
+        SocketAddr::from(([127, 0, 0, 1], dev.storage_base_port() + index)),
+        config.clone(),
+    )
+    .unwrap()
+}
+
+/// Every piece on the six storage nodes: (node index, shard id, stored length).
+fn all_pieces(
+    dev: &CairnDev,
+    config: &cairn_storage_client::ClientConfig,
+) -> Vec<(u16, cairn_common::ShardId, u64)> {
+    (0..6)
+        .flat_map(|index| {
+            node_client(dev, config, index)
+                .scan(None, 1024)
+                .unwrap()
+                .entries
+                .into_iter()
+                .map(move |entry| (index, entry.shard_id, entry.length))
+        })
+        .collect()
+}
+
+/// GET `bucket/key` through the SDK, with a `Range` header when given.
+fn get_object(
+    runtime: &tokio::runtime::Runtime,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    range: Option<&str>,
+) -> Vec<u8> {
+    runtime.block_on(async {
+        let request = s3.get_object().bucket(bucket).key(key);
+        let request = match range {
+            Some(range) => request.range(range),
+            None => request,
+        };
+        let output = request.send().await.unwrap();
+        output.body.collect().await.unwrap().into_bytes().to_vec()
+    })
+}
+
 #[test]
 fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
     let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -38,7 +87,6 @@ fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
         &["--healer-interval-secs", "1"],
     );
     let endpoint = dev.endpoint;
-    let storage_base_port = dev.storage_base_port();
     let manifest = data.path().join("manifest").display().to_string();
     let load = |mode: &[&str]| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cluster_load.py");
@@ -59,13 +107,7 @@ fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
     load(&["put", "heal-bucket", "7", &manifest]);
 
     let config = storage_config(&dev);
-    let node = |index: u16| {
-        StorageClient::connect_with_config(
-            SocketAddr::from(([127, 0, 0, 1], storage_base_port + index)),
-            config.clone(),
-        )
-        .unwrap()
-    };
+    let node = |index: u16| node_client(&dev, &config, index);
     // The largest piece on nodes 0 and 1 (a full 256 KiB piece of a multi-MiB object).
     let largest = |index: u16| {
         let page = node(index).scan(None, 1024).unwrap();
@@ -100,12 +142,7 @@ fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
     load(&["verify", "heal-bucket", &manifest]);
     let log = dev.process.log();
     assert!(log.contains("object healed"), "{log}");
-    let errors = dev.process.error_lines();
-    assert!(
-        errors.is_empty(),
-        "unexpected ERROR lines:\n{}",
-        errors.join("\n")
-    );
+    dev.assert_no_errors_logged();
 }
 
 /// A 20 KiB object in 4+2 fits one stripe of 8 KiB pieces: no piece on any node is larger
@@ -125,17 +162,7 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
     let body = cairn_tests::content(20, OBJECT_BYTES);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = sdk_client::client(&dev);
-    let get_key = |key: &str, range: Option<&str>| {
-        runtime.block_on(async {
-            let request = s3.get_object().bucket("small").key(key);
-            let request = match range {
-                Some(range) => request.range(range),
-                None => request,
-            };
-            let output = request.send().await.unwrap();
-            output.body.collect().await.unwrap().into_bytes().to_vec()
-        })
-    };
+    let get_key = |key: &str, range: Option<&str>| get_object(&runtime, &s3, "small", key, range);
     let get = |range: Option<&str>| get_key("twenty", range);
     runtime.block_on(async {
         s3.create_bucket().bucket("small").send().await.unwrap();
@@ -154,38 +181,12 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
             .send()
             .await
             .unwrap();
-        let copy = s3
-            .get_object()
-            .bucket("small")
-            .key("copy")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            copy.body.collect().await.unwrap().into_bytes().to_vec(),
-            body
-        );
     });
+    assert_eq!(get_key("copy", None), body);
 
     let config = storage_config(&dev);
-    let storage_base_port = dev.storage_base_port();
-    let node = |index: u16| {
-        StorageClient::connect_with_config(
-            SocketAddr::from(([127, 0, 0, 1], storage_base_port + index)),
-            config.clone(),
-        )
-        .unwrap()
-    };
-    let pieces: Vec<(u16, cairn_common::ShardId, u64)> = (0..6)
-        .flat_map(|index| {
-            node(index)
-                .scan(None, 1024)
-                .unwrap()
-                .entries
-                .into_iter()
-                .map(move |entry| (index, entry.shard_id, entry.length))
-        })
-        .collect();
+    let node = |index: u16| node_client(&dev, &config, index);
+    let pieces = all_pieces(&dev, &config);
     assert!(
         pieces.iter().all(|(_, _, length)| *length <= PIECE_BYTES),
         "a piece larger than {PIECE_BYTES} bytes: {pieces:?}"
@@ -263,12 +264,7 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
     assert_eq!(get(None), body);
     assert_eq!(get(Some("bytes=8192-")), body[8192..]);
     assert_eq!(get_key("copy", Some("bytes=100-8291")), body[100..8292]);
-    let errors = dev.process.error_lines();
-    assert!(
-        errors.is_empty(),
-        "unexpected ERROR lines:\n{}",
-        errors.join("\n")
-    );
+    dev.assert_no_errors_logged();
 }
 
 /// A 4 KiB object (4,124 bytes stored with SSE-S3) is one 8 KiB data piece and two parity
@@ -287,17 +283,7 @@ fn a_four_kib_object_is_one_data_piece_that_parity_and_padding_rebuild() {
     let body = cairn_tests::content(4, OBJECT_BYTES);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = sdk_client::client(&dev);
-    let get = |range: Option<&str>| {
-        runtime.block_on(async {
-            let request = s3.get_object().bucket("tiny").key("four");
-            let request = match range {
-                Some(range) => request.range(range),
-                None => request,
-            };
-            let output = request.send().await.unwrap();
-            output.body.collect().await.unwrap().into_bytes().to_vec()
-        })
-    };
+    let get = |range: Option<&str>| get_object(&runtime, &s3, "tiny", "four", range);
     runtime.block_on(async {
         s3.create_bucket().bucket("tiny").send().await.unwrap();
         s3.put_object()
@@ -309,27 +295,8 @@ fn a_four_kib_object_is_one_data_piece_that_parity_and_padding_rebuild() {
             .unwrap();
     });
     let config = storage_config(&dev);
-    let storage_base_port = dev.storage_base_port();
-    let node = |index: u16| {
-        StorageClient::connect_with_config(
-            SocketAddr::from(([127, 0, 0, 1], storage_base_port + index)),
-            config.clone(),
-        )
-        .unwrap()
-    };
-    let scan = || -> Vec<(u16, cairn_common::ShardId, u64)> {
-        (0..6)
-            .flat_map(|index| {
-                node(index)
-                    .scan(None, 1024)
-                    .unwrap()
-                    .entries
-                    .into_iter()
-                    .map(move |entry| (index, entry.shard_id, entry.length))
-            })
-            .collect()
-    };
-    let pieces = scan();
+    let node = |index: u16| node_client(&dev, &config, index);
+    let pieces = all_pieces(&dev, &config);
     let mut indexes: Vec<u16> = pieces
         .iter()
         .map(|(_, shard_id, _)| shard_id.shard_index().0)
@@ -359,12 +326,11 @@ fn a_four_kib_object_is_one_data_piece_that_parity_and_padding_rebuild() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(scan().len(), 3, "the healer wrote no padding piece");
-    assert_eq!(get(None), body);
-    let errors = dev.process.error_lines();
-    assert!(
-        errors.is_empty(),
-        "unexpected ERROR lines:\n{}",
-        errors.join("\n")
+    assert_eq!(
+        all_pieces(&dev, &config).len(),
+        3,
+        "the healer wrote no padding piece"
     );
+    assert_eq!(get(None), body);
+    dev.assert_no_errors_logged();
 }

@@ -1404,57 +1404,38 @@ mod tests {
     #[test]
     fn padding_pieces_count_as_healthy_and_are_never_placed() {
         // A short stripe: data pieces 2 and 3 are padding, so the map places 0, 1, 4 and 5.
+        let plan = |block: &BTreeMap<ShardIndex, (usize, PieceState)>, down: &[usize]| {
+            plan_block(
+                scheme("isal-cauchy:4+2"),
+                block,
+                2..4,
+                &ZONES,
+                &down.iter().copied().collect(),
+                0,
+            )
+        };
         let mut block = healthy_block();
         block.remove(&ShardIndex(2));
         block.remove(&ShardIndex(3));
-        let plan = plan_block(
-            scheme("isal-cauchy:4+2"),
-            &block,
-            2..4,
-            &ZONES,
-            &BTreeSet::new(),
-            0,
-        )
-        .unwrap();
-        assert!(plan.is_empty() && plan.unplaced.is_empty(), "{plan:?}");
+        let healthy = plan(&block, &[]).unwrap();
+        assert!(
+            healthy.is_empty() && healthy.unplaced.is_empty(),
+            "{healthy:?}"
+        );
         // Both data pieces lost: parity and padding still make k, and only 0 and 1 are redone.
         block.insert(ShardIndex(0), (0, PieceState::Missing));
         block.insert(ShardIndex(1), (1, PieceState::Down));
-        let plan = plan_block(
-            scheme("isal-cauchy:4+2"),
-            &block,
-            2..4,
-            &ZONES,
-            &BTreeSet::from([1]),
-            0,
-        )
-        .unwrap();
-        assert_eq!(plan.rewrite_in_place, vec![ShardIndex(0)]);
-        assert_eq!(plan.relocate.len(), 1, "{plan:?}");
-        assert_eq!(plan.relocate[0].0, ShardIndex(1));
+        let repair = plan(&block, &[1]).unwrap();
+        assert_eq!(repair.rewrite_in_place, vec![ShardIndex(0)]);
+        assert_eq!(repair.relocate.len(), 1, "{repair:?}");
+        assert_eq!(repair.relocate[0].0, ShardIndex(1));
         // An older map's placed padding piece is ignored, whatever its state.
         block.insert(ShardIndex(2), (2, PieceState::Corrupt));
-        let again = plan_block(
-            scheme("isal-cauchy:4+2"),
-            &block,
-            2..4,
-            &ZONES,
-            &BTreeSet::from([1]),
-            0,
-        )
-        .unwrap();
-        assert_eq!(again, plan);
+        assert_eq!(plan(&block, &[1]), Ok(repair));
         // One more loss is one too many.
         block.insert(ShardIndex(5), (5, PieceState::Missing));
         assert_eq!(
-            plan_block(
-                scheme("isal-cauchy:4+2"),
-                &block,
-                2..4,
-                &ZONES,
-                &BTreeSet::from([1]),
-                0
-            ),
+            plan(&block, &[1]),
             Err(HealError::Unrecoverable {
                 healthy: 3,
                 needed: 4
