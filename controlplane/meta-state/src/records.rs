@@ -281,8 +281,10 @@ pub struct ShardPlacement {
 pub struct BlockShards {
     /// Object bytes covered by this block (before padding and parity).
     pub length_bytes: u64,
-    /// Shard index -> placement. A committed block may lack some indexes (a degraded write);
-    /// see [`EcScheme::minimum_commit_shards`].
+    /// Shard index -> placement. A committed block may lack some indexes (a degraded write;
+    /// see [`EcScheme::minimum_commit_shards`]), and never needs its padding data pieces
+    /// (`cairn_common::padding`: wholly past `length_bytes`, zeros, not written), which count
+    /// as present.
     pub shards: BTreeMap<ShardIndex, ShardPlacement>,
 }
 

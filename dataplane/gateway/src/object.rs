@@ -730,7 +730,8 @@ async fn write_stripe(
         scheme.data_shards()
     } else {
         scheme.data_shards() + 1
-    } - padding.len();
+    }
+    .saturating_sub(padding.len());
     // Nodes the registry reports DOWN or full are never tried; the others are drawn in
     // proportion to the free space their heartbeats report (when all have reported).
     let availability = shared.node_availability();
