@@ -635,10 +635,9 @@ impl Cluster {
                 for (block_index, block) in part.blocks.iter().enumerate() {
                     let place = format!("{name} part {} block {block_index}", part.part_number);
                     // A short stripe's padding data pieces are never placed.
-                    let padding = cairn_common::padding_data_pieces(
+                    let padding = block.padding_data_pieces(
                         DATA_SHARDS,
                         u64::from(record.erasure.piece_size_bytes),
-                        block.length_bytes,
                     );
                     if block.shards.len() + padding.len() != DATA_SHARDS + PARITY_SHARDS
                         || block

@@ -29,6 +29,17 @@ fn storage_config(dev: &CairnDev) -> cairn_storage_client::ClientConfig {
     cairn_storage_client::ClientConfig::with_identity(Some(&identity))
 }
 
+/// A `cairn dev` whose healer passes every second, with its data directory (dropped after it).
+fn start_dev() -> (tempfile::TempDir, CairnDev) {
+    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dev = CairnDev::start_with(
+        Path::new(BINARY),
+        data.path(),
+        &["--healer-interval-secs", "1"],
+    );
+    (data, dev)
+}
+
 /// A connection to storage node `index` of `dev`.
 fn node_client(
     dev: &CairnDev,
@@ -80,12 +91,7 @@ fn get_object(
 
 #[test]
 fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
-    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let dev = CairnDev::start_with(
-        Path::new(BINARY),
-        data.path(),
-        &["--healer-interval-secs", "1"],
-    );
+    let (data, dev) = start_dev();
     let endpoint = dev.endpoint;
     let manifest = data.path().join("manifest").display().to_string();
     let load = |mode: &[&str]| {
@@ -153,12 +159,7 @@ fn deleted_and_corrupted_pieces_are_rebuilt_in_place() {
 fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
     const OBJECT_BYTES: usize = 20 * 1024;
     const PIECE_BYTES: u64 = 8 * 1024;
-    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let dev = CairnDev::start_with(
-        Path::new(BINARY),
-        data.path(),
-        &["--healer-interval-secs", "1"],
-    );
+    let (_data, dev) = start_dev();
     let body = cairn_tests::content(20, OBJECT_BYTES);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = sdk_client::client(&dev);
@@ -274,12 +275,7 @@ fn small_objects_are_stored_in_small_pieces_that_read_and_heal() {
 #[test]
 fn a_four_kib_object_is_one_data_piece_that_parity_and_padding_rebuild() {
     const OBJECT_BYTES: usize = 4096;
-    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let dev = CairnDev::start_with(
-        Path::new(BINARY),
-        data.path(),
-        &["--healer-interval-secs", "1"],
-    );
+    let (_data, dev) = start_dev();
     let body = cairn_tests::content(4, OBJECT_BYTES);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let s3 = sdk_client::client(&dev);

@@ -525,17 +525,9 @@ pub(crate) fn validate_parts(
                     part.part_number
                 ));
             }
-            let padding = cairn_common::padding_data_pieces(
-                usize::from(scheme.data_shards),
-                u64::from(piece_size_bytes),
-                block.length_bytes,
-            );
-            let placed = block
-                .shards
-                .keys()
-                .filter(|index| !padding.contains(&usize::from(index.0)))
-                .count();
-            let shard_count = (placed + padding.len()) as u64;
+            let shard_count = block
+                .present_pieces(usize::from(scheme.data_shards), u64::from(piece_size_bytes))
+                as u64;
             if shard_count < u64::from(scheme.minimum_commit_shards()) {
                 return invalid(format!(
                     "part {} block {block_index} has {shard_count} shards, fewer than {}",

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
 pub use cairn_common::ShardIndex;
 
@@ -286,6 +287,26 @@ pub struct BlockShards {
     /// (`cairn_common::padding`: wholly past `length_bytes`, zeros, not written), which count
     /// as present.
     pub shards: BTreeMap<ShardIndex, ShardPlacement>,
+}
+
+impl BlockShards {
+    /// The block's padding data pieces (`cairn_common::padding`) for `data_shards` data pieces of
+    /// `piece_size_bytes`.
+    pub fn padding_data_pieces(&self, data_shards: usize, piece_size_bytes: u64) -> Range<usize> {
+        cairn_common::padding_data_pieces(data_shards, piece_size_bytes, self.length_bytes)
+    }
+
+    /// Pieces the block has: its placed pieces that are not padding pieces, plus its padding
+    /// pieces (present by definition, placed or not).
+    pub fn present_pieces(&self, data_shards: usize, piece_size_bytes: u64) -> usize {
+        let padding = self.padding_data_pieces(data_shards, piece_size_bytes);
+        let placed = self
+            .shards
+            .keys()
+            .filter(|index| !padding.contains(&usize::from(index.0)))
+            .count();
+        placed + padding.len()
+    }
 }
 
 /// The shard map of one part (a single PUT has exactly one part, numbered 1).

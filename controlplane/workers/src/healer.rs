@@ -208,15 +208,6 @@ pub fn plan_block(
     Ok(plan)
 }
 
-/// The padding data pieces of `block` (see `cairn_common::padding`).
-fn padding_of(scheme: Scheme, block: &BlockShards, piece_size_bytes: usize) -> Range<usize> {
-    cairn_common::padding_data_pieces(
-        scheme.data_shards(),
-        piece_size_bytes as u64,
-        block.length_bytes,
-    )
-}
-
 /// Counters since start.
 #[derive(Debug, Default)]
 pub struct HealerStats {
@@ -980,7 +971,8 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         let mut fewest_healthy: Option<usize> = None;
         for part in &record.erasure.parts {
             for (block_index, block) in part.blocks.iter().enumerate() {
-                let padding = padding_of(scheme, block, piece_size_bytes);
+                let padding =
+                    block.padding_data_pieces(scheme.data_shards(), piece_size_bytes as u64);
                 let (states, _) = self.read_block(
                     object_id,
                     part.part_number,
@@ -994,12 +986,9 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
                     .values()
                     .filter(|(_, state)| *state == PieceState::Healthy)
                     .count();
-                let placed = block
-                    .shards
-                    .keys()
-                    .filter(|index| !padding.contains(&usize::from(index.0)))
-                    .count();
-                let needs_work = placed + padding.len() < scheme.total_shards()
+                let needs_work = block
+                    .present_pieces(scheme.data_shards(), piece_size_bytes as u64)
+                    < scheme.total_shards()
                     || states.values().any(|(_, state)| {
                         matches!(
                             state,
@@ -1064,7 +1053,8 @@ impl<M: MetaAccess, S: ShardAccess> Healer<M, S> {
         let mut rebuilt = 0u64;
         for (part_position, part) in record.erasure.parts.iter().enumerate() {
             for (block_index, block) in part.blocks.iter().enumerate() {
-                let padding = padding_of(scheme, block, piece_size_bytes);
+                let padding =
+                    block.padding_data_pieces(scheme.data_shards(), piece_size_bytes as u64);
                 let (states, pieces) = self.read_block(
                     object_id,
                     part.part_number,

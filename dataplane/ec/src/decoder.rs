@@ -96,9 +96,9 @@ pub struct StripeDecoder {
     state: StripeState,
     /// k + m slots; `Some` for verified pieces (and, after a decode, scratch and rebuilt pieces).
     pieces: Vec<Option<Piece>>,
+    /// Verified pieces, and the stripe's padding data pieces from its start: known zeros, never
+    /// fetched, with no slot until a decode gives them a zeroed buffer.
     valid: ShardSet,
-    /// The current stripe's padding data pieces: zeros, never fetched, always usable.
-    padding: ShardSet,
     unavailable: ShardSet,
     requested: ShardSet,
     started: bool,
@@ -164,7 +164,6 @@ impl StripeDecoder {
             state: StripeState::Open,
             pieces: (0..total_shards).map(|_| None).collect(),
             valid: ShardSet::EMPTY,
-            padding: ShardSet::EMPTY,
             unavailable: ShardSet::EMPTY,
             requested: ShardSet::EMPTY,
             started: false,
@@ -218,9 +217,8 @@ impl StripeDecoder {
             touched.difference(&self.requested)
         } else {
             // Degraded: aim for k verified (or padding) pieces, counting those still in flight.
-            let known = self.valid.union(&self.padding);
-            let needed = k.saturating_sub(known.len() + outstanding.len());
-            let blocked = self.requested.union(&self.unavailable).union(&self.padding);
+            let needed = k.saturating_sub(self.valid.len() + outstanding.len());
+            let blocked = self.requested.union(&self.unavailable).union(&self.valid);
             (0..self.layout.scheme().total_shards())
                 .filter(|&shard| !blocked.contains(shard))
                 .take(needed)
@@ -238,7 +236,7 @@ impl StripeDecoder {
         }
         let scheme = self.layout.scheme();
         Err(EcError::TooManyErasures {
-            available: self.valid.union(&self.padding).len(),
+            available: self.valid.len(),
             missing: self.unavailable.len(),
             data_shards: scheme.data_shards(),
             parity_shards: scheme.parity_shards(),
@@ -337,7 +335,8 @@ impl StripeDecoder {
             for (index, slot) in self.pieces.iter_mut().enumerate() {
                 if slot.is_none() {
                     let mut buffer = self.pool.take();
-                    if self.padding.contains(index) {
+                    // Valid without a slot: a padding piece.
+                    if self.valid.contains(index) {
                         buffer.fill(0);
                     }
                     *slot = Some(Piece::Pooled(buffer));
@@ -348,8 +347,7 @@ impl StripeDecoder {
                 .iter_mut()
                 .map(|slot| &mut slot.as_mut().expect("filled above")[..])
                 .collect();
-            self.codec
-                .reconstruct(&mut shards, self.valid.union(&self.padding), rebuild)?;
+            self.codec.reconstruct(&mut shards, self.valid, rebuild)?;
             self.degraded_stripes += 1;
         }
         self.state = StripeState::Produced;
@@ -362,7 +360,7 @@ impl StripeDecoder {
 
     fn is_ready(&self, span: &StripeSpan) -> bool {
         span.data_shard_set().is_subset(&self.valid)
-            || self.valid.union(&self.padding).len() >= self.layout.scheme().data_shards()
+            || self.valid.len() >= self.layout.scheme().data_shards()
     }
 
     fn check_shard(&self, shard: ShardIndex) -> Result<usize, EcError> {
@@ -384,12 +382,11 @@ impl StripeDecoder {
         for slot in &mut self.pieces {
             *slot = None;
         }
-        self.valid = ShardSet::EMPTY;
         self.unavailable = ShardSet::EMPTY;
         self.requested = ShardSet::EMPTY;
         self.state = StripeState::Open;
         self.current = self.spans.next();
-        self.padding = match self.current {
+        self.valid = match self.current {
             Some(span) => {
                 let padding = cairn_common::padding_data_pieces(
                     self.layout.scheme().data_shards(),

@@ -338,7 +338,15 @@ mod tests {
             (8128, 8192),
             // From here two 4 KiB data pieces take fewer blocks than one 8 KiB piece.
             (8129, 4096),
-            // Equal footprints (48 KiB): two 8 KiB data pieces are fewer writes than four.
+            (8192, 4096),
+            // Equal blocks, fewer pieces: one 16 KiB data piece (36 KiB, three writes) rather
+            // than three 4 KiB ones (36 KiB, five).
+            (8193, 16384),
+            (12224, 16384),
+            (12225, 4096),
+            (12288, 4096),
+            // Equal footprints (44–48 KiB): two 8 KiB data pieces are fewer writes than four.
+            (12289, 8192),
             (4 * 4096, 8192),
             (4 * 4096 + 1, 8192),
             (20 * 1024 + 28, 8192),

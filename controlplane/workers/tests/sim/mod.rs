@@ -621,13 +621,7 @@ impl World {
         };
         // At least k + 1 pieces per block, padding pieces counted (placed or not).
         let too_few = |block: &BlockShards| {
-            let padding = padding(block.length_bytes);
-            let placed = block
-                .shards
-                .keys()
-                .filter(|shard| !padding.contains(&usize::from(shard.0)))
-                .count();
-            placed + padding.len() < DATA_SHARDS + 1
+            block.present_pieces(DATA_SHARDS, PIECE_BYTES as u64) < DATA_SHARDS + 1
         };
         if part.blocks.iter().any(too_few) {
             let abort = Command::AbortWrite(AbortWrite {
@@ -858,15 +852,16 @@ impl World {
                 let object_id = shard_object_id(index as u32, record.shard_name_id());
                 for part in &record.erasure.parts {
                     for (block_index, block) in part.blocks.iter().enumerate() {
-                        let padding = padding(block.length_bytes);
-                        let real = |shard: &&ShardIndex| !padding.contains(&usize::from(shard.0));
-                        if block.shards.keys().filter(real).count() + padding.len()
+                        if block.present_pieces(DATA_SHARDS, PIECE_BYTES as u64)
                             < DATA_SHARDS + PARITY_SHARDS
                         {
                             return false;
                         }
-                        for (shard, placement) in
-                            block.shards.iter().filter(|(shard, _)| real(shard))
+                        let padding = padding(block.length_bytes);
+                        for (shard, placement) in block
+                            .shards
+                            .iter()
+                            .filter(|(shard, _)| !padding.contains(&usize::from(shard.0)))
                         {
                             let shard_id = ShardId::new(
                                 object_id,
