@@ -122,9 +122,25 @@ pub struct InternalTlsArgs {
     /// the default; logged as a warning at start.
     #[arg(long, conflicts_with = "tls_dir")]
     pub insecure_plaintext_internal: bool,
+    /// Keep a storage node's loopback connections encrypted. By default a connection whose
+    /// both ends are loopback addresses continues in plaintext once mutual TLS has
+    /// authenticated it: loopback traffic cannot be read or injected into without root.
+    #[arg(long, conflicts_with = "insecure_plaintext_internal")]
+    pub encrypt_loopback: bool,
 }
 
 impl InternalTlsArgs {
+    /// A storage node's listener TLS under `identity`: loopback connections switch to
+    /// plaintext after their handshake unless `--encrypt-loopback`.
+    pub fn storage_server_tls(&self, identity: &Identity) -> anyhow::Result<cairn_tls::ServerTls> {
+        let tls = identity.server_tls(cairn_tls::STORAGE_CLIENTS)?;
+        if self.encrypt_loopback {
+            tracing::info!("storage RPC: loopback connections stay encrypted (--encrypt-loopback)");
+            return Ok(tls);
+        }
+        Ok(tls.with_loopback_plaintext())
+    }
+
     /// The identity this process runs under: `--tls-dir`, else the cluster file's, else none
     /// only with `--insecure-plaintext-internal` (anything else is refused).
     pub fn identity(

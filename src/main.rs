@@ -712,6 +712,11 @@ struct DevArgs {
     /// accepts the other's certificates.
     #[arg(long, conflicts_with = "insecure_plaintext_internal")]
     dev_ca: Option<PathBuf>,
+    /// Keep the storage nodes' connections encrypted. By default they run over loopback and
+    /// continue in plaintext once mutual TLS has authenticated them (loopback traffic cannot be
+    /// read or injected into without root).
+    #[arg(long, conflicts_with = "insecure_plaintext_internal")]
+    encrypt_loopback: bool,
     #[command(flatten)]
     s3_tls: S3TlsArgs,
     #[command(flatten)]
@@ -833,7 +838,13 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             )
         };
     let storage_tls = match &storage_identity {
-        Some(identity) => Some(identity.server_tls(cairn_tls::STORAGE_CLIENTS)?),
+        Some(identity) => Some(
+            ca::InternalTlsArgs {
+                encrypt_loopback: args.encrypt_loopback,
+                ..ca::InternalTlsArgs::default()
+            }
+            .storage_server_tls(identity)?,
+        ),
         None => None,
     };
     let mut threads = Vec::new();
@@ -1264,7 +1275,7 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
         .internal_tls
         .identity(cairn_tls::Role::Storage, cluster_tls)?;
     if let Some(identity) = &identity {
-        config.tls = Some(identity.server_tls(cairn_tls::STORAGE_CLIENTS)?);
+        config.tls = Some(args.internal_tls.storage_server_tls(identity)?);
     }
     let meta = meta.map(|mut meta| {
         meta.identity = identity.clone();

@@ -50,18 +50,43 @@ fn connect(address: impl std::net::ToSocketAddrs) -> Result<StorageClient, Clien
     StorageClient::connect_with_config(address, client_config())
 }
 
-/// A raw TLS byte stream to the node (for sending malformed frames).
-fn raw_tls(address: SocketAddr) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let socket = TcpStream::connect(address).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let session = rustls::ClientConnection::new(
-        client_identity().client_config(),
-        cairn_tls::Role::Storage.server_name(),
-    )
-    .unwrap();
-    rustls::StreamOwned::new(session, socket)
+/// A byte stream to a node, for sending malformed frames.
+trait RawStream: Read + Write {}
+impl<T: Read + Write> RawStream for T {}
+
+/// Raw byte streams to the node at a loopback `address` (for sending malformed frames): one
+/// that stays in TLS (its client offers no ALPN) and one the node switched to plaintext after
+/// the handshake.
+fn raw_streams(address: SocketAddr) -> Vec<Box<dyn RawStream>> {
+    let connect = |offer_plaintext: bool| {
+        let socket = TcpStream::connect(address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut config = (*client_identity().client_config()).clone();
+        if !offer_plaintext {
+            config.alpn_protocols.clear();
+        }
+        let session =
+            rustls::ClientConnection::new(Arc::new(config), cairn_tls::Role::Storage.server_name())
+                .unwrap();
+        let mut stream = rustls::StreamOwned::new(session, socket);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        assert_eq!(
+            cairn_tls::selects_loopback_plaintext(stream.conn.alpn_protocol()),
+            offer_plaintext
+        );
+        if !offer_plaintext {
+            return Box::new(stream) as Box<dyn RawStream>;
+        }
+        let mut ack = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
+        stream.read_exact(&mut ack).unwrap();
+        assert_eq!(&ack, cairn_tls::LOOPBACK_PLAINTEXT_ACK);
+        Box::new(stream.sock) as Box<dyn RawStream>
+    };
+    vec![connect(false), connect(true)]
 }
 
 struct Node {
@@ -152,6 +177,101 @@ fn shard(n: u64) -> ShardId {
         (n % 5) as u32,
         ShardIndex((n % 6) as u16),
     )
+}
+
+/// This host's address on its default route, if it has one (none on a machine with loopback
+/// only).
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // A UDP connect picks a route and a source address and sends nothing.
+    socket.connect("203.0.113.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn storage_rpc_runs_in_plaintext_only_on_authenticated_loopback_connections() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Listening on every address, so the same node is reached over loopback and over eth0.
+    let port = cairn_tests::free_port();
+    let wildcard = SocketAddr::from(([0, 0, 0, 0], port));
+    let loopback = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut node = Node {
+        process: Node::spawn(wildcard, &data, root.path(), &[]),
+        address: loopback,
+        data: data.clone(),
+        extra_args: Vec::new(),
+        log_dir: root.path().to_owned(),
+    };
+    node.wait_until_ready();
+    let round_trip = |client: &mut StorageClient, n: u64| {
+        let body = content(n, 300_000);
+        client.put(shard(n), &body).unwrap();
+        assert_eq!(client.get(shard(n), None).unwrap(), body);
+        assert_eq!(
+            client
+                .get(
+                    shard(n),
+                    Some(ByteRange {
+                        offset: 7,
+                        length: 70_000
+                    })
+                )
+                .unwrap(),
+            body[7..70_007]
+        );
+    };
+
+    // Loopback: authenticated by mutual TLS, then plaintext; the data round-trips.
+    let mut client = node.client();
+    assert_eq!(client.is_encrypted(), Some(false));
+    round_trip(&mut client, 1);
+    // The monoio client (the gateway's) switches the same way and round-trips too.
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("monoio runtime")
+        .block_on(async {
+            let mut client =
+                cairn_storage_client::monoio_client::AsyncStorageClient::connect_with_tls(
+                    loopback,
+                    Some(client_identity().client_config()),
+                )
+                .await
+                .unwrap();
+            let body = content(2, 200_000);
+            let (result, _) = client
+                .put(shard(2), body.clone(), crc32c::crc32c(&body))
+                .await;
+            result.unwrap();
+            assert_eq!(client.get(shard(2), None).await.unwrap(), body);
+        });
+    // The switch never skips authentication: no certificate, no service.
+    let refused = StorageClient::connect_with_config(loopback, ClientConfig::default())
+        .and_then(|mut client| client.health());
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Any other address: the connection stays encrypted.
+    match non_loopback_address() {
+        Some(ip) => {
+            let mut client = connect(SocketAddr::new(ip, port)).unwrap();
+            assert_eq!(client.is_encrypted(), Some(true), "via {ip}");
+            round_trip(&mut client, 3);
+        }
+        None => eprintln!("no non-loopback address on this machine: that half is not run"),
+    }
+    node.assert_no_unexpected_errors();
+    drop(node);
+
+    // --encrypt-loopback keeps loopback connections encrypted.
+    let node = Node::start(&data, root.path(), &["--encrypt-loopback"]);
+    let mut client = node.client();
+    assert_eq!(client.is_encrypted(), Some(true));
+    round_trip(&mut client, 4);
+    assert_eq!(client.get(shard(1), None).unwrap(), content(1, 300_000));
+    node.assert_no_unexpected_errors();
 }
 
 #[test]
@@ -264,17 +384,18 @@ fn round_trip_ranges_scan_health_and_refusals() {
         oversized_frame_header(),
         truncated_message_frame(),
     ] {
-        let mut raw = raw_tls(node.address);
-        raw.write_all(&frame).unwrap();
-        raw.flush().unwrap();
-        let mut reply = Vec::new();
-        raw.read_to_end(&mut reply)
-            .expect("the node closes the connection");
-        assert!(
-            reply.len() >= 16,
-            "an error frame comes back before the close"
-        );
-        assert_eq!(&reply[0..4], b"CRNW");
+        for mut raw in raw_streams(node.address) {
+            raw.write_all(&frame).unwrap();
+            raw.flush().unwrap();
+            let mut reply = Vec::new();
+            raw.read_to_end(&mut reply)
+                .expect("the node closes the connection");
+            assert!(
+                reply.len() >= 16,
+                "an error frame comes back before the close"
+            );
+            assert_eq!(&reply[0..4], b"CRNW");
+        }
     }
     assert_eq!(
         client.health().unwrap().shard_count,

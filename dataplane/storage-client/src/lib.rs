@@ -168,6 +168,15 @@ impl StorageClient {
             .and_then(|stream| stream.get_ref().socket().peer_addr().ok())
     }
 
+    /// Whether the open connection is encrypted: `Some(false)` for a plaintext node, or for a
+    /// loopback connection the node switched to plaintext after authenticating it (see
+    /// `cairn_tls`); `None` while not connected.
+    pub fn is_encrypted(&self) -> Option<bool> {
+        self.stream
+            .as_ref()
+            .map(|stream| matches!(stream.get_ref(), Connection::Tls(_)))
+    }
+
     /// Whether a connection is open (it is closed after an I/O or protocol error until the next
     /// call reopens it).
     pub fn is_connected(&self) -> bool {
@@ -355,6 +364,20 @@ fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<Connec
                 // first.)
                 while stream.conn.is_handshaking() {
                     stream.conn.complete_io(&mut stream.sock)?;
+                }
+                if cairn_tls::selects_loopback_plaintext(stream.conn.alpn_protocol()) {
+                    // The node authenticated this loopback connection and continues it in
+                    // plaintext after its acknowledgement (see `cairn_tls`).
+                    let mut ack = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
+                    stream.read_exact(&mut ack)?;
+                    let rustls::StreamOwned { mut conn, sock } = stream;
+                    cairn_tls::check_loopback_switch(
+                        &ack,
+                        sock.local_addr()?,
+                        sock.peer_addr()?,
+                        &mut conn,
+                    )?;
+                    return Ok(Connection::Plain(sock));
                 }
                 return Ok(Connection::Tls(Box::new(stream)));
             }

@@ -141,11 +141,27 @@ impl AsyncStorageClient {
             let connection = match &self.tls {
                 None => Connection::Plain(stream),
                 Some(tls) => {
-                    let stream = monoio_rustls::TlsConnector::from(Arc::clone(tls))
+                    let mut stream = monoio_rustls::TlsConnector::from(Arc::clone(tls))
                         .connect(cairn_tls::Role::Storage.server_name(), stream)
                         .await
                         .map_err(io::Error::from)?;
-                    Connection::Tls(Box::new(stream))
+                    if cairn_tls::selects_loopback_plaintext(stream.alpn_protocol().as_deref()) {
+                        // The node authenticated this loopback connection and continues it in
+                        // plaintext after its acknowledgement (see `cairn_tls`).
+                        let ack = vec![0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
+                        let (result, ack) = stream.read_exact(ack).await;
+                        result?;
+                        let (stream, mut session) = stream.into_parts();
+                        cairn_tls::check_loopback_switch(
+                            &ack,
+                            stream.local_addr()?,
+                            stream.peer_addr()?,
+                            &mut session,
+                        )?;
+                        Connection::Plain(stream)
+                    } else {
+                        Connection::Tls(Box::new(stream))
+                    }
                 }
             };
             self.stream = Some(connection);

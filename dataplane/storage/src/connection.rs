@@ -32,18 +32,19 @@ pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
         Some(tls) => {
             // The handshake verifies the client's certificate (CA, CRL, role); a peer without
             // an acceptable one is dropped here, before any request is read.
-            let peer = stream.peer_addr().ok();
+            let peer = stream.peer_addr()?;
+            let local = stream.local_addr()?;
             let generation = tls.check.before_handshake();
             // rustls reads at most 4 KiB from its transport at a time; a receive buffer turns
             // the many small reads of a large piece into one system call per 64 KiB.
             let stream = stream.buffered_with(Preallocated::new(READ_BUFFER_BYTES));
-            let stream = match futures_rustls::TlsAcceptor::from(tls.config)
+            let stream = match futures_rustls::TlsAcceptor::from(tls.config_for(local, peer))
                 .accept(stream)
                 .await
             {
                 Ok(stream) => stream,
                 Err(error) => {
-                    tracing::info!(?peer, %error, "TLS handshake refused");
+                    tracing::info!(%peer, %error, "TLS handshake refused");
                     return Err(error);
                 }
             };
@@ -57,6 +58,15 @@ pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
                 check: tls.check,
                 certificate,
             };
+            // An authenticated loopback connection continues in plaintext (the handshake
+            // selected it only when both ends are loopback; see `cairn_tls`).
+            if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+                let mut stream = stream;
+                stream.write_all(cairn_tls::LOOPBACK_PLAINTEXT_ACK).await?;
+                stream.flush().await?;
+                let (stream, _) = stream.into_inner();
+                return serve_stream(stream, core, Some(revalidation)).await;
+            }
             serve_stream(stream, core, Some(revalidation)).await
         }
         None => serve_stream(stream, core, None).await,

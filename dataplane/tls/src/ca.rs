@@ -433,4 +433,138 @@ mod tests {
             );
         }
     }
+
+    /// An in-memory handshake between `client` and `server` (an empty read would be taken for
+    /// the peer's EOF, so only bytes are delivered).
+    fn handshake(client: &mut rustls::ClientConnection, server: &mut rustls::ServerConnection) {
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).unwrap();
+            if !wire.is_empty() {
+                server.read_tls(&mut wire.as_slice()).unwrap();
+                server.process_new_packets().unwrap();
+            }
+            let mut wire = Vec::new();
+            server.write_tls(&mut wire).unwrap();
+            if !wire.is_empty() {
+                client.read_tls(&mut wire.as_slice()).unwrap();
+                client.process_new_packets().unwrap();
+            }
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+    }
+
+    #[test]
+    fn only_a_switching_listener_on_loopback_selects_plaintext_and_clients_check_the_switch() {
+        use crate::{
+            LOOPBACK_PLAINTEXT_ACK, LOOPBACK_PLAINTEXT_ALPN, check_loopback_switch,
+            selects_loopback_plaintext,
+        };
+        use std::io::Write;
+        use std::net::SocketAddr;
+        let root = tempfile::tempdir().unwrap();
+        let ca = root.path().join("ca");
+        init_ca(&ca).unwrap();
+        let load = |name: &str, role: Role| {
+            let dir = root.path().join(name);
+            issue(&ca, &IssueRequest::new(name, role), &dir).unwrap();
+            Identity::load(&TlsFiles::new(&dir)).unwrap()
+        };
+        let gateway = load("gateway-1", Role::Gateway);
+        let storage = load("storage-1", Role::Storage);
+        let loopback: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let loopback_v6: SocketAddr = "[::1]:4001".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.7:4002".parse().unwrap();
+        let plain = storage.server_tls(&[Role::Gateway]).unwrap();
+        let switching = plain.clone().with_loopback_plaintext();
+        let selected = |config: std::sync::Arc<rustls::ServerConfig>| {
+            let mut client =
+                rustls::ClientConnection::new(gateway.client_config(), Role::Storage.server_name())
+                    .unwrap();
+            let mut server = rustls::ServerConnection::new(config).unwrap();
+            handshake(&mut client, &mut server);
+            assert_eq!(client.alpn_protocol(), server.alpn_protocol());
+            (
+                selects_loopback_plaintext(server.alpn_protocol()),
+                client,
+                server,
+            )
+        };
+        // Selected only by a switching listener, and only for a connection loopback at both ends.
+        assert!(selected(switching.config_for(loopback, loopback)).0);
+        assert!(selected(switching.config_for(loopback_v6, loopback_v6)).0);
+        assert!(!selected(switching.config_for(remote, loopback)).0);
+        assert!(!selected(switching.config_for(loopback, remote)).0);
+        assert!(!selected(plain.config_for(loopback, loopback)).0);
+        // A client that offers nothing (any other TLS client) is never switched.
+        let mut quiet = (*gateway.client_config()).clone();
+        quiet.alpn_protocols.clear();
+        let mut client =
+            rustls::ClientConnection::new(std::sync::Arc::new(quiet), Role::Storage.server_name())
+                .unwrap();
+        let mut server =
+            rustls::ServerConnection::new(switching.config_for(loopback, loopback)).unwrap();
+        handshake(&mut client, &mut server);
+        assert_eq!(server.alpn_protocol(), None);
+
+        // The client's checks at the switch.
+        let (_, mut client, mut server) = selected(switching.config_for(loopback, loopback));
+        assert_eq!(client.alpn_protocol(), Some(LOOPBACK_PLAINTEXT_ALPN));
+        check_loopback_switch(LOOPBACK_PLAINTEXT_ACK, loopback, loopback, &mut client).unwrap();
+        let refused = |result: std::io::Result<()>| result.unwrap_err().to_string();
+        assert!(
+            refused(check_loopback_switch(
+                LOOPBACK_PLAINTEXT_ACK,
+                remote,
+                loopback,
+                &mut client
+            ))
+            .contains("not loopback")
+        );
+        assert!(
+            refused(check_loopback_switch(
+                LOOPBACK_PLAINTEXT_ACK,
+                loopback,
+                remote,
+                &mut client
+            ))
+            .contains("not loopback")
+        );
+        assert!(
+            refused(check_loopback_switch(
+                b"cairn:encrypted\n",
+                loopback,
+                loopback,
+                &mut client
+            ))
+            .contains("acknowledged")
+        );
+        // Plaintext left inside TLS past the acknowledgement would be lost at the switch.
+        server.writer().write_all(b"more").unwrap();
+        let mut wire = Vec::new();
+        server.write_tls(&mut wire).unwrap();
+        client.read_tls(&mut wire.as_slice()).unwrap();
+        client.process_new_packets().unwrap();
+        assert!(
+            refused(check_loopback_switch(
+                LOOPBACK_PLAINTEXT_ACK,
+                loopback,
+                loopback,
+                &mut client
+            ))
+            .contains("more than")
+        );
+        // So would a record the client still has to send.
+        let (_, mut client, _) = selected(switching.config_for(loopback, loopback));
+        client.writer().write_all(b"request").unwrap();
+        assert!(
+            refused(check_loopback_switch(
+                LOOPBACK_PLAINTEXT_ACK,
+                loopback,
+                loopback,
+                &mut client
+            ))
+            .contains("left to send")
+        );
+    }
 }

@@ -31,6 +31,31 @@
 //!   revocation are cut too: each internal server runs [`PeerCheck::still_trusted`] before
 //!   every request and closes the connection of a peer that is no longer trusted.
 //! - TLS 1.3 only, ring provider.
+//!
+//! # Plaintext after authentication, on loopback only
+//!
+//! A storage node may carry a connection in plaintext once its handshake has authenticated both
+//! ends, when both ends of the connection are loopback addresses (`cairn dev`, or a gateway on
+//! the same host as its nodes). Loopback traffic never leaves the host's network namespace, and
+//! reading it or injecting into an established loopback TCP connection takes `CAP_NET_RAW` or
+//! `CAP_NET_ADMIN` (root), which can read the identities' keys anyway; so encryption there
+//! protects against nothing that the authentication does not, while it costs about a third of
+//! the node's large-object throughput (every byte of every piece is sealed and copied once more).
+//! The same trade as Ceph msgr2's `crc` mode, limited to loopback. The mechanism:
+//! - every internal client configuration offers the ALPN protocol [`LOOPBACK_PLAINTEXT_ALPN`];
+//!   no internal server configures ALPN except a listener built with
+//!   [`ServerTls::with_loopback_plaintext`], which selects it only for a connection whose local
+//!   and peer addresses are both loopback ([`ServerTls::config_for`]);
+//! - after a handshake that selected it, the server sends [`LOOPBACK_PLAINTEXT_ACK`] inside TLS
+//!   and then speaks plaintext on the bare socket; the client reads the acknowledgement inside
+//!   TLS, checks that its own connection is loopback on both ends and that TLS holds nothing
+//!   more ([`check_loopback_switch`]), and does the same. Nothing else is in flight at the switch
+//!   (the client sends nothing between its Finished and the acknowledgement; the server sends
+//!   no session tickets), so no byte is read by one layer and expected by the other;
+//! - a client whose server selected the protocol on a connection that is not loopback refuses
+//!   the connection; the per-request revocation check ([`PeerCheck`]) continues unchanged.
+//!
+//! `--encrypt-loopback` keeps a node's connections encrypted.
 
 mod ca;
 mod verify;
@@ -48,6 +73,52 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// The ALPN protocol that switches an authenticated loopback connection to plaintext (see the
+/// module header).
+pub const LOOPBACK_PLAINTEXT_ALPN: &[u8] = b"cairn-loopback-plaintext/1";
+
+/// What a server sends inside TLS, once, before it switches a connection to plaintext.
+pub const LOOPBACK_PLAINTEXT_ACK: &[u8; 16] = b"cairn:plaintext\n";
+
+/// Whether a connection from `local` to `peer` runs over loopback at both ends.
+pub fn is_loopback_connection(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> bool {
+    local.ip().is_loopback() && peer.ip().is_loopback()
+}
+
+/// Whether a finished handshake selected the switch to plaintext.
+pub fn selects_loopback_plaintext(alpn: Option<&[u8]>) -> bool {
+    alpn == Some(LOOPBACK_PLAINTEXT_ALPN)
+}
+
+/// A client's checks before it drops TLS on a connection whose server selected
+/// [`LOOPBACK_PLAINTEXT_ALPN`]: `ack` is what it read inside TLS (must be
+/// [`LOOPBACK_PLAINTEXT_ACK`]), `local` and `peer` the socket's addresses (both loopback), and
+/// `connection` must hold no more plaintext and nothing left to send.
+pub fn check_loopback_switch<Data>(
+    ack: &[u8],
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+    connection: &mut rustls::ConnectionCommon<Data>,
+) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind, Read};
+    let refuse = |why: &str| Err(Error::new(ErrorKind::InvalidData, why.to_owned()));
+    if !is_loopback_connection(local, peer) {
+        return refuse("the server switched a connection that is not loopback to plaintext");
+    }
+    if ack != LOOPBACK_PLAINTEXT_ACK {
+        return refuse("the server's switch to plaintext was not acknowledged as expected");
+    }
+    let mut probe = [0u8; 1];
+    match connection.reader().read(&mut probe) {
+        Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+        _ => return refuse("the server sent more than its acknowledgement before plaintext"),
+    }
+    if connection.wants_write() {
+        return refuse("TLS had data left to send at the switch to plaintext");
+    }
+    Ok(())
+}
 
 /// How often, at most, a handshake looks at the CRL file's modification time.
 pub const CRL_RECHECK: Duration = Duration::from_millis(500);
@@ -255,13 +326,16 @@ impl Identity {
             Arc::clone(&revocation),
             provider(),
         ));
-        let client_config = rustls::ClientConfig::builder_with_provider(provider())
+        let mut client_config = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|error| TlsError::Config(error.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(server_verifier)
             .with_client_auth_cert(chain.clone(), key.clone_key())
             .map_err(|error| TlsError::Config(error.to_string()))?;
+        // Offered to every internal server; only a storage node's loopback connections select
+        // it (see the module header).
+        client_config.alpn_protocols = vec![LOOPBACK_PLAINTEXT_ALPN.to_vec()];
         Ok(Arc::new(Identity {
             role,
             name,
@@ -316,6 +390,7 @@ impl Identity {
     pub fn server_tls(&self, accepted: &[Role]) -> Result<ServerTls, TlsError> {
         Ok(ServerTls {
             config: self.server_config(accepted)?,
+            loopback_plaintext: None,
             check: self.peer_check(accepted),
         })
     }
@@ -340,7 +415,33 @@ impl Identity {
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
+    /// `config` selecting [`LOOPBACK_PLAINTEXT_ALPN`], for loopback connections of a listener
+    /// that switches them to plaintext; `None` keeps every connection encrypted.
+    pub loopback_plaintext: Option<Arc<rustls::ServerConfig>>,
     pub check: PeerCheck,
+}
+
+impl ServerTls {
+    /// This listener's loopback connections switch to plaintext after their handshake (see the
+    /// module header). Only for servers that implement the switch.
+    pub fn with_loopback_plaintext(mut self) -> ServerTls {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![LOOPBACK_PLAINTEXT_ALPN.to_vec()];
+        self.loopback_plaintext = Some(Arc::new(config));
+        self
+    }
+
+    /// The configuration to accept a connection from `peer` on `local` with.
+    pub fn config_for(
+        &self,
+        local: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
+    ) -> Arc<rustls::ServerConfig> {
+        match &self.loopback_plaintext {
+            Some(config) if is_loopback_connection(local, peer) => Arc::clone(config),
+            _ => Arc::clone(&self.config),
+        }
+    }
 }
 
 /// Re-checks the certificate an accepted connection presented against the CRL as it is now.
