@@ -122,9 +122,10 @@ pub struct InternalTlsArgs {
     /// the default; logged as a warning at start.
     #[arg(long, conflicts_with = "tls_dir")]
     pub insecure_plaintext_internal: bool,
-    /// Keep a storage node's loopback connections encrypted. By default a connection whose
-    /// both ends are loopback addresses continues in plaintext once mutual TLS has
-    /// authenticated it: loopback traffic cannot be read or injected into without root.
+    /// Keep loopback connections to a storage node (or to a gateway's `--edge-listen`)
+    /// encrypted. By default a connection whose both ends are loopback addresses continues in
+    /// plaintext once mutual TLS has authenticated it: loopback traffic cannot be read or
+    /// injected into without root.
     #[arg(long, conflicts_with = "insecure_plaintext_internal")]
     pub encrypt_loopback: bool,
 }

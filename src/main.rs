@@ -590,6 +590,7 @@ impl EdgeListenerArgs {
         &self,
         gateway: &mut cairn_gateway::GatewayConfig,
         identity: Option<&cairn_tls::Identity>,
+        encrypt_loopback: bool,
     ) -> anyhow::Result<()> {
         let Some(address) = self.edge_listen else {
             return Ok(());
@@ -599,7 +600,14 @@ impl EdgeListenerArgs {
              (not --insecure-plaintext-internal)",
         )?;
         gateway.edge_listen = Some(address);
-        gateway.edge_tls = Some(identity.server_tls(cairn_tls::GATEWAY_INTERNAL_CLIENTS)?);
+        let tls = identity.server_tls(cairn_tls::GATEWAY_INTERNAL_CLIENTS)?;
+        // An edge on the same host (loopback at both ends) continues in plaintext once mutual
+        // TLS has authenticated it, as storage RPC does (see `cairn_tls`).
+        gateway.edge_tls = Some(if encrypt_loopback {
+            tls
+        } else {
+            tls.with_loopback_plaintext()
+        });
         Ok(())
     }
 }
@@ -712,9 +720,10 @@ struct DevArgs {
     /// accepts the other's certificates.
     #[arg(long, conflicts_with = "insecure_plaintext_internal")]
     dev_ca: Option<PathBuf>,
-    /// Keep the storage nodes' connections encrypted. By default they run over loopback and
-    /// continue in plaintext once mutual TLS has authenticated them (loopback traffic cannot be
-    /// read or injected into without root).
+    /// Keep the storage nodes' connections (and an edge's on the same host, with
+    /// `--edge-listen`) encrypted. By default they run over loopback and continue in plaintext
+    /// once mutual TLS has authenticated them (loopback traffic cannot be read or injected into
+    /// without root).
     #[arg(long, conflicts_with = "insecure_plaintext_internal")]
     encrypt_loopback: bool,
     #[command(flatten)]
@@ -991,8 +1000,11 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     gateway.executors = args.tuning.gateway_executors;
     gateway.s3_tls = args.s3_tls.server_config()?;
     let gateway_identity = gateway.meta.identity.clone();
-    args.edge_listener
-        .apply(&mut gateway, gateway_identity.as_deref())?;
+    args.edge_listener.apply(
+        &mut gateway,
+        gateway_identity.as_deref(),
+        args.encrypt_loopback,
+    )?;
     let scheme = if gateway.s3_tls.is_some() {
         "https"
     } else {
@@ -1580,7 +1592,11 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         .apply(&mut config.meta)?;
     config.s3_tls = args.s3_tls.server_config()?;
     let identity = config.meta.identity.clone();
-    args.edge_listener.apply(&mut config, identity.as_deref())?;
+    args.edge_listener.apply(
+        &mut config,
+        identity.as_deref(),
+        args.internal_tls.encrypt_loopback,
+    )?;
     cairn_gateway::run_gateway(config).context("gateway")
 }
 

@@ -564,6 +564,39 @@ fn gateway_edge_listener_serves_only_edges_and_cuts_a_revoked_one() {
         direct_with(Some(&edge_2), "/edge-mtls/ip-only", &[]),
         Some(403)
     );
+    // An edge on the gateway's host (loopback at both ends) that offers the switch continues
+    // in plaintext once mutual TLS has authenticated it, and is served the same; one without
+    // a client certificate is still refused, and a client that does not offer it stays in TLS.
+    let offering = |presented: Option<&Path>| {
+        let mut config = (*tls_client::hand_made_config(&ca, presented)).clone();
+        config.alpn_protocols = vec![cairn_tls::LOOPBACK_PLAINTEXT_ALPN.to_vec()];
+        std::sync::Arc::new(config)
+    };
+    let switching = |presented: Option<&Path>, headers: &[(&str, &str)]| {
+        tls_client::https_status_switching(
+            gateway,
+            offering(presented),
+            "gateway.role.cairn",
+            "/edge-mtls/ip-only",
+            headers,
+        )
+    };
+    assert!(gateway.ip().is_loopback());
+    assert_eq!(switching(Some(&edge_2), &named), Some((true, Some(200))));
+    assert_eq!(switching(Some(&edge_2), &[]), Some((true, Some(403))));
+    assert_eq!(
+        switching(None, &named).and_then(|(_, status)| status),
+        None,
+        "no client certificate"
+    );
+    let encrypted = tls_client::https_status_switching(
+        gateway,
+        tls_client::hand_made_config(&ca, Some(&edge_2)),
+        "gateway.role.cairn",
+        "/edge-mtls/ip-only",
+        &named,
+    );
+    assert_eq!(encrypted, Some((false, Some(200))));
     // On the public S3 port the header is the client's own claim, and ignored.
     assert_eq!(
         tls_client::http_status(dev.endpoint, "/edge-mtls/ip-only", &named),

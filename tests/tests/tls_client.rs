@@ -64,6 +64,42 @@ pub fn https_status(
     status_of(&response)
 }
 
+/// [`https_status`] with a client that may be switched to plaintext after the handshake (a
+/// configuration offering `cairn_tls::LOOPBACK_PLAINTEXT_ALPN`): whether the server selected the
+/// switch (then the acknowledgement is read inside TLS and the request goes in plaintext), and
+/// the status code. `None` when the handshake or the switch failed.
+#[allow(dead_code)]
+pub fn https_status_switching(
+    address: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<(bool, Option<u16>)> {
+    let name = ServerName::try_from(server_name.to_owned()).ok()?;
+    let connection = rustls::ClientConnection::new(config, name).ok()?;
+    let socket = connect(address)?;
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).ok()?;
+    }
+    let request = get_request(server_name, path, headers);
+    let mut response = Vec::new();
+    if !cairn_tls::selects_loopback_plaintext(stream.conn.alpn_protocol()) {
+        stream.write_all(request.as_bytes()).ok()?;
+        let _ = stream.read_to_end(&mut response);
+        return Some((false, status_of(&response)));
+    }
+    let mut ack = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
+    stream.read_exact(&mut ack).ok()?;
+    let rustls::StreamOwned { mut conn, mut sock } = stream;
+    let (local, peer) = (sock.local_addr().ok()?, sock.peer_addr().ok()?);
+    cairn_tls::check_loopback_switch(&ack, local, peer, &mut conn).ok()?;
+    sock.write_all(request.as_bytes()).ok()?;
+    let _ = sock.read_to_end(&mut response);
+    Some((true, status_of(&response)))
+}
+
 /// `GET path` (with `headers`) over plain HTTP; the status code, or `None` without an HTTP
 /// response.
 #[allow(dead_code)]

@@ -640,11 +640,14 @@ async fn serve_edge_connection(
     let Some(tls) = executor.shared.config.edge_tls.clone() else {
         return;
     };
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     let Some(stream) = poll_stream(stream) else {
         return;
     };
     let generation = tls.check.before_handshake();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config_for(local, peer));
     let stream = crate::read_ahead::ReadAhead::new(stream);
     let stream = match monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
     {
@@ -668,6 +671,24 @@ async fn serve_edge_connection(
         check: tls.check,
         certificate: RefCell::new(certificate),
     });
+    // An edge on this host continues in plaintext once authenticated (the handshake selected
+    // it only when both ends are loopback; see `cairn_tls`).
+    if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = stream;
+        let acknowledged = async {
+            stream.write_all(cairn_tls::LOOPBACK_PLAINTEXT_ACK).await?;
+            stream.flush().await
+        };
+        if let Err(error) = acknowledged.await {
+            tracing::info!(%error, %peer, "edge listener: the switch to plaintext failed");
+            return;
+        }
+        let (stream, _) = stream.into_inner();
+        let stream = crate::read_ahead::ReadMany::new(stream);
+        serve_http(executor, stream, peer, Some(edge)).await;
+        return;
+    }
     let stream = crate::read_ahead::ReadMany::new(stream);
     serve_http(executor, stream, peer, Some(edge)).await;
 }

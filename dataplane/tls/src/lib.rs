@@ -34,9 +34,10 @@
 //!
 //! # Plaintext after authentication, on loopback only
 //!
-//! A storage node may carry a connection in plaintext once its handshake has authenticated both
-//! ends, when both ends of the connection are loopback addresses (`cairn dev`, or a gateway on
-//! the same host as its nodes). Loopback traffic never leaves the host's network namespace, and
+//! A storage node, and a gateway's edge listener, may carry a connection in plaintext once its
+//! handshake has authenticated both ends, when both ends of the connection are loopback
+//! addresses (`cairn dev`, a gateway on the same host as its nodes, an edge on the gateway's
+//! host). Loopback traffic never leaves the host's network namespace, and
 //! reading it or injecting into an established loopback TCP connection takes `CAP_NET_RAW` or
 //! `CAP_NET_ADMIN` (root), which can read the identities' keys anyway; so encryption there
 //! protects against nothing that the authentication does not, while it costs about a third of
@@ -55,7 +56,8 @@
 //! - a client whose server selected the protocol on a connection that is not loopback refuses
 //!   the connection; the per-request revocation check ([`PeerCheck`]) continues unchanged.
 //!
-//! `--encrypt-loopback` keeps a node's connections encrypted.
+//! `--encrypt-loopback` keeps them encrypted. Raft and metadata RPC always stay encrypted: their
+//! messages are small, and their TLS measured at about 4 % of small-object PUT throughput.
 
 mod ca;
 mod verify;

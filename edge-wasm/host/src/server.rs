@@ -973,19 +973,36 @@ impl UpstreamPool {
         .await
         .map_err(|_| io_error("connect timed out"))??;
         stream.set_nodelay(true)?;
+        let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
         let stream = monoio::io::IntoPollIo::into_poll_io(stream)?;
         let Some(connector) = &self.tls else {
             return Self::handshake(stream).await;
         };
         let stream = ReadAhead::new(stream);
         let server_name = cairn_tls::Role::Gateway.server_name();
-        let stream = monoio::time::timeout(
-            Duration::from_secs(10),
-            connector.connect(server_name, stream),
-        )
+        let (stream, ack) = monoio::time::timeout(Duration::from_secs(10), async {
+            let mut stream = connector.connect(server_name, stream).await?;
+            // A gateway on this host continues in plaintext once authenticated, after its
+            // acknowledgement (see `cairn_tls`).
+            let mut ack = None;
+            if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+                use tokio::io::AsyncReadExt;
+                let mut bytes = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
+                stream.read_exact(&mut bytes).await?;
+                ack = Some(bytes);
+            }
+            Ok::<_, std::io::Error>((stream, ack))
+        })
         .await
         .map_err(|_| io_error("TLS handshake with the gateway timed out"))??;
-        Self::handshake(ReadMany::new(stream)).await
+        match ack {
+            Some(ack) => {
+                let (io, mut connection) = stream.into_inner();
+                cairn_tls::check_loopback_switch(&ack, local, peer, &mut connection)?;
+                Self::handshake(ReadMany::new(io)).await
+            }
+            None => Self::handshake(ReadMany::new(stream)).await,
+        }
     }
 
     async fn handshake<S>(stream: S) -> Result<SendRequest<UpstreamBody>, std::io::Error>
