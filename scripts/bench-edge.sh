@@ -4,8 +4,10 @@
 # alternate between them, order flipped every round, ratios with min/median/max; p50/p99
 # latency per side). Both sides are HTTPS under one dev CA (`cairn edge dev-cert`):
 #   "edge"   https://localhost:19980 — TLS termination, SigV4 at the edge, the WASM routing
-#            module, the hot-object cache, and the proxy hop over mutual TLS to the gateway's
-#            edge listener (`--edge-listen`);
+#            module, the hot-object cache, and the proxy hop to the gateway's edge listener
+#            (`--edge-listen`): mutual TLS, which on this one host (loopback at both ends)
+#            continues in plaintext after the handshake; DEV_FLAGS=--encrypt-loopback keeps it
+#            encrypted, as it is between hosts;
 #   "direct" https://localhost:19900 — the same `cairn dev` gateway's own S3 TLS listener.
 # One `cairn dev` serves both sides (separate buckets), so the difference is the edge alone.
 #
@@ -19,7 +21,7 @@
 #
 # Usage: scripts/bench-edge.sh   (ROUNDS=3, SECONDS_PER_ROUND=5 by default; needs the routing
 #                                 module: edge-wasm/build-wasm.sh)
-# Environment: see scripts/bench-common.sh; EDGE_CPU=both (default), edge or gateway: whose CPU
+# Environment: see scripts/bench-common.sh; DEV_FLAGS (extra `cairn dev` flags); EDGE_CPU=both (default), edge or gateway: whose CPU
 # the edge side's "servers" figure counts (the edge and the gateway behind it, or one of them).
 set -euo pipefail
 NAME=edge
@@ -31,6 +33,11 @@ CERTS=$WORK/certs
 rm -rf "$CERTS"
 "$CAIRN" edge dev-cert --out "$CERTS" >/dev/null
 GATEWAY_EDGE_PORT=19970
+if [[ " ${DEV_FLAGS:-} " == *" --encrypt-loopback "* ]]; then
+    HOP="hop encrypted"
+else
+    HOP="hop plaintext after the handshake on loopback"
+fi
 EDGE_PORT=19980
 
 run() {
@@ -38,9 +45,10 @@ run() {
     shift
     selected "$workload" || return 0
     echo "== $workload" >&2
+    # shellcheck disable=SC2086 # DEV_FLAGS are words
     start run-dev 19900 "$WORK/logs/$workload-dev.log" \
         --tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server-key.pem" \
-        --edge-listen "127.0.0.1:$GATEWAY_EDGE_PORT"
+        --edge-listen "127.0.0.1:$GATEWAY_EDGE_PORT" ${DEV_FLAGS:-}
     local dev_pid=$PID
     "$CAIRN" ca issue --ca "$WORK/run-dev/tls/ca" --name bench-edge --role edge \
         --out "$WORK/run-edge-identity" >/dev/null
@@ -66,7 +74,7 @@ run() {
         --endpoint "https://localhost:$EDGE_PORT" --name edge --pid "$edge_pid" \
         "${cpu_pids[@]}" \
         --bucket cairn-bench-edge \
-        --notes "$NOTES; through cairn edge (TLS, SigV4, WASM routing, hot-object cache, mutual TLS to the gateway)" \
+        --notes "$NOTES; through cairn edge (TLS, SigV4, WASM routing, hot-object cache, mutual TLS to the gateway, ${HOP})" \
         --peer-endpoint "https://localhost:19900" --peer-name direct \
         --peer-access-key "$ACCESS_KEY" --peer-secret-key "$SECRET_KEY" \
         --peer-bucket cairn-bench-direct --peer-pid "$dev_pid" \
