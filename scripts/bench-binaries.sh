@@ -76,8 +76,9 @@ for pair in range(1, pairs + 1):
         rounds = document["workloads"][0]["rounds"]
         operation = next(iter(rounds[0]["by_operation"]))
         ops = [r["by_operation"][operation]["ops_per_second"] for r in rounds]
-        per_mb = [r["cpu"]["server_cpu_ms_per_megabyte"] for r in rounds]
-        per_kop = [r["cpu"]["server_cpu_ms_per_1000_operations"] for r in rounds]
+        # A listing moves no object bytes: it has no CPU per MB (null in the JSON).
+        per_mb = [r["cpu"]["server_cpu_ms_per_megabyte"] or 0.0 for r in rounds]
+        per_kop = [r["cpu"]["server_cpu_ms_per_1000_operations"] or 0.0 for r in rounds]
         summary[side][0].append(statistics.median(ops))
         summary[side][1].append((statistics.median(per_mb), statistics.median(per_kop)))
         print(f"{side}-{pair}: {statistics.median(ops):.1f} ops/s, server "

@@ -140,7 +140,7 @@ impl StateMachine {
         let prefix = &request.prefix;
         let delimiter = &request.delimiter;
         let prefix_start = Cursor::From(prefix.clone());
-        let mut cursor = match resume {
+        let cursor = match resume {
             None => prefix_start,
             Some(ListPosition::AfterKey(key)) if key < *prefix => prefix_start,
             Some(ListPosition::AfterKey(key)) => Cursor::After(key),
@@ -151,23 +151,28 @@ impl StateMachine {
             },
         };
         let mut last: Option<ListPosition> = None;
-        loop {
+        // One walk through `current` from the cursor; it seeks again only to jump past a common
+        // prefix. The version records are looked up with one reused key (no allocation per key).
+        let seek = |cursor: Cursor| {
             let lower = match cursor {
                 Cursor::From(key) => Bound::Included((bucket.clone(), key)),
                 Cursor::After(key) => Bound::Excluded((bucket.clone(), key)),
             };
-            let Some(((found_bucket, key), version_id)) =
-                self.current.range((lower, Bound::Unbounded)).next()
-            else {
-                break;
-            };
-            // The cursor never precedes `prefix`, so the first key without it ends the range.
+            self.current.range((lower, Bound::Unbounded))
+        };
+        let mut entries = seek(cursor);
+        let mut probe: (String, String, VersionId) = (bucket.clone(), String::new(), VersionId(0));
+        let mut last_key: Option<&String> = None;
+        while let Some(((found_bucket, key), version_id)) = entries.next() {
+            // The walk never starts before `prefix`, so the first key without it ends the range.
             if found_bucket != bucket || !key.starts_with(prefix.as_str()) {
                 break;
             }
-            let record = &self.versions[&(bucket.clone(), key.clone(), *version_id)];
+            probe.1.clear();
+            probe.1.push_str(key);
+            probe.2 = *version_id;
+            let record = &self.versions[&probe];
             if record.delete_marker {
-                cursor = Cursor::After(key.clone());
                 continue;
             }
             let rolled_up = (!delimiter.is_empty())
@@ -183,8 +188,9 @@ impl StateMachine {
                     page.common_prefixes.push(common_prefix.clone());
                     let next = prefix_successor(&common_prefix);
                     last = Some(ListPosition::AfterPrefix(common_prefix));
+                    last_key = None;
                     match next {
-                        Some(next) => cursor = Cursor::From(next),
+                        Some(next) => entries = seek(Cursor::From(next)),
                         None => break,
                     }
                 }
@@ -199,10 +205,13 @@ impl StateMachine {
                         storage_class: record.storage_class,
                         owner: record.owner.clone(),
                     });
-                    last = Some(ListPosition::AfterKey(key.clone()));
-                    cursor = Cursor::After(key.clone());
+                    last = None;
+                    last_key = Some(key);
                 }
             }
+        }
+        if let Some(key) = last_key {
+            last = Some(ListPosition::AfterKey(key.clone()));
         }
         page.key_count = (page.contents.len() + page.common_prefixes.len()) as u32;
         if page.is_truncated {
@@ -236,22 +245,22 @@ impl StateMachine {
             (Some(key), Some(version_id)) if key >= prefix.as_str() => Some((key, version_id)),
             _ => None,
         };
-        let mut cursor = match (key_marker, version_marker) {
+        let cursor = match (key_marker, version_marker) {
             (Some(key), Some(_)) => Cursor::From(key.to_owned()),
             (Some(key), None) if key >= prefix.as_str() => Cursor::After(key.to_owned()),
             _ => Cursor::From(prefix.clone()),
         };
         let mut last: Option<(String, Option<VersionId>)> = None;
-        'keys: loop {
+        // One walk through `current`, seeking again only to jump past a common prefix.
+        let seek = |cursor: Cursor| {
             let lower = match cursor {
                 Cursor::From(key) => Bound::Included((bucket.clone(), key)),
                 Cursor::After(key) => Bound::Excluded((bucket.clone(), key)),
             };
-            let Some(((found_bucket, key), current_version)) =
-                self.current.range((lower, Bound::Unbounded)).next()
-            else {
-                break;
-            };
+            self.current.range((lower, Bound::Unbounded))
+        };
+        let mut entries = seek(cursor);
+        'keys: while let Some(((found_bucket, key), current_version)) = entries.next() {
             if found_bucket != bucket || !key.starts_with(prefix.as_str()) {
                 break;
             }
@@ -271,7 +280,7 @@ impl StateMachine {
                     last = Some((common_prefix.clone(), None));
                 }
                 match prefix_successor(&common_prefix) {
-                    Some(next) => cursor = Cursor::From(next),
+                    Some(next) => entries = seek(Cursor::From(next)),
                     None => break,
                 }
                 continue;
@@ -310,7 +319,6 @@ impl StateMachine {
                 });
                 last = Some((key.clone(), Some(record.version_id)));
             }
-            cursor = Cursor::After(key.clone());
         }
         if page.is_truncated
             && let Some((key, version_id)) = last

@@ -544,14 +544,12 @@ impl MetaClient {
         Ok(output.result)
     }
 
-    /// ListObjectsV2 over every partition, merged into S3 order.
+    /// ListObjectsV2 over every partition, merged into S3 order (see [`ListObjectsMerge`]).
     ///
-    /// Every partition is asked for up to `max_keys` entries from the same position; the merged
-    /// page is the first `max_keys` entries of the union (common prefixes deduplicated: a prefix
-    /// can have keys in several partitions). That is exact: a partition that returned a full,
-    /// truncated page has at least `max_keys` entries at or before its last one, so no entry it
-    /// did not return can precede the merged page's last entry. The page is truncated when
-    /// entries were left over or any partition had more.
+    /// Each partition is first asked for a share of the page (a quarter more than an even
+    /// share), not for a whole page: with keys spread by hash, a whole page from each of P
+    /// partitions read, encoded and sent P times what the page holds. A second round asks
+    /// the partitions that have more only when the first could not decide the page.
     pub async fn list_objects(
         &self,
         request: ListObjectsRequest,
@@ -561,23 +559,32 @@ impl MetaClient {
         {
             return Ok(Err(error));
         }
-        let max_keys = request.max_keys.min(MAX_LIST_KEYS);
-        if max_keys == 0 {
-            return Ok(Ok(ListObjectsPage::default()));
+        let partitions = self.partitions();
+        let mut merge = ListObjectsMerge::new(request, partitions.len());
+        loop {
+            let requests = merge.requests();
+            if requests.is_empty() {
+                return Ok(Ok(merge.finish()));
+            }
+            let reads = requests.into_iter().map(|(index, request)| {
+                let group = partitions[index];
+                async move {
+                    let answer = self.read_from(group, Query::ListObjects(request)).await;
+                    (index, answer)
+                }
+            });
+            for (index, answer) in futures::future::join_all(reads).await {
+                match answer? {
+                    Ok(Response::ObjectList(page)) => merge.add(index, page),
+                    Ok(other) => {
+                        return Err(ClientError::BadAnswer(format!(
+                            "ListObjects answered {other:?}"
+                        )));
+                    }
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
         }
-        let query = || {
-            Query::ListObjects(ListObjectsRequest {
-                max_keys,
-                ..request.clone()
-            })
-        };
-        let pages = self
-            .ask_every_partition("ListObjects", query, |response| match response {
-                Response::ObjectList(page) => Ok(page),
-                other => Err(Box::new(other)),
-            })
-            .await?;
-        Ok(pages.map(|pages| merge_list_pages(pages, max_keys)))
     }
 
     /// ListObjectVersions over every partition, merged into S3 order (keys ascending, each
@@ -871,30 +878,49 @@ fn with_jitter(delay: Duration) -> Duration {
 /// `max_keys` entries from the same position) into the page one partition holding every key
 /// would have returned. See [`MetaClient::list_objects`] for why this is exact.
 pub fn merge_list_pages(pages: Vec<ListObjectsPage>, max_keys: u32) -> ListObjectsPage {
-    /// One listed entry, ordered by its string.
-    enum Entry {
-        Object(ObjectSummary),
-        Prefix(String),
-    }
-    let mut entries: Vec<(String, Entry)> = Vec::new();
+    let mut entries: Vec<(String, ListEntry)> = Vec::new();
     let mut any_partition_truncated = false;
     for page in pages {
         any_partition_truncated |= page.is_truncated;
-        entries.extend(
-            page.contents
-                .into_iter()
-                .map(|object| (object.key.clone(), Entry::Object(object))),
-        );
-        entries.extend(
-            page.common_prefixes
-                .into_iter()
-                .map(|prefix| (prefix.clone(), Entry::Prefix(prefix))),
-        );
+        push_list_entries(&mut entries, page);
     }
+    sort_list_entries(&mut entries);
+    list_page_of(entries, any_partition_truncated, max_keys)
+}
+
+/// One entry of a ListObjects page, ordered by its string.
+enum ListEntry {
+    Object(ObjectSummary),
+    Prefix(String),
+}
+
+fn push_list_entries(entries: &mut Vec<(String, ListEntry)>, page: ListObjectsPage) {
+    entries.extend(
+        page.contents
+            .into_iter()
+            .map(|object| (object.key.clone(), ListEntry::Object(object))),
+    );
+    entries.extend(
+        page.common_prefixes
+            .into_iter()
+            .map(|prefix| (prefix.clone(), ListEntry::Prefix(prefix))),
+    );
+}
+
+/// Sorts merged entries and drops repeats: a key never equals a common prefix (such a key
+/// rolls up into it), so equal strings are the same prefix reported by several partitions.
+fn sort_list_entries(entries: &mut Vec<(String, ListEntry)>) {
     entries.sort_by(|left, right| left.0.cmp(&right.0));
-    // A key never equals a common prefix (such a key rolls up into it), so equal strings are the
-    // same prefix reported by several partitions.
     entries.dedup_by(|next, previous| next.0 == previous.0);
+}
+
+/// The page of the first `max_keys` of sorted, complete `entries`; `more` when some partition
+/// has entries after the ones given.
+fn list_page_of(
+    mut entries: Vec<(String, ListEntry)>,
+    any_partition_truncated: bool,
+    max_keys: u32,
+) -> ListObjectsPage {
     let left_over = entries.len() > max_keys as usize;
     entries.truncate(max_keys as usize);
     let is_truncated = left_over || any_partition_truncated;
@@ -906,17 +932,145 @@ pub fn merge_list_pages(pages: Vec<ListObjectsPage>, max_keys: u32) -> ListObjec
     };
     if is_truncated {
         page.next_continuation_token = entries.last().map(|(_, entry)| match entry {
-            Entry::Object(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
-            Entry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
+            ListEntry::Object(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
+            ListEntry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
         });
     }
     for (_, entry) in entries {
         match entry {
-            Entry::Object(object) => page.contents.push(object),
-            Entry::Prefix(prefix) => page.common_prefixes.push(prefix),
+            ListEntry::Object(object) => page.contents.push(object),
+            ListEntry::Prefix(prefix) => page.common_prefixes.push(prefix),
         }
     }
     page
+}
+
+/// A ListObjectsV2 page over P partitions, decided in rounds (sans I/O; the client sends
+/// [`ListObjectsMerge::requests`] and feeds the answers to [`ListObjectsMerge::add`]).
+///
+/// Round one asks every partition for `ceil(5 * max_keys / (4 * P)) + 16` entries (at most
+/// `max_keys`) from the request's position. After each round, let `bound` be the smallest last
+/// entry among the partitions that have more: every entry at or before `bound` is known, from
+/// every partition. When at least `max_keys` merged entries are at or before it, or no partition
+/// has more, the page is decided: the first `max_keys` merged entries, truncated when entries
+/// were left over or a partition has more (as [`merge_list_pages`] decides it). Otherwise every
+/// partition that has more is asked, from its own last entry, for as many entries as the page
+/// still lacks. Without common prefixes seen by several partitions, two rounds always decide:
+/// the partition that set `bound` held at most its first share at or before it, so its second
+/// answer alone brings the count to `max_keys`. Every round moves each asked partition forward
+/// by at least one entry, so the rounds end.
+pub struct ListObjectsMerge {
+    request: ListObjectsRequest,
+    max_keys: u32,
+    /// Per partition: `None` before its first answer; then the position to continue from and
+    /// its last entry, when it has more.
+    progress: Vec<Option<Option<(String, String)>>>,
+    entries: Vec<(String, ListEntry)>,
+    /// Entries asked of each partition in the first round.
+    first_share: u32,
+}
+
+impl ListObjectsMerge {
+    pub fn new(request: ListObjectsRequest, partitions: usize) -> ListObjectsMerge {
+        let max_keys = request.max_keys.min(MAX_LIST_KEYS);
+        ListObjectsMerge {
+            request,
+            max_keys,
+            progress: vec![None; if max_keys == 0 { 0 } else { partitions }],
+            entries: Vec::new(),
+            first_share: Self::first_share(max_keys, partitions),
+        }
+    }
+
+    /// The same merge with another first-round share (1 to `max_keys`; tests use small ones to
+    /// make the later rounds run).
+    pub fn with_first_share(mut self, share: u32) -> ListObjectsMerge {
+        self.first_share = share.clamp(1, self.max_keys.max(1));
+        self
+    }
+
+    /// The entries the first round asks each of `partitions` for.
+    pub fn first_share(max_keys: u32, partitions: usize) -> u32 {
+        let partitions = partitions.max(1) as u64;
+        let share = (5 * u64::from(max_keys)).div_ceil(4 * partitions) + 16;
+        share.min(u64::from(max_keys)) as u32
+    }
+
+    /// The last entry among the partitions that have more, if any.
+    fn bound(&self) -> Option<&str> {
+        self.progress
+            .iter()
+            .filter_map(|progress| progress.as_ref()?.as_ref().map(|(_, last)| last.as_str()))
+            .min()
+    }
+
+    /// Merged entries at or before the bound (all of them when no partition has more).
+    fn known(&self) -> usize {
+        match self.bound() {
+            None => self.entries.len(),
+            Some(bound) => self
+                .entries
+                .partition_point(|(text, _)| text.as_str() <= bound),
+        }
+    }
+
+    /// What to ask now, by partition index; empty when the page is decided.
+    pub fn requests(&self) -> Vec<(usize, ListObjectsRequest)> {
+        if self.progress.iter().all(Option::is_none) {
+            let share = self.first_share;
+            return (0..self.progress.len())
+                .map(|index| {
+                    let request = ListObjectsRequest {
+                        max_keys: share,
+                        ..self.request.clone()
+                    };
+                    (index, request)
+                })
+                .collect();
+        }
+        let known = self.known();
+        if self.bound().is_none() || known >= self.max_keys as usize {
+            return Vec::new();
+        }
+        let lacking = self.max_keys - known as u32;
+        self.progress
+            .iter()
+            .enumerate()
+            .filter_map(|(index, progress)| {
+                let (token, _) = progress.as_ref()?.as_ref()?;
+                let request = ListObjectsRequest {
+                    max_keys: lacking,
+                    continuation_token: Some(token.clone()),
+                    start_after: None,
+                    ..self.request.clone()
+                };
+                Some((index, request))
+            })
+            .collect()
+    }
+
+    /// One partition's answer to the request [`ListObjectsMerge::requests`] gave for it.
+    pub fn add(&mut self, partition: usize, page: ListObjectsPage) {
+        let more = match (&page.next_continuation_token, page.is_truncated) {
+            (Some(token), true) => {
+                let last_key = page.contents.last().map(|object| object.key.as_str());
+                let last_prefix = page.common_prefixes.last().map(String::as_str);
+                last_key
+                    .max(last_prefix)
+                    .map(|last| (token.clone(), last.to_owned()))
+            }
+            _ => None,
+        };
+        self.progress[partition] = Some(more);
+        push_list_entries(&mut self.entries, page);
+        sort_list_entries(&mut self.entries);
+    }
+
+    /// The decided page (call when [`ListObjectsMerge::requests`] is empty).
+    pub fn finish(self) -> ListObjectsPage {
+        let more = self.bound().is_some();
+        list_page_of(self.entries, more, self.max_keys)
+    }
 }
 
 /// Merges the ListObjectVersions pages of P partitions (same request, `max_keys` each) into the

@@ -9,7 +9,9 @@ use cairn_meta_state::{
     VersionSelector, VersioningState,
 };
 use cairn_raft::PartitionRing;
-use cairn_raft::client::{merge_list_pages, merge_upload_pages, merge_version_pages};
+use cairn_raft::client::{
+    ListObjectsMerge, merge_list_pages, merge_upload_pages, merge_version_pages,
+};
 
 const BUCKET: &str = "photos";
 const PARTITION_COUNT: u32 = 5;
@@ -211,6 +213,36 @@ impl Machines {
             .collect();
         merge_list_pages(pages, request.max_keys)
     }
+
+    /// The page as the client builds it, in rounds ([`ListObjectsMerge`]), with the number of
+    /// rounds and of entries the partitions returned.
+    fn merged_in_rounds(
+        &self,
+        request: &ListObjectsRequest,
+        first_share: Option<u32>,
+    ) -> (ListObjectsPage, usize, usize) {
+        let mut merge = ListObjectsMerge::new(request.clone(), self.partitions.len());
+        if let Some(share) = first_share {
+            merge = merge.with_first_share(share);
+        }
+        let (mut rounds, mut fetched) = (0, 0);
+        loop {
+            let requests = merge.requests();
+            if requests.is_empty() {
+                return (merge.finish(), rounds, fetched);
+            }
+            rounds += 1;
+            assert!(rounds <= 50, "the rounds do not end");
+            for (index, request) in requests {
+                let page = match self.partitions[index].query(&Query::ListObjects(request)) {
+                    Ok(Response::ObjectList(page)) => page,
+                    other => panic!("partition list: {other:?}"),
+                };
+                fetched += page.contents.len() + page.common_prefixes.len();
+                merge.add(index, page);
+            }
+        }
+    }
 }
 
 #[test]
@@ -235,6 +267,7 @@ fn merged_pages_equal_single_machine_pages() {
     machines.delete("dir05/sub1.txt");
 
     let mut pages_compared = 0;
+    let (mut max_rounds, mut large_pages) = (0, 0);
     for prefix in ["", "dir03/", "dir03/sub2/", "dir1", "nothing/"] {
         for delimiter in ["", "/"] {
             for max_keys in [1u32, 7, 100, 1000] {
@@ -255,6 +288,27 @@ fn merged_pages_equal_single_machine_pages() {
                          token {:?}",
                         request.continuation_token
                     );
+                    let (in_rounds, _, fetched) = machines.merged_in_rounds(&request, None);
+                    assert_eq!(
+                        in_rounds, expected,
+                        "in rounds: prefix {prefix:?} delimiter {delimiter:?} \
+                         max_keys {max_keys} token {:?}",
+                        request.continuation_token
+                    );
+                    // A first share of one entry makes later rounds decide the page.
+                    let (small_first, rounds, _) = machines.merged_in_rounds(&request, Some(1));
+                    assert_eq!(
+                        small_first, expected,
+                        "first share 1: prefix {prefix:?} delimiter {delimiter:?} \
+                         max_keys {max_keys} token {:?}",
+                        request.continuation_token
+                    );
+                    max_rounds = max_rounds.max(rounds);
+                    // A full page of plain keys: far less than a whole page per partition.
+                    if delimiter.is_empty() && max_keys == 1000 && expected.key_count == 1000 {
+                        assert!(fetched < 2 * 1000, "{fetched} entries fetched");
+                        large_pages += 1;
+                    }
                     pages_compared += 1;
                     if !expected.is_truncated {
                         break;
@@ -276,7 +330,19 @@ fn merged_pages_equal_single_machine_pages() {
         machines.merged_page(&request),
         machines.oracle_page(&request)
     );
+    for share in [None, Some(1)] {
+        assert_eq!(
+            machines.merged_in_rounds(&request, share).0,
+            machines.oracle_page(&request)
+        );
+    }
     assert!(pages_compared > 100);
+    assert!(large_pages > 0);
+    assert!(
+        max_rounds >= 2,
+        "no page needed a second round: {max_rounds}"
+    );
+    println!("at most {max_rounds} rounds");
 }
 
 #[test]
