@@ -179,6 +179,30 @@ fn shard(n: u64) -> ShardId {
     )
 }
 
+/// A TCP port forwarder listening on `listen` (port 0: any) that relays each connection to
+/// `target`, as a userland proxy would; returns its address. Its threads end with the test.
+fn forward(listen: SocketAddr, target: SocketAddr) -> SocketAddr {
+    let listener = std::net::TcpListener::bind(listen).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming() {
+            let Ok(inbound) = inbound else { return };
+            let Ok(outbound) = TcpStream::connect(target) else {
+                continue;
+            };
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            pipe(inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+            pipe(outbound, inbound);
+        }
+    });
+    address
+}
+
 /// This host's address on its default route, if it has one (none on a machine with loopback
 /// only).
 fn non_loopback_address() -> Option<std::net::IpAddr> {
@@ -253,12 +277,18 @@ fn storage_rpc_runs_in_plaintext_only_on_authenticated_loopback_connections() {
         .and_then(|mut client| client.health());
     assert!(refused.is_err(), "{refused:?}");
 
-    // Any other address: the connection stays encrypted.
+    // Any other address: the connection stays encrypted. Also through a port forwarder on
+    // this host, where the node sees a loopback peer but the client does not: the client does
+    // not offer the switch, so the node does not select it.
     match non_loopback_address() {
         Some(ip) => {
             let mut client = connect(SocketAddr::new(ip, port)).unwrap();
             assert_eq!(client.is_encrypted(), Some(true), "via {ip}");
             round_trip(&mut client, 3);
+            let forwarder = forward(SocketAddr::new(ip, 0), loopback);
+            let mut client = connect(forwarder).unwrap();
+            assert_eq!(client.is_encrypted(), Some(true), "via the forwarder");
+            round_trip(&mut client, 5);
         }
         None => eprintln!("no non-loopback address on this machine: that half is not run"),
     }

@@ -353,7 +353,7 @@ fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<Connec
                     return Ok(Connection::Plain(stream));
                 };
                 let session = rustls::ClientConnection::new(
-                    Arc::clone(tls),
+                    cairn_tls::client_config_for(tls, stream.local_addr()?, stream.peer_addr()?),
                     cairn_tls::Role::Storage.server_name(),
                 )
                 .map_err(io::Error::other)?;

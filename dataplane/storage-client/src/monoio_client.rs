@@ -141,7 +141,12 @@ impl AsyncStorageClient {
             let connection = match &self.tls {
                 None => Connection::Plain(stream),
                 Some(tls) => {
-                    let mut stream = monoio_rustls::TlsConnector::from(Arc::clone(tls))
+                    let tls = cairn_tls::client_config_for(
+                        tls,
+                        stream.local_addr()?,
+                        stream.peer_addr()?,
+                    );
+                    let mut stream = monoio_rustls::TlsConnector::from(tls)
                         .connect(cairn_tls::Role::Storage.server_name(), stream)
                         .await
                         .map_err(io::Error::from)?;

@@ -507,6 +507,22 @@ mod tests {
         handshake(&mut client, &mut server);
         assert_eq!(server.alpn_protocol(), None);
 
+        // A client whose own connection is not loopback does not offer the switch, even when
+        // the server sees loopback (a port forwarded by a proxy on the server's host).
+        let offered = gateway.client_config();
+        assert!(std::sync::Arc::ptr_eq(
+            &crate::client_config_for(&offered, loopback, loopback),
+            &offered
+        ));
+        let forwarded = crate::client_config_for(&offered, remote, loopback);
+        assert!(forwarded.alpn_protocols.is_empty());
+        let mut client =
+            rustls::ClientConnection::new(forwarded, Role::Storage.server_name()).unwrap();
+        let mut server =
+            rustls::ServerConnection::new(switching.config_for(loopback, loopback)).unwrap();
+        handshake(&mut client, &mut server);
+        assert_eq!(server.alpn_protocol(), None);
+
         // The client's checks at the switch.
         let (_, mut client, mut server) = selected(switching.config_for(loopback, loopback));
         assert_eq!(client.alpn_protocol(), Some(LOOPBACK_PLAINTEXT_ALPN));

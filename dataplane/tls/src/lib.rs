@@ -43,7 +43,8 @@
 //! protects against nothing that the authentication does not, while it costs about a third of
 //! the node's large-object throughput (every byte of every piece is sealed and copied once more).
 //! The same trade as Ceph msgr2's `crc` mode, limited to loopback. The mechanism:
-//! - every internal client configuration offers the ALPN protocol [`LOOPBACK_PLAINTEXT_ALPN`];
+//! - every internal client offers the ALPN protocol [`LOOPBACK_PLAINTEXT_ALPN`] on a connection
+//!   that is loopback at both ends as it sees them ([`client_config_for`]), and on no other;
 //!   no internal server configures ALPN except a listener built with
 //!   [`ServerTls::with_loopback_plaintext`], which selects it only for a connection whose local
 //!   and peer addresses are both loopback ([`ServerTls::config_for`]);
@@ -86,6 +87,25 @@ pub const LOOPBACK_PLAINTEXT_ACK: &[u8; 16] = b"cairn:plaintext\n";
 /// Whether a connection from `local` to `peer` runs over loopback at both ends.
 pub fn is_loopback_connection(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> bool {
     local.ip().is_loopback() && peer.ip().is_loopback()
+}
+
+/// The configuration a client dials a connection from `local` to `peer` with: `config` as it
+/// is (offering [`LOOPBACK_PLAINTEXT_ALPN`]) when both ends are loopback, else a copy that
+/// offers nothing. A connection that only looks loopback to the server (a port forwarded by a
+/// proxy on the server's host) is then never offered the switch; the client would refuse it.
+pub fn client_config_for(
+    config: &Arc<rustls::ClientConfig>,
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+) -> Arc<rustls::ClientConfig> {
+    if is_loopback_connection(local, peer) || config.alpn_protocols.is_empty() {
+        return Arc::clone(config);
+    }
+    let mut config = (**config).clone();
+    config
+        .alpn_protocols
+        .retain(|protocol| protocol != LOOPBACK_PLAINTEXT_ALPN);
+    Arc::new(config)
 }
 
 /// Whether a finished handshake selected the switch to plaintext.

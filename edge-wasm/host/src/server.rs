@@ -255,7 +255,7 @@ fn run_executor(
                     .meta
                     .identity
                     .as_ref()
-                    .map(|identity| tokio_rustls::TlsConnector::from(identity.client_config())),
+                    .map(|identity| identity.client_config()),
             }),
             access_keys: RefCell::new(HashMap::new()),
             round_robin: Cell::new(executor_index),
@@ -926,7 +926,8 @@ async fn send_upstream(
 struct UpstreamPool {
     idle: std::sync::Mutex<HashMap<SocketAddr, Vec<SendRequest<UpstreamBody>>>>,
     max_idle_per_address: usize,
-    tls: Option<tokio_rustls::TlsConnector>,
+    /// The edge's client configuration, offering the loopback switch (see `dial`).
+    tls: Option<Arc<cairn_tls::rustls::ClientConfig>>,
 }
 
 impl UpstreamPool {
@@ -975,9 +976,11 @@ impl UpstreamPool {
         stream.set_nodelay(true)?;
         let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
         let stream = monoio::io::IntoPollIo::into_poll_io(stream)?;
-        let Some(connector) = &self.tls else {
+        let Some(config) = &self.tls else {
             return Self::handshake(stream).await;
         };
+        let connector =
+            tokio_rustls::TlsConnector::from(cairn_tls::client_config_for(config, local, peer));
         let stream = ReadAhead::new(stream);
         let server_name = cairn_tls::Role::Gateway.server_name();
         let (stream, ack) = monoio::time::timeout(Duration::from_secs(10), async {
