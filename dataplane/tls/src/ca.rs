@@ -355,6 +355,7 @@ pub fn revoke(
 mod tests {
     use super::*;
     use crate::{Identity, TlsFiles};
+    use std::sync::Arc;
 
     #[test]
     fn issued_identities_load_and_revocation_is_seen() {
@@ -393,8 +394,9 @@ mod tests {
         assert!(error.contains("evoked"), "{error}");
     }
 
-    #[test]
-    fn internal_connections_use_tls13_aes_128_gcm() {
+    /// A fresh CA with a gateway and a storage identity (the directory lives as long as the
+    /// returned guard).
+    fn gateway_and_storage() -> (tempfile::TempDir, Arc<Identity>, Arc<Identity>) {
         let root = tempfile::tempdir().unwrap();
         let ca = root.path().join("ca");
         init_ca(&ca).unwrap();
@@ -405,24 +407,19 @@ mod tests {
         };
         let gateway = load("gateway-1", Role::Gateway);
         let storage = load("storage-1", Role::Storage);
+        (root, gateway, storage)
+    }
+
+    #[test]
+    fn internal_connections_use_tls13_aes_128_gcm() {
+        let (_root, gateway, storage) = gateway_and_storage();
         let mut client =
             rustls::ClientConnection::new(gateway.client_config(), Role::Storage.server_name())
                 .unwrap();
         let mut server =
             rustls::ServerConnection::new(storage.server_config(&[Role::Gateway]).unwrap())
                 .unwrap();
-        // The handshake, in memory.
-        for _ in 0..10 {
-            let mut wire = Vec::new();
-            client.write_tls(&mut wire).unwrap();
-            server.read_tls(&mut wire.as_slice()).unwrap();
-            server.process_new_packets().unwrap();
-            let mut wire = Vec::new();
-            server.write_tls(&mut wire).unwrap();
-            client.read_tls(&mut wire.as_slice()).unwrap();
-            client.process_new_packets().unwrap();
-        }
-        assert!(!client.is_handshaking() && !server.is_handshaking());
+        handshake(&mut client, &mut server);
         for suite in [
             client.negotiated_cipher_suite(),
             server.negotiated_cipher_suite(),
@@ -462,16 +459,7 @@ mod tests {
         };
         use std::io::Write;
         use std::net::SocketAddr;
-        let root = tempfile::tempdir().unwrap();
-        let ca = root.path().join("ca");
-        init_ca(&ca).unwrap();
-        let load = |name: &str, role: Role| {
-            let dir = root.path().join(name);
-            issue(&ca, &IssueRequest::new(name, role), &dir).unwrap();
-            Identity::load(&TlsFiles::new(&dir)).unwrap()
-        };
-        let gateway = load("gateway-1", Role::Gateway);
-        let storage = load("storage-1", Role::Storage);
+        let (_root, gateway, storage) = gateway_and_storage();
         let loopback: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let loopback_v6: SocketAddr = "[::1]:4001".parse().unwrap();
         let remote: SocketAddr = "192.0.2.7:4002".parse().unwrap();
@@ -555,32 +543,24 @@ mod tests {
             ))
             .contains("acknowledged")
         );
+        let refused_on_loopback = |client: &mut rustls::ClientConnection| {
+            refused(check_loopback_switch(
+                LOOPBACK_PLAINTEXT_ACK,
+                loopback,
+                loopback,
+                client,
+            ))
+        };
         // Plaintext left inside TLS past the acknowledgement would be lost at the switch.
         server.writer().write_all(b"more").unwrap();
         let mut wire = Vec::new();
         server.write_tls(&mut wire).unwrap();
         client.read_tls(&mut wire.as_slice()).unwrap();
         client.process_new_packets().unwrap();
-        assert!(
-            refused(check_loopback_switch(
-                LOOPBACK_PLAINTEXT_ACK,
-                loopback,
-                loopback,
-                &mut client
-            ))
-            .contains("more than")
-        );
+        assert!(refused_on_loopback(&mut client).contains("more than"));
         // So would a record the client still has to send.
         let (_, mut client, _) = selected(switching.config_for(loopback, loopback));
         client.writer().write_all(b"request").unwrap();
-        assert!(
-            refused(check_loopback_switch(
-                LOOPBACK_PLAINTEXT_ACK,
-                loopback,
-                loopback,
-                &mut client
-            ))
-            .contains("left to send")
-        );
+        assert!(refused_on_loopback(&mut client).contains("left to send"));
     }
 }
