@@ -559,28 +559,47 @@ impl MetaClient {
         {
             return Ok(Err(error));
         }
+        let merge = ListObjectsMerge::new(request, self.partitions().len());
+        self.merge_in_rounds(
+            "ListObjects",
+            merge,
+            Query::ListObjects,
+            |response| match response {
+                Response::ObjectList(page) => Ok(page),
+                other => Err(Box::new(other)),
+            },
+        )
+        .await
+    }
+
+    /// Runs a [`PagedMerge`] to its page: each round's requests go to their partitions at once.
+    async fn merge_in_rounds<L: PartitionListing>(
+        &self,
+        name: &str,
+        mut merge: PagedMerge<L>,
+        query: impl Fn(L::Request) -> Query,
+        extract: impl Fn(Response) -> Result<L::Page, Box<Response>>,
+    ) -> Result<Result<L::Page, MetaError>, ClientError> {
         let partitions = self.partitions();
-        let mut merge = ListObjectsMerge::new(request, partitions.len());
         loop {
             let requests = merge.requests();
             if requests.is_empty() {
                 return Ok(Ok(merge.finish()));
             }
             let reads = requests.into_iter().map(|(index, request)| {
-                let group = partitions[index];
-                async move {
-                    let answer = self.read_from(group, Query::ListObjects(request)).await;
-                    (index, answer)
-                }
+                let read = self.read_from(partitions[index], query(request));
+                async move { (index, read.await) }
             });
             for (index, answer) in futures::future::join_all(reads).await {
                 match answer? {
-                    Ok(Response::ObjectList(page)) => merge.add(index, page),
-                    Ok(other) => {
-                        return Err(ClientError::BadAnswer(format!(
-                            "ListObjects answered {other:?}"
-                        )));
-                    }
+                    Ok(response) => match extract(response) {
+                        Ok(page) => merge.add(index, page),
+                        Err(other) => {
+                            return Err(ClientError::BadAnswer(format!(
+                                "{name} answered {other:?}"
+                            )));
+                        }
+                    },
                     Err(error) => return Ok(Err(error)),
                 }
             }
@@ -588,29 +607,23 @@ impl MetaClient {
     }
 
     /// ListObjectVersions over every partition, merged into S3 order (keys ascending, each
-    /// key's versions newest first; a key's versions all live in one partition). Same merge
-    /// argument as [`MetaClient::list_objects`]; the markers name the last entry returned.
+    /// key's versions newest first; a key's versions all live in one partition), in rounds as
+    /// [`MetaClient::list_objects`]; the markers name the last entry returned.
     pub async fn list_versions(
         &self,
         request: ListVersionsRequest,
     ) -> Result<Result<ListVersionsPage, MetaError>, ClientError> {
-        let max_keys = request.max_keys.min(MAX_LIST_KEYS);
-        if max_keys == 0 {
-            return Ok(Ok(ListVersionsPage::default()));
-        }
-        let query = || {
-            Query::ListVersions(ListVersionsRequest {
-                max_keys,
-                ..request.clone()
-            })
-        };
-        let pages = self
-            .ask_every_partition("ListVersions", query, |response| match response {
+        let merge = ListVersionsMerge::new(request, self.partitions().len());
+        self.merge_in_rounds(
+            "ListVersions",
+            merge,
+            Query::ListVersions,
+            |response| match response {
                 Response::VersionList(page) => Ok(page),
                 other => Err(Box::new(other)),
-            })
-            .await?;
-        Ok(pages.map(|pages| merge_version_pages(pages, max_keys)))
+            },
+        )
+        .await
     }
 
     /// ListMultipartUploads over every partition, merged in (key, upload id) order.
@@ -876,82 +889,269 @@ fn with_jitter(delay: Duration) -> Duration {
 
 /// Merges the pages P partitions returned for the same ListObjectsV2 request (each asked for
 /// `max_keys` entries from the same position) into the page one partition holding every key
-/// would have returned. See [`MetaClient::list_objects`] for why this is exact.
+/// would have returned: the first `max_keys` of the union, truncated when entries were left
+/// over or a partition had more. Exact, because a partition that returned a full, truncated
+/// page has at least `max_keys` entries at or before its last one.
 pub fn merge_list_pages(pages: Vec<ListObjectsPage>, max_keys: u32) -> ListObjectsPage {
-    let mut entries: Vec<(String, ListEntry)> = Vec::new();
-    let mut any_partition_truncated = false;
-    for page in pages {
-        any_partition_truncated |= page.is_truncated;
-        push_list_entries(&mut entries, page);
-    }
-    sort_list_entries(&mut entries);
-    list_page_of(entries, any_partition_truncated, max_keys)
+    merge_whole_pages::<ObjectListing>(pages, max_keys)
 }
 
-/// One entry of a ListObjects page, ordered by its string.
-enum ListEntry {
-    Object(ObjectSummary),
+/// Merges the ListObjectVersions pages of P partitions (same request, `max_keys` each) into the
+/// page one partition holding every key would have returned (as [`merge_list_pages`]).
+pub fn merge_version_pages(pages: Vec<ListVersionsPage>, max_keys: u32) -> ListVersionsPage {
+    merge_whole_pages::<VersionListing>(pages, max_keys)
+}
+
+fn merge_whole_pages<L: PartitionListing>(pages: Vec<L::Page>, max_keys: u32) -> L::Page {
+    let mut entries = Vec::new();
+    let mut any_partition_truncated = false;
+    for page in pages {
+        any_partition_truncated |= L::is_truncated(&page);
+        L::push_entries(&mut entries, page);
+    }
+    sort_entries::<L>(&mut entries);
+    L::page_of(entries, any_partition_truncated, max_keys)
+}
+
+/// A listing the client merges over partitions: its request, page and entry types, and how to
+/// take a page apart and build one.
+pub trait PartitionListing {
+    type Request: Clone;
+    type Page;
+    type Entry;
+    fn max_keys(request: &Self::Request) -> u32;
+    fn with_max_keys(request: &Self::Request, max_keys: u32) -> Self::Request;
+    /// `request` resumed after the last entry of `page`, a truncated answer to it.
+    fn resumed(request: &Self::Request, page: &Self::Page) -> Self::Request;
+    fn is_truncated(page: &Self::Page) -> bool;
+    /// The string of the page's last entry (a key, or a common prefix).
+    fn last_entry(page: &Self::Page) -> Option<String>;
+    /// Appends the page's entries, each with the string it sorts by.
+    fn push_entries(entries: &mut Vec<(String, Self::Entry)>, page: Self::Page);
+    /// Whether two entries with equal strings are one (a common prefix several partitions
+    /// reported), as opposed to two versions of one key.
+    fn same(left: &Self::Entry, right: &Self::Entry) -> bool;
+    /// The page of the first `max_keys` of sorted, complete `entries`; `more` when some
+    /// partition has entries after the ones given.
+    fn page_of(entries: Vec<(String, Self::Entry)>, more: bool, max_keys: u32) -> Self::Page;
+}
+
+/// Sorts merged entries (stably: a key's versions come from one partition, newest first, and
+/// keep that order) and drops a common prefix reported by several partitions.
+fn sort_entries<L: PartitionListing>(entries: &mut Vec<(String, L::Entry)>) {
+    entries.sort_by(|left, right| left.0.cmp(&right.0));
+    entries.dedup_by(|next, previous| next.0 == previous.0 && L::same(&next.1, &previous.1));
+}
+
+/// An entry of a ListObjects or ListObjectVersions page.
+pub enum ListEntry<T> {
+    Item(T),
     Prefix(String),
 }
 
-fn push_list_entries(entries: &mut Vec<(String, ListEntry)>, page: ListObjectsPage) {
+fn push_listed<T>(
+    entries: &mut Vec<(String, ListEntry<T>)>,
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    prefixes: Vec<String>,
+) {
     entries.extend(
-        page.contents
+        items
             .into_iter()
-            .map(|object| (object.key.clone(), ListEntry::Object(object))),
+            .map(|item| (key(&item), ListEntry::Item(item))),
     );
     entries.extend(
-        page.common_prefixes
+        prefixes
             .into_iter()
             .map(|prefix| (prefix.clone(), ListEntry::Prefix(prefix))),
     );
 }
 
-/// Sorts merged entries and drops repeats: a key never equals a common prefix (such a key
-/// rolls up into it), so equal strings are the same prefix reported by several partitions.
-fn sort_list_entries(entries: &mut Vec<(String, ListEntry)>) {
-    entries.sort_by(|left, right| left.0.cmp(&right.0));
-    entries.dedup_by(|next, previous| next.0 == previous.0);
+/// The larger of a page's last item key and last common prefix.
+fn last_listed(last_key: Option<&String>, last_prefix: Option<&String>) -> Option<String> {
+    last_key.max(last_prefix).cloned()
 }
 
-/// The page of the first `max_keys` of sorted, complete `entries`; `more` when some partition
-/// has entries after the ones given.
-fn list_page_of(
-    mut entries: Vec<(String, ListEntry)>,
-    any_partition_truncated: bool,
-    max_keys: u32,
-) -> ListObjectsPage {
-    let left_over = entries.len() > max_keys as usize;
-    entries.truncate(max_keys as usize);
-    let is_truncated = left_over || any_partition_truncated;
+/// ListObjectsV2 (see [`PartitionListing`]).
+pub enum ObjectListing {}
 
-    let mut page = ListObjectsPage {
-        is_truncated,
-        key_count: entries.len() as u32,
-        ..ListObjectsPage::default()
-    };
-    if is_truncated {
-        page.next_continuation_token = entries.last().map(|(_, entry)| match entry {
-            ListEntry::Object(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
-            ListEntry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
-        });
+impl PartitionListing for ObjectListing {
+    type Request = ListObjectsRequest;
+    type Page = ListObjectsPage;
+    type Entry = ListEntry<ObjectSummary>;
+
+    fn max_keys(request: &ListObjectsRequest) -> u32 {
+        request.max_keys
     }
-    for (_, entry) in entries {
-        match entry {
-            ListEntry::Object(object) => page.contents.push(object),
-            ListEntry::Prefix(prefix) => page.common_prefixes.push(prefix),
+
+    fn with_max_keys(request: &ListObjectsRequest, max_keys: u32) -> ListObjectsRequest {
+        ListObjectsRequest {
+            max_keys,
+            ..request.clone()
         }
     }
-    page
+
+    fn resumed(request: &ListObjectsRequest, page: &ListObjectsPage) -> ListObjectsRequest {
+        ListObjectsRequest {
+            continuation_token: page.next_continuation_token.clone(),
+            start_after: None,
+            ..request.clone()
+        }
+    }
+
+    fn is_truncated(page: &ListObjectsPage) -> bool {
+        page.is_truncated
+    }
+
+    fn last_entry(page: &ListObjectsPage) -> Option<String> {
+        last_listed(
+            page.contents.last().map(|object| &object.key),
+            page.common_prefixes.last(),
+        )
+    }
+
+    fn push_entries(entries: &mut Vec<(String, Self::Entry)>, page: ListObjectsPage) {
+        push_listed(
+            entries,
+            page.contents,
+            |object| object.key.clone(),
+            page.common_prefixes,
+        );
+    }
+
+    fn same(_: &Self::Entry, _: &Self::Entry) -> bool {
+        // A key never equals a common prefix (such a key rolls up into it), so equal strings
+        // are the same prefix reported by several partitions.
+        true
+    }
+
+    fn page_of(
+        mut entries: Vec<(String, Self::Entry)>,
+        more: bool,
+        max_keys: u32,
+    ) -> ListObjectsPage {
+        let left_over = entries.len() > max_keys as usize;
+        entries.truncate(max_keys as usize);
+        let is_truncated = left_over || more;
+        let mut page = ListObjectsPage {
+            is_truncated,
+            key_count: entries.len() as u32,
+            ..ListObjectsPage::default()
+        };
+        if is_truncated {
+            page.next_continuation_token = entries.last().map(|(_, entry)| match entry {
+                ListEntry::Item(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
+                ListEntry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
+            });
+        }
+        for (_, entry) in entries {
+            match entry {
+                ListEntry::Item(object) => page.contents.push(object),
+                ListEntry::Prefix(prefix) => page.common_prefixes.push(prefix),
+            }
+        }
+        page
+    }
 }
 
-/// A ListObjectsV2 page over P partitions, decided in rounds (sans I/O; the client sends
-/// [`ListObjectsMerge::requests`] and feeds the answers to [`ListObjectsMerge::add`]).
+/// ListObjectVersions (see [`PartitionListing`]). All versions of a key live in one partition.
+pub enum VersionListing {}
+
+impl PartitionListing for VersionListing {
+    type Request = ListVersionsRequest;
+    type Page = ListVersionsPage;
+    type Entry = ListEntry<VersionSummary>;
+
+    fn max_keys(request: &ListVersionsRequest) -> u32 {
+        request.max_keys
+    }
+
+    fn with_max_keys(request: &ListVersionsRequest, max_keys: u32) -> ListVersionsRequest {
+        ListVersionsRequest {
+            max_keys,
+            ..request.clone()
+        }
+    }
+
+    fn resumed(request: &ListVersionsRequest, page: &ListVersionsPage) -> ListVersionsRequest {
+        ListVersionsRequest {
+            key_marker: page.next_key_marker.clone(),
+            version_id_marker: page.next_version_id_marker,
+            ..request.clone()
+        }
+    }
+
+    fn is_truncated(page: &ListVersionsPage) -> bool {
+        page.is_truncated
+    }
+
+    fn last_entry(page: &ListVersionsPage) -> Option<String> {
+        last_listed(
+            page.versions.last().map(|version| &version.key),
+            page.common_prefixes.last(),
+        )
+    }
+
+    fn push_entries(entries: &mut Vec<(String, Self::Entry)>, page: ListVersionsPage) {
+        push_listed(
+            entries,
+            page.versions,
+            |version| version.key.clone(),
+            page.common_prefixes,
+        );
+    }
+
+    fn same(left: &Self::Entry, right: &Self::Entry) -> bool {
+        matches!((left, right), (ListEntry::Prefix(_), ListEntry::Prefix(_)))
+    }
+
+    fn page_of(
+        mut entries: Vec<(String, Self::Entry)>,
+        more: bool,
+        max_keys: u32,
+    ) -> ListVersionsPage {
+        let left_over = entries.len() > max_keys as usize;
+        entries.truncate(max_keys as usize);
+        let mut page = ListVersionsPage {
+            is_truncated: left_over || more,
+            ..ListVersionsPage::default()
+        };
+        if page.is_truncated {
+            match entries.last() {
+                Some((_, ListEntry::Item(version))) => {
+                    page.next_key_marker = Some(version.key.clone());
+                    page.next_version_id_marker = Some(version.version_id);
+                }
+                Some((_, ListEntry::Prefix(prefix))) => {
+                    page.next_key_marker = Some(prefix.clone());
+                }
+                None => {}
+            }
+        }
+        for (_, entry) in entries {
+            match entry {
+                ListEntry::Item(version) => page.versions.push(version),
+                ListEntry::Prefix(prefix) => page.common_prefixes.push(prefix),
+            }
+        }
+        page
+    }
+}
+
+/// A ListObjectsV2 page over P partitions, decided in rounds (see [`PagedMerge`]).
+pub type ListObjectsMerge = PagedMerge<ObjectListing>;
+
+/// A ListObjectVersions page over P partitions, decided in rounds (see [`PagedMerge`]).
+pub type ListVersionsMerge = PagedMerge<VersionListing>;
+
+/// A listing page over P partitions, decided in rounds (sans I/O; the client sends
+/// [`PagedMerge::requests`] and feeds the answers to [`PagedMerge::add`]).
 ///
 /// Round one asks every partition for `ceil(5 * max_keys / (4 * P)) + 16` entries (at most
 /// `max_keys`) from the request's position. After each round, let `bound` be the smallest last
 /// entry among the partitions that have more: every entry at or before `bound` is known, from
-/// every partition. When at least `max_keys` merged entries are at or before it, or no partition
+/// every partition (a key's versions all live in one partition, and that partition's answers
+/// are in order). When at least `max_keys` merged entries are at or before it, or no partition
 /// has more, the page is decided: the first `max_keys` merged entries, truncated when entries
 /// were left over or a partition has more (as [`merge_list_pages`] decides it). Otherwise every
 /// partition that has more is asked, from its own last entry, for as many entries as the page
@@ -959,24 +1159,35 @@ fn list_page_of(
 /// the partition that set `bound` held at most its first share at or before it, so its second
 /// answer alone brings the count to `max_keys`. Every round moves each asked partition forward
 /// by at least one entry, so the rounds end.
-pub struct ListObjectsMerge {
-    request: ListObjectsRequest,
+pub struct PagedMerge<L: PartitionListing> {
+    request: L::Request,
     max_keys: u32,
-    /// Per partition: `None` before its first answer; then the position to continue from and
-    /// its last entry, when it has more.
-    progress: Vec<Option<Option<(String, String)>>>,
-    entries: Vec<(String, ListEntry)>,
+    progress: Vec<Progress<L::Request>>,
+    entries: Vec<(String, L::Entry)>,
     /// Entries asked of each partition in the first round.
     first_share: u32,
 }
 
-impl ListObjectsMerge {
-    pub fn new(request: ListObjectsRequest, partitions: usize) -> ListObjectsMerge {
-        let max_keys = request.max_keys.min(MAX_LIST_KEYS);
-        ListObjectsMerge {
+/// Where one partition stands in a [`PagedMerge`].
+enum Progress<R> {
+    /// Not answered yet.
+    Waiting,
+    /// Listed everything after the request's position.
+    Done,
+    /// Has more: `resumed` continues after its last entry (page size to be set), whose
+    /// string is `last`.
+    More { resumed: R, last: String },
+}
+
+impl<L: PartitionListing> PagedMerge<L> {
+    pub fn new(request: L::Request, partitions: usize) -> PagedMerge<L> {
+        let max_keys = L::max_keys(&request).min(MAX_LIST_KEYS);
+        PagedMerge {
             request,
             max_keys,
-            progress: vec![None; if max_keys == 0 { 0 } else { partitions }],
+            progress: (0..if max_keys == 0 { 0 } else { partitions })
+                .map(|_| Progress::Waiting)
+                .collect(),
             entries: Vec::new(),
             first_share: Self::first_share(max_keys, partitions),
         }
@@ -984,7 +1195,7 @@ impl ListObjectsMerge {
 
     /// The same merge with another first-round share (1 to `max_keys`; tests use small ones to
     /// make the later rounds run).
-    pub fn with_first_share(mut self, share: u32) -> ListObjectsMerge {
+    pub fn with_first_share(mut self, share: u32) -> PagedMerge<L> {
         self.first_share = share.clamp(1, self.max_keys.max(1));
         self
     }
@@ -1000,7 +1211,10 @@ impl ListObjectsMerge {
     fn bound(&self) -> Option<&str> {
         self.progress
             .iter()
-            .filter_map(|progress| progress.as_ref()?.as_ref().map(|(_, last)| last.as_str()))
+            .filter_map(|progress| match progress {
+                Progress::More { last, .. } => Some(last.as_str()),
+                Progress::Waiting | Progress::Done => None,
+            })
             .min()
     }
 
@@ -1015,17 +1229,15 @@ impl ListObjectsMerge {
     }
 
     /// What to ask now, by partition index; empty when the page is decided.
-    pub fn requests(&self) -> Vec<(usize, ListObjectsRequest)> {
-        if self.progress.iter().all(Option::is_none) {
-            let share = self.first_share;
+    pub fn requests(&self) -> Vec<(usize, L::Request)> {
+        if self
+            .progress
+            .iter()
+            .all(|progress| matches!(progress, Progress::Waiting))
+        {
+            let request = L::with_max_keys(&self.request, self.first_share);
             return (0..self.progress.len())
-                .map(|index| {
-                    let request = ListObjectsRequest {
-                        max_keys: share,
-                        ..self.request.clone()
-                    };
-                    (index, request)
-                })
+                .map(|index| (index, request.clone()))
                 .collect();
         }
         let known = self.known();
@@ -1037,93 +1249,32 @@ impl ListObjectsMerge {
             .iter()
             .enumerate()
             .filter_map(|(index, progress)| {
-                let (token, _) = progress.as_ref()?.as_ref()?;
-                let request = ListObjectsRequest {
-                    max_keys: lacking,
-                    continuation_token: Some(token.clone()),
-                    start_after: None,
-                    ..self.request.clone()
+                let Progress::More { resumed, .. } = progress else {
+                    return None;
                 };
-                Some((index, request))
+                Some((index, L::with_max_keys(resumed, lacking)))
             })
             .collect()
     }
 
-    /// One partition's answer to the request [`ListObjectsMerge::requests`] gave for it.
-    pub fn add(&mut self, partition: usize, page: ListObjectsPage) {
-        let more = match (&page.next_continuation_token, page.is_truncated) {
-            (Some(token), true) => {
-                let last_key = page.contents.last().map(|object| object.key.as_str());
-                let last_prefix = page.common_prefixes.last().map(String::as_str);
-                last_key
-                    .max(last_prefix)
-                    .map(|last| (token.clone(), last.to_owned()))
-            }
-            _ => None,
+    /// One partition's answer to the request [`PagedMerge::requests`] gave for it.
+    pub fn add(&mut self, partition: usize, page: L::Page) {
+        self.progress[partition] = match L::last_entry(&page) {
+            Some(last) if L::is_truncated(&page) => Progress::More {
+                resumed: L::resumed(&self.request, &page),
+                last,
+            },
+            _ => Progress::Done,
         };
-        self.progress[partition] = Some(more);
-        push_list_entries(&mut self.entries, page);
-        sort_list_entries(&mut self.entries);
+        L::push_entries(&mut self.entries, page);
+        sort_entries::<L>(&mut self.entries);
     }
 
-    /// The decided page (call when [`ListObjectsMerge::requests`] is empty).
-    pub fn finish(self) -> ListObjectsPage {
+    /// The decided page (call when [`PagedMerge::requests`] is empty).
+    pub fn finish(self) -> L::Page {
         let more = self.bound().is_some();
-        list_page_of(self.entries, more, self.max_keys)
+        L::page_of(self.entries, more, self.max_keys)
     }
-}
-
-/// Merges the ListObjectVersions pages of P partitions (same request, `max_keys` each) into the
-/// page one partition holding every key would have returned.
-pub fn merge_version_pages(pages: Vec<ListVersionsPage>, max_keys: u32) -> ListVersionsPage {
-    enum Entry {
-        Version(VersionSummary),
-        Prefix(String),
-    }
-    let mut entries: Vec<(String, Entry)> = Vec::new();
-    let mut any_partition_truncated = false;
-    for page in pages {
-        any_partition_truncated |= page.is_truncated;
-        entries.extend(
-            page.versions
-                .into_iter()
-                .map(|version| (version.key.clone(), Entry::Version(version))),
-        );
-        entries.extend(
-            page.common_prefixes
-                .into_iter()
-                .map(|prefix| (prefix.clone(), Entry::Prefix(prefix))),
-        );
-    }
-    // Stable: a key's versions come from one partition, newest first, and keep that order.
-    entries.sort_by(|left, right| left.0.cmp(&right.0));
-    entries.dedup_by(|next, previous| {
-        matches!((&next.1, &previous.1), (Entry::Prefix(_), Entry::Prefix(_)))
-            && next.0 == previous.0
-    });
-    let left_over = entries.len() > max_keys as usize;
-    entries.truncate(max_keys as usize);
-    let mut page = ListVersionsPage {
-        is_truncated: left_over || any_partition_truncated,
-        ..ListVersionsPage::default()
-    };
-    if page.is_truncated {
-        match entries.last() {
-            Some((_, Entry::Version(version))) => {
-                page.next_key_marker = Some(version.key.clone());
-                page.next_version_id_marker = Some(version.version_id);
-            }
-            Some((_, Entry::Prefix(prefix))) => page.next_key_marker = Some(prefix.clone()),
-            None => {}
-        }
-    }
-    for (_, entry) in entries {
-        match entry {
-            Entry::Version(version) => page.versions.push(version),
-            Entry::Prefix(prefix) => page.common_prefixes.push(prefix),
-        }
-    }
-    page
 }
 
 /// Merges the ListMultipartUploads pages of P partitions (same request, `max_uploads` each).
