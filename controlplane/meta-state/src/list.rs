@@ -15,7 +15,9 @@
 //! The continuation token names a position in the key space, not in one instance, so a client that
 //! merges P partitions sends the same token to every partition, merges their pages k-way, drops
 //! duplicate common prefixes (one prefix can span partitions) and cuts the merged page at max-keys;
-//! the last entry kept becomes the next token.
+//! the last entry kept becomes the next token. A partition's own token resumes it alone, which is
+//! how the client asks for a share of the page first and for more only where needed
+//! (`cairn_raft::client::PagedMerge`).
 //!
 //! ListObjectVersions walks the same index (a key is in `current` exactly when it has a committed
 //! version or delete marker) and lists every committed version of each key newest first (highest
