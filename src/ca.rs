@@ -131,17 +131,6 @@ pub struct InternalTlsArgs {
 }
 
 impl InternalTlsArgs {
-    /// A storage node's listener TLS under `identity`: loopback connections switch to
-    /// plaintext after their handshake unless `--encrypt-loopback`.
-    pub fn storage_server_tls(&self, identity: &Identity) -> anyhow::Result<cairn_tls::ServerTls> {
-        let tls = identity.server_tls(cairn_tls::STORAGE_CLIENTS)?;
-        if self.encrypt_loopback {
-            tracing::info!("storage RPC: loopback connections stay encrypted (--encrypt-loopback)");
-            return Ok(tls);
-        }
-        Ok(tls.with_loopback_plaintext())
-    }
-
     /// The identity this process runs under: `--tls-dir`, else the cluster file's, else none
     /// only with `--insecure-plaintext-internal` (anything else is refused).
     pub fn identity(
@@ -167,6 +156,22 @@ impl InternalTlsArgs {
         };
         load_identity(role, &files).map(Some)
     }
+}
+
+/// An internal listener's TLS under `identity` for clients of `accepted` roles, for a server
+/// that implements the loopback switch (a storage node, a gateway's edge listener): its
+/// loopback connections continue in plaintext after the handshake unless `encrypt_loopback`.
+pub fn switching_listener_tls(
+    identity: &Identity,
+    accepted: &[Role],
+    encrypt_loopback: bool,
+) -> anyhow::Result<cairn_tls::ServerTls> {
+    let tls = identity.server_tls(accepted)?;
+    if encrypt_loopback {
+        tracing::info!("loopback connections stay encrypted (--encrypt-loopback)");
+        return Ok(tls);
+    }
+    Ok(tls.with_loopback_plaintext())
 }
 
 /// Loads an identity and checks it is of `role`.

@@ -600,14 +600,13 @@ impl EdgeListenerArgs {
              (not --insecure-plaintext-internal)",
         )?;
         gateway.edge_listen = Some(address);
-        let tls = identity.server_tls(cairn_tls::GATEWAY_INTERNAL_CLIENTS)?;
         // An edge on the same host (loopback at both ends) continues in plaintext once mutual
         // TLS has authenticated it, as storage RPC does (see `cairn_tls`).
-        gateway.edge_tls = Some(if encrypt_loopback {
-            tls
-        } else {
-            tls.with_loopback_plaintext()
-        });
+        gateway.edge_tls = Some(ca::switching_listener_tls(
+            identity,
+            cairn_tls::GATEWAY_INTERNAL_CLIENTS,
+            encrypt_loopback,
+        )?);
         Ok(())
     }
 }
@@ -847,13 +846,11 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             )
         };
     let storage_tls = match &storage_identity {
-        Some(identity) => Some(
-            ca::InternalTlsArgs {
-                encrypt_loopback: args.encrypt_loopback,
-                ..ca::InternalTlsArgs::default()
-            }
-            .storage_server_tls(identity)?,
-        ),
+        Some(identity) => Some(ca::switching_listener_tls(
+            identity,
+            cairn_tls::STORAGE_CLIENTS,
+            args.encrypt_loopback,
+        )?),
         None => None,
     };
     let mut threads = Vec::new();
@@ -1287,7 +1284,11 @@ fn run_storage(args: StorageArgs) -> anyhow::Result<()> {
         .internal_tls
         .identity(cairn_tls::Role::Storage, cluster_tls)?;
     if let Some(identity) = &identity {
-        config.tls = Some(args.internal_tls.storage_server_tls(identity)?);
+        config.tls = Some(ca::switching_listener_tls(
+            identity,
+            cairn_tls::STORAGE_CLIENTS,
+            args.internal_tls.encrypt_loopback,
+        )?);
     }
     let meta = meta.map(|mut meta| {
         meta.identity = identity.clone();

@@ -352,8 +352,9 @@ fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<Connec
                 let Some(tls) = &config.tls else {
                     return Ok(Connection::Plain(stream));
                 };
+                let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
                 let session = rustls::ClientConnection::new(
-                    cairn_tls::client_config_for(tls, stream.local_addr()?, stream.peer_addr()?),
+                    cairn_tls::client_config_for(tls, local, peer),
                     cairn_tls::Role::Storage.server_name(),
                 )
                 .map_err(io::Error::other)?;
@@ -371,12 +372,7 @@ fn open_stream(addresses: &[SocketAddr], config: &ClientConfig) -> Result<Connec
                     let mut ack = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
                     stream.read_exact(&mut ack)?;
                     let rustls::StreamOwned { mut conn, sock } = stream;
-                    cairn_tls::check_loopback_switch(
-                        &ack,
-                        sock.local_addr()?,
-                        sock.peer_addr()?,
-                        &mut conn,
-                    )?;
+                    cairn_tls::check_loopback_switch(&ack, local, peer, &mut conn)?;
                     return Ok(Connection::Plain(sock));
                 }
                 return Ok(Connection::Tls(Box::new(stream)));

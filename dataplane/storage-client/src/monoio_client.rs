@@ -141,11 +141,8 @@ impl AsyncStorageClient {
             let connection = match &self.tls {
                 None => Connection::Plain(stream),
                 Some(tls) => {
-                    let tls = cairn_tls::client_config_for(
-                        tls,
-                        stream.local_addr()?,
-                        stream.peer_addr()?,
-                    );
+                    let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+                    let tls = cairn_tls::client_config_for(tls, local, peer);
                     let mut stream = monoio_rustls::TlsConnector::from(tls)
                         .connect(cairn_tls::Role::Storage.server_name(), stream)
                         .await
@@ -157,12 +154,7 @@ impl AsyncStorageClient {
                         let (result, ack) = stream.read_exact(ack).await;
                         result?;
                         let (stream, mut session) = stream.into_parts();
-                        cairn_tls::check_loopback_switch(
-                            &ack,
-                            stream.local_addr()?,
-                            stream.peer_addr()?,
-                            &mut session,
-                        )?;
+                        cairn_tls::check_loopback_switch(&ack, local, peer, &mut session)?;
                         Connection::Plain(stream)
                     } else {
                         Connection::Tls(Box::new(stream))
