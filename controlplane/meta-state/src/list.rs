@@ -26,6 +26,7 @@
 //! `version_id_marker` resumes after that version; a common prefix that contains `key_marker` was
 //! listed on an earlier page and is skipped.
 
+use std::collections::btree_map;
 use std::ops::Bound;
 
 use crate::command::{
@@ -33,7 +34,7 @@ use crate::command::{
     VersionSummary,
 };
 use crate::error::MetaError;
-use crate::machine::{MAX_LIST_KEYS, StateMachine};
+use crate::machine::{MAX_LIST_KEYS, ObjectKey, StateMachine};
 use crate::records::{ObjectRecord, TransactionState, VersionId};
 
 /// Where a listing resumes.
@@ -119,6 +120,20 @@ enum Cursor {
 }
 
 impl StateMachine {
+    /// The `current` index from `cursor` on, starting in `bucket` (the caller stops at the
+    /// bucket's or the prefix's end).
+    fn current_from(
+        &self,
+        bucket: &str,
+        cursor: Cursor,
+    ) -> btree_map::Range<'_, ObjectKey, VersionId> {
+        let lower = match cursor {
+            Cursor::From(key) => Bound::Included((bucket.to_owned(), key)),
+            Cursor::After(key) => Bound::Excluded((bucket.to_owned(), key)),
+        };
+        self.current.range((lower, Bound::Unbounded))
+    }
+
     pub(crate) fn list_objects(
         &self,
         request: &ListObjectsRequest,
@@ -152,19 +167,10 @@ impl StateMachine {
                 None => return Ok(page),
             },
         };
-        let mut last: Option<ListPosition> = None;
         // One walk through `current` from the cursor; it seeks again only to jump past a common
         // prefix. The version records are looked up with one reused key (no allocation per key).
-        let seek = |cursor: Cursor| {
-            let lower = match cursor {
-                Cursor::From(key) => Bound::Included((bucket.clone(), key)),
-                Cursor::After(key) => Bound::Excluded((bucket.clone(), key)),
-            };
-            self.current.range((lower, Bound::Unbounded))
-        };
-        let mut entries = seek(cursor);
+        let mut entries = self.current_from(bucket, cursor);
         let mut probe: (String, String, VersionId) = (bucket.clone(), String::new(), VersionId(0));
-        let mut last_key: Option<&String> = None;
         while let Some(((found_bucket, key), version_id)) = entries.next() {
             // The walk never starts before `prefix`, so the first key without it ends the range.
             if found_bucket != bucket || !key.starts_with(prefix.as_str()) {
@@ -187,12 +193,10 @@ impl StateMachine {
             }
             match rolled_up {
                 Some(common_prefix) => {
-                    page.common_prefixes.push(common_prefix.clone());
                     let next = prefix_successor(&common_prefix);
-                    last = Some(ListPosition::AfterPrefix(common_prefix));
-                    last_key = None;
+                    page.common_prefixes.push(common_prefix);
                     match next {
-                        Some(next) => entries = seek(Cursor::From(next)),
+                        Some(next) => entries = self.current_from(bucket, Cursor::From(next)),
                         None => break,
                     }
                 }
@@ -207,16 +211,20 @@ impl StateMachine {
                         storage_class: record.storage_class,
                         owner: record.owner.clone(),
                     });
-                    last = None;
-                    last_key = Some(key);
                 }
             }
         }
-        if let Some(key) = last_key {
-            last = Some(ListPosition::AfterKey(key.clone()));
-        }
         page.key_count = (page.contents.len() + page.common_prefixes.len()) as u32;
         if page.is_truncated {
+            // The token names the page's last entry: entries ascend, so it is the larger of the
+            // last key and the last common prefix (a key never equals a common prefix).
+            let last_key = page.contents.last().map(|object| &object.key);
+            let last_prefix = page.common_prefixes.last();
+            let last = if last_prefix > last_key {
+                last_prefix.map(|prefix| ListPosition::AfterPrefix(prefix.clone()))
+            } else {
+                last_key.map(|key| ListPosition::AfterKey(key.clone()))
+            };
             page.next_continuation_token = last.map(|position| position.to_token());
         }
         Ok(page)
@@ -254,14 +262,7 @@ impl StateMachine {
         };
         let mut last: Option<(String, Option<VersionId>)> = None;
         // One walk through `current`, seeking again only to jump past a common prefix.
-        let seek = |cursor: Cursor| {
-            let lower = match cursor {
-                Cursor::From(key) => Bound::Included((bucket.clone(), key)),
-                Cursor::After(key) => Bound::Excluded((bucket.clone(), key)),
-            };
-            self.current.range((lower, Bound::Unbounded))
-        };
-        let mut entries = seek(cursor);
+        let mut entries = self.current_from(bucket, cursor);
         'keys: while let Some(((found_bucket, key), current_version)) = entries.next() {
             if found_bucket != bucket || !key.starts_with(prefix.as_str()) {
                 break;
@@ -282,7 +283,7 @@ impl StateMachine {
                     last = Some((common_prefix.clone(), None));
                 }
                 match prefix_successor(&common_prefix) {
-                    Some(next) => entries = seek(Cursor::From(next)),
+                    Some(next) => entries = self.current_from(bucket, Cursor::From(next)),
                     None => break,
                 }
                 continue;
