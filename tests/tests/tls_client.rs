@@ -50,18 +50,9 @@ pub fn https_status(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Option<u16> {
-    let name = ServerName::try_from(server_name.to_owned()).ok()?;
-    let connection = rustls::ClientConnection::new(config, name).ok()?;
-    let socket = connect(address)?;
-    let mut stream = rustls::StreamOwned::new(connection, socket);
-    stream
-        .write_all(get_request(server_name, path, headers).as_bytes())
-        .ok()?;
-    let mut response = Vec::new();
-    // A server that closes without close_notify (or cuts the connection) still leaves what it
-    // sent in `response`.
-    let _ = stream.read_to_end(&mut response);
-    status_of(&response)
+    // A configuration that offers no ALPN is never switched: this is plain HTTPS.
+    https_status_switching(address, config, server_name, path, headers)
+        .and_then(|(_, status)| status)
 }
 
 /// [`https_status`] with a client that may be switched to plaintext after the handshake (a
@@ -87,6 +78,8 @@ pub fn https_status_switching(
     let mut response = Vec::new();
     if !cairn_tls::selects_loopback_plaintext(stream.conn.alpn_protocol()) {
         stream.write_all(request.as_bytes()).ok()?;
+        // A server that closes without close_notify (or cuts the connection) still leaves
+        // what it sent in `response`.
         let _ = stream.read_to_end(&mut response);
         return Some((false, status_of(&response)));
     }

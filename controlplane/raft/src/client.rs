@@ -559,26 +559,14 @@ impl MetaClient {
         {
             return Ok(Err(error));
         }
-        let merge = ListObjectsMerge::new(request, self.partitions().len());
-        self.merge_in_rounds(
-            "ListObjects",
-            merge,
-            Query::ListObjects,
-            |response| match response {
-                Response::ObjectList(page) => Ok(page),
-                other => Err(Box::new(other)),
-            },
-        )
-        .await
+        self.merge_in_rounds(ListObjectsMerge::new(request, self.partitions().len()))
+            .await
     }
 
     /// Runs a [`PagedMerge`] to its page: each round's requests go to their partitions at once.
     async fn merge_in_rounds<L: PartitionListing>(
         &self,
-        name: &str,
         mut merge: PagedMerge<L>,
-        query: impl Fn(L::Request) -> Query,
-        extract: impl Fn(Response) -> Result<L::Page, Box<Response>>,
     ) -> Result<Result<L::Page, MetaError>, ClientError> {
         let partitions = self.partitions();
         loop {
@@ -587,16 +575,17 @@ impl MetaClient {
                 return Ok(Ok(merge.finish()));
             }
             let reads = requests.into_iter().map(|(index, request)| {
-                let read = self.read_from(partitions[index], query(request));
+                let read = self.read_from(partitions[index], L::query(request));
                 async move { (index, read.await) }
             });
             for (index, answer) in futures::future::join_all(reads).await {
                 match answer? {
-                    Ok(response) => match extract(response) {
+                    Ok(response) => match L::page_in(response) {
                         Ok(page) => merge.add(index, page),
                         Err(other) => {
                             return Err(ClientError::BadAnswer(format!(
-                                "{name} answered {other:?}"
+                                "{} answered {other:?}",
+                                L::NAME
                             )));
                         }
                     },
@@ -613,17 +602,8 @@ impl MetaClient {
         &self,
         request: ListVersionsRequest,
     ) -> Result<Result<ListVersionsPage, MetaError>, ClientError> {
-        let merge = ListVersionsMerge::new(request, self.partitions().len());
-        self.merge_in_rounds(
-            "ListVersions",
-            merge,
-            Query::ListVersions,
-            |response| match response {
-                Response::VersionList(page) => Ok(page),
-                other => Err(Box::new(other)),
-            },
-        )
-        .await
+        self.merge_in_rounds(ListVersionsMerge::new(request, self.partitions().len()))
+            .await
     }
 
     /// ListMultipartUploads over every partition, merged in (key, upload id) order.
@@ -919,6 +899,11 @@ pub trait PartitionListing {
     type Request: Clone;
     type Page;
     type Entry;
+    /// The query's name, for errors.
+    const NAME: &'static str;
+    fn query(request: Self::Request) -> Query;
+    /// The page in a partition's answer, or the unexpected answer.
+    fn page_in(response: Response) -> Result<Self::Page, Box<Response>>;
     fn max_keys(request: &Self::Request) -> u32;
     fn with_max_keys(request: &Self::Request, max_keys: u32) -> Self::Request;
     /// `request` resumed after the last entry of `page`, a truncated answer to it.
@@ -979,6 +964,18 @@ impl PartitionListing for ObjectListing {
     type Request = ListObjectsRequest;
     type Page = ListObjectsPage;
     type Entry = ListEntry<ObjectSummary>;
+    const NAME: &'static str = "ListObjects";
+
+    fn query(request: ListObjectsRequest) -> Query {
+        Query::ListObjects(request)
+    }
+
+    fn page_in(response: Response) -> Result<ListObjectsPage, Box<Response>> {
+        match response {
+            Response::ObjectList(page) => Ok(page),
+            other => Err(Box::new(other)),
+        }
+    }
 
     fn max_keys(request: &ListObjectsRequest) -> u32 {
         request.max_keys
@@ -1025,32 +1022,19 @@ impl PartitionListing for ObjectListing {
         true
     }
 
-    fn page_of(
-        mut entries: Vec<(String, Self::Entry)>,
-        more: bool,
-        max_keys: u32,
-    ) -> ListObjectsPage {
-        let left_over = entries.len() > max_keys as usize;
-        entries.truncate(max_keys as usize);
-        let is_truncated = left_over || more;
-        let mut page = ListObjectsPage {
-            is_truncated,
-            key_count: entries.len() as u32,
-            ..ListObjectsPage::default()
-        };
-        if is_truncated {
-            page.next_continuation_token = entries.last().map(|(_, entry)| match entry {
-                ListEntry::Item(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
-                ListEntry::Prefix(prefix) => ListPosition::AfterPrefix(prefix.clone()).to_token(),
-            });
+    fn page_of(entries: Vec<(String, Self::Entry)>, more: bool, max_keys: u32) -> ListObjectsPage {
+        let cut = cut_page(entries, more, max_keys);
+        let next_continuation_token = cut.resume_after().map(|last| match last {
+            ListEntry::Item(object) => ListPosition::AfterKey(object.key.clone()).to_token(),
+            ListEntry::Prefix(prefix) => ListPosition::AfterPrefix(prefix).to_token(),
+        });
+        ListObjectsPage {
+            key_count: (cut.items.len() + cut.prefixes.len()) as u32,
+            is_truncated: cut.truncated,
+            next_continuation_token,
+            contents: cut.items,
+            common_prefixes: cut.prefixes,
         }
-        for (_, entry) in entries {
-            match entry {
-                ListEntry::Item(object) => page.contents.push(object),
-                ListEntry::Prefix(prefix) => page.common_prefixes.push(prefix),
-            }
-        }
-        page
     }
 }
 
@@ -1061,6 +1045,18 @@ impl PartitionListing for VersionListing {
     type Request = ListVersionsRequest;
     type Page = ListVersionsPage;
     type Entry = ListEntry<VersionSummary>;
+    const NAME: &'static str = "ListVersions";
+
+    fn query(request: ListVersionsRequest) -> Query {
+        Query::ListVersions(request)
+    }
+
+    fn page_in(response: Response) -> Result<ListVersionsPage, Box<Response>> {
+        match response {
+            Response::VersionList(page) => Ok(page),
+            other => Err(Box::new(other)),
+        }
+    }
 
     fn max_keys(request: &ListVersionsRequest) -> u32 {
         request.max_keys
@@ -1105,37 +1101,64 @@ impl PartitionListing for VersionListing {
         matches!((left, right), (ListEntry::Prefix(_), ListEntry::Prefix(_)))
     }
 
-    fn page_of(
-        mut entries: Vec<(String, Self::Entry)>,
-        more: bool,
-        max_keys: u32,
-    ) -> ListVersionsPage {
-        let left_over = entries.len() > max_keys as usize;
-        entries.truncate(max_keys as usize);
-        let mut page = ListVersionsPage {
-            is_truncated: left_over || more,
-            ..ListVersionsPage::default()
+    fn page_of(entries: Vec<(String, Self::Entry)>, more: bool, max_keys: u32) -> ListVersionsPage {
+        let cut = cut_page(entries, more, max_keys);
+        let (next_key_marker, next_version_id_marker) = match cut.resume_after() {
+            Some(ListEntry::Item(version)) => (Some(version.key.clone()), Some(version.version_id)),
+            Some(ListEntry::Prefix(prefix)) => (Some(prefix), None),
+            None => (None, None),
         };
-        if page.is_truncated {
-            match entries.last() {
-                Some((_, ListEntry::Item(version))) => {
-                    page.next_key_marker = Some(version.key.clone());
-                    page.next_version_id_marker = Some(version.version_id);
-                }
-                Some((_, ListEntry::Prefix(prefix))) => {
-                    page.next_key_marker = Some(prefix.clone());
-                }
-                None => {}
-            }
+        ListVersionsPage {
+            versions: cut.items,
+            common_prefixes: cut.prefixes,
+            is_truncated: cut.truncated,
+            next_key_marker,
+            next_version_id_marker,
         }
-        for (_, entry) in entries {
-            match entry {
-                ListEntry::Item(version) => page.versions.push(version),
-                ListEntry::Prefix(prefix) => page.common_prefixes.push(prefix),
-            }
-        }
-        page
     }
+}
+
+/// A merged page cut at `max_keys` (see [`cut_page`]).
+struct CutPage<T> {
+    items: Vec<T>,
+    prefixes: Vec<String>,
+    /// Entries were left over, or a partition has more.
+    truncated: bool,
+    /// The page's last entry is a common prefix (else an item, if any).
+    last_is_prefix: bool,
+}
+
+impl<T> CutPage<T> {
+    /// The entry a truncated page resumes after: its last one.
+    fn resume_after(&self) -> Option<ListEntry<&T>> {
+        if !self.truncated {
+            return None;
+        }
+        if self.last_is_prefix {
+            return self.prefixes.last().cloned().map(ListEntry::Prefix);
+        }
+        self.items.last().map(ListEntry::Item)
+    }
+}
+
+/// The first `max_keys` of sorted, complete `entries`, split into items and common prefixes;
+/// `more` when some partition has entries after the ones given.
+fn cut_page<T>(mut entries: Vec<(String, ListEntry<T>)>, more: bool, max_keys: u32) -> CutPage<T> {
+    let left_over = entries.len() > max_keys as usize;
+    entries.truncate(max_keys as usize);
+    let mut cut = CutPage {
+        items: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: left_over || more,
+        last_is_prefix: matches!(entries.last(), Some((_, ListEntry::Prefix(_)))),
+    };
+    for (_, entry) in entries {
+        match entry {
+            ListEntry::Item(item) => cut.items.push(item),
+            ListEntry::Prefix(prefix) => cut.prefixes.push(prefix),
+        }
+    }
+    cut
 }
 
 /// A ListObjectsV2 page over P partitions, decided in rounds (see [`PagedMerge`]).
@@ -1229,7 +1252,9 @@ impl<L: PartitionListing> PagedMerge<L> {
     }
 
     /// What to ask now, by partition index; empty when the page is decided.
-    pub fn requests(&self) -> Vec<(usize, L::Request)> {
+    pub fn requests(&mut self) -> Vec<(usize, L::Request)> {
+        // Once per round: the answers were appended as they came.
+        sort_entries::<L>(&mut self.entries);
         if self
             .progress
             .iter()
@@ -1267,10 +1292,9 @@ impl<L: PartitionListing> PagedMerge<L> {
             _ => Progress::Done,
         };
         L::push_entries(&mut self.entries, page);
-        sort_entries::<L>(&mut self.entries);
     }
 
-    /// The decided page (call when [`PagedMerge::requests`] is empty).
+    /// The decided page (call when [`PagedMerge::requests`] is empty; the entries are sorted).
     pub fn finish(self) -> L::Page {
         let more = self.bound().is_some();
         L::page_of(self.entries, more, self.max_keys)

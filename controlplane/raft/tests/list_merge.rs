@@ -216,13 +216,12 @@ impl Machines {
     }
 
     /// Runs `merge` against the partitions as the client does: the page, the number of rounds
-    /// and the number of entries the partitions returned.
+    /// and the number of entries (`count` of each answer) the partitions returned.
     fn in_rounds<L: PartitionListing>(
         &self,
         mut merge: PagedMerge<L>,
         first_share: Option<u32>,
-        query: impl Fn(L::Request) -> Query,
-        answer: impl Fn(Response) -> (L::Page, usize),
+        count: impl Fn(&L::Page) -> usize,
     ) -> (L::Page, usize, usize) {
         if let Some(share) = first_share {
             merge = merge.with_first_share(share);
@@ -236,9 +235,10 @@ impl Machines {
             rounds += 1;
             assert!(rounds <= 50, "the rounds do not end");
             for (index, request) in requests {
-                let response = self.partitions[index].query(&query(request));
-                let (page, entries) = answer(response.expect("partition answers"));
-                fetched += entries;
+                let response = self.partitions[index].query(&L::query(request));
+                let page = L::page_in(response.expect("partition answers"))
+                    .unwrap_or_else(|other| panic!("{} answered {other:?}", L::NAME));
+                fetched += count(&page);
                 merge.add(index, page);
             }
         }
@@ -251,18 +251,9 @@ impl Machines {
         first_share: Option<u32>,
     ) -> (ListObjectsPage, usize, usize) {
         let merge = ListObjectsMerge::new(request.clone(), self.partitions.len());
-        self.in_rounds(
-            merge,
-            first_share,
-            Query::ListObjects,
-            |response| match response {
-                Response::ObjectList(page) => {
-                    let entries = page.contents.len() + page.common_prefixes.len();
-                    (page, entries)
-                }
-                other => panic!("partition list: {other:?}"),
-            },
-        )
+        self.in_rounds(merge, first_share, |page| {
+            page.contents.len() + page.common_prefixes.len()
+        })
     }
 
     /// The ListObjectVersions page as the client builds it, in rounds ([`ListVersionsMerge`]).
@@ -272,18 +263,9 @@ impl Machines {
         first_share: Option<u32>,
     ) -> (ListVersionsPage, usize, usize) {
         let merge = ListVersionsMerge::new(request.clone(), self.partitions.len());
-        self.in_rounds(
-            merge,
-            first_share,
-            Query::ListVersions,
-            |response| match response {
-                Response::VersionList(page) => {
-                    let entries = page.versions.len() + page.common_prefixes.len();
-                    (page, entries)
-                }
-                other => panic!("partition versions: {other:?}"),
-            },
-        )
+        self.in_rounds(merge, first_share, |page| {
+            page.versions.len() + page.common_prefixes.len()
+        })
     }
 }
 
