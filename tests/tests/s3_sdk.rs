@@ -374,3 +374,97 @@ async fn aws_sdk_s3_against_cairn_dev() {
     s3.delete_bucket().bucket(bucket).send().await.unwrap();
     dev.assert_no_errors_logged();
 }
+
+/// Concurrent uploads share the gateway's MD5 passes (`cairn_s3_proto::md5_lanes`): twelve
+/// multi-MiB PUTs at once, of lengths that are not whole MD5 blocks, half of them with a
+/// `Content-MD5` the gateway checks. Every ETag is the MD5 of its body, every body reads back
+/// whole, a PUT with a wrong `Content-MD5` is refused and stores nothing, and the gateway's
+/// counters show passes that hashed several uploads together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_hashed_together_keep_exact_etags() {
+    use md5::Digest as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dev = tokio::task::block_in_place(|| CairnDev::start(Path::new(BINARY), dir.path()));
+    let s3 = client(&dev);
+    let bucket = "md5-lanes";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let hex =
+        |digest: &[u8]| -> String { digest.iter().map(|byte| format!("{byte:02x}")).collect() };
+
+    let bodies: Vec<Vec<u8>> = (0..12u64)
+        .map(|index| content(100 + index, 3 * MIB + 977 * index as usize + 13))
+        .collect();
+    let puts: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(index, body)| {
+            let s3 = s3.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("object-{index}"));
+                if index % 2 == 0 {
+                    request = request.content_md5(base64_of(&md5::Md5::digest(&body)));
+                }
+                request.body(ByteStream::from(body)).send().await
+            })
+        })
+        .collect();
+    for (index, (put, body)) in puts.into_iter().zip(&bodies).enumerate() {
+        let output = put
+            .await
+            .unwrap()
+            .unwrap_or_else(|error| panic!("PUT {index}: {error:?}"));
+        let expected = format!("\"{}\"", hex(&md5::Md5::digest(body)));
+        assert_eq!(
+            output.e_tag(),
+            Some(expected.as_str()),
+            "ETag of object {index}"
+        );
+    }
+    for (index, body) in bodies.iter().enumerate() {
+        let got = s3
+            .get_object()
+            .bucket(bucket)
+            .key(format!("object-{index}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(read_all(got.body).await == *body, "object {index} differs");
+    }
+
+    let passes = tokio::task::block_in_place(|| dev.metric("cairn_gateway_md5_passes_total"));
+    let lanes = tokio::task::block_in_place(|| dev.metric("cairn_gateway_md5_pass_lanes_total"));
+    eprintln!("MD5 passes {passes}, uploads hashed in them {lanes}");
+    assert!(passes > 0.0, "no upload reached a pass");
+    assert!(
+        lanes > passes,
+        "no pass hashed two uploads together: {passes} passes, {lanes} lanes"
+    );
+
+    // A wrong Content-MD5 on a large body: refused with BadDigest, and nothing is stored.
+    let body = content(999, 3 * MIB + 5);
+    let refused = s3
+        .put_object()
+        .bucket(bucket)
+        .key("wrong-md5")
+        .content_md5(base64_of(&md5::Md5::digest(b"something else")))
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .expect_err("a wrong Content-MD5 is refused");
+    assert_eq!(
+        refused.into_service_error().meta().code(),
+        Some("BadDigest")
+    );
+    let missing = s3
+        .head_object()
+        .bucket(bucket)
+        .key("wrong-md5")
+        .send()
+        .await;
+    assert!(missing.is_err(), "the refused PUT stored an object");
+}

@@ -69,6 +69,7 @@ mod server;
 mod storage;
 mod suspects;
 mod tagging;
+mod upload_md5;
 mod users;
 pub use master_key::current_ring as master_key_ring;
 pub use users::open_stored_secret;

@@ -66,6 +66,8 @@ pub struct ExecutorMetrics {
     aborted_writes: AtomicU64,
     orphan_pieces_deleted: AtomicU64,
     orphan_piece_delete_errors: AtomicU64,
+    md5_passes: AtomicU64,
+    md5_pass_lanes: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, amount: u64) {
@@ -101,6 +103,8 @@ impl ExecutorMetrics {
             aborted_writes: AtomicU64::new(0),
             orphan_pieces_deleted: AtomicU64::new(0),
             orphan_piece_delete_errors: AtomicU64::new(0),
+            md5_passes: AtomicU64::new(0),
+            md5_pass_lanes: AtomicU64::new(0),
         }
     }
 
@@ -158,6 +162,13 @@ impl ExecutorMetrics {
         add(&self.orphan_pieces_deleted, deleted);
         add(&self.orphan_piece_delete_errors, failed);
     }
+
+    /// One pass of the executor's shared ETag MD5 over `lanes` uploads
+    /// (see [`crate::upload_md5`]).
+    pub fn md5_pass(&self, lanes: usize) {
+        add(&self.md5_passes, 1);
+        add(&self.md5_pass_lanes, lanes as u64);
+    }
 }
 
 /// Every executor's metrics, merged on scrape.
@@ -181,6 +192,8 @@ struct Snapshot {
     aborted_writes: u64,
     orphan_pieces_deleted: u64,
     orphan_piece_delete_errors: u64,
+    md5_passes: u64,
+    md5_pass_lanes: u64,
 }
 
 pub(crate) fn operation_label(slot: usize) -> &'static str {
@@ -218,6 +231,8 @@ impl MetricsRegistry {
             aborted_writes: 0,
             orphan_pieces_deleted: 0,
             orphan_piece_delete_errors: 0,
+            md5_passes: 0,
+            md5_pass_lanes: 0,
         };
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         for executor in &executors {
@@ -240,6 +255,8 @@ impl MetricsRegistry {
             snapshot.aborted_writes += read(&executor.aborted_writes);
             snapshot.orphan_pieces_deleted += read(&executor.orphan_pieces_deleted);
             snapshot.orphan_piece_delete_errors += read(&executor.orphan_piece_delete_errors);
+            snapshot.md5_passes += read(&executor.md5_passes);
+            snapshot.md5_pass_lanes += read(&executor.md5_pass_lanes);
         }
         snapshot
     }
@@ -388,6 +405,16 @@ impl MetricsRegistry {
                 "cairn_gateway_abandoned_piece_delete_errors_total",
                 "Shard pieces of failed writes the gateway could not delete (left to the janitor).",
                 snapshot.orphan_piece_delete_errors,
+            ),
+            (
+                "cairn_gateway_md5_passes_total",
+                "Passes of the shared ETag MD5 that hashed several uploads' bytes together.",
+                snapshot.md5_passes,
+            ),
+            (
+                "cairn_gateway_md5_pass_lanes_total",
+                "Uploads hashed in those passes (divided by the passes: uploads per pass).",
+                snapshot.md5_pass_lanes,
             ),
         ] {
             header(&mut out, name, "counter", help);

@@ -55,6 +55,7 @@ use crate::placement::{choose_nodes, choose_nodes_weighted, placeable_shards};
 use crate::server::{Executor, HttpResponse, RequestContext, empty_body, now_unix_millis};
 use crate::storage::PieceBuf;
 use crate::suspects::read_error_is_reportable;
+use crate::upload_md5::UploadMd5;
 
 /// Objects written by a single PUT are part 1 of themselves.
 const SINGLE_PART_NUMBER: u32 = 1;
@@ -583,9 +584,11 @@ async fn encode_and_write(
         None => None,
     };
     let mut ciphertext = Vec::new();
-    let mut verifier = BodyVerifier::new(expectations);
+    let mut verifier = BodyVerifier::with_external_md5(expectations);
+    let mut md5 = UploadMd5::open(&executor.md5_lanes);
     while let Some(chunk) = body.next_chunk().await? {
         verifier.update(&chunk)?;
+        md5.push(&chunk, &executor.metrics).await;
         let stored: &[u8] = match encryptor.as_mut() {
             Some(encryptor) => {
                 ciphertext.clear();
@@ -622,7 +625,7 @@ async fn encode_and_write(
     }
     // Framing, chunk signatures, trailer, length and digests: all before anything commits.
     let trailer = body.finish()?;
-    let digest = verifier.finish()?;
+    let digest = verifier.finish_with_md5(md5.finish(&executor.metrics))?;
     if let Some(encryptor) = encryptor {
         encryptor
             .finish()

@@ -158,6 +158,8 @@ pub struct Executor {
     /// This executor's counters (written only by this executor's thread).
     pub metrics: Arc<ExecutorMetrics>,
     piece_pools: RefCell<HashMap<usize, BufferPool>>,
+    /// The ETag MD5 lanes of this executor's uploads (see [`crate::upload_md5`]).
+    pub md5_lanes: Rc<RefCell<cairn_s3_proto::md5_lanes::Md5Lanes>>,
     /// Client connections this executor serves now (bounded by the configuration).
     open_connections: std::cell::Cell<usize>,
 }
@@ -533,6 +535,9 @@ fn run_executor(
             request_ids: RequestIdGenerator::new(executor_index, process_start_unix_millis),
             metrics: shared.metrics.register_executor(),
             piece_pools: RefCell::new(HashMap::new()),
+            md5_lanes: Rc::new(RefCell::new(cairn_s3_proto::md5_lanes::Md5Lanes::new(
+                cairn_s3_proto::md5_lanes::DEFAULT_THRESHOLD_BYTES,
+            ))),
             open_connections: std::cell::Cell::new(0),
             shared,
         });

@@ -43,8 +43,9 @@ pub struct BodyVerifier {
     expectations: BodyExpectations,
     received_bytes: u64,
     /// md5-many's streaming state: a faster compressor than md-5's for the hottest hash of a
-    /// PUT (the ETag covers every body byte).
-    md5: md5_many::Md5State,
+    /// PUT (the ETag covers every body byte). `None` when the caller computes the MD5 itself
+    /// ([`BodyVerifier::with_external_md5`]).
+    md5: Option<md5_many::Md5State>,
     sha256: Option<Sha256>,
     checksummer: Option<Checksummer>,
 }
@@ -61,6 +62,16 @@ impl std::fmt::Debug for BodyVerifier {
 
 impl BodyVerifier {
     pub fn new(expectations: BodyExpectations) -> BodyVerifier {
+        BodyVerifier {
+            md5: Some(md5_many::Md5State::new()),
+            ..BodyVerifier::with_external_md5(expectations)
+        }
+    }
+
+    /// A verifier that leaves the MD5 to its caller, who hands it to
+    /// [`BodyVerifier::finish_with_md5`] (the gateway hashes concurrent uploads together, see
+    /// [`crate::md5_lanes`]).
+    pub fn with_external_md5(expectations: BodyExpectations) -> BodyVerifier {
         let checksummer = match &expectations.checksum {
             Some(
                 ChecksumRequest::Provided { algorithm, .. }
@@ -72,7 +83,7 @@ impl BodyVerifier {
             sha256: expectations.payload_sha256.map(|_| Sha256::new()),
             expectations,
             received_bytes: 0,
-            md5: md5_many::Md5State::new(),
+            md5: None,
             checksummer,
         }
     }
@@ -86,7 +97,9 @@ impl BodyVerifier {
         {
             return Err(S3Error::IncompleteBody);
         }
-        self.md5.update(bytes);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(bytes);
+        }
         if let Some(sha256) = &mut self.sha256 {
             sha256.update(bytes);
         }
@@ -96,7 +109,18 @@ impl BodyVerifier {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<BodyDigest, S3Error> {
+    /// Ends a verifier made by [`BodyVerifier::new`].
+    pub fn finish(mut self) -> Result<BodyDigest, S3Error> {
+        let md5 = self
+            .md5
+            .take()
+            .expect("finish is for verifiers that compute the MD5; see finish_with_md5")
+            .finalize();
+        self.finish_with_md5(md5)
+    }
+
+    /// Ends a verifier, given the MD5 of exactly the bytes it was fed.
+    pub fn finish_with_md5(self, md5: [u8; 16]) -> Result<BodyDigest, S3Error> {
         if let Some(declared) = self.expectations.length_bytes
             && declared != self.received_bytes
         {
@@ -106,7 +130,6 @@ impl BodyVerifier {
             let computed: [u8; 32] = sha256.finalize().into();
             crate::sigv4::verify_payload_sha256(&expected, &computed)?;
         }
-        let md5: [u8; 16] = self.md5.finalize();
         if let Some(expected) = self.expectations.content_md5
             && expected != md5
         {

@@ -84,6 +84,7 @@ pub mod error;
 pub mod headers;
 pub mod lifecycle;
 pub mod listing;
+pub mod md5_lanes;
 pub mod multipart;
 pub mod object_lock;
 pub mod policy;
