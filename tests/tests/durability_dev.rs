@@ -699,3 +699,76 @@ fn file_systems_filled_by_other_files_mark_their_nodes_full() {
     assert!(get_object(&dev, "full", "after") == object);
     dev.assert_no_errors_logged();
 }
+
+/// The metadata replica's disk filled by another file: new writes are refused at once with a
+/// clear S3 error (the replica's disk reserve, `cairn_raft::disk`), reads go on, and once the
+/// space is back writes are accepted again by the same process: no group stopped, nothing
+/// written before was lost.
+#[test]
+fn a_full_metadata_disk_refuses_writes_keeps_reads_and_recovers_without_a_restart() {
+    let data = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // The storage nodes stay on the real file system; `meta` (every group's LMDB) is a link
+    // into a disk of its own. The mount is declared before `dev`, dropped after it.
+    let cluster = data.path().join("cluster");
+    std::fs::create_dir(&cluster).unwrap();
+    let disk = data.path().join("meta-disk");
+    std::fs::create_dir(&disk).unwrap();
+    let _mount = TmpfsMount::new(&disk, 256);
+    std::fs::create_dir(disk.join("meta")).unwrap();
+    std::os::unix::fs::symlink(disk.join("meta"), cluster.join("meta")).unwrap();
+    let mut dev = CairnDev::start(Path::new(BINARY), data.path());
+    let object = content(31, OBJECT_BYTES);
+    put_object(&dev, "meta-full", "before", &object);
+
+    // Less than 1 % of 256 MiB free is below the 64 MiB reserve: within the reserve's check
+    // interval (a second) writes are refused, each at once rather than after a timeout.
+    let filler = fill_file_system(&disk);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = 0;
+    let (code, refused_in) = loop {
+        attempt += 1;
+        let started = Instant::now();
+        match try_put(
+            &dev,
+            "meta-full",
+            &format!("during-{attempt}"),
+            &[5u8; 4096],
+        ) {
+            Ok(()) => {}
+            Err(code) => break (code, started.elapsed()),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes still accepted on a full metadata disk"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(code, "ServiceUnavailable", "{}", dev.process.log());
+    assert!(
+        refused_in < Duration::from_secs(5),
+        "the refusal took {refused_in:?}: it waited instead of refusing"
+    );
+    assert!(get_object(&dev, "meta-full", "before") == object);
+    assert!(
+        dev.process
+            .log()
+            .contains("metadata disk below its reserve"),
+        "the replica did not say why it refuses writes"
+    );
+
+    // Space back: the same process accepts writes again, and everything reads back.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while try_put(&dev, "meta-full", "after", &object).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "writes refused after space returned\n{}",
+            dev.process.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(get_object(&dev, "meta-full", "after") == object);
+    assert!(get_object(&dev, "meta-full", "before") == object);
+    assert_eq!(dev.process.try_exit_code(), None, "cairn dev exited");
+    dev.assert_no_errors_logged();
+}

@@ -1928,6 +1928,7 @@ encode_variants!(MetaError, "error", [
     43 => KmsKeyDisabled { key_id: key_id },
     44 => KmsKeyAlreadyExists { key: key },
     60 => ReplicationBacklog { entries: entries },
+    61 => MetadataDiskFull { free_bytes: free_bytes },
 ]);
 
 /// Write condition tags: 0 Absent, 1 EtagMatches.

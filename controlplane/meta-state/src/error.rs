@@ -130,4 +130,8 @@ pub enum MetaError {
     /// than committed and never replicated. Nothing changed.
     #[error("the replication queue holds {entries} entries, its bound")]
     ReplicationBacklog { entries: u64 },
+    /// The metadata replica's disk has less free space than its reserve: the write was refused
+    /// before it was proposed (never applied; `cairn_raft::disk`). Nothing changed.
+    #[error("the metadata disk is full ({free_bytes} bytes free, below the reserve)")]
+    MetadataDiskFull { free_bytes: u64 },
 }

@@ -58,6 +58,7 @@
 pub mod generated;
 
 pub mod client;
+pub mod disk;
 pub mod layout;
 pub mod network;
 pub mod node;

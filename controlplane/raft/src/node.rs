@@ -157,6 +157,9 @@ pub struct MetaNodeConfig {
     /// only mutual-TLS connections from the roles in `cairn_tls::META_CLIENTS`, and the replica
     /// dials its peers with it. `None`: plaintext (tests; `--insecure-plaintext-internal`).
     pub identity: Option<Arc<cairn_tls::Identity>>,
+    /// Free bytes under `data_dir` below which client writes are refused
+    /// ([`crate::disk::DiskReserve`]).
+    pub disk_reserve_bytes: u64,
 }
 
 impl MetaNodeConfig {
@@ -178,6 +181,7 @@ impl MetaNodeConfig {
             bootstrap: true,
             map_size_bytes: DEFAULT_MAP_SIZE_BYTES,
             identity: None,
+            disk_reserve_bytes: crate::disk::DEFAULT_RESERVE_BYTES,
         }
     }
 
@@ -431,6 +435,10 @@ impl MetaNode {
         let mut groups = BTreeMap::new();
         let mut proposer_tasks = Vec::new();
         let client_request_timeout = Duration::from_millis(config.timing.client_request_timeout_ms);
+        let disk_reserve = Arc::new(crate::disk::DiskReserve::new(
+            config.data_dir.clone(),
+            config.disk_reserve_bytes,
+        ));
         for group in config.hosted_groups() {
             let (log_store, state_machine) = open_storage_with_retry(&config, group).await?;
             let reader = state_machine.reader();
@@ -458,6 +466,7 @@ impl MetaNode {
                 raft.clone(),
                 client_request_timeout,
                 config.timing.proposals_in_flight,
+                Some(Arc::clone(&disk_reserve)),
             );
             proposer_tasks.push(proposer_task);
             groups.insert(

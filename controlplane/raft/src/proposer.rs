@@ -44,12 +44,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_meta_state::{Command, Output, Response};
+use cairn_meta_state::{Command, MetaError, Output, Response};
 use openraft::BasicNode;
 use openraft::error::ClientWriteError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::disk::DiskReserve;
 use crate::types::{MetaRequest, NodeId, Raft};
 
 /// Most commands one proposal (log entry) carries.
@@ -84,24 +85,67 @@ struct Request {
 #[derive(Clone)]
 pub struct Proposer {
     queue: mpsc::Sender<Request>,
+    /// The node's disk reserve: below it, client writes are answered without being proposed.
+    disk: Option<Arc<DiskReserve>>,
 }
 
 impl Proposer {
     /// Starts the proposer task of one group. `timeout` bounds how long a proposal waits to be
     /// applied before its requests are answered Unavailable (and its slot freed).
-    pub fn start(raft: Raft, timeout: Duration, in_flight: usize) -> (Proposer, JoinHandle<()>) {
+    /// `disk`: the node's disk reserve (`None`: never refuse for space).
+    pub fn start(
+        raft: Raft,
+        timeout: Duration,
+        in_flight: usize,
+        disk: Option<Arc<DiskReserve>>,
+    ) -> (Proposer, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let task = tokio::spawn(run(raft, receiver, timeout, in_flight.max(1)));
-        (Proposer { queue: sender }, task)
+        (
+            Proposer {
+                queue: sender,
+                disk,
+            },
+            task,
+        )
     }
 
     /// Proposes `commands` (each with its encoded length) and waits for their outputs: one
     /// answer per command, in order. Commands beyond the caps are queued as consecutive chunks,
     /// each answered on its own (a chunk's failure is the answer of each of its commands).
+    /// While the disk is below its reserve, a command [`DiskReserve::refusal`] refuses is
+    /// answered with that refusal and not proposed; the others are proposed as usual.
     pub async fn write(
         &self,
         commands: Vec<(Command, usize)>,
     ) -> Vec<Result<Output, ProposalError>> {
+        let Some(free_bytes) = self.disk.as_ref().and_then(|disk| disk.shortfall()) else {
+            return self.propose(commands).await;
+        };
+        let refusals: Vec<Option<MetaError>> = commands
+            .iter()
+            .map(|(command, _)| DiskReserve::refusal(command, free_bytes))
+            .collect();
+        let admitted: Vec<(Command, usize)> = commands
+            .into_iter()
+            .zip(&refusals)
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(command, _)| command)
+            .collect();
+        let mut answers = self.propose(admitted).await.into_iter();
+        refusals
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(error) => Ok(Output {
+                    result: Err(error),
+                    new_garbage: Vec::new(),
+                }),
+                None => answers.next().expect("one answer per admitted command"),
+            })
+            .collect()
+    }
+
+    async fn propose(&self, commands: Vec<(Command, usize)>) -> Vec<Result<Output, ProposalError>> {
         let total = commands.len();
         let mut chunks = Vec::new();
         let mut chunk = Vec::new();

@@ -52,6 +52,7 @@ use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use cairn_meta_state::{MetaError, Query, Response, Role, StateMachine};
 use heed::byteorder::BigEndian;
@@ -194,18 +195,69 @@ impl GroupDatabases {
     }
 }
 
-/// Runs a blocking LMDB write on tokio's blocking pool and waits for it.
+/// How long a write refused for want of space waits before it tries again.
+const NO_SPACE_RETRY: Duration = Duration::from_millis(250);
+
+/// Runs a blocking LMDB write on tokio's blocking pool and waits for it (see
+/// [`write_until_space`]).
 async fn write_blocking<F>(databases: &Arc<GroupDatabases>, write: F) -> Result<(), StoreError>
 where
-    F: FnOnce(&GroupDatabases) -> Result<(), StoreError> + Send + 'static,
+    F: Fn(&GroupDatabases) -> Result<(), StoreError> + Send + 'static,
 {
     let databases = Arc::clone(databases);
-    match tokio::task::spawn_blocking(move || write(&databases)).await {
+    match tokio::task::spawn_blocking(move || write_until_space(&databases, &write)).await {
         Ok(result) => result,
         Err(join_error) => Err(StoreError::Io {
             path: PathBuf::new(),
             source: std::io::Error::other(join_error.to_string()),
         }),
+    }
+}
+
+/// Whether a write failed because the file system is full (ENOSPC).
+fn is_no_space(error: &StoreError) -> bool {
+    let io = match error {
+        StoreError::Lmdb(heed::Error::Io(io)) | StoreError::Io { source: io, .. } => io,
+        _ => return false,
+    };
+    io.kind() == std::io::ErrorKind::StorageFull
+}
+
+/// Runs `write` until it does not fail for want of space. openraft stops a group for good on any
+/// storage error, so a full disk would otherwise need a restart of the replica after space is
+/// freed; waiting instead stalls the group (its proposals time out and clients get a clear
+/// error, see the proposer's disk reserve) and resumes it by itself once space returns. A retry
+/// is safe: LMDB aborts a transaction whose commit fails, so nothing of the failed attempt is
+/// on disk, and every write here is a whole transaction that can run again.
+fn write_until_space<F>(databases: &GroupDatabases, write: &F) -> Result<(), StoreError>
+where
+    F: Fn(&GroupDatabases) -> Result<(), StoreError>,
+{
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        match write(databases) {
+            Err(error) if is_no_space(&error) => {
+                if waiting_since.is_none() {
+                    tracing::warn!(
+                        path = %databases.env.path().display(),
+                        %error,
+                        "metadata disk full: the group waits for space before it writes again"
+                    );
+                    waiting_since = Some(Instant::now());
+                }
+                std::thread::sleep(NO_SPACE_RETRY);
+            }
+            result => {
+                if let Some(since) = waiting_since {
+                    tracing::info!(
+                        path = %databases.env.path().display(),
+                        waited_ms = since.elapsed().as_millis() as u64,
+                        "metadata disk has space again: the group writes"
+                    );
+                }
+                return result;
+            }
+        }
     }
 }
 
@@ -305,16 +357,16 @@ impl LogStore {
     /// Runs `write` and the pending committed-id update in one durable transaction.
     async fn write_with_committed<F>(&self, write: F) -> Result<(), StoreError>
     where
-        F: FnOnce(&GroupDatabases, &mut heed::RwTxn<'_>) -> Result<(), StoreError> + Send + 'static,
+        F: Fn(&GroupDatabases, &mut heed::RwTxn<'_>) -> Result<(), StoreError> + Send + 'static,
     {
         let committed = self.pending_committed_bytes();
         write_blocking(&self.databases, move |databases| {
             let mut write_txn = databases.env.write_txn()?;
             write(databases, &mut write_txn)?;
-            if let Some(committed) = committed {
+            if let Some(committed) = &committed {
                 databases
                     .meta
-                    .put(&mut write_txn, KEY_COMMITTED, &committed)?;
+                    .put(&mut write_txn, KEY_COMMITTED, committed)?;
             }
             write_txn.commit()?;
             Ok(())

@@ -92,6 +92,9 @@ pub fn meta_error_to_s3(error: &MetaError) -> S3Error {
         MetaError::KmsKeyAlreadyExists { .. } => S3Error::InvalidArgument(error.to_string()),
         // A full replication queue: the client retries later (the write was not committed).
         MetaError::ReplicationBacklog { .. } => S3Error::SlowDown,
+        // A metadata disk below its reserve: refused before anything was written, as a full
+        // storage node's write is.
+        MetaError::MetadataDiskFull { .. } => S3Error::ServiceUnavailable,
         // The janitor rolled the write back under us, or the gateway built an inconsistent
         // command: nothing the client did wrong, and a retry starts a fresh write.
         MetaError::NoSuchWrite { .. }
@@ -288,6 +291,7 @@ mod tests {
             MetaError::KmsKeyDisabled { key_id: "k".into() },
             MetaError::KmsKeyAlreadyExists { key: "k".into() },
             MetaError::ReplicationBacklog { entries: 1 },
+            MetaError::MetadataDiskFull { free_bytes: 1 },
         ]
     }
 
@@ -330,6 +334,7 @@ mod tests {
             MetaError::KmsKeyDisabled { .. } => ("KMS.DisabledException", 400),
             MetaError::KmsKeyAlreadyExists { .. } => ("InvalidArgument", 400),
             MetaError::ReplicationBacklog { .. } => ("SlowDown", 503),
+            MetaError::MetadataDiskFull { .. } => ("ServiceUnavailable", 503),
         }
     }
 
