@@ -535,9 +535,12 @@ fn run_executor(
             request_ids: RequestIdGenerator::new(executor_index, process_start_unix_millis),
             metrics: shared.metrics.register_executor(),
             piece_pools: RefCell::new(HashMap::new()),
-            md5_lanes: Rc::new(RefCell::new(cairn_s3_proto::md5_lanes::Md5Lanes::new(
-                cairn_s3_proto::md5_lanes::DEFAULT_THRESHOLD_BYTES,
-            ))),
+            md5_lanes: Rc::new(RefCell::new(
+                cairn_s3_proto::md5_lanes::Md5Lanes::with_budget(
+                    cairn_s3_proto::md5_lanes::DEFAULT_THRESHOLD_BYTES,
+                    cairn_s3_proto::md5_lanes::DEFAULT_BUDGET_BYTES,
+                ),
+            )),
             open_connections: std::cell::Cell::new(0),
             shared,
         });

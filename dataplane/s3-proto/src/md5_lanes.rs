@@ -30,7 +30,9 @@
 //!   multiples of 64 bytes, so every state is aligned when a pass starts (what md5-many's
 //!   lock-step kernels require).
 //! - A lane holds fewer than `threshold + pushed chunk` pending bytes once its caller has run the
-//!   pass its push asked for.
+//!   pass its push asked for. With a budget ([`Md5Lanes::with_budget`]) the threshold is the
+//!   budget shared among the open lanes (bounded below and above), so the lanes of one executor
+//!   hold about the budget however many uploads run.
 
 use md5_many::{Md5Many, Md5State};
 
@@ -48,7 +50,12 @@ struct Lane {
 #[derive(Debug)]
 pub struct Md5Lanes {
     engine: Md5Many,
-    threshold_bytes: usize,
+    /// The threshold with few lanes open, and the least it falls to with many
+    /// ([`Md5Lanes::threshold_bytes`]).
+    max_threshold_bytes: usize,
+    min_threshold_bytes: usize,
+    /// Pending bytes the lanes may hold together before the threshold shrinks.
+    budget_bytes: usize,
     lanes: Vec<Option<Lane>>,
     free: Vec<usize>,
 }
@@ -61,18 +68,45 @@ const BLOCK_BYTES: usize = 64;
 /// a threshold of five such chunks the other lanes hold a quarter of it most of the time, and a
 /// pass over 8 uploads of 16 MiB at concurrency 8 (2 executors) takes 3.2 lanes on average
 /// against 1.4 with 512 KiB (`cairn_gateway_md5_pass_lanes_total`). The cost is memory: up to the
-/// threshold plus a chunk per upload.
+/// threshold plus a chunk per upload, which [`DEFAULT_BUDGET_BYTES`] bounds per executor.
 pub const DEFAULT_THRESHOLD_BYTES: usize = 2 * 1024 * 1024;
 
+/// What the lanes of one executor may hold pending together, by default, before the threshold
+/// shrinks: the threshold is this divided among the open lanes, between
+/// [`MIN_THRESHOLD_BYTES`] and the configured threshold. Up to 16 uploads keep the full 2 MiB
+/// (where more lanes per pass matter most); beyond that the lanes fill passes anyway.
+pub const DEFAULT_BUDGET_BYTES: usize = 32 * 1024 * 1024;
+
+/// The least the threshold falls to with many lanes open.
+pub const MIN_THRESHOLD_BYTES: usize = 256 * 1024;
+
 impl Md5Lanes {
+    /// Lanes with a fixed threshold.
     pub fn new(threshold_bytes: usize) -> Md5Lanes {
+        Md5Lanes::with_budget(threshold_bytes, usize::MAX)
+    }
+
+    /// Lanes whose threshold is `budget_bytes` divided among the open lanes, at most
+    /// `max_threshold_bytes` and at least [`MIN_THRESHOLD_BYTES`] (or `max_threshold_bytes` when
+    /// that is smaller): the memory the lanes hold stays near the budget however many uploads
+    /// run, plus [`MIN_THRESHOLD_BYTES`] and a chunk per lane beyond it.
+    pub fn with_budget(max_threshold_bytes: usize, budget_bytes: usize) -> Md5Lanes {
+        // At least four blocks, so a quarter of it is at least one block.
+        let max_threshold_bytes = max_threshold_bytes.max(4 * BLOCK_BYTES);
         Md5Lanes {
             engine: Md5Many::new(),
-            // At least four blocks, so a quarter of it is at least one block.
-            threshold_bytes: threshold_bytes.max(4 * BLOCK_BYTES),
+            max_threshold_bytes,
+            min_threshold_bytes: MIN_THRESHOLD_BYTES.min(max_threshold_bytes),
+            budget_bytes,
             lanes: Vec::new(),
             free: Vec::new(),
         }
+    }
+
+    /// Pending bytes at which a lane asks for a pass now.
+    pub fn threshold_bytes(&self) -> usize {
+        (self.budget_bytes / self.open_lanes().max(1))
+            .clamp(self.min_threshold_bytes, self.max_threshold_bytes)
     }
 
     pub fn open(&mut self) -> LaneId {
@@ -100,16 +134,17 @@ impl Md5Lanes {
     /// Appends body bytes to a lane. Returns `true` when the lane now holds a pass's worth: the
     /// caller should run [`Md5Lanes::hash_ready`] (after letting other uploads push theirs).
     pub fn push(&mut self, lane: LaneId, bytes: &[u8]) -> bool {
+        let threshold_bytes = self.threshold_bytes();
         let lane = self.lane_mut(lane);
         lane.pending.extend_from_slice(bytes);
-        lane.pending.len() >= self.threshold_bytes
+        lane.pending.len() >= threshold_bytes
     }
 
     /// One pass: every lane with at least a quarter of the threshold pending gives the same
     /// number of whole blocks, hashed together. Returns how many lanes it hashed: none when no
     /// lane qualifies.
     pub fn hash_ready(&mut self) -> usize {
-        let minimum = self.threshold_bytes / 4;
+        let minimum = self.threshold_bytes() / 4;
         let ready: Vec<usize> = self
             .lanes
             .iter()
@@ -176,9 +211,10 @@ impl Md5Lanes {
     /// Whether the lane holds enough for a pass of its own: before [`Md5Lanes::finish`], a pass
     /// ([`Md5Lanes::hash_ready`]) hashes most of it in SIMD lanes instead of alone.
     pub fn wants_final_pass(&self, lane: LaneId) -> bool {
+        let minimum = self.threshold_bytes() / 4;
         self.lanes[lane.0]
             .as_ref()
-            .is_some_and(|lane| lane.pending.len() >= self.threshold_bytes / 4)
+            .is_some_and(|lane| lane.pending.len() >= minimum)
     }
 
     /// Hashes what the lane still holds and returns its digest; the lane is closed.
@@ -295,6 +331,34 @@ mod tests {
         assert_eq!(lanes.open_lanes(), 0);
         // Closed slots are reused.
         assert_eq!(lanes.open(), LaneId(2));
+    }
+
+    #[test]
+    fn the_threshold_shares_the_budget_among_the_open_lanes() {
+        const MIB: usize = 1024 * 1024;
+        let mut lanes = Md5Lanes::with_budget(2 * MIB, 32 * MIB);
+        let first = lanes.open();
+        assert_eq!(
+            lanes.threshold_bytes(),
+            2 * MIB,
+            "few lanes: the full threshold"
+        );
+        let mut others: Vec<LaneId> = (1..16).map(|_| lanes.open()).collect();
+        assert_eq!(lanes.threshold_bytes(), 2 * MIB);
+        assert!(!lanes.push(first, &vec![1; MIB]));
+        others.extend((16..64).map(|_| lanes.open()));
+        assert_eq!(lanes.threshold_bytes(), 512 * 1024, "64 lanes share 32 MiB");
+        assert!(
+            lanes.push(first, &[1; 1]),
+            "1 MiB is past the shrunk threshold"
+        );
+        others.extend((64..1000).map(|_| lanes.open()));
+        assert_eq!(lanes.threshold_bytes(), MIN_THRESHOLD_BYTES);
+        for lane in others {
+            lanes.close(lane);
+        }
+        assert_eq!(lanes.threshold_bytes(), 2 * MIB);
+        assert_eq!(lanes.finish(first), md5_digest(&vec![1; MIB + 1]));
     }
 
     #[test]
