@@ -110,7 +110,10 @@ fn admin_response<B>(shared: &Shared, request: &http::Request<B>) -> HttpRespons
         "/metrics" => plain(
             http::StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            shared.metrics.render() + &shared.suspects.render() + &shared.quotas.render(),
+            shared.metrics.render()
+                + &shared.suspects.render()
+                + &shared.quotas.render()
+                + &shared.connections.render(),
         ),
         "/health" => plain(
             http::StatusCode::OK,

@@ -43,6 +43,7 @@ mod acl;
 mod admin;
 mod attributes;
 mod auth;
+mod balance;
 mod body;
 mod bucket;
 mod bucket_encryption;

@@ -58,6 +58,9 @@ pub struct Shared {
     pub suspects: Arc<crate::suspects::SuspectReporter>,
     /// Per-bucket quota admission (see [`crate::quota`]).
     pub quotas: Arc<crate::quota::QuotaTracker>,
+    /// Every executor's open connections, and the hand-offs that even them out (see
+    /// [`crate::balance`]).
+    pub connections: crate::balance::ConnectionBalance,
 }
 
 /// Storage nodes (by position in the configuration) the registry takes out of service: DOWN
@@ -160,8 +163,8 @@ pub struct Executor {
     piece_pools: RefCell<HashMap<usize, BufferPool>>,
     /// The ETag MD5 lanes of this executor's uploads (see [`crate::upload_md5`]).
     pub md5_lanes: Rc<RefCell<cairn_s3_proto::md5_lanes::Md5Lanes>>,
-    /// Client connections this executor serves now (bounded by the configuration).
-    open_connections: std::cell::Cell<usize>,
+    /// This executor's position, its slot in [`Shared::connections`].
+    index: usize,
 }
 
 /// Idle bytes an executor's pool of small pieces may keep (see [`Executor::piece_pool`]): 2 MiB
@@ -394,6 +397,7 @@ pub fn start_gateway(config: GatewayConfig) -> Result<GatewayHandle, GatewayErro
         node_status: Default::default(),
         suspects: Default::default(),
         quotas: Default::default(),
+        connections: crate::balance::ConnectionBalance::new(executor_count),
     });
     if shared.config.node_status_refresh_ms > 0 {
         let weak = Arc::downgrade(&shared);
@@ -541,12 +545,14 @@ fn run_executor(
                     cairn_s3_proto::md5_lanes::DEFAULT_BUDGET_BYTES,
                 ),
             )),
-            open_connections: std::cell::Cell::new(0),
+            index: executor_index,
             shared,
         });
         if let Some(edge_listener) = edge_listener {
             monoio::spawn(accept_loop(Rc::clone(&executor), edge_listener, true));
         }
+        let handoffs = executor.shared.connections.register(executor_index);
+        monoio::spawn(handoff_loop(Rc::clone(&executor), handoffs));
         accept_loop(executor, listener, false).await;
         Ok(())
     })
@@ -570,31 +576,93 @@ pub async fn accept_with_backoff(
 }
 
 /// Accepts connections on one listener of this executor, forever. `edge`: the edge-facing
-/// mutual-TLS listener.
+/// mutual-TLS listener. An S3 connection goes to another executor when that one serves fewer
+/// (see [`crate::balance`]).
 async fn accept_loop(executor: Rc<Executor>, listener: monoio::net::TcpListener, edge: bool) {
+    let connections = &executor.shared.connections;
     loop {
         let (stream, peer) = accept_with_backoff(&listener).await;
-        if executor.open_connections.get() >= executor.shared.config.max_connections_per_executor {
+        if connections.open(executor.index) >= executor.shared.config.max_connections_per_executor {
             // Dropping the stream closes it: a bounded executor beats one that runs out of
             // memory or descriptors for everyone.
             tracing::warn!("connection limit reached; closing a new connection");
             continue;
         }
-        executor
-            .open_connections
-            .set(executor.open_connections.get() + 1);
-        let served = Rc::clone(&executor);
-        monoio::spawn(async move {
-            if edge {
-                serve_edge_connection(Rc::clone(&served), stream, peer).await;
-            } else {
-                serve_connection(Rc::clone(&served), stream, peer).await;
-            }
-            served
-                .open_connections
-                .set(served.open_connections.get() - 1);
-        });
+        // Edge connections stay where they land: an edge keeps few, long, pooled connections.
+        let target = if edge {
+            None
+        } else {
+            connections.route(executor.index)
+        };
+        let stream = match target {
+            None => stream,
+            Some(target) => match hand_off(connections, target, stream, peer) {
+                None => continue,
+                Some(stream) => stream,
+            },
+        };
+        connections.opened(executor.index);
+        spawn_served(&executor, stream, peer, edge);
     }
+}
+
+/// Hands an accepted S3 connection to executor `target` (already counted there). Gives the
+/// stream back when it cannot go (then served here).
+fn hand_off(
+    connections: &crate::balance::ConnectionBalance,
+    target: usize,
+    stream: monoio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<monoio::net::TcpStream> {
+    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+    // SAFETY: the descriptor comes out of the monoio stream, which gives up its ownership, and
+    // goes straight into exactly one std stream.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
+    match connections.hand_off(target, crate::balance::Handoff { stream, peer }) {
+        Ok(()) => None,
+        Err(back) => match monoio::net::TcpStream::from_std(back.stream) {
+            Ok(stream) => Some(stream),
+            Err(error) => {
+                tracing::warn!(%error, "a connection could not be handed back; closing it");
+                None
+            }
+        },
+    }
+}
+
+/// Serves the connections other executors hand to this one (counted here already).
+async fn handoff_loop(
+    executor: Rc<Executor>,
+    mut handoffs: futures::channel::mpsc::UnboundedReceiver<crate::balance::Handoff>,
+) {
+    use futures::StreamExt as _;
+    while let Some(handoff) = handoffs.next().await {
+        match monoio::net::TcpStream::from_std(handoff.stream) {
+            Ok(stream) => spawn_served(&executor, stream, handoff.peer, false),
+            Err(error) => {
+                executor.shared.connections.closed(executor.index);
+                tracing::warn!(%error, "a handed-over connection could not be registered");
+            }
+        }
+    }
+}
+
+/// Serves one counted connection on this executor; uncounts it at its end.
+fn spawn_served(
+    executor: &Rc<Executor>,
+    stream: monoio::net::TcpStream,
+    peer: SocketAddr,
+    edge: bool,
+) {
+    let served = Rc::clone(executor);
+    monoio::spawn(async move {
+        if edge {
+            serve_edge_connection(Rc::clone(&served), stream, peer).await;
+        } else {
+            serve_connection(Rc::clone(&served), stream, peer).await;
+        }
+        served.shared.connections.closed(served.index);
+    });
 }
 
 /// An accepted stream with TCP_NODELAY, in the poll-based form hyper and rustls read.
