@@ -11,30 +11,6 @@ use cairn_raft::store::{DEFAULT_MAP_SIZE_BYTES, open_group_storage};
 use cairn_raft::types::Vote;
 use openraft::storage::RaftLogStorage;
 
-/// A tmpfs mounted over a directory for the test's life.
-struct TmpfsMount(PathBuf);
-
-impl TmpfsMount {
-    fn new(path: &Path, size_mib: u64) -> TmpfsMount {
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
-            .arg(path)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mounting a tmpfs needs root");
-        TmpfsMount(path.to_owned())
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// Writes a file until the file system refuses a byte more.
 fn fill(path: &Path) -> PathBuf {
     let filler_path = path.join("filler");
@@ -51,14 +27,13 @@ fn fill(path: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_a_full_disk_waits_for_space_and_then_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let _mount = TmpfsMount::new(dir.path(), 16);
-    let group = dir.path().join("group-0");
+    let disk = cairn_tests::SmallFileSystem::mount(16);
+    let group = disk.path().join("group-0");
     let (mut log_store, _state_machine) =
         open_group_storage(&group, Role::Combined, DEFAULT_MAP_SIZE_BYTES).unwrap();
     log_store.save_vote(&Vote::new(1, 1)).await.unwrap();
 
-    let filler = fill(dir.path());
+    let filler = fill(disk.path());
     // Every vote is a transaction, and LMDB writes copies of the pages it changes: some write
     // soon needs a page the full file system cannot give. It must wait, not fail.
     let mut writer = log_store.clone();
