@@ -14,9 +14,10 @@
 //! refused: a follower's log must follow its leader's. This mirrors the storage nodes, which
 //! keep headroom under their shard logs.
 //!
-//! The free space is read with statvfs at most once per [`CHECK_INTERVAL`]: the check sits on
-//! the write path, and a file system does not fill in a second from 64 MiB free through
-//! metadata alone.
+//! The free space is read with statvfs at most once per [`CHECK_INTERVAL`], because the check
+//! sits on the write path. Writes admitted within that second still fit in the reserve unless
+//! something writes 64 MiB in a second; if it does, the store waits for space instead of
+//! failing (see above).
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -164,8 +164,11 @@ impl ExecutorMetrics {
     }
 
     /// One pass of the executor's shared ETag MD5 over `lanes` uploads
-    /// (see [`crate::upload_md5`]).
+    /// (see [`crate::upload_md5`]); a pass that found no lane ready (0) is not one.
     pub fn md5_pass(&self, lanes: usize) {
+        if lanes == 0 {
+            return;
+        }
         add(&self.md5_passes, 1);
         add(&self.md5_pass_lanes, lanes as u64);
     }

@@ -9,10 +9,7 @@
 //! unfinished upload (an error, a client gone) closes its lane.
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use cairn_s3_proto::md5_lanes::{LaneId, Md5Lanes};
 
@@ -40,13 +37,10 @@ impl UploadMd5 {
         if !self.lanes.borrow_mut().push(lane, bytes) {
             return;
         }
-        YieldOnce::default().await;
+        futures_lite::future::yield_now().await;
         // Another upload's pass may have taken this lane's bytes meanwhile; then this finds
         // nothing (or only others) to hash, which is as correct.
-        let lanes_hashed = self.lanes.borrow_mut().hash_ready();
-        if lanes_hashed > 0 {
-            metrics.md5_pass(lanes_hashed);
-        }
+        metrics.md5_pass(self.lanes.borrow_mut().hash_ready());
     }
 
     /// The MD5 of every byte pushed. What the lane still holds goes through one more pass
@@ -55,10 +49,7 @@ impl UploadMd5 {
         let lane = self.lane.take().expect("finish runs once");
         let mut lanes = self.lanes.borrow_mut();
         if lanes.wants_final_pass(lane) {
-            let lanes_hashed = lanes.hash_ready();
-            if lanes_hashed > 0 {
-                metrics.md5_pass(lanes_hashed);
-            }
+            metrics.md5_pass(lanes.hash_ready());
         }
         lanes.finish(lane)
     }
@@ -69,24 +60,5 @@ impl Drop for UploadMd5 {
         if let Some(lane) = self.lane.take() {
             self.lanes.borrow_mut().close(lane);
         }
-    }
-}
-
-/// Pending once, with this task rescheduled at the back of the executor's run queue.
-#[derive(Default)]
-struct YieldOnce {
-    yielded: bool,
-}
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
-            return Poll::Ready(());
-        }
-        self.yielded = true;
-        context.waker().wake_by_ref();
-        Poll::Pending
     }
 }
