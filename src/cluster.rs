@@ -507,6 +507,7 @@ impl ClusterFile {
         );
         config.zones = self.meta_zones();
         config.partition_count = self.partitions;
+        config.set_region(&self.region);
         Ok(config)
     }
 

@@ -245,6 +245,10 @@ struct MetaArgs {
     /// Join an existing cluster instead of initialising the groups with `--peers` as voters.
     #[arg(long)]
     join: bool,
+    /// Region this metadata cluster serves (its gateways' `--region`): version ids carry its
+    /// tag. With `--cluster`, the file's `region`.
+    #[arg(long, default_value = "us-east-1", conflicts_with = "cluster")]
+    region: String,
     #[command(flatten)]
     internal_tls: ca::InternalTlsArgs,
 }
@@ -884,6 +888,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         cairn_raft::MetaNodeConfig::new(1, meta_address, args.data.join("meta"), peers.clone());
     meta_config.partition_count = DEV_PARTITIONS;
     meta_config.identity = meta_identity;
+    meta_config.set_region(&args.region);
     // The metadata replica owns SIGINT/SIGTERM handling: when it returns, the whole process ends.
     std::thread::Builder::new()
         .name("meta".into())
@@ -1330,6 +1335,7 @@ fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
             };
             let (peers, zones) = cairn_raft::parse_peer_list(&peers)?;
             let mut config = cairn_raft::MetaNodeConfig::new(args.id, listen, data, peers);
+            config.set_region(&args.region);
             config.zones = zones;
             config.partition_count = args.partitions;
             config.bootstrap = !args.join;

@@ -20,8 +20,11 @@ modes:
   pending    every version written since the last `converge` still reads PENDING on the source
   replica_writes
              the destination's side of a replicator's write: a replica PUT retried with the same
-             idempotency token makes one version (status REPLICA); another user allowed
-             s3:PutObject by a bucket policy but not s3:ReplicateObject is refused a replica write
+             idempotency token makes one version (status REPLICA); a replica PUT and a replica
+             delete marker keep the source version id they name, and ids that could clash (the
+             key has it, this region's tag, untagged, malformed, no replica header) are refused;
+             another user allowed s3:PutObject by a bucket policy but not s3:ReplicateObject is
+             refused a replica write
   lock       object-lock settings travel with replicas: buckets `lock-src` (east) and `lock-dst`
              (west), both with object lock, a rule between them; a version with a GOVERNANCE
              retention and a legal hold, a multipart version with a legal hold, a version with
@@ -35,10 +38,11 @@ modes:
              legal hold, the sources COMPLETED, and no version added in the destination; the
              multipart version of `lock` has its hold lifted on its replica too
   converge   waits (generous deadline) until every recorded version is in the destination
-             with equal bytes, ETag, content type, metadata and tags, status REPLICA there and
-             COMPLETED on the source, delete markers replicated, nothing outside the prefix
-             replicated, and exactly one destination version per source version (no duplicates
-             after retries and restarts)
+             under the source's version id (as on S3) with equal bytes, ETag, content type,
+             metadata and tags, status REPLICA there and COMPLETED on the source, delete
+             markers replicated under their source ids, nothing outside the prefix replicated,
+             and exactly one destination version per source version (no duplicates after
+             retries and restarts)
 """
 import datetime
 import hashlib
@@ -240,6 +244,8 @@ def converged(east, west, state):
         matching = [v for v in replicas if v["ETag"] == source["ETag"]]
         assert len(matching) == 1, f"{entry['key']}: {len(matching)} replicas of one version"
         replica_version = matching[0]["VersionId"]
+        # A replica keeps its source version's id (ids carry their region's tag).
+        assert replica_version == entry["version"], (entry["key"], replica_version, entry["version"])
         got = west.get_object(Bucket=DESTINATION, Key=entry["key"], VersionId=replica_version)
         data = got["Body"].read()
         assert hashlib.sha256(data).hexdigest() == entry["sha"], entry["key"]
@@ -263,6 +269,7 @@ def converged(east, west, state):
             return f"{marker['key']}: delete marker not replicated yet"
         assert len(markers) == 1, f"{marker['key']}: {len(markers)} delete markers"
         assert markers[0]["IsLatest"], marker
+        assert markers[0]["VersionId"] == marker["version"], (marker, markers[0]["VersionId"])
         try:
             west.head_object(Bucket=DESTINATION, Key=marker["key"])
             raise AssertionError(f"{marker['key']} visible in the destination")
@@ -345,6 +352,8 @@ def metadata(east, west):
         number = [t["Value"] for t in tags if t["Key"] == "v"][0]
         replica_of[versions[int(number) - 1]] = replica["VersionId"]
     assert len(replica_of) == 3, listed
+    # Each replica keeps its source version's id.
+    assert all(source == replica for source, replica in replica_of.items()), replica_of
     assert len({v["ETag"] for v in listed if v["Key"] == key}) == 1, listed
 
     def in_sync():
@@ -471,6 +480,7 @@ def lock(east, west):
         replicas = west.list_object_versions(Bucket="lock-dst", Prefix=key)["Versions"]
         replicas = [v for v in replicas if v["Key"] == key]
         assert len(replicas) == 1, (key, replicas)
+        assert replicas[0]["VersionId"] == version, (key, replicas[0]["VersionId"], version)
         assert lock_settings(west, "lock-dst", key, replicas[0]["VersionId"]) == (retention, hold), key
 
 
@@ -493,6 +503,53 @@ def replica_writes(west, other):
     head = west.head_object(Bucket=DESTINATION, Key=key)
     assert head.get("ReplicationStatus") == "REPLICA", head.get("ReplicationStatus")
     west.delete_object(Bucket=DESTINATION, Key=key, VersionId=first["VersionId"])
+
+    # A replica write may keep its source's version id: one tagged by another region (the top
+    # byte; us-east-1's is ec), not one the key has already, and only with x-cairn-replica.
+    key = "r/kept/replica"
+    kept = "ec00000000000abc"
+
+    def put_with(headers):
+        def add(request, **_):
+            for name, value in headers.items():
+                request.headers[name] = value
+
+        west.meta.events.register_first("before-sign.s3.PutObject", add)
+        try:
+            return west.put_object(Bucket=DESTINATION, Key=key, Body=b"kept")
+        finally:
+            west.meta.events.unregister("before-sign.s3.PutObject", add)
+
+    replica = {"x-cairn-replica": "true", "x-cairn-replica-version-id": kept}
+    put = put_with({**replica, "x-cairn-idempotency-token": "replica:test:kept"})
+    assert put["VersionId"] == kept, put["VersionId"]
+    got = west.get_object(Bucket=DESTINATION, Key=key, VersionId=kept)
+    assert got["Body"].read() == b"kept" and got["VersionId"] == kept, got["VersionId"]
+    listed = west.list_object_versions(Bucket=DESTINATION, Prefix=key)["Versions"]
+    assert [v["VersionId"] for v in listed] == [kept], listed
+    for headers in (
+        {**replica, "x-cairn-idempotency-token": "replica:test:kept-again"},  # the key has it
+        {**replica, "x-cairn-replica-version-id": "5700000000000001"},  # us-west-2's own tag
+        {**replica, "x-cairn-replica-version-id": "0000000000000001"},  # untagged
+        {**replica, "x-cairn-replica-version-id": "not-an-id"},
+        {"x-cairn-replica-version-id": "ec00000000000abd"},  # not a replica write
+    ):
+        assert failure(lambda: put_with(headers)) == ("InvalidArgument", 400), headers
+    # A replicator's delete marker keeps its source id too.
+    def marker_headers(request, **_):
+        request.headers["x-cairn-replica"] = "true"
+        request.headers["x-cairn-replica-version-id"] = "ec00000000000abe"
+
+    west.meta.events.register_first("before-sign.s3.DeleteObject", marker_headers)
+    try:
+        marker = west.delete_object(Bucket=DESTINATION, Key=key)
+    finally:
+        west.meta.events.unregister("before-sign.s3.DeleteObject", marker_headers)
+    assert marker.get("DeleteMarker") and marker["VersionId"] == "ec00000000000abe", marker
+    for version in ("ec00000000000abe", kept):
+        west.delete_object(Bucket=DESTINATION, Key=key, VersionId=version)
+    listed = west.list_object_versions(Bucket=DESTINATION, Prefix=key)
+    assert not listed.get("Versions") and not listed.get("DeleteMarkers"), listed
 
     policy = {
         "Version": "2012-10-17",

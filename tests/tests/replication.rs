@@ -1,7 +1,8 @@
 //! Cross-region replication between two regions, each a `cairn dev` process (us-east-1 holds the
 //! global bucket service), driven by boto3 (tests/python/replication_check.py): a source bucket in
 //! us-east-1 with a rule to a bucket in us-west-2. PUT, multipart, CopyObject and delete markers
-//! converge with equal bytes and ETags (REPLICA on the destination, COMPLETED on the source);
+//! converge with equal bytes and ETags under the source's version ids (REPLICA on the
+//! destination, COMPLETED on the source);
 //! with the destination region stopped, new writes stay PENDING and the lag shows in the
 //! replicator's metrics; the source region restarts while entries are pending; the destination
 //! comes back and everything converges, with one destination version per source version.

@@ -111,6 +111,12 @@ impl StateMachine {
         value: Option<Vec<u8>>,
         bypass_governance: bool,
     ) -> Result<Response, MetaError> {
+        if name == crate::records::REPLICA_VERSION_ATTRIBUTE {
+            // A version's S3 id never changes after it is created.
+            return Err(MetaError::InvalidArgument {
+                reason: format!("{name} is set only when a replica is written"),
+            });
+        }
         let found = self.get_object(bucket, key, selector)?;
         // Object lock: retention is only ever extended, unless GOVERNANCE is bypassed. The
         // command carries no time, so an expired retention still counts as active here (it can

@@ -1127,7 +1127,7 @@ impl Decode for KmsQuery {
 /// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
 /// 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects,
 /// 60 QueueReplication, 61 ResolveReplication, 62 QueueReplication with the request's `now_ms`
-/// (of a PutObjectAttribute, which carries none), 70 Batch.
+/// (of a PutObjectAttribute, which carries none), 63 ReplicaDeleteMarker, 70 Batch.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder
 /// matches each tag explicitly and refuses the unknown ones.
 impl Encode for Command {
@@ -1353,6 +1353,11 @@ impl Encode for Command {
                 writer.u8(61);
                 resolutions.encode(writer);
             }
+            Command::ReplicaDeleteMarker { delete, attributes } => {
+                writer.u8(63);
+                delete.encode(writer);
+                attributes.encode(writer);
+            }
             // 70-79: group commit.
             Command::Batch(commands) => {
                 writer.u8(70);
@@ -1472,6 +1477,10 @@ impl Decode for Command {
             },
             61 => Command::ResolveReplication {
                 resolutions: Decode::decode(reader)?,
+            },
+            63 => Command::ReplicaDeleteMarker {
+                delete: Decode::decode(reader)?,
+                attributes: Decode::decode(reader)?,
             },
             70 => {
                 let count = reader.count()?;

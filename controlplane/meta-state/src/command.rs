@@ -380,6 +380,14 @@ pub enum Command {
         now_ms: Option<u64>,
         command: Box<Command>,
     },
+    /// A replicator's delete marker: `delete` (of the current version, in a versioned bucket)
+    /// whose marker carries `attributes`, among them the replica status and the source
+    /// version's id to keep ([`crate::REPLICA_VERSION_ATTRIBUTE`], checked as a PrepareWrite's
+    /// is). Answers `Deleted` as DeleteObject does.
+    ReplicaDeleteMarker {
+        delete: DeleteObject,
+        attributes: crate::records::Attributes,
+    },
     /// The replicator finished these replication-queue entries; answers `ReplicationResolved`.
     /// Send it with `write_to` to the partition that listed them.
     ResolveReplication {
@@ -544,6 +552,7 @@ pub struct ListObjectsPage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionSummary {
     pub key: String,
+    /// The id S3 clients see ([`crate::ObjectRecord::s3_version_id`]).
     pub version_id: VersionId,
     pub null_version: bool,
     pub delete_marker: bool,
@@ -735,6 +744,7 @@ impl Command {
             Command::Conditional { command, .. } => command.name(),
             Command::BypassGovernanceRetention { command } => command.name(),
             Command::QueueReplication { command, .. } => command.name(),
+            Command::ReplicaDeleteMarker { .. } => "ReplicaDeleteMarker",
             Command::ResolveReplication { .. } => "ResolveReplication",
             Command::Batch(_) => "Batch",
         }
@@ -759,6 +769,7 @@ impl Command {
             | Command::RewrapUploadEncryption { .. }
             | Command::ReportSuspect { .. }
             | Command::ResolveSuspects { .. }
+            | Command::ReplicaDeleteMarker { .. }
             | Command::ResolveReplication { .. } => Scope::Object,
             Command::CreateBucket(_)
             | Command::DeleteBucket { .. }

@@ -300,7 +300,7 @@ impl StateMachine {
                 // An unknown version marker skips the whole key rather than repeating it.
                 skip = versions
                     .iter()
-                    .position(|record| record.version_id == marker_version)
+                    .position(|record| record.s3_version_id() == marker_version)
                     .map_or(versions.len(), |position| position + 1);
             }
             for record in versions.into_iter().skip(skip) {
@@ -310,7 +310,7 @@ impl StateMachine {
                 }
                 page.versions.push(VersionSummary {
                     key: key.clone(),
-                    version_id: record.version_id,
+                    version_id: record.s3_version_id(),
                     null_version: record.null_version,
                     delete_marker: record.delete_marker,
                     is_latest: record.version_id == *current_version,
@@ -320,7 +320,7 @@ impl StateMachine {
                     storage_class: record.storage_class,
                     owner: record.owner.clone(),
                 });
-                last = Some((key.clone(), Some(record.version_id)));
+                last = Some((key.clone(), Some(record.s3_version_id())));
             }
         }
         if page.is_truncated

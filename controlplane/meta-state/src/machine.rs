@@ -69,6 +69,11 @@ pub struct StateMachine {
     /// The last id index handed out (see the module header); in snapshots when it differs from
     /// `last_applied_index`.
     pub(crate) last_id_index: u64,
+    /// The region's version tag, the top byte of every version id this instance creates (see
+    /// [`VersionId::tagged`]); 0 creates untagged ids. Configuration, not state: every replica
+    /// of a group is configured with its region's tag ([`Self::set_version_tag`]), so it is not
+    /// in snapshots.
+    pub(crate) version_tag: u8,
     pub(crate) buckets: BTreeMap<String, BucketRecord>,
     pub(crate) versions: BTreeMap<VersionKey, ObjectRecord>,
     pub(crate) uploads: BTreeMap<UploadKey, MultipartUpload>,
@@ -108,6 +113,7 @@ impl StateMachine {
             role,
             last_applied_index: 0,
             last_id_index: 0,
+            version_tag: 0,
             buckets: BTreeMap::new(),
             versions: BTreeMap::new(),
             uploads: BTreeMap::new(),
@@ -128,6 +134,22 @@ impl StateMachine {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Sets the region's version tag (see [`crate::region_version_tag`]): versions created from
+    /// now on carry it. Every replica of a group must be given the same tag, and one region
+    /// keeps its tag for life (it is a function of the region's name).
+    pub fn set_version_tag(&mut self, tag: u8) {
+        self.version_tag = tag;
+    }
+
+    pub fn version_tag(&self) -> u8 {
+        self.version_tag
+    }
+
+    /// The id of a version created by the command at `id_index`.
+    pub(crate) fn new_version_id(&self, id_index: u64) -> VersionId {
+        VersionId::tagged(self.version_tag, id_index)
     }
 
     /// Log index of the last applied command (0 for a fresh instance). Raft reports it as the
@@ -221,6 +243,9 @@ impl StateMachine {
             Command::CommitWrite(command) => self.commit_write(command, &mut effects),
             Command::AbortWrite(command) => self.abort_write(command, &mut effects),
             Command::DeleteObject(command) => self.delete_object(command, &mut effects),
+            Command::ReplicaDeleteMarker { delete, attributes } => {
+                self.replica_delete_marker(delete, attributes, &mut effects)
+            }
             Command::UpdateShardMap(command) => self.update_shard_map(command, &mut effects),
             Command::CreateMultipartUpload(command) => self.create_upload(command, &effects),
             Command::UploadPart(command) => self.upload_part(command, &mut effects),
@@ -540,7 +565,15 @@ impl StateMachine {
         if holds {
             return Ok(());
         }
-        let current = self.current.get(&(bucket.clone(), key.clone())).copied();
+        // `observed` is an S3 id (the gateway read it from a record or a NoSuchKey answer).
+        let current = self
+            .current
+            .get(&(bucket.clone(), key.clone()))
+            .and_then(|version_id| {
+                self.versions
+                    .get(&(bucket.clone(), key.clone(), *version_id))
+            })
+            .map(ObjectRecord::s3_version_id);
         if current != observed {
             return Err(MetaError::ConditionalRequestConflict {
                 bucket: bucket.clone(),

@@ -27,6 +27,7 @@ impl StateMachine {
         validate_key(&command.key)?;
         EcScheme::parse(&command.ec_scheme)?;
         check_attributes(&command.attributes)?;
+        self.check_replica_version(&command.bucket, &command.key, &command.attributes)?;
         if command.piece_size_bytes == 0 {
             return Err(MetaError::InvalidArgument {
                 reason: "piece size must be positive".to_owned(),
@@ -200,6 +201,9 @@ impl StateMachine {
             .parts
             .iter()
             .any(|listed| upload.parts[&listed.part_number].degraded);
+        // A replica's kept id: checked again now that the version is made (another version of
+        // the key may have taken the id since the upload began).
+        self.check_replica_version(&command.bucket, &command.key, &upload.attributes)?;
         if command.versioning != VersioningState::Enabled {
             // Object lock: checked before anything changes.
             self.check_null_versions_removable(
@@ -245,7 +249,7 @@ impl StateMachine {
                 command.now_ms,
             );
         }
-        let version_id = VersionId(effects.id_index);
+        let version_id = self.new_version_id(effects.id_index);
         let record = ObjectRecord {
             bucket: command.bucket.clone(),
             key: command.key.clone(),

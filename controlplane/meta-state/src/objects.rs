@@ -56,7 +56,8 @@ impl StateMachine {
                 retried: true,
             });
         }
-        let version_id = VersionId(effects.id_index);
+        self.check_replica_version(&command.bucket, &command.key, &command.attributes)?;
+        let version_id = self.new_version_id(effects.id_index);
         let record = ObjectRecord {
             bucket: command.bucket.clone(),
             key: command.key.clone(),
@@ -241,6 +242,38 @@ impl StateMachine {
         command: DeleteObject,
         effects: &mut Effects,
     ) -> Result<Response, MetaError> {
+        self.delete_object_with(command, Attributes::new(), effects)
+    }
+
+    /// A replicator's delete marker ([`Command::ReplicaDeleteMarker`]): a DeleteObject of the
+    /// current version in a versioned bucket whose marker carries `attributes` (the replica
+    /// status, the source, and the source's version id to keep).
+    pub(crate) fn replica_delete_marker(
+        &mut self,
+        command: DeleteObject,
+        attributes: Attributes,
+        effects: &mut Effects,
+    ) -> Result<Response, MetaError> {
+        if command.version != VersionSelector::Current
+            || command.versioning == VersioningState::Unversioned
+        {
+            return Err(MetaError::InvalidArgument {
+                reason: "a replica delete marker deletes the current version of a versioned key"
+                    .to_owned(),
+            });
+        }
+        check_attributes(&attributes)?;
+        self.check_replica_version(&command.bucket, &command.key, &attributes)?;
+        self.delete_object_with(command, attributes, effects)
+    }
+
+    /// DeleteObject; a delete marker it creates gets `marker_attributes`.
+    fn delete_object_with(
+        &mut self,
+        command: DeleteObject,
+        marker_attributes: Attributes,
+        effects: &mut Effects,
+    ) -> Result<Response, MetaError> {
         // Removing versions is allowed in a sealed bucket; adding a delete marker is not.
         let adds_marker = command.version == VersionSelector::Current
             && command.versioning != VersioningState::Unversioned;
@@ -304,7 +337,7 @@ impl StateMachine {
             let marker = ObjectRecord {
                 bucket: command.bucket.clone(),
                 key: command.key.clone(),
-                version_id: VersionId(effects.id_index),
+                version_id: self.new_version_id(effects.id_index),
                 null_version: command.versioning == VersioningState::Suspended,
                 delete_marker: true,
                 owner: command.owner.clone(),
@@ -322,7 +355,7 @@ impl StateMachine {
                 upload_id: None,
                 erasure: ErasureInfo::default(),
                 record_version: 1,
-                attributes: Default::default(),
+                attributes: marker_attributes,
             };
             self.usage_add(&command.bucket, BucketStats::of_version(&marker));
             self.versions.insert(
@@ -421,12 +454,66 @@ impl StateMachine {
             VersionSelector::Id(version_id) => self
                 .versions
                 .get(&(bucket.to_owned(), key.to_owned(), *version_id))
-                .filter(committed),
+                .filter(committed)
+                .or_else(|| self.find_replica_version(bucket, key, *version_id)),
             VersionSelector::Null => self
                 .key_versions(bucket, key)
                 .filter(committed)
                 .find(|record| record.null_version),
         }
+    }
+
+    /// The COMMITTED replica of `bucket/key` that keeps the source id `version_id`. Only ids
+    /// tagged by another region can name one (see [`Self::check_replica_version`]), so the
+    /// key's versions are walked only for those.
+    fn find_replica_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: VersionId,
+    ) -> Option<&ObjectRecord> {
+        if version_id.region_tag() == 0 || version_id.region_tag() == self.version_tag {
+            return None;
+        }
+        self.key_versions(bucket, key).find(|record| {
+            record.state == TransactionState::Committed && record.s3_version_id() == version_id
+        })
+    }
+
+    /// Checks the source id a replica write asks to keep (the attribute
+    /// [`REPLICA_VERSION_ATTRIBUTE`]), before its version is created: 16 hex digits, tagged by
+    /// another region (so no id this partition creates can ever equal it), and not the S3 id of
+    /// a version the key already has (two source buckets replicating into one key). S3 ids are
+    /// therefore unique per key, local and kept ones together.
+    pub(crate) fn check_replica_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        attributes: &crate::records::Attributes,
+    ) -> Result<(), MetaError> {
+        let Some(bytes) = attributes.get(REPLICA_VERSION_ATTRIBUTE) else {
+            return Ok(());
+        };
+        let invalid = |reason: &str| MetaError::InvalidArgument {
+            reason: reason.to_owned(),
+        };
+        let version_id = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(VersionId::parse)
+            .ok_or_else(|| invalid("a replica's version id has 16 lowercase hex digits"))?;
+        let tag = version_id.region_tag();
+        if tag == 0 || tag == self.version_tag {
+            return Err(invalid(
+                "a replica keeps only a version id tagged by another region",
+            ));
+        }
+        if self
+            .key_versions(bucket, key)
+            .any(|record| record.s3_version_id() == version_id)
+        {
+            return Err(invalid("the key already has a version with this id"));
+        }
+        Ok(())
     }
 
     pub(crate) fn get_object(
@@ -447,13 +534,13 @@ impl StateMachine {
                 Err(MetaError::NoSuchKey {
                     bucket: bucket.to_owned(),
                     key: key.to_owned(),
-                    delete_marker: Some(record.version_id),
+                    delete_marker: Some(record.s3_version_id()),
                 })
             }
             (_, None) => Err(no_such_version(bucket, key, selector)),
             (_, Some(record)) if record.delete_marker => {
                 Err(MetaError::MethodNotAllowedOnDeleteMarker {
-                    version_id: record.version_id,
+                    version_id: record.s3_version_id(),
                 })
             }
             (_, Some(record)) => Ok(record.clone()),

@@ -48,10 +48,50 @@ macro_rules! log_index_id {
 
 log_index_id!(
     /// Id of one version of an object: the id index of the command that created it (PrepareWrite,
-    /// a delete marker's DeleteObject, or CompleteMultipartUpload). The gateway shows the S3 id
-    /// `null` for versions whose [`ObjectRecord::null_version`] is set.
+    /// a delete marker's DeleteObject, or CompleteMultipartUpload), with the region's version tag
+    /// in the top byte (see [`VersionId::tagged`]). The gateway shows the S3 id `null` for
+    /// versions whose [`ObjectRecord::null_version`] is set, and a replica's source id for a
+    /// replica that keeps it ([`ObjectRecord::s3_version_id`]).
     VersionId
 );
+
+/// Bit position of the region tag in a [`VersionId`]: id indexes stay below 2^56 (at a million
+/// commands a second a partition reaches that in over 2,000 years).
+pub const VERSION_TAG_SHIFT: u32 = 56;
+
+impl VersionId {
+    /// The id of a version created at `id_index` in a region whose version tag is `tag` (0: no
+    /// tag, the form of every id written before tags existed).
+    pub fn tagged(tag: u8, id_index: u64) -> Self {
+        debug_assert!(
+            id_index < 1 << VERSION_TAG_SHIFT,
+            "id index {id_index} overflows"
+        );
+        VersionId(
+            (u64::from(tag) << VERSION_TAG_SHIFT) | (id_index & ((1 << VERSION_TAG_SHIFT) - 1)),
+        )
+    }
+
+    /// The region tag in the id's top byte (0 for an untagged id).
+    pub fn region_tag(self) -> u8 {
+        (self.0 >> VERSION_TAG_SHIFT) as u8
+    }
+}
+
+/// The version tag of region `region`: 1 to 255, fixed by the name, so every metadata replica of
+/// a region derives the same one and ids of different regions differ in their top byte (the
+/// first two hex digits of the S3 id). Replicas keep their source's version id only when its tag
+/// is another region's: two names sharing a tag (one pair in 255) only make replicas keep the
+/// destination's ids, as before tags.
+pub fn region_version_tag(region: &str) -> u8 {
+    // FNV-1a: a fixed function of the bytes, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in region.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % 255) as u8 + 1
+}
 log_index_id!(
     /// Id of one multipart upload: the id index of its CreateMultipartUpload command.
     UploadId
@@ -381,7 +421,23 @@ impl ObjectRecord {
         self.upload_id
             .map_or(self.version_id.0, |upload_id| upload_id.0)
     }
+
+    /// The id S3 clients see: for a replica that keeps its source's id (the attribute
+    /// [`REPLICA_VERSION_ATTRIBUTE`]), that id; else [`Self::version_id`]. `version_id` stays the
+    /// partition's own id: it names the shards and keys the record.
+    pub fn s3_version_id(&self) -> VersionId {
+        self.attributes
+            .get(REPLICA_VERSION_ATTRIBUTE)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(VersionId::parse)
+            .unwrap_or(self.version_id)
+    }
 }
+
+/// The object attribute a replica keeps its source version's id in (the 16 hex digits of
+/// [`VersionId`]'s display form), so that S3 clients see the same id in both buckets. Set only
+/// when the write is created ([`ObjectRecord::s3_version_id`]).
+pub const REPLICA_VERSION_ATTRIBUTE: &str = "replica-version-id";
 
 /// A simple replication rule: objects under `prefix` are copied to another region's bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -750,6 +750,20 @@ fn every_command_round_trips() {
         Command::Read(Query::ListAccessKeys {
             owner: Some("alice".to_owned()),
         }),
+        Command::ReplicaDeleteMarker {
+            delete: DeleteObject {
+                bucket: BUCKET.to_owned(),
+                key: "k".to_owned(),
+                version: VersionSelector::Current,
+                versioning: VersioningState::Enabled,
+                owner: "alice".to_owned(),
+                now_ms: 7,
+            },
+            attributes: Attributes::from([(
+                REPLICA_VERSION_ATTRIBUTE.to_owned(),
+                b"ec00000000000007".to_vec(),
+            )]),
+        },
     ];
     let mut tags = std::collections::BTreeSet::new();
     for command in commands {
@@ -758,6 +772,7 @@ fn every_command_round_trips() {
         assert_eq!(decode_record::<Command>(&bytes), Ok(command));
     }
     assert!(tags.len() >= 20);
+    assert!(tags.contains(&63), "ReplicaDeleteMarker is command tag 63");
 }
 
 fn decode_everything(bytes: &[u8]) {

@@ -245,6 +245,7 @@ impl MetaClient {
             Command::CommitWrite(c) => (&c.bucket, &c.key),
             Command::AbortWrite(c) => (&c.bucket, &c.key),
             Command::DeleteObject(c) => (&c.bucket, &c.key),
+            Command::ReplicaDeleteMarker { delete, .. } => (&delete.bucket, &delete.key),
             Command::UpdateShardMap(c) => (&c.bucket, &c.key),
             Command::CreateMultipartUpload(c) => (&c.bucket, &c.key),
             Command::UploadPart(c) => (&c.bucket, &c.key),

@@ -79,7 +79,7 @@ use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
 use crate::placement::{Placement, effective_zones};
 use crate::proposer::{ProposalError, Proposer};
-use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
+use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_tagged_group_storage};
 use crate::types::{GroupId, NodeId, Raft};
 use crate::wire::{
     Envelope, MessageKind, Status, WireError, decode_batch, encode_batch_answers, from_payload,
@@ -160,6 +160,10 @@ pub struct MetaNodeConfig {
     /// Free bytes under `data_dir` below which client writes are refused
     /// ([`crate::disk::DiskReserve`]).
     pub disk_reserve_bytes: u64,
+    /// The region's version tag ([`cairn_meta_state::region_version_tag`] of its name): the top
+    /// byte of every version id this node's partitions create, so that a replica in another
+    /// region can keep its source's id. 0 (tests): untagged ids.
+    pub version_tag: u8,
 }
 
 impl MetaNodeConfig {
@@ -182,7 +186,13 @@ impl MetaNodeConfig {
             map_size_bytes: DEFAULT_MAP_SIZE_BYTES,
             identity: None,
             disk_reserve_bytes: crate::disk::DEFAULT_RESERVE_BYTES,
+            version_tag: 0,
         }
+    }
+
+    /// Sets [`Self::version_tag`] for the region named `region` (its gateways' region).
+    pub fn set_region(&mut self, region: &str) {
+        self.version_tag = cairn_meta_state::region_version_tag(region);
     }
 
     /// Where every group of the deployment lives, computed from `peers` and `zones`.
@@ -375,7 +385,7 @@ async fn open_storage_with_retry(
     let role = group.role(config.partition_count);
     let mut attempts_left = 50;
     loop {
-        match open_group_storage(&dir, role, config.map_size_bytes) {
+        match open_tagged_group_storage(&dir, role, config.map_size_bytes, config.version_tag) {
             Err(StoreError::Lmdb(heed::Error::EnvAlreadyOpened)) if attempts_left > 0 => {
                 attempts_left -= 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -26,7 +26,8 @@
 //!    SOURCE-BUCKET/VERSION-ID`, stored on the replica and shown to replicators on HEAD);
 //! 4. a metadata change (a later PutObjectTagging, DeleteObjectTagging, PutObjectAcl,
 //!    PutObjectRetention or PutObjectLegalHold of a replicated version) is a whole-state sync:
-//!    the replica is found ([`Replicator::find_replica`]: the destination key's versions are
+//!    the replica is found ([`Replicator::find_replica`]: one HEAD under the id it keeps, or
+//!    for a replica that keeps the destination's own id, the destination key's versions are
 //!    listed and the `REPLICA` candidates, those with the source's ETag first, are HEADed until
 //!    one names the source version) and given the source version's tags, ACL, retention and
 //!    legal hold as they are now, so a retry or a second entry for the same version is
@@ -57,12 +58,22 @@
 //! CA), or without one the public roots of `webpki-roots`. A certificate that does not verify is
 //! logged (WARN, with a hint at the CA bundle) and retried; the entry is never resolved for it.
 //!
-//! Idempotence: a PUT carries `x-cairn-idempotency-token` derived from (source region, bucket,
-//! key, version id), so the destination answers a repeated copy with the version the first
-//! created. A multipart copy (CompleteMultipartUpload has no token) and a delete marker first look
-//! at the destination's current version: a `REPLICA` with the source's ETag, or a delete marker,
-//! means an earlier attempt finished. A replica keeps the destination's own version id (ids are
-//! log indexes of the destination's partition), unlike S3 where the ids match.
+//! Version ids: a replica keeps its source version's id, as on S3, when that id is tagged by the
+//! source's region and the destination is in another region ([`kept_id`]; the tag is the id's
+//! top byte, see `cairn_meta_state::VersionId::tagged`): the write carries
+//! `x-cairn-replica-version-id`, and the destination's partition refuses an id its key already
+//! has. A replica of an untagged id (written before tags existed) or in the source's own region
+//! keeps the destination's own id.
+//!
+//! Idempotence: a version whose id is kept is first looked up under that id in the destination
+//! (one HEAD): a `REPLICA` naming the source, or a delete marker, means an earlier attempt
+//! finished; a version there that is not this one's replica (another source bucket's, with the
+//! same id) makes the copy keep the destination's own id instead. Otherwise, a PUT carries
+//! `x-cairn-idempotency-token` derived from (source region, bucket, key, version id), so the
+//! destination answers a repeated copy with the version the first created; a multipart copy
+//! (CompleteMultipartUpload has no token) and a delete marker first look at the destination's
+//! current version: a `REPLICA` with the source's ETag, or a delete marker, means an earlier
+//! attempt finished.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -72,7 +83,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_meta_state::{
     AccessKeyStatus, BucketRecord, MetaError, ObjectRecord, Query, ReplicationEntry,
-    ReplicationEventKind, ReplicationOutcome, ReplicationResolution, Response, VersionSelector,
+    ReplicationEventKind, ReplicationOutcome, ReplicationResolution, Response, VersionId,
+    VersionSelector,
 };
 use cairn_raft::GroupId;
 use cairn_s3_proto::acl::{Acl, CannedAcl};
@@ -90,6 +102,8 @@ const ACL_ATTRIBUTE: &str = "acl";
 const REPLICA_HEADER: &str = "x-cairn-replica";
 /// Names the source version of a replica write (the gateway's `REPLICA_SOURCE_HEADER`).
 const REPLICA_SOURCE_HEADER: &str = "x-cairn-replica-source";
+/// The source version id a replica keeps (the gateway's `REPLICA_VERSION_HEADER`).
+const REPLICA_VERSION_HEADER: &str = "x-cairn-replica-version-id";
 const BYPASS_GOVERNANCE_HEADER: &str = "x-amz-bypass-governance-retention";
 /// How long an owner's opened credentials are reused before they are read again.
 const CREDENTIAL_TTL: Duration = Duration::from_secs(30);
@@ -583,7 +597,11 @@ impl<M: MetaAccess> Replicator<M> {
             };
             match result {
                 Ok(()) => {}
-                Err(failure @ (Failure::Permanent(_) | Failure::NotFound { .. })) => {
+                Err(
+                    failure @ (Failure::Permanent(_)
+                    | Failure::NotFound { .. }
+                    | Failure::DeleteMarkerVersion),
+                ) => {
                     let reason = failure.to_string();
                     tracing::warn!(
                         bucket = entry.bucket,
@@ -695,6 +713,16 @@ impl<M: MetaAccess> Replicator<M> {
         headers.extend(object_lock_headers(record, now_unix_millis()));
         headers.extend(acl_headers(&record.attributes));
         headers.push((REPLICA_SOURCE_HEADER.to_owned(), replica_source(entry)));
+        let kept = kept_id(entry, record.null_version, &target.region);
+        if let Some(version_id) = kept {
+            match self.version_at_destination(target, &key_path, version_id, entry, credentials)? {
+                AtDestination::Replica(_) | AtDestination::ReplicaMarker => return Ok(()),
+                AtDestination::Missing => {
+                    headers.push((REPLICA_VERSION_HEADER.to_owned(), version_id.to_string()));
+                }
+                AtDestination::Taken => {}
+            }
+        }
         // The version as S3 names it (16 hex digits, or `null`).
         let source_version = if record.null_version {
             "null".to_owned()
@@ -733,8 +761,16 @@ impl<M: MetaAccess> Replicator<M> {
             )?;
             return Ok(());
         }
-        // A multipart object: an earlier attempt may have finished already.
-        if self.destination_has_replica(target, &key_path, &record.checksums.etag, credentials)? {
+        // A multipart object: an earlier attempt may have finished already (found above when
+        // the id is kept).
+        if kept.is_none()
+            && self.destination_has_replica(
+                target,
+                &key_path,
+                &record.checksums.etag,
+                credentials,
+            )?
+        {
             return Ok(());
         }
         let created = self.send(
@@ -980,9 +1016,10 @@ impl<M: MetaAccess> Replicator<M> {
         Ok(())
     }
 
-    /// The replica of the entry's version in `target`: the destination key's versions are
-    /// listed (every page, newest first) and the candidates HEADed, those with the source's ETag
-    /// first, until one is a `REPLICA` naming the source version. `None` when none does.
+    /// The replica of the entry's version in `target`: the version under the id it keeps
+    /// ([`kept_id`]), when that is a `REPLICA` naming the source version; otherwise the
+    /// destination key's versions are listed (every page, newest first) and the candidates
+    /// HEADed, those with the source's ETag first, until one is. `None` when none is.
     fn find_replica(
         &self,
         entry: &ReplicationEntry,
@@ -992,6 +1029,12 @@ impl<M: MetaAccess> Replicator<M> {
     ) -> Result<Option<Replica>, Failure> {
         let bucket_path = format!("/{}", target.bucket);
         let key_path = object_path(&target.bucket, &entry.key);
+        if let Some(version_id) = kept_id(entry, record.null_version, &target.region)
+            && let AtDestination::Replica(replica) =
+                self.version_at_destination(target, &key_path, version_id, entry, credentials)?
+        {
+            return Ok(Some(replica));
+        }
         let wanted = replica_source(entry);
         let mut candidates: Vec<(String, String)> = Vec::new();
         let mut marker: Option<(String, String)> = None;
@@ -1066,18 +1109,51 @@ impl<M: MetaAccess> Replicator<M> {
             {
                 continue;
             }
-            let retention = response
-                .header("x-amz-object-lock-mode")
-                .zip(response.header("x-amz-object-lock-retain-until-date"))
-                .map(|(mode, until)| (mode.to_owned(), until.to_owned()));
-            return Ok(Some(Replica {
-                version_id,
-                has_tags: response.header("x-amz-tagging-count").is_some(),
-                legal_hold_on: response.header("x-amz-object-lock-legal-hold") == Some("ON"),
-                retention,
-            }));
+            return Ok(Some(replica_of(version_id, &response)));
         }
         Ok(None)
+    }
+
+    /// What `target` holds under `version_id` for `key_path`: the entry's replica (a `REPLICA`
+    /// naming the entry's source version, or a delete marker: only replica writes create ids
+    /// tagged by another region), nothing, or another version (taken).
+    fn version_at_destination(
+        &self,
+        target: &Target,
+        key_path: &str,
+        version_id: VersionId,
+        entry: &ReplicationEntry,
+        credentials: &Credentials,
+    ) -> Result<AtDestination, Failure> {
+        match self.send(
+            "HEAD",
+            &target.endpoint,
+            &target.region,
+            key_path,
+            &format!("versionId={version_id}"),
+            credentials,
+            &[],
+            None,
+        ) {
+            Ok(response) => Ok(
+                if response.header("x-amz-replication-status") == Some("REPLICA")
+                    && response.header(REPLICA_SOURCE_HEADER)
+                        == Some(replica_source(entry).as_str())
+                {
+                    AtDestination::Replica(replica_of(version_id.to_string(), &response))
+                } else {
+                    AtDestination::Taken
+                },
+            ),
+            Err(Failure::NotFound { .. }) => Ok(AtDestination::Missing),
+            Err(Failure::DeleteMarkerVersion)
+                if entry.kind == ReplicationEventKind::DeleteMarker =>
+            {
+                Ok(AtDestination::ReplicaMarker)
+            }
+            Err(Failure::DeleteMarkerVersion) => Ok(AtDestination::Taken),
+            Err(failure) => Err(failure),
+        }
     }
 
     fn copy_delete_marker(
@@ -1087,6 +1163,31 @@ impl<M: MetaAccess> Replicator<M> {
         target: &Target,
     ) -> Result<(), Failure> {
         let key_path = object_path(&target.bucket, &entry.key);
+        let mut headers = vec![
+            (REPLICA_HEADER.to_owned(), "true".to_owned()),
+            (REPLICA_SOURCE_HEADER.to_owned(), replica_source(entry)),
+        ];
+        if let Some(version_id) = kept_id(entry, false, &target.region) {
+            // The marker keeps the source's id: a marker under it is an earlier attempt's.
+            match self.version_at_destination(target, &key_path, version_id, entry, credentials)? {
+                AtDestination::ReplicaMarker | AtDestination::Replica(_) => return Ok(()),
+                AtDestination::Missing => {
+                    headers.push((REPLICA_VERSION_HEADER.to_owned(), version_id.to_string()));
+                    self.send(
+                        "DELETE",
+                        &target.endpoint,
+                        &target.region,
+                        &key_path,
+                        "",
+                        credentials,
+                        &headers,
+                        None,
+                    )?;
+                    return Ok(());
+                }
+                AtDestination::Taken => {}
+            }
+        }
         // A DELETE has no idempotency token: a current delete marker means an earlier attempt
         // (or the destination's own client) hid the key already, and a second one would add
         // nothing but a version.
@@ -1113,7 +1214,7 @@ impl<M: MetaAccess> Replicator<M> {
             &key_path,
             "",
             credentials,
-            &[(REPLICA_HEADER.to_owned(), "true".to_owned())],
+            &headers,
             None,
         )?;
         Ok(())
@@ -1170,6 +1271,11 @@ impl<M: MetaAccess> Replicator<M> {
             Err(ureq::Error::Status(404, response)) => Err(Failure::NotFound {
                 delete_marker: response.header("x-amz-delete-marker") == Some("true"),
             }),
+            Err(ureq::Error::Status(405, response))
+                if response.header("x-amz-delete-marker") == Some("true") =>
+            {
+                Err(Failure::DeleteMarkerVersion)
+            }
             Err(ureq::Error::Status(status, response)) => {
                 let answer = response.into_string().unwrap_or_default();
                 let code = xml_text(&answer, "Code").unwrap_or_default();
@@ -1244,6 +1350,42 @@ enum Failure {
     NotFound {
         delete_marker: bool,
     },
+    /// 405 with `x-amz-delete-marker: true`: the version id asked for names a delete marker.
+    DeleteMarkerVersion,
+}
+
+/// What a destination holds under a kept version id ([`Replicator::version_at_destination`]).
+enum AtDestination {
+    Missing,
+    /// The entry's replica, as its HEAD answer describes it.
+    Replica(Replica),
+    /// A delete marker, for a delete-marker entry: the entry's replica.
+    ReplicaMarker,
+    /// Another version has the id (another source bucket replicating into the same key).
+    Taken,
+}
+
+/// The id the entry's version keeps in a destination bucket of region `target_region`: its
+/// own, when the source's region tagged it and the destination is another region; `None`
+/// otherwise (the replica then has the destination's own id). A null version has no id to keep.
+fn kept_id(entry: &ReplicationEntry, null_version: bool, target_region: &str) -> Option<VersionId> {
+    let tag = entry.version_id.region_tag();
+    (!null_version && tag != 0 && tag != cairn_meta_state::region_version_tag(target_region))
+        .then_some(entry.version_id)
+}
+
+/// A replica as a HEAD of it under `version_id` describes it.
+fn replica_of(version_id: String, response: &ureq::Response) -> Replica {
+    let retention = response
+        .header("x-amz-object-lock-mode")
+        .zip(response.header("x-amz-object-lock-retain-until-date"))
+        .map(|(mode, until)| (mode.to_owned(), until.to_owned()));
+    Replica {
+        version_id,
+        has_tags: response.header("x-amz-tagging-count").is_some(),
+        legal_hold_on: response.header("x-amz-object-lock-legal-hold") == Some("ON"),
+        retention,
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -1252,6 +1394,9 @@ impl std::fmt::Display for Failure {
             Failure::Transient(reason) | Failure::Permanent(reason) => formatter.write_str(reason),
             Failure::NotFound { delete_marker } => {
                 write!(formatter, "404 (delete marker: {delete_marker})")
+            }
+            Failure::DeleteMarkerVersion => {
+                formatter.write_str("405 (the version id names a delete marker)")
             }
         }
     }

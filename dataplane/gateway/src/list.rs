@@ -182,7 +182,7 @@ pub async fn list_object_versions(
                 })
                 .await?;
             match answer {
-                Ok(Response::Object(record)) => Some(record.version_id),
+                Ok(Response::Object(record)) => Some(record.s3_version_id()),
                 Err(MetaError::MethodNotAllowedOnDeleteMarker { version_id }) => Some(version_id),
                 // No null version any more: resume after the whole key.
                 _ => None,

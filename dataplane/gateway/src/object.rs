@@ -65,12 +65,12 @@ const STRIPES_IN_FLIGHT: usize = 1;
 pub(crate) const GET_CHANNEL_STRIPES: usize = 2;
 
 /// The S3 version id of a record: `null` for the null version (written while versioning was
-/// off or suspended), else the log-index id.
+/// off or suspended), else the log-index id, or for a replica that keeps it its source's id.
 pub(crate) fn s3_version_id(record: &ObjectRecord) -> String {
     if record.null_version {
         "null".to_owned()
     } else {
-        record.version_id.to_string()
+        record.s3_version_id().to_string()
     }
 }
 
@@ -159,7 +159,7 @@ pub(crate) async fn check_write_condition(
         })
         .await?;
     let (observed, current_etag) = match answer {
-        Ok(Response::Object(record)) => (Some(record.version_id), Some(record.checksums.etag)),
+        Ok(Response::Object(record)) => (Some(record.s3_version_id()), Some(record.checksums.etag)),
         Ok(_) => return Err(S3Error::InternalError),
         Err(MetaError::NoSuchKey { delete_marker, .. }) => (delete_marker, None),
         Err(error) => return Err(meta_error_to_s3(&error)),
@@ -1635,14 +1635,23 @@ async fn delete_one(
     condition: &Option<CheckedCondition>,
     bypass_governance: bool,
 ) -> Result<DeleteOutcome, S3Error> {
-    let command = Command::DeleteObject(cairn_meta_state::DeleteObject {
+    let delete = cairn_meta_state::DeleteObject {
         bucket: bucket_record.name.clone(),
         key: key.to_owned(),
         version: version_selector(version_id)?,
         versioning: bucket_record.versioning,
         owner: context.caller.owner.clone(),
         now_ms: now_unix_millis(),
-    });
+    };
+    let command = match crate::replication::replica_marker_attributes(
+        context,
+        bucket_record,
+        key,
+        version_id,
+    )? {
+        Some(attributes) => Command::ReplicaDeleteMarker { delete, attributes },
+        None => Command::DeleteObject(delete),
+    };
     let output = context
         .executor
         .shared

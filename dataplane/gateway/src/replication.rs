@@ -23,8 +23,10 @@
 //!   version the replica copies (`SOURCE-BUCKET/VERSION-ID`); it is stored as the attribute
 //!   [`REPLICA_SOURCE_ATTRIBUTE`] and returned on GET and HEAD to callers allowed
 //!   `s3:ReplicateObject`, so the replicator finds the replica of a version whose metadata
-//!   changed (replicas keep the destination's own version ids). The header without
-//!   [`REPLICA_HEADER`] is refused.
+//!   changed. With it too, [`REPLICA_VERSION_HEADER`] asks the destination to keep the source
+//!   version's id (see `cairn_meta_state::VersionId::tagged`), as S3 replicas do. Either header
+//!   without [`REPLICA_HEADER`] is refused. A replicator's DELETE makes a delete marker with the
+//!   same attributes ([`replica_marker_attributes`]).
 
 use cairn_meta_state::{
     BucketRecord, Command, Query, REPLICATION_STATUS_ATTRIBUTE, ReplicationStatus, Response,
@@ -46,6 +48,11 @@ pub const REPLICATION_ATTRIBUTE: &str = "replication";
 pub const REPLICA_HEADER: &str = "x-cairn-replica";
 /// Names the source version a replica write copies (`SOURCE-BUCKET/VERSION-ID`).
 pub const REPLICA_SOURCE_HEADER: &str = "x-cairn-replica-source";
+/// The source version's id a replica write asks to keep as its own (16 hex digits, tagged by
+/// the source's region), so that S3 clients see the same version id in both buckets. Stored as
+/// [`cairn_meta_state::REPLICA_VERSION_ATTRIBUTE`]; the metadata partition refuses an id of its
+/// own region or one the key already has.
+pub const REPLICA_VERSION_HEADER: &str = "x-cairn-replica-version-id";
 /// The attribute a replica keeps [`REPLICA_SOURCE_HEADER`]'s value in.
 pub const REPLICA_SOURCE_ATTRIBUTE: &str = "replica-source";
 /// The longest [`REPLICA_SOURCE_HEADER`] accepted: a bucket name (63), `/`, a version id.
@@ -74,9 +81,13 @@ pub(crate) fn is_replica_write(
     key: &str,
 ) -> Result<bool, S3Error> {
     match context.header(REPLICA_HEADER) {
-        None if context.header(REPLICA_SOURCE_HEADER).is_some() => Err(S3Error::InvalidArgument(
-            format!("{REPLICA_SOURCE_HEADER} needs {REPLICA_HEADER}: true"),
-        )),
+        None if context.header(REPLICA_SOURCE_HEADER).is_some()
+            || context.header(REPLICA_VERSION_HEADER).is_some() =>
+        {
+            Err(S3Error::InvalidArgument(format!(
+                "{REPLICA_SOURCE_HEADER} and {REPLICA_VERSION_HEADER} need {REPLICA_HEADER}: true"
+            )))
+        }
         None => Ok(false),
         Some(value) if value.eq_ignore_ascii_case("true") => {
             if crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))? {
@@ -117,7 +128,42 @@ pub(crate) fn replica_attributes(
             source.as_bytes().to_vec(),
         );
     }
+    if let Some(version_id) = context.header(REPLICA_VERSION_HEADER) {
+        let version_id =
+            cairn_meta_state::VersionId::parse(version_id.trim()).ok_or_else(|| {
+                S3Error::InvalidArgument(format!(
+                    "{REPLICA_VERSION_HEADER} must be a version id of 16 lowercase hex digits"
+                ))
+            })?;
+        attributes.insert(
+            cairn_meta_state::REPLICA_VERSION_ATTRIBUTE.to_owned(),
+            version_id.to_string().into_bytes(),
+        );
+    }
     Ok(attributes)
+}
+
+/// The attributes of a replicator's delete marker, or `None` for an ordinary delete: a
+/// DELETE of the current version in a versioned bucket carrying [`REPLICA_HEADER`] from a
+/// caller allowed `s3:ReplicateObject` gets the replica status and the source's id and name
+/// ([`replica_attributes`]). Elsewhere the header is ignored, as [`queue_delete`] ignores it.
+pub(crate) fn replica_marker_attributes(
+    context: &RequestContext<'_>,
+    bucket_record: &BucketRecord,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<cairn_meta_state::Attributes>, S3Error> {
+    let replica = context
+        .header(REPLICA_HEADER)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        && version_id.is_none()
+        && bucket_record.versioning != VersioningState::Unversioned
+        && crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))
+            .unwrap_or(false);
+    if !replica {
+        return Ok(None);
+    }
+    replica_attributes(context).map(Some)
 }
 
 /// The [`REPLICA_SOURCE_HEADER`] a GET or HEAD answer about `record` carries: the stored source
