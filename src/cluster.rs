@@ -86,7 +86,8 @@ pub struct ReplicationSection {
     /// copied by one replicator).
     pub worker: u64,
     /// This region's S3 endpoint the replicator reads versions through and writes same-region
-    /// destinations through. Default: `http://` + the first `[[gateway]]`'s address.
+    /// destinations through. Default: the first `[[gateway]]`'s URL (`https://` when it serves
+    /// S3 over TLS).
     pub local_endpoint: Option<String>,
     /// PEM file of the CA certificates trusted for `https://` endpoints (only these); without
     /// it, the public roots of `webpki-roots`.
@@ -151,6 +152,26 @@ pub struct GatewayEntry {
     pub admin: Option<SocketAddr>,
     /// Executors (default: one per core).
     pub executors: Option<usize>,
+    /// Serve edge PoPs on this address (`cairn gateway --edge-listen`): the S3 API over mutual
+    /// TLS for edge identities of the cluster CA, served with the gateway's identity (needs
+    /// `tls_dir`).
+    pub edge_address: Option<SocketAddr>,
+    /// Serve S3 over TLS with this PEM certificate chain (`--tls-cert`; relative to the file).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert` (`--tls-key`).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl GatewayEntry {
+    /// The S3 endpoint URL of this gateway: `https://` when it serves S3 over TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.address)
+    }
 }
 
 fn default_region() -> String {
@@ -202,6 +223,10 @@ impl ClusterFile {
         file.tls_dir = file.tls_dir.map(|path| base.join(path));
         if let Some(replication) = file.replication.as_mut() {
             replication.ca_bundle = replication.ca_bundle.take().map(|path| base.join(path));
+        }
+        for entry in &mut file.gateway {
+            entry.tls_cert = entry.tls_cert.take().map(|path| base.join(path));
+            entry.tls_key = entry.tls_key.take().map(|path| base.join(path));
         }
         file.validate()
             .with_context(|| format!("cluster file {}", path.display()))?;
@@ -268,6 +293,22 @@ impl ClusterFile {
             check_address(entry.address, format!("gateway {}", entry.id))?;
             if let Some(admin) = entry.admin {
                 check_address(admin, format!("gateway {} admin", entry.id))?;
+            }
+            if let Some(edge) = entry.edge_address {
+                check_address(edge, format!("gateway {} edge_address", entry.id))?;
+                if self.tls_dir.is_none() {
+                    bail!(
+                        "gateway {}: edge_address serves mutual TLS with the gateway's cluster \
+                         identity, so the file needs tls_dir",
+                        entry.id
+                    );
+                }
+            }
+            if entry.tls_cert.is_some() != entry.tls_key.is_some() {
+                bail!(
+                    "gateway {}: give both tls_cert and tls_key, or neither",
+                    entry.id
+                );
             }
         }
         for entry in &self.worker {
@@ -482,7 +523,7 @@ impl ClusterFile {
             .filter(|section| section.worker == id)?;
         let local_endpoint = match &replication.local_endpoint {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.gateway.first()?.address),
+            None => self.gateway.first()?.url(),
         };
         Some(ReplicatorSettings {
             region: self.region.clone(),
@@ -539,6 +580,11 @@ impl ClusterFile {
                 cairn_gateway::StorageNodeConfig::new(entry.id, entry.address, entry.az.clone())
             })
             .collect()
+    }
+
+    /// The `[[gateway]]` entry with `id`.
+    pub fn gateway_entry(&self, id: u64) -> Option<&GatewayEntry> {
+        self.gateway.iter().find(|entry| entry.id == id)
     }
 
     /// The gateway's configuration. Root credentials come from the environment or the
@@ -685,6 +731,14 @@ pub fn local_cluster_file(layout: &LocalLayout, data_root: &Path) -> String {
             "[[storage]]\nid = {id}\naddress = \"127.0.2.{id}:{}\"\naz = \"{}\"\ncores = 1\n",
             layout.storage_port,
             az(id)
+        );
+    }
+    if layout.gateway_count > 0 {
+        let _ = writeln!(
+            text,
+            "# A gateway may also serve S3 over TLS (tls_cert = \"PEM\", tls_key = \"PEM\") and\n\
+             # edge PoPs over mutual TLS with its cluster identity (edge_address = \"HOST:PORT\",\n\
+             # for `cairn edge --region NAME=HOST:PORT`)."
         );
     }
     for id in 1..=layout.gateway_count {
@@ -1151,6 +1205,72 @@ mod tests {
         let scheme = format!("ec_scheme = \"nope\"\n{base}{}", nodes(9, 3));
         let error = parse(&scheme).unwrap_err();
         assert!(format!("{error:#}").contains("ec_scheme"), "{error:#}");
+    }
+
+    #[test]
+    fn gateway_tls_and_edge_listener_come_from_the_gateway_entry() {
+        let nodes: String = (1..=9)
+            .map(|id| {
+                format!(
+                    "[[storage]]\nid = {id}\naddress = \"127.0.2.{id}:7100\"\naz = \"z{}\"\n",
+                    id % 3
+                )
+            })
+            .collect();
+        let file = |top: &str, gateway: &str| {
+            format!(
+                "data_root = \"state\"\n{top}\n[[meta]]\nid = 1\naddress = \"127.0.0.1:7400\"\naz = \"a\"\n\
+                 {nodes}[[gateway]]\nid = 1\naddress = \"127.0.3.1:9000\"\n{gateway}\n\
+                 [[worker]]\nid = 1\n[replication]\nworker = 1\n"
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        let load = |text: String| {
+            std::fs::write(&path, text).unwrap();
+            ClusterFile::load(&path)
+        };
+        // Relative certificate paths resolve against the file; the replicator reads through
+        // the gateway over HTTPS.
+        let loaded = load(file(
+            "tls_dir = \"tls\"",
+            "tls_cert = \"s3.pem\"\ntls_key = \"s3-key.pem\"\nedge_address = \"127.0.3.1:9443\"",
+        ))
+        .unwrap();
+        let entry = loaded.gateway_entry(1).unwrap();
+        assert_eq!(
+            entry.tls_cert.as_deref(),
+            Some(dir.path().join("s3.pem").as_path())
+        );
+        assert_eq!(
+            entry.tls_key.as_deref(),
+            Some(dir.path().join("s3-key.pem").as_path())
+        );
+        assert_eq!(entry.edge_address, Some("127.0.3.1:9443".parse().unwrap()));
+        assert_eq!(
+            loaded.replicator_settings(1).unwrap().local_endpoint,
+            "https://127.0.3.1:9000"
+        );
+        assert!(loaded.gateway_entry(2).is_none());
+        // Plain HTTP without them.
+        let plain = load(file("", "")).unwrap();
+        assert_eq!(
+            plain.replicator_settings(1).unwrap().local_endpoint,
+            "http://127.0.3.1:9000"
+        );
+        // The edge listener serves the gateway's cluster identity: no tls_dir, no listener.
+        let error = load(file("", "edge_address = \"127.0.3.1:9443\"")).unwrap_err();
+        assert!(format!("{error:#}").contains("tls_dir"), "{error:#}");
+        // Its address is checked like the others.
+        let error = load(file(
+            "tls_dir = \"tls\"",
+            "edge_address = \"127.0.3.1:9000\"",
+        ))
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("used twice"), "{error:#}");
+        // A certificate needs its key.
+        let error = load(file("", "tls_cert = \"s3.pem\"")).unwrap_err();
+        assert!(format!("{error:#}").contains("tls_key"), "{error:#}");
     }
 
     #[test]

@@ -1597,9 +1597,30 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     args.global
         .or_cluster_file(file.as_ref())
         .apply(&mut config.meta)?;
-    config.s3_tls = args.s3_tls.server_config()?;
+    // The flags win over the cluster file's `tls_cert`/`tls_key` and `edge_address`.
+    let entry = file
+        .as_ref()
+        .zip(args.id)
+        .and_then(|(file, id)| file.gateway_entry(id));
+    let s3_tls = match (&args.s3_tls.tls_cert, entry) {
+        (None, Some(entry)) => S3TlsArgs {
+            tls_cert: entry.tls_cert.clone(),
+            tls_key: entry.tls_key.clone(),
+        },
+        _ => S3TlsArgs {
+            tls_cert: args.s3_tls.tls_cert.clone(),
+            tls_key: args.s3_tls.tls_key.clone(),
+        },
+    };
+    config.s3_tls = s3_tls.server_config()?;
+    let edge_listener = EdgeListenerArgs {
+        edge_listen: args
+            .edge_listener
+            .edge_listen
+            .or(entry.and_then(|entry| entry.edge_address)),
+    };
     let identity = config.meta.identity.clone();
-    args.edge_listener.apply(
+    edge_listener.apply(
         &mut config,
         identity.as_deref(),
         args.internal_tls.encrypt_loopback,

@@ -9,12 +9,30 @@
 //!   back exactly (decoded around the missing shards), and new uploads still commit with the
 //!   seven nodes left (k + 1 or more shards, as ARCHITECTURE.md allows).
 //! - `cairn cluster init` + `cairn cluster up` (the documented commands) start a working cluster
-//!   and SIGTERM stops every process it started.
+//!   and SIGTERM stops every process it started; its gateway, given `tls_cert`, `tls_key` and
+//!   `edge_address` in the file, serves S3 over TLS only and edge identities on its edge listener.
+
+#[allow(dead_code)]
+#[path = "tls_client.rs"]
+mod tls_client;
 
 use cairn_tests::{
     CairnProcess, consecutive_free_ports, free_port, http_get, wait_for_listener,
     wait_until_port_closed,
 };
+
+/// The status of a plain-HTTP `GET /` to `address`, `None` when no HTTP answer comes.
+fn http_get_status(address: SocketAddr) -> Option<u16> {
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    std::io::Write::write_all(&mut stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -514,7 +532,7 @@ fn cluster_init_and_up_start_a_working_cluster_and_sigterm_stops_it() {
         .unwrap();
     assert!(!again.status.success());
 
-    let text = std::fs::read_to_string(&file).unwrap();
+    let mut text = std::fs::read_to_string(&file).unwrap();
     let endpoint: SocketAddr = text
         .split("[[gateway]]")
         .nth(1)
@@ -525,6 +543,40 @@ fn cluster_init_and_up_start_a_working_cluster_and_sigterm_stops_it() {
         })
         .map(|quoted| quoted.trim_matches('"').parse().unwrap())
         .unwrap();
+    // The gateway serves S3 over TLS (a certificate of a dev CA) and edges on a mutual-TLS edge
+    // listener, both from its [[gateway]] entry; the replicator reads through it over HTTPS,
+    // trusting that CA ([replication] ca_bundle).
+    let certs = dir.path().join("s3-certs");
+    let made = Command::new(BINARY)
+        .args(["edge", "dev-cert", "--out"])
+        .arg(&certs)
+        .args(["--hostname", &endpoint.ip().to_string()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let edge_listener = SocketAddr::new(endpoint.ip(), free_port());
+    text = text.replacen(
+        "[[gateway]]\n",
+        &format!(
+            "[[gateway]]\ntls_cert = {:?}\ntls_key = {:?}\nedge_address = \"{edge_listener}\"\n",
+            certs.join("server.pem").display().to_string(),
+            certs.join("server-key.pem").display().to_string(),
+        ),
+        1,
+    );
+    text = text.replacen(
+        "[replication]\n",
+        &format!(
+            "[replication]\nca_bundle = {:?}\n",
+            certs.join("ca.pem").display().to_string()
+        ),
+        1,
+    );
+    std::fs::write(&file, &text).unwrap();
+    let ca_env = [(
+        "AWS_CA_BUNDLE".to_owned(),
+        certs.join("ca.pem").display().to_string(),
+    )];
     let mut up = CairnProcess::start_with_env(
         Path::new(BINARY),
         &[
@@ -538,7 +590,7 @@ fn cluster_init_and_up_start_a_working_cluster_and_sigterm_stops_it() {
     );
     wait_for_listener(endpoint, &mut up, Duration::from_secs(90));
     let manifest = dir.path().join("manifest").display().to_string();
-    let url = format!("http://{endpoint}");
+    let url = format!("https://{endpoint}");
     for mode in [
         &["put", "up-bucket", "7", &manifest][..],
         &["verify", "up-bucket", &manifest],
@@ -547,16 +599,43 @@ fn cluster_init_and_up_start_a_working_cluster_and_sigterm_stops_it() {
             .into_iter()
             .chain(mode.iter().copied())
             .collect();
-        if let Err(failure) = cairn_tests::try_python_script("cluster_load.py", &args) {
+        if let Err(failure) =
+            cairn_tests::try_python_script_with_env("cluster_load.py", &args, &ca_env)
+        {
             panic!("{mode:?}: {failure}\n{}", up.log());
         }
     }
+    // Plain HTTP gets no S3 answer from a TLS listener.
+    assert_eq!(http_get_status(endpoint), None, "plain HTTP answered");
+    // The edge listener serves edge identities of the cluster CA only (an anonymous GET of a
+    // private bucket's key: 403 from S3), and nothing without a client certificate.
+    let pki = cairn_tests::TestPki::for_ca(
+        Path::new(BINARY),
+        &dir.path().join("state").join("tls").join("ca"),
+        &dir.path().join("pki"),
+    );
+    let ca = pki.ca();
+    let through_edge_listener = |presented: Option<&Path>| {
+        tls_client::https_status(
+            edge_listener,
+            tls_client::hand_made_config(&ca, presented),
+            "gateway.role.cairn",
+            "/up-bucket/no-such-key",
+            &[],
+        )
+    };
+    assert_eq!(through_edge_listener(None), None, "no client certificate");
+    assert_eq!(
+        through_edge_listener(Some(&pki.issue("test-edge", "edge"))),
+        Some(403)
+    );
     // `cluster up` starts the file's worker, which runs the replicator from the file's
     // [replication] table (no replication flags): a same-region rule converges, and the
     // replicator's metrics are on the worker's admin listener.
-    if let Err(failure) = cairn_tests::try_python_script(
+    if let Err(failure) = cairn_tests::try_python_script_with_env(
         "replication_same_region.py",
         &[url.as_str(), access.as_str(), secret.as_str()],
+        &ca_env,
     ) {
         panic!("{failure}\n{}", up.log());
     }

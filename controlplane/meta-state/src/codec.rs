@@ -1124,7 +1124,7 @@ impl Decode for KmsQuery {
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
-/// 26 PutObjectAttribute, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
+/// 26 PutObjectAttribute, 27 SetVersionTag, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
 /// 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects,
 /// 60 QueueReplication, 61 ResolveReplication, 62 QueueReplication with the request's `now_ms`
 /// (of a PutObjectAttribute, which carries none), 63 ReplicaDeleteMarker, 70 Batch.
@@ -1238,6 +1238,10 @@ impl Encode for Command {
             Command::UnsealBucket { bucket } => {
                 writer.u8(22);
                 writer.str(bucket);
+            }
+            Command::SetVersionTag { tag } => {
+                writer.u8(27);
+                writer.u8(*tag);
             }
             Command::RecordLayout(layout) => {
                 writer.u8(23);
@@ -1422,6 +1426,7 @@ impl Decode for Command {
                 bucket: reader.string()?,
             },
             23 => Command::RecordLayout(Decode::decode(reader)?),
+            27 => Command::SetVersionTag { tag: reader.u8()? },
             24 => Command::Conditional {
                 condition: Decode::decode(reader)?,
                 observed: Decode::decode(reader)?,
@@ -1834,6 +1839,7 @@ encode_variants!(Response, "response", [
     22 => Heartbeat { node: node, came_up: came_up },
     23 => NodesExpired { 0: node_ids },
     24 => Layout { 0: layout },
+    25 => VersionTag { 0: tag },
     30 => AccessKeys { 0: keys },
     // 40-49: the key service.
     40 => KmsKey { 0: key },
@@ -2028,11 +2034,14 @@ impl StateMachine {
         }
         // Later additions are optional trailing sections, in this order: the suspect queue, the
         // KMS keys, the replication queue, the last id index (a u64, "empty" when it equals the
-        // last applied index, as it does until a batch is applied). Sections are written up to
+        // last applied index, as it does until a batch is applied), the version tag (a u8,
+        // "empty" when 0: see `Command::SetVersionTag`). Sections are written up to
         // the last non-empty one (earlier ones even when empty, so the decoder knows which is
         // which), so a snapshot without them keeps its earlier bytes and an earlier snapshot
         // still decodes.
-        let sections = if self.last_id_index != self.last_applied_index {
+        let sections = if self.version_tag != 0 {
+            5
+        } else if self.last_id_index != self.last_applied_index {
             4
         } else if !self.replication_queue.is_empty() {
             3
@@ -2052,6 +2061,9 @@ impl StateMachine {
         }
         if sections >= 4 {
             writer.u64(self.last_id_index);
+        }
+        if sections >= 5 {
+            writer.u8(self.version_tag);
         }
         let mut bytes = writer.into_bytes();
         let checksum = crc32c::crc32c(&bytes);
@@ -2149,6 +2161,11 @@ impl StateMachine {
                 offset,
                 state.last_id_index <= state.last_applied_index,
             ));
+        }
+        if reader.remaining() > 0 {
+            let offset = reader.offset();
+            state.version_tag = reader.u8()?;
+            last_section = Some(("version tag", offset, state.version_tag == 0));
         }
         if let Some((what, offset, true)) = last_section {
             return Err(DecodeError::NotCanonical { what, offset });

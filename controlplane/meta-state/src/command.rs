@@ -380,6 +380,15 @@ pub enum Command {
         now_ms: Option<u64>,
         command: Box<Command>,
     },
+    /// Sets the partition's version tag (the top byte of the version ids it creates from now
+    /// on; see [`crate::VersionId::tagged`]) when it has none; answers `VersionTag` with the
+    /// tag in force. Idempotent; a different tag than the one in force is refused
+    /// (InvalidArgument), so a replica configured for another region cannot change it. The tag
+    /// is state, set through the log, so every replica and every replay of the log creates the
+    /// same ids. A group's proposer puts it in front of the first entry it proposes.
+    SetVersionTag {
+        tag: u8,
+    },
     /// A replicator's delete marker: `delete` (of the current version, in a versioned bucket)
     /// whose marker carries `attributes`, among them the replica status and the source
     /// version's id to keep ([`crate::REPLICA_VERSION_ATTRIBUTE`], checked as a PrepareWrite's
@@ -668,6 +677,8 @@ pub enum Response {
     NodesExpired(Vec<NodeId>),
     /// RecordLayout, GetLayout: the recorded layout.
     Layout(Option<ClusterLayout>),
+    /// SetVersionTag: the partition's version tag.
+    VersionTag(u8),
     /// ReportSuspect: whether the version is (now) in the queue; `false` for a version that is
     /// not committed or a full queue.
     SuspectReported {
@@ -745,6 +756,7 @@ impl Command {
             Command::BypassGovernanceRetention { command } => command.name(),
             Command::QueueReplication { command, .. } => command.name(),
             Command::ReplicaDeleteMarker { .. } => "ReplicaDeleteMarker",
+            Command::SetVersionTag { .. } => "SetVersionTag",
             Command::ResolveReplication { .. } => "ResolveReplication",
             Command::Batch(_) => "Batch",
         }
@@ -770,6 +782,7 @@ impl Command {
             | Command::ReportSuspect { .. }
             | Command::ResolveSuspects { .. }
             | Command::ReplicaDeleteMarker { .. }
+            | Command::SetVersionTag { .. }
             | Command::ResolveReplication { .. } => Scope::Object,
             Command::CreateBucket(_)
             | Command::DeleteBucket { .. }

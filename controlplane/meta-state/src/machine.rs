@@ -70,9 +70,8 @@ pub struct StateMachine {
     /// `last_applied_index`.
     pub(crate) last_id_index: u64,
     /// The region's version tag, the top byte of every version id this instance creates (see
-    /// [`VersionId::tagged`]); 0 creates untagged ids. Configuration, not state: every replica
-    /// of a group is configured with its region's tag ([`Self::set_version_tag`]), so it is not
-    /// in snapshots.
+    /// [`VersionId::tagged`]); 0 (until [`Command::SetVersionTag`]) creates untagged ids. Set
+    /// once through the log and kept in snapshots, so replays create the same ids.
     pub(crate) version_tag: u8,
     pub(crate) buckets: BTreeMap<String, BucketRecord>,
     pub(crate) versions: BTreeMap<VersionKey, ObjectRecord>,
@@ -136,15 +135,30 @@ impl StateMachine {
         self.role
     }
 
-    /// Sets the region's version tag (see [`crate::region_version_tag`]): versions created from
-    /// now on carry it. Every replica of a group must be given the same tag, and one region
-    /// keeps its tag for life (it is a function of the region's name).
-    pub fn set_version_tag(&mut self, tag: u8) {
-        self.version_tag = tag;
-    }
-
+    /// The version tag in force (see [`Command::SetVersionTag`]); 0 when none was set.
     pub fn version_tag(&self) -> u8 {
         self.version_tag
+    }
+
+    /// [`Command::SetVersionTag`].
+    fn set_version_tag(&mut self, tag: u8) -> Result<Response, MetaError> {
+        if tag == 0 {
+            return Err(MetaError::InvalidArgument {
+                reason: "a version tag is 1 to 255".to_owned(),
+            });
+        }
+        if self.version_tag == 0 {
+            self.version_tag = tag;
+        } else if self.version_tag != tag {
+            return Err(MetaError::InvalidArgument {
+                reason: format!(
+                    "this partition's version tag is {:#04x}, not {tag:#04x}: its replicas are \
+                     configured for different regions",
+                    self.version_tag
+                ),
+            });
+        }
+        Ok(Response::VersionTag(self.version_tag))
     }
 
     /// The id of a version created by the command at `id_index`.
@@ -243,6 +257,7 @@ impl StateMachine {
             Command::CommitWrite(command) => self.commit_write(command, &mut effects),
             Command::AbortWrite(command) => self.abort_write(command, &mut effects),
             Command::DeleteObject(command) => self.delete_object(command, &mut effects),
+            Command::SetVersionTag { tag } => self.set_version_tag(tag),
             Command::ReplicaDeleteMarker { delete, attributes } => {
                 self.replica_delete_marker(delete, attributes, &mut effects)
             }

@@ -750,6 +750,7 @@ fn every_command_round_trips() {
         Command::Read(Query::ListAccessKeys {
             owner: Some("alice".to_owned()),
         }),
+        Command::SetVersionTag { tag: 0xec },
         Command::ReplicaDeleteMarker {
             delete: DeleteObject {
                 bucket: BUCKET.to_owned(),
@@ -773,6 +774,7 @@ fn every_command_round_trips() {
     }
     assert!(tags.len() >= 20);
     assert!(tags.contains(&63), "ReplicaDeleteMarker is command tag 63");
+    assert!(tags.contains(&27), "SetVersionTag is command tag 27");
 }
 
 fn decode_everything(bytes: &[u8]) {
@@ -1038,6 +1040,7 @@ fn every_error_and_response_round_trips() {
         Response::NodesExpired(vec![NodeId(1), NodeId(2)]),
         Response::Layout(None),
         Response::Layout(Some(sample_layout())),
+        Response::VersionTag(0x57),
         Response::AccessKeys(vec![AccessKeyRecord {
             access_key_id: "AKID".to_owned(),
             secret_access_key: "secret".to_owned(),

@@ -15,7 +15,10 @@ const SOURCE_TAG: u8 = 0xec;
 
 fn tagged_harness() -> Harness {
     let mut harness = Harness::with_bucket();
-    harness.state.set_version_tag(OWN_TAG);
+    assert_eq!(
+        harness.ok(Command::SetVersionTag { tag: OWN_TAG }),
+        Response::VersionTag(OWN_TAG)
+    );
     harness
 }
 
@@ -86,7 +89,21 @@ fn versions_carry_the_region_tag_and_untagged_ones_keep_their_ids() {
         0,
         "tag 0 keeps the ids of before"
     );
-    harness.state.set_version_tag(OWN_TAG);
+    // Set through the log, once: the same tag again is a no-op, another or 0 is refused.
+    for _ in 0..2 {
+        assert_eq!(
+            harness.ok(Command::SetVersionTag { tag: OWN_TAG }),
+            Response::VersionTag(OWN_TAG)
+        );
+    }
+    for tag in [SOURCE_TAG, 0] {
+        invalid_reason(harness.err(Command::SetVersionTag { tag }));
+    }
+    assert_eq!(harness.state.version_tag(), OWN_TAG);
+    // It is in snapshots (the harness round-trips one after every command), so a replica
+    // restored from one creates the same ids.
+    let restored = StateMachine::from_snapshot_bytes(&harness.state.to_snapshot_bytes()).unwrap();
+    assert_eq!(restored.version_tag(), OWN_TAG);
     let new = harness.put("a", 10, Enabled);
     assert_eq!(new.version_id.region_tag(), OWN_TAG);
     assert_eq!(

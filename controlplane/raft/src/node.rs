@@ -67,7 +67,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_meta_state::{Command, Output, Query, Response, decode_record, encode_record};
+use cairn_meta_state::{Command, Output, Query, Response, Scope, decode_record, encode_record};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use tokio::io::BufStream;
@@ -79,7 +79,7 @@ use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
 use crate::placement::{Placement, effective_zones};
 use crate::proposer::{ProposalError, Proposer};
-use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_tagged_group_storage};
+use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
 use crate::types::{GroupId, NodeId, Raft};
 use crate::wire::{
     Envelope, MessageKind, Status, WireError, decode_batch, encode_batch_answers, from_payload,
@@ -160,9 +160,10 @@ pub struct MetaNodeConfig {
     /// Free bytes under `data_dir` below which client writes are refused
     /// ([`crate::disk::DiskReserve`]).
     pub disk_reserve_bytes: u64,
-    /// The region's version tag ([`cairn_meta_state::region_version_tag`] of its name): the top
-    /// byte of every version id this node's partitions create, so that a replica in another
-    /// region can keep its source's id. 0 (tests): untagged ids.
+    /// The region's version tag ([`cairn_meta_state::region_version_tag`] of its name), which
+    /// this node's proposers set in the object partitions it leads
+    /// ([`cairn_meta_state::Command::SetVersionTag`]): the top byte of the version ids they
+    /// create, so that a replica in another region can keep its source's id. 0 (tests): none.
     pub version_tag: u8,
 }
 
@@ -385,7 +386,7 @@ async fn open_storage_with_retry(
     let role = group.role(config.partition_count);
     let mut attempts_left = 50;
     loop {
-        match open_tagged_group_storage(&dir, role, config.map_size_bytes, config.version_tag) {
+        match open_group_storage(&dir, role, config.map_size_bytes) {
             Err(StoreError::Lmdb(heed::Error::EnvAlreadyOpened)) if attempts_left > 0 => {
                 attempts_left -= 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -472,11 +473,16 @@ impl MetaNode {
             )
             .await
             .map_err(|error| NodeError::Raft(error.to_string()))?;
+            // Object partitions get the region's version tag in front of their first entry.
+            let version_tag = (config.version_tag != 0
+                && group.role(config.partition_count).accepts(Scope::Object))
+            .then_some(config.version_tag);
             let (proposer, proposer_task) = Proposer::start(
                 raft.clone(),
                 client_request_timeout,
                 config.timing.proposals_in_flight,
                 Some(Arc::clone(&disk_reserve)),
+                version_tag,
             );
             proposer_tasks.push(proposer_task);
             groups.insert(

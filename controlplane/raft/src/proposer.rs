@@ -23,6 +23,13 @@
 //!    is applied. While the entry is being flushed and replicated, new requests queue up: that
 //!    is the group commit.
 //!
+//! The region's version tag: the proposer of an object partition is given its node's
+//! configured tag and puts `Command::SetVersionTag` in front of the commands of every entry it
+//! proposes until one such entry is applied (the tag is then the partition's state, and later
+//! ones would be no-ops). Its output is not any request's: the requests get theirs as before.
+//! Ids therefore come from the log, never from a replica's configuration, and a refusal (the
+//! partition already has another region's tag) is logged once.
+//!
 //! A failure of the proposal as a whole (this node does not lead: ForwardToLeader; no quorum in
 //! time: Unavailable; openraft stopped) is the answer of every request in it. A request whose
 //! answer is lost (timeout, leader change after the entry was appended) may still be applied; the
@@ -42,6 +49,7 @@
 //! [`RaftTiming::proposals_in_flight`]: crate::node::RaftTiming::proposals_in_flight
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cairn_meta_state::{Command, MetaError, Output, Response};
@@ -93,14 +101,20 @@ impl Proposer {
     /// Starts the proposer task of one group. `timeout` bounds how long a proposal waits to be
     /// applied before its requests are answered Unavailable (and its slot freed).
     /// `disk`: the node's disk reserve (`None`: never refuse for space).
+    /// `version_tag`: the region's tag to set in this group (an object partition), if any.
     pub fn start(
         raft: Raft,
         timeout: Duration,
         in_flight: usize,
         disk: Option<Arc<DiskReserve>>,
+        version_tag: Option<u8>,
     ) -> (Proposer, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(raft, receiver, timeout, in_flight.max(1)));
+        let version_tag = version_tag.map(|tag| PendingTag {
+            tag,
+            pending: Arc::new(AtomicBool::new(true)),
+        });
+        let task = tokio::spawn(run(raft, receiver, timeout, in_flight.max(1), version_tag));
         (
             Proposer {
                 queue: sender,
@@ -203,11 +217,39 @@ impl Proposer {
     }
 }
 
+/// A version tag to put in front of the next entries until one is applied.
+#[derive(Clone)]
+struct PendingTag {
+    tag: u8,
+    pending: Arc<AtomicBool>,
+}
+
+impl PendingTag {
+    /// Takes the output of the tag's command out of an applied entry's outputs.
+    fn settle(&self, outputs: &mut Vec<Output>) {
+        let output = outputs.remove(0);
+        if let Err(error) = output.result {
+            tracing::warn!(
+                tag = self.tag,
+                %error,
+                "the partition keeps its version tag; this node is configured for another region"
+            );
+        }
+        self.pending.store(false, Ordering::Relaxed);
+    }
+}
+
 fn stopped() -> ProposalError {
     ProposalError::Unavailable("the group's proposer stopped".to_owned())
 }
 
-async fn run(raft: Raft, mut queue: mpsc::Receiver<Request>, timeout: Duration, in_flight: usize) {
+async fn run(
+    raft: Raft,
+    mut queue: mpsc::Receiver<Request>,
+    timeout: Duration,
+    in_flight: usize,
+    version_tag: Option<PendingTag>,
+) {
     let slots = Arc::new(Semaphore::new(in_flight));
     // Proposals being applied; dropping the set (the task aborted) ends them too.
     let mut proposals = tokio::task::JoinSet::new();
@@ -243,7 +285,15 @@ async fn run(raft: Raft, mut queue: mpsc::Receiver<Request>, timeout: Duration, 
         }
         let mut sizes = Vec::with_capacity(requests.len());
         let mut answers = Vec::with_capacity(requests.len());
-        let mut commands = Vec::with_capacity(commands_count);
+        let mut commands = Vec::with_capacity(commands_count + 1);
+        let tag = version_tag
+            .as_ref()
+            .filter(|tag| tag.pending.load(Ordering::Relaxed))
+            .cloned();
+        if let Some(tag) = &tag {
+            commands.push(Command::SetVersionTag { tag: tag.tag });
+            commands_count += 1;
+        }
         for request in requests {
             sizes.push(request.commands.len());
             answers.push(request.answer);
@@ -274,7 +324,13 @@ async fn run(raft: Raft, mut queue: mpsc::Receiver<Request>, timeout: Duration, 
                         })
                     }
                     Ok(Ok(Err(error))) => Err(ProposalError::Unavailable(error.to_string())),
-                    Ok(Ok(Ok(written))) => split_outputs(written.data.0, batched, commands_count),
+                    Ok(Ok(Ok(written))) => split_outputs(written.data.0, batched, commands_count)
+                        .map(|mut outputs| {
+                            if let Some(tag) = &tag {
+                                tag.settle(&mut outputs);
+                            }
+                            outputs
+                        }),
                 },
             };
             drop(slot);

@@ -270,18 +270,6 @@ pub fn open_group_storage(
     role: Role,
     map_size_bytes: usize,
 ) -> Result<(LogStore, StateMachineStore), StoreError> {
-    open_tagged_group_storage(dir, role, map_size_bytes, 0)
-}
-
-/// [`open_group_storage`] for a group of a region whose version tag is `version_tag`
-/// ([`cairn_meta_state::region_version_tag`]): the state machine, and every one a snapshot
-/// installs later, creates version ids with it.
-pub fn open_tagged_group_storage(
-    dir: &Path,
-    role: Role,
-    map_size_bytes: usize,
-    version_tag: u8,
-) -> Result<(LogStore, StateMachineStore), StoreError> {
     let databases = Arc::new(GroupDatabases::open(dir, map_size_bytes)?);
     let mut applied = AppliedState {
         machine: StateMachine::new(role),
@@ -291,7 +279,6 @@ pub fn open_tagged_group_storage(
     if let Some((meta, data)) = databases.read_snapshot()? {
         applied = AppliedState::from_snapshot(role, &meta, &data)?;
     }
-    applied.machine.set_version_tag(version_tag);
     let log_store = LogStore {
         databases: Arc::clone(&databases),
         pending_committed: Arc::new(std::sync::Mutex::new(None)),
@@ -299,7 +286,6 @@ pub fn open_tagged_group_storage(
     let state_machine = StateMachineStore {
         databases,
         role,
-        version_tag,
         shared: Arc::new(RwLock::new(applied)),
         snapshot_sequence: 0,
     };
@@ -612,8 +598,6 @@ impl StateReader {
 pub struct StateMachineStore {
     databases: Arc<GroupDatabases>,
     role: Role,
-    /// The region's version tag, given to every state machine a snapshot installs.
-    version_tag: u8,
     shared: Arc<RwLock<AppliedState>>,
     /// Distinguishes snapshots built at the same log id (openraft wants unique ids).
     snapshot_sequence: u64,
@@ -751,9 +735,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let mut installed = AppliedState::from_snapshot(self.role, meta, &data)
+        let installed = AppliedState::from_snapshot(self.role, meta, &data)
             .map_err(|error| StorageIOError::read_snapshot(Some(meta.signature()), &error))?;
-        installed.machine.set_version_tag(self.version_tag);
         // Durable first: if the process dies between the two steps the next start loads the new
         // snapshot, which is what openraft already believes was installed.
         let meta_bytes = encode_value(meta);

@@ -39,9 +39,7 @@ impl Harness {
             .check_invariants()
             .unwrap_or_else(|violation| panic!("invariant violated at {log_index}: {violation}"));
         let bytes = self.state.to_snapshot_bytes();
-        let mut restored = StateMachine::from_snapshot_bytes(&bytes).expect("snapshot decodes");
-        // The version tag is configuration, not state: the store sets it on every load.
-        restored.set_version_tag(self.state.version_tag());
+        let restored = StateMachine::from_snapshot_bytes(&bytes).expect("snapshot decodes");
         assert_eq!(restored, self.state, "snapshot round trip at {log_index}");
         output
     }

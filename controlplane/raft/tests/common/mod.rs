@@ -34,6 +34,8 @@ pub struct Cluster {
     pub zones: BTreeMap<NodeId, String>,
     pub partition_count: u32,
     pub timing: RaftTiming,
+    /// Each node's configured version tag (absent: 0, none).
+    pub version_tags: BTreeMap<NodeId, u8>,
 }
 
 impl Cluster {
@@ -48,6 +50,16 @@ impl Cluster {
         zones: &[&str],
         partition_count: u32,
         timing: RaftTiming,
+    ) -> Cluster {
+        Cluster::start_tagged(zones, partition_count, timing, BTreeMap::new()).await
+    }
+
+    /// [`Cluster::start_in_zones`] with each node configured with its version tag.
+    pub async fn start_tagged(
+        zones: &[&str],
+        partition_count: u32,
+        timing: RaftTiming,
+        version_tags: BTreeMap<NodeId, u8>,
     ) -> Cluster {
         let node_count = zones.len() as u64;
         let zones: BTreeMap<NodeId, String> = if zones.iter().all(|zone| zone.is_empty()) {
@@ -71,6 +83,7 @@ impl Cluster {
             zones,
             partition_count,
             timing,
+            version_tags,
         };
         for (node_id, listener) in listeners {
             cluster
@@ -101,6 +114,7 @@ impl Cluster {
         config.partition_count = self.partition_count;
         config.zones = self.zones.clone();
         config.timing = self.timing.clone();
+        config.version_tag = self.version_tags.get(&node_id).copied().unwrap_or(0);
         config
     }
 
