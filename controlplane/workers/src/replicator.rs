@@ -63,7 +63,11 @@
 //! top byte, see `cairn_meta_state::VersionId::tagged`): the write carries
 //! `x-cairn-replica-version-id`, and the destination's partition refuses an id its key already
 //! has. A replica of an untagged id (written before tags existed) or in the source's own region
-//! keeps the destination's own id.
+//! keeps the destination's own id. So does a copy whose destination refused the id
+//! (InvalidArgument: a destination partition tagged for another region, e.g. metadata replicas
+//! started without `--region`, or a race): it is retried once more without the header
+//! ([`Replicator::kept_id`]), so a misconfigured destination degrades to the ids of before
+//! instead of failing every copy.
 //!
 //! Idempotence: a version whose id is kept is first looked up under that id in the destination
 //! (one HEAD): a `REPLICA` naming the source, or a delete marker, means an earlier attempt
@@ -312,6 +316,10 @@ pub struct Replicator<M: MetaAccess> {
     stats: Arc<ReplicatorStats>,
     credentials: BTreeMap<String, Credentials>,
     backoff: BTreeMap<(GroupId, u64), Backoff>,
+    /// Copies whose destination refused the source's id (`x-cairn-replica-version-id`): the
+    /// next attempt writes them with the destination's own id. Keyed by (source bucket, key,
+    /// version id, destination bucket).
+    own_ids: BTreeSet<(String, String, VersionId, String)>,
 }
 
 impl<M: MetaAccess> Replicator<M> {
@@ -339,6 +347,7 @@ impl<M: MetaAccess> Replicator<M> {
             stats: Arc::new(ReplicatorStats::default()),
             credentials: BTreeMap::new(),
             backoff: BTreeMap::new(),
+            own_ids: BTreeSet::new(),
         }
     }
 
@@ -613,6 +622,23 @@ impl<M: MetaAccess> Replicator<M> {
                     return Attempt::Done(ReplicationOutcome::Failed);
                 }
                 Err(Failure::Transient(reason)) => return Attempt::Retry(reason),
+                Err(Failure::KeptIdRefused(reason)) => {
+                    // A destination whose partition has another tag than its region's (its
+                    // metadata replicas configured for another region), or a race: copy again
+                    // with the destination's own id.
+                    tracing::warn!(
+                        bucket = entry.bucket,
+                        key = entry.key,
+                        destination = destination_bucket,
+                        %reason,
+                        "the destination refused the source's version id; copying with its own"
+                    );
+                    if self.own_ids.len() >= MAX_OWN_ID_COPIES {
+                        self.own_ids.clear();
+                    }
+                    self.own_ids.insert(own_id_key(entry, &target));
+                    return Attempt::Retry(reason);
+                }
             }
         }
         match &record {
@@ -636,6 +662,18 @@ impl<M: MetaAccess> Replicator<M> {
             }
         }
         Attempt::Done(ReplicationOutcome::Completed)
+    }
+
+    /// The id the entry's version keeps in `target` ([`kept_id`]), unless `target` refused it
+    /// before.
+    fn kept_id(
+        &self,
+        entry: &ReplicationEntry,
+        null_version: bool,
+        target: &Target,
+    ) -> Option<VersionId> {
+        kept_id(entry, null_version, &target.region)
+            .filter(|_| !self.own_ids.contains(&own_id_key(entry, target)))
     }
 
     fn endpoint_of(&self, region: &str) -> Option<String> {
@@ -713,7 +751,7 @@ impl<M: MetaAccess> Replicator<M> {
         headers.extend(object_lock_headers(record, now_unix_millis()));
         headers.extend(acl_headers(&record.attributes));
         headers.push((REPLICA_SOURCE_HEADER.to_owned(), replica_source(entry)));
-        let kept = kept_id(entry, record.null_version, &target.region);
+        let kept = self.kept_id(entry, record.null_version, target);
         if let Some(version_id) = kept {
             match self.version_at_destination(target, &key_path, version_id, entry, credentials)? {
                 AtDestination::Replica(_) | AtDestination::ReplicaMarker => return Ok(()),
@@ -723,6 +761,9 @@ impl<M: MetaAccess> Replicator<M> {
                 AtDestination::Taken => {}
             }
         }
+        let keeps_id = headers
+            .iter()
+            .any(|(name, _)| name == REPLICA_VERSION_HEADER);
         // The version as S3 names it (16 hex digits, or `null`).
         let source_version = if record.null_version {
             "null".to_owned()
@@ -758,7 +799,8 @@ impl<M: MetaAccess> Replicator<M> {
                 credentials,
                 &headers,
                 Some((length, Box::new(source.into_reader()))),
-            )?;
+            )
+            .map_err(|failure| kept_id_refusal(failure, keeps_id))?;
             return Ok(());
         }
         // A multipart object: an earlier attempt may have finished already (found above when
@@ -773,16 +815,18 @@ impl<M: MetaAccess> Replicator<M> {
         {
             return Ok(());
         }
-        let created = self.send(
-            "POST",
-            &target.endpoint,
-            &target.region,
-            &key_path,
-            "uploads=",
-            credentials,
-            &headers,
-            Some((0, Box::new(std::io::empty()))),
-        )?;
+        let created = self
+            .send(
+                "POST",
+                &target.endpoint,
+                &target.region,
+                &key_path,
+                "uploads=",
+                credentials,
+                &headers,
+                Some((0, Box::new(std::io::empty()))),
+            )
+            .map_err(|failure| kept_id_refusal(failure, keeps_id))?;
         let body = created.into_string().map_err(|error| {
             Failure::Transient(format!("reading CreateMultipartUpload: {error}"))
         })?;
@@ -1029,7 +1073,7 @@ impl<M: MetaAccess> Replicator<M> {
     ) -> Result<Option<Replica>, Failure> {
         let bucket_path = format!("/{}", target.bucket);
         let key_path = object_path(&target.bucket, &entry.key);
-        if let Some(version_id) = kept_id(entry, record.null_version, &target.region)
+        if let Some(version_id) = self.kept_id(entry, record.null_version, target)
             && let AtDestination::Replica(replica) =
                 self.version_at_destination(target, &key_path, version_id, entry, credentials)?
         {
@@ -1167,7 +1211,7 @@ impl<M: MetaAccess> Replicator<M> {
             (REPLICA_HEADER.to_owned(), "true".to_owned()),
             (REPLICA_SOURCE_HEADER.to_owned(), replica_source(entry)),
         ];
-        if let Some(version_id) = kept_id(entry, false, &target.region) {
+        if let Some(version_id) = self.kept_id(entry, false, target) {
             // The marker keeps the source's id: a marker under it is an earlier attempt's.
             match self.version_at_destination(target, &key_path, version_id, entry, credentials)? {
                 AtDestination::ReplicaMarker | AtDestination::Replica(_) => return Ok(()),
@@ -1182,7 +1226,8 @@ impl<M: MetaAccess> Replicator<M> {
                         credentials,
                         &headers,
                         None,
-                    )?;
+                    )
+                    .map_err(|failure| kept_id_refusal(failure, true))?;
                     return Ok(());
                 }
                 AtDestination::Taken => {}
@@ -1352,6 +1397,32 @@ enum Failure {
     },
     /// 405 with `x-amz-delete-marker: true`: the version id asked for names a delete marker.
     DeleteMarkerVersion,
+    /// A write that asked to keep the source's version id was refused with InvalidArgument.
+    KeptIdRefused(String),
+}
+
+/// Most remembered [`Replicator::own_ids`] entries (a bound on memory; forgetting one costs a
+/// refused attempt).
+const MAX_OWN_ID_COPIES: usize = 10_000;
+
+fn own_id_key(entry: &ReplicationEntry, target: &Target) -> (String, String, VersionId, String) {
+    (
+        entry.bucket.clone(),
+        entry.key.clone(),
+        entry.version_id,
+        target.bucket.clone(),
+    )
+}
+
+/// `failure` of a write, as [`Failure::KeptIdRefused`] when the write asked to keep the
+/// source's id (`keeps_id`) and the destination refused it as an invalid argument.
+fn kept_id_refusal(failure: Failure, keeps_id: bool) -> Failure {
+    match failure {
+        Failure::Permanent(reason) if keeps_id && reason.contains(" InvalidArgument ") => {
+            Failure::KeptIdRefused(reason)
+        }
+        other => other,
+    }
 }
 
 /// What a destination holds under a kept version id ([`Replicator::version_at_destination`]).
@@ -1398,6 +1469,7 @@ impl std::fmt::Display for Failure {
             Failure::DeleteMarkerVersion => {
                 formatter.write_str("405 (the version id names a delete marker)")
             }
+            Failure::KeptIdRefused(reason) => formatter.write_str(reason),
         }
     }
 }
@@ -1673,6 +1745,44 @@ mod tests {
         parsed.sort_by_key(order);
         wanted.sort_by_key(order);
         assert_eq!(parsed, wanted);
+    }
+
+    #[test]
+    fn a_version_keeps_its_id_only_in_another_region_and_a_refusal_is_told_apart() {
+        let entry = |version_id: VersionId| ReplicationEntry {
+            seq: 1,
+            bucket: "src".to_owned(),
+            key: "k".to_owned(),
+            version_id,
+            kind: ReplicationEventKind::Put,
+            enqueued_at_ms: 0,
+        };
+        let east = VersionId::tagged(cairn_meta_state::region_version_tag("us-east-1"), 9);
+        assert_eq!(kept_id(&entry(east), false, "us-west-2"), Some(east));
+        // The source's own region (same-region replication), a null version, an untagged id.
+        assert_eq!(kept_id(&entry(east), false, "us-east-1"), None);
+        assert_eq!(kept_id(&entry(east), true, "us-west-2"), None);
+        assert_eq!(kept_id(&entry(VersionId(9)), false, "us-west-2"), None);
+
+        let refused = "PUT /dst/k: 400 InvalidArgument (a replica keeps only a version id tagged by another region)";
+        assert!(matches!(
+            kept_id_refusal(Failure::Permanent(refused.to_owned()), true),
+            Failure::KeptIdRefused(_)
+        ));
+        // Without the header, or another refusal, it stays what it was.
+        assert!(matches!(
+            kept_id_refusal(Failure::Permanent(refused.to_owned()), false),
+            Failure::Permanent(_)
+        ));
+        let denied = "PUT /dst/k: 403 AccessDenied (Access Denied)";
+        assert!(matches!(
+            kept_id_refusal(Failure::Permanent(denied.to_owned()), true),
+            Failure::Permanent(_)
+        ));
+        assert!(matches!(
+            kept_id_refusal(Failure::Transient("503".to_owned()), true),
+            Failure::Transient(_)
+        ));
     }
 
     #[test]
