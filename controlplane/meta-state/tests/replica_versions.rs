@@ -245,21 +245,7 @@ fn kept_ids_that_could_clash_are_refused() {
     invalid_reason(harness.err(prepare_with("n", "bad", malformed)));
 
     // The same checks guard multipart uploads, at creation and again at completion.
-    let create = |attributes: Attributes| {
-        Command::CreateMultipartUpload(CreateMultipartUpload {
-            bucket: BUCKET.to_owned(),
-            key: "mp".to_owned(),
-            owner: OWNER.to_owned(),
-            content_type: String::new(),
-            user_metadata: Default::default(),
-            storage_class: StorageClass::Standard,
-            acl: Acl::default(),
-            ec_scheme: SCHEME.to_owned(),
-            piece_size_bytes: PIECE_SIZE_BYTES,
-            now_ms: 5_000,
-            attributes,
-        })
-    };
+    let create = |attributes: Attributes| create_upload_command("mp", attributes);
     invalid_reason(harness.err(create(kept(VersionId::tagged(OWN_TAG, 3)))));
     let mp_source = VersionId::tagged(SOURCE_TAG, 99);
     let upload = match harness.ok(create(kept(mp_source))) {

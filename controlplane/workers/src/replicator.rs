@@ -1211,24 +1211,26 @@ impl<M: MetaAccess> Replicator<M> {
             (REPLICA_HEADER.to_owned(), "true".to_owned()),
             (REPLICA_SOURCE_HEADER.to_owned(), replica_source(entry)),
         ];
+        let delete = |headers: &[(String, String)]| {
+            self.send(
+                "DELETE",
+                &target.endpoint,
+                &target.region,
+                &key_path,
+                "",
+                credentials,
+                headers,
+                None,
+            )
+            .map(drop)
+        };
         if let Some(version_id) = self.kept_id(entry, false, target) {
             // The marker keeps the source's id: a marker under it is an earlier attempt's.
             match self.version_at_destination(target, &key_path, version_id, entry, credentials)? {
                 AtDestination::ReplicaMarker | AtDestination::Replica(_) => return Ok(()),
                 AtDestination::Missing => {
                     headers.push((REPLICA_VERSION_HEADER.to_owned(), version_id.to_string()));
-                    self.send(
-                        "DELETE",
-                        &target.endpoint,
-                        &target.region,
-                        &key_path,
-                        "",
-                        credentials,
-                        &headers,
-                        None,
-                    )
-                    .map_err(|failure| kept_id_refusal(failure, true))?;
-                    return Ok(());
+                    return delete(&headers).map_err(|failure| kept_id_refusal(failure, true));
                 }
                 AtDestination::Taken => {}
             }
@@ -1252,17 +1254,7 @@ impl<M: MetaAccess> Replicator<M> {
             Ok(_) | Err(Failure::NotFound { .. }) => {}
             Err(failure) => return Err(failure),
         }
-        self.send(
-            "DELETE",
-            &target.endpoint,
-            &target.region,
-            &key_path,
-            "",
-            credentials,
-            &headers,
-            None,
-        )?;
-        Ok(())
+        delete(&headers)
     }
 
     /// One signed request. `path` and `query` are canonical (strictly encoded, sorted).

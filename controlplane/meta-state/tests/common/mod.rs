@@ -222,7 +222,16 @@ pub fn delete(key: &str, version: VersionSelector, versioning: VersioningState) 
 /// CreateMultipartUpload of `key` in BUCKET (storage class STANDARD_IA, canned ACL
 /// bucket-owner-full-control), applied; the new upload.
 pub fn create_upload(harness: &mut Harness, key: &str) -> MultipartUpload {
-    let response = harness.ok(Command::CreateMultipartUpload(CreateMultipartUpload {
+    let response = harness.ok(create_upload_command(key, Attributes::new()));
+    match response {
+        Response::Upload(upload) => upload,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// The CreateMultipartUpload [`create_upload`] applies, with `attributes`.
+pub fn create_upload_command(key: &str, attributes: Attributes) -> Command {
+    Command::CreateMultipartUpload(CreateMultipartUpload {
         bucket: BUCKET.to_owned(),
         key: key.to_owned(),
         owner: OWNER.to_owned(),
@@ -236,12 +245,8 @@ pub fn create_upload(harness: &mut Harness, key: &str) -> MultipartUpload {
         ec_scheme: SCHEME.to_owned(),
         piece_size_bytes: PIECE_SIZE_BYTES,
         now_ms: 5_000,
-        attributes: Default::default(),
-    }));
-    match response {
-        Response::Upload(upload) => upload,
-        other => panic!("unexpected {other:?}"),
-    }
+        attributes,
+    })
 }
 
 /// UploadPart of `size_bytes` with ETag `"etag-<part>-<size>"` and one 4+2 block.
