@@ -589,14 +589,13 @@ impl ClusterFile {
 
     /// The gateway's configuration. Root credentials come from the environment or the
     /// credentials file, which must exist: two gateways generating their own would disagree.
+    /// Returned with the gateway's entry, for the settings the caller's flags may override.
     pub fn gateway_config(
         &self,
         id: u64,
-    ) -> anyhow::Result<(cairn_gateway::GatewayConfig, Option<SocketAddr>)> {
+    ) -> anyhow::Result<(cairn_gateway::GatewayConfig, &GatewayEntry)> {
         let entry = self
-            .gateway
-            .iter()
-            .find(|entry| entry.id == id)
+            .gateway_entry(id)
             .with_context(|| format!("no [[gateway]] with id {id} in the cluster file"))?;
         let mut config = cairn_gateway::GatewayConfig::new(
             entry.address,
@@ -620,7 +619,7 @@ impl ClusterFile {
                 )
             })?,
         ));
-        Ok((config, entry.admin))
+        Ok((config, entry))
     }
 }
 

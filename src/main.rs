@@ -1548,7 +1548,7 @@ fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     })
 }
 
-fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+fn run_gateway(mut args: GatewayArgs) -> anyhow::Result<()> {
     let file = args
         .cluster
         .as_deref()
@@ -1556,7 +1556,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         .transpose()?;
     let config = match (&file, args.id, &args.meta, &args.storage) {
         (Some(file), Some(id), _, _) => {
-            let (mut config, admin) = file.gateway_config(id)?;
+            let (mut config, entry) = file.gateway_config(id)?;
             config.meta.identity = args.internal_tls.identity(
                 cairn_tls::Role::Gateway,
                 file.tls_files(cairn_tls::Role::Gateway, id),
@@ -1564,7 +1564,13 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
             if args.executors.is_some() {
                 config.executors = args.executors;
             }
-            config.admin_listen = args.admin_listen.or(admin);
+            config.admin_listen = args.admin_listen.or(entry.admin);
+            // The flags win over the entry's S3 certificate and edge listener.
+            if args.s3_tls.tls_cert.is_none() {
+                args.s3_tls.tls_cert = entry.tls_cert.clone();
+                args.s3_tls.tls_key = entry.tls_key.clone();
+            }
+            args.edge_listener.edge_listen = args.edge_listener.edge_listen.or(entry.edge_address);
             if let Some(path) = &args.master_key_file {
                 config.master_key = Some(std::sync::Arc::new(
                     cairn_sse::MasterKeyFile::open(path).context("the cluster master key")?,
@@ -1597,30 +1603,9 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     args.global
         .or_cluster_file(file.as_ref())
         .apply(&mut config.meta)?;
-    // The flags win over the cluster file's `tls_cert`/`tls_key` and `edge_address`.
-    let entry = file
-        .as_ref()
-        .zip(args.id)
-        .and_then(|(file, id)| file.gateway_entry(id));
-    let s3_tls = match (&args.s3_tls.tls_cert, entry) {
-        (None, Some(entry)) => S3TlsArgs {
-            tls_cert: entry.tls_cert.clone(),
-            tls_key: entry.tls_key.clone(),
-        },
-        _ => S3TlsArgs {
-            tls_cert: args.s3_tls.tls_cert.clone(),
-            tls_key: args.s3_tls.tls_key.clone(),
-        },
-    };
-    config.s3_tls = s3_tls.server_config()?;
-    let edge_listener = EdgeListenerArgs {
-        edge_listen: args
-            .edge_listener
-            .edge_listen
-            .or(entry.and_then(|entry| entry.edge_address)),
-    };
+    config.s3_tls = args.s3_tls.server_config()?;
     let identity = config.meta.identity.clone();
-    edge_listener.apply(
+    args.edge_listener.apply(
         &mut config,
         identity.as_deref(),
         args.internal_tls.encrypt_loopback,

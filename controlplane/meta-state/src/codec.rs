@@ -1124,8 +1124,8 @@ impl Decode for KmsQuery {
 /// 12 PutBucketVersioning, 13 PutBucketReplication, 14 PutBucketEcScheme, 15 CreateAccessKey,
 /// 16 RevokeAccessKey, 17 RegisterNode, 18 Heartbeat, 19 ExpireNodes, 20 Read, 21 SealBucket,
 /// 22 UnsealBucket, 23 RecordLayout, 24 Conditional, 25 PutBucketAttribute,
-/// 26 PutObjectAttribute, 27 SetVersionTag, 40 BypassGovernanceRetention, 41 Kms, 45 RewrapObjectEncryption,
-/// 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects,
+/// 26 PutObjectAttribute, 27 SetVersionTag, 40 BypassGovernanceRetention, 41 Kms,
+/// 45 RewrapObjectEncryption, 46 ResealAccessKey, 47 RewrapUploadEncryption, 50 ReportSuspect, 51 ResolveSuspects,
 /// 60 QueueReplication, 61 ResolveReplication, 62 QueueReplication with the request's `now_ms`
 /// (of a PutObjectAttribute, which carries none), 63 ReplicaDeleteMarker, 70 Batch.
 /// Tags are reserved in ranges per line of work (30–39, 40–49, 50–59, 60–69), so the decoder

@@ -472,12 +472,19 @@ impl StateMachine {
         key: &str,
         version_id: VersionId,
     ) -> Option<&ObjectRecord> {
-        if version_id.region_tag() == 0 || version_id.region_tag() == self.version_tag {
+        if !self.is_foreign(version_id) {
             return None;
         }
         self.key_versions(bucket, key).find(|record| {
             record.state == TransactionState::Committed && record.s3_version_id() == version_id
         })
+    }
+
+    /// Whether `version_id` is tagged by another region than this partition's: only such an id
+    /// can be kept by a replica, since no id this partition creates can ever equal it.
+    fn is_foreign(&self, version_id: VersionId) -> bool {
+        let tag = version_id.region_tag();
+        tag != 0 && tag != self.version_tag
     }
 
     /// Checks the source id a replica write asks to keep (the attribute
@@ -501,8 +508,7 @@ impl StateMachine {
             .ok()
             .and_then(VersionId::parse)
             .ok_or_else(|| invalid("a replica's version id has 16 lowercase hex digits"))?;
-        let tag = version_id.region_tag();
-        if tag == 0 || tag == self.version_tag {
+        if !self.is_foreign(version_id) {
             return Err(invalid(
                 "a replica keeps only a version id tagged by another region",
             ));

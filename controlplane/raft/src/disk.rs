@@ -60,7 +60,7 @@ impl DiskReserve {
                 let was_short = previous
                     .and_then(|(_, free_bytes)| free_bytes)
                     .is_some_and(|free| free < self.reserve_bytes);
-                let free_bytes = free_bytes(&self.path);
+                let free_bytes = available_bytes(&self.path);
                 *last_check = Some((Instant::now(), free_bytes));
                 let is_short = free_bytes.is_some_and(|free| free < self.reserve_bytes);
                 if is_short && !was_short {
@@ -88,7 +88,9 @@ impl DiskReserve {
     }
 }
 
-fn free_bytes(path: &std::path::Path) -> Option<u64> {
+/// Bytes an unprivileged writer can still allocate on the file system holding `path` (statvfs);
+/// `None` when it cannot be read. The storage-node heartbeat reports the same figure.
+pub fn available_bytes(path: &std::path::Path) -> Option<u64> {
     let stat = nix::sys::statvfs::statvfs(path).ok()?;
     Some(stat.blocks_available() * stat.fragment_size())
 }
@@ -134,6 +136,14 @@ mod tests {
             None
         );
         assert!(DiskReserve::refusal(&Command::Batch(vec![purge, refused]), 7).is_some());
+    }
+
+    #[test]
+    fn the_data_directory_file_system_reports_available_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let available = available_bytes(dir.path()).unwrap();
+        assert!(available > 0);
+        assert_eq!(available_bytes(&dir.path().join("absent")), None);
     }
 
     #[test]

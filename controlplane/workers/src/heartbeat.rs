@@ -49,11 +49,7 @@ pub fn reported_used_bytes(
     }
 }
 
-/// Bytes an unprivileged writer can still allocate on the file system holding `path`.
-pub fn available_bytes(path: &std::path::Path) -> Option<u64> {
-    let stat = nix::sys::statvfs::statvfs(path).ok()?;
-    Some(stat.blocks_available() as u64 * stat.fragment_size() as u64)
-}
+pub use cairn_raft::disk::available_bytes;
 
 fn now_unix_millis() -> u64 {
     std::time::SystemTime::now()
@@ -190,13 +186,5 @@ mod tests {
         // Never below the logs' size (statvfs of a file system with reserved-block quirks).
         assert_eq!(reported_used_bytes(1000, 100, Some(950)), 100);
         assert_eq!(reported_used_bytes(0, 100, Some(50)), 100);
-    }
-
-    #[test]
-    fn the_data_directory_file_system_reports_available_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let available = available_bytes(dir.path()).unwrap();
-        assert!(available > 0);
-        assert_eq!(available_bytes(&dir.path().join("absent")), None);
     }
 }

@@ -751,19 +751,18 @@ impl<M: MetaAccess> Replicator<M> {
         headers.extend(object_lock_headers(record, now_unix_millis()));
         headers.extend(acl_headers(&record.attributes));
         headers.push((REPLICA_SOURCE_HEADER.to_owned(), replica_source(entry)));
-        let kept = self.kept_id(entry, record.null_version, target);
-        if let Some(version_id) = kept {
+        // Whether the copy keeps the source's id (an earlier attempt that did is found here).
+        let mut keeps_id = false;
+        if let Some(version_id) = self.kept_id(entry, record.null_version, target) {
             match self.version_at_destination(target, &key_path, version_id, entry, credentials)? {
                 AtDestination::Replica(_) | AtDestination::ReplicaMarker => return Ok(()),
                 AtDestination::Missing => {
                     headers.push((REPLICA_VERSION_HEADER.to_owned(), version_id.to_string()));
+                    keeps_id = true;
                 }
                 AtDestination::Taken => {}
             }
         }
-        let keeps_id = headers
-            .iter()
-            .any(|(name, _)| name == REPLICA_VERSION_HEADER);
         // The version as S3 names it (16 hex digits, or `null`).
         let source_version = if record.null_version {
             "null".to_owned()
@@ -804,8 +803,8 @@ impl<M: MetaAccess> Replicator<M> {
             return Ok(());
         }
         // A multipart object: an earlier attempt may have finished already (found above when
-        // the id is kept).
-        if kept.is_none()
+        // the id is kept; otherwise by the current version).
+        if !keeps_id
             && self.destination_has_replica(
                 target,
                 &key_path,

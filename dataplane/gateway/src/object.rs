@@ -1643,12 +1643,10 @@ async fn delete_one(
         owner: context.caller.owner.clone(),
         now_ms: now_unix_millis(),
     };
-    let command = match crate::replication::replica_marker_attributes(
-        context,
-        bucket_record,
-        key,
-        version_id,
-    )? {
+    let replica_attributes =
+        crate::replication::replica_marker_attributes(context, bucket_record, key, version_id)?;
+    let replica = replica_attributes.is_some();
+    let command = match replica_attributes {
         Some(attributes) => Command::ReplicaDeleteMarker { delete, attributes },
         None => Command::DeleteObject(delete),
     };
@@ -1657,10 +1655,10 @@ async fn delete_one(
         .shared
         .meta
         .write(crate::replication::queue_delete(
-            context,
             bucket_record,
             key,
             version_id,
+            replica,
             crate::object_lock::with_bypass(with_condition(command, condition), bypass_governance),
         ))
         .await

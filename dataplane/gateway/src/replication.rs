@@ -146,7 +146,8 @@ pub(crate) fn replica_attributes(
 /// The attributes of a replicator's delete marker, or `None` for an ordinary delete: a
 /// DELETE of the current version in a versioned bucket carrying [`REPLICA_HEADER`] from a
 /// caller allowed `s3:ReplicateObject` gets the replica status and the source's id and name
-/// ([`replica_attributes`]). Elsewhere the header is ignored, as [`queue_delete`] ignores it.
+/// ([`replica_attributes`]). Elsewhere, or from a caller not allowed `s3:ReplicateObject`, the
+/// header is ignored: the delete is then an ordinary one.
 pub(crate) fn replica_marker_attributes(
     context: &RequestContext<'_>,
     bucket_record: &BucketRecord,
@@ -233,19 +234,14 @@ pub(crate) fn queue_write(
 /// `delete` queued for replication when it may create a delete marker that a rule replicates.
 /// Deletes of a version by id are not replicated (as on S3).
 pub(crate) fn queue_delete(
-    context: &RequestContext<'_>,
     bucket_record: &BucketRecord,
     key: &str,
     version_id: Option<&str>,
+    replica: bool,
     delete: Command,
 ) -> Command {
-    // A replicator's delete marker is not queued again (a header from a caller not allowed
-    // `s3:ReplicateObject` is ignored: the delete is then an ordinary one).
-    let replica = context
-        .header(REPLICA_HEADER)
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
-        && crate::policy::authorize(context, bucket_record, REPLICATE_ACTION, Some(key))
-            .unwrap_or(false);
+    // A replicator's delete marker (`replica`: see [`replica_marker_attributes`]) is not queued
+    // again.
     match configuration(bucket_record) {
         Some(configuration)
             if !replica
