@@ -46,6 +46,7 @@ use crate::replication::{
     ReplicationEntry, ReplicationEventKind, ReplicationOutcome, ReplicationResolution,
 };
 use crate::role::Role;
+use crate::tracked::TrackedMap;
 use crate::usage::BucketStats;
 
 /// The format version this build writes. Decoders for every older version stay.
@@ -69,6 +70,11 @@ pub enum RecordKind {
     Snapshot = 7,
     Command = 8,
     Output = 9,
+    /// Stored form of a state (see [`crate::stored`]): one value per record plus a header.
+    Suspect = 10,
+    KmsKey = 11,
+    ReplicationEntry = 12,
+    StoredStateHeader = 13,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -282,7 +288,7 @@ pub fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
     Ok(record)
 }
 
-fn read_header(reader: &mut Reader<'_>, kind: RecordKind) -> Result<(), DecodeError> {
+pub(crate) fn read_header(reader: &mut Reader<'_>, kind: RecordKind) -> Result<(), DecodeError> {
     let version = reader.u8()?;
     // Version 1 lacks the fields listed under `since 2` in `encode_struct!`; they decode as empty.
     if !(1..=FORMAT_VERSION).contains(&version) {
@@ -865,6 +871,15 @@ impl Record for AccessKeyRecord {
 }
 impl Record for NodeRecord {
     const KIND: RecordKind = RecordKind::Node;
+}
+impl Record for SuspectRecord {
+    const KIND: RecordKind = RecordKind::Suspect;
+}
+impl Record for KmsKeyRecord {
+    const KIND: RecordKind = RecordKind::KmsKey;
+}
+impl Record for ReplicationEntry {
+    const KIND: RecordKind = RecordKind::ReplicationEntry;
 }
 impl Record for GarbageRecord {
     const KIND: RecordKind = RecordKind::Garbage;
@@ -1990,12 +2005,13 @@ fn encode_sorted<'a, T: Encode + 'a>(
     }
 }
 
-/// Decodes a sequence written by [`encode_sorted`] into a map, refusing unsorted or repeated keys.
+/// Decodes a sequence written by [`encode_sorted`] into a key space, refusing unsorted or
+/// repeated keys.
 fn decode_sorted<K: Ord, T: Decode>(
     reader: &mut Reader<'_>,
     what: &'static str,
     key_of: impl Fn(&T) -> K,
-) -> Result<BTreeMap<K, T>, DecodeError> {
+) -> Result<TrackedMap<K, T>, DecodeError> {
     let count = reader.count()?;
     let mut entries: Vec<(K, T)> = Vec::with_capacity(count);
     for _ in 0..count {
@@ -2008,7 +2024,9 @@ fn decode_sorted<K: Ord, T: Decode>(
         entries.push((key, record));
     }
     // Sorted input: the map is bulk-built instead of inserted into one entry at a time.
-    Ok(entries.into_iter().collect())
+    Ok(TrackedMap::from(
+        entries.into_iter().collect::<BTreeMap<K, T>>(),
+    ))
 }
 
 impl StateMachine {

@@ -28,6 +28,11 @@ pub enum KeySpace {
     Current = 7,
     /// Derived index: (bucket, key, token) -> version id.
     Token = 8,
+    /// Versions readers found bad pieces of: (bucket, key, version id).
+    Suspect = 9,
+    KmsKey = 10,
+    /// Replication queue entries by seq.
+    Replication = 11,
 }
 
 const ESCAPE: u8 = 0xFF;
@@ -251,4 +256,20 @@ pub fn decode_node_key(bytes: &[u8]) -> Result<NodeId, DecodeError> {
     let mut reader = KeyReader::new(bytes, KeySpace::Node)?;
     let node_id = NodeId(reader.u64()?);
     reader.finish(node_id)
+}
+
+pub fn suspect_key(bucket: &str, key: &str, version_id: VersionId) -> Vec<u8> {
+    KeyWriter::new(KeySpace::Suspect)
+        .string(bucket)
+        .string(key)
+        .u64(version_id.0)
+        .0
+}
+
+pub fn kms_key_key(key_id: &str) -> Vec<u8> {
+    KeyWriter::new(KeySpace::KmsKey).string(key_id).0
+}
+
+pub fn replication_key(seq: u64) -> Vec<u8> {
+    KeyWriter::new(KeySpace::Replication).u64(seq).0
 }

@@ -16,7 +16,8 @@
 //! Every record, every command and the whole state have a versioned binary encoding ([`codec`]):
 //! [`encode_record`]/[`decode_record`] for single values, [`StateMachine::to_snapshot_bytes`] and
 //! [`StateMachine::from_snapshot_bytes`] for snapshots; [`keys`] encodes every key space's keys
-//! so that byte order equals the state machine's order (for LMDB).
+//! so that byte order equals the state machine's order (for LMDB), and [`stored`] gives the
+//! state as one LMDB value per record, changed records only ([`StateMachine::take_changes`]).
 //!
 //! ```
 //! use cairn_meta_state::*;
@@ -78,8 +79,10 @@ mod objects;
 pub mod records;
 pub mod replication;
 pub mod role;
+pub mod stored;
 pub mod stored_length;
 pub mod suspects;
+mod tracked;
 pub mod usage;
 
 pub use bucket_service::validate_bucket_name;

@@ -1,9 +1,10 @@
 //! The state machine: key spaces and the apply function.
 //!
-//! Model: the state is a set of ordered key spaces (BTreeMap, so iteration order, snapshots and a
-//! later LMDB layout agree byte for byte). `apply(command, log_index)` is a pure function of
-//! (state, command, log_index): no clock, no randomness, no hash-map iteration order.
-//!
+//! Model: the state is a set of ordered key spaces (BTreeMap order, which is also the byte order
+//! of their LMDB keys, see [`crate::keys`]). The persistent ones are [`TrackedMap`]s, which
+//! remember the keys changed since the store last wrote them ([`crate::stored`]).
+//! `apply(command, log_index)` is a pure function of (state, command, log_index): no clock, no
+//! randomness, no hash-map iteration order.
 //!
 //! Id indexes. Everything a command derives from its position in the log (version ids, upload
 //! ids, `commit_log_index`, garbage ids, replication-queue seqs, suspect report indexes) comes
@@ -43,6 +44,7 @@ use crate::records::{
 };
 use crate::role::Role;
 use crate::suspects::SuspectKey;
+use crate::tracked::TrackedMap;
 use crate::usage::BucketStats;
 
 /// Most entries one list page returns, as in S3.
@@ -73,22 +75,22 @@ pub struct StateMachine {
     /// [`VersionId::tagged`]); 0 (until [`Command::SetVersionTag`]) creates untagged ids. Set
     /// once through the log and kept in snapshots, so replays create the same ids.
     pub(crate) version_tag: u8,
-    pub(crate) buckets: BTreeMap<String, BucketRecord>,
-    pub(crate) versions: BTreeMap<VersionKey, ObjectRecord>,
-    pub(crate) uploads: BTreeMap<UploadKey, MultipartUpload>,
-    pub(crate) garbage: BTreeMap<GarbageId, GarbageRecord>,
-    pub(crate) access_keys: BTreeMap<String, AccessKeyRecord>,
-    pub(crate) nodes: BTreeMap<NodeId, NodeRecord>,
+    pub(crate) buckets: TrackedMap<String, BucketRecord>,
+    pub(crate) versions: TrackedMap<VersionKey, ObjectRecord>,
+    pub(crate) uploads: TrackedMap<UploadKey, MultipartUpload>,
+    pub(crate) garbage: TrackedMap<GarbageId, GarbageRecord>,
+    pub(crate) access_keys: TrackedMap<String, AccessKeyRecord>,
+    pub(crate) nodes: TrackedMap<NodeId, NodeRecord>,
     /// Buckets this partition refuses new objects for (SealBucket): see [`crate::role`].
     pub(crate) sealed_buckets: BTreeSet<String>,
     /// The cluster layout a partition map recorded (see [`Role::PartitionMap`]).
     pub(crate) layout: Option<ClusterLayout>,
     /// Versions readers found bad pieces of, for the healer (see [`crate::suspects`]).
-    pub(crate) suspects: BTreeMap<SuspectKey, SuspectRecord>,
+    pub(crate) suspects: TrackedMap<SuspectKey, SuspectRecord>,
     /// KMS keys by key id (see [`crate::kms`]).
-    pub(crate) kms_keys: BTreeMap<String, crate::kms::KmsKeyRecord>,
+    pub(crate) kms_keys: TrackedMap<String, crate::kms::KmsKeyRecord>,
     /// Committed changes waiting for the replicator, by seq (see [`crate::replication`]).
-    pub(crate) replication_queue: BTreeMap<u64, crate::replication::ReplicationEntry>,
+    pub(crate) replication_queue: TrackedMap<u64, crate::replication::ReplicationEntry>,
     // Derived indexes: not in the snapshot, rebuilt from `versions` when one is loaded.
     pub(crate) current: BTreeMap<ObjectKey, VersionId>,
     pub(crate) tokens: BTreeMap<TokenKey, VersionId>,
@@ -113,17 +115,17 @@ impl StateMachine {
             last_applied_index: 0,
             last_id_index: 0,
             version_tag: 0,
-            buckets: BTreeMap::new(),
-            versions: BTreeMap::new(),
-            uploads: BTreeMap::new(),
-            garbage: BTreeMap::new(),
-            access_keys: BTreeMap::new(),
-            nodes: BTreeMap::new(),
+            buckets: TrackedMap::new(),
+            versions: TrackedMap::new(),
+            uploads: TrackedMap::new(),
+            garbage: TrackedMap::new(),
+            access_keys: TrackedMap::new(),
+            nodes: TrackedMap::new(),
             sealed_buckets: BTreeSet::new(),
             layout: None,
-            suspects: BTreeMap::new(),
-            kms_keys: BTreeMap::new(),
-            replication_queue: BTreeMap::new(),
+            suspects: TrackedMap::new(),
+            kms_keys: TrackedMap::new(),
+            replication_queue: TrackedMap::new(),
             current: BTreeMap::new(),
             tokens: BTreeMap::new(),
             preparing: BTreeSet::new(),

@@ -461,6 +461,7 @@ proptest! {
     fn replicas_agree_and_snapshots_resume_exactly(
         operations in proptest::collection::vec(operation(), 1..60),
         snapshot_at in any::<prop::sample::Index>(),
+        store_after in proptest::collection::vec(any::<bool>(), 60),
     ) {
         let mut leader = StateMachine::new(Role::Combined);
         let mut follower = StateMachine::new(Role::Combined);
@@ -468,12 +469,18 @@ proptest! {
         prop_assert_eq!(leader.apply(setup.clone(), 1), follower.apply(setup, 1));
         let snapshot_at = snapshot_at.index(operations.len());
         let mut restored: Option<StateMachine> = None;
+        // The follower's stored form, written after random commands (a store writes change
+        // sets at checkpoints, not after every entry).
+        let mut stored = std::collections::BTreeMap::new();
         for (position, operation) in operations.iter().enumerate() {
             let log_index = position as u64 + 2;
             if position == snapshot_at {
                 restored = Some(
                     StateMachine::from_snapshot_bytes(&leader.to_snapshot_bytes()).unwrap(),
                 );
+            }
+            if store_after[position] {
+                follower.take_changes().apply_to(&mut stored);
             }
             let command = to_command(&leader, operation, 1_000 * log_index);
             let before = leader.clone();
@@ -502,6 +509,13 @@ proptest! {
         if let Some(restored) = restored {
             prop_assert_eq!(&restored, &leader);
         }
+        let changes = follower.take_changes();
+        changes.apply_to(&mut stored);
+        let loaded = StateMachine::from_stored(
+            &changes.header,
+            stored.iter().map(|(key, value)| (key.as_slice(), value.as_slice())),
+        );
+        prop_assert_eq!(loaded, Ok(leader));
     }
 }
 
