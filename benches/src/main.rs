@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod checkpoint;
 mod cpu;
 mod ec;
 mod edge_routing;
@@ -36,6 +37,8 @@ enum Workload {
     Compare(Box<s3::compare::CompareArgs>),
     /// Metadata cluster: PrepareWrite+CommitWrite pairs/s next to raw LMDB commits (JSON).
     Meta(meta::MetaArgs),
+    /// Metadata checkpoints as a partition grows, next to writing the whole state (JSON).
+    MetaCheckpoint(checkpoint::CheckpointArgs),
     /// The shard log in-process: group commit against fio's fdatasync-per-write rate (JSON).
     ShardLog(shard_log::ShardLogArgs),
     /// SSE on one core: chunked AES-256-GCM encrypt/decrypt next to MD5, CRC32C, memcpy (JSON).
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Workload::ShardLog(args) => shard_log::run(args),
         Workload::Sse(args) => sse::run(args),
         Workload::Meta(args) => meta::run(args),
+        Workload::MetaCheckpoint(args) => checkpoint::run(args),
         Workload::S3(args) => s3::run(*args),
         Workload::Compare(args) => s3::compare::run(*args),
         Workload::Tune(args) => tune::run(*args),

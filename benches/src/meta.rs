@@ -134,13 +134,12 @@ fn test_timing(proposals_in_flight: Option<usize>) -> RaftTiming {
 
 /// Timing for the bulk load: openraft bounds an AppendEntries by the heartbeat interval, and a
 /// follower's batch (hundreds of entries, one fsync, on a disk shared by every replica) can take
-/// longer than 50 ms; snapshots (a partition's whole state rewritten) every 100k entries.
+/// longer than 50 ms. Checkpoints at the default interval: they write only changed records.
 fn bulk_timing() -> RaftTiming {
     RaftTiming {
         heartbeat_interval_ms: 250,
         election_timeout_min_ms: 1_500,
         election_timeout_max_ms: 3_000,
-        snapshot_after_log_entries: 100_000,
         ..RaftTiming::default()
     }
 }

@@ -159,3 +159,49 @@ fn s3_and_compare_against_cairn_dev() {
     assert!(positive(&compared["a"]["memory_at_end"]["vm_hwm_kib"]));
     dev.assert_no_errors_logged();
 }
+
+/// `meta-checkpoint` on a small store: one JSON document with a report point per doubling and
+/// one checkpoint per `--every` entries. Correctness only: no figure is asserted.
+#[test]
+fn meta_checkpoint_reports_every_doubling() {
+    let directory = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
+        .args([
+            "meta-checkpoint",
+            "--objects",
+            "4000",
+            "--first-report",
+            "1000",
+            "--every",
+            "1000",
+            "--runs",
+            "1",
+            "--data",
+        ])
+        .arg(directory.path())
+        .output()
+        .expect("run cairn-bench");
+    assert!(
+        output.status.success(),
+        "cairn-bench meta-checkpoint failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(report["schema"], "cairn-bench/meta-checkpoint/1");
+    // 8,001 entries (a bucket, then two per object), a checkpoint per 1,000 after the bucket.
+    assert_eq!(report["checkpoints"], 8);
+    let points = report["points"].as_array().expect("points");
+    let objects: Vec<u64> = points
+        .iter()
+        .map(|point| point["objects"].as_u64().unwrap())
+        .collect();
+    assert_eq!(objects, [1000, 2000, 4000]);
+    for point in points {
+        assert!(positive(&point["checkpoint_locked_ms_median_of_last_5"]));
+        assert!(positive(&point["whole_state_encode_ms"]));
+        assert!(positive(&point["follower_snapshot_ms"]));
+        // Each object's record is at least its key and a six-shard map.
+        let bytes = point["whole_state_bytes"].as_u64().unwrap();
+        assert!(bytes > point["objects"].as_u64().unwrap() * 200, "{bytes}");
+    }
+}

@@ -118,6 +118,21 @@ impl Writer {
         self.bytes
     }
 
+    /// Bytes already encoded elsewhere, as they are.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn position(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Overwrites the `u32` written at `position` (a count known only after its elements).
+    pub(crate) fn patch_u32(&mut self, position: usize, value: u32) {
+        self.bytes[position..position + 4].copy_from_slice(&value.to_le_bytes());
+    }
+
     pub fn u8(&mut self, value: u8) {
         self.bytes.push(value);
     }

@@ -511,6 +511,11 @@ proptest! {
         }
         let changes = follower.take_changes();
         changes.apply_to(&mut stored);
+        let assembled = cairn_meta_state::stored::snapshot_from_stored(
+            &changes.header,
+            stored.iter().map(|(key, value)| (key.as_slice(), value.as_slice())),
+        );
+        prop_assert_eq!(assembled, Ok(leader.to_snapshot_bytes()));
         let loaded = StateMachine::from_stored(
             &changes.header,
             stored.iter().map(|(key, value)| (key.as_slice(), value.as_slice())),

@@ -35,10 +35,12 @@
 //!
 //! A snapshot in openraft's sense (the whole state in one encoding) exists only when a follower
 //! needs one (it lags behind the purged log, or joins): [`RaftStateMachine::get_current_snapshot`]
-//! encodes it from the `state` database in one read transaction, at the checkpoint's log id.
-//! That encoding costs the size of the state, and the group applies nothing while it runs (openraft
-//! serves the request on the state machine's task); it is rare by construction. A snapshot
-//! received from the leader replaces the `state` database whole.
+//! assembles it from the `state` database in one read transaction, at the checkpoint's log id,
+//! by copying the stored records' bytes in key order
+//! ([`cairn_meta_state::stored::snapshot_from_stored`]). That costs a read and a copy of the
+//! whole state, and the group applies nothing while it runs (openraft serves the request on the
+//! state machine's task); it is rare by construction. A snapshot received from the leader
+//! replaces the `state` database whole.
 //!
 //! The committed log id costs no fsync of its own: `save_committed` only records it in memory and
 //! the next log or vote transaction writes it along. A crash can therefore lose the latest
@@ -282,12 +284,14 @@ impl GroupDatabases {
         for item in self.state.iter(&read_txn)? {
             records.push(item?);
         }
-        let machine =
-            StateMachine::from_stored(header, records).map_err(|error| StoreError::Corrupt {
-                what: "stored state",
-                reason: error.to_string(),
+        let data =
+            cairn_meta_state::stored::snapshot_from_stored(header, records).map_err(|error| {
+                StoreError::Corrupt {
+                    what: "stored state",
+                    reason: error.to_string(),
+                }
             })?;
-        Ok(Some((meta, machine.to_snapshot_bytes())))
+        Ok(Some((meta, data)))
     }
 
     /// Writes a checkpoint: `changes` (after clearing the state database when `start_over`),
@@ -411,6 +415,7 @@ pub fn open_group_storage(
         databases,
         role,
         shared: Arc::new(RwLock::new(applied)),
+        last_checkpoint: Arc::new(std::sync::Mutex::new(None)),
         checkpoint_lock: Arc::new(tokio::sync::Mutex::new(())),
         snapshot_sequence: 0,
     };
@@ -720,11 +725,26 @@ impl StateReader {
     }
 }
 
+/// What the latest checkpoint wrote and cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CheckpointStats {
+    /// Records written (all of them when the checkpoint rewrote the state).
+    pub records_written: usize,
+    pub records_deleted: usize,
+    /// Whether it rewrote the whole state (see [`AppliedState`]'s `rewrite_all`).
+    pub whole_state: bool,
+    /// Seconds the state lock was held (taking and encoding the changed records).
+    pub locked_seconds: f64,
+    /// Seconds from start to the durable commit.
+    pub total_seconds: f64,
+}
+
 /// The state machine of one group (openraft's `RaftStateMachine`) and its checkpoints.
 pub struct StateMachineStore {
     databases: Arc<GroupDatabases>,
     role: Role,
     shared: Arc<RwLock<AppliedState>>,
+    last_checkpoint: Arc<std::sync::Mutex<Option<CheckpointStats>>>,
     /// Held from taking a change set to writing it, and across a snapshot install (module
     /// invariants).
     checkpoint_lock: Arc<tokio::sync::Mutex<()>>,
@@ -739,12 +759,21 @@ impl StateMachineStore {
             shared: Arc::clone(&self.shared),
         }
     }
+
+    /// What the latest checkpoint of this process wrote and cost (`None` before one).
+    pub fn last_checkpoint(&self) -> Option<CheckpointStats> {
+        *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
 }
 
 /// Writes checkpoints (openraft's snapshot builder; see the module header).
 pub struct SnapshotBuilder {
     databases: Arc<GroupDatabases>,
     shared: Arc<RwLock<AppliedState>>,
+    last_checkpoint: Arc<std::sync::Mutex<Option<CheckpointStats>>>,
     checkpoint_lock: Arc<tokio::sync::Mutex<()>>,
     snapshot_sequence: u64,
 }
@@ -783,7 +812,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             };
             (Arc::new(changes), start_over, meta)
         };
-        let locked_ms = started.elapsed().as_millis() as u64;
+        let locked_seconds = started.elapsed().as_secs_f64();
         let meta_bytes = encode_value(&meta);
         let signature = meta.signature();
         let written = Arc::clone(&changes);
@@ -800,14 +829,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 .rewrite_all = true;
             return Err(StorageIOError::write_snapshot(Some(signature), &error).into());
         }
-        tracing::debug!(
-            puts = changes.puts.len(),
-            deletes = changes.deletes.len(),
-            start_over,
-            locked_ms,
-            total_ms = started.elapsed().as_millis() as u64,
-            "metadata checkpoint written"
-        );
+        let stats = CheckpointStats {
+            records_written: changes.puts.len(),
+            records_deleted: changes.deletes.len(),
+            whole_state: start_over,
+            locked_seconds,
+            total_seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::debug!(?stats, "metadata checkpoint written");
+        *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(stats);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(Vec::new())),
@@ -863,6 +896,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         SnapshotBuilder {
             databases: Arc::clone(&self.databases),
             shared: Arc::clone(&self.shared),
+            last_checkpoint: Arc::clone(&self.last_checkpoint),
             checkpoint_lock: Arc::clone(&self.checkpoint_lock),
             snapshot_sequence: self.snapshot_sequence,
         }
@@ -1083,6 +1117,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second.meta.last_log_id, Some(log_id(1, 1, 54)));
+        let stats = store.last_checkpoint().unwrap();
+        assert_eq!(
+            (
+                stats.records_written,
+                stats.records_deleted,
+                stats.whole_state
+            ),
+            (2, 2, false)
+        );
         assert_eq!(state_records(&store), 50);
         let at_second = live_state(&store);
         // Applied after the checkpoint: only in the log (here: nowhere, so reopening loses it,
@@ -1159,6 +1202,7 @@ mod tests {
             .unwrap();
         // All four records, not only the one changed since loading.
         assert_eq!(state_records(&store), 4);
+        assert!(store.last_checkpoint().unwrap().whole_state);
         {
             let read_txn = store.databases.env.read_txn().unwrap();
             assert!(

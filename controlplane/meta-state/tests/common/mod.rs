@@ -57,6 +57,17 @@ impl Harness {
         )
         .expect("stored form loads");
         assert_eq!(loaded, self.state, "stored form at {log_index}");
+        let assembled = cairn_meta_state::stored::snapshot_from_stored(
+            &changes.header,
+            self.stored
+                .iter()
+                .map(|(key, value)| (key.as_slice(), value.as_slice())),
+        )
+        .expect("snapshot assembles from the stored form");
+        assert!(
+            assembled == bytes,
+            "snapshot from the stored form at {log_index}"
+        );
         output
     }
 
