@@ -101,7 +101,7 @@ fn answer<B>(pages: &Pages, request: &Request<B>) -> Response<Full<Bytes>> {
 /// Gauges per group, labelled `group="bucket-service"` / `group="partition-N"`.
 pub fn render_metrics(node_id: u64, groups: &[GroupStatus]) -> String {
     type Field = fn(&GroupStatus) -> u64;
-    let gauges: [(&str, &str, Field); 7] = [
+    let gauges: [(&str, &str, Field); 10] = [
         (
             "cairn_meta_group_is_leader",
             "1 when this replica leads the group.",
@@ -129,6 +129,21 @@ pub fn render_metrics(node_id: u64, groups: &[GroupStatus]) -> String {
             "cairn_meta_group_snapshot_index",
             "Last log index covered by this replica's snapshot.",
             |status| status.snapshot_index,
+        ),
+        (
+            "cairn_meta_group_checkpoint_records_written",
+            "Records the replica's latest state-machine checkpoint wrote to LMDB.",
+            |status| status.checkpoint_records_written,
+        ),
+        (
+            "cairn_meta_group_checkpoint_locked_microseconds",
+            "How long the latest checkpoint held the state lock (applies waited).",
+            |status| status.checkpoint_locked_micros,
+        ),
+        (
+            "cairn_meta_group_checkpoint_microseconds",
+            "How long the latest checkpoint took until durable.",
+            |status| status.checkpoint_micros,
         ),
         (
             "cairn_meta_group_voters",
@@ -167,6 +182,11 @@ fn render_status(node_id: u64, groups: &[GroupStatus]) -> String {
                 "last_log_index": status.last_log_index,
                 "last_applied_index": status.last_applied_index,
                 "snapshot_index": status.snapshot_index,
+                "checkpoint": {
+                    "records_written": status.checkpoint_records_written,
+                    "locked_micros": status.checkpoint_locked_micros,
+                    "micros": status.checkpoint_micros,
+                },
                 "voters": status.voters,
                 "learners": status.learners,
             })
@@ -190,6 +210,9 @@ mod tests {
             last_log_index: 42,
             last_applied_index: 41,
             snapshot_index: 0,
+            checkpoint_records_written: 0,
+            checkpoint_locked_micros: 0,
+            checkpoint_micros: 0,
             voters: BTreeSet::from([1, 2, 3]),
             learners: BTreeSet::new(),
         }
@@ -197,14 +220,18 @@ mod tests {
 
     #[test]
     fn metrics_are_prometheus_text_with_one_sample_per_group() {
-        let groups = [
+        let mut groups = [
             status(GroupId::BUCKET_SERVICE, Some(2), 2),
             status(GroupId::partition(0), Some(3), 2),
             status(GroupId::partition(1), None, 2),
         ];
+        groups[1].checkpoint_locked_micros = 8_123;
         let text = render_metrics(2, &groups);
         let samples: Vec<&str> = text.lines().filter(|line| !line.starts_with('#')).collect();
-        assert_eq!(samples.len(), 1 + 7 * 3, "{text}");
+        assert_eq!(samples.len(), 1 + 10 * 3, "{text}");
+        assert!(samples.contains(
+            &"cairn_meta_group_checkpoint_locked_microseconds{group=\"partition-0\"} 8123"
+        ));
         assert!(samples.contains(&"cairn_meta_group_is_leader{group=\"bucket-service\"} 1"));
         assert!(samples.contains(&"cairn_meta_group_is_leader{group=\"partition-0\"} 0"));
         assert!(samples.contains(&"cairn_meta_group_leader_id{group=\"partition-1\"} 0"));
@@ -214,9 +241,10 @@ mod tests {
             let (_, value) = line.rsplit_once(' ').unwrap();
             value.parse::<u64>().unwrap();
         }
-        assert_eq!(text.matches("# TYPE ").count(), 8);
+        assert_eq!(text.matches("# TYPE ").count(), 11);
         let json: serde_json::Value = serde_json::from_str(&render_status(2, &groups)).unwrap();
         assert_eq!(json["groups"][1]["leader"], 3);
         assert_eq!(json["groups"][2]["leader"], serde_json::Value::Null);
+        assert_eq!(json["groups"][1]["checkpoint"]["locked_micros"], 8_123);
     }
 }

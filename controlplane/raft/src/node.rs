@@ -344,6 +344,12 @@ pub struct GroupStatus {
     pub last_applied_index: u64,
     /// Last log index covered by this replica's snapshot (0 without one).
     pub snapshot_index: u64,
+    /// This process's latest checkpoint of the state machine to LMDB (see [`crate::store`]):
+    /// records it wrote, microseconds it held the state lock, microseconds until durable (all 0
+    /// before the first one).
+    pub checkpoint_records_written: u64,
+    pub checkpoint_locked_micros: u64,
+    pub checkpoint_micros: u64,
     pub voters: BTreeSet<NodeId>,
     pub learners: BTreeSet<NodeId>,
 }
@@ -597,6 +603,7 @@ impl MetaNode {
             .map(|(&group, handle)| {
                 let metrics = handle.raft.metrics().borrow().clone();
                 let membership = metrics.membership_config.membership();
+                let checkpoint = handle.reader.last_checkpoint().unwrap_or_default();
                 GroupStatus {
                     group,
                     leader: metrics.current_leader,
@@ -605,6 +612,9 @@ impl MetaNode {
                     last_log_index: metrics.last_log_index.unwrap_or(0),
                     last_applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
                     snapshot_index: metrics.snapshot.map_or(0, |log_id| log_id.index),
+                    checkpoint_records_written: checkpoint.records_written as u64,
+                    checkpoint_locked_micros: (checkpoint.locked_seconds * 1e6) as u64,
+                    checkpoint_micros: (checkpoint.total_seconds * 1e6) as u64,
                     voters: membership.voter_ids().collect(),
                     learners: membership.learner_ids().collect(),
                 }

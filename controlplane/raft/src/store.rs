@@ -703,6 +703,7 @@ impl AppliedState {
 #[derive(Clone)]
 pub struct StateReader {
     shared: Arc<RwLock<AppliedState>>,
+    last_checkpoint: Arc<std::sync::Mutex<Option<CheckpointStats>>>,
 }
 
 impl StateReader {
@@ -713,6 +714,14 @@ impl StateReader {
             .read()
             .unwrap_or_else(|poison| poison.into_inner());
         applied.machine.query(query)
+    }
+
+    /// What the latest checkpoint of this process wrote and cost (`None` before one).
+    pub fn last_checkpoint(&self) -> Option<CheckpointStats> {
+        *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// The log index of the last applied entry (0 before any).
@@ -757,15 +766,13 @@ impl StateMachineStore {
     pub fn reader(&self) -> StateReader {
         StateReader {
             shared: Arc::clone(&self.shared),
+            last_checkpoint: Arc::clone(&self.last_checkpoint),
         }
     }
 
     /// What the latest checkpoint of this process wrote and cost (`None` before one).
     pub fn last_checkpoint(&self) -> Option<CheckpointStats> {
-        *self
-            .last_checkpoint
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.reader().last_checkpoint()
     }
 }
 

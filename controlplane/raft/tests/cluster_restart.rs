@@ -28,6 +28,15 @@ async fn whole_cluster_restarts_from_disk() {
         .values()
         .any(|node| metrics(node, GroupId::partition(0)).snapshot.is_some());
     assert!(snapshotted, "the threshold should have produced a snapshot");
+    // A replica that checkpointed reports what the checkpoint wrote.
+    let checkpointed = cluster.nodes.values().any(|node| {
+        node.status().iter().any(|status| {
+            status.group == GroupId::partition(0)
+                && status.checkpoint_records_written > 0
+                && status.checkpoint_micros >= status.checkpoint_locked_micros
+        })
+    });
+    assert!(checkpointed, "no replica reports a checkpoint");
 
     let terms_before: Vec<u64> = cluster
         .nodes
