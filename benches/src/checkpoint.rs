@@ -12,12 +12,11 @@
 //! `follower_snapshot_ms` is what the rare whole-state snapshot for a lagging follower costs now
 //! (read from LMDB and encoded).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use cairn_meta_state::{
-    Acl, BlockShards, Checksums, Command, CommitWrite, NodeId, PartShards, PrepareWrite, Response,
-    Role, ShardIndex, ShardPlacement, StateMachine, StorageClass, VersioningState,
+    Acl, BlockShards, Command, NodeId, PartShards, Response, Role, ShardIndex, ShardPlacement,
+    StateMachine,
 };
 use cairn_raft::store::{DEFAULT_MAP_SIZE_BYTES, open_group_storage};
 use cairn_raft::types::{Entry, LogId, MetaRequest};
@@ -27,6 +26,7 @@ use openraft::{CommittedLeaderId, EntryPayload};
 use serde_json::json;
 
 use crate::load::median;
+use crate::meta::{BUCKET, commit_command, prepare_sized};
 
 #[derive(Args, Debug)]
 pub struct CheckpointArgs {
@@ -46,8 +46,6 @@ pub struct CheckpointArgs {
     #[arg(long, default_value = "/var/tmp")]
     data: String,
 }
-
-const BUCKET: &str = "bench";
 
 fn entry(index: u64, command: Command) -> Entry {
     Entry {
@@ -77,25 +75,6 @@ fn shard_map() -> Vec<PartShards> {
             shards,
         }],
     }]
-}
-
-fn prepare(key: &str) -> Command {
-    Command::PrepareWrite(PrepareWrite {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        idempotency_token: format!("token-{key}"),
-        size_bytes: 4096,
-        content_type: "application/octet-stream".to_owned(),
-        owner: "bench".to_owned(),
-        user_metadata: BTreeMap::new(),
-        storage_class: StorageClass::Standard,
-        acl: Acl::default(),
-        ec_scheme: "isal-cauchy:4+2".to_owned(),
-        piece_size_bytes: 262_144,
-        versioning: VersioningState::Unversioned,
-        now_ms: 1_700_000_000_000,
-        attributes: Default::default(),
-    })
 }
 
 fn create_bucket() -> Command {
@@ -162,7 +141,9 @@ async fn measure(args: CheckpointArgs) -> anyhow::Result<()> {
     for object in 0..args.objects {
         let key = format!("objects/{object:012}");
         index += 1;
-        let prepared = store.apply([entry(index, prepare(&key))]).await?;
+        let prepared = store
+            .apply([entry(index, prepare_sized(&key, 4096))])
+            .await?;
         let Some(Ok(Response::Prepared { record, .. })) = prepared
             .into_iter()
             .next()
@@ -172,18 +153,7 @@ async fn measure(args: CheckpointArgs) -> anyhow::Result<()> {
             anyhow::bail!("prepare {key} refused");
         };
         index += 1;
-        let commit = Command::CommitWrite(CommitWrite {
-            bucket: BUCKET.to_owned(),
-            key: key.clone(),
-            version_id: record.version_id,
-            idempotency_token: format!("token-{key}"),
-            checksums: Checksums {
-                etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
-                additional: None,
-            },
-            parts: shard_map(),
-            now_ms: 1_700_000_000_001,
-        });
+        let commit = commit_command(&key, record.version_id, shard_map());
         store.apply([entry(index, commit)]).await?;
         since_checkpoint += 2;
         if since_checkpoint >= args.every {

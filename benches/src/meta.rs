@@ -14,8 +14,8 @@
 
 use crate::load::median;
 use cairn_meta_state::{
-    Acl, Checksums, Command, CommitWrite, ListObjectsRequest, PrepareWrite, Response, StorageClass,
-    VersioningState,
+    Acl, Checksums, Command, CommitWrite, ListObjectsRequest, PartShards, PrepareWrite, Response,
+    StorageClass, VersionId, VersioningState,
 };
 use cairn_raft::{MetaClient, MetaClientConfig, MetaNode, MetaNodeConfig, RaftTiming};
 use clap::Args;
@@ -65,14 +65,19 @@ pub struct MetaArgs {
     proposals_in_flight: Option<usize>,
 }
 
-const BUCKET: &str = "bench";
+pub(crate) const BUCKET: &str = "bench";
 
 fn prepare(key: &str) -> Command {
+    prepare_sized(key, 0)
+}
+
+/// PrepareWrite of `key` in the bench bucket, token `token-<key>`, 4+2 with 256 KiB pieces.
+pub(crate) fn prepare_sized(key: &str, size_bytes: u64) -> Command {
     Command::PrepareWrite(PrepareWrite {
         bucket: BUCKET.to_owned(),
         key: key.to_owned(),
         idempotency_token: format!("token-{key}"),
-        size_bytes: 0,
+        size_bytes,
         content_type: "application/octet-stream".to_owned(),
         owner: "bench".to_owned(),
         user_metadata: BTreeMap::new(),
@@ -86,6 +91,22 @@ fn prepare(key: &str) -> Command {
     })
 }
 
+/// CommitWrite of what [`prepare_sized`] prepared for `key`.
+pub(crate) fn commit_command(key: &str, version_id: VersionId, parts: Vec<PartShards>) -> Command {
+    Command::CommitWrite(CommitWrite {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version_id,
+        idempotency_token: format!("token-{key}"),
+        checksums: Checksums {
+            etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+            additional: None,
+        },
+        parts,
+        now_ms: 1_700_000_000_001,
+    })
+}
+
 /// One PrepareWrite + CommitWrite of an empty object.
 async fn put_pair(client: &MetaClient, key: &str) -> anyhow::Result<()> {
     let prepared = client.write(prepare(key)).await?;
@@ -93,18 +114,7 @@ async fn put_pair(client: &MetaClient, key: &str) -> anyhow::Result<()> {
         anyhow::bail!("prepare {key}: {:?}", prepared.result);
     };
     let committed = client
-        .write(Command::CommitWrite(CommitWrite {
-            bucket: BUCKET.to_owned(),
-            key: key.to_owned(),
-            version_id: record.version_id,
-            idempotency_token: format!("token-{key}"),
-            checksums: Checksums {
-                etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
-                additional: None,
-            },
-            parts: Vec::new(),
-            now_ms: 1_700_000_000_001,
-        }))
+        .write(commit_command(key, record.version_id, Vec::new()))
         .await?;
     anyhow::ensure!(
         matches!(committed.result, Ok(Response::Committed { .. })),
@@ -211,18 +221,7 @@ async fn put_batch(client: &MetaClient, keys: &[String]) -> anyhow::Result<()> {
     for (key, answer) in keys.iter().zip(prepared) {
         match answer.map(|output| output.result) {
             Ok(Ok(Response::Prepared { record, .. })) => {
-                commits.push(Command::CommitWrite(CommitWrite {
-                    bucket: BUCKET.to_owned(),
-                    key: key.clone(),
-                    version_id: record.version_id,
-                    idempotency_token: format!("token-{key}"),
-                    checksums: Checksums {
-                        etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
-                        additional: None,
-                    },
-                    parts: Vec::new(),
-                    now_ms: 1_700_000_000_001,
-                }));
+                commits.push(commit_command(key, record.version_id, Vec::new()));
                 committing.push(key);
             }
             _ => again.push(key),

@@ -2009,6 +2009,23 @@ impl Record for Output {
 
 // ----- snapshot -----------------------------------------------------------------------------
 
+/// Reads the role a whole state (snapshot or stored header) starts with, refusing a partition
+/// index outside its partition count.
+pub(crate) fn decode_state_role(reader: &mut Reader<'_>) -> Result<Role, DecodeError> {
+    let role = Role::decode(reader)?;
+    if let Role::ObjectPartition {
+        partition_index,
+        partition_count,
+    } = role
+        && partition_index >= partition_count
+    {
+        return Err(DecodeError::Inconsistent {
+            reason: format!("partition {partition_index} of {partition_count}"),
+        });
+    }
+    Ok(role)
+}
+
 /// Encodes a sequence of records that must be stored in strictly ascending `key` order.
 fn encode_sorted<'a, T: Encode + 'a>(
     writer: &mut Writer,
@@ -2121,17 +2138,7 @@ impl StateMachine {
         }
         let mut reader = Reader::new(body);
         read_header(&mut reader, RecordKind::Snapshot)?;
-        let role = Role::decode(&mut reader)?;
-        if let Role::ObjectPartition {
-            partition_index,
-            partition_count,
-        } = role
-            && partition_index >= partition_count
-        {
-            return Err(DecodeError::Inconsistent {
-                reason: format!("partition {partition_index} of {partition_count}"),
-            });
-        }
+        let role = decode_state_role(&mut reader)?;
         let mut state = StateMachine::new(role);
         state.last_applied_index = reader.u64()?;
         state.buckets = decode_sorted(&mut reader, "bucket", |record: &BucketRecord| {

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use crate::codec::{
     Decode, DecodeError, Encode, FORMAT_VERSION, Reader, Record, RecordKind, Writer, decode_record,
-    encode_record, read_header,
+    decode_state_role, encode_record, read_header,
 };
 use crate::keys::{self, KeySpace};
 use crate::machine::StateMachine;
@@ -59,30 +59,26 @@ impl StoredChanges {
     }
 }
 
-/// Moves the changed keys of one key space into `changes`.
+/// Moves one key space's changed keys into `changes` (every key when `all`), forgetting them.
 fn take_space<K: Ord + Clone, V: Record>(
     space: &mut TrackedMap<K, V>,
     key_bytes: impl Fn(&K) -> Vec<u8>,
+    all: bool,
     changes: &mut StoredChanges,
 ) {
-    for key in space.take_changed() {
+    let changed = space.take_changed();
+    if all {
+        for (key, record) in space.iter() {
+            changes.puts.push((key_bytes(key), encode_record(record)));
+        }
+        return;
+    }
+    for key in changed {
         let bytes = key_bytes(&key);
         match space.get(&key) {
             Some(record) => changes.puts.push((bytes, encode_record(record))),
             None => changes.deletes.push(bytes),
         }
-    }
-}
-
-/// Puts every record of one key space into `changes` and forgets its pending changes.
-fn all_of_space<K: Ord + Clone, V: Record>(
-    space: &mut TrackedMap<K, V>,
-    key_bytes: impl Fn(&K) -> Vec<u8>,
-    changes: &mut StoredChanges,
-) {
-    space.take_changed();
-    for (key, record) in space.iter() {
-        changes.puts.push((key_bytes(key), encode_record(record)));
     }
 }
 
@@ -155,61 +151,54 @@ impl StateMachine {
     /// The header and the records changed since the previous call (or since the state was
     /// created or loaded); forgets them.
     pub fn take_changes(&mut self) -> StoredChanges {
-        let mut changes = StoredChanges {
-            header: self.stored_header(),
-            ..StoredChanges::default()
-        };
-        take_space(
-            &mut self.buckets,
-            |name| keys::bucket_key(name),
-            &mut changes,
-        );
-        take_space(&mut self.versions, version_key, &mut changes);
-        take_space(&mut self.uploads, upload_key, &mut changes);
-        take_space(&mut self.garbage, |id| keys::garbage_key(*id), &mut changes);
-        take_space(
-            &mut self.access_keys,
-            |id| keys::access_key_key(id),
-            &mut changes,
-        );
-        take_space(&mut self.nodes, |id| keys::node_key(*id), &mut changes);
-        take_space(&mut self.suspects, suspect_key, &mut changes);
-        take_space(&mut self.kms_keys, |id| keys::kms_key_key(id), &mut changes);
-        take_space(
-            &mut self.replication_queue,
-            |seq| keys::replication_key(*seq),
-            &mut changes,
-        );
-        changes
+        self.take_stored(false)
     }
 
     /// The header and every record, for a store that starts over (after a snapshot was
     /// installed); forgets pending changes. `deletes` is empty: the store clears itself first.
     pub fn take_all_records(&mut self) -> StoredChanges {
+        self.take_stored(true)
+    }
+
+    fn take_stored(&mut self, all: bool) -> StoredChanges {
         let mut changes = StoredChanges {
             header: self.stored_header(),
             ..StoredChanges::default()
         };
-        all_of_space(
+        let changes_ref = &mut changes;
+        take_space(
             &mut self.buckets,
             |name| keys::bucket_key(name),
-            &mut changes,
+            all,
+            changes_ref,
         );
-        all_of_space(&mut self.versions, version_key, &mut changes);
-        all_of_space(&mut self.uploads, upload_key, &mut changes);
-        all_of_space(&mut self.garbage, |id| keys::garbage_key(*id), &mut changes);
-        all_of_space(
+        take_space(&mut self.versions, version_key, all, changes_ref);
+        take_space(&mut self.uploads, upload_key, all, changes_ref);
+        take_space(
+            &mut self.garbage,
+            |id| keys::garbage_key(*id),
+            all,
+            changes_ref,
+        );
+        take_space(
             &mut self.access_keys,
             |id| keys::access_key_key(id),
-            &mut changes,
+            all,
+            changes_ref,
         );
-        all_of_space(&mut self.nodes, |id| keys::node_key(*id), &mut changes);
-        all_of_space(&mut self.suspects, suspect_key, &mut changes);
-        all_of_space(&mut self.kms_keys, |id| keys::kms_key_key(id), &mut changes);
-        all_of_space(
+        take_space(&mut self.nodes, |id| keys::node_key(*id), all, changes_ref);
+        take_space(&mut self.suspects, suspect_key, all, changes_ref);
+        take_space(
+            &mut self.kms_keys,
+            |id| keys::kms_key_key(id),
+            all,
+            changes_ref,
+        );
+        take_space(
             &mut self.replication_queue,
             |seq| keys::replication_key(*seq),
-            &mut changes,
+            all,
+            changes_ref,
         );
         changes
     }
@@ -223,17 +212,7 @@ impl StateMachine {
     ) -> Result<StateMachine, DecodeError> {
         let mut reader = Reader::new(header);
         read_header(&mut reader, RecordKind::StoredStateHeader)?;
-        let role = Role::decode(&mut reader)?;
-        if let Role::ObjectPartition {
-            partition_index,
-            partition_count,
-        } = role
-            && partition_index >= partition_count
-        {
-            return Err(DecodeError::Inconsistent {
-                reason: format!("partition {partition_index} of {partition_count}"),
-            });
-        }
+        let role = decode_state_role(&mut reader)?;
         let mut state = StateMachine::new(role);
         state.last_applied_index = reader.u64()?;
         state.last_id_index = reader.u64()?;
@@ -483,7 +462,7 @@ pub fn snapshot_from_stored<'a>(
 ) -> Result<Vec<u8>, DecodeError> {
     let mut reader = Reader::new(header);
     read_header(&mut reader, RecordKind::StoredStateHeader)?;
-    let role = Role::decode(&mut reader)?;
+    let role = decode_state_role(&mut reader)?;
     let last_applied_index = reader.u64()?;
     let last_id_index = reader.u64()?;
     let version_tag = reader.u8()?;
