@@ -5,7 +5,7 @@
 //! `core-0/` .. `core-{N-1}/`, exactly as `cairn storage` lays it out, and a shard lives in log
 //! `ShardId::stable_hash() % N`. So a directory written here opens in a storage node and the
 //! reverse. Each log runs on its own executor thread (a `ShardLog` is `!Send`). A calling thread
-//! sends a [`Request`] through the log's bounded channel (it blocks while the queue is full:
+//! sends a `Request` through the log's bounded channel (it blocks while the queue is full:
 //! backpressure) and blocks on a one-shot reply. Every request runs as its own task on the
 //! executor, so concurrent puts from many threads share group commits.
 //!

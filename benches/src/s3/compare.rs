@@ -80,7 +80,7 @@ impl PeerArgs {
     }
 }
 
-/// VmHWM and VmRSS of `pid` in KiB, from /proc/<pid>/status.
+/// VmHWM and VmRSS of `pid` in KiB, from `/proc/<pid>/status`.
 pub fn memory_json(pid: Option<u32>) -> Value {
     let Some(pid) = pid else {
         return Value::Null;

@@ -11,8 +11,8 @@
 //! call: a put for each changed key still present, a delete for each one removed. A store that
 //! applies every change set in order, atomically with the header, holds exactly the state as of
 //! the header's last applied index, and [`StateMachine::from_stored`] restores it. The key spaces
-//! record their changed keys themselves ([`crate::tracked`]), so the cost of a change set is the
-//! number of keys changed, not the size of the state.
+//! record their changed keys themselves (`TrackedMap`, in the private `tracked` module), so the
+//! cost of a change set is the number of keys changed, not the size of the state.
 //!
 //! [`snapshot_from_stored`] turns the stored form into the snapshot encoding
 //! ([`StateMachine::to_snapshot_bytes`]) without building the state: the key spaces' key order

@@ -1,7 +1,7 @@
 //! Exact per-bucket usage of one state machine instance (one object partition), for quotas.
 //!
 //! Model: `usage[bucket]` is a derived index, like `current` and `tokens`: it is not part of the
-//! snapshot, [`StateMachine::rebuild_indexes`] recomputes it from `versions` and `uploads` when a
+//! snapshot, `StateMachine::rebuild_indexes` recomputes it from `versions` and `uploads` when a
 //! snapshot is loaded, and every command that adds, removes or changes a version or an upload
 //! keeps it up to date in O(1) (one subtraction of what the record counted before, one addition
 //! of what it counts after). `check_invariants` compares the maintained index with a rebuilt one

@@ -26,7 +26,7 @@
 //!    SOURCE-BUCKET/VERSION-ID`, stored on the replica and shown to replicators on HEAD);
 //! 4. a metadata change (a later PutObjectTagging, DeleteObjectTagging, PutObjectAcl,
 //!    PutObjectRetention or PutObjectLegalHold of a replicated version) is a whole-state sync:
-//!    the replica is found ([`Replicator::find_replica`]: one HEAD under the id it keeps, or
+//!    the replica is found (`Replicator::find_replica`: one HEAD under the id it keeps, or
 //!    for a replica that keeps the destination's own id, the destination key's versions are
 //!    listed and the `REPLICA` candidates, those with the source's ETag first, are HEADed until
 //!    one names the source version) and given the source version's tags, ACL, retention and
@@ -59,14 +59,14 @@
 //! logged (WARN, with a hint at the CA bundle) and retried; the entry is never resolved for it.
 //!
 //! Version ids: a replica keeps its source version's id, as on S3, when that id is tagged by the
-//! source's region and the destination is in another region ([`kept_id`]; the tag is the id's
+//! source's region and the destination is in another region (`kept_id`; the tag is the id's
 //! top byte, see `cairn_meta_state::VersionId::tagged`): the write carries
 //! `x-cairn-replica-version-id`, and the destination's partition refuses an id its key already
 //! has. A replica of an untagged id (written before tags existed) or in the source's own region
 //! keeps the destination's own id. So does a copy whose destination refused the id
 //! (InvalidArgument: a destination partition tagged for another region, e.g. metadata replicas
 //! started without `--region`, or a race): it is retried once more without the header
-//! ([`Replicator::kept_id`]), so a misconfigured destination degrades to the ids of before
+//! (`Replicator::kept_id`), so a misconfigured destination degrades to the ids of before
 //! instead of failing every copy.
 //!
 //! Idempotence: a version whose id is kept is first looked up under that id in the destination

@@ -1,10 +1,10 @@
 //! Cairn's regional S3 gateway.
 //!
-//! Model: a thin I/O shell ([`server`]: monoio executors, hyper HTTP/1.1) around the sans-I/O
+//! Model: a thin I/O shell (`server`: monoio executors, hyper HTTP/1.1) around the sans-I/O
 //! cores it composes — `cairn-s3-proto` (routing, SigV4, aws-chunked, XML, errors), `cairn-ec`
 //! (stripe encoder/decoder), [`placement`] (pure) — and the metadata client (`cairn-raft`),
 //! whose futures run on their own tokio threads. One `match` on `Endpoint` dispatches to one
-//! handler file per operation family: [`bucket`], [`object`], [`list`], [`multipart`].
+//! handler file per operation family: `bucket`, `object`, `list`, `multipart`.
 //!
 //! Invariants: every response carries `x-amz-request-id`; S3 error codes and statuses come only
 //! from `S3Error` via [`errors`]; no body is ever held whole in memory (a PUT holds at most two

@@ -164,7 +164,7 @@ impl ExecutorMetrics {
     }
 
     /// One pass of the executor's shared ETag MD5 over `lanes` uploads
-    /// (see [`crate::upload_md5`]); a pass that found no lane ready (0) is not one.
+    /// (see `crate::upload_md5`); a pass that found no lane ready (0) is not one.
     pub fn md5_pass(&self, lanes: usize) {
         if lanes == 0 {
             return;

@@ -234,7 +234,7 @@ impl Acl {
     }
 
     /// The stored form: `None` for `private` (the default, not stored); a canned name as its
-    /// name; a grant list as [`STORED_GRANTS_HEADER`] then one line per grant,
+    /// name; a grant list as `STORED_GRANTS_HEADER` then one line per grant,
     /// `PERMISSION<TAB>id|uri<TAB>VALUE` (values never hold tabs or newlines: ids are user names
     /// and URIs are the known group URIs).
     pub fn encode(&self) -> Option<Vec<u8>> {

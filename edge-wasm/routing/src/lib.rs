@@ -5,7 +5,7 @@
 //!
 //! Model: sans-I/O and `no_std` (only `core` and `alloc`). The same code is compiled natively (unit
 //! tests, and the host uses [`abi`] to build and read records) and to `wasm32-unknown-unknown`
-//! (edge-wasm/build-wasm.sh), where [`guest`] exports the ABI documented in edge-wasm/README.md.
+//! (edge-wasm/build-wasm.sh), where `guest` exports the ABI documented in edge-wasm/README.md.
 //! The host calls [`route`] at most twice per request: once with the buckets it already knows,
 //! and, on [`Decision::NeedBucketRegion`], once more with that bucket's entry added.
 //!
