@@ -252,15 +252,20 @@ impl StateMachine {
     }
 
     pub(crate) fn expire_nodes(&mut self, now_ms: u64, timeout_ms: u64) -> Response {
-        let mut expired = Vec::new();
-        for record in self.nodes.values_mut() {
-            if record.status == NodeStatus::Up
-                && now_ms.saturating_sub(record.last_heartbeat_ms) > timeout_ms
-            {
-                record.status = NodeStatus::Down;
-                bump(&mut record.record_version);
-                expired.push(record.node_id);
-            }
+        // Only the expired nodes are written (the key space records every node touched).
+        let expired: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|record| {
+                record.status == NodeStatus::Up
+                    && now_ms.saturating_sub(record.last_heartbeat_ms) > timeout_ms
+            })
+            .map(|record| record.node_id)
+            .collect();
+        for node_id in &expired {
+            let record = self.nodes.get_mut(node_id).expect("listed above");
+            record.status = NodeStatus::Down;
+            bump(&mut record.record_version);
         }
         Response::NodesExpired(expired)
     }

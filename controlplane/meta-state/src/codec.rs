@@ -46,6 +46,7 @@ use crate::replication::{
     ReplicationEntry, ReplicationEventKind, ReplicationOutcome, ReplicationResolution,
 };
 use crate::role::Role;
+use crate::stored::StoredRecord;
 use crate::tracked::TrackedMap;
 use crate::usage::BucketStats;
 
@@ -2039,17 +2040,16 @@ fn encode_sorted<'a, T: Encode + 'a>(
 
 /// Decodes a sequence written by [`encode_sorted`] into a key space, refusing unsorted or
 /// repeated keys.
-fn decode_sorted<K: Ord, T: Decode>(
+fn decode_sorted<T: StoredRecord>(
     reader: &mut Reader<'_>,
     what: &'static str,
-    key_of: impl Fn(&T) -> K,
-) -> Result<TrackedMap<K, T>, DecodeError> {
+) -> Result<TrackedMap<T::Key, T>, DecodeError> {
     let count = reader.count()?;
-    let mut entries: Vec<(K, T)> = Vec::with_capacity(count);
+    let mut entries: Vec<(T::Key, T)> = Vec::with_capacity(count);
     for _ in 0..count {
         let offset = reader.offset();
         let record = T::decode(reader)?;
-        let key = key_of(&record);
+        let key = record.key();
         if entries.last().is_some_and(|(last, _)| *last >= key) {
             return Err(DecodeError::NotCanonical { what, offset });
         }
@@ -2057,7 +2057,7 @@ fn decode_sorted<K: Ord, T: Decode>(
     }
     // Sorted input: the map is bulk-built instead of inserted into one entry at a time.
     Ok(TrackedMap::from(
-        entries.into_iter().collect::<BTreeMap<K, T>>(),
+        entries.into_iter().collect::<BTreeMap<T::Key, T>>(),
     ))
 }
 
@@ -2141,23 +2141,12 @@ impl StateMachine {
         let role = decode_state_role(&mut reader)?;
         let mut state = StateMachine::new(role);
         state.last_applied_index = reader.u64()?;
-        state.buckets = decode_sorted(&mut reader, "bucket", |record: &BucketRecord| {
-            record.name.clone()
-        })?;
-        state.versions = decode_sorted(&mut reader, "object version", |record: &ObjectRecord| {
-            (record.bucket.clone(), record.key.clone(), record.version_id)
-        })?;
-        state.uploads = decode_sorted(&mut reader, "upload", |record: &MultipartUpload| {
-            (record.bucket.clone(), record.key.clone(), record.upload_id)
-        })?;
-        state.garbage = decode_sorted(&mut reader, "garbage", |record: &GarbageRecord| {
-            record.garbage_id
-        })?;
-        state.access_keys =
-            decode_sorted(&mut reader, "access key", |record: &AccessKeyRecord| {
-                record.access_key_id.clone()
-            })?;
-        state.nodes = decode_sorted(&mut reader, "node", |record: &NodeRecord| record.node_id)?;
+        state.buckets = decode_sorted::<BucketRecord>(&mut reader, "bucket")?;
+        state.versions = decode_sorted::<ObjectRecord>(&mut reader, "object version")?;
+        state.uploads = decode_sorted::<MultipartUpload>(&mut reader, "upload")?;
+        state.garbage = decode_sorted::<GarbageRecord>(&mut reader, "garbage")?;
+        state.access_keys = decode_sorted::<AccessKeyRecord>(&mut reader, "access key")?;
+        state.nodes = decode_sorted::<NodeRecord>(&mut reader, "node")?;
         state.sealed_buckets = Decode::decode(&mut reader)?;
         if role == Role::PartitionMap {
             state.layout = Decode::decode(&mut reader)?;
@@ -2166,25 +2155,18 @@ impl StateMachine {
         let mut last_section = None;
         if reader.remaining() > 0 {
             let offset = reader.offset();
-            state.suspects = decode_sorted(&mut reader, "suspect", |record: &SuspectRecord| {
-                (record.bucket.clone(), record.key.clone(), record.version_id)
-            })?;
+            state.suspects = decode_sorted::<SuspectRecord>(&mut reader, "suspect")?;
             last_section = Some(("suspect section", offset, state.suspects.is_empty()));
         }
         if reader.remaining() > 0 {
             let offset = reader.offset();
-            state.kms_keys = decode_sorted(&mut reader, "KMS key", |record: &KmsKeyRecord| {
-                record.key_id.clone()
-            })?;
+            state.kms_keys = decode_sorted::<KmsKeyRecord>(&mut reader, "KMS key")?;
             last_section = Some(("KMS key section", offset, state.kms_keys.is_empty()));
         }
         if reader.remaining() > 0 {
             let offset = reader.offset();
-            state.replication_queue = decode_sorted(
-                &mut reader,
-                "replication entry",
-                |entry: &ReplicationEntry| entry.seq,
-            )?;
+            state.replication_queue =
+                decode_sorted::<ReplicationEntry>(&mut reader, "replication entry")?;
             last_section = Some((
                 "replication section",
                 offset,

@@ -6,9 +6,10 @@
 //! map is a method here that records the key first, and there is no `DerefMut`, so code that
 //! changes a key space without recording it does not compile.
 //!
-//! A key is recorded when it *may* have changed (`get_mut`, `entry`, `values_mut` record even if
-//! the caller then writes nothing): writing an unchanged record again is harmless, missing a
-//! changed one is not.
+//! A key is recorded when it *may* have changed (`get_mut` and `entry` record it even if the
+//! caller then writes nothing): writing an unchanged record again is harmless, missing a changed
+//! one is not. There is no whole-map mutable iteration: a pass that changes a few records finds
+//! them first and takes each with `get_mut`, so only those are written again.
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -62,26 +63,9 @@ impl<K: Ord + Clone, V> TrackedMap<K, V> {
         self.map.entry(key)
     }
 
-    /// Every value, mutably; records every key.
-    pub fn values_mut(&mut self) -> btree_map::ValuesMut<'_, K, V> {
-        self.changed.extend(self.map.keys().cloned());
-        self.map.values_mut()
-    }
-
-    /// Every entry, mutably; records every key.
-    pub fn iter_mut(&mut self) -> btree_map::IterMut<'_, K, V> {
-        self.changed.extend(self.map.keys().cloned());
-        self.map.iter_mut()
-    }
-
     /// The keys changed since the last call, each once; forgets them.
     pub fn take_changed(&mut self) -> BTreeSet<K> {
         std::mem::take(&mut self.changed)
-    }
-
-    /// Whether any key changed since the last [`TrackedMap::take_changed`].
-    pub fn has_changes(&self) -> bool {
-        !self.changed.is_empty()
     }
 }
 
@@ -138,10 +122,10 @@ mod tests {
         map.insert(2, "b".to_owned());
         map.insert(1, "c".to_owned());
         assert_eq!(map.take_changed(), BTreeSet::from([1, 2]));
-        assert!(!map.has_changes());
+        assert!(map.take_changed().is_empty());
         // Removing an absent key changes nothing.
         assert_eq!(map.remove(&7), None);
-        assert!(!map.has_changes());
+        assert!(map.take_changed().is_empty());
         map.remove(&2);
         if let Some(value) = map.get_mut(&1) {
             value.push('!');
@@ -149,14 +133,11 @@ mod tests {
         assert_eq!(map.get_mut(&9), None);
         assert_eq!(map.take_changed(), BTreeSet::from([1, 2]));
         map.entry(5).or_insert_with(|| "e".to_owned());
-        for value in map.values_mut() {
-            value.push('?');
-        }
-        assert_eq!(map.take_changed(), BTreeSet::from([1, 5]));
-        assert_eq!(map.get(&1).map(String::as_str), Some("c!?"));
+        assert_eq!(map.take_changed(), BTreeSet::from([5]));
+        assert_eq!(map.get(&1).map(String::as_str), Some("c!"));
         // Equality ignores what is pending.
         let mut other: TrackedMap<u32, String> = TrackedMap::from(map.deref().clone());
-        other.insert(1, "c!?".to_owned());
+        other.insert(1, "c!".to_owned());
         assert_eq!(map, other);
     }
 }

@@ -374,9 +374,16 @@ fn node_registry_heartbeats_and_expiry() {
     // Exactly at the timeout a node is still UP (strictly older expires).
     assert_eq!(harness.ok(expire(6_000)), Response::NodesExpired(vec![]));
     assert_eq!(
+        harness.last_changes.puts.len(),
+        0,
+        "nothing expired, nothing written"
+    );
+    assert_eq!(
         harness.ok(expire(6_001)),
         Response::NodesExpired(vec![NodeId(1), NodeId(3)])
     );
+    // Only the expired nodes' records are written again.
+    assert_eq!(harness.last_changes.puts.len(), 2);
     // Already DOWN nodes are not reported again.
     assert_eq!(harness.ok(expire(7_000)), Response::NodesExpired(vec![]));
     let Ok(Response::Nodes(nodes)) = harness.query(Query::ListNodes) else {

@@ -140,6 +140,8 @@ struct GroupDatabases {
 }
 
 type StateDatabase = Database<'static, Bytes, Bytes>;
+/// One record of the state database: (key, value), borrowed from a transaction.
+type StoredRecordBytes<'txn> = (&'txn [u8], &'txn [u8]);
 
 fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = vec![LOG_FORMAT_VERSION];
@@ -209,6 +211,18 @@ impl GroupDatabases {
         }
     }
 
+    /// Every record of the state database, in key order.
+    fn stored_records<'txn>(
+        &self,
+        read_txn: &'txn heed::RoTxn<'_>,
+    ) -> Result<Vec<StoredRecordBytes<'txn>>, StoreError> {
+        let mut records = Vec::new();
+        for item in self.state.iter(read_txn)? {
+            records.push(item?);
+        }
+        Ok(records)
+    }
+
     /// The applied state the store holds: the state database at its checkpoint, or a legacy
     /// whole-state snapshot (see the module header); `None` for a group that never
     /// checkpointed.
@@ -220,10 +234,7 @@ impl GroupDatabases {
         let (meta, machine, legacy) = match (meta, header, data) {
             (None, None, None) => return Ok(None),
             (Some(meta), Some(header), None) => {
-                let mut records = Vec::new();
-                for item in self.state.iter(&read_txn)? {
-                    records.push(item?);
-                }
+                let records = self.stored_records(&read_txn)?;
                 let machine = StateMachine::from_stored(header, records).map_err(|error| {
                     StoreError::Corrupt {
                         what: "stored state",
@@ -280,10 +291,7 @@ impl GroupDatabases {
                 reason: "meta without a state header".to_owned(),
             });
         };
-        let mut records = Vec::new();
-        for item in self.state.iter(&read_txn)? {
-            records.push(item?);
-        }
+        let records = self.stored_records(&read_txn)?;
         let data =
             cairn_meta_state::stored::snapshot_from_stored(header, records).map_err(|error| {
                 StoreError::Corrupt {
@@ -1106,7 +1114,6 @@ mod tests {
             .unwrap();
         {
             let applied = store.shared.read().unwrap();
-            assert!(applied.machine.has_stored_changes());
             let pending = applied.machine.clone().take_changes();
             assert_eq!((pending.puts.len(), pending.deletes.len()), (2, 2));
         }

@@ -18,6 +18,8 @@ pub struct Harness {
     pub next_log_index: u64,
     /// The stored form as a store that applied every change set holds it.
     pub stored: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The change set of the last command.
+    pub last_changes: cairn_meta_state::stored::StoredChanges,
 }
 
 impl Harness {
@@ -26,6 +28,7 @@ impl Harness {
             state: StateMachine::new(role),
             next_log_index: 1,
             stored: BTreeMap::new(),
+            last_changes: Default::default(),
         }
     }
 
@@ -47,7 +50,8 @@ impl Harness {
         let restored = StateMachine::from_snapshot_bytes(&bytes).expect("snapshot decodes");
         assert_eq!(restored, self.state, "snapshot round trip at {log_index}");
         let changes = self.state.take_changes();
-        assert!(!self.state.has_stored_changes());
+        let again = self.state.take_changes();
+        assert!(again.puts.is_empty() && again.deletes.is_empty());
         changes.apply_to(&mut self.stored);
         let loaded = StateMachine::from_stored(
             &changes.header,
@@ -68,6 +72,7 @@ impl Harness {
             assembled == bytes,
             "snapshot from the stored form at {log_index}"
         );
+        self.last_changes = changes;
         output
     }
 
