@@ -156,8 +156,28 @@ pub fn render_metrics(node_id: u64, groups: &[GroupStatus]) -> String {
         text,
         "# HELP cairn_meta_node_id This replica's id.\n# TYPE cairn_meta_node_id gauge\ncairn_meta_node_id {node_id}"
     );
-    for (name, help, field) in gauges {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+    let counters: [(&str, &str, Field); 2] = [
+        (
+            "cairn_meta_group_read_index_reads_total",
+            "Reads that asked this replica, as leader, for a read index since it started.",
+            |status| status.read_index.reads,
+        ),
+        (
+            "cairn_meta_group_read_index_checks_total",
+            "Leadership checks with a quorum that those reads shared.",
+            |status| status.read_index.checks,
+        ),
+    ];
+    let series = gauges
+        .iter()
+        .map(|&(name, help, field)| (name, help, "gauge", field))
+        .chain(
+            counters
+                .iter()
+                .map(|&(name, help, field)| (name, help, "counter", field)),
+        );
+    for (name, help, kind, field) in series {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for status in groups {
             let _ = writeln!(
                 text,
@@ -187,6 +207,10 @@ fn render_status(node_id: u64, groups: &[GroupStatus]) -> String {
                     "locked_micros": status.checkpoint_locked_micros,
                     "micros": status.checkpoint_micros,
                 },
+                "read_index": {
+                    "reads": status.read_index.reads,
+                    "checks": status.read_index.checks,
+                },
                 "voters": status.voters,
                 "learners": status.learners,
             })
@@ -199,6 +223,7 @@ fn render_status(node_id: u64, groups: &[GroupStatus]) -> String {
 mod tests {
     use super::*;
     use cairn_raft::GroupId;
+    use cairn_raft::read_index::ReadIndexStats;
     use std::collections::BTreeSet;
 
     fn status(group: GroupId, leader: Option<u64>, me: u64) -> GroupStatus {
@@ -213,6 +238,7 @@ mod tests {
             checkpoint_records_written: 0,
             checkpoint_locked_micros: 0,
             checkpoint_micros: 0,
+            read_index: Default::default(),
             voters: BTreeSet::from([1, 2, 3]),
             learners: BTreeSet::new(),
         }
@@ -226,9 +252,18 @@ mod tests {
             status(GroupId::partition(1), None, 2),
         ];
         groups[1].checkpoint_locked_micros = 8_123;
+        groups[0].read_index = ReadIndexStats {
+            reads: 900,
+            checks: 120,
+        };
         let text = render_metrics(2, &groups);
         let samples: Vec<&str> = text.lines().filter(|line| !line.starts_with('#')).collect();
-        assert_eq!(samples.len(), 1 + 10 * 3, "{text}");
+        assert_eq!(samples.len(), 1 + 12 * 3, "{text}");
+        assert!(
+            samples
+                .contains(&"cairn_meta_group_read_index_reads_total{group=\"bucket-service\"} 900")
+        );
+        assert!(text.contains("# TYPE cairn_meta_group_read_index_checks_total counter\n"));
         assert!(samples.contains(
             &"cairn_meta_group_checkpoint_locked_microseconds{group=\"partition-0\"} 8123"
         ));
@@ -241,10 +276,11 @@ mod tests {
             let (_, value) = line.rsplit_once(' ').unwrap();
             value.parse::<u64>().unwrap();
         }
-        assert_eq!(text.matches("# TYPE ").count(), 11);
+        assert_eq!(text.matches("# TYPE ").count(), 13);
         let json: serde_json::Value = serde_json::from_str(&render_status(2, &groups)).unwrap();
         assert_eq!(json["groups"][1]["leader"], 3);
         assert_eq!(json["groups"][2]["leader"], serde_json::Value::Null);
         assert_eq!(json["groups"][1]["checkpoint"]["locked_micros"], 8_123);
+        assert_eq!(json["groups"][0]["read_index"]["checks"], 120);
     }
 }

@@ -11,16 +11,22 @@
 //! entry is an fsynced LMDB commit on every replica, all three replicas on the one disk here.
 //! `raft_entries_per_second_per_partition` counts commands (2 per pair), as it did when every
 //! command was its own entry, so above the raw commit rate it shows what batching gains.
+//!
+//! The read figure (`--readers`, 0 skips it): linearizable GetObject reads per second of
+//! `--readers` concurrent readers over 1,000 keys, with the leaders' read-index checks shared by
+//! concurrent reads (`cairn_raft::read_index`, the default) and, in the same run on a fresh
+//! cluster, with one check per read (`RaftTiming::share_read_index_checks` off, as openraft
+//! does it); each run reports both rates, their ratio and the reads each check served.
 
 use crate::load::median;
 use cairn_meta_state::{
-    Acl, Checksums, Command, CommitWrite, ListObjectsRequest, PartShards, PrepareWrite, Response,
-    StorageClass, VersionId, VersioningState,
+    Acl, Checksums, Command, CommitWrite, ListObjectsRequest, PartShards, PrepareWrite, Query,
+    Response, StorageClass, VersionId, VersionSelector, VersioningState,
 };
 use cairn_raft::{MetaClient, MetaClientConfig, MetaNode, MetaNodeConfig, RaftTiming};
 use clap::Args;
 use hdrhistogram::Histogram;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -63,6 +69,12 @@ pub struct MetaArgs {
     /// default: the node's default).
     #[arg(long)]
     proposals_in_flight: Option<usize>,
+    /// Concurrent readers of the read figure (0 skips it).
+    #[arg(long, default_value_t = 32)]
+    readers: usize,
+    /// Partitions of the read figure's cluster.
+    #[arg(long, default_value_t = 4)]
+    read_partitions: u32,
 }
 
 pub(crate) const BUCKET: &str = "bench";
@@ -240,6 +252,110 @@ async fn put_batch(client: &MetaClient, keys: &[String]) -> anyhow::Result<()> {
         put_pair(client, key).await?;
     }
     Ok(())
+}
+
+/// Keys of the read figure.
+const READ_KEYS: usize = 1000;
+
+/// One run of the read figure on a fresh cluster: (reads per second, reads, read-index checks).
+async fn read_run(args: &MetaArgs, shared: bool) -> anyhow::Result<(f64, u64, u64)> {
+    let timing = RaftTiming {
+        share_read_index_checks: shared,
+        ..test_timing(args.proposals_in_flight)
+    };
+    let cluster = start_cluster_with(args.read_partitions, Path::new(&args.data), timing).await?;
+    let keys: Vec<String> = (0..READ_KEYS)
+        .map(|index| format!("read/{index:05}"))
+        .collect();
+    put_batch(&cluster.client, &keys).await?;
+    let counters = |cluster: &Cluster| {
+        cluster.nodes.iter().flat_map(|node| node.status()).fold(
+            (0, 0),
+            |(reads, checks), status| {
+                (
+                    reads + status.read_index.reads,
+                    checks + status.read_index.checks,
+                )
+            },
+        )
+    };
+    let (reads_before, checks_before) = counters(&cluster);
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for reader in 0..args.readers {
+        let client = cluster.client.clone();
+        tasks.spawn(async move {
+            let mut count = 0usize;
+            while Instant::now() < deadline {
+                let key = format!("read/{:05}", (reader * 7_919 + count * 31) % READ_KEYS);
+                let answer = client
+                    .read(Query::GetObject {
+                        bucket: BUCKET.to_owned(),
+                        key: key.clone(),
+                        version: VersionSelector::Current,
+                    })
+                    .await?;
+                anyhow::ensure!(
+                    matches!(answer, Ok(Response::Object(_))),
+                    "read {key}: {answer:?}"
+                );
+                count += 1;
+            }
+            anyhow::Ok(count as u64)
+        });
+    }
+    let mut reads = 0u64;
+    while let Some(result) = tasks.join_next().await {
+        reads += result??;
+    }
+    let rate = reads as f64 / start.elapsed().as_secs_f64();
+    let (reads_after, checks_after) = counters(&cluster);
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+    Ok((
+        rate,
+        reads_after - reads_before,
+        checks_after - checks_before,
+    ))
+}
+
+/// The read figure: per run, one check per read, then shared checks, each on a fresh cluster.
+fn read_figure(runtime: &tokio::runtime::Runtime, args: &MetaArgs) -> anyhow::Result<Value> {
+    let mut runs = Vec::new();
+    let (mut own, mut shared, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..args.runs {
+        eprintln!("meta: reads, run {run}");
+        let (own_rate, own_reads, own_checks) = runtime.block_on(read_run(args, false))?;
+        let (shared_rate, shared_reads, shared_checks) = runtime.block_on(read_run(args, true))?;
+        own.push(own_rate);
+        shared.push(shared_rate);
+        ratios.push(shared_rate / own_rate);
+        runs.push(json!({
+            "check_per_read": {
+                "reads_per_second": own_rate,
+                "reads": own_reads,
+                "checks": own_checks,
+            },
+            "shared_checks": {
+                "reads_per_second": shared_rate,
+                "reads": shared_reads,
+                "checks": shared_checks,
+                "reads_per_check": shared_reads as f64 / shared_checks.max(1) as f64,
+            },
+            "shared_over_check_per_read": shared_rate / own_rate,
+        }));
+    }
+    Ok(json!({
+        "partitions": args.read_partitions,
+        "readers": args.readers,
+        "keys": READ_KEYS,
+        "check_per_read_reads_per_second_median": median(&mut own),
+        "shared_checks_reads_per_second_median": median(&mut shared),
+        "shared_over_check_per_read_median": median(&mut ratios),
+        "runs": runs,
+    }))
 }
 
 /// Lists the whole bucket at 1000 keys a page: (keys, pages, seconds).
@@ -484,6 +600,11 @@ pub fn run(args: MetaArgs) -> anyhow::Result<()> {
             "keys_written_last_run": last_keys,
         }));
     }
+    let reads = if args.readers > 0 {
+        read_figure(&runtime, &args)?
+    } else {
+        json!(null)
+    };
     let list_objects_bucket = if args.list_keys > 0 {
         list_figure(&runtime, &args)?
     } else {
@@ -498,6 +619,7 @@ pub fn run(args: MetaArgs) -> anyhow::Result<()> {
         "raw_lmdb_commits_per_second_median": raw_median,
         "cases": cases,
         "list_objects": list_report,
+        "reads": reads,
         "list_objects_bucket": list_objects_bucket,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -205,3 +205,52 @@ fn meta_checkpoint_reports_every_doubling() {
         assert!(bytes > point["objects"].as_u64().unwrap() * 200, "{bytes}");
     }
 }
+
+/// `meta` with the write cases and the listing figure cut short: the read figure measures one
+/// check per read and shared checks on fresh 3-replica clusters, and counts the checks. A check
+/// per read must count one check per read, so the counters are what the figure says they are.
+/// Correctness only: no throughput is asserted.
+#[test]
+fn meta_read_figure_counts_checks() {
+    let directory = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
+        .args([
+            "meta",
+            "--partitions",
+            "1",
+            "--seconds",
+            "0.5",
+            "--runs",
+            "1",
+            "--list-keys",
+            "0",
+            "--readers",
+            "16",
+            "--read-partitions",
+            "2",
+            "--data",
+        ])
+        .arg(directory.path())
+        .output()
+        .expect("run cairn-bench");
+    assert!(
+        output.status.success(),
+        "cairn-bench meta failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let reads = &report["reads"];
+    assert_eq!(reads["readers"], 16);
+    let run = &reads["runs"][0];
+    let own = &run["check_per_read"];
+    assert!(own["reads"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(own["reads"], own["checks"], "{run}");
+    let shared = &run["shared_checks"];
+    assert!(shared["reads"].as_u64().unwrap() > 0, "{run}");
+    assert!(
+        shared["checks"].as_u64().unwrap() <= shared["reads"].as_u64().unwrap(),
+        "{run}"
+    );
+    assert!(positive(&run["shared_over_check_per_read"]));
+    assert!(positive(&reads["shared_over_check_per_read_median"]));
+}

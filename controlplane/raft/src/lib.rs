@@ -64,6 +64,7 @@ pub mod network;
 pub mod node;
 pub mod placement;
 pub mod proposer;
+pub mod read_index;
 pub mod ring;
 pub mod store;
 pub mod types;

@@ -33,7 +33,9 @@
 //! flushed together in one entry; a follower answers ForwardToLeader with the leader's id and
 //! address) and ClientRead (a `Query` answered from the
 //! state machine after a read-index check — `Raft::ensure_linearizable` — on the leader, so a read
-//! never returns state older than a write acknowledged before it started).
+//! never returns state older than a write acknowledged before it started; concurrent reads of a
+//! group share checks, each answered by a check that began after it arrived, see
+//! [`crate::read_index`]).
 //!
 //! A local cluster of 6 nodes in 3 zones (each group on 3 of them, one per zone):
 //!
@@ -79,6 +81,7 @@ use crate::layout::{LayoutComparison, check_layout, cluster_layout};
 use crate::network::{ConnectionPool, NetworkFactory, PeerIsolation};
 use crate::placement::{Placement, effective_zones};
 use crate::proposer::{ProposalError, Proposer};
+use crate::read_index::{ReadBarrier, ReadIndexError, ReadIndexStats};
 use crate::store::{DEFAULT_MAP_SIZE_BYTES, StateReader, StoreError, open_group_storage};
 use crate::types::{GroupId, NodeId, Raft};
 use crate::wire::{
@@ -108,6 +111,9 @@ pub struct RaftTiming {
     /// [`crate::proposer`]): 1 proposes the next batch only once the previous entry is applied;
     /// 2 lets the next batch be appended while the previous one is replicated and applied.
     pub proposals_in_flight: usize,
+    /// Concurrent reads of a group share read-index checks (see [`crate::read_index`]). Off,
+    /// every read runs its own check, as openraft does; kept for side-by-side measurement.
+    pub share_read_index_checks: bool,
 }
 
 impl Default for RaftTiming {
@@ -121,6 +127,7 @@ impl Default for RaftTiming {
             snapshot_chunk_size_bytes: 1 << 20,
             client_request_timeout_ms: 5_000,
             proposals_in_flight: 2,
+            share_read_index_checks: true,
         }
     }
 }
@@ -350,6 +357,9 @@ pub struct GroupStatus {
     pub checkpoint_records_written: u64,
     pub checkpoint_locked_micros: u64,
     pub checkpoint_micros: u64,
+    /// Reads this replica answered as leader since it started, and the read-index checks they
+    /// shared (see [`crate::read_index`]): reads ÷ checks is how many reads a check served.
+    pub read_index: ReadIndexStats,
     pub voters: BTreeSet<NodeId>,
     pub learners: BTreeSet<NodeId>,
 }
@@ -365,6 +375,9 @@ pub struct GroupHandle {
     pub read_fence_term: u64,
     /// Where client writes go: the group commit queue (see [`crate::proposer`]).
     pub proposer: Proposer,
+    /// Where client reads get their read index: checks shared by concurrent reads (see
+    /// [`crate::read_index`]).
+    pub read_barrier: ReadBarrier,
 }
 
 type Groups = Arc<BTreeMap<GroupId, GroupHandle>>;
@@ -491,9 +504,15 @@ impl MetaNode {
                 version_tag,
             );
             proposer_tasks.push(proposer_task);
+            let read_barrier = ReadBarrier::new(
+                raft.clone(),
+                client_request_timeout,
+                config.timing.share_read_index_checks,
+            );
             groups.insert(
                 group,
                 GroupHandle {
+                    read_barrier,
                     raft,
                     reader,
                     read_fence_index,
@@ -615,6 +634,7 @@ impl MetaNode {
                     checkpoint_records_written: checkpoint.records_written as u64,
                     checkpoint_locked_micros: (checkpoint.locked_seconds * 1e6) as u64,
                     checkpoint_micros: (checkpoint.total_seconds * 1e6) as u64,
+                    read_index: handle.read_barrier.stats(),
                     voters: membership.voter_ids().collect(),
                     learners: membership.learner_ids().collect(),
                 }
@@ -987,14 +1007,11 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
         MessageKind::ClientWriteBatch => write_batch(server, handle, request).await,
         MessageKind::ClientRead => match decode_record::<Command>(&request.payload) {
             Err(error) => failure(request, Status::BadRequest, error),
-            Ok(Command::Read(query)) => match tokio::time::timeout(
-                server.client_request_timeout,
-                raft.ensure_linearizable(),
-            )
-            .await
-            {
-                Err(_elapsed) => failure(request, Status::Unavailable, "read-index timed out"),
-                Ok(Ok(_read_log_id)) => {
+            Ok(Command::Read(query)) => match handle.read_barrier.confirm().await {
+                Err(ReadIndexError::TimedOut) => {
+                    failure(request, Status::Unavailable, "read-index timed out")
+                }
+                Ok(_read_log_id) => {
                     let current_term = raft.metrics().borrow().current_term;
                     if current_term == handle.read_fence_term
                         && handle.reader.last_applied_index() < handle.read_fence_index
@@ -1013,10 +1030,12 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
                     };
                     Envelope::response_to(request, Status::Ok, encode_record(&output))
                 }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => {
-                    forward_to_leader(request, forward.leader_id, forward.leader_node)
-                }
-                Ok(Err(error)) => failure(request, Status::Unavailable, error),
+                Err(ReadIndexError::Raft(error)) => match *error {
+                    RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
+                        forward_to_leader(request, forward.leader_id, forward.leader_node)
+                    }
+                    error => failure(request, Status::Unavailable, error),
+                },
             },
             Ok(other) => failure(
                 request,
