@@ -159,12 +159,12 @@ pub fn render_metrics(node_id: u64, groups: &[GroupStatus]) -> String {
     let counters: [(&str, &str, Field); 2] = [
         (
             "cairn_meta_group_read_index_reads_total",
-            "Reads that asked this replica, as leader, for a read index since it started.",
+            "Reads that asked this replica for a read index since it started (followers forward them).",
             |status| status.read_index.reads,
         ),
         (
             "cairn_meta_group_read_index_checks_total",
-            "Leadership checks with a quorum that those reads shared.",
+            "Read-index checks (leadership rounds with the quorum) that those reads shared.",
             |status| status.read_index.checks,
         ),
     ];

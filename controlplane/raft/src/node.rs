@@ -357,8 +357,9 @@ pub struct GroupStatus {
     pub checkpoint_records_written: u64,
     pub checkpoint_locked_micros: u64,
     pub checkpoint_micros: u64,
-    /// Reads this replica answered as leader since it started, and the read-index checks they
-    /// shared (see [`crate::read_index`]): reads ÷ checks is how many reads a check served.
+    /// Reads that asked this replica for a read index since it started (a follower's answer is
+    /// ForwardToLeader), and the read-index checks they shared (see [`crate::read_index`]):
+    /// reads ÷ checks is how many reads a check served.
     pub read_index: ReadIndexStats,
     pub voters: BTreeSet<NodeId>,
     pub learners: BTreeSet<NodeId>,
@@ -1010,6 +1011,9 @@ async fn dispatch(server: &Server, request: &Envelope) -> Envelope {
             Ok(Command::Read(query)) => match handle.read_barrier.confirm().await {
                 Err(ReadIndexError::TimedOut) => {
                     failure(request, Status::Unavailable, "read-index timed out")
+                }
+                Err(ReadIndexError::CheckFailed) => {
+                    failure(request, Status::Unavailable, "read-index check failed")
                 }
                 Ok(_read_log_id) => {
                     let current_term = raft.metrics().borrow().current_term;

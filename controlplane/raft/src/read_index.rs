@@ -30,8 +30,10 @@
 //!   one per read: a check already running when a read arrives never answers that read.
 //! - At most one check per group runs at a time; every queued read is answered by the next one
 //!   (or has given up waiting first).
-//! - A check that does not finish within the client timeout fails its reads as unavailable, so a
-//!   stuck check cannot hold later reads back forever.
+//! - A read waits at most the client timeout, including the wait for a running check to end, and
+//!   a check that does not finish within it fails its reads as unavailable, so a stuck check
+//!   cannot hold later reads back forever. A checking task that panics leaves the queue idle,
+//!   so the next read starts a new one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,8 @@ pub enum ReadIndexError {
     Raft(Box<RaftError<NodeId, CheckIsLeaderError<NodeId, openraft::BasicNode>>>),
     /// The check did not finish within the timeout.
     TimedOut,
+    /// The task running the checks ended without answering (it panicked).
+    CheckFailed,
 }
 
 /// Outcome of one check: the read index (None before anything was committed) or the error.
@@ -120,8 +124,14 @@ impl ReadBarrier {
         if start {
             tokio::spawn(Arc::clone(&self.inner).run_checks());
         }
-        // The sender is dropped unanswered only if the checking task panicked.
-        answered.await.unwrap_or(Err(ReadIndexError::TimedOut))
+        // A read waits at most the timeout, as it did for a check of its own, even when it
+        // queued behind a running check. A sender dropped unanswered means the checking task
+        // panicked (its guard dropped the queue).
+        match tokio::time::timeout(self.inner.timeout, answered).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_dropped)) => Err(ReadIndexError::CheckFailed),
+            Err(_elapsed) => Err(ReadIndexError::TimedOut),
+        }
     }
 
     /// Reads and checks so far.
@@ -147,20 +157,37 @@ impl Inner {
     /// Runs checks until no read is waiting. Each check answers exactly the reads queued before
     /// it began.
     async fn run_checks(self: Arc<Inner>) {
+        // If a check panics, the guard lets the next read start a new task, and the reads
+        // queued meanwhile see their senders dropped instead of waiting out the timeout.
+        let guard = PanicGuard(&self);
         loop {
             let batch = {
-                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let mut queue = guard.0.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if queue.waiting.is_empty() {
+                    // Under the lock, so a read queued after this starts a new task.
                     queue.running = false;
                     return;
                 }
                 std::mem::take(&mut queue.waiting)
             };
-            let result = self.check().await;
+            let result = guard.0.check().await;
             for answer in batch {
                 // A read that gave up waiting has dropped its receiver; nothing to do.
                 let _ = answer.send(result.clone());
             }
+        }
+    }
+}
+
+/// Marks the queue idle when a check panics (a normal end does so itself, under the lock).
+struct PanicGuard<'a>(&'a Inner);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.running = false;
+            queue.waiting.clear();
         }
     }
 }
