@@ -1,4 +1,9 @@
-//! `MetaClient`: the gateway's and workers' handle on the metadata groups (tokio).
+//! `MetaClient`: the gateway's and workers' handle on the metadata groups.
+//!
+//! The client's logic (routing, leader discovery, retries, list merging) is independent of the
+//! runtime: its requests go through a [`MetaTransport`], which sends one framed request and waits
+//! for its answer, and pauses between retries. [`TokioTransport`] (the default) runs on tokio;
+//! the gateway runs its own on each monoio executor, so a request needs no thread hop there.
 //!
 //! # Model
 //!
@@ -41,6 +46,7 @@
 //! success accordingly.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -134,7 +140,54 @@ pub enum ClientError {
 pub const MAX_COMMAND_BYTES: usize = 16 << 20;
 
 /// The metadata client. Share it (`Arc`) across tasks; every method takes `&self`.
-pub struct MetaClient {
+/// How a [`MetaClient`] reaches the meta nodes: one request/response exchange on the runtime
+/// the client runs on, and a pause between retries.
+pub trait MetaTransport: Sized {
+    /// A transport that dials with `identity`'s mutual TLS (plaintext when `None`).
+    fn new(identity: Option<&cairn_tls::Identity>) -> Self;
+
+    /// Sends `request` to `address` and waits at most `deadline` for its answer
+    /// ([`CallFailure::Timeout`] past it).
+    fn call(
+        &self,
+        address: &str,
+        request: Envelope,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<Envelope, CallFailure>>;
+
+    /// Waits `duration`.
+    fn sleep(duration: Duration) -> impl Future<Output = ()>;
+}
+
+/// [`MetaTransport`] on tokio: a pool of connections shared by every task of the client.
+pub struct TokioTransport {
+    pool: ConnectionPool,
+}
+
+impl MetaTransport for TokioTransport {
+    fn new(identity: Option<&cairn_tls::Identity>) -> Self {
+        TokioTransport {
+            pool: ConnectionPool::new(identity),
+        }
+    }
+
+    async fn call(
+        &self,
+        address: &str,
+        request: Envelope,
+        deadline: Duration,
+    ) -> Result<Envelope, CallFailure> {
+        tokio::time::timeout(deadline, self.pool.call(address, request))
+            .await
+            .unwrap_or(Err(CallFailure::Timeout))
+    }
+
+    async fn sleep(duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+pub struct MetaClient<T: MetaTransport = TokioTransport> {
     config: MetaClientConfig,
     ring: PartitionRing,
     placement: Placement,
@@ -143,9 +196,9 @@ pub struct MetaClient {
     layout_check: Mutex<LayoutCheck>,
     /// Last known leader address per group.
     leaders: Mutex<HashMap<GroupId, String>>,
-    pool: ConnectionPool,
+    transport: T,
     /// The client of the global bucket service ([`MetaClientConfig::global_bucket_service`]).
-    global: Option<Box<MetaClient>>,
+    global: Option<Box<MetaClient<T>>>,
 }
 
 /// Whether the client's configuration was found to match the cluster's recorded layout.
@@ -175,7 +228,15 @@ enum Attempt {
 }
 
 impl MetaClient {
+    /// A client on tokio.
     pub fn new(config: MetaClientConfig) -> MetaClient {
+        MetaClient::with_transport(config)
+    }
+}
+
+impl<T: MetaTransport> MetaClient<T> {
+    /// A client whose requests go through a `T`.
+    pub fn with_transport(config: MetaClientConfig) -> MetaClient<T> {
         let ring = PartitionRing::new(config.partition_count);
         let placement = Placement::compute(
             effective_zones(config.nodes.keys().copied(), &config.zones),
@@ -185,8 +246,8 @@ impl MetaClient {
         let global = config
             .global_bucket_service
             .as_ref()
-            .map(|global| Box::new(MetaClient::new((**global).clone())));
-        let pool = ConnectionPool::new(config.identity.as_deref());
+            .map(|global| Box::new(MetaClient::with_transport((**global).clone())));
+        let transport = T::new(config.identity.as_deref());
         MetaClient {
             global,
             config,
@@ -195,13 +256,13 @@ impl MetaClient {
             layout,
             layout_check: Mutex::new(LayoutCheck::Unchecked),
             leaders: Mutex::new(HashMap::new()),
-            pool,
+            transport,
         }
     }
 
     /// The global bucket service's client when `group` is the bucket service and this client
     /// belongs to a region that does not hold the bucket directory itself.
-    fn global_for(&self, group: GroupId) -> Option<&MetaClient> {
+    fn global_for(&self, group: GroupId) -> Option<&MetaClient<T>> {
         self.global
             .as_deref()
             .filter(|_| group == GroupId::BUCKET_SERVICE)
@@ -347,7 +408,7 @@ impl MetaClient {
             {
                 Ok(Response::Layout(Some(recorded))) => break recorded,
                 Ok(Response::Layout(None)) if started.elapsed() < operation_deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    T::sleep(Duration::from_millis(100)).await;
                 }
                 Ok(Response::Layout(None)) => {
                     return Err(ClientError::Unavailable {
@@ -680,12 +741,12 @@ impl MetaClient {
     /// Sends `query()` to every partition at once and extracts each answer with `extract`
     /// (which hands back a response of the wrong kind). A state-machine refusal from any
     /// partition is the result; a wrong kind of answer is a [`ClientError::BadAnswer`].
-    async fn ask_every_partition<T>(
+    async fn ask_every_partition<A>(
         &self,
         name: &str,
         query: impl Fn() -> Query,
-        extract: impl Fn(Response) -> Result<T, Box<Response>>,
-    ) -> Result<Result<Vec<T>, MetaError>, ClientError> {
+        extract: impl Fn(Response) -> Result<A, Box<Response>>,
+    ) -> Result<Result<Vec<A>, MetaError>, ClientError> {
         let reads = self
             .partitions()
             .into_iter()
@@ -728,21 +789,17 @@ impl MetaClient {
 
     async fn attempt(&self, address: &str, request: Envelope) -> Attempt {
         let deadline = Duration::from_millis(self.config.attempt_timeout_ms);
-        let response = match tokio::time::timeout(deadline, self.pool.call(address, request)).await
-        {
-            Err(_elapsed) => {
+        let response = match self.transport.call(address, request, deadline).await {
+            Err(CallFailure::Timeout) => {
                 return Attempt::Retry(format!("{address}: no answer in {deadline:?}"));
             }
-            Ok(Err(CallFailure::Unreachable(error))) => {
+            Err(CallFailure::Unreachable(error)) => {
                 return Attempt::Retry(format!("connect {address}: {error}"));
             }
-            Ok(Err(CallFailure::Network(error))) => {
+            Err(CallFailure::Network(error)) => {
                 return Attempt::Retry(format!("call {address}: {error}"));
             }
-            Ok(Err(CallFailure::Timeout)) => {
-                return Attempt::Retry(format!("{address}: timed out"));
-            }
-            Ok(Ok(response)) => response,
+            Ok(response) => response,
         };
         match response.status {
             Status::Ok => Attempt::Answer(response.payload),
@@ -851,7 +908,7 @@ impl MetaClient {
                 });
             }
             tracing::debug!(%group, attempts, %last_error, ?backoff, "meta request retry");
-            tokio::time::sleep(with_jitter(backoff)).await;
+            T::sleep(with_jitter(backoff)).await;
             backoff = (backoff * 2).min(backoff_max);
         }
     }

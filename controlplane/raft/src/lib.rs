@@ -19,8 +19,9 @@
 //! - [`layout`]: the cluster layout (ring and placement parameters) and the check of one's own
 //!   configuration against the one the partition-map group recorded (pure);
 //! - [`client`]: [`MetaClient`], leader discovery among a group's replicas, retries,
-//!   linearizable reads, merged listing; [`DetachedMetaClient`] wraps it in its own tokio
-//!   runtime for monoio/glommio callers;
+//!   linearizable reads, merged listing, over a [`MetaTransport`] ([`TokioTransport`] by
+//!   default; the gateway brings its own for monoio); [`DetachedMetaClient`] wraps a tokio
+//!   client in its own runtime for callers on other executors;
 //! - [`proposer`]: group commit, one log entry for the client writes queued while the previous
 //!   one was flushed;
 //! - [`node`]: [`MetaNode`] hosting the groups placed on it behind one listener, and
@@ -33,7 +34,8 @@
 //!
 //! A replica: `run_meta_node(MetaNodeConfig::new(id, listen, data_dir, peers))` with
 //! `(peers, zones) = parse_peer_list(spec)?`, inside a multi-threaded tokio runtime (set `zones`
-//! and `partition_count` to P first). A gateway: `DetachedMetaClient::start(config, 1)?` with
+//! and `partition_count` to P first). A caller off tokio: `DetachedMetaClient::start(config, 1)?`
+//! (or `MetaClient::<Transport>::with_transport(config)` with its runtime's transport) with
 //! `MetaClientConfig::new(nodes, P)` (and the same `zones`), then `write(command)`,
 //! `read(query)` and `list_objects(request)` from any executor; object commands are routed by
 //! `bucket/key`, bucket and access-key commands go to the bucket service, storage-node commands
@@ -70,7 +72,10 @@ pub mod store;
 pub mod types;
 pub mod wire;
 
-pub use client::{ClientError, DetachedMetaClient, MetaClient, MetaClientConfig};
+pub use client::{
+    ClientError, DetachedMetaClient, MetaClient, MetaClientConfig, MetaTransport, TokioTransport,
+};
+pub use network::CallFailure;
 pub use node::{
     GroupStatus, LayoutStatus, MetaNode, MetaNodeConfig, NodeError, RaftTiming, parse_peer_list,
     parse_peers, run_meta_node,

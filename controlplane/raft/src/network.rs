@@ -225,6 +225,7 @@ pub struct PeerClient {
 }
 
 /// Why a call failed, before mapping to openraft's error for the RPC at hand.
+#[derive(Debug)]
 pub enum CallFailure {
     Unreachable(std::io::Error),
     Timeout,

@@ -218,11 +218,8 @@ impl Envelope {
     }
 }
 
-/// Writes one frame (length prefix + envelope) and flushes.
-pub async fn write_envelope<W>(writer: &mut W, envelope: &Envelope) -> Result<(), WireError>
-where
-    W: AsyncWriteExt + Unpin,
-{
+/// One frame: the envelope's length as a little-endian u32, then the envelope.
+pub fn encode_frame(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
     let body = envelope.encode();
     if body.len() > MAX_FRAME_BYTES {
         return Err(WireError::FrameTooLarge {
@@ -232,6 +229,24 @@ where
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// The envelope length a frame's 4-byte prefix announces, refused past [`MAX_FRAME_BYTES`].
+pub fn frame_length(prefix: [u8; 4]) -> Result<usize, WireError> {
+    let length_bytes = u32::from_le_bytes(prefix) as usize;
+    if length_bytes > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge { length_bytes });
+    }
+    Ok(length_bytes)
+}
+
+/// Writes one frame (length prefix + envelope) and flushes.
+pub async fn write_envelope<W>(writer: &mut W, envelope: &Envelope) -> Result<(), WireError>
+where
+    W: AsyncWriteExt + Unpin,
+{
+    let frame = encode_frame(envelope)?;
     writer.write_all(&frame).await?;
     writer.flush().await?;
     Ok(())
@@ -248,10 +263,7 @@ where
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(error) => return Err(error.into()),
     }
-    let length_bytes = u32::from_le_bytes(length_prefix) as usize;
-    if length_bytes > MAX_FRAME_BYTES {
-        return Err(WireError::FrameTooLarge { length_bytes });
-    }
+    let length_bytes = frame_length(length_prefix)?;
     let mut body = vec![0u8; length_bytes];
     reader.read_exact(&mut body).await?;
     Envelope::decode(&body).map(Some)

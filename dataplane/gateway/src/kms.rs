@@ -106,7 +106,6 @@ async fn create_key(
         cairn_sse::seal_new_kms_material(master.active(), &key_id, 1)
             .map_err(|error| crate::errors::sse_error_to_s3(&error))?;
     let output = executor
-        .shared
         .meta
         .write(Command::Kms(KmsCommand::Create(CreateKmsKey {
             key_id,

@@ -2,8 +2,10 @@
 //!
 //! Model: a thin I/O shell (`server`: monoio executors, hyper HTTP/1.1) around the sans-I/O
 //! cores it composes — `cairn-s3-proto` (routing, SigV4, aws-chunked, XML, errors), `cairn-ec`
-//! (stripe encoder/decoder), [`placement`] (pure) — and the metadata client (`cairn-raft`),
-//! whose futures run on their own tokio threads. One `match` on `Endpoint` dispatches to one
+//! (stripe encoder/decoder), [`placement`] (pure) — and the metadata client (`cairn-raft`):
+//! each executor runs its own over [`meta_transport`] for the writes, reads and object listings
+//! of requests; the rarer calls (version and upload listings, bucket statistics, background
+//! reports) go through a shared client on its own tokio threads. One `match` on `Endpoint` dispatches to one
 //! handler file per operation family: `bucket`, `object`, `list`, `multipart`.
 //!
 //! Invariants: every response carries `x-amz-request-id`; S3 error codes and statuses come only
@@ -55,6 +57,7 @@ mod kms;
 mod lifecycle;
 mod list;
 mod master_key;
+pub mod meta_transport;
 pub mod metrics;
 mod multipart;
 mod object;

@@ -22,7 +22,6 @@ async fn list_page(
 ) -> Result<ListObjectsPage, S3Error> {
     context
         .executor
-        .shared
         .meta
         .list_objects(request)
         .await

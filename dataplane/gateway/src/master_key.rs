@@ -97,7 +97,6 @@ async fn write(
     command: Command,
 ) -> Result<Result<Response, MetaError>, S3Error> {
     let output = executor
-        .shared
         .meta
         .write(command)
         .await

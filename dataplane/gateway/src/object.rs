@@ -1652,7 +1652,6 @@ async fn delete_one(
     };
     let output = context
         .executor
-        .shared
         .meta
         .write(crate::replication::queue_delete(
             bucket_record,

@@ -163,6 +163,9 @@ pub struct Executor {
     piece_pools: RefCell<HashMap<usize, BufferPool>>,
     /// The ETag MD5 lanes of this executor's uploads (see [`crate::upload_md5`]).
     pub md5_lanes: Rc<RefCell<cairn_s3_proto::md5_lanes::Md5Lanes>>,
+    /// This executor's own metadata client (see [`crate::meta_transport`]): the writes, reads
+    /// and object listings of requests go through it, the rarer calls through [`Shared::meta`].
+    pub meta: cairn_raft::MetaClient<crate::meta_transport::MonoioTransport>,
     /// This executor's position, its slot in [`Shared::connections`].
     index: usize,
 }
@@ -190,7 +193,6 @@ impl Executor {
     /// A metadata write; a refusal of the state machine becomes its S3 error.
     pub async fn meta_write(&self, command: Command) -> Result<Response, S3Error> {
         let output = self
-            .shared
             .meta
             .write(command)
             .await
@@ -207,8 +209,7 @@ impl Executor {
 
     /// A linearizable metadata read, with the refusal kept typed for callers that branch on it.
     pub async fn meta_read(&self, query: Query) -> Result<Result<Response, MetaError>, S3Error> {
-        self.shared
-            .meta
+        self.meta
             .read(query)
             .await
             .map_err(|error| client_error_to_s3(&error))
@@ -546,6 +547,7 @@ fn run_executor(
                 ),
             )),
             index: executor_index,
+            meta: cairn_raft::MetaClient::with_transport(shared.config.meta.clone()),
             shared,
         });
         if let Some(edge_listener) = edge_listener {
