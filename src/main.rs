@@ -1127,6 +1127,10 @@ fn serve_worker_admin(address: SocketAddr, pages: admin::Pages) -> anyhow::Resul
 /// Object partitions of the `cairn dev` metadata replica.
 const DEV_PARTITIONS: u32 = 4;
 
+/// Small blocks from mimalloc, large ones from glibc (see [`malloc`]).
+#[global_allocator]
+static ALLOCATOR: malloc::SplitAllocator = malloc::SplitAllocator;
+
 fn main() -> anyhow::Result<()> {
     malloc::configure();
     tracing_subscriber::fmt()
