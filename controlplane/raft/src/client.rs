@@ -1386,10 +1386,12 @@ pub fn merge_upload_pages(pages: Vec<ListUploadsPage>, max_uploads: u32) -> List
 
 /// A [`MetaClient`] running on its own small tokio runtime, usable from any executor.
 ///
-/// The gateway and storage nodes run monoio/glommio, where tokio's I/O cannot run. This handle
-/// spawns each operation onto a dedicated tokio runtime (its own threads) and hands back a future
-/// that only waits on a oneshot channel, which any executor can poll. Dropping the handle stops
-/// the runtime without waiting for operations in flight.
+/// The gateway, the edge and the storage nodes run monoio/glommio, where tokio's I/O cannot
+/// run. This handle spawns each operation onto a dedicated tokio runtime (its own threads) and
+/// hands back a future that only waits on a oneshot channel, which any executor can poll: two
+/// cross-thread wake-ups per call, so the gateway's executors send their requests' calls through
+/// clients of their own ([`MetaTransport`]) and keep this handle for the rarer ones. Dropping
+/// the handle stops the runtime without waiting for operations in flight.
 pub struct DetachedMetaClient {
     client: std::sync::Arc<MetaClient>,
     runtime: Option<tokio::runtime::Runtime>,
