@@ -24,13 +24,11 @@ fn cairn_binary() -> PathBuf {
     cairn
 }
 
-fn bench(dev: &CairnDev, args: &[&str]) -> Value {
+/// Runs `cairn-bench` with `args` and the environment `env`; the JSON document it printed.
+fn run_bench(args: &[&str], env: &[(&str, &str)]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", &dev.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &dev.secret_key)
-        .env("PEER_ACCESS_KEY_ID", &dev.access_key)
-        .env("PEER_SECRET_ACCESS_KEY", &dev.secret_key)
+        .envs(env.iter().copied())
         .output()
         .expect("run cairn-bench");
     assert!(
@@ -39,6 +37,19 @@ fn bench(dev: &CairnDev, args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("one JSON document on stdout")
+}
+
+/// `cairn-bench` against `dev`, with its root keys for both endpoints.
+fn bench(dev: &CairnDev, args: &[&str]) -> Value {
+    run_bench(
+        args,
+        &[
+            ("AWS_ACCESS_KEY_ID", &dev.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &dev.secret_key),
+            ("PEER_ACCESS_KEY_ID", &dev.access_key),
+            ("PEER_SECRET_ACCESS_KEY", &dev.secret_key),
+        ],
+    )
 }
 
 fn positive(value: &Value) -> bool {
@@ -165,8 +176,9 @@ fn s3_and_compare_against_cairn_dev() {
 #[test]
 fn meta_checkpoint_reports_every_doubling() {
     let directory = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
-        .args([
+    let data = directory.path().to_str().expect("a UTF-8 temporary path");
+    let report = run_bench(
+        &[
             "meta-checkpoint",
             "--objects",
             "4000",
@@ -177,16 +189,10 @@ fn meta_checkpoint_reports_every_doubling() {
             "--runs",
             "1",
             "--data",
-        ])
-        .arg(directory.path())
-        .output()
-        .expect("run cairn-bench");
-    assert!(
-        output.status.success(),
-        "cairn-bench meta-checkpoint failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+            data,
+        ],
+        &[],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
     assert_eq!(report["schema"], "cairn-bench/meta-checkpoint/1");
     // 8,001 entries (a bucket, then two per object), a checkpoint per 1,000 after the bucket.
     assert_eq!(report["checkpoints"], 8);
@@ -213,8 +219,9 @@ fn meta_checkpoint_reports_every_doubling() {
 #[test]
 fn meta_read_figure_counts_checks() {
     let directory = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
-        .args([
+    let data = directory.path().to_str().expect("a UTF-8 temporary path");
+    let report = run_bench(
+        &[
             "meta",
             "--partitions",
             "1",
@@ -229,16 +236,10 @@ fn meta_read_figure_counts_checks() {
             "--read-partitions",
             "2",
             "--data",
-        ])
-        .arg(directory.path())
-        .output()
-        .expect("run cairn-bench");
-    assert!(
-        output.status.success(),
-        "cairn-bench meta failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+            data,
+        ],
+        &[],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
     let reads = &report["reads"];
     assert_eq!(reads["readers"], 16);
     let run = &reads["runs"][0];

@@ -18,6 +18,7 @@
 //! error from the peer (snapshot chunk mismatch) → `RemoteError`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -121,8 +122,18 @@ impl ConnectionPool {
         }
     }
 
-    /// An idle connection to `address`, if any.
-    pub fn take(&self, address: &str) -> Option<Connection> {
+    /// Sends `request` on a pooled or new connection to `address` ([`call_pooled`]). Raft RPCs
+    /// are idempotent, so a resend is harmless; a client write may have been applied before the
+    /// connection broke, which callers already handle (see [`crate::client`] on duplicates).
+    pub async fn call(&self, address: &str, request: Envelope) -> Result<Envelope, CallFailure> {
+        call_pooled(self, address, request).await
+    }
+}
+
+impl ConnectionSource for ConnectionPool {
+    type Connection = Connection;
+
+    fn take(&self, address: &str) -> Option<Connection> {
         self.idle
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -130,8 +141,7 @@ impl ConnectionPool {
             .and_then(Vec::pop)
     }
 
-    /// Keeps `connection` for reuse (closes it if enough are idle already).
-    pub fn give_back(&self, address: &str, connection: Connection) {
+    fn give_back(&self, address: &str, connection: Connection) {
         let mut idle = self
             .idle
             .lock()
@@ -142,28 +152,62 @@ impl ConnectionPool {
         }
     }
 
-    /// Sends `request` on a pooled or new connection to `address`. A pooled connection that
-    /// fails is assumed stale (the peer restarted or closed it) and the request is sent once more
-    /// on a fresh one. Raft RPCs are idempotent, so the resend is harmless; a client write may
-    /// have been applied before the connection broke, which callers already handle (see
-    /// [`crate::client`] on duplicates).
-    pub async fn call(&self, address: &str, request: Envelope) -> Result<Envelope, CallFailure> {
-        if let Some(mut connection) = self.take(address)
-            && let Ok(response) = connection.call(request.clone()).await
-        {
-            self.give_back(address, connection);
-            return Ok(response);
-        }
-        let mut connection = Connection::connect(address, self.tls.as_ref())
-            .await
-            .map_err(CallFailure::Unreachable)?;
-        let response = connection
-            .call(request)
-            .await
-            .map_err(CallFailure::Network)?;
-        self.give_back(address, connection);
-        Ok(response)
+    async fn connect(&self, address: &str) -> std::io::Result<Connection> {
+        Connection::connect(address, self.tls.as_ref()).await
     }
+}
+
+/// A connection that carries one request/response exchange at a time.
+pub trait RpcConnection {
+    /// Sends `request` and waits for its response.
+    fn call(&mut self, request: Envelope) -> impl Future<Output = Result<Envelope, WireError>>;
+}
+
+impl RpcConnection for Connection {
+    async fn call(&mut self, request: Envelope) -> Result<Envelope, WireError> {
+        Connection::call(self, request).await
+    }
+}
+
+/// Where [`call_pooled`] gets connections: idle ones by address, or a fresh dial.
+pub trait ConnectionSource {
+    type Connection: RpcConnection;
+
+    /// An idle connection to `address`, if any.
+    fn take(&self, address: &str) -> Option<Self::Connection>;
+
+    /// Keeps `connection` for reuse (closes it if enough are idle already).
+    fn give_back(&self, address: &str, connection: Self::Connection);
+
+    /// Dials `address`.
+    fn connect(&self, address: &str) -> impl Future<Output = std::io::Result<Self::Connection>>;
+}
+
+/// Sends `request` on an idle connection to `address` or a new one, the policy of every pool
+/// (tokio's [`ConnectionPool`], the gateway executors' own): a pooled connection that fails is
+/// assumed stale (the peer restarted or closed it) and the request is sent once more on a fresh
+/// one; a connection that failed is dropped, one that answered is given back.
+pub async fn call_pooled<S: ConnectionSource>(
+    source: &S,
+    address: &str,
+    request: Envelope,
+) -> Result<Envelope, CallFailure> {
+    if let Some(mut connection) = source.take(address)
+        && let Ok(response) = connection.call(request.clone()).await
+    {
+        source.give_back(address, connection);
+        return Ok(response);
+    }
+    let mut connection = source
+        .connect(address)
+        .await
+        .map_err(CallFailure::Unreachable)?;
+    let response = connection
+        .call(request)
+        .await
+        .map_err(CallFailure::Network)?;
+    source.give_back(address, connection);
+    Ok(response)
 }
 
 /// Fault injection: while set, a node neither sends nor accepts Raft RPCs (client requests still

@@ -6,9 +6,9 @@
 //! the way back (the shared [`cairn_raft::DetachedMetaClient`] keeps the rarer calls).
 //!
 //! Same protocol and model as the tokio pool ([`cairn_raft::network::ConnectionPool`]): one
-//! request in flight per connection, idle connections kept per address, a pooled connection
-//! that fails is assumed stale and the request is sent once more on a fresh one, and a failed
-//! or timed out exchange drops its connection. Mutual TLS as there (a meta-role certificate of
+//! request in flight per connection, idle connections kept per address, and the same reuse and
+//! redial policy ([`cairn_raft::network::call_pooled`]); a timed out exchange drops its
+//! connection. Mutual TLS as there (a meta-role certificate of
 //! the cluster CA).
 
 use std::cell::RefCell;
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_raft::CallFailure;
+use cairn_raft::network::{ConnectionSource, RpcConnection, call_pooled};
 use cairn_raft::wire::{Envelope, WireError, encode_frame, frame_length};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRent, AsyncWriteRentExt};
@@ -38,7 +39,7 @@ enum Stream {
 }
 
 /// One request/response connection to a meta node's listener.
-struct Connection {
+pub struct Connection {
     stream: Stream,
     next_request_id: u64,
 }
@@ -65,7 +66,9 @@ impl Connection {
             next_request_id: 1,
         })
     }
+}
 
+impl RpcConnection for Connection {
     async fn call(&mut self, mut request: Envelope) -> Result<Envelope, WireError> {
         request.request_id = self.next_request_id;
         self.next_request_id += 1;
@@ -132,6 +135,16 @@ pub struct MonoioTransport {
 }
 
 impl MonoioTransport {
+    /// Idle connections held, over every address.
+    #[cfg(test)]
+    fn idle_connections(&self) -> usize {
+        self.idle.borrow().values().map(Vec::len).sum()
+    }
+}
+
+impl ConnectionSource for MonoioTransport {
+    type Connection = Connection;
+
     fn take(&self, address: &str) -> Option<Connection> {
         self.idle.borrow_mut().get_mut(address).and_then(Vec::pop)
     }
@@ -144,27 +157,8 @@ impl MonoioTransport {
         }
     }
 
-    async fn call_pooled(&self, address: &str, request: Envelope) -> Result<Envelope, CallFailure> {
-        if let Some(mut connection) = self.take(address)
-            && let Ok(response) = connection.call(request.clone()).await
-        {
-            self.give_back(address, connection);
-            return Ok(response);
-        }
-        let mut connection = Connection::connect(address, self.tls.as_ref())
-            .await
-            .map_err(CallFailure::Unreachable)?;
-        let response = connection
-            .call(request)
-            .await
-            .map_err(CallFailure::Network)?;
-        self.give_back(address, connection);
-        Ok(response)
-    }
-
-    /// Idle connections held, over every address (for tests).
-    pub fn idle_connections(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
+    async fn connect(&self, address: &str) -> io::Result<Connection> {
+        Connection::connect(address, self.tls.as_ref()).await
     }
 }
 
@@ -182,7 +176,7 @@ impl cairn_raft::MetaTransport for MonoioTransport {
         request: Envelope,
         deadline: Duration,
     ) -> Result<Envelope, CallFailure> {
-        monoio::time::timeout(deadline, self.call_pooled(address, request))
+        monoio::time::timeout(deadline, call_pooled(self, address, request))
             .await
             .unwrap_or(Err(CallFailure::Timeout))
     }
