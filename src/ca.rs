@@ -122,8 +122,8 @@ pub struct InternalTlsArgs {
     /// the default; logged as a warning at start.
     #[arg(long, conflicts_with = "tls_dir")]
     pub insecure_plaintext_internal: bool,
-    /// Keep loopback connections to a storage node (or to a gateway's `--edge-listen`)
-    /// encrypted. By default a connection whose both ends are loopback addresses continues in
+    /// Keep loopback connections to a storage node, a metadata replica or a gateway's
+    /// `--edge-listen` encrypted. By default a connection whose both ends are loopback addresses continues in
     /// plaintext once mutual TLS has authenticated it: loopback traffic cannot be read or
     /// injected into without root.
     #[arg(long, conflicts_with = "insecure_plaintext_internal")]
@@ -159,7 +159,8 @@ impl InternalTlsArgs {
 }
 
 /// An internal listener's TLS under `identity` for clients of `accepted` roles, for a server
-/// that implements the loopback switch (a storage node, a gateway's edge listener): its
+/// that implements the loopback switch (a storage node, a gateway's edge listener; metadata
+/// replicas build theirs in `cairn_raft` from `MetaNodeConfig::encrypt_loopback`): its
 /// loopback connections continue in plaintext after the handshake unless `encrypt_loopback`.
 pub fn switching_listener_tls(
     identity: &Identity,

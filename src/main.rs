@@ -723,8 +723,8 @@ struct DevArgs {
     /// accepts the other's certificates.
     #[arg(long, conflicts_with = "insecure_plaintext_internal")]
     dev_ca: Option<PathBuf>,
-    /// Keep the storage nodes' connections (and an edge's on the same host, with
-    /// `--edge-listen`) encrypted. By default they run over loopback and continue in plaintext
+    /// Keep the storage nodes' and the metadata replica's connections (and an edge's on the
+    /// same host, with `--edge-listen`) encrypted. By default they run over loopback and continue in plaintext
     /// once mutual TLS has authenticated them (loopback traffic cannot be read or injected into
     /// without root).
     #[arg(long, conflicts_with = "insecure_plaintext_internal")]
@@ -888,6 +888,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         cairn_raft::MetaNodeConfig::new(1, meta_address, args.data.join("meta"), peers.clone());
     meta_config.partition_count = DEV_PARTITIONS;
     meta_config.identity = meta_identity;
+    meta_config.encrypt_loopback = args.encrypt_loopback;
     meta_config.set_region(&args.region);
     // The metadata replica owns SIGINT/SIGTERM handling: when it returns, the whole process ends.
     std::thread::Builder::new()
@@ -1348,6 +1349,7 @@ fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
         }
     };
     let mut config = config;
+    config.encrypt_loopback = args.internal_tls.encrypt_loopback;
     config.timing.snapshot_after_log_entries = args.snapshot_after_entries;
     config.timing.log_entries_kept_after_snapshot = args.snapshot_keep_entries;
     tokio::runtime::Builder::new_multi_thread()

@@ -13,6 +13,40 @@ pub fn free_port() -> u16 {
     consecutive_free_ports(1)
 }
 
+/// A TCP port forwarder listening on `listen` (port 0: any) that relays each connection to
+/// `target`, as a userland proxy would; returns its address. Its threads end with the test.
+pub fn forward(listen: SocketAddr, target: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind(listen).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming() {
+            let Ok(inbound) = inbound else { return };
+            let Ok(outbound) = TcpStream::connect(target) else {
+                continue;
+            };
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            pipe(inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+            pipe(outbound, inbound);
+        }
+    });
+    address
+}
+
+/// This host's address on its default route, if it has one (none on a machine with loopback
+/// only).
+pub fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // A UDP connect picks a route and a source address and sends nothing.
+    socket.connect("203.0.113.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 pub fn free_address() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }

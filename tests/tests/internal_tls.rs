@@ -412,3 +412,138 @@ fn cairn_dev_serves_s3_over_tls_and_its_internal_traffic_is_mutual_tls() {
         .expect("a worker identity of the dev CA is served");
     dev.assert_no_errors_logged();
 }
+
+/// Reads the cluster layout over one metadata connection, retrying while the replica is still
+/// bootstrapping; any transport failure fails the read.
+async fn read_layout_over<C: cairn_raft::network::RpcConnection>(connection: &mut C) {
+    use cairn_meta_state::{Command, Output, Query, Response};
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = cairn_raft::wire::Envelope::request(
+            cairn_raft::GroupId::PARTITION_MAP,
+            cairn_raft::wire::MessageKind::ClientRead,
+            cairn_meta_state::encode_record(&Command::Read(Query::GetLayout)),
+        );
+        let answer = connection.call(request).await.expect("the exchange");
+        if answer.status == cairn_raft::wire::Status::Ok {
+            let output: Output = cairn_meta_state::decode_record(&answer.payload).unwrap();
+            if let Ok(Response::Layout(Some(_))) = output.result {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no layout: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Raft and metadata RPC continue in plaintext after the mutual-TLS handshake on connections
+/// that are loopback at both ends, and only there: reached over the host's other address, or
+/// through a port forwarder on it (the replica sees a loopback peer, the client does not), the
+/// connection stays encrypted; without a certificate nothing is served; `--encrypt-loopback`
+/// keeps loopback encrypted. Both clients (tokio's, and the gateway executors' monoio one).
+#[test]
+fn meta_rpc_runs_in_plaintext_only_on_authenticated_loopback_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
+    let port = cairn_tests::free_port();
+    let loopback = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = |extra: &[&str]| {
+        // Listening on every address, so the same replica is reached over loopback and eth0.
+        let mut args: Vec<String> = vec![
+            "meta".into(),
+            "--id".into(),
+            "1".into(),
+            "--listen".into(),
+            SocketAddr::from(([0, 0, 0, 0], port)).to_string(),
+            "--data".into(),
+            dir.path().join("meta").display().to_string(),
+            "--peers".into(),
+            format!("1={loopback}"),
+            "--partitions".into(),
+            "2".into(),
+        ];
+        args.extend(pki.role_args("meta-1", "meta"));
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let mut meta = CairnProcess::start(Path::new(BINARY), &args, dir.path(), "meta");
+        wait_for_listener(loopback, &mut meta, Duration::from_secs(20));
+        meta
+    };
+    let tls = identity(&pki.issue("gateway-1", "gateway")).client_config();
+    let tokio_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tokio_connection = |address: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>| {
+        tokio_runtime.block_on(async {
+            let mut connection =
+                cairn_raft::network::Connection::connect(&address.to_string(), tls).await?;
+            if tls.is_some() {
+                read_layout_over(&mut connection).await;
+            }
+            std::io::Result::Ok(connection)
+        })
+    };
+
+    let meta = start(&[]);
+    // Loopback: authenticated by mutual TLS, then plaintext; reads are answered.
+    let connection = tokio_connection(loopback, Some(&tls)).unwrap();
+    assert!(!connection.is_encrypted());
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("monoio runtime")
+        .block_on(async {
+            let mut connection = cairn_gateway::meta_transport::Connection::connect(
+                &loopback.to_string(),
+                Some(&tls),
+            )
+            .await
+            .unwrap();
+            assert!(!connection.is_encrypted());
+            let request = cairn_raft::wire::Envelope::request(
+                cairn_raft::GroupId::PARTITION_MAP,
+                cairn_raft::wire::MessageKind::ClientRead,
+                cairn_meta_state::encode_record(&cairn_meta_state::Command::Read(
+                    cairn_meta_state::Query::GetLayout,
+                )),
+            );
+            use cairn_raft::network::RpcConnection;
+            let answer = connection.call(request).await.unwrap();
+            assert_eq!(answer.status, cairn_raft::wire::Status::Ok, "{answer:?}");
+        });
+    // The switch never skips authentication: without a certificate, no answer.
+    let refused = tokio_runtime.block_on(async {
+        let mut connection =
+            cairn_raft::network::Connection::connect(&loopback.to_string(), None).await?;
+        let request = cairn_raft::wire::Envelope::request(
+            cairn_raft::GroupId::PARTITION_MAP,
+            cairn_raft::wire::MessageKind::ClientRead,
+            Vec::new(),
+        );
+        connection
+            .call(request)
+            .await
+            .map_err(|error| std::io::Error::other(error.to_string()))
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    // Any other address, directly or through a forwarder on this host: encrypted.
+    match cairn_tests::non_loopback_address() {
+        Some(ip) => {
+            let direct = tokio_connection(SocketAddr::new(ip, port), Some(&tls)).unwrap();
+            assert!(direct.is_encrypted(), "via {ip}");
+            let forwarder = cairn_tests::forward(SocketAddr::new(ip, 0), loopback);
+            let forwarded = tokio_connection(forwarder, Some(&tls)).unwrap();
+            assert!(forwarded.is_encrypted(), "via the forwarder");
+        }
+        None => eprintln!("no non-loopback address on this machine: that half is not run"),
+    }
+    drop(meta);
+
+    // --encrypt-loopback keeps loopback connections encrypted.
+    let _meta = start(&["--encrypt-loopback"]);
+    let connection = tokio_connection(loopback, Some(&tls)).unwrap();
+    assert!(connection.is_encrypted());
+}

@@ -50,30 +50,55 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> RpcStream for T {}
 pub struct Connection {
     stream: BufStream<Box<dyn RpcStream>>,
     next_request_id: u64,
+    encrypted: bool,
 }
 
 impl Connection {
     /// Dials `address` (host:port) with TCP_NODELAY: every message is a small request waiting
     /// for its answer, so Nagle's algorithm would only add latency. With `tls`, the connection
-    /// is mutual TLS and the peer must present a meta-role certificate of the cluster CA.
+    /// is mutual TLS and the peer must present a meta-role certificate of the cluster CA; a
+    /// loopback connection the peer switches to plaintext after the handshake continues so
+    /// (see `cairn_tls`).
     pub async fn connect(
         address: &str,
         tls: Option<&Arc<tokio_rustls::rustls::ClientConfig>>,
     ) -> std::io::Result<Connection> {
+        use tokio::io::AsyncReadExt;
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
+        let mut encrypted = false;
         let stream: Box<dyn RpcStream> = match tls {
             None => Box::new(stream),
-            Some(tls) => Box::new(
-                tokio_rustls::TlsConnector::from(Arc::clone(tls))
-                    .connect(cairn_tls::Role::Meta.server_name(), stream)
-                    .await?,
-            ),
+            Some(tls) => {
+                let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+                let mut stream = tokio_rustls::TlsConnector::from(cairn_tls::client_config_for(
+                    tls, local, peer,
+                ))
+                .connect(cairn_tls::Role::Meta.server_name(), stream)
+                .await?;
+                if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+                    let mut ack = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
+                    stream.read_exact(&mut ack).await?;
+                    let (stream, mut session) = stream.into_inner();
+                    cairn_tls::check_loopback_switch(&ack, local, peer, &mut session)?;
+                    Box::new(stream)
+                } else {
+                    encrypted = true;
+                    Box::new(stream)
+                }
+            }
         };
         Ok(Connection {
             stream: BufStream::new(stream),
             next_request_id: 1,
+            encrypted,
         })
+    }
+
+    /// Whether the connection runs inside TLS (false: dialled without TLS, or switched to
+    /// plaintext after an authenticated loopback handshake).
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
     }
 
     /// Sends `request` and waits for its response.

@@ -164,6 +164,10 @@ pub struct MetaNodeConfig {
     /// only mutual-TLS connections from the roles in `cairn_tls::META_CLIENTS`, and the replica
     /// dials its peers with it. `None`: plaintext (tests; `--insecure-plaintext-internal`).
     pub identity: Option<Arc<cairn_tls::Identity>>,
+    /// Keep loopback connections encrypted. By default (with an `identity`) a connection whose
+    /// both ends are loopback addresses continues in plaintext once mutual TLS has
+    /// authenticated it, as storage RPC does (see `cairn_tls`).
+    pub encrypt_loopback: bool,
     /// Free bytes under `data_dir` below which client writes are refused
     /// ([`crate::disk::DiskReserve`]).
     pub disk_reserve_bytes: u64,
@@ -193,6 +197,7 @@ impl MetaNodeConfig {
             bootstrap: true,
             map_size_bytes: DEFAULT_MAP_SIZE_BYTES,
             identity: None,
+            encrypt_loopback: false,
             disk_reserve_bytes: crate::disk::DEFAULT_RESERVE_BYTES,
             version_tag: 0,
         }
@@ -453,11 +458,16 @@ impl MetaNode {
 
         let pool = Arc::new(ConnectionPool::new(config.identity.as_deref()));
         let tls = match &config.identity {
-            Some(identity) => Some(
-                identity
+            Some(identity) => {
+                let tls = identity
                     .server_tls(cairn_tls::META_CLIENTS)
-                    .map_err(|error| NodeError::Config(error.to_string()))?,
-            ),
+                    .map_err(|error| NodeError::Config(error.to_string()))?;
+                Some(if config.encrypt_loopback {
+                    tls
+                } else {
+                    tls.with_loopback_plaintext()
+                })
+            }
             None => None,
         };
         let isolation = PeerIsolation::default();
@@ -851,31 +861,50 @@ async fn serve(listener: TcpListener, server: Arc<Server>) {
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
+    use tokio::io::AsyncWriteExt;
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "set_nodelay");
     }
     let (stream, mut revalidation): (Box<dyn crate::network::RpcStream>, _) = match &server.tls {
         None => (Box::new(stream), None),
         Some(tls) => {
-            let peer = stream.peer_addr().ok();
+            let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+                return;
+            };
             let generation = tls.check.before_handshake();
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config_for(local, peer));
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
+                Ok(Ok(mut stream)) => {
                     let Some(certificate) = tls
                         .check
                         .peer(generation, stream.get_ref().1.peer_certificates())
                     else {
                         return;
                     };
-                    (Box::new(stream), Some((&tls.check, certificate)))
+                    let revalidation = Some((&tls.check, certificate));
+                    // An authenticated loopback connection continues in plaintext (the
+                    // handshake selected it only when both ends are loopback; see `cairn_tls`).
+                    if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+                        let acknowledged = async {
+                            stream.write_all(cairn_tls::LOOPBACK_PLAINTEXT_ACK).await?;
+                            stream.flush().await
+                        };
+                        if let Err(error) = acknowledged.await {
+                            tracing::debug!(%peer, %error, "dropping connection at the switch");
+                            return;
+                        }
+                        let (stream, _) = stream.into_inner();
+                        (Box::new(stream), revalidation)
+                    } else {
+                        (Box::new(stream), revalidation)
+                    }
                 }
                 Ok(Err(error)) => {
-                    tracing::info!(?peer, %error, "TLS handshake refused");
+                    tracing::info!(%peer, %error, "TLS handshake refused");
                     return;
                 }
                 Err(_) => {
-                    tracing::info!(?peer, "TLS handshake timed out");
+                    tracing::info!(%peer, "TLS handshake timed out");
                     return;
                 }
             }

@@ -45,7 +45,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    async fn connect(
+    /// Dials a meta node at `address`; with `tls`, mutual TLS, and a loopback connection the
+    /// node switches to plaintext after the handshake continues so (see `cairn_tls`).
+    pub async fn connect(
         address: &str,
         tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> io::Result<Connection> {
@@ -54,17 +56,37 @@ impl Connection {
         stream.set_nodelay(true)?;
         let stream = match tls {
             None => Stream::Plain(stream),
-            Some(tls) => Stream::Tls(Box::new(
-                monoio_rustls::TlsConnector::from(Arc::clone(tls))
-                    .connect(cairn_tls::Role::Meta.server_name(), stream)
-                    .await
-                    .map_err(io::Error::from)?,
-            )),
+            Some(tls) => {
+                let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+                let mut stream = monoio_rustls::TlsConnector::from(cairn_tls::client_config_for(
+                    tls, local, peer,
+                ))
+                .connect(cairn_tls::Role::Meta.server_name(), stream)
+                .await
+                .map_err(io::Error::from)?;
+                if cairn_tls::selects_loopback_plaintext(stream.alpn_protocol().as_deref()) {
+                    // The meta node authenticated this loopback connection and continues it in
+                    // plaintext after its acknowledgement (see `cairn_tls`).
+                    let ack = vec![0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
+                    let (result, ack) = stream.read_exact(ack).await;
+                    result?;
+                    let (stream, mut session) = stream.into_parts();
+                    cairn_tls::check_loopback_switch(&ack, local, peer, &mut session)?;
+                    Stream::Plain(stream)
+                } else {
+                    Stream::Tls(Box::new(stream))
+                }
+            }
         };
         Ok(Connection {
             stream,
             next_request_id: 1,
         })
+    }
+
+    /// Whether the connection runs inside TLS.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
     }
 }
 

@@ -34,8 +34,8 @@
 //!
 //! # Plaintext after authentication, on loopback only
 //!
-//! A storage node, and a gateway's edge listener, may carry a connection in plaintext once its
-//! handshake has authenticated both ends, when both ends of the connection are loopback
+//! A storage node, a metadata replica and a gateway's edge listener may carry a connection in
+//! plaintext once its handshake has authenticated both ends, when both ends of the connection are loopback
 //! addresses (`cairn dev`, a gateway on the same host as its nodes, an edge on the gateway's
 //! host). Loopback traffic never leaves the host's network namespace, and
 //! reading it or injecting into an established loopback TCP connection takes `CAP_NET_RAW` or
@@ -57,8 +57,9 @@
 //! - a client whose server selected the protocol on a connection that is not loopback refuses
 //!   the connection; the per-request revocation check ([`PeerCheck`]) continues unchanged.
 //!
-//! `--encrypt-loopback` keeps them encrypted. Raft and metadata RPC always stay encrypted: their
-//! messages are small, and their TLS measured at about 4 % of small-object PUT throughput.
+//! `--encrypt-loopback` keeps them encrypted. Raft and metadata RPC switch too (since session
+//! 18): their messages are small, but a small-object request makes two or three of them, and
+//! their TLS measured at about 4 % of small-object PUT throughput.
 
 mod ca;
 mod verify;
@@ -355,8 +356,9 @@ impl Identity {
             .with_custom_certificate_verifier(server_verifier)
             .with_client_auth_cert(chain.clone(), key.clone_key())
             .map_err(|error| TlsError::Config(error.to_string()))?;
-        // Offered to every internal server; only a storage node's loopback connections select
-        // it (see the module header).
+        // Offered to every internal server; only the loopback connections of a switching
+        // listener (storage node, metadata replica, edge listener) select it (see the module
+        // header).
         client_config.alpn_protocols = vec![LOOPBACK_PLAINTEXT_ALPN.to_vec()];
         Ok(Arc::new(Identity {
             role,
