@@ -185,8 +185,48 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
+/// Signing keys this thread derived lately, by secret, day, region and service. A key changes
+/// with those only, and deriving one costs four HMACs (16 SHA-256 blocks), more than the rest of
+/// a request's signature check (the canonical request's hash and one HMAC); a client signs every
+/// request of a day with the same key. Emptied when it holds [`SIGNING_KEYS_KEPT`].
+thread_local! {
+    static SIGNING_KEYS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, [u8; 32]>> =
+        std::cell::RefCell::default();
+}
+
+/// Most derived signing keys one thread keeps (see [`signing_key`]).
+const SIGNING_KEYS_KEPT: usize = 1024;
+
+/// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`,
+/// remembered per thread (see [`SIGNING_KEYS`]).
 pub fn signing_key(
+    secret_access_key: &str,
+    date_yyyymmdd: &str,
+    region: &str,
+    service: &str,
+) -> [u8; 32] {
+    // Each part with its length in front, so no two different quadruples share a name.
+    let mut name = Vec::with_capacity(
+        16 + secret_access_key.len() + date_yyyymmdd.len() + region.len() + service.len(),
+    );
+    for part in [secret_access_key, date_yyyymmdd, region, service] {
+        name.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        name.extend_from_slice(part.as_bytes());
+    }
+    SIGNING_KEYS.with_borrow_mut(|keys| {
+        if let Some(key) = keys.get(&name) {
+            return *key;
+        }
+        let key = derive_signing_key(secret_access_key, date_yyyymmdd, region, service);
+        if keys.len() >= SIGNING_KEYS_KEPT {
+            keys.clear();
+        }
+        keys.insert(name, key);
+        key
+    })
+}
+
+fn derive_signing_key(
     secret_access_key: &str,
     date_yyyymmdd: &str,
     region: &str,
@@ -827,6 +867,34 @@ pub fn sign_request_headers_with_payload_hash(
 #[cfg(test)]
 mod signer_tests {
     use super::*;
+
+    /// The remembered keys are the derived ones: AWS's published example, keys whose parts
+    /// concatenate to the same bytes, and more quadruples than a thread keeps.
+    #[test]
+    fn signing_keys_are_derived_once_and_named_unambiguously() {
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        let expected = "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9";
+        for _ in 0..2 {
+            assert_eq!(
+                hex::encode(signing_key(secret, "20150830", "us-east-1", "iam")),
+                expected
+            );
+        }
+        assert_ne!(
+            signing_key("secret", "20150830", "us-east-1", "s3"),
+            signing_key("secret2", "0150830", "us-east-1", "s3")
+        );
+        for n in 0..(SIGNING_KEYS_KEPT + 10) {
+            let secret = format!("secret-{n}");
+            let key = signing_key(&secret, "20261128", "us-east-1", "s3");
+            assert_eq!(
+                key,
+                derive_signing_key(&secret, "20261128", "us-east-1", "s3")
+            );
+            assert_eq!(key, signing_key(&secret, "20261128", "us-east-1", "s3"));
+        }
+        assert!(SIGNING_KEYS.with_borrow(|keys| keys.len()) <= SIGNING_KEYS_KEPT);
+    }
 
     #[test]
     fn signed_headers_verify() {
