@@ -185,11 +185,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Signing keys this thread derived lately, by secret, day, region and service. A key changes
-/// with those only, and deriving one costs four HMACs (16 SHA-256 blocks), more than the rest of
-/// a request's signature check (the canonical request's hash and one HMAC); a client signs every
-/// request of a day with the same key. Emptied when it holds [`SIGNING_KEYS_KEPT`].
 thread_local! {
+    /// Signing keys this thread derived lately, by secret, day, region and service. A key
+    /// changes with those only, and deriving one costs four HMACs (16 SHA-256 blocks), more than
+    /// the rest of a request's signature check (the canonical request's hash and one HMAC); a
+    /// client signs every request of a day with the same key. Emptied when it holds
+    /// [`SIGNING_KEYS_KEPT`].
     static SIGNING_KEYS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, [u8; 32]>> =
         std::cell::RefCell::default();
 }
