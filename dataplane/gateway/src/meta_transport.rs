@@ -57,24 +57,9 @@ impl Connection {
         let stream = match tls {
             None => Stream::Plain(stream),
             Some(tls) => {
-                let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
-                let mut stream = monoio_rustls::TlsConnector::from(cairn_tls::client_config_for(
-                    tls, local, peer,
-                ))
-                .connect(cairn_tls::Role::Meta.server_name(), stream)
-                .await
-                .map_err(io::Error::from)?;
-                if cairn_tls::selects_loopback_plaintext(stream.alpn_protocol().as_deref()) {
-                    // The meta node authenticated this loopback connection and continues it in
-                    // plaintext after its acknowledgement (see `cairn_tls`).
-                    let ack = vec![0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
-                    let (result, ack) = stream.read_exact(ack).await;
-                    result?;
-                    let (stream, mut session) = stream.into_parts();
-                    cairn_tls::check_loopback_switch(&ack, local, peer, &mut session)?;
-                    Stream::Plain(stream)
-                } else {
-                    Stream::Tls(Box::new(stream))
+                match cairn_tls::monoio_dial::handshake(stream, tls, cairn_tls::Role::Meta).await? {
+                    cairn_tls::monoio_dial::Dialled::Plain(stream) => Stream::Plain(stream),
+                    cairn_tls::monoio_dial::Dialled::Tls(stream) => Stream::Tls(stream),
                 }
             }
         };

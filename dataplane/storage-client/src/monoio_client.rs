@@ -140,24 +140,14 @@ impl AsyncStorageClient {
             stream.set_nodelay(true)?;
             let connection = match &self.tls {
                 None => Connection::Plain(stream),
+                // A loopback connection the node switches to plaintext after the handshake
+                // continues so (see `cairn_tls`).
                 Some(tls) => {
-                    let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
-                    let tls = cairn_tls::client_config_for(tls, local, peer);
-                    let mut stream = monoio_rustls::TlsConnector::from(tls)
-                        .connect(cairn_tls::Role::Storage.server_name(), stream)
-                        .await
-                        .map_err(io::Error::from)?;
-                    if cairn_tls::selects_loopback_plaintext(stream.alpn_protocol().as_deref()) {
-                        // The node authenticated this loopback connection and continues it in
-                        // plaintext after its acknowledgement (see `cairn_tls`).
-                        let ack = vec![0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
-                        let (result, ack) = stream.read_exact(ack).await;
-                        result?;
-                        let (stream, mut session) = stream.into_parts();
-                        cairn_tls::check_loopback_switch(&ack, local, peer, &mut session)?;
-                        Connection::Plain(stream)
-                    } else {
-                        Connection::Tls(Box::new(stream))
+                    match cairn_tls::monoio_dial::handshake(stream, tls, cairn_tls::Role::Storage)
+                        .await?
+                    {
+                        cairn_tls::monoio_dial::Dialled::Plain(stream) => Connection::Plain(stream),
+                        cairn_tls::monoio_dial::Dialled::Tls(stream) => Connection::Tls(stream),
                     }
                 }
             };

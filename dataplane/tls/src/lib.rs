@@ -62,6 +62,8 @@
 //! their TLS measured at about 4 % of small-object PUT throughput.
 
 mod ca;
+#[cfg(feature = "monoio")]
+pub mod monoio_dial;
 mod verify;
 
 pub use ca::{
