@@ -251,28 +251,42 @@ fn roles_refuse_to_start_without_an_identity_unless_told_plaintext() {
     assert!(node.log().contains("INSECURE"), "{}", node.log());
 }
 
-#[test]
-fn a_meta_replica_serves_only_mutual_tls_clients_of_the_cluster_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
-    let foreign = TestPki::create(Path::new(BINARY), &dir.path().join("foreign"));
-    let address = free_address();
+/// Starts a single-replica `cairn meta` (2 partitions) with identity `meta-1` of `pki`,
+/// listening on `listen` and known to itself as `address`, and waits for its listener.
+fn start_meta(
+    dir: &Path,
+    pki: &TestPki,
+    listen: SocketAddr,
+    address: SocketAddr,
+    extra: &[&str],
+) -> CairnProcess {
     let mut args: Vec<String> = vec![
         "meta".into(),
         "--id".into(),
         "1".into(),
         "--listen".into(),
-        address.to_string(),
+        listen.to_string(),
         "--data".into(),
-        dir.path().join("meta").display().to_string(),
+        dir.join("meta").display().to_string(),
         "--peers".into(),
         format!("1={address}"),
         "--partitions".into(),
         "2".into(),
     ];
     args.extend(pki.role_args("meta-1", "meta"));
-    let mut meta = CairnProcess::start(Path::new(BINARY), &args, dir.path(), "meta");
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let mut meta = CairnProcess::start(Path::new(BINARY), &args, dir, "meta");
     wait_for_listener(address, &mut meta, Duration::from_secs(20));
+    meta
+}
+
+#[test]
+fn a_meta_replica_serves_only_mutual_tls_clients_of_the_cluster_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
+    let foreign = TestPki::create(Path::new(BINARY), &dir.path().join("foreign"));
+    let address = free_address();
+    let meta = start_meta(dir.path(), &pki, address, address, &[]);
     let nodes = std::collections::BTreeMap::from([(1u64, address.to_string())]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -450,26 +464,10 @@ fn meta_rpc_runs_in_plaintext_only_on_authenticated_loopback_connections() {
     let pki = TestPki::create(Path::new(BINARY), &dir.path().join("pki"));
     let port = cairn_tests::free_port();
     let loopback = SocketAddr::from(([127, 0, 0, 1], port));
+    // Listening on every address, so the same replica is reached over loopback and eth0.
     let start = |extra: &[&str]| {
-        // Listening on every address, so the same replica is reached over loopback and eth0.
-        let mut args: Vec<String> = vec![
-            "meta".into(),
-            "--id".into(),
-            "1".into(),
-            "--listen".into(),
-            SocketAddr::from(([0, 0, 0, 0], port)).to_string(),
-            "--data".into(),
-            dir.path().join("meta").display().to_string(),
-            "--peers".into(),
-            format!("1={loopback}"),
-            "--partitions".into(),
-            "2".into(),
-        ];
-        args.extend(pki.role_args("meta-1", "meta"));
-        args.extend(extra.iter().map(|arg| arg.to_string()));
-        let mut meta = CairnProcess::start(Path::new(BINARY), &args, dir.path(), "meta");
-        wait_for_listener(loopback, &mut meta, Duration::from_secs(20));
-        meta
+        let wildcard = SocketAddr::from(([0, 0, 0, 0], port));
+        start_meta(dir.path(), &pki, wildcard, loopback, extra)
     };
     let tls = identity(&pki.issue("gateway-1", "gateway")).client_config();
     let tokio_runtime = tokio::runtime::Builder::new_current_thread()
