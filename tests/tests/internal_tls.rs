@@ -427,18 +427,27 @@ fn cairn_dev_serves_s3_over_tls_and_its_internal_traffic_is_mutual_tls() {
     dev.assert_no_errors_logged();
 }
 
+/// A read of the cluster layout (answered by any replica once the cluster has bootstrapped).
+fn layout_request() -> cairn_raft::wire::Envelope {
+    cairn_raft::wire::Envelope::request(
+        cairn_raft::GroupId::PARTITION_MAP,
+        cairn_raft::wire::MessageKind::ClientRead,
+        cairn_meta_state::encode_record(&cairn_meta_state::Command::Read(
+            cairn_meta_state::Query::GetLayout,
+        )),
+    )
+}
+
 /// Reads the cluster layout over one metadata connection, retrying while the replica is still
 /// bootstrapping; any transport failure fails the read.
 async fn read_layout_over<C: cairn_raft::network::RpcConnection>(connection: &mut C) {
-    use cairn_meta_state::{Command, Output, Query, Response};
+    use cairn_meta_state::{Output, Response};
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let request = cairn_raft::wire::Envelope::request(
-            cairn_raft::GroupId::PARTITION_MAP,
-            cairn_raft::wire::MessageKind::ClientRead,
-            cairn_meta_state::encode_record(&Command::Read(Query::GetLayout)),
-        );
-        let answer = connection.call(request).await.expect("the exchange");
+        let answer = connection
+            .call(layout_request())
+            .await
+            .expect("the exchange");
         if answer.status == cairn_raft::wire::Status::Ok {
             let output: Output = cairn_meta_state::decode_record(&answer.payload).unwrap();
             if let Ok(Response::Layout(Some(_))) = output.result {
@@ -501,17 +510,34 @@ fn meta_rpc_runs_in_plaintext_only_on_authenticated_loopback_connections() {
             .await
             .unwrap();
             assert!(!connection.is_encrypted());
-            let request = cairn_raft::wire::Envelope::request(
-                cairn_raft::GroupId::PARTITION_MAP,
-                cairn_raft::wire::MessageKind::ClientRead,
-                cairn_meta_state::encode_record(&cairn_meta_state::Command::Read(
-                    cairn_meta_state::Query::GetLayout,
-                )),
-            );
             use cairn_raft::network::RpcConnection;
-            let answer = connection.call(request).await.unwrap();
+            let answer = connection.call(layout_request()).await.unwrap();
             assert_eq!(answer.status, cairn_raft::wire::Status::Ok, "{answer:?}");
         });
+    // A client from before metadata connections switched offers only the storage protocol and
+    // ignores the answer: the replica selects that protocol without switching, so the exchange
+    // stays in TLS and is answered.
+    tokio_runtime.block_on(async {
+        let mut older = (*tls).clone();
+        older.alpn_protocols = vec![cairn_tls::LOOPBACK_PLAINTEXT_ALPN.to_vec()];
+        let stream = tokio::net::TcpStream::connect(loopback).await.unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(older))
+            .connect(cairn_tls::Role::Meta.server_name(), stream)
+            .await
+            .unwrap();
+        assert_eq!(
+            stream.get_ref().1.alpn_protocol(),
+            Some(cairn_tls::LOOPBACK_PLAINTEXT_ALPN)
+        );
+        cairn_raft::wire::write_envelope(&mut stream, &layout_request())
+            .await
+            .unwrap();
+        let answer = cairn_raft::wire::read_envelope(&mut stream)
+            .await
+            .unwrap()
+            .expect("an answer");
+        assert_eq!(answer.status, cairn_raft::wire::Status::Ok, "{answer:?}");
+    });
     // The switch never skips authentication: without a certificate, no answer.
     let refused = tokio_runtime.block_on(async {
         let mut connection =

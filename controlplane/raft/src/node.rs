@@ -465,7 +465,7 @@ impl MetaNode {
                 Some(if config.encrypt_loopback {
                     tls
                 } else {
-                    tls.with_loopback_plaintext()
+                    tls.with_meta_loopback_plaintext()
                 })
             }
             None => None,
@@ -884,7 +884,7 @@ async fn serve_connection(stream: TcpStream, server: Arc<Server>) {
                     let revalidation = Some((&tls.check, certificate));
                     // An authenticated loopback connection continues in plaintext (the
                     // handshake selected it only when both ends are loopback; see `cairn_tls`).
-                    if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+                    if tls.switches(stream.get_ref().1.alpn_protocol()) {
                         let acknowledged = async {
                             stream.write_all(cairn_tls::LOOPBACK_PLAINTEXT_ACK).await?;
                             stream.flush().await

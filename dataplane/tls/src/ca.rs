@@ -451,6 +451,61 @@ mod tests {
         assert!(!client.is_handshaking() && !server.is_handshaking());
     }
 
+    /// A metadata replica switches on its own protocol only: a current client (offering both)
+    /// gets it; an older client (offering only the storage protocol, which it ignores) gets
+    /// that one and no switch; a storage node still switches current clients on its protocol.
+    #[test]
+    fn a_meta_listener_switches_only_clients_that_offer_its_protocol() {
+        use crate::{LOOPBACK_PLAINTEXT_ALPN, META_LOOPBACK_PLAINTEXT_ALPN};
+        let (_root, gateway, storage) = gateway_and_storage();
+        let loopback: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        // The storage identity stands in for a replica's: the listener's roles do not matter here.
+        let meta = storage
+            .server_tls(&[Role::Gateway])
+            .unwrap()
+            .with_meta_loopback_plaintext();
+        let node = storage
+            .server_tls(&[Role::Gateway])
+            .unwrap()
+            .with_loopback_plaintext();
+        let selected = |server_tls: &crate::ServerTls, client_config: Arc<rustls::ClientConfig>| {
+            let mut client =
+                rustls::ClientConnection::new(client_config, Role::Storage.server_name()).unwrap();
+            let mut server =
+                rustls::ServerConnection::new(server_tls.config_for(loopback, loopback)).unwrap();
+            handshake(&mut client, &mut server);
+            let alpn = server.alpn_protocol().map(<[u8]>::to_vec);
+            (alpn.clone(), server_tls.switches(alpn.as_deref()))
+        };
+        let current = gateway.client_config();
+        let mut older = (*current).clone();
+        older.alpn_protocols = vec![LOOPBACK_PLAINTEXT_ALPN.to_vec()];
+        let older = Arc::new(older);
+        assert_eq!(
+            selected(&meta, Arc::clone(&current)),
+            (Some(META_LOOPBACK_PLAINTEXT_ALPN.to_vec()), true)
+        );
+        assert_eq!(
+            selected(&meta, Arc::clone(&older)),
+            (Some(LOOPBACK_PLAINTEXT_ALPN.to_vec()), false)
+        );
+        assert_eq!(
+            selected(&node, current),
+            (Some(LOOPBACK_PLAINTEXT_ALPN.to_vec()), true)
+        );
+        assert_eq!(
+            selected(&node, older),
+            (Some(LOOPBACK_PLAINTEXT_ALPN.to_vec()), true)
+        );
+        // Not loopback: nothing selected, nothing switched.
+        let remote: std::net::SocketAddr = "192.0.2.7:4002".parse().unwrap();
+        assert!(!meta.switches(None));
+        assert!(std::ptr::eq(
+            Arc::as_ptr(&meta.config_for(remote, loopback)),
+            Arc::as_ptr(&meta.config)
+        ));
+    }
+
     #[test]
     fn only_a_switching_listener_on_loopback_selects_plaintext_and_clients_check_the_switch() {
         use crate::{

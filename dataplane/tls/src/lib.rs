@@ -59,7 +59,10 @@
 //!
 //! `--encrypt-loopback` keeps them encrypted. Raft and metadata RPC switch too (since session
 //! 18): their messages are small, but a small-object request makes two or three of them, and
-//! their TLS measured at about 4 % of small-object PUT throughput.
+//! their TLS measured at about 4 % of small-object PUT throughput. A metadata replica switches
+//! on its own protocol, [`META_LOOPBACK_PLAINTEXT_ALPN`] ([`ServerTls::with_meta_loopback_plaintext`]):
+//! clients from before then offered [`LOOPBACK_PLAINTEXT_ALPN`] to replicas too but ignored the
+//! answer, so a replica that switched on it would have broken them.
 
 mod ca;
 #[cfg(feature = "monoio")]
@@ -84,6 +87,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 /// module header).
 pub const LOOPBACK_PLAINTEXT_ALPN: &[u8] = b"cairn-loopback-plaintext/1";
 
+/// The ALPN protocol a metadata replica selects for the same switch. Clients that follow the
+/// switch on metadata connections offer it beside [`LOOPBACK_PLAINTEXT_ALPN`]; a replica lists
+/// it first and switches only when it was selected, so a client from before metadata
+/// connections switched (it offers only [`LOOPBACK_PLAINTEXT_ALPN`] and ignores the answer)
+/// stays in TLS instead of reading plaintext it does not expect.
+pub const META_LOOPBACK_PLAINTEXT_ALPN: &[u8] = b"cairn-loopback-plaintext-meta/1";
+
 /// What a server sends inside TLS, once, before it switches a connection to plaintext.
 pub const LOOPBACK_PLAINTEXT_ACK: &[u8; 16] = b"cairn:plaintext\n";
 
@@ -105,15 +115,16 @@ pub fn client_config_for(
         return Arc::clone(config);
     }
     let mut config = (**config).clone();
-    config
-        .alpn_protocols
-        .retain(|protocol| protocol != LOOPBACK_PLAINTEXT_ALPN);
+    config.alpn_protocols.retain(|protocol| {
+        protocol != LOOPBACK_PLAINTEXT_ALPN && protocol != META_LOOPBACK_PLAINTEXT_ALPN
+    });
     Arc::new(config)
 }
 
-/// Whether a finished handshake selected the switch to plaintext.
+/// Whether a finished handshake selected a switch to plaintext (a client's view: either
+/// protocol; a server asks its [`ServerTls::switches`]).
 pub fn selects_loopback_plaintext(alpn: Option<&[u8]>) -> bool {
-    alpn == Some(LOOPBACK_PLAINTEXT_ALPN)
+    alpn == Some(LOOPBACK_PLAINTEXT_ALPN) || alpn == Some(META_LOOPBACK_PLAINTEXT_ALPN)
 }
 
 /// A client's checks before it drops TLS on a connection whose server selected
@@ -361,7 +372,10 @@ impl Identity {
         // Offered to every internal server; only the loopback connections of a switching
         // listener (storage node, metadata replica, edge listener) select it (see the module
         // header).
-        client_config.alpn_protocols = vec![LOOPBACK_PLAINTEXT_ALPN.to_vec()];
+        client_config.alpn_protocols = vec![
+            LOOPBACK_PLAINTEXT_ALPN.to_vec(),
+            META_LOOPBACK_PLAINTEXT_ALPN.to_vec(),
+        ];
         Ok(Arc::new(Identity {
             role,
             name,
@@ -417,6 +431,7 @@ impl Identity {
         Ok(ServerTls {
             config: self.server_config(accepted)?,
             loopback_plaintext: None,
+            switch_protocol: LOOPBACK_PLAINTEXT_ALPN,
             check: self.peer_check(accepted),
         })
     }
@@ -444,17 +459,40 @@ pub struct ServerTls {
     /// `config` selecting [`LOOPBACK_PLAINTEXT_ALPN`], for loopback connections of a listener
     /// that switches them to plaintext; `None` keeps every connection encrypted.
     pub loopback_plaintext: Option<Arc<rustls::ServerConfig>>,
+    /// The protocol whose selection switches a connection of this listener.
+    switch_protocol: &'static [u8],
     pub check: PeerCheck,
 }
 
 impl ServerTls {
     /// This listener's loopback connections switch to plaintext after their handshake (see the
     /// module header). Only for servers that implement the switch.
-    pub fn with_loopback_plaintext(mut self) -> ServerTls {
+    pub fn with_loopback_plaintext(self) -> ServerTls {
+        self.switching_on(LOOPBACK_PLAINTEXT_ALPN, &[LOOPBACK_PLAINTEXT_ALPN])
+    }
+
+    /// [`ServerTls::with_loopback_plaintext`] for a metadata replica: it switches on
+    /// [`META_LOOPBACK_PLAINTEXT_ALPN`] only, and selects [`LOOPBACK_PLAINTEXT_ALPN`] for a
+    /// client that offers nothing else (older clients, which stay in TLS), since a listener
+    /// with protocols refuses a client that offers none of them.
+    pub fn with_meta_loopback_plaintext(self) -> ServerTls {
+        self.switching_on(
+            META_LOOPBACK_PLAINTEXT_ALPN,
+            &[META_LOOPBACK_PLAINTEXT_ALPN, LOOPBACK_PLAINTEXT_ALPN],
+        )
+    }
+
+    fn switching_on(mut self, protocol: &'static [u8], listed: &[&[u8]]) -> ServerTls {
         let mut config = (*self.config).clone();
-        config.alpn_protocols = vec![LOOPBACK_PLAINTEXT_ALPN.to_vec()];
+        config.alpn_protocols = listed.iter().map(|listed| listed.to_vec()).collect();
         self.loopback_plaintext = Some(Arc::new(config));
+        self.switch_protocol = protocol;
         self
+    }
+
+    /// Whether a handshake of this listener that selected `alpn` switches to plaintext.
+    pub fn switches(&self, alpn: Option<&[u8]>) -> bool {
+        self.loopback_plaintext.is_some() && alpn == Some(self.switch_protocol)
     }
 
     /// The configuration to accept a connection from `peer` on `local` with.
