@@ -745,13 +745,14 @@ async fn serve_edge_connection(
     else {
         return;
     };
+    let switches = tls.switches(stream.get_ref().1.alpn_protocol());
     let edge = Rc::new(EdgePeer {
         check: tls.check,
         certificate: RefCell::new(certificate),
     });
     // An edge on this host continues in plaintext once authenticated (the handshake selected
     // it only when both ends are loopback; see `cairn_tls`).
-    if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+    if switches {
         use tokio::io::AsyncWriteExt;
         let mut stream = stream;
         let acknowledged = async {

@@ -54,13 +54,14 @@ pub async fn serve(stream: TcpStream, core: Rc<Core>) -> io::Result<()> {
             else {
                 return Ok(());
             };
+            let switches = tls.switches(stream.get_ref().1.alpn_protocol());
             let revalidation = Revalidation {
                 check: tls.check,
                 certificate,
             };
             // An authenticated loopback connection continues in plaintext (the handshake
             // selected it only when both ends are loopback; see `cairn_tls`).
-            if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
+            if switches {
                 let mut stream = stream;
                 stream.write_all(cairn_tls::LOOPBACK_PLAINTEXT_ACK).await?;
                 stream.flush().await?;
