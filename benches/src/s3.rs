@@ -14,6 +14,7 @@
 pub mod client;
 pub mod compare;
 pub mod report;
+pub mod sigv4;
 
 use crate::load::{LoadResult, LoadSpec, Outcome, run_load};
 use anyhow::Context;

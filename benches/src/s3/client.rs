@@ -3,14 +3,10 @@
 //! addressing, one keep-alive connection pool per worker. It implements only what the workloads
 //! need and reads list/multipart XML by plain string search.
 
+use super::sigv4::{Signer, UNSIGNED_PAYLOAD};
 use anyhow::Context;
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
-    SigningSettings, UriPathNormalizationMode, sign,
-};
-use aws_smithy_runtime_api::client::identity::Identity;
 use clap::{Args, ValueEnum};
+use std::cell::RefCell;
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 
@@ -44,11 +40,13 @@ pub struct TargetArgs {
     pub ca_bundle: Option<std::path::PathBuf>,
 }
 
-/// One worker's client: the target, the signing identity and its own keep-alive agent.
+/// One worker's client: the target, its signer and its own keep-alive agent.
 pub struct Client {
     target: TargetArgs,
-    identity: Identity,
+    signer: RefCell<Signer>,
     agent: ureq::Agent,
+    /// Where GET bodies are read to (and dropped).
+    read_buffer: RefCell<Vec<u8>>,
 }
 
 /// Keys listed and pages fetched by one full listing.
@@ -59,20 +57,20 @@ pub struct Listing {
 
 impl Client {
     pub fn new(target: &TargetArgs) -> Client {
-        let identity = Credentials::new(
-            &target.access_key,
-            &target.secret_key,
-            None,
-            None,
-            "cairn-bench",
-        )
-        .into();
         Client {
             target: target.clone(),
-            identity,
+            signer: RefCell::new(Signer::new(
+                &target.access_key,
+                &target.secret_key,
+                &target.region,
+            )),
             agent: {
+                // Timeouts per socket read and write, set once per connection: an overall
+                // timeout makes ureq set the socket's timeout again before every read.
                 let builder = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(300))
+                    .timeout_connect(Duration::from_secs(30))
+                    .timeout_read(Duration::from_secs(300))
+                    .timeout_write(Duration::from_secs(300))
                     .max_idle_connections_per_host(4);
                 match &target.ca_bundle {
                     Some(path) => builder.tls_config(tls_config(path)),
@@ -80,6 +78,7 @@ impl Client {
                 }
                 .build()
             },
+            read_buffer: RefCell::new(vec![0; 256 << 10]),
         }
     }
 
@@ -113,38 +112,23 @@ impl Client {
         query: &str,
     ) -> anyhow::Result<ureq::Request> {
         let url = self.url(key, query);
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        settings.signature_location = SignatureLocation::Headers;
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.target.region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()?
-            .into();
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-            .to_owned();
-        let headers = [("host", host.as_str())];
-        let signable = SignableRequest::new(
-            method,
-            &url,
-            headers.into_iter(),
-            SignableBody::UnsignedPayload,
-        )?;
-        let (instructions, _) = sign(signable, &params)?.into_parts();
-        let mut request = self.agent.request(method, &url);
-        for (name, value) in instructions.headers() {
-            request = request.set(name, value);
-        }
-        Ok(request)
+        let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let (host, path_and_query) = after_scheme
+            .find('/')
+            .map_or((after_scheme, "/"), |slash| after_scheme.split_at(slash));
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(path, _)| path);
+        let signed = self
+            .signer
+            .borrow_mut()
+            .sign(method, host, path, query, SystemTime::now());
+        Ok(self
+            .agent
+            .request(method, &url)
+            .set("x-amz-content-sha256", UNSIGNED_PAYLOAD)
+            .set("x-amz-date", &signed.amz_date)
+            .set("authorization", &signed.authorization))
     }
 
     /// Creates the bucket; one that already exists (owned by us) is fine.
@@ -171,7 +155,18 @@ impl Client {
         }
         let response = request.call().with_context(|| format!("GET {key}"))?;
         let mut reader = response.into_reader();
-        Ok(std::io::copy(&mut reader, &mut std::io::sink())?)
+        // Reads as large as the buffer go straight from the socket (past ureq's 8 KiB buffer):
+        // one read per 256 KiB rather than per 8 KiB of a large object.
+        let mut buffer = self.read_buffer.borrow_mut();
+        let mut read = 0u64;
+        loop {
+            match reader.read(&mut buffer) {
+                Ok(0) => return Ok(read),
+                Ok(length) => read += length as u64,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error).with_context(|| format!("GET {key} body")),
+            }
+        }
     }
 
     pub fn delete(&self, key: &str) -> anyhow::Result<()> {
