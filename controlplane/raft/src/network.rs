@@ -63,7 +63,6 @@ impl Connection {
         address: &str,
         tls: Option<&Arc<tokio_rustls::rustls::ClientConfig>>,
     ) -> std::io::Result<Connection> {
-        use tokio::io::AsyncReadExt;
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let mut encrypted = false;
@@ -71,20 +70,20 @@ impl Connection {
             None => Box::new(stream),
             Some(tls) => {
                 let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
-                let mut stream = tokio_rustls::TlsConnector::from(cairn_tls::client_config_for(
-                    tls, local, peer,
-                ))
-                .connect(cairn_tls::Role::Meta.server_name(), stream)
-                .await?;
-                if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
-                    let mut ack = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
-                    stream.read_exact(&mut ack).await?;
-                    let (stream, mut session) = stream.into_inner();
-                    cairn_tls::check_loopback_switch(&ack, local, peer, &mut session)?;
-                    Box::new(stream)
-                } else {
-                    encrypted = true;
-                    Box::new(stream)
+                match cairn_tls::tokio_dial::handshake(
+                    stream,
+                    local,
+                    peer,
+                    tls,
+                    cairn_tls::Role::Meta,
+                )
+                .await?
+                {
+                    cairn_tls::tokio_dial::Dialled::Plain(stream) => Box::new(stream),
+                    cairn_tls::tokio_dial::Dialled::Tls(stream) => {
+                        encrypted = true;
+                        stream
+                    }
                 }
             }
         };

@@ -67,6 +67,8 @@
 mod ca;
 #[cfg(feature = "monoio")]
 pub mod monoio_dial;
+#[cfg(feature = "tokio")]
+pub mod tokio_dial;
 mod verify;
 
 pub use ca::{

@@ -979,32 +979,19 @@ impl UpstreamPool {
         let Some(config) = &self.tls else {
             return Self::handshake(stream).await;
         };
-        let connector =
-            tokio_rustls::TlsConnector::from(cairn_tls::client_config_for(config, local, peer));
         let stream = ReadAhead::new(stream);
-        let server_name = cairn_tls::Role::Gateway.server_name();
-        let (stream, ack) = monoio::time::timeout(Duration::from_secs(10), async {
-            let mut stream = connector.connect(server_name, stream).await?;
-            // A gateway on this host continues in plaintext once authenticated, after its
-            // acknowledgement (see `cairn_tls`).
-            let mut ack = None;
-            if cairn_tls::selects_loopback_plaintext(stream.get_ref().1.alpn_protocol()) {
-                use tokio::io::AsyncReadExt;
-                let mut bytes = [0u8; cairn_tls::LOOPBACK_PLAINTEXT_ACK.len()];
-                stream.read_exact(&mut bytes).await?;
-                ack = Some(bytes);
-            }
-            Ok::<_, std::io::Error>((stream, ack))
-        })
+        // A gateway on this host continues in plaintext once authenticated (see `cairn_tls`).
+        let dialled = monoio::time::timeout(
+            Duration::from_secs(10),
+            cairn_tls::tokio_dial::handshake(stream, local, peer, config, cairn_tls::Role::Gateway),
+        )
         .await
         .map_err(|_| io_error("TLS handshake with the gateway timed out"))??;
-        match ack {
-            Some(ack) => {
-                let (io, mut connection) = stream.into_inner();
-                cairn_tls::check_loopback_switch(&ack, local, peer, &mut connection)?;
-                Self::handshake(ReadMany::new(io)).await
+        match dialled {
+            cairn_tls::tokio_dial::Dialled::Plain(io) => Self::handshake(ReadMany::new(io)).await,
+            cairn_tls::tokio_dial::Dialled::Tls(stream) => {
+                Self::handshake(ReadMany::new(*stream)).await
             }
-            None => Self::handshake(ReadMany::new(stream)).await,
         }
     }
 
