@@ -132,6 +132,22 @@ impl<'a> StripeOutput<'a> {
     }
 }
 
+/// One data piece's wanted bytes, handed over by [`StripeDecoder::take_output`]:
+/// `buffer[range]`.
+pub struct OwnedSegment {
+    pub buffer: Vec<u8>,
+    pub range: Range<usize>,
+}
+
+/// A stripe's wanted bytes handed over by [`StripeDecoder::take_output`], one segment per data
+/// piece touched, in order.
+pub struct TakenOutput {
+    pub span: StripeSpan,
+    /// Whether this stripe needed reconstruction.
+    pub reconstructed: bool,
+    pub segments: SmallVec<[OwnedSegment; 8]>,
+}
+
 impl StripeDecoder {
     /// A decoder for `range` (end-exclusive) of an object laid out as `layout`. `codec` must be
     /// built for `layout.scheme()`; `pool` must hand out `piece_size_bytes` buffers.
@@ -264,6 +280,24 @@ impl StripeDecoder {
         self.push(shard, Piece::Owned(piece), expected_crc32c)
     }
 
+    /// Like [`StripeDecoder::push_piece_vec`] for a piece whose CRC32C the caller computed as it
+    /// received the bytes (`actual_crc32c` must be the CRC32C of exactly `piece`): the decoder
+    /// compares it with `expected_crc32c` instead of hashing the piece a second time.
+    pub fn push_piece_vec_hashed(
+        &mut self,
+        shard: ShardIndex,
+        piece: Vec<u8>,
+        actual_crc32c: u32,
+        expected_crc32c: u32,
+    ) -> Result<PieceVerdict, EcError> {
+        self.push_hashed(
+            shard,
+            Piece::Owned(piece),
+            Some(actual_crc32c),
+            expected_crc32c,
+        )
+    }
+
     /// Like [`StripeDecoder::push_piece`] for bytes not read into a pool buffer (one copy).
     pub fn push_piece_bytes(
         &mut self,
@@ -290,12 +324,22 @@ impl StripeDecoder {
         piece: Piece,
         expected_crc32c: u32,
     ) -> Result<PieceVerdict, EcError> {
+        self.push_hashed(shard, piece, None, expected_crc32c)
+    }
+
+    fn push_hashed(
+        &mut self,
+        shard: ShardIndex,
+        piece: Piece,
+        actual_crc32c: Option<u32>,
+        expected_crc32c: u32,
+    ) -> Result<PieceVerdict, EcError> {
         let index = self.check_shard(shard)?;
         if self.state == StripeState::Produced || self.valid.contains(index) {
             return Ok(PieceVerdict::Unneeded);
         }
         if piece.len() != self.layout.piece_size_bytes()
-            || crc32c::crc32c(&piece) != expected_crc32c
+            || actual_crc32c.unwrap_or_else(|| crc32c::crc32c(&piece)) != expected_crc32c
         {
             self.unavailable.insert(index);
             return Ok(PieceVerdict::Corrupt);
@@ -355,6 +399,39 @@ impl StripeDecoder {
             span,
             reconstructed,
             pieces: &self.pieces,
+        })
+    }
+
+    /// Like [`StripeDecoder::output`], but hands the wanted bytes over instead of lending them:
+    /// a piece the caller gave over ([`StripeDecoder::push_piece_vec`] and
+    /// [`StripeDecoder::push_piece_vec_hashed`]) goes back with no copy, and the caller may
+    /// change its bytes (decrypt them in place, say); a pool buffer or a rebuilt piece is copied
+    /// out.
+    pub fn take_output(&mut self) -> Result<TakenOutput, EcError> {
+        let (span, reconstructed) = {
+            let output = self.output()?;
+            (output.span, output.reconstructed)
+        };
+        let segments = span
+            .data_shards_touched()
+            .map(|shard| {
+                let range = span.piece_range(shard);
+                match self.pieces[shard]
+                    .take()
+                    .expect("touched pieces are present")
+                {
+                    Piece::Owned(buffer) => OwnedSegment { buffer, range },
+                    Piece::Pooled(buffer) => OwnedSegment {
+                        buffer: buffer[range.clone()].to_vec(),
+                        range: 0..range.len(),
+                    },
+                }
+            })
+            .collect();
+        Ok(TakenOutput {
+            span,
+            reconstructed,
+            segments,
         })
     }
 

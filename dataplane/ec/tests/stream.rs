@@ -138,6 +138,17 @@ fn decode_object(
                             let verdict = decoder.push_piece(index, buffer, *crc)?;
                             assert_eq!(verdict, PieceVerdict::Accepted);
                         }
+                        // ... with pieces hashed by the caller as they arrived.
+                        None if (stripe_index as usize + shard) % 4 == 1 => {
+                            let actual = crc32c::crc32c(bytes);
+                            let verdict = decoder.push_piece_vec_hashed(
+                                index,
+                                bytes.clone(),
+                                actual,
+                                *crc,
+                            )?;
+                            assert_eq!(verdict, PieceVerdict::Accepted);
+                        }
                         None => {
                             let verdict = decoder.push_piece_vec(index, bytes.clone(), *crc)?;
                             assert_eq!(verdict, PieceVerdict::Accepted);
@@ -151,10 +162,13 @@ fn decode_object(
                             let mut corrupted = bytes.clone();
                             let position = (stripe_index as usize * 31 + shard) % corrupted.len();
                             corrupted[position] ^= 0x40;
-                            let verdict = if shard.is_multiple_of(2) {
-                                decoder.push_piece_bytes(index, &corrupted, *crc)?
-                            } else {
-                                decoder.push_piece_vec(index, corrupted, *crc)?
+                            let verdict = match shard % 3 {
+                                0 => decoder.push_piece_bytes(index, &corrupted, *crc)?,
+                                1 => decoder.push_piece_vec(index, corrupted, *crc)?,
+                                _ => {
+                                    let actual = crc32c::crc32c(&corrupted);
+                                    decoder.push_piece_vec_hashed(index, corrupted, actual, *crc)?
+                                }
                             };
                             assert_eq!(verdict, PieceVerdict::Corrupt);
                             report.corrupt_reports += 1;
@@ -163,7 +177,17 @@ fn decode_object(
                 }
             }
             DecoderStep::Wait => assert!(!late.is_empty(), "decoder waits for nothing"),
-            DecoderStep::Ready => decoder.output()?.copy_to(&mut report.bytes),
+            // Lent, or handed over, in turns.
+            DecoderStep::Ready => match decoder.current_span() {
+                Some(span) if span.stripe_index % 2 == 1 => {
+                    for segment in decoder.take_output()?.segments {
+                        report
+                            .bytes
+                            .extend_from_slice(&segment.buffer[segment.range]);
+                    }
+                }
+                _ => decoder.output()?.copy_to(&mut report.bytes),
+            },
             DecoderStep::Done => {
                 report.degraded_stripes = decoder.degraded_stripes();
                 return Ok(report);

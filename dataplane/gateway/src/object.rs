@@ -1251,22 +1251,34 @@ enum PartSink<'a> {
 }
 
 impl PartSink<'_> {
-    /// Sends decoded bytes on; `Ok(false)` when the client went away.
-    async fn send(&mut self, bytes: Vec<u8>) -> Result<bool, S3Error> {
+    /// Sends decoded bytes, `buffer[range]`, on; `Ok(false)` when the client went away.
+    async fn send(
+        &mut self,
+        mut buffer: Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> Result<bool, S3Error> {
         use futures::SinkExt;
         let (sender, frames) = match self {
-            PartSink::Plain(sender) => (sender, [Some(bytes), None]),
+            PartSink::Plain(sender) => (sender, [None, Some(Bytes::from(buffer).slice(range))]),
             PartSink::Decrypt { sender, decryptor } => {
                 // Opened where the decoder put them: no second buffer, no copy. A chunk begun in
-                // the previous stripe comes back apart and goes first.
-                let mut plaintext = bytes;
-                let head = decryptor.push_in_place(&mut plaintext).map_err(|error| {
-                    // A chunk that does not open is corrupt data that passed the pieces' CRCs,
-                    // or pieces from elsewhere: never plaintext for the client.
-                    tracing::warn!(%error, "encrypted chunk did not open");
-                    S3Error::InternalError
-                })?;
-                (sender, [head, Some(plaintext)])
+                // the previous piece comes back apart and goes first.
+                let (head, plaintext) =
+                    decryptor
+                        .open_in_place(&mut buffer, range)
+                        .map_err(|error| {
+                            // A chunk that does not open is corrupt data that passed the pieces'
+                            // CRCs, or pieces from elsewhere: never plaintext for the client.
+                            tracing::warn!(%error, "encrypted chunk did not open");
+                            S3Error::InternalError
+                        })?;
+                (
+                    sender,
+                    [
+                        head.map(Bytes::from),
+                        Some(Bytes::from(buffer).slice(plaintext)),
+                    ],
+                )
             }
         };
         for frame in frames
@@ -1274,11 +1286,7 @@ impl PartSink<'_> {
             .flatten()
             .filter(|frame| !frame.is_empty())
         {
-            if sender
-                .send(Ok(Frame::data(Bytes::from(frame))))
-                .await
-                .is_err()
-            {
+            if sender.send(Ok(Frame::data(frame))).await.is_err() {
                 return Ok(false);
             }
         }
@@ -1350,7 +1358,7 @@ async fn decode_part(
                             cairn_common::ShardIndex(shard as u16),
                         );
                         match executor.storage.get(node, shard_id, piece_size_bytes).await {
-                            Ok(bytes) => (shard, Some((bytes, crc32c)), false),
+                            Ok((bytes, actual)) => (shard, Some((bytes, actual, crc32c)), false),
                             Err(error) => {
                                 tracing::warn!(%error, shard, "shard read failed; decoding around it");
                                 (shard, None, read_error_is_reportable(&error))
@@ -1363,9 +1371,9 @@ async fn decode_part(
                     let index = cairn_ec::ShardIndex(shard as u8);
                     bad_piece |= reportable;
                     match fetched {
-                        Some((bytes, crc32c)) => {
+                        Some((bytes, actual, crc32c)) => {
                             let verdict = decoder
-                                .push_piece_vec(index, bytes, crc32c)
+                                .push_piece_vec_hashed(index, bytes, actual, crc32c)
                                 .map_err(|error| ec_error_to_s3(&error))?;
                             if verdict == PieceVerdict::Corrupt {
                                 stripe_degraded = true;
@@ -1403,13 +1411,16 @@ async fn decode_part(
                 if std::mem::take(&mut stripe_degraded) {
                     executor.metrics.degraded_stripe_read();
                 }
-                let output = decoder.output().map_err(|error| ec_error_to_s3(&error))?;
-                let mut bytes =
-                    Vec::with_capacity(output.span.data_shards_touched().len() * piece_size_bytes);
-                output.copy_to(&mut bytes);
-                if !sink.send(bytes).await? {
-                    // The client went away; stop reading shards for it.
-                    return Ok(false);
+                // Each piece goes on as it is (decrypted in place), without first being copied
+                // into one stripe buffer.
+                let output = decoder
+                    .take_output()
+                    .map_err(|error| ec_error_to_s3(&error))?;
+                for segment in output.segments {
+                    if !sink.send(segment.buffer, segment.range).await? {
+                        // The client went away; stop reading shards for it.
+                        return Ok(false);
+                    }
                 }
             }
             DecoderStep::Done => return Ok(true),

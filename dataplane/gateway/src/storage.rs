@@ -192,25 +192,27 @@ impl StoragePool {
     }
 
     /// Reads one whole piece (the node checks its stored CRC32C before answering) and zero-extends
-    /// it to `piece_size_bytes` (see [`PieceBuf`]).
+    /// it to `piece_size_bytes` (see [`PieceBuf`]). Returns the piece with the CRC32C of all its
+    /// `piece_size_bytes`, computed once as the bytes arrived (the stored bytes' CRC matched the
+    /// node's) and extended over the zeros.
     pub async fn get(
         &self,
         node: usize,
         shard_id: ShardId,
         piece_size_bytes: usize,
-    ) -> Result<Vec<u8>, StorageCallError> {
+    ) -> Result<(Vec<u8>, u32), StorageCallError> {
         let address = self.addresses[node];
         for attempt in 0..2 {
             let (mut client, pooled) = self.checkout(node).await?;
             // A late piece is decoded around rather than waited for (the connection is dropped
             // with the cancelled call, so no stale answer can be read later).
             let Ok(result) =
-                monoio::time::timeout(self.read_timeout, client.get(shard_id, None)).await
+                monoio::time::timeout(self.read_timeout, client.get_whole(shard_id)).await
             else {
                 return Err(StorageCallError::Timeout(address));
             };
             match result {
-                Ok(mut bytes) => {
+                Ok((mut bytes, crc32c)) => {
                     self.checkin(node, client);
                     if bytes.len() > piece_size_bytes {
                         return Err(StorageCallError::Client(ClientError::Protocol(
@@ -220,8 +222,10 @@ impl StoragePool {
                             },
                         )));
                     }
+                    let stored = bytes.len();
                     bytes.resize(piece_size_bytes, 0);
-                    return Ok(bytes);
+                    let crc32c = crc32c::crc32c_append(crc32c, &bytes[stored..]);
+                    return Ok((bytes, crc32c));
                 }
                 Err(ClientError::Io(_)) if pooled && attempt == 0 => continue,
                 Err(error) => return Err(error.into()),

@@ -280,13 +280,29 @@ impl ChunkDecryptor {
     /// range). A chunk begun by an earlier call's tail and completed here is returned apart,
     /// to be sent before `stored`; a tail that begins a chunk is kept for the next call.
     pub fn push_in_place(&mut self, stored: &mut Vec<u8>) -> Result<Option<Vec<u8>>, SseError> {
-        let mut read = 0;
+        let length = stored.len();
+        let (head, plaintext) = self.open_in_place(stored, 0..length)?;
+        stored.truncate(plaintext.end);
+        Ok(head)
+    }
+
+    /// Like [`Self::push_in_place`] for the stored bytes at `range` of `buffer` (a piece holding
+    /// them among other bytes): their plaintext is left from `range.start` on, and the range it
+    /// occupies is returned with the head. Bytes of `buffer` outside `range` are not touched.
+    pub fn open_in_place(
+        &mut self,
+        buffer: &mut [u8],
+        range: std::ops::Range<usize>,
+    ) -> Result<(Option<Vec<u8>>, std::ops::Range<usize>), SseError> {
+        let end = range.end;
+        let mut read = range.start;
         let mut head = None;
-        if !self.pending.is_empty() && !stored.is_empty() {
-            self.check_more_expected(stored.len())?;
+        if !self.pending.is_empty() && read < end {
+            self.check_more_expected(end - read)?;
             let wanted = self.stored_chunk_bytes();
-            read = (wanted - self.pending.len()).min(stored.len());
-            self.pending.extend_from_slice(&stored[..read]);
+            let taken = (wanted - self.pending.len()).min(end - read);
+            self.pending.extend_from_slice(&buffer[read..read + taken]);
+            read += taken;
             if self.pending.len() == wanted {
                 let mut chunk = std::mem::take(&mut self.pending);
                 let kept = self.open_at(&mut chunk, 0, 0)?;
@@ -294,19 +310,18 @@ impl ChunkDecryptor {
                 head = Some(chunk);
             }
         }
-        let mut write = 0;
-        while read < stored.len() {
-            self.check_more_expected(stored.len() - read)?;
+        let mut write = range.start;
+        while read < end {
+            self.check_more_expected(end - read)?;
             let wanted = self.stored_chunk_bytes();
-            if stored.len() - read < wanted {
-                self.pending.extend_from_slice(&stored[read..]);
+            if end - read < wanted {
+                self.pending.extend_from_slice(&buffer[read..end]);
                 break;
             }
-            write += self.open_at(&mut stored[..read + wanted], read, write)?;
+            write += self.open_at(&mut buffer[..read + wanted], read, write)?;
             read += wanted;
         }
-        stored.truncate(write);
-        Ok(head)
+        Ok((head, range.start..write))
     }
 
     /// Opens the chunks `stored` completes, appending their plaintext (within the range) to `out`.
@@ -368,6 +383,9 @@ mod tests {
         /// [`ChunkDecryptor::push_in_place`]: each buffer's returned head, then what is left in
         /// the buffer, appended in order.
         InPlace,
+        /// [`ChunkDecryptor::open_in_place`] on each slice placed amid other bytes, which must
+        /// come through untouched.
+        InPlaceRange,
     }
 
     /// Decrypts plaintext `range` from `stored`, fed in `piece`-byte slices.
@@ -391,6 +409,25 @@ mod tests {
                         out.extend_from_slice(&head);
                     }
                     out.extend_from_slice(&buffer);
+                }
+                Feed::InPlaceRange => {
+                    let before = slice.len() % 7 + 3;
+                    let mut buffer = vec![0xA5; before];
+                    buffer.extend_from_slice(slice);
+                    buffer.extend_from_slice(&[0x5A; 5]);
+                    let (head, plaintext) =
+                        decryptor.open_in_place(&mut buffer, before..before + slice.len())?;
+                    assert_eq!(plaintext.start, before);
+                    assert!(buffer[..before].iter().all(|&byte| byte == 0xA5));
+                    assert!(
+                        buffer[before + slice.len()..]
+                            .iter()
+                            .all(|&byte| byte == 0x5A)
+                    );
+                    if let Some(head) = head {
+                        out.extend_from_slice(&head);
+                    }
+                    out.extend_from_slice(&buffer[plaintext]);
                 }
             }
         }
@@ -457,16 +494,10 @@ mod tests {
             assert_eq!(out, expected);
             // In place, with buffers smaller than, near and larger than a stored chunk.
             for piece in [7000, 65563, 65564, 65565, 200_000] {
-                let out = decrypt(
-                    Feed::InPlace,
-                    &key,
-                    2,
-                    &stored,
-                    length,
-                    range.clone(),
-                    piece,
-                );
-                assert_eq!(out.unwrap(), expected, "{range:?} in {piece}-byte buffers");
+                for feed in [Feed::InPlace, Feed::InPlaceRange] {
+                    let out = decrypt(feed, &key, 2, &stored, length, range.clone(), piece);
+                    assert_eq!(out.unwrap(), expected, "{range:?} in {piece}-byte buffers");
+                }
             }
         }
     }
@@ -485,10 +516,12 @@ mod tests {
             Err(SseError::Authentication)
         );
         for piece in [4096, 70_000, 1 << 20] {
-            assert_eq!(
-                decrypt(Feed::InPlace, &key, 1, &flipped, length, 0..length, piece),
-                Err(SseError::Authentication)
-            );
+            for feed in [Feed::InPlace, Feed::InPlaceRange] {
+                assert_eq!(
+                    decrypt(feed, &key, 1, &flipped, length, 0..length, piece),
+                    Err(SseError::Authentication)
+                );
+            }
         }
         // Chunks swapped.
         let chunk = STORED_CHUNK_BYTES as usize;
@@ -590,6 +623,11 @@ mod tests {
             prop_assert_eq!(&out[..], &plaintext[start as usize..end as usize]);
             let out =
                 decrypt(Feed::InPlace, &key, 9, &stored, length as u64, start..end, push_size).unwrap();
+            prop_assert_eq!(&out[..], &plaintext[start as usize..end as usize]);
+            let out = decrypt(
+                Feed::InPlaceRange, &key, 9, &stored, length as u64, start..end, push_size,
+            )
+            .unwrap();
             prop_assert_eq!(&out[..], &plaintext[start as usize..end as usize]);
         }
     }

@@ -103,6 +103,25 @@ impl AsyncStorageClient {
         Ok(body)
     }
 
+    /// Reads a whole shard and returns it with its CRC32C, which matched the node's (computed
+    /// once here, so the caller need not hash the bytes again).
+    pub async fn get_whole(&mut self, shard_id: ShardId) -> Result<(Vec<u8>, u32), ClientError> {
+        let (result, _) = self
+            .call::<Vec<u8>>(
+                Operation::Get {
+                    shard_id,
+                    range: None,
+                    from_disk: false,
+                },
+                None,
+            )
+            .await;
+        let (response, body) = result?;
+        let crc32c = operation::extract_get(response, None, &body)?
+            .expect("a whole-shard read is checksummed");
+        Ok((body, crc32c))
+    }
+
     pub async fn delete(&mut self, shard_id: ShardId) -> Result<bool, ClientError> {
         let (result, _) = self
             .call::<Vec<u8>>(Operation::Delete { shard_id }, None)

@@ -114,12 +114,13 @@ pub fn extract_put(response: Response) -> Result<(), ClientError> {
 }
 
 /// Checks a Get response and its body: the length the range asked for (clipped to the shard's
-/// end) and, for a whole-shard read, the CRC32C the node sent.
+/// end) and, for a whole-shard read, the CRC32C the node sent. Returns the body's CRC32C when it
+/// was computed (a whole-shard read), so a caller need not compute it again.
 pub fn extract_get(
     response: Response,
     range: Option<ByteRange>,
     body: &[u8],
-) -> Result<(), ClientError> {
+) -> Result<Option<u32>, ClientError> {
     let Response::GetOk {
         shard_length,
         crc32c: expected_crc32c,
@@ -140,16 +141,17 @@ pub fn extract_get(
         }
         .into());
     }
-    if range.is_none() {
-        let actual_crc32c = crc32c::crc32c(body);
-        if actual_crc32c != expected_crc32c {
-            return Err(ClientError::ReceivedChecksumMismatch {
-                expected_crc32c,
-                actual_crc32c,
-            });
-        }
+    if range.is_some() {
+        return Ok(None);
     }
-    Ok(())
+    let actual_crc32c = crc32c::crc32c(body);
+    if actual_crc32c != expected_crc32c {
+        return Err(ClientError::ReceivedChecksumMismatch {
+            expected_crc32c,
+            actual_crc32c,
+        });
+    }
+    Ok(Some(actual_crc32c))
 }
 
 pub fn extract_delete(response: Response) -> Result<bool, ClientError> {
