@@ -782,7 +782,7 @@ async fn write_stripe(
             (
                 u16::from(piece.shard.0),
                 piece.crc32c,
-                PieceBuf::new(piece.bytes),
+                PieceBuf::new(piece.bytes, piece.crc32c),
                 node,
             )
         })

@@ -28,20 +28,30 @@ const IDLE_CONNECTIONS_PER_NODE: usize = 16;
 pub struct PieceBuf {
     piece: PooledBuf,
     stored_len_bytes: usize,
+    /// CRC32C of the whole piece, as the encoder computed it.
+    piece_crc32c: u32,
 }
 
 impl PieceBuf {
-    pub fn new(piece: PooledBuf) -> Self {
+    /// `piece_crc32c` must be the CRC32C of all of `piece` (the encoder's).
+    pub fn new(piece: PooledBuf, piece_crc32c: u32) -> Self {
         let stored_len_bytes = len_without_trailing_zeros(&piece);
         PieceBuf {
             piece,
             stored_len_bytes,
+            piece_crc32c,
         }
     }
 
-    /// CRC32C of the bytes the node stores (it verifies the body against it).
+    /// CRC32C of the bytes the node stores (it verifies the body against it): the encoder's
+    /// when nothing was trimmed (a full piece is not hashed a second time), else computed over
+    /// the stored bytes.
     fn stored_crc32c(&self) -> u32 {
-        crc32c::crc32c(&self.piece[..self.stored_len_bytes])
+        if self.stored_len_bytes == self.piece.len() {
+            self.piece_crc32c
+        } else {
+            crc32c::crc32c(&self.piece[..self.stored_len_bytes])
+        }
     }
 }
 
@@ -266,7 +276,8 @@ mod tests {
         piece.fill(0);
         piece[0] = 7;
         piece[99] = 1;
-        let trimmed = PieceBuf::new(piece);
+        let piece_crc32c = crc32c::crc32c(&piece);
+        let trimmed = PieceBuf::new(piece, piece_crc32c);
         assert_eq!(trimmed.bytes_init(), 100);
         assert_eq!(
             trimmed.stored_crc32c(),
@@ -275,11 +286,17 @@ mod tests {
 
         let mut zeros = pool.take();
         zeros.fill(0);
-        assert_eq!(PieceBuf::new(zeros).bytes_init(), 0);
+        let zeros_crc32c = crc32c::crc32c(&zeros);
+        let zeros = PieceBuf::new(zeros, zeros_crc32c);
+        assert_eq!(zeros.bytes_init(), 0);
+        assert_eq!(zeros.stored_crc32c(), crc32c::crc32c(&[]));
 
         let mut full = pool.take();
         full.fill(0);
         full[4095] = 1;
-        assert_eq!(PieceBuf::new(full).bytes_init(), 4096);
+        let full_crc32c = crc32c::crc32c(&full);
+        let full = PieceBuf::new(full, full_crc32c);
+        assert_eq!(full.bytes_init(), 4096);
+        assert_eq!(full.stored_crc32c(), full_crc32c);
     }
 }
