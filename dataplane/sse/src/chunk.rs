@@ -315,6 +315,10 @@ impl ChunkDecryptor {
             self.check_more_expected(end - read)?;
             let wanted = self.stored_chunk_bytes();
             if end - read < wanted {
+                // The chunk goes on in the next buffer. `pending` is empty here (its buffer went
+                // out as the last head): sized for the whole chunk now, it is not reallocated
+                // (and copied again) when the rest arrives.
+                self.pending.reserve_exact(wanted);
                 self.pending.extend_from_slice(&buffer[read..end]);
                 break;
             }
