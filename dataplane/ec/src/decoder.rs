@@ -139,15 +139,6 @@ pub struct OwnedSegment {
     pub range: Range<usize>,
 }
 
-/// A stripe's wanted bytes handed over by [`StripeDecoder::take_output`], one segment per data
-/// piece touched, in order.
-pub struct TakenOutput {
-    pub span: StripeSpan,
-    /// Whether this stripe needed reconstruction.
-    pub reconstructed: bool,
-    pub segments: SmallVec<[OwnedSegment; 8]>,
-}
-
 impl StripeDecoder {
     /// A decoder for `range` (end-exclusive) of an object laid out as `layout`. `codec` must be
     /// built for `layout.scheme()`; `pool` must hand out `piece_size_bytes` buffers.
@@ -406,12 +397,9 @@ impl StripeDecoder {
     /// a piece the caller gave over ([`StripeDecoder::push_piece_vec`] and
     /// [`StripeDecoder::push_piece_vec_hashed`]) goes back with no copy, and the caller may
     /// change its bytes (decrypt them in place, say); a pool buffer or a rebuilt piece is copied
-    /// out.
-    pub fn take_output(&mut self) -> Result<TakenOutput, EcError> {
-        let (span, reconstructed) = {
-            let output = self.output()?;
-            (output.span, output.reconstructed)
-        };
+    /// out. One segment per data piece touched, in order.
+    pub fn take_output(&mut self) -> Result<SmallVec<[OwnedSegment; 8]>, EcError> {
+        let span = self.output()?.span;
         let segments = span
             .data_shards_touched()
             .map(|shard| {
@@ -428,11 +416,7 @@ impl StripeDecoder {
                 }
             })
             .collect();
-        Ok(TakenOutput {
-            span,
-            reconstructed,
-            segments,
-        })
+        Ok(segments)
     }
 
     fn is_ready(&self, span: &StripeSpan) -> bool {

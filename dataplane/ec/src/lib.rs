@@ -87,9 +87,7 @@ mod shard_set;
 pub use buffer::{AlignedBuf, BUFFER_ALIGN_BYTES, BufferPool, PooledBuf};
 pub use calibrate::{Calibration, CodecSpeed, calibrate, static_default_codec};
 pub use codec::{EcError, ErasureCodec, SHARD_LENGTH_MULTIPLE_BYTES, new_codec};
-pub use decoder::{
-    DecoderStep, OwnedSegment, PieceVerdict, StripeDecoder, StripeOutput, TakenOutput,
-};
+pub use decoder::{DecoderStep, OwnedSegment, PieceVerdict, StripeDecoder, StripeOutput};
 pub use encoder::{EncodedStripe, FinishedObject, PushOutcome, ShardPiece, StripeEncoder};
 #[cfg(target_arch = "x86_64")]
 pub use fused::FusedKernel;

@@ -180,7 +180,7 @@ fn decode_object(
             // Lent, or handed over, in turns.
             DecoderStep::Ready => match decoder.current_span() {
                 Some(span) if span.stripe_index % 2 == 1 => {
-                    for segment in decoder.take_output()?.segments {
+                    for segment in decoder.take_output()? {
                         report
                             .bytes
                             .extend_from_slice(&segment.buffer[segment.range]);

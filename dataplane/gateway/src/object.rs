@@ -1413,10 +1413,10 @@ async fn decode_part(
                 }
                 // Each piece goes on as it is (decrypted in place), without first being copied
                 // into one stripe buffer.
-                let output = decoder
+                let segments = decoder
                     .take_output()
                     .map_err(|error| ec_error_to_s3(&error))?;
-                for segment in output.segments {
+                for segment in segments {
                     if !sink.send(segment.buffer, segment.range).await? {
                         // The client went away; stop reading shards for it.
                         return Ok(false);

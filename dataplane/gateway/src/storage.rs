@@ -203,8 +203,8 @@ impl StoragePool {
 
     /// Reads one whole piece (the node checks its stored CRC32C before answering) and zero-extends
     /// it to `piece_size_bytes` (see [`PieceBuf`]). Returns the piece with the CRC32C of all its
-    /// `piece_size_bytes`, computed once as the bytes arrived (the stored bytes' CRC matched the
-    /// node's) and extended over the zeros.
+    /// `piece_size_bytes`: the storage client's CRC of the stored bytes (it matched the node's),
+    /// extended over the zeros, so the decoder need not hash the piece again.
     pub async fn get(
         &self,
         node: usize,

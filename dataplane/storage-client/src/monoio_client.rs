@@ -88,6 +88,22 @@ impl AsyncStorageClient {
         shard_id: ShardId,
         range: Option<ByteRange>,
     ) -> Result<Vec<u8>, ClientError> {
+        Ok(self.read(shard_id, range).await?.0)
+    }
+
+    /// Reads a whole shard and returns it with its CRC32C, which matched the node's (computed
+    /// once here, so the caller need not hash the bytes again).
+    pub async fn get_whole(&mut self, shard_id: ShardId) -> Result<(Vec<u8>, u32), ClientError> {
+        let (body, crc32c) = self.read(shard_id, None).await?;
+        Ok((body, crc32c.expect("a whole-shard read is checksummed")))
+    }
+
+    /// The body of a Get, checked by [`operation::extract_get`], with the CRC32C it computed.
+    async fn read(
+        &mut self,
+        shard_id: ShardId,
+        range: Option<ByteRange>,
+    ) -> Result<(Vec<u8>, Option<u32>), ClientError> {
         let (result, _) = self
             .call::<Vec<u8>>(
                 Operation::Get {
@@ -99,26 +115,7 @@ impl AsyncStorageClient {
             )
             .await;
         let (response, body) = result?;
-        operation::extract_get(response, range, &body)?;
-        Ok(body)
-    }
-
-    /// Reads a whole shard and returns it with its CRC32C, which matched the node's (computed
-    /// once here, so the caller need not hash the bytes again).
-    pub async fn get_whole(&mut self, shard_id: ShardId) -> Result<(Vec<u8>, u32), ClientError> {
-        let (result, _) = self
-            .call::<Vec<u8>>(
-                Operation::Get {
-                    shard_id,
-                    range: None,
-                    from_disk: false,
-                },
-                None,
-            )
-            .await;
-        let (response, body) = result?;
-        let crc32c = operation::extract_get(response, None, &body)?
-            .expect("a whole-shard read is checksummed");
+        let crc32c = operation::extract_get(response, range, &body)?;
         Ok((body, crc32c))
     }
 
